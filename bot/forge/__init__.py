@@ -1,0 +1,1 @@
+"""Forges publish change sets: GitLab, the local git repository, or memory (tests)."""

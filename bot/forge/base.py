@@ -1,0 +1,80 @@
+"""The Forge protocol: what the bot needs from GitLab or a local git repository.
+
+The MR lifecycle (create / update / leave / close / ignore) lives in `bot.sync` and speaks only
+this protocol, so GitLab, local mode and the in-memory forge behave alike.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Literal, Protocol
+
+ChangeState = Literal["opened", "closed", "merged", "locked"]
+
+
+@dataclass(frozen=True)
+class ChangeRequest:
+    """A merge request (or its local-mode equivalent) the bot opened."""
+
+    id: int
+    """The MR iid on GitLab; a sequence number locally."""
+    branch: str
+    title: str
+    description: str
+    state: ChangeState
+    labels: tuple[str, ...] = ()
+    web_url: str = ""
+    author_is_bot: bool = True
+    head_sha: str = ""
+    has_conflicts: bool = False
+    foreign_commits: bool = False
+    """The branch carries a commit by someone other than the bot."""
+    extra: Mapping[str, str] = field(default_factory=dict)
+
+
+class Forge(Protocol):
+    """Commit files on a branch; find, open, update and close change requests; post notes."""
+
+    def default_branch(self) -> str: ...
+
+    def read_file(self, path: str, ref: str | None = None) -> str | None:
+        """A file's text on ``ref`` (default branch when None); None when absent."""
+        ...
+
+    def list_files(self, ref: str | None = None) -> Sequence[str]:
+        """Every file path on ``ref`` (default branch when None)."""
+        ...
+
+    def commit_files(
+        self, branch: str, files: Mapping[str, str], message: str, *, start_branch: str
+    ) -> str:
+        """Create or reset ``branch`` from ``start_branch`` with one commit writing ``files``.
+        Refuses the default branch and protected branches. Returns the commit id."""
+        ...
+
+    def find_changes(self) -> Sequence[ChangeRequest]:
+        """Every change request the bot opened (any state), in one listing."""
+        ...
+
+    def open_change(
+        self,
+        branch: str,
+        title: str,
+        description: str,
+        labels: Sequence[str],
+        reviewers: Sequence[str] = (),
+    ) -> ChangeRequest: ...
+
+    def update_change(
+        self,
+        change: ChangeRequest,
+        *,
+        title: str | None = None,
+        description: str | None = None,
+        labels: Sequence[str] | None = None,
+    ) -> ChangeRequest: ...
+
+    def close_change(self, change: ChangeRequest, comment: str) -> None: ...
+
+    def comment(self, change: ChangeRequest, body: str) -> None: ...

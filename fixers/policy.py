@@ -1,0 +1,55 @@
+"""Policy values a fixer needs judgement for: resource defaults, user ids.
+
+Values come from a stated source (the repository's ``.remedy.yaml``, a per-namespace override,
+or documented defaults) and each carries that source so the MR can name it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class ResourceDefaults(BaseModel):
+    """Default requests/limits, used only when a container has nothing to derive from."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    cpu_request: str = "100m"
+    memory_request: str = "128Mi"
+    cpu_limit: str = "500m"
+    memory_limit: str = "256Mi"
+    limit_to_request_ratio: float = Field(default=2.0, gt=0)
+    """Limits derived from existing requests: limit = request x ratio (memory: at least equal)."""
+
+
+class Policy(BaseModel):
+    """Everything a fixer may need beyond the manifest itself."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    resources: ResourceDefaults = Field(default_factory=ResourceDefaults)
+    namespace_resources: Mapping[str, ResourceDefaults] = Field(default_factory=dict)
+    run_as_user: int = Field(default=10001, gt=0)
+    run_as_group: int = Field(default=10001, gt=0)
+    tmp_volume_name: str = "tmp"
+    tmp_mount_path: str = "/tmp"
+    source: str = "kube-remedy documented defaults"
+    """Where these values come from; shown in the MR (e.g. '.remedy.yaml of cd-config')."""
+
+    def resources_for(self, namespace: str | None) -> tuple[ResourceDefaults, str]:
+        """The resource defaults for a namespace, and where they come from."""
+        if namespace and namespace in self.namespace_resources:
+            return self.namespace_resources[namespace], f"{self.source}, namespace {namespace}"
+        return self.resources, self.source
+
+
+class FixContext(BaseModel):
+    """What a fixer knows beyond the finding and the view."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
+
+    policy: Policy = Field(default_factory=Policy)
+    location_kind: str = "manifest"
+    """'manifest' or 'helm-values': fixers word their notes accordingly."""

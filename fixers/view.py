@@ -1,0 +1,222 @@
+"""A uniform view of a pod spec and its containers, wherever the pod spec lives.
+
+The same fixer serves a Deployment, StatefulSet, DaemonSet, ReplicaSet, Job, CronJob, bare Pod
+(`ManifestPodView`) and a Helm chart's values (a view built by the Helm locator, which maps
+each logical field to the values key that feeds it). Fixers read values with ``get`` and write
+edits at ``path``; a view that has no place for a field raises `FieldNotExposed`, which the
+registry turns into a `NeedsHuman` answer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from fixers.model import AnyEdit, Finding, YamlPath
+
+_MISSING: Any = object()
+
+POD_SPEC_PATHS: Mapping[str, YamlPath] = {
+    "Pod": ("spec",),
+    "Deployment": ("spec", "template", "spec"),
+    "StatefulSet": ("spec", "template", "spec"),
+    "DaemonSet": ("spec", "template", "spec"),
+    "ReplicaSet": ("spec", "template", "spec"),
+    "ReplicationController": ("spec", "template", "spec"),
+    "Job": ("spec", "template", "spec"),
+    "CronJob": ("spec", "jobTemplate", "spec", "template", "spec"),
+}
+"""Where each workload kind keeps its pod spec."""
+
+WORKLOAD_KINDS = frozenset(POD_SPEC_PATHS)
+
+
+class FieldNotExposed(Exception):
+    """The location has no place to write this field (e.g. a chart with no values key)."""
+
+    def __init__(self, field_path: str, detail: str = "") -> None:
+        self.field_path = field_path
+        self.detail = detail
+        super().__init__(f"no place to set {field_path}" + (f": {detail}" if detail else ""))
+
+
+def lookup(data: Any, path: Sequence[str | int], default: Any = None) -> Any:
+    """Read ``path`` from nested mappings/sequences; ``default`` when any step is missing."""
+    node = data
+    for step in path:
+        if isinstance(step, int):
+            if not isinstance(node, list) or not -len(node) <= step < len(node):
+                return default
+            node = node[step]
+        else:
+            if not isinstance(node, Mapping) or step not in node:
+                return default
+            node = node[step]
+    return node
+
+
+class ContainerView(Protocol):
+    """One container (or init container) of a pod spec."""
+
+    name: str
+    init: bool
+    ephemeral: bool
+
+    def get(self, *field_path: str | int, default: Any = None) -> Any:
+        """The current value under the container, e.g. ``get("securityContext", "privileged")``."""
+        ...
+
+    def path(self, *field_path: str | int) -> YamlPath:
+        """Where to write ``field_path`` of this container in the edited document."""
+        ...
+
+
+class PodView(Protocol):
+    """A pod spec: pod-level fields, containers, and what the workload around it looks like."""
+
+    kind: str
+    name: str
+    namespace: str | None
+    containers: Sequence[ContainerView]
+    labels: Mapping[str, str]
+    """The pod template's labels (what a NetworkPolicy selects on)."""
+
+    def get(self, *field_path: str | int, default: Any = None) -> Any:
+        """A pod-spec field, e.g. ``get("securityContext", "runAsNonRoot")``."""
+        ...
+
+    def path(self, *field_path: str | int) -> YamlPath:
+        """Where to write a pod-spec field in the edited document."""
+        ...
+
+    def prerequisites(self, edits: Sequence[AnyEdit]) -> tuple[AnyEdit, ...]:
+        """Extra edits a location needs for ``edits`` to take effect (e.g. a Bitnami
+        ``containerSecurityContext.enabled: true`` switch). Manifests need none."""
+        ...
+
+
+@dataclass(frozen=True)
+class ManifestContainer:
+    """A container inside a manifest document."""
+
+    name: str
+    init: bool
+    ephemeral: bool
+    base: YamlPath
+    data: Mapping[str, Any]
+
+    def get(self, *field_path: str | int, default: Any = None) -> Any:
+        return lookup(self.data, field_path, default)
+
+    def path(self, *field_path: str | int) -> YamlPath:
+        return (*self.base, *field_path)
+
+
+@dataclass(frozen=True)
+class ManifestPodView:
+    """The pod spec of a workload manifest (one YAML document)."""
+
+    kind: str
+    name: str
+    namespace: str | None
+    base: YamlPath
+    spec: Mapping[str, Any]
+    labels: Mapping[str, str]
+    document: Mapping[str, Any] = field(repr=False)
+    containers: tuple[ManifestContainer, ...] = ()
+
+    @classmethod
+    def from_document(cls, document: Any) -> ManifestPodView | None:
+        """The view of a workload document, or None when it is not a workload with a pod spec."""
+        if not isinstance(document, Mapping):
+            return None
+        kind = document.get("kind")
+        if kind not in POD_SPEC_PATHS:
+            return None
+        base = POD_SPEC_PATHS[kind]
+        spec = lookup(document, base)
+        if not isinstance(spec, Mapping):
+            return None
+        metadata = document.get("metadata") or {}
+        if kind == "Pod":
+            labels = metadata.get("labels") or {}
+        else:
+            labels = lookup(document, (*base[:-1], "metadata", "labels"), {}) or {}
+        containers: list[ManifestContainer] = []
+        for key, init, ephemeral in (
+            ("initContainers", True, False),
+            ("containers", False, False),
+            ("ephemeralContainers", False, True),
+        ):
+            items = spec.get(key) or []
+            if not isinstance(items, list):
+                continue
+            for index, item in enumerate(items):
+                if isinstance(item, Mapping):
+                    containers.append(
+                        ManifestContainer(
+                            name=str(item.get("name", f"{key}[{index}]")),
+                            init=init,
+                            ephemeral=ephemeral,
+                            base=(*base, key, index),
+                            data=item,
+                        )
+                    )
+        return cls(
+            kind=str(kind),
+            name=str(metadata.get("name", "")),
+            namespace=metadata.get("namespace"),
+            base=base,
+            spec=spec,
+            labels={str(k): str(v) for k, v in dict(labels).items()},
+            document=document,
+            containers=tuple(containers),
+        )
+
+    def get(self, *field_path: str | int, default: Any = None) -> Any:
+        return lookup(self.spec, field_path, default)
+
+    def path(self, *field_path: str | int) -> YamlPath:
+        return (*self.base, *field_path)
+
+    def prerequisites(self, edits: Sequence[AnyEdit]) -> tuple[AnyEdit, ...]:
+        return ()
+
+
+def target_containers(view: PodView, finding: Finding) -> Iterator[ContainerView]:
+    """The containers a per-container control is about.
+
+    The finding's container name wins; else a container index in the scanner's hints
+    (``containers[2]``); else every regular and init container (ephemeral ones are never edited:
+    they are not part of the declared spec).
+    """
+    candidates = [c for c in view.containers if not c.ephemeral]
+    if finding.container:
+        named = [c for c in candidates if c.name == finding.container]
+        if named:
+            yield from named
+            return
+    indexed = _containers_from_hints(view, finding)
+    if indexed:
+        yield from indexed
+        return
+    yield from candidates
+
+
+def _containers_from_hints(view: PodView, finding: Finding) -> list[ContainerView]:
+    import re
+
+    chosen: list[ContainerView] = []
+    pattern = re.compile(r"(initContainers|containers)\[(\d+)\]")
+    regular = [c for c in view.containers if not c.init and not c.ephemeral]
+    init = [c for c in view.containers if c.init]
+    for hint in finding.hints:
+        match = pattern.search(hint.path)
+        if not match:
+            continue
+        pool = init if match.group(1) == "initContainers" else regular
+        index = int(match.group(2))
+        if index < len(pool) and pool[index] not in chosen:
+            chosen.append(pool[index])
+    return chosen
