@@ -1,0 +1,92 @@
+"""The seam between locating a resource and writing its fix.
+
+`FileOverlay` stacks the edits of several fixes on the files of one change set without touching
+the repository; a `Target` knows how to write a fixer's edits into the overlay and how to
+re-read the result for verification.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Protocol
+
+from bot.errors import RepositoryError
+from bot.model import FileChange, Location
+from fixers.model import AnyEdit
+from fixers.view import PodView
+
+
+def safe_relpath(root: Path, relpath: str) -> Path:
+    """Resolve ``relpath`` inside ``root``; refuse absolute paths and paths that escape it."""
+    pure = PurePosixPath(relpath.replace("\\", "/"))
+    if pure.is_absolute() or ".." in pure.parts:
+        raise RepositoryError(f"path {relpath!r} escapes the repository {root}; refusing it")
+    resolved = (root / pure).resolve()
+    root_resolved = root.resolve()
+    if resolved != root_resolved and root_resolved not in resolved.parents:
+        raise RepositoryError(f"path {relpath!r} resolves outside the repository {root}")
+    return resolved
+
+
+@dataclass
+class FileOverlay:
+    """Pending file contents over a repository checkout (read-through, write-back-never)."""
+
+    root: Path
+    _after: dict[str, str] = field(default_factory=dict)
+    _before: dict[str, str | None] = field(default_factory=dict)
+
+    def read(self, relpath: str) -> str | None:
+        """The file's current text (pending edits included); None when it does not exist."""
+        if relpath in self._after:
+            return self._after[relpath]
+        return self.original(relpath)
+
+    def original(self, relpath: str) -> str | None:
+        if relpath not in self._before:
+            path = safe_relpath(self.root, relpath)
+            # newline="" keeps CRLF line ends exactly as they are on disk.
+            self._before[relpath] = (
+                path.read_text(encoding="utf-8", newline="") if path.is_file() else None
+            )
+        return self._before[relpath]
+
+    def write(self, relpath: str, text: str) -> None:
+        safe_relpath(self.root, relpath)
+        self.original(relpath)
+        self._after[relpath] = text
+
+    def changes(self) -> tuple[FileChange, ...]:
+        """The files whose content differs from the repository, sorted by path."""
+        out = []
+        for relpath in sorted(self._after):
+            before = self._before.get(relpath)
+            if self._after[relpath] != before:
+                out.append(FileChange(relpath, before, self._after[relpath]))
+        return tuple(out)
+
+    def fork(self) -> FileOverlay:
+        """A copy to try edits on; commit it back with `adopt` when they verify."""
+        return FileOverlay(self.root, dict(self._after), dict(self._before))
+
+    def adopt(self, other: FileOverlay) -> None:
+        self._after = dict(other._after)
+        self._before = dict(other._before)
+
+
+class Target(Protocol):
+    """A located resource: the view a fixer plans on, where it lives, how to write edits."""
+
+    location: Location
+    view: PodView
+
+    def write(self, edits: Sequence[AnyEdit], overlay: FileOverlay) -> None:
+        """Apply ``edits`` to the overlay (raises `RemedyError` subclasses on refusal)."""
+        ...
+
+    def reread(self, overlay: FileOverlay) -> PodView | str:
+        """The view as it would be after the overlay's edits (a re-parse or a re-render), or a
+        one-line reason why it cannot be produced (e.g. the chart no longer renders)."""
+        ...
