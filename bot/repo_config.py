@@ -1,0 +1,106 @@
+"""``.remedy.yaml``: per-repository settings read from cd-config's default branch.
+
+Like renovate.json: which controls are enabled, how fixes are grouped, limits, labels, the
+ignore list with reasons, resource policy defaults and team routing. An invalid file is a
+`ConfigError` (shown on the dashboard; nothing is changed).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from bot.errors import ConfigError
+from fixers.model import CONTROL_ID, Finding
+from fixers.policy import Policy
+
+CONFIG_FILE = ".remedy.yaml"
+
+Grouping = Literal["file-family", "file", "family", "resource"]
+
+
+class IgnoreRule(BaseModel):
+    """Do not fix ``control`` on resources matching ``resource`` (a glob on Kind/ns/name)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    control: str = "*"
+    resource: str = "*"
+    reason: str
+
+    def matches(self, finding: Finding) -> bool:
+        return fnmatch.fnmatchcase(finding.control_id, self.control) and fnmatch.fnmatchcase(
+            finding.resource.key, self.resource
+        )
+
+
+class Limits(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    max_open: int = Field(default=10, ge=0)
+    max_new_per_hour: int = Field(default=5, ge=0)
+    schedule: list[str] = Field(default_factory=list)
+    """Allowed windows like 'Mon-Fri 08:00-18:00' (UTC); empty = any time."""
+
+
+class RepoConfig(BaseModel):
+    """The validated content of ``.remedy.yaml``."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    enabled: bool = True
+    controls: list[str] = Field(default_factory=list)
+    """Only these controls (empty = all fixable ones)."""
+    disabled_controls: list[str] = Field(default_factory=list)
+    grouping: Grouping = "file-family"
+    labels: list[str] = Field(default_factory=lambda: ["security", "kube-remedy"])
+    limits: Limits = Field(default_factory=Limits)
+    ignore: list[IgnoreRule] = Field(default_factory=list)
+    policy: Policy = Field(default_factory=lambda: Policy(source=".remedy.yaml defaults"))
+    teams: dict[str, list[str]] = Field(default_factory=dict)
+    """Path glob -> GitLab usernames, used when CODEOWNERS has no owner."""
+    network_policies: bool = True
+    review_human_mrs: bool = False
+
+    @field_validator("controls", "disabled_controls")
+    @classmethod
+    def _ids(cls, values: list[str]) -> list[str]:
+        bad = [v for v in values if not CONTROL_ID.match(v)]
+        if bad:
+            raise ValueError(f"not control ids (want C-NNNN): {', '.join(bad)}")
+        return values
+
+    def wants(self, control_id: str) -> bool:
+        if control_id in self.disabled_controls:
+            return False
+        return not self.controls or control_id in self.controls
+
+    def ignored(self, finding: Finding) -> IgnoreRule | None:
+        return next((rule for rule in self.ignore if rule.matches(finding)), None)
+
+
+def parse_repo_config(text: str | None, origin: str = CONFIG_FILE) -> RepoConfig:
+    """Parse ``.remedy.yaml`` text (None or empty = defaults); `ConfigError` when invalid."""
+    if not text or not text.strip():
+        return RepoConfig()
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{origin} is not valid YAML: {exc}".replace("\n", " ")) from exc
+    if data is None:
+        return RepoConfig()
+    if not isinstance(data, dict):
+        raise ConfigError(f"{origin} must be a mapping of settings, not {type(data).__name__}")
+    if "policy" in data and isinstance(data["policy"], dict):
+        data["policy"] = {"source": origin, **data["policy"]}
+    try:
+        return RepoConfig.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise ConfigError(
+            f"{origin}: {where}: {first['msg']} ({exc.error_count()} problem(s))"
+        ) from exc
