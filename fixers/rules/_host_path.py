@@ -1,0 +1,28 @@
+"""Which mounts of a pod spec are hostPath volumes."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from fixers.view import ContainerView, PodView
+
+
+def host_path_volumes(view: PodView) -> dict[str, str]:
+    """volume name -> host path, for every hostPath volume of the pod."""
+    found: dict[str, str] = {}
+    for volume in view.get("volumes", default=[]) or []:
+        if isinstance(volume, dict) and isinstance(volume.get("hostPath"), dict):
+            found[str(volume.get("name"))] = str(volume["hostPath"].get("path", ""))
+    return found
+
+
+def host_path_mounts(
+    view: PodView, containers: list[ContainerView]
+) -> Iterator[tuple[ContainerView, int, dict[str, Any], str]]:
+    """(container, mount index, mount, host path) for each mount of a hostPath volume."""
+    volumes = host_path_volumes(view)
+    for container in containers:
+        for index, mount in enumerate(container.get("volumeMounts", default=[]) or []):
+            if isinstance(mount, dict) and str(mount.get("name")) in volumes:
+                yield container, index, mount, volumes[str(mount["name"])]

@@ -1,0 +1,70 @@
+"""Kubernetes resource quantities: just enough to derive limits and requests without rounding
+them into surprises (``128Mi`` x 2 stays ``256Mi``)."""
+
+from __future__ import annotations
+
+from decimal import Decimal, InvalidOperation
+
+_BINARY = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60}
+_DECIMAL = {
+    "n": Decimal("1e-9"),
+    "u": Decimal("1e-6"),
+    "m": Decimal("1e-3"),
+    "": Decimal(1),
+    "k": Decimal("1e3"),
+    "M": Decimal("1e6"),
+    "G": Decimal("1e9"),
+    "T": Decimal("1e12"),
+    "P": Decimal("1e15"),
+    "E": Decimal("1e18"),
+}
+
+
+class BadQuantity(ValueError):
+    """A value that is not a Kubernetes quantity."""
+
+
+def split(value: object) -> tuple[Decimal, str]:
+    """``"250m"`` -> (Decimal(250), "m"); integers and floats have no suffix."""
+    if isinstance(value, bool) or value is None:
+        raise BadQuantity(f"not a quantity: {value!r}")
+    text = str(value).strip()
+    for suffix in sorted([*_BINARY, *_DECIMAL], key=len, reverse=True):
+        if suffix and text.endswith(suffix):
+            number = text[: -len(suffix)]
+            break
+    else:
+        number, suffix = text, ""
+    try:
+        amount = Decimal(number)
+    except InvalidOperation as exc:
+        raise BadQuantity(f"not a quantity: {value!r}") from exc
+    if not amount.is_finite() or amount < 0:
+        raise BadQuantity(f"not a quantity: {value!r}")
+    return amount, suffix
+
+
+def to_base(value: object) -> Decimal:
+    """The quantity in base units (cores or bytes)."""
+    amount, suffix = split(value)
+    factor = Decimal(_BINARY[suffix]) if suffix in _BINARY else _DECIMAL[suffix]
+    return amount * factor
+
+
+def scale(value: object, ratio: float) -> str:
+    """``value`` x ``ratio`` in the same unit as ``value`` (whole numbers where possible)."""
+    amount, suffix = split(value)
+    result = amount * Decimal(str(ratio))
+    if result == result.to_integral_value():
+        return f"{int(result)}{suffix}"
+    if suffix in ("", "m") or suffix in _DECIMAL:
+        # cores -> millicores; the only common fractional case is CPU
+        milli = to_base(value) * Decimal(str(ratio)) * 1000
+        return f"{int(milli.to_integral_value())}m"
+    base = to_base(value) * Decimal(str(ratio))
+    return f"{int(base.to_integral_value())}"
+
+
+def at_least(value: object, floor: object) -> bool:
+    """True when ``value`` >= ``floor``."""
+    return to_base(value) >= to_base(floor)

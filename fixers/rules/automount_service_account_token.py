@@ -1,0 +1,39 @@
+"""Stop mounting the service account token into pods that do not ask for it (C-0034).
+
+Kubernetes field: ``spec.automountServiceAccountToken`` of the pod
+(https://kubernetes.io/docs/tasks/configure-pod-container/configure-service-account/).
+"""
+
+from __future__ import annotations
+
+from fixers.base import Fixer
+from fixers.model import AlreadyCompliant, Finding, Fixed, Result, Risk, Set
+from fixers.policy import FixContext
+from fixers.view import PodView
+
+
+class AutomountServiceAccountToken(Fixer):
+    """Set the pod's ``automountServiceAccountToken: false``."""
+
+    controls = ("C-0034",)
+    risk = Risk.MEDIUM
+    family = "service-account"
+
+    def plan(self, view: PodView, finding: Finding, ctx: FixContext) -> Result:
+        current = view.get("automountServiceAccountToken")
+        if current is False:
+            return AlreadyCompliant("the pod sets automountServiceAccountToken: false")
+        was = (
+            "it was explicitly true: someone may have wanted the token"
+            if current is True
+            else "it was unset, so the token was mounted by default"
+        )
+        return Fixed(
+            (Set(view.path("automountServiceAccountToken"), False),),
+            notes=(
+                f"automountServiceAccountToken set to false on the pod ({was})",
+                "applications that call the Kubernetes API (operators, controllers, "
+                "service-discovery clients) will fail to authenticate; they need the token "
+                "mounted explicitly",
+            ),
+        )

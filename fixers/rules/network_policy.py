@@ -1,0 +1,93 @@
+"""Create a NetworkPolicy that denies all traffic the pod does not declare (C-0260, C-0030).
+
+Kubernetes object: ``networking.k8s.io/v1`` NetworkPolicy
+(https://kubernetes.io/docs/concepts/services-networking/network-policies/).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fixers.base import Fixer
+from fixers.model import CreateManifest, Finding, Fixed, NeedsHuman, Result, Risk
+from fixers.policy import FixContext
+from fixers.view import PodView
+
+
+def _declared_ports(view: PodView) -> list[dict[str, Any]]:
+    """The regular containers' containerPorts, de-duplicated, in declaration order."""
+    seen: list[dict[str, Any]] = []
+    for container in view.containers:
+        if container.init or container.ephemeral:
+            continue
+        for port in container.get("ports", default=[]) or []:
+            if not isinstance(port, dict) or port.get("containerPort") is None:
+                continue
+            entry = {"protocol": str(port.get("protocol", "TCP")), "port": port["containerPort"]}
+            if entry not in seen:
+                seen.append(entry)
+    return seen
+
+
+class NetworkPolicy(Fixer):
+    """A policy selecting the pod by its template labels, with both policy types: ingress only
+    to declared containerPorts, egress only to cluster DNS."""
+
+    controls = ("C-0260", "C-0030")
+    risk = Risk.HIGH
+    family = "network-policy"
+
+    def plan(self, view: PodView, finding: Finding, ctx: FixContext) -> Result:
+        if not view.labels:
+            return NeedsHuman(
+                "the pod template has no labels, so no NetworkPolicy can select it; "
+                "add labels first"
+            )
+        if view.get("hostNetwork") is True:
+            return NeedsHuman(
+                "the pod uses hostNetwork, which NetworkPolicies do not apply to; fix C-0041 first"
+            )
+        ports = _declared_ports(view)
+        ingress: list[dict[str, Any]] = [{"ports": ports}] if ports else []
+        dns_peer = {
+            "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}},
+            "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}},
+        }
+        egress = [
+            {
+                "to": [dns_peer],
+                "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}],
+            }
+        ]
+        name = f"{view.name}-networkpolicy"
+        metadata: dict[str, Any] = {"name": name}
+        if view.namespace:
+            metadata["namespace"] = view.namespace
+        document = {
+            "apiVersion": "networking.k8s.io/v1",
+            "kind": "NetworkPolicy",
+            "metadata": metadata,
+            "spec": {
+                "podSelector": {"matchLabels": dict(sorted(view.labels.items()))},
+                "policyTypes": ["Ingress", "Egress"],
+                "ingress": ingress,
+                "egress": egress,
+            },
+        }
+        if ports:
+            opened = ", ".join(f"{p['port']}/{p['protocol']}" for p in ports)
+            ingress_note = f"ingress allowed from anywhere to the declared ports {opened}"
+        else:
+            ingress_note = "no containerPort is declared, so all ingress is denied"
+        return Fixed(
+            (CreateManifest(name=name, document=document),),
+            notes=(
+                f"new NetworkPolicy {name} selects pods labelled "
+                + ", ".join(f"{k}={v}" for k, v in sorted(view.labels.items())),
+                ingress_note,
+                "egress allowed only to kube-dns (UDP/TCP 53); add rules for the databases, "
+                "APIs and external services this workload calls, or it loses them",
+                "the policy is enforced only when the cluster's CNI supports NetworkPolicy",
+            ),
+            values_used=("DNS peer: k8s-app=kube-dns in kube-system (the kubeadm/EKS/GKE label)",),
+        )

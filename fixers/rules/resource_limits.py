@@ -1,0 +1,95 @@
+"""Give containers CPU and memory requests and limits (C-0004, C-0009, C-0050, C-0270, C-0271).
+
+Kubernetes fields: ``containers[].resources.requests`` and ``containers[].resources.limits``
+(https://kubernetes.io/docs/concepts/configuration/manage-resources-containers/).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from fixers.base import Fixer
+from fixers.model import AlreadyCompliant, Finding, Fixed, NeedsHuman, Result, Risk, Set
+from fixers.policy import FixContext, ResourceDefaults
+from fixers.rules._quantity import BadQuantity, at_least, scale
+from fixers.view import ContainerView, PodView, target_containers
+
+# Which (section, resource) fields each control requires, from Kubescape's rules.
+REQUIRED: Mapping[str, tuple[tuple[str, str], ...]] = {
+    "C-0004": (("requests", "memory"), ("limits", "memory")),
+    "C-0009": (("limits", "cpu"), ("limits", "memory")),
+    "C-0050": (("requests", "cpu"), ("limits", "cpu")),
+    "C-0270": (("limits", "cpu"),),
+    "C-0271": (("limits", "memory"),),
+}
+
+
+class ResourceLimits(Fixer):
+    """Fill in missing requests/limits: limits from requests x ratio, requests from limits,
+    policy defaults only when a container has neither. Existing values are never changed."""
+
+    controls = tuple(REQUIRED)
+    risk = Risk.MEDIUM
+    family = "resources"
+
+    def plan(self, view: PodView, finding: Finding, ctx: FixContext) -> Result:
+        defaults, source = ctx.policy.resources_for(view.namespace)
+        required = REQUIRED[finding.control_id]
+        edits: list[Set] = []
+        notes: list[str] = []
+        used: list[str] = []
+        for container in target_containers(view, finding):
+            try:
+                planned = _plan_container(container, required, defaults, source)
+            except BadQuantity as exc:
+                return NeedsHuman(f"container {container.name}: {exc}; fix the value by hand")
+            for section, resource, value, why in planned:
+                edits.append(Set(container.path("resources", section, resource), value))
+                notes.append(f"{container.name}: resources.{section}.{resource} set to {value}")
+                used.append(f"{container.name} {resource} {section[:-1]} {value}: {why}")
+        if not edits:
+            fields = ", ".join(f"{s}.{r}" for s, r in required)
+            return AlreadyCompliant(f"every container already sets resources {fields}")
+        return Fixed(tuple(edits), notes=tuple(notes), values_used=tuple(used))
+
+
+def _plan_container(
+    container: ContainerView,
+    required: tuple[tuple[str, str], ...],
+    defaults: ResourceDefaults,
+    source: str,
+) -> list[tuple[str, str, str, str]]:
+    """(section, resource, value, where the value comes from) for each missing field."""
+    planned: list[tuple[str, str, str, str]] = []
+    ratio = max(defaults.limit_to_request_ratio, 1.0)
+    # Limits first, so a default request can be capped at a limit set in the same pass.
+    for section, resource in sorted(required, key=lambda f: f[0] != "limits"):
+        if container.get("resources", section, resource) is not None:
+            continue
+        request = container.get("resources", "requests", resource)
+        limit = container.get("resources", "limits", resource)
+        default_request = getattr(defaults, f"{resource}_request")
+        default_limit = getattr(defaults, f"{resource}_limit")
+        if section == "limits":
+            if request is not None:
+                value = scale(request, ratio)
+                why = f"existing request {request} x {ratio:g}"
+            else:
+                value = default_limit
+                why = f"default limit from {source}"
+        else:
+            if limit is not None:
+                # What Kubernetes would assume anyway: an unset request defaults to the limit.
+                value = str(limit)
+                why = f"equal to the existing limit {limit} (the Kubernetes default)"
+            else:
+                value = default_request
+                why = f"default request from {source}"
+                planned_limit = next(
+                    (v for s, r, v, _ in planned if s == "limits" and r == resource), None
+                )
+                if planned_limit is not None and not at_least(planned_limit, value):
+                    value = planned_limit
+                    why = f"capped at the new limit {planned_limit}"
+        planned.append((section, resource, value, why))
+    return planned

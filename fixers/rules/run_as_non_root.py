@@ -1,0 +1,73 @@
+"""Run containers as a non-root user and group (C-0013).
+
+Kubernetes fields: ``securityContext.runAsNonRoot``, ``runAsUser`` and ``runAsGroup`` of the
+container, falling back to the pod's
+(https://kubernetes.io/docs/tasks/configure-pod-container/security-context/).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fixers.base import Fixer
+from fixers.model import AlreadyCompliant, Finding, Fixed, Result, Risk, Set
+from fixers.policy import FixContext
+from fixers.view import ContainerView, PodView, target_containers
+
+
+def _effective(view: PodView, container: ContainerView, field: str) -> Any:
+    """The container's value, else the pod's (how the kubelet resolves it)."""
+    value = container.get("securityContext", field)
+    if value is None:
+        value = view.get("securityContext", field)
+    return value
+
+
+def _positive(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0
+
+
+class RunAsNonRoot(Fixer):
+    """Make each container refuse to start as root: ``runAsNonRoot: true`` with a non-zero
+    ``runAsUser``/``runAsGroup`` from the policy where none (or 0) is set. Existing non-zero ids
+    are kept."""
+
+    controls = ("C-0013",)
+    risk = Risk.HIGH
+    family = "security-context"
+
+    def plan(self, view: PodView, finding: Finding, ctx: FixContext) -> Result:
+        policy = ctx.policy
+        edits: list[Set] = []
+        notes: list[str] = []
+        used: list[str] = []
+        for container in target_containers(view, finding):
+            changed: list[str] = []
+            user = _effective(view, container, "runAsUser")
+            if _effective(view, container, "runAsNonRoot") is not True:
+                edits.append(Set(container.path("securityContext", "runAsNonRoot"), True))
+                changed.append("runAsNonRoot: true")
+            if not _positive(user):
+                edits.append(
+                    Set(container.path("securityContext", "runAsUser"), policy.run_as_user)
+                )
+                changed.append(f"runAsUser: {policy.run_as_user}")
+                used.append(f"{container.name} runAsUser {policy.run_as_user}: {policy.source}")
+            if not _positive(_effective(view, container, "runAsGroup")):
+                edits.append(
+                    Set(container.path("securityContext", "runAsGroup"), policy.run_as_group)
+                )
+                changed.append(f"runAsGroup: {policy.run_as_group}")
+                used.append(f"{container.name} runAsGroup {policy.run_as_group}: {policy.source}")
+            if changed:
+                was = " (it was set to run as root, user 0)" if user == 0 else ""
+                notes.append(f"{container.name}: set {', '.join(changed)}{was}")
+        if not edits:
+            return AlreadyCompliant(
+                "every container runs with runAsNonRoot and a non-zero user and group"
+            )
+        notes.append(
+            "images built to run as root (writing to /var/run, binding ports below 1024, "
+            "chown at start-up) will fail to start; check the pods come up before merging"
+        )
+        return Fixed(tuple(edits), notes=tuple(notes), values_used=tuple(used))

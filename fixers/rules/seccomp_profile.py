@@ -1,0 +1,59 @@
+"""Give containers the runtime's default seccomp profile (C-0055, Linux hardening).
+
+Kubernetes field: ``containers[].securityContext.seccompProfile``
+(https://kubernetes.io/docs/tutorials/security/seccomp/).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fixers.base import Fixer
+from fixers.model import AlreadyCompliant, Finding, Fixed, NeedsHuman, Result, Risk, Set
+from fixers.policy import FixContext
+from fixers.view import PodView, target_containers
+
+
+def _profile_type(profile: Any) -> str | None:
+    if isinstance(profile, dict):
+        kind = profile.get("type")
+        return str(kind) if kind is not None else None
+    return None
+
+
+class SeccompProfile(Fixer):
+    """Set ``seccompProfile: {type: RuntimeDefault}`` on containers that have no seccomp profile
+    of their own and inherit none from the pod."""
+
+    controls = ("C-0055",)
+    risk = Risk.MEDIUM
+    family = "security-context"
+
+    def plan(self, view: PodView, finding: Finding, ctx: FixContext) -> Result:
+        pod_type = _profile_type(view.get("securityContext", "seccompProfile"))
+        edits: list[Set] = []
+        changed: list[str] = []
+        for container in target_containers(view, finding):
+            own = _profile_type(container.get("securityContext", "seccompProfile"))
+            effective = own or pod_type
+            if effective == "Unconfined":
+                return NeedsHuman(
+                    f"container {container.name} asks for an Unconfined seccomp profile on "
+                    "purpose; decide whether it really needs every system call"
+                )
+            if effective is not None:
+                continue
+            edits.append(
+                Set(container.path("securityContext", "seccompProfile"), {"type": "RuntimeDefault"})
+            )
+            changed.append(container.name)
+        if not edits:
+            return AlreadyCompliant("every container runs with a seccomp profile")
+        return Fixed(
+            tuple(edits),
+            notes=(
+                f"seccompProfile RuntimeDefault set on {', '.join(changed)}",
+                "the runtime's default profile blocks rare system calls (e.g. unshare, "
+                "keyctl, ptrace); applications that use them fail with EPERM",
+            ),
+        )
