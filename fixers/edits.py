@@ -1,0 +1,691 @@
+"""The one applier: write `Set` / `Ensure` / `Remove` / `AppendUnique` edits into YAML text.
+
+It splices text into the original at the positions a parse gives (PyYAML's composer, the C one
+when available), so every byte outside the edited lines stays identical: comments, blank lines,
+key order, quoting, document markers and CRLF line endings. ``bench/bench_apply.py`` compares it
+with a ruamel.yaml round trip, which reformats untouched lines and is several times slower.
+
+Behaviour worth knowing (the tests in ``tests/test_edits.py`` pin each one):
+
+- Each edit is applied to the current text in turn (the document is re-parsed between edits).
+- Style is detected from the document: mapping indent width and whether block sequences are
+  indented under their key (``key:\\n  - a``) or not (``key:\\n- a``); defaults 2 / indented.
+- Non-empty flow collections (``[a, b]``, ``{a: 1, b: 2,}``) are edited inside, in flow style.
+  Empty ones (``{}``, ``[]``) and nulls (``key:``, ``key: null``) that receive content become block
+  style: the new lines go right under the key and comment lines below it (helm-create's
+  commented ``# limits:`` hints) stay where they are.
+- Replacing a string keeps the old scalar's quoting style when the new string allows it.
+- ``Set`` with a value equal to the current one, ``Ensure`` on a present (non-null) value and
+  ``AppendUnique`` on a present item change nothing, byte for byte.
+- ``Remove`` of an absent key or index is a no-op. Removing the last key of a mapping leaves
+  ``key: {}`` and the last item of a sequence ``key: []``: the parent key always stays (a
+  Helm template may reference it), nothing is removed that the edit did not name.
+- ``Edit.comment`` becomes a ``# comment`` line above inserted lines, or a trailing comment on a
+  line changed in place (when that line has nothing after the value).
+- A document with any anchor or alias is refused (`EditError`): an edit could silently change
+  every place that shares the node. So is a document that is not a mapping, a path through a
+  scalar, or a sequence index that does not exist (except for ``Remove``).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import yaml
+
+from fixers.model import AppendUnique, Edit, Ensure, Remove, Set, YamlPath
+
+try:
+    _Loader: Any = yaml.CSafeLoader
+except AttributeError:  # pragma: no cover - PyYAML built without libyaml
+    _Loader = yaml.SafeLoader
+
+__all__ = ["EditError", "apply_edits", "load_documents", "render_manifest"]
+
+
+class EditError(Exception):
+    """An edit that cannot be applied safely; the message says what and where (the path)."""
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def _syntax_error(exc: yaml.YAMLError) -> EditError:
+    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    where = f"line {mark.line + 1}, column {mark.column + 1}" if mark is not None else "?"
+    return EditError(f"YAML syntax error at {where}: {problem}")
+
+
+def load_documents(text: str) -> list[Any]:
+    """Plain Python data of every YAML document in ``text`` (None for an empty document)."""
+    try:
+        return list(yaml.load_all(text, Loader=_Loader))
+    except yaml.YAMLError as exc:
+        raise _syntax_error(exc) from None
+
+
+_DOC_MARKER = re.compile(r"^(---|\.\.\.)(?:[ \t]|$)|^%", re.M)
+
+
+def _document_span(text: str, index: int) -> tuple[int, int]:
+    """Start and end offsets of document ``index`` (its ``---`` line through what precedes the
+    next document's ``---`` line)."""
+    if index < 0:
+        raise EditError(f"document index {index} is negative")
+    if not _DOC_MARKER.search(text):
+        if index != 0:
+            raise EditError(f"document index {index} out of range (the file has 1 document)")
+        return 0, len(text)
+    starts: list[int] = []
+    loader = _Loader(text)
+    try:
+        while loader.check_event():
+            event = loader.get_event()
+            if isinstance(event, yaml.DocumentStartEvent):
+                starts.append(event.start_mark.index)
+    except yaml.YAMLError as exc:
+        raise _syntax_error(exc) from None
+    finally:
+        loader.dispose()
+    if index >= len(starts):
+        raise EditError(f"document index {index} out of range (the file has {len(starts)})")
+    if re.search(r"^%", text, re.M):  # directives sit before their document's `---`
+        if len(starts) > 1:
+            raise EditError("multi-document files with %-directives are not supported")
+        return 0, len(text)
+    begin = 0 if index == 0 else text.rfind("\n", 0, starts[index]) + 1
+    end = len(text) if index + 1 >= len(starts) else text.rfind("\n", 0, starts[index + 1]) + 1
+    return begin, end
+
+
+def _compose(text: str) -> yaml.Node | None:
+    try:
+        return yaml.compose(text, Loader=_Loader)
+    except yaml.YAMLError as exc:
+        raise _syntax_error(exc) from None
+
+
+def _has_anchors(text: str) -> bool:
+    if "&" not in text and "*" not in text:
+        return False
+    try:
+        for event in yaml.parse(text, Loader=_Loader):
+            if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
+                return True
+    except yaml.YAMLError as exc:
+        raise _syntax_error(exc) from None
+    return False
+
+
+# --------------------------------------------------------------------------- rendering
+
+_NULL_TAG = "tag:yaml.org,2002:null"
+_STR_TAG = "tag:yaml.org,2002:str"
+_PLAIN_SAFE = re.compile(r"^[A-Za-z0-9_./@~^+=$()\\<>-][A-Za-z0-9_./@~^+=$()\\<>: -]*$")
+_resolver = yaml.resolver.Resolver()
+
+
+def _plain_ok(value: str) -> bool:
+    """Whether ``value`` can be written unquoted and still read back as the same string."""
+    if not value or value != value.strip() or not _PLAIN_SAFE.match(value):
+        return False
+    if ": " in value or value.endswith(":") or value.startswith(("- ", "? ")) or value == "-":
+        return False
+    return _resolver.resolve(yaml.ScalarNode, value, (True, False)) == _STR_TAG
+
+
+def _scalar(value: Any, quote: str | None = None) -> str:
+    """One scalar in YAML; strings keep ``quote`` ("'" or '"') when given and possible."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return yaml.safe_dump(value, default_flow_style=True).split("\n", 1)[0]
+    if isinstance(value, str):
+        if quote == "'" and "\n" not in value and value.isprintable():
+            return "'" + value.replace("'", "''") + "'"
+        if quote != '"' and _plain_ok(value):
+            return value
+        return json.dumps(value, ensure_ascii=False)
+    raise EditError(f"cannot write a {type(value).__name__} value in YAML: {value!r}")
+
+
+def _flow(value: Any, quote: str | None = None) -> str:
+    if isinstance(value, Mapping):
+        return "{" + ", ".join(f"{_key(k)}: {_flow(v, quote)}" for k, v in value.items()) + "}"
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_flow(v, quote) for v in value) + "]"
+    return _scalar(value, quote)
+
+
+def _key(key: Any) -> str:
+    if not isinstance(key, str):
+        raise EditError(f"mapping keys must be strings, got {key!r}")
+    return _scalar(key)
+
+
+def _is_block(value: Any) -> bool:
+    return isinstance(value, Mapping | list | tuple) and len(value) > 0
+
+
+@dataclass(frozen=True)
+class _Style:
+    indent: int = 2  # mapping indent width
+    seq_indent: int = 2  # columns from a key to the `-` of its block sequence (0 = indentless)
+
+
+def _block(value: Any, col: int, style: _Style) -> list[str]:
+    """Lines (no line breaks) of a non-empty mapping or sequence starting at column ``col``."""
+    pad = " " * col
+    lines: list[str] = []
+    if isinstance(value, Mapping):
+        for k, v in value.items():
+            if isinstance(v, Mapping) and v:
+                lines.append(f"{pad}{_key(k)}:")
+                lines += _block(v, col + style.indent, style)
+            elif isinstance(v, list | tuple) and v:
+                lines.append(f"{pad}{_key(k)}:")
+                lines += _block(v, col + style.seq_indent, style)
+            else:
+                lines.append(f"{pad}{_key(k)}: {_flow(v)}")
+        return lines
+    for item in value:
+        if _is_block(item):
+            sub = _block(item, col + 2, style)
+            sub[0] = f"{pad}- {sub[0][col + 2 :]}"
+            lines += sub
+        else:
+            lines.append(f"{pad}- {_flow(item)}")
+    return lines
+
+
+def render_manifest(document: Mapping[str, Any], comment: str | None = None) -> str:
+    """A new manifest file: block style, 2-space indent (sequences indented under their key),
+    keys in the given order, ``comment`` as leading ``# `` lines."""
+    if not isinstance(document, Mapping) or not document:
+        raise EditError("a new manifest must be a non-empty mapping")
+    header = [f"# {line}".rstrip() for line in comment.splitlines()] if comment else []
+    return "\n".join([*header, *_block(document, 0, _Style())]) + "\n"
+
+
+# --------------------------------------------------------------------------- the document
+
+
+def _where(path: Sequence[str | int]) -> str:
+    out = ""
+    for step in path:
+        out += f"[{step}]" if isinstance(step, int) else (f".{step}" if out else str(step))
+    return out or "<root>"
+
+
+def _is_null(node: yaml.Node) -> bool:
+    return isinstance(node, yaml.ScalarNode) and node.tag == _NULL_TAG
+
+
+def _is_empty(node: yaml.Node) -> bool:
+    """A null or an empty flow collection: a value that a new block replaces."""
+    if _is_null(node):
+        return True
+    return isinstance(node, yaml.MappingNode | yaml.SequenceNode) and not node.value
+
+
+@dataclass
+class _Slot:
+    """Where a value node sits: under a key of a mapping, at an index of a sequence, or root."""
+
+    node: yaml.Node
+    parent: yaml.Node | None = None
+    key: yaml.Node | None = None
+    index: int | None = None
+
+
+class _Doc:
+    """One parsed document and the text it was parsed from."""
+
+    def __init__(self, text: str, newline: str, style: _Style | None = None) -> None:
+        self.text = text
+        self.nl = newline
+        root = _compose(text)
+        if not isinstance(root, yaml.MappingNode):
+            found = "empty" if root is None else type(root).__name__.removesuffix("Node").lower()
+            raise EditError(f"the document is not a mapping ({found})")
+        self.root = root
+        self.style = style or self._detect_style()
+
+    # ---- text positions
+
+    def line_start(self, pos: int) -> int:
+        return self.text.rfind("\n", 0, pos) + 1
+
+    def line_end(self, pos: int) -> int:
+        """Offset just after the line break of the line holding ``pos`` (or the end)."""
+        nl = self.text.find("\n", pos)
+        return len(self.text) if nl < 0 else nl + 1
+
+    def colon(self, key: yaml.Node) -> int:
+        """Offset of the ``:`` after a simple key."""
+        pos = key.end_mark.index
+        while pos < len(self.text) and self.text[pos] in " \t":
+            pos += 1
+        if pos >= len(self.text) or self.text[pos] != ":":
+            raise EditError(f"unsupported complex key at line {key.start_mark.line + 1}")
+        return pos
+
+    def end(self, node: yaml.Node, key: yaml.Node | None = None) -> int:
+        """Offset just after the last character of ``node``'s own content (PyYAML's end marks of
+        block collections reach over trailing blank and comment lines)."""
+        if isinstance(node, yaml.ScalarNode):
+            if node.start_mark.index == node.end_mark.index and key is not None:
+                return self.colon(key) + 1  # `key:` with nothing after it
+            if node.style in ("|", ">"):
+                return len(self.text[: node.end_mark.index].rstrip())
+            return node.end_mark.index
+        if node.flow_style or not node.value:
+            return node.end_mark.index
+        if isinstance(node, yaml.MappingNode):
+            last_key, last_value = node.value[-1]
+            return self.end(last_value, last_key)
+        return self.end(node.value[-1])
+
+    def dash(self, item: yaml.Node) -> int:
+        """Offset of the ``-`` in front of a block sequence item."""
+        pos = self.text.rfind("-", 0, item.start_mark.index)
+        if pos < 0:
+            raise EditError(f"malformed sequence item at line {item.start_mark.line + 1}")
+        return pos
+
+    def column(self, pos: int) -> int:
+        return pos - self.line_start(pos)
+
+    def _detect_style(self) -> _Style:
+        indent: int | None = None
+        seq: int | None = None
+        stack: list[yaml.Node] = [self.root]
+        while stack and (indent is None or seq is None):
+            node = stack.pop()
+            if isinstance(node, yaml.MappingNode):
+                for k, v in node.value:
+                    if isinstance(v, yaml.MappingNode | yaml.SequenceNode) and v.value:
+                        if not v.flow_style and v.start_mark.line > k.start_mark.line:
+                            delta = v.start_mark.column - k.start_mark.column
+                            if isinstance(v, yaml.MappingNode) and indent is None and delta > 0:
+                                indent = delta
+                            elif isinstance(v, yaml.SequenceNode) and seq is None:
+                                seq = max(delta, 0)
+                        stack.append(v)
+            elif isinstance(node, yaml.SequenceNode):
+                stack.extend(v for v in node.value if isinstance(v, yaml.Node))
+        return _Style(indent or 2, 2 if seq is None else seq)
+
+    # ---- navigation
+
+    def find(self, path: YamlPath, *, create: bool) -> tuple[list[_Slot], int]:
+        """Slots along ``path`` as far as they exist, and how many steps were found."""
+        slots = [_Slot(self.root)]
+        for i, step in enumerate(path):
+            node = slots[-1].node
+            here = _where(path[:i]) if i else "the document root"
+            if isinstance(step, int) and not isinstance(step, bool):
+                if not isinstance(node, yaml.SequenceNode):
+                    if create or not _is_null(node):
+                        raise EditError(f"expected a sequence at {here} for index {step}")
+                    return slots, i
+                if not -len(node.value) <= step < len(node.value):
+                    if create:
+                        raise EditError(f"index {step} out of range at {_where(path[: i + 1])}")
+                    return slots, i
+                idx = step % len(node.value)
+                slots.append(_Slot(node.value[idx], node, None, idx))
+                continue
+            if not isinstance(step, str):
+                raise EditError(f"path steps must be str or int, got {step!r} in {_where(path)}")
+            if _is_null(node):
+                return slots, i
+            if isinstance(node, yaml.ScalarNode):
+                raise EditError(f"path {_where(path)} goes through a scalar at {here}")
+            if not isinstance(node, yaml.MappingNode):
+                raise EditError(f"expected a mapping at {here}, found a sequence")
+            found = [
+                (k, v) for k, v in node.value if isinstance(k, yaml.ScalarNode) and k.value == step
+            ]
+            if not found:
+                return slots, i
+            key, value = found[-1]
+            slots.append(_Slot(value, node, key, None))
+        return slots, len(path)
+
+    def data(self, node: yaml.Node) -> Any:
+        return yaml.constructor.SafeConstructor().construct_document(node)
+
+    # ---- splicing: each returns the new document text
+
+    def splice(self, start: int, end: int, new: str) -> str:
+        return self.text[:start] + new + self.text[end:]
+
+    def insert_lines(self, pos: int, lines: list[str], comment: str | None, col: int) -> str:
+        """Insert whole lines at the start of the line after ``pos``."""
+        if comment:
+            lines = [" " * col + f"# {_one_line(comment)}", *lines]
+        at = self.line_end(pos)
+        body = self.nl.join(lines)
+        if at == len(self.text) and not self.text.endswith("\n"):
+            return self.text + self.nl + body
+        return self.splice(at, at, body + self.nl)
+
+    def trailing(self, text: str, pos: int, comment: str | None) -> str:
+        """``text`` with `` # comment`` at the end of the line holding ``pos``, when that line
+        has nothing after ``pos``."""
+        if not comment:
+            return text
+        eol = text.find("\n", pos)
+        eol = len(text) if eol < 0 else eol
+        if eol > pos and text[eol - 1] == "\r":
+            eol -= 1
+        if text[pos:eol].strip():
+            return text
+        return text[:pos] + f"  # {_one_line(comment)}" + text[eol:]
+
+    def replace(self, slot: _Slot, value: Any, comment: str | None) -> str:
+        """Put ``value`` in ``slot`` instead of the node there."""
+        node, parent = slot.node, slot.parent
+        quote = node.style if isinstance(node, yaml.ScalarNode) and node.style in "'\"" else None
+        in_flow = parent is not None and bool(parent.flow_style)
+        if in_flow or not _is_block(value):
+            text = _flow(value, quote) if in_flow else _scalar_or_empty(value, quote)
+            if slot.key is not None and node.start_mark.index == node.end_mark.index:
+                at = self.colon(slot.key) + 1  # `key:` with no value yet
+                new = self.splice(at, at, " " + text)
+                return self.trailing(new, at + 1 + len(text), comment)
+            start, stop = node.start_mark.index, self.end(node, slot.key)
+            block = isinstance(node, yaml.MappingNode | yaml.SequenceNode) and not node.flow_style
+            if block and slot.key is not None:  # block collection -> inline value after the key
+                start = self.colon(slot.key) + 1
+                text = " " + text
+            new = self.splice(start, stop, text)
+            return self.trailing(new, start + len(text), comment)
+        # a non-empty mapping or sequence, in block style
+        if slot.key is not None:
+            key_col = slot.key.start_mark.column
+            if (
+                isinstance(node, yaml.MappingNode | yaml.SequenceNode)
+                and node.value
+                and not node.flow_style
+            ):
+                col = (
+                    node.start_mark.column
+                    if isinstance(node, yaml.MappingNode)
+                    else self.column(self.dash(node.value[0]))
+                )
+                if isinstance(value, Mapping) != isinstance(node, yaml.MappingNode):
+                    col = key_col + (
+                        self.style.indent if isinstance(value, Mapping) else self.style.seq_indent
+                    )
+                lines = _block(value, col, self.style)
+                if comment:
+                    lines = [" " * col + f"# {_one_line(comment)}", *lines]
+                start = self.line_start(node.start_mark.index)
+                return self.splice(start, self.end(node, slot.key), self.nl.join(lines))
+            col = key_col + (
+                self.style.indent if isinstance(value, Mapping) else self.style.seq_indent
+            )
+            lines = _block(value, col, self.style)
+            colon = self.colon(slot.key)
+            stop = self.end(node, slot.key)
+            rest = self.text[stop : self.line_end(stop)]
+            if (
+                node.start_mark.line > slot.key.start_mark.line
+                and not self.text[
+                    self.line_start(node.start_mark.index) : node.start_mark.index
+                ].strip()
+                and not rest.strip()
+            ):
+                # `key:\n  {}` (helm create): the `{}` line becomes the block
+                doc = _Doc.__new__(_Doc)
+                doc.text = self.splice(
+                    self.line_start(node.start_mark.index), self.line_end(stop), ""
+                )
+                doc.nl = self.nl
+                return doc.insert_lines(colon, lines, comment, col)
+            gap = colon + 1
+            doc = _Doc.__new__(_Doc)
+            doc.text = self.splice(gap, stop, "")
+            doc.nl = self.nl
+            return doc.insert_lines(gap, lines, comment, col)
+        if slot.index is not None:  # an item of a block sequence: first line after the dash
+            col = self.column(node.start_mark.index)
+            lines = _block(value, col, self.style)
+            lines[0] = lines[0][col:]
+            new = self.splice(node.start_mark.index, self.end(node), self.nl.join(lines))
+            return self.trailing(new, node.start_mark.index + len(lines[0]), comment)
+        raise EditError("cannot replace the document root")
+
+    def add_key(self, slot: _Slot, key: str, value: Any, comment: str | None) -> str:
+        """Add ``key: value`` to the mapping (or null / empty flow mapping) in ``slot``."""
+        node = slot.node
+        if _is_empty(node):
+            return self.replace(slot, {key: value}, comment)
+        assert isinstance(node, yaml.MappingNode)
+        last_key, last_value = node.value[-1]
+        stop = self.end(last_value, last_key)
+        if node.flow_style:
+            quote = last_key.style if last_key.style in ("'", '"') else None
+            entry = f"{_scalar(key, quote)}: {_flow(value, quote)}"
+            return self.flow_append(node, stop, last_key, entry, comment)
+        col = node.start_mark.column
+        if isinstance(value, Mapping | list | tuple) and value:
+            step = self.style.indent if isinstance(value, Mapping) else self.style.seq_indent
+            lines = [f"{' ' * col}{_key(key)}:", *_block(value, col + step, self.style)]
+        else:
+            lines = [f"{' ' * col}{_key(key)}: {_flow(value)}"]
+        return self.insert_lines(stop, lines, comment, col)
+
+    def append_item(self, slot: _Slot, value: Any, comment: str | None) -> str:
+        node = slot.node
+        if _is_empty(node):
+            return self.replace(slot, [value], comment)
+        assert isinstance(node, yaml.SequenceNode)
+        last = node.value[-1]
+        stop = self.end(last)
+        if node.flow_style:
+            quote = (
+                last.style if isinstance(last, yaml.ScalarNode) and last.style in "'\"" else None
+            )
+            return self.flow_append(node, stop, last, _flow(value, quote), comment)
+        col = self.column(self.dash(node.value[0]))
+        return self.insert_lines(stop, _block([value], col, self.style), comment, col)
+
+    def flow_append(
+        self, node: yaml.Node, stop: int, last: yaml.Node, text: str, comment: str | None
+    ) -> str:
+        """Add ``text`` as the last entry of a non-empty flow collection."""
+        after = stop
+        while after < len(self.text) and self.text[after] in " \t":
+            after += 1
+        comma = after < len(self.text) and self.text[after] == ","
+        closing = node.end_mark.index - 1
+        if node.end_mark.line > last.start_mark.line:  # one entry per line: add a line
+            col = last.start_mark.column
+            if comma:
+                return self.splice(after + 1, after + 1, f"{self.nl}{' ' * col}{text},")
+            return self.splice(stop, stop, f",{self.nl}{' ' * col}{text}")
+        new = self.splice(stop, stop, f", {text}")
+        return self.trailing(new, closing + len(text) + 3, comment)
+
+    def remove(self, slot: _Slot) -> str:
+        """Delete the entry holding ``slot.node`` from its parent."""
+        parent = slot.parent
+        assert parent is not None
+        entries = parent.value
+        if slot.key is not None:
+            i = next(n for n, (k, _v) in enumerate(entries) if k is slot.key)
+            begin = slot.key.start_mark.index
+        else:
+            assert slot.index is not None
+            i = slot.index
+            begin = entries[i].start_mark.index
+        if len(entries) == 1:
+            grand = self._slot_of(parent)
+            return self.replace(grand, {} if isinstance(parent, yaml.MappingNode) else [], None)
+        stop = self.end(slot.node, slot.key)
+
+        def start_of(n: int) -> int:
+            e = entries[n]
+            return (e[0] if isinstance(e, tuple) else e).start_mark.index
+
+        if parent.flow_style:
+            if i + 1 < len(entries):
+                return self.splice(start_of(i), start_of(i + 1), "")
+            prev = entries[i - 1]
+            prev_stop = self.end(prev[1], prev[0]) if isinstance(prev, tuple) else self.end(prev)
+            return self.splice(prev_stop, stop, "")
+        if slot.key is None:
+            begin = self.dash(slot.node)
+        prefix = self.text[self.line_start(begin) : begin]
+        if prefix.strip() == "":
+            return self.splice(self.line_start(begin), self.line_end(stop), "")
+        if prefix.strip().strip("-").strip() == "" and i + 1 < len(entries):
+            # first key of a sequence item (`- name: x`): the next key moves up after the dash
+            return self.splice(begin, start_of(i + 1), "")
+        raise EditError(f"cannot remove the entry at line {slot.node.start_mark.line + 1}")
+
+    def _slot_of(self, target: yaml.Node) -> _Slot:
+        stack: list[_Slot] = [_Slot(self.root)]
+        while stack:
+            slot = stack.pop()
+            node = slot.node
+            if node is target:
+                return slot
+            if isinstance(node, yaml.MappingNode):
+                stack.extend(_Slot(v, node, k, None) for k, v in node.value)
+            elif isinstance(node, yaml.SequenceNode):
+                stack.extend(_Slot(v, node, None, n) for n, v in enumerate(node.value))
+        raise EditError("internal error: node not found")  # pragma: no cover
+
+
+def _scalar_or_empty(value: Any, quote: str | None) -> str:
+    if isinstance(value, Mapping):
+        return "{}"
+    if isinstance(value, list | tuple):
+        return "[]"
+    return _scalar(value, quote)
+
+
+def _one_line(comment: str) -> str:
+    return " ".join(comment.split())
+
+
+def _nest(rest: Sequence[str | int], value: Any, path: YamlPath) -> Any:
+    for step in reversed(rest):
+        if not isinstance(step, str):
+            raise EditError(f"cannot create sequence index {step} at {_where(path)}")
+        value = {step: value}
+    return value
+
+
+# --------------------------------------------------------------------------- applying
+
+
+def _apply_one(doc: _Doc, edit: Edit) -> str | None:
+    """The document text after ``edit``, or None when it changes nothing."""
+    path = tuple(edit.path)
+    if isinstance(edit, Remove):
+        if not path:
+            raise EditError("cannot remove the document root")
+        slots, found = doc.find(path, create=False)
+        if found < len(path):
+            return None
+        return doc.remove(slots[-1])
+    if not path:
+        raise EditError(f"{type(edit).__name__} needs a non-empty path")
+    append = isinstance(edit, AppendUnique)
+    value = [edit.value] if append else edit.value
+    slots, found = doc.find(path, create=True)
+    slot = slots[-1]
+    if found < len(path):
+        rest = path[found:]
+        step = rest[0]
+        if isinstance(step, int):
+            raise EditError(f"cannot create sequence index {step} at {_where(path[: found + 1])}")
+        return doc.add_key(slot, step, _nest(rest[1:], value, path), edit.comment)
+    node = slot.node
+    if isinstance(edit, Ensure):
+        if not _is_null(node):
+            return None
+        return doc.replace(slot, value, edit.comment)
+    if isinstance(edit, Set):
+        if not _is_null(node) and doc.data(node) == _plain(value):
+            return None
+        return doc.replace(slot, value, edit.comment)
+    if isinstance(edit, AppendUnique):
+        if isinstance(node, yaml.MappingNode) or (
+            isinstance(node, yaml.ScalarNode) and not _is_null(node)
+        ):
+            raise EditError(f"expected a sequence at {_where(path)}")
+        items = [] if _is_null(node) else doc.data(node)
+        item = _plain(edit.value)
+        for existing in items:
+            if edit.key is not None:
+                if (
+                    isinstance(existing, Mapping)
+                    and isinstance(item, Mapping)
+                    and edit.key in existing
+                    and existing.get(edit.key) == item.get(edit.key)
+                ):
+                    return None
+            elif existing == item:
+                return None
+        return doc.append_item(slot, edit.value, edit.comment)
+    raise EditError(f"unknown edit {edit!r}")
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
+def apply_edits(text: str, edits: Sequence[Edit], document_index: int = 0) -> str:
+    """``text`` with ``edits`` applied in order to document ``document_index``; raises
+    `EditError` (nothing changed) when an edit cannot be applied safely."""
+    if not edits:
+        return text
+    begin, end = _document_span(text, document_index)
+    part = text[begin:end]
+    if _has_anchors(part):
+        raise EditError(
+            f"document {document_index} uses YAML anchors/aliases; refusing to edit shared nodes"
+        )
+    newline = "\r\n" if "\r\n" in text else "\n"
+    style: _Style | None = None
+    for edit in edits:
+        try:
+            doc = _Doc(part, newline, style)
+        except EditError as exc:
+            raise EditError(f"document {document_index}: {exc}") from None
+        style = doc.style
+        try:
+            new = _apply_one(doc, edit)
+        except EditError as exc:
+            raise EditError(f"{type(edit).__name__} {_where(edit.path)}: {exc}") from None
+        if new is not None:
+            part = new
+    _check(part, edits)
+    return text[:begin] + part + text[end:]
+
+
+def _check(part: str, edits: Sequence[Edit]) -> None:
+    """Our own output must parse: a splicing bug must never reach a merge request."""
+    try:
+        _compose(part)
+    except EditError as exc:
+        raise EditError(f"internal error: edits produced invalid YAML ({exc})") from None

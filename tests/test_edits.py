@@ -1,0 +1,373 @@
+"""Named before/after cases for the applier (`fixers.edits`): only the needed lines change."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pytest
+import yaml
+
+from fixers.edits import EditError, apply_edits, load_documents, render_manifest
+from fixers.model import AppendUnique, Edit, Ensure, Remove, Set
+
+C0 = ("spec", "containers", 0)
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    before: str
+    edits: tuple[Edit, ...]
+    after: str
+    document: int = 0
+    idempotent: bool = True
+    tags: tuple[str, ...] = field(default=())
+
+
+POD = """\
+apiVersion: v1
+kind: Pod
+metadata:
+  name: web  # the front end
+spec:
+  containers:
+  - name: app
+    image: nginx:1.25
+"""
+
+CASES = [
+    Case(
+        "insert-into-mapping",
+        "a: 1\nb: 2\n",
+        (Set(("c",), "x"),),
+        "a: 1\nb: 2\nc: x\n",
+    ),
+    Case(
+        "insert-nested-creates-parents",
+        POD,
+        (Set((*C0, "securityContext", "allowPrivilegeEscalation"), False),),
+        POD + "    securityContext:\n      allowPrivilegeEscalation: false\n",
+    ),
+    Case(
+        "insert-after-last-key-not-after-trailing-comments",
+        "spec:\n  a: 1\n\n  # about b\nb: 2\n",
+        (Set(("spec", "c"), True),),
+        "spec:\n  a: 1\n  c: true\n\n  # about b\nb: 2\n",
+    ),
+    Case(
+        "insert-at-end-of-file-without-newline",
+        "a:\n  b: 1",
+        (Set(("a", "c"), 2),),
+        "a:\n  b: 1\n  c: 2",
+    ),
+    Case(
+        "replace-scalar-keeps-trailing-comment",
+        "a:\n  b: true  # keep me\n  c: 1\n",
+        (Set(("a", "b"), False),),
+        "a:\n  b: false  # keep me\n  c: 1\n",
+    ),
+    Case(
+        "replace-keeps-double-quotes",
+        'image:\n  tag: "1.0"\n',
+        (Set(("image", "tag"), "1.1"),),
+        'image:\n  tag: "1.1"\n',
+    ),
+    Case(
+        "replace-keeps-single-quotes",
+        "image:\n  tag: 'v1'\n",
+        (Set(("image", "tag"), "v2"),),
+        "image:\n  tag: 'v2'\n",
+    ),
+    Case(
+        "strings-that-look-like-other-types-are-quoted",
+        "a: {}\n",
+        (
+            Set(("a", "flag"), "true"),
+            Set(("a", "num"), "1"),
+            Set(("a", "cpu"), "100m"),
+            Set(("a", "n"), 1),
+        ),
+        'a:\n  flag: "true"\n  num: "1"\n  cpu: 100m\n  n: 1\n',
+    ),
+    Case(
+        "replace-block-mapping-by-scalar",
+        "a:\n  b: 1\n  c: 2\nd: 3\n",
+        (Set(("a",), None),),
+        "a: null\nd: 3\n",
+    ),
+    Case(
+        "set-equal-value-changes-nothing",
+        "a: 'x'  # same\n",
+        (Set(("a",), "x"),),
+        "a: 'x'  # same\n",
+    ),
+    Case(
+        "ensure-keeps-existing-value",
+        "limits:\n  cpu: 500m\n",
+        (Ensure(("limits", "cpu"), "100m"), Ensure(("limits", "memory"), "128Mi")),
+        "limits:\n  cpu: 500m\n  memory: 128Mi\n",
+    ),
+    Case(
+        "ensure-fills-explicit-null",
+        "resources:\n  limits: null\n  requests:\n    cpu: 10m\n",
+        (Ensure(("resources", "limits", "memory"), "64Mi"),),
+        "resources:\n  limits:\n    memory: 64Mi\n  requests:\n    cpu: 10m\n",
+    ),
+    Case(
+        "set-under-empty-key",
+        "podSecurityContext:\nother: 1\n",
+        (Set(("podSecurityContext", "fsGroup"), 2000),),
+        "podSecurityContext:\n  fsGroup: 2000\nother: 1\n",
+    ),
+    Case(
+        "remove-key-with-block-value",
+        "a:\n  b:\n    c: 1\n  # kept\n  d: 2\n",
+        (Remove(("a", "b")),),
+        "a:\n  # kept\n  d: 2\n",
+    ),
+    Case(
+        "remove-absent-is-noop",
+        "a: [1]\nn:\n",
+        (Remove(("b", "c")), Remove(("a", 3)), Remove(("n", "x")), Remove(("n", 0))),
+        "a: [1]\nn:\n",
+    ),
+    Case(
+        "remove-last-key-leaves-empty-mapping",
+        "sc:\n  privileged: true\nx: 1\n",
+        (Remove(("sc", "privileged")),),
+        "sc: {}\nx: 1\n",
+    ),
+    Case(
+        "remove-first-key-of-sequence-item",
+        "c:\n- name: a\n  image: b\n",
+        (Remove(("c", 0, "name")),),
+        "c:\n- image: b\n",
+    ),
+    Case(
+        "remove-sequence-item",
+        "c:\n  - a\n  - b\n  - c\n",
+        (Remove(("c", 1)),),
+        "c:\n  - a\n  - c\n",
+        idempotent=False,
+    ),
+    Case(
+        "remove-last-sequence-item-leaves-empty-list",
+        "add:\n- NET_ADMIN\nx: 1\n",
+        (Remove(("add", 0)),),
+        "add: []\nx: 1\n",
+        idempotent=False,
+    ),
+    Case(
+        "remove-from-flow-list",
+        "drop: [A, B, C]\n",
+        (Remove(("drop", 1)),),
+        "drop: [A, C]\n",
+        idempotent=False,
+    ),
+    Case(
+        "remove-from-flow-mapping",
+        "sc: {a: 1, b: 2, c: 3,}\n",
+        (Remove(("sc", "c")), Remove(("sc", "a"))),
+        "sc: {b: 2,}\n",
+    ),
+    Case(
+        "append-to-indented-block-list",
+        "drop:\n  - NET_RAW\nx: 1\n",
+        (AppendUnique(("drop",), "ALL"),),
+        "drop:\n  - NET_RAW\n  - ALL\nx: 1\n",
+    ),
+    Case(
+        "append-to-non-indented-block-list",
+        "drop:\n- NET_RAW\nx: 1\n",
+        (AppendUnique(("drop",), "ALL"),),
+        "drop:\n- NET_RAW\n- ALL\nx: 1\n",
+    ),
+    Case(
+        "append-to-flow-list-keeps-quotes",
+        'drop: ["NET_RAW"]\n',
+        (AppendUnique(("drop",), "ALL"),),
+        'drop: ["NET_RAW", "ALL"]\n',
+    ),
+    Case(
+        "append-to-empty-flow-list-becomes-block",
+        "volumes: []  # none yet\n",
+        (AppendUnique(("volumes",), {"name": "tmp", "emptyDir": {}}, key="name"),),
+        "volumes:  # none yet\n  - name: tmp\n    emptyDir: {}\n",
+    ),
+    Case(
+        "append-creates-missing-list-in-file-style",
+        "spec:\n  containers:\n  - name: a\n",
+        (AppendUnique((*C0, "securityContext", "capabilities", "drop"), "ALL"),),
+        "spec:\n  containers:\n  - name: a\n    securityContext:\n      capabilities:\n"
+        "        drop:\n        - ALL\n",
+    ),
+    Case(
+        "append-with-key-matches-by-name",
+        "volumes:\n- name: tmp\n  emptyDir: {}\n",
+        (AppendUnique(("volumes",), {"name": "tmp", "emptyDir": {"medium": "Memory"}}, "name"),),
+        "volumes:\n- name: tmp\n  emptyDir: {}\n",
+    ),
+    Case(
+        "append-mapping-to-indented-list",
+        "c:\n    - name: a\n      image: x\n",
+        (AppendUnique(("c",), {"name": "b", "image": "y"}),),
+        "c:\n    - name: a\n      image: x\n    - name: b\n      image: y\n",
+    ),
+    Case(
+        "mapping-indent-width-detected",
+        "a:\n    b:\n        c: 1\n",
+        (Set(("a", "d", "e"), 1),),
+        "a:\n    b:\n        c: 1\n    d:\n        e: 1\n",
+    ),
+    Case(
+        "crlf-kept",
+        "a:\r\n  b: 1\r\n# tail\r\n",
+        (Set(("a", "c", "d"), "x"), AppendUnique(("a", "l"), "y")),
+        "a:\r\n  b: 1\r\n  c:\r\n    d: x\r\n  l:\r\n    - y\r\n# tail\r\n",
+    ),
+    Case(
+        "helm-create-empty-mapping-with-commented-hints",
+        "resources: {}\n  # limits:\n  #   cpu: 100m\n\nnodeSelector: {}\n",
+        (Set(("resources", "limits", "cpu"), "100m"),),
+        "resources:\n  limits:\n    cpu: 100m\n  # limits:\n  #   cpu: 100m\n\nnodeSelector: {}\n",
+    ),
+    Case(
+        "helm-create-empty-mapping-on-its-own-line",
+        "podSecurityContext:\n  {}\n  # fsGroup: 2000\n\nx: 1\n",
+        (Set(("podSecurityContext", "fsGroup"), 2000),),
+        "podSecurityContext:\n  fsGroup: 2000\n  # fsGroup: 2000\n\nx: 1\n",
+    ),
+    Case(
+        "flow-mapping-edited-inside",
+        "sc: {runAsNonRoot: true}\n",
+        (Set(("sc", "readOnlyRootFilesystem"), True),),
+        "sc: {runAsNonRoot: true, readOnlyRootFilesystem: true}\n",
+    ),
+    Case(
+        "multiline-json-flow-mapping-gets-a-line",
+        'sc:\n  {\n    "drop": ["ALL"],\n    "runAsNonRoot": true,\n  }\n',
+        (Set(("sc", "readOnlyRootFilesystem"), True),),
+        'sc:\n  {\n    "drop": ["ALL"],\n    "runAsNonRoot": true,\n'
+        '    "readOnlyRootFilesystem": true,\n  }\n',
+    ),
+    Case(
+        "multi-doc-edits-only-the-indexed-document",
+        "a: 1\n---\n# second\nb: 2\n---\nc: 3\n...\n",
+        (Set(("b2",), 3),),
+        "a: 1\n---\n# second\nb: 2\nb2: 3\n---\nc: 3\n...\n",
+        document=1,
+    ),
+    Case(
+        "leading-document-marker-kept",
+        "# header\n---\na: 1\n",
+        (Set(("b",), 2),),
+        "# header\n---\na: 1\nb: 2\n",
+    ),
+    Case(
+        "edit-comment-above-inserted-lines",
+        "spec: {}\n",
+        (Set(("spec", "hostNetwork"), False, comment="kube-remedy: C-0041"),),
+        "spec:\n  # kube-remedy: C-0041\n  hostNetwork: false\n",
+    ),
+    Case(
+        "edit-comment-trailing-on-replaced-line",
+        "spec:\n  hostNetwork: true\n",
+        (Set(("spec", "hostNetwork"), False, comment="kube-remedy: C-0041"),),
+        "spec:\n  hostNetwork: false  # kube-remedy: C-0041\n",
+    ),
+    Case(
+        "set-sequence-item-by-index",
+        "args:\n- --a\n- '--b'\n",
+        (Set(("args", 1), "--c"),),
+        "args:\n- --a\n- '--c'\n",
+    ),
+]
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
+def test_edit_case(case: Case) -> None:
+    result = apply_edits(case.before, case.edits, case.document)
+    assert result == case.after
+    if case.idempotent:
+        assert apply_edits(result, case.edits, case.document) == result
+    # the edits are what the new document says
+    assert load_documents(result) == load_documents(case.after)
+
+
+@pytest.mark.parametrize(
+    ("text", "edit", "message"),
+    [
+        ("a: &x 1\nb: *x\n", Set(("c",), 1), "anchors"),
+        ("base: &b {x: 1}\nc:\n  <<: *b\n", Set(("c", "y"), 1), "anchors"),
+        ("- a\n- b\n", Set(("a",), 1), "not a mapping (sequence)"),
+        ("just text\n", Set(("a",), 1), "not a mapping (scalar)"),
+        ("", Set(("a",), 1), "not a mapping (empty)"),
+        ("a: 1\n", Set(("a", "b"), 1), "goes through a scalar at a"),
+        ("a: 1\n", Remove(("a", "b")), "goes through a scalar at a"),
+        ("a: [1]\n", Set(("a", "b"), 1), "expected a mapping at a"),
+        ("a: {}\n", Set(("a", 0), 1), "expected a sequence at a"),
+        ("a: [1]\n", Set(("a", 3), 1), "index 3 out of range"),
+        ("a: 1\n", Set(("b", 0, "c"), 1), "cannot create sequence index 0"),
+        ("a: 1\n", AppendUnique(("a",), 1), "expected a sequence at a"),
+        ("a: 1\n", Set(("a",), 1), "document index 2 out of range"),
+        ("a: [\n", Set(("a",), 1), "YAML syntax error at line 2"),
+    ],
+)
+def test_refusals(text: str, edit: Edit, message: str) -> None:
+    index = 2 if "document index" in message else 0
+    with pytest.raises(EditError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        apply_edits(text, [edit], index)
+
+
+def test_anchor_in_other_document_does_not_block() -> None:
+    text = "a: &x 1\nb: *x\n---\nc: 1\n"
+    assert apply_edits(text, [Set(("d",), 2)], 1) == "a: &x 1\nb: *x\n---\nc: 1\nd: 2\n"
+
+
+def test_load_documents_multi_doc_and_error_line() -> None:
+    assert load_documents("a: 1\n---\n---\nb: [1]\n") == [{"a": 1}, None, {"b": [1]}]
+    with pytest.raises(EditError, match="line 4"):
+        load_documents("a: 1\nb:\n  - c\n d: [\n")
+
+
+def test_no_edits_returns_text_unchanged() -> None:
+    assert apply_edits("not: [valid", []) == "not: [valid"
+
+
+def test_render_manifest() -> None:
+    doc = {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": {"name": "web", "labels": {"app": "web"}},
+        "spec": {
+            "podSelector": {"matchLabels": {"app": "web"}},
+            "policyTypes": ["Ingress", "Egress"],
+            "ingress": [{"from": [{"podSelector": {}}]}],
+            "egress": [],
+            "port": "80",
+        },
+    }
+    text = render_manifest(doc, comment="Added by kube-remedy\nC-0260")
+    assert text == (
+        "# Added by kube-remedy\n"
+        "# C-0260\n"
+        "apiVersion: networking.k8s.io/v1\n"
+        "kind: NetworkPolicy\n"
+        "metadata:\n"
+        "  name: web\n"
+        "  labels:\n"
+        "    app: web\n"
+        "spec:\n"
+        "  podSelector:\n"
+        "    matchLabels:\n"
+        "      app: web\n"
+        "  policyTypes:\n"
+        "    - Ingress\n"
+        "    - Egress\n"
+        "  ingress:\n"
+        "    - from:\n"
+        "        - podSelector: {}\n"
+        "  egress: []\n"
+        '  port: "80"\n'
+    )
+    assert yaml.safe_load(text) == doc
