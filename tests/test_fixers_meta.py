@@ -1,0 +1,117 @@
+"""Conventions every fixer keeps (STYLE.md rules 1, 4, 5 and 11), checked by reading them."""
+
+from __future__ import annotations
+
+import importlib
+import re
+from pathlib import Path
+
+import jinja2
+import pytest
+
+from fixers.base import Fixer
+from fixers.model import CONTROL_ID, Finding, ResourceRef, Risk
+from fixers.registry import all_fixers, by_control
+from fixers.templates import TemplateMissing, explanation_template
+
+ROOT = Path(__file__).resolve().parent.parent
+CASES = ROOT / "tests" / "fixers" / "cases"
+FIXERS = all_fixers()
+IDS = [f.name for f in FIXERS]
+
+
+def _snake(name: str) -> str:
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+
+
+def test_every_rule_module_defines_a_fixer() -> None:
+    modules = {
+        p.stem for p in (ROOT / "fixers" / "rules").glob("*.py") if not p.stem.startswith("_")
+    }
+    assert modules == set(IDS)
+
+
+def test_no_control_is_claimed_twice() -> None:
+    table = by_control()
+    assert sum(len(f.controls) for f in FIXERS) == len(table)
+
+
+@pytest.mark.parametrize("fixer", FIXERS, ids=IDS)
+def test_fixer_declares_controls_family_and_risk(fixer: Fixer) -> None:
+    assert fixer.controls
+    assert all(CONTROL_ID.match(c) for c in fixer.controls), fixer.controls
+    assert fixer.family
+    assert isinstance(fixer.risk, Risk)
+
+
+@pytest.mark.parametrize("fixer", FIXERS, ids=IDS)
+def test_module_docstring_names_controls_and_the_kubernetes_field(fixer: Fixer) -> None:
+    module = importlib.import_module(type(fixer).__module__)
+    doc = module.__doc__ or ""
+    for control in fixer.controls:
+        assert control in doc, f"{fixer.name} docstring does not name {control}"
+    assert "kubernetes.io/docs" in doc, f"{fixer.name} docstring links no Kubernetes field"
+    assert type(fixer).__doc__, f"{type(fixer).__name__} has no docstring"
+
+
+@pytest.mark.parametrize("fixer", FIXERS, ids=IDS)
+def test_module_class_template_and_cases_share_one_name(fixer: Fixer) -> None:
+    assert _snake(type(fixer).__name__) == fixer.name
+    assert explanation_template(fixer.name)
+    cases = [p for p in (CASES / fixer.name).glob("*") if p.is_dir()]
+    assert len(cases) >= 3, f"{fixer.name} has {len(cases)} test cases, wants at least 3"
+
+
+@pytest.mark.parametrize("fixer", FIXERS, ids=IDS)
+def test_cases_cover_a_deployment_another_kind_and_a_no_op(fixer: Fixer) -> None:
+    kinds: set[str] = set()
+    outcomes: set[str] = set()
+    for folder in (CASES / fixer.name).glob("*"):
+        text = (folder / "finding.json").read_text(encoding="utf-8")
+        kinds.add(Finding.model_validate_json(_drop_index(text)).resource.kind)
+        if (folder / "reason.txt").exists():
+            outcomes.add("declines")
+        elif (folder / "after.yaml").exists() or (folder / "created").exists():
+            outcomes.add("fixes")
+        else:
+            outcomes.add("no-op")
+    assert "Deployment" in kinds or "DaemonSet" in kinds, kinds
+    assert len(kinds) >= 2, kinds
+    # A fixer that only declines (hostPath, probes) has no fix case by design.
+    assert "fixes" in outcomes or "declines" in outcomes
+    assert "no-op" in outcomes or fixer.name == "network_policy", outcomes
+
+
+def _drop_index(text: str) -> str:
+    import json
+
+    raw = json.loads(text)
+    raw.pop("document_index", None)
+    return json.dumps(raw)
+
+
+@pytest.mark.parametrize("fixer", FIXERS, ids=IDS)
+def test_explanation_template_renders_strictly(fixer: Fixer) -> None:
+    env = jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=False)
+    template = env.from_string(explanation_template(fixer.name))
+    finding = Finding(
+        control_id=fixer.controls[0],
+        resource=ResourceRef(kind="Deployment", namespace="shop", name="storefront"),
+    )
+    text = template.render(
+        fixer={"name": fixer.name, "controls": list(fixer.controls), "risk": fixer.risk.label},
+        finding=finding,
+        notes=["first note", "second note"],
+        values_used=["memory limit 256Mi: policy default"],
+    )
+    lines = [line for line in text.splitlines() if line.strip()]
+    assert "Deployment shop/storefront" in text
+    assert "- first note" in text and "- second note" in text
+    assert 3 <= len(lines) - 2 <= 8, text
+
+
+def test_missing_template_is_a_clear_error() -> None:
+    with pytest.raises(TemplateMissing, match="no explanation template"):
+        explanation_template("no_such_fixer")
+    with pytest.raises(TemplateMissing, match="not a fixer name"):
+        explanation_template("../secrets")
