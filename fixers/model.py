@@ -112,6 +112,8 @@ class FixHint(_Frozen):
     kind: Literal["fix", "failed", "review", "delete"]
     path: str
     value: str | None = None
+    placeholder: bool = False
+    """The scanner gave a placeholder (``YOUR_VALUE``), not a value: ``value`` is then None."""
 
 
 class Finding(_Frozen):

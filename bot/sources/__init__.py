@@ -1,0 +1,125 @@
+"""Finding sources: read a scan report file and dispatch it to the module that knows its format.
+
+A source module in this package defines ``FORMAT``, ``sniff(data) -> bool`` and
+``parse(data, origin) -> Report``; modules are discovered by a package walk, so adding a scanner
+adds one module and edits no list.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import pkgutil
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import yaml
+
+from bot.errors import ReportError
+from bot.sources.base import Report
+
+DEFAULT_MAX_BYTES = 512 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Source:
+    """One discovered source module."""
+
+    format: str
+    sniff: Callable[[Any], bool]
+    parse: Callable[[Any, str], Report]
+
+
+def _is_source(module: ModuleType) -> bool:
+    return (
+        isinstance(getattr(module, "FORMAT", None), str)
+        and callable(getattr(module, "sniff", None))
+        and callable(getattr(module, "parse", None))
+    )
+
+
+def sources() -> tuple[Source, ...]:
+    """Every source module in `bot.sources`, in module-name order."""
+    found = []
+    for info in sorted(pkgutil.iter_modules(__path__), key=lambda i: i.name):
+        if info.name.startswith("_") or info.name == "base":
+            continue
+        module = importlib.import_module(f"{__name__}.{info.name}")
+        if _is_source(module):
+            found.append(Source(module.FORMAT, module.sniff, module.parse))
+    return tuple(found)
+
+
+def _describe(data: Any) -> str:
+    """A short guess at what an unrecognised document is, for the error message."""
+    if isinstance(data, list):
+        return f"a JSON/YAML list of {len(data)} items"
+    if not isinstance(data, Mapping):
+        return f"a bare {type(data).__name__} value"
+    kind = data.get("kind")
+    if isinstance(kind, str):
+        return f"a Kubernetes object of kind {kind}"
+    keys = ", ".join(sorted(str(k) for k in data)[:6])
+    return f"a mapping with keys {keys}" if keys else "an empty mapping"
+
+
+def parse_report(data: Any, origin: str) -> Report:
+    """Detect the format of a parsed document and turn it into a `Report`."""
+    available = sources()
+    for source in available:
+        if source.sniff(data):
+            return source.parse(data, origin)
+    names = "/".join(s.format.capitalize() for s in available) or "known"
+    raise ReportError(f"{origin}: not a {names} report: looks like {_describe(data)}")
+
+
+def _decode(text: str, origin: str, suffix: str) -> Any:
+    if suffix in {".yaml", ".yml"} or not text.lstrip().startswith(("{", "[")):
+        try:
+            return yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+            problem = getattr(exc, "problem", None) or "invalid YAML"
+            raise ReportError(f"{origin}: not valid JSON or YAML{where}: {problem}") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        what = "truncated JSON" if exc.pos >= len(text.rstrip()) else "malformed JSON"
+        raise ReportError(
+            f"{origin}: {what} at line {exc.lineno}, column {exc.colno}: {exc.msg}"
+        ) from None
+
+
+def load_report(path: Path, *, max_bytes: int = DEFAULT_MAX_BYTES) -> Report:
+    """Read a report file (JSON or YAML) and parse it; problems are one-line `ReportError`s."""
+    path = Path(path)
+    origin = str(path)
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        raise ReportError(f"report file not found: {origin}") from None
+    except OSError as exc:
+        raise ReportError(f"cannot read report {origin}: {exc.strerror}") from None
+    if path.is_dir():
+        raise ReportError(f"report path is a directory, not a file: {origin}")
+    if size > max_bytes:
+        raise ReportError(
+            f"{origin}: report is {size / 1048576:.1f} MB, over the limit of "
+            f"{max_bytes / 1048576:.0f} MB (raise the limit or split the scan)"
+        )
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError:
+        raise ReportError(f"{origin}: not a text report (not UTF-8)") from None
+    except OSError as exc:
+        raise ReportError(f"cannot read report {origin}: {exc.strerror}") from None
+    if not text.strip():
+        raise ReportError(f"{origin}: report file is empty")
+    data = _decode(text, origin, path.suffix.lower())
+    if data is None:
+        raise ReportError(f"{origin}: report file holds no document")
+    return parse_report(data, origin)

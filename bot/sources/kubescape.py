@@ -1,0 +1,422 @@
+"""Kubescape JSON results (``kubescape scan --format json``), file and cluster scans.
+
+Reads the v2 results format written by Kubescape 2.x and 3.x: ``results[]`` (one per resource,
+each with ``controls[].rules[].paths[]``), ``resources[]`` (the scanned objects, with where they
+came from) and ``summaryDetails`` (per-control severity and per-framework scores).
+
+One `Finding` per failed control per resource, and per container when the rule paths point into
+``containers[i]`` / ``initContainers[i]`` (resolved to the container name through the embedded
+object). Kubescape 2.x reported CIS items under ids like ``CIS-5.7.2``: those are mapped to their
+canonical id through the catalog's aliases, or reported as `Skipped` with the reason.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from bot import controls
+from bot.errors import ReportError
+from bot.sources.base import Report, Skipped
+from fixers.model import CONTROL_ID, Finding, FixHint, ResourceRef, Severity, SourceHint
+
+FORMAT = "kubescape"
+
+_PLACEHOLDER = re.compile(r"\bYOUR_[A-Z0-9_]+")
+"""Kubescape's stand-ins for values it cannot know (YOUR_VALUE, YOUR_NAMESPACE)."""
+_CONTAINER = re.compile(
+    r"^(?P<prefix>.*?\b(?:initContainers|containers|ephemeralContainers))\[(?P<index>\d+)\]"
+)
+_DOC_INDEX = re.compile(r"^(?P<path>.*):(?P<index>\d+)$")
+_PATH_SEGMENT = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
+
+
+# --------------------------------------------------------------------------- raw payload
+
+
+class _Raw(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True)
+
+
+class _FixPath(_Raw):
+    path: str = ""
+    value: Any = None
+
+
+class _Path(_Raw):
+    fixPath: _FixPath | None = None
+    failedPath: str | None = None
+    reviewPath: str | None = None
+    deletePath: str | None = None
+
+
+class _Rule(_Raw):
+    name: str = ""
+    status: str | None = None
+    paths: list[_Path] | None = None
+    # Kubescape before 2.0.160 put the paths in flat lists on the rule.
+    failedPaths: list[str] | None = None
+    fixPaths: list[_FixPath] | None = None
+    reviewPaths: list[str] | None = None
+    deletePaths: list[str] | None = None
+
+
+class _Control(_Raw):
+    controlID: str
+    name: str = ""
+    status: str | dict[str, Any] | None = None
+    rules: list[_Rule] | None = None
+
+
+class _Result(_Raw):
+    resourceID: str
+    controls: list[_Control] | None = None
+
+
+class _Resource(_Raw):
+    resourceID: str
+    object: dict[str, Any] | None = None
+    source: dict[str, Any] | None = None
+
+
+# --------------------------------------------------------------------------- detection
+
+
+def sniff(data: Any) -> bool:
+    """A Kubescape JSON report: ``results`` of resources with ``controls``, or ``summaryDetails``."""
+    if not isinstance(data, Mapping):
+        return False
+    results = data.get("results")
+    if not isinstance(results, list):
+        return False
+    if isinstance(data.get("summaryDetails"), Mapping):
+        return True
+    return bool(results) and all(
+        isinstance(r, Mapping) and "resourceID" in r and "controls" in r for r in results[:5]
+    )
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _status(value: str | Mapping[str, Any] | None) -> str | None:
+    if isinstance(value, Mapping):
+        value = value.get("status")
+    return value.strip().lower() if isinstance(value, str) and value.strip() else None
+
+
+def _control_failed(control: _Control) -> bool:
+    status = _status(control.status)
+    if status is not None:
+        return status == "failed"
+    # Kubescape 2.x left the control status empty in results: a failed rule fails the control.
+    return any(_status(rule.status) == "failed" for rule in control.rules or ())
+
+
+def _ref_from_id(resource_id: str) -> ResourceRef | None:
+    """Parse ``path=N/api=group/version/namespace/Kind/name`` or ``group/version/ns/Kind/name``."""
+    head = resource_id.split("/path=", 1)[0] if not resource_id.startswith("path=") else resource_id
+    head = re.sub(r"^path=[^/]*/", "", head)
+    head = head.removeprefix("api=")
+    parts = head.split("/")
+    if len(parts) < 2 or not parts[-1] or not parts[-2]:
+        return None
+    namespace = parts[-3] if len(parts) >= 3 else ""
+    api_version = "/".join(parts[:-3]).strip("/")
+    return ResourceRef(
+        api_version=api_version, kind=parts[-2], namespace=namespace or None, name=parts[-1]
+    )
+
+
+def _ref_from_object(obj: Mapping[str, Any]) -> ResourceRef | None:
+    kind = obj.get("kind")
+    metadata = obj.get("metadata")
+    if isinstance(metadata, Mapping):
+        name, namespace = metadata.get("name"), metadata.get("namespace")
+    else:  # a rego response vector: the subject with its related objects
+        name, namespace = obj.get("name"), obj.get("namespace")
+    if not isinstance(kind, str) or not isinstance(name, str) or not kind or not name:
+        return None
+    api_version = obj.get("apiVersion")
+    return ResourceRef(
+        api_version=api_version if isinstance(api_version, str) else "",
+        kind=kind,
+        namespace=namespace if isinstance(namespace, str) and namespace else None,
+        name=name,
+    )
+
+
+def _source_hint(resource: _Resource | None) -> SourceHint:
+    if resource is None:
+        return SourceHint()
+    obj = resource.object or {}
+    source = resource.source or {}
+    source_path = obj.get("sourcePath") if isinstance(obj.get("sourcePath"), str) else None
+    document_index: int | None = None
+    if source_path and (match := _DOC_INDEX.match(source_path)):
+        source_path, document_index = match["path"], int(match["index"])
+    relative = source.get("relativePath")
+    path = relative if isinstance(relative, str) and relative else source_path
+    if path and document_index is None and (match := _DOC_INDEX.match(path)):
+        path, document_index = match["path"], int(match["index"])
+    chart_path = source.get("helmPath")
+    if not (isinstance(chart_path, str) and chart_path):
+        chart_path = None
+        is_helm = "helm" in str(source.get("fileType", "")).lower() or source.get("helmChartName")
+        if is_helm and path and "/templates/" in f"/{path}":
+            chart_path = f"/{path}".split("/templates/", 1)[0].lstrip("/") or "."
+    return SourceHint(path=path or None, document_index=document_index, chart_path=chart_path)
+
+
+def _walk(obj: Any, path: str) -> Any:
+    """Follow a Kubescape path (``spec.template.spec.containers[0]``) into an object."""
+    node = obj
+    for key, index in _PATH_SEGMENT.findall(path):
+        if key:
+            if not isinstance(node, Mapping) or key not in node:
+                return None
+            node = node[key]
+        else:
+            if not isinstance(node, list) or int(index) >= len(node):
+                return None
+            node = node[int(index)]
+    return node
+
+
+def _container_of(path: str, obj: Mapping[str, Any] | None) -> str | None:
+    """The name of the container a path points into, '' for a pod/resource-level path."""
+    match = _CONTAINER.match(path)
+    if match is None:
+        return ""
+    container = _walk(obj, match.group(0)) if obj is not None else None
+    if isinstance(container, Mapping) and isinstance(container.get("name"), str):
+        return container["name"]
+    return None
+
+
+def _hint(kind: str, path: str, value: Any = None) -> FixHint:
+    if kind != "fix":
+        return FixHint(kind=kind, path=path)  # type: ignore[arg-type]
+    text = None if value is None else str(value)
+    if text is not None and _PLACEHOLDER.search(text):
+        return FixHint(kind="fix", path=path, placeholder=True)
+    return FixHint(kind="fix", path=path, value=text)
+
+
+def _rule_hints(rule: _Rule) -> Iterable[FixHint]:
+    for entry in rule.paths or ():
+        if entry.failedPath:
+            yield _hint("failed", entry.failedPath)
+        if entry.fixPath is not None and entry.fixPath.path:
+            yield _hint("fix", entry.fixPath.path, entry.fixPath.value)
+        if entry.reviewPath:
+            yield _hint("review", entry.reviewPath)
+        if entry.deletePath:
+            yield _hint("delete", entry.deletePath)
+    for failed in rule.failedPaths or ():
+        yield _hint("failed", failed)
+    for fix in rule.fixPaths or ():
+        if fix.path:
+            yield _hint("fix", fix.path, fix.value)
+    for review in rule.reviewPaths or ():
+        yield _hint("review", review)
+    for delete in rule.deletePaths or ():
+        yield _hint("delete", delete)
+
+
+def _by_container(
+    hints: Iterable[FixHint], obj: Mapping[str, Any] | None
+) -> dict[str | None, list[FixHint]]:
+    """Hints per container name; pod-level hints go with every container (or alone: None)."""
+    per_container: dict[str, list[FixHint]] = {}
+    shared: list[FixHint] = []
+    for hint in dict.fromkeys(hints):  # dedupe, keep order
+        name = _container_of(hint.path, obj)
+        if name:
+            per_container.setdefault(name, []).append(hint)
+        else:
+            # '' (resource-level) or None (a container index the object does not have)
+            shared.append(hint)
+    if not per_container:
+        return {None: shared}
+    return {name: [*shared, *own] for name, own in per_container.items()}
+
+
+def _severities(summary: Mapping[str, Any]) -> dict[str, Severity]:
+    found: dict[str, Severity] = {}
+    table = summary.get("controls")
+    if isinstance(table, Mapping):
+        for cid, entry in table.items():
+            if isinstance(entry, Mapping):
+                raw = entry.get("severity", entry.get("scoreFactor"))
+                severity = Severity.parse(raw)
+                if severity is not Severity.UNKNOWN:
+                    found[str(cid)] = severity
+    return found
+
+
+def _framework_summary(summary: Mapping[str, Any]) -> dict[str, Any]:
+    """Framework and control scores as Kubescape reported them (for `bot.score`)."""
+
+    def control_entry(entry: Mapping[str, Any]) -> dict[str, Any]:
+        counters = entry.get("ResourceCounters") or {}
+        return {
+            "name": entry.get("name", ""),
+            "status": _status(entry.get("statusInfo")) or _status(entry.get("status")),
+            "score_factor": entry.get("scoreFactor"),
+            "passed": int(counters.get("passedResources", 0) or 0),
+            "failed": int(counters.get("failedResources", 0) or 0),
+            "skipped": int(counters.get("skippedResources", 0) or 0),
+            "excluded": int(counters.get("excludedResources", 0) or 0),
+            "score": entry.get("score"),
+            "compliance_score": entry.get("complianceScore"),
+        }
+
+    frameworks = []
+    for framework in summary.get("frameworks") or ():
+        if not isinstance(framework, Mapping) or not isinstance(framework.get("name"), str):
+            continue
+        table = framework.get("controls")
+        frameworks.append(
+            {
+                "name": framework["name"],
+                "score": framework.get("score"),
+                "compliance_score": framework.get("complianceScore"),
+                "controls": {
+                    str(cid): control_entry(entry)
+                    for cid, entry in (table.items() if isinstance(table, Mapping) else ())
+                    if isinstance(entry, Mapping)
+                },
+            }
+        )
+    return {
+        "frameworks": frameworks,
+        "score": summary.get("score"),
+        "compliance_score": summary.get("complianceScore"),
+    }
+
+
+def _validated(model: type[BaseModel], item: Any, where: str, origin: str) -> Any:
+    try:
+        return model.model_validate(item)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        loc = ".".join(str(p) for p in first["loc"]) or "(top)"
+        raise ReportError(
+            f"{origin}: malformed Kubescape report at {where}.{loc}: {first['msg']}"
+        ) from None
+
+
+def _merge_duplicates(findings: Iterable[Finding]) -> tuple[Finding, ...]:
+    """One finding per identity and source; RBAC response vectors repeat the same subject."""
+    merged: dict[tuple[Any, ...], Finding] = {}
+    for finding in findings:
+        key = (*finding.identity, finding.source.path, finding.source.document_index)
+        first = merged.get(key)
+        if first is None:
+            merged[key] = finding
+        else:
+            hints = tuple(dict.fromkeys((*first.hints, *finding.hints)))
+            merged[key] = first.model_copy(update={"hints": hints})
+    return tuple(merged.values())
+
+
+# --------------------------------------------------------------------------- parse
+
+
+def parse(data: Any, origin: str) -> Report:
+    """Turn a Kubescape JSON report into findings (failed controls only)."""
+    if not sniff(data):
+        raise ReportError(f"{origin}: not a Kubescape JSON report (no 'results' list)")
+    raw_resources = data.get("resources") or []
+    if not isinstance(raw_resources, list):
+        raise ReportError(f"{origin}: malformed Kubescape report: 'resources' is not a list")
+    summary = data.get("summaryDetails") or {}
+    if not isinstance(summary, Mapping):
+        raise ReportError(
+            f"{origin}: malformed Kubescape report: 'summaryDetails' is not a mapping"
+        )
+
+    by_id: dict[str, _Resource] = {}
+    for i, item in enumerate(raw_resources):
+        resource = _validated(_Resource, item, f"resources[{i}]", origin)
+        by_id.setdefault(resource.resourceID, resource)
+
+    severities = _severities(summary)
+    findings: list[Finding] = []
+    skipped: list[Skipped] = []
+    objects: dict[str, Mapping[str, Any]] = {}
+
+    for i, item in enumerate(data["results"]):
+        result = _validated(_Result, item, f"results[{i}]", origin)
+        resource = by_id.get(result.resourceID)
+        obj = resource.object if resource is not None else None
+        ref = (_ref_from_object(obj) if obj else None) or _ref_from_id(result.resourceID)
+        if ref is None:
+            skipped.append(Skipped(result.resourceID, "cannot tell kind and name of this resource"))
+            continue
+        if (obj and isinstance(obj.get("metadata"), Mapping)) or obj:
+            objects.setdefault(ref.key, obj)
+        source = _source_hint(resource)
+        for control in result.controls or ():
+            if not _control_failed(control):
+                continue
+            raw_id = control.controlID.strip()
+            canonical = raw_id.upper() if CONTROL_ID.match(raw_id.upper()) else None
+            canonical = canonical or controls.canonical_id(raw_id)
+            if canonical is None:
+                skipped.append(
+                    Skipped(
+                        f"{raw_id} on {ref}",
+                        f"control id {raw_id!r} is not a Kubescape C-NNNN id and the control "
+                        "catalog knows no equivalent",
+                    )
+                )
+                continue
+            known = controls.get(canonical)
+            severity = severities.get(raw_id) or severities.get(canonical)
+            if severity is None:
+                severity = known.severity_level if known else Severity.UNKNOWN
+            hints = [
+                hint
+                for rule in control.rules or ()
+                if _status(rule.status) in (None, "failed")
+                for hint in _rule_hints(rule)
+            ]
+            name = control.name or (known.name if known else "")
+            for container, own_hints in _by_container(hints, obj).items():
+                findings.append(
+                    Finding(
+                        control_id=canonical,
+                        scanner="kubescape",
+                        scanner_ids=(raw_id,),
+                        severity=severity,
+                        resource=ref,
+                        container=container,
+                        source=source,
+                        hints=tuple(own_hints),
+                        message=name,
+                    )
+                )
+
+    # Prefer real objects over rego response vectors that reuse the subject's identity.
+    for resource in by_id.values():
+        obj = resource.object
+        if obj and isinstance(obj.get("metadata"), Mapping):
+            ref = _ref_from_object(obj)
+            if ref is not None and not isinstance(
+                objects.get(ref.key, {}).get("metadata"), Mapping
+            ):
+                objects[ref.key] = obj
+
+    return Report(
+        scanner=FORMAT,
+        origin=origin,
+        findings=_merge_duplicates(findings),
+        skipped=tuple(skipped),
+        resources=objects,
+        summary=_framework_summary(summary),
+    )
