@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from fixers.view import ContainerView, PodView
@@ -12,7 +12,7 @@ def host_path_volumes(view: PodView) -> dict[str, str]:
     """volume name -> host path, for every hostPath volume of the pod."""
     found: dict[str, str] = {}
     for volume in view.get("volumes", default=[]) or []:
-        if isinstance(volume, dict) and isinstance(volume.get("hostPath"), dict):
+        if isinstance(volume, Mapping) and isinstance(volume.get("hostPath"), Mapping):
             found[str(volume.get("name"))] = str(volume["hostPath"].get("path", ""))
     return found
 
@@ -24,5 +24,5 @@ def host_path_mounts(
     volumes = host_path_volumes(view)
     for container in containers:
         for index, mount in enumerate(container.get("volumeMounts", default=[]) or []):
-            if isinstance(mount, dict) and str(mount.get("name")) in volumes:
+            if isinstance(mount, Mapping) and str(mount.get("name")) in volumes:
                 yield container, index, mount, volumes[str(mount["name"])]

@@ -3,7 +3,7 @@ them into surprises (``128Mi`` x 2 stays ``256Mi``)."""
 
 from __future__ import annotations
 
-from decimal import Decimal, InvalidOperation
+from decimal import ROUND_CEILING, Decimal, InvalidOperation
 
 _BINARY = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60}
 _DECIMAL = {
@@ -51,18 +51,28 @@ def to_base(value: object) -> Decimal:
     return amount * factor
 
 
-def scale(value: object, ratio: float) -> str:
-    """``value`` x ``ratio`` in the same unit as ``value`` (whole numbers where possible)."""
+def scale(value: object, ratio: float, *, fractions: bool = True) -> str:
+    """``value`` x ``ratio`` in the same unit as ``value`` (whole numbers where possible).
+
+    ``fractions=False`` (memory) never steps below whole base units (no millibytes)."""
     amount, suffix = split(value)
-    result = amount * Decimal(str(ratio))
+    factor = Decimal(str(ratio))
+    result = amount * factor
     if result == result.to_integral_value():
         return f"{int(result)}{suffix}"
-    if suffix in ("", "m") or suffix in _DECIMAL:
-        # cores -> millicores; the only common fractional case is CPU
-        milli = to_base(value) * Decimal(str(ratio)) * 1000
-        return f"{int(milli.to_integral_value())}m"
-    base = to_base(value) * Decimal(str(ratio))
-    return f"{int(base.to_integral_value())}"
+    # Step down to smaller units of the same family until the number is whole
+    # (1Gi x 1.5 = 1536Mi, 1 core x 1.5 = 1500m).
+    family = list(_BINARY) if suffix in _BINARY else [k for k in _DECIMAL if k]
+    table = {k: Decimal(v) for k, v in _BINARY.items()} if suffix in _BINARY else _DECIMAL
+    base = to_base(value) * factor
+    smaller = [u for u in family if table[u] < table[suffix]] if suffix else ["m"]
+    if not fractions:
+        smaller = [u for u in smaller if table[u] >= 1]
+    for unit in sorted(smaller, key=lambda u: table[u], reverse=True):
+        number = base / table[unit]
+        if number == number.to_integral_value():
+            return f"{int(number)}{unit}"
+    return f"{int(base.to_integral_value(rounding=ROUND_CEILING))}"
 
 
 def at_least(value: object, floor: object) -> bool:

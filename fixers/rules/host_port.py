@@ -6,6 +6,8 @@ Kubernetes field: ``containers[].ports[].hostPort``
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from fixers.base import Fixer
 from fixers.model import AlreadyCompliant, Finding, Fixed, NeedsHuman, Remove, Result, Risk
 from fixers.policy import FixContext
@@ -30,7 +32,7 @@ class HostPort(Fixer):
         for container in target_containers(view, finding):
             ports = container.get("ports", default=[]) or []
             for index, port in enumerate(ports):
-                if isinstance(port, dict) and port.get("hostPort") not in (None, 0):
+                if isinstance(port, Mapping) and port.get("hostPort") not in (None, 0):
                     edits.append(Remove(container.path("ports", index, "hostPort")))
                     notes.append(
                         f"{container.name}: removed hostPort {port['hostPort']} "

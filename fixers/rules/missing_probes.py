@@ -6,6 +6,8 @@ Kubernetes fields: ``containers[].readinessProbe`` and ``containers[].livenessPr
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from fixers.base import Fixer
 from fixers.model import AlreadyCompliant, Finding, NeedsHuman, Result, Risk
 from fixers.policy import FixContext
@@ -36,7 +38,7 @@ class MissingProbes(Fixer):
                 str(p.get("containerPort"))
                 for c in missing
                 for p in (c.get("ports", default=[]) or [])
-                if isinstance(p, dict) and p.get("containerPort") is not None
+                if isinstance(p, Mapping) and p.get("containerPort") is not None
             }
         )
         hint = f" (declared ports: {', '.join(ports)})" if ports else ""

@@ -6,6 +6,7 @@ Kubernetes object: ``networking.k8s.io/v1`` NetworkPolicy
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from fixers.base import Fixer
@@ -21,7 +22,7 @@ def _declared_ports(view: PodView) -> list[dict[str, Any]]:
         if container.init or container.ephemeral:
             continue
         for port in container.get("ports", default=[]) or []:
-            if not isinstance(port, dict) or port.get("containerPort") is None:
+            if not isinstance(port, Mapping) or port.get("containerPort") is None:
                 continue
             entry = {"protocol": str(port.get("protocol", "TCP")), "port": port["containerPort"]}
             if entry not in seen:

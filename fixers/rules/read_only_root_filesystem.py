@@ -8,6 +8,8 @@ https://kubernetes.io/docs/concepts/storage/volumes/#emptydir).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from fixers.base import Fixer
 from fixers.model import (
     AlreadyCompliant,
@@ -36,7 +38,9 @@ class ReadOnlyRootFilesystem(Fixer):
         policy = ctx.policy
         name, mount_path = policy.tmp_volume_name, policy.tmp_mount_path
         volumes = view.get("volumes", default=[]) or []
-        existing = next((v for v in volumes if isinstance(v, dict) and v.get("name") == name), None)
+        existing = next(
+            (v for v in volumes if isinstance(v, Mapping) and v.get("name") == name), None
+        )
         if existing is not None and "emptyDir" not in existing:
             return NeedsHuman(
                 f"the pod already has a volume named {name!r} that is not an emptyDir; "
@@ -51,7 +55,7 @@ class ReadOnlyRootFilesystem(Fixer):
             edits.append(Set(container.path("securityContext", "readOnlyRootFilesystem"), True))
             changed.append(container.name)
             mounts = container.get("volumeMounts", default=[]) or []
-            if any(isinstance(m, dict) and m.get("mountPath") == mount_path for m in mounts):
+            if any(isinstance(m, Mapping) and m.get("mountPath") == mount_path for m in mounts):
                 continue
             edits.append(
                 AppendUnique(

@@ -72,7 +72,7 @@ def _plan_container(
         default_limit = getattr(defaults, f"{resource}_limit")
         if section == "limits":
             if request is not None:
-                value = scale(request, ratio)
+                value = scale(request, ratio, fractions=resource == "cpu")
                 why = f"existing request {request} x {ratio:g}"
             else:
                 value = default_limit

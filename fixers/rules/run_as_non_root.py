@@ -44,10 +44,13 @@ class RunAsNonRoot(Fixer):
         for container in target_containers(view, finding):
             changed: list[str] = []
             user = _effective(view, container, "runAsUser")
-            if _effective(view, container, "runAsNonRoot") is not True:
+            declared_non_root = _effective(view, container, "runAsNonRoot") is True
+            if not declared_non_root:
                 edits.append(Set(container.path("securityContext", "runAsNonRoot"), True))
                 changed.append("runAsNonRoot: true")
-            if not _positive(user):
+            # With runAsNonRoot already true the image's own non-root USER is trusted; a user
+            # id is only chosen when none is given (or it is root).
+            if not _positive(user) and not (declared_non_root and user is None):
                 edits.append(
                     Set(container.path("securityContext", "runAsUser"), policy.run_as_user)
                 )

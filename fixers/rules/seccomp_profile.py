@@ -6,6 +6,7 @@ Kubernetes field: ``containers[].securityContext.seccompProfile``
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from fixers.base import Fixer
@@ -15,7 +16,7 @@ from fixers.view import PodView, target_containers
 
 
 def _profile_type(profile: Any) -> str | None:
-    if isinstance(profile, dict):
+    if isinstance(profile, Mapping):
         kind = profile.get("type")
         return str(kind) if kind is not None else None
     return None
