@@ -69,7 +69,7 @@ def load_documents(text: str) -> list[Any]:
         raise _syntax_error(exc) from None
 
 
-_DOC_MARKER = re.compile(r"^(---|\.\.\.)(?:[ \t]|$)|^%", re.M)
+_DOC_MARKER = re.compile(r"^(---|\.\.\.)(?:[ \t\r]|$)|^%", re.M)
 
 
 def _document_span(text: str, index: int) -> tuple[int, int]:
@@ -465,7 +465,11 @@ class _Doc:
             lines[0] = lines[0][col:]
             new = self.splice(node.start_mark.index, self.end(node), self.nl.join(lines))
             return self.trailing(new, node.start_mark.index + len(lines[0]), comment)
-        raise EditError("cannot replace the document root")
+        # the document root (an empty `{}` document, or one whose last key was removed)
+        lines = _block(value, 0, self.style)
+        start = node.start_mark.index
+        lead = self.nl if self.text[self.line_start(start) : start].strip() else ""
+        return self.splice(start, self.end(node), lead + self.nl.join(lines))
 
     def add_key(self, slot: _Slot, key: str, value: Any, comment: str | None) -> str:
         """Add ``key: value`` to the mapping (or null / empty flow mapping) in ``slot``."""

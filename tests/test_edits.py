@@ -258,6 +258,19 @@ CASES = [
         document=1,
     ),
     Case(
+        "crlf-multi-doc",
+        "a: 1\r\n---\r\nb:\r\n- x\r\n",
+        (AppendUnique(("b",), "y"),),
+        "a: 1\r\n---\r\nb:\r\n- x\r\n- y\r\n",
+        document=1,
+    ),
+    Case(
+        "remove-only-key-of-document-then-add",
+        "# keep\nonly: 1\n",
+        (Remove(("only",)), Set(("new", "k"), "v")),
+        "# keep\nnew:\n  k: v\n",
+    ),
+    Case(
         "leading-document-marker-kept",
         "# header\n---\na: 1\n",
         (Set(("b",), 2),),
