@@ -119,6 +119,15 @@ def framework_scores(report: Report, resolved: Iterable[Identity] = ()) -> dict[
     return scores
 
 
+def framework_label(name: str) -> str:
+    """The short name people use: ``cis-v1.23-t1.0.1`` -> ``CIS``, ``nsa`` -> ``NSA``."""
+    lowered = name.lower()
+    for prefix, label in (("cis", "CIS"), ("nsa", "NSA"), ("mitre", "MITRE")):
+        if lowered.startswith(prefix):
+            return label
+    return name
+
+
 def format_delta(framework: str, before: float, after: float) -> str:
     """``format_delta("NSA", 61.1, 78.4) -> "NSA 61.1 % -> 78.4 %"``."""
     return f"{framework} {before:.1f} % -> {after:.1f} %"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.score import ControlCounts, format_delta, framework_scores
+from bot.score import ControlCounts, format_delta, framework_label, framework_scores
 from bot.sources import load_report
 from bot.sources.base import Report
 from tests.conftest import corpus_path
@@ -88,3 +88,10 @@ def test_control_counts() -> None:
 def test_format_delta() -> None:
     assert format_delta("NSA", 61.1, 78.4) == "NSA 61.1 % -> 78.4 %"
     assert format_delta("MITRE", 73, 73.04) == "MITRE 73.0 % -> 73.0 %"
+
+
+def test_framework_label() -> None:
+    assert framework_label("cis-v1.23-t1.0.1") == "CIS"
+    assert framework_label("NSA") == "NSA"
+    assert framework_label("MITRE") == "MITRE"
+    assert framework_label("AllControls") == "AllControls"

@@ -8,6 +8,11 @@ One `Finding` per failed control per resource, and per container when the rule p
 ``containers[i]`` / ``initContainers[i]`` (resolved to the container name through the embedded
 object). Kubescape 2.x reported CIS items under ids like ``CIS-5.7.2``: those are mapped to their
 canonical id through the catalog's aliases, or reported as `Skipped` with the reason.
+
+``Report.summary`` keeps the report's own scores for `bot.score`: ``score`` and
+``compliance_score`` overall, and ``frameworks``: a list of ``{name, score, compliance_score,
+controls: {control id as reported: {name, status, score_factor, passed, failed, skipped,
+excluded, score, compliance_score}}}``.
 """
 
 from __future__ import annotations
