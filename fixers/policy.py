@@ -7,6 +7,7 @@ or documented defaults) and each carries that source so the MR can name it.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -53,3 +54,5 @@ class FixContext(BaseModel):
     policy: Policy = Field(default_factory=Policy)
     location_kind: str = "manifest"
     """'manifest' or 'helm-values': fixers word their notes accordingly."""
+    network_policies: tuple[Mapping[str, Any], ...] = ()
+    """NetworkPolicy documents that exist (or are being added) in the workload's namespace."""

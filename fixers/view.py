@@ -220,3 +220,44 @@ def _containers_from_hints(view: PodView, finding: Finding) -> list[ContainerVie
         if index < len(pool) and pool[index] not in chosen:
             chosen.append(pool[index])
     return chosen
+
+
+def label_selector_matches(selector: Any, labels: Mapping[str, str]) -> bool:
+    """Does a Kubernetes LabelSelector (matchLabels + matchExpressions) select ``labels``?
+    An empty selector selects everything, as in a NetworkPolicy's ``podSelector: {}``."""
+    if not isinstance(selector, Mapping):
+        return selector is None or selector == {}
+    for key, value in (selector.get("matchLabels") or {}).items():
+        if labels.get(str(key)) != str(value):
+            return False
+    for expr in selector.get("matchExpressions") or []:
+        if not isinstance(expr, Mapping):
+            return False
+        key, op = str(expr.get("key")), expr.get("operator")
+        values = [str(v) for v in expr.get("values") or []]
+        present = key in labels
+        if op == "In" and not (present and labels[key] in values):
+            return False
+        if op == "NotIn" and present and labels[key] in values:
+            return False
+        if op == "Exists" and not present:
+            return False
+        if op == "DoesNotExist" and present:
+            return False
+    return True
+
+
+def policies_selecting(
+    policies: Sequence[Mapping[str, Any]], labels: Mapping[str, str], namespace: str | None
+) -> list[str]:
+    """Names of the NetworkPolicies (same namespace) whose podSelector selects ``labels``."""
+    names = []
+    for doc in policies:
+        if not isinstance(doc, Mapping) or doc.get("kind") != "NetworkPolicy":
+            continue
+        meta = doc.get("metadata") or {}
+        if (meta.get("namespace") or None) != (namespace or None):
+            continue
+        if label_selector_matches(lookup(doc, ("spec", "podSelector"), {}), labels):
+            names.append(str(meta.get("name", "?")))
+    return names

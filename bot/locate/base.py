@@ -30,6 +30,12 @@ def safe_relpath(root: Path, relpath: str) -> Path:
     return resolved
 
 
+def read_exact(path: Path) -> str:
+    """A file's text with line ends as they are on disk (CRLF kept)."""
+    with path.open(encoding="utf-8", newline="") as fh:
+        return fh.read()
+
+
 @dataclass
 class FileOverlay:
     """Pending file contents over a repository checkout (read-through, write-back-never)."""
@@ -48,9 +54,7 @@ class FileOverlay:
         if relpath not in self._before:
             path = safe_relpath(self.root, relpath)
             # newline="" keeps CRLF line ends exactly as they are on disk.
-            self._before[relpath] = (
-                path.read_text(encoding="utf-8", newline="") if path.is_file() else None
-            )
+            self._before[relpath] = read_exact(path) if path.is_file() else None
         return self._before[relpath]
 
     def write(self, relpath: str, text: str) -> None:

@@ -10,9 +10,17 @@ from collections.abc import Mapping
 from typing import Any
 
 from fixers.base import Fixer
-from fixers.model import CreateManifest, Finding, Fixed, NeedsHuman, Result, Risk
+from fixers.model import (
+    AlreadyCompliant,
+    CreateManifest,
+    Finding,
+    Fixed,
+    NeedsHuman,
+    Result,
+    Risk,
+)
 from fixers.policy import FixContext
-from fixers.view import PodView
+from fixers.view import PodView, policies_selecting
 
 
 def _declared_ports(view: PodView) -> list[dict[str, Any]]:
@@ -39,6 +47,9 @@ class NetworkPolicy(Fixer):
     family = "network-policy"
 
     def plan(self, view: PodView, finding: Finding, ctx: FixContext) -> Result:
+        existing = policies_selecting(ctx.network_policies, view.labels, view.namespace)
+        if existing:
+            return AlreadyCompliant(f"NetworkPolicy {', '.join(existing)} selects this pod")
         if not view.labels:
             return NeedsHuman(
                 "the pod template has no labels, so no NetworkPolicy can select it; "

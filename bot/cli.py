@@ -1,0 +1,316 @@
+"""``remedy``: the command line. Thin: parse arguments, call one service, print with rich.
+
+Exit codes: 0 ok, 1 findings left unfixed (a CI gate), 2 usage or input error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Sequence
+from importlib import resources
+from pathlib import Path
+
+from rich.console import Console
+from rich.markdown import Markdown
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+from rich.table import Table
+
+from bot import controls as catalog
+from bot.errors import RemedyError
+from bot.plan import Plan, build_plan
+from bot.repo_config import CONFIG_FILE, RepoConfig, parse_repo_config
+from bot.sources import load_report
+from bot.sources.base import Report
+
+EXIT_OK, EXIT_UNFIXED, EXIT_USAGE = 0, 1, 2
+
+console = Console(highlight=False)
+errors = Console(stderr=True, highlight=False)
+
+
+def _load_reports(paths: Sequence[Path]) -> Report:
+    reports = [load_report(p) for p in paths]
+    if len(reports) == 1:
+        return reports[0]
+    from bot.sources.merge import merge_reports
+
+    return merge_reports(reports)
+
+
+def _repo_config(repo: Path, explicit: Path | None) -> RepoConfig:
+    path = explicit or repo / CONFIG_FILE
+    if not path.is_file():
+        if explicit:
+            raise RemedyError(f"config file {explicit} not found")
+        return RepoConfig()
+    return parse_repo_config(path.read_text(encoding="utf-8"), str(path))
+
+
+def _plan(args: argparse.Namespace) -> tuple[Report, Plan, RepoConfig]:
+    repo = Path(args.repo)
+    if not repo.is_dir():
+        raise RemedyError(f"repository directory {repo} not found")
+    report = _load_reports([Path(p) for p in args.report])
+    config = _repo_config(repo, Path(args.config) if args.config else None)
+    total = len(report.findings)
+    with Progress(
+        TextColumn("planning"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        console=errors,
+        transient=True,
+        disable=total < 200 or not errors.is_terminal,
+    ) as progress:
+        task = progress.add_task("plan", total=total)
+        plan = build_plan(
+            report, repo, config, progress=lambda n, _t: progress.update(task, completed=n)
+        )
+    return report, plan, config
+
+
+def print_plan(report: Report, plan: Plan) -> None:
+    """The change sets as a table, then every finding left unfixed with its reason."""
+    table = Table(title=f"Change sets ({len(plan.change_sets)})", show_lines=False)
+    for col in ("branch key", "controls", "files", "resources", "risk"):
+        table.add_column(col)
+    for cs in plan.change_sets:
+        table.add_row(
+            cs.key,
+            ", ".join(cs.controls),
+            "\n".join(c.path + (" (new)" if c.is_new else "") for c in cs.files),
+            str(len({f.resource.key for f in cs.findings})),
+            cs.risk.label,
+        )
+    console.print(table)
+    scores = _scores(report, plan)
+    if scores:
+        console.print(
+            "Compliance if all merged: "
+            + " · ".join(f"{fw} {a:.1f} % -> {b:.1f} %" for fw, (a, b) in scores.items())
+        )
+    if plan.unfixable:
+        left = Table(title=f"Not fixed ({len(plan.unfixable)})")
+        for col in ("control", "resource", "category", "reason"):
+            left.add_column(col, overflow="fold")
+        for u in plan.unfixable:
+            res = str(u.finding.resource) + (
+                f" [{u.finding.container}]" if u.finding.container else ""
+            )
+            left.add_row(u.finding.control_id, res, u.category, u.reason)
+        console.print(left)
+    console.print(
+        f"{len(plan.findings)} findings: {len(plan.fixed_findings)} fixed in "
+        f"{len(plan.change_sets)} change sets, {len(plan.already_compliant)} already compliant "
+        f"in the repository, {len(plan.unfixable)} not fixed."
+    )
+
+
+def _scores(report: Report, plan: Plan) -> dict[str, tuple[float, float]]:
+    from bot.score import score_delta
+
+    return score_delta(report, {f.identity for f in plan.fixed_findings})
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    report, plan, _ = _plan(args)
+    print_plan(report, plan)
+    return EXIT_UNFIXED if plan.unfixable else EXIT_OK
+
+
+def cmd_apply(args: argparse.Namespace) -> int:
+    from bot.forge.local import LocalForge
+    from bot.publish import publish_plan
+
+    report, plan, config = _plan(args)
+    print_plan(report, plan)
+    forge = LocalForge(Path(args.repo))
+    outcome = publish_plan(forge, plan, report, config, bot_username=args.bot_username)
+    for decision in outcome.decisions:
+        console.print(f"[bold]{decision.action}[/bold] {decision.branch}: {decision.reason}")
+        if decision.change is not None and decision.action in ("created", "updated"):
+            path = forge.description_path(decision.change)
+            console.rule(f"MR: {decision.change.title}")
+            console.print(
+                Markdown(decision.change.description) if args.rich else decision.change.description
+            )
+            console.print(f"(description written to {path})")
+    return EXIT_UNFIXED if plan.unfixable else EXIT_OK
+
+
+def cmd_explain(args: argparse.Namespace) -> int:
+    control = catalog.require(args.control.upper())
+    from fixers.registry import fixer_for
+
+    fixer = fixer_for(control.id)
+    lines = [
+        f"# {control.id} {control.name}",
+        f"Severity: {control.severity}. Frameworks: {', '.join(control.frameworks) or '-'}.",
+        "",
+        f"**Why it matters.** {control.why}",
+        "",
+        f"**What the fix does.** {control.fix}",
+        "",
+        f"**Risk.** {control.risk}.",
+    ]
+    if control.unfixable_reason is not None:
+        why = control.unfixable_reason
+        lines += ["", f"**Not fixed in git** ({why.category}). {why.action}"]
+    elif fixer is None:
+        lines += ["", "**No fixer yet.** kube-remedy reports it and leaves it to a person."]
+    else:
+        lines += ["", f"Fixer: `{fixer.name}` (family {fixer.family}, risk {fixer.risk.label})."]
+    console.print(Markdown("\n".join(lines)))
+    return EXIT_OK
+
+
+def cmd_controls(args: argparse.Namespace) -> int:
+    from fixers.registry import fixer_for
+
+    table = Table(title="Controls")
+    for col in ("id", "name", "severity", "frameworks", "fixer"):
+        table.add_column(col)
+    for control in catalog.all_controls():
+        fixer = fixer_for(control.id)
+        table.add_row(
+            control.id,
+            control.name,
+            control.severity,
+            ", ".join(control.frameworks),
+            fixer.name
+            if fixer and control.unfixable_reason is None
+            else f"[dim]{control.unfixable_reason.category if control.unfixable_reason else 'no fixer'}[/dim]",
+        )
+    console.print(table)
+    return EXIT_OK
+
+
+def example_dir() -> Path:
+    """The example cd-config and report shipped with the project."""
+    here = Path(__file__).resolve().parent.parent / "examples"
+    if here.is_dir():
+        return here
+    return Path(str(resources.files("bot").joinpath("examples")))
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """Copy the example cd-config into a fresh git repository and run apply on it."""
+    examples = example_dir()
+    target = Path(args.into) if args.into else Path(tempfile.mkdtemp(prefix="remedy-demo-"))
+    repo = target / "cd-config"
+    if repo.exists():
+        raise RemedyError(f"{repo} already exists; choose another --into")
+    shutil.copytree(examples / "cd-config", repo)
+    for cmd in (
+        ["git", "init", "-q", "-b", "main"],
+        ["git", "add", "-A"],
+        [
+            "git",
+            "-c",
+            "user.name=demo",
+            "-c",
+            "user.email=demo@example.com",
+            "commit",
+            "-qm",
+            "cd-config",
+        ],
+    ):
+        subprocess.run(cmd, cwd=repo, check=True)
+    console.print(f"Example cd-config copied to {repo} (a fresh git repository)\n")
+    ns = argparse.Namespace(
+        report=[str(examples / "kubescape-report.json")],
+        repo=str(repo),
+        config=None,
+        bot_username=args.bot_username,
+        rich=args.rich,
+    )
+    code = cmd_apply(ns)
+    branches = subprocess.run(
+        ["git", "branch", "--list", "remedy/*"], cwd=repo, capture_output=True, text=True
+    ).stdout
+    console.print(f"\nBranches in {repo}:\n{branches}")
+    return code
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from bot.service import run_gitlab_once
+
+    summary = run_gitlab_once(
+        gitlab_url=args.gitlab_url,
+        project=args.project,
+        token=args.token,
+        report=[Path(p) for p in args.report] if args.report else None,
+        artifact_job=args.artifact_job,
+        artifact_path=args.artifact_path,
+        bot_username=args.bot_username,
+    )
+    for line in summary.lines():
+        console.print(line)
+    return EXIT_UNFIXED if summary.unfixable else EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="remedy", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def report_args(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--report", action="append", required=True, help="scan report (repeatable)")
+        p.add_argument("--repo", required=True, help="local clone of cd-config")
+        p.add_argument("--config", help=f"settings file (default: REPO/{CONFIG_FILE})")
+
+    p = sub.add_parser("plan", help="show the change sets a report leads to")
+    report_args(p)
+    p.set_defaults(func=cmd_plan)
+
+    p = sub.add_parser("apply", help="local mode: one branch per change set + MR text")
+    report_args(p)
+    p.add_argument("--bot-username", default="kube-remedy")
+    p.add_argument("--rich", action="store_true", help="render MR text as Markdown")
+    p.set_defaults(func=cmd_apply)
+
+    p = sub.add_parser("demo", help="run apply on the shipped example (no GitLab, no Redis)")
+    p.add_argument("--into", help="directory to create the example repository in")
+    p.add_argument("--bot-username", default="kube-remedy")
+    p.add_argument("--rich", action="store_true")
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("explain", help="explain a control")
+    p.add_argument("control")
+    p.set_defaults(func=cmd_explain)
+
+    p = sub.add_parser("controls", help="list known controls and their fixers")
+    p.set_defaults(func=cmd_controls)
+
+    p = sub.add_parser("run", help="one run against GitLab: plan and open/update MRs")
+    p.add_argument("--gitlab-url", required=True)
+    p.add_argument("--project", required=True, help="project id or group/name")
+    p.add_argument("--token", help="GitLab token (default: $REMEDY_GITLAB_TOKEN / _FILE)")
+    p.add_argument("--report", action="append", help="local report file(s) instead of CI artifact")
+    p.add_argument("--artifact-job", default="kubescape")
+    p.add_argument("--artifact-path", default="kubescape-report.json")
+    p.add_argument("--bot-username", default="kube-remedy")
+    p.set_defaults(func=cmd_run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:
+        return int(exc.code or 0) and EXIT_USAGE
+    try:
+        return int(args.func(args))
+    except RemedyError as exc:
+        errors.print(f"[red]error:[/red] {exc}")
+        return exc.exit_code
+    except KeyboardInterrupt:
+        errors.print("interrupted; nothing was half-written")
+        return EXIT_USAGE
+
+
+if __name__ == "__main__":
+    sys.exit(main())

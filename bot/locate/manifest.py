@@ -1,0 +1,197 @@
+"""Find the manifest document in cd-config that defines a finding's resource."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from bot.errors import RepositoryError, YamlEditError
+from bot.locate.base import FileOverlay, read_exact, safe_relpath
+from bot.model import Location
+from fixers.edits import EditError, apply_edits, load_documents, render_manifest
+from fixers.model import AnyEdit, CreateManifest, Finding
+from fixers.view import ManifestPodView, PodView
+
+YAML_SUFFIXES = (".yaml", ".yml")
+SKIP_DIRS = frozenset({".git", "node_modules", ".venv", "__pycache__"})
+
+
+def iter_yaml_files(root: Path) -> Iterator[str]:
+    """Repository-relative POSIX paths of YAML files outside Helm chart directories."""
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if d not in SKIP_DIRS and not d.startswith("."))
+        if "Chart.yaml" in filenames:
+            dirnames[:] = []  # a chart: its templates are not manifests; the Helm locator owns it
+            continue
+        for name in sorted(filenames):
+            if name.endswith(YAML_SUFFIXES):
+                yield (Path(dirpath) / name).relative_to(root).as_posix()
+
+
+@dataclass(frozen=True)
+class DocumentRef:
+    path: str
+    index: int
+    kind: str
+    name: str
+    namespace: str | None
+
+
+@dataclass
+class ManifestIndex:
+    """Every Kubernetes object defined in the repository's plain manifests."""
+
+    root: Path
+    documents: list[DocumentRef] = field(default_factory=list)
+    unreadable: dict[str, str] = field(default_factory=dict)
+    """path -> why it could not be parsed (reported, never fatal)."""
+    network_policies: list[Mapping[str, Any]] = field(default_factory=list)
+
+    @classmethod
+    def build(cls, root: Path, paths: Sequence[str] | None = None) -> ManifestIndex:
+        index = cls(root=root)
+        for relpath in paths if paths is not None else iter_yaml_files(root):
+            index.add_file(relpath)
+        return index
+
+    def add_file(self, relpath: str) -> None:
+        path = safe_relpath(self.root, relpath)
+        try:
+            docs = load_documents(read_exact(path))
+        except (EditError, UnicodeDecodeError) as exc:
+            self.unreadable[relpath] = str(exc)
+            return
+        for i, doc in enumerate(docs):
+            if isinstance(doc, Mapping) and doc.get("kind") == "NetworkPolicy":
+                self.network_policies.append(doc)
+            if isinstance(doc, Mapping) and "kind" in doc:
+                meta = doc.get("metadata") or {}
+                if isinstance(meta, Mapping) and meta.get("name"):
+                    self.documents.append(
+                        DocumentRef(
+                            relpath, i, str(doc["kind"]), str(meta["name"]), meta.get("namespace")
+                        )
+                    )
+
+    def find(self, finding: Finding) -> list[DocumentRef]:
+        """Documents matching the finding's kind and name (and namespace when both say one)."""
+        res = finding.resource
+        out = []
+        for ref in self.documents:
+            if ref.kind != res.kind or ref.name != res.name:
+                continue
+            if ref.namespace and res.namespace and ref.namespace != res.namespace:
+                continue
+            out.append(ref)
+        return out
+
+
+def _hint_candidates(root: Path, hint: str) -> list[str]:
+    """Repository paths a scanner's source path may refer to (scans often ran from elsewhere)."""
+    hint = (
+        hint.replace("\\", "/").split(":", 1)[0]
+        if ":" in hint and not hint.startswith("/")
+        else hint
+    )
+    parts = [p for p in PurePosixPath(hint).parts if p not in ("/", ".")]
+    if ".." in parts:
+        raise RepositoryError(f"report path {hint!r} escapes the repository; refusing it")
+    out = []
+    for start in range(len(parts)):
+        candidate = "/".join(parts[start:])
+        if candidate and (root / candidate).is_file():
+            out.append(candidate)
+    return out
+
+
+def locate_manifest(finding: Finding, index: ManifestIndex) -> ManifestTarget | str:
+    """The manifest target for a finding, or the reason it cannot be found."""
+    res = finding.resource
+    matches = index.find(finding)
+    if finding.source.path:
+        candidates = _hint_candidates(index.root, finding.source.path)
+        hinted = [m for m in matches if m.path in candidates]
+        if finding.source.document_index is not None:
+            exact = [m for m in hinted if m.index == finding.source.document_index]
+            hinted = exact or hinted
+        if hinted:
+            matches = hinted
+    if not matches:
+        where = f" (scanner said {finding.source.path})" if finding.source.path else ""
+        return f"no manifest in the repository defines {res}{where}"
+    if len(matches) > 1:
+        places = ", ".join(f"{m.path}#{m.index}" for m in matches[:4])
+        return f"{res} is defined in several places ({places}); refusing to guess which one"
+    ref = matches[0]
+    return ManifestTarget.load(index.root, ref)
+
+
+@dataclass
+class ManifestTarget:
+    """A workload document in a plain manifest file."""
+
+    location: Location
+    view: PodView
+    root: Path
+
+    @classmethod
+    def load(
+        cls, root: Path, ref: DocumentRef, overlay: FileOverlay | None = None
+    ) -> ManifestTarget | str:
+        overlay = overlay or FileOverlay(root)
+        location = Location("manifest", ref.path, ref.index)
+        target = cls(location, view=None, root=root)  # type: ignore[arg-type]
+        view = target.reread(overlay)
+        if isinstance(view, str):
+            return view
+        target.view = view
+        return target
+
+    def write(self, edits: Sequence[AnyEdit], overlay: FileOverlay) -> None:
+        yaml_edits = [e for e in edits if not isinstance(e, CreateManifest)]
+        if yaml_edits:
+            text = overlay.read(self.location.path)
+            if text is None:
+                raise RepositoryError(f"{self.location.path} no longer exists")
+            try:
+                new = apply_edits(text, yaml_edits, self.location.document_index)  # type: ignore[arg-type]
+            except EditError as exc:
+                raise YamlEditError(f"{self.location.path}: {exc}") from exc
+            overlay.write(self.location.path, new)
+        for edit in edits:
+            if isinstance(edit, CreateManifest):
+                self._create(edit, overlay)
+
+    def _create(self, edit: CreateManifest, overlay: FileOverlay) -> None:
+        folder = PurePosixPath(self.location.path).parent
+        relpath = (folder / f"{edit.name}.yaml").as_posix()
+        content = render_manifest(edit.document, edit.comment)
+        existing = overlay.read(relpath)
+        if existing is not None and existing != content:
+            raise RepositoryError(
+                f"{relpath} already exists with other content; not overwriting it"
+            )
+        overlay.write(relpath, content)
+
+    def reread(self, overlay: FileOverlay) -> PodView | str:
+        text = overlay.read(self.location.path)
+        if text is None:
+            return f"{self.location.path} does not exist"
+        try:
+            docs = load_documents(text)
+        except EditError as exc:
+            return f"{self.location.path} no longer parses: {exc}"
+        if self.location.document_index >= len(docs):
+            return f"{self.location.path} has no document {self.location.document_index}"
+        view = ManifestPodView.from_document(docs[self.location.document_index])
+        if view is None:
+            return f"{self.location.path}#{self.location.document_index} is not a workload with a pod spec"
+        return view
+
+
+def document_at(overlay: FileOverlay, path: str, index: int) -> Any:
+    text = overlay.read(path)
+    return None if text is None else load_documents(text)[index]

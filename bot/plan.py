@@ -1,0 +1,267 @@
+"""Turn a report's findings into verified change sets (one merge request each).
+
+For each finding: is it fixable in git at all, is it wanted, where does it live (locate), what
+does its fixer propose (plan), does the result verify (re-read, re-check)? Verified edits are
+stacked per change-set group on a `FileOverlay`; nothing touches the repository here.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bot import controls as catalog
+from bot.errors import RemedyError
+from bot.locate.base import FileOverlay, Target
+from bot.locate.manifest import ManifestIndex, locate_manifest
+from bot.model import ChangeSet, PlannedFix, Unfixable
+from bot.repo_config import RepoConfig
+from bot.sources.base import Report
+from bot.verify import verify_fix
+from fixers.edits import EditError, load_documents
+from fixers.model import AlreadyCompliant, Finding, Fixed, NeedsHuman, Risk
+from fixers.policy import FixContext
+from fixers.registry import fixer_for, run_fixer
+
+Progress = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What a run would do: change sets, and every finding it will not fix, with why."""
+
+    change_sets: tuple[ChangeSet, ...]
+    unfixable: tuple[Unfixable, ...]
+    already_compliant: tuple[Finding, ...] = ()
+    findings: tuple[Finding, ...] = ()
+    notes: tuple[str, ...] = field(default=())
+
+    @property
+    def fixed_findings(self) -> tuple[Finding, ...]:
+        return tuple(f for cs in self.change_sets for f in cs.findings)
+
+
+def dedupe(findings: Iterable[Finding]) -> list[Finding]:
+    """One finding per (control, resource, container); scanner ids of duplicates are merged."""
+    merged: dict[tuple[str, str, str], Finding] = {}
+    for finding in findings:
+        key = finding.identity
+        if key in merged:
+            first = merged[key]
+            ids = tuple(dict.fromkeys((*first.scanner_ids, *finding.scanner_ids)))
+            merged[key] = first.model_copy(
+                update={"scanner_ids": ids, "severity": max(first.severity, finding.severity)}
+            )
+        else:
+            merged[key] = finding
+    return sorted(merged.values(), key=lambda f: (f.resource.key, f.control_id, f.container or ""))
+
+
+def _slug(text: str) -> str:
+    text = re.sub(r"\.(ya?ml)$", "", text.lower())
+    text = re.sub(r"[^a-z0-9]+", "-", text).strip("-")
+    return text[:80] or "root"
+
+
+def group_key(config: RepoConfig, family: str, target: Target, finding: Finding) -> str:
+    """The change-set key (branch name suffix) a fix belongs to, per the grouping setting."""
+    where = target.location.chart or target.location.path
+    if config.grouping == "file":
+        return f"fix/{_slug(where)}"
+    if config.grouping == "family":
+        return f"{family}/all"
+    if config.grouping == "resource":
+        res = finding.resource
+        ident = "-".join((res.kind, res.namespace or "", res.name))
+        return f"{family}/{_slug(ident)}"
+    return f"{family}/{_slug(where)}"
+
+
+def _title(family: str, fixes: list[PlannedFix]) -> str:
+    resources = sorted({str(f.finding.resource) for f in fixes})
+    controls = sorted({f.finding.control_id for f in fixes})
+    where = fixes[0].location.chart or fixes[0].location.path
+    subject = resources[0] if len(resources) == 1 else f"{len(resources)} workloads"
+    return f"kube-remedy: {family} fixes for {subject} in {where} ({', '.join(controls)})"
+
+
+class Locator:
+    """Finds targets for findings: plain manifests first, then Helm charts when present."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.manifests = ManifestIndex.build(root)
+        self._helm = None
+
+    def locate(self, finding: Finding) -> Target | str:
+        found = locate_manifest(finding, self.manifests)
+        if not isinstance(found, str):
+            return found
+        helm = self._helm_locator()
+        if helm is None:
+            return found
+        located = helm(finding)
+        return located if not isinstance(located, str) else f"{found}; {located}"
+
+    def _helm_locator(self) -> Callable[[Finding], Target | str] | None:
+        if self._helm is None:
+            from bot.locate import helm
+
+            index = helm.HelmIndex.build(self.root)
+            if not index.charts:
+                self._helm = False
+            else:
+                self._helm = lambda f: helm.locate_helm(f, self.root, index)
+        return self._helm or None
+
+
+def build_plan(
+    report: Report,
+    repo_root: Path,
+    config: RepoConfig | None = None,
+    *,
+    locator: Locator | None = None,
+    progress: Progress | None = None,
+) -> Plan:
+    """Plan every finding of ``report`` against the repository at ``repo_root``."""
+    config = config or RepoConfig()
+    locator = locator or Locator(repo_root)
+    findings = dedupe(report.findings)
+    unfixable: list[Unfixable] = []
+    compliant: list[Finding] = []
+    # group key -> overlay + fixes, built in finding order so results are deterministic
+    overlays: dict[str, FileOverlay] = {}
+    fixes: dict[str, list[PlannedFix]] = defaultdict(list)
+    targets: dict[tuple[str, int], Target] = {}
+
+    for n, finding in enumerate(findings, 1):
+        if progress:
+            progress(n, len(findings))
+        reason = _triage(finding, config)
+        if reason is not None:
+            unfixable.append(reason)
+            continue
+        fixer = fixer_for(finding.control_id)
+        assert fixer is not None  # _triage checked
+        try:
+            located = locator.locate(finding)
+        except RemedyError as exc:
+            unfixable.append(Unfixable(finding, str(exc), "not-in-repo"))
+            continue
+        if isinstance(located, str):
+            unfixable.append(Unfixable(finding, located, "not-in-repo"))
+            continue
+        target = targets.setdefault(
+            (located.location.path, located.location.document_index), located
+        )
+        key = group_key(config, fixer.family, target, finding)
+        overlay = overlays.setdefault(key, FileOverlay(repo_root))
+        view = target.reread(overlay)
+        if isinstance(view, str):
+            unfixable.append(Unfixable(finding, view, "verify-failed"))
+            continue
+        ctx = _context(config, target, overlay, locator)
+        result = run_fixer(fixer, view, finding, ctx)
+        if isinstance(result, AlreadyCompliant):
+            compliant.append(finding)
+            continue
+        if isinstance(result, NeedsHuman):
+            unfixable.append(Unfixable(finding, result.reason, "needs-human"))
+            continue
+        assert isinstance(result, Fixed)
+        edits = (*view.prerequisites(result.edits), *result.edits)
+        trial = overlay.fork()
+        try:
+            target.write(edits, trial)
+        except RemedyError as exc:
+            unfixable.append(Unfixable(finding, str(exc), "verify-failed"))
+            continue
+        problem = verify_fix(
+            target, trial, fixer, finding, _context(config, target, trial, locator)
+        )
+        if problem:
+            unfixable.append(Unfixable(finding, problem, "verify-failed"))
+            continue
+        overlay.adopt(trial)
+        fixes[key].append(
+            PlannedFix(
+                finding,
+                target.location,
+                fixer.name,
+                fixer.family,
+                fixer.risk,
+                edits,
+                result.notes,
+                result.values_used,
+            )
+        )
+
+    change_sets = []
+    for key in sorted(fixes):
+        group = fixes[key]
+        files = overlays[key].changes()
+        if not files:
+            continue
+        resources = {f.finding.resource.key for f in group}
+        change_sets.append(
+            ChangeSet(
+                key=key,
+                title=_title(group[0].family, group),
+                family=group[0].family,
+                risk=max((f.risk for f in group), default=Risk.LOW),
+                fixes=tuple(group),
+                files=files,
+                unresolved=tuple(u for u in unfixable if u.finding.resource.key in resources),
+            )
+        )
+    return Plan(tuple(change_sets), tuple(unfixable), tuple(compliant), tuple(findings))
+
+
+def _context(
+    config: RepoConfig, target: Target, overlay: FileOverlay, locator: Locator
+) -> FixContext:
+    """What the fixer may know beyond the view: policy values, NetworkPolicies in the repo
+    (including those this change set adds)."""
+    policies = list(locator.manifests.network_policies)
+    for change in overlay.changes():
+        if change.is_new:
+            try:
+                docs = load_documents(change.after)
+            except EditError:
+                continue
+            policies += [
+                d for d in docs if isinstance(d, dict) and d.get("kind") == "NetworkPolicy"
+            ]
+    return FixContext(
+        policy=config.policy,
+        location_kind=target.location.kind,
+        network_policies=tuple(policies),
+    )
+
+
+def _triage(finding: Finding, config: RepoConfig) -> Unfixable | None:
+    """Why a finding is not for a fixer at all, or None when it is."""
+    control = catalog.get(finding.control_id)
+    fixer = fixer_for(finding.control_id)
+    rule = config.ignored(finding)
+    if rule is not None:
+        return Unfixable(finding, f"ignored by .remedy.yaml: {rule.reason}", "ignored")
+    if not config.wants(finding.control_id):
+        return Unfixable(finding, "control not enabled in .remedy.yaml", "ignored")
+    if control is not None and control.unfixable_reason is not None:
+        why = control.unfixable_reason
+        return Unfixable(finding, f"{control.name}: {why.action}", why.category)
+    if fixer is None:
+        if control is None:
+            return Unfixable(
+                finding,
+                f"unknown control {finding.control_id}: not in kube-remedy's catalog",
+                "unknown-control",
+            )
+        return Unfixable(
+            finding, f"no fixer for {finding.control_id} ({control.name}) yet", "no-fixer"
+        )
+    return None

@@ -1,0 +1,111 @@
+"""The pipeline on real material: Kubescape's own scan of the online-boutique manifests."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from bot.plan import build_plan, dedupe
+from bot.sources import load_report
+from bot.sources.base import Report
+from fixers.edits import load_documents
+from fixers.model import Finding, ResourceRef, SourceHint
+from tests.conftest import corpus_path
+
+
+@pytest.fixture
+def boutique(tmp_path: Path) -> tuple[Report, Path]:
+    report = load_report(corpus_path("scans", "kubescape", "defectdojo__many_findings.json"))
+    repo = tmp_path / "cd-config"
+    shutil.copytree(corpus_path("manifests", "kubescape-online-boutique"), repo)
+    return report, repo
+
+
+def by_key(plan):  # type: ignore[no-untyped-def]
+    return {cs.key: cs for cs in plan.change_sets}
+
+
+def test_boutique_change_sets(boutique: tuple[Report, Path]) -> None:
+    report, repo = boutique
+    plan = build_plan(report, repo)
+    sets = by_key(plan)
+    frontend = sets["security-context/frontend"]
+    assert set(frontend.controls) >= {"C-0016", "C-0017", "C-0055"}
+    assert [c.path for c in frontend.files] == ["frontend.yaml"]
+    after = load_documents(frontend.files[0].after)
+    container = after[0]["spec"]["template"]["spec"]["containers"][0]
+    assert container["securityContext"]["allowPrivilegeEscalation"] is False
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    assert {"name": "tmp", "mountPath": "/tmp"} in container["volumeMounts"]
+    # the Service document after the Deployment is untouched
+    before_docs = load_documents(frontend.files[0].before or "")
+    assert after[1:] == before_docs[1:]
+    policy = sets["network-policy/frontend"]
+    assert [c.path for c in policy.files] == ["frontend-networkpolicy.yaml"]
+    assert policy.files[0].is_new
+    netpol = load_documents(policy.files[0].after)[0]
+    assert netpol["spec"]["podSelector"] == {"matchLabels": {"app": "frontend"}}
+
+
+def test_boutique_only_needed_lines_change(boutique: tuple[Report, Path]) -> None:
+    report, repo = boutique
+    plan = build_plan(report, repo)
+    for cs in plan.change_sets:
+        for change in cs.files:
+            if change.is_new:
+                continue
+            before = (change.before or "").splitlines()
+            after = change.after.splitlines()
+            # pure insertions: every original line is still there, in order
+            it = iter(after)
+            assert all(any(line == a for a in it) for line in before), change.path
+
+
+def test_boutique_unfixable_are_explained(boutique: tuple[Report, Path]) -> None:
+    report, repo = boutique
+    plan = build_plan(report, repo)
+    reasons = {(u.finding.control_id, u.finding.resource.name): u for u in plan.unfixable}
+    # the kubescape deployment of the scanned repo is not in this cd-config
+    missing = reasons[("C-0016", "kubescape")]
+    assert missing.category == "not-in-repo"
+    assert "ks-deployment.yaml" in missing.reason
+    # probes need application knowledge
+    assert reasons[("C-0056", "loadgenerator")].category == "needs-human"
+    # every finding is accounted for exactly once
+    accounted = len(plan.fixed_findings) + len(plan.unfixable) + len(plan.already_compliant)
+    assert accounted == len(plan.findings)
+
+
+def test_boutique_plan_is_idempotent(boutique: tuple[Report, Path]) -> None:
+    """Applying every change set and planning again with the same report changes nothing."""
+    report, repo = boutique
+    plan = build_plan(report, repo)
+    for cs in plan.change_sets:
+        for change in cs.files:
+            (repo / change.path).write_text(change.after, encoding="utf-8", newline="")
+    again = build_plan(report, repo)
+    assert again.change_sets == ()
+    assert len(again.already_compliant) == len(plan.fixed_findings)
+
+
+def test_path_escaping_the_repository_is_refused(tmp_path: Path) -> None:
+    finding = Finding(
+        control_id="C-0016",
+        resource=ResourceRef(kind="Deployment", name="x"),
+        source=SourceHint(path="../../etc/passwd"),
+    )
+    plan = build_plan(Report("kubescape", "test", (finding,)), tmp_path)
+    assert plan.change_sets == ()
+    (unfixable,) = plan.unfixable
+    assert unfixable.category == "not-in-repo"
+    assert "escapes the repository" in unfixable.reason
+
+
+def test_same_finding_from_two_scanners_is_one() -> None:
+    ref = ResourceRef(kind="Deployment", namespace="a", name="b")
+    one = Finding(control_id="C-0016", resource=ref, container="c", scanner_ids=("KSV-0001",))
+    two = Finding(control_id="C-0016", resource=ref, container="c", scanner_ids=("CKV_K8S_20",))
+    (merged,) = dedupe([one, two])
+    assert merged.scanner_ids == ("KSV-0001", "CKV_K8S_20")
