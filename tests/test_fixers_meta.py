@@ -92,6 +92,7 @@ def _drop_index(text: str) -> str:
 
 @pytest.mark.parametrize("fixer", FIXERS, ids=IDS)
 def test_explanation_template_renders_strictly(fixer: Fixer) -> None:
+    # The bot renders with the Fixer itself and lists notes and value sources after the text.
     env = jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=False)
     template = env.from_string(explanation_template(fixer.name))
     finding = Finding(
@@ -99,15 +100,15 @@ def test_explanation_template_renders_strictly(fixer: Fixer) -> None:
         resource=ResourceRef(kind="Deployment", namespace="shop", name="storefront"),
     )
     text = template.render(
-        fixer={"name": fixer.name, "controls": list(fixer.controls), "risk": fixer.risk.label},
+        fixer=fixer,
         finding=finding,
-        notes=["first note", "second note"],
+        notes=["first note"],
         values_used=["memory limit 256Mi: policy default"],
     )
     lines = [line for line in text.splitlines() if line.strip()]
-    assert "Deployment shop/storefront" in text
-    assert "- first note" in text and "- second note" in text
-    assert 3 <= len(lines) - 2 <= 8, text
+    assert 3 <= len(lines) <= 8, text
+    assert all(c in text for c in fixer.controls)
+    assert "{" not in text and "None" not in text
 
 
 def test_missing_template_is_a_clear_error() -> None:
