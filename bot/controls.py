@@ -83,7 +83,8 @@ def _load() -> tuple[Mapping[str, Control], Mapping[str, str]]:
     try:
         catalog = _Catalog.model_validate(yaml.safe_load(text))
     except (yaml.YAMLError, ValidationError) as exc:
-        raise ConfigError(f"bot/data/controls.yaml is invalid: {exc}") from exc
+        detail = " ".join(str(exc).split())
+        raise ConfigError(f"bot/data/controls.yaml is invalid: {detail}") from exc
     by_id: dict[str, Control] = {}
     aliases: dict[str, str] = {}
     for control in catalog.controls:

@@ -11,6 +11,7 @@ from bot.errors import ConfigError
 from tests.conftest import corpus_path
 
 FIXER_CONTROLS = [
+    "C-0045",
     "C-0004",
     "C-0009",
     "C-0013",
@@ -115,3 +116,11 @@ def test_report_names_agree_with_the_catalog() -> None:
         # Kubescape 3 prefixes CIS controls with their benchmark number.
         assert summary["name"].endswith(control.name), cid
         assert control.score_factor == summary["scoreFactor"], cid
+
+
+def test_every_control_a_fixer_claims_is_in_the_catalog() -> None:
+    from fixers import registry
+
+    claimed = sorted(registry.by_control())
+    assert claimed
+    assert [cid for cid in claimed if controls.get(cid) is None] == []
