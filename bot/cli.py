@@ -23,12 +23,13 @@ from bot import controls as catalog
 from bot.errors import RemedyError
 from bot.plan import Plan, build_plan
 from bot.repo_config import CONFIG_FILE, RepoConfig, parse_repo_config
+from bot.score import format_delta, framework_label, framework_scores
 from bot.sources import load_report
 from bot.sources.base import Report
 
 EXIT_OK, EXIT_UNFIXED, EXIT_USAGE = 0, 1, 2
 
-console = Console(highlight=False)
+console = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
 errors = Console(stderr=True, highlight=False)
 
 
@@ -90,7 +91,7 @@ def print_plan(report: Report, plan: Plan) -> None:
     if scores:
         console.print(
             "Compliance if all merged: "
-            + " · ".join(f"{fw} {a:.1f} % -> {b:.1f} %" for fw, (a, b) in scores.items())
+            + " · ".join(format_delta(fw, a, b) for fw, (a, b) in scores.items())
         )
     if plan.unfixable:
         left = Table(title=f"Not fixed ({len(plan.unfixable)})")
@@ -110,9 +111,10 @@ def print_plan(report: Report, plan: Plan) -> None:
 
 
 def _scores(report: Report, plan: Plan) -> dict[str, tuple[float, float]]:
-    from bot.score import score_delta
-
-    return score_delta(report, {f.identity for f in plan.fixed_findings})
+    """Per framework: (score now, score if every change set is merged)."""
+    before = framework_scores(report)
+    after = framework_scores(report, {f.identity for f in plan.fixed_findings})
+    return {framework_label(fw): (before[fw], after.get(fw, before[fw])) for fw in before}
 
 
 def cmd_plan(args: argparse.Namespace) -> int:

@@ -126,51 +126,41 @@ def build_plan(
     locator: Locator | None = None,
     progress: Progress | None = None,
 ) -> Plan:
-    """Plan every finding of ``report`` against the repository at ``repo_root``."""
+    """Plan every finding of ``report`` against the repository at ``repo_root``.
+
+    Findings a fixer declines are tried once more after the others: a decline often depends on
+    another fix of the same change set (e.g. allowPrivilegeEscalation waits for privileged).
+    """
     config = config or RepoConfig()
     locator = locator or Locator(repo_root)
     findings = dedupe(report.findings)
     unfixable: list[Unfixable] = []
     compliant: list[Finding] = []
-    # group key -> overlay + fixes, built in finding order so results are deterministic
     overlays: dict[str, FileOverlay] = {}
     fixes: dict[str, list[PlannedFix]] = defaultdict(list)
     targets: dict[tuple[str, int], Target] = {}
+    deferred: list[tuple[Finding, Target]] = []
 
-    for n, finding in enumerate(findings, 1):
-        if progress:
-            progress(n, len(findings))
-        reason = _triage(finding, config)
-        if reason is not None:
-            unfixable.append(reason)
-            continue
+    def attempt(finding: Finding, target: Target, last_try: bool) -> None:
         fixer = fixer_for(finding.control_id)
         assert fixer is not None  # _triage checked
-        try:
-            located = locator.locate(finding)
-        except RemedyError as exc:
-            unfixable.append(Unfixable(finding, str(exc), "not-in-repo"))
-            continue
-        if isinstance(located, str):
-            unfixable.append(Unfixable(finding, located, "not-in-repo"))
-            continue
-        target = targets.setdefault(
-            (located.location.path, located.location.document_index), located
-        )
         key = group_key(config, fixer.family, target, finding)
         overlay = overlays.setdefault(key, FileOverlay(repo_root))
         view = target.reread(overlay)
         if isinstance(view, str):
             unfixable.append(Unfixable(finding, view, "verify-failed"))
-            continue
+            return
         ctx = _context(config, target, overlay, locator)
         result = run_fixer(fixer, view, finding, ctx)
         if isinstance(result, AlreadyCompliant):
             compliant.append(finding)
-            continue
+            return
         if isinstance(result, NeedsHuman):
-            unfixable.append(Unfixable(finding, result.reason, "needs-human"))
-            continue
+            if last_try:
+                unfixable.append(Unfixable(finding, result.reason, "needs-human"))
+            else:
+                deferred.append((finding, target))
+            return
         assert isinstance(result, Fixed)
         edits = (*view.prerequisites(result.edits), *result.edits)
         trial = overlay.fork()
@@ -178,13 +168,13 @@ def build_plan(
             target.write(edits, trial)
         except RemedyError as exc:
             unfixable.append(Unfixable(finding, str(exc), "verify-failed"))
-            continue
+            return
         problem = verify_fix(
             target, trial, fixer, finding, _context(config, target, trial, locator)
         )
         if problem:
             unfixable.append(Unfixable(finding, problem, "verify-failed"))
-            continue
+            return
         overlay.adopt(trial)
         fixes[key].append(
             PlannedFix(
@@ -198,6 +188,31 @@ def build_plan(
                 result.values_used,
             )
         )
+
+    for n, finding in enumerate(findings, 1):
+        if progress:
+            progress(n, len(findings))
+        reason = _triage(finding, config)
+        if reason is not None:
+            unfixable.append(reason)
+            continue
+        try:
+            located = locator.locate(finding)
+        except RemedyError as exc:
+            unfixable.append(Unfixable(finding, str(exc), "not-in-repo"))
+            continue
+        if isinstance(located, str):
+            unfixable.append(Unfixable(finding, located, "not-in-repo"))
+            continue
+        target = targets.setdefault(
+            (located.location.path, located.location.document_index), located
+        )
+        attempt(finding, target, last_try=False)
+    for finding, target in list(deferred):
+        attempt(finding, target, last_try=True)
+    unfixable.sort(
+        key=lambda u: (u.finding.resource.key, u.finding.control_id, u.finding.container or "")
+    )
 
     change_sets = []
     for key in sorted(fixes):
