@@ -1,4 +1,5 @@
-"""Stop mounting the service account token into pods that do not ask for it (C-0034).
+"""Stop mounting the service account token into pods that do not ask for it (C-0034, and its
+CIS twin C-0190).
 
 Kubernetes field: ``spec.automountServiceAccountToken`` of the pod
 (https://kubernetes.io/docs/tasks/configure-pod-container/configure-service-account/).
@@ -15,7 +16,7 @@ from fixers.view import PodView
 class AutomountServiceAccountToken(Fixer):
     """Set the pod's ``automountServiceAccountToken: false``."""
 
-    controls = ("C-0034",)
+    controls = ("C-0034", "C-0190")
     risk = Risk.MEDIUM
     family = "service-account"
 

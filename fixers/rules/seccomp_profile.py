@@ -1,4 +1,5 @@
-"""Give containers the runtime's default seccomp profile (C-0055, Linux hardening).
+"""Give containers the runtime's default seccomp profile (C-0055 Linux hardening, and C-0210,
+CIS 5.7.2, which wants RuntimeDefault itself).
 
 Kubernetes field: ``containers[].securityContext.seccompProfile``
 (https://kubernetes.io/docs/tutorials/security/seccomp/).
@@ -26,7 +27,7 @@ class SeccompProfile(Fixer):
     """Set ``seccompProfile: {type: RuntimeDefault}`` on containers that have no seccomp profile
     of their own and inherit none from the pod."""
 
-    controls = ("C-0055",)
+    controls = ("C-0055", "C-0210")
     risk = Risk.MEDIUM
     family = "security-context"
 
@@ -41,6 +42,12 @@ class SeccompProfile(Fixer):
                 return NeedsHuman(
                     f"container {container.name} asks for an Unconfined seccomp profile on "
                     "purpose; decide whether it really needs every system call"
+                )
+            if effective == "Localhost" and finding.control_id == "C-0210":
+                return NeedsHuman(
+                    f"container {container.name} uses a Localhost seccomp profile, which may be "
+                    "stricter than RuntimeDefault; keep it and record an exception, or replace "
+                    "it by hand"
                 )
             if effective is not None:
                 continue
