@@ -1,0 +1,117 @@
+"""Structured decision logs (one JSON line each) and Prometheus metrics of the bot.
+
+Log lines carry the project, the change set key and the decision, never a secret: callers pass
+ids and outcomes only, and the formatter drops any field whose name looks like a credential.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from prometheus_client import Counter, Gauge, Histogram, start_http_server
+
+DECISIONS = "kube_remedy.decisions"
+_SECRETISH = ("token", "secret", "password", "authorization")
+
+FINDINGS = Gauge(
+    "remedy_findings",
+    "Failed findings in the latest report of a project",
+    ["project", "control", "severity"],
+)
+MERGE_REQUESTS = Counter(
+    "remedy_merge_request_decisions_total",
+    "Merge request decisions (created, updated, skipped, held-back, ...)",
+    ["project", "decision"],
+)
+TASK_DURATION = Histogram(
+    "remedy_task_duration_seconds",
+    "Duration of Celery tasks",
+    ["task"],
+    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600),
+)
+TASK_FAILURES = Counter(
+    "remedy_task_failures_total",
+    "Task failures by kind (transient = retried, user = reported, bug = unexpected)",
+    ["task", "kind"],
+)
+LOCK_SKIPS = Counter(
+    "remedy_lock_busy_total", "Runs skipped because the project lock was held", ["project"]
+)
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, message and the record's ``fields``."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        payload: dict[str, Any] = {
+            "ts": round(record.created, 3),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        fields = getattr(record, "fields", None)
+        if isinstance(fields, dict):
+            payload.update(
+                {k: v for k, v in fields.items() if not any(s in k.lower() for s in _SECRETISH)}
+            )
+        if record.exc_info and record.exc_info[0] is not None:
+            payload["error"] = f"{record.exc_info[0].__name__}: {record.exc_info[1]}"
+        return json.dumps(payload, default=str, sort_keys=True)
+
+
+def configure_logging(level: int = logging.INFO) -> None:
+    """Send the bot's loggers to stderr as JSON lines (idempotent)."""
+    root = logging.getLogger("kube_remedy")
+    if any(isinstance(h.formatter, JsonFormatter) for h in root.handlers):
+        return
+    handler = logging.StreamHandler()
+    handler.setFormatter(JsonFormatter())
+    root.addHandler(handler)
+    root.setLevel(level)
+    root.propagate = False
+
+
+def log_decision(project: str, key: str | None, decision: str, **fields: Any) -> None:
+    """Record one decision: a log line and a counter (``decision`` e.g. created, skipped)."""
+    MERGE_REQUESTS.labels(project=project, decision=decision).inc()
+    logging.getLogger(DECISIONS).info(
+        decision, extra={"fields": {"project": project, "key": key, "decision": decision, **fields}}
+    )
+
+
+def log_event(event: str, level: int = logging.INFO, **fields: Any) -> None:
+    logging.getLogger("kube_remedy.tasks").log(level, event, extra={"fields": fields})
+
+
+def record_findings(project: str, findings: Iterable[tuple[str, str]]) -> None:
+    """Replace the project's finding gauges with counts of (control, severity) pairs."""
+    counts: dict[tuple[str, str], int] = {}
+    for control, severity in findings:
+        counts[(control, severity)] = counts.get((control, severity), 0) + 1
+    for labels in list(FINDINGS._metrics):  # drop series of findings that went away
+        if labels[0] == project and (labels[1], labels[2]) not in counts:
+            FINDINGS.remove(*labels)
+    for (control, severity), count in counts.items():
+        FINDINGS.labels(project=project, control=control, severity=severity).set(count)
+
+
+@contextmanager
+def timed(task: str) -> Iterator[None]:
+    start = time.perf_counter()
+    try:
+        yield
+    finally:
+        TASK_DURATION.labels(task=task).observe(time.perf_counter() - start)
+
+
+def serve_metrics(port: int) -> bool:
+    """Expose /metrics on ``port`` (0 = disabled). Returns whether a server was started."""
+    if port <= 0:
+        return False
+    start_http_server(port)
+    return True

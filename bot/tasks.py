@@ -1,0 +1,461 @@
+"""The Celery app, its tasks and the beat schedule: thin adapters around the service module.
+
+Tasks take ids and plain JSON, re-read state (settings, the report, the forge), call one service
+function and are safe to run twice, which is what makes ``acks_late`` safe: a task whose worker
+dies is delivered again and converges on the same merge requests.
+
+    run_project(project_id)        lock the project, plan, fan out:
+      -> sync_change_set(project_id, key, findings_hash)   one per change set, in parallel
+      -> refresh_dashboard(project_id)                       once all of them are done
+
+Only errors `is_transient` accepts are retried (exponential backoff with jitter, bounded);
+a `RemedyError` is a user's problem: logged, counted, and left for the dashboard.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import socket
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from types import ModuleType, SimpleNamespace
+from typing import Any
+
+import redis
+from celery import Celery, Task, chord, signals
+from celery.schedules import crontab
+from celery.utils.time import get_exponential_backoff_interval
+from kombu.exceptions import OperationalError as KombuOperationalError
+
+from bot import locks
+from bot.errors import ConfigError, ForgeTransientError, RemedyError
+from bot.observability import (
+    LOCK_SKIPS,
+    TASK_FAILURES,
+    configure_logging,
+    log_decision,
+    log_event,
+    record_findings,
+    serve_metrics,
+    timed,
+)
+from bot.settings import ProjectConfig, Settings, load_settings, parse_cron
+
+
+class LockBusy(Exception):
+    """A change set is being synced by another worker right now; retried shortly."""
+
+
+def is_transient(exc: BaseException) -> bool:
+    """The one classifier of retryable errors: forge 429/5xx/network, Redis and socket errors."""
+    if isinstance(exc, RemedyError):
+        return isinstance(exc, ForgeTransientError)
+    return isinstance(
+        exc,
+        LockBusy
+        | redis.ConnectionError
+        | redis.TimeoutError
+        | KombuOperationalError
+        | ConnectionError
+        | TimeoutError
+        | socket.gaierror,
+    )
+
+
+# --------------------------------------------------------------------------- settings
+
+
+_current: Settings | None = None
+
+
+def configure(settings: Settings) -> None:
+    """Use these settings in this process (the CLI passes what it loaded)."""
+    global _current
+    _current = settings
+    _redis.cache_clear()
+    app.conf.update(celery_config(settings))
+
+
+def get_settings() -> Settings:
+    global _current
+    if _current is None:
+        _current = load_settings()
+    return _current
+
+
+@functools.cache
+def _redis(url: str) -> redis.Redis:
+    return redis.Redis.from_url(url, socket_timeout=10, socket_connect_timeout=5)
+
+
+def redis_client() -> redis.Redis:
+    return _redis(get_settings().redis_url)
+
+
+def service(settings: Settings) -> ModuleType:
+    """The module providing plan_project / sync_one / refresh_dashboard."""
+    try:
+        return importlib.import_module(settings.service)
+    except ImportError as exc:
+        raise ConfigError(
+            f"service module {settings.service!r} cannot be imported: {exc}"
+        ) from None
+
+
+# --------------------------------------------------------------------------- app
+
+
+def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
+    """One beat entry per configured project, at its cron expression."""
+    return {
+        f"run-project:{project.id}": {
+            "task": "remedy.run_project",
+            "schedule": crontab(**parse_cron(project.cron)),
+            "args": (project.id,),
+        }
+        for project in settings.projects
+    }
+
+
+def celery_config(settings: Settings) -> dict[str, Any]:
+    """Celery configuration derived from settings."""
+    return {
+        "broker_url": settings.redis_url,
+        "result_backend": settings.redis_url,
+        "broker_transport_options": {
+            "visibility_timeout": settings.visibility_timeout,
+            # Sweep for tasks of dead workers every few seconds (kombu's default is ~100 s).
+            "unacked_restore_interval": max(1, min(10, settings.visibility_timeout // 4)),
+            "unacked_restore_throttle": 1,
+        },
+        "result_backend_transport_options": {"visibility_timeout": settings.visibility_timeout},
+        "broker_connection_retry_on_startup": True,
+        "task_acks_late": True,
+        "task_reject_on_worker_lost": True,
+        "worker_prefetch_multiplier": 1,
+        "task_time_limit": settings.task_time_limit,
+        "task_soft_time_limit": max(1, settings.task_time_limit - 30),
+        "task_serializer": "json",
+        "result_serializer": "json",
+        "accept_content": ["json"],
+        "result_expires": 86400,
+        "timezone": "UTC",
+        "beat_schedule": beat_schedule(settings),
+        "beat_schedule_filename": str(settings.data_dir / "celerybeat-schedule"),
+        "worker_hijack_root_logger": False,
+        "worker_cancel_long_running_tasks_on_connection_loss": False,
+    }
+
+
+app = Celery("kube-remedy")
+# Lazy: importing this module (``celery -A bot.tasks``) reads settings only when Celery needs them.
+app.add_defaults(lambda: celery_config(get_settings()))
+
+
+class RemedyTask(Task):
+    """Base task: bounded exponential backoff with jitter for transient errors only."""
+
+    abstract = True
+    retry_backoff = 2
+    retry_backoff_max = 600
+    retry_jitter = True
+    acks_late = True
+
+    @property
+    def max_retries(self) -> int:  # type: ignore[override]
+        return get_settings().max_retries
+
+    def retry_transient(self, exc: BaseException) -> Any:
+        """Retry a transient error with backoff; count it; raise when the bound is reached."""
+        settings = get_settings()
+        TASK_FAILURES.labels(task=self.name, kind="transient").inc()
+        retries = self.request.retries
+        retry_after = getattr(exc, "retry_after", None)
+        countdown = get_exponential_backoff_interval(
+            factor=self.retry_backoff,
+            retries=retries,
+            maximum=settings.retry_backoff_max,
+            full_jitter=True,
+        )
+        if retry_after:
+            countdown = max(countdown, retry_after)
+        log_event(
+            "retry", task=self.name, retries=retries, countdown=countdown, error=type(exc).__name__
+        )
+        raise self.retry(exc=exc, countdown=countdown, max_retries=settings.max_retries)
+
+
+def _adapter(task: RemedyTask, body: Callable[..., dict[str, Any]], *args: Any) -> dict[str, Any]:
+    """Run a task body: classify its errors, time it. Returns the body's JSON result."""
+    with timed(task.name):
+        try:
+            return body(task, *args)
+        except RemedyError as exc:
+            if is_transient(exc):
+                task.retry_transient(exc)
+            TASK_FAILURES.labels(task=task.name, kind="user").inc()
+            log_event(
+                "user-error",
+                task=task.name,
+                args=list(args),
+                error=str(exc),
+                kind=type(exc).__name__,
+            )
+            return {"status": "error", "error": str(exc), "kind": type(exc).__name__}
+        except Exception as exc:
+            if is_transient(exc):
+                task.retry_transient(exc)
+            TASK_FAILURES.labels(task=task.name, kind="bug").inc()
+            raise
+
+
+def _severity(finding: Any) -> str:
+    severity = getattr(finding, "severity", "unknown")
+    return str(getattr(severity, "label", severity))
+
+
+def _plan_findings(plan: Any) -> Iterable[Any]:
+    findings = getattr(plan, "findings", None)
+    if findings:
+        return findings
+    out = [f for cs in plan.change_sets for f in cs.findings]
+    out.extend(u.finding for u in getattr(plan, "unfixable", ()))
+    return out
+
+
+@app.task(bind=True, base=RemedyTask, name="remedy.run_project")
+def run_project(self: RemedyTask, project_id: str) -> dict[str, Any]:
+    """Plan one project under its lock and fan out one sync task per change set."""
+    return _adapter(self, _run_project, project_id)
+
+
+def _enqueue(project_id: str, keys: list[tuple[str, str]]) -> None:
+    """Fan out: the sync tasks in parallel, then the dashboard once all are done."""
+    syncs = [sync_change_set.si(project_id, key, digest) for key, digest in keys]
+    dashboard = refresh_dashboard.si(project_id)
+    if syncs:
+        chord(syncs)(dashboard)
+    else:
+        dashboard.delay()
+
+
+def _run_project(
+    task: RemedyTask,
+    project_id: str,
+    fan_out: Callable[[str, list[tuple[str, str]]], None] = _enqueue,
+) -> dict[str, Any]:
+    settings = get_settings()
+    project = settings.project(project_id)
+    token = task.request.id or "local"
+    key = locks.lock_key("project", project_id)
+    with locks.held(redis_client(), key, token, settings.lock_timeout) as lease:
+        if lease is None:
+            LOCK_SKIPS.labels(project=project_id).inc()
+            log_event(
+                "run-skipped",
+                project=project_id,
+                reason="project lock held by another run",
+                holder=locks.holder(redis_client(), key),
+            )
+            return {"status": "skipped", "reason": "locked", "project": project_id}
+        plan = service(settings).plan_project(settings, project)
+        record_findings(project_id, ((f.control_id, _severity(f)) for f in _plan_findings(plan)))
+        keys = [(cs.key, cs.findings_hash) for cs in plan.change_sets]
+        log_event(
+            "run-planned",
+            project=project_id,
+            change_sets=len(keys),
+            unfixable=len(getattr(plan, "unfixable", ())),
+            fence=lease.fence,
+            reclaimed=lease.reclaimed,
+        )
+        # Enqueued under the lock, so two runs never fan out the same project at once; the sync
+        # tasks themselves take per-change-set locks.
+        fan_out(project_id, keys)
+    return {"status": "planned", "project": project_id, "change_sets": [k for k, _ in keys]}
+
+
+@app.task(bind=True, base=RemedyTask, name="remedy.sync_change_set")
+def sync_change_set(
+    self: RemedyTask, project_id: str, key: str, findings_hash: str
+) -> dict[str, Any]:
+    """Create or update the merge request of one change set (idempotent)."""
+    return _adapter(self, _sync_change_set, project_id, key, findings_hash)
+
+
+def _sync_change_set(
+    task: RemedyTask, project_id: str, key: str, findings_hash: str
+) -> dict[str, Any]:
+    settings = get_settings()
+    project = settings.project(project_id)
+    svc = service(settings)
+    lock = locks.lock_key("change-set", project_id, key)
+    with locks.held(
+        redis_client(), lock, task.request.id or "local", settings.lock_timeout
+    ) as lease:
+        if lease is None:
+            raise LockBusy(f"change set {key} of {project_id} is being synced elsewhere")
+        # Re-read state: the plan is deterministic for a report, so this finds the same change set
+        # unless a newer report arrived, in which case the newer run owns the decision.
+        plan = svc.plan_project(settings, project)
+        current = {cs.key: cs for cs in plan.change_sets}
+        change_set = current.get(key)
+        if change_set is None or change_set.findings_hash != findings_hash:
+            log_decision(project_id, key, "superseded", reason="the report changed since planning")
+            return {"status": "superseded", "key": key}
+        decision = svc.sync_one(settings, project, plan, key)
+        action = _decision_name(decision)
+        log_decision(project_id, key, action, **_decision_fields(decision))
+        return {"status": "synced", "key": key, "decision": action}
+
+
+def _decision_name(decision: Any) -> str:
+    for attr in ("action", "kind", "decision", "outcome"):
+        value = getattr(decision, attr, None)
+        if value is not None:
+            return str(getattr(value, "value", value))
+    return type(decision).__name__
+
+
+def _decision_fields(decision: Any) -> dict[str, Any]:
+    fields: dict[str, Any] = {}
+    for attr in ("reason", "mr_id", "iid", "web_url", "url"):
+        value = getattr(decision, attr, None)
+        if isinstance(value, str | int) and value != "":
+            fields[attr] = value
+    return fields
+
+
+@app.task(bind=True, base=RemedyTask, name="remedy.refresh_dashboard")
+def refresh_dashboard(self: RemedyTask, project_id: str) -> dict[str, Any]:
+    """Rewrite the project's dashboard issue from the current plan and merge requests."""
+    return _adapter(self, _refresh_dashboard, project_id)
+
+
+def _refresh_dashboard(task: RemedyTask, project_id: str) -> dict[str, Any]:
+    settings = get_settings()
+    project = settings.project(project_id)
+    svc = service(settings)
+    lock = locks.lock_key("dashboard", project_id)
+    with locks.held(
+        redis_client(), lock, task.request.id or "local", settings.lock_timeout
+    ) as lease:
+        if lease is None:
+            raise LockBusy(f"dashboard of {project_id} is being written elsewhere")
+        plan = svc.plan_project(settings, project)
+        svc.refresh_dashboard(settings, project, plan)
+    log_event("dashboard-refreshed", project=project_id)
+    return {"status": "refreshed", "project": project_id}
+
+
+# --------------------------------------------------------------------------- process entry points
+
+
+@signals.worker_init.connect
+def _on_worker_init(**_: Any) -> None:
+    configure_logging()
+    settings = get_settings()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    if serve_metrics(settings.metrics_port):
+        log_event("metrics-listening", port=settings.metrics_port)
+
+
+@signals.beat_init.connect
+def _on_beat_init(**_: Any) -> None:
+    configure_logging()
+    get_settings().data_dir.mkdir(parents=True, exist_ok=True)
+
+
+def start_worker(settings: Settings, concurrency: int = 4) -> None:
+    """Run a worker in this process (``remedy worker``); threads, since tasks wait on I/O."""
+    configure(settings)
+    app.worker_main(
+        [
+            "worker",
+            "--loglevel=INFO",
+            "--pool=threads",
+            f"--concurrency={concurrency}",
+            "--without-gossip",
+            "--without-mingle",
+        ]
+    )
+
+
+def start_beat(settings: Settings) -> None:
+    """Run the scheduler in this process (``remedy beat``); run exactly one per Redis."""
+    configure(settings)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    app.start(
+        ["beat", "--loglevel=INFO", f"--schedule={settings.data_dir / 'celerybeat-schedule'}"]
+    )
+
+
+class _InlineTask:
+    """What the task bodies need of a Celery task, for runs without a worker."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.request = SimpleNamespace(id=f"run-once-{uuid.uuid4()}", retries=0)
+
+
+def _inline(name: str, body: Callable[..., dict[str, Any]], *args: Any) -> dict[str, Any]:
+    """Run a task body in this process with the workers' error policy and retry bound."""
+    settings = get_settings()
+    task = _InlineTask(name)
+    while True:
+        with timed(name):
+            try:
+                return body(task, *args)
+            except Exception as exc:
+                if not is_transient(exc) or task.request.retries >= settings.max_retries:
+                    if isinstance(exc, RemedyError) and not is_transient(exc):
+                        TASK_FAILURES.labels(task=name, kind="user").inc()
+                        log_event("user-error", task=name, args=list(args), error=str(exc))
+                        return {"status": "error", "error": str(exc), "kind": type(exc).__name__}
+                    TASK_FAILURES.labels(
+                        task=name, kind="transient" if is_transient(exc) else "bug"
+                    ).inc()
+                    raise
+                TASK_FAILURES.labels(task=name, kind="transient").inc()
+                delay = get_exponential_backoff_interval(
+                    factor=RemedyTask.retry_backoff,
+                    retries=task.request.retries,
+                    maximum=settings.retry_backoff_max,
+                    full_jitter=True,
+                )
+                log_event("retry", task=name, retries=task.request.retries, countdown=delay)
+                task.request.retries += 1
+                time.sleep(delay)
+
+
+def run_once(settings: Settings, project: str | ProjectConfig) -> dict[str, Any]:
+    """Run one project now, in this process, without a worker (``remedy run-once PROJECT``).
+
+    Same bodies, locks and retry policy as the workers; the change sets are synced one after the
+    other, then the dashboard. Needs Redis for the locks."""
+    configure(settings)
+    project_id = project.id if isinstance(project, ProjectConfig) else project
+    settings.project(project_id)
+
+    failures: list[Exception] = []
+
+    def inline_fan_out(pid: str, keys: list[tuple[str, str]]) -> None:
+        for key, digest in keys:
+            try:
+                _inline(sync_change_set.name, _sync_change_set, pid, key, digest)
+            except Exception as exc:
+                # Like a worker: one change set giving up does not stop the others.
+                failures.append(exc)
+        _inline(refresh_dashboard.name, _refresh_dashboard, pid)
+
+    result = _inline(run_project.name, _run_project, project_id, inline_fan_out)
+    if failures:
+        raise failures[0]
+    return result
+
+
+if __name__ == "__main__":  # pragma: no cover - ``python -m bot.tasks`` for debugging
+    sys.exit(app.start())

@@ -1,0 +1,408 @@
+"""Celery tasks, locks and retries against a real Redis, and real worker/beat processes.
+
+The service is `tests.task_service` (a file-backed fake forge), injected through the ``service``
+setting, so the tests exercise the real queue, locks and redelivery without patching libraries.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+from celery import Celery
+
+from bot import locks, tasks
+from bot.errors import ConfigError, ForgeTransientError, ReportError
+from bot.settings import Settings
+from tests import task_service
+from tests.redis_server import RedisServer, redis_server_fixture  # noqa: F401 - fixture
+
+ROOT = Path(__file__).resolve().parent.parent
+PROJECT = "platform/cd-config"
+
+
+def wait_until(predicate: Callable[[], Any], timeout: float, what: str) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+@pytest.fixture
+def forge_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    root = tmp_path / "forge"
+    root.mkdir()
+    monkeypatch.setenv("REMEDY_TEST_FORGE_DIR", str(root))
+    return root
+
+
+def make_settings(server: RedisServer, tmp_path: Path, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "redis_url": server.url,
+        "service": "tests.task_service",
+        "projects": [
+            {"id": PROJECT, "cron": "* * * * *", "report": {"kind": "file", "path": "r.json"}}
+        ],
+        "data_dir": tmp_path / "data",
+        "metrics_port": 0,
+        "max_retries": 3,
+        "retry_backoff_max": 1,
+        **overrides,
+    }
+    return Settings(**values)
+
+
+def settings_env(settings: Settings, forge: Path) -> dict[str, str]:
+    """The environment a worker process needs to load the same settings."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("REMEDY_")}
+    env.update(
+        {
+            "PYTHONPATH": str(ROOT),
+            "REMEDY_TEST_FORGE_DIR": str(forge),
+            "REMEDY_REDIS_URL": settings.redis_url,
+            "REMEDY_SERVICE": settings.service,
+            "REMEDY_PROJECTS": json.dumps([p.model_dump() for p in settings.projects]),
+            "REMEDY_DATA_DIR": str(settings.data_dir),
+            "REMEDY_METRICS_PORT": "0",
+            "REMEDY_LOCK_TIMEOUT": str(settings.lock_timeout),
+            "REMEDY_TASK_TIME_LIMIT": str(settings.task_time_limit),
+            "REMEDY_VISIBILITY_TIMEOUT": str(settings.visibility_timeout),
+            "REMEDY_MAX_RETRIES": str(settings.max_retries),
+            "REMEDY_RETRY_BACKOFF_MAX": str(settings.retry_backoff_max),
+        }
+    )
+    return env
+
+
+class Procs:
+    """Worker and beat subprocesses, each in its own process group, killed at teardown."""
+
+    def __init__(self, env: dict[str, str], logs: Path) -> None:
+        self.env = env
+        self.logs = logs
+        self.procs: list[subprocess.Popen[bytes]] = []
+
+    def start(self, *args: str, name: str) -> subprocess.Popen[bytes]:
+        log = open(self.logs / f"{name}-{len(self.procs)}.log", "wb")  # noqa: SIM115
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "bot.tasks", *args],
+            cwd=ROOT,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        log.close()
+        self.procs.append(proc)
+        return proc
+
+    def worker(self, concurrency: int = 2) -> subprocess.Popen[bytes]:
+        return self.start(
+            "worker",
+            "--pool=threads",
+            f"--concurrency={concurrency}",
+            "--loglevel=INFO",
+            "--without-gossip",
+            "--without-mingle",
+            name="worker",
+        )
+
+    def kill(self, proc: subprocess.Popen[bytes], sig: int = signal.SIGKILL) -> None:
+        if proc.poll() is None:
+            os.killpg(proc.pid, sig)
+            proc.wait(timeout=20)
+
+    def close(self) -> None:
+        for proc in self.procs:
+            if proc.poll() is None:
+                self.kill(proc, signal.SIGTERM if proc.poll() is None else signal.SIGKILL)
+
+    def output(self) -> str:
+        return "\n".join(p.read_text(errors="replace") for p in sorted(self.logs.glob("*.log")))
+
+
+@pytest.fixture
+def procs_factory(tmp_path: Path) -> Iterator[Callable[[dict[str, str]], Procs]]:
+    made: list[Procs] = []
+
+    def make(env: dict[str, str]) -> Procs:
+        logs = tmp_path / "logs"
+        logs.mkdir(exist_ok=True)
+        procs = Procs(env, logs)
+        made.append(procs)
+        return procs
+
+    yield make
+    for procs in made:
+        procs.close()
+
+
+@pytest.fixture
+def client(redis_server: RedisServer) -> Iterator[Celery]:
+    """A Celery client like the web process: sends tasks by name and does not wait for them
+    (outcomes are read from the fake forge and the worker's JSON log lines)."""
+    app = Celery("test-client", broker=redis_server.url, set_as_current=False)
+    yield app
+    app.close()
+
+
+def four_change_sets() -> dict[str, list[tuple[str, str]]]:
+    return {
+        f"cs-{n}": [("C-0016", "medium"), ("C-0017", "low")] if n % 2 else [("C-0009", "high")]
+        for n in range(4)
+    }
+
+
+def created_counts() -> Counter[str]:
+    return Counter(e["mr"] for e in task_service.events() if e["event"] == "created")
+
+
+# --------------------------------------------------------------------------- fast tests
+
+
+def test_is_transient_classifies_forge_redis_and_network_errors() -> None:
+    assert tasks.is_transient(ForgeTransientError("503"))
+    assert tasks.is_transient(redis.ConnectionError("down"))
+    assert tasks.is_transient(ConnectionResetError())
+    assert tasks.is_transient(tasks.LockBusy("busy"))
+    assert not tasks.is_transient(ReportError("bad report"))
+    assert not tasks.is_transient(ConfigError("bad config"))
+    assert not tasks.is_transient(ValueError("bug"))
+
+
+def test_celery_config_is_reliable(tmp_path: Path) -> None:
+    settings = Settings(
+        projects=[{"id": "a/one", "cron": "*/15 * * * *"}, {"id": "b/two", "cron": "0 6 * * 1-5"}],
+        data_dir=tmp_path,
+    )
+    conf = tasks.celery_config(settings)
+    assert conf["task_acks_late"] is True
+    assert conf["task_reject_on_worker_lost"] is True
+    assert conf["worker_prefetch_multiplier"] == 1
+    assert conf["broker_transport_options"]["visibility_timeout"] > conf["task_time_limit"]
+    assert conf["broker_url"] == conf["result_backend"] == settings.redis_url
+    schedule = conf["beat_schedule"]
+    assert set(schedule) == {"run-project:a/one", "run-project:b/two"}
+    entry = schedule["run-project:b/two"]
+    assert entry["task"] == "remedy.run_project" and entry["args"] == ("b/two",)
+    assert entry["schedule"].hour == {6} and entry["schedule"].day_of_week == {1, 2, 3, 4, 5}
+
+
+def test_lock_excludes_others_and_releases_only_its_own(redis_server: RedisServer) -> None:
+    client = redis_server.client()
+    key = locks.lock_key("project", "p")
+    with locks.held(client, key, "task-a", timeout=30) as first:
+        assert first is not None
+        assert locks.acquire(client, key, "task-b", timeout=30) is None
+        assert locks.holder(client, key) == "task-a"
+        assert not locks.release(client, locks.Lease(key, "task-b", 0))
+    assert locks.holder(client, key) is None
+    second = locks.acquire(client, key, "task-b", timeout=30)
+    assert second is not None and second.fence > first.fence
+
+
+def test_lock_is_reclaimed_by_a_redelivery_of_the_same_task(redis_server: RedisServer) -> None:
+    client = redis_server.client()
+    key = locks.lock_key("project", "p")
+    assert locks.acquire(client, key, "task-a", timeout=30) is not None
+    again = locks.acquire(client, key, "task-a", timeout=30)
+    assert again is not None and again.reclaimed
+
+
+def test_lock_expires_when_its_holder_dies(redis_server: RedisServer) -> None:
+    client = redis_server.client()
+    key = locks.lock_key("project", "p")
+    assert locks.acquire(client, key, "dead-task", timeout=0.2) is not None
+    time.sleep(0.3)
+    assert locks.acquire(client, key, "task-b", timeout=30) is not None
+
+
+def test_run_once_syncs_every_change_set_once_and_is_idempotent(
+    redis_server: RedisServer,
+    forge_dir: Path,
+    tmp_path: Path,
+) -> None:
+    settings = make_settings(redis_server, tmp_path)
+    task_service.write_report(PROJECT, four_change_sets())
+    result = tasks.run_once(settings, PROJECT)
+    assert result["status"] == "planned" and result["change_sets"] == [f"cs-{n}" for n in range(4)]
+    assert created_counts() == Counter({f"{PROJECT}#cs-{n}": 1 for n in range(4)})
+    assert [e for e in task_service.events() if e["event"] == "dashboard"]
+    tasks.run_once(settings, PROJECT)
+    assert created_counts() == Counter({f"{PROJECT}#cs-{n}": 1 for n in range(4)})
+    assert sum(e["event"] == "skip" for e in task_service.events()) == 4
+    # A changed finding updates its merge request instead of opening another.
+    report = four_change_sets()
+    report["cs-0"] = [("C-0009", "high"), ("C-0013", "medium")]
+    task_service.write_report(PROJECT, report)
+    tasks.run_once(settings, PROJECT)
+    assert [e["mr"] for e in task_service.events() if e["event"] == "updated"] == [
+        f"{PROJECT}#cs-0"
+    ]
+
+
+def test_transient_errors_are_retried_and_user_errors_are_not(
+    redis_server: RedisServer,
+    forge_dir: Path,
+    tmp_path: Path,
+) -> None:
+    settings = make_settings(redis_server, tmp_path)
+    task_service.write_report(PROJECT, {"cs-a": [("C-0016", "medium")]})
+    (forge_dir / "flaky").write_text("2")
+    tasks.run_once(settings, PROJECT)
+    assert (forge_dir / "flaky").read_text() == "0"
+    assert created_counts() == Counter({f"{PROJECT}#cs-a": 1})
+
+    (forge_dir / "reports" / f"{task_service.slug(PROJECT)}.json").unlink()
+    result = tasks.run_once(settings, PROJECT)
+    assert result["status"] == "error" and result["kind"] == "ReportError"
+    assert "no report for" in result["error"]
+
+
+def test_transient_errors_stop_after_the_retry_bound(
+    redis_server: RedisServer,
+    forge_dir: Path,
+    tmp_path: Path,
+) -> None:
+    settings = make_settings(redis_server, tmp_path, max_retries=2)
+    task_service.write_report(PROJECT, {"cs-a": [("C-0016", "medium")]})
+    (forge_dir / "flaky").write_text("10")
+    with pytest.raises(ForgeTransientError):
+        tasks.run_once(settings, PROJECT)
+    assert (forge_dir / "flaky").read_text() == "7"  # first try + 2 retries
+    assert created_counts() == Counter()
+
+
+def test_a_run_that_finds_the_project_locked_is_skipped(
+    redis_server: RedisServer,
+    forge_dir: Path,
+    tmp_path: Path,
+) -> None:
+    settings = make_settings(redis_server, tmp_path)
+    task_service.write_report(PROJECT, four_change_sets())
+    key = locks.lock_key("project", PROJECT)
+    assert locks.acquire(redis_server.client(), key, "another-run", timeout=30)
+    result = tasks.run_once(settings, PROJECT)
+    assert result == {"status": "skipped", "reason": "locked", "project": PROJECT}
+    assert task_service.events() == []
+
+
+def test_run_once_rejects_an_unknown_project(redis_server: RedisServer, tmp_path: Path) -> None:
+    settings = make_settings(redis_server, tmp_path)
+    with pytest.raises(ConfigError, match="'nope/nope' is not configured"):
+        tasks.run_once(settings, "nope/nope")
+
+
+# --------------------------------------------------------------------------- real processes
+
+
+@pytest.mark.slow
+def test_two_concurrent_runs_on_one_project_the_second_is_skipped(
+    redis_server: RedisServer,
+    forge_dir: Path,
+    tmp_path: Path,
+    procs_factory: Any,
+    client: Celery,
+) -> None:
+    settings = make_settings(redis_server, tmp_path)
+    task_service.write_report(PROJECT, four_change_sets())
+    (forge_dir / "config.json").write_text(json.dumps({"plan_delay": 1.5}))
+    procs = procs_factory(settings_env(settings, forge_dir))
+    procs.worker(concurrency=2)
+    client.send_task("remedy.run_project", args=(PROJECT,))
+    client.send_task("remedy.run_project", args=(PROJECT,))
+    wait_until(lambda: sum(created_counts().values()) == 4, 60, "four merge requests")
+    assert procs.output().count('"msg": "run-skipped"') == 1
+    assert procs.output().count('"msg": "run-planned"') == 1
+    assert set(created_counts().values()) == {1}
+
+
+@pytest.mark.slow
+def test_worker_killed_mid_run_is_finished_by_a_new_worker_without_duplicates(
+    redis_server: RedisServer,
+    forge_dir: Path,
+    tmp_path: Path,
+    procs_factory: Any,
+    client: Celery,
+) -> None:
+    # Short timeouts so the redelivery after the kill happens within the test.
+    settings = make_settings(
+        redis_server, tmp_path, task_time_limit=3, visibility_timeout=4, lock_timeout=30
+    )
+    task_service.write_report(PROJECT, four_change_sets())
+    (forge_dir / "config.json").write_text(json.dumps({"sync_delay": 1.0}))
+    procs = procs_factory(settings_env(settings, forge_dir))
+    worker = procs.worker(concurrency=1)
+    client.send_task("remedy.run_project", args=(PROJECT,))
+    wait_until(lambda: sum(created_counts().values()) >= 1, 60, "a first merge request")
+    time.sleep(0.3)  # inside the next sync: between "find" and "open"
+    procs.kill(worker, signal.SIGKILL)
+    done_before = sum(created_counts().values())
+    assert done_before < 4
+    procs.worker(concurrency=2)
+    wait_until(
+        lambda: any(e["event"] == "dashboard" for e in task_service.events()),
+        90,
+        "the dashboard after all change sets: " + procs.output()[-1500:],
+    )
+    assert created_counts() == Counter({f"{PROJECT}#cs-{n}": 1 for n in range(4)}), procs.output()
+
+
+@pytest.mark.slow
+def test_redis_restarted_mid_run_loses_no_decision(
+    redis_server: RedisServer,
+    forge_dir: Path,
+    tmp_path: Path,
+    procs_factory: Any,
+    client: Celery,
+) -> None:
+    if not redis_server.can_restart:
+        pytest.skip("restarting Redis needs a private redis-server, not REDIS_URL")
+    settings = make_settings(redis_server, tmp_path)
+    task_service.write_report(PROJECT, four_change_sets())
+    (forge_dir / "config.json").write_text(json.dumps({"sync_delay": 0.5}))
+    procs = procs_factory(settings_env(settings, forge_dir))
+    procs.worker(concurrency=1)
+    client.send_task("remedy.run_project", args=(PROJECT,))
+    wait_until(lambda: sum(created_counts().values()) >= 1, 60, "a first merge request")
+    redis_server.restart()  # no persistence: the queue and the locks are gone
+    decided = dict(task_service.mrs())
+    assert decided
+    # The next scheduled run re-plans from the report and the forge and converges.
+    client.send_task("remedy.run_project", args=(PROJECT,))
+    wait_until(
+        lambda: len(task_service.mrs()) == 4, 60, "all merge requests: " + procs.output()[-1500:]
+    )
+    assert created_counts() == Counter({f"{PROJECT}#cs-{n}": 1 for n in range(4)})
+    for key, mr in decided.items():
+        assert task_service.mrs()[key]["id"] == mr["id"]
+
+
+@pytest.mark.slow
+def test_a_beat_tick_leads_to_a_run(
+    redis_server: RedisServer,
+    forge_dir: Path,
+    tmp_path: Path,
+    procs_factory: Any,
+    client: Celery,
+) -> None:
+    settings = make_settings(redis_server, tmp_path)  # cron "* * * * *": next minute boundary
+    task_service.write_report(PROJECT, {"cs-a": [("C-0016", "medium")]})
+    procs = procs_factory(settings_env(settings, forge_dir))
+    procs.worker(concurrency=1)
+    procs.start("beat", "--loglevel=INFO", f"--schedule={tmp_path / 'beat-schedule'}", name="beat")
+    wait_until(lambda: created_counts(), 90, "a scheduled run: " + procs.output()[-1500:])
+    assert created_counts() == Counter({f"{PROJECT}#cs-a": 1})
