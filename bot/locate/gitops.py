@@ -1,0 +1,198 @@
+"""Read the GitOps manifests of cd-config that deploy a Helm chart from the repository itself.
+
+ArgoCD ``Application`` / ``ApplicationSet`` (``spec.source(s)``: path, helm.valueFiles,
+helm.values, helm.valuesObject, helm.releaseName) and Flux ``HelmRelease`` (``spec.chart.spec.chart``
+as a path, ``spec.values``, ``spec.releaseName``). Only what the locator needs is kept: which
+chart, which values files in which order, which inline values, which release name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import yaml
+
+from fixers.model import YamlPath
+
+SKIP_DIRS = frozenset({".git", "node_modules", ".venv", "__pycache__"})
+
+
+@dataclass(frozen=True)
+class HelmApp:
+    """One deployment of a repository chart, as a GitOps manifest declares it."""
+
+    manifest: str
+    """Repository-relative path of the Application/HelmRelease file."""
+    document_index: int
+    kind: str
+    name: str
+    chart: str
+    """Repository-relative chart directory."""
+    release: str
+    namespace: str | None
+    value_files: tuple[str, ...] = ()
+    """Repository-relative values files, lowest precedence first (after the chart's own)."""
+    inline: Mapping[str, Any] = field(default_factory=dict)
+    """Inline values (highest precedence)."""
+    inline_path: YamlPath | None = None
+    """Where the inline values live in the manifest document (None: a string block, read-only)."""
+
+
+def _norm(path: str) -> str | None:
+    parts: list[str] = []
+    for part in PurePosixPath(path).parts:
+        if part in ("", "."):
+            continue
+        if part == "..":
+            if not parts:
+                return None
+            parts.pop()
+        else:
+            parts.append(part)
+    return "/".join(parts)
+
+
+def iter_yaml_files(root: Path) -> Iterator[Path]:
+    """Every .yaml/.yml file under ``root`` outside VCS and tool directories."""
+    for path in sorted(root.rglob("*")):
+        if path.suffix in (".yaml", ".yml") and not SKIP_DIRS.intersection(
+            path.relative_to(root).parts
+        ):
+            yield path
+
+
+def _argo_sources(spec: Mapping[str, Any]) -> list[tuple[int | None, Mapping[str, Any]]]:
+    if isinstance(spec.get("source"), Mapping):
+        return [(None, spec["source"])]
+    sources = spec.get("sources")
+    if isinstance(sources, list):
+        return [(i, s) for i, s in enumerate(sources) if isinstance(s, Mapping)]
+    return []
+
+
+def _argo_apps(relpath: str, index: int, doc: Mapping[str, Any]) -> list[HelmApp]:
+    kind = doc.get("kind")
+    spec = doc.get("spec") or {}
+    base: YamlPath = ("spec",)
+    if kind == "ApplicationSet":
+        spec = spec.get("template", {}).get("spec") or {}
+        base = ("spec", "template", "spec")
+    if not isinstance(spec, Mapping):
+        return []
+    meta = doc.get("metadata") or {}
+    name = str(meta.get("name", ""))
+    namespace = (spec.get("destination") or {}).get("namespace")
+    sources = _argo_sources(spec)
+    # Multi-source apps name a values repository with `ref:`; in cd-config it is the repo root.
+    refs = {str(s.get("ref")) for _, s in sources if s.get("ref")}
+    apps = []
+    for position, source in sources:
+        chart_path = source.get("path")
+        if not isinstance(chart_path, str) or "{{" in chart_path:
+            continue
+        chart = _norm(chart_path)
+        if chart is None:
+            continue
+        helm = source.get("helm") or {}
+        files: list[str] = []
+        for entry in helm.get("valueFiles") or []:
+            entry = str(entry)
+            if "{{" in entry:
+                continue
+            ref = next((r for r in refs if entry.startswith(f"${r}/")), None)
+            resolved = _norm(entry[len(ref) + 2 :] if ref else f"{chart}/{entry}")
+            if resolved:
+                files.append(resolved)
+        source_path: YamlPath = (
+            (*base, "source") if position is None else (*base, "sources", position)
+        )
+        inline: Mapping[str, Any] = {}
+        inline_path: YamlPath | None = None
+        if isinstance(helm.get("valuesObject"), Mapping):
+            inline = helm["valuesObject"]
+            inline_path = (*source_path, "helm", "valuesObject")
+        elif isinstance(helm.get("values"), str):
+            try:
+                loaded = yaml.safe_load(helm["values"])
+            except yaml.YAMLError:
+                loaded = None
+            inline = loaded if isinstance(loaded, Mapping) else {}
+        release = str(helm.get("releaseName") or name)
+        apps.append(
+            HelmApp(
+                relpath,
+                index,
+                str(kind),
+                name,
+                chart,
+                release,
+                namespace,
+                tuple(files),
+                inline,
+                inline_path,
+            )
+        )
+    return apps
+
+
+def _flux_app(relpath: str, index: int, doc: Mapping[str, Any]) -> HelmApp | None:
+    spec = doc.get("spec") or {}
+    chart_spec = ((spec.get("chart") or {}).get("spec")) or {}
+    chart_path = chart_spec.get("chart")
+    if not isinstance(chart_path, str) or not chart_path.startswith(("./", "../", "/")):
+        return None  # a chart from a Helm repository, not from this repository
+    chart = _norm(chart_path.lstrip("/"))
+    if chart is None:
+        return None
+    meta = doc.get("metadata") or {}
+    name = str(meta.get("name", ""))
+    target_ns = spec.get("targetNamespace")
+    namespace = target_ns or meta.get("namespace")
+    # Flux's default release name is <targetNamespace>-<name> when a target namespace is set.
+    release = str(spec.get("releaseName") or (f"{target_ns}-{name}" if target_ns else name))
+    files = tuple(f for f in (_norm(str(v)) for v in chart_spec.get("valuesFiles") or []) if f)
+    values = spec.get("values") if isinstance(spec.get("values"), Mapping) else {}
+    return HelmApp(
+        relpath,
+        index,
+        "HelmRelease",
+        name,
+        chart,
+        release,
+        namespace,
+        tuple(f"{chart}/{f}" for f in files),
+        values,
+        ("spec", "values"),
+    )
+
+
+def scan_gitops(root: Path) -> list[HelmApp]:
+    """Every ArgoCD/Flux deployment of a repository chart found under ``root``."""
+    apps: list[HelmApp] = []
+    for path in iter_yaml_files(root):
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            continue
+        if "Application" not in text and "HelmRelease" not in text:
+            continue
+        try:
+            docs = list(yaml.safe_load_all(text))
+        except yaml.YAMLError:
+            continue  # chart templates and broken files are not GitOps manifests
+        relpath = path.relative_to(root).as_posix()
+        for index, doc in enumerate(docs):
+            if not isinstance(doc, Mapping):
+                continue
+            kind = doc.get("kind")
+            api = str(doc.get("apiVersion", ""))
+            if kind in ("Application", "ApplicationSet") and api.startswith("argoproj.io/"):
+                apps.extend(_argo_apps(relpath, index, doc))
+            elif kind == "HelmRelease" and "fluxcd.io" in api:
+                app = _flux_app(relpath, index, doc)
+                if app:
+                    apps.append(app)
+    return apps

@@ -1,0 +1,781 @@
+"""Locate a finding on a rendered Helm resource and fix it through the chart's values.
+
+`HelmIndex.build` scans cd-config once for charts (``Chart.yaml``) and GitOps manifests that
+deploy them. `locate_helm` renders the candidate deployments, matches the finding's kind and
+name, and returns a `HelmTarget` whose view reads the rendered resource and maps each pod-spec
+field to the values key that feeds it. The mapping is learnt by probing: every mapping in the
+values gets a unique marker key, the chart is rendered once, and where a marker lands tells which
+values key feeds which rendered path (scalars are probed by changing a same-named key).
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from bot.errors import ChartError, RemedyError, RepositoryError
+from bot.locate.base import FileOverlay
+from bot.locate.gitops import SKIP_DIRS, HelmApp, scan_gitops
+from bot.locate.helm_render import (
+    RenderCache,
+    RenderedDoc,
+    Renderer,
+    SdkRenderer,
+    deep_merge,
+    load_values_text,
+)
+from bot.locate.helm_templates import Exposure, expose
+from bot.model import Location
+from fixers.model import (
+    AnyEdit,
+    AppendUnique,
+    CreateManifest,
+    Ensure,
+    Finding,
+    Remove,
+    Set,
+    YamlPath,
+)
+from fixers.view import FieldNotExposed, ManifestPodView, PodView, lookup
+
+PROBE = "__kr_probe_"
+KNOWN_UPSTREAMS = (
+    "bitnami",
+    "grafana",
+    "argoproj",
+    "prometheus-community",
+    "jetstack",
+    "stefanprodan",
+)
+LIST_FIELDS = frozenset({"volumes", "volumeMounts", "tolerations", "initContainers"})
+SCALAR_STEMS = {"automountServiceAccountToken": "automount"}
+"""Rendered scalar field -> the stem a values key feeding it contains (charts abbreviate)."""
+
+
+# --------------------------------------------------------------------------- index
+
+
+@dataclass(frozen=True)
+class ChartInfo:
+    """A chart directory in the repository."""
+
+    path: str
+    """Repository-relative chart directory ('' for a chart at the root)."""
+    name: str
+    third_party: bool
+    why_third_party: str = ""
+    subcharts: Mapping[str, str] = field(default_factory=dict)
+    """values key (alias or name) -> vendored subchart directory (relative to the chart)."""
+
+
+def _chart_info(root: Path, chart_dir: Path) -> ChartInfo | None:
+    try:
+        meta = yaml.safe_load((chart_dir / "Chart.yaml").read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError):
+        return None
+    if not isinstance(meta, Mapping):
+        return None
+    rel = chart_dir.relative_to(root).as_posix()
+    rel = "" if rel == "." else rel
+    text = " ".join(
+        str(meta.get(k, "")) for k in ("home", "sources", "maintainers", "annotations")
+    ).lower()
+    upstream = next((u for u in KNOWN_UPSTREAMS if u in text), None)
+    third_party = upstream is not None
+    why = f"chart {meta.get('name')} is maintained upstream ({upstream})" if upstream else ""
+    subcharts: dict[str, str] = {}
+    for dep in meta.get("dependencies") or []:
+        if isinstance(dep, Mapping) and dep.get("name"):
+            key = str(dep.get("alias") or dep["name"])
+            if (chart_dir / "charts" / str(dep["name"])).is_dir():
+                subcharts[key] = f"charts/{dep['name']}"
+    return ChartInfo(rel, str(meta.get("name", chart_dir.name)), third_party, why, subcharts)
+
+
+@dataclass
+class HelmIndex:
+    """The charts and GitOps deployments of one repository checkout."""
+
+    root: Path
+    charts: dict[str, ChartInfo]
+    apps: list[HelmApp]
+    renderer: Renderer = field(default_factory=SdkRenderer)
+
+    @classmethod
+    def build(cls, repo_root: Path, renderer: Renderer | None = None) -> HelmIndex:
+        """Scan ``repo_root`` once for Chart.yaml files and ArgoCD/Flux manifests."""
+        root = repo_root.resolve()
+        charts: dict[str, ChartInfo] = {}
+        for chart_yaml in sorted(root.rglob("Chart.yaml")):
+            rel_parts = chart_yaml.relative_to(root).parts
+            if SKIP_DIRS.intersection(rel_parts):
+                continue
+            # Subcharts vendored under another chart's charts/ are reached through their parent.
+            if any(
+                rel_parts[i] == "charts"
+                and (root.joinpath(*rel_parts[:i]) / "Chart.yaml").is_file()
+                for i in range(len(rel_parts) - 1)
+            ):
+                continue
+            info = _chart_info(root, chart_yaml.parent)
+            if info:
+                charts[info.path] = info
+        apps = [a for a in scan_gitops(root) if a.chart in charts]
+        return cls(root, charts, apps, renderer or SdkRenderer())
+
+
+# --------------------------------------------------------------------------- deployments
+
+
+@dataclass(frozen=True)
+class Deployment:
+    """One way a chart is rendered: values files (lowest precedence first) and inline values."""
+
+    chart: ChartInfo
+    release: str
+    namespace: str
+    value_files: tuple[str, ...]
+    """Repository-relative, the chart's own values.yaml first."""
+    app: HelmApp | None = None
+
+    def user_values(self, overlay: FileOverlay) -> dict[str, Any]:
+        """What Helm gets on top of the chart defaults: env files, then inline values."""
+        values: dict[str, Any] = {}
+        for relpath in self.value_files[1:]:
+            text = overlay.read(relpath)
+            if text is None:
+                raise ChartError(f"values file {relpath} named by {self._origin} does not exist")
+            values = deep_merge(values, load_values_text(text, relpath))
+        inline = self.inline(overlay)
+        return deep_merge(values, inline) if inline else values
+
+    def inline(self, overlay: FileOverlay) -> dict[str, Any]:
+        if not self.app or not self.app.inline:
+            return {}
+        if self.app.inline_path is None:
+            return dict(self.app.inline)
+        text = overlay.read(self.app.manifest) or ""
+        docs = list(yaml.safe_load_all(text))
+        data = lookup(docs[self.app.document_index], self.app.inline_path, {})
+        return dict(data) if isinstance(data, Mapping) else {}
+
+    @property
+    def _origin(self) -> str:
+        return f"{self.app.kind} {self.app.name} ({self.app.manifest})" if self.app else "chart"
+
+
+def _chart_defaults(chart_dir: Path, info: ChartInfo) -> dict[str, Any]:
+    values = _read_values(chart_dir / "values.yaml")
+    for key, sub in info.subcharts.items():
+        sub_values = _read_values(chart_dir / sub / "values.yaml")
+        values[key] = deep_merge(sub_values, values.get(key) or {})
+    return values
+
+
+def _read_values(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        return {}
+    return load_values_text(path.read_text(encoding="utf-8"), str(path))
+
+
+# --------------------------------------------------------------------------- probing
+
+
+def _map_paths(data: Any, prefix: YamlPath = (), depth: int = 0) -> Iterator[YamlPath]:
+    if isinstance(data, Mapping) and depth < 8:
+        yield prefix
+        for key, value in data.items():
+            if isinstance(value, Mapping):
+                yield from _map_paths(value, (*prefix, str(key)), depth + 1)
+            elif value is None or value == {}:
+                yield (*prefix, str(key))
+
+
+def _set_in(values: dict[str, Any], path: YamlPath, extra: Mapping[str, Any]) -> None:
+    node = values
+    for step in path:
+        child = node.get(step)
+        if not isinstance(child, dict):
+            child = dict(child) if isinstance(child, Mapping) else {}
+            node[step] = child
+        node = child
+    node.update(extra)
+
+
+def _find_markers(node: Any, prefix: YamlPath, out: dict[str, list[YamlPath]]) -> None:
+    if isinstance(node, Mapping):
+        for key, value in node.items():
+            if isinstance(key, str) and key.startswith(PROBE):
+                out.setdefault(key, []).append(prefix)
+            else:
+                _find_markers(value, (*prefix, key), out)
+    elif isinstance(node, list):
+        for index, value in enumerate(node):
+            _find_markers(value, (*prefix, index), out)
+
+
+@dataclass
+class ValuesMap:
+    """Which values key feeds which rendered path of one resource, learnt by probing."""
+
+    deployment: Deployment
+    chart_dir: Path
+    cache: RenderCache
+    user: dict[str, Any]
+    defaults: dict[str, Any]
+    doc: RenderedDoc
+    _found: dict[YamlPath, YamlPath] = field(default_factory=dict)
+    _probed: set[YamlPath] = field(default_factory=set)
+    _switches: set[YamlPath] = field(default_factory=set)
+
+    @property
+    def effective(self) -> dict[str, Any]:
+        return deep_merge(self.defaults, self.user, drop_null=True)
+
+    def _render_doc(self, values: Mapping[str, Any]) -> Mapping[str, Any] | None:
+        try:
+            docs = self.cache.docs(
+                self.chart_dir,
+                values,
+                self.deployment.release,
+                self.deployment.namespace,
+                only=self.doc.template,
+            )
+        except ChartError:
+            return None
+        for doc in docs:
+            if (doc.template, doc.kind, doc.name) == (
+                self.doc.template,
+                self.doc.kind,
+                self.doc.name,
+            ):
+                return doc.document
+        return None
+
+    def _probe(self, paths: list[YamlPath], enable: bool, found: dict[YamlPath, YamlPath]) -> None:
+        if not paths:
+            return
+        values = deep_merge({}, self.user)
+        markers: dict[str, YamlPath] = {}
+        for n, path in enumerate(paths):
+            marker = f"{PROBE}{n}"
+            markers[marker] = path
+            extra: dict[str, Any] = {marker: "probe"}
+            if enable:
+                extra["enabled"] = True
+            _set_in(values, path, extra)
+        document = self._render_doc(values)
+        if document is None:
+            if len(paths) > 1:  # some key's type broke a template: split and retry
+                half = len(paths) // 2
+                self._probe(paths[:half], enable, found)
+                self._probe(paths[half:], enable, found)
+            return
+        where: dict[str, list[YamlPath]] = {}
+        _find_markers(document, (), where)
+        for marker, places in where.items():
+            values_path = markers[marker]
+            for rendered in places:
+                # The most specific key wins (global.x merged into x lands in the same place).
+                if rendered not in found or len(values_path) > len(found[rendered]):
+                    found[rendered] = values_path
+                    if enable:
+                        self._switches.add(values_path)
+
+    def _probe_all(self, paths: list[YamlPath]) -> None:
+        todo = [p for p in paths if p not in self._probed]
+        if not todo:
+            return
+        self._probed.update(todo)
+        effective = self.effective
+        self._probe(todo, False, self._found)
+        # Bitnami-style switches: a disabled securityContext map only renders when enabled.
+        disabled = [
+            p
+            for p in todo
+            if p
+            and str(p[-1]).lower().endswith("securitycontext")
+            and lookup(effective, (*p, "enabled")) is False
+        ]
+        self._probe(disabled, True, self._found)
+
+    def _best(self, rendered: YamlPath) -> YamlPath | None:
+        best: tuple[YamlPath, YamlPath] | None = None
+        for where, values_path in self._found.items():
+            n = len(where)
+            fits = rendered[:n] == where and not any(isinstance(s, int) for s in rendered[n:])
+            if fits and (best is None or n > len(best[0])):
+                best = (where, values_path)
+        return None if best is None else (*best[1], *rendered[len(best[0]) :])
+
+    def values_path(self, rendered: YamlPath) -> YamlPath | None:
+        """The values key that feeds ``rendered`` (None when no key does)."""
+        current = lookup(self.doc.document, rendered)
+        if current is not None and not isinstance(current, Mapping | list):
+            scalar = self._scalar(rendered)
+            if scalar is not None:
+                return scalar
+        if isinstance(current, list) or (current is None and str(rendered[-1]) in LIST_FIELDS):
+            listed = self._list(rendered)
+            if listed is not None:
+                return listed
+        all_maps = list(_map_paths(self.effective))
+        # Probe first the mappings named like a step of the field (cheap, and charts whose
+        # unrelated maps break templates when given an extra key need no bisecting then).
+        names = {str(s).lower() for s in rendered if isinstance(s, str)}
+        named = [p for p in all_maps if p and any(n in str(p[-1]).lower() for n in names)]
+        self._probe_all(named)
+        found = self._best(rendered)
+        if found is None:
+            self._probe_all(all_maps)
+            found = self._best(rendered)
+        return found
+
+    def _list(self, rendered: YamlPath) -> YamlPath | None:
+        """Probe same-named list keys by appending a marker item and seeing where it lands."""
+        effective = self.effective
+        last = str(rendered[-1]).lower()
+        for path in _leaf_paths(effective):
+            value = lookup(effective, path)
+            if not last.endswith(path[-1].lower()) or not isinstance(value, list | None):
+                continue
+            values = deep_merge({}, self.user)
+            _set_in(values, path[:-1], {path[-1]: [*(value or []), {PROBE + "list": "probe"}]})
+            document = self._render_doc(values)
+            where: dict[str, list[YamlPath]] = {}
+            _find_markers(document, (), where)
+            if any(p[:-1] == rendered for p in where.get(PROBE + "list", [])):
+                return path
+        return None
+
+    def _scalar(self, rendered: YamlPath) -> YamlPath | None:
+        current = lookup(self.doc.document, rendered)
+        if current is None or isinstance(current, Mapping | list):
+            return None
+        field_name = str(rendered[-1])
+        stem = SCALAR_STEMS.get(field_name, "").lower()
+        effective = self.effective
+        for path in _leaf_paths(effective):
+            key = path[-1].lower()
+            named = key == field_name.lower() or (stem and stem in key)
+            if not named or lookup(effective, path) != current:
+                continue
+            flipped: Any = (not current) if isinstance(current, bool) else f"{PROBE}scalar"
+            values = deep_merge({}, self.user)
+            _set_in(values, path[:-1], {path[-1]: flipped})
+            document = self._render_doc(values)
+            if document is not None and lookup(document, rendered) == flipped:
+                return path
+        return None
+
+    def switches_for(self, values_path: YamlPath) -> list[YamlPath]:
+        return [p for p in self._switches if values_path[: len(p)] == p]
+
+
+def _leaf_paths(data: Any, prefix: tuple[str, ...] = ()) -> Iterator[tuple[str, ...]]:
+    if isinstance(data, Mapping):
+        for key, value in data.items():
+            if isinstance(value, Mapping):
+                yield from _leaf_paths(value, (*prefix, str(key)))
+            else:
+                yield (*prefix, str(key))
+
+
+# --------------------------------------------------------------------------- view
+
+
+@dataclass(frozen=True)
+class HelmContainerView:
+    """A rendered container whose fields are written through values keys."""
+
+    name: str
+    init: bool
+    ephemeral: bool
+    base: YamlPath
+    data: Mapping[str, Any]
+    pod: HelmPodView
+
+    def get(self, *field_path: str | int, default: Any = None) -> Any:
+        return lookup(self.data, field_path, default)
+
+    def path(self, *field_path: str | int) -> YamlPath:
+        return self.pod.values_path_for((*self.base, *field_path), self)
+
+
+@dataclass
+class HelmPodView:
+    """The rendered pod spec of a chart resource; ``path`` answers in values keys."""
+
+    rendered: ManifestPodView
+    mapping: ValuesMap
+    target: HelmTarget
+    containers: tuple[HelmContainerView, ...] = ()
+
+    def __post_init__(self) -> None:
+        self.containers = tuple(
+            HelmContainerView(c.name, c.init, c.ephemeral, c.base, c.data, self)
+            for c in self.rendered.containers
+        )
+
+    @property
+    def kind(self) -> str:
+        return self.rendered.kind
+
+    @property
+    def name(self) -> str:
+        return self.rendered.name
+
+    @property
+    def namespace(self) -> str | None:
+        return self.rendered.namespace or self.mapping.deployment.namespace
+
+    @property
+    def labels(self) -> Mapping[str, str]:
+        return self.rendered.labels
+
+    def get(self, *field_path: str | int, default: Any = None) -> Any:
+        return self.rendered.get(*field_path, default=default)
+
+    def path(self, *field_path: str | int) -> YamlPath:
+        return self.values_path_for((*self.rendered.base, *field_path), None)
+
+    def values_path_for(self, rendered: YamlPath, container: HelmContainerView | None) -> YamlPath:
+        found = self.mapping.values_path(rendered)
+        if found is not None:
+            return found
+        return self.target.expose_for(rendered, container)
+
+    def prerequisites(self, edits: Sequence[AnyEdit]) -> tuple[AnyEdit, ...]:
+        extra: list[AnyEdit] = []
+        for edit in edits:
+            if isinstance(edit, CreateManifest):
+                continue
+            for switch in self.mapping.switches_for(edit.path):
+                candidate = Set((*switch, "enabled"), True, comment=None)
+                if candidate not in extra:
+                    extra.append(candidate)
+        return tuple(extra)
+
+
+# --------------------------------------------------------------------------- target
+
+
+def _defines(data: Any, path: YamlPath) -> bool:
+    """True when ``data`` sets ``path`` or a non-mapping value on the way to it."""
+    node = data
+    for step in path:
+        if not isinstance(node, Mapping) or step not in node:
+            return False
+        node = node[step]
+        if not isinstance(node, Mapping):
+            return True
+    return True
+
+
+@dataclass
+class HelmTarget:
+    """A chart resource to fix through values (and, for in-house charts, a template)."""
+
+    index: HelmIndex
+    deployment: Deployment
+    doc: RenderedDoc
+    location: Location
+    view: PodView = field(init=False)
+    _exposures: dict[str, Exposure] = field(default_factory=dict)
+    _mapping: ValuesMap = field(init=False)
+
+    def attach(self, mapping: ValuesMap, rendered: ManifestPodView) -> None:
+        self._mapping = mapping
+        self.view = HelmPodView(rendered, mapping, self)
+
+    @property
+    def chart_dir(self) -> Path:
+        return self.index.root / self.deployment.chart.path
+
+    # ---------------------------------------------------------------- exposing template keys
+
+    def expose_for(self, rendered: YamlPath, container: HelmContainerView | None) -> YamlPath:
+        chart = self.deployment.chart
+        pod_base = self.view.rendered.base if isinstance(self.view, HelmPodView) else ()
+        rel = rendered[len(pod_base) :]
+        field_label = ".".join(str(s) for s in rel)
+        template_rel = self.doc.template.split("/", 1)[1] if "/" in self.doc.template else ""
+        if chart.third_party or not template_rel.startswith("templates/"):
+            why = chart.why_third_party or "the resource comes from a vendored third-party chart"
+            raise FieldNotExposed(
+                field_label,
+                f"chart {chart.name} has no values key for it and {why}; it needs an upstream "
+                "values key (or a post-renderer) to set it",
+            )
+        if container is not None:
+            steps = rendered[len(container.base) :]
+            field_name = str(steps[0])
+            if field_name not in ("securityContext", "resources") or container.ephemeral:
+                raise FieldNotExposed(field_label, f"chart {chart.name} has no values key for it")
+            regular = [c for c in self.view.containers if c.init == container.init]
+            position = regular.index(container)
+            suffix = field_name[0].upper() + field_name[1:]
+            key = (
+                field_name
+                if len(regular) == 1 and not container.init
+                else (_camel(container.name) + suffix)
+            )
+            rest = steps[1:]
+            exposure = Exposure(
+                f"{chart.path}/{template_rel}".lstrip("/"),
+                key,
+                field_name,
+                position,
+                container.init,
+            )
+        else:
+            field_name = str(rel[0]) if rel else ""
+            if field_name != "securityContext":
+                raise FieldNotExposed(field_label, f"chart {chart.name} has no values key for it")
+            key, rest = "podSecurityContext", rel[1:]
+            exposure = Exposure(f"{chart.path}/{template_rel}".lstrip("/"), key, field_name, None)
+        if lookup(self._mapping.effective, (key,)) is not None:
+            raise FieldNotExposed(
+                field_label,
+                f"chart {chart.name} already has a values key {key} that does not feed this "
+                "field; change the template by hand",
+            )
+        # Refuse early when the template's shape is not one we can edit.
+        original = (self.index.root / exposure.template).read_text(encoding="utf-8")
+        try:
+            expose(original, exposure)
+        except ValueError as exc:
+            raise FieldNotExposed(field_label, str(exc)) from exc
+        self._exposures[key] = exposure
+        return (key, *rest)
+
+    # ---------------------------------------------------------------- write / reread
+
+    def _file_for(self, path: YamlPath, overlay: FileOverlay) -> tuple[str, YamlPath, int, str]:
+        """(file, key prefix, document index, why) of the values source that wins for ``path``."""
+        dep = self.deployment
+        app = dep.app
+        if app and app.inline and _defines(dep.inline(overlay), path):
+            if app.inline_path is None:
+                raise RepositoryError(
+                    f"{app.kind} {app.name} sets {'.'.join(map(str, path))} in an inline "
+                    f"helm.values string block ({app.manifest}); edit it by hand"
+                )
+            return (
+                app.manifest,
+                app.inline_path,
+                app.document_index,
+                f"inline values of {app.kind} {app.name} set this key and win over files",
+            )
+        for relpath in reversed(dep.value_files):
+            text = overlay.read(relpath)
+            if text is not None and _defines(load_values_text(text, relpath), path):
+                where = "the chart default" if relpath == dep.value_files[0] else "an override"
+                why = f"{relpath} sets this key ({where}) and is the last values file that does"
+                return relpath, (), 0, why
+        env = dep.value_files[1:]
+        if dep.chart.third_party and env:
+            return (
+                env[-1],
+                (),
+                0,
+                (f"{env[-1]} is the deployment's own values file; the chart is third-party"),
+            )
+        return (
+            dep.value_files[0],
+            (),
+            0,
+            (
+                "no values file sets this key; the chart's values.yaml holds the default for every "
+                "environment"
+            ),
+        )
+
+    def write(self, edits: Sequence[AnyEdit], overlay: FileOverlay) -> None:
+        """Apply values edits to the winning values files (and expose template keys)."""
+        from fixers.edits import EditError, apply_edits
+
+        groups: dict[tuple[str, int], list[AnyEdit]] = {}
+        whys: dict[str, str] = {}
+        for edit in edits:
+            if isinstance(edit, CreateManifest):
+                raise RepositoryError(
+                    f"a new manifest ({edit.name}) cannot be added through chart values; "
+                    "add it to the chart's templates by hand"
+                )
+            relpath, prefix, doc_index, why = self._file_for(edit.path, overlay)
+            moved = _with_path(edit, (*prefix, *edit.path))
+            groups.setdefault((relpath, doc_index), []).append(moved)
+            whys.setdefault(relpath, why)
+        for (relpath, doc_index), file_edits in groups.items():
+            text = overlay.read(relpath)
+            if text is None:
+                raise RepositoryError(f"values file {relpath} does not exist")
+            try:
+                overlay.write(relpath, apply_edits(text, file_edits, doc_index))
+            except EditError as exc:
+                raise RepositoryError(f"cannot edit {relpath}: {exc}") from exc
+        used = {e.path[0] for e in edits if not isinstance(e, CreateManifest) and e.path}
+        for key, exposure in self._exposures.items():
+            if key not in used:
+                continue
+            text = overlay.read(exposure.template) or ""
+            if f".Values.{key} " not in text:
+                overlay.write(exposure.template, expose(text, exposure))
+        first = next(iter(whys), self.location.path)
+        kind = "helm-template" if any(k in used for k in self._exposures) else "helm-values"
+        self.location = Location(
+            kind,
+            first,
+            0,
+            self.deployment.chart.path,
+            (),
+            "; ".join(f"{p}: {w}" for p, w in whys.items()) or self.location.why,
+        )
+
+    def render_all(self, overlay: FileOverlay) -> list[RenderedDoc]:
+        """Every document the deployment renders with the overlay's values and templates."""
+        dep = self.deployment
+        chart_prefix = f"{dep.chart.path}/" if dep.chart.path else ""
+        changed = [c for c in overlay.changes() if c.path.startswith(chart_prefix)]
+        user = dep.user_values(overlay)
+        if not changed:
+            return RenderCache(self.index.renderer).docs(
+                self.chart_dir, user, dep.release, dep.namespace
+            )
+        with tempfile.TemporaryDirectory(prefix="kr-chart-") as tmp:
+            copy = Path(tmp) / (Path(dep.chart.path).name or "chart")
+            shutil.copytree(self.chart_dir, copy, symlinks=True)
+            for change in changed:
+                (copy / change.path[len(chart_prefix) :]).write_text(change.after, encoding="utf-8")
+            # A fresh SDK renderer: the default one caches loaded charts by directory.
+            renderer = (
+                SdkRenderer()
+                if isinstance(self.index.renderer, SdkRenderer)
+                else (self.index.renderer)
+            )
+            return RenderCache(renderer).docs(copy, user, dep.release, dep.namespace)
+
+    def reread(self, overlay: FileOverlay) -> PodView | str:
+        """Re-render the chart with the overlay's values and templates; the same resource's view."""
+        try:
+            docs = self.render_all(overlay)
+        except RemedyError as exc:
+            return f"the chart no longer renders with the fix: {exc}"
+        for doc in docs:
+            if (doc.template, doc.kind, doc.name) == (
+                self.doc.template,
+                self.doc.kind,
+                self.doc.name,
+            ):
+                view = ManifestPodView.from_document(doc.document)
+                if view is not None:
+                    return view
+        return (
+            f"{self.doc.kind} {self.doc.name} is no longer rendered by {self.deployment.chart.name}"
+        )
+
+
+def _with_path(edit: AnyEdit, path: YamlPath) -> AnyEdit:
+    if isinstance(edit, Set):
+        return Set(path, edit.value, edit.comment)
+    if isinstance(edit, Ensure):
+        return Ensure(path, edit.value, edit.comment)
+    if isinstance(edit, Remove):
+        return Remove(path, edit.comment)
+    if isinstance(edit, AppendUnique):
+        return AppendUnique(path, edit.value, edit.key, edit.comment)
+    return edit
+
+
+def _camel(name: str) -> str:
+    parts = [p for p in name.replace("_", "-").split("-") if p]
+    return parts[0].lower() + "".join(p.capitalize() for p in parts[1:]) if parts else "container"
+
+
+# --------------------------------------------------------------------------- locate
+
+
+def _deployments(finding: Finding, index: HelmIndex) -> list[Deployment]:
+    chart_hint = finding.source.chart_path
+    charts = list(index.charts.values())
+    if chart_hint:
+        hint = chart_hint.strip("/")
+        by_path = [c for c in charts if c.path == hint or hint.startswith(f"{c.path}/")]
+        charts = by_path or [c for c in charts if c.name == Path(hint).name]
+    ns = finding.resource.namespace
+    out: list[Deployment] = []
+    for chart in charts:
+        base_values = f"{chart.path}/values.yaml".lstrip("/")
+        apps = [a for a in index.apps if a.chart == chart.path]
+        # Apps whose destination namespace matches the finding first.
+        apps.sort(key=lambda a: ns is not None and a.namespace != ns)
+        for app in apps:
+            out.append(
+                Deployment(
+                    chart,
+                    app.release,
+                    app.namespace or ns or "default",
+                    (base_values, *app.value_files),
+                    app,
+                )
+            )
+        if not apps:
+            for release in _release_guesses(finding.resource.name, chart.name):
+                out.append(Deployment(chart, release, ns or "default", (base_values,)))
+    return out
+
+
+def _release_guesses(resource_name: str, chart_name: str) -> list[str]:
+    parts = resource_name.split("-")
+    guesses = [resource_name, chart_name]
+    guesses += ["-".join(parts[:i]) for i in range(len(parts) - 1, 0, -1)]
+    guesses.append("release")
+    return list(dict.fromkeys(g for g in guesses if g))
+
+
+def locate_helm(finding: Finding, repo_root: Path, index: HelmIndex) -> HelmTarget | str:
+    """The Helm target of ``finding``, or a one-line reason why none can be found."""
+    overlay = FileOverlay(repo_root)
+    errors: list[str] = []
+    cache = RenderCache(index.renderer)
+    for dep in _deployments(finding, index):
+        chart_dir = index.root / dep.chart.path
+        try:
+            user = dep.user_values(overlay)
+            docs = cache.docs(chart_dir, user, dep.release, dep.namespace)
+        except RemedyError as exc:
+            errors.append(str(exc))
+            continue
+        for doc in docs:
+            if doc.kind != finding.resource.kind or doc.name != finding.resource.name:
+                continue
+            if (
+                doc.namespace
+                and finding.resource.namespace
+                and doc.namespace != finding.resource.namespace
+            ):
+                continue
+            rendered = ManifestPodView.from_document(doc.document)
+            if rendered is None:
+                return f"{finding.resource} rendered by chart {dep.chart.name} has no pod spec"
+            defaults = _chart_defaults(chart_dir, dep.chart)
+            mapping = ValuesMap(dep, chart_dir, cache, user, defaults, doc)
+            why = f"rendered by chart {dep.chart.path or '.'} ({doc.template})" + (
+                f" as deployed by {dep.app.kind} {dep.app.name}" if dep.app else ""
+            )
+            location = Location("helm-values", dep.value_files[0], 0, dep.chart.path, (), why)
+            target = HelmTarget(index, dep, doc, location)
+            target.attach(mapping, rendered)
+            return target
+    if errors and not any("render" not in e for e in errors):
+        return f"no chart renders {finding.resource}: {errors[0]}"
+    return f"no chart in the repository renders {finding.resource}" + (
+        f" ({errors[0]})" if errors else ""
+    )

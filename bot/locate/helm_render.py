@@ -1,0 +1,240 @@
+"""Render a Helm chart offline into parsed manifests.
+
+`Renderer` is the seam: `SdkRenderer` (default) binds Helm's Go SDK through helm-python-sdk, no
+binary and no cluster; `BinaryRenderer` runs ``helm template`` when a helm binary is configured.
+Every failure becomes a one-line `ChartError`.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import yaml
+
+from bot.errors import ChartError
+
+
+@dataclass(frozen=True)
+class RenderedDoc:
+    """One rendered manifest document and the template it came from."""
+
+    template: str
+    """Template path as Helm names it, e.g. ``demo/templates/deployment.yaml``."""
+    index: int
+    document: Mapping[str, Any]
+
+    @property
+    def kind(self) -> str:
+        return str(self.document.get("kind", ""))
+
+    @property
+    def name(self) -> str:
+        return str((self.document.get("metadata") or {}).get("name", ""))
+
+    @property
+    def namespace(self) -> str | None:
+        return (self.document.get("metadata") or {}).get("namespace")
+
+
+class Renderer(Protocol):
+    """Renders a chart directory with user-supplied values into ``{template path: text}``."""
+
+    def render(
+        self, chart_dir: Path, values: Mapping[str, Any], release: str, namespace: str
+    ) -> dict[str, str]: ...
+
+
+def _one_line(message: object) -> str:
+    text = " ".join(str(message).split())
+    return text if len(text) <= 400 else text[:397] + "..."
+
+
+class SdkRenderer:
+    """helm-python-sdk: Helm v4's Go SDK in-process; charts are cached per directory."""
+
+    def __init__(self) -> None:
+        self._charts: dict[Path, Any] = {}
+
+    def _chart(self, chart_dir: Path) -> Any:
+        import helm_python
+
+        key = chart_dir.resolve()
+        if key not in self._charts:
+            try:
+                helm_python.disable_logging()
+                self._charts[key] = helm_python.Chart.load(str(key))
+            except helm_python.HelmError as exc:
+                raise ChartError(f"cannot load chart {chart_dir}: {_one_line(exc)}") from exc
+        return self._charts[key]
+
+    def forget(self, chart_dir: Path) -> None:
+        """Drop a cached chart (its files changed)."""
+        self._charts.pop(chart_dir.resolve(), None)
+
+    def render(
+        self, chart_dir: Path, values: Mapping[str, Any], release: str, namespace: str
+    ) -> dict[str, str]:
+        import helm_python
+
+        chart = self._chart(chart_dir)
+        try:
+            return dict(chart.render(dict(values), name=release, namespace=namespace))
+        except helm_python.HelmError as exc:
+            raise ChartError(f"chart {chart_dir.name} does not render: {_one_line(exc)}") from exc
+
+
+@dataclass
+class BinaryRenderer:
+    """``helm template`` through a configured helm binary."""
+
+    helm: str = "helm"
+    timeout: float = 120.0
+
+    def render(
+        self, chart_dir: Path, values: Mapping[str, Any], release: str, namespace: str
+    ) -> dict[str, str]:
+        with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as handle:
+            json.dump(dict(values), handle)
+            values_file = handle.name
+        try:
+            proc = subprocess.run(
+                [self.helm, "template", release, str(chart_dir), "-n", namespace],
+                capture_output=True,
+                text=True,
+                timeout=self.timeout,
+                check=False,
+            )
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            raise ChartError(f"cannot run {self.helm} template: {_one_line(exc)}") from exc
+        finally:
+            Path(values_file).unlink(missing_ok=True)
+        if proc.returncode != 0:
+            raise ChartError(f"chart {chart_dir.name} does not render: {_one_line(proc.stderr)}")
+        return split_template_output(proc.stdout)
+
+
+def split_template_output(text: str) -> dict[str, str]:
+    """Split ``helm template`` output into ``{source template: text}`` by its Source comments."""
+    out: dict[str, str] = {}
+    current = ""
+    for chunk in text.split("\n---"):
+        for line in chunk.splitlines():
+            if line.startswith("# Source: "):
+                current = line[len("# Source: ") :].strip()
+                break
+        out[current] = (out.get(current, "") + "\n---\n" + chunk).strip()
+    return out
+
+
+_Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def parse_rendered(rendered: Mapping[str, str], only: str | None = None) -> list[RenderedDoc]:
+    """Parse rendered templates into documents (NOTES.txt and empty documents skipped);
+    ``only`` limits parsing to one template (probes look at one resource)."""
+    docs: list[RenderedDoc] = []
+    for template in sorted(rendered):
+        if only is not None and template != only:
+            continue
+        if not template.endswith((".yaml", ".yml", ".tpl", ".json")) or "/templates/" not in (
+            "/" + template
+        ):
+            continue
+        try:
+            loaded = list(yaml.load_all(rendered[template], Loader=_Loader))
+        except yaml.YAMLError as exc:
+            raise ChartError(f"{template} renders invalid YAML: {_one_line(exc)}") from exc
+        for index, document in enumerate(d for d in loaded if isinstance(d, Mapping)):
+            docs.append(RenderedDoc(template, index, document))
+    return docs
+
+
+def deep_merge(
+    base: Mapping[str, Any], over: Mapping[str, Any], *, drop_null: bool = False
+) -> dict[str, Any]:
+    """Helm-style coalescing: maps merge key by key, anything else replaces. With ``drop_null``
+    a null deletes the key (the effective values); without, it is kept so Helm deletes the
+    chart default itself."""
+    out: dict[str, Any] = dict(base)
+    for key, value in over.items():
+        if value is None and drop_null:
+            out.pop(key, None)
+        elif isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            out[key] = deep_merge(out[key], value, drop_null=drop_null)
+        else:
+            out[key] = value
+    return out
+
+
+def load_values_text(text: str, origin: str) -> dict[str, Any]:
+    """A values document as a mapping (empty file = {}); `ChartError` when it is not one."""
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ChartError(f"values file {origin} is not valid YAML: {_one_line(exc)}") from exc
+    if data is None:
+        return {}
+    if not isinstance(data, Mapping):
+        raise ChartError(f"values file {origin} is not a mapping")
+    return dict(data)
+
+
+@dataclass
+class RenderCache:
+    """Memoises renders of one chart by (values, release, namespace); probes re-render often."""
+
+    renderer: Renderer
+    _cache: dict[tuple[str, str, str, str, str], list[RenderedDoc] | ChartError] = field(
+        default_factory=dict
+    )
+
+    def docs(
+        self,
+        chart_dir: Path,
+        values: Mapping[str, Any],
+        release: str,
+        namespace: str,
+        only: str | None = None,
+    ) -> list[RenderedDoc]:
+        key = (
+            str(chart_dir.resolve()),
+            json.dumps(values, sort_keys=True, default=str),
+            release,
+            namespace,
+            only or "",
+        )
+        if key not in self._cache:
+            try:
+                self._cache[key] = parse_rendered(
+                    self.renderer.render(chart_dir, values, release, namespace), only
+                )
+            except ChartError as exc:
+                self._cache[key] = exc
+        result = self._cache[key]
+        if isinstance(result, ChartError):
+            raise result
+        return result
+
+
+def render_chart_findings(
+    chart_dir: Path,
+    values_files: list[Path] | tuple[Path, ...] = (),
+    *,
+    release: str = "release",
+    namespace: str = "default",
+    renderer: Renderer | None = None,
+) -> list[Mapping[str, Any]]:
+    """Render ``chart_dir`` with ``values_files`` (later wins) and return the documents to scan."""
+    values: dict[str, Any] = {}
+    for path in values_files:
+        if not path.is_file():
+            raise ChartError(f"values file {path} does not exist")
+        values = deep_merge(values, load_values_text(path.read_text(encoding="utf-8"), str(path)))
+    rendered = (renderer or SdkRenderer()).render(chart_dir, values, release, namespace)
+    return [doc.document for doc in parse_rendered(rendered)]

@@ -1,0 +1,397 @@
+"""Helm locator: findings on rendered chart resources are fixed through values (or, for in-house
+charts without a key, through a template that exposes one), then verified by re-rendering."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from bot.locate.base import FileOverlay
+from bot.locate.helm import HelmIndex, locate_helm
+from bot.locate.helm_render import render_chart_findings
+from fixers.model import NeedsHuman, Set
+from fixers.registry import fixer_for, run_fixer
+from fixers.view import FieldNotExposed
+from tests.conftest import corpus_path
+from tests.helm.helpers import CTX, failing_controls, finding_for, fix_and_verify, locate
+
+FIXTURES = Path(__file__).parent / "charts"
+POD = ("spec", "template", "spec")
+
+
+def _corpus_repo() -> Path:
+    return corpus_path("charts")
+
+
+@pytest.fixture(scope="module")
+def corpus_index() -> HelmIndex:
+    return HelmIndex.build(_corpus_repo())
+
+
+@pytest.fixture(scope="module")
+def fixture_index() -> HelmIndex:
+    return HelmIndex.build(FIXTURES)
+
+
+def _only_under(changes: set, resource: str, allowed: tuple[tuple, ...]) -> None:
+    """Every rendered change is in ``resource`` and under one of the ``allowed`` paths."""
+    for ident, path in changes:
+        assert ident == resource, f"{ident} changed at {path}"
+        assert any(path[: len(a)] == a for a in allowed), f"unexpected change at {path}"
+
+
+def _stable(outcome) -> set:
+    """Rendered changes on resources present before and after (test pods get random names)."""
+    names = {f"{d.kind}/{d.name}" for d in outcome.before} & {
+        f"{d.kind}/{d.name}" for d in outcome.after
+    }
+    return {c for c in outcome.rendered_changes() if c[0] in names}
+
+
+# --------------------------------------------------------------------------- helm create
+
+
+def test_helm_create_chart_created_at_test_time(tmp_path: Path) -> None:
+    import helm_python
+
+    helm_python.Chart.create("demo", str(tmp_path))
+    docs = render_chart_findings(tmp_path / "demo", release="demo")
+    deployment = next(d for d in docs if d["kind"] == "Deployment")
+    assert "C-0016" in failing_controls(deployment)
+    outcome = fix_and_verify(tmp_path, finding_for("C-0016", "Deployment", "demo"))
+    ((path, (removed, added)),) = outcome.diffs().items()
+    assert path == "demo/values.yaml"
+    assert removed == ["securityContext: {}"]
+    assert added == ["securityContext:", "  allowPrivilegeEscalation: false"]
+    # helm create's commented hint lines under securityContext are kept.
+    assert "  # capabilities:" in outcome.overlay.read("demo/values.yaml")
+    _only_under(
+        _stable(outcome),
+        "Deployment/demo",
+        ((*POD, "containers", 0, "securityContext", "allowPrivilegeEscalation"),),
+    )
+
+
+@pytest.mark.parametrize(
+    ("control", "keys"),
+    [
+        ("C-0016", ["securityContext:", "  allowPrivilegeEscalation: false"]),
+        ("C-0013", ["securityContext:", "  runAsNonRoot: true"]),
+        ("C-0055", ["securityContext:", "  seccompProfile:"]),
+        ("C-0004", ["resources:", "  limits:", "    memory: 256Mi"]),
+        ("C-0050", ["resources:", "  limits:", "    cpu: 500m"]),
+        ("C-0017", ["  readOnlyRootFilesystem: true", "volumes:", "volumeMounts:"]),
+    ],
+)
+def test_helm_create_demo_controls(corpus_index: HelmIndex, control: str, keys: list[str]) -> None:
+    repo = _corpus_repo()
+    name = "helm-create-demo"
+    docs = render_chart_findings(repo / name, release=name)
+    deployment = next(d for d in docs if d["kind"] == "Deployment")
+    assert control in failing_controls(deployment)
+    outcome = fix_and_verify(
+        repo, finding_for(control, "Deployment", name, None, name), corpus_index
+    )
+    diffs = outcome.diffs()
+    assert list(diffs) == [f"{name}/values.yaml"]
+    removed, added = diffs[f"{name}/values.yaml"]
+    for key in keys:
+        assert key in added
+    # Only `key: {}` / `key: []` lines are rewritten into blocks; nothing else is removed.
+    assert all(line.endswith(("{}", "[]")) for line in removed), removed
+    field = "resources" if control in ("C-0004", "C-0050") else "securityContext"
+    allowed = [(*POD, "containers", 0, field)]
+    if control == "C-0017":
+        allowed += [(*POD, "volumes"), (*POD, "containers", 0, "volumeMounts")]
+    _only_under(_stable(outcome), f"Deployment/{name}", tuple(allowed))
+
+
+def test_helm_create_demo_automount_is_not_exposed(corpus_index: HelmIndex) -> None:
+    finding = finding_for("C-0034", "Deployment", "helm-create-demo", None, "helm-create-demo")
+    target = locate(_corpus_repo(), finding, corpus_index)
+    with pytest.raises(FieldNotExposed, match="no values key"):
+        target.view.path("automountServiceAccountToken")
+
+
+def test_helm_create_test_pod_reports_clash(corpus_index: HelmIndex) -> None:
+    name = "helm-create-demo-test-connection"
+    finding = finding_for("C-0016", "Pod", name, None, "helm-create-demo")
+    target = locate(_corpus_repo(), finding, corpus_index)
+    result = run_fixer(fixer_for("C-0016"), target.view, finding, CTX)
+    assert isinstance(result, NeedsHuman)
+    assert "securityContext that does not feed this field" in result.reason
+
+
+# --------------------------------------------------------------------------- upstream charts
+
+
+def test_grafana_pod_and_container_contexts(corpus_index: HelmIndex) -> None:
+    finding = finding_for("C-0016", "Deployment", "grafana", None, "grafana")
+    target = locate(_corpus_repo(), finding, corpus_index)
+    container = target.view.containers[0]
+    # The trap: grafana's top-level securityContext is the POD context.
+    assert container.path("securityContext", "readOnlyRootFilesystem") == (
+        "containerSecurityContext",
+        "readOnlyRootFilesystem",
+    )
+    assert target.view.path("securityContext", "runAsNonRoot") == (
+        "securityContext",
+        "runAsNonRoot",
+    )
+
+
+@pytest.mark.parametrize(
+    ("control", "added", "allowed"),
+    [
+        (
+            "C-0034",
+            ["automountServiceAccountToken: false"],
+            ((*POD, "automountServiceAccountToken"),),
+        ),
+        (
+            "C-0004",
+            ["  limits:", "    memory: 256Mi"],
+            # grafana adds GOMEMLIMIT (a resourceFieldRef) once a memory limit exists.
+            ((*POD, "containers", 0, "resources"), (*POD, "containers", 0, "env")),
+        ),
+    ],
+)
+def test_grafana_controls(corpus_index: HelmIndex, control: str, added: list, allowed) -> None:
+    repo = _corpus_repo()
+    outcome = fix_and_verify(
+        repo, finding_for(control, "Deployment", "grafana", None, "grafana"), corpus_index
+    )
+    (removed_lines, added_lines) = outcome.diffs()["grafana/values.yaml"]
+    for line in added:
+        assert line in added_lines
+    assert len(removed_lines) <= 1
+    _only_under(_stable(outcome), "Deployment/grafana", allowed)
+
+
+def test_grafana_read_only_root_needs_upstream_key(corpus_index: HelmIndex) -> None:
+    finding = finding_for("C-0017", "Deployment", "grafana", None, "grafana")
+    target = locate(_corpus_repo(), finding, corpus_index)
+    result = run_fixer(fixer_for("C-0017"), target.view, finding, CTX)
+    assert isinstance(result, NeedsHuman)
+    assert "maintained upstream (grafana)" in result.reason
+
+
+def test_bitnami_redis_roles(corpus_index: HelmIndex) -> None:
+    finding = finding_for("C-0016", "StatefulSet", "bitnami-redis-master", None, "bitnami-redis")
+    target = locate(_corpus_repo(), finding, corpus_index)
+    container = target.view.containers[0]
+    assert container.path("securityContext", "allowPrivilegeEscalation") == (
+        "master",
+        "containerSecurityContext",
+        "allowPrivilegeEscalation",
+    )
+    assert target.view.path("securityContext", "runAsNonRoot") == (
+        "master",
+        "podSecurityContext",
+        "runAsNonRoot",
+    )
+    assert container.path("resources", "limits", "memory") == (
+        "master",
+        "resources",
+        "limits",
+        "memory",
+    )
+
+
+def test_bitnami_disabled_switch_is_a_prerequisite(tmp_path: Path) -> None:
+    repo = tmp_path / "repo"
+    shutil.copytree(_corpus_repo() / "bitnami-nginx", repo / "nginx")
+    values = repo / "nginx" / "values.yaml"
+    text = values.read_text(encoding="utf-8")
+    marker = "containerSecurityContext:\n  enabled: true"
+    assert marker in text
+    values.write_text(text.replace(marker, "containerSecurityContext:\n  enabled: false"))
+    finding = finding_for("C-0016", "Deployment", "nginx", None, "nginx")
+    target = locate(repo, finding)
+    edit = Set(target.view.containers[0].path("securityContext", "allowPrivilegeEscalation"), False)
+    assert edit.path == ("containerSecurityContext", "allowPrivilegeEscalation")
+    assert target.view.prerequisites([edit]) == (
+        Set(("containerSecurityContext", "enabled"), True),
+    )
+    outcome = fix_and_verify(repo, finding)
+    assert "  enabled: true" in outcome.overlay.read("nginx/values.yaml")
+
+
+def test_argo_cd_component_resources(corpus_index: HelmIndex) -> None:
+    finding = finding_for("C-0004", "Deployment", "argo-cd-argocd-server", None, "argo-cd")
+    target = locate(_corpus_repo(), finding, corpus_index)
+    assert target.view.containers[0].path("resources", "limits", "memory") == (
+        "server",
+        "resources",
+        "limits",
+        "memory",
+    )
+
+
+def test_trivy_flow_style_values(corpus_index: HelmIndex) -> None:
+    repo = _corpus_repo()
+    name = "trivy-helm-testchart"
+    outcome = fix_and_verify(
+        repo, finding_for("C-0016", "Deployment", name, None, name), corpus_index
+    )
+    removed, added = outcome.diffs()[f"{name}/values.yaml"]
+    assert removed == []
+    assert added == ['    "allowPrivilegeEscalation": false,']
+    _only_under(
+        _stable(outcome),
+        f"Deployment/{name}",
+        ((*POD, "containers", 0, "securityContext", "allowPrivilegeEscalation"),),
+    )
+
+
+def test_podinfo_env_file_precedence(tmp_path: Path) -> None:
+    """With an ArgoCD app using values-prod.yaml, resources defined there are fixed there."""
+    repo = tmp_path / "cd-config"
+    shutil.copytree(_corpus_repo() / "podinfo", repo / "charts" / "podinfo")
+    (repo / "apps").mkdir()
+    (repo / "apps" / "podinfo.yaml").write_text(
+        "apiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata:\n  name: podinfo\n"
+        "spec:\n  source:\n    path: charts/podinfo\n    helm:\n      valueFiles:\n"
+        "        - values.yaml\n        - values-prod.yaml\n"
+        "  destination:\n    namespace: prod\n"
+    )
+    prod = (repo / "charts/podinfo/values-prod.yaml").read_text(encoding="utf-8")
+    finding = finding_for("C-0016", "Deployment", "podinfo", "prod")
+    outcome = fix_and_verify(repo, finding)
+    changed = outcome.diffs()
+    # values-prod.yaml sets `securityContext`? Then it wins; otherwise the base holds the default.
+    expected = (
+        "charts/podinfo/values-prod.yaml"
+        if "\nsecurityContext:" in prod
+        else "charts/podinfo/values.yaml"
+    )
+    assert list(changed) == [expected]
+    assert "allowPrivilegeEscalation: false" in "\n".join(changed[expected][1])
+    assert outcome.target.location.path == expected
+    assert "values" in outcome.target.location.why
+
+
+# --------------------------------------------------------------------------- in-house fixtures
+
+
+def test_inhouse_chart_gets_a_template_key(fixture_index: HelmIndex) -> None:
+    finding = finding_for("C-0016", "Deployment", "shop-webapp", None, "webapp")
+    outcome = fix_and_verify(FIXTURES, finding, fixture_index)
+    diffs = outcome.diffs()
+    assert set(diffs) == {"webapp/templates/deployment.yaml", "webapp/values.yaml"}
+    template_added = diffs["webapp/templates/deployment.yaml"][1]
+    assert "          {{- with .Values.webappSecurityContext }}" in template_added
+    assert "            {{- toYaml . | nindent 12 }}" in template_added
+    assert diffs["webapp/values.yaml"] == (
+        [],
+        [
+            "webappSecurityContext:",
+            "  allowPrivilegeEscalation: false",
+            "logShipperSecurityContext:",
+            "  allowPrivilegeEscalation: false",
+        ],
+    )
+    assert outcome.target.location.kind == "helm-template"
+    _only_under(
+        _stable(outcome),
+        "Deployment/shop-webapp",
+        (
+            (*POD, "containers", 0, "securityContext"),
+            (*POD, "containers", 1, "securityContext"),
+        ),
+    )
+
+
+def test_inhouse_resources_key(fixture_index: HelmIndex) -> None:
+    finding = finding_for("C-0004", "Deployment", "shop-webapp", None, "webapp")
+    outcome = fix_and_verify(FIXTURES, finding, fixture_index)
+    values_added = outcome.diffs()["webapp/values.yaml"][1]
+    assert values_added[:3] == ["webappResources:", "  limits:", "    memory: 256Mi"]
+
+
+def test_argocd_app_env_file_wins(fixture_index: HelmIndex) -> None:
+    """worker-prod's values-prod.yaml re-enables escalation: the fix goes there, not the base."""
+    finding = finding_for("C-0016", "Deployment", "shop-worker", "shop-prod")
+    target = locate(FIXTURES, finding, fixture_index)
+    assert target.deployment.app is not None and target.deployment.app.name == "worker-prod"
+    outcome = fix_and_verify(FIXTURES, finding, fixture_index)
+    assert outcome.diffs() == {
+        "worker/values-prod.yaml": (
+            ["  allowPrivilegeEscalation: true"],
+            ["  allowPrivilegeEscalation: false"],
+        )
+    }
+    assert "values-prod.yaml sets this key" in outcome.target.location.why
+
+
+def test_argocd_app_base_fix_without_override(fixture_index: HelmIndex) -> None:
+    """Limits are set nowhere: the base values.yaml gets them, commented example kept."""
+    finding = finding_for("C-0004", "Deployment", "shop-worker", "shop-prod")
+    outcome = fix_and_verify(FIXTURES, finding, fixture_index)
+    assert list(outcome.diffs()) == ["worker/values.yaml"]
+    text = outcome.overlay.read("worker/values.yaml") or ""
+    assert "  # limits:" in text
+    assert "    memory: 128Mi" in text
+
+
+def test_scalar_values_key_via_helper(fixture_index: HelmIndex) -> None:
+    finding = finding_for("C-0034", "Deployment", "shop-worker", "shop-prod")
+    outcome = fix_and_verify(FIXTURES, finding, fixture_index)
+    assert outcome.diffs() == {
+        "worker/values.yaml": (["  automountToken: true"], ["  automountToken: false"])
+    }
+
+
+def test_inline_values_of_the_application_win(tmp_path: Path) -> None:
+    repo = tmp_path / "repo"
+    shutil.copytree(FIXTURES / "worker", repo / "worker")
+    (repo / "app.yaml").write_text(
+        "apiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata:\n  name: w\n"
+        "spec:\n  source:\n    path: worker\n    helm:\n      releaseName: shop\n"
+        "      valuesObject:\n        serviceAccount:\n          automountToken: true\n"
+    )
+    outcome = fix_and_verify(repo, finding_for("C-0034", "Deployment", "shop-worker"))
+    assert outcome.diffs() == {
+        "app.yaml": (["          automountToken: true"], ["          automountToken: false"])
+    }
+
+
+def test_subchart_values_under_dependency_key(fixture_index: HelmIndex) -> None:
+    finding = finding_for("C-0004", "StatefulSet", "shop-postgresql", None, "api")
+    target = locate(FIXTURES, finding, fixture_index)
+    assert target.view.containers[0].path("resources", "limits", "memory") == (
+        "postgresql",
+        "primary",
+        "resources",
+        "limits",
+        "memory",
+    )
+    outcome = fix_and_verify(FIXTURES, finding, fixture_index)
+    assert list(outcome.diffs()) == ["api/values.yaml"]
+    _only_under(
+        _stable(outcome), "StatefulSet/shop-postgresql", ((*POD, "containers", 0, "resources"),)
+    )
+
+
+def test_vendored_subchart_field_without_key_is_unfixable(fixture_index: HelmIndex) -> None:
+    finding = finding_for("C-0034", "StatefulSet", "shop-postgresql", None, "api")
+    target = locate(FIXTURES, finding, fixture_index)
+    with pytest.raises(FieldNotExposed, match="vendored third-party chart"):
+        target.view.path("automountServiceAccountToken")
+
+
+def test_template_that_no_longer_renders_is_reported(fixture_index: HelmIndex) -> None:
+    finding = finding_for("C-0016", "Deployment", "shop-webapp", None, "webapp")
+    target = locate(FIXTURES, finding, fixture_index)
+    overlay = FileOverlay(FIXTURES)
+    overlay.write("webapp/templates/deployment.yaml", "{{ .Values.nope.missing }}\n")
+    reason = target.reread(overlay)
+    assert isinstance(reason, str) and "no longer renders" in reason
+
+
+def test_unknown_resource_gives_reason(fixture_index: HelmIndex) -> None:
+    finding = finding_for("C-0016", "Deployment", "does-not-exist")
+    reason = locate_helm(finding, FIXTURES, fixture_index)
+    assert reason == "no chart in the repository renders Deployment does-not-exist"
