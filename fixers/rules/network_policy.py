@@ -92,7 +92,17 @@ class NetworkPolicy(Fixer):
         else:
             ingress_note = "no containerPort is declared, so all ingress is denied"
         return Fixed(
-            (CreateManifest(name=name, document=document),),
+            (
+                CreateManifest(
+                    name=name,
+                    document=document,
+                    comment=(
+                        f"Proposed by kube-remedy for {view.kind} {view.name}: it denies all "
+                        "traffic except the declared ports and DNS.\nAdd the egress this "
+                        "workload needs (databases, APIs) before merging."
+                    ),
+                ),
+            ),
             notes=(
                 f"new NetworkPolicy {name} selects pods labelled "
                 + ", ".join(f"{k}={v}" for k, v in sorted(view.labels.items())),

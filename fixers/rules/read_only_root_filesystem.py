@@ -70,7 +70,12 @@ class ReadOnlyRootFilesystem(Fixer):
         notes = [f"readOnlyRootFilesystem set to true on {', '.join(changed)}"]
         if mounted:
             edits.append(
-                AppendUnique(view.path("volumes"), {"name": name, "emptyDir": {}}, key="name")
+                AppendUnique(
+                    view.path("volumes"),
+                    {"name": name, "emptyDir": {}},
+                    key="name",
+                    comment="writable scratch space: the root filesystem is read-only",
+                )
             )
             notes.append(
                 f"an emptyDir volume {name!r} is mounted at {mount_path} on {', '.join(mounted)} "

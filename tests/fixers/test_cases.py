@@ -74,7 +74,7 @@ def _check_created(case: Case, created: dict[str, CreateManifest]) -> None:
     for name, text in expected.items():
         assert dict(created[name].document) == documents(text)[0]
         if edits is not None:
-            assert edits.render_manifest(created[name].document) == text
+            assert edits.render_manifest(created[name].document, created[name].comment) == text
 
 
 def test_every_case_folder_is_complete() -> None:
