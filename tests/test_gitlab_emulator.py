@@ -1,0 +1,439 @@
+"""The GitLab emulator, driven only through python-gitlab (and raw HTTP for headers)."""
+
+from __future__ import annotations
+
+import io
+import subprocess
+import time
+import zipfile
+
+import gitlab
+import httpx
+import pytest
+from gitlab.v4.objects import Project
+
+from tests.gitlab_emulator import MAINTAINER, GitLabEmulator
+
+FILES = {
+    "apps/web/values.yaml": "replicaCount: 1\nsecurityContext: {}\n",
+    "apps/api/deployment.yaml": "kind: Deployment\n",
+    "README.md": "# cd-config\n",
+}
+
+
+@pytest.fixture
+def project_id(gitlab_emulator: GitLabEmulator) -> int:
+    return gitlab_emulator.create_project("platform/cd-config", FILES)
+
+
+@pytest.fixture
+def project(gitlab_client: gitlab.Gitlab, project_id: int) -> Project:
+    return gitlab_client.projects.get("platform/cd-config")
+
+
+def _commit(project: Project, branch: str, files: dict[str, str], **extra: object) -> str:
+    actions = [
+        {"action": "update", "file_path": path, "content": text} for path, text in files.items()
+    ]
+    data = {"branch": branch, "commit_message": f"edit {branch}", "actions": actions, **extra}
+    return project.commits.create(data).id
+
+
+def _git_log(emulator: GitLabEmulator, project_id: int, ref: str) -> list[str]:
+    out = subprocess.run(
+        ["git", "--git-dir", str(emulator.repo_path(project_id)), "log", "--format=%an|%s", ref],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return out.stdout.splitlines()
+
+
+def test_project_by_path_and_id(gitlab_client: gitlab.Gitlab, project_id: int) -> None:
+    by_path = gitlab_client.projects.get("platform/cd-config")
+    by_id = gitlab_client.projects.get(project_id)
+    assert by_path.id == by_id.id == project_id
+    assert by_path.default_branch == "main"
+    assert by_path.web_url == f"{gitlab_client.url}/platform/cd-config"
+    gitlab_client.auth()
+    assert gitlab_client.user is not None and gitlab_client.user.username == "kube-remedy"
+    with pytest.raises(gitlab.GitlabGetError) as err:
+        gitlab_client.projects.get("platform/absent")
+    assert err.value.response_code == 404
+
+
+def test_commit_with_actions_is_a_real_git_commit(
+    gitlab_emulator: GitLabEmulator, project: Project, project_id: int
+) -> None:
+    commit = project.commits.create(
+        {
+            "branch": "remedy/web",
+            "start_branch": "main",
+            "commit_message": "Harden web\n\nDetails.",
+            "author_name": "Kube Remedy",
+            "author_email": "remedy@example.com",
+            "actions": [
+                {"action": "update", "file_path": "apps/web/values.yaml", "content": "a: 1\n"},
+                {
+                    "action": "create",
+                    "file_path": "apps/web/new.yaml",
+                    "content": "bg==",
+                    "encoding": "base64",
+                },
+                {"action": "delete", "file_path": "apps/api/deployment.yaml"},
+                {"action": "move", "file_path": "docs/README.md", "previous_path": "README.md"},
+            ],
+        }
+    )
+    assert commit.title == "Harden web"
+    assert commit.author_name == "Kube Remedy"
+    assert commit.committer_name == "kube-remedy"
+    assert _git_log(gitlab_emulator, project_id, "remedy/web")[0] == "Kube Remedy|Harden web"
+    assert gitlab_emulator.file_at(project_id, "remedy/web", "apps/web/values.yaml") == "a: 1\n"
+    assert gitlab_emulator.file_at(project_id, "remedy/web", "apps/web/new.yaml") == "n"
+    assert gitlab_emulator.file_at(project_id, "remedy/web", "apps/api/deployment.yaml") is None
+    assert gitlab_emulator.file_at(project_id, "remedy/web", "docs/README.md") == "# cd-config\n"
+    assert (
+        gitlab_emulator.file_at(project_id, "main", "apps/web/values.yaml")
+        == FILES["apps/web/values.yaml"]
+    )
+    listed = project.commits.list(ref_name="remedy/web", get_all=True)
+    assert [c.title for c in listed] == ["Harden web", "Initial commit"]
+    assert project.commits.get(commit.id).parent_ids == [listed[1].id]
+
+
+def test_file_read_and_tree(project: Project) -> None:
+    f = project.files.get("apps/web/values.yaml", ref="main")
+    assert f.decode().decode() == FILES["apps/web/values.yaml"]
+    assert f.encoding == "base64" and len(f.last_commit_id) == 40 and len(f.blob_id) == 40
+    assert project.files.raw("README.md", ref="main") == b"# cd-config\n"
+    with pytest.raises(gitlab.GitlabGetError) as err:
+        project.files.get("nope.yaml", ref="main")
+    assert err.value.response_code == 404
+    tree = project.repository_tree(ref="main", recursive=True, per_page=2, get_all=True)
+    blobs = sorted(t["path"] for t in tree if t["type"] == "blob")
+    assert blobs == sorted(FILES)
+    apps = project.repository_tree(path="apps", ref="main", get_all=True)
+    assert sorted(t["name"] for t in apps) == ["api", "web"]
+
+
+def test_commit_errors_follow_gitlab(project: Project) -> None:
+    def fails(actions: list[dict[str, str]], **extra: object) -> tuple[int, str]:
+        with pytest.raises(gitlab.GitlabCreateError) as err:
+            project.commits.create(
+                {
+                    "branch": "b",
+                    "start_branch": "main",
+                    "commit_message": "m",
+                    "actions": actions,
+                    **extra,
+                }
+            )
+        return err.value.response_code, str(err.value.error_message)
+
+    assert fails([{"action": "create", "file_path": "README.md", "content": "x"}]) == (
+        400,
+        "A file with this name already exists",
+    )
+    assert fails([{"action": "update", "file_path": "missing.md", "content": "x"}]) == (
+        400,
+        "A file with this name doesn't exist",
+    )
+    stale = [
+        {"action": "update", "file_path": "README.md", "content": "x", "last_commit_id": "0" * 40}
+    ]
+    assert fails(stale)[0] == 400
+    with pytest.raises(gitlab.GitlabCreateError) as err:
+        project.commits.create(
+            {
+                "branch": "nobranch",
+                "commit_message": "m",
+                "actions": [{"action": "delete", "file_path": "README.md"}],
+            }
+        )
+    assert err.value.response_code == 400
+
+
+def test_existing_branch_needs_force_to_restart(
+    project: Project, gitlab_emulator: GitLabEmulator, project_id: int
+) -> None:
+    _commit(project, "remedy/x", {"README.md": "one\n"}, start_branch="main")
+    with pytest.raises(gitlab.GitlabCreateError) as err:
+        _commit(project, "remedy/x", {"README.md": "two\n"}, start_branch="main")
+    assert "already exists" in str(err.value.error_message)
+    _commit(project, "remedy/x", {"README.md": "three\n"})  # on top of the branch
+    assert len(_git_log(gitlab_emulator, project_id, "remedy/x")) == 3
+    _commit(project, "remedy/x", {"README.md": "four\n"}, start_branch="main", force=True)
+    assert len(_git_log(gitlab_emulator, project_id, "remedy/x")) == 2
+    assert gitlab_emulator.file_at(project_id, "remedy/x", "README.md") == "four\n"
+
+
+def test_protected_branch_refusal_and_maintainer_access(
+    project: Project, gitlab_emulator: GitLabEmulator, project_id: int
+) -> None:
+    with pytest.raises(gitlab.GitlabCreateError) as err:
+        _commit(project, "main", {"README.md": "x\n"})
+    assert err.value.response_code == 403
+    assert [b.name for b in project.protectedbranches.list(get_all=True)] == ["main"]
+    project.branches.create({"branch": "scratch", "ref": "main"})
+    with pytest.raises(gitlab.GitlabDeleteError) as derr:
+        project.branches.delete("main")
+    assert derr.value.response_code == 403
+    project.branches.delete("scratch")
+    assert sorted(b.name for b in project.branches.list(get_all=True)) == ["main"]
+    gitlab_emulator.add_member(project_id, gitlab_emulator.bot_user_id, MAINTAINER)
+    _commit(project, "main", {"README.md": "x\n"})
+    assert gitlab_emulator.file_at(project_id, "main", "README.md") == "x\n"
+
+
+def _branches(project: Project, n: int) -> list[str]:
+    names = [f"remedy/fix-{i:02d}" for i in range(n)]
+    for i, name in enumerate(names):
+        _commit(project, name, {"README.md": f"{i}\n"}, start_branch="main")
+    return names
+
+
+def test_mr_create_list_paginated_and_duplicate(
+    project: Project, gitlab_client: gitlab.Gitlab
+) -> None:
+    names = _branches(project, 23)
+    for i, name in enumerate(names):
+        project.mergerequests.create(
+            {
+                "source_branch": name,
+                "target_branch": "main",
+                "title": f"Fix {i}",
+                "labels": "kube-remedy,security" if i % 2 else "kube-remedy",
+            }
+        )
+    listed = project.mergerequests.list(state="opened", per_page=10, get_all=True)
+    assert len(listed) == 23
+    assert listed[0].title == "Fix 22"  # created_at desc by default
+    assert len(project.mergerequests.list(labels="security", get_all=True)) == 11
+    assert [m.iid for m in project.mergerequests.list(source_branch=names[3], get_all=True)] == [4]
+    assert len(project.mergerequests.list(author_username="kube-remedy", iterator=True)) == 23
+    with pytest.warns(UserWarning, match="get_all=True"):
+        assert len(project.mergerequests.list()) == 20
+    with pytest.raises(gitlab.GitlabCreateError) as err:
+        project.mergerequests.create(
+            {"source_branch": names[0], "target_branch": "main", "title": "again"}
+        )
+    assert err.value.response_code == 409
+    assert "Another open merge request already exists for this source branch: !1" in str(
+        err.value.error_message
+    )
+
+    raw = httpx.get(
+        f"{gitlab_client.url}/api/v4/projects/1/merge_requests",
+        params={"per_page": 5, "page": 2},
+        headers={"PRIVATE-TOKEN": "test-token"},
+    )
+    assert raw.headers["x-total"] == "23" and raw.headers["x-total-pages"] == "5"
+    assert raw.headers["x-page"] == "2" and raw.headers["x-next-page"] == "3"
+    assert raw.headers["x-prev-page"] == "1" and raw.headers["x-per-page"] == "5"
+    assert 'rel="next"' in raw.headers["link"] and "page=3" in raw.headers["link"]
+
+
+def test_mr_update_fields_and_state(
+    project: Project, gitlab_emulator: GitLabEmulator, project_id: int
+) -> None:
+    _branches(project, 1)
+    mr = project.mergerequests.create(
+        {
+            "source_branch": "remedy/fix-00",
+            "target_branch": "main",
+            "title": "t",
+            "description": "d",
+            "labels": ["a", "b"],
+            "remove_source_branch": True,
+        }
+    )
+    assert mr.labels == ["a", "b"] and mr.author["username"] == "kube-remedy"
+    assert mr.force_remove_source_branch is True and mr.detailed_merge_status == "mergeable"
+    project.mergerequests.update(mr.iid, {"add_labels": "c", "remove_labels": "a", "title": "t2"})
+    mr = project.mergerequests.get(mr.iid)
+    assert mr.labels == ["b", "c"] and mr.title == "t2"
+    mr.description = "new"
+    mr.state_event = "close"
+    mr.save()
+    assert mr.state == "closed" and mr.description == "new"
+    assert project.mergerequests.list(state="opened", get_all=True) == []
+    assert [
+        m.iid for m in project.mergerequests.list(state="closed", search="T2", get_all=True)
+    ] == [mr.iid]
+    assert gitlab_emulator.merge_requests(project_id)[0]["state"] == "closed"
+
+
+def test_conflicts_and_rebase(
+    project: Project, gitlab_emulator: GitLabEmulator, project_id: int
+) -> None:
+    _commit(
+        project,
+        "remedy/web",
+        {"apps/web/values.yaml": "replicaCount: 2\nsecurityContext: {}\n"},
+        start_branch="main",
+    )
+    mr = project.mergerequests.create(
+        {"source_branch": "remedy/web", "target_branch": "main", "title": "Web"}
+    )
+    assert mr.has_conflicts is False
+    gitlab_emulator.push_as(
+        project_id, "main", {"README.md": "moved\n"}, author="alice", message="Docs"
+    )
+    mr.rebase()
+    mr = project.mergerequests.get(mr.iid)
+    assert mr.merge_error is None
+    assert [c.title for c in mr.commits()] == ["edit remedy/web"]
+    assert _git_log(gitlab_emulator, project_id, "remedy/web")[1] == "alice|Docs"
+    gitlab_emulator.push_as(
+        project_id,
+        "main",
+        {"apps/web/values.yaml": "replicaCount: 9\n"},
+        author="bob",
+        message="Scale",
+    )
+    mr = project.mergerequests.get(mr.iid)
+    assert mr.has_conflicts is True and mr.detailed_merge_status == "conflict"
+    mr.rebase()
+    assert project.mergerequests.get(mr.iid).merge_error.startswith("Rebase failed")
+
+
+def test_foreign_commit_visible_in_mr_commits(
+    project: Project, gitlab_emulator: GitLabEmulator, project_id: int
+) -> None:
+    gitlab_emulator.add_user("alice", name="Alice")
+    _commit(project, "remedy/web", {"README.md": "bot\n"}, start_branch="main")
+    mr = project.mergerequests.create(
+        {"source_branch": "remedy/web", "target_branch": "main", "title": "Web"}
+    )
+    gitlab_emulator.push_as(
+        project_id, "remedy/web", {"README.md": "human\n"}, author="alice", message="Tweak"
+    )
+    commits = project.mergerequests.get(mr.iid).commits()
+    assert [(c.author_name, c.author_email) for c in commits] == [
+        ("Alice", "alice@example.com"),
+        ("kube-remedy", "kube-remedy@example.com"),
+    ]
+    compare = project.repository_compare("main", "remedy/web")
+    assert len(compare["commits"]) == 2 and compare["diffs"][0]["new_path"] == "README.md"
+
+
+def test_notes_and_award_emoji(
+    project: Project, gitlab_emulator: GitLabEmulator, project_id: int
+) -> None:
+    _branches(project, 1)
+    mr = project.mergerequests.create(
+        {"source_branch": "remedy/fix-00", "target_branch": "main", "title": "t"}
+    )
+    first = mr.notes.create({"body": "first"})
+    mr.notes.create({"body": "second"})
+    first.awardemojis.create({"name": "thumbsup"})
+    notes = mr.notes.list(sort="asc", get_all=True)
+    assert [n.body for n in notes] == ["first", "second"]
+    assert notes[0].author["username"] == "kube-remedy"
+    assert [a.name for a in mr.notes.get(first.id).awardemojis.list(get_all=True)] == ["thumbsup"]
+    assert [n["body"] for n in gitlab_emulator.notes(project_id, mr.iid)] == ["first", "second"]
+
+
+def test_issue_lifecycle(project: Project) -> None:
+    issue = project.issues.create(
+        {"title": "Security dashboard", "description": "all good", "labels": "kube-remedy"}
+    )
+    issue.notes.create({"body": "update"})
+    issue.description = "findings: 3"
+    issue.save()
+    found = project.issues.list(labels="kube-remedy", state="opened", get_all=True)
+    assert [(i.iid, i.description) for i in found] == [(issue.iid, "findings: 3")]
+    assert [n.body for n in issue.notes.list(get_all=True)] == ["update"]
+    project.issues.update(issue.iid, {"state_event": "close"})
+    assert project.issues.get(issue.iid).state == "closed"
+
+
+def test_pipeline_artifacts(
+    project: Project, gitlab_emulator: GitLabEmulator, project_id: int
+) -> None:
+    gitlab_emulator.add_pipeline(project_id, "main", {"old": {"r.json": b"old"}})
+    newest = gitlab_emulator.add_pipeline(
+        project_id, "main", {"kubescape": {"out/report.json": b'{"ok": 1}'}, "lint": None}
+    )
+    pipelines = project.pipelines.list(ref="main", order_by="id", sort="desc", get_all=True)
+    assert len(pipelines) == 2
+    assert pipelines[0].id == newest and pipelines[0].status == "failed"
+    jobs = {j.name: j for j in pipelines[0].jobs.list(get_all=True)}
+    assert set(jobs) == {"kubescape", "lint"}
+    job = project.jobs.get(jobs["kubescape"].id, lazy=True)
+    with zipfile.ZipFile(io.BytesIO(job.artifacts())) as zf:
+        assert zf.read("out/report.json") == b'{"ok": 1}'
+    assert job.artifact("out/report.json") == b'{"ok": 1}'
+    with pytest.raises(gitlab.GitlabGetError) as err:
+        job.artifact("missing.json")
+    assert err.value.response_code == 404
+    with pytest.raises(gitlab.GitlabGetError):
+        project.jobs.get(jobs["lint"].id, lazy=True).artifacts()
+
+
+def test_users_and_members(
+    gitlab_client: gitlab.Gitlab, gitlab_emulator: GitLabEmulator, project_id: int
+) -> None:
+    alice = gitlab_emulator.add_user("alice", name="Alice A")
+    gitlab_emulator.add_member(project_id, alice, MAINTAINER)
+    assert [u.id for u in gitlab_client.users.list(username="alice", get_all=True)] == [alice]
+    project = gitlab_client.projects.get(project_id, lazy=True)
+    assert project.members_all.get(alice).access_level == MAINTAINER
+    assert project.members_all.get(gitlab_emulator.bot_user_id).access_level == 30
+
+
+def test_rate_limit_is_retried_by_python_gitlab(
+    gitlab_emulator: GitLabEmulator, project: Project
+) -> None:
+    gitlab_emulator.reset_counts()
+    gitlab_emulator.inject(
+        status=429, times=2, retry_after=0, method="GET", path_contains="/repository/files/"
+    )
+    assert project.files.raw("README.md", ref="main") == b"# cd-config\n"
+    assert [m for m, p in gitlab_emulator.requests if "/repository/files/" in p] == ["GET"] * 3
+    assert gitlab_emulator.writes() == 0
+
+
+def test_server_errors_retried_only_when_asked(
+    gitlab_emulator: GitLabEmulator, project_id: int
+) -> None:
+    url, token = gitlab_emulator.url, gitlab_emulator.token
+    gitlab_emulator.inject(status=502, times=1)
+    with (
+        gitlab.Gitlab(url, private_token=token) as plain,
+        pytest.raises(gitlab.GitlabGetError) as err,
+    ):
+        plain.projects.get(project_id)
+    assert err.value.response_code == 502
+    gitlab_emulator.inject(status=500, times=2, method="GET")
+    with gitlab.Gitlab(url, private_token=token, retry_transient_errors=True) as retrying:
+        assert retrying.projects.get(project_id).id == project_id
+    gitlab_emulator.inject(status=200, delay=0.2)
+    started = time.monotonic()
+    with gitlab.Gitlab(url, private_token=token) as plain:
+        plain.projects.get(project_id)
+    assert time.monotonic() - started >= 0.2
+
+
+def test_writes_are_counted(gitlab_emulator: GitLabEmulator, project: Project) -> None:
+    gitlab_emulator.reset_counts()
+    _commit(project, "remedy/w", {"README.md": "w\n"}, start_branch="main")
+    project.mergerequests.create(
+        {"source_branch": "remedy/w", "target_branch": "main", "title": "w"}
+    )
+    project.mergerequests.list(get_all=True)
+    assert gitlab_emulator.writes() == 2
+    assert gitlab_emulator.requests[0] == ("POST", "/api/v4/projects/1/repository/commits")
+
+
+def test_unauthenticated_requests_are_401(gitlab_emulator: GitLabEmulator, project_id: int) -> None:
+    with (
+        gitlab.Gitlab(gitlab_emulator.url) as anonymous,
+        pytest.raises(gitlab.GitlabAuthenticationError),
+    ):
+        anonymous.projects.get(project_id)
+    raw = httpx.get(
+        f"{gitlab_emulator.url}/api/v4/projects/{project_id}", headers={"PRIVATE-TOKEN": "wrong"}
+    )
+    assert raw.status_code == 401 and raw.json() == {"message": "401 Unauthorized"}
