@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -17,6 +18,13 @@ from fixers.view import ManifestPodView, PodView
 
 YAML_SUFFIXES = (".yaml", ".yml")
 SKIP_DIRS = frozenset({".git", "node_modules", ".venv", "__pycache__"})
+
+
+@lru_cache(maxsize=128)
+def parsed_documents(text: str) -> tuple[Any, ...]:
+    """`load_documents`, memoised on the text: a file is re-read after every edit of a change
+    set, and most reads see a text that was already parsed (the documents are never mutated)."""
+    return tuple(load_documents(text))
 
 
 def iter_yaml_files(root: Path) -> Iterator[str]:
@@ -60,7 +68,7 @@ class ManifestIndex:
     def add_file(self, relpath: str) -> None:
         path = safe_relpath(self.root, relpath)
         try:
-            docs = load_documents(read_exact(path))
+            docs = parsed_documents(read_exact(path))
         except (EditError, UnicodeDecodeError) as exc:
             self.unreadable[relpath] = str(exc)
             return
@@ -181,7 +189,7 @@ class ManifestTarget:
         if text is None:
             return f"{self.location.path} does not exist"
         try:
-            docs = load_documents(text)
+            docs = parsed_documents(text)
         except EditError as exc:
             return f"{self.location.path} no longer parses: {exc}"
         if self.location.document_index >= len(docs):
