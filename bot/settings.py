@@ -123,6 +123,8 @@ class Settings(BaseSettings):
     """Module implementing plan_project / sync_one / refresh_dashboard (swapped in tests)."""
     metrics_port: int = Field(default=9102, ge=0, le=65535)
     """Port of the worker's Prometheus endpoint; 0 disables it."""
+    worker_concurrency: int = Field(default=4, gt=0)
+    """Tasks one worker process runs at once (threads: tasks mostly wait on GitLab)."""
     task_time_limit: int = Field(default=600, gt=0)
     """Hard limit in seconds of one task; the longest a task may run."""
     lock_timeout: int = Field(default=900, gt=0)

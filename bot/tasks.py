@@ -369,9 +369,12 @@ def _on_beat_init(**_: Any) -> None:
     get_settings().data_dir.mkdir(parents=True, exist_ok=True)
 
 
-def start_worker(settings: Settings, concurrency: int = 4) -> None:
-    """Run a worker in this process (``remedy worker``); threads, since tasks wait on I/O."""
+def start_worker(settings: Settings, concurrency: int | None = None) -> None:
+    """Run a worker in this process (``remedy worker``); threads, since tasks wait on I/O.
+
+    ``concurrency`` defaults to the ``worker_concurrency`` setting."""
     configure(settings)
+    concurrency = concurrency or settings.worker_concurrency
     app.worker_main(
         [
             "worker",
