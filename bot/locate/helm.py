@@ -10,6 +10,7 @@ values key feeds which rendered path (scalars are probed by changing a same-name
 
 from __future__ import annotations
 
+import re
 import shutil
 import tempfile
 from collections.abc import Iterator, Mapping, Sequence
@@ -30,7 +31,7 @@ from bot.locate.helm_render import (
     deep_merge,
     load_values_text,
 )
-from bot.locate.helm_templates import Exposure, expose
+from bot.locate.helm_templates import Exposure, expose, values_references
 from bot.model import Location
 from fixers.model import (
     AnyEdit,
@@ -774,8 +775,34 @@ def locate_helm(finding: Finding, repo_root: Path, index: HelmIndex) -> HelmTarg
             target = HelmTarget(index, dep, doc, location)
             target.attach(mapping, rendered)
             return target
-    if errors and not any("render" not in e for e in errors):
-        return f"no chart renders {finding.resource}: {errors[0]}"
-    return f"no chart in the repository renders {finding.resource}" + (
-        f" ({errors[0]})" if errors else ""
-    )
+    if errors:
+        static = _static_reason(finding, index, _deployments(finding, index))
+        return f"no chart renders {finding.resource}: {errors[0]}" + (
+            f"; {static}" if static else ""
+        )
+    return f"no chart in the repository renders {finding.resource}"
+
+
+def _static_reason(finding: Finding, index: HelmIndex, deps: list[Deployment]) -> str:
+    """Template analysis when rendering fails: which template makes the kind, which keys it reads."""
+    kind_line = re.compile(rf"^kind:\s*{re.escape(finding.resource.kind)}\s*$", re.M)
+    for chart in {d.chart.path: d.chart for d in deps}.values():
+        templates = index.root / chart.path / "templates"
+        for path in sorted(templates.rglob("*")) if templates.is_dir() else []:
+            if not path.is_file() or path.suffix not in (".yaml", ".yml", ".tpl"):
+                continue
+            text = path.read_text(encoding="utf-8", errors="replace")
+            if not kind_line.search(text):
+                continue
+            keys = [
+                ".".join(k)
+                for k in values_references(text)
+                if any(w in k[-1].lower() for w in ("securitycontext", "resources", "automount"))
+            ]
+            rel = path.relative_to(index.root).as_posix()
+            return (
+                f"static analysis: {rel} makes the {finding.resource.kind} and reads "
+                + (", ".join(f".Values.{k}" for k in keys) if keys else "no security values keys")
+                + "; fix the chart so it renders, then re-run"
+            )
+    return ""

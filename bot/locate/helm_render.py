@@ -104,7 +104,16 @@ class BinaryRenderer:
             values_file = handle.name
         try:
             proc = subprocess.run(
-                [self.helm, "template", release, str(chart_dir), "-n", namespace],
+                [
+                    self.helm,
+                    "template",
+                    release,
+                    str(chart_dir),
+                    "-n",
+                    namespace,
+                    "-f",
+                    values_file,
+                ],
                 capture_output=True,
                 text=True,
                 timeout=self.timeout,

@@ -395,3 +395,51 @@ def test_unknown_resource_gives_reason(fixture_index: HelmIndex) -> None:
     finding = finding_for("C-0016", "Deployment", "does-not-exist")
     reason = locate_helm(finding, FIXTURES, fixture_index)
     assert reason == "no chart in the repository renders Deployment does-not-exist"
+
+
+def test_trivy_override_file_sets_root(tmp_path: Path) -> None:
+    """The override values file sets runAsUser: 0; the fix lands in that file, which wins."""
+    repo = tmp_path / "cd-config"
+    shutil.copytree(_corpus_repo() / "trivy-helm-testchart", repo / "testchart")
+    shutil.copy(
+        _corpus_repo() / "_overrides" / "trivy-helm-testchart__helm_values.yaml",
+        repo / "testchart" / "values-overridden.yaml",
+    )
+    (repo / "app.yaml").write_text(
+        "apiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata:\n  name: testchart\n"
+        "spec:\n  sources:\n    - path: testchart\n      helm:\n        valueFiles:\n"
+        "          - $values/testchart/values-overridden.yaml\n"
+        "    - repoURL: https://gitlab.example.com/cd-config.git\n      ref: values\n"
+        "  destination:\n    namespace: scan\n"
+    )
+    finding = finding_for("C-0013", "Deployment", "testchart", "scan")
+    target = locate(repo, finding)
+    assert target.deployment.value_files == (
+        "testchart/values.yaml",
+        "testchart/values-overridden.yaml",
+    )
+    outcome = fix_and_verify(repo, finding)
+    diffs = outcome.diffs()
+    assert list(diffs) == ["testchart/values-overridden.yaml"]
+    assert diffs["testchart/values-overridden.yaml"][0] == ["  runAsUser: 0"]
+
+
+def test_chart_that_does_not_render_gets_static_reason(tmp_path: Path) -> None:
+    repo = tmp_path / "repo"
+    shutil.copytree(FIXTURES / "worker", repo / "worker")
+    helpers = repo / "worker" / "templates" / "_helpers.tpl"
+    helpers.write_text(
+        helpers.read_text() + '\n{{- define "broken" -}}{{ fail "boom" }}{{- end }}\n'
+    )
+    deployment = repo / "worker" / "templates" / "deployment.yaml"
+    deployment.write_text(deployment.read_text() + '{{ include "broken" . }}\n')
+    reason = locate_helm(
+        finding_for("C-0016", "Deployment", "shop-worker"), repo, HelmIndex.build(repo)
+    )
+    assert isinstance(reason, str)
+    assert reason.startswith(
+        "no chart renders Deployment shop-worker: chart worker does not render"
+    )
+    assert "boom" in reason
+    assert "static analysis: worker/templates/deployment.yaml" in reason
+    assert ".Values.serviceAccount.automountToken" in reason

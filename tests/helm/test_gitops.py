@@ -1,0 +1,133 @@
+"""GitOps manifests that deploy repository charts: ArgoCD Application/ApplicationSet, Flux."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from bot.locate.gitops import scan_gitops
+from bot.locate.helm_render import split_template_output
+
+
+def _write(root: Path, rel: str, text: str) -> None:
+    path = root / rel
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+
+
+def test_argocd_application_value_files_and_inline(tmp_path: Path) -> None:
+    _write(
+        tmp_path,
+        "apps/web.yaml",
+        """\
+apiVersion: argoproj.io/v1alpha1
+kind: Application
+metadata: {name: web}
+spec:
+  source:
+    path: ./charts/web
+    helm:
+      releaseName: shop
+      valueFiles: [values.yaml, ../../envs/prod/web.yaml]
+      valuesObject: {replicaCount: 3}
+  destination: {namespace: prod}
+""",
+    )
+    (app,) = scan_gitops(tmp_path)
+    assert (app.chart, app.release, app.namespace) == ("charts/web", "shop", "prod")
+    assert app.value_files == ("charts/web/values.yaml", "envs/prod/web.yaml")
+    assert app.inline == {"replicaCount": 3}
+    assert app.inline_path == ("spec", "source", "helm", "valuesObject")
+
+
+def test_argocd_values_string_is_read_only(tmp_path: Path) -> None:
+    _write(
+        tmp_path,
+        "app.yaml",
+        "apiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata: {name: w}\n"
+        "spec:\n  source:\n    path: w\n    helm:\n      values: |\n        a: 1\n",
+    )
+    (app,) = scan_gitops(tmp_path)
+    assert app.inline == {"a": 1} and app.inline_path is None
+    assert app.release == "w"
+
+
+def test_applicationset_template_and_templated_paths(tmp_path: Path) -> None:
+    _write(
+        tmp_path,
+        "appsets.yaml",
+        """\
+apiVersion: argoproj.io/v1alpha1
+kind: ApplicationSet
+metadata: {name: fixed}
+spec:
+  template:
+    metadata: {name: fixed}
+    spec:
+      source: {path: charts/api, helm: {valueFiles: [values-staging.yaml]}}
+      destination: {namespace: staging}
+---
+apiVersion: argoproj.io/v1alpha1
+kind: ApplicationSet
+metadata: {name: generated}
+spec:
+  template:
+    spec:
+      source: {path: "charts/{{name}}"}
+""",
+    )
+    (app,) = scan_gitops(tmp_path)
+    assert (app.kind, app.chart, app.namespace) == ("ApplicationSet", "charts/api", "staging")
+    assert app.value_files == ("charts/api/values-staging.yaml",)
+
+
+def test_flux_helmrelease_from_git_path(tmp_path: Path) -> None:
+    _write(
+        tmp_path,
+        "clusters/prod/api.yaml",
+        """\
+apiVersion: helm.toolkit.fluxcd.io/v2
+kind: HelmRelease
+metadata: {name: api, namespace: flux-system}
+spec:
+  targetNamespace: prod
+  chart:
+    spec:
+      chart: ./charts/api
+      valuesFiles: [values.yaml, values-prod.yaml]
+      sourceRef: {kind: GitRepository, name: cd-config}
+  values:
+    resources: {limits: {memory: 1Gi}}
+---
+apiVersion: helm.toolkit.fluxcd.io/v2
+kind: HelmRelease
+metadata: {name: redis}
+spec:
+  chart:
+    spec: {chart: redis, sourceRef: {kind: HelmRepository, name: bitnami}}
+""",
+    )
+    (app,) = scan_gitops(tmp_path)
+    assert (app.chart, app.release, app.namespace) == ("charts/api", "prod-api", "prod")
+    assert app.value_files == ("charts/api/values.yaml", "charts/api/values-prod.yaml")
+    assert app.inline_path == ("spec", "values")
+    assert app.document_index == 0
+
+
+def test_paths_escaping_the_repository_are_ignored(tmp_path: Path) -> None:
+    _write(
+        tmp_path,
+        "app.yaml",
+        "apiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata: {name: x}\n"
+        "spec:\n  source: {path: ../../etc}\n",
+    )
+    assert scan_gitops(tmp_path) == []
+
+
+def test_helm_template_output_is_split_by_source() -> None:
+    text = (
+        "---\n# Source: demo/templates/service.yaml\nkind: Service\n"
+        "---\n# Source: demo/templates/deployment.yaml\nkind: Deployment\n"
+    )
+    out = split_template_output(text)
+    assert sorted(out) == ["demo/templates/deployment.yaml", "demo/templates/service.yaml"]
+    assert "kind: Deployment" in out["demo/templates/deployment.yaml"]
