@@ -33,6 +33,15 @@ class WritableHostPath(Fixer):
             )
         if not edits:
             return AlreadyCompliant("every hostPath mount is read-only")
+        sockets = sorted(
+            {host for _, _, _, host in host_path_mounts(view, containers) if host.endswith(".sock")}
+        )
+        if sockets:
+            # connect() ignores a read-only mount: the API behind the socket stays reachable.
+            notes.append(
+                f"read-only does not limit what a process can do through {', '.join(sockets)}; "
+                "the socket itself must go (C-0048)"
+            )
         notes.append(
             "a workload that writes to the node (log shippers' positions, caches, sockets) "
             "will fail with 'read-only file system'; such data belongs in a volume of its own"
