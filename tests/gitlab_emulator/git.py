@@ -1,21 +1,33 @@
 """A bare git repository driven through git plumbing: the emulator's only storage for files.
 
 Every write the API accepts becomes a real commit, so ``git log`` in the repository shows exactly
-what a client pushed. No work tree is kept: commits are built in a throw-away index file.
+what a client pushed. No work tree is kept. Objects and refs are read and written in-process with
+dulwich (a git subprocess costs milliseconds); merges and rebases use the git CLI.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
+import stat
 import subprocess
 import tempfile
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-_FIELDS = "%H%x00%P%x00%an%x00%ae%x00%aI%x00%cn%x00%ce%x00%cI%x00%B"
-_ZERO = "0" * 40
+from dulwich.errors import NotTreeError
+from dulwich.graph import can_fast_forward, find_merge_base
+from dulwich.object_store import commit_tree_changes, tree_lookup_path
+from dulwich.objects import S_ISGITLINK, Blob, ShaFile, Tag, Tree
+from dulwich.objects import Commit as DCommit
+from dulwich.repo import Repo
+from dulwich.walk import ORDER_TOPO, Walker
+
+_HEX40 = re.compile(r"[0-9a-f]{40}")
 
 
 class GitError(RuntimeError):
@@ -62,10 +74,12 @@ class GitRepo:
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        self._repo: Repo | None = None
 
     def init(self, default_branch: str) -> None:
         self.path.mkdir(parents=True, exist_ok=True)
-        self.run("init", "--bare", "-q", f"--initial-branch={default_branch}")
+        self._repo = Repo.init_bare(str(self.path))
+        self._repo.refs.set_symbolic_ref(b"HEAD", f"refs/heads/{default_branch}".encode())
 
     def run(
         self,
@@ -92,111 +106,145 @@ class GitRepo:
     def out(self, *args: str) -> str:
         return self.run(*args).stdout.decode()
 
+    @property
+    def dulwich(self) -> Repo:
+        if self._repo is None:
+            self._repo = Repo(str(self.path))
+        return self._repo
+
+    def _obj(self, sha: str) -> ShaFile:
+        return self.dulwich.object_store[sha.encode()]
+
     # -- refs -------------------------------------------------------------------------------
 
     def resolve(self, ref: str) -> str | None:
         """The commit ``ref`` (branch, tag or sha) names, or None."""
         if not ref or ref.startswith("-"):
             return None
-        for candidate in (f"refs/heads/{ref}", ref):
-            proc = self.run("rev-parse", "--verify", "-q", f"{candidate}^{{commit}}", check=False)
-            if proc.returncode == 0:
-                return proc.stdout.decode().strip()
-        return None
-
-    def branches(self) -> dict[str, str]:
-        text = self.out("for-each-ref", "--format=%(refname:strip=2)%00%(objectname)", "refs/heads")
-        pairs = (line.split("\0") for line in text.splitlines() if line)
-        return {name: sha for name, sha in pairs}
-
-    def branch_sha(self, branch: str) -> str | None:
-        proc = self.run("rev-parse", "--verify", "-q", f"refs/heads/{branch}", check=False)
+        refs = self.dulwich.refs
+        for name in (f"refs/heads/{ref}", f"refs/tags/{ref}"):
+            sha = refs.as_dict().get(name.encode())
+            if sha is not None:
+                return self._peel(sha.decode())
+        if _HEX40.fullmatch(ref):
+            return self._peel(ref)
+        # short shas and revision expressions: let git parse them
+        proc = self.run("rev-parse", "--verify", "-q", f"{ref}^{{commit}}", check=False)
         return proc.stdout.decode().strip() if proc.returncode == 0 else None
 
+    def _peel(self, sha: str) -> str | None:
+        try:
+            obj = self._obj(sha)
+        except KeyError:
+            return None
+        while isinstance(obj, Tag):
+            obj = self.dulwich.object_store[obj.object[1]]
+        return obj.id.decode() if isinstance(obj, DCommit) else None
+
+    def branches(self) -> dict[str, str]:
+        found = self.dulwich.refs.as_dict(b"refs/heads")
+        return {name.decode(): sha.decode() for name, sha in found.items()}
+
+    def branch_sha(self, branch: str) -> str | None:
+        sha = self.dulwich.refs.as_dict(b"refs/heads").get(branch.encode())
+        return sha.decode() if sha is not None else None
+
     def set_branch(self, branch: str, sha: str, old: str | None = None) -> None:
-        args = ["update-ref", f"refs/heads/{branch}", sha]
-        if old is not None:
-            args.append(old)
-        self.run(*args)
+        name = f"refs/heads/{branch}".encode()
+        if old is None:
+            self.dulwich.refs[name] = sha.encode()
+        elif not self.dulwich.refs.set_if_equals(name, old.encode(), sha.encode()):
+            raise GitError(f"{branch} moved while it was being updated")
 
     def delete_branch(self, branch: str) -> None:
-        self.run("update-ref", "-d", f"refs/heads/{branch}")
+        self.dulwich.refs.remove_if_equals(f"refs/heads/{branch}".encode(), None)
 
     def is_ancestor(self, ancestor: str, descendant: str) -> bool:
-        proc = self.run("merge-base", "--is-ancestor", ancestor, descendant, check=False)
-        return proc.returncode == 0
+        return ancestor == descendant or bool(
+            can_fast_forward(self.dulwich, ancestor.encode(), descendant.encode())
+        )
 
     def merge_base(self, a: str, b: str) -> str | None:
-        proc = self.run("merge-base", a, b, check=False)
-        return proc.stdout.decode().strip() or None
+        bases = find_merge_base(self.dulwich, [a.encode(), b.encode()])
+        return bases[0].decode() if bases else None
 
     # -- reading ----------------------------------------------------------------------------
 
+    def _entry(self, commit: str, path: str) -> tuple[int, str] | None:
+        obj = self._obj(commit)
+        assert isinstance(obj, DCommit)
+        if not path.strip("/"):
+            return stat.S_IFDIR, obj.tree.decode()
+        try:
+            mode, sha = tree_lookup_path(
+                self.dulwich.object_store.__getitem__, obj.tree, path.strip("/").encode()
+            )
+        except (KeyError, NotTreeError):
+            return None
+        return mode, sha.decode()
+
     def blob_id(self, commit: str, path: str) -> str | None:
-        proc = self.run("ls-tree", "-z", commit, "--", path, check=False)
-        for record in proc.stdout.decode().split("\0"):
-            if not record:
-                continue
-            meta, name = record.split("\t", 1)
-            _mode, kind, sha = meta.split()
-            if kind == "blob" and name == path:
-                return sha
-        return None
+        entry = self._entry(commit, path)
+        if entry is None or stat.S_ISDIR(entry[0]) or S_ISGITLINK(entry[0]):
+            return None
+        return entry[1]
 
     def read(self, commit: str, path: str) -> bytes | None:
         sha = self.blob_id(commit, path)
-        return None if sha is None else self.run("cat-file", "blob", sha).stdout
+        if sha is None:
+            return None
+        blob = self._obj(sha)
+        assert isinstance(blob, Blob)
+        return blob.data
 
     def last_commit_for(self, commit: str, path: str) -> str:
-        return self.out("log", "-1", "--format=%H", commit, "--", path).strip()
+        walker = Walker(
+            self.dulwich.object_store, [commit.encode()], paths=[path.encode()], max_entries=1
+        )
+        return next((entry.commit.id.decode() for entry in walker), "")
 
     def tree(self, commit: str, path: str = "", *, recursive: bool = False) -> list[TreeEntry]:
         """Entries under ``path`` (a directory); with ``recursive`` also every sub-directory."""
-        args = ["ls-tree", "-z"]
-        if recursive:
-            args += ["-r", "-t"]
-        target = f"{commit}:{path.strip('/')}" if path.strip("/") else commit
-        proc = self.run(*args, target, check=False)
-        if proc.returncode != 0:
+        entry = self._entry(commit, path)
+        if entry is None or not stat.S_ISDIR(entry[0]):
             return []
         prefix = f"{path.strip('/')}/" if path.strip("/") else ""
-        entries = []
-        for record in proc.stdout.decode().split("\0"):
-            if not record:
-                continue
-            meta, name = record.split("\t", 1)
-            mode, kind, sha = meta.split()
-            entries.append(TreeEntry(mode, kind, sha, prefix + name))
+        entries: list[TreeEntry] = []
+
+        def walk(tree_sha: str, prefix: str) -> None:
+            tree = self._obj(tree_sha)
+            assert isinstance(tree, Tree)
+            for item in tree.iteritems():
+                name = prefix + item.path.decode()
+                kind = "tree" if stat.S_ISDIR(item.mode) else "blob"
+                entries.append(TreeEntry(f"{item.mode:06o}", kind, item.sha.decode(), name))
+                if recursive and kind == "tree":
+                    walk(item.sha.decode(), name + "/")
+
+        walk(entry[1], prefix)
         return entries
 
     def files(self, commit: str) -> list[str]:
         return [e.path for e in self.tree(commit, recursive=True) if e.type == "blob"]
 
     def log(self, ref: str, *, exclude: str | None = None, path: str | None = None) -> list[Commit]:
-        args = ["log", f"--format={_FIELDS}%x1e", ref]
-        if exclude:
-            args.append(f"^{exclude}")
-        if path:
-            args += ["--", path]
-        return self._parse(self.out(*args))
+        """Commits reachable from ``ref`` (a commit id) and not from ``exclude``, newest first."""
+        walker = Walker(
+            self.dulwich.object_store,
+            [ref.encode()],
+            exclude=[exclude.encode()] if exclude else None,
+            paths=[path.encode()] if path else None,
+            order=ORDER_TOPO,
+        )
+        return [_convert(entry.commit) for entry in walker]
 
     def commit(self, sha: str) -> Commit | None:
-        proc = self.run("log", "-1", f"--format={_FIELDS}%x1e", f"{sha}^{{commit}}", check=False)
-        parsed = self._parse(proc.stdout.decode()) if proc.returncode == 0 else []
-        return parsed[0] if parsed else None
-
-    @staticmethod
-    def _parse(text: str) -> list[Commit]:
-        commits = []
-        for record in text.split("\x1e"):
-            record = record.lstrip("\n")
-            if not record:
-                continue
-            sha, parents, an, ae, ad, cn, ce, cd, message = record.split("\0", 8)
-            commits.append(
-                Commit(sha, tuple(parents.split()), an, ae, ad, cn, ce, cd, message.rstrip("\n"))
-            )
-        return commits
+        resolved = self._peel(sha) if _HEX40.fullmatch(sha) else self.resolve(sha)
+        if resolved is None:
+            return None
+        obj = self._obj(resolved)
+        assert isinstance(obj, DCommit)
+        return _convert(obj)
 
     def diff(self, base: str, head: str) -> list[dict[str, object]]:
         """GitLab-shaped diffs between two commits."""
@@ -240,33 +288,31 @@ class GitRepo:
         committer: Person,
     ) -> str:
         """A new commit on top of ``parent`` writing (bytes) or deleting (None) ``changes``."""
-        with tempfile.TemporaryDirectory() as tmp:
-            env = {"GIT_INDEX_FILE": str(Path(tmp) / "index")}
-            if parent:
-                self.run("read-tree", parent, env=env)
-            lines = []
-            for path, content in changes.items():
-                if content is None:
-                    lines.append(f"0 {_ZERO}\t{path}")
-                else:
-                    sha = self.run("hash-object", "-w", "--stdin", input=content).stdout
-                    lines.append(f"100644 {sha.decode().strip()}\t{path}")
-            self.run(
-                "update-index", "--index-info", input="\n".join(lines).encode() + b"\n", env=env
-            )
-            tree = self.run("write-tree", env=env).stdout.decode().strip()
-        parents = ["-p", parent] if parent else []
-        return (
-            self.run(
-                "commit-tree",
-                tree,
-                *parents,
-                input=message.encode(),
-                env=_identity(author, committer),
-            )
-            .stdout.decode()
-            .strip()
-        )
+        store = self.dulwich.object_store
+        if parent:
+            base = self._obj(parent)
+            assert isinstance(base, DCommit)
+            root: bytes | Tree = base.tree
+        else:
+            root = Tree()
+        tree_changes: list[tuple[bytes, int | None, bytes | None]] = []
+        for path, content in changes.items():
+            if content is None:
+                tree_changes.append((path.encode(), None, None))
+            else:
+                blob = Blob.from_string(content)
+                store.add_object(blob)
+                tree_changes.append((path.encode(), 0o100644, blob.id))
+        commit = DCommit()
+        commit.tree = commit_tree_changes(store, root, tree_changes)
+        commit.parents = [parent.encode()] if parent else []
+        commit.author = f"{author.name} <{author.email}>".encode()
+        commit.committer = f"{committer.name} <{committer.email}>".encode()
+        commit.author_time = commit.commit_time = int(time.time())
+        commit.author_timezone = commit.commit_timezone = 0
+        commit.message = message.rstrip("\n").encode() + b"\n"
+        store.add_object(commit)
+        return commit.id.decode()
 
     def has_conflicts(self, target: str, source: str) -> bool:
         proc = self.run("merge-tree", "--write-tree", "--name-only", target, source, check=False)
@@ -313,6 +359,29 @@ class GitRepo:
             self.run("worktree", "remove", "--force", str(tmp), check=False)
             shutil.rmtree(tmp, ignore_errors=True)
             self.run("worktree", "prune", check=False)
+
+
+def _convert(c: DCommit) -> Commit:
+    def split(who: bytes) -> tuple[str, str]:
+        match = re.fullmatch(r"(.*?) ?<(.*)>", who.decode(errors="replace"))
+        return (match.group(1), match.group(2)) if match else (who.decode(errors="replace"), "")
+
+    def iso(seconds: int, offset: int) -> str:
+        return datetime.fromtimestamp(seconds, timezone(timedelta(seconds=offset))).isoformat()
+
+    an, ae = split(c.author)
+    cn, ce = split(c.committer)
+    return Commit(
+        c.id.decode(),
+        tuple(p.decode() for p in c.parents),
+        an,
+        ae,
+        iso(c.author_time, c.author_timezone),
+        cn,
+        ce,
+        iso(c.commit_time, c.commit_timezone),
+        c.message.decode(errors="replace").rstrip("\n"),
+    )
 
 
 def _identity(author: Person, committer: Person) -> dict[str, str]:
