@@ -123,6 +123,9 @@ class Settings(BaseSettings):
     """Module implementing plan_project / sync_one / refresh_dashboard (swapped in tests)."""
     metrics_port: int = Field(default=9102, ge=0, le=65535)
     """Port of the worker's Prometheus endpoint; 0 disables it."""
+    web_host: str = "127.0.0.1"
+    web_port: int = Field(default=8080, gt=0, le=65535)
+    """Where ``remedy serve`` listens (containers set REMEDY_WEB_HOST=0.0.0.0)."""
     worker_concurrency: int = Field(default=4, gt=0)
     """Tasks one worker process runs at once (threads: tasks mostly wait on GitLab)."""
     task_time_limit: int = Field(default=600, gt=0)
