@@ -28,9 +28,9 @@ def _positive(value: Any) -> bool:
 
 
 class RunAsNonRoot(Fixer):
-    """Make each container refuse to start as root: ``runAsNonRoot: true`` with a non-zero
-    ``runAsUser``/``runAsGroup`` from the policy where none (or 0) is set. Existing non-zero ids
-    are kept."""
+    """Make each container run as non-root: where no non-zero user is set (and runAsNonRoot
+    does not already vouch for the image), ``runAsNonRoot: true`` with ``runAsUser`` from the
+    policy; ``runAsGroup`` from the policy where none (or 0) is set. Non-zero ids are kept."""
 
     controls = ("C-0013",)
     risk = Risk.HIGH
@@ -45,12 +45,13 @@ class RunAsNonRoot(Fixer):
             changed: list[str] = []
             user = _effective(view, container, "runAsUser")
             declared_non_root = _effective(view, container, "runAsNonRoot") is True
-            if not declared_non_root:
-                edits.append(Set(container.path("securityContext", "runAsNonRoot"), True))
-                changed.append("runAsNonRoot: true")
-            # With runAsNonRoot already true the image's own non-root USER is trusted; a user
-            # id is only chosen when none is given (or it is root).
-            if not _positive(user) and not (declared_non_root and user is None):
+            # Kubescape's rule: a non-zero user, or runAsNonRoot with no user id (the image's
+            # own non-root USER is then trusted and checked by the kubelet).
+            user_ok = _positive(user) or (declared_non_root and user is None)
+            if not user_ok:
+                if not declared_non_root:
+                    edits.append(Set(container.path("securityContext", "runAsNonRoot"), True))
+                    changed.append("runAsNonRoot: true")
                 edits.append(
                     Set(container.path("securityContext", "runAsUser"), policy.run_as_user)
                 )
@@ -66,9 +67,7 @@ class RunAsNonRoot(Fixer):
                 was = " (it was set to run as root, user 0)" if user == 0 else ""
                 notes.append(f"{container.name}: set {', '.join(changed)}{was}")
         if not edits:
-            return AlreadyCompliant(
-                "every container runs with runAsNonRoot and a non-zero user and group"
-            )
+            return AlreadyCompliant("every container runs as a non-root user and a non-zero group")
         notes.append(
             "images built to run as root (writing to /var/run, binding ports below 1024, "
             "chown at start-up) will fail to start; check the pods come up before merging"
