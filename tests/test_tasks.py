@@ -96,9 +96,17 @@ class Procs:
         self.procs: list[subprocess.Popen[bytes]] = []
 
     def start(self, *args: str, name: str) -> subprocess.Popen[bytes]:
+        return self.run([sys.executable, "-m", "celery", "-A", "bot.tasks", *args], name=name)
+
+    def entry_point(self, call: str, name: str) -> subprocess.Popen[bytes]:
+        """Run one of the functions the ``remedy`` CLI calls, e.g. ``start_beat(settings)``."""
+        code = f"from bot.settings import load_settings; from bot.tasks import *; settings = load_settings(); {call}"
+        return self.run([sys.executable, "-c", code], name=name)
+
+    def run(self, argv: list[str], name: str) -> subprocess.Popen[bytes]:
         log = open(self.logs / f"{name}-{len(self.procs)}.log", "wb")  # noqa: SIM115
         proc = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "bot.tasks", *args],
+            argv,
             cwd=ROOT,
             env=self.env,
             stdout=log,
@@ -402,7 +410,7 @@ def test_a_beat_tick_leads_to_a_run(
     settings = make_settings(redis_server, tmp_path)  # cron "* * * * *": next minute boundary
     task_service.write_report(PROJECT, {"cs-a": [("C-0016", "medium")]})
     procs = procs_factory(settings_env(settings, forge_dir))
-    procs.worker(concurrency=1)
-    procs.start("beat", "--loglevel=INFO", f"--schedule={tmp_path / 'beat-schedule'}", name="beat")
+    procs.entry_point("start_worker(settings, 1)", name="worker")
+    procs.entry_point("start_beat(settings)", name="beat")
     wait_until(lambda: created_counts(), 90, "a scheduled run: " + procs.output()[-1500:])
     assert created_counts() == Counter({f"{PROJECT}#cs-a": 1})
