@@ -54,6 +54,13 @@ KNOWN_UPSTREAMS = (
     "jetstack",
     "stefanprodan",
 )
+CONTAINER_EXPOSABLE = frozenset({"securityContext", "resources", "volumeMounts"})
+POD_EXPOSABLE = {
+    "securityContext": "podSecurityContext",
+    "volumes": "volumes",
+    "automountServiceAccountToken": "automountServiceAccountToken",
+}
+"""Fields an in-house chart's template may be changed to read from values, and their keys."""
 LIST_FIELDS = frozenset({"volumes", "volumeMounts", "tolerations", "initContainers"})
 SCALAR_STEMS = {"automountServiceAccountToken": "automount"}
 """Rendered scalar field -> the stem a values key feeding it contains (charts abbreviate)."""
@@ -517,7 +524,7 @@ class HelmTarget:
         if container is not None:
             steps = rendered[len(container.base) :]
             field_name = str(steps[0])
-            if field_name not in ("securityContext", "resources") or container.ephemeral:
+            if field_name not in CONTAINER_EXPOSABLE or container.ephemeral:
                 raise FieldNotExposed(field_label, f"chart {chart.name} has no values key for it")
             regular = [c for c in self.view.containers if c.init == container.init]
             position = regular.index(container)
@@ -537,9 +544,9 @@ class HelmTarget:
             )
         else:
             field_name = str(rel[0]) if rel else ""
-            if field_name != "securityContext":
+            if field_name not in POD_EXPOSABLE:
                 raise FieldNotExposed(field_label, f"chart {chart.name} has no values key for it")
-            key, rest = "podSecurityContext", rel[1:]
+            key, rest = POD_EXPOSABLE[field_name], rel[1:]
             exposure = Exposure(f"{chart.path}/{template_rel}".lstrip("/"), key, field_name, None)
         if lookup(self._mapping.effective, (key,)) is not None:
             raise FieldNotExposed(

@@ -128,6 +128,11 @@ class BinaryRenderer:
         return split_template_output(proc.stdout)
 
 
+def make_renderer(helm_binary: str | None = None) -> Renderer:
+    """The configured renderer: the helm binary when one is named, else the in-process SDK."""
+    return BinaryRenderer(helm_binary) if helm_binary else SdkRenderer()
+
+
 def split_template_output(text: str) -> dict[str, str]:
     """Split ``helm template`` output into ``{source template: text}`` by its Source comments."""
     out: dict[str, str] = {}

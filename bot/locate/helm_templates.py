@@ -106,8 +106,18 @@ def expose(text: str, exposure: Exposure) -> str:
     return "\n".join(lines[: first + 1] + block + lines[first + 1 :])
 
 
+SCALAR_FIELDS = frozenset({"automountServiceAccountToken"})
+"""Fields exposed with ``hasKey`` (``with`` would drop a false value)."""
+
+
 def _with_block(exposure: Exposure, indent: int) -> list[str]:
     pad = " " * indent
+    if exposure.field in SCALAR_FIELDS:
+        return [
+            f'{pad}{{{{- if hasKey .Values "{exposure.key}" }}}}',
+            f"{pad}{exposure.field}: {{{{ .Values.{exposure.key} }}}}",
+            f"{pad}{{{{- end }}}}",
+        ]
     return [
         f"{pad}{{{{- with .Values.{exposure.key} }}}}",
         f"{pad}{exposure.field}:",

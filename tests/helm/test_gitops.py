@@ -131,3 +131,21 @@ def test_helm_template_output_is_split_by_source() -> None:
     out = split_template_output(text)
     assert sorted(out) == ["demo/templates/deployment.yaml", "demo/templates/service.yaml"]
     assert "kind: Deployment" in out["demo/templates/deployment.yaml"]
+
+
+def test_renderer_choice() -> None:
+    from bot.locate.helm_render import BinaryRenderer, SdkRenderer, make_renderer
+
+    assert isinstance(make_renderer(None), SdkRenderer)
+    binary = make_renderer("/opt/helm/bin/helm")
+    assert isinstance(binary, BinaryRenderer) and binary.helm == "/opt/helm/bin/helm"
+
+
+def test_missing_helm_binary_is_a_chart_error(tmp_path: Path) -> None:
+    import pytest
+
+    from bot.errors import ChartError
+    from bot.locate.helm_render import BinaryRenderer
+
+    with pytest.raises(ChartError, match="cannot run"):
+        BinaryRenderer(str(tmp_path / "no-helm")).render(tmp_path, {}, "r", "ns")

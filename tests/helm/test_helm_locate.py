@@ -108,11 +108,17 @@ def test_helm_create_demo_controls(corpus_index: HelmIndex, control: str, keys: 
     _only_under(_stable(outcome), f"Deployment/{name}", tuple(allowed))
 
 
-def test_helm_create_demo_automount_is_not_exposed(corpus_index: HelmIndex) -> None:
-    finding = finding_for("C-0034", "Deployment", "helm-create-demo", None, "helm-create-demo")
-    target = locate(_corpus_repo(), finding, corpus_index)
-    with pytest.raises(FieldNotExposed, match="no values key"):
-        target.view.path("automountServiceAccountToken")
+def test_helm_create_demo_automount_exposed_in_template(corpus_index: HelmIndex) -> None:
+    """helm create's serviceAccount.automount feeds the ServiceAccount, not the pod: the chart's
+    own template gets a pod-level key (the chart lives in the repository)."""
+    name = "helm-create-demo"
+    finding = finding_for("C-0034", "Deployment", name, None, name)
+    outcome = fix_and_verify(_corpus_repo(), finding, corpus_index)
+    diffs = outcome.diffs()
+    assert set(diffs) == {f"{name}/templates/deployment.yaml", f"{name}/values.yaml"}
+    assert diffs[f"{name}/values.yaml"] == ([], ["automountServiceAccountToken: false"])
+    assert outcome.target.location.kind == "helm-template"
+    _only_under(_stable(outcome), f"Deployment/{name}", ((*POD, "automountServiceAccountToken"),))
 
 
 def test_helm_create_test_pod_reports_clash(corpus_index: HelmIndex) -> None:
@@ -443,3 +449,34 @@ def test_chart_that_does_not_render_gets_static_reason(tmp_path: Path) -> None:
     assert "boom" in reason
     assert "static analysis: worker/templates/deployment.yaml" in reason
     assert ".Values.serviceAccount.automountToken" in reason
+
+
+def test_inhouse_pod_automount_exposed_with_haskey(fixture_index: HelmIndex) -> None:
+    """`with` would drop `false`, so the scalar key is exposed with hasKey."""
+    finding = finding_for("C-0034", "Deployment", "shop-webapp", None, "webapp")
+    outcome = fix_and_verify(FIXTURES, finding, fixture_index)
+    diffs = outcome.diffs()
+    assert diffs["webapp/values.yaml"] == ([], ["automountServiceAccountToken: false"])
+    assert diffs["webapp/templates/deployment.yaml"][1] == [
+        '      {{- if hasKey .Values "automountServiceAccountToken" }}',
+        "      automountServiceAccountToken: {{ .Values.automountServiceAccountToken }}",
+        "      {{- end }}",
+    ]
+    _only_under(
+        _stable(outcome), "Deployment/shop-webapp", ((*POD, "automountServiceAccountToken"),)
+    )
+
+
+def test_inhouse_read_only_root_exposes_volumes(fixture_index: HelmIndex) -> None:
+    finding = finding_for("C-0017", "Deployment", "shop-webapp", None, "webapp")
+    outcome = fix_and_verify(FIXTURES, finding, fixture_index)
+    values_added = outcome.diffs()["webapp/values.yaml"][1]
+    for line in ("webappVolumeMounts:", "logShipperVolumeMounts:", "volumes:", "  - name: tmp"):
+        assert line in values_added
+    allowed = [(*POD, "volumes")]
+    for index in (0, 1):
+        allowed += [
+            (*POD, "containers", index, "securityContext", "readOnlyRootFilesystem"),
+            (*POD, "containers", index, "volumeMounts"),
+        ]
+    _only_under(_stable(outcome), "Deployment/shop-webapp", tuple(allowed))
