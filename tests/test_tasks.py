@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -20,12 +21,13 @@ from typing import Any
 import pytest
 import redis
 from celery import Celery
+from prometheus_client import REGISTRY
 
 from bot import locks, tasks
 from bot.errors import ConfigError, ForgeTransientError, ReportError
 from bot.settings import Settings
 from tests import task_service
-from tests.redis_server import RedisServer, redis_server_fixture  # noqa: F401 - fixture
+from tests.redis_server import RedisServer, free_port, redis_server_fixture  # noqa: F401 - fixture
 
 ROOT = Path(__file__).resolve().parent.parent
 PROJECT = "platform/cd-config"
@@ -181,6 +183,10 @@ def created_counts() -> Counter[str]:
 # --------------------------------------------------------------------------- fast tests
 
 
+def _sample(name: str, **labels: str) -> float:
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
 def test_is_transient_classifies_forge_redis_and_network_errors() -> None:
     assert tasks.is_transient(ForgeTransientError("503"))
     assert tasks.is_transient(redis.ConnectionError("down"))
@@ -245,8 +251,17 @@ def test_run_once_syncs_every_change_set_once_and_is_idempotent(
 ) -> None:
     settings = make_settings(redis_server, tmp_path)
     task_service.write_report(PROJECT, four_change_sets())
+    created_before = _sample(
+        "remedy_merge_request_decisions_total", project=PROJECT, decision="created"
+    )
     result = tasks.run_once(settings, PROJECT)
     assert result["status"] == "planned" and result["change_sets"] == [f"cs-{n}" for n in range(4)]
+    assert (
+        _sample("remedy_merge_request_decisions_total", project=PROJECT, decision="created")
+        == created_before + 4
+    )
+    assert _sample("remedy_findings", project=PROJECT, control="C-0016", severity="medium") == 2
+    assert _sample("remedy_findings", project=PROJECT, control="C-0009", severity="high") == 2
     assert created_counts() == Counter({f"{PROJECT}#cs-{n}": 1 for n in range(4)})
     assert [e for e in task_service.events() if e["event"] == "dashboard"]
     tasks.run_once(settings, PROJECT)
@@ -328,13 +343,18 @@ def test_two_concurrent_runs_on_one_project_the_second_is_skipped(
     settings = make_settings(redis_server, tmp_path)
     task_service.write_report(PROJECT, four_change_sets())
     (forge_dir / "config.json").write_text(json.dumps({"plan_delay": 1.5}))
-    procs = procs_factory(settings_env(settings, forge_dir))
+    env = settings_env(settings, forge_dir)
+    env["REMEDY_METRICS_PORT"] = str(metrics_port := free_port())
+    procs = procs_factory(env)
     procs.worker(concurrency=2)
     client.send_task("remedy.run_project", args=(PROJECT,))
     client.send_task("remedy.run_project", args=(PROJECT,))
     wait_until(lambda: sum(created_counts().values()) == 4, 60, "four merge requests")
     assert procs.output().count('"msg": "run-skipped"') == 1
     assert procs.output().count('"msg": "run-planned"') == 1
+    metrics = urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5).read()
+    assert f'remedy_lock_busy_total{{project="{PROJECT}"}} 1.0'.encode() in metrics
+    assert b'decision="created"' in metrics and b"remedy_task_duration_seconds_bucket" in metrics
     assert set(created_counts().values()) == {1}
 
 
