@@ -196,7 +196,7 @@ def _branches(project: Project, n: int) -> list[str]:
 def test_mr_create_list_paginated_and_duplicate(
     project: Project, gitlab_client: gitlab.Gitlab
 ) -> None:
-    names = _branches(project, 23)
+    names = _branches(project, 21)
     for i, name in enumerate(names):
         project.mergerequests.create(
             {
@@ -207,11 +207,11 @@ def test_mr_create_list_paginated_and_duplicate(
             }
         )
     listed = project.mergerequests.list(state="opened", per_page=10, get_all=True)
-    assert len(listed) == 23
-    assert listed[0].title == "Fix 22"  # created_at desc by default
-    assert len(project.mergerequests.list(labels="security", get_all=True)) == 11
+    assert len(listed) == 21
+    assert listed[0].title == "Fix 20"  # created_at desc by default
+    assert len(project.mergerequests.list(labels="security", get_all=True)) == 10
     assert [m.iid for m in project.mergerequests.list(source_branch=names[3], get_all=True)] == [4]
-    assert len(project.mergerequests.list(author_username="kube-remedy", iterator=True)) == 23
+    assert len(project.mergerequests.list(author_username="kube-remedy", iterator=True)) == 21
     with pytest.warns(UserWarning, match="get_all=True"):
         assert len(project.mergerequests.list()) == 20
     with pytest.raises(gitlab.GitlabCreateError) as err:
@@ -223,12 +223,12 @@ def test_mr_create_list_paginated_and_duplicate(
         err.value.error_message
     )
 
-    raw = httpx.get(
-        f"{gitlab_client.url}/api/v4/projects/1/merge_requests",
-        params={"per_page": 5, "page": 2},
-        headers={"PRIVATE-TOKEN": "test-token"},
-    )
-    assert raw.headers["x-total"] == "23" and raw.headers["x-total-pages"] == "5"
+    with httpx.Client(headers={"PRIVATE-TOKEN": "test-token"}) as http:
+        raw = http.get(
+            f"{gitlab_client.url}/api/v4/projects/1/merge_requests",
+            params={"per_page": 5, "page": 2},
+        )
+    assert raw.headers["x-total"] == "21" and raw.headers["x-total-pages"] == "5"
     assert raw.headers["x-page"] == "2" and raw.headers["x-next-page"] == "3"
     assert raw.headers["x-prev-page"] == "1" and raw.headers["x-per-page"] == "5"
     assert 'rel="next"' in raw.headers["link"] and "page=3" in raw.headers["link"]
@@ -437,3 +437,77 @@ def test_unauthenticated_requests_are_401(gitlab_emulator: GitLabEmulator, proje
         f"{gitlab_emulator.url}/api/v4/projects/{project_id}", headers={"PRIVATE-TOKEN": "wrong"}
     )
     assert raw.status_code == 401 and raw.json() == {"message": "401 Unauthorized"}
+
+
+def test_human_merge_and_close_and_bot_cannot_merge_protected(
+    project: Project, gitlab_emulator: GitLabEmulator, project_id: int
+) -> None:
+    gitlab_emulator.add_user("alice", name="Alice")
+    _branches(project, 2)
+    first = project.mergerequests.create(
+        {
+            "source_branch": "remedy/fix-00",
+            "target_branch": "main",
+            "title": "a",
+            "remove_source_branch": True,
+        }
+    )
+    second = project.mergerequests.create(
+        {"source_branch": "remedy/fix-01", "target_branch": "main", "title": "b"}
+    )
+    with pytest.raises(gitlab.GitlabAuthenticationError) as err:
+        first.merge()
+    assert err.value.response_code == 401
+    gitlab_emulator.merge(project_id, first.iid, by="alice")
+    merged = project.mergerequests.get(first.iid)
+    assert merged.state == "merged" and merged.merged_by["username"] == "alice"
+    assert gitlab_emulator.file_at(project_id, "main", "README.md") == "0\n"
+    assert "remedy/fix-00" not in gitlab_emulator.branches(project_id)
+    assert (
+        _git_log(gitlab_emulator, project_id, "main")[0]
+        == "Alice|Merge branch 'remedy/fix-00' into 'main'"
+    )
+    gitlab_emulator.close_as(project_id, second.iid, by="alice")
+    assert [m.iid for m in project.mergerequests.list(state="merged", get_all=True)] == [first.iid]
+    assert project.mergerequests.get(second.iid).closed_by["username"] == "alice"
+    # merging main moved it: the other branch now conflicts on README.md
+    second.state_event = "reopen"
+    second.save()
+    assert project.mergerequests.get(second.iid).has_conflicts is True
+
+
+def test_labels_latest_pipeline_and_jobs(
+    project: Project, gitlab_emulator: GitLabEmulator, project_id: int
+) -> None:
+    project.labels.create({"name": "kube-remedy", "color": "#8fbc8f", "description": "bot"})
+    with pytest.raises(gitlab.GitlabCreateError) as err:
+        project.labels.create({"name": "kube-remedy", "color": "#000000"})
+    assert err.value.response_code == 409
+    assert [(label.name, label.color) for label in project.labels.list(get_all=True)] == [
+        ("kube-remedy", "#8fbc8f")
+    ]
+    first = gitlab_emulator.add_pipeline(project_id, "main", {"scan": None}, status="success")
+    latest = gitlab_emulator.add_pipeline(project_id, "main", {"scan": {"a.json": b"1"}})
+    assert project.pipelines.latest(ref="main").id == latest
+    assert project.pipelines.get(first).status == "success"
+    jobs = project.jobs.list(scope="failed", get_all=True)
+    assert [j.pipeline["id"] for j in jobs] == [latest]
+    assert project.artifacts.raw("main", "a.json", "scan") == b"1"
+
+
+def test_raw_http_details(gitlab_emulator: GitLabEmulator, project_id: int) -> None:
+    base = f"{gitlab_emulator.url}/api/v4/projects/platform%2Fcd-config"
+    with httpx.Client(headers={"PRIVATE-TOKEN": gitlab_emulator.token}) as http:
+        head = http.head(
+            f"{base}/repository/files/apps%2Fweb%2Fvalues.yaml", params={"ref": "main"}
+        )
+        assert head.status_code == 200 and len(head.headers["x-gitlab-blob-id"]) == 40
+        missing = http.get(f"{base}/no/such/route")
+        assert missing.status_code == 404 and missing.json() == {"error": "404 Not Found"}
+        gitlab_emulator.inject(status=429, retry_after=7)
+        limited = http.get(base)
+        assert limited.status_code == 429 and limited.headers["retry-after"] == "7"
+        assert http.get(base).json()["id"] == project_id
+        bad = http.post(f"{base}/merge_requests", json={"source_branch": "main"})
+        assert bad.status_code == 400
+        assert bad.json() == {"error": "target_branch is missing, title is missing"}

@@ -7,6 +7,7 @@ import hashlib
 import io
 import re
 import zipfile
+import zlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -112,6 +113,16 @@ def _labels(value: Json) -> list[str]:
     return [str(item).strip() for item in items if str(item).strip()]
 
 
+def _has_labels(labels: Sequence[str], query: Json) -> bool:
+    """GitLab's ``labels`` filter: all of them, or the special values None and Any."""
+    wanted = _labels(query)
+    if [w.lower() for w in wanted] == ["none"]:
+        return not labels
+    if [w.lower() for w in wanted] == ["any"]:
+        return bool(labels)
+    return all(w in labels for w in wanted)
+
+
 def _int_list(value: Json) -> list[int]:
     if value is None or value == "":
         return []
@@ -148,7 +159,7 @@ class Api:
             return getattr(self, name)(req, **args)
         if allowed:
             raise ApiError(405, "405 Method Not Allowed")
-        raise not_found()
+        raise ApiError(404, error="404 Not Found")
 
     # -- helpers ----------------------------------------------------------------------------
 
@@ -314,7 +325,7 @@ class Api:
             "http_url_to_repo": self._web(p, ".git"),
             "ssh_url_to_repo": f"git@127.0.0.1:{p.path_with_namespace}.git",
             "namespace": {
-                "id": abs(hash(namespace)) % 10_000,
+                "id": zlib.crc32(namespace.encode()) % 10_000,
                 "name": namespace.rsplit("/", 1)[-1],
                 "path": namespace.rsplit("/", 1)[-1],
                 "kind": "group",
@@ -823,13 +834,7 @@ class Api:
         if state != "all":
             mrs = [m for m in mrs if m.state == state]
         if q.get("labels"):
-            wanted = _labels(q["labels"])
-            if [w.lower() for w in wanted] == ["none"]:
-                mrs = [m for m in mrs if not m.labels]
-            elif [w.lower() for w in wanted] == ["any"]:
-                mrs = [m for m in mrs if m.labels]
-            else:
-                mrs = [m for m in mrs if all(w in m.labels for w in wanted)]
+            mrs = [m for m in mrs if _has_labels(m.labels, q["labels"])]
         for key, attr in (("source_branch", "source_branch"), ("target_branch", "target_branch")):
             if key in q:
                 mrs = [m for m in mrs if getattr(m, attr) == q[key]]
@@ -1035,8 +1040,7 @@ class Api:
         if q.get("state", "all") != "all":
             issues = [i for i in issues if i.state == q["state"]]
         if q.get("labels"):
-            wanted = _labels(q["labels"])
-            issues = [i for i in issues if all(w in i.labels for w in wanted)]
+            issues = [i for i in issues if _has_labels(i.labels, q["labels"])]
         if "author_username" in q:
             issues = [i for i in issues if i.author.username == q["author_username"]]
         if q.get("search"):
@@ -1210,6 +1214,46 @@ class Api:
         awards.append(award)
         return Response(201, self.award_json(award, owner_id, owner_kind))
 
+    # -- labels ---------------------------------------------------------------------------
+
+    def label_json(self, p: Project, name: str) -> dict[str, Json]:
+        color, description = p.labels[name]
+        return {
+            "id": zlib.crc32(f"{p.id}/{name}".encode()) % 1_000_000,
+            "name": name,
+            "color": color,
+            "text_color": "#FFFFFF",
+            "description": description or None,
+            "open_merge_requests_count": sum(
+                1 for m in p.merge_requests.values() if m.state == "opened" and name in m.labels
+            ),
+            "subscribed": False,
+            "priority": None,
+            "is_project_label": True,
+        }
+
+    @route("GET", r"/projects/{id}/labels")
+    def list_labels(self, req: Request, project: str) -> Response:
+        p = self.project(req, project)
+        return self.page(req, sorted(p.labels), lambda name: self.label_json(p, name))
+
+    @route("GET", r"/projects/{id}/labels/(?P<label>[^/]+)")
+    def get_label(self, req: Request, project: str, label: str) -> Response:
+        p = self.project(req, project)
+        if label not in p.labels:
+            raise not_found("Label Not Found")
+        return Response(200, self.label_json(p, label))
+
+    @route("POST", r"/projects/{id}/labels")
+    def create_label(self, req: Request, project: str) -> Response:
+        p = self.project(req, project, level=DEVELOPER)
+        _require(req.params, "name", "color")
+        name = str(req.params["name"])
+        if name in p.labels:
+            raise ApiError(409, "Label already exists")
+        p.labels[name] = (str(req.params["color"]), str(req.params.get("description") or ""))
+        return Response(201, self.label_json(p, name))
+
     # -- pipelines, jobs, artifacts ---------------------------------------------------------
 
     def pipeline_json(self, p: Project, pl: Pipeline) -> dict[str, Json]:
@@ -1360,6 +1404,29 @@ class Api:
     ) -> Response:
         p = self.project(req, project)
         return self._artifact_member(self._latest_job(req, p, ref).artifacts, artifact_path)
+
+    @route("GET", r"/projects/{id}/pipelines/latest")
+    def latest_pipeline(self, req: Request, project: str) -> Response:
+        p = self.project(req, project)
+        ref = str(req.query.get("ref") or p.default_branch)
+        found = [pl for pl in p.pipelines.values() if pl.ref == ref]
+        if not found:
+            raise not_found()
+        return Response(200, self.pipeline_json(p, max(found, key=lambda pl: pl.id)))
+
+    @route("GET", r"/projects/{id}/jobs")
+    def list_jobs(self, req: Request, project: str) -> Response:
+        p = self.project(req, project)
+        scope = req.query.get("scope")
+        scopes = scope if isinstance(scope, list) else [scope] if scope else []
+        jobs = [
+            (pl, job)
+            for pl in p.pipelines.values()
+            for job in pl.jobs
+            if not scopes or job.status in scopes
+        ]
+        jobs.sort(key=lambda pair: -pair[1].id)
+        return self.page(req, jobs, lambda pair: self.job_json(p, *pair))
 
     @staticmethod
     def _artifact_member(archive: bytes | None, path: str) -> Response:

@@ -147,6 +147,8 @@ class Project:
     merge_requests: dict[int, MergeRequest] = field(default_factory=dict)
     issues: dict[int, Issue] = field(default_factory=dict)
     pipelines: dict[int, Pipeline] = field(default_factory=dict)
+    labels: dict[str, tuple[str, str]] = field(default_factory=dict)
+    """label name -> (color, description)."""
     next_mr_iid: int = 1
     next_issue_iid: int = 1
     next_pipeline_iid: int = 1
