@@ -713,6 +713,11 @@ def _camel(name: str) -> str:
 def _deployments(finding: Finding, index: HelmIndex) -> list[Deployment]:
     chart_hint = finding.source.chart_path
     charts = list(index.charts.values())
+    if not chart_hint and finding.source.path:
+        # A scanner that names a chart's template or values file points at its chart.
+        source = finding.source.path.strip("/")
+        inside = [c for c in charts if c.path and source.startswith(f"{c.path}/")]
+        chart_hint = max(inside, key=lambda c: len(c.path)).path if inside else None
     if chart_hint:
         hint = chart_hint.strip("/")
         by_path = [c for c in charts if c.path == hint or hint.startswith(f"{c.path}/")]

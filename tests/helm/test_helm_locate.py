@@ -480,3 +480,16 @@ def test_inhouse_read_only_root_exposes_volumes(fixture_index: HelmIndex) -> Non
             (*POD, "containers", index, "volumeMounts"),
         ]
     _only_under(_stable(outcome), "Deployment/shop-webapp", tuple(allowed))
+
+
+def test_source_path_inside_a_chart_is_a_chart_hint(fixture_index: HelmIndex) -> None:
+    from fixers.model import Finding, ResourceRef
+
+    finding = Finding(
+        control_id="C-0016",
+        resource=ResourceRef(kind="Deployment", name="shop-webapp"),
+        source={"path": "webapp/templates/deployment.yaml"},
+    )
+    target = locate(FIXTURES, finding, fixture_index)
+    assert target.deployment.chart.path == "webapp"
+    assert target.location.chart == "webapp"
