@@ -41,9 +41,20 @@ COMMANDS = (
 )
 
 
+_NOT_SECRET = re.compile(
+    r"^(true|false|yes|no|null|~|\{\}|\[\]|-?\d+(\.\d+)?|\{\{.*\}\})\s*(#.*)?$", re.I
+)
+
+
 def redact_line(line: str) -> str:
-    """Mask values that look like credentials (by key name, env values, long base64)."""
+    """Mask values that look like credentials (by key name, env values, long base64).
+
+    Booleans, numbers, empty collections and template expressions are kept: a key like
+    ``automountServiceAccountToken: false`` carries no secret.
+    """
     match = _SECRET_LINE.match(line)
+    if match and _NOT_SECRET.match(match.group("value").strip()):
+        return line
     if match and _SECRET_KEY.search(match.group("lead")):
         return match.group("lead") + "[redacted]"
     env = _ENV_VALUE.match(line)

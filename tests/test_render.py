@@ -15,6 +15,13 @@ from bot.render import escape_markdown, redact_line, unified_diff
         ("      value: c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0", "      value: [redacted]"),
         ('      value: "http://cart:6379"', '      value: "http://cart:6379"'),
         ("+    allowPrivilegeEscalation: false", "+    allowPrivilegeEscalation: false"),
+        ("+automountServiceAccountToken: false", "+automountServiceAccountToken: false"),
+        (
+            "+      automountServiceAccountToken: {{ .Values.x }}",
+            "+      automountServiceAccountToken: {{ .Values.x }}",
+        ),
+        ("+  tokenTTL: 3600", "+  tokenTTL: 3600"),
+        ("+  token: 3600abc", "+  token: [redacted]"),
     ],
 )
 def test_redact_line(line: str, expected: str) -> None:

@@ -1,0 +1,41 @@
+"""The planner routes findings on rendered chart resources to the chart's values."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from bot.plan import build_plan
+from bot.sources.base import Report
+from fixers.edits import load_documents
+from fixers.model import Finding, ResourceRef, SourceHint
+from tests.conftest import corpus_path
+
+
+def test_helm_create_chart_fixed_through_values(tmp_path: Path) -> None:
+    shutil.copytree(corpus_path("charts", "helm-create-demo"), tmp_path / "charts" / "demo")
+    ref = ResourceRef(api_version="apps/v1", kind="Deployment", namespace="default", name="demo")
+    findings = tuple(
+        Finding(
+            control_id=control,
+            resource=ref,
+            container="demo",
+            source=SourceHint(chart_path="charts/demo"),
+        )
+        for control in ("C-0016", "C-0017", "C-0004", "C-0260")
+    )
+    plan = build_plan(Report("kubescape", "test", findings), tmp_path)
+    by_key = {cs.key: cs for cs in plan.change_sets}
+    security = by_key["security-context/charts-demo"]
+    assert [c.path for c in security.files] == ["charts/demo/values.yaml"]
+    values = load_documents(security.files[0].after)[0]
+    assert values["securityContext"]["allowPrivilegeEscalation"] is False
+    assert values["securityContext"]["readOnlyRootFilesystem"] is True
+    # the commented-out examples under the key survive the edit
+    assert "  # capabilities:\n  #   drop:" in security.files[0].after
+    assert all(fix.location.why for fix in security.fixes)
+    resources = by_key["resources/charts-demo"]
+    assert load_documents(resources.files[0].after)[0]["resources"]["limits"]["memory"]
+    # a new NetworkPolicy cannot be added through values: explained, not dropped
+    (netpol,) = [u for u in plan.unfixable if u.finding.control_id == "C-0260"]
+    assert "cannot be added through chart values" in netpol.reason
