@@ -511,3 +511,24 @@ def test_raw_http_details(gitlab_emulator: GitLabEmulator, project_id: int) -> N
         bad = http.post(f"{base}/merge_requests", json={"source_branch": "main"})
         assert bad.status_code == 400
         assert bad.json() == {"error": "target_branch is missing, title is missing"}
+
+
+def test_human_mr_and_comment_helpers(
+    project: Project, gitlab_emulator: GitLabEmulator, project_id: int
+) -> None:
+    gitlab_emulator.add_user("carol", name="Carol")
+    gitlab_emulator.push_as(
+        project_id, "carol/feature", {"README.md": "c\n"}, author="carol", message="C"
+    )
+    iid = gitlab_emulator.open_mr_as(
+        project_id, "carol/feature", "Carol's", by="carol", labels=["x"]
+    )
+    bot_mrs = project.mergerequests.list(author_username="kube-remedy", get_all=True)
+    assert bot_mrs == []
+    mr = project.mergerequests.get(iid)
+    assert mr.author["username"] == "carol" and mr.labels == ["x"]
+    gitlab_emulator.comment_as(project_id, iid, "@kube-remedy ignore", by="carol")
+    notes = mr.notes.list(get_all=True)
+    assert [(n.author["username"], n.body) for n in notes] == [("carol", "@kube-remedy ignore")]
+    with pytest.raises(ValueError, match="no user"):
+        gitlab_emulator.comment_as(project_id, iid, "x", by="nobody")

@@ -163,7 +163,10 @@ class Api:
 
     # -- helpers ----------------------------------------------------------------------------
 
-    def project(self, req: Request, ref: str, *, level: int = GUEST) -> Project:
+    def project(
+        self, req: Request, ref: str, *, level: int = GUEST, as_member: bool = True
+    ) -> Project:
+        """The project ``ref`` names if ``req.user`` may see it (``as_member=False``: seeding)."""
         found = None
         if ref.isdigit():
             found = self.state.projects.get(int(ref))
@@ -171,6 +174,8 @@ class Api:
             found = next(
                 (p for p in self.state.projects.values() if p.path_with_namespace == ref), None
             )
+        if found is not None and not as_member:
+            return found
         if found is None or found.members.get(req.user.id, 0) < GUEST:
             raise not_found("Project Not Found")
         if found.members.get(req.user.id, 0) < level:
@@ -772,8 +777,8 @@ class Api:
         return users
 
     @route("POST", r"/projects/{id}/merge_requests")
-    def create_mr(self, req: Request, project: str) -> Response:
-        p = self.project(req, project, level=DEVELOPER)
+    def create_mr(self, req: Request, project: str, *, as_member: bool = True) -> Response:
+        p = self.project(req, project, level=DEVELOPER, as_member=as_member)
         params = req.params
         _require(params, "source_branch", "target_branch", "title")
         source, target = str(params["source_branch"]), str(params["target_branch"])
@@ -1131,8 +1136,10 @@ class Api:
         return self.page(req, [self.note_json(p, kind, owner, n) for n in notes])
 
     @route("POST", _NOTES)
-    def create_note(self, req: Request, project: str, kind: str, iid: str) -> Response:
-        p = self.project(req, project)
+    def create_note(
+        self, req: Request, project: str, kind: str, iid: str, *, as_member: bool = True
+    ) -> Response:
+        p = self.project(req, project, as_member=as_member)
         owner = self.noteable(p, kind, iid)
         _require(req.params, "body")
         stamp = now()

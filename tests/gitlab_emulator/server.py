@@ -291,6 +291,45 @@ class GitLabEmulator:
                 raise ValueError(f"no user {by!r}")
             self.api.merge(project, self.api.mr(project, str(mr_iid)), user)
 
+    def open_mr_as(
+        self,
+        project_id: int,
+        source_branch: str,
+        title: str,
+        *,
+        by: str,
+        target_branch: str | None = None,
+        description: str = "",
+        labels: Sequence[str] = (),
+    ) -> int:
+        """An MR opened by a human (``by`` is a known username); returns its iid."""
+        with self._lock:
+            project = self._project(project_id)
+            body = {
+                "source_branch": source_branch,
+                "target_branch": target_branch or project.default_branch,
+                "title": title,
+                "description": description,
+                "labels": list(labels),
+            }
+            request = Request("POST", "", {}, body, "", self._user(by))
+            return int(self.api.create_mr(request, str(project_id), as_member=False).body["iid"])
+
+    def comment_as(self, project_id: int, mr_iid: int, body: str, *, by: str) -> int:
+        """A note on an MR by a human; returns the note id."""
+        with self._lock:
+            request = Request("POST", "", {}, {"body": body}, "", self._user(by))
+            answer = self.api.create_note(
+                request, str(project_id), "merge_requests", str(mr_iid), as_member=False
+            )
+            return int(answer.body["id"])
+
+    def _user(self, username: str) -> User:
+        user = self.state.user_named(username)
+        if user is None:
+            raise ValueError(f"no user {username!r}")
+        return user
+
     def close_as(self, project_id: int, mr_iid: int, *, by: str) -> None:
         """Close an MR as a human would."""
         with self._lock:
