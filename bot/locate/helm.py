@@ -10,9 +10,11 @@ values key feeds which rendered path (scalars are probed by changing a same-name
 
 from __future__ import annotations
 
+import hashlib
 import re
 import shutil
 import tempfile
+import weakref
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -457,7 +459,7 @@ class HelmPodView:
         found = self.mapping.values_path(rendered)
         if found is not None:
             return found
-        return self.target.expose_for(rendered, container)
+        return self.target.expose_for(self, rendered, container)
 
     def prerequisites(self, edits: Sequence[AnyEdit]) -> tuple[AnyEdit, ...]:
         extra: list[AnyEdit] = []
@@ -496,10 +498,9 @@ class HelmTarget:
     location: Location
     view: PodView = field(init=False)
     _exposures: dict[str, Exposure] = field(default_factory=dict)
-    _mapping: ValuesMap = field(init=False)
+    _copies: dict[str, Path] = field(default_factory=dict)
 
     def attach(self, mapping: ValuesMap, rendered: ManifestPodView) -> None:
-        self._mapping = mapping
         self.view = HelmPodView(rendered, mapping, self)
 
     @property
@@ -508,9 +509,11 @@ class HelmTarget:
 
     # ---------------------------------------------------------------- exposing template keys
 
-    def expose_for(self, rendered: YamlPath, container: HelmContainerView | None) -> YamlPath:
+    def expose_for(
+        self, view: HelmPodView, rendered: YamlPath, container: HelmContainerView | None
+    ) -> YamlPath:
         chart = self.deployment.chart
-        pod_base = self.view.rendered.base if isinstance(self.view, HelmPodView) else ()
+        pod_base = view.rendered.base
         rel = rendered[len(pod_base) :]
         field_label = ".".join(str(s) for s in rel)
         template_rel = self.doc.template.split("/", 1)[1] if "/" in self.doc.template else ""
@@ -526,7 +529,7 @@ class HelmTarget:
             field_name = str(steps[0])
             if field_name not in CONTAINER_EXPOSABLE or container.ephemeral:
                 raise FieldNotExposed(field_label, f"chart {chart.name} has no values key for it")
-            regular = [c for c in self.view.containers if c.init == container.init]
+            regular = [c for c in view.containers if c.init == container.init]
             position = regular.index(container)
             suffix = field_name[0].upper() + field_name[1:]
             key = (
@@ -548,7 +551,7 @@ class HelmTarget:
                 raise FieldNotExposed(field_label, f"chart {chart.name} has no values key for it")
             key, rest = POD_EXPOSABLE[field_name], rel[1:]
             exposure = Exposure(f"{chart.path}/{template_rel}".lstrip("/"), key, field_name, None)
-        if lookup(self._mapping.effective, (key,)) is not None:
+        if lookup(view.mapping.effective, (key,)) is not None:
             raise FieldNotExposed(
                 field_label,
                 f"chart {chart.name} already has a values key {key} that does not feed this "
@@ -647,33 +650,50 @@ class HelmTarget:
             "; ".join(f"{p}: {w}" for p, w in whys.items()) or self.location.why,
         )
 
-    def render_all(self, overlay: FileOverlay) -> list[RenderedDoc]:
-        """Every document the deployment renders with the overlay's values and templates."""
+    def _chart_for(self, overlay: FileOverlay) -> tuple[Path, Renderer]:
+        """The chart directory as the overlay would make it: the original, or a temporary copy
+        with the overlay's chart files (kept while the target lives; probes render it lazily)."""
         dep = self.deployment
-        chart_prefix = f"{dep.chart.path}/" if dep.chart.path else ""
-        changed = [c for c in overlay.changes() if c.path.startswith(chart_prefix)]
-        user = dep.user_values(overlay)
+        prefix = f"{dep.chart.path}/" if dep.chart.path else ""
+        changed = [c for c in overlay.changes() if c.path.startswith(prefix)]
         if not changed:
-            return RenderCache(self.index.renderer).docs(
-                self.chart_dir, user, dep.release, dep.namespace
-            )
-        with tempfile.TemporaryDirectory(prefix="kr-chart-") as tmp:
-            copy = Path(tmp) / (Path(dep.chart.path).name or "chart")
+            return self.chart_dir, self.index.renderer
+        digest = hashlib.sha256(
+            "\0".join(f"{c.path}\0{c.after}" for c in changed).encode()
+        ).hexdigest()
+        if digest not in self._copies:
+            tmp = Path(tempfile.mkdtemp(prefix="kr-chart-"))
+            weakref.finalize(self, shutil.rmtree, tmp, True)
+            copy = tmp / (Path(dep.chart.path).name or "chart")
             shutil.copytree(self.chart_dir, copy, symlinks=True)
             for change in changed:
-                (copy / change.path[len(chart_prefix) :]).write_text(change.after, encoding="utf-8")
-            # A fresh SDK renderer: the default one caches loaded charts by directory.
-            renderer = (
-                SdkRenderer()
-                if isinstance(self.index.renderer, SdkRenderer)
-                else (self.index.renderer)
-            )
-            return RenderCache(renderer).docs(copy, user, dep.release, dep.namespace)
+                (copy / change.path[len(prefix) :]).write_text(change.after, encoding="utf-8")
+            self._copies[digest] = copy
+        copy = self._copies[digest]
+        # A fresh SDK renderer: the default one caches loaded charts by directory.
+        renderer = (
+            SdkRenderer() if isinstance(self.index.renderer, SdkRenderer) else self.index.renderer
+        )
+        return copy, renderer
+
+    def render_all(self, overlay: FileOverlay) -> list[RenderedDoc]:
+        """Every document the deployment renders with the overlay's values and templates."""
+        chart_dir, renderer = self._chart_for(overlay)
+        dep = self.deployment
+        return RenderCache(renderer).docs(
+            chart_dir, dep.user_values(overlay), dep.release, dep.namespace
+        )
 
     def reread(self, overlay: FileOverlay) -> PodView | str:
-        """Re-render the chart with the overlay's values and templates; the same resource's view."""
+        """Re-render the chart with the overlay's values and templates: the same resource's
+        values-backed view (fixers re-plan on it; its paths are values keys again)."""
+        dep = self.deployment
         try:
-            docs = self.render_all(overlay)
+            chart_dir, renderer = self._chart_for(overlay)
+            user = dep.user_values(overlay)
+            cache = RenderCache(renderer)
+            docs = cache.docs(chart_dir, user, dep.release, dep.namespace)
+            defaults = _chart_defaults(chart_dir, dep.chart)
         except RemedyError as exc:
             return f"the chart no longer renders with the fix: {exc}"
         for doc in docs:
@@ -682,12 +702,11 @@ class HelmTarget:
                 self.doc.kind,
                 self.doc.name,
             ):
-                view = ManifestPodView.from_document(doc.document)
-                if view is not None:
-                    return view
-        return (
-            f"{self.doc.kind} {self.doc.name} is no longer rendered by {self.deployment.chart.name}"
-        )
+                rendered = ManifestPodView.from_document(doc.document)
+                if rendered is not None:
+                    mapping = ValuesMap(dep, chart_dir, cache, user, defaults, doc)
+                    return HelmPodView(rendered, mapping, self)
+        return f"{self.doc.kind} {self.doc.name} is no longer rendered by {dep.chart.name}"
 
 
 def _with_path(edit: AnyEdit, path: YamlPath) -> AnyEdit:

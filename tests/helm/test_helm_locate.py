@@ -493,3 +493,28 @@ def test_source_path_inside_a_chart_is_a_chart_hint(fixture_index: HelmIndex) ->
     target = locate(FIXTURES, finding, fixture_index)
     assert target.deployment.chart.path == "webapp"
     assert target.location.chart == "webapp"
+
+
+def test_reread_view_answers_in_values_keys_across_fixes(fixture_index: HelmIndex) -> None:
+    """The pipeline plans on `reread` views and stacks fixes in one overlay: after the first
+    fix exposed a template key, the second plans through that key without a new exposure."""
+    from fixers.model import AlreadyCompliant, Fixed
+
+    overlay = FileOverlay(FIXTURES)
+    first = finding_for("C-0016", "Deployment", "shop-webapp", None, "webapp")
+    target = locate(FIXTURES, first, fixture_index)
+    for finding in (first, finding_for("C-0013", "Deployment", "shop-webapp", None, "webapp")):
+        view = target.reread(overlay)
+        assert not isinstance(view, str), view
+        fixer = fixer_for(finding.control_id)
+        result = run_fixer(fixer, view, finding, CTX)
+        assert isinstance(result, Fixed), result
+        assert all(e.path[0] in ("webappSecurityContext", "logShipperSecurityContext")
+                   for e in result.edits)  # fmt: skip
+        target.write((*view.prerequisites(result.edits), *result.edits), overlay)
+        after = target.reread(overlay)
+        assert isinstance(run_fixer(fixer, after, finding, CTX), AlreadyCompliant)
+    template = overlay.read("webapp/templates/deployment.yaml") or ""
+    assert template.count("{{- with .Values.webappSecurityContext }}") == 1
+    values = overlay.read("webapp/values.yaml") or ""
+    assert "  allowPrivilegeEscalation: false\n  runAsNonRoot: true" in values
