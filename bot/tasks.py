@@ -158,15 +158,9 @@ app.add_defaults(lambda: celery_config(get_settings()))
 class RemedyTask(Task):
     """Base task: bounded exponential backoff with jitter for transient errors only."""
 
-    abstract = True
     retry_backoff = 2
-    retry_backoff_max = 600
-    retry_jitter = True
+    """Seconds; the n-th retry waits a random time up to min(2 * 2**n, retry_backoff_max)."""
     acks_late = True
-
-    @property
-    def max_retries(self) -> int:  # type: ignore[override]
-        return get_settings().max_retries
 
     def retry_transient(self, exc: BaseException) -> Any:
         """Retry a transient error with backoff; count it; raise when the bound is reached."""

@@ -359,6 +359,29 @@ def test_two_concurrent_runs_on_one_project_the_second_is_skipped(
 
 
 @pytest.mark.slow
+def test_a_worker_retries_transient_forge_errors_with_backoff(
+    redis_server: RedisServer,
+    forge_dir: Path,
+    tmp_path: Path,
+    procs_factory: Any,
+    client: Celery,
+) -> None:
+    settings = make_settings(redis_server, tmp_path)
+    task_service.write_report(PROJECT, {"cs-a": [("C-0016", "medium")]})
+    (forge_dir / "flaky").write_text("2")
+    procs = procs_factory(settings_env(settings, forge_dir))
+    procs.worker(concurrency=1)
+    client.send_task("remedy.run_project", args=(PROJECT,))
+    wait_until(
+        lambda: any(e["event"] == "dashboard" for e in task_service.events()),
+        60,
+        "the run to finish: " + procs.output()[-1500:],
+    )
+    assert created_counts() == Counter({f"{PROJECT}#cs-a": 1})
+    assert procs.output().count('"msg": "retry"') == 2
+
+
+@pytest.mark.slow
 def test_worker_killed_mid_run_is_finished_by_a_new_worker_without_duplicates(
     redis_server: RedisServer,
     forge_dir: Path,
