@@ -69,43 +69,131 @@ def load_documents(text: str) -> list[Any]:
         raise _syntax_error(exc) from None
 
 
-_DOC_MARKER = re.compile(r"^(---|\.\.\.)(?:[ \t\r]|$)|^%", re.M)
+_DOC_MARKER = re.compile(r"^(?:---|\.\.\.)(?:[ \t\r]|$)|^%", re.M)
+_DOC_START = re.compile(r"^---(?:[ \t\r]|$)", re.M)
+_CONTENT = re.compile(r"^[ \t]*[^\s#]", re.M)
 
 
-def _document_span(text: str, index: int) -> tuple[int, int]:
-    """Start and end offsets of document ``index`` (its ``---`` line through what precedes the
-    next document's ``---`` line)."""
-    if index < 0:
-        raise EditError(f"document index {index} is negative")
-    if not _DOC_MARKER.search(text):
-        if index != 0:
-            raise EditError(f"document index {index} out of range (the file has 1 document)")
-        return 0, len(text)
+def _document_starts(text: str) -> list[int]:
+    """Offsets of the line where each document begins (0 for the first).
+
+    In valid YAML a line starting with ``---`` and a blank is always a document start (the
+    scanner ends scalars there), so a regex finds them without parsing the other documents;
+    files with %-directives take the parser's word instead.
+    """
+    if text.startswith("%") or "\n%" in text:
+        return _document_starts_parsed(text)
+    starts = [m.start() for m in _DOC_START.finditer(text)]
+    first = starts[0] if starts else len(text)
+    if _CONTENT.search(text, 0, first):  # an implicit first document before any `---`
+        starts.insert(0, 0)
+    if starts:
+        starts[0] = 0
+    return starts
+
+
+def _document_starts_parsed(text: str) -> list[int]:
     starts: list[int] = []
     loader = _Loader(text)
     try:
         while loader.check_event():
             event = loader.get_event()
             if isinstance(event, yaml.DocumentStartEvent):
-                starts.append(event.start_mark.index)
+                starts.append(text.rfind("\n", 0, event.start_mark.index) + 1)
     except yaml.YAMLError as exc:
         raise _syntax_error(exc) from None
     finally:
         loader.dispose()
+    if len(starts) > 1:
+        raise EditError("multi-document files with %-directives are not supported")
+    return [0] if starts else []
+
+
+def _document_span(text: str, index: int) -> tuple[int, int]:
+    """Start and end offsets of document ``index``: from its ``---`` line (the file's start
+    for the first) up to the next document's ``---`` line."""
+    if index < 0:
+        raise EditError(f"document index {index} is negative")
+    if not _DOC_MARKER.search(text):
+        if index != 0:
+            raise EditError(f"document index {index} out of range (the file has 1 document)")
+        return 0, len(text)
+    starts = _document_starts(text)
     if index >= len(starts):
         raise EditError(f"document index {index} out of range (the file has {len(starts)})")
-    if re.search(r"^%", text, re.M):  # directives sit before their document's `---`
-        if len(starts) > 1:
-            raise EditError("multi-document files with %-directives are not supported")
-        return 0, len(text)
-    begin = 0 if index == 0 else text.rfind("\n", 0, starts[index]) + 1
-    end = len(text) if index + 1 >= len(starts) else text.rfind("\n", 0, starts[index + 1]) + 1
-    return begin, end
+    end = len(text) if index + 1 >= len(starts) else starts[index + 1]
+    return starts[index], end
+
+
+_LAZY_TAG = "tag:kube-remedy,2026:unresolved"
+_NULL_TAG = "tag:yaml.org,2002:null"
+_STR_TAG = "tag:yaml.org,2002:str"
+_NULLS = frozenset(("", "~", "null", "Null", "NULL"))
+
+
+class _FastResolver:
+    """Tags only what splicing needs (null or not); plain scalars are resolved on demand by
+    `_retag`. PyYAML's resolver costs more than the C parser itself."""
+
+    def resolve(self, kind: type, value: Any, implicit: tuple[bool, bool]) -> str:
+        if kind is yaml.ScalarNode:
+            if implicit[0]:
+                return _NULL_TAG if value in _NULLS else _LAZY_TAG
+            return _STR_TAG
+        return "tag:yaml.org,2002:map" if kind is yaml.MappingNode else "tag:yaml.org,2002:seq"
+
+    def descend_resolver(self, current_node: Any, current_index: Any) -> None:
+        return None
+
+    def ascend_resolver(self) -> None:
+        return None
+
+
+try:
+    from yaml.cyaml import CParser as _CParser
+except ImportError:  # pragma: no cover - PyYAML built without libyaml
+    _CParser = None
+
+if _CParser is not None:
+
+    class _Composer(_FastResolver, _CParser):  # type: ignore[misc,valid-type]
+        pass
+
+else:  # pragma: no cover - PyYAML built without libyaml
+
+    class _Composer(  # type: ignore[no-redef]
+        _FastResolver,
+        yaml.reader.Reader,
+        yaml.scanner.Scanner,
+        yaml.parser.Parser,
+        yaml.composer.Composer,
+    ):
+        def __init__(self, stream: str) -> None:
+            yaml.reader.Reader.__init__(self, stream)
+            yaml.scanner.Scanner.__init__(self)
+            yaml.parser.Parser.__init__(self)
+            yaml.composer.Composer.__init__(self)
+
+
+def _retag(node: yaml.Node) -> yaml.Node:
+    """Resolve the plain scalars `_Composer` left untagged (before constructing data)."""
+    stack = [node]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, yaml.ScalarNode):
+            if item.tag == _LAZY_TAG:
+                item.tag = _resolver.resolve(yaml.ScalarNode, item.value, (True, False))
+        elif isinstance(item, yaml.MappingNode):
+            for k, v in item.value:
+                stack += (k, v)
+        else:
+            stack.extend(item.value)
+    return node
 
 
 def _compose(text: str) -> yaml.Node | None:
     try:
-        return yaml.compose(text, Loader=_Loader)
+        return yaml.compose(text, Loader=_Composer)
     except yaml.YAMLError as exc:
         raise _syntax_error(exc) from None
 
@@ -124,8 +212,6 @@ def _has_anchors(text: str) -> bool:
 
 # --------------------------------------------------------------------------- rendering
 
-_NULL_TAG = "tag:yaml.org,2002:null"
-_STR_TAG = "tag:yaml.org,2002:str"
 _PLAIN_SAFE = re.compile(r"^[A-Za-z0-9_./@~^+=$()\\<>-][A-Za-z0-9_./@~^+=$()\\<>: -]*$")
 _resolver = yaml.resolver.Resolver()
 
@@ -363,7 +449,7 @@ class _Doc:
         return slots, len(path)
 
     def data(self, node: yaml.Node) -> Any:
-        return yaml.constructor.SafeConstructor().construct_document(node)
+        return yaml.constructor.SafeConstructor().construct_document(_retag(node))
 
     # ---- splicing: each returns the new document text
 
@@ -396,7 +482,9 @@ class _Doc:
     def replace(self, slot: _Slot, value: Any, comment: str | None) -> str:
         """Put ``value`` in ``slot`` instead of the node there."""
         node, parent = slot.node, slot.parent
-        quote = node.style if isinstance(node, yaml.ScalarNode) and node.style in "'\"" else None
+        quote = (
+            node.style if isinstance(node, yaml.ScalarNode) and node.style in ("'", '"') else None
+        )
         in_flow = parent is not None and bool(parent.flow_style)
         if in_flow or not _is_block(value):
             text = _flow(value, quote) if in_flow else _scalar_or_empty(value, quote)
@@ -500,7 +588,9 @@ class _Doc:
         stop = self.end(last)
         if node.flow_style:
             quote = (
-                last.style if isinstance(last, yaml.ScalarNode) and last.style in "'\"" else None
+                last.style
+                if isinstance(last, yaml.ScalarNode) and last.style in ("'", '"')
+                else None
             )
             return self.flow_append(node, stop, last, _flow(value, quote), comment)
         col = self.column(self.dash(node.value[0]))
@@ -670,19 +760,23 @@ def apply_edits(text: str, edits: Sequence[Edit], document_index: int = 0) -> st
             f"document {document_index} uses YAML anchors/aliases; refusing to edit shared nodes"
         )
     newline = "\r\n" if "\r\n" in text else "\n"
-    style: _Style | None = None
+    doc: _Doc | None = None
     for edit in edits:
-        try:
-            doc = _Doc(part, newline, style)
-        except EditError as exc:
-            raise EditError(f"document {document_index}: {exc}") from None
-        style = doc.style
+        if doc is None:
+            try:
+                doc = _Doc(part, newline)
+            except EditError as exc:
+                raise EditError(f"document {document_index}: {exc}") from None
         try:
             new = _apply_one(doc, edit)
         except EditError as exc:
             raise EditError(f"{type(edit).__name__} {_where(edit.path)}: {exc}") from None
-        if new is not None:
+        if new is not None and new != part:
             part = new
+            # re-parse the changed text; keep the style detected from the original
+            doc = _Doc(part, newline, doc.style) if edit is not edits[-1] else None
+    if part == text[begin:end]:
+        return text
     _check(part, edits)
     return text[:begin] + part + text[end:]
 
