@@ -14,6 +14,7 @@ from typing import Any
 import yaml
 
 from fixers.model import AnyEdit, AppendUnique, CreateManifest, Ensure, Finding, Remove, Set
+from fixers.policy import FixContext
 
 CASES = Path(__file__).resolve().parent / "cases"
 
@@ -43,6 +44,12 @@ class Case:
 
     def has(self, name: str) -> bool:
         return (self.folder / name).exists()
+
+    def context(self) -> FixContext:
+        """The case's ``context.json`` (policy values), else the documented defaults."""
+        if self.has("context.json"):
+            return FixContext.model_validate_json(self.text("context.json"))
+        return FixContext()
 
 
 def load_cases() -> list[Case]:

@@ -1,6 +1,7 @@
 """Every fixer against its named before/after cases (STYLE.md rule 4).
 
-A case folder holds ``finding.json`` and ``before.yaml`` and either ``after.yaml`` (the fixer
+A case folder holds ``finding.json``, ``before.yaml``, optionally ``context.json`` (policy
+values, as `FixContext` JSON) and either ``after.yaml`` (the fixer
 must produce exactly these bytes), ``reason.txt`` (it must decline with this text), ``created/``
 (the manifests it must create) or nothing (it must be a no-op). Every fix is re-run on its own
 output and must then answer AlreadyCompliant.
@@ -11,7 +12,6 @@ from __future__ import annotations
 import pytest
 
 from fixers.model import AlreadyCompliant, CreateManifest, Fixed, NeedsHuman
-from fixers.policy import FixContext
 from fixers.registry import fixer_for, run_fixer
 from fixers.view import ManifestPodView
 from tests.fixers._support import Case, apply_plain, documents, edits_module, load_cases
@@ -33,7 +33,7 @@ def test_case(case: Case) -> None:
     )
     before = case.text("before.yaml")
     document = documents(before)[case.document_index]
-    result = run_fixer(fixer, _view(document), case.finding, FixContext())
+    result = run_fixer(fixer, _view(document), case.finding, case.context())
 
     if case.has("reason.txt"):
         assert isinstance(result, NeedsHuman), result
@@ -46,6 +46,9 @@ def test_case(case: Case) -> None:
 
     assert isinstance(result, Fixed), result
     assert result.notes, "a fix must say what it changed"
+    if case.has("context.json"):
+        source = case.context().policy.source
+        assert any(source in v for v in result.values_used), result.values_used
     doc_edits = [e for e in result.edits if not isinstance(e, CreateManifest)]
     created = {e.name: e for e in result.edits if isinstance(e, CreateManifest)}
     _check_created(case, created)
@@ -57,7 +60,7 @@ def test_case(case: Case) -> None:
     if edits is not None:
         assert edits.apply_edits(before, doc_edits, case.document_index) == expected
 
-    again = run_fixer(fixer, _view(fixed_document), case.finding, FixContext())
+    again = run_fixer(fixer, _view(fixed_document), case.finding, case.context())
     if created and not doc_edits:
         # A created manifest is not visible in the workload's view: the fixer proposes the
         # same file again, which writes nothing new.

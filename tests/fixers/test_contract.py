@@ -11,7 +11,6 @@ from typing import Any
 import pytest
 
 from fixers.model import AnyEdit, CreateManifest, Fixed, NeedsHuman, YamlPath
-from fixers.policy import FixContext
 from fixers.registry import fixer_for, run_fixer
 from fixers.view import FieldNotExposed, ManifestContainer, ManifestPodView
 from tests.fixers._support import Case, documents, load_cases
@@ -28,9 +27,9 @@ def test_plan_does_not_mutate_its_input(case: Case) -> None:
     assert view is not None
     fixer = fixer_for(case.finding.control_id)
     assert fixer is not None
-    first = run_fixer(fixer, view, case.finding, FixContext())
+    first = run_fixer(fixer, view, case.finding, case.context())
     assert document == pristine
-    assert run_fixer(fixer, view, case.finding, FixContext()) == first, "plan is not pure"
+    assert run_fixer(fixer, view, case.finding, case.context()) == first, "plan is not pure"
 
 
 @dataclass(frozen=True)
@@ -97,7 +96,7 @@ def test_field_not_exposed_becomes_needs_human(case: Case) -> None:
     closed = _ClosedPod(view, tuple(_ClosedContainer(c) for c in view.containers))
     fixer = fixer_for(case.finding.control_id)
     assert fixer is not None
-    result = run_fixer(fixer, closed, case.finding, FixContext())
+    result = run_fixer(fixer, closed, case.finding, case.context())
     if isinstance(result, Fixed):
         # Only a fixer that writes no document field (a new manifest) may still succeed.
         assert all(isinstance(e, CreateManifest) for e in result.edits)
