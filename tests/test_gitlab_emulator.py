@@ -6,6 +6,7 @@ import io
 import subprocess
 import time
 import zipfile
+from concurrent.futures import ThreadPoolExecutor
 
 import gitlab
 import httpx
@@ -23,7 +24,9 @@ FILES = {
 
 @pytest.fixture
 def project_id(gitlab_emulator: GitLabEmulator) -> int:
-    return gitlab_emulator.create_project("platform/cd-config", FILES)
+    return gitlab_emulator.create_project(
+        "platform/cd-config", FILES, protected=("main", "release/*")
+    )
 
 
 @pytest.fixture
@@ -174,13 +177,16 @@ def test_protected_branch_refusal_and_maintainer_access(
     with pytest.raises(gitlab.GitlabCreateError) as err:
         _commit(project, "main", {"README.md": "x\n"})
     assert err.value.response_code == 403
-    assert [b.name for b in project.protectedbranches.list(get_all=True)] == ["main"]
+    assert [b.name for b in project.protectedbranches.list(get_all=True)] == ["main", "release/*"]
     project.branches.create({"branch": "scratch", "ref": "main"})
     with pytest.raises(gitlab.GitlabDeleteError) as derr:
         project.branches.delete("main")
     assert derr.value.response_code == 403
     project.branches.delete("scratch")
     assert sorted(b.name for b in project.branches.list(get_all=True)) == ["main"]
+    with pytest.raises(gitlab.GitlabCreateError) as werr:
+        _commit(project, "release/1.0", {"README.md": "x\n"}, start_branch="main")
+    assert werr.value.response_code == 403
     gitlab_emulator.add_member(project_id, gitlab_emulator.bot_user_id, MAINTAINER)
     _commit(project, "main", {"README.md": "x\n"})
     assert gitlab_emulator.file_at(project_id, "main", "README.md") == "x\n"
@@ -196,7 +202,7 @@ def _branches(project: Project, n: int) -> list[str]:
 def test_mr_create_list_paginated_and_duplicate(
     project: Project, gitlab_client: gitlab.Gitlab
 ) -> None:
-    names = _branches(project, 21)
+    names = _branches(project, 7)
     for i, name in enumerate(names):
         project.mergerequests.create(
             {
@@ -206,14 +212,17 @@ def test_mr_create_list_paginated_and_duplicate(
                 "labels": "kube-remedy,security" if i % 2 else "kube-remedy",
             }
         )
-    listed = project.mergerequests.list(state="opened", per_page=10, get_all=True)
-    assert len(listed) == 21
-    assert listed[0].title == "Fix 20"  # created_at desc by default
-    assert len(project.mergerequests.list(labels="security", get_all=True)) == 10
+    listed = project.mergerequests.list(state="opened", per_page=3, get_all=True)
+    assert len(listed) == 7
+    assert listed[0].title == "Fix 6"  # created_at desc by default
+    assert len(project.mergerequests.list(labels="security", get_all=True)) == 3
     assert [m.iid for m in project.mergerequests.list(source_branch=names[3], get_all=True)] == [4]
-    assert len(project.mergerequests.list(author_username="kube-remedy", iterator=True)) == 21
+    assert (
+        len(project.mergerequests.list(author_username="kube-remedy", per_page=2, iterator=True))
+        == 7
+    )
     with pytest.warns(UserWarning, match="get_all=True"):
-        assert len(project.mergerequests.list()) == 20
+        assert len(project.mergerequests.list(per_page=5)) == 5
     with pytest.raises(gitlab.GitlabCreateError) as err:
         project.mergerequests.create(
             {"source_branch": names[0], "target_branch": "main", "title": "again"}
@@ -226,12 +235,18 @@ def test_mr_create_list_paginated_and_duplicate(
     with httpx.Client(headers={"PRIVATE-TOKEN": "test-token"}) as http:
         raw = http.get(
             f"{gitlab_client.url}/api/v4/projects/1/merge_requests",
-            params={"per_page": 5, "page": 2},
+            params={"per_page": 2, "page": 2, "state": "opened"},
         )
-    assert raw.headers["x-total"] == "21" and raw.headers["x-total-pages"] == "5"
+    assert raw.headers["x-total"] == "7" and raw.headers["x-total-pages"] == "4"
     assert raw.headers["x-page"] == "2" and raw.headers["x-next-page"] == "3"
-    assert raw.headers["x-prev-page"] == "1" and raw.headers["x-per-page"] == "5"
-    assert 'rel="next"' in raw.headers["link"] and "page=3" in raw.headers["link"]
+    assert raw.headers["x-prev-page"] == "1" and raw.headers["x-per-page"] == "2"
+    assert [m["title"] for m in raw.json()] == ["Fix 4", "Fix 3"]
+    next_link = raw.links["next"]["url"]
+    assert (
+        next_link.startswith(gitlab_client.url)
+        and "page=3" in next_link
+        and "state=opened" in next_link
+    )
 
 
 def test_mr_update_fields_and_state(
@@ -393,6 +408,39 @@ def test_rate_limit_is_retried_by_python_gitlab(
     assert project.files.raw("README.md", ref="main") == b"# cd-config\n"
     assert [m for m, p in gitlab_emulator.requests if "/repository/files/" in p] == ["GET"] * 3
     assert gitlab_emulator.writes() == 0
+
+
+def test_rate_limit_surfaces_when_not_obeyed_or_exhausted(
+    gitlab_client: gitlab.Gitlab, gitlab_emulator: GitLabEmulator, project_id: int
+) -> None:
+    gitlab_emulator.inject(status=429, retry_after=0)
+    with pytest.raises(gitlab.GitlabGetError) as err:
+        gitlab_client.projects.get(project_id, obey_rate_limit=False)
+    assert err.value.response_code == 429
+    gitlab_emulator.inject(status=429, times=3, retry_after=0)
+    with pytest.raises(gitlab.GitlabGetError):
+        gitlab_client.projects.get(project_id, max_retries=1)
+    # one fault is left: the default client waits it out
+    assert gitlab_client.projects.get(project_id).id == project_id
+
+
+def test_concurrent_clients_are_served(gitlab_emulator: GitLabEmulator, project_id: int) -> None:
+    def work(n: int) -> str:
+        with gitlab.Gitlab(gitlab_emulator.url, private_token=gitlab_emulator.token) as gl:
+            project = gl.projects.get(project_id, lazy=True)
+            _commit(project, f"remedy/c{n}", {"README.md": f"{n}\n"}, start_branch="main")
+            return project.mergerequests.create(
+                {"source_branch": f"remedy/c{n}", "target_branch": "main", "title": f"c{n}"}
+            ).web_url
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        urls = list(pool.map(work, range(8)))
+    assert len(set(urls)) == 8
+    assert len(gitlab_emulator.merge_requests(project_id)) == 8
+    assert all(
+        gitlab_emulator.file_at(project_id, f"remedy/c{n}", "README.md") == f"{n}\n"
+        for n in range(8)
+    )
 
 
 def test_server_errors_retried_only_when_asked(

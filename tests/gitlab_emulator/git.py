@@ -121,11 +121,10 @@ class GitRepo:
         """The commit ``ref`` (branch, tag or sha) names, or None."""
         if not ref or ref.startswith("-"):
             return None
-        refs = self.dulwich.refs
         for name in (f"refs/heads/{ref}", f"refs/tags/{ref}"):
-            sha = refs.as_dict().get(name.encode())
+            sha = self._read_ref(name)
             if sha is not None:
-                return self._peel(sha.decode())
+                return self._peel(sha)
         if _HEX40.fullmatch(ref):
             return self._peel(ref)
         # short shas and revision expressions: let git parse them
@@ -146,8 +145,13 @@ class GitRepo:
         return {name.decode(): sha.decode() for name, sha in found.items()}
 
     def branch_sha(self, branch: str) -> str | None:
-        sha = self.dulwich.refs.as_dict(b"refs/heads").get(branch.encode())
-        return sha.decode() if sha is not None else None
+        return self._read_ref(f"refs/heads/{branch}")
+
+    def _read_ref(self, name: str) -> str | None:
+        try:
+            return self.dulwich.refs[name.encode()].decode()
+        except (KeyError, ValueError):
+            return None
 
     def set_branch(self, branch: str, sha: str, old: str | None = None) -> None:
         name = f"refs/heads/{branch}".encode()

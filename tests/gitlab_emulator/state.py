@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fnmatch
 import itertools
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -162,7 +163,8 @@ class Project:
         return self.path_with_namespace.rsplit("/", 1)[0] if "/" in self.path_with_namespace else ""
 
     def is_protected(self, branch: str) -> bool:
-        return branch in self.protected
+        """Whether a protection rule (an exact name or a wildcard like ``release/*``) covers it."""
+        return any(fnmatch.fnmatchcase(branch, rule) for rule in self.protected)
 
 
 @dataclass
