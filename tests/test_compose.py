@@ -91,10 +91,17 @@ def test_docker_compose_config_accepts_the_file(tmp_path: Path) -> None:
             "no docker compose plugin or docker-compose binary here (the YAML is checked above)"
         )
     result = subprocess.run(
-        [*command, "-f", str(ROOT / "docker-compose.yml"), "config", "--quiet"],
+        [*command, "-f", str(ROOT / "docker-compose.yml"), "config"],
         capture_output=True,
         text=True,
         check=False,
         cwd=ROOT,
     )
     assert result.returncode == 0, result.stderr
+    resolved = yaml.safe_load(result.stdout)
+    assert set(resolved["services"]) == {"redis", *REMEDY_SERVICES}
+    for name in REMEDY_SERVICES:
+        service = resolved["services"][name]
+        # The YAML anchor was merged: every process got the hardening and the shared settings.
+        assert service["read_only"] is True and service["user"] == "10001:10001"
+        assert service["environment"]["REMEDY_REDIS_URL"] == "redis://redis:6379/0"
