@@ -1,0 +1,391 @@
+"""Celery tasks behind the web endpoints: MR note commands, chat commands, MR lifecycle events.
+
+Registered on the app of `bot.tasks` (a worker started with ``celery -A bot.command_tasks``
+serves them together with the scheduled tasks). Like the other tasks they take plain JSON,
+re-read state from GitLab and are safe to run twice: a note command is answered once, because
+the reply is skipped when the note already carries the bot's ``eyes`` award.
+
+`GitLabRestPort` speaks the few REST calls the commands need over httpx; errors are translated
+into the `bot.errors` forge family where the calls are made.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+from collections.abc import Callable, Sequence
+from typing import Any, Literal
+from urllib.parse import quote
+
+import httpx
+from prometheus_client import Counter
+
+from bot.commands import (
+    HOLD_LABEL,
+    Actor,
+    Context,
+    GitLabPort,
+    MemberCache,
+    MergeRequestInfo,
+    Reply,
+    dispatch,
+    find_mention,
+)
+from bot.errors import (
+    ForgeConflictError,
+    ForgeError,
+    ForgePermissionError,
+    ForgeTransientError,
+)
+from bot.observability import log_event
+from bot.settings import Settings
+from bot.tasks import RemedyTask, _adapter, app, get_settings
+from bot.web_settings import WebSettings
+
+ACK_EMOJI = "eyes"
+
+MERGED = Counter(
+    "remedy_merge_requests_merged_total", "Bot merge requests merged (fixes landed)", ["project"]
+)
+COMMANDS_RUN = Counter(
+    "remedy_commands_total", "Commands handled, by channel and outcome", ["channel", "outcome"]
+)
+
+
+# --------------------------------------------------------------------------- GitLab port
+
+
+class GitLabRestPort:
+    """`GitLabPort` over GitLab's REST API v4 (token auth), with errors translated."""
+
+    def __init__(self, url: str, token: str, *, timeout: float = 10.0) -> None:
+        self.client = httpx.Client(
+            base_url=url.rstrip("/") + "/api/v4",
+            headers={"PRIVATE-TOKEN": token},
+            timeout=timeout,
+        )
+
+    def close(self) -> None:
+        self.client.close()
+
+    def _call(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        try:
+            response = self.client.request(method, path, **kwargs)
+        except httpx.HTTPError as exc:
+            raise ForgeTransientError(f"GitLab {method} {path}: {type(exc).__name__}") from None
+        status = response.status_code
+        if status < 400:
+            return response
+        what = f"GitLab {method} {path} answered {status}"
+        if status == 429 or status >= 500:
+            retry_after = response.headers.get("Retry-After", "")
+            raise ForgeTransientError(
+                what, retry_after=float(retry_after) if retry_after.isdigit() else None
+            )
+        if status in (401, 403, 404):
+            raise ForgePermissionError(f"{what}: the bot's token lacks access")
+        if status == 409:
+            raise ForgeConflictError(what)
+        raise ForgeError(what)
+
+    @staticmethod
+    def _p(project: str) -> str:
+        return "/projects/" + quote(project, safe="")
+
+    def access_level(self, project: str, user_id: int) -> int:
+        try:
+            data = self._call("GET", f"{self._p(project)}/members/all/{user_id}").json()
+        except ForgePermissionError:
+            return 0
+        return int(data.get("access_level", 0))
+
+    @staticmethod
+    def _info(data: dict[str, Any]) -> MergeRequestInfo:
+        return MergeRequestInfo(
+            iid=int(data["iid"]),
+            state=str(data["state"]),
+            source_branch=str(data["source_branch"]),
+            target_branch=str(data.get("target_branch") or "main"),
+            title=str(data.get("title") or ""),
+            description=str(data.get("description") or ""),
+            labels=tuple(str(label) for label in data.get("labels") or ()),
+            web_url=str(data.get("web_url") or ""),
+        )
+
+    def merge_request(self, project: str, iid: int) -> MergeRequestInfo:
+        return self._info(self._call("GET", f"{self._p(project)}/merge_requests/{iid}").json())
+
+    def open_merge_requests(self, project: str, branch_prefix: str) -> list[MergeRequestInfo]:
+        found: list[MergeRequestInfo] = []
+        page = 1
+        while page:
+            response = self._call(
+                "GET",
+                f"{self._p(project)}/merge_requests",
+                params={"state": "opened", "per_page": 100, "page": page},
+            )
+            found += [
+                self._info(mr)
+                for mr in response.json()
+                if str(mr.get("source_branch", "")).startswith(branch_prefix)
+            ]
+            next_page = response.headers.get("X-Next-Page", "")
+            page = int(next_page) if next_page.isdigit() else 0
+        return found
+
+    def award_emoji(self, project: str, iid: int, note_id: int, name: str) -> None:
+        path = f"{self._p(project)}/merge_requests/{iid}/notes/{note_id}/award_emoji"
+        # Already awarded: GitLab answers 404 "has already been taken"; nothing to do then.
+        with contextlib.suppress(ForgePermissionError):
+            self._call("POST", path, json={"name": name})
+
+    def note_has_award(self, project: str, iid: int, note_id: int, name: str) -> bool:
+        path = f"{self._p(project)}/merge_requests/{iid}/notes/{note_id}/award_emoji"
+        me = self._call("GET", "/user").json().get("id")
+        awards = self._call("GET", path, params={"per_page": 100}).json()
+        return any(a.get("name") == name and a.get("user", {}).get("id") == me for a in awards)
+
+    def reply(self, project: str, iid: int, body: str) -> None:
+        self._call("POST", f"{self._p(project)}/merge_requests/{iid}/notes", json={"body": body})
+
+    def rebase(self, project: str, iid: int) -> None:
+        self._call("PUT", f"{self._p(project)}/merge_requests/{iid}/rebase")
+
+    def set_state(self, project: str, iid: int, event: Literal["close", "reopen"]) -> None:
+        self._call("PUT", f"{self._p(project)}/merge_requests/{iid}", json={"state_event": event})
+
+    def set_labels(
+        self, project: str, iid: int, *, add: Sequence[str] = (), remove: Sequence[str] = ()
+    ) -> None:
+        body: dict[str, str] = {}
+        if add:
+            body["add_labels"] = ",".join(add)
+        if remove:
+            body["remove_labels"] = ",".join(remove)
+        if body:
+            self._call("PUT", f"{self._p(project)}/merge_requests/{iid}", json=body)
+
+    def reset_branch(self, project: str, branch: str, ref: str) -> None:
+        branches = f"{self._p(project)}/repository/branches"
+        with contextlib.suppress(ForgePermissionError):  # already gone: create it below
+            self._call("DELETE", f"{branches}/{quote(branch, safe='')}")
+        self._call("POST", branches, json={"branch": branch, "ref": ref})
+
+
+def default_port(settings: Settings) -> GitLabRestPort:
+    if settings.gitlab_token is None:
+        raise ForgePermissionError("REMEDY_GITLAB_TOKEN is not set; the bot cannot call GitLab")
+    return GitLabRestPort(settings.gitlab_url, settings.gitlab_token.get_secret_value())
+
+
+PortFactory = Callable[[Settings], Any]
+_port_factory: PortFactory = default_port
+
+
+def use_port_factory(factory: PortFactory) -> None:
+    """Swap how the tasks reach GitLab (tests pass a double)."""
+    global _port_factory
+    _port_factory = factory
+
+
+@functools.cache
+def web_settings() -> WebSettings:
+    return WebSettings()
+
+
+_members: dict[float, MemberCache] = {}
+
+
+def member_cache(ttl: float) -> MemberCache:
+    return _members.setdefault(ttl, MemberCache(ttl))
+
+
+class CeleryScheduler:
+    """Hands work to the workers by task name (the web process never imports task bodies)."""
+
+    def run_project(self, project: str) -> None:
+        app.send_task("remedy.run_project", args=[project])
+
+
+# --------------------------------------------------------------------------- note commands
+
+
+def handle_note_command(
+    settings: Settings, web: WebSettings, port: Any, scheduler: Any, event: dict[str, Any]
+) -> dict[str, Any]:
+    """Acknowledge, authorize, run and answer one command note (the body of `mr_command`)."""
+    project, iid, note_id = str(event["project"]), int(event["mr_iid"]), int(event["note_id"])
+    text = find_mention(str(event["note"]), settings.bot_username)
+    if text is None:
+        return {"status": "ignored", "reason": "no command addressed to the bot"}
+    has_award = getattr(port, "note_has_award", None)
+    if has_award is not None and has_award(project, iid, note_id, ACK_EMOJI):
+        # Delivered twice (acks_late after a worker died): the first run already answered.
+        return {"status": "ignored", "reason": "note already answered"}
+    port.award_emoji(project, iid, note_id, ACK_EMOJI)
+    ctx = Context(
+        settings=settings,
+        web=web,
+        actor=Actor("gitlab", str(event["user_id"]), str(event["username"])),
+        channel="mr",
+        gitlab=port,
+        scheduler=scheduler,
+        project=project,
+        mr_iid=iid,
+        members=member_cache(web.member_cache_ttl),
+    )
+    reply = dispatch(text, ctx)
+    port.reply(project, iid, _mention_reply(str(event["username"]), reply))
+    COMMANDS_RUN.labels(channel="mr", outcome="ok" if reply.ok else "refused").inc()
+    return {"status": "answered", "ok": reply.ok}
+
+
+def _mention_reply(username: str, reply: Reply) -> str:
+    # The username comes from GitLab's payload; keep it to a safe handle before mentioning it.
+    safe = "".join(ch for ch in username if ch.isalnum() or ch in "._-")[:255]
+    return f"@{safe} {reply.text}" if safe else reply.text
+
+
+@app.task(bind=True, base=RemedyTask, name="remedy.mr_command")
+def mr_command(self: RemedyTask, event: dict[str, Any]) -> dict[str, Any]:
+    """Run a command given in a merge request note (``event`` as built by `bot.web`)."""
+    return _adapter(self, _mr_command_body, event)
+
+
+def _mr_command_body(task: RemedyTask, event: dict[str, Any]) -> dict[str, Any]:
+    settings = get_settings()
+    return handle_note_command(
+        settings, web_settings(), _port_factory(settings), CeleryScheduler(), event
+    )
+
+
+# --------------------------------------------------------------------------- chat commands
+
+
+def allowed_response_url(url: str, web: WebSettings) -> bool:
+    return any(url.startswith(prefix) for prefix in web.response_url_prefixes)
+
+
+def handle_chat_command(
+    settings: Settings,
+    web: WebSettings,
+    port: Any,
+    scheduler: Any,
+    event: dict[str, Any],
+    post: Callable[[str, dict[str, Any]], None],
+) -> dict[str, Any]:
+    """Run one chat command and post the result to its ``response_url``."""
+    ctx = Context(
+        settings=settings,
+        web=web,
+        actor=Actor(
+            event["platform"],
+            str(event["user_id"]),
+            str(event.get("user_name", "")),
+            str(event.get("channel_id", "")),
+        ),
+        channel="chat",
+        gitlab=port,
+        scheduler=scheduler,
+    )
+    reply = dispatch(str(event["text"]), ctx)
+    url = str(event.get("response_url", ""))
+    COMMANDS_RUN.labels(channel="chat", outcome="ok" if reply.ok else "refused").inc()
+    if not allowed_response_url(url, web):
+        log_event(
+            "chat-reply-dropped", reason="response_url not allowed", platform=event["platform"]
+        )
+        return {"status": "answered", "ok": reply.ok, "posted": False}
+    post(url, {"response_type": "ephemeral", "text": reply.text})
+    return {"status": "answered", "ok": reply.ok, "posted": True}
+
+
+def post_json(url: str, body: dict[str, Any]) -> None:
+    try:
+        response = httpx.post(url, json=body, timeout=10.0)
+    except httpx.HTTPError as exc:
+        raise ForgeTransientError(f"posting the chat reply failed: {type(exc).__name__}") from None
+    if response.status_code >= 500 or response.status_code == 429:
+        raise ForgeTransientError(f"chat reply answered {response.status_code}")
+    if response.status_code >= 400:
+        log_event("chat-reply-refused", status=response.status_code)
+
+
+@app.task(bind=True, base=RemedyTask, name="remedy.chat_command")
+def chat_command(self: RemedyTask, event: dict[str, Any]) -> dict[str, Any]:
+    """Run a Slack or Mattermost slash command and post its result to ``response_url``."""
+    return _adapter(self, _chat_command_body, event)
+
+
+def _chat_command_body(task: RemedyTask, event: dict[str, Any]) -> dict[str, Any]:
+    settings = get_settings()
+
+    def port() -> Any:
+        return _port_factory(settings)
+
+    return handle_chat_command(
+        settings, web_settings(), _LazyPort(port), CeleryScheduler(), event, post_json
+    )
+
+
+class _LazyPort:
+    """Builds the GitLab port on first use: ``help`` and ``explain`` need no token."""
+
+    def __init__(self, make: Callable[[], GitLabPort]) -> None:
+        self._make = make
+        self._port: GitLabPort | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        if self._port is None:
+            self._port = self._make()
+        return getattr(self._port, name)
+
+
+# --------------------------------------------------------------------------- MR lifecycle
+
+
+def handle_mr_event(
+    settings: Settings, port: Any, event: dict[str, Any], send: Callable[[str, list[Any]], None]
+) -> dict[str, Any]:
+    """React to a merge request of the bot being merged, reopened or pushed to by a person."""
+    project, iid, kind = str(event["project"]), int(event["mr_iid"]), str(event["kind"])
+    if kind == "merged":
+        MERGED.labels(project=project).inc()
+        log_event("fix-merged", project=project, mr=iid)
+        send("remedy.refresh_dashboard", [project])
+        return {"status": "recorded", "kind": kind}
+    if kind == "reopened":
+        log_event("mr-reopened", project=project, mr=iid)
+        send("remedy.run_project", [project])
+        return {"status": "active", "kind": kind}
+    if kind == "human-push":
+        info = port.merge_request(project, iid)
+        if HOLD_LABEL in info.labels:
+            return {"status": "ignored", "reason": "already on hold"}
+        port.set_labels(project, iid, add=[HOLD_LABEL])
+        who = "".join(ch for ch in str(event.get("username", "")) if ch.isalnum() or ch in "._-")
+        port.reply(
+            project,
+            iid,
+            f"@{who} pushed to this branch, so the bot stops rewriting it. "
+            f"Say `@{settings.bot_username} recreate` to let the bot start over from the "
+            "default branch (dropping the pushed commits).",
+        )
+        log_event("mr-held", project=project, mr=iid)
+        return {"status": "held", "kind": kind}
+    raise ValueError(f"unknown merge request event kind {kind!r}")
+
+
+@app.task(bind=True, base=RemedyTask, name="remedy.mr_event")
+def mr_event(self: RemedyTask, event: dict[str, Any]) -> dict[str, Any]:
+    """A merge request of the bot was merged, reopened or pushed to by a person."""
+    return _adapter(self, _mr_event_body, event)
+
+
+def _mr_event_body(task: RemedyTask, event: dict[str, Any]) -> dict[str, Any]:
+    settings = get_settings()
+
+    def send(name: str, args: list[Any]) -> None:
+        app.send_task(name, args=args)
+
+    return handle_mr_event(settings, _LazyPort(lambda: _port_factory(settings)), event, send)
