@@ -580,3 +580,44 @@ def test_human_mr_and_comment_helpers(
     assert [(n.author["username"], n.body) for n in notes] == [("carol", "@kube-remedy ignore")]
     with pytest.raises(ValueError, match="no user"):
         gitlab_emulator.comment_as(project_id, iid, "x", by="nobody")
+
+
+def test_files_api_writes_commits(
+    project: Project, gitlab_emulator: GitLabEmulator, project_id: int
+) -> None:
+    project.branches.create({"branch": "remedy/files", "ref": "main"})
+    project.files.create(
+        {
+            "file_path": "apps/new.yaml",
+            "branch": "remedy/files",
+            "content": "x: 1\n",
+            "commit_message": "Add",
+        }
+    )
+    f = project.files.get("apps/new.yaml", ref="remedy/files")
+    f.content = "x: 2\n"
+    f.save(branch="remedy/files", commit_message="Update")
+    project.files.delete("README.md", branch="remedy/files", commit_message="Drop readme")
+    assert gitlab_emulator.file_at(project_id, "remedy/files", "apps/new.yaml") == "x: 2\n"
+    assert gitlab_emulator.file_at(project_id, "remedy/files", "README.md") is None
+    assert [
+        line.split("|")[1] for line in _git_log(gitlab_emulator, project_id, "remedy/files")
+    ] == [
+        "Drop readme",
+        "Update",
+        "Add",
+        "Initial commit",
+    ]
+    with pytest.raises(gitlab.GitlabCreateError) as err:
+        project.files.create(
+            {
+                "file_path": "apps/new.yaml",
+                "branch": "remedy/files",
+                "content": "",
+                "commit_message": "Again",
+            }
+        )
+    assert err.value.error_message == "A file with this name already exists"
+    with pytest.raises(gitlab.GitlabListError) as bad:
+        project.mergerequests.list(author_id="abc", get_all=True)
+    assert bad.value.response_code == 400

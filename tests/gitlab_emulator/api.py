@@ -488,6 +488,17 @@ class Api:
         p = self.project(req, project, level=DEVELOPER)
         params = req.params
         _require(params, "branch", "commit_message", "actions")
+        commit, changes = self._push(req, p, params, params["actions"])
+        stats = {"additions": 0, "deletions": 0, "total": len(changes)}
+        return Response(
+            201,
+            {**self.commit_json(p, commit), "stats": stats, "status": None, "last_pipeline": None},
+        )
+
+    def _push(
+        self, req: Request, p: Project, params: Mapping[str, Json], actions: Json
+    ) -> tuple[Commit, dict[str, bytes | None]]:
+        """One commit of ``actions`` on ``params["branch"]`` with GitLab's branch rules."""
         branch = str(params["branch"])
         start = params.get("start_branch") or params.get("start_sha")
         force = _bool(params.get("force", False))
@@ -514,7 +525,7 @@ class Api:
             if current is None:
                 raise ApiError(400, "You can only create or edit files when you are on a branch")
             parent = current
-        changes = self._apply_actions(repo, parent, params["actions"])
+        changes = self._apply_actions(repo, parent, actions)
         author = Person(
             str(params.get("author_name") or req.user.name),
             str(params.get("author_email") or req.user.email),
@@ -529,11 +540,40 @@ class Api:
         repo.set_branch(branch, sha)
         commit = repo.commit(sha)
         assert commit is not None
-        stats = {"additions": 0, "deletions": 0, "total": len(changes)}
-        return Response(
-            201,
-            {**self.commit_json(p, commit), "stats": stats, "status": None, "last_pipeline": None},
-        )
+        return commit, changes
+
+    _FILE = r"/projects/{id}/repository/files/(?P<file_path>[^/]+)"
+
+    def _file_action(self, req: Request, project: str, file_path: str, action: str) -> Project:
+        p = self.project(req, project, level=DEVELOPER)
+        params = req.params
+        _require(params, "branch", "commit_message")
+        if action != "delete" and "content" not in params:
+            raise ApiError(400, error="content is missing")
+        single = {
+            "action": action,
+            "file_path": file_path,
+            "content": params.get("content"),
+            "encoding": params.get("encoding"),
+            "last_commit_id": params.get("last_commit_id"),
+        }
+        self._push(req, p, params, [single])
+        return p
+
+    @route("POST", _FILE)
+    def create_file(self, req: Request, project: str, file_path: str) -> Response:
+        self._file_action(req, project, file_path, "create")
+        return Response(201, {"file_path": file_path, "branch": req.params["branch"]})
+
+    @route("PUT", _FILE)
+    def update_file(self, req: Request, project: str, file_path: str) -> Response:
+        self._file_action(req, project, file_path, "update")
+        return Response(200, {"file_path": file_path, "branch": req.params["branch"]})
+
+    @route("DELETE", _FILE)
+    def delete_file(self, req: Request, project: str, file_path: str) -> Response:
+        self._file_action(req, project, file_path, "delete")
+        return Response(204)
 
     def _apply_actions(self, repo: GitRepo, parent: str, actions: Json) -> dict[str, bytes | None]:
         if not isinstance(actions, list) or not actions:
@@ -846,7 +886,8 @@ class Api:
         if "author_username" in q:
             mrs = [m for m in mrs if m.author.username == q["author_username"]]
         if "author_id" in q:
-            mrs = [m for m in mrs if m.author.id == int(q["author_id"])]
+            author_id = int(q["author_id"])
+            mrs = [m for m in mrs if m.author.id == author_id]
         if "iids" in q or "iids[]" in q:
             iids = set(_int_list(q.get("iids") or q.get("iids[]")))
             mrs = [m for m in mrs if m.iid in iids]

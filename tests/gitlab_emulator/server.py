@@ -383,6 +383,8 @@ class GitLabEmulator:
                 return self.api.dispatch(request)
             except ApiError as exc:
                 return Response(exc.status, exc.body)
+            except ValueError as exc:  # a malformed number or id in the parameters
+                return Response(400, {"error": f"invalid parameter: {exc}"})
 
 
 class _Handler(BaseHTTPRequestHandler):
