@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import functools
 import importlib
+import importlib.util
 import socket
 import sys
 import time
@@ -120,9 +121,20 @@ def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
     }
 
 
+TASK_MODULES = ("bot.command_tasks",)
+"""Other modules defining tasks on this app; a worker imports them so it can run their tasks."""
+
+
+def _task_modules() -> list[str]:
+    # A module that is not part of this installation is left out; one that is present but
+    # broken still fails loudly when the worker imports it.
+    return [name for name in TASK_MODULES if importlib.util.find_spec(name) is not None]
+
+
 def celery_config(settings: Settings) -> dict[str, Any]:
     """Celery configuration derived from settings."""
     return {
+        "imports": _task_modules(),
         "broker_url": settings.redis_url,
         "result_backend": settings.redis_url,
         "broker_transport_options": {
