@@ -164,3 +164,11 @@ def test_the_chart_passes_every_fixer_of_kube_remedy(documents: list[dict[str, A
                 if not isinstance(result, AlreadyCompliant):
                     failures.append(f"{resource} {control} ({fixer.name}): {result}")
     assert not failures, "\n".join(failures)
+
+
+def test_helm_lint_strict_finds_no_warning() -> None:
+    import helm_python
+
+    report = helm_python.lint(ROOT / "deploy" / "kube-remedy", strict=True, namespace="kube-remedy")
+    assert report["errors"] == []
+    assert [m for m in report["messages"] if m["severity"] >= 2] == []
