@@ -802,7 +802,10 @@ def locate_helm(finding: Finding, repo_root: Path, index: HelmIndex) -> HelmTarg
             why = f"rendered by chart {dep.chart.path or '.'} ({doc.template})" + (
                 f" as deployed by {dep.app.kind} {dep.app.name}" if dep.app else ""
             )
-            location = Location("helm-values", dep.value_files[0], 0, dep.chart.path, (), why)
+            # Until a fix is written the location names the resource's template and document,
+            # so two resources of one chart are two targets; `write` names the values file.
+            template = f"{dep.chart.path}/{doc.template.split('/', 1)[-1]}".lstrip("/")
+            location = Location("helm-values", template, doc.index, dep.chart.path, (), why)
             target = HelmTarget(index, dep, doc, location)
             target.attach(mapping, rendered)
             return target
