@@ -18,6 +18,7 @@ from rich.console import Console
 from rich.markdown import Markdown
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
+from rich.text import Text
 
 from bot import controls as catalog
 from bot.errors import RemedyError
@@ -101,7 +102,7 @@ def print_plan(report: Report, plan: Plan) -> None:
             res = str(u.finding.resource) + (
                 f" [{u.finding.container}]" if u.finding.container else ""
             )
-            left.add_row(u.finding.control_id, res, u.category, u.reason)
+            left.add_row(u.finding.control_id, Text(res), u.category, Text(u.reason))
         console.print(left)
     console.print(
         f"{len(plan.findings)} findings: {len(plan.fixed_findings)} fixed in "
@@ -132,12 +133,14 @@ def cmd_apply(args: argparse.Namespace) -> int:
     forge = LocalForge(Path(args.repo))
     outcome = publish_plan(forge, plan, report, config, bot_username=args.bot_username)
     for decision in outcome.decisions:
-        console.print(f"[bold]{decision.action}[/bold] {decision.branch}: {decision.reason}")
+        console.print(Text(f"{decision.action} {decision.branch}: {decision.reason}"))
         if decision.change is not None and decision.action in ("created", "updated"):
             path = forge.description_path(decision.change)
             console.rule(f"MR: {decision.change.title}")
             console.print(
-                Markdown(decision.change.description) if args.rich else decision.change.description
+                Markdown(decision.change.description)
+                if args.rich
+                else Text(decision.change.description)
             )
             console.print(f"(description written to {path})")
     return EXIT_UNFIXED if plan.unfixable else EXIT_OK
@@ -307,7 +310,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args))
     except RemedyError as exc:
-        errors.print(f"[red]error:[/red] {exc}")
+        errors.print(Text("error: ", style="red") + Text(str(exc)), soft_wrap=True)
         return exc.exit_code
     except KeyboardInterrupt:
         errors.print("interrupted; nothing was half-written")
