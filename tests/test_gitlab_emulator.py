@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import io
+import json
 import subprocess
+import threading
 import time
 import zipfile
 from concurrent.futures import ThreadPoolExecutor
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import gitlab
 import httpx
@@ -621,3 +624,69 @@ def test_files_api_writes_commits(
     with pytest.raises(gitlab.GitlabListError) as bad:
         project.mergerequests.list(author_id="abc", get_all=True)
     assert bad.value.response_code == 400
+
+
+class _Receiver(BaseHTTPRequestHandler):
+    received: list[tuple[str, str, dict[str, object]]]
+
+    def do_POST(self) -> None:
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        self.received.append(
+            (self.headers["X-Gitlab-Event"], self.headers.get("X-Gitlab-Token", ""), body)
+        )
+        self.send_response(200)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, format: str, *args: object) -> None:
+        """Quiet."""
+
+
+def test_webhooks_are_delivered_in_order(
+    project: Project, gitlab_emulator: GitLabEmulator, project_id: int
+) -> None:
+    received: list[tuple[str, str, dict[str, object]]] = []
+    handler = type("Receiver", (_Receiver,), {"received": received})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
+    )
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/hooks"
+        with pytest.raises(gitlab.GitlabCreateError):
+            project.hooks.create({"url": url, "token": "s3cret", "note_events": True})
+        gitlab_emulator.add_member(project_id, gitlab_emulator.bot_user_id, MAINTAINER)
+        project.hooks.create(
+            {
+                "url": url,
+                "token": "s3cret",
+                "note_events": True,
+                "merge_requests_events": True,
+                "push_events": False,
+            }
+        )
+        gitlab_emulator.add_user("dana")
+        _commit(project, "remedy/h", {"README.md": "h\n"}, start_branch="main")
+        mr = project.mergerequests.create(
+            {"source_branch": "remedy/h", "target_branch": "main", "title": "H"}
+        )
+        gitlab_emulator.comment_as(project_id, mr.iid, "@kube-remedy rebase", by="dana")
+        gitlab_emulator.close_as(project_id, mr.iid, by="dana")
+        gitlab_emulator.flush_hooks()
+    finally:
+        server.shutdown()
+        server.server_close()
+    kinds = [(event, body["object_kind"]) for event, _, body in received]
+    assert kinds == [
+        ("Merge Request Hook", "merge_request"),
+        ("Note Hook", "note"),
+        ("Merge Request Hook", "merge_request"),
+    ]
+    assert {token for _, token, _ in received} == {"s3cret"}
+    note = received[1][2]
+    assert note["object_attributes"]["note"] == "@kube-remedy rebase"  # type: ignore[index]
+    assert note["merge_request"]["iid"] == mr.iid  # type: ignore[index]
+    assert note["user"]["username"] == "dana"  # type: ignore[index]
+    assert received[2][2]["object_attributes"]["action"] == "close"  # type: ignore[index]
+    assert [d.status for d in gitlab_emulator.hook_deliveries] == [200, 200, 200]

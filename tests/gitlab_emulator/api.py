@@ -14,6 +14,7 @@ from typing import Any
 from urllib.parse import quote, unquote, urlencode
 
 from .git import Commit, GitRepo, Person
+from .hooks import Hook, HookDispatcher
 from .state import (
     ACCESS_NAMES,
     DEVELOPER,
@@ -86,6 +87,8 @@ class State:
         return next((u for u in self.users.values() if u.username == username), None)
 
 
+_HOOK_EVENTS = ("push_events", "merge_requests_events", "note_events", "issues_events")
+
 Handler = Callable[..., Response]
 ROUTES: list[tuple[str, re.Pattern[str], str]] = []
 
@@ -139,8 +142,9 @@ def _require(params: Mapping[str, Json], *names: str) -> None:
 class Api:
     """Request dispatch and one method per endpoint."""
 
-    def __init__(self, state: State) -> None:
+    def __init__(self, state: State, hooks: HookDispatcher | None = None) -> None:
         self.state = state
+        self.hooks = hooks or HookDispatcher()
         self._conflicts: dict[tuple[str, str], bool] = {}
 
     # -- dispatch ---------------------------------------------------------------------------
@@ -538,6 +542,7 @@ class Api:
             committer=self.person(req.user),
         )
         repo.set_branch(branch, sha)
+        self.push_event(p, branch, current, sha, req.user)
         commit = repo.commit(sha)
         assert commit is not None
         return commit, changes
@@ -868,6 +873,7 @@ class Api:
         )
         p.next_mr_iid += 1
         p.merge_requests[mr.iid] = mr
+        self.mr_event(p, mr, req.user, "open")
         return Response(201, self.mr_json(p, mr))
 
     @route("GET", r"/projects/{id}/merge_requests")
@@ -937,13 +943,17 @@ class Api:
         if "remove_source_branch" in params:
             mr.remove_source_branch = _bool(params["remove_source_branch"])
         event = params.get("state_event")
+        action = "update"
         if event == "close" and mr.state == "opened":
             mr.state, mr.closed_at, mr.closed_by = "closed", now(), req.user
+            action = "close"
         elif event == "reopen" and mr.state == "closed":
             mr.state, mr.closed_at, mr.closed_by = "opened", None, None
+            action = "reopen"
         elif event not in (None, "close", "reopen"):
             raise ApiError(400, error="state_event does not have a valid value")
         mr.updated_at = now()
+        self.mr_event(p, mr, req.user, action)
         return Response(200, self.mr_json(p, mr))
 
     @route("PUT", r"/projects/{id}/merge_requests/(?P<iid>\d+)/rebase")
@@ -964,6 +974,7 @@ class Api:
         else:
             mr.merge_error = None
             p.repo.set_branch(mr.source_branch, rebased, source)
+            self.push_event(p, mr.source_branch, source, rebased, req.user)
             mr.sha = rebased
         return Response(202, {"rebase_in_progress": True})
 
@@ -995,6 +1006,8 @@ class Api:
         mr.state, mr.merge_commit_sha, mr.merged_by, mr.merged_at = "merged", merged, user, now()
         if mr.remove_source_branch:
             p.repo.delete_branch(mr.source_branch)
+        self.push_event(p, mr.target_branch, target, merged, user)
+        self.mr_event(p, mr, user, "merge")
 
     @route("GET", r"/projects/{id}/merge_requests/(?P<iid>\d+)/commits")
     def mr_commits(self, req: Request, project: str, iid: str) -> Response:
@@ -1076,6 +1089,7 @@ class Api:
         )
         p.next_issue_iid += 1
         p.issues[issue.iid] = issue
+        self.issue_event(p, issue, req.user, "open")
         return Response(201, self.issue_json(p, issue))
 
     @route("GET", r"/projects/{id}/issues")
@@ -1119,13 +1133,17 @@ class Api:
         if "remove_labels" in params:
             issue.labels = sorted(set(issue.labels) - set(_labels(params["remove_labels"])))
         event = params.get("state_event")
+        action = "update"
         if event == "close" and issue.state == "opened":
             issue.state, issue.closed_at, issue.closed_by = "closed", now(), req.user
+            action = "close"
         elif event == "reopen" and issue.state == "closed":
             issue.state, issue.closed_at, issue.closed_by = "opened", None, None
+            action = "reopen"
         elif event not in (None, "close", "reopen"):
             raise ApiError(400, error="state_event does not have a valid value")
         issue.updated_at = now()
+        self.issue_event(p, issue, req.user, action)
         return Response(200, self.issue_json(p, issue))
 
     # -- notes and award emoji (merge requests and issues alike) -----------------------------
@@ -1186,6 +1204,7 @@ class Api:
         stamp = now()
         note = Note(self.state.ids.next(), str(req.params["body"]), req.user, stamp, stamp)
         owner.notes.append(note)
+        self.note_event(p, kind, owner, note)
         return Response(201, self.note_json(p, kind, owner, note))
 
     @route("GET", _NOTES + r"/(?P<note_id>\d+)")
@@ -1261,6 +1280,202 @@ class Api:
         award = AwardEmoji(self.state.ids.next(), name, req.user, now())
         awards.append(award)
         return Response(201, self.award_json(award, owner_id, owner_kind))
+
+    # -- webhooks -------------------------------------------------------------------------
+
+    def hook_json(self, p: Project, hook: Hook) -> dict[str, Json]:
+        return {
+            "id": hook.id,
+            "url": hook.url,
+            "project_id": p.id,
+            "enable_ssl_verification": False,
+            **{name: name in hook.events for name in _HOOK_EVENTS},
+        }
+
+    @route("GET", r"/projects/{id}/hooks")
+    def list_hooks(self, req: Request, project: str) -> Response:
+        p = self.project(req, project, level=MAINTAINER)
+        return self.page(req, p.hooks, lambda h: self.hook_json(p, h))
+
+    @route("POST", r"/projects/{id}/hooks")
+    def create_hook(self, req: Request, project: str) -> Response:
+        p = self.project(req, project, level=MAINTAINER)
+        _require(req.params, "url")
+        defaults = {"push_events": True}
+        events = frozenset(
+            name for name in _HOOK_EVENTS if _bool(req.params.get(name, defaults.get(name, False)))
+        )
+        hook = Hook(self.state.ids.next(), str(req.params["url"]), req.params.get("token"), events)
+        p.hooks.append(hook)
+        return Response(201, self.hook_json(p, hook))
+
+    @route("DELETE", r"/projects/{id}/hooks/(?P<hook_id>\d+)")
+    def delete_hook(self, req: Request, project: str, hook_id: str) -> Response:
+        p = self.project(req, project, level=MAINTAINER)
+        hook = next((h for h in p.hooks if h.id == int(hook_id)), None)
+        if hook is None:
+            raise not_found()
+        p.hooks.remove(hook)
+        return Response(204)
+
+    def emit(self, p: Project, event: str, payload: dict[str, Json]) -> None:
+        for hook in p.hooks:
+            if event in hook.events:
+                self.hooks.send(hook, event, payload)
+
+    def hook_project(self, p: Project) -> dict[str, Json]:
+        return {
+            "id": p.id,
+            "name": p.name,
+            "web_url": self._web(p),
+            "path_with_namespace": p.path_with_namespace,
+            "namespace": p.namespace,
+            "default_branch": p.default_branch,
+            "git_http_url": self._web(p, ".git"),
+        }
+
+    def hook_user(self, user: User) -> dict[str, Json]:
+        return {
+            "id": user.id,
+            "name": user.name,
+            "username": user.username,
+            "avatar_url": None,
+            "email": "[REDACTED]",
+        }
+
+    def hook_mr(self, p: Project, mr: MergeRequest) -> dict[str, Json]:
+        body = self.mr_json(p, mr)
+        last = p.repo.commit(mr.sha) if mr.sha else None
+        return {
+            key: body[key]
+            for key in (
+                "id",
+                "iid",
+                "title",
+                "description",
+                "state",
+                "source_branch",
+                "target_branch",
+                "created_at",
+                "updated_at",
+                "merge_status",
+                "detailed_merge_status",
+                "draft",
+                "merge_commit_sha",
+                "source_project_id",
+                "target_project_id",
+            )
+        } | {
+            "author_id": mr.author.id,
+            "url": body["web_url"],
+            "labels": [{"title": name} for name in mr.labels],
+            "last_commit": (
+                {"id": last.sha, "message": last.message, "title": last.title} if last else None
+            ),
+        }
+
+    def mr_event(self, p: Project, mr: MergeRequest, user: User, action: str) -> None:
+        if not any("merge_requests_events" in h.events for h in p.hooks):
+            return
+        self.emit(
+            p,
+            "merge_requests_events",
+            {
+                "object_kind": "merge_request",
+                "event_type": "merge_request",
+                "user": self.hook_user(user),
+                "project": self.hook_project(p),
+                "object_attributes": self.hook_mr(p, mr) | {"action": action},
+                "labels": [{"title": name} for name in mr.labels],
+            },
+        )
+
+    def issue_event(self, p: Project, issue: Issue, user: User, action: str) -> None:
+        if not any("issues_events" in h.events for h in p.hooks):
+            return
+        body = self.issue_json(p, issue)
+        self.emit(
+            p,
+            "issues_events",
+            {
+                "object_kind": "issue",
+                "event_type": "issue",
+                "user": self.hook_user(user),
+                "project": self.hook_project(p),
+                "object_attributes": {
+                    key: body[key]
+                    for key in ("id", "iid", "title", "description", "state", "created_at")
+                }
+                | {"action": action, "url": body["web_url"], "author_id": issue.author.id},
+                "labels": [{"title": name} for name in issue.labels],
+            },
+        )
+
+    def note_event(self, p: Project, kind: str, owner: MergeRequest | Issue, note: Note) -> None:
+        if not any("note_events" in h.events for h in p.hooks):
+            return
+        body = self.note_json(p, kind, owner, note)
+        attributes = {
+            "id": note.id,
+            "note": note.body,
+            "noteable_type": body["noteable_type"],
+            "author_id": note.author.id,
+            "created_at": note.created_at,
+            "updated_at": note.updated_at,
+            "project_id": p.id,
+            "noteable_id": owner.id,
+            "system": note.system,
+            "action": "create",
+            "url": self._web(p, f"/-/{kind}/{owner.iid}#note_{note.id}"),
+        }
+        payload: dict[str, Json] = {
+            "object_kind": "note",
+            "event_type": "note",
+            "user": self.hook_user(note.author),
+            "project_id": p.id,
+            "project": self.hook_project(p),
+            "object_attributes": attributes,
+        }
+        if isinstance(owner, MergeRequest):
+            payload["merge_request"] = self.hook_mr(p, owner)
+        else:
+            payload["issue"] = self.issue_json(p, owner)
+        self.emit(p, "note_events", payload)
+
+    def push_event(
+        self, p: Project, branch: str, before: str | None, after: str, user: User
+    ) -> None:
+        if not any("push_events" in h.events for h in p.hooks):
+            return
+        commits = p.repo.log(after, exclude=before) if before else p.repo.log(after)[:1]
+        self.emit(
+            p,
+            "push_events",
+            {
+                "object_kind": "push",
+                "event_name": "push",
+                "before": before or "0" * 40,
+                "after": after,
+                "ref": f"refs/heads/{branch}",
+                "checkout_sha": after,
+                "user_id": user.id,
+                "user_name": user.name,
+                "user_username": user.username,
+                "project_id": p.id,
+                "project": self.hook_project(p),
+                "commits": [
+                    {
+                        "id": c.sha,
+                        "message": c.message,
+                        "title": c.title,
+                        "timestamp": c.committed_date,
+                        "author": {"name": c.author_name, "email": c.author_email},
+                    }
+                    for c in reversed(commits[:20])
+                ],
+                "total_commits_count": len(commits),
+            },
+        )
 
     # -- labels ---------------------------------------------------------------------------
 

@@ -15,6 +15,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 from .api import Api, ApiError, Request, Response, State
 from .git import GitRepo, Person
+from .hooks import Delivery, Hook
 from .state import DEVELOPER, Fault, Job, Pipeline, Project, User, now
 
 _STATUS_TEXT = {
@@ -89,6 +90,7 @@ class GitLabEmulator:
         return self.state.base_url
 
     def stop(self) -> None:
+        self.api.hooks.close()
         if self._server is None:
             return
         self._server.shutdown()
@@ -204,7 +206,9 @@ class GitLabEmulator:
                 author=person,
                 committer=person,
             )
+            before = repo.branch_sha(branch)
             repo.set_branch(branch, sha)
+            self.api.push_event(project, branch, before, sha, user or self._guest(author))
             return sha
 
     def add_pipeline(
@@ -324,6 +328,33 @@ class GitLabEmulator:
             )
             return int(answer.body["id"])
 
+    def add_hook(
+        self,
+        project_id: int,
+        url: str,
+        *,
+        token: str | None = None,
+        events: Sequence[str] = ("merge_requests_events", "note_events"),
+    ) -> int:
+        """A project webhook (event names as in GitLab's hook API, e.g. ``note_events``)."""
+        with self._lock:
+            hook = Hook(self.state.ids.next(), url, token, frozenset(events))
+            self._project(project_id).hooks.append(hook)
+            return hook.id
+
+    @property
+    def hook_deliveries(self) -> list[Delivery]:
+        """Webhook deliveries attempted so far (call `flush_hooks` first to see them all)."""
+        return list(self.api.hooks.deliveries)
+
+    def flush_hooks(self) -> None:
+        """Wait until every queued webhook delivery was attempted."""
+        self.api.hooks.flush()
+
+    @staticmethod
+    def _guest(username: str) -> User:
+        return User(0, username, username)
+
     def _user(self, username: str) -> User:
         user = self.state.user_named(username)
         if user is None:
@@ -336,8 +367,10 @@ class GitLabEmulator:
             user = self.state.user_named(by)
             if user is None:
                 raise ValueError(f"no user {by!r}")
-            mr = self.api.mr(self._project(project_id), str(mr_iid))
+            project = self._project(project_id)
+            mr = self.api.mr(project, str(mr_iid))
             mr.state, mr.closed_at, mr.closed_by, mr.updated_at = "closed", now(), user, now()
+            self.api.mr_event(project, mr, user, "close")
 
     def _project(self, project_id: int) -> Project:
         project = self.state.projects.get(project_id)

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from .git import GitRepo
+from .hooks import Hook
 
 GUEST, REPORTER, DEVELOPER, MAINTAINER, OWNER = 10, 20, 30, 40, 50
 ACCESS_NAMES = {
@@ -149,6 +150,7 @@ class Project:
     issues: dict[int, Issue] = field(default_factory=dict)
     pipelines: dict[int, Pipeline] = field(default_factory=dict)
     labels: dict[str, tuple[str, str]] = field(default_factory=dict)
+    hooks: list[Hook] = field(default_factory=list)
     """label name -> (color, description)."""
     next_mr_iid: int = 1
     next_issue_iid: int = 1
