@@ -29,6 +29,7 @@ Behaviour worth knowing (the tests in ``tests/test_edits.py`` pin each one):
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Mapping, Sequence
@@ -38,11 +39,6 @@ from typing import Any
 import yaml
 
 from fixers.model import AppendUnique, Edit, Ensure, Remove, Set, YamlPath
-
-try:
-    _Loader: Any = yaml.CSafeLoader
-except AttributeError:  # pragma: no cover - PyYAML built without libyaml
-    _Loader = yaml.SafeLoader
 
 __all__ = ["EditError", "apply_edits", "load_documents", "render_manifest"]
 
@@ -125,22 +121,27 @@ def _document_span(text: str, index: int) -> tuple[int, int]:
     return starts[index], end
 
 
-_LAZY_TAG = "tag:kube-remedy,2026:unresolved"
 _NULL_TAG = "tag:yaml.org,2002:null"
 _STR_TAG = "tag:yaml.org,2002:str"
-_NULLS = frozenset(("", "~", "null", "Null", "NULL"))
+_MAP_TAG = "tag:yaml.org,2002:map"
+_SEQ_TAG = "tag:yaml.org,2002:seq"
+_resolver = yaml.resolver.Resolver()
+
+
+@functools.lru_cache(maxsize=16384)
+def _plain_tag(value: str) -> str:
+    return _resolver.resolve(yaml.ScalarNode, value, (True, False))
 
 
 class _FastResolver:
-    """Tags only what splicing needs (null or not); plain scalars are resolved on demand by
-    `_retag`. PyYAML's resolver costs more than the C parser itself."""
+    """PyYAML's resolver with its answers for plain scalars memoised: it costs more than the
+    C parser itself, and manifests repeat the same few values. Same tags as `SafeLoader`
+    (no path resolvers are registered there)."""
 
     def resolve(self, kind: type, value: Any, implicit: tuple[bool, bool]) -> str:
         if kind is yaml.ScalarNode:
-            if implicit[0]:
-                return _NULL_TAG if value in _NULLS else _LAZY_TAG
-            return _STR_TAG
-        return "tag:yaml.org,2002:map" if kind is yaml.MappingNode else "tag:yaml.org,2002:seq"
+            return _plain_tag(value) if implicit[0] else _STR_TAG
+        return _MAP_TAG if kind is yaml.MappingNode else _SEQ_TAG
 
     def descend_resolver(self, current_node: Any, current_index: Any) -> None:
         return None
@@ -159,6 +160,11 @@ if _CParser is not None:
     class _Composer(_FastResolver, _CParser):  # type: ignore[misc,valid-type]
         pass
 
+    class _Loader(_FastResolver, _CParser, yaml.constructor.SafeConstructor):  # type: ignore[misc,valid-type]
+        def __init__(self, stream: str) -> None:
+            _CParser.__init__(self, stream)
+            yaml.constructor.SafeConstructor.__init__(self)
+
 else:  # pragma: no cover - PyYAML built without libyaml
 
     class _Composer(  # type: ignore[no-redef]
@@ -174,21 +180,10 @@ else:  # pragma: no cover - PyYAML built without libyaml
             yaml.parser.Parser.__init__(self)
             yaml.composer.Composer.__init__(self)
 
-
-def _retag(node: yaml.Node) -> yaml.Node:
-    """Resolve the plain scalars `_Composer` left untagged (before constructing data)."""
-    stack = [node]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, yaml.ScalarNode):
-            if item.tag == _LAZY_TAG:
-                item.tag = _resolver.resolve(yaml.ScalarNode, item.value, (True, False))
-        elif isinstance(item, yaml.MappingNode):
-            for k, v in item.value:
-                stack += (k, v)
-        else:
-            stack.extend(item.value)
-    return node
+    class _Loader(_Composer, yaml.constructor.SafeConstructor):  # type: ignore[no-redef]
+        def __init__(self, stream: str) -> None:
+            _Composer.__init__(self, stream)
+            yaml.constructor.SafeConstructor.__init__(self)
 
 
 def _compose(text: str) -> yaml.Node | None:
@@ -213,7 +208,6 @@ def _has_anchors(text: str) -> bool:
 # --------------------------------------------------------------------------- rendering
 
 _PLAIN_SAFE = re.compile(r"^[A-Za-z0-9_./@~^+=$()\\<>-][A-Za-z0-9_./@~^+=$()\\<>: -]*$")
-_resolver = yaml.resolver.Resolver()
 
 
 def _plain_ok(value: str) -> bool:
@@ -222,7 +216,7 @@ def _plain_ok(value: str) -> bool:
         return False
     if ": " in value or value.endswith(":") or value.startswith(("- ", "? ")) or value == "-":
         return False
-    return _resolver.resolve(yaml.ScalarNode, value, (True, False)) == _STR_TAG
+    return _plain_tag(value) == _STR_TAG
 
 
 def _scalar(value: Any, quote: str | None = None) -> str:
@@ -449,7 +443,7 @@ class _Doc:
         return slots, len(path)
 
     def data(self, node: yaml.Node) -> Any:
-        return yaml.constructor.SafeConstructor().construct_document(_retag(node))
+        return yaml.constructor.SafeConstructor().construct_document(node)
 
     # ---- splicing: each returns the new document text
 
@@ -777,13 +771,69 @@ def apply_edits(text: str, edits: Sequence[Edit], document_index: int = 0) -> st
             doc = _Doc(part, newline, doc.style) if edit is not edits[-1] else None
     if part == text[begin:end]:
         return text
-    _check(part, edits)
+    _check(text[begin:end], part, edits)
     return text[:begin] + part + text[end:]
 
 
-def _check(part: str, edits: Sequence[Edit]) -> None:
-    """Our own output must parse: a splicing bug must never reach a merge request."""
+def _check(before: str, after: str, edits: Sequence[Edit]) -> None:
+    """Our own output must parse and hold exactly the intended data: a splicing bug must never
+    reach a merge request."""
     try:
-        _compose(part)
-    except EditError as exc:
-        raise EditError(f"internal error: edits produced invalid YAML ({exc})") from None
+        intended = yaml.load(before, Loader=_Loader)
+        for edit in edits:
+            intended = _intended(intended, edit)
+        result = yaml.load(after, Loader=_Loader)
+    except (KeyError, IndexError, TypeError, AttributeError) as exc:
+        raise EditError(f"internal error: cannot check the edits ({exc!r})") from None
+    except yaml.YAMLError as exc:
+        raise EditError(
+            f"internal error: edits produced invalid YAML ({_syntax_error(exc)})"
+        ) from None
+    if result != intended:
+        raise EditError("internal error: the edited text does not hold the intended data")
+
+
+def _intended(data: Any, edit: Edit) -> Any:
+    """What the document's data must be after ``edit`` (the semantics, on plain data)."""
+    *parents, last = edit.path
+    node = data
+    for step in parents:
+        if isinstance(step, int):
+            if not isinstance(node, list) or not -len(node) <= step < len(node):
+                return data  # an absent index: only Remove gets this far
+            node = node[step]
+            continue
+        if node.get(step) is None:
+            if isinstance(edit, Remove):
+                return data
+            node[step] = {}
+        node = node[step]
+    if isinstance(edit, Remove):
+        if isinstance(last, int):
+            if isinstance(node, list) and -len(node) <= last < len(node):
+                del node[last]
+        elif isinstance(node, dict):
+            node.pop(last, None)
+    elif isinstance(edit, Set):
+        node[last] = _plain(edit.value)
+    elif isinstance(edit, Ensure):
+        current = node[last] if isinstance(last, int) else node.get(last)
+        if current is None:
+            node[last] = _plain(edit.value)
+    elif isinstance(edit, AppendUnique):
+        items = node[last] if isinstance(last, int) else node.get(last)
+        if items is None:
+            items = node[last] = []
+        value = _plain(edit.value)
+        for item in items:
+            if edit.key is None:
+                if item == value:
+                    return data
+            elif (
+                isinstance(item, dict)
+                and edit.key in item
+                and item[edit.key] == value.get(edit.key)
+            ):
+                return data
+        items.append(value)
+    return data

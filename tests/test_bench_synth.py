@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import yaml
-
 from bench.synth import REPORT_NAME, build_cd_config
 from bot.sources import kubescape
+from fixers.edits import load_documents
+from fixers.view import ManifestPodView
 
 
 def _failed_pairs(report: dict) -> int:
@@ -32,7 +32,7 @@ def test_build_cd_config_is_deterministic_and_exact(tmp_path: Path) -> None:
     assert _failed_pairs(report) == 123
     kinds = set()
     for f in files:
-        for doc in yaml.safe_load_all((repo / f).read_text()):
+        for doc in load_documents((repo / f).read_text()):
             kinds.add(doc["kind"])
     assert {"Deployment", "StatefulSet", "DaemonSet", "CronJob", "Job", "Pod"} <= kinds
 
@@ -41,11 +41,18 @@ def test_report_findings_match_the_manifests(tmp_path: Path) -> None:
     repo = build_cd_config(tmp_path, n_manifests=30, n_findings=90, seed=1)
     report = kubescape.parse(json.loads((tmp_path / REPORT_NAME).read_text()), "synthetic")
     assert report.findings
+    files: dict[str, list] = {}
     for finding in report.findings:
-        path = repo / str(finding.source.path)
-        docs = list(yaml.safe_load_all(path.read_text()))
-        doc = docs[finding.source.document_index or 0]
+        path = str(finding.source.path)
+        if path not in files:
+            files[path] = load_documents((repo / path).read_text())
+        doc = files[path][finding.source.document_index or 0]
         assert doc["metadata"]["name"] == finding.resource.name
+        view = ManifestPodView.from_document(doc)
+        assert view is not None
         if finding.control_id == "C-0057":
-            containers = [c for c in yaml.safe_dump(doc).splitlines() if "privileged: true" in c]
-            assert containers, f"{finding.resource} should be privileged"
+            privileged = [c.get("securityContext", "privileged") for c in view.containers]
+            assert any(privileged), f"{finding.resource} should be privileged"
+        if finding.control_id == "C-0016":
+            ape = [c.get("securityContext", "allowPrivilegeEscalation") for c in view.containers]
+            assert False not in ape, f"{finding.resource} should allow privilege escalation"
