@@ -476,16 +476,17 @@ class HelmPodView:
 # --------------------------------------------------------------------------- target
 
 
-def _defines(data: Any, path: YamlPath) -> bool:
-    """True when ``data`` sets ``path`` or a non-mapping value on the way to it."""
+def _depth(data: Any, path: YamlPath) -> int:
+    """How much of ``path`` a values source defines: ``len(path) + 1`` for the key itself, else
+    the number of leading steps present (a non-mapping value there replaces everything below)."""
     node = data
-    for step in path:
+    for depth, step in enumerate(path):
         if not isinstance(node, Mapping) or step not in node:
-            return False
+            return depth
         node = node[step]
-        if not isinstance(node, Mapping):
-            return True
-    return True
+        if not isinstance(node, Mapping) and depth + 1 < len(path):
+            return depth + 1
+    return len(path) + 1
 
 
 @dataclass
@@ -572,24 +573,33 @@ class HelmTarget:
         """(file, key prefix, document index, why) of the values source that wins for ``path``."""
         dep = self.deployment
         app = dep.app
-        if app and app.inline and _defines(dep.inline(overlay), path):
-            if app.inline_path is None:
-                raise RepositoryError(
-                    f"{app.kind} {app.name} sets {'.'.join(map(str, path))} in an inline "
-                    f"helm.values string block ({app.manifest}); edit it by hand"
-                )
-            return (
-                app.manifest,
-                app.inline_path,
-                app.document_index,
-                f"inline values of {app.kind} {app.name} set this key and win over files",
-            )
-        for relpath in reversed(dep.value_files):
+        # The source holding the deepest part of the path wins (the later one on a tie): the
+        # key itself when some file sets it, else the mapping that would hold it.
+        best: tuple[int, int, str | None] = (0, -1, None)
+        for order, relpath in enumerate(dep.value_files):
             text = overlay.read(relpath)
-            if text is not None and _defines(load_values_text(text, relpath), path):
-                where = "the chart default" if relpath == dep.value_files[0] else "an override"
-                why = f"{relpath} sets this key ({where}) and is the last values file that does"
-                return relpath, (), 0, why
+            if text is not None:
+                best = max(best, (_depth(load_values_text(text, relpath), path), order, relpath))
+        if app and app.inline:
+            depth = _depth(dep.inline(overlay), path)
+            if depth and depth >= best[0]:
+                if app.inline_path is None:
+                    raise RepositoryError(
+                        f"{app.kind} {app.name} sets {'.'.join(map(str, path))} in an inline "
+                        f"helm.values string block ({app.manifest}); edit it by hand"
+                    )
+                return (
+                    app.manifest,
+                    app.inline_path,
+                    app.document_index,
+                    f"inline values of {app.kind} {app.name} set this key and win over files",
+                )
+        depth, _, winner = best
+        if depth and winner is not None:
+            where = "the chart default" if winner == dep.value_files[0] else "an override"
+            what = "this key" if depth > len(path) else ".".join(map(str, path[:depth]))
+            why = f"{winner} sets {what} ({where}) and is the last values file that does"
+            return winner, (), 0, why
         env = dep.value_files[1:]
         if dep.chart.third_party and env:
             return (
@@ -639,6 +649,10 @@ class HelmTarget:
             text = overlay.read(exposure.template) or ""
             if f".Values.{key} " not in text:
                 overlay.write(exposure.template, expose(text, exposure))
+            whys[exposure.template] = (
+                f"chart {self.deployment.chart.name} lives in this repository and had no values "
+                f"key for {exposure.field}; the template now reads .Values.{key}"
+            )
         first = next(iter(whys), self.location.path)
         kind = "helm-template" if any(k in used for k in self._exposures) else "helm-values"
         self.location = Location(

@@ -518,3 +518,49 @@ def test_reread_view_answers_in_values_keys_across_fixes(fixture_index: HelmInde
     assert template.count("{{- with .Values.webappSecurityContext }}") == 1
     values = overlay.read("webapp/values.yaml") or ""
     assert "  allowPrivilegeEscalation: false\n  runAsNonRoot: true" in values
+
+
+def test_exposure_is_explained(fixture_index: HelmIndex) -> None:
+    finding = finding_for("C-0016", "Deployment", "shop-api", None, "api")
+    outcome = fix_and_verify(FIXTURES, finding, fixture_index)
+    why = outcome.target.location.why
+    assert "api/values.yaml: no values file sets this key" in why
+    assert "api/templates/deployment.yaml: chart api lives in this repository" in why
+    assert ".Values.securityContext" in why
+
+
+def test_podinfo_prod_limits_go_to_the_env_file(tmp_path: Path) -> None:
+    repo = tmp_path / "cd-config"
+    shutil.copytree(_corpus_repo() / "podinfo", repo / "podinfo")
+    (repo / "app.yaml").write_text(
+        "apiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata:\n  name: podinfo\n"
+        "spec:\n  source:\n    path: podinfo\n    helm:\n      valueFiles: [values-prod.yaml]\n"
+    )
+    outcome = fix_and_verify(repo, finding_for("C-0050", "Deployment", "podinfo"))
+    diffs = outcome.diffs()
+    assert list(diffs) == ["podinfo/values-prod.yaml"]
+    assert diffs["podinfo/values-prod.yaml"] == ([], ["    cpu: 200m"])
+    assert "values-prod.yaml sets resources.limits (an override)" in outcome.target.location.why
+
+
+def test_flux_helmrelease_inline_values_are_edited(tmp_path: Path) -> None:
+    repo = tmp_path / "cd-config"
+    shutil.copytree(FIXTURES / "worker", repo / "charts" / "worker")
+    release = repo / "clusters" / "prod" / "worker.yaml"
+    release.parent.mkdir(parents=True)
+    release.write_text(
+        "apiVersion: helm.toolkit.fluxcd.io/v2\nkind: HelmRelease\n"
+        "metadata:\n  name: worker\n  namespace: shop\nspec:\n  releaseName: shop\n"
+        "  chart:\n    spec:\n      chart: ./charts/worker\n"
+        "      sourceRef: {kind: GitRepository, name: cd-config}\n"
+        "  values:\n    # the token is needed by nothing\n"
+        "    serviceAccount:\n      automountToken: true\n"
+    )
+    outcome = fix_and_verify(repo, finding_for("C-0034", "Deployment", "shop-worker", "shop"))
+    assert outcome.diffs() == {
+        "clusters/prod/worker.yaml": (
+            ["      automountToken: true"],
+            ["      automountToken: false"],
+        )
+    }
+    assert "inline values of HelmRelease worker" in outcome.target.location.why
