@@ -146,6 +146,7 @@ def note_hook(
     source_branch: str = "kube-remedy/web-deployment",
     updated_at: str = "2026-11-22 23:10:05 UTC",
     note_id: int = 1244,
+    mr_iid: int = 3,
 ) -> dict[str, Any]:
     attrs: dict[str, Any] = {
         "attachment": None,
@@ -196,7 +197,7 @@ def note_hook(
             "draft": False,
             "head_pipeline_id": None,
             "id": 301,
-            "iid": 3,
+            "iid": mr_iid,
             "last_edited_at": None,
             "merge_status": "can_be_merged",
             "source_branch": source_branch,
