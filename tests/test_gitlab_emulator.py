@@ -351,6 +351,10 @@ def test_notes_and_award_emoji(
     assert notes[0].author["username"] == "kube-remedy"
     assert [a.name for a in mr.notes.get(first.id).awardemojis.list(get_all=True)] == ["thumbsup"]
     assert [n["body"] for n in gitlab_emulator.notes(project_id, mr.iid)] == ["first", "second"]
+    mr.discussions.create({"body": "third"})
+    discussions = mr.discussions.list(get_all=True)
+    assert [d.attributes["notes"][0]["body"] for d in discussions] == ["first", "second", "third"]
+    assert all(d.individual_note for d in discussions)
 
 
 def test_issue_lifecycle(project: Project) -> None:

@@ -1238,6 +1238,32 @@ class Api:
         owner.notes.remove(note)
         return Response(204)
 
+    def discussion_json(
+        self, p: Project, kind: str, owner: MergeRequest | Issue, note: Note
+    ) -> dict[str, Json]:
+        return {
+            "id": hashlib.sha1(f"discussion-{note.id}".encode()).hexdigest(),
+            "individual_note": True,
+            "notes": [self.note_json(p, kind, owner, note)],
+        }
+
+    _DISCUSSIONS = r"/projects/{id}/(?P<kind>merge_requests|issues)/(?P<iid>\d+)/discussions"
+
+    @route("GET", _DISCUSSIONS)
+    def list_discussions(self, req: Request, project: str, kind: str, iid: str) -> Response:
+        p = self.project(req, project)
+        owner = self.noteable(p, kind, iid)
+        notes = sorted(owner.notes, key=lambda n: n.id)
+        return self.page(req, notes, lambda n: self.discussion_json(p, kind, owner, n))
+
+    @route("POST", _DISCUSSIONS)
+    def create_discussion(self, req: Request, project: str, kind: str, iid: str) -> Response:
+        answer = self.create_note(req, project, kind, iid)
+        p = self.project(req, project)
+        owner = self.noteable(p, kind, iid)
+        note = self.note(owner, str(answer.body["id"]))
+        return Response(201, self.discussion_json(p, kind, owner, note))
+
     def award_json(self, a: AwardEmoji, awardable_id: int, kind: str) -> dict[str, Json]:
         return {
             "id": a.id,
