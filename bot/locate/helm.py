@@ -345,7 +345,23 @@ class ValuesMap:
         if found is None:
             self._probe_all(all_maps)
             found = self._best(rendered)
+        if found is not None and not self._confirmed(found, rendered):
+            return None
         return found
+
+    def _confirmed(self, values_path: YamlPath, rendered: YamlPath) -> bool:
+        """Render with a marker at ``values_path``: False when the chart renders but the marker
+        does not reach ``rendered`` (a template that picks or drops keys)."""
+        if len(values_path) < 1 or len(rendered) < 1:
+            return True
+        marker = f"{PROBE}confirm"
+        values = deep_merge({}, self.user)
+        _set_in(values, values_path[:-1], {values_path[-1]: marker})
+        for switch in self.switches_for(values_path):
+            _set_in(values, switch, {"enabled": True})
+        document = self._render_doc(values)
+        # A template that needs another type here cannot be probed this way: trust the map probe.
+        return document is None or lookup(document, rendered) == marker
 
     def _list(self, rendered: YamlPath) -> YamlPath | None:
         """Probe same-named list keys by appending a marker item and seeing where it lands."""

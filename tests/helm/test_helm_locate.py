@@ -564,3 +564,25 @@ def test_flux_helmrelease_inline_values_are_edited(tmp_path: Path) -> None:
         )
     }
     assert "inline values of HelmRelease worker" in outcome.target.location.why
+
+
+def test_mapping_is_confirmed_by_rendering(tmp_path: Path) -> None:
+    """A template that drops the key from the map: the probe finds the map, the confirming
+    render shows the field never arrives, so the view declines instead of a no-op edit."""
+    chart = tmp_path / "svc"
+    (chart / "templates").mkdir(parents=True)
+    (chart / "Chart.yaml").write_text("apiVersion: v2\nname: svc\nversion: 0.1.0\n")
+    (chart / "values.yaml").write_text("securityContext:\n  runAsUser: 1000\n")
+    (chart / "templates" / "deployment.yaml").write_text(
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: {{ .Release.Name }}\n"
+        "spec:\n  template:\n    spec:\n      containers:\n        - name: svc\n"
+        "          image: svc:1\n          securityContext:\n"
+        '            {{- toYaml (omit .Values.securityContext "allowPrivilegeEscalation")'
+        " | nindent 12 }}\n"
+    )
+    finding = finding_for("C-0016", "Deployment", "svc", None, "svc")
+    target = locate(tmp_path, finding)
+    container = target.view.containers[0]
+    assert container.path("securityContext", "runAsNonRoot") == ("securityContext", "runAsNonRoot")
+    with pytest.raises(FieldNotExposed, match="securityContext that does not feed this field"):
+        container.path("securityContext", "allowPrivilegeEscalation")
