@@ -10,6 +10,8 @@ The token belongs to the bot user (a Developer in every project it creates; rais
 the API: ``push_as``, ``open_mr_as``, ``comment_as``, ``merge``, ``close_as``. Faults:
 ``inject(status=429, retry_after=0)``, ``inject(status=502)``, ``inject(status=200, delay=1)``.
 Each project is a bare git repository at ``repo_path(pid)``; API commits are real commits.
+Webhooks: ``add_hook(pid, url, token=...)`` (or ``POST /projects/:id/hooks`` as a Maintainer);
+deliveries go out in order from one thread, ``flush_hooks()`` waits for them.
 """
 
 from __future__ import annotations

@@ -76,6 +76,11 @@ class GitRepo:
         self.path = path
         self._repo: Repo | None = None
 
+    def close(self) -> None:
+        if self._repo is not None:
+            self._repo.close()
+            self._repo = None
+
     def init(self, default_branch: str) -> None:
         self.path.mkdir(parents=True, exist_ok=True)
         self._repo = Repo.init_bare(str(self.path))

@@ -90,14 +90,17 @@ class GitLabEmulator:
         return self.state.base_url
 
     def stop(self) -> None:
+        """Stop serving, finish webhook deliveries and release the repositories."""
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            if self._thread is not None:
+                self._thread.join(timeout=5)
+            self._server = self._thread = None
         self.api.hooks.close()
-        if self._server is None:
-            return
-        self._server.shutdown()
-        self._server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-        self._server = self._thread = None
+        with self._lock:
+            for project in self.state.projects.values():
+                project.repo.close()
 
     def __enter__(self) -> GitLabEmulator:
         self.start()
