@@ -32,6 +32,7 @@ from __future__ import annotations
 import functools
 import json
 import re
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -386,24 +387,30 @@ class _Doc:
         return pos - self.line_start(pos)
 
     def _detect_style(self) -> _Style:
-        indent: int | None = None
-        seq: int | None = None
+        """The document's own habits: the most common mapping indent and sequence offset
+        (ties go to what comes first in the document)."""
+        indents: Counter[int] = Counter()
+        seqs: Counter[int] = Counter()
         stack: list[yaml.Node] = [self.root]
-        while stack and (indent is None or seq is None):
+        while stack:
             node = stack.pop()
+            children: list[yaml.Node] = []
             if isinstance(node, yaml.MappingNode):
                 for k, v in node.value:
                     if isinstance(v, yaml.MappingNode | yaml.SequenceNode) and v.value:
                         if not v.flow_style and v.start_mark.line > k.start_mark.line:
                             delta = v.start_mark.column - k.start_mark.column
-                            if isinstance(v, yaml.MappingNode) and indent is None and delta > 0:
-                                indent = delta
-                            elif isinstance(v, yaml.SequenceNode) and seq is None:
-                                seq = max(delta, 0)
-                        stack.append(v)
+                            if isinstance(v, yaml.MappingNode) and delta > 0:
+                                indents[delta] += 1
+                            elif isinstance(v, yaml.SequenceNode) and delta >= 0:
+                                seqs[delta] += 1
+                        children.append(v)
             elif isinstance(node, yaml.SequenceNode):
-                stack.extend(v for v in node.value if isinstance(v, yaml.Node))
-        return _Style(indent or 2, 2 if seq is None else seq)
+                children = list(node.value)
+            stack.extend(reversed(children))  # document order
+        indent = indents.most_common(1)[0][0] if indents else 2
+        seq = seqs.most_common(1)[0][0] if seqs else 2
+        return _Style(indent, seq)
 
     # ---- navigation
 

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import difflib
+import random
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
 import yaml
 
 from fixers.edits import EditError, apply_edits, load_documents, render_manifest
 from fixers.model import AppendUnique, Edit, Ensure, Remove, Set
+from tests.conftest import corpus_path
 
 C0 = ("spec", "containers", 0)
 
@@ -214,6 +218,12 @@ CASES = [
         "c:\n    - name: a\n      image: x\n    - name: b\n      image: y\n",
     ),
     Case(
+        "sequence-style-follows-the-documents-majority",
+        "a:\n  - x\nb:\n- y\nc:\n- z\nd: {}\n",
+        (AppendUnique(("d", "e"), "w"),),
+        "a:\n  - x\nb:\n- y\nc:\n- z\nd:\n  e:\n  - w\n",
+    ),
+    Case(
         "mapping-indent-width-detected",
         "a:\n    b:\n        c: 1\n",
         (Set(("a", "d", "e"), 1),),
@@ -384,3 +394,79 @@ def test_render_manifest() -> None:
         '  port: "80"\n'
     )
     assert yaml.safe_load(text) == doc
+
+
+# --------------------------------------------------------------------------- real files
+
+
+def _nodes(data: object, prefix: tuple = ()) -> list[tuple[tuple, object]]:
+    found = [(prefix, data)]
+    if isinstance(data, dict):
+        for k, v in data.items():
+            if isinstance(k, str):
+                found += _nodes(v, (*prefix, k))
+    elif isinstance(data, list):
+        for n, v in enumerate(data):
+            found += _nodes(v, (*prefix, n))
+    return found
+
+
+def _changes(before: str, after: str) -> tuple[int, int]:
+    """(lines removed, lines added) between two texts."""
+    a, b = before.splitlines(), after.splitlines()
+    removed = added = 0
+    for op, i1, i2, j1, j2 in difflib.SequenceMatcher(None, a, b, autojunk=False).get_opcodes():
+        if op != "equal":
+            removed, added = removed + i2 - i1, added + j2 - j1
+    return removed, added
+
+
+def _corpus_files() -> list[Path]:
+    root = corpus_path("manifests")
+    charts = corpus_path("charts")
+    return sorted(root.rglob("*.yaml"))[:40] + sorted(charts.glob("*/values*.yaml"))
+
+
+@pytest.mark.corpus
+def test_single_edits_on_real_files_touch_only_their_lines() -> None:
+    """On real manifests and values files (also as CRLF): replacing a one-line scalar changes
+    one line, inserting removes at most one line (an emptied ``{}``), removing adds at most
+    one (``{}`` / ``[]`` left behind). The applier itself verifies the resulting data."""
+    rng = random.Random(1)
+    checked = 0
+    for path in _corpus_files():
+        text = path.read_text(encoding="utf-8")
+        for variant in (text, text.replace("\n", "\r\n")):
+            try:
+                documents = load_documents(variant)
+            except EditError:
+                continue  # kubescape's deliberately invalid example
+            for index, data in enumerate(documents):
+                if not isinstance(data, dict) or not data:
+                    continue
+                nodes = [n for n in _nodes(data) if n[0]]
+                for where, value in rng.sample(nodes, min(3, len(nodes))):
+                    edits: list[Edit] = [Remove(where)]
+                    if not isinstance(value, dict | list) and "\n" not in str(value):
+                        edits.append(Set(where, "kube-remedy"))
+                    if isinstance(value, dict):
+                        edits.append(Ensure((*where, "added", "deep"), 1))
+                    if isinstance(value, list):
+                        edits.append(AppendUnique(where, {"name": "kube-remedy"}))
+                    for edit in edits:
+                        try:
+                            after = apply_edits(variant, [edit], index)
+                        except EditError as exc:
+                            assert "anchors" in str(exc) or "scalar" in str(exc), exc
+                            continue
+                        checked += 1
+                        removed, added = _changes(variant, after)
+                        if isinstance(edit, Set):
+                            assert (removed, added) == (1, 1), (path, edit)
+                        elif isinstance(edit, Remove):
+                            assert added <= 1, (path, edit)
+                        else:
+                            assert removed <= 1, (path, edit)
+                        if "\r\n" in variant:
+                            assert "\n" not in after.replace("\r\n", ""), (path, edit)
+    assert checked > 300
