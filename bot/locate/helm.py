@@ -116,6 +116,14 @@ class HelmIndex:
     charts: dict[str, ChartInfo]
     apps: list[HelmApp]
     renderer: Renderer = field(default_factory=SdkRenderer)
+    _cache: RenderCache | None = field(default=None, repr=False)
+
+    @property
+    def cache(self) -> RenderCache:
+        """Renders shared by every lookup of this index (findings of one chart render once)."""
+        if self._cache is None:
+            self._cache = RenderCache(self.renderer)
+        return self._cache
 
     @classmethod
     def build(cls, repo_root: Path, renderer: Renderer | None = None) -> HelmIndex:
@@ -806,7 +814,7 @@ def locate_helm(finding: Finding, repo_root: Path, index: HelmIndex) -> HelmTarg
     """The Helm target of ``finding``, or a one-line reason why none can be found."""
     overlay = FileOverlay(repo_root)
     errors: list[str] = []
-    cache = RenderCache(index.renderer)
+    cache = index.cache
     for dep in _deployments(finding, index):
         chart_dir = index.root / dep.chart.path
         try:
