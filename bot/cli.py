@@ -126,12 +126,13 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
 def cmd_apply(args: argparse.Namespace) -> int:
     from bot.forge.local import LocalForge
-    from bot.publish import publish_plan
+    from bot.publish import publish_plan, summarize
 
     report, plan, config = _plan(args)
     print_plan(report, plan)
     forge = LocalForge(Path(args.repo))
     outcome = publish_plan(forge, plan, report, config, bot_username=args.bot_username)
+    console.print(Text(f"Local mode in {args.repo}: {summarize(outcome.decisions)}"))
     for decision in outcome.decisions:
         console.print(Text(f"{decision.action} {decision.branch}: {decision.reason}"))
         if decision.change is not None and decision.action in ("created", "updated"):

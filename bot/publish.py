@@ -1,0 +1,75 @@
+"""Publish a plan through a forge: one branch, one commit and one merge request per change set.
+
+The merge-request lifecycle itself is `bot.lifecycle` (GitLab and local mode alike); this module
+adapts a `Plan` to it: labels, reviewers, and each description rendered with the compliance
+score the change buys.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from bot.forge.base import Forge
+from bot.lifecycle import SyncDecision, SyncResult, SyncSettings, marker, sync_changes
+from bot.model import ChangeSet
+from bot.plan import Plan
+from bot.render import describe_change_set
+from bot.repo_config import RepoConfig
+from bot.score import framework_label, framework_scores
+from bot.sources.base import Report
+
+
+def change_set_scores(report: Report, change_set: ChangeSet) -> dict[str, tuple[float, float]]:
+    """Per framework: the score now and the score if this change set is merged."""
+    before = framework_scores(report)
+    after = framework_scores(report, {f.identity for f in change_set.findings})
+    return {framework_label(fw): (before[fw], after.get(fw, before[fw])) for fw in before}
+
+
+def labels_for(config: RepoConfig, change_set: ChangeSet) -> list[str]:
+    severities = sorted({f.severity.label.lower() for f in change_set.findings})
+    return [*config.labels, *change_set.controls, *(f"severity::{s}" for s in severities[-1:])]
+
+
+def publish_plan(
+    forge: Forge,
+    plan: Plan,
+    report: Report,
+    config: RepoConfig,
+    *,
+    bot_username: str = "kube-remedy",
+    branch_prefix: str = "remedy/",
+    reviewers: Callable[[ChangeSet], Sequence[str]] | None = None,
+) -> SyncResult:
+    """Create, update, leave or close the bot's merge requests so they match ``plan``."""
+
+    def describe(change_set: ChangeSet) -> str:
+        return describe_change_set(
+            change_set,
+            marker=marker(change_set.key, change_set.findings_hash),
+            bot_username=bot_username,
+            scores=change_set_scores(report, change_set),
+        )
+
+    settings = SyncSettings(
+        branch_prefix=branch_prefix,
+        max_open=config.limits.max_open,
+        max_new_per_hour=config.limits.max_new_per_hour,
+        schedule=tuple(config.limits.schedule),
+        labels=tuple(config.labels),
+    )
+    return sync_changes(
+        forge,
+        plan.change_sets,
+        describe=describe,
+        labels=lambda cs: labels_for(config, cs),
+        reviewers=reviewers,
+        settings=settings,
+    )
+
+
+def summarize(decisions: Sequence[SyncDecision]) -> str:
+    counts: dict[str, int] = {}
+    for decision in decisions:
+        counts[decision.action] = counts.get(decision.action, 0) + 1
+    return ", ".join(f"{n} {action}" for action, n in sorted(counts.items())) or "nothing to do"

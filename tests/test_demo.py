@@ -1,0 +1,62 @@
+"""The first README command: `remedy demo` runs the main job on the shipped example."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from bot.cli import main
+from bot.forge.local import LocalForge
+
+
+def git(repo: Path, *args: str) -> str:
+    return subprocess.run(
+        ["git", "-C", str(repo), *args], check=True, capture_output=True, text=True
+    ).stdout.strip()
+
+
+def test_demo_creates_branches_and_descriptions(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(["demo", "--into", str(tmp_path)])
+    out = capsys.readouterr().out
+    assert code == 1  # RBAC and probes are left to people: a CI gate would fail
+    repo = tmp_path / "cd-config"
+    branches = git(repo, "branch", "--list", "remedy/*", "--format=%(refname:short)").split()
+    assert "remedy/resources/apps-shop-frontend" in branches
+    # limits hold the riskiest change sets back (lowest risk is proposed first)
+    assert "remedy/security-context/apps-shop-frontend" not in branches
+    assert git(repo, "symbolic-ref", "--short", "HEAD") == "main"
+    assert git(repo, "status", "--porcelain") == ""
+    # each branch is one commit on main, by the bot
+    for branch in branches:
+        assert git(repo, "rev-list", "--count", f"main..{branch}") == "1"
+        assert git(repo, "log", "-1", "--format=%an", branch) == "kube-remedy"
+    diff = git(repo, "diff", "main", "remedy/resources/apps-shop-frontend")
+    assert "+              memory: 512Mi" in diff
+    added = [x for x in diff.splitlines() if x.startswith("+") and not x.startswith("+++")]
+    removed = [x for x in diff.splitlines() if x.startswith("-") and not x.startswith("---")]
+    assert (len(added), removed) == (3, [])  # only the lines the fix needs
+    assert "held-back" in out  # the example's limits hold some back, and say so
+    assert "## " not in out or "### Failed controls" in out
+    forge = LocalForge(repo)
+    changes = forge.find_changes()
+    assert changes and all(c.state == "opened" for c in changes)
+    text = forge.description_path(changes[0]).read_text()
+    assert "<!-- kube-remedy:" in text and "### Diff" in text
+
+
+def test_apply_again_changes_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    main(["demo", "--into", str(tmp_path)])
+    repo = tmp_path / "cd-config"
+    before = git(repo, "for-each-ref", "refs/heads")
+    examples = Path(__file__).resolve().parent.parent / "examples"
+    capsys.readouterr()
+    main(["apply", "--report", str(examples / "kubescape-report.json"), "--repo", str(repo)])
+    out = capsys.readouterr().out
+    assert "created remedy/" not in out and "updated remedy/" not in out
+    assert "unchanged remedy/resources/apps-shop-frontend" in out
+    assert "held-back" in out  # still over the hourly limit: listed again, not lost
+    assert git(repo, "for-each-ref", "refs/heads") == before
