@@ -1204,6 +1204,7 @@ class Api:
         stamp = now()
         note = Note(self.state.ids.next(), str(req.params["body"]), req.user, stamp, stamp)
         owner.notes.append(note)
+        owner.updated_at = stamp
         self.note_event(p, kind, owner, note)
         return Response(201, self.note_json(p, kind, owner, note))
 
