@@ -4,24 +4,29 @@ It splices text into the original at the positions a parse gives (PyYAML's compo
 when available), so every byte outside the edited lines stays identical: comments, blank lines,
 key order, quoting, document markers and CRLF line endings. ``bench/bench_apply.py`` compares it
 with a ruamel.yaml round trip, which reformats untouched lines and is several times slower.
+Only the edited document of a multi-document file is parsed.
 
 Behaviour worth knowing (the tests in ``tests/test_edits.py`` pin each one):
 
 - Each edit is applied to the current text in turn (the document is re-parsed between edits).
-- Style is detected from the document: mapping indent width and whether block sequences are
-  indented under their key (``key:\\n  - a``) or not (``key:\\n- a``); defaults 2 / indented.
+- Style is detected from the document (the most common form): mapping indent width and whether
+  block sequences are indented under their key (``key:\\n  - a``) or not (``key:\\n- a``);
+  defaults 2 / indented.
 - Non-empty flow collections (``[a, b]``, ``{a: 1, b: 2,}``) are edited inside, in flow style.
   Empty ones (``{}``, ``[]``) and nulls (``key:``, ``key: null``) that receive content become block
   style: the new lines go right under the key and comment lines below it (helm-create's
   commented ``# limits:`` hints) stay where they are.
 - Replacing a string keeps the old scalar's quoting style when the new string allows it.
-- ``Set`` with a value equal to the current one, ``Ensure`` on a present (non-null) value and
-  ``AppendUnique`` on a present item change nothing, byte for byte.
+- ``Set`` with a value equal to the current one, ``Ensure`` on a present value and
+  ``AppendUnique`` on a present item change nothing, byte for byte. An explicit null counts as
+  absent (``Ensure`` fills it; a path through it is created).
 - ``Remove`` of an absent key or index is a no-op. Removing the last key of a mapping leaves
   ``key: {}`` and the last item of a sequence ``key: []``: the parent key always stays (a
   Helm template may reference it), nothing is removed that the edit did not name.
 - ``Edit.comment`` becomes a ``# comment`` line above inserted lines, or a trailing comment on a
   line changed in place (when that line has nothing after the value).
+- Before returning, the result is re-read and compared with the intended data (the edits
+  applied to the parsed document): any mismatch is an `EditError`, never a wrong file.
 - A document with any anchor or alias is refused (`EditError`): an edit could silently change
   every place that shares the node. So is a document that is not a mapping, a path through a
   scalar, or a sequence index that does not exist (except for ``Remove``).
@@ -367,6 +372,13 @@ class _Doc:
             if node.start_mark.index == node.end_mark.index and key is not None:
                 return self.colon(key) + 1  # `key:` with nothing after it
             if node.style in ("|", ">"):
+                header = self.text[node.start_mark.index : self.line_end(node.start_mark.index)]
+                if "+" in header.split("#", 1)[0]:
+                    # keep chomping: trailing blank lines are content; stop at the last break
+                    end = node.end_mark.index
+                    if self.text[end - 1 : end] == "\n":
+                        end -= 2 if self.text[end - 2 : end] == "\r\n" else 1
+                    return end
                 return len(self.text[: node.end_mark.index].rstrip())
             return node.end_mark.index
         if node.flow_style or not node.value:

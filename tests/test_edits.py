@@ -224,6 +224,18 @@ CASES = [
         "a:\n  - x\nb:\n- y\nc:\n- z\nd:\n  e:\n  - w\n",
     ),
     Case(
+        "insert-after-keep-chomped-block-scalar",
+        "script: |+\n  run\n\nnext: 1\n",
+        (Set(("added",), True), Set(("script",), "run")),
+        "script: run\nnext: 1\nadded: true\n",
+    ),
+    Case(
+        "replace-folded-block-scalar",
+        "msg: >\n  long\n  text\nb: 1\n",
+        (Set(("msg",), "short"),),
+        "msg: short\nb: 1\n",
+    ),
+    Case(
         "mapping-indent-width-detected",
         "a:\n    b:\n        c: 1\n",
         (Set(("a", "d", "e"), 1),),
