@@ -327,11 +327,17 @@ def _decision_name(decision: Any) -> str:
 
 
 def _decision_fields(decision: Any) -> dict[str, Any]:
+    """Log fields of a decision (bot.lifecycle.SyncDecision): why, which branch, which MR."""
     fields: dict[str, Any] = {}
-    for attr in ("reason", "mr_id", "iid", "web_url", "url"):
+    for attr in ("reason", "branch", "mr_id"):
         value = getattr(decision, attr, None)
         if isinstance(value, str | int) and value != "":
             fields[attr] = value
+    change = getattr(decision, "change", None)
+    if change is not None:
+        fields["mr_id"] = getattr(change, "id", None)
+        if getattr(change, "web_url", ""):
+            fields["web_url"] = change.web_url
     return fields
 
 

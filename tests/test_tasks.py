@@ -457,3 +457,31 @@ def test_a_beat_tick_leads_to_a_run(
     procs.entry_point("start_beat(settings)", name="beat")
     wait_until(lambda: created_counts(), 90, "a scheduled run: " + procs.output()[-1500:])
     assert created_counts() == Counter({f"{PROJECT}#cs-a": 1})
+
+
+def test_lifecycle_decisions_are_logged_with_their_merge_request() -> None:
+    from bot.forge.base import ChangeRequest
+    from bot.lifecycle import SyncDecision
+
+    change = ChangeRequest(
+        id=7,
+        branch="kube-remedy/cs",
+        title="t",
+        description="",
+        state="opened",
+        web_url="https://gitlab.example.com/g/p/-/merge_requests/7",
+    )
+    decision = SyncDecision(
+        action="updated",
+        key="cs",
+        branch="kube-remedy/cs",
+        reason="findings changed",
+        change=change,
+    )
+    assert tasks._decision_name(decision) == "updated"
+    assert tasks._decision_fields(decision) == {
+        "reason": "findings changed",
+        "branch": "kube-remedy/cs",
+        "mr_id": 7,
+        "web_url": "https://gitlab.example.com/g/p/-/merge_requests/7",
+    }
