@@ -261,7 +261,8 @@ def create_app(
 
     # -- GitLab -------------------------------------------------------------------------------
 
-    @app.post("/webhooks/gitlab")
+    # The hot endpoints are plain Starlette routes: they read the raw body themselves, so
+    # FastAPI's dependency solving and response validation would only cost time.
     async def gitlab_webhook(request: Request) -> Response:
         started = time.perf_counter()
         try:
@@ -382,7 +383,6 @@ def create_app(
 
     # -- chat ---------------------------------------------------------------------------------
 
-    @app.post("/chatops/slack")
     async def slack(request: Request) -> Response:
         started = time.perf_counter()
         try:
@@ -406,7 +406,6 @@ def create_app(
         LATENCY.labels(endpoint="slack").observe(time.perf_counter() - started)
         return result
 
-    @app.post("/chatops/mattermost")
     async def mattermost(request: Request) -> Response:
         started = time.perf_counter()
         try:
@@ -460,6 +459,10 @@ def create_app(
         await run_in_threadpool(queue, "remedy.chat_command", "", event)
         name = invocation.command.name
         return _ephemeral(platform, "queued", f"Working on `{name}`; the result follows here.")
+
+    app.add_route("/webhooks/gitlab", gitlab_webhook, methods=["POST"])
+    app.add_route("/chatops/slack", slack, methods=["POST"])
+    app.add_route("/chatops/mattermost", mattermost, methods=["POST"])
 
     def _ephemeral(platform: str, outcome: str, text: str) -> Response:
         REQUESTS.labels(endpoint=platform, outcome=outcome).inc()
