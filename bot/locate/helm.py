@@ -10,6 +10,7 @@ values key feeds which rendered path (scalars are probed by changing a same-name
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import re
 import shutil
@@ -279,7 +280,7 @@ class ValuesMap:
     def _probe(self, paths: list[YamlPath], enable: bool, found: dict[YamlPath, YamlPath]) -> None:
         if not paths:
             return
-        values = deep_merge({}, self.user)
+        values = copy.deepcopy(self.user)
         markers: dict[str, YamlPath] = {}
         for n, path in enumerate(paths):
             marker = f"{PROBE}{n}"
@@ -363,7 +364,7 @@ class ValuesMap:
         if len(values_path) < 1 or len(rendered) < 1:
             return True
         marker = f"{PROBE}confirm"
-        values = deep_merge({}, self.user)
+        values = copy.deepcopy(self.user)
         _set_in(values, values_path[:-1], {values_path[-1]: marker})
         for switch in self.switches_for(values_path):
             _set_in(values, switch, {"enabled": True})
@@ -379,7 +380,7 @@ class ValuesMap:
             value = lookup(effective, path)
             if not last.endswith(path[-1].lower()) or not isinstance(value, list | None):
                 continue
-            values = deep_merge({}, self.user)
+            values = copy.deepcopy(self.user)
             _set_in(values, path[:-1], {path[-1]: [*(value or []), {PROBE + "list": "probe"}]})
             document = self._render_doc(values)
             where: dict[str, list[YamlPath]] = {}
@@ -401,7 +402,7 @@ class ValuesMap:
             if not named or lookup(effective, path) != current:
                 continue
             flipped: Any = (not current) if isinstance(current, bool) else f"{PROBE}scalar"
-            values = deep_merge({}, self.user)
+            values = copy.deepcopy(self.user)
             _set_in(values, path[:-1], {path[-1]: flipped})
             document = self._render_doc(values)
             if document is not None and lookup(document, rendered) == flipped:
@@ -730,7 +731,7 @@ class HelmTarget:
             chart_dir, renderer = self._chart_for(overlay)
             user = dep.user_values(overlay)
             cache = RenderCache(renderer)
-            docs = cache.docs(chart_dir, user, dep.release, dep.namespace)
+            docs = cache.docs(chart_dir, user, dep.release, dep.namespace, kind=self.doc.kind)
             defaults = _chart_defaults(chart_dir, dep.chart)
         except RemedyError as exc:
             return f"the chart no longer renders with the fix: {exc}"
@@ -819,7 +820,9 @@ def locate_helm(finding: Finding, repo_root: Path, index: HelmIndex) -> HelmTarg
         chart_dir = index.root / dep.chart.path
         try:
             user = dep.user_values(overlay)
-            docs = cache.docs(chart_dir, user, dep.release, dep.namespace)
+            docs = cache.docs(
+                chart_dir, user, dep.release, dep.namespace, kind=finding.resource.kind
+            )
         except RemedyError as exc:
             errors.append(str(exc))
             continue

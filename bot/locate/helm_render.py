@@ -8,6 +8,7 @@ Every failure becomes a one-line `ChartError`.
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import tempfile
 from collections.abc import Mapping
@@ -149,12 +150,18 @@ def split_template_output(text: str) -> dict[str, str]:
 _Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
-def parse_rendered(rendered: Mapping[str, str], only: str | None = None) -> list[RenderedDoc]:
+def parse_rendered(
+    rendered: Mapping[str, str], only: str | None = None, kind: str | None = None
+) -> list[RenderedDoc]:
     """Parse rendered templates into documents (NOTES.txt and empty documents skipped);
-    ``only`` limits parsing to one template (probes look at one resource)."""
+    ``only`` limits parsing to one template (probes look at one resource), ``kind`` to templates
+    that mention that kind (big CRDs are not parsed to find a Deployment)."""
     docs: list[RenderedDoc] = []
+    kind_re = re.compile(rf"^kind:\s*['\"]?{re.escape(kind)}\b", re.M) if kind else None
     for template in sorted(rendered):
         if only is not None and template != only:
+            continue
+        if kind_re is not None and not kind_re.search(rendered[template]):
             continue
         if not template.endswith((".yaml", ".yml", ".tpl", ".json")) or "/templates/" not in (
             "/" + template
@@ -189,7 +196,7 @@ def deep_merge(
 def load_values_text(text: str, origin: str) -> dict[str, Any]:
     """A values document as a mapping (empty file = {}); `ChartError` when it is not one."""
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_Loader)
     except yaml.YAMLError as exc:
         raise ChartError(f"values file {origin} is not valid YAML: {_one_line(exc)}") from exc
     if data is None:
@@ -215,18 +222,19 @@ class RenderCache:
         release: str,
         namespace: str,
         only: str | None = None,
+        kind: str | None = None,
     ) -> list[RenderedDoc]:
         key = (
             str(chart_dir.resolve()),
             json.dumps(values, sort_keys=True, default=str),
             release,
             namespace,
-            only or "",
+            f"{only or ''}|{kind or ''}",
         )
         if key not in self._cache:
             try:
                 self._cache[key] = parse_rendered(
-                    self.renderer.render(chart_dir, values, release, namespace), only
+                    self.renderer.render(chart_dir, values, release, namespace), only, kind
                 )
             except ChartError as exc:
                 self._cache[key] = exc

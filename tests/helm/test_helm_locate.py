@@ -586,3 +586,30 @@ def test_mapping_is_confirmed_by_rendering(tmp_path: Path) -> None:
     assert container.path("securityContext", "runAsNonRoot") == ("securityContext", "runAsNonRoot")
     with pytest.raises(FieldNotExposed, match="securityContext that does not feed this field"):
         container.path("securityContext", "allowPrivilegeEscalation")
+
+
+def test_bitnami_redis_replicas_role(corpus_index: HelmIndex) -> None:
+    finding = finding_for("C-0004", "StatefulSet", "bitnami-redis-replicas", None, "bitnami-redis")
+    target = locate(_corpus_repo(), finding, corpus_index)
+    assert target.view.containers[0].path("resources", "limits", "memory") == (
+        "replica",
+        "resources",
+        "limits",
+        "memory",
+    )
+
+
+def test_argo_cd_repo_server_resources_fixed(corpus_index: HelmIndex) -> None:
+    name = "argo-cd-argocd-repo-server"
+    outcome = fix_and_verify(
+        _corpus_repo(), finding_for("C-0004", "Deployment", name, None, "argo-cd"), corpus_index
+    )
+    removed, added = outcome.diffs()["argo-cd/values.yaml"]
+    # repoServer's container and its copyutil init container each have their own key.
+    assert sorted(removed) == ["    resources: {}", "  resources: {}"]
+    assert added.count("      memory: 256Mi") + added.count("        memory: 256Mi") == 2
+    _only_under(
+        _stable(outcome),
+        f"Deployment/{name}",
+        ((*POD, "containers", 0, "resources"), (*POD, "initContainers", 0, "resources")),
+    )
