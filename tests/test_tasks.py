@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -465,7 +466,7 @@ def test_lifecycle_decisions_are_logged_with_their_merge_request() -> None:
 
     change = ChangeRequest(
         id=7,
-        branch="kube-remedy/cs",
+        branch="remedy/cs",
         title="t",
         description="",
         state="opened",
@@ -474,14 +475,111 @@ def test_lifecycle_decisions_are_logged_with_their_merge_request() -> None:
     decision = SyncDecision(
         action="updated",
         key="cs",
-        branch="kube-remedy/cs",
+        branch="remedy/cs",
         reason="findings changed",
         change=change,
     )
     assert tasks._decision_name(decision) == "updated"
     assert tasks._decision_fields(decision) == {
         "reason": "findings changed",
-        "branch": "kube-remedy/cs",
+        "branch": "remedy/cs",
         "mr_id": 7,
         "web_url": "https://gitlab.example.com/g/p/-/merge_requests/7",
     }
+
+
+# --------------------------------------------------------------------------- with the GitLab emulator
+
+EXAMPLE = ROOT / "examples" / "cd-config"
+EXAMPLE_REPORT = ROOT / "examples" / "kubescape-report.json"
+
+
+def _emulated_project(emulator: Any) -> int:
+    files = {
+        p.relative_to(EXAMPLE).as_posix(): p.read_text() for p in EXAMPLE.rglob("*") if p.is_file()
+    }
+    # Generous limits so one run proposes every change set.
+    files[".remedy.yaml"] = re.sub(r"max_open: \d+", "max_open: 50", files[".remedy.yaml"])
+    files[".remedy.yaml"] = re.sub(
+        r"max_new_per_hour: \d+", "max_new_per_hour: 50", files[".remedy.yaml"]
+    )
+    pid = emulator.create_project(PROJECT, files)
+    emulator.add_pipeline(
+        pid, "main", {"kubescape": {"kubescape-results.json": EXAMPLE_REPORT.read_bytes()}}
+    )
+    return pid
+
+
+def _gitlab_settings(server: RedisServer, emulator: Any, tmp_path: Path) -> Settings:
+    return Settings(
+        redis_url=server.url,
+        gitlab_url=emulator.url,
+        gitlab_token=emulator.token,
+        projects=[
+            {
+                "id": PROJECT,
+                "cron": "* * * * *",
+                "report": {
+                    "kind": "gitlab-artifact",
+                    "job": "kubescape",
+                    "artifact_path": "kubescape-results.json",
+                },
+            }
+        ],
+        data_dir=tmp_path / "data",
+        metrics_port=0,
+        max_retries=2,
+        retry_backoff_max=1,
+    )
+
+
+def _bot_mrs(emulator: Any, pid: int) -> list[dict[str, Any]]:
+    return [m for m in emulator.merge_requests(pid) if m["author"]["username"] == "kube-remedy"]
+
+
+@pytest.mark.slow
+def test_run_once_against_the_gitlab_emulator_opens_mrs_once(
+    redis_server: RedisServer, gitlab_emulator: Any, tmp_path: Path
+) -> None:
+    pytest.importorskip("bot.service", reason="bot.service (the lead's service layer) not present")
+    pid = _emulated_project(gitlab_emulator)
+    settings = _gitlab_settings(redis_server, gitlab_emulator, tmp_path)
+    result = tasks.run_once(settings, PROJECT)
+    assert result["status"] == "planned" and result["change_sets"]
+    mrs = _bot_mrs(gitlab_emulator, pid)
+    assert sorted(m["source_branch"].split("/", 1)[1] for m in mrs) == sorted(result["change_sets"])
+    writes = gitlab_emulator.writes
+    tasks.run_once(settings, PROJECT)  # nothing changed: the second run decides "unchanged"
+    assert len(_bot_mrs(gitlab_emulator, pid)) == len(mrs)
+    assert gitlab_emulator.writes == writes
+
+
+@pytest.mark.slow
+def test_a_worker_process_turns_a_run_into_mrs_on_the_gitlab_emulator(
+    redis_server: RedisServer,
+    gitlab_emulator: Any,
+    tmp_path: Path,
+    procs_factory: Any,
+    client: Celery,
+    forge_dir: Path,
+) -> None:
+    pytest.importorskip("bot.service", reason="bot.service (the lead's service layer) not present")
+    pid = _emulated_project(gitlab_emulator)
+    settings = _gitlab_settings(redis_server, gitlab_emulator, tmp_path)
+    env = settings_env(settings.model_copy(update={"service": "bot.service"}), forge_dir)
+    env["REMEDY_GITLAB_URL"] = gitlab_emulator.url
+    env["REMEDY_GITLAB_TOKEN"] = gitlab_emulator.token
+    procs = procs_factory(env)
+    procs.worker(concurrency=4)
+    client.send_task("remedy.run_project", args=(PROJECT,))
+    wait_until(
+        lambda: '"msg": "dashboard-refreshed"' in procs.output(),
+        120,
+        "the run to finish: " + procs.output()[-2000:],
+    )
+    planned = json.loads(
+        next(line for line in procs.output().splitlines() if '"msg": "run-planned"' in line)
+    )
+    mrs = _bot_mrs(gitlab_emulator, pid)
+    assert len(mrs) == planned["change_sets"] > 0
+    assert procs.output().count('"decision": "created"') == len(mrs)
