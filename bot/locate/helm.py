@@ -673,7 +673,10 @@ class HelmTarget:
                 continue
             text = overlay.read(exposure.template) or ""
             if f".Values.{key} " not in text:
-                overlay.write(exposure.template, expose(text, exposure))
+                try:
+                    overlay.write(exposure.template, expose(text, exposure))
+                except ValueError as exc:
+                    raise RepositoryError(f"cannot expose .Values.{key}: {exc}") from exc
             whys[exposure.template] = (
                 f"chart {self.deployment.chart.name} lives in this repository and had no values "
                 f"key for {exposure.field}; the template now reads .Values.{key}"

@@ -613,3 +613,20 @@ def test_argo_cd_repo_server_resources_fixed(corpus_index: HelmIndex) -> None:
         f"Deployment/{name}",
         ((*POD, "containers", 0, "resources"), (*POD, "initContainers", 0, "resources")),
     )
+
+
+def test_probes_leave_the_deployment_values_alone(tmp_path: Path) -> None:
+    """Probing renders with marker keys on a copy: the user values stay as the files say."""
+    repo = tmp_path / "cd-config"
+    shutil.copytree(_corpus_repo() / "podinfo", repo / "podinfo")
+    (repo / "app.yaml").write_text(
+        "apiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata:\n  name: podinfo\n"
+        "spec:\n  source:\n    path: podinfo\n    helm:\n      valueFiles: [values-prod.yaml]\n"
+    )
+    target = locate(repo, finding_for("C-0016", "Deployment", "podinfo"))
+    view = target.view
+    before = repr(view.mapping.user)
+    view.containers[0].path("securityContext", "allowPrivilegeEscalation")
+    view.containers[0].path("resources", "limits", "cpu")
+    assert repr(view.mapping.user) == before
+    assert "__kr_probe" not in before
