@@ -115,7 +115,7 @@ class Settings(BaseSettings):
     slack_signing_secret: SecretStr | None = None
     mattermost_token: SecretStr | None = None
     bot_username: str = "kube-remedy"
-    branch_prefix: str = "kube-remedy/"
+    branch_prefix: str = "remedy/"
     projects: tuple[ProjectConfig, ...] = ()
     data_dir: Path = Path("/tmp/kube-remedy")
     """The only directory the processes write to (beat schedule state)."""
