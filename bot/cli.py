@@ -242,19 +242,30 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from bot.service import run_gitlab_once
+    """One run against GitLab, in process: plan, open/update MRs, refresh the dashboard."""
+    from pydantic import SecretStr
 
-    summary = run_gitlab_once(
-        gitlab_url=args.gitlab_url,
-        project=args.project,
-        token=args.token,
-        report=[Path(p) for p in args.report] if args.report else None,
-        artifact_job=args.artifact_job,
-        artifact_path=args.artifact_path,
-        bot_username=args.bot_username,
+    from bot.service import run_project_once
+    from bot.settings import FileReport, GitlabArtifactReport, ProjectConfig, load_settings
+
+    settings = load_settings(args.config)
+    source = (
+        FileReport(path=args.report[0])
+        if args.report
+        else GitlabArtifactReport(job=args.artifact_job, artifact_path=args.artifact_path)
     )
+    update: dict[str, object] = {
+        "gitlab_url": args.gitlab_url,
+        "projects": (ProjectConfig(id=args.project, report=source),),
+    }
+    if args.token:
+        update["gitlab_token"] = SecretStr(args.token)
+    if args.bot_username:
+        update["bot_username"] = args.bot_username
+    settings = settings.model_copy(update=update)
+    summary = run_project_once(settings, settings.project(args.project))
     for line in summary.lines():
-        console.print(line)
+        console.print(Text(line))
     return EXIT_UNFIXED if summary.unfixable else EXIT_OK
 
 
@@ -294,10 +305,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--gitlab-url", required=True)
     p.add_argument("--project", required=True, help="project id or group/name")
     p.add_argument("--token", help="GitLab token (default: $REMEDY_GITLAB_TOKEN / _FILE)")
-    p.add_argument("--report", action="append", help="local report file(s) instead of CI artifact")
-    p.add_argument("--artifact-job", default="kubescape")
-    p.add_argument("--artifact-path", default="kubescape-report.json")
-    p.add_argument("--bot-username", default="kube-remedy")
+    p.add_argument("--report", action="append", help="a report file instead of the CI artifact")
+    p.add_argument("--artifact-job", default="kubescape", help="CI job that scans cd-config")
+    p.add_argument("--artifact-path", default="kubescape-results.json")
+    p.add_argument("--bot-username", help="the bot's GitLab username (default: settings)")
+    p.add_argument("--config", help="settings file (default: $REMEDY_CONFIG)")
     p.set_defaults(func=cmd_run)
     return parser
 

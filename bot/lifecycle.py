@@ -158,8 +158,13 @@ def sync_changes(
     settings: SyncSettings | None = None,
     now: datetime | None = None,
     close_missing: bool = True,
+    requested: frozenset[str] = frozenset(),
 ) -> SyncResult:
-    """Make the bot's merge requests match ``change_sets`` (see the module docstring)."""
+    """Make the bot's merge requests match ``change_sets`` (see the module docstring).
+
+    ``requested`` keys (ticked on the dashboard) are proposed despite the limits and despite an
+    earlier close: a person asked for them.
+    """
     settings = settings or SyncSettings()
     run = _Run(
         forge,
@@ -198,7 +203,7 @@ def sync_changes(
             for c in mine
             if c.state == "closed" and parse_marker(c.description) == (cs.key, cs.findings_hash)
         ]
-        if closed:
+        if closed and cs.key not in requested:
             _acknowledge_ignored(run, cs, closed[-1], branch)
             continue
         merged = [
@@ -215,7 +220,9 @@ def sync_changes(
                 merged[-1],
             )
             continue
-        if not window_open:
+        if cs.key in requested:
+            pass
+        elif not window_open:
             run.decide(
                 "held-back",
                 cs.key,
@@ -264,13 +271,13 @@ def sync_changes(
 def _update(run: _Run, cs: ChangeSet, change: ChangeRequest, branch: str, default: str) -> None:
     parsed = parse_marker(change.description)
     if parsed == (cs.key, cs.findings_hash):
-        if change.has_conflicts and not change.foreign_commits:
+        if change.has_conflicts and not run.forge.has_foreign_commits(change):
             run.commit(cs, branch, default)
             run.decide("rebased", cs.key, branch, "conflicted with the default branch", change)
         else:
             run.decide("unchanged", cs.key, branch, "findings and files unchanged", change)
         return
-    if change.foreign_commits:
+    if change.foreign_commits or run.forge.has_foreign_commits(change):
         note = (
             "\n\n> **kube-remedy is not updating this branch:** it carries commits by someone "
             "else. The findings changed; close this MR to get a fresh one."

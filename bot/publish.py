@@ -40,6 +40,8 @@ def publish_plan(
     bot_username: str = "kube-remedy",
     branch_prefix: str = "remedy/",
     reviewers: Callable[[ChangeSet], Sequence[str]] | None = None,
+    close_missing: bool = True,
+    requested: frozenset[str] = frozenset(),
 ) -> SyncResult:
     """Create, update, leave or close the bot's merge requests so they match ``plan``."""
 
@@ -65,6 +67,8 @@ def publish_plan(
         labels=lambda cs: labels_for(config, cs),
         reviewers=reviewers,
         settings=settings,
+        close_missing=close_missing,
+        requested=requested,
     )
 
 

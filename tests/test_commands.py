@@ -27,6 +27,8 @@ from bot.settings import Settings
 from bot.web_settings import WebSettings
 
 PROJECT = "platform/cd-config"
+BRANCH_PREFIX = "remedy/"
+"""Set explicitly: the tests do not depend on the default prefix."""
 DESCRIPTION = "Fixes C-0016 (allow privilege escalation) and C-0017 (immutable root fs)."
 
 
@@ -39,7 +41,7 @@ class FakeGitLab:
         default_factory=lambda: MergeRequestInfo(
             iid=3,
             state="opened",
-            source_branch="kube-remedy/web-deployment",
+            source_branch="remedy/web-deployment",
             target_branch="main",
             title="Harden web",
             description=DESCRIPTION,
@@ -111,7 +113,9 @@ def bot_logs(caplog: pytest.LogCaptureFixture) -> Iterator[pytest.LogCaptureFixt
 
 @pytest.fixture
 def settings() -> Settings:
-    return Settings(projects=[{"id": PROJECT}, {"id": "apps/cd-config"}])
+    return Settings(
+        projects=[{"id": PROJECT}, {"id": "apps/cd-config"}], branch_prefix=BRANCH_PREFIX
+    )
 
 
 @pytest.fixture
@@ -290,7 +294,7 @@ def test_retry_and_recreate_schedule_a_run(settings: Settings, web: WebSettings)
     assert dispatch("retry", ctx).ok
     assert dispatch("recreate", ctx).ok
     assert scheduler.runs == [PROJECT, PROJECT]
-    assert ("reset", ("kube-remedy/web-deployment", "main")) in gitlab.calls
+    assert ("reset", ("remedy/web-deployment", "main")) in gitlab.calls
     assert gitlab.mr.labels == ()
 
 

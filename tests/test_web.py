@@ -80,6 +80,7 @@ class Recorder:
 def settings() -> Settings:
     return Settings(
         projects=[{"id": PROJECT}],
+        branch_prefix="remedy/",
         webhook_secret=SECRET,
         slack_signing_secret=SLACK_SECRET,
         mattermost_token=MM_TOKEN,
@@ -143,7 +144,7 @@ def note_hook(
     username: str = "alice",
     action: str | None = "create",
     noteable_type: str = "MergeRequest",
-    source_branch: str = "kube-remedy/web-deployment",
+    source_branch: str = "remedy/web-deployment",
     updated_at: str = "2026-11-22 23:10:05 UTC",
     note_id: int = 1244,
     mr_iid: int = 3,
@@ -221,7 +222,7 @@ def mr_hook(
     oldrev: str | None = None,
     author_name: str = "Alice",
     author_email: str = "alice@example.com",
-    source_branch: str = "kube-remedy/web-deployment",
+    source_branch: str = "remedy/web-deployment",
     state: str = "opened",
 ) -> dict[str, Any]:
     attrs: dict[str, Any] = {

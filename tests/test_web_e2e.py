@@ -34,7 +34,8 @@ from tests.test_web import note_hook
 ROOT = Path(__file__).resolve().parent.parent
 PROJECT = "platform/cd-config"
 SECRET = "e2e-webhook-secret"
-BRANCH = "kube-remedy/web-deployment"
+PREFIX = "remedy/"
+BRANCH = PREFIX + "web-deployment"
 
 WORKER_ARGS = (
     "worker",
@@ -100,6 +101,7 @@ def worker(
             "REMEDY_GITLAB_URL": gitlab_emulator.url,
             "REMEDY_GITLAB_TOKEN": gitlab_emulator.token,
             "REMEDY_PROJECTS": json.dumps([{"id": PROJECT}]),
+            "REMEDY_BRANCH_PREFIX": PREFIX,
             "REMEDY_DATA_DIR": str(tmp_path / "data"),
             "REMEDY_METRICS_PORT": "0",
             "REMEDY_SERVICE": "tests.task_service",
@@ -133,7 +135,10 @@ def worker(
 def web_url(redis_server: RedisServer) -> Iterator[str]:
     """The web app under uvicorn, enqueueing into the test Redis like the real web process."""
     settings = Settings(
-        redis_url=redis_server.url, projects=[{"id": PROJECT}], webhook_secret=SECRET
+        redis_url=redis_server.url,
+        projects=[{"id": PROJECT}],
+        webhook_secret=SECRET,
+        branch_prefix=PREFIX,
     )
     client = Celery("e2e-web", broker=redis_server.url, set_as_current=False)
 

@@ -99,6 +99,9 @@ class InMemoryForge:
             )
         )
 
+    def has_foreign_commits(self, change: ChangeRequest) -> bool:
+        return next(c for c in self.changes if c.id == change.id).foreign_commits
+
     def close_change(self, change: ChangeRequest, comment: str) -> None:
         self.comment(change, comment)
         self.writes.append(f"close {change.branch}")

@@ -196,6 +196,11 @@ class LocalForge:
         )
         return self._store(updated)
 
+    def has_foreign_commits(self, change: ChangeRequest) -> bool:
+        base = self.default_branch()
+        authors = self._git("log", "--format=%ae", f"{base}..{change.branch}", check=False) or ""
+        return any(line and line != BOT_EMAIL for line in authors.splitlines())
+
     def close_change(self, change: ChangeRequest, comment: str) -> None:
         self.comment(change, comment)
         self._store(replace(change, state="closed"))

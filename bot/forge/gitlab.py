@@ -1,0 +1,350 @@
+"""The GitLab forge: the only module that imports python-gitlab.
+
+Requests per merge request are kept to the minimum GitLab allows: one POST
+``/repository/commits`` (``start_branch`` + ``force`` + every file's create/update action) makes
+the branch and its commit, one POST ``/merge_requests`` opens the MR, and one paginated listing
+per run finds every bot MR. Errors are translated here into the `bot.errors` forge family:
+401/403/404 -> `ForgePermissionError` naming the project and the permission; 409 and refused
+branches -> `ForgeConflictError`; 429/5xx/network (after python-gitlab's own bounded retries,
+which honour Retry-After) -> `ForgeTransientError`. The token is never part of a message.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import replace
+from functools import cached_property
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import gitlab
+import gitlab.exceptions
+import requests
+
+from bot.errors import ForgeConflictError, ForgeError, ForgePermissionError, ForgeTransientError
+from bot.forge.base import ChangeRequest
+
+BOT_LABEL = "kube-remedy"
+DASHBOARD_LABEL = "kube-remedy-dashboard"
+SNAPSHOT_SUFFIXES = (".yaml", ".yml", ".tpl", ".json", ".txt")
+SNAPSHOT_NAMES = ("CODEOWNERS", ".helmignore")
+
+_PERMISSION = {
+    "read": "Reporter access to read the repository",
+    "write": "Developer access to push branches and open merge requests",
+    "comment": "Reporter access to comment",
+    "artifact": "Reporter access to read CI job artifacts",
+}
+
+
+class GitLabForge:
+    """A `Forge` over one GitLab project."""
+
+    def __init__(
+        self,
+        url: str,
+        token: str,
+        project: str | int,
+        *,
+        bot_username: str = "kube-remedy",
+        bot_email: str | None = None,
+        max_retries: int = 5,
+        timeout: float = 30.0,
+    ) -> None:
+        self.url = url.rstrip("/")
+        self.project_ref = str(project)
+        self.bot_username = bot_username
+        self.bot_email = bot_email or f"{bot_username}@users.noreply.kube-remedy"
+        self._gl = gitlab.Gitlab(
+            self.url,
+            private_token=token,
+            retry_transient_errors=True,
+            timeout=timeout,
+            per_page=100,
+        )
+        self._max_retries = max_retries
+
+    def __repr__(self) -> str:  # never the token
+        return f"GitLabForge({self.url!r}, project={self.project_ref!r})"
+
+    # ------------------------------------------------------------------ errors
+
+    @contextlib.contextmanager
+    def _call(self, operation: str, need: str = "read") -> Iterator[None]:
+        where = f"GitLab project {self.project_ref} at {self.url}"
+        try:
+            yield
+        except gitlab.exceptions.GitlabAuthenticationError as exc:
+            raise ForgePermissionError(
+                f"{operation} on {where}: the token was rejected (401); check REMEDY_GITLAB_TOKEN"
+            ) from exc
+        except gitlab.exceptions.GitlabError as exc:
+            code = exc.response_code or 0
+            message = str(exc.error_message)[:200]
+            if code in (403, 404):
+                raise ForgePermissionError(
+                    f"{operation} on {where} failed ({code}: {message}); the bot needs {_PERMISSION[need]}"
+                ) from exc
+            if code in (400, 409, 422):
+                raise ForgeConflictError(
+                    f"{operation} on {where} refused ({code}): {message}"
+                ) from exc
+            if code == 429 or code >= 500:
+                raise ForgeTransientError(
+                    f"{operation} on {where}: GitLab answered {code}"
+                ) from exc
+            raise ForgeError(f"{operation} on {where} failed ({code}): {message}") from exc
+        except (requests.ConnectionError, requests.Timeout) as exc:
+            raise ForgeTransientError(f"{operation} on {where}: {type(exc).__name__}") from exc
+
+    def _http(self, **kwargs: Any) -> dict[str, Any]:
+        return {"max_retries": self._max_retries, **kwargs}
+
+    # ------------------------------------------------------------------ project
+
+    @cached_property
+    def _project(self) -> Any:
+        with self._call("read the project"):
+            return self._gl.projects.get(self.project_ref, **self._http())
+
+    def default_branch(self) -> str:
+        return str(self._project.default_branch or "main")
+
+    @cached_property
+    def _protected(self) -> set[str]:
+        with self._call("list protected branches"):
+            return {b.name for b in self._project.protectedbranches.list(get_all=True)}
+
+    def read_file(self, path: str, ref: str | None = None) -> str | None:
+        try:
+            with self._call(f"read {path}"):
+                raw = self._project.files.raw(file_path=path, ref=ref or self.default_branch())
+        except ForgePermissionError as exc:
+            if "(404" in str(exc):
+                return None
+            raise
+        return bytes(raw).decode("utf-8")
+
+    def list_files(self, ref: str | None = None) -> Sequence[str]:
+        with self._call("list the repository tree"):
+            items = self._project.repository_tree(
+                ref=ref or self.default_branch(), recursive=True, iterator=True
+            )
+            return [i["path"] for i in items if i["type"] == "blob"]
+
+    def snapshot(self, dest: Path, ref: str | None = None) -> Path:
+        """Write the files kube-remedy reads (YAML, templates, CODEOWNERS) under ``dest``."""
+        ref = ref or self.default_branch()
+        for path in self.list_files(ref):
+            name = PurePosixPath(path).name
+            if not (name.endswith(SNAPSHOT_SUFFIXES) or name in SNAPSHOT_NAMES):
+                continue
+            text = self.read_file(path, ref)
+            if text is None:
+                continue
+            target = dest / path
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with target.open("w", encoding="utf-8", newline="") as fh:
+                fh.write(text)
+        return dest
+
+    def head(self, ref: str | None = None) -> str:
+        """The commit id a branch points at (a cache key for snapshots)."""
+        with self._call("read the branch"):
+            branch = self._project.branches.get(ref or self.default_branch())
+            return str(branch.commit["id"])
+
+    # ------------------------------------------------------------------ commits
+
+    def commit_files(
+        self, branch: str, files: Mapping[str, str], message: str, *, start_branch: str
+    ) -> str:
+        if branch == self.default_branch() or branch in self._protected:
+            raise ForgeConflictError(
+                f"refusing to push to {branch} of {self.project_ref}: default or protected branch"
+            )
+        existing = set(self.list_files(start_branch)) if files else set()
+        actions = [
+            {
+                "action": "update" if path in existing else "create",
+                "file_path": path,
+                "content": content,
+            }
+            for path, content in sorted(files.items())
+        ]
+        data = {
+            "branch": branch,
+            "start_branch": start_branch,
+            "force": True,
+            "commit_message": message,
+            "actions": actions,
+            "author_name": self.bot_username,
+            "author_email": self.bot_email,
+        }
+        with self._call(f"commit to {branch}", "write"):
+            commit = self._project.commits.create(data, **self._http())
+        return str(commit.id)
+
+    # ------------------------------------------------------------------ merge requests
+
+    def _change(self, mr: Any) -> ChangeRequest:
+        author = (getattr(mr, "author", None) or {}).get("username", "")
+        return ChangeRequest(
+            id=int(mr.iid),
+            branch=str(mr.source_branch),
+            title=str(mr.title),
+            description=str(mr.description or ""),
+            state=str(mr.state),  # type: ignore[arg-type]
+            labels=tuple(mr.labels or ()),
+            web_url=str(getattr(mr, "web_url", "")),
+            author_is_bot=author == self.bot_username,
+            head_sha=str(getattr(mr, "sha", "") or ""),
+            has_conflicts=bool(getattr(mr, "has_conflicts", False)),
+            extra={"created_at": str(getattr(mr, "created_at", "") or "")},
+        )
+
+    def find_changes(self) -> Sequence[ChangeRequest]:
+        with self._call("list merge requests"):
+            mrs = self._project.mergerequests.list(
+                labels=[BOT_LABEL], state="all", iterator=True, **self._http()
+            )
+            return [self._change(mr) for mr in mrs]
+
+    def has_foreign_commits(self, change: ChangeRequest) -> bool:
+        """Does the MR's branch carry a commit the bot did not write?"""
+        with self._call(f"list commits of !{change.id}"):
+            mr = self._project.mergerequests.get(change.id, lazy=True)
+            commits = list(mr.commits())
+        return any(getattr(c, "author_email", None) != self.bot_email for c in commits)
+
+    def _user_ids(self, usernames: Sequence[str]) -> list[int]:
+        ids = []
+        for name in usernames:
+            with self._call(f"look up user {name}"):
+                found = self._gl.users.list(username=name.lstrip("@"), get_all=False)
+            if found:
+                ids.append(int(found[0].id))
+        return ids
+
+    def open_change(
+        self,
+        branch: str,
+        title: str,
+        description: str,
+        labels: Sequence[str],
+        reviewers: Sequence[str] = (),
+    ) -> ChangeRequest:
+        data: dict[str, Any] = {
+            "source_branch": branch,
+            "target_branch": self.default_branch(),
+            "title": title,
+            "description": description,
+            "labels": ",".join(dict.fromkeys([*labels, BOT_LABEL])),
+            "remove_source_branch": True,
+        }
+        if reviewers:
+            ids = self._user_ids(reviewers)
+            data["reviewer_ids"] = ids
+            data["assignee_ids"] = ids[:1]
+        with self._call(f"open a merge request from {branch}", "write"):
+            mr = self._project.mergerequests.create(data, **self._http())
+        return self._change(mr)
+
+    def update_change(
+        self,
+        change: ChangeRequest,
+        *,
+        title: str | None = None,
+        description: str | None = None,
+        labels: Sequence[str] | None = None,
+    ) -> ChangeRequest:
+        data: dict[str, Any] = {}
+        if title is not None and title != change.title:
+            data["title"] = title
+        if description is not None and description != change.description:
+            data["description"] = description
+        if labels is not None:
+            wanted = list(dict.fromkeys([*labels, BOT_LABEL]))
+            if sorted(wanted) != sorted(change.labels):
+                data["labels"] = ",".join(wanted)
+        if not data:
+            return change
+        with self._call(f"update !{change.id}", "write"):
+            self._project.mergerequests.update(change.id, data, **self._http())
+        return replace(
+            change,
+            title=data.get("title", change.title),
+            description=data.get("description", change.description),
+            labels=tuple(data["labels"].split(",")) if "labels" in data else change.labels,
+        )
+
+    def close_change(self, change: ChangeRequest, comment: str) -> None:
+        self.comment(change, comment)
+        with self._call(f"close !{change.id}", "write"):
+            self._project.mergerequests.update(change.id, {"state_event": "close"}, **self._http())
+
+    def comment(self, change: ChangeRequest, body: str) -> None:
+        with self._call(f"comment on !{change.id}", "comment"):
+            mr = self._project.mergerequests.get(change.id, lazy=True)
+            mr.notes.create({"body": body}, **self._http())
+
+    # ------------------------------------------------------------------ dashboard, artifacts
+
+    def _dashboard(self) -> Any | None:
+        with self._call("list issues"):
+            found = self._project.issues.list(
+                labels=[DASHBOARD_LABEL], state="opened", get_all=True
+            )
+        return found[0] if found else None
+
+    def dashboard_text(self) -> str | None:
+        """The dashboard issue's description (None when there is none yet)."""
+        issue = self._dashboard()
+        return None if issue is None else str(issue.description or "")
+
+    def upsert_dashboard(self, title: str, body: str) -> int:
+        """Create or update the project's dashboard issue (no write when nothing changed)."""
+        issue = self._dashboard()
+        if issue is not None:
+            if issue.description == body and issue.title == title:
+                return int(issue.iid)
+            with self._call(f"update issue #{issue.iid}", "write"):
+                self._project.issues.update(issue.iid, {"title": title, "description": body})
+            return int(issue.iid)
+        with self._call("create the dashboard issue", "write"):
+            issue = self._project.issues.create(
+                {"title": title, "description": body, "labels": DASHBOARD_LABEL}
+            )
+        return int(issue.iid)
+
+    def fetch_artifact(self, job_name: str, artifact_path: str, ref: str | None = None) -> bytes:
+        """A file from the artifacts of ``job_name`` in the newest pipeline on ``ref``.
+
+        Goes pipelines -> jobs -> artifact: the by-ref artifact endpoint only sees the latest
+        *successful* pipeline, and a scan job that found problems usually failed.
+        """
+        ref = ref or self.default_branch()
+        with self._call(f"list pipelines of {ref}", "artifact"):
+            pipelines = self._project.pipelines.list(
+                ref=ref, order_by="id", sort="desc", per_page=1, get_all=False
+            )
+        if not pipelines:
+            raise ForgeError(f"no pipeline on {ref} of {self.project_ref}: run the scan job first")
+        pipeline = pipelines[0]
+        with self._call(f"list jobs of pipeline {pipeline.id}", "artifact"):
+            jobs = [j for j in pipeline.jobs.list(get_all=True) if j.name == job_name]
+        if not jobs:
+            raise ForgeError(
+                f"pipeline {pipeline.id} of {self.project_ref} has no job named {job_name!r}"
+            )
+        job = max(jobs, key=lambda j: int(j.id))
+        try:
+            with self._call(f"download {artifact_path} of job {job.id}", "artifact"):
+                data = self._project.jobs.get(job.id, lazy=True).artifact(artifact_path)
+        except ForgePermissionError as exc:
+            raise ForgeError(
+                f"job {job_name} ({job.id}) of pipeline {pipeline.id} has no artifact "
+                f"{artifact_path!r}: check the job's artifacts:paths"
+            ) from exc
+        return bytes(data)

@@ -1,0 +1,221 @@
+"""The service the Celery tasks and ``remedy run`` call: plan a project, sync one change set,
+refresh the dashboard. Each function re-reads GitLab (the source of truth) and is safe to run
+twice; only the snapshot of cd-config and the report are cached on disk, keyed by the commit id
+and the report's content, so repeated calls within a run do not re-download anything.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from bot.errors import ConfigError, ReportError
+from bot.forge.gitlab import GitLabForge
+from bot.lifecycle import SyncDecision, SyncResult, parse_marker
+from bot.plan import Plan, build_plan
+from bot.publish import publish_plan
+from bot.render import environment
+from bot.repo_config import CONFIG_FILE, RepoConfig, parse_repo_config
+from bot.settings import ProjectConfig, Settings
+from bot.sources import load_report, parse_report
+from bot.sources.base import Report
+
+DASHBOARD_TITLE = "kube-remedy dashboard"
+_TICKED = re.compile(r"^\s*- \[[xX]\] .*<!-- kube-remedy-request:([a-z0-9/._-]+) -->", re.M)
+
+
+@dataclass(frozen=True)
+class ProjectPlan:
+    """A project's plan with what produced it."""
+
+    project: str
+    plan: Plan
+    report: Report
+    config: RepoConfig
+    config_error: str | None = None
+    requested: frozenset[str] = field(default_factory=frozenset)
+
+    @property
+    def change_sets(self):  # type: ignore[no-untyped-def]
+        return self.plan.change_sets
+
+    @property
+    def unfixable(self):  # type: ignore[no-untyped-def]
+        return self.plan.unfixable
+
+
+def open_forge(settings: Settings, project: ProjectConfig) -> GitLabForge:
+    if settings.gitlab_token is None:
+        raise ConfigError("no GitLab token: set REMEDY_GITLAB_TOKEN or REMEDY_GITLAB_TOKEN_FILE")
+    return GitLabForge(
+        settings.gitlab_url,
+        settings.gitlab_token.get_secret_value(),
+        project.id,
+        bot_username=settings.bot_username,
+    )
+
+
+def _cache_dir(settings: Settings, project: ProjectConfig) -> Path:
+    slug = re.sub(r"[^A-Za-z0-9_.-]+", "__", project.id)
+    path = Path(settings.data_dir) / "projects" / slug
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def snapshot(settings: Settings, project: ProjectConfig, forge: GitLabForge) -> Path:
+    """cd-config's default branch on disk, one directory per commit id (kept: the last one)."""
+    head = forge.head()
+    base = _cache_dir(settings, project) / "checkouts"
+    target = base / head
+    if target.is_dir():
+        return target
+    tmp = Path(tempfile.mkdtemp(prefix=".partial-", dir=base.parent))
+    forge.snapshot(tmp)
+    base.mkdir(exist_ok=True)
+    for old in base.iterdir():
+        shutil.rmtree(old, ignore_errors=True)
+    tmp.rename(target)  # atomic: a half-written snapshot is never used
+    return target
+
+
+def fetch_report(settings: Settings, project: ProjectConfig, forge: GitLabForge) -> Report:
+    source = project.report
+    if source.kind == "gitlab-artifact":
+        data = forge.fetch_artifact(source.job, source.artifact_path, source.ref)
+        origin = f"{project.id}: job {source.job}, artifact {source.artifact_path}"
+    elif source.kind == "file":
+        return load_report(Path(source.path))
+    elif source.kind == "url":
+        try:
+            response = httpx.get(source.url, timeout=60, follow_redirects=True)
+            response.raise_for_status()
+        except httpx.HTTPError as exc:
+            raise ReportError(f"cannot fetch the report from {source.url}: {exc}") from exc
+        data, origin = response.content, source.url
+    else:
+        from bot.sources.kubescape_operator import read_from_cluster
+
+        return read_from_cluster(namespace=getattr(source, "namespace", None))
+    try:
+        parsed = json.loads(data)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ReportError(f"{origin}: not JSON ({exc})") from exc
+    return parse_report(parsed, origin)
+
+
+def requested_keys(dashboard: str | None) -> frozenset[str]:
+    """Change sets a person ticked on the dashboard (propose despite limits or an ignore)."""
+    return frozenset(_TICKED.findall(dashboard or ""))
+
+
+def plan_project(settings: Settings, project: ProjectConfig) -> ProjectPlan:
+    forge = open_forge(settings, project)
+    return plan_with(forge, settings, project)
+
+
+def plan_with(forge: GitLabForge, settings: Settings, project: ProjectConfig) -> ProjectPlan:
+    config_error = None
+    try:
+        config = parse_repo_config(forge.read_file(CONFIG_FILE), CONFIG_FILE)
+    except ConfigError as exc:
+        config, config_error = RepoConfig(enabled=False), str(exc)
+    report = fetch_report(settings, project, forge)
+    repo = snapshot(settings, project, forge)
+    plan = build_plan(report, repo, config) if config.enabled else Plan((), ())
+    dashboard = forge.dashboard_text() if hasattr(forge, "dashboard_text") else None
+    return ProjectPlan(project.id, plan, report, config, config_error, requested_keys(dashboard))
+
+
+def _publish(
+    forge: GitLabForge, settings: Settings, pp: ProjectPlan, keys: set[str] | None
+) -> SyncResult:
+    plan = pp.plan
+    if keys is not None:
+        plan = Plan(tuple(cs for cs in plan.change_sets if cs.key in keys), plan.unfixable)
+    return publish_plan(
+        forge,
+        plan,
+        pp.report,
+        pp.config,
+        bot_username=settings.bot_username,
+        branch_prefix=settings.branch_prefix,
+        close_missing=keys is None,
+        requested=pp.requested,
+    )
+
+
+def sync_one(settings: Settings, project: ProjectConfig, pp: ProjectPlan, key: str) -> SyncDecision:
+    """Create, update or leave the merge request of one change set."""
+    forge = open_forge(settings, project)
+    result = _publish(forge, settings, pp, {key})
+    return next(d for d in result.decisions if d.key == key)
+
+
+def render_dashboard(pp: ProjectPlan, changes: list) -> str:  # type: ignore[type-arg]
+    """The dashboard issue's Markdown."""
+    by_key: dict[str, list] = {}  # type: ignore[type-arg]
+    for change in changes:
+        parsed = parse_marker(change.description)
+        if parsed and change.author_is_bot:
+            by_key.setdefault(parsed[0], []).append(change)
+    open_, ignored, pending = [], [], []
+    for cs in pp.plan.change_sets:
+        mrs = by_key.get(cs.key, [])
+        opened = [c for c in mrs if c.state == "opened"]
+        closed = [
+            c
+            for c in mrs
+            if c.state == "closed" and parse_marker(c.description) == (cs.key, cs.findings_hash)
+        ]
+        if opened:
+            open_.append((cs, opened[0]))
+        elif closed:
+            ignored.append((cs, closed[-1]))
+        else:
+            pending.append(cs)
+    groups: dict[str, list] = {}  # type: ignore[type-arg]
+    for u in pp.plan.unfixable:
+        groups.setdefault(u.category, []).append(u)
+    template = environment().get_template("dashboard.md.j2")
+    return template.render(
+        pp=pp,
+        open=open_,
+        ignored=ignored,
+        pending=pending,
+        unfixable=groups,
+        config_error=pp.config_error,
+    )
+
+
+def refresh_dashboard(settings: Settings, project: ProjectConfig, pp: ProjectPlan) -> None:
+    forge = open_forge(settings, project)
+    forge.upsert_dashboard(DASHBOARD_TITLE, render_dashboard(pp, list(forge.find_changes())))
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    result: SyncResult
+    unfixable: int
+    dashboard: int
+
+    def lines(self) -> list[str]:
+        out = [f"{d.action:16} {d.branch}: {d.reason}" for d in self.result.decisions]
+        out.append(
+            f"{self.unfixable} findings not fixable in git: see dashboard issue #{self.dashboard}"
+        )
+        return out
+
+
+def run_project_once(settings: Settings, project: ProjectConfig) -> RunSummary:
+    """One whole run, in process: plan, sync every change set, refresh the dashboard."""
+    forge = open_forge(settings, project)
+    pp = plan_with(forge, settings, project)
+    result = _publish(forge, settings, pp, None)
+    iid = forge.upsert_dashboard(DASHBOARD_TITLE, render_dashboard(pp, list(forge.find_changes())))
+    return RunSummary(result, len(pp.plan.unfixable), iid)
