@@ -48,6 +48,7 @@ def serve(port: int, redis_url: str | None) -> None:
         redis_url=redis_url or "redis://127.0.0.1:1/0",
         projects=[{"id": PROJECT}],
         webhook_secret=SECRET,
+        branch_prefix="remedy/",
     )
     if redis_url:
         client = Celery("bench-web", broker=redis_url, set_as_current=False)
