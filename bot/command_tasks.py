@@ -3,7 +3,8 @@
 Registered on the app of `bot.tasks` (a worker started with ``celery -A bot.command_tasks``
 serves them together with the scheduled tasks). Like the other tasks they take plain JSON,
 re-read state from GitLab and are safe to run twice: a note command is answered once, because
-the reply is skipped when the note already carries the bot's ``eyes`` award.
+the reply is skipped when the note already carries the bot's ``robot`` award (given after the
+reply; ``eyes`` acknowledges the note when a worker picks it up).
 
 `GitLabRestPort` speaks the few REST calls the commands need over httpx; errors are translated
 into the `bot.errors` forge family where the calls are made.
@@ -43,6 +44,9 @@ from bot.tasks import RemedyTask, _adapter, app, get_settings
 from bot.web_settings import WebSettings
 
 ACK_EMOJI = "eyes"
+"""Awarded on a command note when a worker picks it up."""
+DONE_EMOJI = "robot"
+"""Awarded once the reply is posted: a redelivered task sees it and does not answer twice."""
 
 MERGED = Counter(
     "remedy_merge_requests_merged_total", "Bot merge requests merged (fixes landed)", ["project"]
@@ -219,7 +223,7 @@ def handle_note_command(
     if text is None:
         return {"status": "ignored", "reason": "no command addressed to the bot"}
     has_award = getattr(port, "note_has_award", None)
-    if has_award is not None and has_award(project, iid, note_id, ACK_EMOJI):
+    if has_award is not None and has_award(project, iid, note_id, DONE_EMOJI):
         # Delivered twice (acks_late after a worker died): the first run already answered.
         return {"status": "ignored", "reason": "note already answered"}
     port.award_emoji(project, iid, note_id, ACK_EMOJI)
@@ -236,6 +240,8 @@ def handle_note_command(
     )
     reply = dispatch(text, ctx)
     port.reply(project, iid, _mention_reply(str(event["username"]), reply))
+    # Marked after the reply: a failure before this point is retried and answered then.
+    port.award_emoji(project, iid, note_id, DONE_EMOJI)
     COMMANDS_RUN.labels(channel="mr", outcome="ok" if reply.ok else "refused").inc()
     return {"status": "answered", "ok": reply.ok}
 

@@ -8,9 +8,17 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
+import gitlab
 import pytest
+from prometheus_client import REGISTRY
 
 from bot import commands
+from bot.command_tasks import (
+    GitLabRestPort,
+    handle_chat_command,
+    handle_mr_event,
+    handle_note_command,
+)
 from bot.commands import (
     HOLD_LABEL,
     IGNORE_LABEL_PREFIX,
@@ -23,8 +31,10 @@ from bot.commands import (
     find_mention,
     parse,
 )
+from bot.errors import ForgePermissionError, ForgeTransientError
 from bot.settings import Settings
 from bot.web_settings import WebSettings
+from tests.gitlab_emulator import GitLabEmulator
 
 PROJECT = "platform/cd-config"
 BRANCH_PREFIX = "remedy/"
@@ -346,3 +356,155 @@ def test_chat_explain_needs_a_control(settings: Settings, web: WebSettings) -> N
     reply = dispatch("explain", ctx)
     assert not reply.ok and "needs a control id in chat" in reply.text
     assert dispatch("", ctx).text.startswith("Commands:")
+
+
+# --------------------------------------------------------------------------- tasks and REST port
+
+
+@pytest.fixture
+def emulated(
+    gitlab_emulator: GitLabEmulator, gitlab_client: gitlab.Gitlab
+) -> Iterator[dict[str, Any]]:
+    """A project with one bot MR and two humans; the REST port speaking to the emulator."""
+    pid = gitlab_emulator.create_project(PROJECT, {"values.yaml": "a: 1\n"})
+    project = gitlab_client.projects.get(PROJECT)
+    branch = BRANCH_PREFIX + "web"
+    project.branches.create({"branch": branch, "ref": "main"})
+    project.commits.create(
+        {
+            "branch": branch,
+            "commit_message": "fix",
+            "actions": [{"action": "update", "file_path": "values.yaml", "content": "a: 2\n"}],
+        }
+    )
+    mr = project.mergerequests.create(
+        {
+            "source_branch": branch,
+            "target_branch": "main",
+            "title": "Fix",
+            "description": DESCRIPTION,
+        }
+    )
+    alice = gitlab_emulator.add_user("alice")
+    gitlab_emulator.add_member(pid, alice, 30)
+    port = GitLabRestPort(gitlab_emulator.url, gitlab_emulator.token)
+    yield {"pid": pid, "iid": int(mr.iid), "mr": mr, "alice": alice, "port": port, "branch": branch}
+    port.close()
+
+
+def test_rest_port_against_the_emulator(
+    gitlab_emulator: GitLabEmulator, emulated: dict[str, Any]
+) -> None:
+    port: GitLabRestPort = emulated["port"]
+    iid, pid = emulated["iid"], emulated["pid"]
+    assert port.access_level(PROJECT, emulated["alice"]) == 30
+    assert port.access_level(PROJECT, 9999) == 0
+    info = port.merge_request(PROJECT, iid)
+    assert (info.state, info.source_branch, info.controls) == (
+        "opened",
+        emulated["branch"],
+        ("C-0016", "C-0017"),
+    )
+    assert [m.iid for m in port.open_merge_requests(PROJECT, BRANCH_PREFIX)] == [iid]
+    assert port.open_merge_requests(PROJECT, "other/") == []
+    port.set_labels(PROJECT, iid, add=[HOLD_LABEL, "x"])
+    port.set_labels(PROJECT, iid, remove=["x"])
+    assert port.merge_request(PROJECT, iid).labels == (HOLD_LABEL,)
+    port.set_state(PROJECT, iid, "close")
+    assert port.merge_request(PROJECT, iid).state == "closed"
+    port.set_state(PROJECT, iid, "reopen")
+    port.reset_branch(PROJECT, emulated["branch"], "main")
+    branches = gitlab_emulator.branches(pid)
+    assert branches[emulated["branch"]] == branches["main"]
+    note = emulated["mr"].notes.create({"body": "@kube-remedy help"})
+    assert not port.note_has_award(PROJECT, iid, note.id, "eyes")
+    port.award_emoji(PROJECT, iid, note.id, "eyes")
+    port.award_emoji(PROJECT, iid, note.id, "eyes")  # twice is fine
+    assert port.note_has_award(PROJECT, iid, note.id, "eyes")
+
+
+def test_rest_port_translates_errors(
+    gitlab_emulator: GitLabEmulator, emulated: dict[str, Any]
+) -> None:
+    port: GitLabRestPort = emulated["port"]
+    gitlab_emulator.inject(status=503, retry_after=3, path_contains="/merge_requests/")
+    with pytest.raises(ForgeTransientError) as err:
+        port.merge_request(PROJECT, emulated["iid"])
+    assert err.value.retry_after == 3
+    stranger = GitLabRestPort(gitlab_emulator.url, "not-a-token")
+    with pytest.raises(ForgePermissionError, match="answered 401"):
+        stranger.merge_request(PROJECT, emulated["iid"])
+    stranger.close()
+
+
+def test_note_command_task_answers_once(
+    gitlab_emulator: GitLabEmulator, emulated: dict[str, Any], settings: Settings, web: WebSettings
+) -> None:
+    pid, iid = emulated["pid"], emulated["iid"]
+    note = emulated["mr"].notes.create({"body": "@kube-remedy explain C-0016"})
+    event = {
+        "project": PROJECT,
+        "mr_iid": iid,
+        "note_id": note.id,
+        "user_id": emulated["alice"],
+        "username": "alice",
+        "note": "@kube-remedy explain C-0016",
+    }
+    scheduler = FakeScheduler()
+    first = handle_note_command(settings, web, emulated["port"], scheduler, event)
+    again = handle_note_command(settings, web, emulated["port"], scheduler, event)
+    assert first == {"status": "answered", "ok": True}
+    assert again == {"status": "ignored", "reason": "note already answered"}
+    replies = [n["body"] for n in gitlab_emulator.notes(pid, iid) if n["body"].startswith("@alice")]
+    assert len(replies) == 1 and "**C-0016" in replies[0]
+    awards = emulated["mr"].notes.get(note.id).awardemojis.list()
+    assert sorted(a.name for a in awards) == ["eyes", "robot"]
+
+
+def test_chat_task_posts_only_to_allowed_response_urls(
+    settings: Settings, web: WebSettings
+) -> None:
+    posted: list[tuple[str, dict[str, Any]]] = []
+    event = {
+        "platform": "slack",
+        "user_id": "U1",
+        "channel_id": "C1",
+        "text": "status platform/cd-config",
+        "response_url": "https://hooks.slack.com/commands/T1/2/x",
+    }
+    gitlab = FakeGitLab()
+    result = handle_chat_command(
+        settings, web, gitlab, FakeScheduler(), event, lambda u, b: posted.append((u, b))
+    )
+    assert result == {"status": "answered", "ok": True, "posted": True}
+    assert posted[0][1]["response_type"] == "ephemeral"
+    assert "!3 Harden web" in posted[0][1]["text"]
+    evil = {**event, "response_url": "http://10.0.0.1/steal"}
+    result = handle_chat_command(
+        settings, web, gitlab, FakeScheduler(), evil, lambda u, b: posted.append((u, b))
+    )
+    assert result["posted"] is False and len(posted) == 1
+
+
+def test_mr_events_record_merges_reopen_and_hold_human_pushes(settings: Settings) -> None:
+    gitlab = FakeGitLab()
+    sent: list[tuple[str, list[Any]]] = []
+
+    def send(name: str, args: list[Any]) -> None:
+        sent.append((name, args))
+
+    base = {"project": PROJECT, "mr_iid": 3}
+    before = REGISTRY.get_sample_value("remedy_merge_requests_merged_total", {"project": PROJECT})
+    assert (
+        handle_mr_event(settings, gitlab, {**base, "kind": "merged"}, send)["status"] == "recorded"
+    )
+    after = REGISTRY.get_sample_value("remedy_merge_requests_merged_total", {"project": PROJECT})
+    assert after == (before or 0) + 1
+    handle_mr_event(settings, gitlab, {**base, "kind": "reopened"}, send)
+    assert sent == [("remedy.refresh_dashboard", [PROJECT]), ("remedy.run_project", [PROJECT])]
+    push = {**base, "kind": "human-push", "username": "bob<script>"}
+    assert handle_mr_event(settings, gitlab, push, send)["status"] == "held"
+    assert handle_mr_event(settings, gitlab, push, send)["status"] == "ignored"
+    assert gitlab.mr.labels == (HOLD_LABEL,)
+    notes = [body for kind, body in gitlab.calls if kind == "reply"]
+    assert len(notes) == 1 and notes[0].startswith("@bobscript pushed to this branch")
