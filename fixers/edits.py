@@ -34,6 +34,7 @@ Behaviour worth knowing (the tests in ``tests/test_edits.py`` pin each one):
 
 from __future__ import annotations
 
+import copy
 import functools
 import json
 import re
@@ -798,10 +799,10 @@ def _check(before: str, after: str, edits: Sequence[Edit]) -> None:
     """Our own output must parse and hold exactly the intended data: a splicing bug must never
     reach a merge request."""
     try:
-        intended = yaml.load(before, Loader=_Loader)
+        intended = copy.deepcopy(load_document_text(before))
         for edit in edits:
             intended = _intended(intended, edit)
-        result = yaml.load(after, Loader=_Loader)
+        result = load_document_text(after)
     except (KeyError, IndexError, TypeError, AttributeError) as exc:
         raise EditError(f"internal error: cannot check the edits ({exc!r})") from None
     except yaml.YAMLError as exc:
@@ -856,3 +857,17 @@ def _intended(data: Any, edit: Edit) -> Any:
                 return data
         items.append(value)
     return data
+
+
+@functools.lru_cache(maxsize=1024)
+def load_document_text(text: str) -> Any:
+    """The data of one document's text, memoised: the planner re-reads a document after every
+    edit and the applier checks it, so each distinct text is constructed once. Callers must not
+    mutate the result."""
+    return yaml.load(text, Loader=_Loader)
+
+
+def document_span(text: str, index: int) -> tuple[int, int]:
+    """Start and end offsets of document ``index`` in a multi-document file (``EditError``
+    when the index is out of range): a caller may parse just that document."""
+    return _document_span(text, index)

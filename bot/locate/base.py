@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path, PurePosixPath
 from typing import Protocol
 
@@ -18,6 +19,7 @@ from fixers.model import AnyEdit
 from fixers.view import PodView
 
 
+@lru_cache(maxsize=4096)
 def safe_relpath(root: Path, relpath: str) -> Path:
     """Resolve ``relpath`` inside ``root``; refuse absolute paths and paths that escape it."""
     pure = PurePosixPath(relpath.replace("\\", "/"))

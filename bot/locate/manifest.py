@@ -9,10 +9,19 @@ from functools import lru_cache
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+import yaml
+
 from bot.errors import RepositoryError, YamlEditError
 from bot.locate.base import FileOverlay, read_exact, safe_relpath
 from bot.model import Location
-from fixers.edits import EditError, apply_edits, load_documents, render_manifest
+from fixers.edits import (
+    EditError,
+    apply_edits,
+    document_span,
+    load_document_text,
+    load_documents,
+    render_manifest,
+)
 from fixers.model import AnyEdit, CreateManifest, Finding
 from fixers.view import ManifestPodView, PodView
 
@@ -25,6 +34,16 @@ def parsed_documents(text: str) -> tuple[Any, ...]:
     """`load_documents`, memoised on the text: a file is re-read after every edit of a change
     set, and most reads see a text that was already parsed (the documents are never mutated)."""
     return tuple(load_documents(text))
+
+
+@lru_cache(maxsize=512)
+def parsed_document(text: str, index: int) -> Any:
+    """Document ``index`` of a multi-document file, parsing only that document's text."""
+    begin, end = document_span(text, index)
+    try:
+        return load_document_text(text[begin:end])
+    except yaml.YAMLError:
+        raise EditError(f"document {index} does not parse") from None
 
 
 def iter_yaml_files(root: Path) -> Iterator[str]:
@@ -189,12 +208,10 @@ class ManifestTarget:
         if text is None:
             return f"{self.location.path} does not exist"
         try:
-            docs = parsed_documents(text)
+            document = parsed_document(text, self.location.document_index)
         except EditError as exc:
             return f"{self.location.path} no longer parses: {exc}"
-        if self.location.document_index >= len(docs):
-            return f"{self.location.path} has no document {self.location.document_index}"
-        view = ManifestPodView.from_document(docs[self.location.document_index])
+        view = ManifestPodView.from_document(document)
         if view is None:
             return f"{self.location.path}#{self.location.document_index} is not a workload with a pod spec"
         return view
