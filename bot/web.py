@@ -27,6 +27,7 @@ from urllib.parse import parse_qsl
 import redis
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from kombu.exceptions import OperationalError as KombuOperationalError
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
 from pydantic import BaseModel, ConfigDict, ValidationError
 from starlette.concurrency import run_in_threadpool
@@ -247,7 +248,7 @@ def create_app(
             if key and not store.first_time(key, web.dedupe_ttl):
                 return False
             send(name, event)
-        except (redis.RedisError, OSError) as exc:
+        except (redis.RedisError, OSError, KombuOperationalError) as exc:
             raise Refused(503, f"queue unavailable ({type(exc).__name__})") from None
         return True
 
@@ -437,10 +438,12 @@ def create_app(
         try:
             invocation = commands.parse(text, "chat", settings)
         except CommandError as exc:
-            return _ephemeral(platform, "invalid", str(exc))
+            return _ephemeral(platform, "invalid", str(exc), user=actor.user_id)
         refusal = commands.authorize(ctx, invocation)
         if refusal is not None:
-            return _ephemeral(platform, "unauthorized", f"Refused: {refusal}.")
+            return _ephemeral(
+                platform, "unauthorized", f"Refused: {refusal}.", user=actor.user_id, why=refusal
+            )
         if invocation.command.name in IMMEDIATE:
             reply = commands.dispatch(text, ctx)
             return _ephemeral(platform, "answered", reply.text)
@@ -464,9 +467,10 @@ def create_app(
     app.add_route("/chatops/slack", slack, methods=["POST"])
     app.add_route("/chatops/mattermost", mattermost, methods=["POST"])
 
-    def _ephemeral(platform: str, outcome: str, text: str) -> Response:
+    def _ephemeral(platform: str, outcome: str, text: str, **fields: Any) -> Response:
         REQUESTS.labels(endpoint=platform, outcome=outcome).inc()
-        log_event("web", endpoint=platform, status=200, outcome=outcome)
+        level = 30 if outcome in ("invalid", "unauthorized") else 20
+        log_event("web", level, endpoint=platform, status=200, outcome=outcome, **fields)
         return JSONResponse({"response_type": "ephemeral", "text": text})
 
     return app

@@ -806,3 +806,55 @@ def test_real_socket_chunked_oversized_body_is_cut_off_while_reading(
     assert answer.startswith(b"HTTP/1.1 413"), answer[:200]
     assert sent_bytes < 2 * 1024 * 1024
     assert sent.sent == []
+
+
+def test_serve_runs_the_app_from_settings(tmp_path: Any) -> None:
+    """`serve(settings)` is what ``remedy serve`` calls: it listens where the settings say."""
+    import os
+    import subprocess
+    import sys
+
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("REMEDY_")}
+    env.update(
+        {
+            "REMEDY_WEB_PORT": str(port),
+            "REMEDY_WEBHOOK_SECRET": SECRET,
+            "REMEDY_REDIS_URL": "redis://127.0.0.1:1/0",
+            "REMEDY_DATA_DIR": str(tmp_path),
+            "REMEDY_PROJECTS": json.dumps([{"id": PROJECT}]),
+            "REMEDY_BRANCH_PREFIX": "remedy/",
+        }
+    )
+    code = (
+        "from bot.settings import load_settings; from bot.web import serve; serve(load_settings())"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                answer = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1)
+                break
+            except httpx.HTTPError:
+                assert proc.poll() is None, "serve() exited"
+                assert time.monotonic() < deadline, "serve() did not listen"
+                time.sleep(0.1)
+        assert answer.json() == {"status": "ok"}
+        # Redis is down: a valid delivery is refused with 503 so GitLab retries it later.
+        refused = httpx.post(
+            f"http://127.0.0.1:{port}/webhooks/gitlab",
+            content=json.dumps(note_hook()).encode(),
+            headers={"X-Gitlab-Token": SECRET},
+            timeout=10,
+        )
+        assert refused.status_code == 503
+        assert refused.json()["reason"] == "queue unavailable (ConnectionError)"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
