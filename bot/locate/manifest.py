@@ -76,6 +76,8 @@ class ManifestIndex:
     unreadable: dict[str, str] = field(default_factory=dict)
     """path -> why it could not be parsed (reported, never fatal)."""
     network_policies: list[Mapping[str, Any]] = field(default_factory=list)
+    _by_name: dict[tuple[str, str], list[DocumentRef]] = field(default_factory=dict, repr=False)
+    _targets: dict[DocumentRef, ManifestTarget | str] = field(default_factory=dict, repr=False)
 
     @classmethod
     def build(cls, root: Path, paths: Sequence[str] | None = None) -> ManifestIndex:
@@ -97,26 +99,30 @@ class ManifestIndex:
             if isinstance(doc, Mapping) and "kind" in doc:
                 meta = doc.get("metadata") or {}
                 if isinstance(meta, Mapping) and meta.get("name"):
-                    self.documents.append(
-                        DocumentRef(
-                            relpath, i, str(doc["kind"]), str(meta["name"]), meta.get("namespace")
-                        )
+                    ref = DocumentRef(
+                        relpath, i, str(doc["kind"]), str(meta["name"]), meta.get("namespace")
                     )
+                    self.documents.append(ref)
+                    self._by_name.setdefault((ref.kind, ref.name), []).append(ref)
 
     def find(self, finding: Finding) -> list[DocumentRef]:
         """Documents matching the finding's kind and name (and namespace when both say one)."""
         res = finding.resource
-        out = []
-        for ref in self.documents:
-            if ref.kind != res.kind or ref.name != res.name:
-                continue
-            if ref.namespace and res.namespace and ref.namespace != res.namespace:
-                continue
-            out.append(ref)
-        return out
+        return [
+            ref
+            for ref in self._by_name.get((res.kind, res.name), ())
+            if not (ref.namespace and res.namespace and ref.namespace != res.namespace)
+        ]
+
+    def target(self, ref: DocumentRef) -> ManifestTarget | str:
+        """The target for a document, built once per index."""
+        if ref not in self._targets:
+            self._targets[ref] = ManifestTarget.load(self.root, ref)
+        return self._targets[ref]
 
 
-def _hint_candidates(root: Path, hint: str) -> list[str]:
+@lru_cache(maxsize=4096)
+def _hint_candidates(root: Path, hint: str) -> tuple[str, ...]:
     """Repository paths a scanner's source path may refer to (scans often ran from elsewhere)."""
     hint = (
         hint.replace("\\", "/").split(":", 1)[0]
@@ -131,7 +137,7 @@ def _hint_candidates(root: Path, hint: str) -> list[str]:
         candidate = "/".join(parts[start:])
         if candidate and (root / candidate).is_file():
             out.append(candidate)
-    return out
+    return tuple(out)
 
 
 def locate_manifest(finding: Finding, index: ManifestIndex) -> ManifestTarget | str:
@@ -152,8 +158,7 @@ def locate_manifest(finding: Finding, index: ManifestIndex) -> ManifestTarget | 
     if len(matches) > 1:
         places = ", ".join(f"{m.path}#{m.index}" for m in matches[:4])
         return f"{res} is defined in several places ({places}); refusing to guess which one"
-    ref = matches[0]
-    return ManifestTarget.load(index.root, ref)
+    return index.target(matches[0])
 
 
 @dataclass
