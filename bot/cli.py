@@ -269,8 +269,45 @@ def cmd_run(args: argparse.Namespace) -> int:
     return EXIT_UNFIXED if summary.unfixable else EXIT_OK
 
 
+def cmd_worker(args: argparse.Namespace) -> int:
+    from bot.settings import load_settings
+    from bot.tasks import start_worker
+
+    start_worker(load_settings(args.config), args.concurrency)
+    return EXIT_OK
+
+
+def cmd_beat(args: argparse.Namespace) -> int:
+    from bot.settings import load_settings
+    from bot.tasks import start_beat
+
+    start_beat(load_settings(args.config))
+    return EXIT_OK
+
+
+def cmd_run_once(args: argparse.Namespace) -> int:
+    from bot.settings import load_settings
+    from bot.tasks import run_once
+
+    result = run_once(load_settings(args.config), args.project)
+    for key, value in result.items():
+        console.print(Text(f"{key}: {value}"))
+    return EXIT_OK
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from bot.settings import load_settings
+    from bot.web import serve
+
+    serve(load_settings(args.config))
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="remedy", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="remedy",
+        description="Fix Kubernetes security findings through reviewed merge requests.",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     def report_args(p: argparse.ArgumentParser) -> None:
@@ -311,6 +348,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--bot-username", help="the bot's GitLab username (default: settings)")
     p.add_argument("--config", help="settings file (default: $REMEDY_CONFIG)")
     p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("worker", help="a Celery worker (settings from REMEDY_* / REMEDY_CONFIG)")
+    p.add_argument("--concurrency", type=int, help="threads (default: REMEDY_WORKER_CONCURRENCY)")
+    p.add_argument("--config")
+    p.set_defaults(func=cmd_worker)
+
+    p = sub.add_parser("beat", help="the Celery beat scheduler (run exactly one)")
+    p.add_argument("--config")
+    p.set_defaults(func=cmd_beat)
+
+    p = sub.add_parser("run-once", help="run one configured project now, without a worker")
+    p.add_argument("project")
+    p.add_argument("--config")
+    p.set_defaults(func=cmd_run_once)
+
+    p = sub.add_parser("serve", help="the web process: GitLab webhooks, Slack/Mattermost, /metrics")
+    p.add_argument("--config")
+    p.set_defaults(func=cmd_serve)
     return parser
 
 

@@ -84,3 +84,12 @@ def test_missing_repository(capsys: pytest.CaptureFixture[str], tmp_path: Path) 
 def test_usage_error_is_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
     code, _, _ = run(capsys, "plan")
     assert code == 2
+
+
+def test_run_once_unknown_project_is_a_clear_error(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("REMEDY_CONFIG", raising=False)
+    code, _, err = run(capsys, "run-once", "group/unknown")
+    assert code == 2
+    assert "'group/unknown' is not configured" in err
