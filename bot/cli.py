@@ -88,6 +88,7 @@ def print_plan(report: Report, plan: Plan) -> None:
             cs.risk.label,
         )
     console.print(table)
+    print_chart_summary(plan)
     scores = _scores(report, plan)
     if scores:
         console.print(
@@ -109,6 +110,36 @@ def print_plan(report: Report, plan: Plan) -> None:
         f"{len(plan.change_sets)} change sets, {len(plan.already_compliant)} already compliant "
         f"in the repository, {len(plan.unfixable)} not fixed."
     )
+
+
+def print_chart_summary(plan: Plan) -> None:
+    """Per Helm chart: controls fixed through values, fixed by exposing a key, not fixed."""
+    charts: dict[str, dict[str, set[str]]] = {}
+
+    def entry(chart: str) -> dict[str, set[str]]:
+        return charts.setdefault(chart, {"values": set(), "exposed": set(), "not": set()})
+
+    for cs in plan.change_sets:
+        for fix in cs.fixes:
+            if fix.location.chart is not None:
+                bucket = "exposed" if fix.location.kind == "helm-template" else "values"
+                entry(fix.location.chart or ".")[bucket].add(fix.finding.control_id)
+    for u in plan.unfixable:
+        if u.finding.source.chart_path:
+            entry(u.finding.source.chart_path)["not"].add(f"{u.finding.control_id} ({u.category})")
+    if not charts:
+        return
+    table = Table(title=f"Helm charts ({len(charts)})")
+    for col in ("chart", "fixed in values", "fixed by exposing a values key", "not fixed"):
+        table.add_column(col, overflow="fold")
+    for chart, e in sorted(charts.items()):
+        table.add_row(
+            chart,
+            ", ".join(sorted(e["values"])) or "-",
+            ", ".join(sorted(e["exposed"])) or "-",
+            Text(", ".join(sorted(e["not"])) or "-"),
+        )
+    console.print(table)
 
 
 def _scores(report: Report, plan: Plan) -> dict[str, tuple[float, float]]:

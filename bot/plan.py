@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bot import controls as catalog
-from bot.errors import RemedyError
+from bot.errors import ChartError, RemedyError
 from bot.locate.base import FileOverlay, Target
 from bot.locate.manifest import ManifestIndex, locate_manifest
 from bot.model import ChangeSet, PlannedFix, Unfixable
@@ -166,6 +166,9 @@ def build_plan(
         trial = overlay.fork()
         try:
             target.write(edits, trial)
+        except ChartError as exc:
+            unfixable.append(Unfixable(finding, str(exc), "chart"))
+            return
         except RemedyError as exc:
             unfixable.append(Unfixable(finding, str(exc), "verify-failed"))
             return

@@ -39,3 +39,25 @@ def test_helm_create_chart_fixed_through_values(tmp_path: Path) -> None:
     # a new NetworkPolicy cannot be added through values: explained, not dropped
     (netpol,) = [u for u in plan.unfixable if u.finding.control_id == "C-0260"]
     assert "cannot be added through chart values" in netpol.reason
+
+
+def test_chart_summary_in_remedy_plan(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    from bot.cli import print_chart_summary
+
+    shutil.copytree(corpus_path("charts", "helm-create-demo"), tmp_path / "charts" / "demo")
+    ref = ResourceRef(api_version="apps/v1", kind="Deployment", namespace="default", name="demo")
+    findings = tuple(
+        Finding(
+            control_id=c,
+            resource=ref,
+            container="demo",
+            source=SourceHint(chart_path="charts/demo"),
+        )
+        for c in ("C-0016", "C-0034", "C-0260")
+    )
+    print_chart_summary(build_plan(Report("kubescape", "test", findings), tmp_path))
+    out = capsys.readouterr().out
+    row = next(line for line in out.splitlines() if "charts/demo" in line)
+    assert "C-0016" in row  # through values.yaml
+    assert "C-0034" in row  # by exposing automountServiceAccountToken in the template
+    assert "C-0260 (chart)" in out

@@ -651,7 +651,7 @@ class HelmTarget:
         whys: dict[str, str] = {}
         for edit in edits:
             if isinstance(edit, CreateManifest):
-                raise RepositoryError(
+                raise ChartError(
                     f"a new manifest ({edit.name}) cannot be added through chart values; "
                     "add it to the chart's templates by hand"
                 )
