@@ -27,6 +27,11 @@ from bot.forge.base import ChangeRequest, Forge
 from bot.model import ChangeSet
 
 IGNORED_LABEL = "kube-remedy::ignored"
+HOLD_LABEL = "kube-remedy-hold"
+"""Set when a human pushed to the bot's branch (or by a reviewer): the bot stops rewriting it."""
+IGNORE_CONTROL_PREFIX = "kube-remedy-ignore:"
+"""``kube-remedy-ignore:C-0017`` on an MR: its next update leaves that control out."""
+_MANAGED_LABEL = re.compile(r"^(C-\d{4}|severity::.*)$")
 _MARKER = re.compile(r"<!-- kube-remedy:(\{[^<>]*\}) -->")
 _KEY = re.compile(r"^[a-z0-9][a-z0-9/._-]{0,200}$")
 _DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -277,7 +282,11 @@ def _update(run: _Run, cs: ChangeSet, change: ChangeRequest, branch: str, defaul
         else:
             run.decide("unchanged", cs.key, branch, "findings and files unchanged", change)
         return
-    if change.foreign_commits or run.forge.has_foreign_commits(change):
+    if (
+        HOLD_LABEL in change.labels
+        or change.foreign_commits
+        or run.forge.has_foreign_commits(change)
+    ):
         note = (
             "\n\n> **kube-remedy is not updating this branch:** it carries commits by someone "
             "else. The findings changed; close this MR to get a fresh one."
@@ -288,8 +297,11 @@ def _update(run: _Run, cs: ChangeSet, change: ChangeRequest, branch: str, defaul
         )
         return
     run.commit(cs, branch, default)
+    # keep labels people added (hold, ignore:C-NNNN, team labels); refresh the bot's own
+    kept = [label for label in change.labels if not _MANAGED_LABEL.match(label)]
+    labels = list(dict.fromkeys([*run.labels(cs), *kept]))
     updated = run.forge.update_change(
-        change, title=cs.title, description=run.describe(cs), labels=run.labels(cs)
+        change, title=cs.title, description=run.describe(cs), labels=labels
     )
     run.decide("updated", cs.key, branch, "findings or target files changed", updated)
 

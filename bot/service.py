@@ -17,11 +17,11 @@ import httpx
 
 from bot.errors import ConfigError, ReportError
 from bot.forge.gitlab import GitLabForge
-from bot.lifecycle import SyncDecision, SyncResult, parse_marker
+from bot.lifecycle import IGNORE_CONTROL_PREFIX, SyncDecision, SyncResult, parse_marker
 from bot.plan import Plan, build_plan
 from bot.publish import publish_plan
 from bot.render import environment
-from bot.repo_config import CONFIG_FILE, RepoConfig, parse_repo_config
+from bot.repo_config import CONFIG_FILE, IgnoreRule, RepoConfig, parse_repo_config
 from bot.settings import ProjectConfig, Settings
 from bot.sources import load_report, parse_report
 from bot.sources.base import Report
@@ -128,8 +128,38 @@ def plan_with(forge: GitLabForge, settings: Settings, project: ProjectConfig) ->
     report = fetch_report(settings, project, forge)
     repo = snapshot(settings, project, forge)
     plan = build_plan(report, repo, config) if config.enabled else Plan((), ())
+    extra = reviewer_ignores(forge, plan)
+    if extra:
+        config = config.model_copy(update={"ignore": [*config.ignore, *extra]})
+        plan = build_plan(report, repo, config)
     dashboard = forge.dashboard_text() if hasattr(forge, "dashboard_text") else None
     return ProjectPlan(project.id, plan, report, config, config_error, requested_keys(dashboard))
+
+
+def reviewer_ignores(forge: GitLabForge, plan: Plan) -> list[IgnoreRule]:
+    """Ignore rules from ``kube-remedy-ignore:C-NNNN`` labels reviewers put on open bot MRs
+    (the ``ignore CONTROL`` command): that control is left out of that MR's resources."""
+    wanted: dict[str, set[str]] = {}
+    for change in forge.find_changes():
+        parsed = parse_marker(change.description)
+        controls = {
+            label.removeprefix(IGNORE_CONTROL_PREFIX)
+            for label in change.labels
+            if label.startswith(IGNORE_CONTROL_PREFIX)
+        }
+        if parsed and controls and change.state == "opened":
+            wanted.setdefault(parsed[0], set()).update(controls)
+    return [
+        IgnoreRule(
+            control=finding.control_id,
+            resource=finding.resource.key,
+            reason=f"a reviewer asked to leave {finding.control_id} out of this merge request",
+        )
+        for cs in plan.change_sets
+        if cs.key in wanted
+        for finding in cs.findings
+        if finding.control_id in wanted[cs.key]
+    ]
 
 
 def _publish(

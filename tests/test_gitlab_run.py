@@ -194,3 +194,25 @@ def test_forge_refuses_default_branch(gitlab_emulator: GitLabEmulator, project: 
     with pytest.raises(ForgeConflictError, match="refusing to push to main"):
         forge.commit_files("main", {"a.yaml": "x"}, "m", start_branch="main")
     assert gitlab_emulator.token not in repr(forge)
+
+
+def test_reviewer_ignores_one_control_of_an_mr(
+    gitlab_emulator: GitLabEmulator, project: int, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run(gitlab_emulator, capsys)
+    mr = next(
+        m
+        for m in bot_mrs(gitlab_emulator, project)
+        if m["source_branch"] == "remedy/security-context/apps-shop-frontend"
+    )
+    client_forge = GitLabForge(gitlab_emulator.url, gitlab_emulator.token, PROJECT)
+    change = next(c for c in client_forge.find_changes() if c.id == mr["iid"])
+    client_forge.update_change(change, labels=[*change.labels, "kube-remedy-ignore:C-0017"])
+    out = run(gitlab_emulator, capsys)
+    assert "updated          remedy/security-context/apps-shop-frontend" in out
+    text = gitlab_emulator.file_at(project, mr["source_branch"], "apps/shop/frontend.yaml") or ""
+    assert "allowPrivilegeEscalation: false" in text and "readOnlyRootFilesystem" not in text
+    labels = next(m for m in gitlab_emulator.merge_requests(project) if m["iid"] == mr["iid"])[
+        "labels"
+    ]
+    assert "kube-remedy-ignore:C-0017" in labels

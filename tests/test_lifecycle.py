@@ -130,3 +130,21 @@ def test_never_commits_to_default_branch() -> None:
     with pytest.raises(ForgeConflictError):
         sync(forge, [change_set("sc/a")], branch_prefix="")  # branch "sc/a" is fine...
         forge.commit_files("main", {}, "m", start_branch="main")  # ...main never is
+
+
+def test_hold_label_stops_rewrites_and_people_labels_survive_updates() -> None:
+    from bot.lifecycle import HOLD_LABEL
+
+    forge = InMemoryForge()
+    sync(forge, [change_set("sc/a"), change_set("sc/b")])
+    a, b = forge.changes
+    forge.update_change(a, labels=[*a.labels, HOLD_LABEL])
+    forge.update_change(b, labels=[*b.labels, "team::web", "kube-remedy-ignore:C-0017"])
+    writes = len(forge.writes)
+    result = sync(forge, [change_set("sc/a", "v: 2\n"), change_set("sc/b", "v: 2\n")])
+    assert {d.key: d.action for d in result.decisions} == {
+        "sc/a": "foreign-commits",
+        "sc/b": "updated",
+    }
+    assert "commit remedy/sc/a" not in forge.writes[writes:]
+    assert {"team::web", "kube-remedy-ignore:C-0017", "security"} <= set(forge.changes[1].labels)
