@@ -21,8 +21,9 @@ from bot.model import ChangeSet, PlannedFix, Unfixable
 from bot.repo_config import RepoConfig
 from bot.sources.base import Report
 from bot.verify import verify_fix
+from fixers.base import Fixer
 from fixers.edits import EditError, load_documents
-from fixers.model import AlreadyCompliant, Finding, Fixed, NeedsHuman, Risk
+from fixers.model import AlreadyCompliant, AnyEdit, Finding, Fixed, NeedsHuman, Risk
 from fixers.policy import FixContext
 from fixers.registry import fixer_for, run_fixer
 
@@ -192,6 +193,62 @@ def build_plan(
             )
         )
 
+    def attempt_batch(batch: list[Finding], target: Target, key: str) -> None:
+        """All findings of one resource and change set at once: plan each on the same view,
+        write the edits together, verify each. Any surprise falls back to one at a time."""
+        overlay = overlays.setdefault(key, FileOverlay(repo_root))
+        view = target.reread(overlay)
+        if isinstance(view, str) or len(batch) == 1:
+            for finding in batch:
+                attempt(finding, target, last_try=False)
+            return
+        ctx = _context(config, target, overlay, locator)
+        planned: list[tuple[Finding, Fixer, Fixed, tuple[AnyEdit, ...]]] = []
+        for finding in batch:
+            fixer = fixer_for(finding.control_id)
+            assert fixer is not None
+            result = run_fixer(fixer, view, finding, ctx)
+            if isinstance(result, AlreadyCompliant):
+                compliant.append(finding)
+            elif isinstance(result, NeedsHuman):
+                deferred.append((finding, target))
+            else:
+                assert isinstance(result, Fixed)
+                edits = (*view.prerequisites(result.edits), *result.edits)
+                planned.append((finding, fixer, result, edits))
+        if not planned:
+            return
+        trial = overlay.fork()
+        try:
+            target.write([e for *_, edits in planned for e in edits], trial)
+            trial_ctx = _context(config, target, trial, locator)
+            verified = all(
+                verify_fix(target, trial, fixer, finding, trial_ctx) is None
+                for finding, fixer, _, _ in planned
+            )
+        except RemedyError:
+            verified = False
+        if not verified:
+            for finding, *_ in planned:
+                attempt(finding, target, last_try=False)
+            return
+        overlay.adopt(trial)
+        for finding, fixer, result, edits in planned:
+            fixes[key].append(
+                PlannedFix(
+                    finding,
+                    target.location,
+                    fixer.name,
+                    fixer.family,
+                    fixer.risk,
+                    edits,
+                    result.notes,
+                    result.values_used,
+                )
+            )
+
+    buckets: dict[tuple[int, str], list[Finding]] = {}
+    bucket_targets: dict[tuple[int, str], Target] = {}
     for n, finding in enumerate(findings, 1):
         if progress:
             progress(n, len(findings))
@@ -210,7 +267,13 @@ def build_plan(
         target = targets.setdefault(
             (located.location.path, located.location.document_index), located
         )
-        attempt(finding, target, last_try=False)
+        fixer = fixer_for(finding.control_id)
+        assert fixer is not None
+        bucket = (id(target), group_key(config, fixer.family, target, finding))
+        buckets.setdefault(bucket, []).append(finding)
+        bucket_targets[bucket] = target
+    for (_, key), batch in buckets.items():
+        attempt_batch(batch, bucket_targets[(_, key)], key)
     for finding, target in list(deferred):
         attempt(finding, target, last_try=True)
     unfixable.sort(
