@@ -119,6 +119,21 @@ class Locator:
         return self._helm or None
 
 
+def planned_fix(
+    finding: Finding, target: Target, fixer: Fixer, result: Fixed, edits: tuple[AnyEdit, ...]
+) -> PlannedFix:
+    return PlannedFix(
+        finding,
+        target.location,
+        fixer.name,
+        fixer.family,
+        fixer.risk,
+        edits,
+        result.notes,
+        result.values_used,
+    )
+
+
 def build_plan(
     report: Report,
     repo_root: Path,
@@ -180,18 +195,7 @@ def build_plan(
             unfixable.append(Unfixable(finding, problem, "verify-failed"))
             return
         overlay.adopt(trial)
-        fixes[key].append(
-            PlannedFix(
-                finding,
-                target.location,
-                fixer.name,
-                fixer.family,
-                fixer.risk,
-                edits,
-                result.notes,
-                result.values_used,
-            )
-        )
+        fixes[key].append(planned_fix(finding, target, fixer, result, edits))
 
     def attempt_batch(batch: list[Finding], target: Target, key: str) -> None:
         """All findings of one resource and change set at once: plan each on the same view,
@@ -234,18 +238,7 @@ def build_plan(
             return
         overlay.adopt(trial)
         for finding, fixer, result, edits in planned:
-            fixes[key].append(
-                PlannedFix(
-                    finding,
-                    target.location,
-                    fixer.name,
-                    fixer.family,
-                    fixer.risk,
-                    edits,
-                    result.notes,
-                    result.values_used,
-                )
-            )
+            fixes[key].append(planned_fix(finding, target, fixer, result, edits))
 
     buckets: dict[tuple[int, str], list[Finding]] = {}
     bucket_targets: dict[tuple[int, str], Target] = {}
