@@ -8,6 +8,7 @@ artifact fetching.
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
 
 import gitlab
 import pytest
@@ -263,3 +264,14 @@ def test_fetch_artifact_takes_the_latest_pipeline_even_when_failed(
         forge.fetch_artifact("scan", "report.json")
     with pytest.raises(ForgeError, match=r"has no artifact 'other\.json'"):
         forge.fetch_artifact("kubescape", "other.json")
+
+
+def test_commits_reuse_one_tree_listing_per_run(tmp_path: Path) -> None:
+    from bench.bench_gitlab import measure
+
+    first, again, changed = measure(6, 2, tmp_path / "gitlab")
+    assert first.decisions == {"created": 6} and first.writes == 12
+    # project, protected branches, MR listing, one tree listing; then 2 writes per MR
+    assert first.requests <= first.writes + 4
+    assert again.writes == 0 and again.requests <= 3
+    assert changed.decisions == {"updated": 2, "unchanged": 4} and changed.writes == 4

@@ -64,6 +64,7 @@ class GitLabForge:
             per_page=100,
         )
         self._max_retries = max_retries
+        self._trees: dict[str, tuple[str, ...]] = {}
 
     def __repr__(self) -> str:  # never the token
         return f"GitLabForge({self.url!r}, project={self.project_ref!r})"
@@ -127,11 +128,14 @@ class GitLabForge:
         return bytes(raw).decode("utf-8")
 
     def list_files(self, ref: str | None = None) -> Sequence[str]:
-        with self._call("list the repository tree"):
-            items = self._project.repository_tree(
-                ref=ref or self.default_branch(), recursive=True, iterator=True
-            )
-            return [i["path"] for i in items if i["type"] == "blob"]
+        """Every file on ``ref``, listed once per forge (a forge lives for one run): commits
+        reuse the listing of their start branch to choose create vs update actions."""
+        ref = ref or self.default_branch()
+        if ref not in self._trees:
+            with self._call("list the repository tree"):
+                items = self._project.repository_tree(ref=ref, recursive=True, iterator=True)
+                self._trees[ref] = tuple(i["path"] for i in items if i["type"] == "blob")
+        return list(self._trees[ref])
 
     def snapshot(self, dest: Path, ref: str | None = None) -> Path:
         """Write the files kube-remedy reads (YAML, templates, CODEOWNERS) under ``dest``."""
@@ -182,6 +186,7 @@ class GitLabForge:
             "author_name": self.bot_username,
             "author_email": self.bot_email,
         }
+        self._trees.pop(branch, None)
         with self._call(f"commit to {branch}", "write"):
             commit = self._project.commits.create(data, **self._http())
         return str(commit.id)
