@@ -2,18 +2,36 @@
 
 A change that does not verify is not proposed; the finding goes to the unfixable list with the
 reason. Checks: the edited file still parses (and a chart still renders: the Helm target's
-``reread`` re-renders), the workload still validates against the Kubernetes schema where a
-schema package is installed, and the fixer that proposed the change now answers
-AlreadyCompliant for the same finding (the bot's own check for that control).
+``reread`` re-renders), the workload still validates against the Kubernetes OpenAPI schema
+(offline, from the schemas shipped by ``kubernetes-validate``), and the fixer that proposed the
+change now answers AlreadyCompliant for the same finding (the bot's own check for that control).
+
+Schema errors the document already had before the edit are not held against the fix: only the
+errors the edit introduces reject it. Kinds without a shipped schema (CRDs) are not validated.
+The Kubernetes version is ``REMEDY_KUBERNETES_VERSION`` (e.g. ``1.33``), default
+`DEFAULT_KUBERNETES_VERSION`; the newest shipped schema not newer than it is used.
 """
 
 from __future__ import annotations
 
+import json
+import os
+import re
+from collections.abc import Mapping
+from functools import lru_cache
+from importlib import resources
+from typing import Any
+
+from bot.errors import ConfigError
 from bot.locate.base import FileOverlay, Target
 from fixers.base import Fixer
 from fixers.model import AlreadyCompliant, Finding
 from fixers.policy import FixContext
 from fixers.registry import run_fixer
+
+DEFAULT_KUBERNETES_VERSION = "1.35"
+VERSION_ENV = "REMEDY_KUBERNETES_VERSION"
+_VERSION_DIR = re.compile(r"^v(\d+)\.(\d+)\.\d+-local-strict$")
 
 
 def verify_fix(
@@ -23,8 +41,111 @@ def verify_fix(
     view = target.reread(overlay)
     if isinstance(view, str):
         return f"the edited file does not verify: {view}"
+    document = workload_document(view)
+    if document is not None:
+        problem = schema_problem(document)
+        if problem is not None and problem != _original_problem(target, overlay, problem):
+            return f"the edited {finding.resource} is not a valid Kubernetes object: {problem}"
     again = run_fixer(fixer, view, finding, ctx)
     if not isinstance(again, AlreadyCompliant):
         detail = getattr(again, "reason", "") or "it proposes more edits"
         return f"{finding.control_id} still fails after the edit ({detail})"
     return None
+
+
+def workload_document(view: object) -> Mapping[str, Any] | None:
+    """The whole Kubernetes object behind a view: the manifest document, or a Helm target's
+    rendered resource; None when the view does not expose one."""
+    rendered = getattr(view, "rendered", None)
+    document = getattr(rendered if rendered is not None else view, "document", None)
+    return document if isinstance(document, Mapping) else None
+
+
+def _original_problem(target: Target, overlay: FileOverlay, problem: str) -> str | None:
+    """The same check on the unedited repository, to forgive errors the file already had."""
+    before = target.reread(FileOverlay(overlay.root))
+    document = None if isinstance(before, str) else workload_document(before)
+    return schema_problem(document) if document is not None else None
+
+
+def kubernetes_version() -> str:
+    """The configured target Kubernetes version (``major.minor``)."""
+    value = os.environ.get(VERSION_ENV, "").strip().removeprefix("v") or DEFAULT_KUBERNETES_VERSION
+    if not re.fullmatch(r"\d+\.\d+(\.\d+)?", value):
+        raise ConfigError(f"{VERSION_ENV}={value!r} is not a Kubernetes version like 1.33")
+    return ".".join(value.split(".")[:2])
+
+
+@lru_cache(maxsize=1)
+def _schema_root() -> Any | None:
+    try:
+        return resources.files("kubernetes_validate").joinpath("kubernetes-json-schema")
+    except ModuleNotFoundError:
+        return None
+
+
+@lru_cache(maxsize=8)
+def _schema_dir(version: str) -> str | None:
+    """The shipped strict schema directory for ``version``: the newest not newer than it."""
+    root = _schema_root()
+    if root is None:
+        return None
+    wanted = tuple(int(p) for p in version.split("."))
+    shipped = []
+    for entry in root.iterdir():
+        match = _VERSION_DIR.match(entry.name)
+        if match:
+            shipped.append(((int(match[1]), int(match[2])), entry.name))
+    fitting = sorted(s for s in shipped if s[0] <= wanted)
+    if not fitting:
+        oldest = min(shipped)[0] if shipped else None
+        raise ConfigError(
+            f"no Kubernetes schema for {version} (oldest shipped: "
+            f"{'.'.join(map(str, oldest)) if oldest else 'none'})"
+        )
+    return fitting[-1][1]
+
+
+@lru_cache(maxsize=4)
+def _registry(schema_dir: str) -> Any:
+    from referencing import Registry, Resource
+
+    root = _schema_root()
+    definitions = json.loads(root.joinpath(schema_dir, "_definitions.json").read_text())
+    return Resource.from_contents(definitions) @ Registry()
+
+
+@lru_cache(maxsize=256)
+def _validator(schema_dir: str, kind: str, api_version: str) -> Any | None:
+    """A compiled validator for one kind, or None when no schema ships for it (CRDs)."""
+    from jsonschema.validators import Draft202012Validator
+
+    group_version = re.sub(r"^([^./]*)(?:\.[^/]*)?/", r"\1-", api_version)
+    name = f"{kind.lower()}-{group_version}.json"
+    schema_file = _schema_root().joinpath(schema_dir, name)
+    if not re.fullmatch(r"[a-z0-9.-]+\.json", name) or not schema_file.is_file():
+        return None
+    schema = json.loads(schema_file.read_text())
+    return Draft202012Validator(schema, registry=_registry(schema_dir))
+
+
+def schema_problem(document: Mapping[str, Any], version: str | None = None) -> str | None:
+    """The first schema error of a Kubernetes object as one line, or None when it validates
+    (or no schema is available for its kind or without the schema package)."""
+    kind, api_version = document.get("kind"), document.get("apiVersion")
+    if not isinstance(kind, str) or not isinstance(api_version, str):
+        return None
+    schema_dir = _schema_dir(version or kubernetes_version())
+    if schema_dir is None:
+        return None
+    validator = _validator(schema_dir, kind, api_version)
+    if validator is None:
+        return None
+    from jsonschema.exceptions import best_match
+
+    error = best_match(validator.iter_errors(document))
+    if error is None:
+        return None
+    where = ".".join(str(p) for p in error.absolute_path) or "(top level)"
+    message = error.message if len(error.message) <= 160 else error.message[:157] + "..."
+    return f"{where}: {message} (Kubernetes {'.'.join(schema_dir[1:].split('.')[:2])} schema)"

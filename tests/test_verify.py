@@ -1,0 +1,175 @@
+"""Verification rejects edits that break the Kubernetes schema; real manifests stay valid."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bot import verify
+from bot.errors import ConfigError
+from bot.locate.base import FileOverlay, Target
+from bot.plan import Locator, build_plan
+from bot.sources import load_report
+from bot.sources.base import Report
+from bot.verify import schema_problem
+from fixers.edits import load_documents
+from fixers.model import AnyEdit, Finding, ResourceRef, Severity, SourceHint
+from tests.conftest import corpus_path
+
+DEPLOYMENT = """\
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+  namespace: shop
+spec:
+  selector:
+    matchLabels: {app: web}
+  template:
+    metadata:
+      labels: {app: web}
+    spec:
+      containers:
+        - name: web
+          image: nginx:1.27
+"""
+
+
+def finding(control: str = "C-0016") -> Finding:
+    return Finding(
+        control_id=control,
+        scanner="test",
+        scanner_ids=(control,),
+        severity=Severity.HIGH,
+        resource=ResourceRef(
+            api_version="apps/v1", kind="Deployment", namespace="shop", name="web"
+        ),
+        container="web",
+        source=SourceHint(path="web.yaml"),
+    )
+
+
+@dataclass
+class BoolAsString:
+    """A target that writes the fixer's edits, then spoils them: a string where a bool goes."""
+
+    inner: Any
+
+    @property
+    def location(self):  # type: ignore[no-untyped-def]
+        return self.inner.location
+
+    @property
+    def view(self):  # type: ignore[no-untyped-def]
+        return self.inner.view
+
+    def write(self, edits: list[AnyEdit], overlay: FileOverlay) -> None:
+        self.inner.write(edits, overlay)
+        text = overlay.read(self.location.path) or ""
+        overlay.write(self.location.path, text.replace(": false", ': "no"'))
+
+    def reread(self, overlay: FileOverlay):  # type: ignore[no-untyped-def]
+        return self.inner.reread(overlay)
+
+
+class SpoilingLocator(Locator):
+    def locate(self, finding: Finding) -> Target | str:
+        found = super().locate(finding)
+        return found if isinstance(found, str) else BoolAsString(found)
+
+
+def test_invalid_edit_is_not_proposed(tmp_path: Path) -> None:
+    (tmp_path / "web.yaml").write_text(DEPLOYMENT)
+    report = Report(scanner="test", origin="test", findings=(finding(),))
+    plan = build_plan(report, tmp_path, locator=SpoilingLocator(tmp_path))
+    assert plan.change_sets == ()
+    [unfixable] = plan.unfixable
+    assert unfixable.category == "verify-failed"
+    assert "not a valid Kubernetes object" in unfixable.reason
+    assert "allowPrivilegeEscalation" in unfixable.reason
+    assert "'no' is not of type 'boolean'" in unfixable.reason
+    assert "\n" not in unfixable.reason
+
+
+def test_valid_edit_is_proposed(tmp_path: Path) -> None:
+    (tmp_path / "web.yaml").write_text(DEPLOYMENT)
+    report = Report(scanner="test", origin="test", findings=(finding(),))
+    plan = build_plan(report, tmp_path)
+    [change_set] = plan.change_sets
+    assert schema_problem(load_documents(change_set.files[0].after)[0]) is None
+
+
+def test_errors_already_there_are_not_held_against_a_fix(tmp_path: Path) -> None:
+    # a misspelt field the repository already has: the fix itself is fine
+    broken = DEPLOYMENT.replace(
+        "image: nginx:1.27", "image: nginx:1.27\n          imagePullPolic: Always"
+    )
+    assert "imagePullPolic" in (schema_problem(load_documents(broken)[0]) or "")
+    (tmp_path / "web.yaml").write_text(broken)
+    report = Report(scanner="test", origin="test", findings=(finding(),))
+    plan = build_plan(report, tmp_path)
+    assert len(plan.change_sets) == 1, plan.unfixable
+
+
+def test_schema_problem_messages_and_skips() -> None:
+    doc = load_documents(DEPLOYMENT)[0]
+    assert schema_problem(doc) is None
+    bad = load_documents(DEPLOYMENT.replace("name: web\n  namespace", "name: 7\n  namespace"))[0]
+    problem = schema_problem(bad)
+    assert problem is not None and problem.startswith("metadata.name: 7 is not of type")
+    # kinds with no shipped schema (CRDs) and non-objects are not validated
+    assert schema_problem({"apiVersion": "argoproj.io/v1alpha1", "kind": "Rollout"}) is None
+    assert schema_problem({"kind": "Deployment"}) is None
+
+
+def test_kubernetes_version_is_configurable(monkeypatch: pytest.MonkeyPatch) -> None:
+    doc = load_documents(DEPLOYMENT)[0]
+    monkeypatch.setenv(verify.VERSION_ENV, "v1.29")
+    assert verify.kubernetes_version() == "1.29"
+    assert "1.29 schema" not in (schema_problem(doc) or "")
+    bad = {**doc, "spec": {**doc["spec"], "replicas": "two"}}
+    assert "(Kubernetes 1.29 schema)" in (schema_problem(bad) or "")
+    monkeypatch.setenv(verify.VERSION_ENV, "1.2")
+    with pytest.raises(ConfigError, match=r"no Kubernetes schema for 1\.2"):
+        schema_problem(doc)
+    monkeypatch.setenv(verify.VERSION_ENV, "latest")
+    with pytest.raises(ConfigError, match="not a Kubernetes version"):
+        verify.kubernetes_version()
+
+
+def test_validation_is_cached_and_fast() -> None:
+    doc = load_documents(DEPLOYMENT)[0]
+    schema_problem(doc)  # compiles the Deployment validator once
+    start = time.perf_counter()
+    for _ in range(50):
+        assert schema_problem(doc) is None
+    assert (time.perf_counter() - start) / 50 < 0.02
+
+
+@pytest.fixture
+def boutique(tmp_path: Path) -> tuple[Report, Path]:
+    report = load_report(corpus_path("scans", "kubescape", "defectdojo__many_findings.json"))
+    repo = tmp_path / "cd-config"
+    shutil.copytree(corpus_path("manifests", "kubescape-online-boutique"), repo)
+    return report, repo
+
+
+def test_boutique_validates_before_and_after_the_fixes(boutique: tuple[Report, Path]) -> None:
+    report, repo = boutique
+    plan = build_plan(report, repo)
+    assert plan.change_sets
+    checked = 0
+    for cs in plan.change_sets:
+        for change in cs.files:
+            for text in (change.before, change.after):
+                for doc in load_documents(text or ""):
+                    if isinstance(doc, dict):
+                        assert schema_problem(doc) is None, (change.path, schema_problem(doc))
+                        checked += 1
+    assert checked > 20
+    assert not [u for u in plan.unfixable if "not a valid Kubernetes object" in u.reason]
