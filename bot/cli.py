@@ -156,13 +156,19 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
 
 def cmd_apply(args: argparse.Namespace) -> int:
+    from bot.codeowners import load_codeowners, reviewers_for
     from bot.forge.local import LocalForge
     from bot.publish import publish_plan, summarize
 
     report, plan, config = _plan(args)
     print_plan(report, plan)
     forge = LocalForge(Path(args.repo))
-    outcome = publish_plan(forge, plan, report, config, bot_username=args.bot_username)
+    reviewers = reviewers_for(
+        load_codeowners(forge.read_file), config.teams, exclude=[args.bot_username]
+    )
+    outcome = publish_plan(
+        forge, plan, report, config, bot_username=args.bot_username, reviewers=reviewers
+    )
     console.print(Text(f"Local mode in {args.repo}: {summarize(outcome.decisions)}"))
     for decision in outcome.decisions:
         console.print(Text(f"{decision.action} {decision.branch}: {decision.reason}"))

@@ -7,7 +7,10 @@ score the change buys.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import logging
+from collections.abc import Callable, Mapping, Sequence
+
+import jinja2
 
 from bot.forge.base import Forge
 from bot.lifecycle import SyncDecision, SyncResult, SyncSettings, marker, sync_changes
@@ -17,6 +20,8 @@ from bot.render import describe_change_set
 from bot.repo_config import RepoConfig
 from bot.score import framework_label, framework_scores
 from bot.sources.base import Report
+
+log = logging.getLogger(__name__)
 
 
 def change_set_scores(report: Report, change_set: ChangeSet) -> dict[str, tuple[float, float]]:
@@ -42,16 +47,32 @@ def publish_plan(
     reviewers: Callable[[ChangeSet], Sequence[str]] | None = None,
     close_missing: bool = True,
     requested: frozenset[str] = frozenset(),
+    overrides: Mapping[str, str] | None = None,
 ) -> SyncResult:
-    """Create, update, leave or close the bot's merge requests so they match ``plan``."""
+    """Create, update, leave or close the bot's merge requests so they match ``plan``.
+
+    ``overrides`` are cd-config's templates by name; one that fails to render for a change set
+    falls back to the built-in template rather than failing the run."""
 
     def describe(change_set: ChangeSet) -> str:
-        return describe_change_set(
-            change_set,
-            marker=marker(change_set.key, change_set.findings_hash),
-            bot_username=bot_username,
-            scores=change_set_scores(report, change_set),
-        )
+        def render(templates: Mapping[str, str] | None) -> str:
+            return describe_change_set(
+                change_set,
+                marker=marker(change_set.key, change_set.findings_hash),
+                bot_username=bot_username,
+                scores=change_set_scores(report, change_set),
+                overrides=templates,
+            )
+
+        if overrides:
+            try:
+                text = render(overrides)
+                if marker(change_set.key, change_set.findings_hash) in text:
+                    return text
+                log.warning("template override for %s lost the marker", change_set.key)
+            except jinja2.TemplateError as exc:
+                log.warning("template override failed for %s: %s", change_set.key, exc)
+        return render(None)
 
     settings = SyncSettings(
         branch_prefix=branch_prefix,

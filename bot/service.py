@@ -14,19 +14,29 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+import jinja2
 
+from bot.codeowners import CodeOwners, load_codeowners, reviewers_for
 from bot.errors import ConfigError, ReportError
 from bot.forge.gitlab import GitLabForge
-from bot.lifecycle import IGNORE_CONTROL_PREFIX, SyncDecision, SyncResult, parse_marker
+from bot.lifecycle import (
+    IGNORE_CONTROL_PREFIX,
+    SyncDecision,
+    SyncResult,
+    marker,
+    parse_marker,
+)
 from bot.plan import Plan, build_plan
 from bot.publish import publish_plan
-from bot.render import environment
+from bot.render import describe_change_set, environment, escape_markdown
 from bot.repo_config import CONFIG_FILE, IgnoreRule, RepoConfig, parse_repo_config
 from bot.settings import ProjectConfig, Settings
 from bot.sources import load_report, parse_report
 from bot.sources.base import Report
 
 DASHBOARD_TITLE = "kube-remedy dashboard"
+MR_TEMPLATE = "merge_request.md.j2"
+TEMPLATE_OVERRIDE = f".remedy/templates/{MR_TEMPLATE}"
 _TICKED = re.compile(r"^\s*- \[[xX]\] .*<!-- kube-remedy-request:([a-z0-9/._-]+) -->", re.M)
 
 
@@ -40,6 +50,10 @@ class ProjectPlan:
     config: RepoConfig
     config_error: str | None = None
     requested: frozenset[str] = field(default_factory=frozenset)
+    codeowners: CodeOwners | None = None
+    overrides: dict[str, str] = field(default_factory=dict)
+    """Templates cd-config overrides (only ones that rendered), by name."""
+    template_error: str | None = None
 
     @property
     def change_sets(self):  # type: ignore[no-untyped-def]
@@ -133,7 +147,43 @@ def plan_with(forge: GitLabForge, settings: Settings, project: ProjectConfig) ->
         config = config.model_copy(update={"ignore": [*config.ignore, *extra]})
         plan = build_plan(report, repo, config)
     dashboard = forge.dashboard_text() if hasattr(forge, "dashboard_text") else None
-    return ProjectPlan(project.id, plan, report, config, config_error, requested_keys(dashboard))
+    overrides, template_error = template_overrides(forge, plan, settings.bot_username)
+    return ProjectPlan(
+        project.id,
+        plan,
+        report,
+        config,
+        config_error,
+        requested_keys(dashboard),
+        codeowners=load_codeowners(forge.read_file),
+        overrides=overrides,
+        template_error=template_error,
+    )
+
+
+def template_overrides(
+    forge: GitLabForge, plan: Plan, bot_username: str
+) -> tuple[dict[str, str], str | None]:
+    """cd-config's merge-request template, if it has one and it renders (StrictUndefined) for
+    this plan's first change set; otherwise the built-in one and why the override was dropped."""
+    text = forge.read_file(TEMPLATE_OVERRIDE)
+    if text is None:
+        return {}, None
+    overrides = {MR_TEMPLATE: text}
+    try:
+        environment(overrides).get_template(MR_TEMPLATE)
+        for cs in plan.change_sets[:1]:
+            mark = marker(cs.key, cs.findings_hash)
+            text = describe_change_set(
+                cs, marker=mark, bot_username=bot_username, overrides=overrides
+            )
+            if mark not in text:
+                # without the marker the bot would lose track of its merge requests
+                return {}, f"{TEMPLATE_OVERRIDE}: must output {{{{ marker }}}}"
+    except jinja2.TemplateError as exc:
+        where = f" (line {exc.lineno})" if isinstance(exc, jinja2.TemplateSyntaxError) else ""
+        return {}, f"{TEMPLATE_OVERRIDE}{where}: {exc}".replace("\n", " ")
+    return overrides, None
 
 
 def reviewer_ignores(forge: GitLabForge, plan: Plan) -> list[IgnoreRule]:
@@ -177,6 +227,8 @@ def _publish(
         branch_prefix=settings.branch_prefix,
         close_missing=keys is None,
         requested=pp.requested,
+        reviewers=reviewers_for(pp.codeowners, pp.config.teams, exclude=[settings.bot_username]),
+        overrides=pp.overrides,
     )
 
 
@@ -213,7 +265,7 @@ def render_dashboard(pp: ProjectPlan, changes: list) -> str:  # type: ignore[typ
     for u in pp.plan.unfixable:
         groups.setdefault(u.category, []).append(u)
     template = environment().get_template("dashboard.md.j2")
-    return template.render(
+    text = template.render(
         pp=pp,
         open=open_,
         ignored=ignored,
@@ -221,6 +273,12 @@ def render_dashboard(pp: ProjectPlan, changes: list) -> str:  # type: ignore[typ
         unfixable=groups,
         config_error=pp.config_error,
     )
+    if pp.template_error:
+        text += (
+            "\n> **The merge-request template override was not used** (the built-in one was): "
+            f"{escape_markdown(pp.template_error)}\n"
+        )
+    return text
 
 
 def refresh_dashboard(settings: Settings, project: ProjectConfig, pp: ProjectPlan) -> None:
