@@ -7,13 +7,14 @@ artifact fetching.
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
 import gitlab
 import pytest
 
-from bot.errors import ForgeConflictError, ForgeError, ForgePermissionError
+from bot.errors import ForgeConflictError, ForgeError, ForgePermissionError, ForgeTransientError
 from bot.forge.gitlab import GitLabForge
 from bot.lifecycle import SyncResult, SyncSettings, marker, parse_marker, sync_changes
 from bot.model import ChangeSet, FileChange, Location, PlannedFix
@@ -275,3 +276,18 @@ def test_commits_reuse_one_tree_listing_per_run(tmp_path: Path) -> None:
     assert first.requests <= first.writes + 4
     assert again.writes == 0 and again.requests <= 3
     assert changed.decisions == {"updated": 2, "unchanged": 4} and changed.writes == 4
+
+
+def test_retry_after_is_honoured_and_storms_end_in_transient_error(
+    gitlab_emulator: GitLabEmulator, project: int
+) -> None:
+    forge = GitLabForge(gitlab_emulator.url, gitlab_emulator.token, PROJECT, max_retries=2)
+    forge.default_branch()
+    gitlab_emulator.inject(status=429, retry_after=1, method="GET", path_contains="merge_requests")
+    start = time.perf_counter()
+    assert forge.find_changes() == []
+    assert time.perf_counter() - start >= 0.9
+    gitlab_emulator.inject(status=503, times=10, method="GET", path_contains="merge_requests")
+    with pytest.raises(ForgeTransientError, match="503") as info:
+        forge.find_changes()
+    assert "\n" not in str(info.value) and gitlab_emulator.token not in str(info.value)
