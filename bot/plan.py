@@ -15,9 +15,10 @@ from pathlib import Path
 
 from bot import controls as catalog
 from bot.errors import ChartError, RemedyError
+from bot.kyverno_policies import policy_files
 from bot.locate.base import FileOverlay, Target
 from bot.locate.manifest import ManifestIndex, locate_manifest
-from bot.model import ChangeSet, PlannedFix, Unfixable
+from bot.model import ChangeSet, FileChange, PlannedFix, Unfixable
 from bot.repo_config import RepoConfig
 from bot.sources.base import Report
 from bot.verify import verify_fix
@@ -279,6 +280,8 @@ def build_plan(
         files = overlays[key].changes()
         if not files:
             continue
+        # Opt-in extra files of the change set (Kyverno policies guarding the fixed controls).
+        files = _with_extra_files(files, policy_files(config, group, overlays[key]))
         resources = {f.finding.resource.key for f in group}
         change_sets.append(
             ChangeSet(
@@ -292,6 +295,14 @@ def build_plan(
             )
         )
     return Plan(tuple(change_sets), tuple(unfixable), tuple(compliant), tuple(findings))
+
+
+def _with_extra_files(
+    files: tuple[FileChange, ...], extra: tuple[FileChange, ...]
+) -> tuple[FileChange, ...]:
+    """The change set's files plus extra new files it does not already touch, sorted by path."""
+    taken = {f.path for f in files}
+    return tuple(sorted((*files, *(e for e in extra if e.path not in taken)), key=lambda f: f.path))
 
 
 def _context(

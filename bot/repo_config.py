@@ -64,6 +64,10 @@ class RepoConfig(BaseModel):
     """Path glob -> GitLab usernames, used when CODEOWNERS has no owner."""
     network_policies: bool = True
     review_human_mrs: bool = False
+    kyverno_policies: bool = False
+    """Add an Audit-mode Kyverno ClusterPolicy guarding each fixed control (`bot.kyverno_policies`)."""
+    policies_dir: str = "policies"
+    """Where in cd-config those policies go."""
 
     @field_validator("controls", "disabled_controls")
     @classmethod
