@@ -43,7 +43,7 @@ def verify_fix(
         return f"the edited file does not verify: {view}"
     document = workload_document(view)
     if document is not None:
-        problem = schema_problem(document)
+        problem = _schema_problem_once(document)
         if problem is not None and problem != _original_problem(target, overlay, problem):
             return f"the edited {finding.resource} is not a valid Kubernetes object: {problem}"
     again = run_fixer(fixer, view, finding, ctx)
@@ -127,6 +127,23 @@ def _validator(schema_dir: str, kind: str, api_version: str) -> Any | None:
         return None
     schema = json.loads(schema_file.read_text())
     return Draft202012Validator(schema, registry=_registry(schema_dir))
+
+
+_checked: dict[int, tuple[Mapping[str, Any], str | None]] = {}
+
+
+def _schema_problem_once(document: Mapping[str, Any]) -> str | None:
+    """`schema_problem` once per parsed document object: the planner verifies every finding of a
+    batch against the same (memoised, never mutated) document."""
+    key = id(document)
+    hit = _checked.get(key)
+    if hit is not None and hit[0] is document:
+        return hit[1]
+    result = schema_problem(document)
+    if len(_checked) > 512:
+        _checked.clear()
+    _checked[key] = (document, result)  # holding the document keeps its id unique
+    return result
 
 
 def schema_problem(document: Mapping[str, Any], version: str | None = None) -> str | None:
