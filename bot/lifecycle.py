@@ -235,7 +235,7 @@ def sync_changes(
                 "outside the schedule window " + ", ".join(settings.schedule),
             )
             continue
-        if open_count >= settings.max_open:
+        if cs.key not in requested and open_count >= settings.max_open:
             run.decide(
                 "held-back",
                 cs.key,
@@ -243,7 +243,7 @@ def sync_changes(
                 f"{open_count} bot merge requests are open (limit {settings.max_open})",
             )
             continue
-        if new_this_hour >= settings.max_new_per_hour:
+        if cs.key not in requested and new_this_hour >= settings.max_new_per_hour:
             run.decide(
                 "held-back",
                 cs.key,
