@@ -22,6 +22,7 @@ from bot.errors import ReportError
 from bot.sources.base import Report
 
 DEFAULT_MAX_BYTES = 512 * 1024 * 1024
+STREAM_ABOVE_BYTES = 20 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -94,8 +95,28 @@ def _decode(text: str, origin: str, suffix: str) -> Any:
         ) from None
 
 
-def load_report(path: Path, *, max_bytes: int = DEFAULT_MAX_BYTES) -> Report:
-    """Read a report file (JSON or YAML) and parse it; problems are one-line `ReportError`s."""
+def _stream(path: Path, origin: str) -> Report | None:
+    """A large Kubescape JSON report read item by item, or None to read the file whole."""
+    try:
+        with path.open("rb") as stream:
+            head = stream.read(4096).removeprefix(b"\xef\xbb\xbf").lstrip()
+    except OSError as exc:
+        raise ReportError(f"cannot read report {origin}: {exc.strerror}") from None
+    if not head.startswith(b"{"):
+        return None
+    from bot.sources import kubescape
+
+    return kubescape.parse_file(path, origin)
+
+
+def load_report(
+    path: Path, *, max_bytes: int = DEFAULT_MAX_BYTES, stream_above: int = STREAM_ABOVE_BYTES
+) -> Report:
+    """Read a report file (JSON or YAML) and parse it; problems are one-line `ReportError`s.
+
+    Kubescape JSON reports over ``stream_above`` bytes are read item by item, so the peak
+    memory stays near the size of the findings and embedded objects rather than the whole
+    parsed document."""
     path = Path(path)
     origin = str(path)
     try:
@@ -111,6 +132,10 @@ def load_report(path: Path, *, max_bytes: int = DEFAULT_MAX_BYTES) -> Report:
             f"{origin}: report is {size / 1048576:.1f} MB, over the limit of "
             f"{max_bytes / 1048576:.0f} MB (raise the limit or split the scan)"
         )
+    if size > stream_above and path.suffix.lower() not in {".yaml", ".yml"}:
+        streamed = _stream(path, origin)
+        if streamed is not None:
+            return streamed
     try:
         text = path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError:

@@ -18,7 +18,9 @@ excluded, score, compliance_score}}}``.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from itertools import islice
+from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -345,6 +347,17 @@ def parse(data: Any, origin: str) -> Report:
             f"{origin}: malformed Kubescape report: 'summaryDetails' is not a mapping"
         )
 
+    return _build(raw_resources, data["results"], summary, origin)
+
+
+def _build(
+    raw_resources: Iterable[Any],
+    raw_results: Iterable[Any],
+    summary: Mapping[str, Any],
+    origin: str,
+) -> Report:
+    """The findings of a report's resources and results, consumed once each, in that order (so
+    a streaming reader never holds the raw results)."""
     by_id: dict[str, _Resource] = {}
     for i, item in enumerate(raw_resources):
         resource = _validated(_Resource, item, f"resources[{i}]", origin)
@@ -355,7 +368,7 @@ def parse(data: Any, origin: str) -> Report:
     skipped: list[Skipped] = []
     objects: dict[str, Mapping[str, Any]] = {}
 
-    for i, item in enumerate(data["results"]):
+    for i, item in enumerate(raw_results):
         result = _validated(_Result, item, f"results[{i}]", origin)
         resource = by_id.get(result.resourceID)
         obj = resource.object if resource is not None else None
@@ -425,3 +438,41 @@ def parse(data: Any, origin: str) -> Report:
         resources=objects,
         summary=_framework_summary(summary),
     )
+
+
+# --------------------------------------------------------------------------- streaming
+
+
+def parse_file(path: Path, origin: str) -> Report | None:
+    """`parse` of a large JSON report file without holding the whole document: ``resources``
+    and ``results`` are read item by item (ijson). None when the file does not look like a
+    Kubescape report this way (the caller then reads it whole, with the usual errors)."""
+    try:
+        import ijson
+    except ImportError:
+        return None
+
+    def items(prefix: str) -> Iterator[Any]:
+        with path.open("rb") as stream:
+            if stream.read(3) != b"\xef\xbb\xbf":  # utf-8-sig, as the whole-file reader
+                stream.seek(0)
+            yield from ijson.items(stream, prefix, use_float=True)
+
+    try:
+        summary = next(items("summaryDetails"), None)
+        first = list(islice(items("results.item"), 5))
+        if not first:
+            return None
+        looks_kubescape = isinstance(summary, Mapping) or all(
+            isinstance(r, Mapping) and "resourceID" in r and "controls" in r for r in first
+        )
+        if not looks_kubescape:
+            return None
+        if summary is not None and not isinstance(summary, Mapping):
+            raise ReportError(
+                f"{origin}: malformed Kubescape report: 'summaryDetails' is not a mapping"
+            )
+        return _build(items("resources.item"), items("results.item"), summary or {}, origin)
+    except ijson.JSONError as exc:
+        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else "invalid JSON"
+        raise ReportError(f"{origin}: malformed JSON: {detail}") from None
