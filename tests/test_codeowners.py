@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
+from bot.cli import main
 from bot.codeowners import load_codeowners, matches, parse_codeowners, reviewers_for
+from bot.forge.local import LocalForge
 from bot.model import ChangeSet, FileChange
 from fixers.model import Risk
 
@@ -114,3 +118,15 @@ def test_load_uses_first_location() -> None:
     loaded = load_codeowners(files.get)
     assert loaded is not None and loaded.owners_of("x") == ["docs"]
     assert load_codeowners({}.get) is None
+
+
+def test_local_apply_routes_by_the_repository_codeowners(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # the example cd-config's CODEOWNERS gives /apps/shop/ to @team-web
+    assert main(["demo", "--into", str(tmp_path)]) in (0, 1)
+    capsys.readouterr()
+    changes = LocalForge(tmp_path / "cd-config").find_changes()
+    reviewers = {c.branch: c.extra.get("reviewers") for c in changes}
+    shop = [b for b in reviewers if "apps-shop-" in b]
+    assert shop and all(reviewers[b] == "team-web" for b in shop)
