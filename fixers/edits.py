@@ -214,7 +214,9 @@ def _has_anchors(text: str) -> bool:
 
 # --------------------------------------------------------------------------- rendering
 
-_PLAIN_SAFE = re.compile(r"^[A-Za-z0-9_./@~^+=$()\\<>-][A-Za-z0-9_./@~^+=$()\\<>: -]*$")
+# a plain scalar must not start with an indicator (`@`, `>`, `|`, ...) nor hold `#`, `,` or
+# brackets (flow context); the resolver then decides whether it still reads as a string
+_PLAIN_SAFE = re.compile(r"^[A-Za-z0-9_./~^+=$()\\<-][A-Za-z0-9_./@~^+=$()\\<>: -]*$")
 
 
 def _plain_ok(value: str) -> bool:

@@ -482,3 +482,22 @@ def test_single_edits_on_real_files_touch_only_their_lines() -> None:
                         if "\r\n" in variant:
                             assert "\n" not in after.replace("\r\n", ""), (path, edit)
     assert checked > 300
+
+
+def test_written_strings_read_back_unchanged() -> None:
+    """Whatever string a fixer sets, in whatever quoting the old value had, in block or flow
+    context, reads back as the same string (indicators, `#`, `: `, look-alikes of other types)."""
+    rng = random.Random(0)
+    alphabet = "ab01 -:#,[]{}@>|!&*%?'\"`.\\/~^+=$()<_\té"
+    samples = ["true", "no", "1", "1.5", "0x1f", "~", "null", "<<", "=", "100m", "2024-01-01"]
+    samples += [
+        "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 6))) for _ in range(1500)
+    ]
+    for value in samples:
+        for old in ("x", "'x'", '"x"'):
+            for template in ("k: {}\n", "k: [{}, y]\n", "k:\n- {}\n"):
+                text = template.format(old)
+                path = ("k",) if template == "k: {}\n" else ("k", 0)
+                result = apply_edits(text, [Set(path, value)])
+                data = load_documents(result)[0]
+                assert (data["k"] if len(path) == 1 else data["k"][0]) == value, (value, result)
