@@ -364,6 +364,13 @@ def _build(
         by_id.setdefault(resource.resourceID, resource)
 
     severities = _severities(summary)
+    # Equal immutable values (hints, ids, names) repeat on every resource of a big report:
+    # findings share one copy of each instead of holding their own.
+    pool: dict[Any, Any] = {}
+
+    def shared(value: Any) -> Any:
+        return pool.setdefault(value, value)
+
     findings: list[Finding] = []
     skipped: list[Skipped] = []
     objects: dict[str, Mapping[str, Any]] = {}
@@ -404,18 +411,18 @@ def _build(
                 if _status(rule.status) in (None, "failed")
                 for hint in _rule_hints(rule)
             ]
-            name = control.name or (known.name if known else "")
+            name = shared(control.name or (known.name if known else ""))
             for container, own_hints in _by_container(hints, obj).items():
                 findings.append(
                     Finding(
-                        control_id=canonical,
+                        control_id=shared(canonical),
                         scanner="kubescape",
-                        scanner_ids=(raw_id,),
+                        scanner_ids=shared((raw_id,)),
                         severity=severity,
                         resource=ref,
                         container=container,
                         source=source,
-                        hints=tuple(own_hints),
+                        hints=tuple(shared(h) for h in own_hints),
                         message=name,
                     )
                 )
