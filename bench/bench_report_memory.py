@@ -5,6 +5,8 @@ a few failed with rule paths) and loads each in a fresh subprocess that prints i
 Target: peak RSS <= 2x the report size.
 
     .venv/bin/python -m bench.bench_report_memory --sizes 10,50,200
+    .venv/bin/python -m bench.bench_report_memory --replicate \
+        ../shared/corpus/scans/kubescape/defectdojo__many_findings.json
 """
 
 from __future__ import annotations
@@ -117,6 +119,37 @@ def _write(out: IO[str], count: int) -> None:
     out.write("]}")
 
 
+def write_replicated(path: Path, source: Path, target_bytes: int) -> int:
+    """A report of about ``target_bytes`` made of copies of a real Kubescape report's resources
+    and results, each copy's resources renamed (``-<n>``) so every finding stays distinct."""
+    data = json.loads(source.read_text(encoding="utf-8-sig"))
+    copies = max(1, round(target_bytes / source.stat().st_size))
+
+    def renamed(item: dict, n: int) -> str:
+        item = json.loads(json.dumps(item))
+        item["resourceID"] = f"{item['resourceID']}-{n}"
+        obj = item.get("object")
+        meta = obj.get("metadata") if isinstance(obj, dict) else None
+        if isinstance(meta, dict) and isinstance(meta.get("name"), str):
+            meta["name"] = f"{meta['name']}-{n}"
+        elif isinstance(obj, dict) and isinstance(obj.get("name"), str):
+            obj["name"] = f"{obj['name']}-{n}"
+        return json.dumps(item)
+
+    with path.open("w") as out:
+        out.write('{"summaryDetails": ' + json.dumps(data.get("summaryDetails") or {}))
+        for key in ("resources", "results"):
+            out.write(f', "{key}": [')
+            first = True
+            for n in range(copies):
+                for item in data.get(key) or ():
+                    out.write(("" if first else ",") + renamed(item, n))
+                    first = False
+            out.write("]")
+        out.write("}")
+    return copies
+
+
 def measure(path: Path | None, stream_above: int) -> tuple[int, float, int]:
     args = [sys.executable, "-c", CHILD, str(path) if path else "", str(stream_above)]
     done = subprocess.run(args, capture_output=True, text=True, check=True)
@@ -128,6 +161,11 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="5,20,50,100,200", help="report sizes in MB")
     parser.add_argument("--no-whole", action="store_true", help="skip the whole-file reader")
+    parser.add_argument(
+        "--replicate",
+        type=Path,
+        help="grow copies of this real Kubescape report instead of the synthetic one",
+    )
     args = parser.parse_args(argv)
     mb = 1024 * 1024
     base, _, _ = measure(None, 0)
@@ -136,7 +174,10 @@ def main(argv: list[str] | None = None) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for size in (float(s) for s in args.sizes.split(",")):
             path = Path(tmp) / "report.json"
-            write_report(path, int(size * mb))
+            if args.replicate:
+                write_replicated(path, args.replicate, int(size * mb))
+            else:
+                write_report(path, int(size * mb))
             real = path.stat().st_size
             modes = [("stream", 0)] if args.no_whole else [("whole", 1 << 62), ("stream", 0)]
             for mode, threshold in modes:
