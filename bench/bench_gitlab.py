@@ -1,12 +1,17 @@
-"""GitLab request economy of a whole run (`bot.service.run_project_once`) against the emulator.
+"""GitLab request economy of the bot against the emulator (python-gitlab over HTTP).
 
     .venv/bin/python bench/bench_gitlab.py [--manifests 155] [--findings 620]
+                                           [--change-sets 200] [--changed 10]
 
-Uploads a synthetic cd-config (`bench.synth.build_cd_config`, ~200 change sets at the default
+Whole run (`measure_run`, `bot.service.run_project_once`): uploads a synthetic cd-config (`bench.synth.build_cd_config`, ~200 change sets at the default
 sizes) to an emulated GitLab project, attaches the Kubescape report as the artifact of a pipeline
 on main, then runs the bot twice with limits high enough to open every MR: a first run (every
 change set is new) and an unchanged re-run. Prints requests and writes per run, writes per new
 MR (target <= 2, plus one dashboard write per run) and the writes of the re-run (target 0).
+
+Lifecycle alone (`measure`, `bot.lifecycle.sync_changes`): one manifest per change set, a first
+run, an unchanged re-run and a re-run where ``--changed`` change sets have different files.
+
 Figures only: nothing is asserted.
 """
 
@@ -23,9 +28,13 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.synth import REPORT_NAME, build_cd_config  # noqa: E402
+from bot.forge.gitlab import GitLabForge  # noqa: E402
+from bot.lifecycle import SyncResult, SyncSettings, sync_changes  # noqa: E402
+from bot.model import ChangeSet  # noqa: E402
 from bot.service import run_project_once  # noqa: E402
 from bot.settings import ProjectConfig, Settings  # noqa: E402
 from tests.gitlab_emulator import GitLabEmulator  # noqa: E402
+from tests.test_gitlab_forge import change_set, describe, labels, manifest  # noqa: E402
 
 PROJECT = "platform/cd-config"
 REMEDY_YAML = "limits:\n  max_open: 100000\n  max_new_per_hour: 100000\n"
@@ -53,7 +62,52 @@ def _run(name: str, emulator: GitLabEmulator, settings: Settings) -> RunFigures:
     return RunFigures(name, seconds, len(emulator.requests), emulator.writes(), dashboard, counts)
 
 
-def measure(n_manifests: int, n_findings: int, root: Path) -> tuple[int, list[RunFigures]]:
+def _sync(
+    name: str, emulator: GitLabEmulator, forge: GitLabForge, sets: list[ChangeSet]
+) -> RunFigures:
+    emulator.reset_counts()
+    start = time.perf_counter()
+    result: SyncResult = sync_changes(
+        forge,
+        sets,
+        describe=describe,
+        labels=labels,
+        settings=SyncSettings(max_open=10_000, max_new_per_hour=10_000),
+    )
+    seconds = time.perf_counter() - start
+    counts: dict[str, int] = {}
+    for d in result.decisions:
+        counts[d.action] = counts.get(d.action, 0) + 1
+    return RunFigures(name, seconds, len(emulator.requests), emulator.writes(), 0, counts)
+
+
+def measure(n_sets: int, n_changed: int, root: Path) -> list[RunFigures]:
+    """Lifecycle only: figures of a first run, an unchanged re-run and ``n_changed`` changed."""
+    names = [f"app-{i:04d}" for i in range(n_sets)]
+    emulator = GitLabEmulator(root)
+    emulator.start()
+    try:
+        emulator.create_project(PROJECT, {f"apps/{n}.yaml": manifest(n) for n in names})
+        sets = [change_set(n) for n in names]
+        changed = [
+            change_set(n, "readOnly: true\nrunAsNonRoot: true\n") if i < n_changed else cs
+            for i, (n, cs) in enumerate(zip(names, sets, strict=True))
+        ]
+        runs = []
+        for name, wanted in (
+            ("first run", sets),
+            ("unchanged re-run", sets),
+            (f"{n_changed} changed", changed),
+        ):
+            # a fresh forge per run, as each scheduled run builds its own
+            forge = GitLabForge(emulator.url, emulator.token, PROJECT)
+            runs.append(_sync(name, emulator, forge, wanted))
+        return runs
+    finally:
+        emulator.stop()
+
+
+def measure_run(n_manifests: int, n_findings: int, root: Path) -> tuple[int, list[RunFigures]]:
     """(files uploaded, figures of the first run and of an unchanged re-run)."""
     repo = build_cd_config(root / "synth", n_manifests, n_findings)
     files = {p.relative_to(repo).as_posix(): p.read_text() for p in repo.rglob("*") if p.is_file()}
@@ -81,10 +135,21 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--manifests", type=int, default=155)
     parser.add_argument("--findings", type=int, default=620)
+    parser.add_argument("--change-sets", type=int, default=200)
+    parser.add_argument("--changed", type=int, default=10)
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
-        n_files, runs = measure(args.manifests, args.findings, Path(tmp))
-    print(f"cd-config: {n_files} files, {args.manifests} workloads, {args.findings} findings")
+        lifecycle = measure(args.change_sets, args.changed, Path(tmp) / "lifecycle")
+        n_files, runs = measure_run(args.manifests, args.findings, Path(tmp) / "run")
+    print(f"lifecycle alone, {args.change_sets} change sets:")
+    for run in lifecycle:
+        print(
+            f"{run.name:>17}: {run.seconds:6.2f}s  requests={run.requests:5d}  "
+            f"writes={run.writes:5d}  {run.decisions}"
+        )
+    print(
+        f"whole run: cd-config: {n_files} files, {args.manifests} workloads, {args.findings} findings"
+    )
     for run in runs:
         print(
             f"{run.name:>17}: {run.seconds:6.2f}s  requests={run.requests:5d}  "
