@@ -43,9 +43,11 @@ def verify_fix(
         return f"the edited file does not verify: {view}"
     document = workload_document(view)
     if document is not None:
-        problem = _schema_problem_once(document)
-        if problem is not None and problem != _original_problem(target, overlay, problem):
-            return f"the edited {finding.resource} is not a valid Kubernetes object: {problem}"
+        problems = schema_problems(document)
+        if problems:
+            new = [p for p in problems if p not in _original_problems(target, overlay)]
+            if new:
+                return f"the edited {finding.resource} is not a valid Kubernetes object: {new[0]}"
     again = run_fixer(fixer, view, finding, ctx)
     if not isinstance(again, AlreadyCompliant):
         detail = getattr(again, "reason", "") or "it proposes more edits"
@@ -61,11 +63,11 @@ def workload_document(view: object) -> Mapping[str, Any] | None:
     return document if isinstance(document, Mapping) else None
 
 
-def _original_problem(target: Target, overlay: FileOverlay, problem: str) -> str | None:
+def _original_problems(target: Target, overlay: FileOverlay) -> list[str]:
     """The same check on the unedited repository, to forgive errors the file already had."""
     before = target.reread(FileOverlay(overlay.root))
     document = None if isinstance(before, str) else workload_document(before)
-    return schema_problem(document) if document is not None else None
+    return schema_problems(document) if document is not None else []
 
 
 def kubernetes_version() -> str:
@@ -147,22 +149,30 @@ def _schema_problem_once(document: Mapping[str, Any]) -> str | None:
 
 
 def schema_problem(document: Mapping[str, Any], version: str | None = None) -> str | None:
-    """The first schema error of a Kubernetes object as one line, or None when it validates
-    (or no schema is available for its kind or without the schema package)."""
+    """The most relevant schema error of a Kubernetes object as one line, or None when it
+    validates (or no schema is available for its kind or without the schema package)."""
+    problems = schema_problems(document, version)
+    return problems[0] if problems else None
+
+
+def schema_problems(document: Mapping[str, Any], version: str | None = None) -> list[str]:
+    """Every schema error of a Kubernetes object as one line each, the most relevant first."""
     kind, api_version = document.get("kind"), document.get("apiVersion")
     if not isinstance(kind, str) or not isinstance(api_version, str):
-        return None
+        return []
     schema_dir = _schema_dir(version or kubernetes_version())
     if schema_dir is None:
-        return None
+        return []
     validator = _validator(schema_dir, kind, api_version)
     if validator is None:
-        return None
-    from jsonschema.exceptions import best_match
+        return []
+    from jsonschema.exceptions import relevance
 
-    error = best_match(validator.iter_errors(document))
-    if error is None:
-        return None
-    where = ".".join(str(p) for p in error.absolute_path) or "(top level)"
-    message = error.message if len(error.message) <= 160 else error.message[:157] + "..."
-    return f"{where}: {message} (Kubernetes {'.'.join(schema_dir[1:].split('.')[:2])} schema)"
+    errors = sorted(validator.iter_errors(document), key=relevance, reverse=True)
+    release = ".".join(schema_dir[1:].split(".")[:2])
+    out = []
+    for error in errors:
+        where = ".".join(str(p) for p in error.absolute_path) or "(top level)"
+        message = error.message if len(error.message) <= 160 else error.message[:157] + "..."
+        out.append(f"{where}: {message} (Kubernetes {release} schema)")
+    return out

@@ -173,3 +173,14 @@ def test_boutique_validates_before_and_after_the_fixes(boutique: tuple[Report, P
                         checked += 1
     assert checked > 20
     assert not [u for u in plan.unfixable if "not a valid Kubernetes object" in u.reason]
+
+
+def test_new_errors_are_caught_in_a_document_that_already_had_some(tmp_path: Path) -> None:
+    broken = DEPLOYMENT.replace(
+        "image: nginx:1.27", "image: nginx:1.27\n          imagePullPolic: Always"
+    )
+    (tmp_path / "web.yaml").write_text(broken)
+    report = Report(scanner="test", origin="test", findings=(finding(),))
+    plan = build_plan(report, tmp_path, locator=SpoilingLocator(tmp_path))
+    [unfixable] = plan.unfixable
+    assert "'no' is not of type 'boolean'" in unfixable.reason
