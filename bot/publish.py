@@ -10,8 +10,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping, Sequence
 
-import jinja2
-
 from bot.forge.base import Forge
 from bot.lifecycle import SyncDecision, SyncResult, SyncSettings, marker, sync_changes
 from bot.model import ChangeSet
@@ -70,7 +68,7 @@ def publish_plan(
                 if marker(change_set.key, change_set.findings_hash) in text:
                     return text
                 log.warning("template override for %s lost the marker", change_set.key)
-            except jinja2.TemplateError as exc:
+            except Exception as exc:  # a repository's template never fails a run
                 log.warning("template override failed for %s: %s", change_set.key, exc)
         return render(None)
 

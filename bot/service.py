@@ -180,7 +180,7 @@ def template_overrides(
             if mark not in text:
                 # without the marker the bot would lose track of its merge requests
                 return {}, f"{TEMPLATE_OVERRIDE}: must output {{{{ marker }}}}"
-    except jinja2.TemplateError as exc:
+    except Exception as exc:  # a repository's template must never fail the run
         where = f" (line {exc.lineno})" if isinstance(exc, jinja2.TemplateSyntaxError) else ""
         return {}, f"{TEMPLATE_OVERRIDE}{where}: {exc}".replace("\n", " ")
     return overrides, None

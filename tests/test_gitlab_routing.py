@@ -100,6 +100,7 @@ def test_repository_template_override_is_used(
         ("{{ cs.no_such_field }}\n{{ marker }}\n", "no_such_field"),
         ("{% if %}\n", "line 1"),
         ("A template that forgot the marker.\n", "must output"),
+        ("{{ cs.title + 1 }}\n{{ marker }}\n", "str"),
     ],
 )
 def test_invalid_template_override_falls_back_and_is_reported(
