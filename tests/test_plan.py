@@ -110,3 +110,19 @@ def test_same_finding_from_two_scanners_is_one() -> None:
     two = Finding(control_id="C-0016", resource=ref, container="c", scanner_ids=("CKV_K8S_20",))
     (merged,) = dedupe([one, two])
     assert merged.scanner_ids == ("KSV-0001", "CKV_K8S_20")
+
+
+def test_anchors_and_non_mapping_documents_are_explained_not_edited(tmp_path: Path) -> None:
+    (tmp_path / "anchored.yaml").write_text(
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n"
+        "  template:\n    spec:\n      containers:\n        - &main\n          name: app\n"
+        "          image: app:1\n        - <<: *main\n          name: sidecar\n"
+    )
+    (tmp_path / "list.yaml").write_text("- just\n- a list\n")
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    finding = Finding(control_id="C-0016", resource=ResourceRef(kind="Deployment", name="web"))
+    plan = build_plan(Report("kubescape", "test", (finding,)), tmp_path)
+    assert plan.change_sets == ()
+    (unfixable,) = plan.unfixable
+    assert "anchors" in unfixable.reason or "alias" in unfixable.reason
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before  # nothing written
