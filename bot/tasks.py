@@ -121,7 +121,7 @@ def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
     }
 
 
-TASK_MODULES = ("bot.command_tasks",)
+TASK_MODULES = ("bot.command_tasks", "bot.review_tasks")
 """Other modules defining tasks on this app; a worker imports them so it can run their tasks."""
 
 

@@ -353,7 +353,7 @@ def create_app(
         hook: MergeRequestHook = _validate(MergeRequestHook, payload)
         attrs = hook.object_attributes
         if not attrs.source_branch.startswith(settings.branch_prefix):
-            return "not a merge request of the bot"
+            return _human_merge_request(hook)
         if not _configured(hook.project):
             return "project is not configured"
         event = {"project": _project_key(hook.project), "mr_iid": attrs.iid}
@@ -374,6 +374,20 @@ def create_app(
                 "username": hook.user.username,
             }
         return f"merge request action {str(attrs.action)[:20]!r} needs nothing"
+
+    def _human_merge_request(hook: MergeRequestHook) -> str | tuple[str, dict[str, Any]]:
+        """A person's MR: new commits go to the review task, which checks the repository's
+        opt-in (``review_human_mrs``); everything else is not the bot's business."""
+        attrs = hook.object_attributes
+        if attrs.action not in ("open", "reopen", "update"):
+            return "not a merge request of the bot"
+        if attrs.action == "update" and not attrs.oldrev:
+            return "merge request update without new commits needs no review"
+        if attrs.state != "opened":
+            return f"merge request is {attrs.state[:20]!r}"
+        if not _configured(hook.project):
+            return "project is not configured"
+        return "remedy.review_mr", {"project": _project_key(hook.project), "mr_iid": attrs.iid}
 
     def _is_bot(username: str) -> bool:
         return username.lower() == settings.bot_username.lower()

@@ -294,6 +294,59 @@ class GitLabForge:
             mr = self._project.mergerequests.get(change.id, lazy=True)
             mr.notes.create({"body": body}, **self._http())
 
+    # ------------------------------------------------------------------ review of people's MRs
+
+    def merge_request_changes(self, iid: int) -> dict[str, Any]:
+        """One MR with its diff: ``state``, ``author`` (username), ``source_branch``, ``sha``,
+        ``diff_refs`` (base_sha, start_sha, head_sha) and ``changes`` (GitLab's per-file
+        ``old_path``, ``new_path``, ``new_file``, ``deleted_file``, ``renamed_file``, ``diff``)."""
+        with self._call(f"read the changes of !{iid}"):
+            data = self._project.mergerequests.get(iid, lazy=True).changes(**self._http())
+        return {
+            "iid": int(data["iid"]),
+            "state": str(data.get("state") or ""),
+            "author": str((data.get("author") or {}).get("username", "")),
+            "source_branch": str(data.get("source_branch") or ""),
+            "sha": str(data.get("sha") or ""),
+            "diff_refs": dict(data.get("diff_refs") or {}),
+            "changes": list(data.get("changes") or []),
+        }
+
+    def merge_request_note_bodies(self, iid: int) -> list[str]:
+        """The bodies of the bot's own notes on an MR (diff notes included)."""
+        with self._call(f"list notes of !{iid}"):
+            notes = self._project.mergerequests.get(iid, lazy=True).notes.list(iterator=True)
+            return [
+                str(n.body)
+                for n in notes
+                if (getattr(n, "author", None) or {}).get("username") == self.bot_username
+            ]
+
+    def post_suggestion(
+        self,
+        iid: int,
+        diff_refs: Mapping[str, Any],
+        path: str,
+        line: int,
+        body: str,
+        *,
+        old_path: str | None = None,
+    ) -> None:
+        """A discussion anchored on ``line`` (1-based) of ``path`` as the MR's head has it;
+        the line must be one the MR added (GitLab refuses others: `ForgeConflictError`)."""
+        position = {
+            "position_type": "text",
+            "base_sha": diff_refs["base_sha"],
+            "start_sha": diff_refs["start_sha"],
+            "head_sha": diff_refs["head_sha"],
+            "old_path": old_path or path,
+            "new_path": path,
+            "new_line": line,
+        }
+        with self._call(f"comment on line {line} of {path} in !{iid}", "comment"):
+            mr = self._project.mergerequests.get(iid, lazy=True)
+            mr.discussions.create({"body": body, "position": position}, **self._http())
+
     # ------------------------------------------------------------------ dashboard, artifacts
 
     def _dashboard(self) -> Any | None:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote, unquote, urlencode
 
+from .diff_notes import PositionError, check_position, position_from
 from .git import Commit, GitRepo, Person
 from .hooks import Hook, HookDispatcher
 from .state import (
@@ -146,6 +147,8 @@ class Api:
         self.state = state
         self.hooks = hooks or HookDispatcher()
         self._conflicts: dict[tuple[str, str], bool] = {}
+        self.positions: dict[int, dict[str, Json]] = {}
+        """note id -> the diff position of a diff note (`diff_notes`)."""
 
     # -- dispatch ---------------------------------------------------------------------------
 
@@ -1154,9 +1157,12 @@ class Api:
     def note_json(
         self, p: Project, kind: str, owner: MergeRequest | Issue, n: Note
     ) -> dict[str, Json]:
+        position = self.positions.get(n.id)
+        diff = {"position": position, "resolved": False} if position else {}
         return {
+            **diff,
             "id": n.id,
-            "type": None,
+            "type": "DiffNote" if position else None,
             "body": n.body,
             "attachment": None,
             "author": self.user_json(n.author),
@@ -1167,7 +1173,7 @@ class Api:
             "noteable_type": "MergeRequest" if kind == "merge_requests" else "Issue",
             "noteable_iid": owner.iid,
             "project_id": p.id,
-            "resolvable": False,
+            "resolvable": position is not None,
             "confidential": False,
             "internal": False,
         }
@@ -1244,7 +1250,7 @@ class Api:
     ) -> dict[str, Json]:
         return {
             "id": hashlib.sha1(f"discussion-{note.id}".encode()).hexdigest(),
-            "individual_note": True,
+            "individual_note": note.id not in self.positions,
             "notes": [self.note_json(p, kind, owner, note)],
         }
 
@@ -1259,10 +1265,19 @@ class Api:
 
     @route("POST", _DISCUSSIONS)
     def create_discussion(self, req: Request, project: str, kind: str, iid: str) -> Response:
+        requested = position_from(req.params)
+        position = None
+        if requested is not None:
+            try:
+                position = check_position(self.project(req, project).repo, requested)
+            except PositionError as exc:
+                raise ApiError(400, str(exc)) from None
         answer = self.create_note(req, project, kind, iid)
         p = self.project(req, project)
         owner = self.noteable(p, kind, iid)
         note = self.note(owner, str(answer.body["id"]))
+        if position is not None:
+            self.positions[note.id] = position
         return Response(201, self.discussion_json(p, kind, owner, note))
 
     def award_json(self, a: AwardEmoji, awardable_id: int, kind: str) -> dict[str, Json]:
