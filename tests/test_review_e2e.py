@@ -3,10 +3,12 @@ diff discussions with a position, once per head commit."""
 
 from __future__ import annotations
 
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from bot import tasks
@@ -28,6 +30,8 @@ from tests.test_web import (  # noqa: F401 - fixtures
     settings,
     web,
 )
+from tests.test_web_e2e import SECRET as E2E_SECRET
+from tests.test_web_e2e import wait_until, web_url, worker  # noqa: F401 - fixtures
 
 PROJECT = "platform/cd-config"
 SERVICE = "apiVersion: v1\nkind: Service\nmetadata:\n  name: web\nspec:\n  ports: [{port: 80}]\n"
@@ -95,9 +99,9 @@ def test_a_new_head_with_new_problems_gets_only_the_new_suggestions(
     pid = start(gitlab_emulator)
     iid = human_mr(gitlab_emulator, pid, {"apps/shop/web.yaml": BARE})
     assert review(gitlab_emulator, iid)["posted"] == 1
-    worker = BARE.replace("name: web", "name: worker").replace("app: web", "app: worker")
+    second = BARE.replace("name: web", "name: worker").replace("app: web", "app: worker")
     gitlab_emulator.push_as(
-        pid, "alice/web", {"apps/shop/worker.yaml": worker}, author="alice", message="worker"
+        pid, "alice/web", {"apps/shop/worker.yaml": second}, author="alice", message="worker"
     )
     second = review(gitlab_emulator, iid)
     assert second["posted"] == 1 and second["already_posted"] == 1, second
@@ -234,3 +238,46 @@ def test_web_routes_new_commits_of_human_mrs_to_the_review(
         assert response.status_code == 200
         assert response.json()["reason"] == expected
         assert sent.sent == []
+
+
+# --------------------------------------------------------------------------- through a worker
+
+
+@pytest.mark.slow
+def test_human_mr_reviewed_through_the_webhook_and_a_worker(
+    gitlab_emulator: GitLabEmulator,
+    worker: subprocess.Popen[bytes],  # noqa: F811
+    web_url: str,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    pid = start(gitlab_emulator)
+    gitlab_emulator.add_hook(pid, f"{web_url}/webhooks/gitlab", token=E2E_SECRET)
+    iid = human_mr(gitlab_emulator, pid, {"apps/shop/web.yaml": BARE})
+    log = tmp_path / "worker.log"
+
+    def reviews() -> int:
+        return log.read_text(errors="replace").count("mr-reviewed") if log.exists() else 0
+
+    try:
+        wait_until(lambda: diff_notes(gitlab_emulator, pid, iid), 60, "a suggestion")
+        wait_until(lambda: reviews() == 1, 30, "the review logged")
+    except AssertionError:
+        gitlab_emulator.flush_hooks()
+        print(gitlab_emulator.hook_deliveries)
+        print(log.read_text(errors="replace"))
+        raise
+    # The same head delivered again (an update hook): reviewed again, nothing new posted.
+    mr = gitlab_emulator.merge_requests(pid)[0]
+    payload = mr_hook("update", oldrev="0" * 40, source_branch="alice/web")
+    payload["project"] = {**payload["project"], "id": pid, "path_with_namespace": PROJECT}
+    payload["object_attributes"] = {**payload["object_attributes"], "iid": iid}
+    payload["object_attributes"]["last_commit"]["id"] = mr["sha"]
+    answer = httpx.post(
+        f"{web_url}/webhooks/gitlab",
+        json=payload,
+        headers={"X-Gitlab-Token": E2E_SECRET, "X-Gitlab-Event": "Merge Request Hook"},
+        timeout=5,
+    )
+    assert answer.status_code == 202, answer.text
+    wait_until(lambda: reviews() == 2, 60, "the second review")
+    assert len(diff_notes(gitlab_emulator, pid, iid)) == 1
