@@ -73,7 +73,9 @@ def parse_report(data: Any, origin: str) -> Report:
     for source in available:
         if source.sniff(data):
             return source.parse(data, origin)
-    names = "/".join(s.format.capitalize() for s in available) or "known"
+    # Kubescape first: the scanner the bot is built around, then the others by name.
+    ordered = sorted(available, key=lambda s: (s.format != "kubescape", s.format))
+    names = "/".join(s.format.capitalize() for s in ordered) or "known"
     raise ReportError(f"{origin}: not a {names} report: looks like {_describe(data)}")
 
 

@@ -1,0 +1,196 @@
+"""Checkov JSON results (``checkov -d DIR --framework kubernetes|helm -o json``).
+
+Checkov writes one mapping per framework, or a list of them when it ran several:
+``{check_type, results: {failed_checks[], passed_checks[]}, summary}``. Each failed check names
+``check_id`` (``CKV_K8S_20``, graph checks ``CKV2_K8S_6``), ``check_name``, ``file_path``,
+``file_line_range``, ``resource`` (``Kind.namespace.name``, namespace ``default`` when the
+manifest sets none) and ``code_block``: the resource's own lines.
+
+Checkov reports a check once per resource, naming only the first failing container in
+``evaluated_keys``; so a per-container control gets that container's name only when the pod has
+one container, and otherwise no container (the fixer then looks at every container and leaves
+the compliant ones alone). The resource's kind, name and namespace are read from ``code_block``
+when it is present, as Checkov fills in ``default`` for a namespace the manifest does not set.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import yaml
+
+from bot import controls, scanner_map
+from bot.errors import ReportError
+from bot.sources.base import Report, Skipped
+from fixers.model import Finding, ResourceRef, Severity, SourceHint
+
+FORMAT = "checkov"
+
+PER_CONTAINER = frozenset(
+    {
+        "C-0004",
+        "C-0009",
+        "C-0013",
+        "C-0016",
+        "C-0017",
+        "C-0018",
+        "C-0044",
+        "C-0046",
+        "C-0050",
+        "C-0056",
+        "C-0057",
+        "C-0075",
+        "C-0270",
+        "C-0271",
+    }
+)
+"""Controls Kubescape and Trivy report per container (the others are per pod or resource)."""
+
+
+def _is_run(item: Any) -> bool:
+    return (
+        isinstance(item, Mapping)
+        and isinstance(item.get("check_type"), str)
+        and isinstance(item.get("results"), Mapping)
+    )
+
+
+def sniff(data: Any) -> bool:
+    """Checkov ``-o json`` output: one framework's results or a list of them."""
+    if isinstance(data, list):
+        return bool(data) and all(_is_run(i) for i in data)
+    return _is_run(data)
+
+
+def _document(check: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    """The resource as Checkov quotes it in ``code_block``, parsed."""
+    block = check.get("code_block")
+    if not isinstance(block, list):
+        return None
+    text = "".join(
+        str(line[1]) for line in block if isinstance(line, list | tuple) and len(line) == 2
+    )
+    try:
+        doc = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return None
+    return doc if isinstance(doc, Mapping) else None
+
+
+def _pod_spec(doc: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    spec: Any = doc.get("spec")
+    if doc.get("kind") == "CronJob":
+        path: tuple[str, ...] = ("jobTemplate", "spec", "template", "spec")
+    elif doc.get("kind") == "Pod":
+        path = ()
+    else:
+        path = ("template", "spec")
+    for key in path:
+        spec = spec.get(key) if isinstance(spec, Mapping) else None
+    return spec if isinstance(spec, Mapping) else None
+
+
+def _only_container(doc: Mapping[str, Any] | None) -> str | None:
+    spec = _pod_spec(doc) if doc else None
+    if spec is None:
+        return None
+    names = [
+        c.get("name")
+        for key in ("containers", "initContainers")
+        for c in spec.get(key) or ()
+        if isinstance(c, Mapping)
+    ]
+    return str(names[0]) if len(names) == 1 and names[0] else None
+
+
+def _ref(check: Mapping[str, Any], doc: Mapping[str, Any] | None) -> ResourceRef | None:
+    meta = doc.get("metadata") if doc else None
+    if doc and isinstance(meta, Mapping) and doc.get("kind") and meta.get("name"):
+        return ResourceRef(
+            api_version=str(doc.get("apiVersion") or ""),
+            kind=str(doc["kind"]),
+            namespace=str(meta["namespace"]) if meta.get("namespace") else None,
+            name=str(meta["name"]),
+        )
+    parts = str(check.get("resource") or "").split(".")
+    if len(parts) < 3 or not parts[0] or not parts[2]:
+        return None
+    namespace = parts[1] if parts[1] != "default" else None  # Checkov's stand-in for "unset"
+    return ResourceRef(kind=parts[0], namespace=namespace, name=".".join(parts[2:]))
+
+
+def _source(check: Mapping[str, Any], check_type: str) -> SourceHint:
+    path = str(check.get("file_path") or "").lstrip("/") or None
+    lines = check.get("file_line_range")
+    line = lines[0] if isinstance(lines, list) and lines and isinstance(lines[0], int) else None
+    chart = None
+    if check_type == "helm" and path and "/templates/" in f"/{path}":
+        chart = f"/{path}".split("/templates/", 1)[0].lstrip("/") or None
+    return SourceHint(path=path, chart_path=chart, line=line)
+
+
+def parse(data: Any, origin: str) -> Report:
+    """Turn Checkov JSON output into findings (failed checks only)."""
+    if not sniff(data):
+        raise ReportError(f"{origin}: not a Checkov JSON report (no 'check_type' and 'results')")
+    runs = data if isinstance(data, list) else [data]
+    findings: list[Finding] = []
+    skipped: list[Skipped] = []
+    summary: dict[str, Any] = {}
+    for run in runs:
+        check_type = str(run["check_type"])
+        if isinstance(run.get("summary"), Mapping):
+            summary[check_type] = dict(run["summary"])
+        failed = run["results"].get("failed_checks")
+        failed = [] if failed is None else failed
+        if not isinstance(failed, list):
+            raise ReportError(f"{origin}: malformed Checkov report: 'failed_checks' is not a list")
+        for i, check in enumerate(failed):
+            if not isinstance(check, Mapping) or not isinstance(check.get("check_id"), str):
+                raise ReportError(
+                    f"{origin}: malformed Checkov report: {check_type} failed_checks[{i}] "
+                    "has no check_id"
+                )
+            check_id = check["check_id"]
+            doc = _document(check)
+            ref = _ref(check, doc)
+            if ref is None:
+                skipped.append(
+                    Skipped(f"{check_id} in {check.get('file_path')}", "no resource kind and name")
+                )
+                continue
+            control = scanner_map.to_control(FORMAT, check_id)
+            name = str(check.get("check_name") or "")
+            if control is None:
+                skipped.append(
+                    Skipped(
+                        f"{check_id} on {ref}",
+                        f"Checkov check {check_id} ({name or 'unnamed'}) has no equivalent "
+                        "Kubescape control in bot/data/scanner_map.yaml",
+                    )
+                )
+                continue
+            severity = Severity.parse(check.get("severity"))
+            if severity is Severity.UNKNOWN:
+                known = controls.get(control)
+                severity = known.severity_level if known else Severity.UNKNOWN
+            findings.append(
+                Finding(
+                    control_id=control,
+                    scanner=FORMAT,
+                    scanner_ids=(check_id,),
+                    severity=severity,
+                    resource=ref,
+                    container=_only_container(doc) if control in PER_CONTAINER else None,
+                    source=_source(check, check_type),
+                    message=name,
+                )
+            )
+    return Report(
+        scanner=FORMAT,
+        origin=origin,
+        findings=tuple(dict.fromkeys(findings)),
+        skipped=tuple(dict.fromkeys(skipped)),
+        summary=summary,
+    )

@@ -1,0 +1,115 @@
+"""Checkov JSON: real output of Checkov 3.3.30 on our own manifests, and bad input."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from bot import scanner_map
+from bot.errors import ReportError
+from bot.sources import checkov, load_report, parse_report
+from bot.sources.base import Report
+from fixers.model import Finding
+
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "reports"
+
+
+@pytest.fixture(scope="module")
+def report() -> Report:
+    return load_report(FIXTURES / "checkov-kubernetes.json")
+
+
+def _one(report: Report, check_id: str, key: str) -> Finding:
+    found = [f for f in report.findings if f.scanner_ids == (check_id,) and f.resource.key == key]
+    assert len(found) == 1, found
+    return found[0]
+
+
+def test_single_container_pod_names_its_container(report: Report) -> None:
+    finding = _one(report, "CKV_K8S_16", "DaemonSet/monitoring/node-agent")
+    assert finding.control_id == "C-0057"
+    assert finding.scanner == "checkov"
+    assert finding.container == "agent"
+    assert finding.resource.api_version == "apps/v1"
+    assert finding.source.path == "tests/fixtures/manifests/node-agent-daemonset.yaml"
+    assert finding.source.line == 2
+    assert finding.message == "Container should not be privileged"
+
+
+def test_multi_container_pod_leaves_the_container_open(report: Report) -> None:
+    # Checkov names only the first failing container; both containers of web lack CPU limits
+    finding = _one(report, "CKV_K8S_11", "Deployment//web")
+    assert finding.control_id == "C-0270"
+    assert finding.container is None
+
+
+def test_namespace_comes_from_the_manifest_not_checkovs_default(report: Report) -> None:
+    assert _one(report, "CKV_K8S_20", "Deployment//web").resource.namespace is None
+    db = _one(report, "CKV_K8S_23", "StatefulSet/shop/db")
+    assert (db.control_id, db.container) == ("C-0013", "postgres")
+
+
+def test_pod_level_checks_have_no_container(report: Report) -> None:
+    assert _one(report, "CKV_K8S_19", "DaemonSet/monitoring/node-agent").container is None
+    assert _one(report, "CKV_K8S_38", "StatefulSet/shop/db").control_id == "C-0034"
+    # the graph check reports a synthetic Pod; the finding is on the manifest's workload
+    netpol = _one(report, "CKV2_K8S_6", "StatefulSet/shop/db")
+    assert netpol.control_id == "C-0260"
+
+
+def test_compliant_checks_are_absent(report: Report) -> None:
+    # the CronJob's container is hardened: no privilege escalation, no root, RO filesystem
+    cron = {f.control_id for f in report.findings if f.resource.name == "nightly-report"}
+    assert cron.isdisjoint({"C-0016", "C-0013", "C-0017", "C-0270", "C-0271"})
+
+
+def test_unmapped_checks_are_skipped_with_their_id(report: Report) -> None:
+    skipped = {s.what: s.reason for s in report.skipped}
+    reason = skipped["CKV_K8S_15 on Deployment web"]
+    assert "CKV_K8S_15" in reason and "Image Pull Policy should be Always" in reason
+
+
+def test_every_mapped_title_is_checkovs_check_name() -> None:
+    """Checkov's own names for the checks it ran agree with the titles in scanner_map.yaml."""
+    names = {
+        c["check_id"]: c["check_name"]
+        for c in json.loads((FIXTURES / "checkov-kubernetes.json").read_text())["results"][
+            "failed_checks"
+        ]
+    }
+    table = scanner_map.entries("checkov")
+    for check_id, name in names.items():
+        if check_id in table:
+            assert table[check_id]["title"] == name, check_id
+
+
+def test_list_of_frameworks_and_helm_chart_path() -> None:
+    check = {
+        "check_id": "CKV_K8S_20",
+        "check_name": "Containers should not run with allowPrivilegeEscalation",
+        "file_path": "/charts/web/templates/deployment.yaml",
+        "file_line_range": [3, 40],
+        "resource": "Deployment.default.release-web",
+    }
+    runs = [
+        {"check_type": "helm", "results": {"failed_checks": [check]}, "summary": {"failed": 1}},
+        {"check_type": "kubernetes", "results": {"failed_checks": []}, "summary": {"failed": 0}},
+    ]
+    report = parse_report(runs, "list.json")
+    (finding,) = report.findings
+    assert finding.resource.key == "Deployment//release-web"
+    assert finding.source.chart_path == "charts/web"
+    assert finding.source.path == "charts/web/templates/deployment.yaml"
+    assert set(report.summary) == {"helm", "kubernetes"}
+
+
+def test_detection_and_bad_input() -> None:
+    assert checkov.sniff(json.loads((FIXTURES / "checkov-kubernetes.json").read_text()))
+    assert not checkov.sniff({"SchemaVersion": 2, "Results": []})
+    assert not checkov.sniff([])
+    with pytest.raises(ReportError, match="failed_checks"):
+        parse_report({"check_type": "kubernetes", "results": {"failed_checks": {}}}, "x")
+    with pytest.raises(ReportError, match="no check_id"):
+        parse_report({"check_type": "kubernetes", "results": {"failed_checks": [{}]}}, "x")
