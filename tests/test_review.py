@@ -230,4 +230,45 @@ def test_fence_is_longer_than_any_backticks_in_the_content(fence_text: str) -> N
     (suggestion,) = review_changes([ChangedFile("web.yaml", None, text)], CONFIG).suggestions
     fence = "`" * (len(fence_text) + 1)
     assert f"\n{fence}suggestion:-0+0\n" in suggestion.body
-    assert suggestion.body.rstrip().endswith(fence)
+    assert suggestion.body.count(f"\n{fence}\n") == 1
+
+
+def test_a_line_to_delete_is_an_empty_suggestion() -> None:
+    old = compliant(BARE)
+    new = old.replace(
+        "    spec:\n      containers:\n", "    spec:\n      hostNetwork: true\n      containers:\n"
+    )
+    (suggestion,) = review_changes([ChangedFile("web.yaml", old, new)], CONFIG).suggestions
+    assert new.splitlines()[suggestion.start - 1] == "      hostNetwork: true"
+    assert suggestion.replacement == () and suggestion.controls == ("C-0041",)
+    assert "\n```suggestion:-0+0\n```\n" in suggestion.body
+    assert apply(new, suggestion) == old
+
+
+SNAPSHOT = """\
+<!-- kube-remedy-review:ffffffffffffffffffffffffffffffffffffffff 80e5797551e692d2 -->
+**kube-remedy** suggests a fix for Deployment shop/web (risk: **low**):
+
+- **C-0016** Allow privilege escalation (Medium): With privilege escalation allowed, a process \
+can gain more privileges than its parent (setuid binaries).
+
+What the change does:
+
+- allowPrivilegeEscalation set to false on web
+
+```suggestion:-0+0
+            - containerPort: 8080
+          securityContext:
+            allowPrivilegeEscalation: false
+```
+
+<sub>Posted because `.remedy.yaml` enables `review_human_mrs`.</sub>
+"""
+
+
+def test_body_snapshot() -> None:
+    config = parse_repo_config("controls: [C-0016]\n")
+    (suggestion,) = review_changes(
+        [ChangedFile("web.yaml", None, BARE)], config, "f" * 40
+    ).suggestions
+    assert suggestion.body == SNAPSHOT
