@@ -43,8 +43,8 @@ def review_merge_request(
     files = []
     for change in mr["changes"]:
         path = str(change["new_path"])
-        if change.get("deleted_file"):
-            continue
+        if change.get("deleted_file") or not_reviewed(path, "") == "":
+            continue  # deleted, or not a YAML file the review reads
         text = forge.read_file(path, head)
         if text is None or not_reviewed(path, text) == "":
             continue

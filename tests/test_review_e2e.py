@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from bot import tasks
-from bot.errors import ForgeConflictError
+from bot.errors import ConfigError, ForgeConflictError
 from bot.forge.gitlab import GitLabForge
 from bot.review_tasks import _review_mr_body, review_merge_request
 from bot.settings import ProjectConfig, Settings
@@ -139,6 +139,23 @@ def test_opt_in_per_repository(gitlab_emulator: GitLabEmulator, remedy: str, rea
     result = review(gitlab_emulator, iid)
     assert result["status"] == "ignored" and reason in result["reason"]
     assert gitlab_emulator.notes(pid, iid) == []
+
+
+def test_invalid_remedy_yaml_is_a_config_error(gitlab_emulator: GitLabEmulator) -> None:
+    pid = start(gitlab_emulator, "review_human_mrs: [yes\n")
+    iid = human_mr(gitlab_emulator, pid, {"apps/shop/web.yaml": BARE})
+    with pytest.raises(ConfigError, match=r"\.remedy\.yaml is not valid YAML"):
+        review(gitlab_emulator, iid)
+    assert gitlab_emulator.notes(pid, iid) == []
+
+
+def test_only_yaml_files_are_read(gitlab_emulator: GitLabEmulator) -> None:
+    pid = start(gitlab_emulator)
+    iid = human_mr(gitlab_emulator, pid, {"README.md": "# shop\n", "apps/shop/web.yaml": BARE})
+    gitlab_emulator.reset_counts()
+    assert review(gitlab_emulator, iid)["posted"] == 1
+    reads = [path for _, path in gitlab_emulator.requests if "/repository/files/" in path]
+    assert not any("README" in path for path in reads)
 
 
 def test_bot_merge_requests_are_not_reviewed(gitlab_emulator: GitLabEmulator) -> None:
