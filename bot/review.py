@@ -18,16 +18,26 @@ nothing new: `posted_fingerprints` reads them back from the MR's notes.
 from __future__ import annotations
 
 import difflib
+import functools
 import hashlib
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
+from typing import Any
+
+import jinja2
 
 from bot import controls as catalog
 from bot.render import environment, redact_line
 from bot.repo_config import CONFIG_FILE, RepoConfig
-from fixers.edits import EditError, apply_edits, load_documents
+from fixers.edits import (
+    EditError,
+    apply_edits,
+    document_span,
+    load_document_text,
+    load_documents,
+)
 from fixers.model import CreateManifest, Finding, Fixed, ResourceRef, Risk
 from fixers.policy import FixContext
 from fixers.registry import all_fixers, run_fixer
@@ -238,7 +248,7 @@ def fix_text(text: str, config: RepoConfig, notes: list[str] | None = None) -> _
     state = _Fixed(text, origin=[None] * lines, source=list(range(lines)))
     ctx = FixContext(policy=config.policy, location_kind="manifest")
     for index in range(count):
-        document = load_documents(state.text)[index]
+        document = _document(state.text, index)
         view = ManifestPodView.from_document(document)
         if view is None:
             continue
@@ -273,20 +283,35 @@ def fix_text(text: str, config: RepoConfig, notes: list[str] | None = None) -> _
                     continue
                 step = _Step(control, fixer.risk, workload, (*result.notes, *result.values_used))
                 _record(state, after, step)
-                view = ManifestPodView.from_document(load_documents(state.text)[index]) or view
+                view = ManifestPodView.from_document(_document(state.text, index)) or view
     return state
+
+
+def _document(text: str, index: int) -> Any:
+    """Document ``index`` of ``text``, parsing only that document."""
+    start, end = document_span(text, index)
+    return load_document_text(text[start:end])
 
 
 def _record(state: _Fixed, after: str, step: _Step) -> None:
     """Move ``state`` to ``after``, labelling the lines ``step`` wrote or removed."""
     number = len(state.steps)
     state.steps.append(step)
+    old, new = state.text.splitlines(), after.splitlines()
+    # An edit touches one document: compare only what lies between the common head and tail.
+    head = 0
+    while head < min(len(old), len(new)) and old[head] == new[head]:
+        head += 1
+    tail = 0
+    while tail < min(len(old), len(new)) - head and old[-1 - tail] == new[-1 - tail]:
+        tail += 1
     matcher = difflib.SequenceMatcher(
-        None, state.text.splitlines(), after.splitlines(), autojunk=False
+        None, old[head : len(old) - tail], new[head : len(new) - tail], autojunk=False
     )
-    origin: list[int | None] = []
-    source: list[int | None] = []
+    origin: list[int | None] = state.origin[:head]
+    source: list[int | None] = state.source[:head]
     for tag, i1, i2, j1, j2 in matcher.get_opcodes():
+        i1, i2 = i1 + head, i2 + head
         if tag == "equal":
             origin += state.origin[i1:i2]
             source += state.source[i1:i2]
@@ -296,6 +321,9 @@ def _record(state: _Fixed, after: str, step: _Step) -> None:
                 state.removed_by.setdefault(mr_line, number)
         origin += [number] * (j2 - j1)
         source += [None] * (j2 - j1)
+    if tail:
+        origin += state.origin[len(old) - tail :]
+        source += state.source[len(old) - tail :]
     state.text, state.origin, state.source = after, origin, source
 
 
@@ -409,6 +437,11 @@ def _controls(ids: Sequence[str]) -> list[Mapping[str, str]]:
     return out
 
 
+@functools.cache
+def _template() -> jinja2.Template:
+    return environment().get_template(TEMPLATE)
+
+
 def render_body(
     hidden: str,
     below: int,
@@ -424,17 +457,13 @@ def render_body(
     content = None if secret else "\n".join(replacement)
     longest = max((len(m) for m in re.findall(r"`{3,}", content or "")), default=2)
     risk = max((s.risk for s in steps), default=Risk.LOW)
-    return (
-        environment()
-        .get_template(TEMPLATE)
-        .render(
-            marker=hidden,
-            workloads=list(dict.fromkeys(s.workload for s in steps)),
-            risk=risk.label,
-            controls=controls,
-            notes=list(dict.fromkeys(n for s in steps for n in s.notes)),
-            content=content,
-            fence="`" * (longest + 1),
-            below=below,
-        )
+    return _template().render(
+        marker=hidden,
+        workloads=list(dict.fromkeys(s.workload for s in steps)),
+        risk=risk.label,
+        controls=controls,
+        notes=list(dict.fromkeys(n for s in steps for n in s.notes)),
+        content=content,
+        fence="`" * (longest + 1),
+        below=below,
     )
