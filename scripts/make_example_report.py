@@ -24,7 +24,7 @@ from fixers.edits import load_documents
 from fixers.model import AlreadyCompliant, Finding, Fixed, ResourceRef
 from fixers.policy import FixContext
 from fixers.registry import all_fixers, run_fixer
-from fixers.view import ManifestPodView, policies_selecting
+from fixers.view import ManifestPodView
 
 ROOT = Path(__file__).resolve().parent.parent
 REPO = ROOT / "examples" / "cd-config"
@@ -65,7 +65,14 @@ def workload_rules(doc: dict[str, Any], policies: list[dict[str, Any]]) -> dict[
                     if path is not None:
                         value = getattr(edit, "value", None)
                         paths.append(
-                            {"fixPath": {"path": dotted(path), "value": json.dumps(value) if not isinstance(value, str) else value}}
+                            {
+                                "fixPath": {
+                                    "path": dotted(path),
+                                    "value": json.dumps(value)
+                                    if not isinstance(value, str)
+                                    else value,
+                                }
+                            }
                             if value is not None and not isinstance(value, dict | list)
                             else {"failedPath": dotted(path)}
                         )
@@ -76,9 +83,9 @@ def workload_rules(doc: dict[str, Any], policies: list[dict[str, Any]]) -> dict[
 
 
 def rbac_rules(doc: dict[str, Any]) -> dict[str, list]:
-    if doc.get("kind") in ("ClusterRoleBinding", "RoleBinding"):
-        if (doc.get("roleRef") or {}).get("name") == "cluster-admin":
-            return {"C-0035": [{"failedPath": "roleRef.name"}]}
+    binding = doc.get("kind") in ("ClusterRoleBinding", "RoleBinding")
+    if binding and (doc.get("roleRef") or {}).get("name") == "cluster-admin":
+        return {"C-0035": [{"failedPath": "roleRef.name"}]}
     return {}
 
 
@@ -98,24 +105,42 @@ def main() -> None:
     for relpath, index, doc in docs:
         rid = resource_id(relpath, doc)
         failed = {**workload_rules(doc, policies), **rbac_rules(doc)}
-        applicable = checked if ManifestPodView.from_document(doc) else {"C-0035"} if "Binding" in doc["kind"] else set()
+        applicable = (
+            checked
+            if ManifestPodView.from_document(doc)
+            else {"C-0035"}
+            if "Binding" in doc["kind"]
+            else set()
+        )
         controls = []
         for control_id in sorted(applicable):
             control = catalog.require(control_id)
             status = "failed" if control_id in failed else "passed"
             counters[control_id][status] += 1
-            rule: dict[str, Any] = {"name": control.name.lower().replace(" ", "-"), "status": status}
+            rule: dict[str, Any] = {
+                "name": control.name.lower().replace(" ", "-"),
+                "status": status,
+            }
             if status == "failed":
                 rule["paths"] = failed[control_id]
             controls.append(
-                {"controlID": control_id, "name": control.name, "status": {"status": status}, "rules": [rule]}
+                {
+                    "controlID": control_id,
+                    "name": control.name,
+                    "status": {"status": status},
+                    "rules": [rule],
+                }
             )
         if controls:
             results.append({"resourceID": rid, "controls": controls})
         obj = dict(doc)
         obj["sourcePath"] = f"{relpath}:{index}"
         resources.append(
-            {"resourceID": rid, "object": obj, "source": {"relativePath": relpath, "fileType": "YAML"}}
+            {
+                "resourceID": rid,
+                "object": obj,
+                "source": {"relativePath": relpath, "fileType": "YAML"},
+            }
         )
     frameworks = []
     for name in ("NSA", "MITRE", "cis-v1.23-t1.0.1"):
@@ -179,7 +204,9 @@ def main() -> None:
         "results": results,
     }
     OUT.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-    print(f"wrote {OUT.relative_to(ROOT)}: {len(results)} resources, {sum(c['failed'] for c in counters.values())} failed control results")
+    print(
+        f"wrote {OUT.relative_to(ROOT)}: {len(results)} resources, {sum(c['failed'] for c in counters.values())} failed control results"
+    )
 
 
 if __name__ == "__main__":
