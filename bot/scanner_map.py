@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from functools import cache
 from importlib import resources
+from typing import Any
 
 import yaml
 
@@ -26,7 +27,7 @@ def normalize(scanner: str, check_id: str) -> str:
 
 
 @cache
-def _table() -> dict[str, dict[str, dict[str, str]]]:
+def _table() -> dict[str, dict[str, dict[str, Any]]]:
     text = resources.files("bot.data").joinpath("scanner_map.yaml").read_text(encoding="utf-8")
     data = yaml.safe_load(text)
     if not isinstance(data, dict):
@@ -39,12 +40,20 @@ def scanners() -> tuple[str, ...]:
     return tuple(_table())
 
 
-def entries(scanner: str) -> dict[str, dict[str, str]]:
-    """All mapped ids of one scanner with their control and title."""
+def entries(scanner: str) -> dict[str, dict[str, Any]]:
+    """All mapped ids of one scanner with their control, title and optional ``by_path``."""
     return dict(_table().get(scanner, {}))
 
 
-def to_control(scanner: str, check_id: str) -> str | None:
-    """Kubescape control id for a scanner's check id, or None when there is no mapping."""
+def to_control(scanner: str, check_id: str, failed_path: str = "") -> str | None:
+    """Kubescape control id for a scanner's check id, or None when there is no mapping.
+
+    ``failed_path`` (e.g. a Kyverno message's ``/spec/.../readinessProbe/``) picks the control
+    of an entry's ``by_path`` when one of its fragments occurs in it."""
     entry = _table().get(scanner, {}).get(normalize(scanner, check_id))
-    return entry["control"] if entry else None
+    if not entry:
+        return None
+    for fragment, control in (entry.get("by_path") or {}).items():
+        if failed_path and fragment in failed_path:
+            return str(control)
+    return str(entry["control"])

@@ -45,3 +45,29 @@ def test_yaml_keys_are_normalized() -> None:
     for scanner, table in yaml.safe_load(text).items():
         for check_id in table:
             assert scanner_map.normalize(scanner, check_id) == check_id
+
+
+def test_by_path_targets_are_catalog_controls() -> None:
+    catalog = _catalog_ids()
+    for scanner in scanner_map.scanners():
+        for check_id, entry in scanner_map.entries(scanner).items():
+            for fragment, control in (entry.get("by_path") or {}).items():
+                assert control in catalog, (check_id, fragment)
+
+
+def test_failed_path_picks_the_control() -> None:
+    probes = "require-pod-probes"
+    assert scanner_map.to_control("kyverno", probes) == "C-0056"
+    assert (
+        scanner_map.to_control(
+            "kyverno", probes, "/spec/template/spec/containers/0/readinessProbe/"
+        )
+        == "C-0018"
+    )
+    hostnet = "/spec/template/spec/hostNetwork/"
+    assert scanner_map.to_control("kyverno", "disallow-host-namespaces", hostnet) == "C-0041"
+    assert (
+        scanner_map.to_control("kyverno", "disallow-host-namespaces", "/spec/hostPID/") == "C-0038"
+    )
+    limits = "/spec/containers/0/resources/limits/memory/"
+    assert scanner_map.to_control("kyverno", "require-requests-limits", limits) == "C-0271"

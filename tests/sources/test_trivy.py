@@ -218,3 +218,20 @@ def test_malformed_misconfigurations_is_one_line_error() -> None:
         parse_report(
             {"SchemaVersion": 2, "Results": [{"Target": "a.yaml", "Misconfigurations": "x"}]}, "r"
         )
+
+
+def test_every_mapped_title_is_trivys_title() -> None:
+    """Real Trivy output names each check it ran; the titles in scanner_map.yaml agree."""
+    from bot import scanner_map
+
+    data = json.loads((FIXTURES / "trivy-config.json").read_text())
+    seen = {
+        scanner_map.normalize("trivy", m["ID"]): m["Title"]
+        for r in data["Results"]
+        for m in r.get("Misconfigurations") or ()
+    }
+    table = scanner_map.entries("trivy")
+    checked = [i for i in table if i in seen]
+    assert len(checked) >= 15
+    for check_id in checked:
+        assert table[check_id]["title"] == seen[check_id], check_id

@@ -1,0 +1,172 @@
+"""Kyverno policy reports: ``PolicyReport`` / ``ClusterPolicyReport`` (wgpolicyk8s.io v1alpha2,
+v1beta1) and their successors ``Report`` / ``ClusterReport`` (openreports.io), one report or a
+kubectl ``List`` of them, JSON or YAML.
+
+Each ``results[]`` entry names ``policy``, ``rule``, ``result`` (pass/fail/warn/error/skip) and
+the resource: in ``resources[]`` (Kyverno before 1.11, one report per namespace) or in the
+report's ``scope`` (one report per resource; ``ownerReferences`` when scope is absent).
+
+A ``fail`` or ``warn`` result of a mapped policy is a `Finding`; the failing path in the message
+(``failed at path /spec/template/spec/containers/0/resources/limits/``) picks the control when a
+policy covers several, and becomes a ``failed`` hint naming the container index (Kyverno does not
+name containers). ``error`` results are `Skipped` with Kyverno's message.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from bot import controls, scanner_map
+from bot.errors import ReportError
+from bot.sources.base import Report, Skipped
+from fixers.model import Finding, FixHint, ResourceRef, Severity
+
+FORMAT = "kyverno"
+
+_GROUPS = ("wgpolicyk8s.io/", "openreports.io/")
+_KINDS = {"PolicyReport", "ClusterPolicyReport", "Report", "ClusterReport"}
+_FAILED = {"fail", "warn"}
+_PATH = re.compile(r"failed at path (?P<path>/\S*)")
+_JSON_POINTER_INDEX = re.compile(r"/(\d+)(?=/|$)")
+
+
+def _is_report(item: Any) -> bool:
+    return (
+        isinstance(item, Mapping)
+        and str(item.get("apiVersion", "")).startswith(_GROUPS)
+        and item.get("kind") in _KINDS
+    )
+
+
+def sniff(data: Any) -> bool:
+    """A policy report, or a kubectl ``List`` of policy reports."""
+    if _is_report(data):
+        return True
+    if not isinstance(data, Mapping) or not str(data.get("kind", "")).endswith("List"):
+        return False
+    items = data.get("items")
+    return isinstance(items, list) and bool(items) and all(_is_report(i) for i in items)
+
+
+def failed_path(message: str) -> str:
+    """The JSON pointer Kyverno names in ``failed at path /...``, or ''."""
+    match = _PATH.search(message)
+    return match.group("path") if match else ""
+
+
+def _hint_path(pointer: str) -> str:
+    """``/spec/template/spec/containers/0/resources/`` -> ``spec.template.spec.containers[0].resources``."""
+    dotted = _JSON_POINTER_INDEX.sub(r"[\1]", pointer.strip("/")).replace("/", ".")
+    return dotted.replace(".[", "[")
+
+
+def _refs(
+    result: Mapping[str, Any], report: Mapping[str, Any], origin: str
+) -> Iterable[ResourceRef]:
+    meta = report.get("metadata") if isinstance(report.get("metadata"), Mapping) else {}
+    cluster_scoped = str(report.get("kind", "")).startswith("Cluster")
+    default_ns = None if cluster_scoped else meta.get("namespace")
+    raw = result.get("resources")
+    if not raw:
+        scope = report.get("scope")
+        owners = meta.get("ownerReferences") or []
+        raw = [scope] if isinstance(scope, Mapping) else owners[:1]
+    if not isinstance(raw, list):
+        raise ReportError(f"{origin}: malformed policy report: 'resources' is not a list")
+    for item in raw:
+        if not isinstance(item, Mapping) or not item.get("kind") or not item.get("name"):
+            continue
+        namespace = item.get("namespace") or default_ns
+        yield ResourceRef(
+            api_version=str(item.get("apiVersion") or ""),
+            kind=str(item["kind"]),
+            namespace=str(namespace) if namespace else None,
+            name=str(item["name"]),
+        )
+
+
+def _read(
+    report: Mapping[str, Any], origin: str, findings: list[Finding], skipped: list[Skipped]
+) -> None:
+    results = report.get("results") or []
+    if not isinstance(results, list):
+        raise ReportError(f"{origin}: malformed policy report: 'results' is not a list")
+    for i, result in enumerate(results):
+        if not isinstance(result, Mapping):
+            raise ReportError(f"{origin}: malformed policy report: results[{i}] is not a mapping")
+        outcome = str(result.get("result") or "").lower()
+        if outcome not in _FAILED and outcome != "error":
+            continue
+        policy = str(result.get("policy") or "")
+        rule = str(result.get("rule") or "")
+        message = " ".join(str(result.get("message") or "").split())
+        refs = list(_refs(result, report, origin))
+        where = f"{policy}/{rule}" if rule else policy
+        if not refs:
+            skipped.append(Skipped(where, "the result names no resource"))
+            continue
+        for ref in refs:
+            if outcome == "error":
+                skipped.append(
+                    Skipped(
+                        f"{where} on {ref}",
+                        f"Kyverno could not evaluate the rule: {message or 'no message'}",
+                    )
+                )
+                continue
+            pointer = failed_path(message)
+            control = scanner_map.to_control(FORMAT, policy, pointer)
+            if control is None:
+                properties = result.get("properties")
+                pss = properties.get("controls") if isinstance(properties, Mapping) else None
+                skipped.append(
+                    Skipped(
+                        f"{where} on {ref}",
+                        f"Kyverno policy {policy!r} has no equivalent Kubescape control in "
+                        "bot/data/scanner_map.yaml"
+                        + (f" (Pod Security Standards controls: {pss})" if pss else ""),
+                    )
+                )
+                continue
+            severity = Severity.parse(result.get("severity"))
+            if severity is Severity.UNKNOWN:
+                known = controls.get(control)
+                severity = known.severity_level if known else Severity.UNKNOWN
+            hints = (FixHint(kind="failed", path=_hint_path(pointer)),) if pointer else ()
+            findings.append(
+                Finding(
+                    control_id=control,
+                    scanner=FORMAT,
+                    scanner_ids=(where,),
+                    severity=severity,
+                    resource=ref,
+                    hints=hints,
+                    message=message,
+                )
+            )
+
+
+def parse(data: Any, origin: str) -> Report:
+    """Turn policy reports into findings (failed and warned results only)."""
+    if not sniff(data):
+        raise ReportError(f"{origin}: not a Kyverno PolicyReport or ClusterPolicyReport")
+    reports = data["items"] if not _is_report(data) else [data]
+    findings: list[Finding] = []
+    skipped: list[Skipped] = []
+    totals: dict[str, int] = {}
+    for report in reports:
+        _read(report, origin, findings, skipped)
+        summary = report.get("summary")
+        if isinstance(summary, Mapping):
+            for key, value in summary.items():
+                if isinstance(value, int):
+                    totals[str(key)] = totals.get(str(key), 0) + value
+    return Report(
+        scanner=FORMAT,
+        origin=origin,
+        findings=tuple(dict.fromkeys(findings)),
+        skipped=tuple(dict.fromkeys(skipped)),
+        summary=totals,
+    )
