@@ -91,7 +91,8 @@ def _pod_spec(doc: Mapping[str, Any]) -> Mapping[str, Any] | None:
     return spec if isinstance(spec, Mapping) else None
 
 
-def _only_container(doc: Mapping[str, Any] | None) -> str | None:
+def only_container(doc: Mapping[str, Any] | None) -> str | None:
+    """The name of the pod's only container (regular or init), or None."""
     spec = _pod_spec(doc) if doc else None
     if spec is None:
         return None
@@ -104,7 +105,8 @@ def _only_container(doc: Mapping[str, Any] | None) -> str | None:
     return str(names[0]) if len(names) == 1 and names[0] else None
 
 
-def _ref(check: Mapping[str, Any], doc: Mapping[str, Any] | None) -> ResourceRef | None:
+def resource_of(doc: Mapping[str, Any] | None) -> ResourceRef | None:
+    """The identity of a manifest document, or None when it has no kind and name."""
     meta = doc.get("metadata") if doc else None
     if doc and isinstance(meta, Mapping) and doc.get("kind") and meta.get("name"):
         return ResourceRef(
@@ -113,6 +115,13 @@ def _ref(check: Mapping[str, Any], doc: Mapping[str, Any] | None) -> ResourceRef
             namespace=str(meta["namespace"]) if meta.get("namespace") else None,
             name=str(meta["name"]),
         )
+    return None
+
+
+def _ref(check: Mapping[str, Any], doc: Mapping[str, Any] | None) -> ResourceRef | None:
+    ref = resource_of(doc)
+    if ref is not None:
+        return ref
     parts = str(check.get("resource") or "").split(".")
     if len(parts) < 3 or not parts[0] or not parts[2]:
         return None
@@ -182,7 +191,7 @@ def parse(data: Any, origin: str) -> Report:
                     scanner_ids=(check_id,),
                     severity=severity,
                     resource=ref,
-                    container=_only_container(doc) if control in PER_CONTAINER else None,
+                    container=only_container(doc) if control in PER_CONTAINER else None,
                     source=_source(check, check_type),
                     message=name,
                 )
