@@ -72,10 +72,11 @@ def _document(check: Mapping[str, Any]) -> Mapping[str, Any] | None:
         str(line[1]) for line in block if isinstance(line, list | tuple) and len(line) == 2
     )
     try:
-        doc = yaml.safe_load(text)
+        # the quoted lines can run past the document into a '---' and the next one
+        docs = [d for d in yaml.safe_load_all(text) if isinstance(d, Mapping)]
     except yaml.YAMLError:
         return None
-    return doc if isinstance(doc, Mapping) else None
+    return docs[0] if docs else None
 
 
 def _pod_spec(doc: Mapping[str, Any]) -> Mapping[str, Any] | None:

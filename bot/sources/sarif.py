@@ -101,10 +101,10 @@ def _document_at(path: Path, line: int | None) -> Mapping[str, Any] | None:
 
 def _snippet_document(snippet: str) -> Mapping[str, Any] | None:
     try:
-        doc = yaml.safe_load(snippet) if snippet.strip() else None
+        docs = [d for d in yaml.safe_load_all(snippet) if isinstance(d, Mapping)]
     except yaml.YAMLError:
         return None
-    return doc if isinstance(doc, Mapping) else None
+    return docs[0] if docs else None
 
 
 # --------------------------------------------------------------------------- Trivy runs

@@ -113,3 +113,70 @@ def test_detection_and_bad_input() -> None:
         parse_report({"check_type": "kubernetes", "results": {"failed_checks": {}}}, "x")
     with pytest.raises(ReportError, match="no check_id"):
         parse_report({"check_type": "kubernetes", "results": {"failed_checks": [{}]}}, "x")
+
+
+def test_code_block_running_into_the_next_document() -> None:
+    """Checkov's graph checks quote past the workload into a following Service."""
+    lines = [
+        "apiVersion: apps/v1\n",
+        "kind: Deployment\n",
+        "metadata:\n",
+        "  name: adservice\n",
+        "spec:\n",
+        "  template:\n",
+        "    spec:\n",
+        "      containers:\n",
+        "      - name: server\n",
+        "        image: adservice\n",
+        "---\n",
+        "apiVersion: v1\n",
+        "kind: Service\n",
+        "metadata:\n",
+        "  name: adservice\n",
+    ]
+    check = {
+        "check_id": "CKV2_K8S_6",
+        "check_name": "Minimize the admission of pods which lack an associated NetworkPolicy",
+        "file_path": "/adservice.yaml",
+        "file_line_range": [15, 61],
+        "resource": "Pod.default.adservice.app-adservice",
+        "code_block": [[15 + i, text] for i, text in enumerate(lines)],
+    }
+    report = parse_report({"check_type": "kubernetes", "results": {"failed_checks": [check]}}, "r")
+    (finding,) = report.findings
+    assert (finding.control_id, finding.resource.key) == ("C-0260", "Deployment//adservice")
+
+
+def _before_after():  # type: ignore[no-untyped-def]
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[2] / "scripts" / "checkov_before_after.py"
+    spec = importlib.util.spec_from_file_location("checkov_before_after", path)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_before_after_table_counts_mapped_checks_only() -> None:
+    script = _before_after()
+    output = json.loads((FIXTURES / "checkov-kubernetes.json").read_text())
+    before = script.failures(output)
+    assert before["CKV_K8S_20"] == 3  # web, db and the node agent; not the hardened CronJob
+    lines = script.table(before, before - before)
+    assert any(line.startswith("CKV_K8S_20  C-0016") and " 3 -> 0 " in line for line in lines)
+    assert not any(line.startswith("CKV_K8S_15") for line in lines)  # unmapped check
+    assert lines[-1].split()[-3:] == [
+        str(sum(n for c, n in before.items() if c in scanner_map.entries("checkov"))),
+        "->",
+        "0",
+    ]
+
+
+@pytest.mark.slow
+def test_before_after_on_own_manifests_with_real_checkov() -> None:
+    script = _before_after()
+    if not script.CHECKOV.exists():
+        pytest.skip("run `bash scripts/setup-scanners.sh` to install Checkov")
+    before = script.failures(script.run_checkov(FIXTURES.parent / "manifests"))
+    assert before == script.failures(json.loads((FIXTURES / "checkov-kubernetes.json").read_text()))

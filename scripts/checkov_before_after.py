@@ -1,0 +1,151 @@
+"""Checkov's failures before and after kube-remedy's fixes, per mapped Checkov check.
+
+    # two directories you prepared yourself
+    .venv/bin/python scripts/checkov_before_after.py BEFORE_DIR AFTER_DIR
+
+    # one directory: copy it, fix the copy as `remedy apply` would (planned from the reports
+    # given, or from Checkov's own scan of the directory), then compare
+    .venv/bin/python scripts/checkov_before_after.py DIR --fix [--report REPORT ...]
+
+Runs the real Checkov of `scripts/setup-scanners.sh` (``.tools/checkov``) with
+``--framework kubernetes -o json --skip-download --quiet`` and prints, for every Checkov check
+that `bot/data/scanner_map.yaml` maps to a Kubescape control, the number of failing resources
+before -> after.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections import Counter
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bot import scanner_map  # noqa: E402
+from bot.errors import RemedyError  # noqa: E402
+from bot.plan import build_plan  # noqa: E402
+from bot.sources import load_report, parse_report  # noqa: E402
+from bot.sources.merge import merge_reports  # noqa: E402
+
+CHECKOV = ROOT / ".tools" / "checkov" / "bin" / "checkov"
+MAX_ROUNDS = 6
+
+
+def run_checkov(directory: Path) -> dict:
+    """Checkov's JSON output for ``directory`` (a mapping, one run: kubernetes)."""
+    if not CHECKOV.exists():
+        raise SystemExit(f"{CHECKOV} not found: run `bash scripts/setup-scanners.sh` first")
+    proc = subprocess.run(
+        [
+            str(CHECKOV),
+            "-d",
+            str(directory.resolve()),
+            "--framework",
+            "kubernetes",
+            "-o",
+            "json",
+            "--skip-download",
+            "--quiet",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if proc.returncode not in (0, 1):
+        raise SystemExit(f"checkov failed ({proc.returncode}): {proc.stderr.strip()[-500:]}")
+    data = json.loads(proc.stdout)
+    runs = data if isinstance(data, list) else [data]
+    merged: dict = {"check_type": "kubernetes", "results": {"failed_checks": []}}
+    for run in runs:
+        if isinstance(run, dict) and isinstance(run.get("results"), dict):
+            merged["results"]["failed_checks"] += run["results"].get("failed_checks") or []
+    return merged
+
+
+def failures(output: dict) -> Counter[str]:
+    """Failing resources per Checkov check id."""
+    return Counter(c["check_id"] for c in output["results"]["failed_checks"])
+
+
+def fix_copy(source: Path, reports: list[Path], workdir: Path) -> tuple[Path, int]:
+    """A copy of ``source`` with every planned change set written; returns it and the number of
+    change sets applied. Change sets touching a file already changed in this round wait for the
+    next round, planned again on the new content."""
+    repo = workdir / source.name
+    shutil.copytree(source, repo)
+    applied = 0
+    for _ in range(MAX_ROUNDS):
+        if reports:
+            report = merge_reports([load_report(p) for p in reports])
+        else:
+            report = parse_report(run_checkov(repo), f"checkov {repo}")
+        plan = build_plan(report, repo)
+        touched: set[str] = set()
+        round_applied = 0
+        for change_set in plan.change_sets:
+            paths = {f.path for f in change_set.files}
+            if paths & touched:
+                continue
+            for change in change_set.files:
+                target = repo / change.path
+                if not change.is_new and target.read_text(encoding="utf-8") != change.before:
+                    break
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_text(change.after, encoding="utf-8")
+            touched |= paths
+            round_applied += 1
+        applied += round_applied
+        if round_applied == 0:
+            break
+    return repo, applied
+
+
+def table(before: Counter[str], after: Counter[str]) -> list[str]:
+    """One line per mapped Checkov check: id, control, title, failures before -> after."""
+    lines = []
+    entries = scanner_map.entries("checkov")
+    total_before = total_after = 0
+    for check_id in sorted(entries, key=lambda c: (c.startswith("CKV2"), int(c.split("_")[-1]))):
+        b, a = before.get(check_id, 0), after.get(check_id, 0)
+        if not (b or a):
+            continue
+        total_before, total_after = total_before + b, total_after + a
+        entry = entries[check_id]
+        lines.append(f"{check_id:<11} {entry['control']}  {b:>3} -> {a:<3} {entry['title']}")
+    lines.append(f"{'mapped':<11} {'total':<7} {total_before:>3} -> {total_after:<3}")
+    return lines
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("before", type=Path)
+    parser.add_argument("after", type=Path, nargs="?")
+    parser.add_argument("--fix", action="store_true", help="fix a copy of BEFORE and compare")
+    parser.add_argument("--report", type=Path, action="append", default=[])
+    args = parser.parse_args(argv)
+    if bool(args.after) == args.fix:
+        parser.error("give AFTER, or --fix to make it from BEFORE")
+    try:
+        before = failures(run_checkov(args.before))
+        with tempfile.TemporaryDirectory() as tmp:
+            if args.fix:
+                after_dir, applied = fix_copy(args.before, args.report, Path(tmp))
+                print(f"applied {applied} change sets to a copy of {args.before}")
+            else:
+                after_dir = args.after
+            after = failures(run_checkov(after_dir))
+    except RemedyError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print("\n".join(table(before, after)))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
