@@ -113,9 +113,11 @@ def fetch_report(settings: Settings, project: ProjectConfig, forge: GitLabForge)
             raise ReportError(f"cannot fetch the report from {source.url}: {exc}") from exc
         data, origin = response.content, source.url
     else:
-        from bot.sources.kubescape_operator import read_from_cluster
-
-        return read_from_cluster(namespace=getattr(source, "namespace", None))
+        raise ReportError(
+            f"{project.id}: the kubescape-operator report source (reading WorkloadConfigurationScan "
+            "CRDs from the cluster) is not available in this version; use a gitlab-artifact, "
+            "file or url source"
+        )
     try:
         parsed = json.loads(data)
     except (ValueError, UnicodeDecodeError) as exc:
