@@ -15,31 +15,35 @@ down. Each refusal is logged and writes nothing.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import json
-import threading
 import time
-from collections.abc import Callable
-from typing import Any, Literal, Protocol
+from collections.abc import AsyncIterator, Callable
+from typing import Any, Literal
 from urllib.parse import parse_qsl
 
 import redis
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
-from kombu.exceptions import OperationalError as KombuOperationalError
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
 from pydantic import BaseModel, ConfigDict, ValidationError
-from starlette.concurrency import run_in_threadpool
 
 from bot import commands
 from bot.commands import Actor, CommandError, Context
+from bot.intake import (
+    DedupeStore,
+    Enqueue,
+    Intake,
+    LocalIntake,
+    QueueUnavailable,
+    RedisDedupe,
+    RedisIntake,
+)
 from bot.observability import log_event
 from bot.settings import Settings
 from bot.web_settings import WebSettings
-
-Enqueue = Callable[[str, dict[str, Any]], None]
-"""Send one task by name with one JSON argument."""
 
 REQUESTS = Counter(
     "remedy_web_requests_total", "Web requests by endpoint and outcome", ["endpoint", "outcome"]
@@ -65,42 +69,6 @@ class Refused(Exception):
 
 
 # --------------------------------------------------------------------------- de-duplication
-
-
-class DedupeStore(Protocol):
-    def first_time(self, key: str, ttl: int) -> bool:
-        """True the first time ``key`` is seen within ``ttl`` seconds."""
-        ...
-
-
-class RedisDedupe:
-    """Delivery keys in Redis (``SET NX EX``), shared by every web process."""
-
-    def __init__(self, client: redis.Redis) -> None:
-        self.client = client
-
-    def first_time(self, key: str, ttl: int) -> bool:
-        return bool(self.client.set(f"remedy:webhook:{key}", b"1", nx=True, ex=ttl))
-
-
-class MemoryDedupe:
-    """Delivery keys in this process (tests, single-process deployments without Redis)."""
-
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
-        self.clock = clock
-        self._lock = threading.Lock()
-        self._seen: dict[str, float] = {}
-
-    def first_time(self, key: str, ttl: int) -> bool:
-        now = self.clock()
-        with self._lock:
-            if len(self._seen) > 100_000:
-                self._seen = {k: t for k, t in self._seen.items() if t > now}
-            expires = self._seen.get(key)
-            if expires is not None and expires > now:
-                return False
-            self._seen[key] = now + ttl
-            return True
 
 
 def delivery_key(headers: Any, body: bytes) -> str:
@@ -191,7 +159,14 @@ def _validate(model: type[BaseModel], payload: dict[str, Any]) -> Any:
 # --------------------------------------------------------------------------- the app
 
 
-def _default_enqueue(settings: Settings) -> Enqueue:
+def _default_intake(settings: Settings) -> Intake:
+    from bot import tasks
+
+    tasks.configure(settings)
+    return RedisIntake(settings.redis_url, tasks.app)
+
+
+def _celery_enqueue(settings: Settings) -> Enqueue:
     from bot import tasks
 
     tasks.configure(settings)
@@ -208,15 +183,30 @@ def create_app(
     *,
     web: WebSettings | None = None,
     dedupe: DedupeStore | None = None,
+    intake: Intake | None = None,
     clock: Callable[[], float] = time.time,
 ) -> FastAPI:
-    """The FastAPI app; ``enqueue`` defaults to Celery, ``dedupe`` to Redis."""
+    """The FastAPI app. Events go to ``intake``: by default `RedisIntake` (one atomic Redis round
+    trip); given ``enqueue`` and/or ``dedupe``, a `LocalIntake` over them (Redis and Celery's
+    ``send_task`` fill in whichever is missing)."""
     web = web or WebSettings()
-    send = enqueue or _default_enqueue(settings)
-    store = dedupe or RedisDedupe(
-        redis.Redis.from_url(settings.redis_url, socket_timeout=2, socket_connect_timeout=2)
+    if intake is None and enqueue is None and dedupe is None:
+        intake = _default_intake(settings)
+    elif intake is None:
+        store = dedupe or RedisDedupe(
+            redis.Redis.from_url(settings.redis_url, socket_timeout=2, socket_connect_timeout=2)
+        )
+        intake = LocalIntake(enqueue or _celery_enqueue(settings), store)
+    events: Intake = intake
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        await events.aclose()
+
+    app = FastAPI(
+        title="kube-remedy", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan
     )
-    app = FastAPI(title="kube-remedy", docs_url=None, redoc_url=None, openapi_url=None)
 
     def done(endpoint: str, status: int, outcome: str, reason: str, **fields: Any) -> Response:
         REQUESTS.labels(endpoint=endpoint, outcome=outcome).inc()
@@ -242,15 +232,12 @@ def create_app(
             chunks.append(chunk)
         return b"".join(chunks)
 
-    def queue(name: str, key: str, event: dict[str, Any]) -> bool:
+    async def queue(name: str, key: str, event: dict[str, Any]) -> bool:
         """Record the delivery and enqueue; False when it was delivered before."""
         try:
-            if key and not store.first_time(key, web.dedupe_ttl):
-                return False
-            send(name, event)
-        except (redis.RedisError, OSError, KombuOperationalError) as exc:
-            raise Refused(503, f"queue unavailable ({type(exc).__name__})") from None
-        return True
+            return await events.admit(name, event, key, web.dedupe_ttl)
+        except QueueUnavailable as exc:
+            raise Refused(503, f"queue unavailable ({exc})") from None
 
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:
@@ -301,7 +288,7 @@ def create_app(
         if isinstance(decision, str):
             return 200, "ignored", decision, {}
         task, event = decision
-        queued = await run_in_threadpool(queue, task, delivery_key(request.headers, body), event)
+        queued = await queue(task, delivery_key(request.headers, body), event)
         fields = {"project": event["project"], "mr": event["mr_iid"], "task": task}
         if not queued:
             return 200, "ignored", "duplicate delivery", fields
@@ -473,7 +460,7 @@ def create_app(
             "text": text[:2000],
             "response_url": form["response_url"],
         }
-        await run_in_threadpool(queue, "remedy.chat_command", "", event)
+        await queue("remedy.chat_command", "", event)
         name = invocation.command.name
         return _ephemeral(platform, "queued", f"Working on `{name}`; the result follows here.")
 

@@ -23,8 +23,9 @@ import redis
 import uvicorn
 from fastapi import FastAPI
 
+from bot.intake import MemoryDedupe, RedisDedupe
 from bot.settings import Settings
-from bot.web import MemoryDedupe, RedisDedupe, create_app, delivery_key, slack_signature
+from bot.web import create_app, delivery_key, slack_signature
 from bot.web_settings import WebSettings
 from tests.redis_server import RedisServer, free_port, redis_server_fixture  # noqa: F401 - fixture
 

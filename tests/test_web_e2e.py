@@ -22,7 +22,6 @@ import gitlab
 import httpx
 import pytest
 import uvicorn
-from celery import Celery
 
 from bot.settings import Settings
 from bot.web import create_app
@@ -133,22 +132,18 @@ def worker(
 
 @pytest.fixture
 def web_url(redis_server: RedisServer) -> Iterator[str]:
-    """The web app under uvicorn, enqueueing into the test Redis like the real web process."""
+    """The web app under uvicorn with its default intake (`RedisIntake`): the worker below runs
+    the messages it pushes, so this is also the proof that they are Celery's."""
     settings = Settings(
         redis_url=redis_server.url,
         projects=[{"id": PROJECT}],
         webhook_secret=SECRET,
         branch_prefix=PREFIX,
     )
-    client = Celery("e2e-web", broker=redis_server.url, set_as_current=False)
-
-    def enqueue(name: str, event: dict[str, Any]) -> None:
-        client.send_task(name, args=[event])
-
     port = free_port()
-    app = create_app(settings, enqueue, web=WebSettings())
+    app = create_app(settings, web=WebSettings())
     server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
     )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -158,7 +153,6 @@ def web_url(redis_server: RedisServer) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(timeout=10)
-        client.close()
 
 
 def deliver(url: str, payload: dict[str, Any]) -> httpx.Response:

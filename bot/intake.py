@@ -1,0 +1,170 @@
+"""Admitting a verified web event: de-duplicate the delivery and enqueue its Celery task.
+
+`RedisIntake` does both in one Redis round trip, atomically, from the event loop: a Lua script
+``SET key NX EX ttl`` and, only when the key was new, ``LPUSH`` of the task message onto the
+Celery queue. A delivery is therefore never recorded without its task being queued (or the
+reverse), and a request costs no thread hop and no exchange lookup. The message is the one
+Celery itself would publish: Celery builds the task protocol (``app.amqp.as_task_v2``) and
+kombu serializes the body; this module only wraps it in the Redis transport's envelope, and
+tests/test_intake.py checks that envelope against kombu's own and runs it in a real worker.
+
+`LocalIntake` takes a de-duplication store and an enqueue function (tests, no Redis).
+"""
+
+from __future__ import annotations
+
+import base64
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any, Protocol
+
+import redis
+import redis.asyncio
+from celery import Celery
+from kombu.exceptions import OperationalError as KombuOperationalError
+from kombu.serialization import dumps as kombu_dumps
+from kombu.utils.json import dumps as json_dumps
+from starlette.concurrency import run_in_threadpool
+
+Enqueue = Callable[[str, dict[str, Any]], None]
+"""Send one task by name with one JSON argument."""
+
+DEDUPE_PREFIX = "remedy:webhook:"
+
+
+class QueueUnavailable(Exception):
+    """The queue (Redis) could not take the event; the caller answers 503 so GitLab retries."""
+
+
+class Intake(Protocol):
+    async def admit(self, task: str, event: dict[str, Any], key: str, ttl: int) -> bool:
+        """Queue ``task(event)`` unless ``key`` was admitted within ``ttl`` seconds (an empty
+        key is never a duplicate). True when queued; raises `QueueUnavailable`."""
+        ...
+
+    async def aclose(self) -> None: ...
+
+
+# --------------------------------------------------------------------------- Redis
+
+_ADMIT = """
+if ARGV[1] ~= '' then
+  if not redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[2]) then
+    return 0
+  end
+end
+redis.call('LPUSH', KEYS[2], ARGV[3])
+return 1
+"""
+
+
+def celery_message(app: Celery, task: str, args: list[Any]) -> tuple[str, bytes]:
+    """The queue name and the Redis-transport message Celery would publish for ``task(*args)``."""
+    task_id = str(uuid.uuid4())
+    message = app.amqp.as_task_v2(task_id, task, args=args, kwargs={})
+    content_type, encoding, body = kombu_dumps(message.body, serializer="json")
+    queue = app.amqp.router.route({}, task, args, {})["queue"]
+    properties = {
+        **message.properties,
+        "delivery_mode": 2,
+        "delivery_info": {"exchange": "", "routing_key": queue.name},
+        "priority": 0,
+        "body_encoding": "base64",
+        "delivery_tag": str(uuid.uuid4()),
+    }
+    envelope = {
+        "body": base64.b64encode(body.encode(encoding)).decode("ascii"),
+        "content-encoding": encoding,
+        "content-type": content_type,
+        "headers": message.headers,
+        "properties": properties,
+    }
+    return queue.name, json_dumps(envelope).encode()
+
+
+class RedisIntake:
+    """De-duplication and enqueue in one atomic Redis round trip (see the module docstring)."""
+
+    def __init__(self, redis_url: str, app: Celery) -> None:
+        self.app = app
+        self.client = redis.asyncio.Redis.from_url(
+            redis_url, socket_timeout=2, socket_connect_timeout=2
+        )
+        self._script = self.client.register_script(_ADMIT)
+
+    async def admit(self, task: str, event: dict[str, Any], key: str, ttl: int) -> bool:
+        queue, message = celery_message(self.app, task, [event])
+        try:
+            queued = await self._script(
+                keys=[DEDUPE_PREFIX + key, queue], args=[b"1" if key else b"", ttl, message]
+            )
+        except (redis.RedisError, OSError) as exc:
+            raise QueueUnavailable(type(exc).__name__) from exc
+        return bool(queued)
+
+    async def aclose(self) -> None:
+        await self.client.aclose()
+
+
+# --------------------------------------------------------------------------- local
+
+
+class DedupeStore(Protocol):
+    def first_time(self, key: str, ttl: int) -> bool:
+        """True the first time ``key`` is seen within ``ttl`` seconds."""
+        ...
+
+
+class RedisDedupe:
+    """Delivery keys in Redis (``SET NX EX``), shared by every web process."""
+
+    def __init__(self, client: redis.Redis) -> None:
+        self.client = client
+
+    def first_time(self, key: str, ttl: int) -> bool:
+        return bool(self.client.set(DEDUPE_PREFIX + key, b"1", nx=True, ex=ttl))
+
+
+class MemoryDedupe:
+    """Delivery keys in this process (tests, single-process deployments without Redis)."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self.clock = clock
+        self._lock = threading.Lock()
+        self._seen: dict[str, float] = {}
+
+    def first_time(self, key: str, ttl: int) -> bool:
+        now = self.clock()
+        with self._lock:
+            if len(self._seen) > 100_000:
+                self._seen = {k: t for k, t in self._seen.items() if t > now}
+            expires = self._seen.get(key)
+            if expires is not None and expires > now:
+                return False
+            self._seen[key] = now + ttl
+            return True
+
+
+class LocalIntake:
+    """A de-duplication store and a (blocking) enqueue function, run off the event loop."""
+
+    def __init__(self, enqueue: Enqueue, dedupe: DedupeStore | None = None) -> None:
+        self.enqueue = enqueue
+        self.dedupe = dedupe or MemoryDedupe()
+
+    def _admit(self, task: str, event: dict[str, Any], key: str, ttl: int) -> bool:
+        try:
+            if key and not self.dedupe.first_time(key, ttl):
+                return False
+            self.enqueue(task, event)
+        except (redis.RedisError, OSError, KombuOperationalError) as exc:
+            raise QueueUnavailable(type(exc).__name__) from exc
+        return True
+
+    async def admit(self, task: str, event: dict[str, Any], key: str, ttl: int) -> bool:
+        return await run_in_threadpool(self._admit, task, event, key, ttl)
+
+    async def aclose(self) -> None:
+        return None
