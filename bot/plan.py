@@ -7,6 +7,7 @@ stacked per change-set group on a `FileOverlay`; nothing touches the repository 
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections import defaultdict
 from collections.abc import Callable, Iterable
@@ -54,8 +55,8 @@ def dedupe(findings: Iterable[Finding]) -> list[Finding]:
         if key in merged:
             first = merged[key]
             ids = tuple(dict.fromkeys((*first.scanner_ids, *finding.scanner_ids)))
-            merged[key] = first.model_copy(
-                update={"scanner_ids": ids, "severity": max(first.severity, finding.severity)}
+            merged[key] = dataclasses.replace(
+                first, scanner_ids=ids, severity=max(first.severity, finding.severity)
             )
         else:
             merged[key] = finding

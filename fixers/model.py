@@ -14,7 +14,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import ConfigDict, field_validator
+from pydantic.dataclasses import dataclass as validated_dataclass
 
 YamlPath = tuple[str | int, ...]
 """A path into a YAML document: mapping keys (str) and sequence indices (int)."""
@@ -71,11 +72,17 @@ class Risk(enum.IntEnum):
         return self.name.lower()
 
 
-class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+_frozen = validated_dataclass(
+    frozen=True, slots=True, kw_only=True, config=ConfigDict(extra="forbid")
+)
+"""Validated, immutable, slotted records: a report holds one `Finding` per failed control and
+resource, so a finding must cost a few hundred bytes, not a pydantic model's ~1.2 KB (its
+per-instance ``__dict__`` and fields-set). Copy with `dataclasses.replace` (it re-validates);
+read JSON with ``pydantic.TypeAdapter(Finding)``."""
 
 
-class ResourceRef(_Frozen):
+@_frozen
+class ResourceRef:
     """A Kubernetes object as a scanner names it."""
 
     api_version: str = ""
@@ -93,7 +100,8 @@ class ResourceRef(_Frozen):
         return f"{self.kind} {ns}{self.name}"
 
 
-class SourceHint(_Frozen):
+@_frozen
+class SourceHint:
     """Where the scanner says the resource came from (all optional, advice for the locator)."""
 
     path: str | None = None
@@ -102,7 +110,8 @@ class SourceHint(_Frozen):
     line: int | None = None
 
 
-class FixHint(_Frozen):
+@_frozen
+class FixHint:
     """A scanner's own suggestion (Kubescape fixPath/failedPath/reviewPath/deletePath).
 
     Advice only: fixers decide from the resource itself; hints help pick the container and
@@ -116,7 +125,8 @@ class FixHint(_Frozen):
     """The scanner gave a placeholder (``YOUR_VALUE``), not a value: ``value`` is then None."""
 
 
-class Finding(_Frozen):
+@_frozen
+class Finding:
     """One failed control on one resource, in canonical Kubescape terms."""
 
     control_id: str
@@ -125,7 +135,7 @@ class Finding(_Frozen):
     severity: Severity = Severity.UNKNOWN
     resource: ResourceRef
     container: str | None = None
-    source: SourceHint = Field(default_factory=SourceHint)
+    source: SourceHint = field(default_factory=SourceHint)
     hints: tuple[FixHint, ...] = ()
     message: str = ""
 

@@ -17,6 +17,7 @@ excluded, score, compliance_score}}}``.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from itertools import islice
@@ -327,7 +328,7 @@ def _merge_duplicates(findings: Iterable[Finding]) -> tuple[Finding, ...]:
             merged[key] = finding
         else:
             hints = tuple(dict.fromkeys((*first.hints, *finding.hints)))
-            merged[key] = first.model_copy(update={"hints": hints})
+            merged[key] = dataclasses.replace(first, hints=hints)
     return tuple(merged.values())
 
 

@@ -12,6 +12,7 @@ from types import ModuleType
 from typing import Any
 
 import yaml
+from pydantic import TypeAdapter
 
 from fixers.model import AnyEdit, AppendUnique, CreateManifest, Ensure, Finding, Remove, Set
 from fixers.policy import FixContext
@@ -62,7 +63,7 @@ def load_cases() -> list[Case]:
                 fixer=folder.parent.name,
                 situation=folder.name,
                 folder=folder,
-                finding=Finding.model_validate(raw),
+                finding=TypeAdapter(Finding).validate_python(raw),
                 document_index=index,
             )
         )
