@@ -6,17 +6,15 @@ re-read state from GitLab and are safe to run twice: a note command is answered 
 the reply is skipped when the note already carries the bot's ``robot`` award (given after the
 reply; ``eyes`` acknowledges the note when a worker picks it up).
 
-`GitLabRestPort` speaks the few REST calls the commands need over httpx; errors are translated
-into the `bot.errors` forge family where the calls are made.
+GitLab is reached through `bot.forge.gitlab.GitLabCommands` (python-gitlab, errors translated
+into the `bot.errors` forge family there); tests swap it with `use_port_factory`.
 """
 
 from __future__ import annotations
 
-import contextlib
 import functools
-from collections.abc import Callable, Sequence
-from typing import Any, Literal
-from urllib.parse import quote
+from collections.abc import Callable
+from typing import Any
 
 import httpx
 from prometheus_client import Counter
@@ -27,17 +25,15 @@ from bot.commands import (
     Context,
     GitLabPort,
     MemberCache,
-    MergeRequestInfo,
     Reply,
     dispatch,
     find_mention,
 )
 from bot.errors import (
-    ForgeConflictError,
-    ForgeError,
     ForgePermissionError,
     ForgeTransientError,
 )
+from bot.forge.gitlab import GitLabCommands
 from bot.observability import log_event
 from bot.settings import Settings
 from bot.tasks import RemedyTask, _adapter, app, get_settings
@@ -59,127 +55,11 @@ COMMANDS_RUN = Counter(
 # --------------------------------------------------------------------------- GitLab port
 
 
-class GitLabRestPort:
-    """`GitLabPort` over GitLab's REST API v4 (token auth), with errors translated."""
-
-    def __init__(self, url: str, token: str, *, timeout: float = 10.0) -> None:
-        self.client = httpx.Client(
-            base_url=url.rstrip("/") + "/api/v4",
-            headers={"PRIVATE-TOKEN": token},
-            timeout=timeout,
-        )
-
-    def close(self) -> None:
-        self.client.close()
-
-    def _call(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        try:
-            response = self.client.request(method, path, **kwargs)
-        except httpx.HTTPError as exc:
-            raise ForgeTransientError(f"GitLab {method} {path}: {type(exc).__name__}") from None
-        status = response.status_code
-        if status < 400:
-            return response
-        what = f"GitLab {method} {path} answered {status}"
-        if status == 429 or status >= 500:
-            retry_after = response.headers.get("Retry-After", "")
-            raise ForgeTransientError(
-                what, retry_after=float(retry_after) if retry_after.isdigit() else None
-            )
-        if status in (401, 403, 404):
-            raise ForgePermissionError(f"{what}: the bot's token lacks access")
-        if status == 409:
-            raise ForgeConflictError(what)
-        raise ForgeError(what)
-
-    @staticmethod
-    def _p(project: str) -> str:
-        return "/projects/" + quote(project, safe="")
-
-    def access_level(self, project: str, user_id: int) -> int:
-        try:
-            data = self._call("GET", f"{self._p(project)}/members/all/{user_id}").json()
-        except ForgePermissionError:
-            return 0
-        return int(data.get("access_level", 0))
-
-    @staticmethod
-    def _info(data: dict[str, Any]) -> MergeRequestInfo:
-        return MergeRequestInfo(
-            iid=int(data["iid"]),
-            state=str(data["state"]),
-            source_branch=str(data["source_branch"]),
-            target_branch=str(data.get("target_branch") or "main"),
-            title=str(data.get("title") or ""),
-            description=str(data.get("description") or ""),
-            labels=tuple(str(label) for label in data.get("labels") or ()),
-            web_url=str(data.get("web_url") or ""),
-        )
-
-    def merge_request(self, project: str, iid: int) -> MergeRequestInfo:
-        return self._info(self._call("GET", f"{self._p(project)}/merge_requests/{iid}").json())
-
-    def open_merge_requests(self, project: str, branch_prefix: str) -> list[MergeRequestInfo]:
-        found: list[MergeRequestInfo] = []
-        page = 1
-        while page:
-            response = self._call(
-                "GET",
-                f"{self._p(project)}/merge_requests",
-                params={"state": "opened", "per_page": 100, "page": page},
-            )
-            found += [
-                self._info(mr)
-                for mr in response.json()
-                if str(mr.get("source_branch", "")).startswith(branch_prefix)
-            ]
-            next_page = response.headers.get("X-Next-Page", "")
-            page = int(next_page) if next_page.isdigit() else 0
-        return found
-
-    def award_emoji(self, project: str, iid: int, note_id: int, name: str) -> None:
-        path = f"{self._p(project)}/merge_requests/{iid}/notes/{note_id}/award_emoji"
-        # Already awarded: GitLab answers 404 "has already been taken"; nothing to do then.
-        with contextlib.suppress(ForgePermissionError):
-            self._call("POST", path, json={"name": name})
-
-    def note_has_award(self, project: str, iid: int, note_id: int, name: str) -> bool:
-        path = f"{self._p(project)}/merge_requests/{iid}/notes/{note_id}/award_emoji"
-        me = self._call("GET", "/user").json().get("id")
-        awards = self._call("GET", path, params={"per_page": 100}).json()
-        return any(a.get("name") == name and a.get("user", {}).get("id") == me for a in awards)
-
-    def reply(self, project: str, iid: int, body: str) -> None:
-        self._call("POST", f"{self._p(project)}/merge_requests/{iid}/notes", json={"body": body})
-
-    def rebase(self, project: str, iid: int) -> None:
-        self._call("PUT", f"{self._p(project)}/merge_requests/{iid}/rebase")
-
-    def set_state(self, project: str, iid: int, event: Literal["close", "reopen"]) -> None:
-        self._call("PUT", f"{self._p(project)}/merge_requests/{iid}", json={"state_event": event})
-
-    def set_labels(
-        self, project: str, iid: int, *, add: Sequence[str] = (), remove: Sequence[str] = ()
-    ) -> None:
-        body: dict[str, str] = {}
-        if add:
-            body["add_labels"] = ",".join(add)
-        if remove:
-            body["remove_labels"] = ",".join(remove)
-        if body:
-            self._call("PUT", f"{self._p(project)}/merge_requests/{iid}", json=body)
-
-    def reset_branch(self, project: str, branch: str, ref: str) -> None:
-        branches = f"{self._p(project)}/repository/branches"
-        with contextlib.suppress(ForgePermissionError):  # already gone: create it below
-            self._call("DELETE", f"{branches}/{quote(branch, safe='')}")
-        self._call("POST", branches, json={"branch": branch, "ref": ref})
-
-
-def default_port(settings: Settings) -> GitLabRestPort:
+def default_port(settings: Settings) -> GitLabCommands:
+    """The commands' GitLab calls over python-gitlab (`bot.forge.gitlab.GitLabCommands`)."""
     if settings.gitlab_token is None:
         raise ForgePermissionError("REMEDY_GITLAB_TOKEN is not set; the bot cannot call GitLab")
-    return GitLabRestPort(settings.gitlab_url, settings.gitlab_token.get_secret_value())
+    return GitLabCommands(settings.gitlab_url, settings.gitlab_token.get_secret_value())
 
 
 PortFactory = Callable[[Settings], Any]

@@ -14,7 +14,6 @@ from prometheus_client import REGISTRY
 
 from bot import commands
 from bot.command_tasks import (
-    GitLabRestPort,
     handle_chat_command,
     handle_mr_event,
     handle_note_command,
@@ -32,6 +31,7 @@ from bot.commands import (
     parse,
 )
 from bot.errors import ForgePermissionError, ForgeTransientError
+from bot.forge.gitlab import GitLabCommands
 from bot.settings import Settings
 from bot.web_settings import WebSettings
 from tests.gitlab_emulator import GitLabEmulator
@@ -387,15 +387,15 @@ def emulated(
     )
     alice = gitlab_emulator.add_user("alice")
     gitlab_emulator.add_member(pid, alice, 30)
-    port = GitLabRestPort(gitlab_emulator.url, gitlab_emulator.token)
+    port = GitLabCommands(gitlab_emulator.url, gitlab_emulator.token)
     yield {"pid": pid, "iid": int(mr.iid), "mr": mr, "alice": alice, "port": port, "branch": branch}
     port.close()
 
 
-def test_rest_port_against_the_emulator(
+def test_python_gitlab_port_against_the_emulator(
     gitlab_emulator: GitLabEmulator, emulated: dict[str, Any]
 ) -> None:
-    port: GitLabRestPort = emulated["port"]
+    port: GitLabCommands = emulated["port"]
     iid, pid = emulated["iid"], emulated["pid"]
     assert port.access_level(PROJECT, emulated["alice"]) == 30
     assert port.access_level(PROJECT, 9999) == 0
@@ -423,17 +423,23 @@ def test_rest_port_against_the_emulator(
     assert port.note_has_award(PROJECT, iid, note.id, "eyes")
 
 
-def test_rest_port_translates_errors(
+def test_python_gitlab_port_retries_then_translates_errors(
     gitlab_emulator: GitLabEmulator, emulated: dict[str, Any]
 ) -> None:
-    port: GitLabRestPort = emulated["port"]
-    gitlab_emulator.inject(status=503, retry_after=3, path_contains="/merge_requests/")
-    with pytest.raises(ForgeTransientError) as err:
+    port: GitLabCommands = emulated["port"]
+    # One 503 is retried by python-gitlab (Retry-After honoured); 4 in a row (the try and its
+    # 3 retries) become a transient error for the task to retry later.
+    gitlab_emulator.inject(status=503, retry_after=0, path_contains="/merge_requests/")
+    assert port.merge_request(PROJECT, emulated["iid"]).iid == emulated["iid"]
+    gitlab_emulator.inject(status=503, times=4, retry_after=0, path_contains="/merge_requests/")
+    with pytest.raises(ForgeTransientError, match="GitLab answered 503"):
         port.merge_request(PROJECT, emulated["iid"])
-    assert err.value.retry_after == 3
-    stranger = GitLabRestPort(gitlab_emulator.url, "not-a-token")
-    with pytest.raises(ForgePermissionError, match="answered 401"):
+    stranger = GitLabCommands(gitlab_emulator.url, "not-a-token")
+    with pytest.raises(ForgePermissionError, match="401") as err:
         stranger.merge_request(PROJECT, emulated["iid"])
+    assert "not-a-token" not in str(err.value)
+    with pytest.raises(ForgePermissionError, match="401"):
+        stranger.access_level(PROJECT, emulated["alice"])  # a broken token is not "no access"
     stranger.close()
 
 

@@ -55,6 +55,10 @@ def test_codeowners_user_is_reviewer_and_groups_are_skipped(
     assert monitoring and all(
         _reviewers(gitlab_emulator, pid, b) == ["fallback"] for b in monitoring
     )
+    # Every owner is looked up once per run, however many MRs name them: fallback, alice and
+    # platform/web-group (not a user, so not a reviewer).
+    lookups = [p for m, p in gitlab_emulator.requests if m == "GET" and p == "/api/v4/users"]
+    assert len(bot_mrs(gitlab_emulator, pid)) > 3 and len(lookups) == 3
 
 
 def test_teams_in_remedy_yaml_when_codeowners_has_no_owner(

@@ -22,6 +22,7 @@ import gitlab
 import gitlab.exceptions
 import requests
 
+from bot.commands import MergeRequestInfo
 from bot.errors import ForgeConflictError, ForgeError, ForgePermissionError, ForgeTransientError
 from bot.forge.base import ChangeRequest
 
@@ -36,6 +37,36 @@ _PERMISSION = {
     "comment": "Reporter access to comment",
     "artifact": "Reporter access to read CI job artifacts",
 }
+
+
+@contextlib.contextmanager
+def translate_errors(operation: str, where: str, need: str = "read") -> Iterator[None]:
+    """python-gitlab and network errors -> the `bot.errors` forge family, never with the token."""
+    try:
+        yield
+    except gitlab.exceptions.GitlabAuthenticationError as exc:
+        raise ForgePermissionError(
+            f"{operation} on {where}: the token was rejected (401); check REMEDY_GITLAB_TOKEN"
+        ) from exc
+    except gitlab.exceptions.GitlabError as exc:
+        code = exc.response_code or 0
+        message = str(exc.error_message)[:200]
+        if code in (403, 404):
+            raise ForgePermissionError(
+                f"{operation} on {where} failed ({code}: {message}); the bot needs {_PERMISSION[need]}"
+            ) from exc
+        if code in (400, 409, 422):
+            raise ForgeConflictError(f"{operation} on {where} refused ({code}): {message}") from exc
+        if code == 429 or code >= 500:
+            raise ForgeTransientError(f"{operation} on {where}: GitLab answered {code}") from exc
+        raise ForgeError(f"{operation} on {where} failed ({code}): {message}") from exc
+    except (requests.ConnectionError, requests.Timeout) as exc:
+        raise ForgeTransientError(f"{operation} on {where}: {type(exc).__name__}") from exc
+
+
+def _status(exc: BaseException) -> int:
+    cause = exc.__cause__
+    return int(getattr(cause, "response_code", 0) or 0)
 
 
 class GitLabForge:
@@ -65,39 +96,15 @@ class GitLabForge:
         )
         self._max_retries = max_retries
         self._trees: dict[str, tuple[str, ...]] = {}
+        self._users: dict[str, int | None] = {}
 
     def __repr__(self) -> str:  # never the token
         return f"GitLabForge({self.url!r}, project={self.project_ref!r})"
 
     # ------------------------------------------------------------------ errors
 
-    @contextlib.contextmanager
-    def _call(self, operation: str, need: str = "read") -> Iterator[None]:
-        where = f"GitLab project {self.project_ref} at {self.url}"
-        try:
-            yield
-        except gitlab.exceptions.GitlabAuthenticationError as exc:
-            raise ForgePermissionError(
-                f"{operation} on {where}: the token was rejected (401); check REMEDY_GITLAB_TOKEN"
-            ) from exc
-        except gitlab.exceptions.GitlabError as exc:
-            code = exc.response_code or 0
-            message = str(exc.error_message)[:200]
-            if code in (403, 404):
-                raise ForgePermissionError(
-                    f"{operation} on {where} failed ({code}: {message}); the bot needs {_PERMISSION[need]}"
-                ) from exc
-            if code in (400, 409, 422):
-                raise ForgeConflictError(
-                    f"{operation} on {where} refused ({code}): {message}"
-                ) from exc
-            if code == 429 or code >= 500:
-                raise ForgeTransientError(
-                    f"{operation} on {where}: GitLab answered {code}"
-                ) from exc
-            raise ForgeError(f"{operation} on {where} failed ({code}): {message}") from exc
-        except (requests.ConnectionError, requests.Timeout) as exc:
-            raise ForgeTransientError(f"{operation} on {where}: {type(exc).__name__}") from exc
+    def _call(self, operation: str, need: str = "read") -> contextlib.AbstractContextManager[None]:
+        return translate_errors(operation, f"GitLab project {self.project_ref} at {self.url}", need)
 
     def _http(self, **kwargs: Any) -> dict[str, Any]:
         return {"max_retries": self._max_retries, **kwargs}
@@ -224,12 +231,16 @@ class GitLabForge:
         return any(getattr(c, "author_email", None) != self.bot_email for c in commits)
 
     def _user_ids(self, usernames: Sequence[str]) -> list[int]:
+        """GitLab user ids of reviewers; each name is looked up once per forge (per run)."""
         ids = []
         for name in usernames:
-            with self._call(f"look up user {name}"):
-                found = self._gl.users.list(username=name.lstrip("@"), get_all=False)
-            if found:
-                ids.append(int(found[0].id))
+            name = name.lstrip("@")
+            if name not in self._users:
+                with self._call(f"look up user {name}"):
+                    found = self._gl.users.list(username=name, get_all=False)
+                self._users[name] = int(found[0].id) if found else None
+            if self._users[name] is not None:
+                ids.append(self._users[name])
         return ids
 
     def open_change(
@@ -406,3 +417,142 @@ class GitLabForge:
                 f"{artifact_path!r}: check the job's artifacts:paths"
             ) from exc
         return bytes(data)
+
+
+# ---------------------------------------------------------------------- commands (bot.commands)
+
+
+class GitLabCommands:
+    """`bot.commands.GitLabPort` over python-gitlab: the calls MR and chat commands make, for
+    any configured project (one instance per task, like a forge per run)."""
+
+    def __init__(
+        self, url: str, token: str, *, max_retries: int = 3, timeout: float = 10.0
+    ) -> None:
+        self.url = url.rstrip("/")
+        self._gl = gitlab.Gitlab(
+            self.url,
+            private_token=token,
+            retry_transient_errors=True,
+            timeout=timeout,
+            per_page=100,
+        )
+        self._max_retries = max_retries
+        self._me: int | None = None
+
+    def __repr__(self) -> str:  # never the token
+        return f"GitLabCommands({self.url!r})"
+
+    def close(self) -> None:
+        self._gl.session.close()
+
+    def _call(
+        self, operation: str, project: str, need: str = "read"
+    ) -> contextlib.AbstractContextManager[None]:
+        return translate_errors(operation, f"GitLab project {project} at {self.url}", need)
+
+    def _project(self, project: str) -> Any:
+        return self._gl.projects.get(project, lazy=True)
+
+    def _mr(self, project: str, iid: int) -> Any:
+        return self._project(project).mergerequests.get(iid, lazy=True)
+
+    @staticmethod
+    def _info(data: Mapping[str, Any]) -> MergeRequestInfo:
+        return MergeRequestInfo(
+            iid=int(data["iid"]),
+            state=str(data["state"]),
+            source_branch=str(data["source_branch"]),
+            target_branch=str(data.get("target_branch") or "main"),
+            title=str(data.get("title") or ""),
+            description=str(data.get("description") or ""),
+            labels=tuple(str(label) for label in data.get("labels") or ()),
+            web_url=str(data.get("web_url") or ""),
+        )
+
+    def access_level(self, project: str, user_id: int) -> int:
+        """Effective access (inherited included); 0 when not a member or not visible."""
+        try:
+            with self._call(f"read the membership of user {user_id}", project):
+                member = self._project(project).members_all.get(
+                    user_id, max_retries=self._max_retries
+                )
+        except ForgePermissionError as exc:
+            if _status(exc) in (403, 404):
+                return 0
+            raise
+        return int(member.access_level)
+
+    def merge_request(self, project: str, iid: int) -> MergeRequestInfo:
+        with self._call(f"read !{iid}", project):
+            mr = self._project(project).mergerequests.get(iid, max_retries=self._max_retries)
+        return self._info(mr.attributes)
+
+    def open_merge_requests(self, project: str, branch_prefix: str) -> list[MergeRequestInfo]:
+        with self._call("list open merge requests", project):
+            mrs = self._project(project).mergerequests.list(
+                state="opened", iterator=True, max_retries=self._max_retries
+            )
+            return [
+                self._info(mr.attributes)
+                for mr in mrs
+                if str(mr.source_branch).startswith(branch_prefix)
+            ]
+
+    def award_emoji(self, project: str, iid: int, note_id: int, name: str) -> None:
+        try:
+            with self._call(f"award :{name}: on note {note_id} of !{iid}", project, "comment"):
+                note = self._mr(project, iid).notes.get(note_id, lazy=True)
+                note.awardemojis.create({"name": name}, max_retries=self._max_retries)
+        except ForgePermissionError as exc:
+            # Already awarded: GitLab answers 404 "has already been taken"; nothing to do.
+            if _status(exc) != 404:
+                raise
+
+    def note_has_award(self, project: str, iid: int, note_id: int, name: str) -> bool:
+        with self._call(f"list awards on note {note_id} of !{iid}", project):
+            if self._me is None:
+                self._gl.auth()
+                self._me = int(self._gl.user.id)  # type: ignore[union-attr]
+            note = self._mr(project, iid).notes.get(note_id, lazy=True)
+            awards = note.awardemojis.list(iterator=True)
+            return any(a.name == name and (a.user or {}).get("id") == self._me for a in awards)
+
+    def reply(self, project: str, iid: int, body: str) -> None:
+        with self._call(f"reply on !{iid}", project, "comment"):
+            self._mr(project, iid).notes.create({"body": body}, max_retries=self._max_retries)
+
+    def rebase(self, project: str, iid: int) -> None:
+        with self._call(f"rebase !{iid}", project, "write"):
+            self._mr(project, iid).rebase()
+
+    def set_state(self, project: str, iid: int, event: str) -> None:
+        with self._call(f"{event} !{iid}", project, "write"):
+            self._project(project).mergerequests.update(
+                iid, {"state_event": event}, max_retries=self._max_retries
+            )
+
+    def set_labels(
+        self, project: str, iid: int, *, add: Sequence[str] = (), remove: Sequence[str] = ()
+    ) -> None:
+        data = {
+            key: ",".join(names)
+            for key, names in (("add_labels", add), ("remove_labels", remove))
+            if names
+        }
+        if data:
+            with self._call(f"label !{iid}", project, "write"):
+                self._project(project).mergerequests.update(
+                    iid, data, max_retries=self._max_retries
+                )
+
+    def reset_branch(self, project: str, branch: str, ref: str) -> None:
+        branches = self._project(project).branches
+        try:
+            with self._call(f"delete branch {branch}", project, "write"):
+                branches.delete(branch)
+        except ForgePermissionError as exc:
+            if _status(exc) != 404:  # already gone: create it below
+                raise
+        with self._call(f"create branch {branch} at {ref}", project, "write"):
+            branches.create({"branch": branch, "ref": ref}, max_retries=self._max_retries)
