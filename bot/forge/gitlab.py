@@ -64,6 +64,13 @@ def translate_errors(operation: str, where: str, need: str = "read") -> Iterator
         raise ForgeTransientError(f"{operation} on {where}: {type(exc).__name__}") from exc
 
 
+def client(url: str, token: str, timeout: float) -> gitlab.Gitlab:
+    """A python-gitlab client that retries 429 and 5xx itself, honouring Retry-After."""
+    return gitlab.Gitlab(
+        url, private_token=token, retry_transient_errors=True, timeout=timeout, per_page=100
+    )
+
+
 def _status(exc: BaseException) -> int:
     cause = exc.__cause__
     return int(getattr(cause, "response_code", 0) or 0)
@@ -87,13 +94,7 @@ class GitLabForge:
         self.project_ref = str(project)
         self.bot_username = bot_username
         self.bot_email = bot_email or f"{bot_username}@users.noreply.kube-remedy"
-        self._gl = gitlab.Gitlab(
-            self.url,
-            private_token=token,
-            retry_transient_errors=True,
-            timeout=timeout,
-            per_page=100,
-        )
+        self._gl = client(self.url, token, timeout)
         self._max_retries = max_retries
         self._trees: dict[str, tuple[str, ...]] = {}
         self._users: dict[str, int | None] = {}
@@ -430,13 +431,7 @@ class GitLabCommands:
         self, url: str, token: str, *, max_retries: int = 3, timeout: float = 10.0
     ) -> None:
         self.url = url.rstrip("/")
-        self._gl = gitlab.Gitlab(
-            self.url,
-            private_token=token,
-            retry_transient_errors=True,
-            timeout=timeout,
-            per_page=100,
-        )
+        self._gl = client(self.url, token, timeout)
         self._max_retries = max_retries
         self._me: int | None = None
 
