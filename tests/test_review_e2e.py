@@ -18,6 +18,7 @@ from bot.review_tasks import _review_mr_body, review_merge_request
 from bot.settings import ProjectConfig, Settings
 from tests.gitlab_emulator import DEVELOPER, GitLabEmulator
 from tests.gitlab_emulator.diff_notes import diff_lines
+from tests.processes import wait_until
 from tests.redis_server import RedisServer, redis_server_fixture  # noqa: F401 - fixture
 from tests.test_review import BARE, compliant
 from tests.test_web import (  # noqa: F401 - fixtures
@@ -31,7 +32,7 @@ from tests.test_web import (  # noqa: F401 - fixtures
     web,
 )
 from tests.test_web_e2e import SECRET as E2E_SECRET
-from tests.test_web_e2e import wait_until, web_url, worker  # noqa: F401 - fixtures
+from tests.test_web_e2e import web_url, worker  # noqa: F401 - fixtures
 
 PROJECT = "platform/cd-config"
 SERVICE = "apiVersion: v1\nkind: Service\nmetadata:\n  name: web\nspec:\n  ports: [{port: 80}]\n"
@@ -270,7 +271,7 @@ def test_human_mr_reviewed_through_the_webhook_and_a_worker(
     pid = start(gitlab_emulator)
     gitlab_emulator.add_hook(pid, f"{web_url}/webhooks/gitlab", token=E2E_SECRET)
     iid = human_mr(gitlab_emulator, pid, {"apps/shop/web.yaml": BARE})
-    log = tmp_path / "worker.log"
+    log = tmp_path / "worker-0.log"
 
     def reviews() -> int:
         return log.read_text(errors="replace").count("mr-reviewed") if log.exists() else 0

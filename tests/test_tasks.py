@@ -10,8 +10,6 @@ import json
 import os
 import re
 import signal
-import subprocess
-import sys
 import time
 import urllib.request
 from collections import Counter
@@ -28,20 +26,11 @@ from bot import locks, tasks
 from bot.errors import ConfigError, ForgeTransientError, ReportError
 from bot.settings import Settings
 from tests import task_service
+from tests.processes import Procs, wait_until
 from tests.redis_server import RedisServer, free_port, redis_server_fixture  # noqa: F401 - fixture
 
 ROOT = Path(__file__).resolve().parent.parent
 PROJECT = "platform/cd-config"
-
-
-def wait_until(predicate: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 @pytest.fixture
@@ -88,61 +77,6 @@ def settings_env(settings: Settings, forge: Path) -> dict[str, str]:
         }
     )
     return env
-
-
-class Procs:
-    """Worker and beat subprocesses, each in its own process group, killed at teardown."""
-
-    def __init__(self, env: dict[str, str], logs: Path) -> None:
-        self.env = env
-        self.logs = logs
-        self.procs: list[subprocess.Popen[bytes]] = []
-
-    def start(self, *args: str, name: str) -> subprocess.Popen[bytes]:
-        return self.run([sys.executable, "-m", "celery", "-A", "bot.tasks", *args], name=name)
-
-    def entry_point(self, call: str, name: str) -> subprocess.Popen[bytes]:
-        """Run one of the functions the ``remedy`` CLI calls, e.g. ``start_beat(settings)``."""
-        code = f"from bot.settings import load_settings; from bot.tasks import *; settings = load_settings(); {call}"
-        return self.run([sys.executable, "-c", code], name=name)
-
-    def run(self, argv: list[str], name: str) -> subprocess.Popen[bytes]:
-        log = open(self.logs / f"{name}-{len(self.procs)}.log", "wb")  # noqa: SIM115
-        proc = subprocess.Popen(
-            argv,
-            cwd=ROOT,
-            env=self.env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        log.close()
-        self.procs.append(proc)
-        return proc
-
-    def worker(self, concurrency: int = 2) -> subprocess.Popen[bytes]:
-        return self.start(
-            "worker",
-            "--pool=threads",
-            f"--concurrency={concurrency}",
-            "--loglevel=INFO",
-            "--without-gossip",
-            "--without-mingle",
-            name="worker",
-        )
-
-    def kill(self, proc: subprocess.Popen[bytes], sig: int = signal.SIGKILL) -> None:
-        if proc.poll() is None:
-            os.killpg(proc.pid, sig)
-            proc.wait(timeout=20)
-
-    def close(self) -> None:
-        for proc in self.procs:
-            if proc.poll() is None:
-                self.kill(proc, signal.SIGTERM if proc.poll() is None else signal.SIGKILL)
-
-    def output(self) -> str:
-        return "\n".join(p.read_text(errors="replace") for p in sorted(self.logs.glob("*.log")))
 
 
 @pytest.fixture

@@ -9,12 +9,9 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
-import sys
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +24,7 @@ from bot.settings import Settings
 from bot.web import create_app
 from bot.web_settings import WebSettings
 from tests.gitlab_emulator import GitLabEmulator
+from tests.processes import Procs, wait_until
 from tests.redis_server import RedisServer, free_port, redis_server_fixture  # noqa: F401 - fixture
 from tests.test_web import note_hook
 
@@ -36,26 +34,7 @@ SECRET = "e2e-webhook-secret"
 PREFIX = "remedy/"
 BRANCH = PREFIX + "web-deployment"
 
-WORKER_ARGS = (
-    "worker",
-    "--pool=threads",
-    "--concurrency=2",
-    "--loglevel=INFO",
-    "--without-gossip",
-    "--without-mingle",
-)
-
 pytestmark = pytest.mark.slow
-
-
-def wait_until(predicate: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 @pytest.fixture
@@ -108,26 +87,11 @@ def worker(
             "REMEDY_RETRY_BACKOFF_MAX": "1",
         }
     )
-    log = open(tmp_path / "worker.log", "wb")  # noqa: SIM115 - closed below
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "bot.command_tasks", *WORKER_ARGS],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    log.close()
+    procs = Procs(env, tmp_path, app="bot.command_tasks")  # its log: tmp_path/worker-0.log
     try:
-        yield proc
+        yield procs.worker()
     finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(timeout=10)
+        procs.close()
 
 
 @pytest.fixture
@@ -193,7 +157,7 @@ def test_ignore_command_in_a_note_closes_the_mr_and_replies(
     try:
         wait_until(lambda: any("@rita Refused" in r for r in replies()), 60, "refusal reply")
     except AssertionError:
-        print((tmp_path / "worker.log").read_text(errors="replace"))
+        print((tmp_path / "worker-0.log").read_text(errors="replace"))
         raise
     assert gitlab_emulator.merge_requests(pid)[0]["state"] == "opened"
 
@@ -249,7 +213,7 @@ def test_rebase_command_through_the_emulators_own_webhook(
     except AssertionError:
         gitlab_emulator.flush_hooks()
         print(gitlab_emulator.hook_deliveries)
-        print((tmp_path / "worker.log").read_text(errors="replace"))
+        print((tmp_path / "worker-0.log").read_text(errors="replace"))
         raise
     wait_until(
         lambda: any(
