@@ -931,12 +931,7 @@ class Api:
             mr.title = str(params["title"])
         if "description" in params:
             mr.description = str(params["description"] or "")
-        if "labels" in params:
-            mr.labels = sorted(set(_labels(params["labels"])))
-        if "add_labels" in params:
-            mr.labels = sorted(set(mr.labels) | set(_labels(params["add_labels"])))
-        if "remove_labels" in params:
-            mr.labels = sorted(set(mr.labels) - set(_labels(params["remove_labels"])))
+        mr.labels = _updated_labels(mr.labels, params)
         if "assignee_ids" in params:
             mr.assignees = self._users(params["assignee_ids"])
         if "reviewer_ids" in params:
@@ -945,16 +940,7 @@ class Api:
             mr.target_branch = str(params["target_branch"])
         if "remove_source_branch" in params:
             mr.remove_source_branch = _bool(params["remove_source_branch"])
-        event = params.get("state_event")
-        action = "update"
-        if event == "close" and mr.state == "opened":
-            mr.state, mr.closed_at, mr.closed_by = "closed", now(), req.user
-            action = "close"
-        elif event == "reopen" and mr.state == "closed":
-            mr.state, mr.closed_at, mr.closed_by = "opened", None, None
-            action = "reopen"
-        elif event not in (None, "close", "reopen"):
-            raise ApiError(400, error="state_event does not have a valid value")
+        action = _apply_state_event(mr, params.get("state_event"), req.user)
         mr.updated_at = now()
         self.mr_event(p, mr, req.user, action)
         return Response(200, self.mr_json(p, mr))
@@ -1129,22 +1115,8 @@ class Api:
             issue.title = str(params["title"])
         if "description" in params:
             issue.description = str(params["description"] or "")
-        if "labels" in params:
-            issue.labels = sorted(set(_labels(params["labels"])))
-        if "add_labels" in params:
-            issue.labels = sorted(set(issue.labels) | set(_labels(params["add_labels"])))
-        if "remove_labels" in params:
-            issue.labels = sorted(set(issue.labels) - set(_labels(params["remove_labels"])))
-        event = params.get("state_event")
-        action = "update"
-        if event == "close" and issue.state == "opened":
-            issue.state, issue.closed_at, issue.closed_by = "closed", now(), req.user
-            action = "close"
-        elif event == "reopen" and issue.state == "closed":
-            issue.state, issue.closed_at, issue.closed_by = "opened", None, None
-            action = "reopen"
-        elif event not in (None, "close", "reopen"):
-            raise ApiError(400, error="state_event does not have a valid value")
+        issue.labels = _updated_labels(issue.labels, params)
+        action = _apply_state_event(issue, params.get("state_event"), req.user)
         issue.updated_at = now()
         self.issue_event(p, issue, req.user, action)
         return Response(200, self.issue_json(p, issue))
@@ -1748,3 +1720,26 @@ class Api:
 def quote_path(path: str) -> str:
     """URL-encode a file path or project path as GitLab wants it in a URL segment."""
     return quote(path, safe="")
+
+
+def _updated_labels(current: list[str], params: Mapping[str, Any]) -> list[str]:
+    """GitLab's ``labels`` (replace), then ``add_labels`` and ``remove_labels``."""
+    labels = set(_labels(params["labels"])) if "labels" in params else set(current)
+    if "add_labels" in params:
+        labels |= set(_labels(params["add_labels"]))
+    if "remove_labels" in params:
+        labels -= set(_labels(params["remove_labels"]))
+    return sorted(labels)
+
+
+def _apply_state_event(item: Any, event: Any, user: Any) -> str:
+    """``state_event`` close/reopen on an MR or issue; the webhook action it fires."""
+    if event == "close" and item.state == "opened":
+        item.state, item.closed_at, item.closed_by = "closed", now(), user
+        return "close"
+    if event == "reopen" and item.state == "closed":
+        item.state, item.closed_at, item.closed_by = "opened", None, None
+        return "reopen"
+    if event not in (None, "close", "reopen"):
+        raise ApiError(400, error="state_event does not have a valid value")
+    return "update"
