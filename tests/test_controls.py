@@ -124,3 +124,15 @@ def test_every_control_a_fixer_claims_is_in_the_catalog() -> None:
     claimed = sorted(registry.by_control())
     assert claimed
     assert [cid for cid in claimed if controls.get(cid) is None] == []
+
+
+def test_catalog_risk_is_the_risk_of_the_fixer_that_fixes_it() -> None:
+    """`remedy explain` shows the catalog's risk and MRs the fixer's: they must agree."""
+    from fixers import registry
+
+    disagree = [
+        (cid, fixer.name, fixer.risk.label, controls.get(cid).risk)
+        for cid, fixer in registry.by_control().items()
+        if controls.get(cid) is not None and controls.get(cid).risk != fixer.risk.label
+    ]
+    assert disagree == []

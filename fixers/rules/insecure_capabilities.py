@@ -18,7 +18,7 @@ class InsecureCapabilities(Fixer):
     that a container adds; other added capabilities are kept as they are."""
 
     controls = ("C-0046",)
-    risk = Risk.MEDIUM
+    risk = Risk.HIGH  # the workload added them on purpose; without them it may not work
     family = "security-context"
 
     def plan(self, view: PodView, finding: Finding, ctx: FixContext) -> Result:
