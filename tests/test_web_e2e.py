@@ -175,8 +175,12 @@ def test_ignore_command_in_a_note_closes_the_mr_and_replies(
         lambda: [r for r in replies() if r.startswith("@alice Closed as ignored")], 30, "reply"
     )
     assert "staging uses its own policy &lt;b&gt;x&lt;/b&gt;" in reply[0]
-    awards = mr.notes.get(note.id).awardemojis.list()
-    assert sorted(a.name for a in awards) == ["eyes", "robot"]
+
+    # The robot award follows the reply (it marks the command as answered), so wait for it too.
+    def awards() -> list[str]:
+        return sorted(a.name for a in mr.notes.get(note.id).awardemojis.list())
+
+    wait_until(lambda: awards() == ["eyes", "robot"], 30, "eyes and robot awards")
     assert len(replies()) == 2
 
 
