@@ -21,11 +21,12 @@ from rich.table import Table
 from rich.text import Text
 
 from bot import controls as catalog
+from bot.cluster import ClusterAccess
 from bot.errors import RemedyError
 from bot.plan import Plan, build_plan
 from bot.repo_config import CONFIG_FILE, RepoConfig, parse_repo_config
 from bot.score import format_delta, framework_label, framework_scores
-from bot.sources import load_report
+from bot.sources import cluster_formats, fetch_from_cluster, load_report
 from bot.sources.base import Report
 
 EXIT_OK, EXIT_UNFIXED, EXIT_USAGE = 0, 1, 2
@@ -34,8 +35,17 @@ console = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
 errors = Console(stderr=True, highlight=False)
 
 
-def _load_reports(paths: Sequence[Path]) -> Report:
+def _load_reports(
+    paths: Sequence[Path],
+    cluster: ClusterAccess | None = None,
+    scanners: Sequence[str] = (),
+    namespace: str | None = None,
+) -> Report:
     reports = [load_report(p) for p in paths]
+    if cluster is not None:
+        reports += [fetch_from_cluster(f, cluster, namespace) for f in dict.fromkeys(scanners)]
+    if not reports:
+        raise RemedyError("no findings to read: give --report FILE or --from-cluster")
     if len(reports) == 1:
         return reports[0]
     from bot.sources.merge import merge_reports
@@ -56,7 +66,14 @@ def _plan(args: argparse.Namespace) -> tuple[Report, Plan, RepoConfig]:
     repo = Path(args.repo)
     if not repo.is_dir():
         raise RemedyError(f"repository directory {repo} not found")
-    report = _load_reports([Path(p) for p in args.report])
+    cluster = (
+        ClusterAccess(kubeconfig=args.kubeconfig, context=args.kube_context)
+        if args.from_cluster
+        else None
+    )
+    report = _load_reports(
+        [Path(p) for p in args.report or ()], cluster, args.from_cluster or (), args.namespace
+    )
     config = _repo_config(repo, Path(args.config) if args.config else None)
     total = len(report.findings)
     with Progress(
@@ -263,14 +280,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
     ):
         subprocess.run(cmd, cwd=repo, check=True)
     console.print(f"Example cd-config copied to {repo} (a fresh git repository)\n")
-    ns = argparse.Namespace(
-        report=[str(examples / "kubescape-report.json")],
-        repo=str(repo),
-        config=None,
-        bot_username=args.bot_username,
-        rich=args.rich,
-    )
-    code = cmd_apply(ns)
+    apply_args = ["apply", "--report", str(examples / "kubescape-report.json"), "--repo", str(repo)]
+    apply_args += ["--bot-username", args.bot_username] + (["--rich"] if args.rich else [])
+    code = cmd_apply(build_parser().parse_args(apply_args))
     branches = subprocess.run(
         ["git", "branch", "--list", "remedy/*"], cwd=repo, capture_output=True, text=True
     ).stdout
@@ -347,8 +359,23 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True)
 
+    readable = cluster_formats()
+
     def report_args(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--report", action="append", required=True, help="scan report (repeatable)")
+        p.add_argument("--report", action="append", help="scan report (repeatable)")
+        p.add_argument(
+            "--from-cluster",
+            action="append",
+            nargs="?",
+            const="kubescape-operator",
+            choices=readable,
+            metavar="SCANNER",
+            help="also read the results a scanner keeps in the cluster (repeatable; default "
+            f"kubescape-operator; one of {', '.join(readable)})",
+        )
+        p.add_argument("--kubeconfig", help="with --from-cluster (default: $KUBECONFIG)")
+        p.add_argument("--kube-context", help="with --from-cluster (default: current context)")
+        p.add_argument("--namespace", help="with --from-cluster: one namespace (default: all)")
         p.add_argument("--repo", required=True, help="local clone of cd-config")
         p.add_argument("--config", help=f"settings file (default: REPO/{CONFIG_FILE})")
 

@@ -111,6 +111,15 @@ def get(control_id: str) -> Control | None:
     return _load()[0][canonical] if canonical else None
 
 
+def severity(control_id: str, reported: object = None) -> Severity:
+    """The severity a scanner reported for a finding of this control, else the catalog's."""
+    level = Severity.parse(reported)
+    if level is Severity.UNKNOWN:
+        known = get(control_id)
+        level = known.severity_level if known else Severity.UNKNOWN
+    return level
+
+
 def require(control_id: str) -> Control:
     """Like `get`, but an unknown id is a `ConfigError` naming it."""
     control = get(control_id)

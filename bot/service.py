@@ -16,6 +16,7 @@ from pathlib import Path
 import httpx
 import jinja2
 
+from bot.cluster import ClusterAccess
 from bot.codeowners import CodeOwners, load_codeowners, reviewers_for
 from bot.errors import ConfigError, ReportError
 from bot.forge.gitlab import GitLabForge
@@ -31,8 +32,9 @@ from bot.publish import publish_plan
 from bot.render import describe_change_set, environment, escape_markdown
 from bot.repo_config import CONFIG_FILE, IgnoreRule, RepoConfig, parse_repo_config
 from bot.settings import ProjectConfig, Settings
-from bot.sources import load_report, parse_report
+from bot.sources import fetch_from_cluster, load_report, parse_report
 from bot.sources.base import Report
+from bot.sources.merge import merge_reports
 
 DASHBOARD_TITLE = "kube-remedy dashboard"
 MR_TEMPLATE = "merge_request.md.j2"
@@ -113,10 +115,9 @@ def fetch_report(settings: Settings, project: ProjectConfig, forge: GitLabForge)
             raise ReportError(f"cannot fetch the report from {source.url}: {exc}") from exc
         data, origin = response.content, source.url
     else:
-        raise ReportError(
-            f"{project.id}: the kubescape-operator report source (reading WorkloadConfigurationScan "
-            "CRDs from the cluster) is not available in this version; use a gitlab-artifact, "
-            "file or url source"
+        access = ClusterAccess(kubeconfig=source.kubeconfig, context=source.context)
+        return merge_reports(
+            [fetch_from_cluster(f, access, source.namespace) for f in source.scanners]
         )
     try:
         parsed = json.loads(data)

@@ -14,7 +14,15 @@ from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from bot.errors import ConfigError
@@ -72,16 +80,33 @@ class UrlReport(_Model):
     url: str
 
 
-class KubescapeOperatorReport(_Model):
-    """The report is read from the in-cluster Kubescape operator's CRDs."""
+class ClusterReport(_Model):
+    """The findings are read from the cluster, from the resources the scanners keep there: the
+    Kubescape operator's WorkloadConfigurationScans, Kyverno's PolicyReports, Trivy-Operator's
+    ConfigAuditReports. ``kind: kubescape-operator`` is the short form for the operator alone."""
 
-    kind: Literal["kubescape-operator"] = "kubescape-operator"
+    kind: Literal["cluster", "kubescape-operator"] = "cluster"
+    scanners: tuple[Literal["kubescape-operator", "kyverno", "trivy"], ...] = Field(
+        default=("kubescape-operator",), min_length=1
+    )
+    """Whose results to read; several are merged (one finding reported twice gives one edit)."""
     namespace: str | None = None
-    """Only workloads in this namespace; every namespace when None."""
+    """Only workloads in this namespace; every namespace when None (the operator keeps the scans of
+    RBAC subjects in its own namespace)."""
+    kubeconfig: str | None = None
+    """Kubeconfig file; None: ``$KUBECONFIG`` / ``~/.kube/config``, else the pod's service account."""
+    context: str | None = None
+    """Kubeconfig context; None: its current context."""
+
+    @model_validator(mode="after")
+    def _short_form_is_the_operator(self) -> ClusterReport:
+        if self.kind == "kubescape-operator" and self.scanners != ("kubescape-operator",):
+            raise ValueError("kind kubescape-operator reads the operator only; use kind: cluster")
+        return self
 
 
 ReportSource = Annotated[
-    GitlabArtifactReport | FileReport | UrlReport | KubescapeOperatorReport,
+    GitlabArtifactReport | FileReport | UrlReport | ClusterReport,
     Field(discriminator="kind"),
 ]
 

@@ -172,3 +172,52 @@ def test_helm_lint_strict_finds_no_warning() -> None:
     report = helm_python.lint(ROOT / "deploy" / "kube-remedy", strict=True, namespace="kube-remedy")
     assert report["errors"] == []
     assert [m for m in report["messages"] if m["severity"] >= 2] == []
+
+
+def test_cluster_reader_grants_only_reading_scan_results() -> None:
+    from bot.sources import sources
+
+    docs = [d for d in yaml.safe_load_all(_render_module().render()) if d]
+    assert not by_kind(docs, "ClusterRole")  # off by default
+
+    readable = {s.format: s.cluster_resources for s in sources() if s.cluster_resources}
+    values = {"clusterReader": {"enabled": True, "scanners": sorted(readable)}}
+    docs = [d for d in yaml.safe_load_all(_render_module().render(values)) if d]
+    (role,) = by_kind(docs, "ClusterRole")
+    granted = {
+        (group, resource)
+        for rule in role["rules"]
+        for group in rule["apiGroups"]
+        for resource in rule["resources"]
+    }
+    assert all(rule["verbs"] == ["get", "list"] for rule in role["rules"])
+    # exactly what the sources list (the summaries: for kubectl exports of the same results)
+    needed = {(r.group, r.plural) for resources in readable.values() for r in resources}
+    assert needed <= granted
+    assert granted - needed == {(GROUP_KUBESCAPE, "workloadconfigurationscansummaries")}
+
+    (binding,) = by_kind(docs, "ClusterRoleBinding")
+    assert binding["roleRef"]["name"] == role["metadata"]["name"]
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": "kube-remedy", "namespace": "kube-remedy"}
+    ]
+    tokens = {
+        d["metadata"]["name"]: d["spec"]["template"]["spec"]["automountServiceAccountToken"]
+        for d in by_kind(docs, "Deployment")
+    }
+    # only the worker reads the cluster; web and beat never get a token
+    assert tokens == {
+        "kube-remedy-worker": True,
+        "kube-remedy-web": False,
+        "kube-remedy-beat": False,
+    }
+    policy = next(d for d in docs if d["metadata"]["name"] == "kube-remedy-worker-apiserver")
+    assert policy["spec"]["podSelector"]["matchLabels"]["app.kubernetes.io/component"] == "worker"
+    assert {p["port"] for p in policy["spec"]["egress"][0]["ports"]} == {443, 6443}
+
+    default = _render_module().render({"clusterReader": {"enabled": True}})
+    (role,) = by_kind([d for d in yaml.safe_load_all(default) if d], "ClusterRole")
+    assert [r["apiGroups"] for r in role["rules"]] == [[GROUP_KUBESCAPE]]
+
+
+GROUP_KUBESCAPE = "spdx.softwarecomposition.kubescape.io"

@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib
 import json
 import pkgutil
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -18,6 +18,7 @@ from typing import Any
 
 import yaml
 
+from bot.cluster import DEFAULT_PAGE_SIZE, ClusterAccess, CustomResource, api_client, list_all
 from bot.errors import ReportError
 from bot.sources.base import Report
 
@@ -32,6 +33,10 @@ class Source:
     format: str
     sniff: Callable[[Any], bool]
     parse: Callable[[Any, str], Report]
+    cluster_resources: tuple[CustomResource, ...] = ()
+    """The custom resources it reads from a live cluster (``CLUSTER_RESOURCES``), if any."""
+    read_objects: Callable[[Iterable[Any], str], Report] | None = None
+    """Reads cluster objects as they arrive (``read_objects``); else they are parsed as a List."""
 
 
 def _is_source(module: ModuleType) -> bool:
@@ -50,8 +55,50 @@ def sources() -> tuple[Source, ...]:
             continue
         module = importlib.import_module(f"{__name__}.{info.name}")
         if _is_source(module):
-            found.append(Source(module.FORMAT, module.sniff, module.parse))
+            found.append(
+                Source(
+                    module.FORMAT,
+                    module.sniff,
+                    module.parse,
+                    tuple(getattr(module, "CLUSTER_RESOURCES", ())),
+                    getattr(module, "read_objects", None),
+                )
+            )
     return tuple(found)
+
+
+def cluster_formats() -> tuple[str, ...]:
+    """Formats that can be read from a live cluster (their scanner keeps results in CRs)."""
+    return tuple(s.format for s in sources() if s.cluster_resources)
+
+
+def fetch_from_cluster(
+    format: str,
+    access: ClusterAccess,
+    namespace: str | None = None,
+    *,
+    page_size: int = DEFAULT_PAGE_SIZE,
+) -> Report:
+    """The results a scanner keeps in the cluster (``format`` is one of `cluster_formats`), in
+    one namespace or every one, read page by page with the kubernetes client."""
+    source = next((s for s in sources() if s.format == format and s.cluster_resources), None)
+    if source is None:
+        known = ", ".join(cluster_formats())
+        raise ReportError(f"{format!r} results cannot be read from a cluster (known: {known})")
+    api = api_client(access)
+    try:
+        names = ", ".join(r.full_name for r in source.cluster_resources)
+        where = f"namespace {namespace}" if namespace else "all namespaces"
+        origin = f"{api.configuration.host}: {names} in {where}"
+        items = list_all(api, source.cluster_resources, namespace, page_size=page_size)
+        if source.read_objects is not None:
+            return source.read_objects(items, origin)
+        listed = list(items)
+        if not listed:
+            raise ReportError(f"{origin}: no objects (has the scanner reported yet?)")
+        return source.parse({"apiVersion": "v1", "kind": "List", "items": listed}, origin)
+    finally:
+        api.close()
 
 
 def _describe(data: Any) -> str:

@@ -7,11 +7,49 @@ detects the format and dispatches; sources are discovered by a package walk.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from fixers.model import Finding
+
+KNOWN_KINDS: Mapping[str, str] = {
+    k.lower(): k
+    for k in (
+        "Pod",
+        "Deployment",
+        "StatefulSet",
+        "DaemonSet",
+        "ReplicaSet",
+        "ReplicationController",
+        "Job",
+        "CronJob",
+        "Service",
+        "ServiceAccount",
+        "Role",
+        "ClusterRole",
+        "RoleBinding",
+        "ClusterRoleBinding",
+        "NetworkPolicy",
+        "Namespace",
+        "Ingress",
+        "ConfigMap",
+        "Secret",
+        "PodSecurityPolicy",
+        "Node",
+    )
+}
+"""Kubernetes kinds by lower-case spelling, for scanners that write ``deployment``."""
+
+
+def one_or_list(data: Any, is_item: Callable[[Any], bool]) -> bool:
+    """``data`` is one object ``is_item`` accepts, or a non-empty kubectl ``...List`` of them."""
+    if is_item(data):
+        return True
+    if not isinstance(data, Mapping) or not str(data.get("kind", "")).endswith("List"):
+        return False
+    items = data.get("items")
+    return isinstance(items, list) and bool(items) and all(is_item(i) for i in items)
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ import yaml
 from bot import controls, scanner_map
 from bot.errors import ReportError
 from bot.sources.base import Report, Skipped
-from fixers.model import Finding, ResourceRef, Severity, SourceHint
+from fixers.model import Finding, ResourceRef, SourceHint
 
 FORMAT = "checkov"
 
@@ -181,16 +181,12 @@ def parse(data: Any, origin: str) -> Report:
                     )
                 )
                 continue
-            severity = Severity.parse(check.get("severity"))
-            if severity is Severity.UNKNOWN:
-                known = controls.get(control)
-                severity = known.severity_level if known else Severity.UNKNOWN
             findings.append(
                 Finding(
                     control_id=control,
                     scanner=FORMAT,
                     scanner_ids=(check_id,),
-                    severity=severity,
+                    severity=controls.severity(control, check.get("severity")),
                     resource=ref,
                     container=only_container(doc) if control in PER_CONTAINER else None,
                     source=_source(check, check_type),

@@ -110,18 +110,19 @@ def sniff(data: Any) -> bool:
 # --------------------------------------------------------------------------- helpers
 
 
-def _status(value: str | Mapping[str, Any] | None) -> str | None:
+def status_of(value: str | Mapping[str, Any] | None) -> str | None:
+    """A Kubescape status, a string or a ``{"status": ...}`` object, lower-cased; None if empty."""
     if isinstance(value, Mapping):
         value = value.get("status")
     return value.strip().lower() if isinstance(value, str) and value.strip() else None
 
 
 def _control_failed(control: _Control) -> bool:
-    status = _status(control.status)
+    status = status_of(control.status)
     if status is not None:
         return status == "failed"
     # Kubescape 2.x left the control status empty in results: a failed rule fails the control.
-    return any(_status(rule.status) == "failed" for rule in control.rules or ())
+    return any(status_of(rule.status) == "failed" for rule in control.rules or ())
 
 
 def _ref_from_id(resource_id: str) -> ResourceRef | None:
@@ -273,7 +274,7 @@ def _framework_summary(summary: Mapping[str, Any]) -> dict[str, Any]:
         counters = entry.get("ResourceCounters") or {}
         return {
             "name": entry.get("name", ""),
-            "status": _status(entry.get("statusInfo")) or _status(entry.get("status")),
+            "status": status_of(entry.get("statusInfo")) or status_of(entry.get("status")),
             "score_factor": entry.get("scoreFactor"),
             "passed": int(counters.get("passedResources", 0) or 0),
             "failed": int(counters.get("failedResources", 0) or 0),
@@ -348,23 +349,29 @@ def parse(data: Any, origin: str) -> Report:
             f"{origin}: malformed Kubescape report: 'summaryDetails' is not a mapping"
         )
 
-    return _build(raw_resources, data["results"], summary, origin)
+    return build_report(raw_resources, data["results"], summary, origin)
 
 
-def _build(
+def build_report(
     raw_resources: Iterable[Any],
     raw_results: Iterable[Any],
     summary: Mapping[str, Any],
     origin: str,
+    *,
+    scanner: str = FORMAT,
+    severities: Mapping[str, Severity] | None = None,
 ) -> Report:
     """The findings of a report's resources and results, consumed once each, in that order (so
-    a streaming reader never holds the raw results)."""
+    a streaming reader never holds the raw results). Other Kubescape carriers (the operator's
+    CRDs) hand their results over in this report's shape, with ``severities`` by control id
+    (looked up as each result is read, so a streaming caller may fill it as it goes)."""
     by_id: dict[str, _Resource] = {}
     for i, item in enumerate(raw_resources):
         resource = _validated(_Resource, item, f"resources[{i}]", origin)
         by_id.setdefault(resource.resourceID, resource)
 
-    severities = _severities(summary)
+    if severities is None:
+        severities = _severities(summary)
     # Equal immutable values (hints, ids, names) repeat on every resource of a big report:
     # findings share one copy of each instead of holding their own.
     pool: dict[Any, Any] = {}
@@ -409,7 +416,7 @@ def _build(
             hints = [
                 hint
                 for rule in control.rules or ()
-                if _status(rule.status) in (None, "failed")
+                if status_of(rule.status) in (None, "failed")
                 for hint in _rule_hints(rule)
             ]
             name = shared(control.name or (known.name if known else ""))
@@ -417,7 +424,7 @@ def _build(
                 findings.append(
                     Finding(
                         control_id=shared(canonical),
-                        scanner="kubescape",
+                        scanner=scanner,
                         scanner_ids=shared((raw_id,)),
                         severity=severity,
                         resource=ref,
@@ -439,7 +446,7 @@ def _build(
                 objects[ref.key] = obj
 
     return Report(
-        scanner=FORMAT,
+        scanner=scanner,
         origin=origin,
         findings=_merge_duplicates(findings),
         skipped=tuple(skipped),
@@ -480,7 +487,7 @@ def parse_file(path: Path, origin: str) -> Report | None:
             raise ReportError(
                 f"{origin}: malformed Kubescape report: 'summaryDetails' is not a mapping"
             )
-        return _build(items("resources.item"), items("results.item"), summary or {}, origin)
+        return build_report(items("resources.item"), items("results.item"), summary or {}, origin)
     except ijson.JSONError as exc:
         detail = str(exc).strip().splitlines()[0] if str(exc).strip() else "invalid JSON"
         raise ReportError(f"{origin}: malformed JSON: {detail}") from None

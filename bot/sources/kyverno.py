@@ -9,27 +9,43 @@ report's ``scope`` (one report per resource; ``ownerReferences`` when scope is a
 A ``fail`` or ``warn`` result of a mapped policy is a `Finding`; the failing path in the message
 (``failed at path /spec/template/spec/containers/0/resources/limits/``) picks the control when a
 policy covers several, and becomes a ``failed`` hint naming the container index (Kyverno does not
-name containers). ``error`` results are `Skipped` with Kyverno's message.
+name containers). ``error`` results are `Skipped` with Kyverno's message. A ``validate.podSecurity``
+rule names the Pod Security Standards checks it failed in ``properties.controlsJSON`` /
+``controls``: each check with an equivalent (scanner_map ``kyverno-pss``) is a finding, hinted by
+the fields the message says are forbidden.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 from bot import controls, scanner_map
+from bot.cluster import CustomResource
 from bot.errors import ReportError
-from bot.sources.base import Report, Skipped
-from fixers.model import Finding, FixHint, ResourceRef, Severity
+from bot.sources.base import Report, Skipped, one_or_list
+from fixers.model import Finding, FixHint, ResourceRef
 
 FORMAT = "kyverno"
 
 _GROUPS = ("wgpolicyk8s.io/", "openreports.io/")
+CLUSTER_RESOURCES = (
+    CustomResource("wgpolicyk8s.io", "v1alpha2", "policyreports"),
+    CustomResource("wgpolicyk8s.io", "v1alpha2", "clusterpolicyreports", namespaced=False),
+    CustomResource("openreports.io", "v1alpha1", "reports"),
+    CustomResource("openreports.io", "v1alpha1", "clusterreports", namespaced=False),
+)
+"""Where Kyverno keeps its reports in a cluster (openreports.io from Kyverno 1.15 on, when
+enabled); `bot.sources.fetch_from_cluster` reads whichever the cluster serves."""
 _KINDS = {"PolicyReport", "ClusterPolicyReport", "Report", "ClusterReport"}
 _FAILED = {"fail", "warn"}
 _PATH = re.compile(r"failed at path (?P<path>/\S*)")
 _JSON_POINTER_INDEX = re.compile(r"/(\d+)(?=/|$)")
+_PSS_FIELD = re.compile(r"\b(spec\.[A-Za-z0-9_.\[\]]+?)\s+is forbidden")
+PSS = "kyverno-pss"
+"""The scanner_map table of Pod Security Standards check ids (``validate.podSecurity`` rules)."""
 
 
 def _is_report(item: Any) -> bool:
@@ -42,12 +58,7 @@ def _is_report(item: Any) -> bool:
 
 def sniff(data: Any) -> bool:
     """A policy report, or a kubectl ``List`` of policy reports."""
-    if _is_report(data):
-        return True
-    if not isinstance(data, Mapping) or not str(data.get("kind", "")).endswith("List"):
-        return False
-    items = data.get("items")
-    return isinstance(items, list) and bool(items) and all(_is_report(i) for i in items)
+    return one_or_list(data, _is_report)
 
 
 def failed_path(message: str) -> str:
@@ -118,9 +129,13 @@ def _read(
                 continue
             pointer = failed_path(message)
             control = scanner_map.to_control(FORMAT, policy, pointer)
-            if control is None:
-                properties = result.get("properties")
-                pss = properties.get("controls") if isinstance(properties, Mapping) else None
+            if control is not None:
+                hints = (FixHint(kind="failed", path=_hint_path(pointer)),) if pointer else ()
+                matched = [(control, where, hints)]
+            else:
+                matched = list(_pod_security(result, where, message))
+            if not matched:
+                pss = ", ".join(_pss_ids(result))
                 skipped.append(
                     Skipped(
                         f"{where} on {ref}",
@@ -130,22 +145,57 @@ def _read(
                     )
                 )
                 continue
-            severity = Severity.parse(result.get("severity"))
-            if severity is Severity.UNKNOWN:
-                known = controls.get(control)
-                severity = known.severity_level if known else Severity.UNKNOWN
-            hints = (FixHint(kind="failed", path=_hint_path(pointer)),) if pointer else ()
-            findings.append(
-                Finding(
-                    control_id=control,
-                    scanner=FORMAT,
-                    scanner_ids=(where,),
-                    severity=severity,
-                    resource=ref,
-                    hints=hints,
-                    message=message,
+            for control, scanner_id, hints in matched:
+                findings.append(
+                    Finding(
+                        control_id=control,
+                        scanner=FORMAT,
+                        scanner_ids=(scanner_id,),
+                        severity=controls.severity(control, result.get("severity")),
+                        resource=ref,
+                        hints=hints,
+                        message=message,
+                    )
                 )
-            )
+
+
+def _pss_ids(result: Mapping[str, Any]) -> list[str]:
+    """The Pod Security Standards checks a ``validate.podSecurity`` result names."""
+    properties = result.get("properties")
+    if not isinstance(properties, Mapping):
+        return []
+    try:
+        listed = json.loads(str(properties.get("controlsJSON") or "[]"))
+    except ValueError:
+        listed = []
+    ids = [str(c["ID"]) for c in listed if isinstance(c, Mapping) and c.get("ID")]
+    if not ids and isinstance(properties.get("controls"), str):
+        ids = [i.strip() for i in properties["controls"].split(",") if i.strip()]
+    return list(dict.fromkeys(ids))
+
+
+def _pod_security(
+    result: Mapping[str, Any], where: str, message: str
+) -> Iterable[tuple[str, str, tuple[FixHint, ...]]]:
+    """(control, scanner id, hints) per mapped PSS check of a podSecurity result; the fields the
+    message names as forbidden pick the control (hostNetwork or hostPID) and become hints."""
+    fields = list(dict.fromkeys(_PSS_FIELD.findall(message)))
+    seen: set[str] = set()
+    for pss in _pss_ids(result):
+        entry = scanner_map.entries(PSS).get(pss)
+        if not entry:
+            continue
+        own = [f for f in fields if any(part in f for part in entry.get("fields") or ())]
+        by_control: dict[str, list[str]] = {}
+        for field in own or [""]:
+            control = scanner_map.to_control(PSS, pss, field)
+            if control is not None:
+                by_control.setdefault(control, []).extend([field] if field else [])
+        for control, paths in by_control.items():
+            if control not in seen:
+                seen.add(control)
+                hints = tuple(FixHint(kind="failed", path=p) for p in paths)
+                yield control, f"{where} ({pss})", hints
 
 
 def parse(data: Any, origin: str) -> Report:

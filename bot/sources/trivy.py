@@ -29,42 +29,16 @@ from typing import Any
 import yaml
 
 from bot import controls, scanner_map
+from bot.cluster import CustomResource
 from bot.errors import ReportError
-from bot.sources.base import Report, Skipped
-from fixers.model import Finding, ResourceRef, Severity, SourceHint
+from bot.sources.base import KNOWN_KINDS, Report, Skipped
+from fixers.model import Finding, ResourceRef, SourceHint
 
 FORMAT = "trivy"
 
 VULNERABILITY_REASON = "image vulnerabilities are fixed by rebuilding images, not in cd-config"
 SECRET_REASON = "secrets found in files must be rotated and removed by a person"
 
-KINDS = {
-    k.lower(): k
-    for k in (
-        "Pod",
-        "Deployment",
-        "StatefulSet",
-        "DaemonSet",
-        "ReplicaSet",
-        "ReplicationController",
-        "Job",
-        "CronJob",
-        "Service",
-        "ServiceAccount",
-        "Role",
-        "ClusterRole",
-        "RoleBinding",
-        "ClusterRoleBinding",
-        "NetworkPolicy",
-        "Namespace",
-        "Ingress",
-        "ConfigMap",
-        "Secret",
-        "PodSecurityPolicy",
-        "Node",
-    )
-}
-"""Kinds Trivy names in messages, by lower-case spelling (newer checks write ``deployment``)."""
 
 _CONTAINER = re.compile(
     r"\b[Cc]ontainer (?:['\"](?P<quoted>[^'\"]+)['\"] of |(?P<bare>[a-z0-9][a-z0-9.-]*) in "
@@ -90,6 +64,18 @@ _OPERATOR_KINDS = {
     "InfraAssessmentReport",
     "ClusterInfraAssessmentReport",
 }
+CLUSTER_RESOURCES = tuple(
+    CustomResource("aquasecurity.github.io", "v1alpha1", plural, namespaced=namespaced)
+    for plural, namespaced in (
+        ("configauditreports", True),
+        ("clusterconfigauditreports", False),
+        ("rbacassessmentreports", True),
+        ("clusterrbacassessmentreports", False),
+        ("infraassessmentreports", True),
+        ("clusterinfraassessmentreports", False),
+    )
+)
+"""The Trivy-Operator reports `bot.sources.fetch_from_cluster` reads (configuration only)."""
 _OPERATOR_SKIPPED = {
     "VulnerabilityReport": VULNERABILITY_REASON,
     "ClusterVulnerabilityReport": VULNERABILITY_REASON,
@@ -157,8 +143,8 @@ def read_message(message: str) -> Named:
     kind = name = namespace = None
     for pattern in (_QUOTED, _BARE_NS, _UNQUOTED):
         for m in pattern.finditer(rest):
-            if m.group("kind").lower() in KINDS:
-                kind, name = KINDS[m.group("kind").lower()], m.group("name")
+            if m.group("kind").lower() in KNOWN_KINDS:
+                kind, name = KNOWN_KINDS[m.group("kind").lower()], m.group("name")
                 namespace = m.groupdict().get("ns")
                 break
         if kind is not None:
@@ -174,10 +160,10 @@ def _resource_field(value: Any) -> Named:
     if not isinstance(value, str) or "/" not in value:
         return Named()
     parts = value.split("/")
-    if parts[0].lower() not in KINDS or not parts[-1]:
+    if parts[0].lower() not in KNOWN_KINDS or not parts[-1]:
         return Named()
     namespace = parts[1] if len(parts) == 3 else None
-    return Named(KINDS[parts[0].lower()], parts[-1], namespace or None)
+    return Named(KNOWN_KINDS[parts[0].lower()], parts[-1], namespace or None)
 
 
 # --------------------------------------------------------------------------- findings
@@ -211,16 +197,12 @@ class _Builder:
                 )
             )
             return
-        level = Severity.parse(severity)
-        if level is Severity.UNKNOWN:
-            known = controls.get(control)
-            level = known.severity_level if known else Severity.UNKNOWN
         self.findings.append(
             Finding(
                 control_id=control,
                 scanner=FORMAT,
                 scanner_ids=(raw_id,),
-                severity=level,
+                severity=controls.severity(control, severity),
                 resource=ref,
                 container=container,
                 source=source,

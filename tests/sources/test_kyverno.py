@@ -165,3 +165,71 @@ def test_detection_and_bad_input() -> None:
     bad["results"] = {"not": "a list"}
     with pytest.raises(ReportError, match="'results' is not a list"):
         parse_report(bad, "bad.yaml")
+
+
+def test_pod_security_baseline_result_maps_to_the_kubescape_control() -> None:
+    report = load_report(
+        corpus_path(
+            "scans",
+            "kyverno",
+            "kyverno-e2e__background_multiple-exceptions-with-pod-security",
+            "report-fail-assert.yaml",
+        )
+    )
+    (finding,) = report.findings
+    assert finding.control_id == "C-0046"  # NET_ADMIN / NET_RAW added: insecure capabilities
+    assert finding.scanner_ids == ("psp-baseline/baseline (capabilities_baseline)",)
+    assert finding.resource.key == "Pod//test-pod"
+    (hint,) = finding.hints
+    assert (hint.kind, hint.path) == (
+        "failed",
+        "spec.initContainers[0].securityContext.capabilities.add",
+    )
+    assert report.skipped == ()
+
+
+def _pss(controls: list[str], message: str) -> dict:
+    report = _scoped("Deployment", "agent", "pod-security-restricted", message)
+    result = report["results"][0]
+    result["rule"] = "restricted"
+    result["properties"] = {
+        "controls": ",".join(controls),
+        "controlsJSON": json.dumps([{"ID": c, "Name": c, "Images": None} for c in controls]),
+        "standard": "restricted",
+        "version": "latest",
+    }
+    return report
+
+
+def test_pod_security_fields_pick_host_network_or_host_pid() -> None:
+    message = (
+        "Validation rule 'restricted' failed. It violates PodSecurity \"restricted:latest\": "
+        "(Forbidden reason: host namespaces, field error list: [spec.template.spec.hostNetwork is "
+        "forbidden, forbidden values found: true, spec.template.spec.hostPID is forbidden, "
+        "forbidden values found: true])(Forbidden reason: allowPrivilegeEscalation != false, "
+        "field error list: [spec.template.spec.containers[0].securityContext."
+        "allowPrivilegeEscalation is forbidden, forbidden values found: nil])(Forbidden reason: "
+        "unrestricted capabilities, field error list: [spec.template.spec.containers[0]."
+        "securityContext.capabilities.drop: Required value])"
+    )
+    report = parse_report(
+        _pss(["hostNamespaces", "allowPrivilegeEscalation", "capabilities_restricted"], message),
+        "x",
+    )
+    by_control = {f.control_id: f for f in report.findings}
+    assert set(by_control) == {"C-0041", "C-0038", "C-0016"}  # drop ALL has no equivalent
+    assert [h.path for h in by_control["C-0041"].hints] == ["spec.template.spec.hostNetwork"]
+    assert [h.path for h in by_control["C-0038"].hints] == ["spec.template.spec.hostPID"]
+    assert by_control["C-0016"].scanner_ids == (
+        "pod-security-restricted/restricted (allowPrivilegeEscalation)",
+    )
+    # every field hint is attached to the check whose control it picked; unrelated ones are not
+    assert by_control["C-0016"].hints[0].path.endswith("allowPrivilegeEscalation")
+    assert report.skipped == ()
+
+
+def test_pod_security_checks_without_an_equivalent_are_skipped_by_name() -> None:
+    report = parse_report(_pss(["sysctls", "procMount"], "It violates PodSecurity"), "x")
+    assert report.findings == ()
+    (skip,) = report.skipped
+    assert "Pod Security Standards controls: sysctls, procMount" in skip.reason

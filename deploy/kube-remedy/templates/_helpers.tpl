@@ -35,7 +35,7 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- define "kube-remedy.podSpec" -}}
 {{- $root := .root -}}
 serviceAccountName: {{ include "kube-remedy.serviceAccountName" $root }}
-automountServiceAccountToken: false
+automountServiceAccountToken: {{ and $root.Values.clusterReader.enabled (eq .component "worker") }}
 securityContext:
   {{- toYaml $root.Values.podSecurityContext | nindent 2 }}
 containers:
