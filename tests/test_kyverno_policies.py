@@ -89,6 +89,7 @@ def test_every_mapped_control_has_a_fixer_and_key_controls_are_guarded() -> None
         "C-0057": "disallow-privileged-containers",
         "C-0046": "disallow-capabilities",
         "C-0055": "restrict-seccomp",
+        "C-0211": "require-pod-security-context",
     }
     for control, name in expected.items():
         assert name in mapping[control], control
