@@ -69,6 +69,7 @@ class Report:
     findings: tuple[Finding, ...]
     skipped: tuple[Skipped, ...] = ()
     resources: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
-    """Resource objects embedded in the report, by ``ResourceRef.key`` (Kubescape has them)."""
+    """Resource objects embedded in the report, by ``ResourceRef.key`` (Kubescape has them), cut
+    to identity, source path and container names: the fixers read the repository, not these."""
     summary: Mapping[str, Any] = field(default_factory=dict)
     """Scanner-reported totals, e.g. framework scores, for comparison."""

@@ -195,6 +195,40 @@ def _walk(obj: Any, path: str) -> Any:
     return node
 
 
+_POD_SPEC_KEYS = frozenset({"spec", "template", "jobTemplate"})
+_CONTAINER_LISTS = frozenset({"containers", "initContainers", "ephemeralContainers"})
+
+
+def _skeleton(obj: Any) -> Any:
+    """What the reader uses of an embedded object: kind, apiVersion, name, namespace, source
+    path and container names. A big report's objects are cut to this as they are read."""
+    if not isinstance(obj, Mapping):
+        return obj
+    kept: dict[str, Any] = {
+        k: obj[k] for k in ("apiVersion", "kind", "name", "namespace", "sourcePath") if k in obj
+    }
+    metadata = obj.get("metadata")
+    if isinstance(metadata, Mapping):
+        kept["metadata"] = {k: metadata[k] for k in ("name", "namespace") if k in metadata}
+    spec = _spec_skeleton(obj.get("spec"))
+    if spec:
+        kept["spec"] = spec
+    return kept
+
+
+def _spec_skeleton(node: Any) -> dict[str, Any] | None:
+    if not isinstance(node, Mapping):
+        return None
+    kept: dict[str, Any] = {}
+    for key, value in node.items():
+        if key in _POD_SPEC_KEYS:
+            if (inner := _spec_skeleton(value)) is not None:
+                kept[key] = inner
+        elif key in _CONTAINER_LISTS and isinstance(value, list):
+            kept[key] = [{"name": c.get("name")} if isinstance(c, Mapping) else None for c in value]
+    return kept
+
+
 def _container_of(path: str, obj: Mapping[str, Any] | None) -> str | None:
     """The name of the container a path points into, '' for a pod/resource-level path."""
     match = _CONTAINER.match(path)
@@ -368,7 +402,10 @@ def build_report(
     by_id: dict[str, _Resource] = {}
     for i, item in enumerate(raw_resources):
         resource = _validated(_Resource, item, f"resources[{i}]", origin)
-        by_id.setdefault(resource.resourceID, resource)
+        if resource.resourceID not in by_id:
+            by_id[resource.resourceID] = resource.model_copy(
+                update={"object": _skeleton(resource.object)}
+            )
 
     if severities is None:
         severities = _severities(summary)
