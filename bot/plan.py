@@ -47,20 +47,35 @@ class Plan:
         return tuple(f for cs in self.change_sets for f in cs.findings)
 
 
+def _merged(first: Finding, other: Finding) -> Finding:
+    ids = tuple(dict.fromkeys((*first.scanner_ids, *other.scanner_ids)))
+    return dataclasses.replace(first, scanner_ids=ids, severity=max(first.severity, other.severity))
+
+
 def dedupe(findings: Iterable[Finding]) -> list[Finding]:
-    """One finding per (control, resource, container); scanner ids of duplicates are merged."""
-    merged: dict[tuple[str, str, str], Finding] = {}
+    """One finding per (control, resource, container) and source file; scanner ids of
+    duplicates are merged.
+
+    The same resource may be defined in several files (an overlay per cluster, say): findings
+    that name different files stay apart, and a finding naming no file (read from a cluster)
+    is merged into those that do. Spellings of one file that differ (scans run from different
+    directories) are merged once located, by `build_plan`.
+    """
+    groups: dict[tuple[str, str, str], dict[str | None, Finding]] = {}
     for finding in findings:
-        key = finding.identity
-        if key in merged:
-            first = merged[key]
-            ids = tuple(dict.fromkeys((*first.scanner_ids, *finding.scanner_ids)))
-            merged[key] = dataclasses.replace(
-                first, scanner_ids=ids, severity=max(first.severity, finding.severity)
-            )
+        by_file = groups.setdefault(finding.identity, {})
+        where = finding.source.path or None
+        by_file[where] = _merged(by_file[where], finding) if where in by_file else finding
+    merged: list[Finding] = []
+    for by_file in groups.values():
+        pathless = by_file.pop(None, None)
+        if pathless is None:
+            merged.extend(by_file.values())
+        elif not by_file:
+            merged.append(pathless)
         else:
-            merged[key] = finding
-    return sorted(merged.values(), key=lambda f: (f.resource.key, f.control_id, f.container or ""))
+            merged.extend(_merged(f, pathless) for f in by_file.values())
+    return sorted(merged, key=lambda f: (f.resource.key, f.control_id, f.container or ""))
 
 
 def _slug(text: str) -> str:
@@ -242,31 +257,44 @@ def build_plan(
         for finding, fixer, result, edits in planned:
             fixes[key].append(planned_fix(finding, target, fixer, result, edits))
 
-    buckets: dict[tuple[int, str], list[Finding]] = {}
-    bucket_targets: dict[tuple[int, str], Target] = {}
+    located: dict[tuple[str | int, ...], tuple[Finding, Target]] = {}
+    kept: list[Finding] = []
     for n, finding in enumerate(findings, 1):
         if progress:
             progress(n, len(findings))
         reason = _triage(finding, config)
         if reason is not None:
             unfixable.append(reason)
+            kept.append(finding)
             continue
         try:
-            located = locator.locate(finding)
+            found = locator.locate(finding)
         except RemedyError as exc:
-            unfixable.append(Unfixable(finding, str(exc), "not-in-repo"))
+            found = str(exc)
+        if isinstance(found, str):
+            unfixable.append(Unfixable(finding, found, "not-in-repo"))
+            kept.append(finding)
             continue
-        if isinstance(located, str):
-            unfixable.append(Unfixable(finding, located, "not-in-repo"))
-            continue
-        target = targets.setdefault(
-            (located.location.path, located.location.document_index), located
-        )
+        place = (found.location.path, found.location.document_index)
+        target = targets.setdefault(place, found)
+        # Two spellings of one file (scans run from different directories) meet here.
+        where = (*finding.identity, *place)
+        if where in located:
+            finding = _merged(located[where][0], finding)
+        located[where] = (finding, target)
+
+    buckets: dict[tuple[int, str], list[Finding]] = {}
+    bucket_targets: dict[tuple[int, str], Target] = {}
+    for finding, target in located.values():
         fixer = fixer_for(finding.control_id)
         assert fixer is not None
         bucket = (id(target), group_key(config, fixer.family, target, finding))
         buckets.setdefault(bucket, []).append(finding)
         bucket_targets[bucket] = target
+    findings = sorted(
+        (*kept, *(f for f, _ in located.values())),
+        key=lambda f: (f.resource.key, f.control_id, f.container or ""),
+    )
     for (_, key), batch in buckets.items():
         attempt_batch(batch, bucket_targets[(_, key)], key)
     for finding, target in list(deferred):

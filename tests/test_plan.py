@@ -126,3 +126,66 @@ def test_anchors_and_non_mapping_documents_are_explained_not_edited(tmp_path: Pa
     (unfixable,) = plan.unfixable
     assert "anchors" in unfixable.reason or "alias" in unfixable.reason
     assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before  # nothing written
+
+
+OVERLAY = """\
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+  namespace: shop
+spec:
+  selector:
+    matchLabels: {app: web}
+  template:
+    metadata:
+      labels: {app: web}
+    spec:
+      containers:
+        - name: web
+          image: nginx:1.27
+"""
+
+
+def _escalation(path: str | None, scanner_id: str) -> Finding:
+    return Finding(
+        control_id="C-0016",
+        scanner_ids=(scanner_id,),
+        resource=ResourceRef(
+            api_version="apps/v1", kind="Deployment", namespace="shop", name="web"
+        ),
+        container="web",
+        source=SourceHint(path=path),
+    )
+
+
+def test_one_resource_defined_per_cluster_overlay_is_fixed_in_each_file(tmp_path: Path) -> None:
+    for cluster in ("prod", "staging"):
+        (tmp_path / cluster).mkdir()
+        (tmp_path / cluster / "web.yaml").write_text(OVERLAY)
+    findings = (
+        _escalation("prod/web.yaml", "C-0016"),
+        _escalation("staging/web.yaml", "C-0016"),
+        _escalation(None, "KSV-0001"),  # read from a cluster: names no file
+    )
+    assert len(dedupe(findings)) == 2
+    plan = build_plan(Report("kubescape", "test", findings), tmp_path)
+    fixed = {fix.location.path: fix.finding for cs in plan.change_sets for fix in cs.fixes}
+    assert sorted(fixed) == ["prod/web.yaml", "staging/web.yaml"]
+    assert all(f.scanner_ids == ("C-0016", "KSV-0001") for f in fixed.values())
+    assert plan.unfixable == ()
+
+
+def test_two_spellings_of_one_file_are_one_fix(tmp_path: Path) -> None:
+    (tmp_path / "apps").mkdir()
+    (tmp_path / "apps" / "web.yaml").write_text(OVERLAY)
+    findings = (
+        _escalation("cd-config/apps/web.yaml", "C-0016"),  # scanned from the parent directory
+        _escalation("apps/web.yaml", "CKV_K8S_20"),
+    )
+    plan = build_plan(Report("kubescape+checkov", "test", findings), tmp_path)
+    (change_set,) = plan.change_sets
+    (fix,) = change_set.fixes
+    assert fix.finding.scanner_ids == ("C-0016", "CKV_K8S_20")
+    assert len(plan.findings) == 1
+    assert change_set.files[0].after.count("allowPrivilegeEscalation") == 1
