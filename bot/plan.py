@@ -57,14 +57,17 @@ def dedupe(findings: Iterable[Finding]) -> list[Finding]:
     duplicates are merged.
 
     The same resource may be defined in several files (an overlay per cluster, say): findings
-    that name different files stay apart, and a finding naming no file (read from a cluster)
-    is merged into those that do. Spellings of one file that differ (scans run from different
-    directories) are merged once located, by `build_plan`.
+    that name different places (file, document, line) stay apart, and a finding naming no file
+    (read from a cluster) is merged into those that do. Places that turn out to be one
+    document (scans run from different directories, or one scanner giving a document index
+    and another a line) are merged once located, by `build_plan`.
     """
-    groups: dict[tuple[str, str, str], dict[str | None, Finding]] = {}
+    groups: dict[tuple[str, str, str], dict[tuple[str, int | None, int | None] | None, Finding]]
+    groups = {}
     for finding in findings:
         by_file = groups.setdefault(finding.identity, {})
-        where = finding.source.path or None
+        source = finding.source
+        where = (source.path, source.document_index, source.line) if source.path else None
         by_file[where] = _merged(by_file[where], finding) if where in by_file else finding
     merged: list[Finding] = []
     for by_file in groups.values():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 from pathlib import Path
 
@@ -189,3 +190,26 @@ def test_two_spellings_of_one_file_are_one_fix(tmp_path: Path) -> None:
     assert fix.finding.scanner_ids == ("C-0016", "CKV_K8S_20")
     assert len(plan.findings) == 1
     assert change_set.files[0].after.count("allowPrivilegeEscalation") == 1
+
+
+def test_a_file_repeating_an_object_is_fixed_at_the_line_the_scanner_names(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "web.yaml").write_text(OVERLAY + "---\n" + OVERLAY)
+    second_line = OVERLAY.count("\n") + 2  # Checkov's file_line_range starts at the object
+
+    def at(line: int | None) -> Finding:
+        finding = _escalation("web.yaml", "CKV_K8S_20")
+        return dataclasses.replace(finding, source=SourceHint(path="web.yaml", line=line))
+
+    plan = build_plan(Report("checkov", "test", (at(second_line),)), tmp_path)
+    (change_set,) = plan.change_sets
+    after = change_set.files[0].after
+    assert after.split("---\n")[0] == OVERLAY
+    assert "allowPrivilegeEscalation: false" in after.split("---\n")[1]
+
+    both = build_plan(Report("checkov", "test", (at(1), at(second_line))), tmp_path)
+    assert both.change_sets[0].files[0].after.count("allowPrivilegeEscalation: false") == 2
+
+    (unplaced,) = build_plan(Report("checkov", "test", (at(None),)), tmp_path).unfixable
+    assert "defined in several places" in unplaced.reason

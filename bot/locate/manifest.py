@@ -152,6 +152,8 @@ def locate_manifest(finding: Finding, index: ManifestIndex) -> ManifestTarget | 
             hinted = exact or hinted
         if hinted:
             matches = hinted
+    if len(matches) > 1 and finding.source.line is not None:
+        matches = _at_line(index.root, matches, finding.source.line) or matches
     if not matches:
         where = f" (scanner said {finding.source.path})" if finding.source.path else ""
         return f"no manifest in the repository defines {res}{where}"
@@ -159,6 +161,25 @@ def locate_manifest(finding: Finding, index: ManifestIndex) -> ManifestTarget | 
         places = ", ".join(f"{m.path}#{m.index}" for m in matches[:4])
         return f"{res} is defined in several places ({places}); refusing to guess which one"
     return index.target(matches[0])
+
+
+def _at_line(root: Path, matches: list[DocumentRef], line: int) -> list[DocumentRef]:
+    """The one document of a file that holds ``line`` (1-based), when the candidates are
+    documents of that one file (a file repeating an object, as Checkov reports it by line)."""
+    if len({m.path for m in matches}) != 1:
+        return []
+    text = read_exact(safe_relpath(root, matches[0].path))
+    found = []
+    for match in matches:
+        try:
+            begin, end = document_span(text, match.index)
+        except EditError:
+            continue
+        first = text.count("\n", 0, begin) + 1
+        last = first + text.count("\n", begin, end)
+        if first <= line <= last:
+            found.append(match)
+    return found if len(found) == 1 else []
 
 
 @dataclass
