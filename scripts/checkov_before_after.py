@@ -22,6 +22,7 @@ import subprocess
 import sys
 import tempfile
 from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -29,12 +30,15 @@ sys.path.insert(0, str(ROOT))
 
 from bot import scanner_map  # noqa: E402
 from bot.errors import RemedyError  # noqa: E402
+from bot.model import Unfixable  # noqa: E402
 from bot.plan import build_plan  # noqa: E402
 from bot.sources import load_report, parse_report  # noqa: E402
 from bot.sources.merge import merge_reports  # noqa: E402
 
 CHECKOV = ROOT / ".tools" / "checkov" / "bin" / "checkov"
-MAX_ROUNDS = 6
+MAX_ROUNDS = 20
+"""A file with findings of several families gets one change set per family; each round applies
+one per file (as merging one MR after another would), so a busy file needs several rounds."""
 
 
 def run_checkov(directory: Path) -> dict:
@@ -92,17 +96,27 @@ def fix_copy(source: Path, reports: list[Path], workdir: Path) -> tuple[Path, in
             paths = {f.path for f in change_set.files}
             if paths & touched:
                 continue
+            # Bytes, not text: read_text would turn CRLF files into LF and never match.
+            stale = [
+                change.path
+                for change in change_set.files
+                if not change.is_new
+                and (repo / change.path).read_bytes().decode("utf-8") != change.before
+            ]
+            if stale:
+                print(f"warning: {change_set.key} planned on stale {stale}", file=sys.stderr)
+                continue
             for change in change_set.files:
                 target = repo / change.path
-                if not change.is_new and target.read_text(encoding="utf-8") != change.before:
-                    break
                 target.parent.mkdir(parents=True, exist_ok=True)
-                target.write_text(change.after, encoding="utf-8")
+                target.write_bytes(change.after.encode("utf-8"))
             touched |= paths
             round_applied += 1
         applied += round_applied
         if round_applied == 0:
             break
+    else:
+        print(f"warning: still planning change sets after {MAX_ROUNDS} rounds", file=sys.stderr)
     return repo, applied
 
 
@@ -119,6 +133,22 @@ def table(before: Counter[str], after: Counter[str]) -> list[str]:
         entry = entries[check_id]
         lines.append(f"{check_id:<11} {entry['control']}  {b:>3} -> {a:<3} {entry['title']}")
     lines.append(f"{'mapped':<11} {'total':<7} {total_before:>3} -> {total_after:<3}")
+    return lines
+
+
+def why_not_fixed(unfixable: Sequence[Unfixable]) -> list[str]:
+    """What still fails after the fixes, per control and reason category, with one example."""
+    counts: Counter[tuple[str, str]] = Counter()
+    example: dict[tuple[str, str], str] = {}
+    for item in unfixable:
+        key = (item.finding.control_id, item.category)
+        counts[key] += 1
+        example.setdefault(key, item.reason)
+    lines = ["", "still failing, by control and why (planned again on the fixed copy):"]
+    for (control, category), n in sorted(counts.items()):
+        reason = example[(control, category)]
+        reason = reason if len(reason) <= 110 else reason[:107] + "..."
+        lines.append(f"  {control}  {n:>4}  {category:<12} {reason}")
     return lines
 
 
@@ -139,11 +169,14 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"applied {applied} change sets to a copy of {args.before}")
             else:
                 after_dir = args.after
-            after = failures(run_checkov(after_dir))
+            after_output = run_checkov(after_dir)
+            after = failures(after_output)
+            print("\n".join(table(before, after)))
+            remaining = build_plan(parse_report(after_output, "checkov after"), after_dir)
+            print("\n".join(why_not_fixed(remaining.unfixable)))
     except RemedyError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    print("\n".join(table(before, after)))
     return 0
 
 

@@ -9,9 +9,11 @@ import pytest
 
 from bot import scanner_map
 from bot.errors import ReportError
+from bot.plan import build_plan
 from bot.sources import checkov, load_report, parse_report
 from bot.sources.base import Report
 from fixers.model import Finding
+from tests.conftest import corpus_path
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "reports"
 
@@ -180,3 +182,27 @@ def test_before_after_on_own_manifests_with_real_checkov() -> None:
         pytest.skip("run `bash scripts/setup-scanners.sh` to install Checkov")
     before = script.failures(script.run_checkov(FIXTURES.parent / "manifests"))
     assert before == script.failures(json.loads((FIXTURES / "checkov-kubernetes.json").read_text()))
+
+
+@pytest.mark.slow
+def test_fixes_clear_every_fixable_mapped_failure_by_real_checkov(tmp_path: Path) -> None:
+    """The issue's independent check on the online-boutique corpus: after the fixes, Checkov
+    finds no new failure, and what still fails is explained as needing a person or a registry."""
+    script = _before_after()
+    if not script.CHECKOV.exists():
+        pytest.skip("run `bash scripts/setup-scanners.sh` to install Checkov")
+    source = corpus_path("manifests", "kubescape-online-boutique")
+    before = script.failures(script.run_checkov(source))
+    fixed, applied = script.fix_copy(source, [], tmp_path)
+    after_output = script.run_checkov(fixed)
+    after = script.failures(after_output)
+
+    assert applied > 0
+    assert not after - before, "a fix introduced a failure"
+    mapped = scanner_map.entries("checkov")
+    cleared = {c for c in before if c in mapped and not after[c]}
+    assert {"CKV_K8S_20", "CKV_K8S_22", "CKV_K8S_23", "CKV_K8S_29", "CKV_K8S_31"} <= cleared
+    remaining = build_plan(parse_report(after_output, "checkov after"), fixed)
+    assert remaining.change_sets == ()
+    assert {u.category for u in remaining.unfixable} <= {"needs-human", "image"}
+    assert len(remaining.unfixable) == sum(n for c, n in after.items() if c in mapped)
