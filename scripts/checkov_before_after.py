@@ -22,7 +22,6 @@ import subprocess
 import sys
 import tempfile
 from collections import Counter
-from collections.abc import Sequence
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -30,8 +29,7 @@ sys.path.insert(0, str(ROOT))
 
 from bot import scanner_map  # noqa: E402
 from bot.errors import RemedyError  # noqa: E402
-from bot.model import Unfixable  # noqa: E402
-from bot.plan import build_plan  # noqa: E402
+from bot.plan import Plan, build_plan  # noqa: E402
 from bot.sources import load_report, parse_report  # noqa: E402
 from bot.sources.merge import merge_reports  # noqa: E402
 
@@ -136,14 +134,23 @@ def table(before: Counter[str], after: Counter[str]) -> list[str]:
     return lines
 
 
-def why_not_fixed(unfixable: Sequence[Unfixable]) -> list[str]:
-    """What still fails after the fixes, per control and reason category, with one example."""
+def why_not_fixed(plan: Plan) -> list[str]:
+    """What still fails after the fixes, per control and reason category, with one example.
+    Failures the bot's own check finds compliant are counted apart: the scanner points at a
+    document the fix already covers (Checkov reports every copy of a repeated object at the
+    last copy's lines)."""
     counts: Counter[tuple[str, str]] = Counter()
     example: dict[tuple[str, str], str] = {}
-    for item in unfixable:
+    for item in plan.unfixable:
         key = (item.finding.control_id, item.category)
         counts[key] += 1
         example.setdefault(key, item.reason)
+    for finding in plan.already_compliant:
+        key = (finding.control_id, "compliant")
+        counts[key] += 1
+        example.setdefault(
+            key, f"kube-remedy's check passes on the document at {finding.source.path}"
+        )
     lines = ["", "still failing, by control and why (planned again on the fixed copy):"]
     for (control, category), n in sorted(counts.items()):
         reason = example[(control, category)]
@@ -172,8 +179,13 @@ def main(argv: list[str] | None = None) -> int:
             after_output = run_checkov(after_dir)
             after = failures(after_output)
             print("\n".join(table(before, after)))
+            grown = sorted((after - before).items())
+            print(
+                "checks failing more often after (any check, mapped or not): "
+                + (", ".join(f"{c} +{n}" for c, n in grown) or "none")
+            )
             remaining = build_plan(parse_report(after_output, "checkov after"), after_dir)
-            print("\n".join(why_not_fixed(remaining.unfixable)))
+            print("\n".join(why_not_fixed(remaining)))
     except RemedyError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
