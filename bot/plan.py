@@ -47,6 +47,11 @@ class Plan:
         return tuple(f for cs in self.change_sets for f in cs.findings)
 
 
+def _order(finding: Finding) -> tuple[str, str, str]:
+    """How plans list findings: by resource, then control, then container."""
+    return (finding.resource.key, finding.control_id, finding.container or "")
+
+
 def _merged(first: Finding, other: Finding) -> Finding:
     ids = tuple(dict.fromkeys((*first.scanner_ids, *other.scanner_ids)))
     return dataclasses.replace(first, scanner_ids=ids, severity=max(first.severity, other.severity))
@@ -78,7 +83,7 @@ def dedupe(findings: Iterable[Finding]) -> list[Finding]:
             merged.append(pathless)
         else:
             merged.extend(_merged(f, pathless) for f in by_file.values())
-    return sorted(merged, key=lambda f: (f.resource.key, f.control_id, f.container or ""))
+    return sorted(merged, key=_order)
 
 
 def _slug(text: str) -> str:
@@ -294,17 +299,12 @@ def build_plan(
         bucket = (id(target), group_key(config, fixer.family, target, finding))
         buckets.setdefault(bucket, []).append(finding)
         bucket_targets[bucket] = target
-    findings = sorted(
-        (*kept, *(f for f, _ in located.values())),
-        key=lambda f: (f.resource.key, f.control_id, f.container or ""),
-    )
+    findings = sorted((*kept, *(f for f, _ in located.values())), key=_order)
     for (_, key), batch in buckets.items():
         attempt_batch(batch, bucket_targets[(_, key)], key)
     for finding, target in list(deferred):
         attempt(finding, target, last_try=True)
-    unfixable.sort(
-        key=lambda u: (u.finding.resource.key, u.finding.control_id, u.finding.container or "")
-    )
+    unfixable.sort(key=lambda u: _order(u.finding))
 
     change_sets = []
     for key in sorted(fixes):

@@ -29,6 +29,7 @@ sys.path.insert(0, str(ROOT))
 
 from bot import scanner_map  # noqa: E402
 from bot.errors import RemedyError  # noqa: E402
+from bot.locate.base import read_exact  # noqa: E402
 from bot.plan import Plan, build_plan  # noqa: E402
 from bot.sources import load_report, parse_report  # noqa: E402
 from bot.sources.merge import merge_reports  # noqa: E402
@@ -94,12 +95,11 @@ def fix_copy(source: Path, reports: list[Path], workdir: Path) -> tuple[Path, in
             paths = {f.path for f in change_set.files}
             if paths & touched:
                 continue
-            # Bytes, not text: read_text would turn CRLF files into LF and never match.
+            # read_exact keeps CRLF: read_text would turn it into LF and never match.
             stale = [
                 change.path
                 for change in change_set.files
-                if not change.is_new
-                and (repo / change.path).read_bytes().decode("utf-8") != change.before
+                if not change.is_new and read_exact(repo / change.path) != change.before
             ]
             if stale:
                 print(f"warning: {change_set.key} planned on stale {stale}", file=sys.stderr)

@@ -14,6 +14,8 @@ from bot.sources.base import Report
 from fixers.edits import load_documents
 from fixers.model import Finding, ResourceRef, SourceHint
 from tests.conftest import corpus_path
+from tests.test_verify import DEPLOYMENT
+from tests.test_verify import finding as web_finding
 
 
 @pytest.fixture
@@ -129,41 +131,16 @@ def test_anchors_and_non_mapping_documents_are_explained_not_edited(tmp_path: Pa
     assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before  # nothing written
 
 
-OVERLAY = """\
-apiVersion: apps/v1
-kind: Deployment
-metadata:
-  name: web
-  namespace: shop
-spec:
-  selector:
-    matchLabels: {app: web}
-  template:
-    metadata:
-      labels: {app: web}
-    spec:
-      containers:
-        - name: web
-          image: nginx:1.27
-"""
-
-
 def _escalation(path: str | None, scanner_id: str) -> Finding:
-    return Finding(
-        control_id="C-0016",
-        scanner_ids=(scanner_id,),
-        resource=ResourceRef(
-            api_version="apps/v1", kind="Deployment", namespace="shop", name="web"
-        ),
-        container="web",
-        source=SourceHint(path=path),
+    return dataclasses.replace(
+        web_finding("C-0016"), scanner_ids=(scanner_id,), source=SourceHint(path=path)
     )
 
 
 def test_one_resource_defined_per_cluster_overlay_is_fixed_in_each_file(tmp_path: Path) -> None:
     for cluster in ("prod", "staging"):
         (tmp_path / cluster).mkdir()
-        (tmp_path / cluster / "web.yaml").write_text(OVERLAY)
+        (tmp_path / cluster / "web.yaml").write_text(DEPLOYMENT)
     findings = (
         _escalation("prod/web.yaml", "C-0016"),
         _escalation("staging/web.yaml", "C-0016"),
@@ -179,7 +156,7 @@ def test_one_resource_defined_per_cluster_overlay_is_fixed_in_each_file(tmp_path
 
 def test_two_spellings_of_one_file_are_one_fix(tmp_path: Path) -> None:
     (tmp_path / "apps").mkdir()
-    (tmp_path / "apps" / "web.yaml").write_text(OVERLAY)
+    (tmp_path / "apps" / "web.yaml").write_text(DEPLOYMENT)
     findings = (
         _escalation("cd-config/apps/web.yaml", "C-0016"),  # scanned from the parent directory
         _escalation("apps/web.yaml", "CKV_K8S_20"),
@@ -195,17 +172,17 @@ def test_two_spellings_of_one_file_are_one_fix(tmp_path: Path) -> None:
 def test_a_file_repeating_an_object_is_fixed_at_the_line_the_scanner_names(
     tmp_path: Path,
 ) -> None:
-    (tmp_path / "web.yaml").write_text(OVERLAY + "---\n" + OVERLAY)
-    second_line = OVERLAY.count("\n") + 2  # Checkov's file_line_range starts at the object
+    (tmp_path / "web.yaml").write_text(DEPLOYMENT + "---\n" + DEPLOYMENT)
+    second_line = DEPLOYMENT.count("\n") + 2  # Checkov's file_line_range starts at the object
 
     def at(line: int | None) -> Finding:
-        finding = _escalation("web.yaml", "CKV_K8S_20")
+        finding = web_finding("C-0016")
         return dataclasses.replace(finding, source=SourceHint(path="web.yaml", line=line))
 
     plan = build_plan(Report("checkov", "test", (at(second_line),)), tmp_path)
     (change_set,) = plan.change_sets
     after = change_set.files[0].after
-    assert after.split("---\n")[0] == OVERLAY
+    assert after.split("---\n")[0] == DEPLOYMENT
     assert "allowPrivilegeEscalation: false" in after.split("---\n")[1]
 
     both = build_plan(Report("checkov", "test", (at(1), at(second_line))), tmp_path)
