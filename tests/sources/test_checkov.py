@@ -206,3 +206,27 @@ def test_fixes_clear_every_fixable_mapped_failure_by_real_checkov(tmp_path: Path
     assert remaining.change_sets == ()
     assert {u.category for u in remaining.unfixable} <= {"needs-human", "image"}
     assert len(remaining.unfixable) == sum(n for c, n in after.items() if c in mapped)
+
+
+@pytest.mark.slow
+def test_a_file_repeating_an_object_is_fixed_where_checkov_points(tmp_path: Path) -> None:
+    """Regolibrary's linux-hardening input repeats Pod audit-pod four times in one file; real
+    Checkov points at the last copy's lines, and that copy (the one Kubernetes keeps) is fixed."""
+    script = _before_after()
+    if not script.CHECKOV.exists():
+        pytest.skip("run `bash scripts/setup-scanners.sh` to install Checkov")
+    source = corpus_path(
+        "manifests", "regolibrary-rule-tests", "rules", "linux-hardening", "test", "passed", "input"
+    )
+    repo = tmp_path / "input"
+    repo.mkdir()
+    (repo / "pod.yaml").write_bytes((source / "pod.yaml").read_bytes())
+    report = parse_report(script.run_checkov(repo), "checkov")
+    escalation = [f for f in report.findings if f.control_id == "C-0016"]
+    assert {f.source.line for f in escalation} == {51}
+
+    plan = build_plan(report, repo)
+    fixes = [fix for change_set in plan.change_sets for fix in change_set.fixes]
+    assert any(fix.finding.control_id == "C-0016" for fix in fixes)
+    assert {(fix.location.path, fix.location.document_index) for fix in fixes} == {("pod.yaml", 3)}
+    assert not [u for u in plan.unfixable if "several places" in u.reason]
