@@ -27,7 +27,9 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from bot.errors import ConfigError
 
+# Fields that may be read from a file (REMEDY_<NAME>_FILE); redis_url because it may hold a password.
 SECRET_FIELDS = ("gitlab_token", "webhook_secret", "slack_signing_secret", "mattermost_token")
+FILE_FIELDS = (*SECRET_FIELDS, "redis_url")
 CRON_FIELDS = ("minute", "hour", "day_of_month", "month_of_year", "day_of_week")
 
 
@@ -256,7 +258,7 @@ def _read_yaml(path: Path) -> dict[str, Any]:
 
 def _secret_files(environ: Mapping[str, str]) -> dict[str, str]:
     found: dict[str, str] = {}
-    for name in SECRET_FIELDS:
+    for name in FILE_FIELDS:
         var = f"REMEDY_{name.upper()}"
         file_var = f"{var}_FILE"
         if file_var not in environ:

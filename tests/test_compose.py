@@ -105,3 +105,18 @@ def test_docker_compose_config_accepts_the_file(tmp_path: Path) -> None:
         # The YAML anchor was merged: every process got the hardening and the shared settings.
         assert service["read_only"] is True and service["user"] == "10001:10001"
         assert service["environment"]["REMEDY_REDIS_URL"] == "redis://redis:6379/0"
+
+
+@pytest.mark.parametrize("name", ["redis", *REMEDY_SERVICES])
+def test_images_are_pinned_not_floating(compose: dict[str, Any], name: str) -> None:
+    image = compose["services"][name]["image"]
+    default = image.split(":-", 1)[1].rstrip("}") if ":-" in image else image
+    repository, _, tag = default.rpartition(":")
+    assert repository and tag not in {"", "latest"}
+    # a major-only tag such as 7-alpine moves with every release
+    assert tag.count(".") >= 2 or tag.startswith("sha256")
+
+
+def test_secret_files_are_ignored_by_git() -> None:
+    ignored = (ROOT / ".gitignore").read_text().splitlines()
+    assert "secrets/" in ignored

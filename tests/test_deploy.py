@@ -114,6 +114,9 @@ def test_network_policies_deny_by_default_and_open_redis_gitlab_dns_web(
         for p in rule["ports"]
     }
     assert {("UDP", 53), ("TCP", 53), ("TCP", 6379), ("TCP", 443)} <= egress_ports
+    redis = policies["kube-remedy-redis-ingress"]
+    assert redis["podSelector"]["matchLabels"]["app.kubernetes.io/component"] == "redis"
+    assert redis["ingress"][0]["ports"] == [{"protocol": "TCP", "port": 6379}]
     web = policies["kube-remedy-web-ingress"]
     assert web["podSelector"]["matchLabels"]["app.kubernetes.io/component"] == "web"
     assert web["ingress"][0]["ports"] == [{"protocol": "TCP", "port": 8080}]
@@ -210,6 +213,7 @@ def test_cluster_reader_grants_only_reading_scan_results() -> None:
         "kube-remedy-worker": True,
         "kube-remedy-web": False,
         "kube-remedy-beat": False,
+        "kube-remedy-redis": False,
     }
     policy = next(d for d in docs if d["metadata"]["name"] == "kube-remedy-worker-apiserver")
     assert policy["spec"]["podSelector"]["matchLabels"]["app.kubernetes.io/component"] == "worker"

@@ -27,8 +27,39 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end -}}
 {{- end -}}
 
+{{/* repository:tag, or repository@digest when a digest is given; call with (dict "image" .Values.image "default" tag). */}}
+{{- define "kube-remedy.imageRef" -}}
+{{- if .image.digest -}}
+{{- printf "%s@%s" .image.repository .image.digest -}}
+{{- else -}}
+{{- printf "%s:%s" .image.repository (default .default .image.tag) -}}
+{{- end -}}
+{{- end -}}
+
 {{- define "kube-remedy.image" -}}
-{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) -}}
+{{- include "kube-remedy.imageRef" (dict "image" .Values.image "default" .Chart.AppVersion) -}}
+{{- end -}}
+
+{{/* The Redis URL given as a plain value (no password): the bundled Redis unless redis.url is set. */}}
+{{- define "kube-remedy.redisUrl" -}}
+{{- if .Values.redis.url -}}
+{{- .Values.redis.url -}}
+{{- else if .Values.redis.bundled -}}
+{{- printf "redis://%s-redis:%v/0" (include "kube-remedy.fullname" .) .Values.redis.port -}}
+{{- else -}}
+{{- fail "redis: set redis.url, redis.urlFromSecret, or redis.bundled" -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Checkov waivers, each with its reason (metadata annotations): an image not pinned by digest,
+and a token for the one pod that reads the cluster. Call with (dict "digest" ... "key" ... "token" bool). */}}
+{{- define "kube-remedy.waivers" -}}
+{{- if not .digest }}
+checkov.io/skip1: CKV_K8S_43=image pinned by tag only; set {{ .key }}.digest to pull by digest
+{{- end }}
+{{- if .token }}
+checkov.io/skip2: CKV_K8S_38=clusterReader.enabled - the worker reads scan results from the Kubernetes API
+{{- end }}
 {{- end -}}
 
 {{/* The pod spec shared by worker, beat and web; call with (dict "root" $ "component" "worker" "args" (list ...) "resources" ... "probe" ... "ports" ...). */}}
@@ -47,12 +78,13 @@ containers:
     env:
       - name: REMEDY_CONFIG
         value: /etc/kube-remedy/config.yaml
+      {{- if $root.Values.redis.urlFromSecret }}
+      - name: REMEDY_REDIS_URL_FILE
+        value: /var/run/secrets/kube-remedy/redis-url
+      {{- else }}
       - name: REMEDY_REDIS_URL
-        valueFrom:
-          secretKeyRef:
-            name: {{ $root.Values.existingSecret }}
-            key: redis-url
-            optional: true
+        value: {{ include "kube-remedy.redisUrl" $root | quote }}
+      {{- end }}
       - name: REMEDY_GITLAB_TOKEN_FILE
         value: /var/run/secrets/kube-remedy/gitlab-token
       - name: REMEDY_WEBHOOK_SECRET_FILE
