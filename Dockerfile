@@ -6,10 +6,11 @@ RUN apt-get update \
     && apt-get install -y --no-install-recommends git \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md constraints.txt ./
 COPY bot ./bot
 COPY fixers ./fixers
-RUN python -m venv /opt/venv && /opt/venv/bin/pip install --no-compile .
+# constraints.txt pins every runtime dependency to the versions the tests ran with.
+RUN python -m venv /opt/venv && /opt/venv/bin/pip install --no-compile -c constraints.txt '.[cluster]'
 
 FROM python:3.11-slim
 ENV PYTHONDONTWRITEBYTECODE=1 \

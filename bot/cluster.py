@@ -74,7 +74,12 @@ def _kubeconfig(access: ClusterAccess) -> str | None:
 def api_client(access: ClusterAccess) -> Any:
     """A `kubernetes.client.ApiClient` for ``access``: its kubeconfig when there is one, else the
     pod's service account; a clear `ReportError` when there is neither."""
-    from kubernetes import client, config
+    try:
+        from kubernetes import client, config
+    except ImportError:
+        raise ReportError(
+            "reading a live cluster needs the Kubernetes client: pip install 'kube-remedy[cluster]'"
+        ) from None
 
     kubeconfig = _kubeconfig(access)
     try:
