@@ -6,6 +6,7 @@ Exit codes: 0 ok, 1 findings left unfixed (a CI gate), 2 usage or input error.
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import subprocess
 import sys
@@ -22,7 +23,7 @@ from rich.text import Text
 
 from bot import controls as catalog
 from bot.cluster import ClusterAccess
-from bot.errors import RemedyError
+from bot.errors import ConfigError, RemedyError
 from bot.plan import Plan, build_plan
 from bot.repo_config import CONFIG_FILE, RepoConfig, parse_repo_config
 from bot.score import format_delta, framework_label, framework_scores
@@ -352,11 +353,67 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_notify_pipeline(args: argparse.Namespace) -> int:
+    """CI template, default branch: ask the bot to run now (a signed Pipeline Hook)."""
+    import httpx
+
+    from bot import ci
+
+    secret = os.environ.get(args.secret_variable, "")
+    if not secret:
+        raise ConfigError(
+            f"CI/CD variable {args.secret_variable} (the bot's webhook secret) is not set"
+        )
+    event = ci.pipeline_event(os.environ, args.scan_status)
+    with httpx.Client() as client:
+        answer = ci.notify_pipeline(args.bot_url, secret, event, client)
+    console.print(Text(f"bot: {answer or 'accepted'}"))
+    return EXIT_OK
+
+
+def cmd_score(args: argparse.Namespace) -> int:
+    """CI template, bot MRs: compliance score of the target branch and of this branch."""
+    import httpx
+
+    from bot import ci
+    from bot.sources import load_report
+
+    branch = os.environ.get("CI_MERGE_REQUEST_SOURCE_BRANCH_NAME", "")
+    if args.branch_prefix and branch and not branch.startswith(args.branch_prefix):
+        console.print(Text(f"{branch} is not a kube-remedy branch; nothing to score"))
+        return EXIT_OK
+    after = load_report(Path(args.after))
+    with httpx.Client() as client:
+        if args.before:
+            before = load_report(Path(args.before))
+        elif args.before_from_ci:
+            before = ci.fetch_target_report(os.environ, client)
+        else:
+            before = None
+        target = os.environ.get("CI_MERGE_REQUEST_TARGET_BRANCH_NAME") or "before"
+        note = ci.score_note(ci.compare_scores(before, after), target, before is not None)
+        sys.stdout.write(note)
+        token = os.environ.get(args.note_token_variable, "") if args.note_token_variable else ""
+        if token:
+            ci.post_note(os.environ, token, note, client)
+    return EXIT_OK
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("kube-remedy")
+    except PackageNotFoundError:
+        return "unknown (not installed)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="remedy",
         description="Fix Kubernetes security findings through reviewed merge requests.",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     readable = cluster_formats()
@@ -430,6 +487,43 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("serve", help="the web process: GitLab webhooks, Slack/Mattermost, /metrics")
     p.add_argument("--config")
     p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser(
+        "notify-pipeline", help="in GitLab CI: tell the bot a scan of the default branch finished"
+    )
+    p.add_argument("--bot-url", required=True, help="base URL of the bot's web process")
+    p.add_argument(
+        "--secret-variable",
+        default="KUBE_REMEDY_WEBHOOK_SECRET",
+        help="environment variable holding the bot's webhook secret",
+    )
+    p.add_argument(
+        "--scan-status",
+        default=os.environ.get("KUBESCAPE_STATUS") or "success",
+        choices=["success", "failed"],
+        help="how the scan job ended (default: $KUBESCAPE_STATUS from the scan job, else success)",
+    )
+    p.set_defaults(func=cmd_notify_pipeline)
+
+    p = sub.add_parser("score", help="compliance score per framework before and after (Markdown)")
+    p.add_argument("--after", required=True, help="Kubescape JSON report of this branch")
+    before = p.add_mutually_exclusive_group()
+    before.add_argument("--before", help="Kubescape JSON report to compare with")
+    before.add_argument(
+        "--before-from-ci",
+        action="store_true",
+        help="in a merge-request pipeline: the target branch's latest kubescape artifact",
+    )
+    p.add_argument(
+        "--note-token-variable",
+        help="environment variable with a token (api scope): post the result as an MR note",
+    )
+    p.add_argument(
+        "--branch-prefix",
+        default="",
+        help="score only merge requests whose source branch starts with this (the bot's branches)",
+    )
+    p.set_defaults(func=cmd_score)
     return parser
 
 
