@@ -90,7 +90,7 @@ class LocalForge:
             raise ForgeConflictError(f"refusing to commit to {branch}: default or protected branch")
         parent = self._git("rev-parse", "--verify", f"{start_branch}^{{commit}}")
         assert parent is not None
-        self._refuse_links(parent, files)
+        self._refuse_links(start_branch, files)
         with tempfile.TemporaryDirectory() as tmp:
             env = {
                 "GIT_INDEX_FILE": str(Path(tmp) / "index"),
@@ -116,16 +116,19 @@ class LocalForge:
         """Refuse a path that is not a plain repository path, or that is (or lies under) a
         symlink on ``ref``: writing there would replace the link's target text, never the file
         it points at."""
-        prefixes = set()
+        out = self._git("ls-tree", "-r", "-z", ref) or ""
+        links = {
+            entry.partition("\t")[2] for entry in out.split("\0") if entry.startswith("120000 ")
+        }
         for path in files:
             check_repo_path(path)
             parts = path.split("/")
-            prefixes.update("/".join(parts[: i + 1]) for i in range(len(parts)))
-        out = self._git("ls-tree", "-z", ref, "--", *sorted(prefixes)) or ""
-        for entry in out.split("\0"):
-            meta, _, name = entry.partition("\t")
-            if meta.startswith("120000 "):
-                raise RepositoryError(f"{name} is a symlink on {ref}; refusing to write through it")
+            for i in range(len(parts)):
+                prefix = "/".join(parts[: i + 1])
+                if prefix in links:
+                    raise RepositoryError(
+                        f"{prefix} is a symlink on {ref}; refusing to write through it"
+                    )
 
     def _mode(self, ref: str, path: str) -> str:
         out = self._git("ls-tree", ref, "--", path, check=False) or ""

@@ -200,6 +200,7 @@ def locate_manifest(finding: Finding, index: ManifestIndex) -> ManifestTarget | 
     res = finding.resource
     matches = index.find(finding)
     refused: list[str] = []
+    hinted: list[DocumentRef] = []
     if finding.source.path:
         try:
             candidates = _hint_candidates(index.root, finding.source.path)
@@ -216,7 +217,7 @@ def locate_manifest(finding: Finding, index: ManifestIndex) -> ManifestTarget | 
             matches = hinted
     if len(matches) > 1 and finding.source.line is not None:
         matches = _at_line(index.root, matches, finding.source.line) or matches
-    if not matches and refused:
+    if refused and not hinted:  # the file the scanner read is refused: never another copy
         return f"{refused[0]} (it should define {res})"
     if not matches:
         where = f" (scanner said {finding.source.path})" if finding.source.path else ""
