@@ -144,5 +144,5 @@ def test_deep_manifest_is_refused_with_a_reason(
 
 def test_huge_codeowners_is_refused() -> None:
     text = "* @alice\n" * (MAX_CODEOWNERS_BYTES // 9 + 1)
-    with pytest.raises(ConfigError, match="CODEOWNERS.*over the limit"):
+    with pytest.raises(ConfigError, match=r"CODEOWNERS.*over the limit"):
         load_codeowners(lambda path: text if path == "CODEOWNERS" else None)
