@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -34,6 +35,28 @@ EXIT_OK, EXIT_UNFIXED, EXIT_USAGE = 0, 1, 2
 
 console = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
 errors = Console(stderr=True, highlight=False)
+
+_UNSAFE = re.compile(
+    "[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]"
+)
+
+
+def safe(text: object, *, lines: bool = False) -> str:
+    """``text`` (from a report or cd-config) made harmless for a terminal: control characters
+    (ANSI escapes, NUL, C1), bidirectional overrides and invisible format characters are shown
+    as visible escapes like ``\\x1b`` or ``\\u202e``; newlines too unless ``lines``."""
+    out = _UNSAFE.sub(lambda m: _escape(m.group()), str(text))
+    return out if lines else out.replace("\n", "\\n").replace("\t", "\\t")
+
+
+def _escape(char: str) -> str:
+    code = ord(char)
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def cell(text: object) -> Text:
+    """A table cell of untrusted text: sanitised, and never read as rich markup."""
+    return Text(safe(text))
 
 
 def _load_reports(
@@ -99,19 +122,23 @@ def print_plan(report: Report, plan: Plan) -> None:
         table.add_column(col)
     for cs in plan.change_sets:
         table.add_row(
-            cs.key,
-            ", ".join(cs.controls),
-            "\n".join(c.path + (" (new)" if c.is_new else "") for c in cs.files),
+            cell(cs.key),
+            cell(", ".join(cs.controls)),
+            Text("\n".join(safe(c.path) + (" (new)" if c.is_new else "") for c in cs.files)),
             str(len({f.resource.key for f in cs.findings})),
-            cs.risk.label,
+            cell(cs.risk.label),
         )
     console.print(table)
     print_chart_summary(plan)
     scores = _scores(report, plan)
     if scores:
         console.print(
-            "Compliance if all merged: "
-            + " · ".join(format_delta(fw, a, b) for fw, (a, b) in scores.items())
+            Text(
+                safe(
+                    "Compliance if all merged: "
+                    + " · ".join(format_delta(fw, a, b) for fw, (a, b) in scores.items())
+                )
+            )
         )
     if plan.unfixable:
         left = Table(title=f"Not fixed ({len(plan.unfixable)})")
@@ -121,7 +148,7 @@ def print_plan(report: Report, plan: Plan) -> None:
             res = str(u.finding.resource) + (
                 f" [{u.finding.container}]" if u.finding.container else ""
             )
-            left.add_row(u.finding.control_id, Text(res), u.category, Text(u.reason))
+            left.add_row(cell(u.finding.control_id), cell(res), cell(u.category), cell(u.reason))
         console.print(left)
     console.print(
         f"{len(plan.findings)} findings: {len(plan.fixed_findings)} fixed in "
@@ -152,10 +179,10 @@ def print_chart_summary(plan: Plan) -> None:
         table.add_column(col, overflow="fold")
     for chart, e in sorted(charts.items()):
         table.add_row(
-            chart,
-            ", ".join(sorted(e["values"])) or "-",
-            ", ".join(sorted(e["exposed"])) or "-",
-            Text(", ".join(sorted(e["not"])) or "-"),
+            cell(chart),
+            cell(", ".join(sorted(e["values"])) or "-"),
+            cell(", ".join(sorted(e["exposed"])) or "-"),
+            cell(", ".join(sorted(e["not"])) or "-"),
         )
     console.print(table)
 
@@ -187,18 +214,15 @@ def cmd_apply(args: argparse.Namespace) -> int:
     outcome = publish_plan(
         forge, plan, report, config, bot_username=args.bot_username, reviewers=reviewers
     )
-    console.print(Text(f"Local mode in {args.repo}: {summarize(outcome.decisions)}"))
+    console.print(Text(safe(f"Local mode in {args.repo}: {summarize(outcome.decisions)}")))
     for decision in outcome.decisions:
-        console.print(Text(f"{decision.action} {decision.branch}: {decision.reason}"))
+        console.print(Text(safe(f"{decision.action} {decision.branch}: {decision.reason}")))
         if decision.change is not None and decision.action in ("created", "updated"):
             path = forge.description_path(decision.change)
-            console.rule(f"MR: {decision.change.title}")
-            console.print(
-                Markdown(decision.change.description)
-                if args.rich
-                else Text(decision.change.description)
-            )
-            console.print(f"(description written to {path})")
+            console.rule(Text(safe(f"MR: {decision.change.title}")))
+            description = safe(decision.change.description, lines=True)
+            console.print(Markdown(description) if args.rich else Text(description))
+            console.print(Text(safe(f"(description written to {path})")))
     return EXIT_UNFIXED if plan.unfixable else EXIT_OK
 
 
@@ -280,14 +304,16 @@ def cmd_demo(args: argparse.Namespace) -> int:
         ],
     ):
         subprocess.run(cmd, cwd=repo, check=True)
-    console.print(f"Example cd-config copied to {repo} (a fresh git repository)\n")
+    console.print(
+        Text(safe(f"Example cd-config copied to {repo} (a fresh git repository)\n", lines=True))
+    )
     apply_args = ["apply", "--report", str(examples / "kubescape-report.json"), "--repo", str(repo)]
     apply_args += ["--bot-username", args.bot_username] + (["--rich"] if args.rich else [])
     code = cmd_apply(build_parser().parse_args(apply_args))
     branches = subprocess.run(
         ["git", "branch", "--list", "remedy/*"], cwd=repo, capture_output=True, text=True
     ).stdout
-    console.print(f"\nBranches in {repo}:\n{branches}")
+    console.print(Text(safe(f"\nBranches in {repo}:\n{branches}", lines=True)))
     return code
 
 
@@ -315,7 +341,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     settings = settings.model_copy(update=update)
     summary = run_project_once(settings, settings.project(args.project))
     for line in summary.lines():
-        console.print(Text(line))
+        console.print(Text(safe(line)))
     return EXIT_UNFIXED if summary.unfixable else EXIT_OK
 
 
@@ -341,7 +367,7 @@ def cmd_run_once(args: argparse.Namespace) -> int:
 
     result = run_once(load_settings(args.config), args.project)
     for key, value in result.items():
-        console.print(Text(f"{key}: {value}"))
+        console.print(Text(safe(f"{key}: {value}")))
     return EXIT_OK
 
 
@@ -367,7 +393,7 @@ def cmd_notify_pipeline(args: argparse.Namespace) -> int:
     event = ci.pipeline_event(os.environ, args.scan_status)
     with httpx.Client() as client:
         answer = ci.notify_pipeline(args.bot_url, secret, event, client)
-    console.print(Text(f"bot: {answer or 'accepted'}"))
+    console.print(Text(f"bot: {safe(answer) or 'accepted'}"))
     return EXIT_OK
 
 
@@ -380,7 +406,7 @@ def cmd_score(args: argparse.Namespace) -> int:
 
     branch = os.environ.get("CI_MERGE_REQUEST_SOURCE_BRANCH_NAME", "")
     if args.branch_prefix and branch and not branch.startswith(args.branch_prefix):
-        console.print(Text(f"{branch} is not a kube-remedy branch; nothing to score"))
+        console.print(Text(f"{safe(branch)} is not a kube-remedy branch; nothing to score"))
         return EXIT_OK
     after = load_report(Path(args.after))
     with httpx.Client() as client:
@@ -536,7 +562,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args))
     except RemedyError as exc:
-        errors.print(Text("error: ", style="red") + Text(str(exc)), soft_wrap=True)
+        errors.print(Text("error: ", style="red") + Text(safe(exc)), soft_wrap=True)
         return exc.exit_code
     except KeyboardInterrupt:
         errors.print("interrupted; nothing was half-written")

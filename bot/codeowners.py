@@ -16,8 +16,11 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cache
 
+from bot.errors import ConfigError
 from bot.model import ChangeSet
 
+MAX_CODEOWNERS_BYTES = 1024 * 1024
+"""Larger CODEOWNERS files are refused (one line, exit 2): no real one comes near it."""
 LOCATIONS = ("CODEOWNERS", "docs/CODEOWNERS", ".gitlab/CODEOWNERS")
 """Where GitLab looks, in its order; the first file found is used."""
 
@@ -210,5 +213,10 @@ def load_codeowners(read: Callable[[str], str | None]) -> CodeOwners | None:
     for location in LOCATIONS:
         text = read(location)
         if text is not None:
+            if len(text) > MAX_CODEOWNERS_BYTES:
+                raise ConfigError(
+                    f"{location}: {len(text) / 1048576:.1f} MB, over the limit of "
+                    f"{MAX_CODEOWNERS_BYTES // 1048576} MB for a CODEOWNERS file; refusing it"
+                )
             return parse_codeowners(text)
     return None

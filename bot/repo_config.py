@@ -8,16 +8,23 @@ ignore list with reasons, resource policy defaults and team routing. An invalid 
 from __future__ import annotations
 
 import fnmatch
+import re
+from collections.abc import Mapping
 from typing import Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from bot.errors import ConfigError
+from bot.safe_load import load_yaml
 from fixers.model import CONTROL_ID, Finding
-from fixers.policy import Policy
+from fixers.policy import Policy, ResourceDefaults
+from fixers.rules import _quantity
 
 CONFIG_FILE = ".remedy.yaml"
+MAX_CONFIG_BYTES = 256 * 1024
+MAX_ID = 2**31 - 1
+"""Largest user/group id the Kubernetes API accepts."""
+_DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
 
 Grouping = Literal["file-family", "file", "family", "resource"]
 
@@ -46,6 +53,45 @@ class Limits(BaseModel):
     """Allowed windows like 'Mon-Fri 08:00-18:00' (UTC); empty = any time."""
 
 
+class CheckedResources(ResourceDefaults):
+    """`ResourceDefaults` whose values are Kubernetes quantities the API server accepts: they
+    are written into manifests as they are."""
+
+    limit_to_request_ratio: float = Field(default=2.0, gt=0, le=100)
+
+    @field_validator("cpu_request", "memory_request", "cpu_limit", "memory_limit", mode="before")
+    @classmethod
+    def _quantity(cls, value: object) -> object:
+        problem = _quantity.problem(value, positive=True)
+        if problem:
+            raise ValueError(problem)
+        return str(value)
+
+
+class CheckedPolicy(Policy):
+    """`Policy` with every value checked against what Kubernetes accepts."""
+
+    resources: CheckedResources = Field(default_factory=CheckedResources)
+    namespace_resources: Mapping[str, CheckedResources] = Field(default_factory=dict)
+    run_as_user: int = Field(default=10001, gt=0, le=MAX_ID)
+    run_as_group: int = Field(default=10001, gt=0, le=MAX_ID)
+
+    @field_validator("tmp_volume_name")
+    @classmethod
+    def _volume_name(cls, value: str) -> str:
+        if not _DNS_LABEL.fullmatch(value):
+            raise ValueError(f"{value!r} is not a volume name (lower-case DNS label)")
+        return value
+
+    @field_validator("tmp_mount_path")
+    @classmethod
+    def _mount_path(cls, value: str) -> str:
+        parts = value.split("/")
+        if not value.startswith("/") or ".." in parts or ":" in value or not value.isprintable():
+            raise ValueError(f"{value!r} is not an absolute mount path without '..' or ':'")
+        return value
+
+
 class RepoConfig(BaseModel):
     """The validated content of ``.remedy.yaml``."""
 
@@ -59,7 +105,9 @@ class RepoConfig(BaseModel):
     labels: list[str] = Field(default_factory=lambda: ["security", "kube-remedy"])
     limits: Limits = Field(default_factory=Limits)
     ignore: list[IgnoreRule] = Field(default_factory=list)
-    policy: Policy = Field(default_factory=lambda: Policy(source=".remedy.yaml defaults"))
+    policy: CheckedPolicy = Field(
+        default_factory=lambda: CheckedPolicy(source=".remedy.yaml defaults")
+    )
     teams: dict[str, list[str]] = Field(default_factory=dict)
     """Path glob -> GitLab usernames, used when CODEOWNERS has no owner."""
     network_policies: bool = True
@@ -90,10 +138,7 @@ def parse_repo_config(text: str | None, origin: str = CONFIG_FILE) -> RepoConfig
     """Parse ``.remedy.yaml`` text (None or empty = defaults); `ConfigError` when invalid."""
     if not text or not text.strip():
         return RepoConfig()
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{origin} is not valid YAML: {exc}".replace("\n", " ")) from exc
+    data = load_yaml(text, origin, max_bytes=MAX_CONFIG_BYTES, error=ConfigError)
     if data is None:
         return RepoConfig()
     if not isinstance(data, dict):
@@ -105,6 +150,5 @@ def parse_repo_config(text: str | None, origin: str = CONFIG_FILE) -> RepoConfig
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
-        raise ConfigError(
-            f"{origin}: {where}: {first['msg']} ({exc.error_count()} problem(s))"
-        ) from exc
+        message = first["msg"].removeprefix("Value error, ")
+        raise ConfigError(f"{origin}: {where}: {message} ({exc.error_count()} problem(s))") from exc

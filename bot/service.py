@@ -6,7 +6,6 @@ and the report's content, so repeated calls within a run do not re-download anyt
 
 from __future__ import annotations
 
-import json
 import re
 import shutil
 import tempfile
@@ -32,7 +31,7 @@ from bot.publish import publish_plan
 from bot.render import describe_change_set, environment, escape_markdown
 from bot.repo_config import CONFIG_FILE, IgnoreRule, RepoConfig, parse_repo_config
 from bot.settings import ProjectConfig, Settings
-from bot.sources import fetch_from_cluster, load_report, parse_report
+from bot.sources import decode_report, fetch_from_cluster, load_report
 from bot.sources.base import Report
 from bot.sources.merge import merge_reports
 
@@ -119,11 +118,7 @@ def fetch_report(settings: Settings, project: ProjectConfig, forge: GitLabForge)
         return merge_reports(
             [fetch_from_cluster(f, access, source.namespace) for f in source.scanners]
         )
-    try:
-        parsed = json.loads(data)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ReportError(f"{origin}: not JSON ({exc})") from exc
-    return parse_report(parsed, origin)
+    return decode_report(data, origin)
 
 
 def requested_keys(dashboard: str | None) -> frozenset[str]:

@@ -3,7 +3,8 @@
 A change that does not verify is not proposed; the finding goes to the unfixable list with the
 reason. Checks: the edited file still parses (and a chart still renders: the Helm target's
 ``reread`` re-renders), the workload still validates against the Kubernetes OpenAPI schema
-(offline, from the schemas shipped by ``kubernetes-validate``), and the fixer that proposed the
+(offline, from the schemas shipped by ``kubernetes-validate``), every resource request and limit
+is a quantity the API server accepts (whatever its source: policy, derived, or the file), and the fixer that proposed the
 change now answers AlreadyCompliant for the same finding (the bot's own check for that control).
 
 Schema errors the document already had before the edit are not held against the fix: only the
@@ -28,6 +29,7 @@ from fixers.base import Fixer
 from fixers.model import AlreadyCompliant, Finding
 from fixers.policy import FixContext
 from fixers.registry import run_fixer
+from fixers.rules import _quantity
 
 DEFAULT_KUBERNETES_VERSION = "1.35"
 VERSION_ENV = "REMEDY_KUBERNETES_VERSION"
@@ -43,7 +45,7 @@ def verify_fix(
         return f"the edited file does not verify: {view}"
     document = workload_document(view)
     if document is not None:
-        problems = schema_problems(document)
+        problems = quantity_problems(document) + schema_problems(document)
         if problems:
             new = [p for p in problems if p not in _original_problems(target, overlay)]
             if new:
@@ -67,7 +69,37 @@ def _original_problems(target: Target, overlay: FileOverlay) -> list[str]:
     """The same check on the unedited repository, to forgive errors the file already had."""
     before = target.reread(FileOverlay(overlay.root))
     document = None if isinstance(before, str) else workload_document(before)
-    return schema_problems(document) if document is not None else []
+    if document is None:
+        return []
+    return quantity_problems(document) + schema_problems(document)
+
+
+_QUANTITY_MAPS = ("limits", "requests")
+
+
+def quantity_problems(document: Mapping[str, Any]) -> list[str]:
+    """Every resource request or limit of the object that the API server would refuse as a
+    quantity, one line each (the schema types them only as string-or-number)."""
+    out = []
+    stack: list[tuple[Any, str]] = [(document, "")]
+    while stack:
+        node, where = stack.pop()
+        if isinstance(node, Mapping):
+            for key, value in node.items():
+                path = f"{where}.{key}" if where else str(key)
+                if key == "resources" and isinstance(value, Mapping):
+                    for kind in _QUANTITY_MAPS:
+                        amounts = value.get(kind)
+                        if not isinstance(amounts, Mapping):
+                            continue
+                        for name, amount in amounts.items():
+                            problem = _quantity.problem(amount)
+                            if problem:
+                                out.append(f"{path}.{kind}.{name}: {problem}")
+                stack.append((value, path))
+        elif isinstance(node, list):
+            stack.extend((item, f"{where}[{i}]") for i, item in enumerate(node))
+    return sorted(out)
 
 
 def kubernetes_version() -> str:

@@ -10,7 +10,23 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
+from bot.errors import RepositoryError
+
 ChangeState = Literal["opened", "closed", "merged", "locked"]
+
+
+def check_repo_path(path: str) -> None:
+    """Refuse a path a forge must never write: absolute, with ``..``, ``.`` or empty parts,
+    inside ``.git``, or with a backslash or control character."""
+    parts = path.split("/")
+    if (
+        not path
+        or path.startswith("/")
+        or any(p in ("", ".", "..") or p.lower() == ".git" for p in parts)
+        or "\\" in path
+        or not path.isprintable()
+    ):
+        raise RepositoryError(f"refusing to write {path!r}: not a plain path inside the repository")
 
 
 @dataclass(frozen=True)

@@ -23,8 +23,14 @@ import gitlab.exceptions
 import requests
 
 from bot.commands import MergeRequestInfo
-from bot.errors import ForgeConflictError, ForgeError, ForgePermissionError, ForgeTransientError
-from bot.forge.base import ChangeRequest
+from bot.errors import (
+    ForgeConflictError,
+    ForgeError,
+    ForgePermissionError,
+    ForgeTransientError,
+    RepositoryError,
+)
+from bot.forge.base import ChangeRequest, check_repo_path
 
 BOT_LABEL = "kube-remedy"
 DASHBOARD_LABEL = "kube-remedy-dashboard"
@@ -97,6 +103,8 @@ class GitLabForge:
         self._gl = client(self.url, token, timeout)
         self._max_retries = max_retries
         self._trees: dict[str, tuple[str, ...]] = {}
+        self._links: dict[str, frozenset[str]] = {}
+        """Per ref: the paths that are symlinks (tree mode 120000)."""
         self._users: dict[str, int | None] = {}
 
     def __repr__(self) -> str:  # never the token
@@ -142,21 +150,37 @@ class GitLabForge:
         if ref not in self._trees:
             with self._call("list the repository tree"):
                 items = self._project.repository_tree(ref=ref, recursive=True, iterator=True)
-                self._trees[ref] = tuple(i["path"] for i in items if i["type"] == "blob")
+                blobs = [i for i in items if i["type"] == "blob"]
+                self._trees[ref] = tuple(i["path"] for i in blobs)
+                self._links[ref] = frozenset(i["path"] for i in blobs if i.get("mode") == "120000")
         return list(self._trees[ref])
+
+    def links(self, ref: str | None = None) -> frozenset[str]:
+        """The symlinks on ``ref`` (their blob is the link's target text)."""
+        ref = ref or self.default_branch()
+        self.list_files(ref)
+        return self._links[ref]
 
     def snapshot(self, dest: Path, ref: str | None = None) -> Path:
         """Write the files kube-remedy reads (YAML, templates, CODEOWNERS) under ``dest``."""
         ref = ref or self.default_branch()
+        links = self.links(ref)
         for path in self.list_files(ref):
             name = PurePosixPath(path).name
             if not (name.endswith(SNAPSHOT_SUFFIXES) or name in SNAPSHOT_NAMES):
                 continue
+            check_repo_path(path)
             text = self.read_file(path, ref)
             if text is None:
                 continue
             target = dest / path
             target.parent.mkdir(parents=True, exist_ok=True)
+            if path in links:
+                # Kept a link, as a clone has it: the locators follow it inside the snapshot
+                # and refuse it when it leaves (nothing reads or writes through it).
+                with contextlib.suppress(OSError, ValueError):
+                    target.symlink_to(text)
+                continue
             with target.open("w", encoding="utf-8", newline="") as fh:
                 fh.write(text)
         return dest
@@ -177,6 +201,15 @@ class GitLabForge:
                 f"refusing to push to {branch} of {self.project_ref}: default or protected branch"
             )
         existing = set(self.list_files(start_branch)) if files else set()
+        links = self.links(start_branch) if files else frozenset()
+        for path in files:
+            check_repo_path(path)
+            parts = path.split("/")
+            through = [p for i in range(len(parts)) if (p := "/".join(parts[: i + 1])) in links]
+            if through:
+                raise RepositoryError(
+                    f"{through[0]} is a symlink on {start_branch}; refusing to write through it"
+                )
         actions = [
             {
                 "action": "update" if path in existing else "create",

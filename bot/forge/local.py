@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from bot.errors import ForgeConflictError, ForgeError, RepositoryError
-from bot.forge.base import ChangeRequest
+from bot.forge.base import ChangeRequest, check_repo_path
 
 BOT_NAME = "kube-remedy"
 BOT_EMAIL = "kube-remedy@localhost"
@@ -90,6 +90,7 @@ class LocalForge:
             raise ForgeConflictError(f"refusing to commit to {branch}: default or protected branch")
         parent = self._git("rev-parse", "--verify", f"{start_branch}^{{commit}}")
         assert parent is not None
+        self._refuse_links(start_branch, files)
         with tempfile.TemporaryDirectory() as tmp:
             env = {
                 "GIT_INDEX_FILE": str(Path(tmp) / "index"),
@@ -110,6 +111,24 @@ class LocalForge:
             assert commit is not None
         self._git("update-ref", f"refs/heads/{branch}", commit)
         return commit
+
+    def _refuse_links(self, ref: str, files: Mapping[str, str]) -> None:
+        """Refuse a path that is not a plain repository path, or that is (or lies under) a
+        symlink on ``ref``: writing there would replace the link's target text, never the file
+        it points at."""
+        out = self._git("ls-tree", "-r", "-z", ref) or ""
+        links = {
+            entry.partition("\t")[2] for entry in out.split("\0") if entry.startswith("120000 ")
+        }
+        for path in files:
+            check_repo_path(path)
+            parts = path.split("/")
+            for i in range(len(parts)):
+                prefix = "/".join(parts[: i + 1])
+                if prefix in links:
+                    raise RepositoryError(
+                        f"{prefix} is a symlink on {ref}; refusing to write through it"
+                    )
 
     def _mode(self, ref: str, path: str) -> str:
         out = self._git("ls-tree", ref, "--", path, check=False) or ""

@@ -7,6 +7,8 @@ re-read the result for verification.
 
 from __future__ import annotations
 
+import errno
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -30,6 +32,48 @@ def safe_relpath(root: Path, relpath: str) -> Path:
     if resolved != root_resolved and root_resolved not in resolved.parents:
         raise RepositoryError(f"path {relpath!r} resolves outside the repository {root}")
     return resolved
+
+
+def through_link(root: Path, relpath: str) -> bool:
+    """Is ``relpath`` (or a directory on its way) a symlink in the checkout at ``root``?"""
+    parts = PurePosixPath(relpath.replace("\\", "/")).parts
+    return any(root.joinpath(*parts[: i + 1]).is_symlink() for i in range(len(parts)))
+
+
+def real_relpath(root: Path, relpath: str) -> str:
+    """The repository path ``relpath`` stands for once symlinks are followed: itself when no
+    part of it is a link, else the target's path inside ``root``. A link leaving the
+    repository, dangling, looping or reaching into ``.git`` is a `RepositoryError` saying so
+    (the target is never read)."""
+    pure = PurePosixPath(relpath.replace("\\", "/"))
+    if pure.is_absolute() or ".." in pure.parts:
+        raise RepositoryError(f"path {relpath!r} escapes the repository {root}; refusing it")
+    path = root.joinpath(*pure.parts)
+    if not through_link(root, relpath):
+        return pure.as_posix()
+    root_real = root.resolve()
+    target = os.path.realpath(path)  # lexical + links, never raises
+    if target != str(root_real) and not target.startswith(str(root_real) + os.sep):
+        raise RepositoryError(
+            f"{relpath} is a symlink leading outside the repository; refusing to follow it"
+        )
+    try:
+        resolved = path.resolve(strict=True)
+    except RuntimeError:  # Python < 3.13 reports a loop this way
+        raise RepositoryError(f"{relpath} is a symlink loop; refusing it") from None
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise RepositoryError(f"{relpath} is a symlink loop; refusing it") from None
+        raise RepositoryError(
+            f"{relpath} is a dangling symlink (its target does not exist); refusing it"
+        ) from None
+    inside = resolved.relative_to(root_real)
+    if ".git" in inside.parts or not resolved.is_file():
+        raise RepositoryError(
+            f"{relpath} is a symlink to {inside.as_posix()}, not a file of the repository; "
+            "refusing it"
+        )
+    return inside.as_posix()
 
 
 def read_exact(path: Path) -> str:
@@ -61,6 +105,10 @@ class FileOverlay:
 
     def write(self, relpath: str, text: str) -> None:
         safe_relpath(self.root, relpath)
+        if through_link(self.root, relpath):
+            raise RepositoryError(
+                f"{relpath} is a symlink or lies under one; only real files are written"
+            )
         self.original(relpath)
         self._after[relpath] = text
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -12,8 +13,9 @@ from typing import Any
 import yaml
 
 from bot.errors import RepositoryError, YamlEditError
-from bot.locate.base import FileOverlay, read_exact, safe_relpath
+from bot.locate.base import FileOverlay, read_exact, real_relpath, safe_relpath
 from bot.model import Location
+from bot.safe_load import check_bounds, node_budget
 from fixers.edits import (
     EditError,
     apply_edits,
@@ -29,16 +31,22 @@ YAML_SUFFIXES = (".yaml", ".yml")
 SKIP_DIRS = frozenset({".git", "node_modules", ".venv", "__pycache__"})
 
 
+BOM = "\ufeff"
+MAX_MANIFEST_BYTES = 16 * 1024 * 1024
+
+
 @lru_cache(maxsize=128)
 def parsed_documents(text: str) -> tuple[Any, ...]:
     """`load_documents`, memoised on the text: a file is re-read after every edit of a change
-    set, and most reads see a text that was already parsed (the documents are never mutated)."""
-    return tuple(load_documents(text))
+    set, and most reads see a text that was already parsed (the documents are never mutated).
+    A leading UTF-8 byte order mark is not part of the YAML."""
+    return tuple(load_documents(text.removeprefix(BOM)))
 
 
 @lru_cache(maxsize=512)
 def parsed_document(text: str, index: int) -> Any:
     """Document ``index`` of a multi-document file, parsing only that document's text."""
+    text = text.removeprefix(BOM)
     begin, end = document_span(text, index)
     try:
         return load_document_text(text[begin:end])
@@ -74,9 +82,13 @@ class ManifestIndex:
     root: Path
     documents: list[DocumentRef] = field(default_factory=list)
     unreadable: dict[str, str] = field(default_factory=dict)
-    """path -> why it could not be parsed (reported, never fatal)."""
+    """path -> why it could not be read: it does not parse (with the line), it is over the
+    bounds, or it is a symlink the bot refuses to follow (reported per finding, never fatal)."""
+    links: dict[str, str] = field(default_factory=dict)
+    """symlink path -> the repository file it points at (documents are indexed there)."""
     network_policies: list[Mapping[str, Any]] = field(default_factory=list)
     _by_name: dict[tuple[str, str], list[DocumentRef]] = field(default_factory=dict, repr=False)
+    _indexed: set[str] = field(default_factory=set, repr=False)
     _targets: dict[DocumentRef, ManifestTarget | str] = field(default_factory=dict, repr=False)
 
     @classmethod
@@ -86,11 +98,46 @@ class ManifestIndex:
             index.add_file(relpath)
         return index
 
+    def real_path(self, relpath: str) -> str | None:
+        """The file ``relpath`` stands for (a symlink's target in the repository), or None when
+        it is refused (the reason is in `unreadable`)."""
+        if relpath in self.unreadable:
+            return None
+        if relpath not in self.links:
+            try:
+                self.links[relpath] = real_relpath(self.root, relpath)
+            except RepositoryError as exc:
+                self.unreadable[relpath] = str(exc)
+                return None
+        return self.links[relpath]
+
     def add_file(self, relpath: str) -> None:
-        path = safe_relpath(self.root, relpath)
+        real = self.real_path(relpath)
+        if real is None or real in self._indexed:
+            return
+        self._indexed.add(real)
+        relpath = real
         try:
-            docs = parsed_documents(read_exact(path))
-        except (EditError, UnicodeDecodeError) as exc:
+            path = safe_relpath(self.root, relpath)
+            if path.stat().st_size > MAX_MANIFEST_BYTES:
+                raise RepositoryError(
+                    f"{relpath} is over the limit of {MAX_MANIFEST_BYTES // 1048576} MB "
+                    "for a manifest; refusing it"
+                )
+            text = read_exact(path)
+            docs = parsed_documents(text)
+            budget = node_budget(len(text))
+            for i, doc in enumerate(docs):
+                check_bounds(
+                    doc, relpath, max_nodes=budget, where=f" in document {i}", error=RepositoryError
+                )
+        except EditError as exc:
+            self.unreadable[relpath] = _does_not_parse(relpath, str(exc))
+            return
+        except UnicodeDecodeError:
+            self.unreadable[relpath] = f"{relpath} is not UTF-8 text"
+            return
+        except (RepositoryError, OSError) as exc:
             self.unreadable[relpath] = str(exc)
             return
         for i, doc in enumerate(docs):
@@ -135,18 +182,34 @@ def _hint_candidates(root: Path, hint: str) -> tuple[str, ...]:
     out = []
     for start in range(len(parts)):
         candidate = "/".join(parts[start:])
-        if candidate and (root / candidate).is_file():
+        if candidate and ((root / candidate).is_file() or (root / candidate).is_symlink()):
             out.append(candidate)
     return tuple(out)
+
+
+def _does_not_parse(relpath: str, error: str) -> str:
+    """'path:line:column: does not parse: problem' from an `EditError` message."""
+    found = re.search(r"at line (\d+), column (\d+): (.*)", error)
+    if found is None:
+        return f"{relpath} does not parse: {error}"
+    return f"{relpath}:{found[1]}:{found[2]}: does not parse: {found[3]}"
 
 
 def locate_manifest(finding: Finding, index: ManifestIndex) -> ManifestTarget | str:
     """The manifest target for a finding, or the reason it cannot be found."""
     res = finding.resource
     matches = index.find(finding)
+    refused: list[str] = []
+    hinted: list[DocumentRef] = []
     if finding.source.path:
-        candidates = _hint_candidates(index.root, finding.source.path)
-        hinted = [m for m in matches if m.path in candidates]
+        try:
+            candidates = _hint_candidates(index.root, finding.source.path)
+        except RepositoryError as exc:
+            return str(exc)
+        real = {index.real_path(c) for c in candidates}
+        refused = [index.unreadable[c] for c in candidates if c in index.unreadable]
+        refused += [index.unreadable[r] for r in real if r is not None and r in index.unreadable]
+        hinted = [m for m in matches if m.path in real]
         if finding.source.document_index is not None:
             exact = [m for m in hinted if m.index == finding.source.document_index]
             hinted = exact or hinted
@@ -154,9 +217,13 @@ def locate_manifest(finding: Finding, index: ManifestIndex) -> ManifestTarget | 
             matches = hinted
     if len(matches) > 1 and finding.source.line is not None:
         matches = _at_line(index.root, matches, finding.source.line) or matches
+    if refused and not hinted:  # the file the scanner read is refused: never another copy
+        return f"{refused[0]} (it should define {res})"
     if not matches:
         where = f" (scanner said {finding.source.path})" if finding.source.path else ""
-        return f"no manifest in the repository defines {res}{where}"
+        unread = "; ".join(list(index.unreadable.values())[:3])
+        unread = f"; not read: {unread}" if unread else ""
+        return f"no manifest in the repository defines {res}{where}{unread}"
     if len(matches) > 1:
         places = ", ".join(f"{m.path}#{m.index}" for m in matches[:4])
         return f"{res} is defined in several places ({places}); refusing to guess which one"
@@ -168,7 +235,7 @@ def _at_line(root: Path, matches: list[DocumentRef], line: int) -> list[Document
     documents of that one file (a file repeating an object, as Checkov reports it by line)."""
     if len({m.path for m in matches}) != 1:
         return []
-    text = read_exact(safe_relpath(root, matches[0].path))
+    text = read_exact(safe_relpath(root, matches[0].path)).removeprefix(BOM)
     found = []
     for match in matches:
         try:
@@ -209,11 +276,12 @@ class ManifestTarget:
             text = overlay.read(self.location.path)
             if text is None:
                 raise RepositoryError(f"{self.location.path} no longer exists")
+            bom = BOM if text.startswith(BOM) else ""  # kept byte for byte
             try:
-                new = apply_edits(text, yaml_edits, self.location.document_index)  # type: ignore[arg-type]
+                new = apply_edits(text.removeprefix(BOM), yaml_edits, self.location.document_index)  # type: ignore[arg-type]
             except EditError as exc:
                 raise YamlEditError(f"{self.location.path}: {exc}") from exc
-            overlay.write(self.location.path, new)
+            overlay.write(self.location.path, bom + new)
         for edit in edits:
             if isinstance(edit, CreateManifest):
                 self._create(edit, overlay)
@@ -245,4 +313,4 @@ class ManifestTarget:
 
 def document_at(overlay: FileOverlay, path: str, index: int) -> Any:
     text = overlay.read(path)
-    return None if text is None else load_documents(text)[index]
+    return None if text is None else load_documents(text.removeprefix(BOM))[index]

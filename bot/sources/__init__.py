@@ -8,7 +8,6 @@ adds one module and edits no list.
 from __future__ import annotations
 
 import importlib
-import json
 import pkgutil
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -16,10 +15,9 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-import yaml
-
 from bot.cluster import DEFAULT_PAGE_SIZE, ClusterAccess, CustomResource, api_client, list_all
 from bot.errors import ReportError
+from bot.safe_load import load_json, load_yaml_all
 from bot.sources.base import Report
 
 DEFAULT_MAX_BYTES = 512 * 1024 * 1024
@@ -128,20 +126,30 @@ def parse_report(data: Any, origin: str) -> Report:
 
 def _decode(text: str, origin: str, suffix: str) -> Any:
     if suffix in {".yaml", ".yml"} or not text.lstrip().startswith(("{", "[")):
-        try:
-            return yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-            problem = getattr(exc, "problem", None) or "invalid YAML"
-            raise ReportError(f"{origin}: not valid JSON or YAML{where}: {problem}") from None
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        what = "truncated JSON" if exc.pos >= len(text.rstrip()) else "malformed JSON"
+        docs = load_yaml_all(text, origin, error=ReportError)
+        if len(docs) > 1:
+            raise ReportError(f"{origin}: holds {len(docs)} YAML documents, expected one report")
+        return docs[0] if docs else None
+    return load_json(text, origin, error=ReportError)
+
+
+def decode_report(data: bytes, origin: str, *, max_bytes: int = DEFAULT_MAX_BYTES) -> Report:
+    """A report received as bytes (a CI artifact, a URL) read like `load_report` reads a file."""
+    if len(data) > max_bytes:
         raise ReportError(
-            f"{origin}: {what} at line {exc.lineno}, column {exc.colno}: {exc.msg}"
-        ) from None
+            f"{origin}: report is {len(data) / 1048576:.1f} MB, over the limit of "
+            f"{max_bytes / 1048576:.0f} MB (raise the limit or split the scan)"
+        )
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise ReportError(f"{origin}: not a text report (not UTF-8)") from None
+    if not text.strip():
+        raise ReportError(f"{origin}: report is empty")
+    parsed = _decode(text, origin, "")
+    if parsed is None:
+        raise ReportError(f"{origin}: report holds no document")
+    return parse_report(parsed, origin)
 
 
 def _stream(path: Path, origin: str) -> Report | None:

@@ -18,10 +18,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-import yaml
-
 from bot import controls, scanner_map
-from bot.errors import ReportError
+from bot.errors import RemedyError, ReportError
+from bot.safe_load import load_yaml_all
 from bot.sources.base import Report, Skipped
 from fixers.model import Finding, ResourceRef, SourceHint
 
@@ -73,8 +72,8 @@ def _document(check: Mapping[str, Any]) -> Mapping[str, Any] | None:
     )
     try:
         # the quoted lines can run past the document into a '---' and the next one
-        docs = [d for d in yaml.safe_load_all(text) if isinstance(d, Mapping)]
-    except yaml.YAMLError:
+        docs = [d for d in load_yaml_all(text, "code_block") if isinstance(d, Mapping)]
+    except RemedyError:
         return None
     return docs[0] if docs else None
 

@@ -28,6 +28,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from bot import controls
 from bot.errors import ReportError
+from bot.safe_load import check_bounds
 from bot.sources.base import Report, Skipped
 from fixers.model import CONTROL_ID, Finding, FixHint, ResourceRef, Severity, SourceHint
 
@@ -508,7 +509,9 @@ def parse_file(path: Path, origin: str) -> Report | None:
         with path.open("rb") as stream:
             if stream.read(3) != b"\xef\xbb\xbf":  # utf-8-sig, as the whole-file reader
                 stream.seek(0)
-            yield from ijson.items(stream, prefix, use_float=True)
+            for item in ijson.items(stream, prefix, use_float=True):
+                check_bounds(item, origin, error=ReportError, where=f" in one of {prefix}")
+                yield item
 
     try:
         summary = next(items("summaryDetails"), None)

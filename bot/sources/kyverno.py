@@ -17,14 +17,14 @@ the fields the message says are forbidden.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 from bot import controls, scanner_map
 from bot.cluster import CustomResource
-from bot.errors import ReportError
+from bot.errors import RemedyError, ReportError
+from bot.safe_load import load_json
 from bot.sources.base import Report, Skipped, one_or_list
 from fixers.model import Finding, FixHint, ResourceRef
 
@@ -165,8 +165,8 @@ def _pss_ids(result: Mapping[str, Any]) -> list[str]:
     if not isinstance(properties, Mapping):
         return []
     try:
-        listed = json.loads(str(properties.get("controlsJSON") or "[]"))
-    except ValueError:
+        listed = load_json(str(properties.get("controlsJSON") or "[]"), "controlsJSON")
+    except RemedyError:
         listed = []
     ids = [str(c["ID"]) for c in listed if isinstance(c, Mapping) and c.get("ID")]
     if not ids and isinstance(properties.get("controls"), str):

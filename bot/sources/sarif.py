@@ -23,7 +23,8 @@ from urllib.parse import unquote, urlparse
 import yaml
 
 from bot import controls, scanner_map
-from bot.errors import ReportError
+from bot.errors import RemedyError, ReportError
+from bot.safe_load import load_yaml_all
 from bot.sources import checkov, trivy
 from bot.sources.base import Report, Skipped
 from fixers.model import CONTROL_ID, Finding, ResourceRef, Severity, SourceHint
@@ -88,7 +89,7 @@ def _document_at(path: Path, line: int | None) -> Mapping[str, Any] | None:
     """The YAML document of ``path`` that holds ``line`` (1-based); the only one without it."""
     try:
         nodes = list(yaml.compose_all(path.read_text(encoding="utf-8-sig"), yaml.SafeLoader))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+    except (OSError, UnicodeDecodeError, yaml.YAMLError, RecursionError):
         return None
     nodes = [n for n in nodes if isinstance(n, yaml.MappingNode)]
     if line is not None:
@@ -101,8 +102,8 @@ def _document_at(path: Path, line: int | None) -> Mapping[str, Any] | None:
 
 def _snippet_document(snippet: str) -> Mapping[str, Any] | None:
     try:
-        docs = [d for d in yaml.safe_load_all(snippet) if isinstance(d, Mapping)]
-    except yaml.YAMLError:
+        docs = [d for d in load_yaml_all(snippet, "snippet") if isinstance(d, Mapping)]
+    except RemedyError:
         return None
     return docs[0] if docs else None
 

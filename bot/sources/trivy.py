@@ -261,7 +261,7 @@ def _documents_by_line(path: Path) -> list[tuple[int, int, Named]]:
     try:
         text = path.read_text(encoding="utf-8-sig")
         nodes = list(yaml.compose_all(text, Loader=yaml.SafeLoader))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+    except (OSError, UnicodeDecodeError, yaml.YAMLError, RecursionError):
         return []
     spans = []
     for node in nodes:

@@ -3,6 +3,7 @@ them into surprises (``128Mi`` x 2 stays ``256Mi``)."""
 
 from __future__ import annotations
 
+import re
 from decimal import ROUND_CEILING, Decimal, InvalidOperation
 
 _BINARY = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60}
@@ -78,3 +79,28 @@ def scale(value: object, ratio: float, *, fractions: bool = True) -> str:
 def at_least(value: object, floor: object) -> bool:
     """True when ``value`` >= ``floor``."""
     return to_base(value) >= to_base(floor)
+
+
+# Kubernetes' own grammar (k8s.io/apimachinery/pkg/api/resource): a signed decimal number and
+# one binary-SI, decimal-SI or decimal-exponent suffix, nothing else (no spaces, no comments).
+_GRAMMAR = re.compile(
+    r"(?P<sign>[+-]?)(?P<number>[0-9]+(?:\.[0-9]*)?|\.[0-9]+)"
+    r"(?:Ki|Mi|Gi|Ti|Pi|Ei|[numkMGTPE]|[eE][+-]?[0-9]+)?"
+)
+
+
+def problem(value: object, *, positive: bool = False) -> str | None:
+    """Why ``value`` is not a Kubernetes resource quantity the API server accepts for requests
+    and limits (None when it is one): a string in Kubernetes' grammar or a plain number, never
+    negative (``positive``: never zero either)."""
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        return f"{value!r} is not a Kubernetes quantity (like 500m, 2, 256Mi)"
+    match = _GRAMMAR.fullmatch(str(value))
+    if match is None:
+        return f"{value!r} is not a Kubernetes quantity (like 500m, 2, 256Mi)"
+    zero = Decimal(match["number"]) == 0
+    if match["sign"] == "-" and not zero:
+        return f"{value!r} is negative"
+    if positive and zero:
+        return f"{value!r} is zero"
+    return None

@@ -1,0 +1,148 @@
+"""Deep, huge and alias-bomb input is refused fast with one line (exit 2), never a traceback:
+reports (whole-file, streamed and received as bytes), .remedy.yaml, CODEOWNERS, manifests."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+
+from bot.codeowners import MAX_CODEOWNERS_BYTES, load_codeowners
+from bot.errors import ConfigError, ReportError
+from bot.sources import decode_report, load_report
+from tests.security._input_support import branches, checkov_report, commit_all, deployment, run
+
+
+def laughs(indent: str = "") -> str:
+    """Ten anchored lists of ten aliases each: 10^10 strings once expanded, 600 bytes of text."""
+    lines = [f"{indent}lol0: &l0 [{', '.join(['lol'] * 10)}]"]
+    lines += [f"{indent}lol{i}: &l{i} [{', '.join([f'*l{i - 1}'] * 10)}]" for i in range(1, 10)]
+    return "\n".join(lines) + "\n"
+
+
+BILLION_LAUGHS = laughs()
+
+
+def _one_line_refusal(code: int, err: str, *words: str) -> None:
+    assert code == 2
+    assert "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1, err
+    for word in words:
+        assert word in err, err
+
+
+@pytest.mark.parametrize("suffix", [".json", ".yaml"])
+def test_deep_report_is_refused_fast(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], suffix: str
+) -> None:
+    report = tmp_path / f"deep{suffix}"
+    report.write_text("[" * 200_000)
+    start = time.perf_counter()
+    code, _, err = run(capsys, "plan", "--report", str(report), "--repo", str(tmp_path))
+    assert time.perf_counter() - start < 5
+    _one_line_refusal(code, err, str(report), "nested deeper than")
+
+
+def test_deep_but_well_formed_report_is_refused_with_its_line(tmp_path: Path) -> None:
+    report = tmp_path / "deep.json"
+    report.write_text('{"results":\n' + "[" * 500 + "]" * 500 + "}")
+    with pytest.raises(ReportError, match=r"nested deeper than 100 levels at line 2, column 100"):
+        load_report(report)
+
+
+def test_deep_streamed_report_is_refused(tmp_path: Path) -> None:
+    report = tmp_path / "big.json"
+    item = {"resourceID": "x", "controls": [], "deep": json.loads("[" * 300 + "]" * 300)}
+    report.write_text(json.dumps({"summaryDetails": {}, "results": [item]}))
+    with pytest.raises(ReportError, match="nested deeper than 100 levels in one of results"):
+        load_report(report, stream_above=0)
+
+
+def test_report_bytes_from_an_artifact_are_bounded() -> None:
+    with pytest.raises(ReportError, match="nested deeper than"):
+        decode_report(b"[" * 200_000, "job kubescape, artifact r.json")
+    with pytest.raises(ReportError, match="over the limit"):
+        decode_report(b"{}" * 600, "artifact", max_bytes=1000)
+
+
+def test_huge_report_is_refused_before_it_is_read(tmp_path: Path) -> None:
+    report = tmp_path / "huge.json"
+    with report.open("wb") as fh:
+        fh.truncate(2 * 1024 * 1024)  # sparse: nothing to read
+    with pytest.raises(ReportError, match=r"2\.0 MB, over the limit of 1 MB"):
+        load_report(report, max_bytes=1024 * 1024)
+
+
+def test_billion_laughs_report_is_refused_fast(tmp_path: Path) -> None:
+    report = tmp_path / "lol.yaml"
+    report.write_text(BILLION_LAUGHS)
+    start = time.perf_counter()
+    with pytest.raises(ReportError, match="more than 1000000 values"):
+        load_report(report)
+    assert time.perf_counter() - start < 5
+
+
+def test_billion_laughs_remedy_yaml_is_refused_fast(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / ".remedy.yaml").write_text("x-anchors:\n" + laughs("  ") + "labels: *l9\n")
+    report = checkov_report(tmp_path / "r.json", [])
+    start = time.perf_counter()
+    code, _, err = run(capsys, "plan", "--report", str(report), "--repo", str(tmp_path))
+    assert time.perf_counter() - start < 5
+    _one_line_refusal(code, err, ".remedy.yaml", "more than")
+
+
+def test_deep_and_huge_remedy_yaml_are_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    report = checkov_report(tmp_path / "r.json", [])
+    (tmp_path / ".remedy.yaml").write_text("teams: " + "[" * 100_000)
+    code, _, err = run(capsys, "plan", "--report", str(report), "--repo", str(tmp_path))
+    _one_line_refusal(code, err, ".remedy.yaml", "nested deeper than")
+    (tmp_path / ".remedy.yaml").write_text("teams: {}\n" + "# padding\n" * 40_000)
+    code, _, err = run(capsys, "plan", "--report", str(report), "--repo", str(tmp_path))
+    _one_line_refusal(code, err, ".remedy.yaml", "over the limit")
+
+
+def test_billion_laughs_manifest_refuses_its_findings_fast(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    repo = tmp_path / "cd-config"
+    (repo / "apps").mkdir(parents=True)
+    bomb = deployment("frontend").replace(
+        "  namespace: shop\n", "  namespace: shop\n  labels:\n" + laughs("    "), 1
+    )
+    bomb += "          args: *l9\n"
+    (repo / "apps" / "frontend.yaml").write_text(bomb)
+    commit_all(repo)
+    report = checkov_report(tmp_path / "r.json", [("apps/frontend.yaml", "frontend")])
+    start = time.perf_counter()
+    code, out, err = run(capsys, "apply", "--report", str(report), "--repo", str(repo))
+    assert time.perf_counter() - start < 10
+    assert code == 1 and "Traceback" not in out + err
+    assert "apps/frontend.yaml" in out and "more than" in out
+    assert branches(repo) == []
+
+
+def test_deep_manifest_is_refused_with_a_reason(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    repo = tmp_path / "cd-config"
+    (repo / "apps").mkdir(parents=True)
+    deep = deployment("frontend") + "          env: " + "[" * 150 + "]" * 150 + "\n"
+    (repo / "apps" / "frontend.yaml").write_text(deep)
+    commit_all(repo)
+    report = checkov_report(tmp_path / "r.json", [("apps/frontend.yaml", "frontend")])
+    code, out, err = run(capsys, "apply", "--report", str(report), "--repo", str(repo))
+    assert code == 1 and "Traceback" not in out + err
+    assert "nested deeper than 100 levels" in out
+    assert branches(repo) == []
+
+
+def test_huge_codeowners_is_refused() -> None:
+    text = "* @alice\n" * (MAX_CODEOWNERS_BYTES // 9 + 1)
+    with pytest.raises(ConfigError, match=r"CODEOWNERS.*over the limit"):
+        load_codeowners(lambda path: text if path == "CODEOWNERS" else None)

@@ -1,0 +1,136 @@
+"""Symlinked manifests: a link inside the repository is fixed at its target (the link stays a
+link, unchanged); a link leaving the repository, dangling or looping refuses that finding alone,
+and the rest of the run goes on. No forge writes through a link or an unsafe path."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from bot.errors import RepositoryError
+from bot.forge.local import LocalForge
+from bot.locate.base import FileOverlay
+from tests.security._input_support import (
+    blob,
+    branches,
+    checkov_report,
+    commit_all,
+    deployment,
+    run,
+    tree,
+)
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    repo = tmp_path / "cd-config"
+    (repo / "apps" / "shop").mkdir(parents=True)
+    (repo / "jobs").mkdir()
+    (repo / "jobs" / "frontend-real.yaml").write_text(deployment("frontend"))
+    (repo / "apps" / "shop" / "cart.yaml").write_text(deployment("cart"))
+    return repo
+
+
+def test_link_inside_the_repository_is_fixed_at_its_target(
+    repo: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    os.symlink("../../jobs/frontend-real.yaml", repo / "apps" / "shop" / "frontend.yaml")
+    commit_all(repo)
+    report = checkov_report(tmp_path / "r.json", [("apps/shop/frontend.yaml", "frontend")])
+    code, out, err = run(capsys, "apply", "--report", str(report), "--repo", str(repo))
+    assert code == 0, out + err
+    [branch] = branches(repo)
+    before, after = tree(repo, "main"), tree(repo, branch)
+    # the link is still a link with the same target text; the real file carries the fix
+    assert after["apps/shop/frontend.yaml"] == before["apps/shop/frontend.yaml"]
+    assert after["apps/shop/frontend.yaml"][0] == "120000"
+    assert after["jobs/frontend-real.yaml"][0] == "100644"
+    assert after["jobs/frontend-real.yaml"] != before["jobs/frontend-real.yaml"]
+    fixed = blob(repo, branch, "jobs/frontend-real.yaml").decode()
+    assert "allowPrivilegeEscalation: false" in fixed and "kind: Deployment" in fixed
+    assert set(after) == set(before)
+
+
+def _outside(tmp_path: Path) -> Path:
+    target = tmp_path / "outside.yaml"
+    target.write_text(deployment("frontend"))
+    return target
+
+
+@pytest.mark.parametrize(
+    ("make_link", "reason"),
+    [
+        (lambda repo, tmp: os.symlink(_outside(tmp), repo / "apps/shop/frontend.yaml"), "outside"),
+        (
+            lambda repo, tmp: os.symlink("../../../outside.yaml", repo / "apps/shop/frontend.yaml"),
+            "outside",
+        ),
+        (lambda repo, tmp: os.symlink("gone.yaml", repo / "apps/shop/frontend.yaml"), "dangling"),
+        (
+            lambda repo, tmp: (
+                os.symlink("loop-b.yaml", repo / "apps/shop/frontend.yaml"),
+                os.symlink("frontend.yaml", repo / "apps/shop/loop-b.yaml"),
+            ),
+            "loop",
+        ),
+    ],
+    ids=["absolute-outside", "relative-outside", "dangling", "loop"],
+)
+def test_refused_link_refuses_its_finding_alone(
+    repo: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    make_link: object,
+    reason: str,
+) -> None:
+    make_link(repo, tmp_path)  # type: ignore[operator]
+    commit_all(repo)
+    outside = tmp_path / "outside.yaml"
+    before = outside.read_bytes() if outside.exists() else None
+    report = checkov_report(
+        tmp_path / "r.json",
+        [("apps/shop/frontend.yaml", "frontend"), ("apps/shop/cart.yaml", "cart")],
+    )
+    code, out, err = run(capsys, "apply", "--report", str(report), "--repo", str(repo))
+    assert code == 1, out + err  # one finding left, with its reason; not a usage error
+    assert "Traceback" not in out + err
+    assert "apps/shop/frontend.yaml" in out and reason in out
+    # the rest of the run goes on: the cart is fixed on its own branch
+    [branch] = branches(repo)
+    assert "cart" in branch
+    assert set(tree(repo, branch)) == set(tree(repo, "main"))
+    assert (
+        tree(repo, branch)["apps/shop/frontend.yaml"]
+        == tree(repo, "main")["apps/shop/frontend.yaml"]
+    )
+    if before is not None:
+        assert outside.read_bytes() == before  # never written, and never read into an MR
+        assert "outside.yaml" not in out or "nginx" not in out
+
+
+def test_local_forge_never_writes_through_a_link_or_an_unsafe_path(repo: Path) -> None:
+    os.symlink("../../jobs/frontend-real.yaml", repo / "apps" / "shop" / "frontend.yaml")
+    os.symlink("../jobs", repo / "apps" / "jobs-link")
+    commit_all(repo)
+    forge = LocalForge(repo)
+    for path in ("apps/shop/frontend.yaml", "apps/jobs-link/frontend-real.yaml"):
+        with pytest.raises(RepositoryError, match="symlink"):
+            forge.commit_files("remedy/x", {path: "kind: Pod\n"}, "m", start_branch="main")
+    for path in ("../escape.yaml", "/etc/passwd", "apps/./x.yaml", ".git/config", "a//b.yaml"):
+        with pytest.raises(RepositoryError, match="not a plain path"):
+            forge.commit_files("remedy/x", {path: "x: 1\n"}, "m", start_branch="main")
+    assert forge.list_files() == forge.list_files("main")
+    assert "remedy/x" not in (repo / ".git" / "refs" / "heads").iterdir().__repr__()
+
+
+def test_overlay_refuses_to_write_through_a_link(repo: Path) -> None:
+    os.symlink("../../jobs/frontend-real.yaml", repo / "apps" / "shop" / "frontend.yaml")
+    os.symlink("../jobs", repo / "apps" / "jobs-link")
+    overlay = FileOverlay(repo)
+    with pytest.raises(RepositoryError, match="symlink"):
+        overlay.write("apps/shop/frontend.yaml", "kind: Pod\n")
+    with pytest.raises(RepositoryError, match="symlink"):
+        overlay.write("apps/jobs-link/new.yaml", "kind: Pod\n")
+    assert overlay.changes() == ()
