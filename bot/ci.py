@@ -24,11 +24,10 @@ import httpx
 
 from bot.errors import ConfigError, ReportError
 from bot.score import framework_label, framework_scores
-from bot.sources import parse_report
+from bot.sources import decode_report
 from bot.sources.base import Report
 
 TIMEOUT = httpx.Timeout(30.0)
-MAX_ARTIFACT_BYTES = 200 * 1024 * 1024
 
 
 def _require(env: Mapping[str, str], *names: str) -> dict[str, str]:
@@ -124,17 +123,8 @@ def fetch_target_report(env: Mapping[str, str], client: httpx.Client) -> Report 
         return None
     if response.status_code >= 400:
         raise ReportError(f"cannot read the target branch's scan: HTTP {response.status_code}")
-    if len(response.content) > MAX_ARTIFACT_BYTES:
-        raise ReportError("the target branch's scan is larger than 200 MB")
-    return _parse(response.content, f"{ci['CI_MERGE_REQUEST_TARGET_BRANCH_NAME']}:{path}")
-
-
-def _parse(content: bytes, origin: str) -> Report:
-    try:
-        data = json.loads(content)
-    except (ValueError, RecursionError):
-        raise ReportError(f"{origin}: not a JSON report") from None
-    return parse_report(data, origin)
+    origin = f"{ci['CI_MERGE_REQUEST_TARGET_BRANCH_NAME']}:{path}"
+    return decode_report(response.content, origin)
 
 
 _UNSAFE_NAME = re.compile(r"[^\w .\-]")
