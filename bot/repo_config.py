@@ -59,7 +59,7 @@ class RepoConfig(BaseModel):
     labels: list[str] = Field(default_factory=lambda: ["security", "kube-remedy"])
     limits: Limits = Field(default_factory=Limits)
     ignore: list[IgnoreRule] = Field(default_factory=list)
-    policy: Policy = Field(default_factory=lambda: Policy(source=".remedy.yaml defaults"))
+    policy: Policy = Field(default_factory=Policy)
     teams: dict[str, list[str]] = Field(default_factory=dict)
     """Path glob -> GitLab usernames, used when CODEOWNERS has no owner."""
     network_policies: bool = True
