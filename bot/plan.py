@@ -10,12 +10,13 @@ from __future__ import annotations
 import dataclasses
 import re
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from bot import controls as catalog
 from bot.errors import ChartError, RemedyError
+from bot.evidence import workload_intent
 from bot.kyverno_policies import policy_files
 from bot.locate.base import FileOverlay, Target
 from bot.locate.manifest import ManifestIndex, locate_manifest
@@ -23,13 +24,17 @@ from bot.model import ChangeSet, FileChange, PlannedFix, Unfixable
 from bot.repo_config import RepoConfig
 from bot.sources.base import Report
 from bot.verify import verify_fix
+from bot.waivers import Waiver, waiver_change_set
 from fixers.base import Fixer
 from fixers.edits import EditError, load_documents
-from fixers.model import AlreadyCompliant, AnyEdit, Finding, Fixed, NeedsHuman, Risk
+from fixers.intent import WAIVE_PREFIX, Comment, WorkloadIntent, decline, stale_comments
+from fixers.model import AlreadyCompliant, AnyEdit, Finding, Fixed, NeedsHuman, Risk, YamlPath
 from fixers.policy import FixContext
 from fixers.registry import fixer_for, run_fixer
+from fixers.view import PodView
 
 Progress = Callable[[int, int], None]
+Intent = tuple[WorkloadIntent, Mapping[YamlPath, Comment]]
 
 
 @dataclass(frozen=True)
@@ -181,6 +186,31 @@ def build_plan(
     fixes: dict[str, list[PlannedFix]] = defaultdict(list)
     targets: dict[tuple[str, int], Target] = {}
     deferred: list[tuple[Finding, Target]] = []
+    waived: list[Waiver] = []
+
+    def declined(finding: Finding, view: PodView, intent: Intent) -> bool:
+        """Intent before rule: a workload whose purpose needs what the control forbids gets a
+        waiver proposal, never a fix."""
+        found = decline(intent[0], view, finding)
+        if found is not None:
+            unfixable.append(Unfixable(finding, WAIVE_PREFIX + found.reason, "needs-human"))
+            waived.append(Waiver(finding, found.reason, found.evidence))
+        return found is not None
+
+    def falsifies(finding: Finding, edits: tuple[AnyEdit, ...], intent: Intent) -> bool:
+        """A fix never leaves a comment behind that it made false."""
+        stale = next(stale_comments(edits, intent[1]), None)
+        if stale is not None:
+            where = ".".join(map(str, stale[0]))
+            unfixable.append(
+                Unfixable(
+                    finding,
+                    f"the fix would change {where}, whose comment ({stale[1]!r}) says why it is "
+                    "set this way; decide by hand",
+                    "needs-human",
+                )
+            )
+        return stale is not None
 
     def attempt(finding: Finding, target: Target, last_try: bool) -> None:
         fixer = fixer_for(finding.control_id)
@@ -191,7 +221,10 @@ def build_plan(
         if isinstance(view, str):
             unfixable.append(Unfixable(finding, view, "verify-failed"))
             return
-        ctx = _context(config, target, overlay, locator)
+        intent = workload_intent(target, overlay, view)
+        if declined(finding, view, intent):
+            return
+        ctx = _context(config, target, overlay, locator, intent[0])
         result = run_fixer(fixer, view, finding, ctx)
         if isinstance(result, AlreadyCompliant):
             compliant.append(finding)
@@ -204,6 +237,8 @@ def build_plan(
             return
         assert isinstance(result, Fixed)
         edits = (*view.prerequisites(result.edits), *result.edits)
+        if falsifies(finding, edits, intent):
+            return
         trial = overlay.fork()
         try:
             target.write(edits, trial)
@@ -231,11 +266,14 @@ def build_plan(
             for finding in batch:
                 attempt(finding, target, last_try=False)
             return
-        ctx = _context(config, target, overlay, locator)
+        intent = workload_intent(target, overlay, view)
+        ctx = _context(config, target, overlay, locator, intent[0])
         planned: list[tuple[Finding, Fixer, Fixed, tuple[AnyEdit, ...]]] = []
         for finding in batch:
             fixer = fixer_for(finding.control_id)
             assert fixer is not None
+            if declined(finding, view, intent):
+                continue
             result = run_fixer(fixer, view, finding, ctx)
             if isinstance(result, AlreadyCompliant):
                 compliant.append(finding)
@@ -244,7 +282,8 @@ def build_plan(
             else:
                 assert isinstance(result, Fixed)
                 edits = (*view.prerequisites(result.edits), *result.edits)
-                planned.append((finding, fixer, result, edits))
+                if not falsifies(finding, edits, intent):
+                    planned.append((finding, fixer, result, edits))
         if not planned:
             return
         trial = overlay.fork()
@@ -326,7 +365,15 @@ def build_plan(
                 unresolved=tuple(u for u in unfixable if u.finding.resource.key in resources),
             )
         )
-    return Plan(tuple(change_sets), tuple(unfixable), tuple(compliant), tuple(findings))
+    notes: list[str] = []
+    waiver = waiver_change_set(repo_root, waived)
+    if isinstance(waiver, ChangeSet):
+        change_sets.append(waiver)
+    elif waiver:
+        notes.append(waiver)
+    return Plan(
+        tuple(change_sets), tuple(unfixable), tuple(compliant), tuple(findings), tuple(notes)
+    )
 
 
 def _with_extra_files(
@@ -338,7 +385,11 @@ def _with_extra_files(
 
 
 def _context(
-    config: RepoConfig, target: Target, overlay: FileOverlay, locator: Locator
+    config: RepoConfig,
+    target: Target,
+    overlay: FileOverlay,
+    locator: Locator,
+    intent: WorkloadIntent | None = None,
 ) -> FixContext:
     """What the fixer may know beyond the view: policy values, NetworkPolicies in the repo
     (including those this change set adds)."""
@@ -356,6 +407,8 @@ def _context(
         policy=config.policy,
         location_kind=target.location.kind,
         network_policies=tuple(policies),
+        location_path=target.location.path,
+        intent=intent,
     )
 
 

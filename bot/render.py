@@ -149,6 +149,10 @@ def describe_change_set(
     limit: int = GITLAB_DESCRIPTION_LIMIT,
 ) -> str:
     """The merge-request description: controls, why, what changed, risk, tests, commands."""
+    if change_set.meta.get("kind") == "waiver":
+        from bot.waivers import describe_waiver
+
+        return describe_waiver(change_set, marker=marker, overrides=overrides)
     controls = []
     for control_id in change_set.controls:
         control = catalog.get(control_id)

@@ -105,9 +105,7 @@ class RepoConfig(BaseModel):
     labels: list[str] = Field(default_factory=lambda: ["security", "kube-remedy"])
     limits: Limits = Field(default_factory=Limits)
     ignore: list[IgnoreRule] = Field(default_factory=list)
-    policy: CheckedPolicy = Field(
-        default_factory=lambda: CheckedPolicy(source=".remedy.yaml defaults")
-    )
+    policy: CheckedPolicy = Field(default_factory=CheckedPolicy)
     teams: dict[str, list[str]] = Field(default_factory=dict)
     """Path glob -> GitLab usernames, used when CODEOWNERS has no owner."""
     network_policies: bool = True

@@ -11,6 +11,11 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from fixers.intent import WorkloadIntent
+
+BUILT_IN = "built-in default"
+"""The source named for a value nobody configured."""
+
 
 class ResourceDefaults(BaseModel):
     """Default requests/limits, used only when a container has nothing to derive from."""
@@ -36,14 +41,19 @@ class Policy(BaseModel):
     run_as_group: int = Field(default=10001, gt=0)
     tmp_volume_name: str = "tmp"
     tmp_mount_path: str = "/tmp"
-    source: str = "kube-remedy documented defaults"
-    """Where these values come from; shown in the MR (e.g. '.remedy.yaml of cd-config')."""
+    source: str = BUILT_IN
+    """Where the values set here come from; shown in the MR (e.g. '.remedy.yaml')."""
+
+    def source_of(self, name: str) -> str:
+        """Where the value of field ``name`` comes from: this policy's source when it sets the
+        field, else the built-in default."""
+        return self.source if name in self.model_fields_set else BUILT_IN
 
     def resources_for(self, namespace: str | None) -> tuple[ResourceDefaults, str]:
         """The resource defaults for a namespace, and where they come from."""
         if namespace and namespace in self.namespace_resources:
             return self.namespace_resources[namespace], f"{self.source}, namespace {namespace}"
-        return self.resources, self.source
+        return self.resources, self.source_of("resources")
 
 
 class FixContext(BaseModel):
@@ -56,3 +66,8 @@ class FixContext(BaseModel):
     """'manifest' or 'helm-values': fixers word their notes accordingly."""
     network_policies: tuple[Mapping[str, Any], ...] = ()
     """NetworkPolicy documents that exist (or are being added) in the workload's namespace."""
+    location_path: str = ""
+    """Repository-relative file the edits go to: values derived from the workload name it."""
+    intent: WorkloadIntent | None = None
+    """What the repository says the workload needs (`fixers.intent.classify` with comments);
+    None: fixers classify from the view alone."""

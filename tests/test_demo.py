@@ -44,8 +44,13 @@ def test_demo_creates_branches_and_descriptions(
     forge = LocalForge(repo)
     changes = forge.find_changes()
     assert changes and all(c.state == "opened" for c in changes)
-    text = forge.description_path(changes[0]).read_text()
+    fix = next(c for c in changes if "/waivers/" not in c.branch)
+    text = forge.description_path(fix).read_text()
     assert "<!-- kube-remedy:" in text and "### Diff" in text
+    # the node agent's host access and the job's explicit root user are waived, not fixed
+    (waiver,) = [c for c in changes if c.branch.endswith("/waivers/remedy-yaml")]
+    text = forge.description_path(waiver).read_text()
+    assert "DaemonSet monitoring/node-agent" in text and "legacy: writes to /var/reports" in text
 
 
 def test_apply_again_changes_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -137,7 +137,7 @@ def test_closed_mr_is_ignored_until_findings_change(
     target = next(
         m
         for m in bot_mrs(gitlab_emulator, project)
-        if m["source_branch"].startswith("remedy/host-namespaces/")
+        if m["source_branch"].startswith("remedy/service-account/")
     )
     gitlab_emulator.add_user("alice")
     gitlab_emulator.close_as(project, target["iid"], by="alice")

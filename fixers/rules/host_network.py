@@ -7,6 +7,7 @@ Kubernetes field: ``spec.hostNetwork`` of the pod
 from __future__ import annotations
 
 from fixers.base import Fixer
+from fixers.intent import declined
 from fixers.model import AlreadyCompliant, AnyEdit, Finding, Fixed, Remove, Result, Risk
 from fixers.policy import FixContext
 from fixers.view import PodView
@@ -21,6 +22,8 @@ class HostNetwork(Fixer):
     family = "host-namespaces"
 
     def plan(self, view: PodView, finding: Finding, ctx: FixContext) -> Result:
+        if (no := declined(view, finding, ctx.intent)) is not None:
+            return no
         if view.get("hostNetwork") is not True:
             return AlreadyCompliant("the pod does not use the node's network")
         edits: list[AnyEdit] = [Remove(view.path("hostNetwork"))]

@@ -7,6 +7,7 @@ Kubernetes field: ``spec.volumes[].hostPath``
 from __future__ import annotations
 
 from fixers.base import Fixer
+from fixers.intent import declined
 from fixers.model import AlreadyCompliant, Finding, NeedsHuman, Result, Risk
 from fixers.policy import FixContext
 from fixers.rules._host_path import host_path_volumes
@@ -22,6 +23,8 @@ class HostPathMount(Fixer):
     family = "host-path"
 
     def plan(self, view: PodView, finding: Finding, ctx: FixContext) -> Result:
+        if (no := declined(view, finding, ctx.intent)) is not None:
+            return no
         volumes = host_path_volumes(view)
         if not volumes:
             return AlreadyCompliant("the pod has no hostPath volume")

@@ -7,6 +7,7 @@ Kubernetes fields: ``spec.hostPID`` and ``spec.hostIPC`` of the pod
 from __future__ import annotations
 
 from fixers.base import Fixer
+from fixers.intent import declined
 from fixers.model import AlreadyCompliant, Finding, Fixed, Remove, Result, Risk
 from fixers.policy import FixContext
 from fixers.view import PodView
@@ -20,6 +21,8 @@ class HostPidIpc(Fixer):
     family = "host-namespaces"
 
     def plan(self, view: PodView, finding: Finding, ctx: FixContext) -> Result:
+        if (no := declined(view, finding, ctx.intent)) is not None:
+            return no
         removed = [f for f in ("hostPID", "hostIPC") if view.get(f) is True]
         if not removed:
             return AlreadyCompliant("the pod shares neither the node's PID nor IPC namespace")

@@ -7,6 +7,7 @@ Kubernetes field: ``containers[].securityContext.capabilities.add``
 from __future__ import annotations
 
 from fixers.base import Fixer
+from fixers.intent import declined
 from fixers.model import AlreadyCompliant, AnyEdit, Finding, Fixed, Remove, Result, Risk
 from fixers.policy import FixContext
 from fixers.rules._capabilities import INSECURE, normalise
@@ -22,6 +23,8 @@ class InsecureCapabilities(Fixer):
     family = "security-context"
 
     def plan(self, view: PodView, finding: Finding, ctx: FixContext) -> Result:
+        if (no := declined(view, finding, ctx.intent)) is not None:
+            return no
         edits: list[AnyEdit] = []
         notes: list[str] = []
         for container in target_containers(view, finding):

@@ -8,6 +8,7 @@ it as privileged too, ``SYS_ADMIN`` in ``capabilities.add``
 from __future__ import annotations
 
 from fixers.base import Fixer
+from fixers.intent import declined
 from fixers.model import AlreadyCompliant, AnyEdit, Finding, Fixed, Remove, Result, Risk, Set
 from fixers.policy import FixContext
 from fixers.rules._capabilities import normalise
@@ -23,6 +24,8 @@ class PrivilegedContainer(Fixer):
     family = "security-context"
 
     def plan(self, view: PodView, finding: Finding, ctx: FixContext) -> Result:
+        if (no := declined(view, finding, ctx.intent)) is not None:
+            return no
         edits: list[AnyEdit] = []
         notes: list[str] = []
         for container in target_containers(view, finding):

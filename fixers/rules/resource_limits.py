@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from fixers.base import Fixer
+from fixers.intent import stateful_server
 from fixers.model import AlreadyCompliant, Finding, Fixed, NeedsHuman, Result, Risk, Set
 from fixers.policy import FixContext, ResourceDefaults
 from fixers.rules._quantity import BadQuantity, at_least, scale
@@ -35,14 +36,24 @@ class ResourceLimits(Fixer):
     def plan(self, view: PodView, finding: Finding, ctx: FixContext) -> Result:
         defaults, source = ctx.policy.resources_for(view.namespace)
         required = REQUIRED[finding.control_id]
+        where = f" in {ctx.location_path}" if ctx.location_path else ""
         edits: list[Set] = []
         notes: list[str] = []
         used: list[str] = []
         for container in target_containers(view, finding):
             try:
-                planned = _plan_container(container, required, defaults, source)
+                planned = _plan_container(container, required, defaults, source, where)
             except BadQuantity as exc:
                 return NeedsHuman(f"container {container.name}: {exc}; fix the value by hand")
+            guessed = [
+                f"{s}.{r}" for s, r, _, why in planned if why.startswith(("default ", "capped at"))
+            ]
+            if guessed and (stateful := _stateful(view, container)) is not None:
+                return NeedsHuman(
+                    f"container {container.name} {stateful}: a generic default for "
+                    f"{', '.join(guessed)} would starve or kill it; set requests from its measured "
+                    "usage and the limits follow from them"
+                )
             for section, resource, value, why in planned:
                 edits.append(Set(container.path("resources", section, resource), value))
                 notes.append(f"{container.name}: resources.{section}.{resource} set to {value}")
@@ -53,11 +64,26 @@ class ResourceLimits(Fixer):
         return Fixed(tuple(edits), notes=tuple(notes), values_used=tuple(used))
 
 
+def _stateful(view: PodView, container: ContainerView) -> str | None:
+    """Why a container is a database or stateful server (with a sizing recommendation), or
+    None."""
+    entry = stateful_server(container.get("image"))
+    if entry is not None:
+        return f"runs {entry.name}; recommendation: {entry.recommendation} ({entry.source})"
+    if view.kind == "StatefulSet" and not container.init:
+        return (
+            "belongs to a StatefulSet; recommendation: size it from its usage over a busy week "
+            "(kubectl top pod, or a VerticalPodAutoscaler in recommendation mode)"
+        )
+    return None
+
+
 def _plan_container(
     container: ContainerView,
     required: tuple[tuple[str, str], ...],
     defaults: ResourceDefaults,
     source: str,
+    where: str = "",
 ) -> list[tuple[str, str, str, str]]:
     """(section, resource, value, where the value comes from) for each missing field."""
     planned: list[tuple[str, str, str, str]] = []
@@ -73,7 +99,7 @@ def _plan_container(
         if section == "limits":
             if request is not None:
                 value = scale(request, ratio, fractions=resource == "cpu")
-                why = f"existing request {request} x {ratio:g}"
+                why = f"existing request {request}{where} x {ratio:g}"
             else:
                 value = default_limit
                 why = f"default limit from {source}"
@@ -81,7 +107,7 @@ def _plan_container(
             if limit is not None:
                 # What Kubernetes would assume anyway: an unset request defaults to the limit.
                 value = str(limit)
-                why = f"equal to the existing limit {limit} (the Kubernetes default)"
+                why = f"equal to the existing limit {limit}{where} (the Kubernetes default)"
             else:
                 value = default_request
                 why = f"default request from {source}"

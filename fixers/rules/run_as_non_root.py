@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from fixers.base import Fixer
+from fixers.intent import declined
 from fixers.model import AlreadyCompliant, Finding, Fixed, Result, Risk, Set
 from fixers.policy import FixContext
 from fixers.view import ContainerView, PodView, target_containers
@@ -37,6 +38,8 @@ class RunAsNonRoot(Fixer):
     family = "security-context"
 
     def plan(self, view: PodView, finding: Finding, ctx: FixContext) -> Result:
+        if (no := declined(view, finding, ctx.intent)) is not None:
+            return no
         policy = ctx.policy
         edits: list[Set] = []
         notes: list[str] = []
@@ -56,13 +59,17 @@ class RunAsNonRoot(Fixer):
                     Set(container.path("securityContext", "runAsUser"), policy.run_as_user)
                 )
                 changed.append(f"runAsUser: {policy.run_as_user}")
-                used.append(f"{container.name} runAsUser {policy.run_as_user}: {policy.source}")
+                used.append(
+                    f"{container.name} runAsUser {policy.run_as_user}: {policy.source_of('run_as_user')}"
+                )
             if not _positive(_effective(view, container, "runAsGroup")):
                 edits.append(
                     Set(container.path("securityContext", "runAsGroup"), policy.run_as_group)
                 )
                 changed.append(f"runAsGroup: {policy.run_as_group}")
-                used.append(f"{container.name} runAsGroup {policy.run_as_group}: {policy.source}")
+                used.append(
+                    f"{container.name} runAsGroup {policy.run_as_group}: {policy.source_of('run_as_group')}"
+                )
             if changed:
                 was = " (it was set to run as root, user 0)" if user == 0 else ""
                 notes.append(f"{container.name}: set {', '.join(changed)}{was}")

@@ -7,6 +7,7 @@ Kubernetes field: ``containers[].volumeMounts[].readOnly``
 from __future__ import annotations
 
 from fixers.base import Fixer
+from fixers.intent import declined
 from fixers.model import AlreadyCompliant, Finding, Fixed, Result, Risk, Set
 from fixers.policy import FixContext
 from fixers.rules._host_path import host_path_mounts
@@ -21,6 +22,8 @@ class WritableHostPath(Fixer):
     family = "host-path"
 
     def plan(self, view: PodView, finding: Finding, ctx: FixContext) -> Result:
+        if (no := declined(view, finding, ctx.intent)) is not None:
+            return no
         containers = list(target_containers(view, finding))
         edits: list[Set] = []
         notes: list[str] = []

@@ -374,10 +374,14 @@ def test_subchart_values_under_dependency_key(fixture_index: HelmIndex) -> None:
         "limits",
         "memory",
     )
+    # a database gets no generic limit; allowPrivilegeEscalation is written under the key too
+    finding = finding_for("C-0016", "StatefulSet", "shop-postgresql", None, "api")
     outcome = fix_and_verify(FIXTURES, finding, fixture_index)
     assert list(outcome.diffs()) == ["api/values.yaml"]
     _only_under(
-        _stable(outcome), "StatefulSet/shop-postgresql", ((*POD, "containers", 0, "resources"),)
+        _stable(outcome),
+        "StatefulSet/shop-postgresql",
+        ((*POD, "containers", 0, "securityContext"),),
     )
 
 

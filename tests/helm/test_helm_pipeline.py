@@ -24,7 +24,6 @@ def test_plan_fixes_two_resources_of_one_chart_through_values() -> None:
         for f in cs.fixes
     }
     assert planned == {
-        ("shop-postgresql", "C-0004"): "api/values.yaml",
         ("shop-api", "C-0016"): "api/values.yaml",
         ("shop-worker", "C-0016"): "worker/values-prod.yaml",
     }
@@ -34,4 +33,7 @@ def test_plan_fixes_two_resources_of_one_chart_through_values() -> None:
         "api/templates/deployment.yaml",
         "worker/values-prod.yaml",
     }
-    assert plan.unfixable == ()
+    # a PostgreSQL subchart gets a sizing recommendation, never the generic default
+    (database,) = plan.unfixable
+    assert database.finding.resource.name == "shop-postgresql"
+    assert "runs PostgreSQL; recommendation" in database.reason

@@ -1,0 +1,39 @@
+"""Gather what the repository says about a located workload, for `fixers.intent`.
+
+The fixers see parsed data only; comments live in the text. This reads the text of the
+location's file (a manifest document, or every values file of a Helm deployment, in precedence
+order) and keys each comment by the path a fixer would write, so that the intent module can
+read ``runAsUser: 0  # legacy: writes to /var/reports`` as a reason.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from bot.locate.base import FileOverlay, Target
+from fixers.intent import Comment, WorkloadIntent, classify, comments_of
+from fixers.model import YamlPath
+from fixers.view import PodView
+
+
+def location_comments(target: Target, overlay: FileOverlay) -> dict[YamlPath, Comment]:
+    """Key path -> comment for the file(s) the target's edits go to."""
+    location = target.location
+    found: dict[YamlPath, Comment] = {}
+    deployment = getattr(target, "deployment", None)
+    if location.kind == "manifest" or deployment is None:
+        text = overlay.read(location.path)
+        return comments_of(text, location.document_index) if text else found
+    for relpath in getattr(deployment, "value_files", ()):
+        text = overlay.read(relpath)
+        if text:
+            found.update(comments_of(text))  # a later values file wins, as in Helm
+    return found
+
+
+def workload_intent(
+    target: Target, overlay: FileOverlay, view: PodView
+) -> tuple[WorkloadIntent, Mapping[YamlPath, Comment]]:
+    """The workload's intent from the view and its file's comments, and those comments."""
+    comments = location_comments(target, overlay)
+    return classify(view, comments), comments

@@ -1,0 +1,629 @@
+"""Workload intent: what a workload's purpose needs, from evidence, before any fixer runs.
+
+A node agent that reads the host, a CSI or CNI driver, a job that must run as root: when the
+purpose needs what a rule forbids, the fix would break the workload, so the answer is a
+`Decline` (shown as NeedsHuman with a waiver proposal), never a fix.
+
+Evidence, each an `Evidence` record naming its source:
+
+- the manifest itself: a DaemonSet (or a node-inspecting Job/Pod) with host mounts of /proc,
+  /sys, /dev, /var/lib/kubelet, /etc/kubernetes or a container-runtime socket;
+- well-known agents, drivers and shippers by image (``fixers/data/workload_intent.yaml``, each
+  entry with the source that says why);
+- explicit settings with a comment giving the reason (``runAsUser: 0  # legacy: writes to
+  /var/reports``), read from the file's text by `comments_of`;
+- init-container commands that write paths (`written_paths`), used for companion edits;
+- runtime observations later (Kubescape ApplicationProfiles): any caller may add `Evidence`.
+
+Pure: no I/O beyond reading the packaged data file once.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+import shlex
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import cache
+from importlib.resources import files
+from typing import Any
+
+import yaml
+
+from fixers.model import Finding, NeedsHuman, YamlPath
+from fixers.view import ContainerView, FieldNotExposed, PodView, target_containers
+
+# --------------------------------------------------------------------------- records
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """One observation that says what the workload needs.
+
+    ``needs`` are tokens: hostNetwork, hostPID, hostIPC, privileged, hostPath, hostPath:write,
+    root, writableRoot, capability:<NAME>. ``container`` None means the whole pod.
+    """
+
+    source: str
+    """Where it comes from: 'manifest', 'comment', 'well-known workloads', 'init command',
+    or a runtime source such as 'Kubescape ApplicationProfile'."""
+    detail: str
+    needs: tuple[str, ...] = ()
+    container: str | None = None
+    reference: str = ""
+    """A URL or file that backs the evidence (well-known entries cite their docs)."""
+    paths: tuple[str, ...] = ()
+    """Paths the container writes (from a command or a reason comment)."""
+
+
+@dataclass(frozen=True)
+class WorkloadIntent:
+    """What the evidence says about one workload."""
+
+    purpose: str | None = None
+    """e.g. 'node agent', 'Falco (runtime security agent ...)'."""
+    evidence: tuple[Evidence, ...] = ()
+
+    def supporting(self, token: str, container: str | None = None) -> list[Evidence]:
+        """The evidence that the pod (or ``container``) needs ``token``."""
+        return [
+            e
+            for e in self.evidence
+            if token in e.needs and (e.container is None or e.container == container)
+        ]
+
+    def writes(self, container: str) -> tuple[str, ...]:
+        """Paths ``container`` is known to write (commands, reason comments)."""
+        found: list[str] = []
+        for e in self.evidence:
+            if e.container == container:
+                found.extend(p for p in e.paths if p not in found)
+        return tuple(found)
+
+
+@dataclass(frozen=True)
+class Decline:
+    """The workload needs what ``control_id`` forbids: a waiver, not a fix."""
+
+    control_id: str
+    reason: str
+    evidence: tuple[Evidence, ...] = field(default=())
+
+
+@dataclass(frozen=True)
+class Comment:
+    """The comment on a YAML key: on its own line(s) above, or after the value."""
+
+    above: str = ""
+    trailing: str = ""
+
+
+# --------------------------------------------------------------------------- data
+
+
+@dataclass(frozen=True)
+class _Entry:
+    name: str
+    images: tuple[str, ...]
+    source: str
+    purpose: str = ""
+    needs: tuple[str, ...] = ()
+    paths: tuple[str, ...] = ()
+    recommendation: str = ""
+
+
+@cache
+def _data() -> dict[str, tuple[_Entry, ...]]:
+    raw = yaml.safe_load(files("fixers").joinpath("data", "workload_intent.yaml").read_text())
+    out: dict[str, tuple[_Entry, ...]] = {}
+    for section in ("agents", "writable", "stateful"):
+        out[section] = tuple(
+            _Entry(
+                name=str(item["name"]),
+                images=tuple(item["images"]),
+                source=str(item["source"]),
+                purpose=str(item.get("purpose", "")),
+                needs=tuple(item.get("needs", ())),
+                paths=tuple(item.get("paths", ())),
+                recommendation=str(item.get("recommendation", "")),
+            )
+            for item in raw.get(section) or ()
+        )
+    return out
+
+
+def image_name(image: Any) -> str:
+    """``ghcr.io/org/app:1.2@sha256:..`` -> ``ghcr.io/org/app``."""
+    text = str(image or "").strip().split("@", 1)[0]
+    slash = text.rfind("/")
+    colon = text.rfind(":")
+    return text[:colon] if colon > slash else text
+
+
+def _candidates(image: Any) -> tuple[str, ...]:
+    name = image_name(image).lower()
+    parts = name.split("/")
+    if len(parts) > 1 and ("." in parts[0] or ":" in parts[0] or parts[0] == "localhost"):
+        return (name, "/".join(parts[1:]))
+    return (name,)
+
+
+def _match(section: str, image: Any) -> _Entry | None:
+    names = _candidates(image)
+    if not names[0]:
+        return None
+    for entry in _data()[section]:
+        if any(fnmatch.fnmatchcase(n, p.lower()) for n in names for p in entry.images):
+            return entry
+    return None
+
+
+def well_known_agent(image: Any) -> _Entry | None:
+    return _match("agents", image)
+
+
+def stateful_server(image: Any) -> _Entry | None:
+    """The data entry of a database or stateful server image (name, recommendation, source)."""
+    return _match("stateful", image)
+
+
+def known_writable(image: Any) -> tuple[tuple[str, ...], str]:
+    """Paths a well-known image writes at run time, and the source that says so."""
+    entry = _match("writable", image)
+    return (entry.paths, entry.source) if entry else ((), "")
+
+
+# --------------------------------------------------------------------------- comments
+
+_REASON = re.compile(
+    r"\b(because|legacy|needs?|needed|requires?|required|must|so that|writes?|reads?|"
+    r"otherwise|cannot|can't|for the|see|ticket|exception|waiver|SEC-\d+)\b",
+    re.I,
+)
+_PATH = re.compile(r"(?<![\w.])(/[A-Za-z0-9_.\-]+(?:/[A-Za-z0-9_.\-*]+)*)")
+
+
+def comments_of(text: str, document_index: int = 0) -> dict[YamlPath, Comment]:
+    """Key path -> comment, for every mapping key of one document of ``text`` that has one."""
+    from fixers.edits import EditError, document_span
+
+    try:
+        start, end = document_span(text, document_index)
+        body = text[start:end]
+        root = yaml.compose(body, Loader=yaml.SafeLoader)
+    except (EditError, yaml.YAMLError):
+        return {}
+    lines = body.splitlines()
+    out: dict[YamlPath, Comment] = {}
+
+    def trailing(index: int) -> str:
+        eol = body.find("\n", index)
+        rest = body[index : len(body) if eol < 0 else eol]
+        match = re.match(r"\s*#\s?(.*)", rest)
+        return match.group(1).strip() if match else ""
+
+    def above(line: int) -> str:
+        found: list[str] = []
+        n = line - 1
+        while n >= 0 and lines[n].strip().startswith("#"):
+            found.insert(0, lines[n].strip().lstrip("#").strip())
+            n -= 1
+        return " ".join(t for t in found if t)
+
+    def walk(node: yaml.Node, path: YamlPath) -> None:
+        if isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                if not isinstance(key, yaml.ScalarNode):
+                    continue
+                here = (*path, key.value)
+                if isinstance(value, yaml.ScalarNode) or value.flow_style:
+                    after = trailing(value.end_mark.index)
+                else:
+                    after = trailing(key.end_mark.index + 1)
+                before = above(key.start_mark.line)
+                if after or before:
+                    out[here] = Comment(before, after)
+                walk(value, here)
+        elif isinstance(node, yaml.SequenceNode):
+            for index, item in enumerate(node.value):
+                walk(item, (*path, index))
+
+    if root is not None:
+        walk(root, ())
+    return out
+
+
+def _reason_comment(comment: Comment | None) -> str:
+    """The comment's text when it gives a reason for the setting: any comment after the value
+    (it is about this line), or one above it that reads like a reason."""
+    if comment is None:
+        return ""
+    if comment.trailing:
+        return comment.trailing
+    if comment.above and _REASON.search(comment.above) and not comment.above.startswith("--"):
+        return comment.above
+    return ""
+
+
+# --------------------------------------------------------------------------- commands
+
+_WRITE_FLAGS = re.compile(r"^--?(o|O|out|output|output-file|outfile|dest|destination|target)$")
+_WRITE_FLAG_EQ = re.compile(r"^--(out|output|output-file|outfile|dest|destination|target)=(/\S+)$")
+
+
+def _tokens(container: ContainerView) -> list[str]:
+    words: list[str] = []
+    for key in ("command", "args"):
+        value = container.get(key, default=[]) or []
+        if isinstance(value, str):
+            value = [value]
+        for item in value if isinstance(value, list) else []:
+            text = str(item)
+            if any(c in text for c in " ;&|>") and len(text) > 2:
+                try:
+                    words.extend(shlex.split(text.replace(";", " ; "), posix=True))
+                except ValueError:
+                    words.extend(text.split())
+            else:
+                words.append(text)
+    return words
+
+
+def written_paths(container: ContainerView) -> tuple[str, ...]:
+    """Absolute paths a container's command and args write: ``--out X``, ``-o X``, ``> X``,
+    ``tee X``, ``cp/mv ... X``, ``mkdir X``, ``touch X``."""
+    words = _tokens(container)
+    found: list[str] = []
+
+    def add(path: str) -> None:
+        path = path.rstrip(";")
+        if path.startswith("/") and not path.startswith("/dev/") and path not in found:
+            found.append(path)
+
+    for i, word in enumerate(words):
+        nxt = words[i + 1] if i + 1 < len(words) else ""
+        if _WRITE_FLAGS.match(word) or word in (">", ">>", "tee", "touch"):
+            add(nxt)
+        elif (eq := _WRITE_FLAG_EQ.match(word)) is not None:
+            add(eq.group(2))
+        elif word.startswith(">") and len(word) > 1:
+            add(word.lstrip(">"))
+        elif word == "mkdir":
+            rest = [w for w in words[i + 1 :] if w not in ("-p", "--parents")]
+            if rest:
+                add(rest[0])
+        elif word in ("cp", "mv", "install"):
+            args: list[str] = []
+            for w in words[i + 1 :]:
+                if w in (";", "&&", "||", "|"):
+                    break
+                if not w.startswith("-"):
+                    args.append(w)
+            if len(args) >= 2:
+                add(args[-1])
+    return tuple(found)
+
+
+# --------------------------------------------------------------------------- classify
+
+NODE_PATHS = ("/proc", "/sys", "/dev", "/var/lib/kubelet", "/etc/kubernetes", "/boot")
+_SOCKET = re.compile(r"^/(var/)?run/.*\.sock$|^/(var/)?run/(docker|containerd|crio|cri-dockerd)")
+_WRITE_NEEDED = ("/var/lib/kubelet", "/dev")
+
+
+def _node_path(path: str) -> bool:
+    return bool(_SOCKET.match(path)) or any(
+        path == p or path.startswith(p + "/") for p in NODE_PATHS
+    )
+
+
+def _host_paths(view: PodView) -> dict[str, str]:
+    found: dict[str, str] = {}
+    for volume in view.get("volumes", default=[]) or []:
+        if isinstance(volume, Mapping) and isinstance(volume.get("hostPath"), Mapping):
+            found[str(volume.get("name"))] = str(volume["hostPath"].get("path", ""))
+    return found
+
+
+def _comment_at(
+    comments: Mapping[YamlPath, Comment], where: Any, *field_path: str | int
+) -> Comment | None:
+    if not comments:
+        return None
+    try:
+        path = where.path(*field_path)
+    except FieldNotExposed:
+        return None
+    return comments.get(path)
+
+
+_EXPLICIT_POD = {"hostNetwork": True, "hostPID": True, "hostIPC": True}
+_EXPLICIT_CONTAINER: Mapping[tuple[str, ...], tuple[Any, str]] = {
+    ("securityContext", "privileged"): (True, "privileged"),
+    ("securityContext", "runAsUser"): (0, "root"),
+    ("securityContext", "runAsNonRoot"): (False, "root"),
+    ("securityContext", "readOnlyRootFilesystem"): (False, "writableRoot"),
+    ("securityContext", "allowPrivilegeEscalation"): (True, "privileged"),
+}
+
+
+def classify(
+    view: PodView,
+    comments: Mapping[YamlPath, Comment] | None = None,
+    extra: Iterable[Evidence] = (),
+) -> WorkloadIntent:
+    """Everything the repository says about what this workload needs.
+
+    ``comments`` maps the view's write paths (``view.path(...)``) to the comments on them;
+    ``extra`` adds evidence from elsewhere (runtime profiles).
+    """
+    comments = comments or {}
+    evidence: list[Evidence] = []
+    purposes: list[str] = []
+
+    for container in view.containers:
+        entry = well_known_agent(container.get("image"))
+        if entry is not None:
+            evidence.append(
+                Evidence(
+                    "well-known workloads",
+                    f"{container.name} runs {entry.name} ({entry.purpose})",
+                    entry.needs,
+                    None,
+                    entry.source,
+                )
+            )
+            purposes.append(f"{entry.name}, a {entry.purpose}")
+
+    host = _host_paths(view)
+    node_mounts = sorted({p for p in host.values() if _node_path(p)})
+    inspects_node = bool(node_mounts) and (
+        view.kind == "DaemonSet" or any(view.get(f) is True for f in _EXPLICIT_POD)
+    )
+    if inspects_node:
+        needs = ["hostPath"]
+        if any(p.startswith(_WRITE_NEEDED) or _SOCKET.match(p) for p in node_mounts):
+            needs.append("hostPath:write")
+        needs += [f for f in _EXPLICIT_POD if view.get(f) is True]
+        privileged = [
+            c.name for c in view.containers if c.get("securityContext", "privileged") is True
+        ]
+        if privileged:
+            needs += ["privileged", "root"]
+        added = {
+            str(cap).upper().removeprefix("CAP_")
+            for c in view.containers
+            for cap in (c.get("securityContext", "capabilities", "add", default=[]) or [])
+        }
+        if added:
+            needs += [f"capability:{cap}" for cap in sorted(added)] + ["root"]
+        what = "DaemonSet" if view.kind == "DaemonSet" else f"{view.kind} with host namespaces"
+        evidence.append(
+            Evidence(
+                "manifest",
+                f"a {what} that mounts {', '.join(node_mounts)} from the node is a node agent",
+                tuple(dict.fromkeys(needs)),
+            )
+        )
+        purposes.append("node agent")
+
+    for field_name, bad in _EXPLICIT_POD.items():
+        if view.get(field_name) == bad:
+            reason = _reason_comment(_comment_at(comments, view, field_name))
+            if reason:
+                evidence.append(
+                    Evidence("comment", f"{field_name}: {bad} — {reason}", (field_name,))
+                )
+
+    for container in view.containers:
+        if container.ephemeral:
+            continue
+        for field_path, (bad, token) in _EXPLICIT_CONTAINER.items():
+            value = container.get(*field_path)
+            if value != bad or isinstance(value, bool) != isinstance(bad, bool):
+                continue
+            reason = _reason_comment(_comment_at(comments, container, *field_path))
+            if reason:
+                paths = tuple(_PATH.findall(reason)) if re.search(r"writ", reason, re.I) else ()
+                evidence.append(
+                    Evidence(
+                        "comment",
+                        f"{container.name}: {field_path[-1]}: {str(bad).lower()} — {reason}",
+                        (token,),
+                        container.name,
+                        paths=paths,
+                    )
+                )
+        writes = written_paths(container)
+        if writes:
+            evidence.append(
+                Evidence(
+                    "init command" if container.init else "command",
+                    f"{container.name} writes {', '.join(writes)}",
+                    (),
+                    container.name,
+                    paths=writes,
+                )
+            )
+
+    evidence.extend(extra)
+    return WorkloadIntent(purposes[0] if purposes else None, tuple(evidence))
+
+
+# --------------------------------------------------------------------------- decide
+
+
+def _cite(found: Sequence[Evidence]) -> str:
+    parts = []
+    for e in found:
+        ref = f" ({e.reference})" if e.reference else ""
+        parts.append(f"{e.detail}{ref}")
+    return "; ".join(dict.fromkeys(parts))
+
+
+def _privileged(container: ContainerView) -> bool:
+    if container.get("securityContext", "privileged") is True:
+        return True
+    added = container.get("securityContext", "capabilities", "add", default=[]) or []
+    return isinstance(added, list) and any(
+        str(c).upper().removeprefix("CAP_") == "SYS_ADMIN" for c in added
+    )
+
+
+def _runs_as_root(view: PodView, container: ContainerView) -> bool:
+    user = container.get("securityContext", "runAsUser")
+    if user is None:
+        user = view.get("securityContext", "runAsUser")
+    non_root = container.get("securityContext", "runAsNonRoot")
+    if non_root is None:
+        non_root = view.get("securityContext", "runAsNonRoot")
+    if isinstance(user, int) and not isinstance(user, bool):
+        return user == 0
+    return non_root is not True
+
+
+def _needs(
+    intent: WorkloadIntent, token: str, containers: Sequence[ContainerView]
+) -> list[Evidence]:
+    found: list[Evidence] = []
+    for container in containers or [None]:  # type: ignore[list-item]
+        for e in intent.supporting(token, container.name if container else None):
+            if e not in found:
+                found.append(e)
+    return found
+
+
+def _pod_decline(
+    intent: WorkloadIntent, view: PodView, control: str, fields: Sequence[str]
+) -> Decline | None:
+    for field_name in fields:
+        if view.get(field_name) is not True:
+            continue
+        found = _needs(intent, field_name, [])
+        if found:
+            return Decline(
+                control,
+                f"{field_name}: true is needed by this workload's purpose: {_cite(found)}; "
+                f"removing it would break it",
+                tuple(found),
+            )
+    return None
+
+
+def decline(intent: WorkloadIntent, view: PodView, finding: Finding) -> Decline | None:
+    """A `Decline` when the workload needs what ``finding``'s control forbids, else None."""
+    control = finding.control_id
+    if control == "C-0041":
+        return _pod_decline(intent, view, control, ("hostNetwork",))
+    if control == "C-0038":
+        return _pod_decline(intent, view, control, ("hostPID", "hostIPC"))
+    containers = [c for c in target_containers(view, finding) if not c.ephemeral]
+    if control in ("C-0057", "C-0016"):
+        chosen = [c for c in containers if _privileged(c)]
+        found = _needs(intent, "privileged", chosen) if chosen else []
+        if found:
+            names = ", ".join(c.name for c in chosen)
+            what = (
+                "privileged access"
+                if control == "C-0057"
+                else "privilege escalation (Kubernetes refuses allowPrivilegeEscalation: false "
+                "on a privileged container)"
+            )
+            return Decline(
+                control,
+                f"{names} needs {what}: {_cite(found)}; taking it away would break the workload",
+                tuple(found),
+            )
+        return None
+    if control in ("C-0048", "C-0045"):
+        host = _host_paths(view)
+        if not host:
+            return None
+        token = "hostPath" if control == "C-0048" else "hostPath:write"
+        found = _needs(intent, token, containers)
+        if found:
+            paths = ", ".join(sorted(set(host.values())))
+            what = "its hostPath volumes" if control == "C-0048" else "writable hostPath mounts"
+            return Decline(
+                control,
+                f"the workload needs {what} ({paths}): {_cite(found)}",
+                tuple(found),
+            )
+        return None
+    if control == "C-0046":
+        from fixers.rules._capabilities import INSECURE, normalise
+
+        for container in containers:
+            added = container.get("securityContext", "capabilities", "add", default=[]) or []
+            insecure = [normalise(c) for c in added if normalise(c) in INSECURE]
+            found = [
+                e for cap in insecure for e in _needs(intent, f"capability:{cap}", [container])
+            ]
+            if found:
+                return Decline(
+                    control,
+                    f"{container.name} needs {', '.join(insecure)}: {_cite(found)}",
+                    tuple(dict.fromkeys(found)),
+                )
+        return None
+    if control == "C-0013":
+        chosen = [c for c in containers if _runs_as_root(view, c)]
+        found = _needs(intent, "root", chosen) if chosen else []
+        if found:
+            names = ", ".join(c.name for c in chosen)
+            return Decline(
+                control,
+                f"{names} must run as root: {_cite(found)}; a non-root user would break it",
+                tuple(found),
+            )
+        return None
+    if control == "C-0017":
+        chosen = [
+            c for c in containers if c.get("securityContext", "readOnlyRootFilesystem") is not True
+        ]
+        found = _needs(intent, "writableRoot", chosen) if chosen else []
+        if found:
+            names = ", ".join(c.name for c in chosen)
+            return Decline(
+                control,
+                f"{names} needs a writable root filesystem: {_cite(found)}",
+                tuple(found),
+            )
+    return None
+
+
+def intent_of(view: PodView, given: WorkloadIntent | None) -> WorkloadIntent:
+    """The intent the caller gathered (with comments), else what the view alone shows."""
+    return given if given is not None else classify(view)
+
+
+def stale_comments(
+    edits: Iterable[Any], comments: Mapping[YamlPath, Comment]
+) -> Iterator[tuple[YamlPath, str]]:
+    """(path, comment) for every edit that changes or removes a value whose comment would stay
+    behind, no longer true (``runAsUser: 10001  # legacy: writes to /var/reports``)."""
+    from fixers.model import Remove, Set
+
+    for edit in edits:
+        if not isinstance(edit, Set | Remove):
+            continue
+        comment = comments.get(edit.path)
+        if comment is None:
+            continue
+        if comment.trailing:
+            yield edit.path, comment.trailing
+        elif isinstance(edit, Remove) and comment.above and _REASON.search(comment.above):
+            yield edit.path, comment.above
+
+
+def declined(view: PodView, finding: Finding, given: WorkloadIntent | None) -> NeedsHuman | None:
+    """The fixers' intent hook: NeedsHuman with the reason when the workload's purpose needs
+    what the control forbids (the planner proposes the waiver), else None."""
+    found = decline(intent_of(view, given), view, finding)
+    if found is None:
+        return None
+    return NeedsHuman(f"{WAIVE_PREFIX}{found.reason}")
+
+
+WAIVE_PREFIX = "not fixed, a waiver is proposed instead: "

@@ -1,0 +1,138 @@
+"""Workload intent on the issue's own examples: a kube-bench-style job, a reason comment, an
+init container that writes a file, a database's limits, a waiver written into .remedy.yaml."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from bot.plan import build_plan
+from bot.sources.base import Report
+from bot.waivers import Waiver, remedy_yaml
+from fixers.edits import load_documents
+from fixers.intent import classify, comments_of, decline, written_paths
+from fixers.model import Finding, ResourceRef, SourceHint
+from fixers.view import ManifestPodView
+
+KUBE_BENCH = """\
+apiVersion: batch/v1
+kind: Job
+metadata:
+  name: kube-bench
+spec:
+  template:
+    spec:
+      hostPID: true
+      restartPolicy: Never
+      containers:
+        - name: kube-bench
+          image: docker.io/aquasec/kube-bench:v0.10.1
+          command: ["kube-bench"]
+          volumeMounts:
+            - {name: var-lib-kubelet, mountPath: /var/lib/kubelet, readOnly: true}
+      volumes:
+        - name: var-lib-kubelet
+          hostPath: {path: /var/lib/kubelet}
+"""
+
+REPORT_JOB = """\
+apiVersion: batch/v1
+kind: CronJob
+metadata:
+  name: nightly-report
+  namespace: reporting
+spec:
+  schedule: "30 2 * * *"
+  jobTemplate:
+    spec:
+      template:
+        spec:
+          initContainers:
+            - name: fetch-config
+              image: registry.example.com/tools/fetch:2.0.1
+              args: ["--out", "/work/config.json"]
+          containers:
+            - name: report
+              image: registry.example.com/reporting/nightly:3.1.0
+              securityContext:
+                runAsUser: 0   # legacy: writes to /var/reports
+"""
+
+
+def _finding(control: str, kind: str, name: str, path: str, ns: str | None = None) -> Finding:
+    return Finding(
+        control_id=control,
+        resource=ResourceRef(kind=kind, namespace=ns, name=name),
+        source=SourceHint(path=path),
+    )
+
+
+def _view(text: str) -> ManifestPodView:
+    view = ManifestPodView.from_document(load_documents(text)[0])
+    assert view is not None
+    return view
+
+
+def test_kube_bench_keeps_host_pid_and_root() -> None:
+    view = _view(KUBE_BENCH)
+    intent = classify(view)
+    for control in ("C-0038", "C-0013"):
+        found = decline(intent, view, _finding(control, "Job", "kube-bench", "job.yaml"))
+        assert found is not None and "kube-bench" in found.reason
+        assert any(e.reference.startswith("https://") for e in found.evidence)
+
+
+def test_reason_comment_and_written_paths() -> None:
+    view = _view(REPORT_JOB)
+    comments = comments_of(REPORT_JOB)
+    report = next(c for c in view.containers if c.name == "report")
+    assert comments[report.path("securityContext", "runAsUser")].trailing == (
+        "legacy: writes to /var/reports"
+    )
+    init = next(c for c in view.containers if c.init)
+    assert written_paths(init) == ("/work/config.json",)
+    intent = classify(view, comments)
+    assert intent.writes("report") == ("/var/reports",)
+    found = decline(intent, view, _finding("C-0013", "CronJob", "nightly-report", "j.yaml"))
+    assert found is not None and "legacy: writes to /var/reports" in found.reason
+
+
+def test_plan_waives_root_and_mounts_what_the_job_writes(tmp_path: Path) -> None:
+    (tmp_path / "job.yaml").write_text(REPORT_JOB)
+    findings = tuple(
+        _finding(c, "CronJob", "nightly-report", "job.yaml", "reporting")
+        for c in ("C-0013", "C-0017")
+    )
+    plan = build_plan(Report("kubescape", "t", findings), tmp_path)
+    (waiver,) = [cs for cs in plan.change_sets if cs.meta.get("kind") == "waiver"]
+    assert [u.finding.control_id for u in waiver.unresolved] == ["C-0013"]
+    (config,) = waiver.files
+    assert "resource: CronJob/reporting/nightly-report" in config.after
+    (fix,) = [cs for cs in plan.change_sets if cs is not waiver]
+    after = fix.files[0].after
+    assert "runAsUser: 0   # legacy: writes to /var/reports" in after  # never made false
+    assert "mountPath: /work" in after and "mountPath: /var/reports" in after
+
+
+def test_database_gets_a_recommendation_not_a_default(tmp_path: Path) -> None:
+    (tmp_path / "db.yaml").write_text(
+        "apiVersion: apps/v1\nkind: StatefulSet\nmetadata: {name: db}\nspec:\n"
+        "  template:\n    spec:\n      containers:\n"
+        "        - {name: db, image: 'cockroachdb/cockroach:v23.1.0'}\n"
+    )
+    finding = _finding("C-0271", "StatefulSet", "db", "db.yaml")
+    plan = build_plan(Report("kubescape", "t", (finding,)), tmp_path)
+    assert not plan.change_sets
+    (left,) = plan.unfixable
+    assert "CockroachDB" in left.reason and "4 GiB of memory per vCPU" in left.reason
+
+
+def test_waiver_keeps_remedy_yaml_comments_and_order() -> None:
+    before = (
+        "# settings\ngrouping: file  # one MR per file\nignore:\n"
+        "  - control: C-0017\n    resource: 'StatefulSet/shop/cart'\n    reason: redis (SEC-98)\n"
+    )
+    finding = _finding("C-0041", "DaemonSet", "agent", "a.yaml", "monitoring")
+    after = remedy_yaml(before, [Waiver(finding, "hostNetwork: true is needed")])
+    assert after is not None and after.startswith(before)
+    assert "  - control: C-0041\n    resource: DaemonSet/monitoring/agent\n" in after
+    assert remedy_yaml(after, [Waiver(finding, "again")]) is None
