@@ -107,7 +107,9 @@ FIELDS = [
     "after",
 ]
 HOSTILE_FIELDS = st.fixed_dictionaries({f: HOSTILE for f in FIELDS})
-SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = settings(
+    max_examples=40, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow]
+)
 ALLOWED_TAG = re.compile(r"</?(details|summary|b|sub)( open)?>|<!-- kube-remedy[^\n]*?-->")
 UNESCAPED_AT = re.compile(r"(?<!\\)@(?!kube-remedy\b)")
 CODE_SPAN = re.compile(r"(`+)(?!`).*?(?<!`)\1(?!`)")
