@@ -95,10 +95,13 @@ def _builtin(name: str) -> str:
     return resources.files("bot").joinpath("templates", name).read_text(encoding="utf-8")
 
 
-def environment() -> jinja2.Environment:
+def environment(overrides: Mapping[str, str] | None = None) -> jinja2.Environment:
     """The environment of the built-in templates (sandboxed, every value escaped: see
-    `bot.markdown.markdown_environment`). A repository's templates never render here: see
-    `render_template`."""
+    `bot.markdown.markdown_environment`).
+
+    ``overrides`` is accepted for callers that hold cd-config's templates, and never loaded:
+    a repository's template renders only through `render_template`, in the sandboxed process."""
+    del overrides
     return _environment()
 
 
