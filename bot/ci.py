@@ -169,15 +169,12 @@ def post_note(env: Mapping[str, str], token: str, body: str, client: httpx.Clien
 
 
 def score_note(rows: list[ScoreRow], target_branch: str, has_before: bool) -> str:
-    """The Markdown note for ``rows`` (bot/templates/score_note.md.j2)."""
-    import jinja2
+    """The Markdown note for ``rows`` (bot/templates/score_note.md.j2, every value escaped)."""
+    from bot.markdown import guard
+    from bot.render import environment
 
-    environment = jinja2.Environment(
-        loader=jinja2.PackageLoader("bot", "templates"),
-        undefined=jinja2.StrictUndefined,
-        keep_trailing_newline=True,
-        autoescape=False,
-    )
-    return environment.get_template("score_note.md.j2").render(
-        rows=rows, target=_UNSAFE_NAME.sub("", target_branch)[:100], has_before=has_before
+    return guard(
+        environment()
+        .get_template("score_note.md.j2")
+        .render(rows=rows, target=target_branch[:100], has_before=has_before)
     )

@@ -11,7 +11,7 @@ and chat slash commands (``/remedy status group/cd-config``).
       -> run        the command's effect through the ports; a `Reply` for the user
 
 Every refusal is explained in the reply and logged. Text a user typed is escaped with
-`bot.render.escape_markdown` before it is echoed, so a note cannot inject Markdown or mentions.
+`bot.markdown.escape` before it is echoed, so a note cannot inject Markdown or mentions.
 """
 
 from __future__ import annotations
@@ -26,8 +26,8 @@ from typing import Any, ClassVar, Literal, Protocol
 
 from bot import controls
 from bot.errors import RemedyError
+from bot.markdown import escape as escape_markdown
 from bot.observability import log_event
-from bot.render import escape_markdown
 from bot.settings import Settings
 from bot.web_settings import WebSettings
 

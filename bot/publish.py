@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 
 from bot.forge.base import Forge
 from bot.lifecycle import SyncDecision, SyncResult, SyncSettings, marker, sync_changes
+from bot.markdown import clean, single_line
 from bot.model import ChangeSet
 from bot.plan import Plan
 from bot.render import describe_change_set
@@ -49,8 +51,10 @@ def publish_plan(
 ) -> SyncResult:
     """Create, update, leave or close the bot's merge requests so they match ``plan``.
 
-    ``overrides`` are cd-config's templates by name; one that fails to render for a change set
-    falls back to the built-in template rather than failing the run."""
+    ``overrides`` are cd-config's templates by name, rendered in the sandbox; one that fails or
+    exceeds a bound for a change set falls back to the built-in template rather than failing
+    the run. Titles are made single-line plain text (`bot.markdown.single_line`) here, the one
+    door between a plan and the forge."""
 
     def describe(change_set: ChangeSet) -> str:
         def render(templates: Mapping[str, str] | None) -> str:
@@ -69,9 +73,11 @@ def publish_plan(
                     return text
                 log.warning("template override for %s lost the marker", change_set.key)
             except Exception as exc:  # a repository's template never fails a run
-                log.warning("template override failed for %s: %s", change_set.key, exc)
+                log.warning("template override failed for %s: %s", change_set.key, clean(exc))
         return render(None)
 
+    # Titles (and the commit subjects built from them) are plain text: one line, no mention.
+    change_sets = [replace(cs, title=single_line(cs.title)) for cs in plan.change_sets]
     settings = SyncSettings(
         branch_prefix=branch_prefix,
         max_open=config.limits.max_open,
@@ -81,7 +87,7 @@ def publish_plan(
     )
     return sync_changes(
         forge,
-        plan.change_sets,
+        change_sets,
         describe=describe,
         labels=lambda cs: labels_for(config, cs),
         reviewers=reviewers,

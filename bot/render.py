@@ -1,7 +1,9 @@
 """Merge-request descriptions and other Markdown, from Jinja2 templates (StrictUndefined).
 
 Templates ship in ``bot/templates``; a repository may override one by placing a file of the
-same name under ``.remedy/templates/`` in cd-config (passed in as ``overrides``).
+same name under ``.remedy/templates/`` in cd-config (passed in as ``overrides``). Every template
+gets plain data only and escapes every value (`bot.markdown`); a repository's template renders
+in a separate sandboxed process (`bot.template_sandbox`), never in this one.
 """
 
 from __future__ import annotations
@@ -16,7 +18,16 @@ from typing import Any
 import jinja2
 
 from bot import controls as catalog
-from bot.model import ChangeSet, FileChange
+from bot.markdown import Md, clean, escape, guard, markdown_environment
+from bot.model import ChangeSet, FileChange, Unfixable
+from bot.template_sandbox import plain, render_untrusted, unplain
+from fixers.base import Fixer
+from fixers.model import Finding
+
+MR_TEMPLATE = "merge_request.md.j2"
+
+escape_markdown = escape
+"""The one escaping function (`bot.markdown.escape`), under the name other modules know."""
 
 GITLAB_DESCRIPTION_LIMIT = 1_000_000
 """GitLab rejects MR descriptions longer than this many characters."""
@@ -67,11 +78,12 @@ def unified_diff(change: FileChange, context: int = 3) -> str:
     """A unified diff of one file, with credential-looking lines redacted."""
     before = (change.before or "").splitlines()
     after = change.after.splitlines()
+    path = clean(change.path)  # a newline in a file name must not start a line of its own
     lines = difflib.unified_diff(
         before,
         after,
-        fromfile="/dev/null" if change.is_new else f"a/{change.path}",
-        tofile=f"b/{change.path}",
+        fromfile="/dev/null" if change.is_new else f"a/{path}",
+        tofile=f"b/{path}",
         n=context,
         lineterm="",
     )
@@ -84,37 +96,86 @@ def _builtin(name: str) -> str:
 
 
 def environment(overrides: Mapping[str, str] | None = None) -> jinja2.Environment:
-    """A Jinja2 environment over the built-in templates and a repository's overrides."""
-    loader = jinja2.ChoiceLoader(
-        [
-            jinja2.DictLoader(dict(overrides or {})),
-            jinja2.FunctionLoader(lambda name: _builtin(name)),
-        ]
-    )
-    env = jinja2.Environment(
-        loader=loader,
-        undefined=jinja2.StrictUndefined,
-        autoescape=False,
-        keep_trailing_newline=True,
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
-    env.filters["md"] = escape_markdown
-    return env
+    """The environment of the built-in templates (sandboxed, every value escaped: see
+    `bot.markdown.markdown_environment`).
+
+    ``overrides`` is accepted for callers that hold cd-config's templates, and never loaded:
+    a repository's template renders only through `render_template`, in the sandboxed process."""
+    del overrides
+    return _environment()
 
 
-def escape_markdown(text: object) -> str:
-    """Neutralise Markdown/HTML in untrusted text (resource names, reasons, comments)."""
-    out = str(text).replace("\r", " ").replace("\n", " ")
-    out = out.replace("<", "&lt;").replace(">", "&gt;")
-    return re.sub(r"([\\`*_\[\]|#!@~])", r"\\\1", out)
+@cache
+def _environment() -> jinja2.Environment:
+    return markdown_environment(jinja2.FunctionLoader(lambda name: _builtin(name)))
+
+
+def render_template(
+    name: str,
+    context: Mapping[str, Any],
+    overrides: Mapping[str, str] | None = None,
+    *,
+    limit: int = GITLAB_DESCRIPTION_LIMIT,
+) -> tuple[str, bool]:
+    """Render template ``name`` with plain-data ``context``: ``(text, over limit)``.
+
+    cd-config's override of ``name``, when given, renders in the sandboxed process
+    (`bot.template_sandbox`) and raises `TemplateRefused` when it fails or exceeds a bound;
+    the built-in one renders here. Both see the same context and the same escaping."""
+    data = plain(dict(context))  # the same plain data in both cases (and a check that it is)
+    if overrides and name in overrides:
+        return render_untrusted(overrides[name], data, name=name, limit=limit)
+    text = _environment().get_template(name).render(**unplain(data))
+    return text, len(text) > limit
+
+
+def check_template(source: str, name: str) -> None:
+    """Compile a repository template in the sandbox; `TemplateRefused` when it does not."""
+    render_untrusted(source, {}, name=name)
+
+
+def render_explanation(fixer: Fixer, finding: Finding, notes: list[str], values: list[str]) -> Md:
+    """A fixer's explanation (``fixers/templates/<name>.md.j2``), rendered like every built-in
+    template: plain data in, every value escaped."""
+    from fixers.templates import explanation_template
+
+    context = {
+        "fixer": {
+            "name": fixer.name,
+            "family": fixer.family,
+            "controls": list(fixer.controls),
+            "risk": {"label": fixer.risk.label},
+        },
+        "finding": _finding(finding),
+        "notes": notes,
+        "values_used": values,
+    }
+    template = _environment().from_string(explanation_template(fixer.name))
+    return Md(template.render(**unplain(plain(context))))
+
+
+def _finding(finding: Finding) -> dict[str, Any]:
+    return {
+        "control_id": finding.control_id,
+        "scanner": finding.scanner,
+        "scanner_ids": list(finding.scanner_ids),
+        "severity": finding.severity.label,
+        "resource": str(finding.resource),
+        "kind": finding.resource.kind,
+        "namespace": finding.resource.namespace,
+        "name": finding.resource.name,
+        "container": finding.container,
+        "message": finding.message,
+    }
+
+
+def _unfixable(u: Unfixable) -> dict[str, Any]:
+    return {"finding": _finding(u.finding), "reason": u.reason, "category": u.category}
 
 
 def _fixer_explanations(change_set: ChangeSet) -> list[dict[str, Any]]:
     from fixers.registry import by_control
-    from fixers.templates import explanation_template
 
-    env = jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=False)
     seen: dict[str, dict[str, Any]] = {}
     for fix in change_set.fixes:
         if fix.fixer in seen:
@@ -123,36 +184,25 @@ def _fixer_explanations(change_set: ChangeSet) -> list[dict[str, Any]]:
             )
             continue
         fixer = by_control()[fix.finding.control_id]
-        text = env.from_string(explanation_template(fix.fixer)).render(
-            fixer=fixer,
-            finding=fix.finding,
-            notes=list(fix.notes),
-            values_used=list(fix.values_used),
-        )
+        text = render_explanation(fixer, fix.finding, list(fix.notes), list(fix.values_used))
         seen[fix.fixer] = {
             "name": fix.fixer,
             "risk": fix.risk.label,
-            "text": text.strip(),
+            "text": Md(text.strip()),
             "notes": list(fix.notes),
             "values_used": list(dict.fromkeys(fix.values_used)),
         }
     return list(seen.values())
 
 
-def describe_change_set(
+def change_set_context(
     change_set: ChangeSet,
     *,
     marker: str,
     bot_username: str = "kube-remedy",
     scores: Mapping[str, tuple[float, float]] | None = None,
-    overrides: Mapping[str, str] | None = None,
-    limit: int = GITLAB_DESCRIPTION_LIMIT,
-) -> str:
-    """The merge-request description: controls, why, what changed, risk, tests, commands."""
-    if change_set.meta.get("kind") == "waiver":
-        from bot.waivers import describe_waiver
-
-        return describe_waiver(change_set, marker=marker, overrides=overrides)
+) -> dict[str, Any]:
+    """What ``merge_request.md.j2`` sees: plain data only (see the README's "Templates")."""
     controls = []
     for control_id in change_set.controls:
         control = catalog.get(control_id)
@@ -168,32 +218,67 @@ def describe_change_set(
                 "scanner_ids": sorted({i for f in findings for i in f.scanner_ids}),
             }
         )
-    locations = {}
+    locations: dict[tuple[str, str], dict[str, Any]] = {}
     for fix in change_set.fixes:
         loc = fix.location
-        locations.setdefault((loc.path, loc.why), loc)
-    diffs = [{"path": c.path, "new": c.is_new, "diff": unified_diff(c)} for c in change_set.files]
-    context = {
-        "cs": change_set,
+        locations.setdefault(
+            (loc.path, loc.why),
+            {"kind": loc.kind, "path": loc.path, "chart": loc.chart, "why": loc.why},
+        )
+    cs = {
+        "key": change_set.key,
+        "title": change_set.title,
+        "family": change_set.family,
+        "risk": {"label": change_set.risk.label},
+        "controls": list(change_set.controls),
+        "findings": [_finding(f) for f in change_set.findings],
+        "files": [{"path": c.path, "new": c.is_new} for c in change_set.files],
+        "notes": list(change_set.notes),
+    }
+    return {
+        "cs": cs,
         "controls": controls,
         "explanations": _fixer_explanations(change_set),
         "resources": sorted({str(f.resource) for f in change_set.findings}),
         "locations": list(locations.values()),
-        "diffs": diffs,
-        "unresolved": change_set.unresolved,
-        "commands": COMMANDS,
+        "diffs": [
+            {"path": c.path, "new": c.is_new, "diff": unified_diff(c)} for c in change_set.files
+        ],
+        "unresolved": [_unfixable(u) for u in change_set.unresolved],
+        "commands": [list(c) for c in COMMANDS],
         "bot": bot_username,
-        "scores": dict(scores or {}),
-        "marker": marker,
+        "scores": {fw: list(pair) for fw, pair in (scores or {}).items()},
+        "marker": Md(marker),
         "summarised": False,
     }
-    template = environment(overrides).get_template("merge_request.md.j2")
-    text = template.render(**context)
-    if len(text) > limit:
+
+
+def describe_change_set(
+    change_set: ChangeSet,
+    *,
+    marker: str,
+    bot_username: str = "kube-remedy",
+    scores: Mapping[str, tuple[float, float]] | None = None,
+    overrides: Mapping[str, str] | None = None,
+    limit: int = GITLAB_DESCRIPTION_LIMIT,
+) -> str:
+    """The merge-request description: controls, why, what changed, risk, tests, commands.
+
+    With ``overrides`` (cd-config's templates) the repository's template renders in the
+    sandbox and a failure raises `TemplateRefused`; the caller falls back to the built-in."""
+    if change_set.meta.get("kind") == "waiver":
+        from bot.waivers import describe_waiver
+
+        return guard(describe_waiver(change_set, marker=marker))
+    context = change_set_context(
+        change_set, marker=marker, bot_username=bot_username, scores=scores
+    )
+    text, over = render_template(MR_TEMPLATE, context, overrides, limit=limit)
+    if over:
         # Too big for GitLab: keep everything but the diffs, which reviewers see in the MR anyway.
-        context["diffs"] = [{"path": d["path"], "new": d["new"], "diff": ""} for d in diffs]
+        context["diffs"] = [{**d, "diff": ""} for d in context["diffs"]]
         context["summarised"] = True
-        text = template.render(**context)
-        if len(text) > limit:
+        text, over = render_template(MR_TEMPLATE, context, overrides, limit=limit)
+        if over:
             text = text[: limit - len(marker) - 200] + "\n\n…(truncated)\n\n" + marker + "\n"
-    return text
+    return guard(text)

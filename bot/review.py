@@ -29,6 +29,7 @@ from typing import Any
 import jinja2
 
 from bot import controls as catalog
+from bot.markdown import Md, guard
 from bot.render import environment, redact_line
 from bot.repo_config import CONFIG_FILE, RepoConfig
 from fixers.edits import (
@@ -453,17 +454,26 @@ def render_body(
 
     A range whose lines look like they hold a credential is described but not repeated.
     """
-    secret = any(redact_line(line) != line for line in replacement)
-    content = None if secret else "\n".join(replacement)
-    longest = max((len(m) for m in re.findall(r"`{3,}", content or "")), default=2)
+    withheld = None
+    if any(redact_line(line) != line for line in replacement):
+        withheld = "credential"
+    elif any(not _postable(line) for line in replacement):
+        withheld = "unsafe"
     risk = max((s.risk for s in steps), default=Risk.LOW)
-    return _template().render(
-        marker=hidden,
+    text = _template().render(
+        marker=Md(hidden),
         workloads=list(dict.fromkeys(s.workload for s in steps)),
         risk=risk.label,
-        controls=controls,
+        controls=[dict(c) for c in controls],
         notes=list(dict.fromkeys(n for s in steps for n in s.notes)),
-        content=content,
-        fence="`" * (longest + 1),
+        content=None if withheld else "\n".join(replacement),
+        withheld=withheld,
         below=below,
     )
+    return guard(text)
+
+
+def _postable(line: str) -> bool:
+    """A line a suggestion can carry verbatim: GitLab would take one starting with ``/`` as a
+    quick action, and invisible or control characters would be shown escaped, not applied."""
+    return not line.startswith("/") and line.replace("\t", "").isprintable()

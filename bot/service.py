@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
-import jinja2
 
 from bot.cluster import ClusterAccess
 from bot.codeowners import CodeOwners, load_codeowners, reviewers_for
@@ -26,17 +25,18 @@ from bot.lifecycle import (
     marker,
     parse_marker,
 )
+from bot.markdown import escape as escape_markdown
 from bot.plan import Plan, build_plan
 from bot.publish import publish_plan
-from bot.render import describe_change_set, environment, escape_markdown
+from bot.render import MR_TEMPLATE, check_template, describe_change_set, environment
 from bot.repo_config import CONFIG_FILE, IgnoreRule, RepoConfig, parse_repo_config
 from bot.settings import ProjectConfig, Settings
 from bot.sources import decode_report, fetch_from_cluster, load_report
 from bot.sources.base import Report
 from bot.sources.merge import merge_reports
+from bot.template_sandbox import TemplateRefused
 
 DASHBOARD_TITLE = "kube-remedy dashboard"
-MR_TEMPLATE = "merge_request.md.j2"
 TEMPLATE_OVERRIDE = f".remedy/templates/{MR_TEMPLATE}"
 _TICKED = re.compile(r"^\s*- \[[xX]\] .*<!-- kube-remedy-request:([a-z0-9/._-]+) -->", re.M)
 
@@ -162,14 +162,16 @@ def plan_with(forge: GitLabForge, settings: Settings, project: ProjectConfig) ->
 def template_overrides(
     forge: GitLabForge, plan: Plan, bot_username: str
 ) -> tuple[dict[str, str], str | None]:
-    """cd-config's merge-request template, if it has one and it renders (StrictUndefined) for
-    this plan's first change set; otherwise the built-in one and why the override was dropped."""
+    """cd-config's merge-request template, if it has one and it renders in the sandbox for this
+    plan's first change set (or, with none, compiles); otherwise the built-in one and why the
+    override was dropped (shown on the dashboard)."""
     text = forge.read_file(TEMPLATE_OVERRIDE)
     if text is None:
         return {}, None
     overrides = {MR_TEMPLATE: text}
     try:
-        environment(overrides).get_template(MR_TEMPLATE)
+        if not plan.change_sets:
+            check_template(text, MR_TEMPLATE)
         for cs in plan.change_sets[:1]:
             mark = marker(cs.key, cs.findings_hash)
             text = describe_change_set(
@@ -178,9 +180,11 @@ def template_overrides(
             if mark not in text:
                 # without the marker the bot would lose track of its merge requests
                 return {}, f"{TEMPLATE_OVERRIDE}: must output {{{{ marker }}}}"
-    except Exception as exc:  # a repository's template must never fail the run
-        where = f" (line {exc.lineno})" if isinstance(exc, jinja2.TemplateSyntaxError) else ""
+    except TemplateRefused as exc:
+        where = f" (line {exc.lineno})" if exc.lineno else ""
         return {}, f"{TEMPLATE_OVERRIDE}{where}: {exc}".replace("\n", " ")
+    except Exception as exc:  # a repository's template must never fail the run
+        return {}, f"{TEMPLATE_OVERRIDE}: {exc}".replace("\n", " ")
     return overrides, None
 
 

@@ -287,10 +287,10 @@ def _evidence(waivers: Sequence[Waiver]) -> list[dict[str, str]]:
     return out
 
 
-def describe_waiver(
-    change_set: ChangeSet, *, marker: str, overrides: Mapping[str, str] | None = None
-) -> str:
-    """The waiver merge request's description (``bot/templates/waiver.md.j2``)."""
+def describe_waiver(change_set: ChangeSet, *, marker: str) -> str:
+    """The waiver merge request's description (``bot/templates/waiver.md.j2``, built-in only:
+    every value escaped by the Markdown environment)."""
+    from bot.markdown import Md
     from bot.render import environment, unified_diff
 
     rows = []
@@ -321,5 +321,7 @@ def describe_waiver(
         for c in change_set.files
     ]
     diffs = [{"path": c.path, "new": c.is_new, "diff": unified_diff(c)} for c in change_set.files]
-    template = environment(overrides).get_template("waiver.md.j2")
-    return template.render(waivers=rows, evidence=evidence, files=files, diffs=diffs, marker=marker)
+    template = environment().get_template("waiver.md.j2")
+    return template.render(
+        waivers=rows, evidence=evidence, files=files, diffs=diffs, marker=Md(marker)
+    )

@@ -1,9 +1,17 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
+from bot.markdown import escape
 from bot.model import FileChange
-from bot.render import escape_markdown, redact_line, unified_diff
+from bot.render import escape_markdown, redact_line, render_explanation, unified_diff
+from fixers.base import Fixer
+from fixers.model import Finding, ResourceRef
+from fixers.registry import all_fixers
+
+SNAPSHOTS = Path(__file__).resolve().parent / "fixers" / "snapshots"
 
 
 @pytest.mark.parametrize(
@@ -39,3 +47,26 @@ def test_escape_markdown_neutralises_injection() -> None:
     text = escape_markdown("evil](http://x) <img src=x> @all `code`\nnew line")
     assert "<img" not in text and "\n" not in text
     assert "\\]" in text and "\\@all" in text and "\\`" in text
+
+
+def test_diff_header_keeps_a_path_on_one_line() -> None:
+    diff = unified_diff(FileChange("apps/x\n/approve\n/f.yaml", "a: 1\n", "a: 2\n"))
+    assert not any(line.startswith("/") for line in diff.splitlines())
+    assert "--- a/apps/x /approve /f.yaml" in diff
+
+
+@pytest.mark.parametrize("fixer", all_fixers(), ids=lambda f: f.name)
+def test_bot_renders_explanations_like_their_snapshots(fixer: Fixer) -> None:
+    """The bot's escaping environment leaves every fixer's explanation as its snapshot shows."""
+    finding = Finding(
+        control_id=fixer.controls[0],
+        resource=ResourceRef(kind="Deployment", namespace="shop", name="storefront"),
+    )
+    text = render_explanation(fixer, finding, ["a note"], ["a value: a source"])
+    snapshot = SNAPSHOTS / f"{fixer.name}.md"
+    assert text.strip() == snapshot.read_text(encoding="utf-8").strip()
+
+
+def test_escape_markdown_is_the_one_escaping_function() -> None:
+    assert escape_markdown is escape
+    assert escape_markdown("/approve").startswith("\\/")
