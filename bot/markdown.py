@@ -152,11 +152,28 @@ def guard(text: str) -> str:
             if found:
                 opened = found.group(1)
             else:
-                line = _BROADCAST.sub(r"\\@\1", line)
+                line = _outside_code_spans(line, lambda part: _BROADCAST.sub(r"\\@\1", part))
         elif _closes(found, opened, line):
             opened = None
         out.append(line)
     return "\n".join(out)
+
+
+# A backslash-escaped backtick opens no code span, so it shields nothing.
+_CODE_SPAN = re.compile(r"(?<![\\`])(`+)(?!`).*?(?<!`)\1(?!`)")
+
+
+def _outside_code_spans(line: str, change: Callable[[str], str]) -> str:
+    """``line`` with ``change`` applied to the text outside its inline code spans (GitLab
+    processes no mention inside code, and a backslash there would show)."""
+    out: list[str] = []
+    at = 0
+    for span in _CODE_SPAN.finditer(line):
+        out.append(change(line[at : span.start()]))
+        out.append(span.group())
+        at = span.end()
+    out.append(change(line[at:]))
+    return "".join(out)
 
 
 def _closes(found: re.Match[str] | None, opened: str, line: str) -> bool:

@@ -103,6 +103,13 @@ class ManifestIndex:
         it is refused (the reason is in `unreadable`)."""
         if relpath in self.unreadable:
             return None
+        if not relpath.isprintable():
+            # A forge never writes such a name (bot.forge.base.check_repo_path): refuse the
+            # finding here, alone, instead of failing the whole run at commit time.
+            self.unreadable[relpath] = (
+                f"{relpath!r} has control characters in its path; refusing it (rename it)"
+            )
+            return None
         if relpath not in self.links:
             try:
                 self.links[relpath] = real_relpath(self.root, relpath)

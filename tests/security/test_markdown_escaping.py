@@ -328,8 +328,9 @@ def _git(repo: Path, *args: str) -> str:
 def test_issue_path_through_remedy_apply(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """Issue 12: a manifest under ``apps/x\\n/approve\\n`` reaches the description, the title and
-    the commit message of the local forge as text, never as a quick action."""
+    """Issue 12: a manifest under ``apps/x\\n/approve\\n`` is refused alone (no forge writes a
+    name with control characters), shown as text in the output, and never reaches a description,
+    title or commit message as a quick action; the rest of the run goes on."""
     repo = tmp_path / "cd-config"
     shutil.copytree(EXAMPLE, repo)
     hostile_dir = repo / "apps" / "x\n" / "approve\n"
@@ -340,23 +341,22 @@ def test_issue_path_through_remedy_apply(
     _git(repo, "-c", "user.name=t", "-c", "user.email=t@x", "commit", "-qm", "cd-config")
 
     code_ = main(["apply", "--report", str(REPORT), "--repo", str(repo)])
-    capsys.readouterr()
-    assert code_ in (0, 1)
+    out = capsys.readouterr().out
+    assert code_ == 1  # findings left: the refused ones
+    assert "has control" in out  # "... has control characters in its path" (wrapped)
+    assert not any(line.lstrip().startswith("/approve") for line in out.splitlines())
     forge = LocalForge(repo)
-    hostile = [c for c in forge.find_changes() if "approve" in c.branch]
-    assert hostile, "the finding on the moved manifest was not proposed"
-    for change in hostile:
-        assert "\n" not in change.title and "/approve" in change.title
+    changes = forge.find_changes()
+    assert changes, "the rest of the run went on"
+    for change in changes:
+        assert "approve" not in change.branch and "\n" not in change.title
         assert_safe_markdown(change.description)
-        assert "`apps/x /approve /frontend.yaml`" in change.description
         written = forge.description_path(change).read_text(encoding="utf-8")
         assert not any(line.startswith("/") for line in written.split("\n"))
         message = _git(repo, "log", "-1", "--format=%B", change.branch)
-        assert message.split("\n")[0] == change.title
         assert not any(line.startswith("/") for line in message.split("\n"))
-        # the fix itself still lands on the real file name, newlines and all
-        tree = _git(repo, "ls-tree", "-r", "-z", "--name-only", change.branch).split("\0")
-        assert "apps/x\n/approve\n/frontend.yaml" in tree
+        tree = _git(repo, "diff", "-z", "--name-only", "main", change.branch).split("\0")
+        assert not any("approve" in path for path in tree)
 
 
 def test_hostile_title_through_publish_and_local_forge(tmp_path: Path) -> None:
@@ -388,3 +388,9 @@ def test_hostile_title_through_publish_and_local_forge(tmp_path: Path) -> None:
     assert message.strip().split("\n")[0] == title
     assert "\nCo-authored-by" not in message and "\n/approve" not in message
     assert "@all" not in message and "\u202e" not in message and "\x1b" not in message
+
+
+def test_guard_leaves_code_spans_alone_but_not_escaped_backticks() -> None:
+    # GitLab notifies nobody from inside code; a backslash-escaped backtick opens no code span.
+    assert guard("see `@all` and @all") == "see `@all` and \\@all"
+    assert guard("\\`@all\\`") == "\\`\\@all\\`"
