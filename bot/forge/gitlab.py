@@ -71,6 +71,18 @@ def client(url: str, token: str, timeout: float) -> gitlab.Gitlab:
     )
 
 
+def current_user_id(url: str, token: str, timeout: float = 10.0) -> int:
+    """The numeric id of the token's own user (``GET /user``): the bot's identity."""
+    gl = client(url.rstrip("/"), token, timeout)
+    gl.retry_transient_errors = False  # asked once at start: a down GitLab must not stall it
+    try:
+        with translate_errors("read the token's user", f"GitLab at {url}"):
+            gl.auth()
+            return int(gl.user.id)  # type: ignore[union-attr]
+    finally:
+        gl.session.close()
+
+
 def _status(exc: BaseException) -> int:
     cause = exc.__cause__
     return int(getattr(cause, "response_code", 0) or 0)
