@@ -321,8 +321,8 @@ class GitLabForge:
     # ------------------------------------------------------------------ review of people's MRs
 
     def merge_request_changes(self, iid: int) -> dict[str, Any]:
-        """One MR with its diff: ``state``, ``author`` (username), ``source_branch``, ``sha``,
-        ``diff_refs`` (base_sha, start_sha, head_sha) and ``changes`` (GitLab's per-file
+        """One MR with its diff: ``state``, ``author`` (username), ``author_id``, ``source_branch``,
+        ``sha``, ``diff_refs`` (base_sha, start_sha, head_sha) and ``changes`` (GitLab's per-file
         ``old_path``, ``new_path``, ``new_file``, ``deleted_file``, ``renamed_file``, ``diff``)."""
         with self._call(f"read the changes of !{iid}"):
             data = self._project.mergerequests.get(iid, lazy=True).changes(**self._http())
@@ -330,6 +330,7 @@ class GitLabForge:
             "iid": int(data["iid"]),
             "state": str(data.get("state") or ""),
             "author": str((data.get("author") or {}).get("username", "")),
+            "author_id": (data.get("author") or {}).get("id"),
             "source_branch": str(data.get("source_branch") or ""),
             "sha": str(data.get("sha") or ""),
             "diff_refs": dict(data.get("diff_refs") or {}),
