@@ -16,6 +16,7 @@ from typing import Any
 from bot import locks
 from bot.errors import ForgeConflictError
 from bot.forge.gitlab import GitLabForge
+from bot.identity import BotIdentity
 from bot.observability import log_event
 from bot.repo_config import CONFIG_FILE, parse_repo_config
 from bot.review import ChangedFile, not_reviewed, posted_fingerprints, review_changes
@@ -23,7 +24,12 @@ from bot.tasks import LockBusy, RemedyTask, _adapter, app, get_settings, redis_c
 
 
 def review_merge_request(
-    forge: GitLabForge, iid: int, *, bot_username: str, branch_prefix: str
+    forge: GitLabForge,
+    iid: int,
+    *,
+    bot_username: str,
+    branch_prefix: str,
+    bot_user_id: int | None = None,
 ) -> dict[str, Any]:
     """Review MR ``iid`` and post the suggestions not posted yet; a JSON summary."""
     config = parse_repo_config(forge.read_file(CONFIG_FILE), CONFIG_FILE)
@@ -32,9 +38,11 @@ def review_merge_request(
     mr = forge.merge_request_changes(iid)
     if mr["state"] != "opened":
         return {"status": "ignored", "reason": f"merge request is {mr['state']}"}
-    if mr["author"].lower() == bot_username.lower() or mr["source_branch"].startswith(
-        branch_prefix
-    ):
+    author_id = mr.get("author_id")
+    by_bot = BotIdentity(bot_username, bot_user_id).is_bot(
+        author_id if isinstance(author_id, int) else None, mr["author"]
+    )
+    if by_bot or mr["source_branch"].startswith(branch_prefix):
         return {"status": "ignored", "reason": "merge request of the bot"}
     refs = mr["diff_refs"]
     head = str(refs.get("head_sha") or mr["sha"])
@@ -107,6 +115,7 @@ def _review_mr_body(task: RemedyTask, event: dict[str, Any]) -> dict[str, Any]:
             iid,
             bot_username=settings.bot_username,
             branch_prefix=settings.branch_prefix,
+            bot_user_id=settings.bot_user_id,
         )
     log_event(
         "mr-reviewed",

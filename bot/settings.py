@@ -26,6 +26,7 @@ from pydantic import (
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from bot.errors import ConfigError
+from bot.identity import BotIdentity
 
 # Fields that may be read from a file (REMEDY_<NAME>_FILE); redis_url because it may hold a password.
 SECRET_FIELDS = ("gitlab_token", "webhook_secret", "slack_signing_secret", "mattermost_token")
@@ -142,6 +143,11 @@ class Settings(BaseSettings):
     slack_signing_secret: SecretStr | None = None
     mattermost_token: SecretStr | None = None
     bot_username: str = "kube-remedy"
+    """The bot's GitLab username (mentions, and its identity where GitLab gives no user id)."""
+    bot_user_id: int | None = Field(default=None, gt=0)
+    """The bot's numeric GitLab user id; when unset, the web process looks it up from the token
+    once at start. Only this id (or GitLab's username) makes an event the bot's: see
+    `bot.identity`."""
     branch_prefix: str = "remedy/"
     projects: tuple[ProjectConfig, ...] = ()
     data_dir: Path = Path("/tmp/kube-remedy")
@@ -213,6 +219,11 @@ class Settings(BaseSettings):
                 return project
         known = ", ".join(p.id for p in self.projects) or "none"
         raise ConfigError(f"project {project_id!r} is not configured (configured: {known})")
+
+    @property
+    def bot(self) -> BotIdentity:
+        """The bot's GitLab account, for every "is this the bot?" decision."""
+        return BotIdentity(self.bot_username, self.bot_user_id)
 
     @property
     def redis_url_safe(self) -> str:

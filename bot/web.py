@@ -8,20 +8,28 @@ calls, replies) happens in the Celery tasks of `bot.command_tasks`.
     POST /chatops/mattermost  Authorization: Token <slash command token>
     GET  /healthz, /metrics
 
-Refusals: 401 bad or missing credentials (and replays), 400 malformed body, 413 body over the cap
+Refusals: 401 bad or missing credentials (and stale requests), 400 malformed body (JSON nested
+deeper than ``max_json_depth`` included, checked before it is parsed), 413 body over the cap
 (counted while it is read), 503 when the secret for an endpoint is not configured or the queue is
 down. Each refusal is logged and writes nothing.
+
+Replays act once: every event that queues work carries a de-duplication key naming what it is,
+not how it was delivered (`note_key`, `merge_request_key`, `slack_key`, `mattermost_key`), kept
+for ``dedupe_ttl`` seconds, which is longer than any accepted request age.
 """
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import hashlib
 import hmac
 import json
 import time
+from array import array
 from collections.abc import AsyncIterator, Callable
-from typing import Any, Literal
+from itertools import accumulate
+from typing import Any, Literal, TypeAlias
 from urllib.parse import parse_qsl
 
 import redis
@@ -29,6 +37,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
 from pydantic import BaseModel, ConfigDict, ValidationError
+from starlette.concurrency import run_in_threadpool
 
 from bot import commands
 from bot.commands import Actor, CommandError, Context
@@ -71,13 +80,73 @@ class Refused(Exception):
 # --------------------------------------------------------------------------- de-duplication
 
 
-def delivery_key(headers: Any, body: bytes) -> str:
-    """``Idempotency-Key`` (GitLab 17.4+, the same on every retry of one delivery), else a hash
-    of the body. Not ``X-Gitlab-Event-UUID``: every hook fired by one event shares it."""
-    key = headers.get("idempotency-key", "").strip()
-    if key and len(key) <= 200:
-        return "idem:" + hashlib.sha256(key.encode()).hexdigest()
-    return "body:" + hashlib.sha256(body).hexdigest()
+# Keys name the event itself, never its delivery: a retried delivery, a new Idempotency-Key, a
+# second hook on the same project or re-serialised JSON (one more space) all give the same key.
+
+
+def _digest(*parts: object) -> str:
+    return hashlib.sha256("\x1f".join(str(p) for p in parts).encode()).hexdigest()[:40]
+
+
+def note_key(project_id: int, noteable_type: str, noteable_iid: int, note_id: int) -> str:
+    """One comment: GitLab's (project, noteable, note id), whatever its body looks like."""
+    return f"note:{project_id}:{_digest(noteable_type)[:8]}:{noteable_iid}:{note_id}"
+
+
+def merge_request_key(
+    project_id: int, iid: int, action: str | None, oldrev: str | None, head: str, updated_at: str
+) -> str:
+    """One merge request event: its action, the push it carries (old and new head) and GitLab's
+    ``updated_at`` of the merge request at that moment."""
+    return f"mr:{project_id}:{iid}:" + _digest(action, oldrev, head, updated_at)
+
+
+def slack_key(timestamp: str, signature: str) -> str:
+    """One Slack request: its verified signature covers the timestamp and the whole body."""
+    return "slack:" + _digest(timestamp, signature)
+
+
+def mattermost_key(form: dict[str, str], body: bytes) -> str:
+    """One Mattermost command: its ``trigger_id`` (new for every command typed), else the body
+    (whose ``response_url`` is also new for every command)."""
+    trigger = form.get("trigger_id", "")
+    if trigger:
+        return "mattermost:trigger:" + _digest(trigger)
+    return "mattermost:body:" + hashlib.sha256(body).hexdigest()[:40]
+
+
+def mattermost_trigger_time(trigger_id: str) -> tuple[str, float] | None:
+    """(user id, seconds since the epoch) from a Mattermost ``trigger_id``: base64 of
+    ``client id:user id:milliseconds:signature``; None when it has another shape."""
+    if not trigger_id or len(trigger_id) > 1024:
+        return None
+    try:
+        parts = base64.b64decode(trigger_id, validate=True).decode("ascii").split(":")
+    except (ValueError, UnicodeDecodeError):
+        return None
+    if len(parts) != 4 or not parts[2].isdigit():
+        return None
+    return parts[1], int(parts[2]) / 1000
+
+
+# --------------------------------------------------------------------------- bounds
+
+
+def json_too_deep(body: bytes, limit: int) -> bool:
+    """Does the JSON text nest arrays/objects more than ``limit`` deep? Checked on the bytes
+    before parsing, in one linear pass of C-speed steps: drop escapes and string literals, map
+    each opening bracket to +1 and each closing one to -1, and take the highest running sum."""
+    if body.count(b"[") + body.count(b"{") <= limit:
+        return False  # the common, shallow payload: no need to look closer
+    # Escaped backslashes go first, so that one before a closing quote does not hide it.
+    unescaped = body.replace(b"\\\\", b"").replace(b'\\"', b"")
+    outside = b"".join(unescaped.split(b'"')[::2])
+    steps = array("b", outside.translate(_STEPS, _NOT_BRACKETS))
+    return max(accumulate(steps), default=0) > limit
+
+
+_STEPS = bytes.maketrans(b"[{]}", b"\x01\x01\xff\xff")
+_NOT_BRACKETS = bytes(c for c in range(256) if c not in b"[]{}")
 
 
 # --------------------------------------------------------------------------- GitLab payloads
@@ -121,14 +190,8 @@ class NoteHook(_Edge):
     merge_request: HookMergeRequest | None = None
 
 
-class CommitAuthor(_Edge):
-    name: str = ""
-    email: str = ""
-
-
 class LastCommit(_Edge):
     id: str = ""
-    author: CommitAuthor = CommitAuthor()
 
 
 class MergeRequestAttributes(_Edge):
@@ -137,6 +200,7 @@ class MergeRequestAttributes(_Edge):
     state: str
     action: str | None = None
     oldrev: str | None = None
+    updated_at: str | None = None
     last_commit: LastCommit | None = None
 
 
@@ -145,6 +209,10 @@ class MergeRequestHook(_Edge):
     user: HookUser
     project: HookProject
     object_attributes: MergeRequestAttributes
+
+
+Decision: TypeAlias = str | tuple[str, dict[str, Any], str]
+"""The reason an event is ignored, or (task, event, de-duplication key)."""
 
 
 def _validate(model: type[BaseModel], payload: dict[str, Any]) -> Any:
@@ -198,9 +266,13 @@ def create_app(
         )
         intake = LocalIntake(enqueue or _celery_enqueue(settings), store)
     events: Intake = intake
+    bot = settings.bot
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        nonlocal bot
+        if bot.user_id is None and settings.gitlab_token is not None:
+            bot = bot.with_user_id(await run_in_threadpool(_look_up_bot_id, settings))
         yield
         await events.aclose()
 
@@ -270,10 +342,14 @@ def create_app(
         if not hmac.compare_digest(token.encode(), expected):
             raise Refused(401, "invalid X-Gitlab-Token")
         body = await read_body(request)
+        if json_too_deep(body, web.max_json_depth):
+            raise Refused(400, f"JSON nested deeper than {web.max_json_depth} levels")
         try:
             payload = json.loads(body)
         except (ValueError, UnicodeDecodeError):
             raise Refused(400, "body is not JSON") from None
+        except RecursionError:  # json_too_deep should have caught it; never a 500
+            raise Refused(400, f"JSON nested deeper than {web.max_json_depth} levels") from None
         if not isinstance(payload, dict):
             raise Refused(400, "body is not a JSON object")
         kind = payload.get("object_kind")
@@ -287,8 +363,8 @@ def create_app(
             return 200, "ignored", f"event type {shown!r} is not handled", {}
         if isinstance(decision, str):
             return 200, "ignored", decision, {}
-        task, event = decision
-        queued = await queue(task, delivery_key(request.headers, body), event)
+        task, event, key = decision
+        queued = await queue(task, key, event)
         fields = {"project": event["project"], "mr": event["mr_iid"], "task": task}
         if not queued:
             return 200, "ignored", "duplicate delivery", fields
@@ -304,14 +380,14 @@ def create_app(
             project.path_with_namespace if project.path_with_namespace in ids else str(project.id)
         )
 
-    def _note(payload: dict[str, Any]) -> str | tuple[str, dict[str, Any]]:
+    def _note(payload: dict[str, Any]) -> Decision:
         attrs = payload.get("object_attributes")
         kind = attrs.get("noteable_type") if isinstance(attrs, dict) else None
         if isinstance(kind, str) and kind != "MergeRequest":
             return f"note on {kind[:40]!r}, not on a merge request"
         hook: NoteHook = _validate(NoteHook, payload)
         note = hook.object_attributes
-        if hook.user.username.lower() == settings.bot_username.lower():
+        if bot.is_bot(note.author_id, hook.user.username):
             return "comment by the bot itself"
         if note.system:
             return "system note"
@@ -327,7 +403,7 @@ def create_app(
             return "project is not configured"
         if commands.find_mention(note.note, settings.bot_username) is None:
             return "no command addressed to the bot"
-        return "remedy.mr_command", {
+        event = {
             "project": _project_key(hook.project),
             "mr_iid": hook.merge_request.iid,
             "note_id": note.id,
@@ -335,8 +411,17 @@ def create_app(
             "username": hook.user.username,
             "note": note.note[:10_000],
         }
+        key = note_key(hook.project.id, note.noteable_type, hook.merge_request.iid, note.id)
+        return "remedy.mr_command", event, key
 
-    def _merge_request(payload: dict[str, Any]) -> str | tuple[str, dict[str, Any]]:
+    def _mr_key(hook: MergeRequestHook) -> str:
+        attrs = hook.object_attributes
+        head = attrs.last_commit.id if attrs.last_commit is not None else ""
+        return merge_request_key(
+            hook.project.id, attrs.iid, attrs.action, attrs.oldrev, head, attrs.updated_at or ""
+        )
+
+    def _merge_request(payload: dict[str, Any]) -> Decision:
         hook: MergeRequestHook = _validate(MergeRequestHook, payload)
         attrs = hook.object_attributes
         if not attrs.source_branch.startswith(settings.branch_prefix):
@@ -345,24 +430,21 @@ def create_app(
             return "project is not configured"
         event = {"project": _project_key(hook.project), "mr_iid": attrs.iid}
         if attrs.action == "merge":
-            return "remedy.mr_event", {**event, "kind": "merged"}
+            return "remedy.mr_event", {**event, "kind": "merged"}, _mr_key(hook)
         if attrs.action == "close":
             return "closed without merge: the bot treats it as ignored"
         if attrs.action == "reopen":
-            return "remedy.mr_event", {**event, "kind": "reopened"}
+            return "remedy.mr_event", {**event, "kind": "reopened"}, _mr_key(hook)
         if attrs.action == "update" and attrs.oldrev:
-            if _is_bot(hook.user.username) or (
-                attrs.last_commit is not None and _is_bot_author(attrs.last_commit.author)
-            ):
+            # The hook's user is the account that pushed; the commit's author name and e-mail
+            # are whatever the pusher typed, so they never make a push the bot's.
+            if bot.is_bot(hook.user.id, hook.user.username):
                 return "push by the bot"
-            return "remedy.mr_event", {
-                **event,
-                "kind": "human-push",
-                "username": hook.user.username,
-            }
+            human = {**event, "kind": "human-push", "username": hook.user.username}
+            return "remedy.mr_event", human, _mr_key(hook)
         return f"merge request action {str(attrs.action)[:20]!r} needs nothing"
 
-    def _human_merge_request(hook: MergeRequestHook) -> str | tuple[str, dict[str, Any]]:
+    def _human_merge_request(hook: MergeRequestHook) -> Decision:
         """A person's MR: new commits go to the review task, which checks the repository's
         opt-in (``review_human_mrs``); everything else is not the bot's business."""
         attrs = hook.object_attributes
@@ -374,14 +456,8 @@ def create_app(
             return f"merge request is {attrs.state[:20]!r}"
         if not _configured(hook.project):
             return "project is not configured"
-        return "remedy.review_mr", {"project": _project_key(hook.project), "mr_iid": attrs.iid}
-
-    def _is_bot(username: str) -> bool:
-        return username.lower() == settings.bot_username.lower()
-
-    def _is_bot_author(author: CommitAuthor) -> bool:
-        local = author.email.split("@", 1)[0]
-        return _is_bot(author.name) or _is_bot(local)
+        event = {"project": _project_key(hook.project), "mr_iid": attrs.iid}
+        return "remedy.review_mr", event, _mr_key(hook)
 
     # -- chat ---------------------------------------------------------------------------------
 
@@ -402,7 +478,7 @@ def create_app(
                 signature.encode(), slack_signature(secret, timestamp, body)
             ):
                 raise Refused(401, "invalid X-Slack-Signature")
-            result = await _chat("slack", _form(body))
+            result = await _chat("slack", _form(body), slack_key(timestamp, signature))
         except Refused as exc:
             result = done("slack", exc.status, "refused", exc.reason)
         LATENCY.labels(endpoint="slack").observe(time.perf_counter() - started)
@@ -420,16 +496,28 @@ def create_app(
             expected = settings.mattermost_token.get_secret_value().encode()
             if not hmac.compare_digest(token.strip().encode(), expected):
                 raise Refused(401, "invalid Mattermost token")
-            form = _form(await read_body(request))
+            body = await read_body(request)
+            form = _form(body)
             if "token" in form and not hmac.compare_digest(form["token"].encode(), expected):
                 raise Refused(401, "token field does not match the Authorization header")
-            result = await _chat("mattermost", form)
+            trigger = mattermost_trigger_time(form.get("trigger_id", ""))
+            if trigger is not None:
+                user, sent_at = trigger
+                if abs(clock() - sent_at) > web.mattermost_max_age:
+                    raise Refused(401, "stale Mattermost trigger_id (replayed request?)")
+                if user != form.get("user_id"):
+                    raise Refused(401, "Mattermost trigger_id is not the user's")
+            result = await _chat("mattermost", form, mattermost_key(form, body))
         except Refused as exc:
             result = done("mattermost", exc.status, "refused", exc.reason)
         LATENCY.labels(endpoint="mattermost").observe(time.perf_counter() - started)
         return result
 
-    async def _chat(platform: Literal["slack", "mattermost"], form: dict[str, str]) -> Response:
+    async def _chat(
+        platform: Literal["slack", "mattermost"], form: dict[str, str], key: str
+    ) -> Response:
+        """Answer or queue one verified command; ``key`` names the request, so a replay of a
+        command that acts is answered without acting again."""
         for name in ("user_id", "channel_id", "response_url", "command"):
             if not form.get(name):
                 raise Refused(400, f"form field {name!r} is missing")
@@ -460,8 +548,10 @@ def create_app(
             "text": text[:2000],
             "response_url": form["response_url"],
         }
-        await queue("remedy.chat_command", "", event)
         name = invocation.command.name
+        if not await queue("remedy.chat_command", key, event):
+            text = f"This `{name}` request was already received; it runs once."
+            return _ephemeral(platform, "duplicate", text, user=actor.user_id)
         return _ephemeral(platform, "queued", f"Working on `{name}`; the result follows here.")
 
     app.add_route("/webhooks/gitlab", gitlab_webhook, methods=["POST"])
@@ -490,9 +580,18 @@ def slack_signature(secret: bytes, timestamp: str, body: bytes) -> bytes:
     return b"v0=" + digest.hexdigest().encode()
 
 
+MAX_FORM_FIELDS = 64
+"""Slack and Mattermost send about a dozen fields; more is not a slash command."""
+
+
 def _form(body: bytes) -> dict[str, str]:
     try:
-        pairs = parse_qsl(body.decode("utf-8"), keep_blank_values=True, strict_parsing=bool(body))
+        pairs = parse_qsl(
+            body.decode("utf-8"),
+            keep_blank_values=True,
+            strict_parsing=bool(body),
+            max_num_fields=MAX_FORM_FIELDS,
+        )
     except (UnicodeDecodeError, ValueError):
         raise Refused(400, "body is not a valid form") from None
     form: dict[str, str] = {}
@@ -501,6 +600,20 @@ def _form(body: bytes) -> dict[str, str]:
             raise Refused(400, f"form field {key[:40]!r} is repeated")
         form[key] = value
     return form
+
+
+def _look_up_bot_id(settings: Settings) -> int | None:
+    """The bot's GitLab user id from its token, once at start; None (and a warning: the bot is
+    then recognised by its GitLab username alone) when GitLab cannot be asked."""
+    from bot.errors import RemedyError
+    from bot.forge.gitlab import current_user_id
+
+    assert settings.gitlab_token is not None
+    try:
+        return current_user_id(settings.gitlab_url, settings.gitlab_token.get_secret_value())
+    except RemedyError as exc:
+        log_event("bot-identity", 30, reason=f"cannot look up the bot's user id: {exc}")
+        return None
 
 
 def serve(settings: Settings) -> None:

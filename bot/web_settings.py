@@ -7,7 +7,7 @@ Mattermost token) stay in `bot.settings.Settings`.
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEVELOPER = 30
@@ -21,13 +21,18 @@ class WebSettings(BaseSettings):
 
     max_body_bytes: int = Field(default=1024 * 1024, gt=0)
     """Requests with a larger body are refused with 413 while they are read."""
+    max_json_depth: int = Field(default=64, ge=8, le=1000)
+    """Webhook JSON nested deeper is refused with 400 before it is parsed (GitLab's go ~5 deep)."""
     dedupe_ttl: int = Field(default=24 * 3600, gt=0)
-    """Seconds a webhook delivery key is remembered (GitLab retries within hours)."""
+    """Seconds an event's key is remembered, so a replay or retry within it acts once (GitLab
+    retries within hours); longer than the accepted age of a chat request."""
     member_cache_ttl: float = Field(default=60.0, ge=0)
     """Seconds a project member's access level is cached by the command tasks."""
     min_access_level: int = Field(default=DEVELOPER, ge=10, le=50)
     slack_max_age: int = Field(default=300, gt=0)
     """Slack requests with an older timestamp are replays (Slack's own guidance: 5 minutes)."""
+    mattermost_max_age: int = Field(default=300, gt=0)
+    """Mattermost commands whose ``trigger_id`` carries an older time are replays."""
     chat_users: dict[str, tuple[str, ...]] = Field(default_factory=dict)
     """Chat user id -> projects that user may command (``*`` for every configured project)."""
     chat_channels: dict[str, tuple[str, ...]] = Field(default_factory=dict)
@@ -38,3 +43,13 @@ class WebSettings(BaseSettings):
     )
     """Where chat results may be posted: a forged ``response_url`` must not make the bot call
     an arbitrary address (add the Mattermost server's URL here)."""
+
+    @model_validator(mode="after")
+    def _replays_outlive_the_window(self) -> WebSettings:
+        window = max(self.slack_max_age, self.mattermost_max_age)
+        if self.dedupe_ttl < window:
+            raise ValueError(
+                f"dedupe_ttl ({self.dedupe_ttl}s) must be at least the chat request age limit "
+                f"({window}s), or a replay after the key expired would act again"
+            )
+        return self

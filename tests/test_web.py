@@ -25,7 +25,7 @@ from fastapi import FastAPI
 
 from bot.intake import MemoryDedupe, RedisDedupe
 from bot.settings import Settings
-from bot.web import create_app, delivery_key, slack_signature
+from bot.web import create_app, note_key, slack_signature
 from bot.web_settings import WebSettings
 from tests.redis_server import RedisServer, free_port, redis_server_fixture  # noqa: F401 - fixture
 
@@ -437,11 +437,11 @@ def test_retried_delivery_with_the_same_idempotency_key_is_queued_once(
     assert len(sent.sent) == 1
 
 
-def test_event_uuid_is_not_a_delivery_key(client: TestClient, sent: Recorder) -> None:
-    # Two hooks fired by one event share X-Gitlab-Event-UUID but are distinct deliveries.
+def test_one_note_through_two_hooks_acts_once(client: TestClient, sent: Recorder) -> None:
+    # Two hooks (project and group) fired by one note: distinct deliveries, one command.
     assert post_hook(client, note_hook(), key="hook-1").status_code == 202
-    assert post_hook(client, note_hook(), key="hook-2").status_code == 202
-    assert len(sent.sent) == 2
+    assert post_hook(client, note_hook(), key="hook-2").json()["reason"] == "duplicate delivery"
+    assert len(sent.sent) == 1
 
 
 def test_without_idempotency_key_identical_bodies_are_one_delivery(
@@ -453,11 +453,19 @@ def test_without_idempotency_key_identical_bodies_are_one_delivery(
     assert len(sent.sent) == 2
 
 
-def test_delivery_key_prefers_the_idempotency_key() -> None:
-    assert delivery_key({"idempotency-key": "k"}, b"a") == delivery_key(
-        {"idempotency-key": "k"}, b"b"
+def test_note_key_names_the_note_not_its_body() -> None:
+    assert note_key(5, "MergeRequest", 3, 1244) == note_key(5, "MergeRequest", 3, 1244)
+    assert (
+        len(
+            {
+                note_key(5, "MergeRequest", 3, 1244),
+                note_key(5, "MergeRequest", 3, 1245),
+                note_key(6, "MergeRequest", 3, 1244),
+                note_key(5, "Issue", 3, 1244),
+            }
+        )
+        == 4
     )
-    assert delivery_key({}, b"a") != delivery_key({}, b"b")
 
 
 def test_memory_dedupe_forgets_after_the_ttl() -> None:
@@ -515,9 +523,10 @@ def test_queue_down_is_503_so_gitlab_retries(settings: Settings, web: WebSetting
             "push by the bot",
         ),
         (
+            # A person's push whose commit claims the bot as author is still a person's.
             mr_hook("update", oldrev="2d4c4e0", author_email="kube-remedy@gitlab.test"),
-            200,
-            "push by the bot",
+            202,
+            {"kind": "human-push", "username": "alice"},
         ),
         (mr_hook("update"), 200, "merge request action 'update' needs nothing"),
         (mr_hook("merge", source_branch="feature/x"), 200, "not a merge request of the bot"),

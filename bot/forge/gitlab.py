@@ -77,6 +77,18 @@ def client(url: str, token: str, timeout: float) -> gitlab.Gitlab:
     )
 
 
+def current_user_id(url: str, token: str, timeout: float = 10.0) -> int:
+    """The numeric id of the token's own user (``GET /user``): the bot's identity."""
+    gl = client(url.rstrip("/"), token, timeout)
+    gl.retry_transient_errors = False  # asked once at start: a down GitLab must not stall it
+    try:
+        with translate_errors("read the token's user", f"GitLab at {url}"):
+            gl.auth()
+            return int(gl.user.id)  # type: ignore[union-attr]
+    finally:
+        gl.session.close()
+
+
 def _status(exc: BaseException) -> int:
     cause = exc.__cause__
     return int(getattr(cause, "response_code", 0) or 0)
@@ -342,8 +354,8 @@ class GitLabForge:
     # ------------------------------------------------------------------ review of people's MRs
 
     def merge_request_changes(self, iid: int) -> dict[str, Any]:
-        """One MR with its diff: ``state``, ``author`` (username), ``source_branch``, ``sha``,
-        ``diff_refs`` (base_sha, start_sha, head_sha) and ``changes`` (GitLab's per-file
+        """One MR with its diff: ``state``, ``author`` (username), ``author_id``, ``source_branch``,
+        ``sha``, ``diff_refs`` (base_sha, start_sha, head_sha) and ``changes`` (GitLab's per-file
         ``old_path``, ``new_path``, ``new_file``, ``deleted_file``, ``renamed_file``, ``diff``)."""
         with self._call(f"read the changes of !{iid}"):
             data = self._project.mergerequests.get(iid, lazy=True).changes(**self._http())
@@ -351,6 +363,7 @@ class GitLabForge:
             "iid": int(data["iid"]),
             "state": str(data.get("state") or ""),
             "author": str((data.get("author") or {}).get("username", "")),
+            "author_id": (data.get("author") or {}).get("id"),
             "source_branch": str(data.get("source_branch") or ""),
             "sha": str(data.get("sha") or ""),
             "diff_refs": dict(data.get("diff_refs") or {}),
