@@ -11,6 +11,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from fixers.runtime_evidence import WorkloadRuntime
+
 
 class ResourceDefaults(BaseModel):
     """Default requests/limits, used only when a container has nothing to derive from."""
@@ -56,3 +58,5 @@ class FixContext(BaseModel):
     """'manifest' or 'helm-values': fixers word their notes accordingly."""
     network_policies: tuple[Mapping[str, Any], ...] = ()
     """NetworkPolicy documents that exist (or are being added) in the workload's namespace."""
+    runtime: WorkloadRuntime | None = None
+    """What the workload was observed doing (Kubescape profiles, Falco), when evidence was given."""
