@@ -25,11 +25,14 @@ from bot.sources.base import Report
 from bot.verify import verify_fix
 from fixers.base import Fixer
 from fixers.edits import EditError, load_documents
-from fixers.model import AlreadyCompliant, AnyEdit, Finding, Fixed, NeedsHuman, Risk
+from fixers.model import AlreadyCompliant, AnyEdit, Finding, Fixed, NeedsHuman, ResourceRef, Risk
 from fixers.policy import FixContext
 from fixers.registry import fixer_for, run_fixer
+from fixers.runtime_evidence import WorkloadRuntime, alert_summary
 
 Progress = Callable[[int, int], None]
+RuntimeLookup = Callable[[ResourceRef], WorkloadRuntime | None]
+"""Runtime evidence about a workload (`bot.sources.runtime.RuntimeEvidence.for_resource`)."""
 
 
 @dataclass(frozen=True)
@@ -166,6 +169,7 @@ def build_plan(
     *,
     locator: Locator | None = None,
     progress: Progress | None = None,
+    runtime: RuntimeLookup | None = None,
 ) -> Plan:
     """Plan every finding of ``report`` against the repository at ``repo_root``.
 
@@ -191,7 +195,8 @@ def build_plan(
         if isinstance(view, str):
             unfixable.append(Unfixable(finding, view, "verify-failed"))
             return
-        ctx = _context(config, target, overlay, locator)
+        observed = runtime(finding.resource) if runtime else None
+        ctx = _context(config, target, overlay, locator, observed)
         result = run_fixer(fixer, view, finding, ctx)
         if isinstance(result, AlreadyCompliant):
             compliant.append(finding)
@@ -214,7 +219,7 @@ def build_plan(
             unfixable.append(Unfixable(finding, str(exc), "verify-failed"))
             return
         problem = verify_fix(
-            target, trial, fixer, finding, _context(config, target, trial, locator)
+            target, trial, fixer, finding, _context(config, target, trial, locator, observed)
         )
         if problem:
             unfixable.append(Unfixable(finding, problem, "verify-failed"))
@@ -231,7 +236,8 @@ def build_plan(
             for finding in batch:
                 attempt(finding, target, last_try=False)
             return
-        ctx = _context(config, target, overlay, locator)
+        observed = runtime(batch[0].resource) if runtime else None  # one resource per target
+        ctx = _context(config, target, overlay, locator, observed)
         planned: list[tuple[Finding, Fixer, Fixed, tuple[AnyEdit, ...]]] = []
         for finding in batch:
             fixer = fixer_for(finding.control_id)
@@ -250,7 +256,7 @@ def build_plan(
         trial = overlay.fork()
         try:
             target.write([e for *_, edits in planned for e in edits], trial)
-            trial_ctx = _context(config, target, trial, locator)
+            trial_ctx = _context(config, target, trial, locator, observed)
             verified = all(
                 verify_fix(target, trial, fixer, finding, trial_ctx) is None
                 for finding, fixer, _, _ in planned
@@ -326,7 +332,30 @@ def build_plan(
                 unresolved=tuple(u for u in unfixable if u.finding.resource.key in resources),
             )
         )
+    if runtime is not None:
+        change_sets = _with_runtime(change_sets, runtime)
     return Plan(tuple(change_sets), tuple(unfixable), tuple(compliant), tuple(findings))
+
+
+def _with_runtime(change_sets: list[ChangeSet], runtime: RuntimeLookup) -> list[ChangeSet]:
+    """Each change set with the observation window and Falco alerts of its workloads (notes,
+    ``meta['falco-alerts']``); those with alerts first."""
+    out = []
+    for cs in change_sets:
+        notes: list[str] = []
+        alerts = 0
+        for ref in sorted({f.resource for f in cs.findings}, key=lambda r: r.key):
+            seen = runtime(ref)
+            if seen is None:
+                continue
+            if seen.window and (seen.profiled or seen.network_observed):
+                notes.append(f"{ref}: Kubescape evidence, {seen.window}")
+            if seen.alerts:
+                alerts += len(seen.alerts)
+                notes.append(f"{ref}: {alert_summary(seen.alerts)}")
+        meta = {**cs.meta, "falco-alerts": str(alerts)} if alerts else cs.meta
+        out.append(dataclasses.replace(cs, notes=(*cs.notes, *notes), meta=meta))
+    return sorted(out, key=lambda c: "falco-alerts" not in c.meta)
 
 
 def _with_extra_files(
@@ -338,7 +367,11 @@ def _with_extra_files(
 
 
 def _context(
-    config: RepoConfig, target: Target, overlay: FileOverlay, locator: Locator
+    config: RepoConfig,
+    target: Target,
+    overlay: FileOverlay,
+    locator: Locator,
+    runtime: WorkloadRuntime | None = None,
 ) -> FixContext:
     """What the fixer may know beyond the view: policy values, NetworkPolicies in the repo
     (including those this change set adds)."""
@@ -356,6 +389,7 @@ def _context(
         policy=config.policy,
         location_kind=target.location.kind,
         network_policies=tuple(policies),
+        runtime=runtime,
     )
 
 

@@ -23,6 +23,19 @@ from typing import Any
 
 import yaml
 
+from fixers.model import (
+    AlreadyCompliant,
+    AnyEdit,
+    AppendUnique,
+    Finding,
+    Fixed,
+    NeedsHuman,
+    Remove,
+    Result,
+    Set,
+)
+from fixers.view import ContainerView, PodView, target_containers
+
 SOURCE_AP = "Kubescape ApplicationProfile"
 SOURCE_NN = "Kubescape NetworkNeighborhood"
 SOURCE_FALCO = "Falco"
@@ -519,3 +532,192 @@ def alert_summary(alerts: Sequence[Alert]) -> str:
     times = sorted(a.time for a in alerts if a.time)
     when = f" from {times[0]} to {times[-1]}" if times else ""
     return f"{len(alerts)} Falco alert(s) ({'; '.join(parts[:5])}){when}"
+
+
+# --------------------------------------------------------------------------- fixer hooks
+# Each returns None when the evidence says nothing about the containers at hand: the fixer then
+# makes its static fix.
+
+
+def _observed(
+    view: PodView, finding: Finding, evidence: WorkloadRuntime
+) -> list[tuple[ContainerView, ContainerRuntime]] | None:
+    """The target containers with their observations; None unless every one was profiled."""
+    regular = sum(1 for c in view.containers if not c.init and not c.ephemeral)
+    pairs = []
+    for container in target_containers(view, finding):
+        observed = evidence.container(container.name, regular)
+        if observed is None:
+            return None
+        pairs.append((container, observed))
+    return pairs or None
+
+
+def _contradicted(what: str, evidence: WorkloadRuntime) -> NeedsHuman:
+    return NeedsHuman(f"runtime evidence contradicts this fix: {what} ({evidence.cite()})")
+
+
+def capabilities_fix(
+    view: PodView, finding: Finding, evidence: WorkloadRuntime, insecure: frozenset[str]
+) -> Result | None:
+    """C-0046 with evidence: drop ALL and add back exactly the capabilities observed; declined
+    when the container was seen using one of the insecure capabilities."""
+    pairs = _observed(view, finding, evidence)
+    if pairs is None:
+        return None
+    edits: list[AnyEdit] = []
+    notes: list[str] = []
+    for container, observed in pairs:
+        keep, used = capabilities_to_keep(observed, insecure)
+        if used:
+            return _contradicted(f"{container.name} was observed using {', '.join(used)}", evidence)
+        drop = container.get("securityContext", "capabilities", "drop", default=None)
+        add = container.get("securityContext", "capabilities", "add", default=None)
+        if drop == ["ALL"] and (add or []) == list(keep):
+            continue
+        base = ("securityContext", "capabilities")
+        edits.append(Set(container.path(*base, "drop"), ["ALL"]))
+        if keep:
+            edits.append(Set(container.path(*base, "add"), list(keep)))
+        elif add is not None:
+            edits.append(Remove(container.path(*base, "add")))
+        notes.append(
+            f"{container.name}: drops ALL capabilities and adds back the "
+            f"{len(keep)} observed: {', '.join(keep) or 'none'}"
+        )
+    if not edits:
+        return AlreadyCompliant("every container drops ALL and adds only what it was seen using")
+    notes.append(
+        "capabilities the workload did not use while Kubescape learned are gone; a code path "
+        "not exercised then (e.g. a rare admin task) may need one back"
+    )
+    return Fixed(
+        tuple(edits), notes=tuple(notes), values_used=(f"capabilities: {evidence.cite()}",)
+    )
+
+
+def read_only_fix(view: PodView, finding: Finding, evidence: WorkloadRuntime) -> Result | None:
+    """C-0017 with evidence: emptyDir mounts exactly where the containers were seen writing;
+    declined when they write into the image's own directories or in too many places."""
+    pairs = _observed(view, finding, evidence)
+    if pairs is None:
+        return None
+    volumes = {
+        str(v.get("name")): v
+        for v in view.get("volumes", default=[]) or []
+        if isinstance(v, Mapping)
+    }
+    edits: list[AnyEdit] = []
+    notes: list[str] = []
+    new_volumes: list[str] = []
+    for container, observed in pairs:
+        if container.get("securityContext", "readOnlyRootFilesystem") is True:
+            continue
+        mounted = [
+            str(m.get("mountPath"))
+            for m in container.get("volumeMounts", default=[]) or []
+            if isinstance(m, Mapping) and m.get("mountPath")
+        ]
+        writes = plan_writes(observed, mounted)
+        if writes.outside:
+            return _contradicted(
+                f"{container.name} writes to its root filesystem at {len(writes.outside)} "
+                f"path(s) outside scratch directories: {examples(writes.outside)}; an emptyDir "
+                "there would hide the image's own files",
+                evidence,
+            )
+        if len(writes.mounts) > MAX_MOUNTS:
+            return NeedsHuman(
+                f"{container.name} writes in {len(writes.mounts)} places "
+                f"({examples(writes.mounts)}), too many to cover with emptyDir mounts; "
+                f"choose where it may write ({evidence.cite()})"
+            )
+        edits.append(Set(container.path("securityContext", "readOnlyRootFilesystem"), True))
+        for path in writes.mounts:
+            name = mount_name(path)
+            existing = volumes.get(name)
+            if existing is not None and "emptyDir" not in existing:
+                return NeedsHuman(
+                    f"the pod already has a volume named {name!r} that is not an emptyDir; "
+                    f"choose where {container.name} may write {path}"
+                )
+            edits.append(
+                AppendUnique(
+                    container.path("volumeMounts"), {"name": name, "mountPath": path}, key="name"
+                )
+            )
+            if name not in new_volumes:
+                new_volumes.append(name)
+        notes.append(
+            f"{container.name}: readOnlyRootFilesystem true; observed writing "
+            f"{len(observed.written)} path(s): "
+            + (
+                f"emptyDir mounted at {', '.join(writes.mounts)}"
+                if writes.mounts
+                else "all of them on volumes or device files, so no mount is added"
+            )
+        )
+    if not edits:
+        return AlreadyCompliant("every container sets readOnlyRootFilesystem: true")
+    for name in new_volumes:
+        edits.append(
+            AppendUnique(
+                view.path("volumes"),
+                {"name": name, "emptyDir": {}},
+                key="name",
+                comment="writable: the workload was observed writing here",
+            )
+        )
+    notes.append("writes not seen while Kubescape learned will fail with 'read-only file system'")
+    return Fixed(tuple(edits), notes=tuple(notes), values_used=(f"write paths: {evidence.cite()}",))
+
+
+def seccomp_check(
+    view: PodView, finding: Finding, evidence: WorkloadRuntime
+) -> NeedsHuman | tuple[str, ...] | None:
+    """C-0055/C-0210 with evidence: a decline naming the observed system calls RuntimeDefault
+    blocks, else the notes saying the calls fit."""
+    pairs = _observed(view, finding, evidence)
+    if pairs is None:
+        return None
+    notes: list[str] = []
+    for container, observed in pairs:
+        added = container.get("securityContext", "capabilities", "add", default=[]) or []
+        misfit, ignored, source = seccomp_misfits(
+            observed, added if isinstance(added, list) else []
+        )
+        if misfit:
+            return NeedsHuman(
+                f"RuntimeDefault would block {len(misfit)} system call(s) {container.name} was "
+                f"observed making: {examples(misfit)} ({evidence.cite()}; blocked list from "
+                f"{source}); write a Localhost profile that allows them, or record an exception"
+            )
+        note = (
+            f"{container.name}: all {len(observed.syscalls)} observed system calls are allowed "
+            "by RuntimeDefault"
+        )
+        if ignored:
+            note += (
+                f" (not counted: {', '.join(ignored)}, which the container runtime makes "
+                "before the profile applies)"
+            )
+        notes.append(note)
+    notes.append(f"system calls: {evidence.cite()}")
+    return tuple(notes)
+
+
+def automount_check(evidence: WorkloadRuntime) -> NeedsHuman | str | None:
+    """C-0034 with evidence: declined when the pod was seen calling the API server or reading
+    its token, else a note that it was not."""
+    readers = [c.name for c in evidence.containers if c.reads_token]
+    api = evidence.talks_to_api_server()
+    if readers or api:
+        seen = []
+        if api:
+            seen.append("calling the Kubernetes API server")
+        if readers:
+            seen.append(f"reading the service-account token ({', '.join(readers)})")
+        return _contradicted(f"the pod was observed {' and '.join(seen)}", evidence)
+    if evidence.network_observed or evidence.profiled:
+        return f"no API server traffic and no token read was observed ({evidence.cite(network=evidence.network_observed)})"
+    return None

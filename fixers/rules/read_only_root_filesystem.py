@@ -23,6 +23,7 @@ from fixers.model import (
     Set,
 )
 from fixers.policy import FixContext
+from fixers.runtime_evidence import read_only_fix
 from fixers.view import PodView, target_containers
 
 
@@ -35,6 +36,11 @@ class ReadOnlyRootFilesystem(Fixer):
     family = "security-context"
 
     def plan(self, view: PodView, finding: Finding, ctx: FixContext) -> Result:
+        # Runtime evidence hook (branch runtime): mounts where the containers were seen writing.
+        if ctx.runtime is not None:
+            observed = read_only_fix(view, finding, ctx.runtime)
+            if observed is not None:
+                return observed
         policy = ctx.policy
         name, mount_path = policy.tmp_volume_name, policy.tmp_mount_path
         volumes = view.get("volumes", default=[]) or []
