@@ -1,6 +1,11 @@
 """Give containers the runtime's default seccomp profile (C-0055 Linux hardening, and C-0210,
 CIS 5.7.2, which wants RuntimeDefault itself).
 
+With runtime evidence (a completed Kubescape profile), RuntimeDefault is set only when every
+observed system call is one the default profile allows (`fixers.runtime_evidence.seccomp_check`,
+blocked list in ``fixers/data/runtime_default_seccomp.yaml``); otherwise the fix is declined
+naming the calls.
+
 Kubernetes field: ``containers[].securityContext.seccompProfile``
 (https://kubernetes.io/docs/tutorials/security/seccomp/).
 """
