@@ -30,6 +30,7 @@ from bot.repo_config import CONFIG_FILE, RepoConfig, parse_repo_config
 from bot.score import format_delta, framework_label, framework_scores
 from bot.sources import cluster_formats, fetch_from_cluster, load_report
 from bot.sources.base import Report
+from bot.sources.runtime import RuntimeEvidence
 
 EXIT_OK, EXIT_UNFIXED, EXIT_USAGE = 0, 1, 2
 
@@ -99,6 +100,7 @@ def _plan(args: argparse.Namespace) -> tuple[Report, Plan, RepoConfig]:
         [Path(p) for p in args.report or ()], cluster, args.from_cluster or (), args.namespace
     )
     config = _repo_config(repo, Path(args.config) if args.config else None)
+    runtime = _load_evidence(args)
     total = len(report.findings)
     with Progress(
         TextColumn("planning"),
@@ -110,9 +112,27 @@ def _plan(args: argparse.Namespace) -> tuple[Report, Plan, RepoConfig]:
     ) as progress:
         task = progress.add_task("plan", total=total)
         plan = build_plan(
-            report, repo, config, progress=lambda n, _t: progress.update(task, completed=n)
+            report,
+            repo,
+            config,
+            progress=lambda n, _t: progress.update(task, completed=n),
+            runtime=runtime.for_resource if runtime is not None else None,
         )
     return report, plan, config
+
+
+def _load_evidence(args: argparse.Namespace) -> RuntimeEvidence | None:
+    """Runtime evidence from ``--evidence`` files and ``--evidence-from-cluster``, if asked."""
+    if not args.evidence and not args.evidence_from_cluster:
+        return None
+    from bot.sources.runtime import fetch_evidence, load_evidence
+
+    evidence = load_evidence([Path(p) for p in args.evidence or ()])
+    if args.evidence_from_cluster:
+        access = ClusterAccess(kubeconfig=args.kubeconfig, context=args.kube_context)
+        evidence = fetch_evidence(access, args.namespace, evidence)
+    errors.print(Text(evidence.describe()), soft_wrap=True)
+    return evidence
 
 
 def print_plan(report: Report, plan: Plan) -> None:
@@ -455,6 +475,19 @@ def build_parser() -> argparse.ArgumentParser:
             metavar="SCANNER",
             help="also read the results a scanner keeps in the cluster (repeatable; default "
             f"kubescape-operator; one of {', '.join(readable)})",
+        )
+        p.add_argument(
+            "--evidence",
+            action="append",
+            metavar="FILE",
+            help="runtime evidence (repeatable): Kubescape ApplicationProfile / ContainerProfile "
+            "/ NetworkNeighborhood / GeneratedNetworkPolicy exported with kubectl, Falco alerts",
+        )
+        p.add_argument(
+            "--evidence-from-cluster",
+            action="store_true",
+            help="also read Kubescape's runtime profiles from the cluster (--kubeconfig, "
+            "--kube-context, --namespace apply)",
         )
         p.add_argument("--kubeconfig", help="with --from-cluster (default: $KUBECONFIG)")
         p.add_argument("--kube-context", help="with --from-cluster (default: current context)")

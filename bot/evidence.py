@@ -11,8 +11,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from bot.locate.base import FileOverlay, Target
-from fixers.intent import Comment, WorkloadIntent, classify, comments_of
+from fixers.intent import Comment, Evidence, WorkloadIntent, classify, comments_of
 from fixers.model import YamlPath
+from fixers.runtime_evidence import WorkloadRuntime
 from fixers.view import PodView
 
 
@@ -32,8 +33,13 @@ def location_comments(target: Target, overlay: FileOverlay) -> dict[YamlPath, Co
 
 
 def workload_intent(
-    target: Target, overlay: FileOverlay, view: PodView
+    target: Target,
+    overlay: FileOverlay,
+    view: PodView,
+    runtime: WorkloadRuntime | None = None,
 ) -> tuple[WorkloadIntent, Mapping[YamlPath, Comment]]:
-    """The workload's intent from the view and its file's comments, and those comments."""
+    """The workload's intent from the view, its file's comments and, when given, what it was
+    observed doing at runtime; and those comments."""
     comments = location_comments(target, overlay)
-    return classify(view, comments), comments
+    extra = [Evidence(**fields) for fields in runtime.intent_evidence()] if runtime else []
+    return classify(view, comments, extra), comments

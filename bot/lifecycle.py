@@ -195,8 +195,9 @@ def sync_changes(
     )
     window_open = in_window(settings.schedule, run.now)
 
-    # higher risk last: with limits, the safest fixes are proposed first
-    for cs in sorted(change_sets, key=lambda c: (c.risk, c.key)):
+    # workloads with Falco alerts first, then higher risk last: with limits, the safest
+    # fixes are proposed first
+    for cs in sorted(change_sets, key=lambda c: ("falco-alerts" not in c.meta, c.risk, c.key)):
         branch = settings.branch_prefix + cs.key
         mine = existing.get(cs.key, [])
         opened = [c for c in mine if c.state == "opened"]

@@ -28,13 +28,25 @@ from bot.waivers import Waiver, waiver_change_set
 from fixers.base import Fixer
 from fixers.edits import EditError, load_documents
 from fixers.intent import WAIVE_PREFIX, Comment, WorkloadIntent, decline, stale_comments
-from fixers.model import AlreadyCompliant, AnyEdit, Finding, Fixed, NeedsHuman, Risk, YamlPath
+from fixers.model import (
+    AlreadyCompliant,
+    AnyEdit,
+    Finding,
+    Fixed,
+    NeedsHuman,
+    ResourceRef,
+    Risk,
+    YamlPath,
+)
 from fixers.policy import FixContext
 from fixers.registry import fixer_for, run_fixer
+from fixers.runtime_evidence import WorkloadRuntime, alert_summary
 from fixers.view import PodView
 
 Progress = Callable[[int, int], None]
 Intent = tuple[WorkloadIntent, Mapping[YamlPath, Comment]]
+RuntimeLookup = Callable[[ResourceRef], WorkloadRuntime | None]
+"""Runtime evidence about a workload (`bot.sources.runtime.RuntimeEvidence.for_resource`)."""
 
 
 @dataclass(frozen=True)
@@ -171,6 +183,7 @@ def build_plan(
     *,
     locator: Locator | None = None,
     progress: Progress | None = None,
+    runtime: RuntimeLookup | None = None,
 ) -> Plan:
     """Plan every finding of ``report`` against the repository at ``repo_root``.
 
@@ -221,10 +234,11 @@ def build_plan(
         if isinstance(view, str):
             unfixable.append(Unfixable(finding, view, "verify-failed"))
             return
-        intent = workload_intent(target, overlay, view)
+        observed = runtime(finding.resource) if runtime else None
+        intent = workload_intent(target, overlay, view, observed)
         if declined(finding, view, intent):
             return
-        ctx = _context(config, target, overlay, locator, intent[0])
+        ctx = _context(config, target, overlay, locator, intent[0], observed)
         result = run_fixer(fixer, view, finding, ctx)
         if isinstance(result, AlreadyCompliant):
             compliant.append(finding)
@@ -249,7 +263,7 @@ def build_plan(
             unfixable.append(Unfixable(finding, str(exc), "verify-failed"))
             return
         problem = verify_fix(
-            target, trial, fixer, finding, _context(config, target, trial, locator)
+            target, trial, fixer, finding, _context(config, target, trial, locator, observed)
         )
         if problem:
             unfixable.append(Unfixable(finding, problem, "verify-failed"))
@@ -266,8 +280,9 @@ def build_plan(
             for finding in batch:
                 attempt(finding, target, last_try=False)
             return
-        intent = workload_intent(target, overlay, view)
-        ctx = _context(config, target, overlay, locator, intent[0])
+        observed = runtime(batch[0].resource) if runtime else None  # one resource per target
+        intent = workload_intent(target, overlay, view, observed)
+        ctx = _context(config, target, overlay, locator, intent[0], observed)
         planned: list[tuple[Finding, Fixer, Fixed, tuple[AnyEdit, ...]]] = []
         for finding in batch:
             fixer = fixer_for(finding.control_id)
@@ -289,7 +304,7 @@ def build_plan(
         trial = overlay.fork()
         try:
             target.write([e for *_, edits in planned for e in edits], trial)
-            trial_ctx = _context(config, target, trial, locator)
+            trial_ctx = _context(config, target, trial, locator, observed)
             verified = all(
                 verify_fix(target, trial, fixer, finding, trial_ctx) is None
                 for finding, fixer, _, _ in planned
@@ -365,6 +380,8 @@ def build_plan(
                 unresolved=tuple(u for u in unfixable if u.finding.resource.key in resources),
             )
         )
+    if runtime is not None:
+        change_sets = _with_runtime(change_sets, runtime)
     notes: list[str] = []
     waiver = waiver_change_set(repo_root, waived)
     if isinstance(waiver, ChangeSet):
@@ -374,6 +391,27 @@ def build_plan(
     return Plan(
         tuple(change_sets), tuple(unfixable), tuple(compliant), tuple(findings), tuple(notes)
     )
+
+
+def _with_runtime(change_sets: list[ChangeSet], runtime: RuntimeLookup) -> list[ChangeSet]:
+    """Each change set with the observation window and Falco alerts of its workloads (notes,
+    ``meta['falco-alerts']``); those with alerts first."""
+    out = []
+    for cs in change_sets:
+        notes: list[str] = []
+        alerts = 0
+        for ref in sorted({f.resource for f in cs.findings}, key=lambda r: r.key):
+            seen = runtime(ref)
+            if seen is None:
+                continue
+            if seen.window and (seen.profiled or seen.network_observed):
+                notes.append(f"{ref}: Kubescape evidence, {seen.window}")
+            if seen.alerts:
+                alerts += len(seen.alerts)
+                notes.append(f"{ref}: {alert_summary(seen.alerts)}")
+        meta = {**cs.meta, "falco-alerts": str(alerts)} if alerts else cs.meta
+        out.append(dataclasses.replace(cs, notes=(*cs.notes, *notes), meta=meta))
+    return sorted(out, key=lambda c: "falco-alerts" not in c.meta)
 
 
 def _with_extra_files(
@@ -390,6 +428,7 @@ def _context(
     overlay: FileOverlay,
     locator: Locator,
     intent: WorkloadIntent | None = None,
+    runtime: WorkloadRuntime | None = None,
 ) -> FixContext:
     """What the fixer may know beyond the view: policy values, NetworkPolicies in the repo
     (including those this change set adds)."""
@@ -409,6 +448,7 @@ def _context(
         network_policies=tuple(policies),
         location_path=target.location.path,
         intent=intent,
+        runtime=runtime,
     )
 
 

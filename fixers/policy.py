@@ -12,6 +12,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from fixers.intent import WorkloadIntent
+from fixers.runtime_evidence import WorkloadRuntime
 
 BUILT_IN = "built-in default"
 """The source named for a value nobody configured."""
@@ -71,3 +72,5 @@ class FixContext(BaseModel):
     intent: WorkloadIntent | None = None
     """What the repository says the workload needs (`fixers.intent.classify` with comments);
     None: fixers classify from the view alone."""
+    runtime: WorkloadRuntime | None = None
+    """What the workload was observed doing (Kubescape profiles, Falco), when evidence was given."""

@@ -27,6 +27,15 @@ import yaml
 from bot.cluster import CustomResource
 
 TOKEN = "kube-remedy-test-token"
+RUNTIME_GROUP = "spdx.softwarecomposition.kubescape.io"
+RUNTIME_PLURALS = {
+    "ApplicationProfile": "applicationprofiles",
+    "ContainerProfile": "containerprofiles",
+    "NetworkNeighborhood": "networkneighborhoods",
+    "GeneratedNetworkPolicy": "generatednetworkpolicies",
+    "KnownServer": "knownservers",
+}
+"""kubescape/storage's runtime resources (``pkg/apis/softwarecomposition/v1beta1``)."""
 USER = "system:serviceaccount:kube-remedy:kube-remedy"
 
 
@@ -63,6 +72,18 @@ class FakeKubeApiServer:
             collection.objects.extend(dict(o) for o in objects)
             collection.revision += 1
         return collection
+
+    def add_runtime(self, *objects: Mapping[str, Any]) -> None:
+        """Serve Kubescape runtime objects (ApplicationProfile, NetworkNeighborhood, ...) under
+        ``spdx.softwarecomposition.kubescape.io/v1beta1``, each in its resource by ``kind``."""
+        for obj in objects:
+            plural = RUNTIME_PLURALS[obj["kind"]]
+            body = {k: v for k, v in obj.items() if k not in ("apiVersion", "kind")}
+            self.add(
+                CustomResource(RUNTIME_GROUP, "v1beta1", plural, plural != "knownservers"),
+                obj["kind"],
+                body,
+            )
 
     # ------------------------------------------------------------------ server
 

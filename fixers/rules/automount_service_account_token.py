@@ -8,8 +8,9 @@ Kubernetes field: ``spec.automountServiceAccountToken`` of the pod
 from __future__ import annotations
 
 from fixers.base import Fixer
-from fixers.model import AlreadyCompliant, Finding, Fixed, Result, Risk, Set
+from fixers.model import AlreadyCompliant, Finding, Fixed, NeedsHuman, Result, Risk, Set
 from fixers.policy import FixContext
+from fixers.runtime_evidence import automount_check
 from fixers.view import PodView
 
 
@@ -24,6 +25,10 @@ class AutomountServiceAccountToken(Fixer):
         current = view.get("automountServiceAccountToken")
         if current is False:
             return AlreadyCompliant("the pod sets automountServiceAccountToken: false")
+        # Runtime evidence hook (branch runtime): a pod seen calling the API keeps its token.
+        seen = automount_check(ctx.runtime) if ctx.runtime is not None else None
+        if isinstance(seen, NeedsHuman):
+            return seen
         was = (
             "it was explicitly true: someone may have wanted the token"
             if current is True
@@ -36,5 +41,6 @@ class AutomountServiceAccountToken(Fixer):
                 "applications that call the Kubernetes API (operators, controllers, "
                 "service-discovery clients) will fail to authenticate; they need the token "
                 "mounted explicitly",
+                *((seen,) if seen else ()),
             ),
         )

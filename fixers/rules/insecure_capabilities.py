@@ -11,6 +11,7 @@ from fixers.intent import declined
 from fixers.model import AlreadyCompliant, AnyEdit, Finding, Fixed, Remove, Result, Risk
 from fixers.policy import FixContext
 from fixers.rules._capabilities import INSECURE, normalise
+from fixers.runtime_evidence import capabilities_fix
 from fixers.view import PodView, target_containers
 
 
@@ -25,6 +26,11 @@ class InsecureCapabilities(Fixer):
     def plan(self, view: PodView, finding: Finding, ctx: FixContext) -> Result:
         if (no := declined(view, finding, ctx.intent)) is not None:
             return no
+        # Runtime evidence hook (branch runtime): drop ALL, add back what was observed.
+        if ctx.runtime is not None:
+            observed = capabilities_fix(view, finding, ctx.runtime, INSECURE)
+            if observed is not None:
+                return observed
         edits: list[AnyEdit] = []
         notes: list[str] = []
         for container in target_containers(view, finding):

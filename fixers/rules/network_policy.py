@@ -1,4 +1,7 @@
-"""Create a NetworkPolicy that denies all traffic the pod does not declare (C-0260, C-0030).
+"""Create a NetworkPolicy that denies all traffic the pod does not declare (C-0260, C-0030;
+Checkov CKV2_K8S_6 maps to C-0260). With runtime evidence (a Kubescape NetworkNeighborhood whose
+learning completed, or its GeneratedNetworkPolicy) the policy allows exactly the observed peers
+and ports instead (`fixers.runtime_evidence.observed_policy`).
 
 Kubernetes object: ``networking.k8s.io/v1`` NetworkPolicy
 (https://kubernetes.io/docs/concepts/services-networking/network-policies/).
@@ -20,6 +23,7 @@ from fixers.model import (
     Risk,
 )
 from fixers.policy import FixContext
+from fixers.runtime_evidence import ObservedPolicy, observed_policy
 from fixers.view import PodView, policies_selecting
 
 
@@ -36,6 +40,52 @@ def _declared_ports(view: PodView) -> list[dict[str, Any]]:
             if entry not in seen:
                 seen.append(entry)
     return seen
+
+
+def _policy(view: PodView, name: str, ingress: list[Any], egress: list[Any]) -> dict[str, Any]:
+    metadata: dict[str, Any] = {"name": name}
+    if view.namespace:
+        metadata["namespace"] = view.namespace
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": metadata,
+        "spec": {
+            "podSelector": {"matchLabels": dict(sorted(view.labels.items()))},
+            "policyTypes": ["Ingress", "Egress"],
+            "ingress": ingress,
+            "egress": egress,
+        },
+    }
+
+
+def _from_evidence(view: PodView, observed: ObservedPolicy) -> Fixed:
+    """The policy of the observed traffic, selecting the pod by its labels in the repository."""
+    name = f"{view.name}-networkpolicy"
+    document = _policy(
+        view, name, [dict(r) for r in observed.ingress], [dict(r) for r in observed.egress]
+    )
+    selects = ", ".join(f"{k}={v}" for k, v in sorted(view.labels.items()))
+    return Fixed(
+        (
+            CreateManifest(
+                name=name,
+                document=document,
+                comment=(
+                    f"Proposed by kube-remedy for {view.kind} {view.name} from the traffic "
+                    "Kubescape observed while it learned.\nTraffic that did not happen then "
+                    "(monthly jobs, fail-over) is denied: add it before merging."
+                ),
+            ),
+        ),
+        notes=(
+            f"new NetworkPolicy {name} selects pods labelled {selects}",
+            *observed.notes,
+            "traffic not seen while Kubescape learned (rare jobs, fail-over paths) is denied",
+            "the policy is enforced only when the cluster's CNI supports NetworkPolicy",
+        ),
+        values_used=observed.values_used,
+    )
 
 
 class NetworkPolicy(Fixer):
@@ -59,6 +109,9 @@ class NetworkPolicy(Fixer):
             return NeedsHuman(
                 "the pod uses hostNetwork, which NetworkPolicies do not apply to; fix C-0041 first"
             )
+        observed = observed_policy(ctx.runtime) if ctx.runtime is not None else None
+        if observed is not None:
+            return _from_evidence(view, observed)
         ports = _declared_ports(view)
         ingress: list[dict[str, Any]] = [{"ports": ports}] if ports else []
         dns_peer = {
@@ -72,20 +125,7 @@ class NetworkPolicy(Fixer):
             }
         ]
         name = f"{view.name}-networkpolicy"
-        metadata: dict[str, Any] = {"name": name}
-        if view.namespace:
-            metadata["namespace"] = view.namespace
-        document = {
-            "apiVersion": "networking.k8s.io/v1",
-            "kind": "NetworkPolicy",
-            "metadata": metadata,
-            "spec": {
-                "podSelector": {"matchLabels": dict(sorted(view.labels.items()))},
-                "policyTypes": ["Ingress", "Egress"],
-                "ingress": ingress,
-                "egress": egress,
-            },
-        }
+        document = _policy(view, name, ingress, egress)
         if ports:
             opened = ", ".join(f"{p['port']}/{p['protocol']}" for p in ports)
             ingress_note = f"ingress allowed from anywhere to the declared ports {opened}"

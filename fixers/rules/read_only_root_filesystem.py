@@ -25,6 +25,7 @@ from fixers.model import (
     Set,
 )
 from fixers.policy import FixContext
+from fixers.runtime_evidence import read_only_fix
 from fixers.view import PodView, target_containers
 
 
@@ -40,6 +41,11 @@ class ReadOnlyRootFilesystem(Fixer):
     def plan(self, view: PodView, finding: Finding, ctx: FixContext) -> Result:
         if (no := declined(view, finding, ctx.intent)) is not None:
             return no
+        # Runtime evidence hook (branch runtime): mounts where the containers were seen writing.
+        if ctx.runtime is not None:
+            observed = read_only_fix(view, finding, ctx.runtime)
+            if observed is not None:
+                return observed
         policy = ctx.policy
         intent = intent_of(view, ctx.intent)
         volumes = [v for v in view.get("volumes", default=[]) or [] if isinstance(v, Mapping)]

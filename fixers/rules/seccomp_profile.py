@@ -1,6 +1,11 @@
 """Give containers the runtime's default seccomp profile (C-0055 Linux hardening, and C-0210,
 CIS 5.7.2, which wants RuntimeDefault itself).
 
+With runtime evidence (a completed Kubescape profile), RuntimeDefault is set only when every
+observed system call is one the default profile allows (`fixers.runtime_evidence.seccomp_check`,
+blocked list in ``fixers/data/runtime_default_seccomp.yaml``); otherwise the fix is declined
+naming the calls.
+
 Kubernetes field: ``containers[].securityContext.seccompProfile``
 (https://kubernetes.io/docs/tutorials/security/seccomp/).
 """
@@ -13,6 +18,7 @@ from typing import Any
 from fixers.base import Fixer
 from fixers.model import AlreadyCompliant, Finding, Fixed, NeedsHuman, Result, Risk, Set
 from fixers.policy import FixContext
+from fixers.runtime_evidence import seccomp_check
 from fixers.view import PodView, target_containers
 
 
@@ -57,11 +63,18 @@ class SeccompProfile(Fixer):
             changed.append(container.name)
         if not edits:
             return AlreadyCompliant("every container runs with a seccomp profile")
+        # With runtime evidence: RuntimeDefault only when the observed system calls fit it.
+        checked = seccomp_check(view, finding, ctx.runtime) if ctx.runtime is not None else None
+        if isinstance(checked, NeedsHuman):
+            return checked
+        caveat = (
+            "the runtime's default profile blocks rare system calls (e.g. unshare, "
+            "keyctl, ptrace); applications that use them fail with EPERM"
+        )
         return Fixed(
             tuple(edits),
             notes=(
                 f"seccompProfile RuntimeDefault set on {', '.join(changed)}",
-                "the runtime's default profile blocks rare system calls (e.g. unshare, "
-                "keyctl, ptrace); applications that use them fail with EPERM",
+                *(checked or (caveat,)),
             ),
         )

@@ -1,0 +1,569 @@
+"""Runtime evidence: what workloads were observed doing, beside the findings of the reports.
+
+Read from files exported with kubectl (JSON or YAML, one object or a ``List``; NDJSON for Falco)
+or live from the cluster through the same kubernetes-client path as the operator's scans
+(`bot.cluster`). Understood objects, all of kubescape/storage's aggregated API
+``spdx.softwarecomposition.kubescape.io/v1beta1``:
+
+- ``ApplicationProfile``: ``spec.{containers,initContainers,ephemeralContainers}[]`` with
+  ``capabilities``, ``execs``, ``opens`` (``path``, ``flags``), ``syscalls``, ``endpoints``;
+- ``ContainerProfile`` (one container), also in the stored Go shape (capitalised ``Spec`` with
+  ``Capabilities``/``Opens``/``Syscalls``..., metadata flattened), its container named by the
+  ``kubescape.io/workload-container-name`` label;
+- ``NetworkNeighborhood``: ``spec.containers[].{ingress,egress}[]`` peers (``type``,
+  ``ipAddress``, ``dnsNames``, ``podSelector``, ``namespaceSelector``, ``ports``);
+- ``GeneratedNetworkPolicy`` (``spec`` is the NetworkPolicy) and ``KnownServer`` ranges.
+
+Only profiles whose learning completed are used: annotation ``kubescape.io/status: completed``
+and ``kubescape.io/completion: complete`` ("partial" means the node-agent started after the
+container, so its start-up was not seen); the others are listed as skipped with the reason.
+Objects are joined to workloads by the ``kubescape.io/workload-{kind,name,namespace}`` labels and
+the ``kubescape.io/wlid`` annotation, and to containers by name.
+
+Falco alerts (its JSON output, one per line, or a falcosidekick payload) are joined by the
+``k8s.ns.name`` / ``k8s.pod.name`` output fields; only rule, priority, time and container are
+kept, never the output text (it may quote secrets from command lines).
+
+This module is no report source (it defines no ``FORMAT``): evidence never becomes findings.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from bot.cluster import (
+    DEFAULT_PAGE_SIZE,
+    ClusterAccess,
+    CustomResource,
+    ResourceNotServed,
+    api_client,
+    list_objects,
+)
+from bot.errors import ReportError
+from bot.sources.base import KNOWN_KINDS, Skipped
+from bot.sources.kubescape_operator import workload_id
+from fixers.model import ResourceRef
+from fixers.runtime_evidence import (
+    Alert,
+    ContainerRuntime,
+    KnownServer,
+    Peer,
+    WorkloadRuntime,
+)
+
+GROUP = "spdx.softwarecomposition.kubescape.io"
+VERSION = "v1beta1"
+KINDS = {
+    "applicationprofiles": "ApplicationProfile",
+    "containerprofiles": "ContainerProfile",
+    "networkneighborhoods": "NetworkNeighborhood",
+    "generatednetworkpolicies": "GeneratedNetworkPolicy",
+    "knownservers": "KnownServer",
+}
+RESOURCES = tuple(
+    CustomResource(GROUP, VERSION, plural, namespaced=plural != "knownservers") for plural in KINDS
+)
+MAX_BYTES = 64 * 1024 * 1024
+MAX_OBJECTS = 200_000
+MAX_DEPTH = 40
+WRITE_FLAGS = frozenset({"O_WRONLY", "O_RDWR", "O_CREAT"})
+TOKEN_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
+_TOKEN_DIRS = (TOKEN_DIR, TOKEN_DIR.removeprefix("/var"))
+_GO_TIME = re.compile(r"^(\d{4}-\d\d-\d\d) (\d\d:\d\d:\d\d)")
+
+
+# --------------------------------------------------------------------------- shape helpers
+
+
+def _get(data: Any, key: str, default: Any = None) -> Any:
+    """``data[key]``, or the stored Go shape's ``data[Key]``."""
+    if not isinstance(data, Mapping):
+        return default
+    if key in data:
+        return data[key]
+    return data.get(key[:1].upper() + key[1:], default)
+
+
+def _field(data: Any, *names: str) -> Any:
+    """The first of ``names`` present (Go field names such as ``IPAddress`` beside JSON ones)."""
+    for name in names:
+        value = _get(data, name)
+        if value is not None:
+            return value
+    return None
+
+
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def _meta(item: Mapping[str, Any]) -> Mapping[str, Any]:
+    """``metadata`` as served, ``ObjectMeta`` or the flattened fields of the stored shape."""
+    for key in ("metadata", "ObjectMeta"):
+        if isinstance(item.get(key), Mapping):
+            return item[key]
+    return item
+
+
+def _kind(item: Mapping[str, Any]) -> str | None:
+    kind = item.get("kind")
+    if kind in KINDS.values():
+        return str(kind)
+    spec = item.get("Spec")
+    if "kind" not in item and isinstance(spec, Mapping) and "Opens" in spec:
+        return "ContainerProfile"  # the stored shape carries no kind
+    return None
+
+
+def _is_alert(item: Any) -> bool:
+    return (
+        isinstance(item, Mapping)
+        and isinstance(item.get("rule"), str)
+        and "priority" in item
+        and ("output" in item or "output_fields" in item)
+    )
+
+
+def _depth(value: Any, limit: int = MAX_DEPTH) -> bool:
+    """Is ``value`` nested no deeper than ``limit``? (iterative: no recursion to blow)."""
+    stack = [(value, 0)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > limit:
+            return False
+        if isinstance(node, Mapping):
+            stack.extend((v, depth + 1) for v in node.values())
+        elif isinstance(node, list):
+            stack.extend((v, depth + 1) for v in node)
+    return True
+
+
+def _when(text: Any) -> str:
+    """An RFC 3339 time, or a Go ``time.String()`` cut to seconds."""
+    text = str(text or "").strip()
+    match = _GO_TIME.match(text)
+    return f"{match[1]}T{match[2]}Z" if match else text
+
+
+# --------------------------------------------------------------------------- collection
+
+
+@dataclass
+class _Workload:
+    kind: str
+    namespace: str
+    name: str
+    containers: dict[str, ContainerRuntime] = field(default_factory=dict)
+    ingress: list[Peer] = field(default_factory=list)
+    egress: list[Peer] = field(default_factory=list)
+    network: bool = False
+    generated: Mapping[str, Any] | None = None
+    sources: list[str] = field(default_factory=list)
+    start: list[str] = field(default_factory=list)
+    end: list[str] = field(default_factory=list)
+
+
+@dataclass
+class RuntimeEvidence:
+    """Evidence by workload, alerts by pod, and what was passed over and why."""
+
+    workloads: dict[tuple[str, str, str], _Workload] = field(default_factory=dict)
+    alerts: dict[tuple[str, str], list[Alert]] = field(default_factory=dict)
+    unattributed_alerts: int = 0
+    known_servers: list[KnownServer] = field(default_factory=list)
+    skipped: list[Skipped] = field(default_factory=list)
+    objects: int = 0
+    origins: list[str] = field(default_factory=list)
+    pending_policies: list[tuple[tuple[str, str, str], str, Mapping[str, Any]]] = field(
+        default_factory=list
+    )
+
+    # ------------------------------------------------------------------ reading
+
+    def add(self, items: Iterable[Any], origin: str) -> None:
+        """Read Kubescape objects and Falco alerts (a ``List`` is opened)."""
+        self.origins.append(origin)
+        self._items(items, origin)
+
+    def _items(self, items: Iterable[Any], origin: str) -> None:
+        for item in items:
+            if self.objects >= MAX_OBJECTS:
+                raise ReportError(f"{origin}: more than {MAX_OBJECTS} evidence objects")
+            if isinstance(item, Mapping) and str(item.get("kind", "")).endswith("List"):
+                self._items(_list(item.get("items")), origin)
+                continue
+            self.objects += 1
+            if _is_alert(item):
+                self._alert(item)
+                continue
+            if not isinstance(item, Mapping) or (kind := _kind(item)) is None:
+                what = item.get("kind") if isinstance(item, Mapping) else type(item).__name__
+                raise ReportError(
+                    f"{origin}: item {self.objects} is no Kubescape runtime object or Falco "
+                    f"alert ({what or 'no kind'})"
+                )
+            self._object(kind, item)
+
+    def _object(self, kind: str, item: Mapping[str, Any]) -> None:
+        meta = _meta(item)
+        label = f"{kind} {meta.get('namespace') or '-'}/{meta.get('name') or '?'}"
+        if kind == "KnownServer":
+            for entry in _list(_get(item, "spec")):
+                cidr = str(_get(entry, "ipBlock") or "")
+                if cidr:
+                    self.known_servers.append(
+                        KnownServer(
+                            cidr, str(_get(entry, "name") or ""), str(_get(entry, "server") or "")
+                        )
+                    )
+            return
+        ident = self._workload(meta)
+        if ident is None:
+            self.skipped.append(Skipped(label, "names no workload (no kubescape.io labels/wlid)"))
+            return
+        if kind == "GeneratedNetworkPolicy":
+            policy = _get(item, "spec")
+            if isinstance(policy, Mapping):
+                self.pending_policies.append((ident, label, policy))
+            return
+        annotations = meta.get("annotations") or {}
+        status = annotations.get("kubescape.io/status")
+        completion = annotations.get("kubescape.io/completion")
+        if status != "completed" or completion != "complete":
+            why = (
+                f"learning not complete (kubescape.io/status: {status or 'none'}, "
+                f"kubescape.io/completion: {completion or 'none'})"
+            )
+            self.skipped.append(Skipped(label, why))
+            return
+        workload = self.workloads.setdefault(ident, _Workload(*ident))
+        workload.sources.append(
+            f"Kubescape {kind} {meta.get('namespace') or ident[1]}/{meta.get('name')}"
+        )
+        if created := _when(meta.get("creationTimestamp")):
+            workload.start.append(created)
+        if reported := _when(annotations.get("kubescape.io/report-timestamp")):
+            workload.end.append(reported)
+        spec = _get(item, "spec") or {}
+        if kind == "NetworkNeighborhood":
+            workload.network = True
+            for entry in self._entries(spec):
+                workload.ingress += [
+                    p for p in _peers(_get(entry, "ingress")) if p not in workload.ingress
+                ]
+                workload.egress += [
+                    p for p in _peers(_get(entry, "egress")) if p not in workload.egress
+                ]
+            return
+        if kind == "ContainerProfile":
+            # The successor of both profiles carries the container's traffic too; null lists
+            # mean "not recorded here", not "no traffic".
+            ingress, egress = _get(spec, "ingress"), _get(spec, "egress")
+            if isinstance(ingress, list) or isinstance(egress, list):
+                workload.network = True
+                workload.ingress += [p for p in _peers(ingress) if p not in workload.ingress]
+                workload.egress += [p for p in _peers(egress) if p not in workload.egress]
+            labels = meta.get("labels") or {}
+            kind_of = str(annotations.get("kubescape.io/workload-container-type") or "containers")
+            entries = [
+                (str(labels.get("kubescape.io/workload-container-name") or ""), kind_of, spec)
+            ]
+        else:
+            entries = [
+                (str(_get(c, "name") or ""), key, c)
+                for key in ("containers", "initContainers", "ephemeralContainers")
+                for c in _list(_get(spec, key))
+            ]
+        for cname, key, data in entries:
+            observed = _container(cname, key == "initContainers", data)
+            known = workload.containers.get(cname)
+            workload.containers[cname] = _union(known, observed) if known else observed
+
+    def _entries(self, spec: Any) -> Iterator[Any]:
+        for key in ("containers", "initContainers", "ephemeralContainers"):
+            yield from _list(_get(spec, key))
+
+    def _workload(self, meta: Mapping[str, Any]) -> tuple[str, str, str] | None:
+        rid = workload_id({"metadata": meta})
+        if rid is None:
+            return None
+        namespace, kind, name = rid.split("/")[-3:]
+        namespace = namespace or str(meta.get("namespace") or "")
+        return (KNOWN_KINDS.get(kind.lower(), kind), namespace, name)
+
+    def _alert(self, item: Mapping[str, Any]) -> None:
+        fields = item.get("output_fields") if isinstance(item.get("output_fields"), Mapping) else {}
+        ns, pod = fields.get("k8s.ns.name"), fields.get("k8s.pod.name")
+        container = fields.get("k8s.container.name") or fields.get("container.name") or ""
+        alert = Alert(
+            str(item["rule"])[:200],
+            str(item.get("priority") or "")[:20],
+            str(item.get("time") or "")[:40],
+            str(container)[:100],
+        )
+        if not ns or not pod:
+            self.unattributed_alerts += 1
+            return
+        self.alerts.setdefault((str(ns), str(pod)), []).append(alert)
+
+    # ------------------------------------------------------------------ lookup
+
+    def finish(self) -> RuntimeEvidence:
+        """Attach GeneratedNetworkPolicies to workloads whose NetworkNeighborhood completed."""
+        for ident, label, policy in self.pending_policies:
+            workload = self.workloads.get(ident)
+            if workload is None or not workload.network:
+                self.skipped.append(
+                    Skipped(label, "no completed NetworkNeighborhood of its workload was read")
+                )
+                continue
+            workload.generated = policy
+            workload.sources.append(f"Kubescape {label}")
+        self.pending_policies.clear()
+        return self
+
+    def for_resource(self, resource: ResourceRef) -> WorkloadRuntime | None:
+        """The evidence about one workload of a finding, or None when there is none."""
+        ident = (resource.kind, resource.namespace or "", resource.name)
+        found = self.workloads.get(ident)
+        if found is None and not resource.namespace:
+            found = self.workloads.get((resource.kind, "default", resource.name))
+        alerts = tuple(
+            a
+            for (ns, pod), items in sorted(self.alerts.items())
+            if ns == (resource.namespace or "default") and pod_of(resource.kind, resource.name, pod)
+            for a in items
+        )
+        if found is None and not alerts:
+            return None
+        if found is None:
+            return WorkloadRuntime(
+                kind=resource.kind,
+                namespace=resource.namespace or "",
+                name=resource.name,
+                alerts=alerts,
+            )
+        return replace(_freeze(found, tuple(self.known_servers)), alerts=alerts)
+
+    def describe(self) -> str:
+        """One line: what was read and what was passed over."""
+        profiled = sum(1 for w in self.workloads.values() if w.containers)
+        networked = sum(1 for w in self.workloads.values() if w.network)
+        alerts = sum(len(a) for a in self.alerts.values())
+        text = (
+            f"runtime evidence: {profiled} workload(s) with profiles, {networked} with network "
+            f"neighbourhoods, {alerts} Falco alert(s) on {len(self.alerts)} pod(s)"
+        )
+        if self.unattributed_alerts:
+            text += f", {self.unattributed_alerts} alert(s) naming no pod"
+        if self.skipped:
+            text += f"; {len(self.skipped)} object(s) not used (e.g. {self.skipped[0].what}: {self.skipped[0].reason})"
+        return text
+
+
+_POD_SUFFIX = {
+    "Deployment": r"-[a-z0-9]{5,10}-[a-z0-9]{5}",
+    "StatefulSet": r"-\d+",
+    "DaemonSet": r"-[a-z0-9]{5}",
+    "ReplicaSet": r"-[a-z0-9]{5}",
+    "ReplicationController": r"-[a-z0-9]{5}",
+    "Job": r"-[a-z0-9]{5}",
+    "CronJob": r"-\d+-[a-z0-9]{5}",
+}
+
+
+def pod_of(kind: str, name: str, pod: str) -> bool:
+    """Is ``pod`` one of the pods the controller ``kind``/``name`` creates (by its naming)?"""
+    if kind == "Pod":
+        return pod == name
+    suffix = _POD_SUFFIX.get(kind)
+    return bool(suffix and re.fullmatch(re.escape(name) + suffix, pod))
+
+
+def _peers(raw: Any) -> list[Peer]:
+    peers = []
+    for entry in _list(raw):
+        if not isinstance(entry, Mapping):
+            continue
+        ports = []
+        for port in _list(_get(entry, "ports")):
+            number = _get(port, "port")
+            if isinstance(number, int) and not isinstance(number, bool):
+                ports.append((str(_get(port, "protocol") or "TCP"), number))
+        names = _list(_field(entry, "dnsNames", "DNSNames"))
+        single = _field(entry, "dns", "DNS")
+        dns = tuple(str(d) for d in names) or ((str(single),) if single else ())
+        pod = _get(entry, "podSelector")
+        ns = _get(entry, "namespaceSelector")
+        address = _field(entry, "ipAddress", "IPAddress")
+        peers.append(
+            Peer(
+                type=str(_get(entry, "type") or ""),
+                ip=str(address or ""),
+                dns=dns,
+                pod_selector=dict(pod) if isinstance(pod, Mapping) else None,
+                namespace_selector=dict(ns) if isinstance(ns, Mapping) else None,
+                ports=tuple(ports),
+            )
+        )
+    return peers
+
+
+def _container(name: str, init: bool, data: Any) -> ContainerRuntime:
+    written: list[str] = []
+    reads_token = False
+    opens = _list(_get(data, "opens"))
+    for entry in opens:
+        path = str(_get(entry, "path") or "")
+        flags = {str(f) for f in _list(_get(entry, "flags"))}
+        if path.startswith(_TOKEN_DIRS):
+            reads_token = True
+        if path and flags & WRITE_FLAGS and path not in written:
+            written.append(path)
+    return ContainerRuntime(
+        name=name,
+        init=init,
+        capabilities=tuple(sorted({str(c) for c in _list(_get(data, "capabilities"))})),
+        syscalls=tuple(sorted({str(s) for s in _list(_get(data, "syscalls"))})),
+        written=tuple(written),
+        opens=len(opens),
+        execs=len(_list(_get(data, "execs"))),
+        reads_token=reads_token,
+    )
+
+
+def _union(a: ContainerRuntime, b: ContainerRuntime) -> ContainerRuntime:
+    """Two profiles of one container (e.g. of two ReplicaSets): everything either saw."""
+    return ContainerRuntime(
+        name=a.name,
+        init=a.init,
+        capabilities=tuple(sorted({*a.capabilities, *b.capabilities})),
+        syscalls=tuple(sorted({*a.syscalls, *b.syscalls})),
+        written=tuple(dict.fromkeys((*a.written, *b.written))),
+        opens=a.opens + b.opens,
+        execs=a.execs + b.execs,
+        reads_token=a.reads_token or b.reads_token,
+    )
+
+
+def _freeze(w: _Workload, known: tuple[KnownServer, ...]) -> WorkloadRuntime:
+    start = min(w.start) if w.start else ""
+    end = max(w.end) if w.end else ""
+    if start and end and end > start:
+        window = f"learning completed (profile created {start}, last report {end})"
+    elif start:
+        window = f"learning completed (profile created {start})"
+    else:
+        window = "learning completed (observation times not recorded)"
+    return WorkloadRuntime(
+        kind=w.kind,
+        namespace=w.namespace,
+        name=w.name,
+        containers=tuple(w.containers.values()),
+        network_observed=w.network,
+        ingress=tuple(w.ingress),
+        egress=tuple(w.egress),
+        generated_policy=w.generated,
+        known_servers=known,
+        sources=tuple(dict.fromkeys(w.sources)),
+        window=window,
+    )
+
+
+# --------------------------------------------------------------------------- files and cluster
+
+
+def _documents(text: str, origin: str, suffix: str) -> list[Any]:
+    stripped = text.lstrip()
+    if suffix in {".yaml", ".yml"} or not stripped.startswith(("{", "[")):
+        try:
+            return [d for d in yaml.safe_load_all(text) if d is not None]
+        except yaml.YAMLError as exc:
+            raise ReportError(f"{origin}: not valid JSON or YAML: {exc}".splitlines()[0]) from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError:
+        lines = [line for line in text.splitlines() if line.strip()]
+        try:
+            return [json.loads(line) for line in lines]  # NDJSON: Falco's json_output
+        except json.JSONDecodeError as exc:
+            raise ReportError(
+                f"{origin}: malformed JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}"
+            ) from None
+    except RecursionError:
+        raise ReportError(f"{origin}: nested too deeply") from None
+    return data if isinstance(data, list) else [data]
+
+
+def load_evidence(
+    paths: Iterable[Path], evidence: RuntimeEvidence | None = None
+) -> RuntimeEvidence:
+    """Read evidence files (JSON, YAML, NDJSON); problems are one-line `ReportError`s."""
+    evidence = evidence or RuntimeEvidence()
+    for path in paths:
+        path = Path(path)
+        origin = str(path)
+        try:
+            size = path.stat().st_size
+            if path.is_dir():
+                raise ReportError(f"evidence path is a directory, not a file: {origin}")
+            if size > MAX_BYTES:
+                raise ReportError(
+                    f"{origin}: evidence file is {size / 1048576:.1f} MB, over the limit of "
+                    f"{MAX_BYTES // 1048576} MB"
+                )
+            text = path.read_text(encoding="utf-8-sig")
+        except FileNotFoundError:
+            raise ReportError(f"evidence file not found: {origin}") from None
+        except UnicodeDecodeError:
+            raise ReportError(f"{origin}: not a text file (not UTF-8)") from None
+        except OSError as exc:
+            raise ReportError(f"cannot read evidence {origin}: {exc.strerror}") from None
+        documents = _documents(text, origin, path.suffix.lower())
+        if not all(_depth(d) for d in documents):
+            raise ReportError(f"{origin}: nested deeper than {MAX_DEPTH} levels")
+        evidence.add(documents, origin)
+    return evidence.finish()
+
+
+def fetch_evidence(
+    access: ClusterAccess,
+    namespace: str | None = None,
+    evidence: RuntimeEvidence | None = None,
+    *,
+    page_size: int = DEFAULT_PAGE_SIZE,
+) -> RuntimeEvidence:
+    """The Kubescape runtime objects of a live cluster (one namespace or all), page by page."""
+    evidence = evidence or RuntimeEvidence()
+    api = api_client(access)
+    try:
+        host = api.configuration.host
+        served = 0
+        for resource in RESOURCES:
+            if not resource.namespaced and namespace is not None:
+                continue
+            try:
+                items = list(list_objects(api, resource, namespace, page_size=page_size))
+            except ResourceNotServed:
+                evidence.skipped.append(
+                    Skipped(resource.full_name, "not served by this cluster's kubescape/storage")
+                )
+                continue
+            served += 1
+            evidence.add(items, f"{host}: {resource.full_name}")
+        if not served:
+            raise ReportError(
+                f"{host}: the cluster serves none of Kubescape's runtime objects "
+                f"({', '.join(KINDS)} in {GROUP}): is the Kubescape operator installed with "
+                "its node-agent (runtime observability) enabled?"
+            )
+    finally:
+        api.close()
+    return evidence.finish()
