@@ -263,7 +263,11 @@ def build_plan(
             unfixable.append(Unfixable(finding, str(exc), "verify-failed"))
             return
         problem = verify_fix(
-            target, trial, fixer, finding, _context(config, target, trial, locator, observed)
+            target,
+            trial,
+            fixer,
+            finding,
+            _context(config, target, trial, locator, runtime=observed),
         )
         if problem:
             unfixable.append(Unfixable(finding, problem, "verify-failed"))
@@ -304,7 +308,7 @@ def build_plan(
         trial = overlay.fork()
         try:
             target.write([e for *_, edits in planned for e in edits], trial)
-            trial_ctx = _context(config, target, trial, locator, observed)
+            trial_ctx = _context(config, target, trial, locator, runtime=observed)
             verified = all(
                 verify_fix(target, trial, fixer, finding, trial_ctx) is None
                 for finding, fixer, _, _ in planned

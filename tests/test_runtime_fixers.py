@@ -105,7 +105,12 @@ def test_read_only_static_mounts_tmp_evidence_mounts_observed_write_dirs(
     assert isinstance(static, Fixed) and isinstance(observed, Fixed)
     view = _view("web")
     static_spec, observed_spec = _container(static, view), _container(observed, view)
-    assert [m["mountPath"] for m in static_spec["containers"][0]["volumeMounts"]] == ["/tmp"]
+    # static: /tmp and the well-known nginx write paths (fixers/data/workload_intent.yaml)
+    assert [m["mountPath"] for m in static_spec["containers"][0]["volumeMounts"]] == [
+        "/tmp",
+        "/var/cache/nginx",
+        "/var/run",
+    ]
     assert [m["mountPath"] for m in observed_spec["containers"][0]["volumeMounts"]] == [
         "/run",
         "/var/cache/nginx",
