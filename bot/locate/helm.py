@@ -11,6 +11,7 @@ values key feeds which rendered path (scalars are probed by changing a same-name
 from __future__ import annotations
 
 import copy
+import dataclasses
 import hashlib
 import re
 import shutil
@@ -18,14 +19,14 @@ import tempfile
 import weakref
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import yaml
 
 from bot.errors import ChartError, RemedyError, RepositoryError
 from bot.locate.base import FileOverlay
-from bot.locate.gitops import SKIP_DIRS, HelmApp, scan_gitops
+from bot.locate.gitops import SKIP_DIRS, HelmApp, scan_gitops_full
 from bot.locate.helm_render import (
     RenderCache,
     RenderedDoc,
@@ -35,7 +36,7 @@ from bot.locate.helm_render import (
     load_values_text,
     values_key,
 )
-from bot.locate.helm_templates import Exposure, expose, values_references
+from bot.locate.helm_templates import SCALAR_FIELDS, Exposure, expose, values_references
 from bot.model import Location
 from fixers.model import (
     AnyEdit,
@@ -114,8 +115,16 @@ def _chart_info(root: Path, chart_dir: Path) -> ChartInfo | None:
         str(meta.get(k, "")) for k in ("home", "sources", "maintainers", "annotations")
     ).lower()
     upstream = next((u for u in KNOWN_UPSTREAMS if u in text), None)
-    third_party = upstream is not None
-    why = f"chart {meta.get('name')} is maintained upstream ({upstream})" if upstream else ""
+    sources = meta.get("sources") if isinstance(meta.get("sources"), list) else []
+    source = next((str(u) for u in sources if "://" in str(u)), None)
+    third_party = upstream is not None or source is not None
+    why = (
+        f"chart {meta.get('name')} is maintained upstream ({upstream})"
+        if upstream
+        else f"chart {meta.get('name')} is vendored from its upstream source {source}"
+        if source
+        else ""
+    )
     subcharts: dict[str, str] = {}
     for dep in meta.get("dependencies") or []:
         if isinstance(dep, Mapping) and dep.get("name"):
@@ -217,7 +226,13 @@ class HelmIndex:
             info = _chart_info(root, chart_yaml.parent)
             if info:
                 charts[info.path] = info
-        apps = [a for a in scan_gitops(root) if a.chart in charts]
+        found, upstream = scan_gitops_full(root)
+        apps = [a for a in found if a.chart in charts]
+        for path, info in list(charts.items()):
+            # A chart an Application also pulls from a Helm repository is a vendored copy.
+            if info.name in upstream and not info.third_party:
+                why = f"chart {info.name} is vendored: {upstream[info.name]}"
+                charts[path] = dataclasses.replace(info, third_party=True, why_third_party=why)
         return cls(root, charts, apps, renderer or SdkRenderer())
 
 
@@ -738,12 +753,19 @@ class HelmTarget:
                 raise FieldNotExposed(field_label, f"chart {chart.name} has no values key for it")
             key, rest = POD_EXPOSABLE[field_name], rel[1:]
             exposure = Exposure(f"{chart.path}/{template_rel}".lstrip("/"), key, field_name, None)
-        if lookup(view.mapping.effective, (key,)) is not None:
+        existing = lookup(view.mapping.effective, (key,))
+        scalar = exposure.field in SCALAR_FIELDS
+        if existing is not None and (
+            (scalar and not isinstance(existing, bool))
+            or (not scalar and not isinstance(existing, Mapping | list))
+        ):
             raise FieldNotExposed(
                 field_label,
-                f"chart {chart.name} already has a values key {key} that does not feed this "
-                "field; change the template by hand",
+                f"chart {chart.name} already has a values key {key} of another shape that does "
+                "not feed this field; change the template by hand",
             )
+        # An existing key of the right shape (the chart's, or one this run exposed in another
+        # template) is read by this template too: one key for every template that needs it.
         # Refuse early when the template's shape is not one we can edit.
         original = (self.index.root / exposure.template).read_text(encoding="utf-8")
         try:
@@ -781,19 +803,16 @@ class HelmTarget:
                     f"inline values of {app.kind} {app.name} set this key and win over files",
                 )
         depth, _, winner = best
+        # A third-party chart deployed by an Application is a vendored copy: the override goes
+        # to the deployment. Without one the repository is the chart itself: its values.yaml.
+        vendored = dep.chart.third_party and app is not None
+        if vendored and (winner is None or winner == dep.value_files[0]):
+            return self._deployment_layer(overlay)
         if depth and winner is not None:
             where = "the chart default" if winner == dep.value_files[0] else "an override"
             what = "this key" if depth > len(path) else ".".join(map(str, path[:depth]))
             why = f"{winner} sets {what} ({where}) and is the last values file that does"
             return winner, (), 0, why
-        env = dep.value_files[1:]
-        if dep.chart.third_party and env:
-            return (
-                env[-1],
-                (),
-                0,
-                (f"{env[-1]} is the deployment's own values file; the chart is third-party"),
-            )
         return (
             dep.value_files[0],
             (),
@@ -803,6 +822,48 @@ class HelmTarget:
                 "environment"
             ),
         )
+
+    def _deployment_layer(self, overlay: FileOverlay) -> tuple[str, YamlPath, int, str]:
+        """Where a vendored chart's override goes: the deployment's last values file, else
+        its inline values; never the chart's own files (the next upgrade would lose them)."""
+        dep = self.deployment
+        why = dep.chart.why_third_party or f"chart {dep.chart.name} is third-party"
+        env = dep.value_files[1:]
+        if env:
+            return env[-1], (), 0, f"{env[-1]} is the deployment's own values file; {why}"
+        app = dep.app
+        if app is not None and app.inline_path is not None:
+            return (
+                app.manifest,
+                app.inline_path,
+                app.document_index,
+                f"inline values of {app.kind} {app.name} override the chart; {why}",
+            )
+        raise ChartError(
+            f"{why} and its deployment has no values file or values object of its own to "
+            "override it in; add one (never edit the vendored chart)"
+        )
+
+    def _remove_as_set(self, edit: Remove) -> AnyEdit:
+        """A values key is set, never deleted, when deleting it changes what the template
+        renders (a boolean a template prints renders null once gone)."""
+        view = self.view
+        current = (
+            lookup(view.mapping.effective, edit.path) if isinstance(view, HelmPodView) else None
+        )
+        if isinstance(current, bool):
+            return Set(edit.path, False, edit.comment)
+        return edit
+
+    def environments(self, relpath: str) -> list[str]:
+        """The deployments (environments) a change to ``relpath`` affects."""
+        chart = self.deployment.chart
+        apps = [a for a in self.index.apps if a.chart == chart.path]
+        if relpath == f"{chart.path}/values.yaml".lstrip("/"):
+            hit = apps
+        else:
+            hit = [a for a in apps if relpath in a.value_files or relpath == a.manifest]
+        return [f"{a.name} ({a.namespace or 'default'})" for a in hit]
 
     def write(self, edits: Sequence[AnyEdit], overlay: FileOverlay) -> None:
         """Apply values edits to the winning values files (and expose template keys)."""
@@ -816,6 +877,8 @@ class HelmTarget:
                     f"a new manifest ({edit.name}) cannot be added through chart values; "
                     "add it to the chart's templates by hand"
                 )
+            if isinstance(edit, Remove):
+                edit = self._remove_as_set(edit)
             relpath, prefix, doc_index, why = self._file_for(edit.path, overlay)
             moved = _with_path(edit, (*prefix, *edit.path))
             groups.setdefault((relpath, doc_index), []).append(moved)
@@ -842,6 +905,10 @@ class HelmTarget:
                 f"chart {self.deployment.chart.name} lives in this repository and had no values "
                 f"key for {exposure.field}; the template now reads .Values.{key}"
             )
+        for relpath in list(whys):
+            envs = self.environments(relpath)
+            if envs:
+                whys[relpath] += "; environments changed: " + ", ".join(envs)
         first = next(iter(whys), self.location.path)
         kind = "helm-template" if any(k in used for k in self._exposures) else "helm-values"
         self.location = Location(
@@ -925,10 +992,12 @@ def _deployments(finding: Finding, index: HelmIndex) -> list[Deployment]:
         source = finding.source.path.strip("/")
         inside = [c for c in charts if c.path and source.startswith(f"{c.path}/")]
         chart_hint = max(inside, key=lambda c: len(c.path)).path if inside else None
-    if chart_hint:
-        hint = chart_hint.strip("/")
+    hint = _norm_hint(chart_hint)
+    if hint:
         by_path = [c for c in charts if c.path == hint or hint.startswith(f"{c.path}/")]
-        charts = by_path or [c for c in charts if c.name == Path(hint).name]
+        # A scanner's chart path is a hint: one that names no chart here never blocks matching
+        # by chart, kind and name (`trivy config .`, Checkov's `/../x.yaml`).
+        charts = by_path or [c for c in charts if c.name == Path(hint).name] or charts
     ns = finding.resource.namespace
     out: list[Deployment] = []
     for chart in charts:
@@ -950,6 +1019,14 @@ def _deployments(finding: Finding, index: HelmIndex) -> list[Deployment]:
             for release in _release_guesses(finding.resource.name, chart.name):
                 out.append(Deployment(chart, release, ns or "default", (base_values,)))
     return out
+
+
+def _norm_hint(hint: str | None) -> str:
+    """A scanner's chart path as a repository-relative path ('' when it says nothing usable)."""
+    if not hint:
+        return ""
+    parts = [p for p in PurePosixPath(hint.replace("\\", "/")).parts if p not in ("/", ".", "..")]
+    return "/".join(parts)
 
 
 def _release_guesses(resource_name: str, chart_name: str) -> list[str]:
@@ -976,15 +1053,14 @@ def locate_helm(finding: Finding, repo_root: Path, index: HelmIndex) -> HelmTarg
         except RemedyError as exc:
             errors.append(str(exc))
             continue
-        for doc in docs:
-            if doc.kind != finding.resource.kind or doc.name != finding.resource.name:
-                continue
-            if (
-                doc.namespace
-                and finding.resource.namespace
-                and doc.namespace != finding.resource.namespace
-            ):
-                continue
+        # The namespace and release are the deployment's: a scanner that rendered the chart
+        # itself (its own release name, no namespace) still names the same template's resource.
+        matched = [
+            d for d in docs if (d.kind, d.name) == (finding.resource.kind, finding.resource.name)
+        ]
+        if not matched and dep.app is not None:
+            matched = _same_template(finding, dep, index, docs)
+        for doc in matched:
             rendered = ManifestPodView.from_document(doc.document)
             if rendered is None:
                 return f"{finding.resource} rendered by chart {dep.chart.name} has no pod spec"
@@ -1007,6 +1083,37 @@ def locate_helm(finding: Finding, repo_root: Path, index: HelmIndex) -> HelmTarg
             f"; {static}" if static else ""
         )
     return f"no chart in the repository renders {finding.resource}"
+
+
+def _same_template(
+    finding: Finding, dep: Deployment, index: HelmIndex, docs: list[RenderedDoc]
+) -> list[RenderedDoc]:
+    """The deployment's document made by the template (and position) that makes the finding's
+    resource when the chart is rendered the way scanners do (release named after the chart)."""
+    kind = finding.resource.kind
+    for release in _release_guesses(finding.resource.name, dep.chart.name):
+        if release == dep.release:
+            continue
+        try:
+            scanned = index.cache.docs(
+                index.root / dep.chart.path,
+                dep.render_values(FileOverlay(index.root)),
+                release,
+                finding.resource.namespace or dep.namespace,
+                kind=kind,
+            )
+        except RemedyError:
+            continue
+        for doc in scanned:
+            if (doc.kind, doc.name) != (kind, finding.resource.name):
+                continue
+            position = [d for d in scanned if (d.template, d.kind) == (doc.template, kind)]
+            mine = [d for d in docs if (d.template, d.kind) == (doc.template, kind)]
+            if len(position) == len(mine):
+                return [mine[position.index(doc)]]
+        if any(d.kind == kind for d in scanned):
+            break  # the guess rendered the kind but not this name: later guesses are worse
+    return []
 
 
 def _static_reason(finding: Finding, index: HelmIndex, deps: list[Deployment]) -> str:
