@@ -48,7 +48,7 @@ from fixers.model import (
     Set,
     YamlPath,
 )
-from fixers.view import FieldNotExposed, ManifestPodView, PodView, lookup
+from fixers.view import FieldNotExposed, ManifestPodView, PodView, lookup, policies_selecting
 
 PROBE = "__kr_probe_"
 KNOWN_UPSTREAMS = (
@@ -67,6 +67,8 @@ POD_EXPOSABLE = {
 }
 """Fields an in-house chart's template may be changed to read from values, and their keys."""
 LIST_FIELDS = frozenset({"volumes", "volumeMounts", "tolerations", "initContainers"})
+SWITCH_NAMES = frozenset({"enabled", "enable", "create"})
+"""Boolean values keys that turn a part of a chart on."""
 CONFIRM_LEAVES: tuple[YamlPath, ...] = (
     ("allowPrivilegeEscalation",),
     ("readOnlyRootFilesystem",),
@@ -701,6 +703,7 @@ class HelmTarget:
     view: PodView = field(init=False)
     _exposures: dict[str, Exposure] = field(default_factory=dict)
     _views: dict[tuple[str, str], PodView | str] = field(default_factory=dict, repr=False)
+    _switch_why: str = ""
 
     def attach(self, mapping: ValuesMap, rendered: ManifestPodView) -> None:
         self.view = HelmPodView(rendered, mapping, self)
@@ -844,6 +847,66 @@ class HelmTarget:
             "override it in; add one (never edit the vendored chart)"
         )
 
+    def network_policies(self, overlay: FileOverlay) -> list[Mapping[str, Any]]:
+        """The NetworkPolicies the deployment renders with the overlay (namespace as deployed)."""
+        try:
+            docs = self.render_all(overlay)
+        except RemedyError:
+            return []
+        out: list[Mapping[str, Any]] = []
+        for doc in docs:
+            if doc.kind == "NetworkPolicy":
+                meta = {
+                    "namespace": self.deployment.namespace,
+                    **(doc.document.get("metadata") or {}),
+                }
+                out.append({**doc.document, "metadata": meta})
+        return out
+
+    def _switch_for(self, edit: CreateManifest, overlay: FileOverlay) -> AnyEdit:
+        """A chart cannot take a new manifest through values; an existing switch that renders
+        one selecting this pod (``networkPolicy.enabled``, ``networkPolicies.create`` ...) can."""
+        kind = str(edit.document.get("kind", "")) if isinstance(edit.document, Mapping) else ""
+        view = self.view
+        effective = view.mapping.effective if isinstance(view, HelmPodView) else {}
+        stem = kind.lower()
+        candidates = [
+            path
+            for path in _leaf_paths(effective)
+            if lookup(effective, path) is False
+            and path[-1].lower() in SWITCH_NAMES
+            and any(stem and stem in step.lower().rstrip("s").replace("ie", "y") for step in path)
+        ]
+        dep = self.deployment
+        chart_dir = self.index.chart_dir_for(dep.chart, overlay)
+        for path in candidates:
+            values = copy.deepcopy(dep.render_values(overlay))
+            _set_in(values, path[:-1], {path[-1]: True})
+            try:
+                docs = self.index.cache.docs(chart_dir, values, dep.release, dep.namespace)
+            except RemedyError:
+                continue
+            policies = [
+                {
+                    **d.document,
+                    "metadata": {"namespace": dep.namespace, **(d.document.get("metadata") or {})},
+                }
+                for d in docs
+                if d.kind == kind
+            ]
+            if kind == "NetworkPolicy" and policies_selecting(
+                policies, view.labels, view.namespace
+            ):
+                self._switch_why = (
+                    f"chart {dep.chart.name} already renders a NetworkPolicy for this pod when "
+                    f"{'.'.join(path)} is true: the existing switch is turned on"
+                )
+                return Set(path, True, edit.comment)
+        raise ChartError(
+            f"a new manifest ({edit.name}) cannot be added through chart values and chart "
+            f"{dep.chart.name} has no switch that renders one; add it to the chart's templates"
+        )
+
     def _remove_as_set(self, edit: Remove) -> AnyEdit:
         """A values key is set, never deleted, when deleting it changes what the template
         renders (a boolean a template prints renders null once gone)."""
@@ -871,12 +934,10 @@ class HelmTarget:
 
         groups: dict[tuple[str, int], list[AnyEdit]] = {}
         whys: dict[str, str] = {}
+        edits = [
+            self._switch_for(e, overlay) if isinstance(e, CreateManifest) else e for e in edits
+        ]
         for edit in edits:
-            if isinstance(edit, CreateManifest):
-                raise ChartError(
-                    f"a new manifest ({edit.name}) cannot be added through chart values; "
-                    "add it to the chart's templates by hand"
-                )
             if isinstance(edit, Remove):
                 edit = self._remove_as_set(edit)
             relpath, prefix, doc_index, why = self._file_for(edit.path, overlay)
@@ -905,6 +966,9 @@ class HelmTarget:
                 f"chart {self.deployment.chart.name} lives in this repository and had no values "
                 f"key for {exposure.field}; the template now reads .Values.{key}"
             )
+        if self._switch_why:
+            for relpath in whys:
+                whys[relpath] += f"; {self._switch_why}"
         for relpath in list(whys):
             envs = self.environments(relpath)
             if envs:
