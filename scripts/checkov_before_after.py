@@ -99,7 +99,7 @@ def render_as_deployed(repo: Path, out: Path) -> int:
             docs = index.cache.docs(
                 index.root / chart.path, dep.render_values(overlay), dep.release, dep.namespace
             )
-            target = out / chart.path / "_rendered" / dep.release
+            target = out / chart.path / "_rendered" / (dep.app.name if dep.app else dep.release)
             target.mkdir(parents=True, exist_ok=True)
             by_template: dict[str, list[str]] = {}
             for doc in docs:

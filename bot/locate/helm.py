@@ -68,6 +68,8 @@ POD_EXPOSABLE = {
 """Fields an in-house chart's template may be changed to read from values, and their keys."""
 LIST_FIELDS = frozenset({"volumes", "volumeMounts", "tolerations", "initContainers"})
 SWITCH_NAMES = frozenset({"enabled", "enable", "create"})
+SWITCH = "__kr_switch__"
+"""Marks a values path whose edit means: turn this existing switch on."""
 """Boolean values keys that turn a part of a chart on."""
 CONFIRM_LEAVES: tuple[YamlPath, ...] = (
     ("allowPrivilegeEscalation",),
@@ -371,6 +373,7 @@ class Probes:
     _found: dict[DocId, dict[YamlPath, YamlPath]] | None = None
     switches: set[YamlPath] = field(default_factory=set)
     confirmations: dict[tuple[Any, ...], bool] = field(default_factory=dict)
+    _refs: list[YamlPath] | None = None
     _answers: dict[tuple[Any, ...], Any] = field(default_factory=dict)
 
     def render(self, values: Mapping[str, Any], only: str | None = None) -> list[RenderedDoc]:
@@ -437,6 +440,19 @@ class Probes:
                             if enable:
                                 self.switches.add(values_path)
 
+    def references(self) -> list[YamlPath]:
+        """Every ``.Values.a.b`` key path the chart's own templates read (static analysis)."""
+        if self._refs is None:
+            seen: dict[YamlPath, None] = {}
+            templates = self.chart_dir / "templates"
+            for path in sorted(templates.rglob("*")) if templates.is_dir() else []:
+                if path.is_file() and path.suffix in (".yaml", ".yml", ".tpl"):
+                    text = path.read_text(encoding="utf-8", errors="replace")
+                    for ref in values_references(text):
+                        seen.setdefault(ref, None)
+            self._refs = list(seen)
+        return self._refs
+
     def answer(self, key: tuple[Any, ...], compute: Any) -> Any:
         """Memoised per-question answers (scalar, list and confirmation probes)."""
         if key not in self._answers:
@@ -494,14 +510,33 @@ class ValuesMap:
             if listed is not None:
                 return listed
         best = self._best(rendered)
-        if best is None:
-            return None
-        where, base = best
-        suffix = rendered[len(where) :]
-        found = (*base, *suffix)
-        if suffix and base:
-            return found if self._confirm_batch(where, base, suffix) else None
-        return found if self._confirmed(found, rendered) else None
+        if best is not None:
+            where, base = best
+            suffix = rendered[len(where) :]
+            found = (*base, *suffix)
+            if suffix and base:
+                if self._confirm_batch(where, base, suffix):
+                    return found
+            elif self._confirmed(found, rendered):
+                return found
+        return self._referenced(rendered)
+
+    def _referenced(self, rendered: YamlPath) -> YamlPath | None:
+        """A key the chart's templates read for this field, whatever its spelling (a template
+        reading ``readOnlyRootFileSystem``): confirmed by rendering it with a sentinel, or true."""
+        field_name = str(rendered[-1]).lower()
+        current = lookup(self.doc.document, rendered)
+        for ref in self.probes.references():
+            if ref[-1].lower() != field_name:
+                continue
+            for trial in (f"{PROBE}ref", True):
+                values = copy.deepcopy(self.user)
+                _set_in(values, ref[:-1], {ref[-1]: trial})
+                document = self._render_doc(values)
+                landed = None if document is None else lookup(document, rendered)
+                if landed == trial and (trial is not True or current is not True):
+                    return ref
+        return None
 
     def _confirm_batch(self, where: YamlPath, base: YamlPath, suffix: YamlPath) -> bool:
         """Whether a value set at ``base + suffix`` reaches ``where + suffix``; the fields fixers
@@ -590,6 +625,27 @@ class ValuesMap:
     def switches_for(self, values_path: YamlPath) -> list[YamlPath]:
         return [p for p in self.probes.switches if values_path[: len(p)] == p]
 
+    def switch_for_field(self, rendered: YamlPath) -> YamlPath | None:
+        """An existing boolean switch (``seccompProfile.enable: false``) that makes the chart
+        render the absent field: the path returned marks it, `HelmTarget.write` turns it on."""
+        if lookup(self.doc.document, rendered) is not None:
+            return None
+        stem = str(rendered[-1]).lower()[:7]
+        effective = self.effective
+        for path in _leaf_paths(effective):
+            if (
+                lookup(effective, path) is not False
+                or path[-1].lower() not in SWITCH_NAMES
+                or stem not in ".".join(path[:-1]).lower()
+            ):
+                continue
+            values = copy.deepcopy(self.user)
+            _set_in(values, path[:-1], {path[-1]: True})
+            document = self._render_doc(values)
+            if document is not None and lookup(document, rendered) is not None:
+                return (*path[:-1], SWITCH + path[-1])
+        return None
+
 
 def _leaf_paths(data: Any, prefix: tuple[str, ...] = ()) -> Iterator[tuple[str, ...]]:
     if isinstance(data, Mapping):
@@ -662,6 +718,9 @@ class HelmPodView:
         found = self.mapping.values_path(rendered)
         if found is not None:
             return found
+        switch = self.mapping.switch_for_field(rendered)
+        if switch is not None:
+            return switch
         return self.target.expose_for(self, rendered, container)
 
     def prerequisites(self, edits: Sequence[AnyEdit]) -> tuple[AnyEdit, ...]:
@@ -940,6 +999,15 @@ class HelmTarget:
         for edit in edits:
             if isinstance(edit, Remove):
                 edit = self._remove_as_set(edit)
+            switch = next((str(s) for s in edit.path if str(s).startswith(SWITCH)), None)
+            if switch is not None:
+                at = [str(s) for s in edit.path].index(switch)
+                switch_path = (*edit.path[:at], switch[len(SWITCH) :])
+                edit = Set(switch_path, True, edit.comment)
+                self._switch_why = (
+                    f"chart {self.deployment.chart.name} renders the field when its existing "
+                    f"switch {'.'.join(map(str, switch_path))} is on: it is turned on"
+                )
             relpath, prefix, doc_index, why = self._file_for(edit.path, overlay)
             moved = _with_path(edit, (*prefix, *edit.path))
             groups.setdefault((relpath, doc_index), []).append(moved)
