@@ -140,7 +140,10 @@ class Locator:
         self._helm = None
 
     def locate(self, finding: Finding) -> Target | str:
-        found = locate_manifest(finding, self.manifests)
+        try:
+            found: Target | str = locate_manifest(finding, self.manifests)
+        except RemedyError as exc:  # a scanner path is a hint: a chart may still render it
+            found = str(exc)
         if not isinstance(found, str):
             return found
         helm = self._helm_locator()
@@ -446,6 +449,9 @@ def _context(
             policies += [
                 d for d in docs if isinstance(d, dict) and d.get("kind") == "NetworkPolicy"
             ]
+    rendered = getattr(target, "network_policies", None)  # a chart's own NetworkPolicies
+    if callable(rendered):
+        policies += rendered(overlay)
     return FixContext(
         policy=config.policy,
         location_kind=target.location.kind,

@@ -11,6 +11,12 @@ Runs the real Checkov of `scripts/setup-scanners.sh` (``.tools/checkov``) with
 ``--framework kubernetes -o json --skip-download --quiet`` and prints, for every Checkov check
 that `bot/data/scanner_map.yaml` maps to a Kubescape control, the number of failing resources
 before -> after.
+
+Helm charts are measured as deployed: every chart of the directory is rendered the way the
+Argo CD Applications / Flux HelmReleases beside it deploy it (release, namespace, values files,
+inline values; the chart's defaults under its own name when nothing deploys it) into
+``<chart>/_rendered/<release>/`` of a scratch directory, and Checkov scans that too. Findings on
+rendered resources point into their chart, so the plan fixes them through the chart's values.
 """
 
 from __future__ import annotations
@@ -23,6 +29,8 @@ import sys
 import tempfile
 from collections import Counter
 from pathlib import Path
+
+import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -71,6 +79,55 @@ def run_checkov(directory: Path) -> dict:
     return merged
 
 
+def render_as_deployed(repo: Path, out: Path) -> int:
+    """Render every chart of ``repo`` as deployed into ``out`` (chart-relative layout);
+    returns the number of renders. A chart that does not render is an error (exit 2)."""
+    from bot.locate.base import FileOverlay
+    from bot.locate.helm import Deployment, HelmIndex
+
+    index = HelmIndex.build(repo)
+    overlay = FileOverlay(index.root)
+    count = 0
+    for chart in index.charts.values():
+        base = f"{chart.path}/values.yaml".lstrip("/")
+        apps = [a for a in index.apps if a.chart == chart.path]
+        deployments = [
+            Deployment(chart, a.release, a.namespace or "default", (base, *a.value_files), a)
+            for a in apps
+        ] or [Deployment(chart, chart.name, "default", (base,))]
+        for dep in deployments:
+            docs = index.cache.docs(
+                index.root / chart.path, dep.render_values(overlay), dep.release, dep.namespace
+            )
+            target = out / chart.path / "_rendered" / (dep.app.name if dep.app else dep.release)
+            target.mkdir(parents=True, exist_ok=True)
+            by_template: dict[str, list[str]] = {}
+            for doc in docs:
+                document = dict(doc.document)
+                meta = dict(document.get("metadata") or {})
+                meta.setdefault("namespace", dep.namespace)  # as Helm applies it
+                document["metadata"] = meta
+                by_template.setdefault(doc.template, []).append(
+                    yaml.safe_dump(document, sort_keys=False)
+                )
+            for template, texts in by_template.items():
+                name = template.split("/templates/", 1)[-1].replace("/", "__")
+                (target / name).write_text("---\n".join(texts), encoding="utf-8")
+            count += 1
+    return count
+
+
+def measure(repo: Path) -> dict:
+    """Checkov on ``repo``'s files and on its charts rendered as deployed, merged; rendered
+    files are named as if they lay inside their chart (``<chart>/_rendered/...``)."""
+    output = run_checkov(repo)
+    with tempfile.TemporaryDirectory() as tmp:
+        if render_as_deployed(repo, Path(tmp)):
+            rendered = run_checkov(Path(tmp))
+            output["results"]["failed_checks"] += rendered["results"]["failed_checks"]
+    return output
+
+
 def failures(output: dict) -> Counter[str]:
     """Failing resources per Checkov check id."""
     return Counter(c["check_id"] for c in output["results"]["failed_checks"])
@@ -87,7 +144,7 @@ def fix_copy(source: Path, reports: list[Path], workdir: Path) -> tuple[Path, in
         if reports:
             report = merge_reports([load_report(p) for p in reports])
         else:
-            report = parse_report(run_checkov(repo), f"checkov {repo}")
+            report = parse_report(measure(repo), f"checkov {repo}")
         plan = build_plan(report, repo)
         touched: set[str] = set()
         round_applied = 0
@@ -169,14 +226,14 @@ def main(argv: list[str] | None = None) -> int:
     if bool(args.after) == args.fix:
         parser.error("give AFTER, or --fix to make it from BEFORE")
     try:
-        before = failures(run_checkov(args.before))
+        before = failures(measure(args.before))
         with tempfile.TemporaryDirectory() as tmp:
             if args.fix:
                 after_dir, applied = fix_copy(args.before, args.report, Path(tmp))
                 print(f"applied {applied} change sets to a copy of {args.before}")
             else:
                 after_dir = args.after
-            after_output = run_checkov(after_dir)
+            after_output = measure(after_dir)
             after = failures(after_output)
             print("\n".join(table(before, after)))
             grown = sorted((after - before).items())

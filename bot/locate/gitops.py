@@ -171,6 +171,27 @@ def _flux_app(relpath: str, index: int, doc: Mapping[str, Any]) -> HelmApp | Non
 
 def scan_gitops(root: Path) -> list[HelmApp]:
     """Every ArgoCD/Flux deployment of a repository chart found under ``root``."""
+    return scan_gitops_full(root)[0]
+
+
+def _upstream_charts(doc: Mapping[str, Any], out: dict[str, str]) -> None:
+    """Charts an Application pulls from a Helm repository: name -> where (for the reason)."""
+    spec = doc.get("spec") or {}
+    if doc.get("kind") == "ApplicationSet":
+        spec = (spec.get("template") or {}).get("spec") or {}
+    if not isinstance(spec, Mapping):
+        return
+    for _, source in _argo_sources(spec):
+        chart, repo = source.get("chart"), source.get("repoURL")
+        if isinstance(chart, str) and chart and "{{" not in chart:
+            name = (doc.get("metadata") or {}).get("name", "")
+            out.setdefault(chart, f"Application {name} deploys it from {repo}")
+
+
+def scan_gitops_full(root: Path) -> tuple[list[HelmApp], dict[str, str]]:
+    """`scan_gitops`, plus the charts Applications pull from Helm repositories (a chart of
+    the same name in the repository is a vendored copy of an upstream chart)."""
+    upstream: dict[str, str] = {}
     apps: list[HelmApp] = []
     for path in iter_yaml_files(root):
         try:
@@ -191,8 +212,9 @@ def scan_gitops(root: Path) -> list[HelmApp]:
             api = str(doc.get("apiVersion", ""))
             if kind in ("Application", "ApplicationSet") and api.startswith("argoproj.io/"):
                 apps.extend(_argo_apps(relpath, index, doc))
+                _upstream_charts(doc, upstream)
             elif kind == "HelmRelease" and "fluxcd.io" in api:
                 app = _flux_app(relpath, index, doc)
                 if app:
                     apps.append(app)
-    return apps
+    return apps, upstream

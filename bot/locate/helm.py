@@ -11,6 +11,7 @@ values key feeds which rendered path (scalars are probed by changing a same-name
 from __future__ import annotations
 
 import copy
+import dataclasses
 import hashlib
 import re
 import shutil
@@ -18,14 +19,14 @@ import tempfile
 import weakref
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import yaml
 
 from bot.errors import ChartError, RemedyError, RepositoryError
 from bot.locate.base import FileOverlay
-from bot.locate.gitops import SKIP_DIRS, HelmApp, scan_gitops
+from bot.locate.gitops import SKIP_DIRS, HelmApp, scan_gitops_full
 from bot.locate.helm_render import (
     RenderCache,
     RenderedDoc,
@@ -33,8 +34,9 @@ from bot.locate.helm_render import (
     SdkRenderer,
     deep_merge,
     load_values_text,
+    values_key,
 )
-from bot.locate.helm_templates import Exposure, expose, values_references
+from bot.locate.helm_templates import SCALAR_FIELDS, Exposure, expose, values_references
 from bot.model import Location
 from fixers.model import (
     AnyEdit,
@@ -46,7 +48,7 @@ from fixers.model import (
     Set,
     YamlPath,
 )
-from fixers.view import FieldNotExposed, ManifestPodView, PodView, lookup
+from fixers.view import FieldNotExposed, ManifestPodView, PodView, lookup, policies_selecting
 
 PROBE = "__kr_probe_"
 KNOWN_UPSTREAMS = (
@@ -65,6 +67,25 @@ POD_EXPOSABLE = {
 }
 """Fields an in-house chart's template may be changed to read from values, and their keys."""
 LIST_FIELDS = frozenset({"volumes", "volumeMounts", "tolerations", "initContainers"})
+SWITCH_NAMES = frozenset({"enabled", "enable", "create"})
+SWITCH = "__kr_switch__"
+"""Marks a values path whose edit means: turn this existing switch on."""
+"""Boolean values keys that turn a part of a chart on."""
+CONFIRM_LEAVES: tuple[YamlPath, ...] = (
+    ("allowPrivilegeEscalation",),
+    ("readOnlyRootFilesystem",),
+    ("runAsNonRoot",),
+    ("runAsUser",),
+    ("runAsGroup",),
+    ("privileged",),
+    ("seccompProfile", "type"),
+    ("capabilities", "drop"),
+    ("limits", "cpu"),
+    ("limits", "memory"),
+    ("requests", "cpu"),
+    ("requests", "memory"),
+)
+"""Fields fixers set under a values mapping: confirmed together in one render."""
 SCALAR_STEMS = {"automountServiceAccountToken": "automount"}
 """Rendered scalar field -> the stem a values key feeding it contains (charts abbreviate)."""
 
@@ -98,8 +119,16 @@ def _chart_info(root: Path, chart_dir: Path) -> ChartInfo | None:
         str(meta.get(k, "")) for k in ("home", "sources", "maintainers", "annotations")
     ).lower()
     upstream = next((u for u in KNOWN_UPSTREAMS if u in text), None)
-    third_party = upstream is not None
-    why = f"chart {meta.get('name')} is maintained upstream ({upstream})" if upstream else ""
+    sources = meta.get("sources") if isinstance(meta.get("sources"), list) else []
+    source = next((str(u) for u in sources if "://" in str(u)), None)
+    third_party = upstream is not None or source is not None
+    why = (
+        f"chart {meta.get('name')} is maintained upstream ({upstream})"
+        if upstream
+        else f"chart {meta.get('name')} is vendored from its upstream source {source}"
+        if source
+        else ""
+    )
     subcharts: dict[str, str] = {}
     for dep in meta.get("dependencies") or []:
         if isinstance(dep, Mapping) and dep.get("name"):
@@ -118,13 +147,69 @@ class HelmIndex:
     apps: list[HelmApp]
     renderer: Renderer = field(default_factory=SdkRenderer)
     _cache: RenderCache | None = field(default=None, repr=False)
+    _defaults: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict, repr=False)
+    _probes: dict[tuple[str, str, str, str], Probes] = field(default_factory=dict, repr=False)
+    _copies: dict[str, Path] = field(default_factory=dict, repr=False)
 
     @property
     def cache(self) -> RenderCache:
-        """Renders shared by every lookup of this index (findings of one chart render once)."""
+        """Renders shared by every lookup of this index for the whole run: a chart is loaded
+        once and each values overlay of it is rendered once."""
         if self._cache is None:
             self._cache = RenderCache(self.renderer)
         return self._cache
+
+    def defaults(self, chart: ChartInfo, overlay: FileOverlay) -> dict[str, Any]:
+        """The chart's default values (its values.yaml as the overlay has it, with the vendored
+        subcharts' defaults under their keys), parsed once per content."""
+        rel = f"{chart.path}/values.yaml".lstrip("/")
+        text = overlay.read(rel) or ""
+        key = (chart.path, text)
+        if key not in self._defaults:
+            values = dict(load_values_text(text, rel))
+            chart_dir = self.root / chart.path
+            for sub_key, sub in chart.subcharts.items():
+                sub_values = _read_values(chart_dir / sub / "values.yaml")
+                values[sub_key] = deep_merge(sub_values, values.get(sub_key) or {})
+            self._defaults[key] = values
+        return self._defaults[key]
+
+    def probes(
+        self, dep: Deployment, chart_dir: Path, user: dict[str, Any], defaults: dict[str, Any]
+    ) -> Probes:
+        """The shared probe results of one chart rendered with one values overlay."""
+        key = (str(chart_dir), values_key(user), dep.release, dep.namespace)
+        if key not in self._probes:
+            effective = deep_merge(defaults, user, drop_null=True)
+            self._probes[key] = Probes(
+                self.cache, chart_dir, dep.release, dep.namespace, user, effective
+            )
+        return self._probes[key]
+
+    def chart_dir_for(self, chart: ChartInfo, overlay: FileOverlay) -> Path:
+        """The chart directory with the overlay's template changes: the original, or a copy
+        made once per distinct set of changed chart files (values.yaml changes are rendered as
+        values, never copied)."""
+        prefix = f"{chart.path}/" if chart.path else ""
+        own_values = f"{prefix}values.yaml"
+        changed = [
+            c for c in overlay.changes() if c.path.startswith(prefix) and c.path != own_values
+        ]
+        chart_dir = self.root / chart.path
+        if not changed:
+            return chart_dir
+        digest = hashlib.sha256(
+            "\0".join(f"{c.path}\0{c.after}" for c in changed).encode()
+        ).hexdigest()
+        if digest not in self._copies:
+            tmp = Path(tempfile.mkdtemp(prefix="kr-chart-"))
+            weakref.finalize(self, shutil.rmtree, tmp, True)
+            target = tmp / (Path(chart.path).name or "chart")
+            shutil.copytree(chart_dir, target, symlinks=True)
+            for change in changed:
+                (target / change.path[len(prefix) :]).write_text(change.after, encoding="utf-8")
+            self._copies[digest] = target
+        return self._copies[digest]
 
     @classmethod
     def build(cls, repo_root: Path, renderer: Renderer | None = None) -> HelmIndex:
@@ -145,7 +230,13 @@ class HelmIndex:
             info = _chart_info(root, chart_yaml.parent)
             if info:
                 charts[info.path] = info
-        apps = [a for a in scan_gitops(root) if a.chart in charts]
+        found, upstream = scan_gitops_full(root)
+        apps = [a for a in found if a.chart in charts]
+        for path, info in list(charts.items()):
+            # A chart an Application also pulls from a Helm repository is a vendored copy.
+            if info.name in upstream and not info.third_party:
+                why = f"chart {info.name} is vendored: {upstream[info.name]}"
+                charts[path] = dataclasses.replace(info, third_party=True, why_third_party=why)
         return cls(root, charts, apps, renderer or SdkRenderer())
 
 
@@ -162,6 +253,17 @@ class Deployment:
     value_files: tuple[str, ...]
     """Repository-relative, the chart's own values.yaml first."""
     app: HelmApp | None = None
+
+    def render_values(self, overlay: FileOverlay) -> dict[str, Any]:
+        """`user_values`, plus the overlay's changes to the chart's own values.yaml as values
+        on top of the unchanged chart (a removed key becomes null, which Helm deletes)."""
+        values = self.user_values(overlay)
+        base = self.value_files[0]
+        now, was = overlay.read(base), overlay.original(base)
+        if now != was and now is not None and was is not None:
+            delta = _delta(load_values_text(was, base), load_values_text(now, base))
+            values = deep_merge(delta, values)
+        return values
 
     def user_values(self, overlay: FileOverlay) -> dict[str, Any]:
         """What Helm gets on top of the chart defaults: env files, then inline values."""
@@ -189,12 +291,18 @@ class Deployment:
         return f"{self.app.kind} {self.app.name} ({self.app.manifest})" if self.app else "chart"
 
 
-def _chart_defaults(chart_dir: Path, info: ChartInfo) -> dict[str, Any]:
-    values = _read_values(chart_dir / "values.yaml")
-    for key, sub in info.subcharts.items():
-        sub_values = _read_values(chart_dir / sub / "values.yaml")
-        values[key] = deep_merge(sub_values, values.get(key) or {})
-    return values
+def _delta(was: Mapping[str, Any], now: Mapping[str, Any]) -> dict[str, Any]:
+    """User values that turn chart defaults ``was`` into ``now``."""
+    out: dict[str, Any] = {key: None for key in was if key not in now}
+    for key, value in now.items():
+        old = was.get(key, ...)
+        if isinstance(value, Mapping) and isinstance(old, Mapping):
+            sub = _delta(old, value)
+            if sub:
+                out[key] = sub
+        elif value != old or key not in was:
+            out[key] = value
+    return out
 
 
 def _read_values(path: Path) -> dict[str, Any]:
@@ -239,6 +347,119 @@ def _find_markers(node: Any, prefix: YamlPath, out: dict[str, list[YamlPath]]) -
             _find_markers(value, (*prefix, index), out)
 
 
+DocId = tuple[str, str, str]
+"""(template, kind, name) of a rendered document."""
+
+
+def _doc_id(doc: RenderedDoc) -> DocId:
+    return (doc.template, doc.kind, doc.name)
+
+
+@dataclass
+class Probes:
+    """What feeds what in one chart rendered with one values overlay, for every resource.
+
+    One render puts a sentinel key under every mapping of the values (split in halves when a
+    sentinel breaks a template) and records where each lands in every document; a second turns
+    on every disabled Bitnami-style ``securityContext.enabled`` switch. Shared by all resources
+    of the chart for the whole run (`HelmIndex.probes`)."""
+
+    cache: RenderCache
+    chart_dir: Path
+    release: str
+    namespace: str
+    user: dict[str, Any]
+    effective: dict[str, Any]
+    _found: dict[DocId, dict[YamlPath, YamlPath]] | None = None
+    switches: set[YamlPath] = field(default_factory=set)
+    confirmations: dict[tuple[Any, ...], bool] = field(default_factory=dict)
+    _refs: list[YamlPath] | None = None
+    _answers: dict[tuple[Any, ...], Any] = field(default_factory=dict)
+
+    def render(self, values: Mapping[str, Any], only: str | None = None) -> list[RenderedDoc]:
+        """Documents of a render with ``values`` ([] when the chart does not render them)."""
+        try:
+            return self.cache.docs(self.chart_dir, values, self.release, self.namespace, only)
+        except ChartError:
+            return []
+
+    def found(self, doc: DocId) -> dict[YamlPath, YamlPath]:
+        """rendered path -> values mapping that lands there, for one document."""
+        if self._found is None:
+            self._found = {}
+            maps = list(_map_paths(self.effective))
+            self._probe(maps, False)
+            disabled = [
+                p
+                for p in maps
+                if p
+                and str(p[-1]).lower().endswith("securitycontext")
+                and lookup(self.effective, (*p, "enabled")) is False
+            ]
+            self._probe(disabled, True)
+        return self._found.get(doc, {})
+
+    def _probe(self, paths: list[YamlPath], enable: bool) -> None:
+        if not paths:
+            return
+        assert self._found is not None
+        values = copy.deepcopy(self.user)
+        markers: dict[str, YamlPath] = {}
+        for n, path in enumerate(paths):
+            marker = f"{PROBE}{n}"
+            markers[marker] = path
+            extra: dict[str, Any] = {marker: "probe"}
+            if enable:
+                extra["enabled"] = True
+            _set_in(values, path, extra)
+        try:
+            rendered = self.cache.rendered(self.chart_dir, values, self.release, self.namespace)
+        except ChartError:
+            if len(paths) > 1:  # some key's type broke a template: split and retry
+                half = len(paths) // 2
+                self._probe(paths[:half], enable)
+                self._probe(paths[half:], enable)
+            return
+        for template in sorted(t for t, text in rendered.items() if PROBE in text):
+            try:
+                docs = self.cache.docs(
+                    self.chart_dir, values, self.release, self.namespace, only=template
+                )
+            except ChartError:
+                continue
+            for doc in docs:
+                where: dict[str, list[YamlPath]] = {}
+                _find_markers(doc.document, (), where)
+                found = self._found.setdefault(_doc_id(doc), {})
+                for marker, places in where.items():
+                    values_path = markers[marker]
+                    for place in places:
+                        # The most specific key wins (global.x merged into x lands there too).
+                        if place not in found or len(values_path) > len(found[place]):
+                            found[place] = values_path
+                            if enable:
+                                self.switches.add(values_path)
+
+    def references(self) -> list[YamlPath]:
+        """Every ``.Values.a.b`` key path the chart's own templates read (static analysis)."""
+        if self._refs is None:
+            seen: dict[YamlPath, None] = {}
+            templates = self.chart_dir / "templates"
+            for path in sorted(templates.rglob("*")) if templates.is_dir() else []:
+                if path.is_file() and path.suffix in (".yaml", ".yml", ".tpl"):
+                    text = path.read_text(encoding="utf-8", errors="replace")
+                    for ref in values_references(text):
+                        seen.setdefault(ref, None)
+            self._refs = list(seen)
+        return self._refs
+
+    def answer(self, key: tuple[Any, ...], compute: Any) -> Any:
+        """Memoised per-question answers (scalar, list and confirmation probes)."""
+        if key not in self._answers:
+            self._answers[key] = compute()
+        return self._answers[key]
+
+
 @dataclass
 class ValuesMap:
     """Which values key feeds which rendered path of one resource, learnt by probing."""
@@ -249,92 +470,36 @@ class ValuesMap:
     user: dict[str, Any]
     defaults: dict[str, Any]
     doc: RenderedDoc
-    _found: dict[YamlPath, YamlPath] = field(default_factory=dict)
-    _probed: set[YamlPath] = field(default_factory=set)
-    _switches: set[YamlPath] = field(default_factory=set)
+    probes: Probes
 
     @property
     def effective(self) -> dict[str, Any]:
-        return deep_merge(self.defaults, self.user, drop_null=True)
+        return self.probes.effective
 
     def _render_doc(self, values: Mapping[str, Any]) -> Mapping[str, Any] | None:
-        try:
-            docs = self.cache.docs(
-                self.chart_dir,
-                values,
-                self.deployment.release,
-                self.deployment.namespace,
-                only=self.doc.template,
-            )
-        except ChartError:
-            return None
-        for doc in docs:
-            if (doc.template, doc.kind, doc.name) == (
-                self.doc.template,
-                self.doc.kind,
-                self.doc.name,
-            ):
+        ident = _doc_id(self.doc)
+        for doc in self.probes.render(values, only=self.doc.template):
+            if _doc_id(doc) == ident:
                 return doc.document
         return None
 
-    def _probe(self, paths: list[YamlPath], enable: bool, found: dict[YamlPath, YamlPath]) -> None:
-        if not paths:
-            return
-        values = copy.deepcopy(self.user)
-        markers: dict[str, YamlPath] = {}
-        for n, path in enumerate(paths):
-            marker = f"{PROBE}{n}"
-            markers[marker] = path
-            extra: dict[str, Any] = {marker: "probe"}
-            if enable:
-                extra["enabled"] = True
-            _set_in(values, path, extra)
-        document = self._render_doc(values)
-        if document is None:
-            if len(paths) > 1:  # some key's type broke a template: split and retry
-                half = len(paths) // 2
-                self._probe(paths[:half], enable, found)
-                self._probe(paths[half:], enable, found)
-            return
-        where: dict[str, list[YamlPath]] = {}
-        _find_markers(document, (), where)
-        for marker, places in where.items():
-            values_path = markers[marker]
-            for rendered in places:
-                # The most specific key wins (global.x merged into x lands in the same place).
-                if rendered not in found or len(values_path) > len(found[rendered]):
-                    found[rendered] = values_path
-                    if enable:
-                        self._switches.add(values_path)
-
-    def _probe_all(self, paths: list[YamlPath]) -> None:
-        todo = [p for p in paths if p not in self._probed]
-        if not todo:
-            return
-        self._probed.update(todo)
-        effective = self.effective
-        self._probe(todo, False, self._found)
-        # Bitnami-style switches: a disabled securityContext map only renders when enabled.
-        disabled = [
-            p
-            for p in todo
-            if p
-            and str(p[-1]).lower().endswith("securitycontext")
-            and lookup(effective, (*p, "enabled")) is False
-        ]
-        self._probe(disabled, True, self._found)
-
-    def _best(self, rendered: YamlPath) -> YamlPath | None:
+    def _best(self, rendered: YamlPath) -> tuple[YamlPath, YamlPath] | None:
+        """(rendered mapping, values mapping) of the deepest probed mapping holding ``rendered``."""
         best: tuple[YamlPath, YamlPath] | None = None
-        for where, values_path in self._found.items():
+        for where, values_path in self.probes.found(_doc_id(self.doc)).items():
             n = len(where)
             fits = rendered[:n] == where and not any(isinstance(s, int) for s in rendered[n:])
             if fits and (best is None or n > len(best[0])):
                 best = (where, values_path)
-        return None if best is None else (*best[1], *rendered[len(best[0]) :])
+        return best
 
     def values_path(self, rendered: YamlPath) -> YamlPath | None:
         """The values key that feeds ``rendered`` (None when no key does)."""
+        return self.probes.answer(
+            ("path", _doc_id(self.doc), rendered), lambda: self._values_path(rendered)
+        )
+
+    def _values_path(self, rendered: YamlPath) -> YamlPath | None:
         current = lookup(self.doc.document, rendered)
         if current is not None and not isinstance(current, Mapping | list):
             scalar = self._scalar(rendered)
@@ -344,19 +509,67 @@ class ValuesMap:
             listed = self._list(rendered)
             if listed is not None:
                 return listed
-        all_maps = list(_map_paths(self.effective))
-        # Probe first the mappings named like a step of the field (cheap, and charts whose
-        # unrelated maps break templates when given an extra key need no bisecting then).
-        names = {str(s).lower() for s in rendered if isinstance(s, str)}
-        named = [p for p in all_maps if p and any(n in str(p[-1]).lower() for n in names)]
-        self._probe_all(named)
-        found = self._best(rendered)
-        if found is None:
-            self._probe_all(all_maps)
-            found = self._best(rendered)
-        if found is not None and not self._confirmed(found, rendered):
-            return None
-        return found
+        best = self._best(rendered)
+        if best is not None:
+            where, base = best
+            suffix = rendered[len(where) :]
+            found = (*base, *suffix)
+            if suffix and base:
+                if self._confirm_batch(where, base, suffix):
+                    return found
+            elif self._confirmed(found, rendered):
+                return found
+        return self._referenced(rendered)
+
+    def _referenced(self, rendered: YamlPath) -> YamlPath | None:
+        """A key the chart's templates read for this field, whatever its spelling (a template
+        reading ``readOnlyRootFileSystem``): confirmed by rendering it with a sentinel, or true."""
+        field_name = str(rendered[-1]).lower()
+        current = lookup(self.doc.document, rendered)
+        for ref in self.probes.references():
+            if ref[-1].lower() != field_name:
+                continue
+            for trial in (f"{PROBE}ref", True):
+                values = copy.deepcopy(self.user)
+                _set_in(values, ref[:-1], {ref[-1]: trial})
+                document = self._render_doc(values)
+                landed = None if document is None else lookup(document, rendered)
+                if landed == trial and (trial is not True or current is not True):
+                    return ref
+        return None
+
+    def _confirm_batch(self, where: YamlPath, base: YamlPath, suffix: YamlPath) -> bool:
+        """Whether a value set at ``base + suffix`` reaches ``where + suffix``; the fields fixers
+        usually set under the same mapping are confirmed in the same render."""
+        ident = _doc_id(self.doc)
+        answers = self.probes.confirmations
+
+        def key(s: YamlPath) -> tuple[Any, ...]:
+            return (ident, where, base, s)
+
+        if key(suffix) in answers:
+            return answers[key(suffix)]
+        n = len(suffix)
+        batch = [
+            suffix,
+            *(
+                s
+                for s in CONFIRM_LEAVES
+                if s[:n] != suffix and suffix[: len(s)] != s and key(s) not in answers
+            ),
+        ]
+        values = copy.deepcopy(self.user)
+        for n, leaf in enumerate(batch):
+            _set_in(values, (*base, *leaf[:-1]), {leaf[-1]: f"{PROBE}confirm{n}"})
+        for switch in self.switches_for(base):
+            _set_in(values, switch, {"enabled": True})
+        document = self._render_doc(values)
+        if document is None:
+            answers[key(suffix)] = self._confirmed((*base, *suffix), (*where, *suffix))
+        else:
+            for n, leaf in enumerate(batch):
+                answers[key(leaf)] = lookup(document, (*where, *leaf)) == f"{PROBE}confirm{n}"
+        return answers[key(suffix)]
 
     def _confirmed(self, values_path: YamlPath, rendered: YamlPath) -> bool:
         """Render with a marker at ``values_path``: False when the chart renders but the marker
@@ -410,7 +623,28 @@ class ValuesMap:
         return None
 
     def switches_for(self, values_path: YamlPath) -> list[YamlPath]:
-        return [p for p in self._switches if values_path[: len(p)] == p]
+        return [p for p in self.probes.switches if values_path[: len(p)] == p]
+
+    def switch_for_field(self, rendered: YamlPath) -> YamlPath | None:
+        """An existing boolean switch (``seccompProfile.enable: false``) that makes the chart
+        render the absent field: the path returned marks it, `HelmTarget.write` turns it on."""
+        if lookup(self.doc.document, rendered) is not None:
+            return None
+        stem = str(rendered[-1]).lower()[:7]
+        effective = self.effective
+        for path in _leaf_paths(effective):
+            if (
+                lookup(effective, path) is not False
+                or path[-1].lower() not in SWITCH_NAMES
+                or stem not in ".".join(path[:-1]).lower()
+            ):
+                continue
+            values = copy.deepcopy(self.user)
+            _set_in(values, path[:-1], {path[-1]: True})
+            document = self._render_doc(values)
+            if document is not None and lookup(document, rendered) is not None:
+                return (*path[:-1], SWITCH + path[-1])
+        return None
 
 
 def _leaf_paths(data: Any, prefix: tuple[str, ...] = ()) -> Iterator[tuple[str, ...]]:
@@ -484,6 +718,9 @@ class HelmPodView:
         found = self.mapping.values_path(rendered)
         if found is not None:
             return found
+        switch = self.mapping.switch_for_field(rendered)
+        if switch is not None:
+            return switch
         return self.target.expose_for(self, rendered, container)
 
     def prerequisites(self, edits: Sequence[AnyEdit]) -> tuple[AnyEdit, ...]:
@@ -524,7 +761,8 @@ class HelmTarget:
     location: Location
     view: PodView = field(init=False)
     _exposures: dict[str, Exposure] = field(default_factory=dict)
-    _copies: dict[str, Path] = field(default_factory=dict)
+    _views: dict[tuple[str, str], PodView | str] = field(default_factory=dict, repr=False)
+    _switch_why: str = ""
 
     def attach(self, mapping: ValuesMap, rendered: ManifestPodView) -> None:
         self.view = HelmPodView(rendered, mapping, self)
@@ -577,12 +815,19 @@ class HelmTarget:
                 raise FieldNotExposed(field_label, f"chart {chart.name} has no values key for it")
             key, rest = POD_EXPOSABLE[field_name], rel[1:]
             exposure = Exposure(f"{chart.path}/{template_rel}".lstrip("/"), key, field_name, None)
-        if lookup(view.mapping.effective, (key,)) is not None:
+        existing = lookup(view.mapping.effective, (key,))
+        scalar = exposure.field in SCALAR_FIELDS
+        if existing is not None and (
+            (scalar and not isinstance(existing, bool))
+            or (not scalar and not isinstance(existing, Mapping | list))
+        ):
             raise FieldNotExposed(
                 field_label,
-                f"chart {chart.name} already has a values key {key} that does not feed this "
-                "field; change the template by hand",
+                f"chart {chart.name} already has a values key {key} of another shape that does "
+                "not feed this field; change the template by hand",
             )
+        # An existing key of the right shape (the chart's, or one this run exposed in another
+        # template) is read by this template too: one key for every template that needs it.
         # Refuse early when the template's shape is not one we can edit.
         original = (self.index.root / exposure.template).read_text(encoding="utf-8")
         try:
@@ -620,19 +865,16 @@ class HelmTarget:
                     f"inline values of {app.kind} {app.name} set this key and win over files",
                 )
         depth, _, winner = best
+        # A third-party chart deployed by an Application is a vendored copy: the override goes
+        # to the deployment. Without one the repository is the chart itself: its values.yaml.
+        vendored = dep.chart.third_party and app is not None
+        if vendored and (winner is None or winner == dep.value_files[0]):
+            return self._deployment_layer(overlay)
         if depth and winner is not None:
             where = "the chart default" if winner == dep.value_files[0] else "an override"
             what = "this key" if depth > len(path) else ".".join(map(str, path[:depth]))
             why = f"{winner} sets {what} ({where}) and is the last values file that does"
             return winner, (), 0, why
-        env = dep.value_files[1:]
-        if dep.chart.third_party and env:
-            return (
-                env[-1],
-                (),
-                0,
-                (f"{env[-1]} is the deployment's own values file; the chart is third-party"),
-            )
         return (
             dep.value_files[0],
             (),
@@ -643,17 +885,128 @@ class HelmTarget:
             ),
         )
 
+    def _deployment_layer(self, overlay: FileOverlay) -> tuple[str, YamlPath, int, str]:
+        """Where a vendored chart's override goes: the deployment's last values file, else
+        its inline values; never the chart's own files (the next upgrade would lose them)."""
+        dep = self.deployment
+        why = dep.chart.why_third_party or f"chart {dep.chart.name} is third-party"
+        env = dep.value_files[1:]
+        if env:
+            return env[-1], (), 0, f"{env[-1]} is the deployment's own values file; {why}"
+        app = dep.app
+        if app is not None and app.inline_path is not None:
+            return (
+                app.manifest,
+                app.inline_path,
+                app.document_index,
+                f"inline values of {app.kind} {app.name} override the chart; {why}",
+            )
+        raise ChartError(
+            f"{why} and its deployment has no values file or values object of its own to "
+            "override it in; add one (never edit the vendored chart)"
+        )
+
+    def network_policies(self, overlay: FileOverlay) -> list[Mapping[str, Any]]:
+        """The NetworkPolicies the deployment renders with the overlay (namespace as deployed)."""
+        try:
+            docs = self.render_all(overlay)
+        except RemedyError:
+            return []
+        out: list[Mapping[str, Any]] = []
+        for doc in docs:
+            if doc.kind == "NetworkPolicy":
+                meta = {
+                    "namespace": self.deployment.namespace,
+                    **(doc.document.get("metadata") or {}),
+                }
+                out.append({**doc.document, "metadata": meta})
+        return out
+
+    def _switch_for(self, edit: CreateManifest, overlay: FileOverlay) -> AnyEdit:
+        """A chart cannot take a new manifest through values; an existing switch that renders
+        one selecting this pod (``networkPolicy.enabled``, ``networkPolicies.create`` ...) can."""
+        kind = str(edit.document.get("kind", "")) if isinstance(edit.document, Mapping) else ""
+        view = self.view
+        effective = view.mapping.effective if isinstance(view, HelmPodView) else {}
+        stem = kind.lower()
+        candidates = [
+            path
+            for path in _leaf_paths(effective)
+            if lookup(effective, path) is False
+            and path[-1].lower() in SWITCH_NAMES
+            and any(stem and stem in step.lower().rstrip("s").replace("ie", "y") for step in path)
+        ]
+        dep = self.deployment
+        chart_dir = self.index.chart_dir_for(dep.chart, overlay)
+        for path in candidates:
+            values = copy.deepcopy(dep.render_values(overlay))
+            _set_in(values, path[:-1], {path[-1]: True})
+            try:
+                docs = self.index.cache.docs(chart_dir, values, dep.release, dep.namespace)
+            except RemedyError:
+                continue
+            policies = [
+                {
+                    **d.document,
+                    "metadata": {"namespace": dep.namespace, **(d.document.get("metadata") or {})},
+                }
+                for d in docs
+                if d.kind == kind
+            ]
+            if kind == "NetworkPolicy" and policies_selecting(
+                policies, view.labels, view.namespace
+            ):
+                self._switch_why = (
+                    f"chart {dep.chart.name} already renders a NetworkPolicy for this pod when "
+                    f"{'.'.join(path)} is true: the existing switch is turned on"
+                )
+                return Set(path, True, edit.comment)
+        raise ChartError(
+            f"a new manifest ({edit.name}) cannot be added through chart values and chart "
+            f"{dep.chart.name} has no switch that renders one; add it to the chart's templates"
+        )
+
+    def _remove_as_set(self, edit: Remove) -> AnyEdit:
+        """A values key is set, never deleted, when deleting it changes what the template
+        renders (a boolean a template prints renders null once gone)."""
+        view = self.view
+        current = (
+            lookup(view.mapping.effective, edit.path) if isinstance(view, HelmPodView) else None
+        )
+        if isinstance(current, bool):
+            return Set(edit.path, False, edit.comment)
+        return edit
+
+    def environments(self, relpath: str) -> list[str]:
+        """The deployments (environments) a change to ``relpath`` affects."""
+        chart = self.deployment.chart
+        apps = [a for a in self.index.apps if a.chart == chart.path]
+        if relpath == f"{chart.path}/values.yaml".lstrip("/"):
+            hit = apps
+        else:
+            hit = [a for a in apps if relpath in a.value_files or relpath == a.manifest]
+        return [f"{a.name} ({a.namespace or 'default'})" for a in hit]
+
     def write(self, edits: Sequence[AnyEdit], overlay: FileOverlay) -> None:
         """Apply values edits to the winning values files (and expose template keys)."""
         from fixers.edits import EditError, apply_edits
 
         groups: dict[tuple[str, int], list[AnyEdit]] = {}
         whys: dict[str, str] = {}
+        edits = [
+            self._switch_for(e, overlay) if isinstance(e, CreateManifest) else e for e in edits
+        ]
         for edit in edits:
-            if isinstance(edit, CreateManifest):
-                raise ChartError(
-                    f"a new manifest ({edit.name}) cannot be added through chart values; "
-                    "add it to the chart's templates by hand"
+            if isinstance(edit, Remove):
+                edit = self._remove_as_set(edit)
+            switch = next((str(s) for s in edit.path if str(s).startswith(SWITCH)), None)
+            if switch is not None:
+                at = [str(s) for s in edit.path].index(switch)
+                switch_path = (*edit.path[:at], switch[len(SWITCH) :])
+                edit = Set(switch_path, True, edit.comment)
+                self._switch_why = (
+                    f"chart {self.deployment.chart.name} renders the field when its existing "
+                    f"switch {'.'.join(map(str, switch_path))} is on: it is turned on"
                 )
             relpath, prefix, doc_index, why = self._file_for(edit.path, overlay)
             moved = _with_path(edit, (*prefix, *edit.path))
@@ -681,6 +1034,13 @@ class HelmTarget:
                 f"chart {self.deployment.chart.name} lives in this repository and had no values "
                 f"key for {exposure.field}; the template now reads .Values.{key}"
             )
+        if self._switch_why:
+            for relpath in whys:
+                whys[relpath] += f"; {self._switch_why}"
+        for relpath in list(whys):
+            envs = self.environments(relpath)
+            if envs:
+                whys[relpath] += "; environments changed: " + ", ".join(envs)
         first = next(iter(whys), self.location.path)
         kind = "helm-template" if any(k in used for k in self._exposures) else "helm-values"
         self.location = Location(
@@ -692,61 +1052,46 @@ class HelmTarget:
             "; ".join(f"{p}: {w}" for p, w in whys.items()) or self.location.why,
         )
 
-    def _chart_for(self, overlay: FileOverlay) -> tuple[Path, Renderer]:
-        """The chart directory as the overlay would make it: the original, or a temporary copy
-        with the overlay's chart files (kept while the target lives; probes render it lazily)."""
-        dep = self.deployment
-        prefix = f"{dep.chart.path}/" if dep.chart.path else ""
-        changed = [c for c in overlay.changes() if c.path.startswith(prefix)]
-        if not changed:
-            return self.chart_dir, self.index.renderer
-        digest = hashlib.sha256(
-            "\0".join(f"{c.path}\0{c.after}" for c in changed).encode()
-        ).hexdigest()
-        if digest not in self._copies:
-            tmp = Path(tempfile.mkdtemp(prefix="kr-chart-"))
-            weakref.finalize(self, shutil.rmtree, tmp, True)
-            copy = tmp / (Path(dep.chart.path).name or "chart")
-            shutil.copytree(self.chart_dir, copy, symlinks=True)
-            for change in changed:
-                (copy / change.path[len(prefix) :]).write_text(change.after, encoding="utf-8")
-            self._copies[digest] = copy
-        copy = self._copies[digest]
-        # A fresh SDK renderer: the default one caches loaded charts by directory.
-        renderer = (
-            SdkRenderer() if isinstance(self.index.renderer, SdkRenderer) else self.index.renderer
-        )
-        return copy, renderer
-
     def render_all(self, overlay: FileOverlay) -> list[RenderedDoc]:
         """Every document the deployment renders with the overlay's values and templates."""
-        chart_dir, renderer = self._chart_for(overlay)
         dep = self.deployment
-        return RenderCache(renderer).docs(
-            chart_dir, dep.user_values(overlay), dep.release, dep.namespace
+        chart_dir = self.index.chart_dir_for(dep.chart, overlay)
+        return self.index.cache.docs(
+            chart_dir, dep.render_values(overlay), dep.release, dep.namespace
         )
 
     def reread(self, overlay: FileOverlay) -> PodView | str:
         """Re-render the chart with the overlay's values and templates: the same resource's
-        values-backed view (fixers re-plan on it; its paths are values keys again)."""
+        values-backed view (fixers re-plan on it; its paths are values keys again). One view
+        per distinct overlay: verifying every finding of a batch renders once."""
         dep = self.deployment
         try:
-            chart_dir, renderer = self._chart_for(overlay)
-            user = dep.user_values(overlay)
-            cache = RenderCache(renderer)
-            docs = cache.docs(chart_dir, user, dep.release, dep.namespace, kind=self.doc.kind)
-            defaults = _chart_defaults(chart_dir, dep.chart)
+            chart_dir = self.index.chart_dir_for(dep.chart, overlay)
+            user = dep.render_values(overlay)
+        except RemedyError as exc:
+            return f"the chart no longer renders with the fix: {exc}"
+        key = (str(chart_dir), values_key(user))
+        if key not in self._views:
+            self._views[key] = self._view(overlay, chart_dir, user)
+        return self._views[key]
+
+    def _view(self, overlay: FileOverlay, chart_dir: Path, user: dict[str, Any]) -> PodView | str:
+        dep = self.deployment
+        try:
+            docs = self.index.cache.docs(
+                chart_dir, user, dep.release, dep.namespace, only=self.doc.template
+            )
+            defaults = self.index.defaults(dep.chart, overlay)
         except RemedyError as exc:
             return f"the chart no longer renders with the fix: {exc}"
         for doc in docs:
-            if (doc.template, doc.kind, doc.name) == (
-                self.doc.template,
-                self.doc.kind,
-                self.doc.name,
-            ):
+            if _doc_id(doc) == _doc_id(self.doc):
                 rendered = ManifestPodView.from_document(doc.document)
                 if rendered is not None:
-                    mapping = ValuesMap(dep, chart_dir, cache, user, defaults, doc)
+                    probes = self.index.probes(dep, chart_dir, user, defaults)
+                    mapping = ValuesMap(
+                        dep, chart_dir, self.index.cache, user, defaults, doc, probes
+                    )
                     return HelmPodView(rendered, mapping, self)
         return f"{self.doc.kind} {self.doc.name} is no longer rendered by {dep.chart.name}"
 
@@ -779,10 +1124,12 @@ def _deployments(finding: Finding, index: HelmIndex) -> list[Deployment]:
         source = finding.source.path.strip("/")
         inside = [c for c in charts if c.path and source.startswith(f"{c.path}/")]
         chart_hint = max(inside, key=lambda c: len(c.path)).path if inside else None
-    if chart_hint:
-        hint = chart_hint.strip("/")
+    hint = _norm_hint(chart_hint)
+    if hint:
         by_path = [c for c in charts if c.path == hint or hint.startswith(f"{c.path}/")]
-        charts = by_path or [c for c in charts if c.name == Path(hint).name]
+        # A scanner's chart path is a hint: one that names no chart here never blocks matching
+        # by chart, kind and name (`trivy config .`, Checkov's `/../x.yaml`).
+        charts = by_path or [c for c in charts if c.name == Path(hint).name] or charts
     ns = finding.resource.namespace
     out: list[Deployment] = []
     for chart in charts:
@@ -806,9 +1153,18 @@ def _deployments(finding: Finding, index: HelmIndex) -> list[Deployment]:
     return out
 
 
+def _norm_hint(hint: str | None) -> str:
+    """A scanner's chart path as a repository-relative path ('' when it says nothing usable)."""
+    if not hint:
+        return ""
+    parts = [p for p in PurePosixPath(hint.replace("\\", "/")).parts if p not in ("/", ".", "..")]
+    return "/".join(parts)
+
+
 def _release_guesses(resource_name: str, chart_name: str) -> list[str]:
     parts = resource_name.split("-")
-    guesses = [resource_name, chart_name]
+    # Scanners that render a chart themselves name the release after the chart: try it first.
+    guesses = [chart_name, resource_name]
     guesses += ["-".join(parts[:i]) for i in range(len(parts) - 1, 0, -1)]
     guesses.append("release")
     return list(dict.fromkeys(g for g in guesses if g))
@@ -822,27 +1178,27 @@ def locate_helm(finding: Finding, repo_root: Path, index: HelmIndex) -> HelmTarg
     for dep in _deployments(finding, index):
         chart_dir = index.root / dep.chart.path
         try:
-            user = dep.user_values(overlay)
+            user = dep.render_values(overlay)
             docs = cache.docs(
                 chart_dir, user, dep.release, dep.namespace, kind=finding.resource.kind
             )
         except RemedyError as exc:
             errors.append(str(exc))
             continue
-        for doc in docs:
-            if doc.kind != finding.resource.kind or doc.name != finding.resource.name:
-                continue
-            if (
-                doc.namespace
-                and finding.resource.namespace
-                and doc.namespace != finding.resource.namespace
-            ):
-                continue
+        # The namespace and release are the deployment's: a scanner that rendered the chart
+        # itself (its own release name, no namespace) still names the same template's resource.
+        matched = [
+            d for d in docs if (d.kind, d.name) == (finding.resource.kind, finding.resource.name)
+        ]
+        if not matched and dep.app is not None:
+            matched = _same_template(finding, dep, index, docs)
+        for doc in matched:
             rendered = ManifestPodView.from_document(doc.document)
             if rendered is None:
                 return f"{finding.resource} rendered by chart {dep.chart.name} has no pod spec"
-            defaults = _chart_defaults(chart_dir, dep.chart)
-            mapping = ValuesMap(dep, chart_dir, cache, user, defaults, doc)
+            defaults = index.defaults(dep.chart, overlay)
+            probes = index.probes(dep, chart_dir, user, defaults)
+            mapping = ValuesMap(dep, chart_dir, cache, user, defaults, doc, probes)
             why = f"rendered by chart {dep.chart.path or '.'} ({doc.template})" + (
                 f" as deployed by {dep.app.kind} {dep.app.name}" if dep.app else ""
             )
@@ -859,6 +1215,37 @@ def locate_helm(finding: Finding, repo_root: Path, index: HelmIndex) -> HelmTarg
             f"; {static}" if static else ""
         )
     return f"no chart in the repository renders {finding.resource}"
+
+
+def _same_template(
+    finding: Finding, dep: Deployment, index: HelmIndex, docs: list[RenderedDoc]
+) -> list[RenderedDoc]:
+    """The deployment's document made by the template (and position) that makes the finding's
+    resource when the chart is rendered the way scanners do (release named after the chart)."""
+    kind = finding.resource.kind
+    for release in _release_guesses(finding.resource.name, dep.chart.name):
+        if release == dep.release:
+            continue
+        try:
+            scanned = index.cache.docs(
+                index.root / dep.chart.path,
+                dep.render_values(FileOverlay(index.root)),
+                release,
+                finding.resource.namespace or dep.namespace,
+                kind=kind,
+            )
+        except RemedyError:
+            continue
+        for doc in scanned:
+            if (doc.kind, doc.name) != (kind, finding.resource.name):
+                continue
+            position = [d for d in scanned if (d.template, d.kind) == (doc.template, kind)]
+            mine = [d for d in docs if (d.template, d.kind) == (doc.template, kind)]
+            if len(position) == len(mine):
+                return [mine[position.index(doc)]]
+        if any(d.kind == kind for d in scanned):
+            break  # the guess rendered the kind but not this name: later guesses are worse
+    return []
 
 
 def _static_reason(finding: Finding, index: HelmIndex, deps: list[Deployment]) -> str:

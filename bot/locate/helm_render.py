@@ -7,12 +7,14 @@ Every failure becomes a one-line `ChartError`.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import subprocess
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -194,26 +196,61 @@ def deep_merge(
 
 
 def load_values_text(text: str, origin: str) -> dict[str, Any]:
-    """A values document as a mapping (empty file = {}); `ChartError` when it is not one."""
-    try:
-        data = yaml.load(text, Loader=_Loader)
-    except yaml.YAMLError as exc:
-        raise ChartError(f"values file {origin} is not valid YAML: {_one_line(exc)}") from exc
+    """A values document as a mapping (empty file = {}); `ChartError` when it is not one.
+    Parsed once per distinct text: the result is shared, so callers never mutate it."""
+    data = _parse_values(text)
+    if isinstance(data, yaml.YAMLError):
+        raise ChartError(f"values file {origin} is not valid YAML: {_one_line(data)}")
     if data is None:
         return {}
     if not isinstance(data, Mapping):
         raise ChartError(f"values file {origin} is not a mapping")
-    return dict(data)
+    return data  # type: ignore[return-value]
+
+
+@lru_cache(maxsize=256)
+def _parse_values(text: str) -> Any:
+    try:
+        return yaml.load(text, Loader=_Loader)
+    except yaml.YAMLError as exc:
+        return exc
+
+
+def values_key(values: Mapping[str, Any]) -> str:
+    """A stable digest of a values overlay (the render cache's key)."""
+    blob = json.dumps(values, sort_keys=True, default=str, separators=(",", ":"))
+    return hashlib.blake2b(blob.encode(), digest_size=16).hexdigest()
 
 
 @dataclass
 class RenderCache:
-    """Memoises renders of one chart by (values, release, namespace); probes re-render often."""
+    """Every render of a run, keyed by (chart, values overlay digest, release, namespace).
+
+    One cache serves the whole run: locating, probing, re-reading after a fix and verifying all
+    ask it, so a values overlay is rendered once per chart. Rendered templates are parsed lazily
+    and once per distinct text (a probe that changes one template re-parses only that one)."""
 
     renderer: Renderer
-    _cache: dict[tuple[str, str, str, str, str], list[RenderedDoc] | ChartError] = field(
-        default_factory=dict
-    )
+    renders: int = 0
+    _raw: dict[tuple[str, str, str, str], dict[str, str] | ChartError] = field(default_factory=dict)
+    _parsed: dict[tuple[str, str], list[RenderedDoc] | ChartError] = field(default_factory=dict)
+
+    def rendered(
+        self, chart_dir: Path, values: Mapping[str, Any], release: str, namespace: str
+    ) -> dict[str, str]:
+        """The chart's rendered templates (``{template: text}``) for these values."""
+        key = (str(chart_dir), values_key(values), release, namespace)
+        result = self._raw.get(key)
+        if result is None:
+            self.renders += 1
+            try:
+                result = dict(self.renderer.render(chart_dir, values, release, namespace))
+            except ChartError as exc:
+                result = exc
+            self._raw[key] = result
+        if isinstance(result, ChartError):
+            raise result
+        return result
 
     def docs(
         self,
@@ -224,24 +261,36 @@ class RenderCache:
         only: str | None = None,
         kind: str | None = None,
     ) -> list[RenderedDoc]:
-        key = (
-            str(chart_dir.resolve()),
-            json.dumps(values, sort_keys=True, default=str),
-            release,
-            namespace,
-            f"{only or ''}|{kind or ''}",
-        )
-        if key not in self._cache:
+        """Parsed documents of a render; ``only`` one template, ``kind`` templates naming it."""
+        rendered = self.rendered(chart_dir, values, release, namespace)
+        kind_re = _kind_re(kind) if kind else None
+        out: list[RenderedDoc] = []
+        for template in [only] if only is not None else sorted(rendered):
+            text = rendered.get(template)
+            if text is None or (kind_re is not None and not kind_re.search(text)):
+                continue
+            out.extend(self._parse(template, text))
+        return out
+
+    def _parse(self, template: str, text: str) -> list[RenderedDoc]:
+        key = (template, text)
+        result = self._parsed.get(key)
+        if result is None:
             try:
-                self._cache[key] = parse_rendered(
-                    self.renderer.render(chart_dir, values, release, namespace), only, kind
-                )
+                result = parse_rendered({template: text})
             except ChartError as exc:
-                self._cache[key] = exc
-        result = self._cache[key]
+                result = exc
+            if len(self._parsed) > 20_000:
+                self._parsed.clear()
+            self._parsed[key] = result
         if isinstance(result, ChartError):
             raise result
         return result
+
+
+@lru_cache(maxsize=64)
+def _kind_re(kind: str) -> re.Pattern[str]:
+    return re.compile(rf"^kind:\s*['\"]?{re.escape(kind)}\b", re.M)
 
 
 def render_chart_findings(

@@ -10,7 +10,7 @@ from typing import Any
 
 from bot.locate.base import FileOverlay
 from bot.locate.helm import HelmIndex, HelmTarget, locate_helm
-from bot.locate.helm_render import RenderedDoc
+from bot.locate.helm_render import RenderCache, RenderedDoc
 from fixers.model import AlreadyCompliant, Finding, Fixed, ResourceRef, Result
 from fixers.policy import FixContext
 from fixers.registry import fixer_for, run_fixer
@@ -98,7 +98,12 @@ def fix_and_verify(repo: Path, finding: Finding, index: HelmIndex | None = None)
     for doc in target.render_all(overlay):
         if (doc.kind, doc.name) == (finding.resource.kind, finding.resource.name):
             assert finding.control_id not in failing_controls(doc.document)
-    noise = _leaf_diff(before, target.render_all(FileOverlay(repo)))
+    # The run's render cache answers the same values with the same output: render afresh.
+    dep = target.deployment
+    fresh = RenderCache(target.index.renderer).docs(
+        target.chart_dir, dep.render_values(FileOverlay(repo)), dep.release, dep.namespace
+    )
+    noise = _leaf_diff(before, fresh)
     return Outcome(target, result, overlay, before, target.render_all(overlay), noise)
 
 

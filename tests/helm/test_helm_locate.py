@@ -11,7 +11,7 @@ import pytest
 from bot.locate.base import FileOverlay
 from bot.locate.helm import HelmIndex, locate_helm
 from bot.locate.helm_render import render_chart_findings
-from fixers.model import NeedsHuman, Set
+from fixers.model import Fixed, NeedsHuman, Set
 from fixers.registry import fixer_for, run_fixer
 from fixers.view import FieldNotExposed
 from tests.conftest import corpus_path
@@ -121,13 +121,22 @@ def test_helm_create_demo_automount_exposed_in_template(corpus_index: HelmIndex)
     _only_under(_stable(outcome), f"Deployment/{name}", ((*POD, "automountServiceAccountToken"),))
 
 
-def test_helm_create_test_pod_reports_clash(corpus_index: HelmIndex) -> None:
+def test_helm_create_test_pod_reads_the_existing_key(corpus_index: HelmIndex) -> None:
+    """The chart's securityContext key feeds the Deployment; the test pod's template is made to
+    read the same key instead of refusing because the key exists (it blocked itself)."""
     name = "helm-create-demo-test-connection"
     finding = finding_for("C-0016", "Pod", name, None, "helm-create-demo")
     target = locate(_corpus_repo(), finding, corpus_index)
     result = run_fixer(fixer_for("C-0016"), target.view, finding, CTX)
-    assert isinstance(result, NeedsHuman)
-    assert "securityContext that does not feed this field" in result.reason
+    assert isinstance(result, Fixed), result
+    assert result.edits[0].path == ("securityContext", "allowPrivilegeEscalation")
+    overlay = FileOverlay(_corpus_repo())
+    target.write(result.edits, overlay)
+    changed = {c.path: c.after for c in overlay.changes()}
+    assert (
+        "{{- with .Values.securityContext }}"
+        in changed["helm-create-demo/templates/tests/test-connection.yaml"]
+    )
 
 
 # --------------------------------------------------------------------------- upstream charts
@@ -588,7 +597,7 @@ def test_mapping_is_confirmed_by_rendering(tmp_path: Path) -> None:
     target = locate(tmp_path, finding)
     container = target.view.containers[0]
     assert container.path("securityContext", "runAsNonRoot") == ("securityContext", "runAsNonRoot")
-    with pytest.raises(FieldNotExposed, match="securityContext that does not feed this field"):
+    with pytest.raises(FieldNotExposed, match="hard-codes securityContext"):
         container.path("securityContext", "allowPrivilegeEscalation")
 
 
