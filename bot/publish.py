@@ -11,11 +11,12 @@ import logging
 from collections.abc import Callable, Mapping, Sequence
 
 from bot.forge.base import Forge
-from bot.lifecycle import SyncDecision, SyncResult, SyncSettings, marker, sync_changes
+from bot.lifecycle import SyncDecision, SyncResult, SyncSettings, sync_changes
 from bot.model import ChangeSet
 from bot.plan import Plan
 from bot.render import describe_change_set
 from bot.repo_config import RepoConfig
+from bot.resolution import change_set_marker, resolved_by
 from bot.score import framework_label, framework_scores
 from bot.sources.base import Report
 
@@ -56,7 +57,7 @@ def publish_plan(
         def render(templates: Mapping[str, str] | None) -> str:
             return describe_change_set(
                 change_set,
-                marker=marker(change_set.key, change_set.findings_hash),
+                marker=change_set_marker(change_set),
                 bot_username=bot_username,
                 scores=change_set_scores(report, change_set),
                 overrides=templates,
@@ -65,7 +66,7 @@ def publish_plan(
         if overrides:
             try:
                 text = render(overrides)
-                if marker(change_set.key, change_set.findings_hash) in text:
+                if change_set_marker(change_set) in text:
                     return text
                 log.warning("template override for %s lost the marker", change_set.key)
             except Exception as exc:  # a repository's template never fails a run
@@ -88,6 +89,7 @@ def publish_plan(
         settings=settings,
         close_missing=close_missing,
         requested=requested,
+        resolved=resolved_by(report),
     )
 
 
