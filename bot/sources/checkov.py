@@ -41,8 +41,13 @@ PER_CONTAINER = frozenset(
         "C-0056",
         "C-0057",
         "C-0075",
+        "C-0207",
         "C-0270",
         "C-0271",
+        "C-9001",
+        "C-9002",
+        "C-9004",
+        "C-9005",
     }
 )
 """Controls Kubescape and Trivy report per container (the others are per pod or resource)."""
