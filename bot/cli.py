@@ -31,6 +31,7 @@ from bot.score import format_delta, framework_label, framework_scores
 from bot.sources import cluster_formats, fetch_from_cluster, load_report
 from bot.sources.base import Report
 from bot.sources.runtime import RuntimeEvidence
+from fixers.model import Finding
 
 EXIT_OK, EXIT_UNFIXED, EXIT_USAGE = 0, 1, 2
 
@@ -168,13 +169,36 @@ def print_plan(report: Report, plan: Plan) -> None:
             res = str(u.finding.resource) + (
                 f" [{u.finding.container}]" if u.finding.container else ""
             )
-            left.add_row(cell(u.finding.control_id), cell(res), cell(u.category), cell(u.reason))
+            left.add_row(cell(_ids(u.finding)), cell(res), cell(u.category), cell(u.reason))
         console.print(left)
+    if plan.already_compliant:
+        ok = Table(title=f"Already compliant in the repository ({len(plan.already_compliant)})")
+        for col in ("control", "resource"):
+            ok.add_column(col, overflow="fold")
+        for f in plan.already_compliant:
+            ok.add_row(
+                cell(_ids(f)), cell(str(f.resource) + (f" [{f.container}]" if f.container else ""))
+            )
+        console.print(ok)
+    if report.skipped:
+        unread = Table(title=f"Not read from the report ({len(report.skipped)})")
+        for col in ("result", "why"):
+            unread.add_column(col, overflow="fold")
+        for skipped in report.skipped:
+            unread.add_row(cell(skipped.what), cell(skipped.reason))
+        console.print(unread)
     console.print(
         f"{len(plan.findings)} findings: {len(plan.fixed_findings)} fixed in "
         f"{len(plan.change_sets)} change sets, {len(plan.already_compliant)} already compliant "
-        f"in the repository, {len(plan.unfixable)} not fixed."
+        f"in the repository, {len(plan.unfixable)} not fixed; {len(report.skipped)} results "
+        "not read (listed above with their scanner id)."
     )
+
+
+def _ids(finding: Finding) -> str:
+    """The control and, when another scanner reported it, that scanner's ids."""
+    others = [i for i in finding.scanner_ids if i != finding.control_id]
+    return finding.control_id + (f" ({', '.join(others)})" if others else "")
 
 
 def print_chart_summary(plan: Plan) -> None:

@@ -37,13 +37,14 @@ _KEY = re.compile(r"^[a-z0-9][a-z0-9/._-]{0,200}$")
 _DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 
-def marker(key: str, findings_hash: str) -> str:
-    """The hidden line that ties an MR description to its change set."""
-    return (
-        "<!-- kube-remedy:"
-        + json.dumps({"key": key, "hash": findings_hash}, sort_keys=True)
-        + " -->"
-    )
+def marker(key: str, findings_hash: str, fixes: Sequence[tuple[str, str]] = ()) -> str:
+    """The hidden line that ties an MR description to its change set (and, with ``fixes``,
+    names the (control, resource) pairs it fixes: `bot.resolution` reads them)."""
+    data: dict[str, object] = {"key": key, "hash": findings_hash}
+    if fixes:
+        data["fixes"] = [list(fix) for fix in fixes]
+    text = json.dumps(data, sort_keys=True).replace("<", "\\u003c").replace(">", "\\u003e")
+    return "<!-- kube-remedy:" + text + " -->"
 
 
 def parse_marker(description: str) -> tuple[str, str] | None:
@@ -164,8 +165,12 @@ def sync_changes(
     now: datetime | None = None,
     close_missing: bool = True,
     requested: frozenset[str] = frozenset(),
+    resolved: Callable[[str], bool] | None = None,
 ) -> SyncResult:
     """Make the bot's merge requests match ``change_sets`` (see the module docstring).
+
+    ``resolved`` (given an MR description) says whether the new report proves an MR's findings
+    fixed; an open MR whose change set is gone but is not proven fixed stays open.
 
     ``requested`` keys (ticked on the dashboard) are proposed despite the limits and despite an
     earlier close: a person asked for them.
@@ -265,12 +270,25 @@ def sync_changes(
         for key, changes in sorted(existing.items()):
             for change in changes:
                 if change.state == "opened" and key not in wanted:
+                    if resolved is not None and not resolved(change.description):
+                        run.decide(
+                            "kept",
+                            key,
+                            change.branch,
+                            "not planned now, but the report does not show its resources "
+                            "scanned and passing: left open",
+                            change,
+                        )
+                        continue
                     forge.close_change(
                         change,
                         "The findings this merge request fixed are no longer reported (fixed "
                         "elsewhere, or the resource is gone), so kube-remedy closes it.",
                     )
-                    run.decide("closed", key, change.branch, "findings no longer reported", change)
+                    why = "findings no longer reported"
+                    if resolved is not None:
+                        why = "the new report shows its resources scanned and passing"
+                    run.decide("closed", key, change.branch, why, change)
     return SyncResult(tuple(run.decisions))
 
 

@@ -134,9 +134,9 @@ def _title(family: str, fixes: list[PlannedFix]) -> str:
 class Locator:
     """Finds targets for findings: plain manifests first, then Helm charts when present."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, default_namespace: str = "default") -> None:
         self.root = root
-        self.manifests = ManifestIndex.build(root)
+        self.manifests = ManifestIndex.build(root, default_namespace=default_namespace)
         self._helm = None
 
     def locate(self, finding: Finding) -> Target | str:
@@ -194,7 +194,7 @@ def build_plan(
     another fix of the same change set (e.g. allowPrivilegeEscalation waits for privileged).
     """
     config = config or RepoConfig()
-    locator = locator or Locator(repo_root)
+    locator = locator or Locator(repo_root, config.default_namespace)
     findings = dedupe(report.findings)
     unfixable: list[Unfixable] = []
     compliant: list[Finding] = []

@@ -12,12 +12,13 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 
 from bot.forge.base import Forge
-from bot.lifecycle import SyncDecision, SyncResult, SyncSettings, marker, sync_changes
+from bot.lifecycle import SyncDecision, SyncResult, SyncSettings, sync_changes
 from bot.markdown import clean, single_line
 from bot.model import ChangeSet
 from bot.plan import Plan
 from bot.render import describe_change_set
 from bot.repo_config import RepoConfig
+from bot.resolution import change_set_marker, resolved_by
 from bot.score import framework_label, framework_scores
 from bot.sources.base import Report
 
@@ -60,7 +61,7 @@ def publish_plan(
         def render(templates: Mapping[str, str] | None) -> str:
             return describe_change_set(
                 change_set,
-                marker=marker(change_set.key, change_set.findings_hash),
+                marker=change_set_marker(change_set),
                 bot_username=bot_username,
                 scores=change_set_scores(report, change_set),
                 overrides=templates,
@@ -69,7 +70,7 @@ def publish_plan(
         if overrides:
             try:
                 text = render(overrides)
-                if marker(change_set.key, change_set.findings_hash) in text:
+                if change_set_marker(change_set) in text:
                     return text
                 log.warning("template override for %s lost the marker", change_set.key)
             except Exception as exc:  # a repository's template never fails a run
@@ -94,6 +95,7 @@ def publish_plan(
         settings=settings,
         close_missing=close_missing,
         requested=requested,
+        resolved=resolved_by(report),
     )
 
 

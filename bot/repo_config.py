@@ -102,6 +102,9 @@ class RepoConfig(BaseModel):
     """Only these controls (empty = all fixable ones)."""
     disabled_controls: list[str] = Field(default_factory=list)
     grouping: Grouping = "file-family"
+    default_namespace: str = Field(default="default", pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+    """The namespace of manifests that set none and that no deployment (Argo CD, Flux,
+    kustomize) gives one."""
     labels: list[str] = Field(default_factory=lambda: ["security", "kube-remedy"])
     limits: Limits = Field(default_factory=Limits)
     ignore: list[IgnoreRule] = Field(default_factory=list)

@@ -63,7 +63,7 @@ def test_module_class_template_and_cases_share_one_name(fixer: Fixer) -> None:
     assert len(cases) >= 3, f"{fixer.name} has {len(cases)} test cases, wants at least 3"
 
 
-DECLINE_ONLY = {"host_path_mount", "missing_probes"}
+DECLINE_ONLY = {"host_path_mount", "image_tag", "missing_probes", "secret_env_vars"}
 """Fixers that never edit: their cases are declines and no-ops."""
 
 

@@ -68,8 +68,8 @@ def test_new_deployment_gets_one_suggestion_on_added_lines() -> None:
     assert set(range(suggestion.start, suggestion.end + 1)) <= added
     assert suggestion.start == 20  # the last line: the fixes go below it
     assert "suggestion:-0+0" in suggestion.body
-    # The pod-level seccomp profile of C-0211 also satisfies C-0055, which then needs no edit.
-    assert {"C-0016", "C-0017", "C-0013", "C-0211", "C-0034"} <= set(suggestion.controls)
+    # The pod-level runAsUser of C-9003 gives the pod a securityContext, so C-0211 needs none.
+    assert {"C-0016", "C-0017", "C-0013", "C-9003", "C-0034"} <= set(suggestion.controls)
     assert "Allow privilege escalation" in suggestion.body
     assert marker("a" * 40, suggestion.fingerprint) in suggestion.body
     fixed = apply(BARE, suggestion)

@@ -13,9 +13,12 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-import yaml
-
+from bot.errors import RepositoryError
+from bot.safe_load import load_yaml, load_yaml_all
 from fixers.model import YamlPath
+
+MAX_GITOPS_BYTES = 16 * 1024 * 1024
+"""Files over this size are not read as Argo CD / Flux / kustomize manifests."""
 
 SKIP_DIRS = frozenset({".git", "node_modules", ".venv", "__pycache__"})
 
@@ -116,8 +119,10 @@ def _argo_apps(relpath: str, index: int, doc: Mapping[str, Any]) -> list[HelmApp
             inline_path = (*source_path, "helm", "valuesObject")
         elif isinstance(helm.get("values"), str):
             try:
-                loaded = yaml.safe_load(helm["values"])
-            except yaml.YAMLError:
+                loaded = load_yaml(
+                    helm["values"], f"{name} spec.source.helm.values", error=RepositoryError
+                )
+            except RepositoryError:
                 loaded = None
             inline = loaded if isinstance(loaded, Mapping) else {}
         release = str(helm.get("releaseName") or name)
@@ -201,9 +206,9 @@ def scan_gitops_full(root: Path) -> tuple[list[HelmApp], dict[str, str]]:
         if "Application" not in text and "HelmRelease" not in text:
             continue
         try:
-            docs = list(yaml.safe_load_all(text))
-        except yaml.YAMLError:
-            continue  # chart templates and broken files are not GitOps manifests
+            docs = load_yaml_all(text, str(path), max_bytes=MAX_GITOPS_BYTES, error=RepositoryError)
+        except RepositoryError:
+            continue  # chart templates, broken and oversized files are not GitOps manifests
         relpath = path.relative_to(root).as_posix()
         for index, doc in enumerate(docs):
             if not isinstance(doc, Mapping):
@@ -218,3 +223,94 @@ def scan_gitops_full(root: Path) -> tuple[list[HelmApp], dict[str, str]]:
                 if app:
                     apps.append(app)
     return apps, upstream
+
+
+KUSTOMIZATION_FILES = ("kustomization.yaml", "kustomization.yml", "Kustomization")
+
+
+@dataclass(frozen=True)
+class Namespaces:
+    """The namespaces a repository's deployments give manifests that set none themselves.
+
+    ``kustomize`` (a kustomization's ``namespace:`` over the resources it lists) overrides
+    ``destinations`` (Argo CD ``spec.destination.namespace`` or a Flux Kustomization's
+    ``targetNamespace`` over its path); with neither, ``default``."""
+
+    kustomize: tuple[tuple[str, str], ...] = ()
+    destinations: tuple[tuple[str, str], ...] = ()
+    default: str = "default"
+
+    def of(self, relpath: str, explicit: str | None = None) -> frozenset[str]:
+        """Every namespace a manifest file at ``relpath`` is deployed into; ``explicit`` is the
+        document's own ``metadata.namespace`` (kustomize overrides it, Argo CD and Flux do not)."""
+        for table in (self.kustomize, () if explicit else self.destinations):
+            found = frozenset(ns for prefix, ns in table if _covers(prefix, relpath))
+            if found:
+                return found
+        return frozenset({explicit or self.default})
+
+
+def _covers(prefix: str, relpath: str) -> bool:
+    return prefix in ("", relpath) or relpath.startswith(prefix + "/")
+
+
+def _kustomize_entries(relpath: str, doc: Mapping[str, Any]) -> list[tuple[str, str]]:
+    namespace = doc.get("namespace")
+    if not isinstance(namespace, str) or not namespace:
+        return []
+    folder = PurePosixPath(relpath).parent.as_posix()
+    folder = "" if folder == "." else folder
+    entries = []
+    for item in doc.get("resources") or doc.get("bases") or []:
+        if isinstance(item, str) and "://" not in item:
+            resolved = _norm(f"{folder}/{item}" if folder else item)
+            if resolved is not None:
+                entries.append((resolved, namespace))
+    return entries
+
+
+def _destinations(doc: Mapping[str, Any]) -> list[tuple[str, str]]:
+    kind, api = doc.get("kind"), str(doc.get("apiVersion", ""))
+    spec = doc.get("spec") if isinstance(doc.get("spec"), Mapping) else {}
+    if kind == "Application" and api.startswith("argoproj.io/"):
+        namespace = (spec.get("destination") or {}).get("namespace")
+        paths = [s.get("path") for _, s in _argo_sources(spec)]
+    elif kind == "Kustomization" and "fluxcd.io" in api:
+        namespace, paths = spec.get("targetNamespace"), [spec.get("path")]
+    else:
+        return []
+    if not isinstance(namespace, str) or not namespace or "{{" in namespace:
+        return []
+    out = []
+    for path in paths:
+        if isinstance(path, str) and "{{" not in path:
+            resolved = _norm(path.lstrip("/"))
+            if resolved is not None:
+                out.append((resolved, namespace))
+    return out
+
+
+def deployed_namespaces(root: Path, default: str = "default") -> Namespaces:
+    """Read kustomizations, Argo CD Applications and Flux Kustomizations under ``root``."""
+    kustomize: list[tuple[str, str]] = []
+    destinations: list[tuple[str, str]] = []
+    for path in iter_yaml_files(root):
+        relpath = path.relative_to(root).as_posix()
+        is_kustomization = path.name in KUSTOMIZATION_FILES
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            continue
+        if not is_kustomization and "Application" not in text and "Kustomization" not in text:
+            continue
+        try:
+            loaded = load_yaml_all(text, relpath, max_bytes=MAX_GITOPS_BYTES, error=RepositoryError)
+        except RepositoryError:
+            continue
+        docs = [d for d in loaded if isinstance(d, Mapping)]
+        for doc in docs:
+            if is_kustomization:
+                kustomize.extend(_kustomize_entries(relpath, doc))
+            else:
+                destinations.extend(_destinations(doc))
+    return Namespaces(tuple(kustomize), tuple(destinations), default)

@@ -14,6 +14,7 @@ import yaml
 
 from bot.errors import RepositoryError, YamlEditError
 from bot.locate.base import FileOverlay, read_exact, real_relpath, safe_relpath
+from bot.locate.gitops import Namespaces, deployed_namespaces
 from bot.model import Location
 from bot.safe_load import check_bounds, node_budget
 from fixers.edits import (
@@ -25,7 +26,7 @@ from fixers.edits import (
     render_manifest,
 )
 from fixers.model import AnyEdit, CreateManifest, Finding
-from fixers.view import ManifestPodView, PodView
+from fixers.view import POD_SPEC_PATHS, ManifestPodView, PodView, lookup
 
 YAML_SUFFIXES = (".yaml", ".yml")
 SKIP_DIRS = frozenset({".git", "node_modules", ".venv", "__pycache__"})
@@ -73,6 +74,20 @@ class DocumentRef:
     kind: str
     name: str
     namespace: str | None
+    containers: tuple[str, ...] | None = None
+    """Container names of a workload (None: not a workload)."""
+
+
+def _container_names(doc: Mapping[str, Any]) -> tuple[str, ...] | None:
+    spec = lookup(doc, POD_SPEC_PATHS.get(str(doc.get("kind")), ("-",)))
+    if not isinstance(spec, Mapping):
+        return None
+    return tuple(
+        str(c.get("name"))
+        for key in ("initContainers", "containers")
+        for c in spec.get(key) or ()
+        if isinstance(c, Mapping)
+    )
 
 
 @dataclass
@@ -87,13 +102,17 @@ class ManifestIndex:
     links: dict[str, str] = field(default_factory=dict)
     """symlink path -> the repository file it points at (documents are indexed there)."""
     network_policies: list[Mapping[str, Any]] = field(default_factory=list)
+    namespaces: Namespaces = field(default_factory=Namespaces)
+    """The namespaces deployments give manifests that set none (Argo CD, Flux, kustomize)."""
     _by_name: dict[tuple[str, str], list[DocumentRef]] = field(default_factory=dict, repr=False)
     _indexed: set[str] = field(default_factory=set, repr=False)
     _targets: dict[DocumentRef, ManifestTarget | str] = field(default_factory=dict, repr=False)
 
     @classmethod
-    def build(cls, root: Path, paths: Sequence[str] | None = None) -> ManifestIndex:
-        index = cls(root=root)
+    def build(
+        cls, root: Path, paths: Sequence[str] | None = None, default_namespace: str = "default"
+    ) -> ManifestIndex:
+        index = cls(root=root, namespaces=deployed_namespaces(root, default_namespace))
         for relpath in paths if paths is not None else iter_yaml_files(root):
             index.add_file(relpath)
         return index
@@ -153,20 +172,34 @@ class ManifestIndex:
             if isinstance(doc, Mapping) and "kind" in doc:
                 meta = doc.get("metadata") or {}
                 if isinstance(meta, Mapping) and meta.get("name"):
-                    ref = DocumentRef(
-                        relpath, i, str(doc["kind"]), str(meta["name"]), meta.get("namespace")
-                    )
+                    namespace = str(meta["namespace"]) if meta.get("namespace") else None
+                    kind, name = str(doc["kind"]), str(meta["name"])
+                    ref = DocumentRef(relpath, i, kind, name, namespace, _container_names(doc))
                     self.documents.append(ref)
                     self._by_name.setdefault((ref.kind, ref.name), []).append(ref)
 
     def find(self, finding: Finding) -> list[DocumentRef]:
-        """Documents matching the finding's kind and name (and namespace when both say one)."""
+        """Documents that are the finding's resource: same kind and name, same namespace
+        (`namespace_matches`) and, when the finding names a container, one of that name."""
         res = finding.resource
         return [
             ref
             for ref in self._by_name.get((res.kind, res.name), ())
-            if not (ref.namespace and res.namespace and ref.namespace != res.namespace)
+            if self.namespace_matches(ref, finding)
+            and (not finding.container or finding.container in (ref.containers or ()))
         ]
+
+    def namespace_matches(self, ref: DocumentRef, finding: Finding) -> bool:
+        """Is the document in the namespace the finding names?
+
+        A cluster scan names the namespace the deployment gives the document (`Namespaces`);
+        a scan of files names the document's own namespace (``default`` or none when unset)."""
+        wanted = finding.resource.namespace
+        if wanted is None:
+            return ref.namespace in (None, "default")
+        if finding.source.path is not None and wanted == (ref.namespace or "default"):
+            return True  # a file scanner reports the file as written
+        return wanted in self.namespaces.of(ref.path, ref.namespace)
 
     def target(self, ref: DocumentRef) -> ManifestTarget | str:
         """The target for a document, built once per index."""
@@ -227,14 +260,31 @@ def locate_manifest(finding: Finding, index: ManifestIndex) -> ManifestTarget | 
     if refused and not hinted:  # the file the scanner read is refused: never another copy
         return f"{refused[0]} (it should define {res})"
     if not matches:
-        where = f" (scanner said {finding.source.path})" if finding.source.path else ""
         unread = "; ".join(list(index.unreadable.values())[:3])
         unread = f"; not read: {unread}" if unread else ""
-        return f"no manifest in the repository defines {res}{where}{unread}"
+        return f"not in this repository: {_mismatch(finding, index)}{unread}"
     if len(matches) > 1:
         places = ", ".join(f"{m.path}#{m.index}" for m in matches[:4])
         return f"{res} is defined in several places ({places}); refusing to guess which one"
     return index.target(matches[0])
+
+
+def _mismatch(finding: Finding, index: ManifestIndex) -> str:
+    """Why no document is the finding's resource, naming the near misses."""
+    res = finding.resource
+    where = f" (scanner said {finding.source.path})" if finding.source.path else ""
+    same_name = index._by_name.get((res.kind, res.name), [])
+    if not same_name:
+        return f"no manifest defines {res}{where}"
+    in_ns = [r for r in same_name if index.namespace_matches(r, finding)]
+    if not in_ns:
+        found = ", ".join(
+            f"{r.path} ({'/'.join(sorted(index.namespaces.of(r.path, r.namespace)))})"
+            for r in same_name[:3]
+        )
+        return f"no manifest defines {res}{where}; same name in another namespace: {found}"
+    found = ", ".join(f"{r.path} ({', '.join(r.containers or ()) or 'none'})" for r in in_ns[:3])
+    return f"{res} has no container {finding.container!r}{where}; containers: {found}"
 
 
 def _at_line(root: Path, matches: list[DocumentRef], line: int) -> list[DocumentRef]:

@@ -73,3 +73,6 @@ class Report:
     to identity, source path and container names: the fixers read the repository, not these."""
     summary: Mapping[str, Any] = field(default_factory=dict)
     """Scanner-reported totals, e.g. framework scores, for comparison."""
+    passed: frozenset[tuple[str, str]] = frozenset()
+    """(control id, ``ResourceRef.key``) the scanner checked and found passing: the evidence a
+    fix was resolved (`bot.resolution`). Empty when the scanner reports failures only."""

@@ -40,8 +40,13 @@ PER_CONTAINER = frozenset(
         "C-0056",
         "C-0057",
         "C-0075",
+        "C-0207",
         "C-0270",
         "C-0271",
+        "C-9001",
+        "C-9002",
+        "C-9004",
+        "C-9005",
     }
 )
 """Controls Kubescape and Trivy report per container (the others are per pod or resource)."""
@@ -139,18 +144,33 @@ def _source(check: Mapping[str, Any], check_type: str) -> SourceHint:
     return SourceHint(path=path, chart_path=chart, line=line)
 
 
+def _passed(checks: Any) -> set[tuple[str, str]]:
+    """(control, resource key) of each mapped passed check: evidence of a resolved fix."""
+    out = set()
+    for check in checks if isinstance(checks, list) else ():
+        if not isinstance(check, Mapping) or not isinstance(check.get("check_id"), str):
+            continue
+        control = scanner_map.to_control(FORMAT, check["check_id"])
+        ref = _ref(check, _document(check)) if control else None
+        if control and ref is not None:
+            out.add((control, ref.key))
+    return out
+
+
 def parse(data: Any, origin: str) -> Report:
-    """Turn Checkov JSON output into findings (failed checks only)."""
+    """Turn Checkov JSON output into findings (failed checks; passed ones as evidence)."""
     if not sniff(data):
         raise ReportError(f"{origin}: not a Checkov JSON report (no 'check_type' and 'results')")
     runs = data if isinstance(data, list) else [data]
     findings: list[Finding] = []
     skipped: list[Skipped] = []
     summary: dict[str, Any] = {}
+    passed: set[tuple[str, str]] = set()
     for run in runs:
         check_type = str(run["check_type"])
         if isinstance(run.get("summary"), Mapping):
             summary[check_type] = dict(run["summary"])
+        passed.update(_passed(run["results"].get("passed_checks")))
         failed = run["results"].get("failed_checks")
         failed = [] if failed is None else failed
         if not isinstance(failed, list):
@@ -198,4 +218,5 @@ def parse(data: Any, origin: str) -> Report:
         findings=tuple(dict.fromkeys(findings)),
         skipped=tuple(dict.fromkeys(skipped)),
         summary=summary,
+        passed=frozenset(passed),
     )

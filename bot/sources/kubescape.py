@@ -126,6 +126,14 @@ def _control_failed(control: _Control) -> bool:
     return any(status_of(rule.status) == "failed" for rule in control.rules or ())
 
 
+def _control_passed(control: _Control) -> bool:
+    status = status_of(control.status)
+    if status is not None:
+        return status == "passed"
+    rules = control.rules or ()
+    return bool(rules) and all(status_of(rule.status) == "passed" for rule in rules)
+
+
 def _ref_from_id(resource_id: str) -> ResourceRef | None:
     """Parse ``path=N/api=group/version/namespace/Kind/name`` or ``group/version/ns/Kind/name``."""
     head = resource_id.split("/path=", 1)[0] if not resource_id.startswith("path=") else resource_id
@@ -420,6 +428,7 @@ def build_report(
     findings: list[Finding] = []
     skipped: list[Skipped] = []
     objects: dict[str, Mapping[str, Any]] = {}
+    passed: set[tuple[str, str]] = set()
 
     for i, item in enumerate(raw_results):
         result = _validated(_Result, item, f"results[{i}]", origin)
@@ -434,6 +443,10 @@ def build_report(
         source = _source_hint(resource)
         for control in result.controls or ():
             if not _control_failed(control):
+                if _control_passed(control):
+                    canonical_passed = controls.canonical_id(control.controlID)
+                    if canonical_passed:
+                        passed.add((canonical_passed, ref.key))
                 continue
             raw_id = control.controlID.strip()
             canonical = raw_id.upper() if CONTROL_ID.match(raw_id.upper()) else None
@@ -490,6 +503,7 @@ def build_report(
         skipped=tuple(skipped),
         resources=objects,
         summary=_framework_summary(summary),
+        passed=frozenset(passed),
     )
 
 

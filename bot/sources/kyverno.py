@@ -99,7 +99,11 @@ def _refs(
 
 
 def _read(
-    report: Mapping[str, Any], origin: str, findings: list[Finding], skipped: list[Skipped]
+    report: Mapping[str, Any],
+    origin: str,
+    findings: list[Finding],
+    skipped: list[Skipped],
+    passed: set[tuple[str, str]],
 ) -> None:
     results = report.get("results") or []
     if not isinstance(results, list):
@@ -108,6 +112,13 @@ def _read(
         if not isinstance(result, Mapping):
             raise ReportError(f"{origin}: malformed policy report: results[{i}] is not a mapping")
         outcome = str(result.get("result") or "").lower()
+        if outcome == "pass":
+            control = scanner_map.to_control(FORMAT, str(result.get("policy") or ""))
+            if control is not None:  # policies covering several controls are no evidence
+                entry = scanner_map.entries(FORMAT).get(str(result.get("policy")), {})
+                if not entry.get("by_path"):
+                    passed.update((control, r.key) for r in _refs(result, report, origin))
+            continue
         if outcome not in _FAILED and outcome != "error":
             continue
         policy = str(result.get("policy") or "")
@@ -206,8 +217,9 @@ def parse(data: Any, origin: str) -> Report:
     findings: list[Finding] = []
     skipped: list[Skipped] = []
     totals: dict[str, int] = {}
+    passed: set[tuple[str, str]] = set()
     for report in reports:
-        _read(report, origin, findings, skipped)
+        _read(report, origin, findings, skipped, passed)
         summary = report.get("summary")
         if isinstance(summary, Mapping):
             for key, value in summary.items():
@@ -219,4 +231,5 @@ def parse(data: Any, origin: str) -> Report:
         findings=tuple(dict.fromkeys(findings)),
         skipped=tuple(dict.fromkeys(skipped)),
         summary=totals,
+        passed=frozenset(passed),
     )

@@ -37,4 +37,5 @@ def merge_reports(reports: Sequence[Report]) -> Report:
         skipped=tuple(s for r in reports for s in r.skipped),
         resources=resources,
         summary=summary,
+        passed=frozenset().union(*(r.passed for r in reports)),
     )

@@ -176,6 +176,18 @@ class _Builder:
         self.origin = origin
         self.findings: list[Finding] = []
         self.skipped: list[Skipped] = []
+        self.passed: set[tuple[str, str]] = set()
+
+    def add_passed(self, result: Mapping[str, Any], ref: ResourceRef | None) -> None:
+        """Trivy's successes (``--include-non-failures``): evidence a fix was resolved."""
+        for misconf in result.get("Misconfigurations") or ():
+            if not isinstance(misconf, Mapping) or _failed(misconf):
+                continue
+            control = scanner_map.to_control(FORMAT, str(misconf.get("ID") or ""))
+            named = _resource_field((misconf.get("CauseMetadata") or {}).get("Resource"))
+            own = _ref(named, file_scan=True) if named.kind else ref
+            if control and own is not None:
+                self.passed.add((control, own.key))
 
     def add(
         self,
@@ -223,6 +235,7 @@ class _Builder:
             findings=tuple(unique.values()),
             skipped=tuple(dict.fromkeys(self.skipped)),
             summary=dict(summary or {}),
+            passed=frozenset(self.passed),
         )
 
 
@@ -293,6 +306,7 @@ def _parse_config(data: Mapping[str, Any], builder: _Builder) -> None:
             raise ReportError(f"{builder.origin}: malformed Trivy report: Results[{i}]")
         target = str(result.get("Target") or "")
         _skip_non_config(builder, result, target or artifact)
+        builder.add_passed(result, None)
         misconfs = _misconfigs(result, builder.origin)
         if not misconfs:
             continue
@@ -406,6 +420,11 @@ def _parse_k8s(data: Mapping[str, Any], builder: _Builder) -> None:
             if not isinstance(result, Mapping):
                 continue
             _skip_non_config(builder, result, f"{where} ({result.get('Target')})")
+            if kind and name:
+                namespace = resource.get("Namespace") or None
+                builder.add_passed(
+                    result, ResourceRef(kind=str(kind), namespace=namespace, name=str(name))
+                )
             for misconf in _misconfigs(result, builder.origin):
                 message = str(misconf.get("Message") or "")
                 said = read_message(message)

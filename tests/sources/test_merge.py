@@ -50,13 +50,15 @@ def test_same_container_and_control_from_two_scanners_is_one_edit(tmp_path: Path
     checkov = load_report(FIXTURES / "reports" / "checkov-kubernetes.json")
     merged = merge_reports([trivy, checkov])
     key = ("C-0016", "StatefulSet/shop/db", "postgres")
-    assert [f.scanner for f in merged.findings if f.identity == key] == ["trivy", "checkov"]
+    # Checkov reports it twice: no allowPrivilegeEscalation (CKV_K8S_20), no securityContext (30)
+    scanners = [f.scanner for f in merged.findings if f.identity == key]
+    assert scanners == ["trivy", "checkov", "checkov"]
 
     plan = build_plan(merged, repo)
     fixes = [fix for cs in plan.change_sets for fix in cs.fixes if fix.finding.identity == key]
     assert len(fixes) == 1
     (fix,) = fixes
-    assert set(fix.finding.scanner_ids) == {"KSV-0001", "CKV_K8S_20"}
+    assert set(fix.finding.scanner_ids) == {"KSV-0001", "CKV_K8S_20", "CKV_K8S_30"}
     assert len(fix.edits) == 1
     (change_set,) = [cs for cs in plan.change_sets if fix in cs.fixes]
     (changed,) = [f for f in change_set.files if f.path == "backend.yaml"]

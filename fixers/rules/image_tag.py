@@ -1,0 +1,41 @@
+"""Name the containers whose image is ``latest`` or untagged (C-9005, Checkov CKV_K8S_14,
+Trivy KSV013).
+
+Kubernetes field: ``containers[].image``
+(https://kubernetes.io/docs/concepts/containers/images/#image-names).
+"""
+
+from __future__ import annotations
+
+from fixers.base import Fixer
+from fixers.model import AlreadyCompliant, Finding, NeedsHuman, Result, Risk
+from fixers.policy import FixContext
+from fixers.rules.image_pull_policy import floating_latest
+from fixers.view import PodView, target_containers
+
+
+class ImageTag(Fixer):
+    """Decline with the exact hint: which container, which image, what to write. The version
+    to pin is the owners' choice (the bot does not query registries)."""
+
+    controls = ("C-9005",)
+    risk = Risk.MEDIUM
+    family = "images"
+
+    def plan(self, view: PodView, finding: Finding, ctx: FixContext) -> Result:
+        floating = []
+        names = []
+        for container in target_containers(view, finding):
+            image = container.get("image")
+            if not isinstance(image, str) or not image.strip():
+                return NeedsHuman(f"container {container.name} has no literal image to inspect")
+            if floating_latest(image):
+                floating.append(f"{container.name} ({image})")
+                names.append(image.removesuffix(":latest"))
+        if not floating:
+            return AlreadyCompliant("every image has a version tag or a digest")
+        return NeedsHuman(
+            f"pin a version: {', '.join(floating)} runs whatever 'latest' is; write "
+            f"{' and '.join(names)} with the version tag you tested (name:version) or its "
+            "digest (name@sha256:...)"
+        )

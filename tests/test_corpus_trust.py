@@ -1,0 +1,82 @@
+"""The whole shared corpus, scanned by real Checkov and planned: every edit stays inside the
+resource its finding names, and every finding of the report appears in the plan's output."""
+
+from __future__ import annotations
+
+import importlib.util
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bot.plan import build_plan
+from bot.sources import parse_report
+from fixers.edits import load_documents
+from tests.conftest import ROOT, corpus_path
+
+SCRIPT = ROOT / "scripts" / "checkov_before_after.py"
+
+
+def _script() -> Any:
+    spec = importlib.util.spec_from_file_location("checkov_before_after", SCRIPT)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _rendered(chart: Path) -> str:
+    import helm_python
+
+    files = helm_python.Chart.load(str(chart)).render({}, name=chart.name, namespace="corpus")
+    return "\n---\n".join(
+        text for path, text in sorted(files.items()) if path.endswith((".yaml", ".yml")) and text
+    )
+
+
+def _identity(doc: Any) -> tuple[str, str] | None:
+    if not isinstance(doc, dict) or not isinstance(doc.get("metadata"), dict):
+        return None
+    return str(doc.get("kind")), str(doc["metadata"].get("name"))
+
+
+@pytest.mark.slow
+def test_whole_corpus_edits_only_named_resources_and_drops_nothing(tmp_path: Path) -> None:
+    script = _script()
+    if not script.CHECKOV.exists():
+        pytest.skip(f"{script.CHECKOV} not installed (scripts/setup-scanners.sh)")
+    repo = tmp_path / "cd-config"
+    shutil.copytree(corpus_path("manifests"), repo / "manifests", symlinks=True)
+    rendered = repo / "rendered"
+    rendered.mkdir()
+    for chart in sorted(corpus_path("charts").iterdir()):
+        if (chart / "Chart.yaml").is_file():
+            (rendered / f"{chart.name}.yaml").write_text(_rendered(chart), encoding="utf-8")
+
+    report = parse_report(script.run_checkov(repo), "checkov on the corpus")
+    assert report.findings
+    plan = build_plan(report, repo)
+
+    # 0 findings absent from the output
+    shown = {
+        *(f.identity for f in plan.fixed_findings),
+        *(f.identity for f in plan.already_compliant),
+        *(u.finding.identity for u in plan.unfixable),
+    }
+    missing = {f.identity for f in report.findings} - shown
+    assert not missing, sorted(missing)[:10]
+    # unmapped checks are listed by id
+    assert all(s.what.split()[0].startswith("CKV") for s in report.skipped if " on " in s.what)
+
+    # 0 edits outside the named resource
+    for change_set in plan.change_sets:
+        named = {(f.resource.kind, f.resource.name) for f in change_set.findings}
+        for change in change_set.files:
+            if change.is_new:
+                continue
+            before, after = load_documents(change.before or ""), load_documents(change.after)
+            assert len(before) == len(after), change.path
+            for old, new in zip(before, after, strict=True):
+                if old != new:
+                    assert _identity(old) in named, (change_set.key, change.path, _identity(old))
