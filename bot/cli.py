@@ -183,8 +183,15 @@ def cmd_apply(args: argparse.Namespace) -> int:
     reviewers = reviewers_for(
         load_codeowners(forge.read_file), config.teams, exclude=[args.bot_username]
     )
+    # local mode has no rate limits: nobody's review queue fills up
     outcome = publish_plan(
-        forge, plan, report, config, bot_username=args.bot_username, reviewers=reviewers
+        forge,
+        plan,
+        report,
+        config,
+        bot_username=args.bot_username,
+        reviewers=reviewers,
+        limits=False,
     )
     console.print(Text(f"Local mode in {args.repo}: {summarize(outcome.decisions)}"))
     for decision in outcome.decisions:

@@ -26,6 +26,7 @@ from typing import Any, ClassVar, Literal, Protocol
 
 from bot import controls
 from bot.errors import RemedyError
+from bot.lifecycle import RECREATE_LABEL
 from bot.observability import log_event
 from bot.render import escape_markdown
 from bot.settings import Settings
@@ -98,10 +99,6 @@ class GitLabPort(Protocol):
     def set_labels(
         self, project: str, iid: int, *, add: Sequence[str] = (), remove: Sequence[str] = ()
     ) -> None: ...
-
-    def reset_branch(self, project: str, branch: str, ref: str) -> None:
-        """Point ``branch`` at ``ref`` again (delete and create), dropping its commits."""
-        ...
 
 
 class Scheduler(Protocol):
@@ -228,14 +225,14 @@ class Recreate(Command):
         project, iid, info = _mr(ctx)
         if info.state != "opened":
             return Reply(f"Cannot recreate: this merge request is {info.state}.", ok=False)
-        port = ctx.port()
-        port.reset_branch(project, info.source_branch, info.target_branch)
-        if HOLD_LABEL in info.labels:
-            port.set_labels(project, iid, remove=[HOLD_LABEL])
+        # Never by deleting the branch: GitLab closes an open MR whose branch is deleted. The
+        # run rewrites the branch from the default branch in one commit request (force).
+        remove = [HOLD_LABEL] if HOLD_LABEL in info.labels else []
+        ctx.port().set_labels(project, iid, add=[RECREATE_LABEL], remove=remove)
         ctx.scheduler.run_project(project)
         return Reply(
-            f"Reset the branch to {escape_markdown(info.target_branch)} and queued a run "
-            "that writes the fix again."
+            f"Queued a run that rewrites this branch from {escape_markdown(info.target_branch)}, "
+            "dropping the commits on it; this merge request stays open."
         )
 
 

@@ -11,7 +11,7 @@ import logging
 from collections.abc import Callable, Mapping, Sequence
 
 from bot.forge.base import Forge
-from bot.lifecycle import SyncDecision, SyncResult, SyncSettings, marker, sync_changes
+from bot.lifecycle import SyncDecision, SyncResult, SyncSettings, marker_for, sync_changes
 from bot.model import ChangeSet
 from bot.plan import Plan
 from bot.render import describe_change_set
@@ -46,17 +46,19 @@ def publish_plan(
     close_missing: bool = True,
     requested: frozenset[str] = frozenset(),
     overrides: Mapping[str, str] | None = None,
+    limits: bool = True,
 ) -> SyncResult:
     """Create, update, leave or close the bot's merge requests so they match ``plan``.
 
     ``overrides`` are cd-config's templates by name; one that fails to render for a change set
-    falls back to the built-in template rather than failing the run."""
+    falls back to the built-in template rather than failing the run. ``limits=False`` (local
+    mode, where nobody's review queue fills up) proposes every change set at once."""
 
     def describe(change_set: ChangeSet) -> str:
         def render(templates: Mapping[str, str] | None) -> str:
             return describe_change_set(
                 change_set,
-                marker=marker(change_set.key, change_set.findings_hash),
+                marker=marker_for(change_set),
                 bot_username=bot_username,
                 scores=change_set_scores(report, change_set),
                 overrides=templates,
@@ -65,7 +67,7 @@ def publish_plan(
         if overrides:
             try:
                 text = render(overrides)
-                if marker(change_set.key, change_set.findings_hash) in text:
+                if marker_for(change_set) in text:
                     return text
                 log.warning("template override for %s lost the marker", change_set.key)
             except Exception as exc:  # a repository's template never fails a run
@@ -74,9 +76,9 @@ def publish_plan(
 
     settings = SyncSettings(
         branch_prefix=branch_prefix,
-        max_open=config.limits.max_open,
-        max_new_per_hour=config.limits.max_new_per_hour,
-        schedule=tuple(config.limits.schedule),
+        max_open=config.limits.max_open if limits else None,
+        max_new_per_hour=config.limits.max_new_per_hour if limits else None,
+        schedule=tuple(config.limits.schedule) if limits else (),
         labels=tuple(config.labels),
     )
     return sync_changes(
