@@ -26,7 +26,7 @@ from typing import Any, ClassVar, Literal, Protocol
 
 from bot import controls
 from bot.errors import RemedyError
-from bot.lifecycle import RECREATE_LABEL
+from bot.lifecycle import RECREATE_LABEL, marker_controls
 from bot.observability import log_event
 from bot.render import escape_markdown
 from bot.settings import Settings
@@ -70,7 +70,14 @@ class MergeRequestInfo:
 
     @property
     def controls(self) -> tuple[str, ...]:
-        """Control ids the description names, in order of first mention."""
+        """The controls this MR fixes: as its hidden marker names them; for older MRs the
+        control labels, else the ids the description names (it may name others too)."""
+        named = marker_controls(self.description)
+        if named is not None:
+            return named
+        labelled = tuple(label for label in self.labels if CONTROL_ID.match(label))
+        if labelled:
+            return labelled
         seen: dict[str, None] = {}
         for match in re.finditer(r"\bC-\d{4}\b", self.description):
             seen.setdefault(match.group(0), None)

@@ -63,17 +63,37 @@ def ignore_key(cs: ChangeSet) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def marker(key: str, findings_hash: str, ignore: str | None = None) -> str:
+def marker(
+    key: str,
+    findings_hash: str,
+    ignore: str | None = None,
+    controls: Sequence[str] = (),
+) -> str:
     """The hidden line that ties an MR description to its change set."""
-    data = {"key": key, "hash": findings_hash}
+    data: dict[str, object] = {"key": key, "hash": findings_hash}
     if ignore is not None:
         data["ignore"] = ignore
+    if controls:
+        data["controls"] = list(controls)
     return "<!-- kube-remedy:" + json.dumps(data, sort_keys=True) + " -->"
 
 
 def marker_for(cs: ChangeSet) -> str:
-    """The marker of one change set (key, findings hash and ignore key)."""
-    return marker(cs.key, cs.findings_hash, ignore_key(cs))
+    """The marker of one change set (key, findings hash, ignore key, the controls it fixes)."""
+    return marker(cs.key, cs.findings_hash, ignore_key(cs), cs.controls)
+
+
+def marker_controls(description: str) -> tuple[str, ...] | None:
+    """The controls the MR fixes, as its marker names them (None: an older marker)."""
+    found = _MARKER.findall(description or "")
+    try:
+        data = json.loads(found[-1]) if found else None
+    except json.JSONDecodeError:
+        return None
+    controls = data.get("controls") if isinstance(data, dict) else None
+    if not isinstance(controls, list):
+        return None
+    return tuple(c for c in controls if isinstance(c, str) and re.fullmatch(r"C-\d{4}", c))
 
 
 def marker_data(description: str) -> dict[str, str] | None:
