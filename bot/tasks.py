@@ -339,9 +339,12 @@ def _sync_change_set(
             return {"status": "superseded", "key": key}
         # Limits (max_open, max_new_per_hour) count the MRs GitLab lists, so "count, then
         # open" must not interleave between workers: one publish at a time per project.
+        # Its own token per attempt (a redelivery of this task must queue too, not re-enter),
+        # and a lifetime of one task at most: a dead worker's lock frees itself soon.
         publish = locks.lock_key("publish", project_id)
+        token = f"{task.request.id or 'local'}:{uuid.uuid4()}"
         with locks.waiting(
-            redis_client(), publish, task.request.id or "local", settings.lock_timeout, PUBLISH_WAIT
+            redis_client(), publish, token, settings.task_time_limit, PUBLISH_WAIT
         ) as held:
             if held is None:
                 raise LockBusy(f"{project_id} is publishing another change set")
