@@ -1,6 +1,7 @@
 """``remedy``: the command line. Thin: parse arguments, call one service, print with rich.
 
-Exit codes: 0 ok, 1 findings left unfixed (a CI gate), 2 usage or input error.
+Exit codes, the same for every command: 0 done, 1 findings left unfixed (a CI gate), 2 usage
+or input error, 3 transient failure (GitLab 429/5xx/network, Redis down): try again later.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from rich.text import Text
 
 from bot import controls as catalog
 from bot.cluster import ClusterAccess
-from bot.errors import ConfigError, RemedyError
+from bot.errors import ConfigError, ForgeTransientError, RemedyError
 from bot.plan import Plan, build_plan
 from bot.repo_config import CONFIG_FILE, RepoConfig, parse_repo_config
 from bot.score import format_delta, framework_label, framework_scores
@@ -33,7 +34,7 @@ from bot.sources.base import Report
 from bot.sources.runtime import RuntimeEvidence
 from fixers.model import Finding
 
-EXIT_OK, EXIT_UNFIXED, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_UNFIXED, EXIT_USAGE, EXIT_TRANSIENT = 0, 1, 2, 3
 
 console = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
 errors = Console(stderr=True, highlight=False)
@@ -255,8 +256,15 @@ def cmd_apply(args: argparse.Namespace) -> int:
     reviewers = reviewers_for(
         load_codeowners(forge.read_file), config.teams, exclude=[args.bot_username]
     )
+    # local mode has no rate limits: nobody's review queue fills up
     outcome = publish_plan(
-        forge, plan, report, config, bot_username=args.bot_username, reviewers=reviewers
+        forge,
+        plan,
+        report,
+        config,
+        bot_username=args.bot_username,
+        reviewers=reviewers,
+        limits=False,
     )
     console.print(Text(safe(f"Local mode in {args.repo}: {summarize(outcome.decisions)}")))
     for decision in outcome.decisions:
@@ -386,6 +394,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     summary = run_project_once(settings, settings.project(args.project))
     for line in summary.lines():
         console.print(Text(safe(line)))
+    if summary.failed:
+        return EXIT_TRANSIENT if summary.transient else EXIT_USAGE
     return EXIT_UNFIXED if summary.unfixable else EXIT_OK
 
 
@@ -412,7 +422,12 @@ def cmd_run_once(args: argparse.Namespace) -> int:
     result = run_once(load_settings(args.config), args.project)
     for key, value in result.items():
         console.print(Text(safe(f"{key}: {value}")))
-    return EXIT_OK
+    if result.get("status") == "error":
+        errors.print(
+            Text("error: ", style="red") + Text(safe(str(result.get("error")))), soft_wrap=True
+        )
+        return EXIT_TRANSIENT if result.get("kind") == "ForgeTransientError" else EXIT_USAGE
+    return EXIT_UNFIXED if result.get("unfixable") else EXIT_OK
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -610,6 +625,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _unreachable(exc: BaseException) -> bool:
+    """Redis, the broker or the network went away mid-command: transient, not a bug."""
+    import redis
+    from kombu.exceptions import OperationalError
+
+    return isinstance(exc, redis.ConnectionError | redis.TimeoutError | OperationalError)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     try:
@@ -618,9 +641,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(exc.code or 0) and EXIT_USAGE
     try:
         return int(args.func(args))
+    except ForgeTransientError as exc:
+        errors.print(
+            Text("error: ", style="red") + Text(f"{exc} (transient: try again later)"),
+            soft_wrap=True,
+        )
+        return EXIT_TRANSIENT
     except RemedyError as exc:
         errors.print(Text("error: ", style="red") + Text(safe(exc)), soft_wrap=True)
         return exc.exit_code
+    except Exception as exc:
+        if not _unreachable(exc):
+            raise
+        errors.print(
+            Text("error: ", style="red")
+            + Text(
+                f"a service is unreachable ({type(exc).__name__}: {str(exc)[:200]}); try again later"
+            ),
+            soft_wrap=True,
+        )
+        return EXIT_TRANSIENT
     except KeyboardInterrupt:
         errors.print("interrupted; nothing was half-written")
         return EXIT_USAGE

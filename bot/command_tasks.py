@@ -59,7 +59,10 @@ def default_port(settings: Settings) -> GitLabCommands:
     """The commands' GitLab calls over python-gitlab (`bot.forge.gitlab.GitLabCommands`)."""
     if settings.gitlab_token is None:
         raise ForgePermissionError("REMEDY_GITLAB_TOKEN is not set; the bot cannot call GitLab")
-    return GitLabCommands(settings.gitlab_url, settings.gitlab_token.get_secret_value())
+    # max_retries=0: the task retries transient errors (one retry layer, never two)
+    return GitLabCommands(
+        settings.gitlab_url, settings.gitlab_token.get_secret_value(), max_retries=0
+    )
 
 
 PortFactory = Callable[[Settings], Any]

@@ -26,6 +26,7 @@ from typing import Any, ClassVar, Literal, Protocol
 
 from bot import controls
 from bot.errors import RemedyError
+from bot.lifecycle import RECREATE_LABEL, marker_controls
 from bot.markdown import escape as escape_markdown
 from bot.observability import log_event
 from bot.settings import Settings
@@ -69,7 +70,14 @@ class MergeRequestInfo:
 
     @property
     def controls(self) -> tuple[str, ...]:
-        """Control ids the description names, in order of first mention."""
+        """The controls this MR fixes: as its hidden marker names them; for older MRs the
+        control labels, else the ids the description names (it may name others too)."""
+        named = marker_controls(self.description)
+        if named is not None:
+            return named
+        labelled = tuple(label for label in self.labels if CONTROL_ID.match(label))
+        if labelled:
+            return labelled
         seen: dict[str, None] = {}
         for match in re.finditer(r"\bC-\d{4}\b", self.description):
             seen.setdefault(match.group(0), None)
@@ -98,10 +106,6 @@ class GitLabPort(Protocol):
     def set_labels(
         self, project: str, iid: int, *, add: Sequence[str] = (), remove: Sequence[str] = ()
     ) -> None: ...
-
-    def reset_branch(self, project: str, branch: str, ref: str) -> None:
-        """Point ``branch`` at ``ref`` again (delete and create), dropping its commits."""
-        ...
 
 
 class Scheduler(Protocol):
@@ -228,14 +232,14 @@ class Recreate(Command):
         project, iid, info = _mr(ctx)
         if info.state != "opened":
             return Reply(f"Cannot recreate: this merge request is {info.state}.", ok=False)
-        port = ctx.port()
-        port.reset_branch(project, info.source_branch, info.target_branch)
-        if HOLD_LABEL in info.labels:
-            port.set_labels(project, iid, remove=[HOLD_LABEL])
+        # Never by deleting the branch: GitLab closes an open MR whose branch is deleted. The
+        # run rewrites the branch from the default branch in one commit request (force).
+        remove = [HOLD_LABEL] if HOLD_LABEL in info.labels else []
+        ctx.port().set_labels(project, iid, add=[RECREATE_LABEL], remove=remove)
         ctx.scheduler.run_project(project)
         return Reply(
-            f"Reset the branch to {escape_markdown(info.target_branch)} and queued a run "
-            "that writes the fix again."
+            f"Queued a run that rewrites this branch from {escape_markdown(info.target_branch)}, "
+            "dropping the commits on it; this merge request stays open."
         )
 
 

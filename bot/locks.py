@@ -8,6 +8,7 @@ is the source of truth; the lock only keeps two runs of one project from working
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
@@ -79,5 +80,26 @@ def held(client: redis.Redis, key: str, token: str, timeout: float) -> Iterator[
     finally:
         if lease is not None:
             # Redis went away: the key expires on its own (or vanished with Redis).
+            with suppress(redis.RedisError):
+                release(client, lease)
+
+
+@contextmanager
+def waiting(
+    client: redis.Redis, key: str, token: str, timeout: float, wait: float, poll: float = 0.05
+) -> Iterator[Lease | None]:
+    """Like `held`, but waits up to ``wait`` seconds for a busy lock (None: still busy).
+
+    For short critical sections many tasks queue on, such as "count the open merge requests,
+    then open one" under a project's limits."""
+    deadline = time.monotonic() + wait
+    lease = acquire(client, key, token, timeout)
+    while lease is None and time.monotonic() < deadline:
+        time.sleep(poll)
+        lease = acquire(client, key, token, timeout)
+    try:
+        yield lease
+    finally:
+        if lease is not None:
             with suppress(redis.RedisError):
                 release(client, lease)

@@ -49,13 +49,15 @@ def publish_plan(
     close_missing: bool = True,
     requested: frozenset[str] = frozenset(),
     overrides: Mapping[str, str] | None = None,
+    limits: bool = True,
 ) -> SyncResult:
     """Create, update, leave or close the bot's merge requests so they match ``plan``.
 
     ``overrides`` are cd-config's templates by name, rendered in the sandbox; one that fails or
     exceeds a bound for a change set falls back to the built-in template rather than failing
     the run. Titles are made single-line plain text (`bot.markdown.single_line`) here, the one
-    door between a plan and the forge."""
+    door between a plan and the forge. ``limits=False`` (local mode, where nobody's review
+    queue fills up) proposes every change set at once."""
 
     def describe(change_set: ChangeSet) -> str:
         def render(templates: Mapping[str, str] | None) -> str:
@@ -81,9 +83,9 @@ def publish_plan(
     change_sets = [replace(cs, title=single_line(cs.title)) for cs in plan.change_sets]
     settings = SyncSettings(
         branch_prefix=branch_prefix,
-        max_open=config.limits.max_open,
-        max_new_per_hour=config.limits.max_new_per_hour,
-        schedule=tuple(config.limits.schedule),
+        max_open=config.limits.max_open if limits else None,
+        max_new_per_hour=config.limits.max_new_per_hour if limits else None,
+        schedule=tuple(config.limits.schedule) if limits else (),
         labels=tuple(config.labels),
     )
     return sync_changes(

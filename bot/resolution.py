@@ -13,22 +13,19 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable
 
-from bot.lifecycle import _MARKER, marker
+from bot.lifecycle import _MARKER, fixes_of, marker_for
 from bot.model import ChangeSet
 from bot.sources.base import Report
 
 Fix = tuple[str, str]
 """(control id, ``ResourceRef.key``)."""
 
-
-def fixes_of(change_set: ChangeSet) -> tuple[Fix, ...]:
-    """The (control, resource) pairs a change set fixes, sorted."""
-    return tuple(sorted({(f.control_id, f.resource.key) for f in change_set.findings}))
+__all__ = ["Fix", "change_set_marker", "fixes_of", "marker_fixes", "resolved", "resolved_by"]
 
 
 def change_set_marker(change_set: ChangeSet) -> str:
     """The hidden marker of a change set's description, naming what it fixes."""
-    return marker(change_set.key, change_set.findings_hash, fixes_of(change_set))
+    return marker_for(change_set)
 
 
 def marker_fixes(description: str) -> tuple[Fix, ...]:

@@ -16,14 +16,17 @@ import httpx
 
 from bot.cluster import ClusterAccess
 from bot.codeowners import CodeOwners, load_codeowners, reviewers_for
-from bot.errors import ConfigError, ReportError
+from bot.errors import ConfigError, ForgeTransientError, RemedyError, ReportError
 from bot.forge.gitlab import GitLabForge
 from bot.lifecycle import (
     IGNORE_CONTROL_PREFIX,
+    IGNORED_LABEL,
+    LIMIT_SETTINGS,
     SyncDecision,
     SyncResult,
-    marker,
+    marker_for,
     parse_marker,
+    same_findings,
 )
 from bot.markdown import escape as escape_markdown
 from bot.plan import Plan, build_plan
@@ -37,6 +40,8 @@ from bot.sources.merge import merge_reports
 from bot.template_sandbox import TemplateRefused
 
 DASHBOARD_TITLE = "kube-remedy dashboard"
+DASHBOARD_DONE = 20
+"""How many merged and resolved merge requests the dashboard lists (newest first)."""
 TEMPLATE_OVERRIDE = f".remedy/templates/{MR_TEMPLATE}"
 _TICKED = re.compile(r"^\s*- \[[xX]\] .*<!-- kube-remedy-request:([a-z0-9/._-]+) -->", re.M)
 
@@ -65,7 +70,9 @@ class ProjectPlan:
         return self.plan.unfixable
 
 
-def open_forge(settings: Settings, project: ProjectConfig) -> GitLabForge:
+def open_forge(settings: Settings, project: ProjectConfig, *, retries: int = 0) -> GitLabForge:
+    """A forge for one run. ``retries`` is python-gitlab's retry budget: 0 on the Celery path,
+    whose tasks retry themselves (one retry layer, never two)."""
     if settings.gitlab_token is None:
         raise ConfigError("no GitLab token: set REMEDY_GITLAB_TOKEN or REMEDY_GITLAB_TOKEN_FILE")
     return GitLabForge(
@@ -73,6 +80,8 @@ def open_forge(settings: Settings, project: ProjectConfig) -> GitLabForge:
         settings.gitlab_token.get_secret_value(),
         project.id,
         bot_username=settings.bot_username,
+        max_retries=retries,
+        assign_reviewers=settings.assign_reviewers,
     )
 
 
@@ -173,7 +182,7 @@ def template_overrides(
         if not plan.change_sets:
             check_template(text, MR_TEMPLATE)
         for cs in plan.change_sets[:1]:
-            mark = marker(cs.key, cs.findings_hash)
+            mark = marker_for(cs)
             text = describe_change_set(
                 cs, marker=mark, bot_username=bot_username, overrides=overrides
             )
@@ -241,21 +250,27 @@ def sync_one(settings: Settings, project: ProjectConfig, pp: ProjectPlan, key: s
     return next(d for d in result.decisions if d.key == key)
 
 
-def render_dashboard(pp: ProjectPlan, changes: list) -> str:  # type: ignore[type-arg]
+def render_dashboard(
+    pp: ProjectPlan,
+    changes: list,  # type: ignore[type-arg]
+    result: SyncResult | None = None,
+    branch_prefix: str = "remedy/",
+) -> str:
     """The dashboard issue's Markdown."""
     by_key: dict[str, list] = {}  # type: ignore[type-arg]
     for change in changes:
         parsed = parse_marker(change.description)
-        if parsed and change.author_is_bot:
+        if parsed and change.author_is_bot and change.branch.startswith(branch_prefix):
             by_key.setdefault(parsed[0], []).append(change)
     open_, ignored, pending = [], [], []
     for cs in pp.plan.change_sets:
         mrs = by_key.get(cs.key, [])
         opened = [c for c in mrs if c.state == "opened"]
+        # only a person's close is an ignore: the run labels those (the bot's own are not)
         closed = [
             c
             for c in mrs
-            if c.state == "closed" and parse_marker(c.description) == (cs.key, cs.findings_hash)
+            if c.state == "closed" and IGNORED_LABEL in c.labels and same_findings(c, cs)
         ]
         if opened:
             open_.append((cs, opened[0]))
@@ -263,6 +278,14 @@ def render_dashboard(pp: ProjectPlan, changes: list) -> str:  # type: ignore[typ
             ignored.append((cs, closed[-1]))
         else:
             pending.append(cs)
+    planned = {cs.key for cs in pp.plan.change_sets}
+    merged = [c for cs in by_key.values() for c in cs if c.state == "merged"]
+    resolved = [
+        c
+        for key, cs in by_key.items()
+        for c in cs
+        if c.state == "closed" and key not in planned and IGNORED_LABEL not in c.labels
+    ]
     groups: dict[str, list] = {}  # type: ignore[type-arg]
     for u in pp.plan.unfixable:
         groups.setdefault(u.category, []).append(u)
@@ -275,6 +298,21 @@ def render_dashboard(pp: ProjectPlan, changes: list) -> str:  # type: ignore[typ
         unfixable=groups,
         config_error=pp.config_error,
     )
+    text += (
+        environment()
+        .get_template("dashboard_lifecycle.md.j2")
+        .render(
+            merged=sorted(merged, key=lambda c: -c.id)[:DASHBOARD_DONE],
+            resolved=sorted(resolved, key=lambda c: -c.id)[:DASHBOARD_DONE],
+            failed=result.failed if result else (),
+            held=len(result.held_back) if result else 0,
+            next_slot=result.next_slot.strftime("%Y-%m-%d %H:%M UTC")
+            if result and result.next_slot
+            else None,
+            limits=pp.config.limits,
+            settings=LIMIT_SETTINGS,
+        )
+    )
     if pp.template_error:
         text += (
             "\n> **The merge-request template override was not used** (the built-in one was): "
@@ -285,27 +323,55 @@ def render_dashboard(pp: ProjectPlan, changes: list) -> str:  # type: ignore[typ
 
 def refresh_dashboard(settings: Settings, project: ProjectConfig, pp: ProjectPlan) -> None:
     forge = open_forge(settings, project)
-    forge.upsert_dashboard(DASHBOARD_TITLE, render_dashboard(pp, list(forge.find_changes())))
+    forge.upsert_dashboard(
+        DASHBOARD_TITLE,
+        render_dashboard(pp, list(forge.find_changes()), branch_prefix=settings.branch_prefix),
+    )
 
 
 @dataclass(frozen=True)
 class RunSummary:
     result: SyncResult
     unfixable: int
-    dashboard: int
+    dashboard: int | None
+    dashboard_error: RemedyError | None = None
+
+    @property
+    def failed(self) -> bool:
+        return bool(self.result.failed) or self.dashboard_error is not None
+
+    @property
+    def transient(self) -> bool:
+        """Every failure of the run is transient: trying again later may succeed."""
+        return self.result.transient_only and (
+            self.dashboard_error is None or isinstance(self.dashboard_error, ForgeTransientError)
+        )
 
     def lines(self) -> list[str]:
         out = [f"{d.action:16} {d.branch}: {d.reason}" for d in self.result.decisions]
-        out.append(
-            f"{self.unfixable} findings not fixable in git: see dashboard issue #{self.dashboard}"
-        )
+        if self.dashboard_error is not None:
+            out.append(f"the dashboard was not refreshed: {self.dashboard_error}")
+        else:
+            out.append(
+                f"{self.unfixable} findings not fixable in git: see dashboard issue "
+                f"#{self.dashboard}"
+            )
         return out
 
 
 def run_project_once(settings: Settings, project: ProjectConfig) -> RunSummary:
-    """One whole run, in process: plan, sync every change set, refresh the dashboard."""
-    forge = open_forge(settings, project)
+    """One whole run, in process: plan, sync every change set, refresh the dashboard.
+
+    No Celery here, so python-gitlab does the retrying (``settings.max_retries``). A change
+    set that fails is recorded and the others go on; the dashboard is refreshed in any case."""
+    forge = open_forge(settings, project, retries=settings.max_retries)
     pp = plan_with(forge, settings, project)
     result = _publish(forge, settings, pp, None)
-    iid = forge.upsert_dashboard(DASHBOARD_TITLE, render_dashboard(pp, list(forge.find_changes())))
+    try:
+        iid: int | None = forge.upsert_dashboard(
+            DASHBOARD_TITLE,
+            render_dashboard(pp, list(forge.find_changes()), result, settings.branch_prefix),
+        )
+    except RemedyError as exc:
+        return RunSummary(result, len(pp.plan.unfixable), None, exc)
     return RunSummary(result, len(pp.plan.unfixable), iid)

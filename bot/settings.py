@@ -168,7 +168,11 @@ class Settings(BaseSettings):
     visibility_timeout: int = Field(default=3600, gt=0)
     """Seconds before an unacknowledged task is handed to another worker."""
     max_retries: int = Field(default=5, ge=0)
+    """Retries of a transient GitLab failure: by the task (Celery, ``run-once``) or, in
+    ``remedy run``, by python-gitlab; never both."""
     retry_backoff_max: int = Field(default=600, gt=0)
+    assign_reviewers: bool = False
+    """Also assign the first reviewer of a new MR (GitLab assignee), besides requesting review."""
 
     @classmethod
     def settings_customise_sources(

@@ -50,6 +50,16 @@ class LockBusy(Exception):
     """A change set is being synced by another worker right now; retried shortly."""
 
 
+class RedisUnavailable(RemedyError):
+    """Redis (locks and queue) cannot be reached: try again later (exit code 3)."""
+
+    exit_code = 3
+
+
+PUBLISH_WAIT = 120.0
+"""Seconds a sync task waits for its project's publish lock before retrying later."""
+
+
 def is_transient(exc: BaseException) -> bool:
     """The one classifier of retryable errors: forge 429/5xx/network, Redis and socket errors."""
     if isinstance(exc, RemedyError):
@@ -269,27 +279,42 @@ def _run_project(
             return {"status": "skipped", "reason": "locked", "project": project_id}
         plan = service(settings).plan_project(settings, project)
         record_findings(project_id, ((f.control_id, _severity(f)) for f in _plan_findings(plan)))
+        unfixable = len(getattr(plan, "unfixable", ()))
         keys = [(cs.key, cs.findings_hash) for cs in plan.change_sets]
         log_event(
             "run-planned",
             project=project_id,
             change_sets=len(keys),
-            unfixable=len(getattr(plan, "unfixable", ())),
+            unfixable=unfixable,
             fence=lease.fence,
             reclaimed=lease.reclaimed,
         )
         # Enqueued under the lock, so two runs never fan out the same project at once; the sync
         # tasks themselves take per-change-set locks.
         fan_out(project_id, keys)
-    return {"status": "planned", "project": project_id, "change_sets": [k for k, _ in keys]}
+    return {
+        "status": "planned",
+        "project": project_id,
+        "change_sets": [k for k, _ in keys],
+        "unfixable": unfixable,
+    }
 
 
 @app.task(bind=True, base=RemedyTask, name="remedy.sync_change_set")
 def sync_change_set(
     self: RemedyTask, project_id: str, key: str, findings_hash: str
 ) -> dict[str, Any]:
-    """Create or update the merge request of one change set (idempotent)."""
-    return _adapter(self, _sync_change_set, project_id, key, findings_hash)
+    """Create or update the merge request of one change set (idempotent).
+
+    When its retries are used up it returns a failed result rather than raising, so the
+    chord still refreshes the dashboard at the end of the run."""
+    try:
+        return _adapter(self, _sync_change_set, project_id, key, findings_hash)
+    except Exception as exc:
+        if not is_transient(exc) or self.request.retries < get_settings().max_retries:
+            raise
+        log_event("gave-up", task=self.name, key=key, error=str(exc) or type(exc).__name__)
+        return {"status": "failed", "key": key, "error": str(exc), "kind": type(exc).__name__}
 
 
 def _sync_change_set(
@@ -312,9 +337,23 @@ def _sync_change_set(
         if change_set is None or change_set.findings_hash != findings_hash:
             log_decision(project_id, key, "superseded", reason="the report changed since planning")
             return {"status": "superseded", "key": key}
-        decision = svc.sync_one(settings, project, plan, key)
+        # Limits (max_open, max_new_per_hour) count the MRs GitLab lists, so "count, then
+        # open" must not interleave between workers: one publish at a time per project.
+        # Its own token per attempt (a redelivery of this task must queue too, not re-enter),
+        # and a lifetime of one task at most: a dead worker's lock frees itself soon.
+        publish = locks.lock_key("publish", project_id)
+        token = f"{task.request.id or 'local'}:{uuid.uuid4()}"
+        with locks.waiting(
+            redis_client(), publish, token, settings.task_time_limit, PUBLISH_WAIT
+        ) as held:
+            if held is None:
+                raise LockBusy(f"{project_id} is publishing another change set")
+            decision = svc.sync_one(settings, project, plan, key)
         action = _decision_name(decision)
         log_decision(project_id, key, action, **_decision_fields(decision))
+        error = getattr(decision, "error", None)
+        if action == "failed" and error is not None:
+            raise error  # classified by the adapter: a transient one is retried
         return {"status": "synced", "key": key, "decision": action}
 
 
@@ -454,6 +493,13 @@ def run_once(settings: Settings, project: str | ProjectConfig) -> dict[str, Any]
     configure(settings)
     project_id = project.id if isinstance(project, ProjectConfig) else project
     settings.project(project_id)
+    try:
+        redis_client().ping()
+    except (redis.RedisError, OSError) as exc:
+        raise RedisUnavailable(
+            f"cannot reach Redis at {settings.redis_url_safe} ({type(exc).__name__}); "
+            "run-once needs it for the project locks: start it, or use `remedy run`"
+        ) from None
 
     failures: list[Exception] = []
 

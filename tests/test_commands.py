@@ -91,9 +91,6 @@ class FakeGitLab:
         labels = (set(self.mr.labels) | set(add)) - set(remove)
         self.mr = replace(self.mr, labels=tuple(sorted(labels)))
 
-    def reset_branch(self, project: str, branch: str, ref: str) -> None:
-        self.calls.append(("reset", (branch, ref)))
-
 
 @dataclass
 class FakeScheduler:
@@ -304,8 +301,8 @@ def test_retry_and_recreate_schedule_a_run(settings: Settings, web: WebSettings)
     assert dispatch("retry", ctx).ok
     assert dispatch("recreate", ctx).ok
     assert scheduler.runs == [PROJECT, PROJECT]
-    assert ("reset", ("remedy/web-deployment", "main")) in gitlab.calls
-    assert gitlab.mr.labels == ()
+    # recreate never deletes the branch: it asks the run to rewrite it (label), hold removed
+    assert gitlab.mr.labels == ("kube-remedy::recreate",)
 
 
 def test_commands_refuse_merge_requests_not_opened_by_the_bot(
@@ -396,7 +393,7 @@ def test_python_gitlab_port_against_the_emulator(
     gitlab_emulator: GitLabEmulator, emulated: dict[str, Any]
 ) -> None:
     port: GitLabCommands = emulated["port"]
-    iid, pid = emulated["iid"], emulated["pid"]
+    iid = emulated["iid"]
     assert port.access_level(PROJECT, emulated["alice"]) == 30
     assert port.access_level(PROJECT, 9999) == 0
     info = port.merge_request(PROJECT, iid)
@@ -413,9 +410,6 @@ def test_python_gitlab_port_against_the_emulator(
     port.set_state(PROJECT, iid, "close")
     assert port.merge_request(PROJECT, iid).state == "closed"
     port.set_state(PROJECT, iid, "reopen")
-    port.reset_branch(PROJECT, emulated["branch"], "main")
-    branches = gitlab_emulator.branches(pid)
-    assert branches[emulated["branch"]] == branches["main"]
     note = emulated["mr"].notes.create({"body": "@kube-remedy help"})
     assert not port.note_has_award(PROJECT, iid, note.id, "eyes")
     port.award_emoji(PROJECT, iid, note.id, "eyes")

@@ -26,8 +26,8 @@ def test_demo_creates_branches_and_descriptions(
     repo = tmp_path / "cd-config"
     branches = git(repo, "branch", "--list", "remedy/*", "--format=%(refname:short)").split()
     assert "remedy/resources/apps-shop-frontend" in branches
-    # limits hold the riskiest change sets back (lowest risk is proposed first)
-    assert "remedy/security-context/apps-shop-frontend" not in branches
+    # local mode has no rate limits: every change set gets its branch
+    assert "remedy/security-context/apps-shop-frontend" in branches
     assert git(repo, "symbolic-ref", "--short", "HEAD") == "main"
     assert git(repo, "status", "--porcelain") == ""
     # each branch is one commit on main, by the bot
@@ -39,7 +39,7 @@ def test_demo_creates_branches_and_descriptions(
     added = [x for x in diff.splitlines() if x.startswith("+") and not x.startswith("+++")]
     removed = [x for x in diff.splitlines() if x.startswith("-") and not x.startswith("---")]
     assert (len(added), removed) == (3, [])  # only the lines the fix needs
-    assert "held-back" in out  # the example's limits hold some back, and say so
+    assert "held-back" not in out  # local mode: no limits
     assert "## " not in out or "### Failed controls" in out
     forge = LocalForge(repo)
     changes = forge.find_changes()
@@ -63,5 +63,5 @@ def test_apply_again_changes_nothing(tmp_path: Path, capsys: pytest.CaptureFixtu
     out = capsys.readouterr().out
     assert "created remedy/" not in out and "updated remedy/" not in out
     assert "unchanged remedy/resources/apps-shop-frontend" in out
-    assert "held-back" in out  # still over the hourly limit: listed again, not lost
+    assert "held-back" not in out
     assert git(repo, "for-each-ref", "refs/heads") == before

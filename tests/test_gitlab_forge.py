@@ -135,8 +135,10 @@ def test_changed_set_updates_only_its_mr_and_gone_set_closes(
     assert search["state"] == "closed"
     notes = gitlab_emulator.notes(project, search["iid"])
     assert any("no longer reported" in n["body"] for n in notes)
-    # one commit + one MR edit for the update, one note + one close for the gone set
-    assert gitlab_emulator.writes() == 4
+    # one commit + one MR edit for the update; one note, one close and one branch delete
+    # for the gone set
+    assert gitlab_emulator.writes() == 5
+    assert "remedy/security-context/search" not in gitlab_emulator.branches(project)
 
 
 def test_closed_mr_is_not_reopened_until_its_hash_changes(
@@ -147,7 +149,9 @@ def test_closed_mr_is_not_reopened_until_its_hash_changes(
 ) -> None:
     sync(forge, [change_set("cart")])
     (mr,) = gitlab_emulator.merge_requests(project)
-    gitlab_client.projects.get(project).mergerequests.update(mr["iid"], {"state_event": "close"})
+    # a person's close (the bot's own close is no ignore)
+    gitlab_emulator.add_user("alice")
+    gitlab_emulator.close_as(project, mr["iid"], by="alice")
 
     first = sync(forge, [change_set("cart")])
     assert actions(first) == {"security-context/cart": "ignored"}
@@ -232,9 +236,9 @@ def test_forbidden_push_is_one_line_permission_error(
     gitlab_emulator: GitLabEmulator, project: int, forge: GitLabForge
 ) -> None:
     gitlab_emulator.inject(status=403, method="POST", path_contains="repository/commits")
-    with pytest.raises(ForgePermissionError) as info:
-        sync(forge, [change_set("cart")])
-    message = str(info.value)
+    (failed,) = sync(forge, [change_set("cart")]).failed
+    assert isinstance(failed.error, ForgePermissionError)
+    message = failed.reason
     assert "\n" not in message
     assert PROJECT in message and "Developer access to push branches" in message
     assert gitlab_emulator.token not in message
@@ -272,8 +276,9 @@ def test_commits_reuse_one_tree_listing_per_run(tmp_path: Path) -> None:
 
     first, again, changed = measure(6, 2, tmp_path / "gitlab")
     assert first.decisions == {"created": 6} and first.writes == 12
-    # project, protected branches, MR listing, one tree listing; then 2 writes per MR
-    assert first.requests <= first.writes + 4
+    # project, bot user, protected branches, MR listing, branch listing, one tree listing;
+    # then 2 writes per MR
+    assert first.requests <= first.writes + 6
     assert again.writes == 0 and again.requests <= 3
     assert changed.decisions == {"updated": 2, "unchanged": 4} and changed.writes == 4
 

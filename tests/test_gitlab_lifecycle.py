@@ -167,3 +167,316 @@ def test_ticked_ignored_change_set_gets_a_new_mr(
         m["state"] for m in bot_mrs(gitlab_emulator, project) if m["source_branch"] == FRONTEND
     ]
     assert states == ["closed", "opened"]
+
+
+# --------------------------------------------------------------------------- issue 15 items 1-4
+
+
+def _report_without(control: str, resource: str) -> bytes:
+    report = json.loads(REPORT.read_text())
+    for result in report["results"]:
+        if result["resourceID"].endswith(resource):
+            result["controls"] = [c for c in result["controls"] if c["controlID"] != control]
+    return json.dumps(report).encode()
+
+
+def _new_pipeline(emulator: GitLabEmulator, pid: int, report: bytes) -> None:
+    emulator.add_pipeline(pid, "main", {"kubescape": {"kubescape-results.json": report}})
+
+
+def test_label_removed_and_person_pushed_the_bot_still_leaves_the_branch_alone(
+    gitlab_emulator: GitLabEmulator,
+    gitlab_client: gitlab.Gitlab,
+    project: int,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    run(gitlab_emulator, capsys)
+    mr = _mr(gitlab_emulator, project, FRONTEND)
+    gitlab_emulator.add_user("alice")
+    # a person removes the bot's label (the bot must not depend on it) and pushes a commit
+    gitlab_client.projects.get(project).mergerequests.update(
+        mr["iid"], {"remove_labels": "kube-remedy"}
+    )
+    branch_text = gitlab_emulator.file_at(project, FRONTEND, FRONTEND_FILE) or ""
+    human = gitlab_emulator.push_as(
+        project,
+        FRONTEND,
+        {FRONTEND_FILE: branch_text.replace("runAsUser: 10001", "runAsUser: 20002")},
+        author="alice",
+        message="frontend: our image runs as 20002",
+    )
+    _new_pipeline(gitlab_emulator, project, _report_without("C-0017", "/Deployment/frontend"))
+    before = {m["iid"] for m in gitlab_emulator.merge_requests(project)}
+    out = run(gitlab_emulator, capsys)
+    assert f"foreign-commits  {FRONTEND}" in out
+    assert gitlab_emulator.branches(project)[FRONTEND] == human
+    # no new MR, no 409: the same MR is still the bot's
+    assert {m["iid"] for m in gitlab_emulator.merge_requests(project)} == before
+    assert _mr(gitlab_emulator, project, FRONTEND)["state"] == "opened"
+
+
+def test_existing_branch_with_a_persons_commit_is_never_force_pushed(
+    gitlab_emulator: GitLabEmulator, project: int, capsys: pytest.CaptureFixture[str]
+) -> None:
+    gitlab_emulator.add_user("alice")
+    main_text = gitlab_emulator.file_at(project, "main", FRONTEND_FILE) or ""
+    human = gitlab_emulator.push_as(
+        project,
+        FRONTEND,
+        {FRONTEND_FILE: main_text.replace(PROBE_END, LIVENESS)},
+        author="alice",
+        message="frontend: my own work on the bot's branch name",
+    )
+    out = run(gitlab_emulator, capsys)
+    assert re.search(
+        rf"^foreign-commits +{re.escape(FRONTEND)}: the branch already exists", out, re.M
+    )
+    assert gitlab_emulator.branches(project)[FRONTEND] == human
+    assert all(m["source_branch"] != FRONTEND for m in bot_mrs(gitlab_emulator, project))
+    # the other change sets were proposed and the dashboard written
+    assert "created          remedy/network-policy/apps-shop-frontend" in out
+    assert gitlab_emulator.issues(project)
+
+
+def test_409_for_an_mr_the_bot_does_not_recognise_is_reported_and_the_run_goes_on(
+    gitlab_emulator: GitLabEmulator,
+    gitlab_client: gitlab.Gitlab,
+    project: int,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    run(gitlab_emulator, capsys)
+    mr = _mr(gitlab_emulator, project, FRONTEND)
+    # a person rewrites the description: the hidden marker is gone, the MR stays open
+    gitlab_client.projects.get(project).mergerequests.update(
+        mr["iid"], {"description": "we took this one over"}
+    )
+    report = json.loads(REPORT.read_text())
+    for result in report["results"]:
+        if result["resourceID"].endswith("/StatefulSet/cart"):
+            result["controls"] = [
+                c for c in result["controls"] if c["controlID"] not in ("C-0034", "C-0190")
+            ]
+    _new_pipeline(gitlab_emulator, project, json.dumps(report).encode())
+    out = run(gitlab_emulator, capsys)  # exit 0 or 1, not 2
+    assert re.search(
+        rf"^skipped +{re.escape(FRONTEND)}: .*open merge request already uses", out, re.M
+    )
+    frontend_mrs = [
+        m for m in gitlab_emulator.merge_requests(project) if m["source_branch"] == FRONTEND
+    ]
+    assert len(frontend_mrs) == 1
+    # the rest of the run happened: the resolved cart MR was closed after the skip
+    assert re.search(r"^closed +remedy/service-account/apps-shop-cart:", out, re.M)
+    assert "see dashboard issue #" in out
+
+
+def test_recreate_rewrites_the_branch_in_one_commit_and_keeps_the_mr_open(
+    gitlab_emulator: GitLabEmulator, project: int, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from bot.commands import Actor, Context, dispatch
+    from bot.forge.gitlab import GitLabCommands
+    from bot.settings import Settings
+    from bot.web_settings import WebSettings
+    from tests.gitlab_emulator import DEVELOPER
+
+    run(gitlab_emulator, capsys)
+    mr = _mr(gitlab_emulator, project, FRONTEND)
+    alice = gitlab_emulator.add_user("alice")
+    gitlab_emulator.add_member(project, alice, DEVELOPER)
+    branch_text = gitlab_emulator.file_at(project, FRONTEND, FRONTEND_FILE) or ""
+    gitlab_emulator.push_as(
+        project,
+        FRONTEND,
+        {FRONTEND_FILE: branch_text.replace("runAsUser: 10001", "runAsUser: 20002")},
+        author="alice",
+        message="frontend: our image runs as 20002",
+    )
+
+    class Runs:
+        queued: list[str] = []
+
+        def run_project(self, project: str) -> None:
+            self.queued.append(project)
+
+    port = GitLabCommands(gitlab_emulator.url, gitlab_emulator.token, max_retries=0)
+    ctx = Context(
+        settings=Settings(projects=[{"id": PROJECT}]),
+        web=WebSettings(),
+        actor=Actor("gitlab", str(alice), "alice"),
+        channel="mr",
+        gitlab=port,
+        scheduler=Runs(),
+        project=PROJECT,
+        mr_iid=mr["iid"],
+    )
+    gitlab_emulator.reset_counts()
+    reply = dispatch("recreate", ctx)
+    assert reply.ok and Runs.queued == [PROJECT]
+    assert not any(m == "DELETE" for m, _ in gitlab_emulator.requests)
+    assert _mr(gitlab_emulator, project, FRONTEND)["state"] == "opened"
+
+    gitlab_emulator.reset_counts()
+    out = run(gitlab_emulator, capsys)
+    assert f"recreated        {FRONTEND}" in out
+    commits = [
+        p for m, p in gitlab_emulator.requests if m == "POST" and p.endswith("/repository/commits")
+    ]
+    assert len(commits) == 1
+    assert not any(m == "DELETE" for m, _ in gitlab_emulator.requests)
+    after = _mr(gitlab_emulator, project, FRONTEND)
+    assert (after["iid"], after["state"]) == (mr["iid"], "opened")
+    assert "kube-remedy::recreate" not in after["labels"]
+    text = gitlab_emulator.file_at(project, FRONTEND, FRONTEND_FILE) or ""
+    assert "runAsUser: 20002" not in text and "allowPrivilegeEscalation: false" in text
+    log = gitlab_emulator.repo_path(project)
+    assert log.exists()
+    # one bot commit on top of main, and the MR shows it
+    gl = gitlab.Gitlab(gitlab_emulator.url, private_token=gitlab_emulator.token)
+    mr_commits = gl.projects.get(project).mergerequests.get(mr["iid"]).commits(get_all=True)
+    assert [c.author_name for c in mr_commits] == ["kube-remedy"]
+    # settled
+    gitlab_emulator.reset_counts()
+    run(gitlab_emulator, capsys)
+    assert gitlab_emulator.writes() == 0
+
+
+def test_ignore_survives_a_later_change_to_the_same_file(
+    gitlab_emulator: GitLabEmulator, project: int, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run(gitlab_emulator, capsys)
+    target = _mr(gitlab_emulator, project, FRONTEND)
+    gitlab_emulator.add_user("alice")
+    gitlab_emulator.close_as(project, target["iid"], by="alice")
+    assert f"ignored          {FRONTEND}" in run(gitlab_emulator, capsys)
+    # another change to the same file lands on main (the findings stay the same)
+    main_text = gitlab_emulator.file_at(project, "main", FRONTEND_FILE) or ""
+    gitlab_emulator.push_as(
+        project,
+        "main",
+        {FRONTEND_FILE: main_text.replace(PROBE_END, LIVENESS)},
+        author="alice",
+        message="frontend: add a liveness probe",
+    )
+    _new_pipeline(gitlab_emulator, project, REPORT.read_bytes())
+    out = run(gitlab_emulator, capsys)
+    assert f"ignored          {FRONTEND}" in out
+    assert [
+        m["state"]
+        for m in gitlab_emulator.merge_requests(project)
+        if m["source_branch"] == FRONTEND
+    ] == ["closed"]
+
+
+def test_the_bots_own_close_is_not_an_ignore(
+    gitlab_emulator: GitLabEmulator, project: int, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run(gitlab_emulator, capsys)
+    cart = "remedy/service-account/apps-shop-cart"
+    report = json.loads(REPORT.read_text())
+    for result in report["results"]:
+        if result["resourceID"].endswith("/StatefulSet/cart"):
+            result["controls"] = [
+                c for c in result["controls"] if c["controlID"] not in ("C-0034", "C-0190")
+            ]
+    _new_pipeline(gitlab_emulator, project, json.dumps(report).encode())
+    out = run(gitlab_emulator, capsys)
+    assert f"closed           {cart}" in out
+    assert cart not in gitlab_emulator.branches(project)  # the bot deletes its closed branch
+    (dashboard,) = gitlab_emulator.issues(project)
+    assert "## Merged or resolved (1)" in dashboard["description"]
+    # the findings come back: a new MR, not "ignored"
+    _new_pipeline(gitlab_emulator, project, REPORT.read_bytes())
+    out = run(gitlab_emulator, capsys)
+    assert f"created          {cart}" in out
+    states = [
+        m["state"] for m in gitlab_emulator.merge_requests(project) if m["source_branch"] == cart
+    ]
+    assert states == ["closed", "opened"]
+    closed = next(m for m in gitlab_emulator.merge_requests(project) if m["source_branch"] == cart)
+    assert "kube-remedy::ignored" not in closed["labels"]
+
+
+def test_deleting_an_open_mrs_source_branch_closes_it_like_gitlab(
+    gitlab_emulator: GitLabEmulator,
+    gitlab_client: gitlab.Gitlab,
+    project: int,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    run(gitlab_emulator, capsys)
+    mr = _mr(gitlab_emulator, project, FRONTEND)
+    gitlab_client.projects.get(project).branches.delete(FRONTEND)
+    after = _mr(gitlab_emulator, project, FRONTEND)
+    assert after["state"] == "closed" and after["closed_by"]["username"] == "kube-remedy"
+    events = gitlab_client.projects.get(project).mergerequests.get(mr["iid"], lazy=True)
+    states = [(e.state, e.user["username"]) for e in events.resourcestateevents.list(get_all=True)]
+    assert states == [("closed", "kube-remedy")]
+
+
+# --------------------------------------------------------------------------- items 8 and 9
+
+
+def test_commands_act_only_on_the_mrs_own_controls(
+    gitlab_emulator: GitLabEmulator, project: int, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from bot.commands import Actor, Context, dispatch
+    from bot.forge.gitlab import GitLabCommands
+    from bot.lifecycle import marker_controls
+    from bot.settings import Settings
+    from bot.web_settings import WebSettings
+    from tests.gitlab_emulator import DEVELOPER
+
+    run(gitlab_emulator, capsys)
+    # an MR whose description also names controls it does not fix (unresolved findings)
+    mr, own, other = next(
+        (m, own, others[0])
+        for m in bot_mrs(gitlab_emulator, project)
+        if (own := marker_controls(m["description"]))
+        and (others := sorted(set(re.findall(r"\bC-\d{4}\b", m["description"])) - set(own)))
+    )
+    alice = gitlab_emulator.add_user("alice")
+    gitlab_emulator.add_member(project, alice, DEVELOPER)
+
+    class Runs:
+        def run_project(self, project: str) -> None:
+            raise AssertionError("no run expected")
+
+    ctx = Context(
+        settings=Settings(projects=[{"id": PROJECT}]),
+        web=WebSettings(),
+        actor=Actor("gitlab", str(alice), "alice"),
+        channel="mr",
+        gitlab=GitLabCommands(gitlab_emulator.url, gitlab_emulator.token, max_retries=0),
+        scheduler=Runs(),
+        project=PROJECT,
+        mr_iid=mr["iid"],
+    )
+    reply = dispatch(f"ignore {other}", ctx)
+    assert not reply.ok and f"{other} is not part of this merge request" in reply.text
+    labels = next(m for m in gitlab_emulator.merge_requests(project) if m["iid"] == mr["iid"])[
+        "labels"
+    ]
+    assert not any(label.startswith("kube-remedy-ignore:") for label in labels)
+    explained = dispatch("explain", ctx)
+    assert explained.ok
+    assert all(f"**{c} " in explained.text for c in own)
+    assert f"**{other} " not in explained.text
+
+
+def test_held_back_names_the_setting_and_the_dashboard_says_when(
+    gitlab_emulator: GitLabEmulator,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    files = example_files()
+    files[".remedy.yaml"] = files[".remedy.yaml"].replace(
+        "max_new_per_hour: 50", "max_new_per_hour: 2"
+    )
+    pid = _project(gitlab_emulator, files, tmp_path, monkeypatch)
+    out = run(gitlab_emulator, capsys)
+    held = [line for line in out.splitlines() if line.startswith("held-back")]
+    flat = " ".join(out.split())  # the console wraps long lines
+    assert held and flat.count("set by `.remedy.yaml` limits.max_new_per_hour") == len(held)
+    (dashboard,) = gitlab_emulator.issues(pid)
+    assert "the next one can be opened after" in dashboard["description"]
+    assert "`.remedy.yaml` limits.max_new_per_hour" in dashboard["description"]

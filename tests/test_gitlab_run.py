@@ -219,3 +219,36 @@ def test_reviewer_ignores_one_control_of_an_mr(
         "labels"
     ]
     assert "kube-remedy-ignore:C-0017" in labels
+
+
+def test_run_under_a_429_storm_goes_on_refreshes_the_dashboard_and_exits_3(
+    gitlab_emulator: GitLabEmulator, project: int, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # every MR create is refused for longer than python-gitlab's retries last
+    gitlab_emulator.inject(
+        status=429, times=10_000, retry_after=0, method="POST", path_contains="/merge_requests"
+    )
+    code = main(
+        [
+            "run",
+            "--gitlab-url",
+            gitlab_emulator.url,
+            "--project",
+            PROJECT,
+            "--token",
+            gitlab_emulator.token,
+        ]
+    )
+    out, err = capsys.readouterr()
+    assert code == 3, err
+    assert "Traceback" not in err
+    # every change set was tried (not stopped at the first failure) and the dashboard written
+    failed = [line for line in out.splitlines() if line.startswith("failed ")]
+    assert len(failed) > 1 and "GitLab answered 429" in out
+    (dashboard,) = gitlab_emulator.issues(project)
+    assert "## Failed in the last run" in dashboard["description"]
+    # one retry layer: python-gitlab's own (settings.max_retries = 5), 6 tries per create
+    creates = [
+        p for m, p in gitlab_emulator.requests if m == "POST" and p.endswith("/merge_requests")
+    ]
+    assert len(creates) == 6 * len(failed)

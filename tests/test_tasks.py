@@ -517,3 +517,92 @@ def test_a_worker_process_turns_a_run_into_mrs_on_the_gitlab_emulator(
     mrs = _bot_mrs(gitlab_emulator, pid)
     assert len(mrs) == planned["change_sets"] > 0
     assert procs.output().count('"decision": "created"') == len(mrs)
+
+
+# --------------------------------------------------------------------------- exit codes (issue 15)
+
+
+def _cli_env(monkeypatch: pytest.MonkeyPatch, settings: Settings) -> None:
+    """``remedy run-once`` reads its settings from REMEDY_* like a deployment."""
+    for name in list(os.environ):
+        if name.startswith("REMEDY_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("REMEDY_REDIS_URL", settings.redis_url)
+    monkeypatch.setenv("REMEDY_GITLAB_URL", settings.gitlab_url)
+    if settings.gitlab_token is not None:
+        monkeypatch.setenv("REMEDY_GITLAB_TOKEN", settings.gitlab_token.get_secret_value())
+    monkeypatch.setenv("REMEDY_PROJECTS", json.dumps([p.model_dump() for p in settings.projects]))
+    monkeypatch.setenv("REMEDY_DATA_DIR", str(settings.data_dir))
+    monkeypatch.setenv("REMEDY_METRICS_PORT", "0")
+    monkeypatch.setenv("REMEDY_MAX_RETRIES", str(settings.max_retries))
+    monkeypatch.setenv("REMEDY_RETRY_BACKOFF_MAX", str(settings.retry_backoff_max))
+
+
+def test_run_once_with_redis_down_is_one_line_and_exit_3(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from bot.cli import main
+
+    settings = Settings(
+        redis_url=f"redis://127.0.0.1:{free_port()}/0",
+        gitlab_token="t",
+        projects=[{"id": PROJECT}],
+        data_dir=tmp_path / "data",
+    )
+    _cli_env(monkeypatch, settings)
+    code = main(["run-once", PROJECT])
+    err = capsys.readouterr().err
+    assert code == 3
+    assert "Redis" in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_run_once_config_error_exits_2(
+    redis_server: RedisServer,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from bot.cli import main
+
+    settings = Settings(
+        redis_url=redis_server.url, projects=[{"id": PROJECT}], data_dir=tmp_path / "data"
+    )
+    _cli_env(monkeypatch, settings)  # no GitLab token: a ConfigError
+    code = main(["run-once", PROJECT])
+    out, err = capsys.readouterr()
+    assert "kind: ConfigError" in out
+    assert code == 2 and "no GitLab token" in err
+
+
+@pytest.mark.slow
+def test_run_once_under_a_429_storm_retries_visibly_refreshes_the_dashboard_and_exits_3(
+    redis_server: RedisServer,
+    gitlab_emulator: Any,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from bot.cli import main
+
+    pid = _emulated_project(gitlab_emulator)
+    settings = _gitlab_settings(redis_server, gitlab_emulator, tmp_path).model_copy(
+        update={"max_retries": 1}
+    )
+    _cli_env(monkeypatch, settings)
+    gitlab_emulator.inject(
+        status=429, times=10_000, retry_after=0, method="POST", path_contains="/merge_requests"
+    )
+    with caplog.at_level("INFO", logger="kube_remedy.tasks"):
+        code = main(["run-once", PROJECT])
+    assert code == 3
+    assert "Traceback" not in capsys.readouterr().err
+    messages = [r.getMessage() for r in caplog.records]
+    assert "retry" in messages and "gitlab-transient" in messages
+    # one retry layer: each MR create is tried 1 + max_retries times (the task's), never 6 x 6
+    posts = [p for m, p in gitlab_emulator.requests if m == "POST" and p.endswith("merge_requests")]
+    change_sets = [b for b in gitlab_emulator.branches(pid) if b.startswith("remedy/")]
+    assert change_sets and len(posts) == 2 * len(change_sets)
+    # the dashboard was refreshed despite the failures
+    assert gitlab_emulator.issues(pid)

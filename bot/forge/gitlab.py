@@ -3,10 +3,15 @@
 Requests per merge request are kept to the minimum GitLab allows: one POST
 ``/repository/commits`` (``start_branch`` + ``force`` + every file's create/update action) makes
 the branch and its commit, one POST ``/merge_requests`` opens the MR, and one paginated listing
-per run finds every bot MR. Errors are translated here into the `bot.errors` forge family:
-401/403/404 -> `ForgePermissionError` naming the project and the permission; 409 and refused
-branches -> `ForgeConflictError`; 429/5xx/network (after python-gitlab's own bounded retries,
-which honour Retry-After) -> `ForgeTransientError`. The token is never part of a message.
+per run finds every bot MR (by the bot user's id, never by a label a person can remove).
+Errors are translated here into the `bot.errors` forge family: 401/403/404 ->
+`ForgePermissionError` naming the project and the permission; 409 and refused branches ->
+`ForgeConflictError`; 429/5xx/network -> `ForgeTransientError`. The token is never part of a
+message.
+
+Retries: exactly one layer. ``max_retries`` > 0 (``remedy run``, no Celery) lets python-gitlab
+retry 429/5xx itself, honouring Retry-After; the Celery path passes 0 and lets the task retry.
+Every transient answer is logged (``gitlab-transient``), so retries are visible either way.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from dataclasses import replace
 from functools import cached_property
 from pathlib import Path, PurePosixPath
 from typing import Any
+from urllib.parse import urlsplit
 
 import gitlab
 import gitlab.exceptions
@@ -31,6 +37,8 @@ from bot.errors import (
     RepositoryError,
 )
 from bot.forge.base import ChangeRequest, check_repo_path
+from bot.forge.identity import is_bot_user
+from bot.observability import log_event
 
 BOT_LABEL = "kube-remedy"
 DASHBOARD_LABEL = "kube-remedy-dashboard"
@@ -70,11 +78,42 @@ def translate_errors(operation: str, where: str, need: str = "read") -> Iterator
         raise ForgeTransientError(f"{operation} on {where}: {type(exc).__name__}") from exc
 
 
-def client(url: str, token: str, timeout: float) -> gitlab.Gitlab:
-    """A python-gitlab client that retries 429 and 5xx itself, honouring Retry-After."""
-    return gitlab.Gitlab(
-        url, private_token=token, retry_transient_errors=True, timeout=timeout, per_page=100
-    )
+class _Client(gitlab.Gitlab):
+    """python-gitlab with one retry budget for every call (python-gitlab's default is 10 for
+    429 on calls that do not pass ``max_retries``); 0 turns its retries off entirely."""
+
+    def __init__(self, *args: Any, retries: int, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.retries = retries
+
+    def http_request(self, *args: Any, **kwargs: Any) -> requests.Response:
+        kwargs["max_retries"] = self.retries
+        kwargs["obey_rate_limit"] = self.retries > 0
+        kwargs["retry_transient_errors"] = self.retries > 0
+        return super().http_request(*args, **kwargs)
+
+
+def _log_transient(retries: int) -> Any:
+    def hook(response: requests.Response, *args: Any, **kwargs: Any) -> None:
+        if response.status_code == 429 or response.status_code >= 500:
+            log_event(
+                "gitlab-transient",
+                status=response.status_code,
+                method=response.request.method,
+                path=urlsplit(response.url).path,
+                retry_after=response.headers.get("Retry-After"),
+                retried_by="python-gitlab" if retries else "task",
+            )
+
+    return hook
+
+
+def client(url: str, token: str, timeout: float, retries: int = 5) -> gitlab.Gitlab:
+    """A python-gitlab client retrying 429 and 5xx ``retries`` times (0: never), honouring
+    Retry-After; each transient answer is logged."""
+    gl = _Client(url, private_token=token, timeout=timeout, per_page=100, retries=retries)
+    gl.session.hooks["response"].append(_log_transient(retries))
+    return gl
 
 
 def current_user_id(url: str, token: str, timeout: float = 10.0) -> int:
@@ -107,17 +146,20 @@ class GitLabForge:
         bot_email: str | None = None,
         max_retries: int = 5,
         timeout: float = 30.0,
+        assign_reviewers: bool = False,
     ) -> None:
         self.url = url.rstrip("/")
         self.project_ref = str(project)
         self.bot_username = bot_username
         self.bot_email = bot_email or f"{bot_username}@users.noreply.kube-remedy"
-        self._gl = client(self.url, token, timeout)
+        self.assign_reviewers = assign_reviewers
+        self._gl = client(self.url, token, timeout, max_retries)
         self._max_retries = max_retries
         self._trees: dict[str, tuple[str, ...]] = {}
         self._links: dict[str, frozenset[str]] = {}
         """Per ref: the paths that are symlinks (tree mode 120000)."""
         self._users: dict[str, int | None] = {}
+        self._branches: dict[str, str] | None = None
 
     def __repr__(self) -> str:  # never the token
         return f"GitLabForge({self.url!r}, project={self.project_ref!r})"
@@ -128,7 +170,14 @@ class GitLabForge:
         return translate_errors(operation, f"GitLab project {self.project_ref} at {self.url}", need)
 
     def _http(self, **kwargs: Any) -> dict[str, Any]:
-        return {"max_retries": self._max_retries, **kwargs}
+        return dict(kwargs)
+
+    @cached_property
+    def bot_user_id(self) -> int:
+        """The token's user: the bot. Its id, not its name, tells the bot's MRs and commits."""
+        with self._call("read the bot's own user"):
+            self._gl.auth()
+            return int(self._gl.user.id)  # type: ignore[union-attr]
 
     # ------------------------------------------------------------------ project
 
@@ -242,12 +291,45 @@ class GitLabForge:
         self._trees.pop(branch, None)
         with self._call(f"commit to {branch}", "write"):
             commit = self._project.commits.create(data, **self._http())
+        if self._branches is not None:
+            self._branches[branch] = str(commit.id)
         return str(commit.id)
+
+    def _bot_branches(self, prefix: str) -> dict[str, str]:
+        """Branches under the bot's prefix -> head commit id, listed once per forge (per run)."""
+        if self._branches is None:
+            with self._call("list branches"):
+                found = self._project.branches.list(search=prefix, iterator=True)
+                self._branches = {
+                    str(b.name): str(b.commit["id"]) for b in found if b.name.startswith(prefix)
+                }
+        return self._branches
+
+    def branch_has_foreign_commits(self, branch: str, prefix: str) -> bool | None:
+        """None when ``branch`` does not exist; otherwise whether a commit on it (beyond the
+        default branch) was not written by the bot."""
+        if branch not in self._bot_branches(prefix):
+            return None
+        with self._call(f"compare {branch} with the default branch"):
+            data = self._project.repository_compare(self.default_branch(), branch)
+        return any(c.get("author_email") != self.bot_email for c in data.get("commits") or ())
+
+    def delete_branch(self, branch: str) -> None:
+        """Delete a branch of the bot (already gone is fine)."""
+        try:
+            with self._call(f"delete branch {branch}", "write"):
+                self._project.branches.delete(branch, **self._http())
+        except ForgePermissionError as exc:
+            if _status(exc) != 404:
+                raise
+        if self._branches is not None:
+            self._branches.pop(branch, None)
 
     # ------------------------------------------------------------------ merge requests
 
     def _change(self, mr: Any) -> ChangeRequest:
-        author = (getattr(mr, "author", None) or {}).get("username", "")
+        author = getattr(mr, "author", None) or {}
+        closed_by = getattr(mr, "closed_by", None) or {}
         return ChangeRequest(
             id=int(mr.iid),
             branch=str(mr.source_branch),
@@ -256,18 +338,43 @@ class GitLabForge:
             state=str(mr.state),  # type: ignore[arg-type]
             labels=tuple(mr.labels or ()),
             web_url=str(getattr(mr, "web_url", "")),
-            author_is_bot=author == self.bot_username,
+            author_is_bot=is_bot_user(author, self.bot_user_id),
             head_sha=str(getattr(mr, "sha", "") or ""),
             has_conflicts=bool(getattr(mr, "has_conflicts", False)),
-            extra={"created_at": str(getattr(mr, "created_at", "") or "")},
+            extra={
+                "created_at": str(getattr(mr, "created_at", "") or ""),
+                "closed_by_id": str(closed_by.get("id") or ""),
+            },
         )
 
     def find_changes(self) -> Sequence[ChangeRequest]:
+        """Every MR the bot's user authored (any state): labels play no part, people may
+        remove them."""
         with self._call("list merge requests"):
             mrs = self._project.mergerequests.list(
-                labels=[BOT_LABEL], state="all", iterator=True, **self._http()
+                author_id=self.bot_user_id, state="all", iterator=True, **self._http()
             )
             return [self._change(mr) for mr in mrs]
+
+    def find_open_change(self, branch: str) -> ChangeRequest | None:
+        """The open MR from ``branch``, whoever opened it (after GitLab's 409 on create)."""
+        with self._call(f"list merge requests from {branch}"):
+            mrs = self._project.mergerequests.list(
+                source_branch=branch, state="opened", get_all=False, **self._http()
+            )
+        return self._change(mrs[0]) if mrs else None
+
+    def closed_by_bot(self, change: ChangeRequest) -> bool:
+        """Was the MR's latest close done by the bot (findings resolved), not by a person?
+        Asks GitLab's resource state events, which name who closed it."""
+        with self._call(f"read the state events of !{change.id}"):
+            mr = self._project.mergerequests.get(change.id, lazy=True)
+            events = [e.attributes for e in mr.resourcestateevents.list(iterator=True)]
+        closes = [e for e in events if e.get("state") == "closed"]
+        if closes:
+            return is_bot_user(closes[-1].get("user"), self.bot_user_id)
+        closed_by = change.extra.get("closed_by_id") if change.extra else ""
+        return bool(closed_by) and closed_by == str(self.bot_user_id)
 
     def has_foreign_commits(self, change: ChangeRequest) -> bool:
         """Does the MR's branch carry a commit the bot did not write?"""
@@ -308,7 +415,8 @@ class GitLabForge:
         if reviewers:
             ids = self._user_ids(reviewers)
             data["reviewer_ids"] = ids
-            data["assignee_ids"] = ids[:1]
+            if self.assign_reviewers:
+                data["assignee_ids"] = ids[:1]
         with self._call(f"open a merge request from {branch}", "write"):
             mr = self._project.mergerequests.create(data, **self._http())
         return self._change(mr)
@@ -477,7 +585,7 @@ class GitLabCommands:
         self, url: str, token: str, *, max_retries: int = 3, timeout: float = 10.0
     ) -> None:
         self.url = url.rstrip("/")
-        self._gl = client(self.url, token, timeout)
+        self._gl = client(self.url, token, timeout, max_retries)
         self._max_retries = max_retries
         self._me: int | None = None
 
@@ -586,14 +694,3 @@ class GitLabCommands:
                 self._project(project).mergerequests.update(
                     iid, data, max_retries=self._max_retries
                 )
-
-    def reset_branch(self, project: str, branch: str, ref: str) -> None:
-        branches = self._project(project).branches
-        try:
-            with self._call(f"delete branch {branch}", project, "write"):
-                branches.delete(branch)
-        except ForgePermissionError as exc:
-            if _status(exc) != 404:  # already gone: create it below
-                raise
-        with self._call(f"create branch {branch} at {ref}", project, "write"):
-            branches.create({"branch": branch, "ref": ref}, max_retries=self._max_retries)

@@ -105,7 +105,16 @@ class InMemoryForge:
     def close_change(self, change: ChangeRequest, comment: str) -> None:
         self.comment(change, comment)
         self.writes.append(f"close {change.branch}")
-        self._put(replace(next(c for c in self.changes if c.id == change.id), state="closed"))
+        current = next(c for c in self.changes if c.id == change.id)
+        self._put(replace(current, state="closed", extra={**current.extra, "closed_by": "bot"}))
+
+    def closed_by_bot(self, change: ChangeRequest) -> bool:
+        current = next(c for c in self.changes if c.id == change.id)
+        return current.extra.get("closed_by") == "bot"
+
+    def delete_branch(self, branch: str) -> None:
+        self.writes.append(f"delete {branch}")
+        self.branches.pop(branch, None)
 
     def comment(self, change: ChangeRequest, body: str) -> None:
         self.writes.append(f"note {change.branch}")
@@ -113,7 +122,8 @@ class InMemoryForge:
 
     # test helpers: what a person does in GitLab
     def human_close(self, change_id: int) -> None:
-        self._put(replace(next(c for c in self.changes if c.id == change_id), state="closed"))
+        current = next(c for c in self.changes if c.id == change_id)
+        self._put(replace(current, state="closed", extra={**current.extra, "closed_by": "human"}))
 
     def human_push(self, change_id: int) -> None:
         self._put(replace(next(c for c in self.changes if c.id == change_id), foreign_commits=True))

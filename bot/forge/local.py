@@ -222,7 +222,11 @@ class LocalForge:
 
     def close_change(self, change: ChangeRequest, comment: str) -> None:
         self.comment(change, comment)
-        self._store(replace(change, state="closed"))
+        self._store(replace(change, state="closed", extra={**change.extra, "closed_by": "bot"}))
+
+    def closed_by_bot(self, change: ChangeRequest) -> bool:
+        """Local mode: the bot's own closes are recorded; any other close is a person's."""
+        return bool(change.extra) and change.extra.get("closed_by") == "bot"
 
     def comment(self, change: ChangeRequest, body: str) -> None:
         notes = self.state_dir / "notes.jsonl"

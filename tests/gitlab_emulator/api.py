@@ -28,6 +28,7 @@ from .state import (
     Note,
     Pipeline,
     Project,
+    StateEvent,
     User,
     now,
 )
@@ -705,6 +706,18 @@ class Api:
         if p.is_protected(branch):
             raise ApiError(403, "Protected branch cant be removed")
         p.repo.delete_branch(branch)
+        # Like GitLab: an open merge request whose source branch is gone is closed, by the user
+        # who deleted the branch.
+        for mr in p.merge_requests.values():
+            if mr.state == "opened" and mr.source_branch == branch:
+                mr.state, mr.closed_at, mr.closed_by, mr.updated_at = (
+                    "closed",
+                    now(),
+                    req.user,
+                    now(),
+                )
+                self.record_state(mr, req.user, "closed")
+                self.mr_event(p, mr, req.user, "close")
         return Response(204)
 
     @route("GET", r"/projects/{id}/protected_branches")
@@ -941,6 +954,8 @@ class Api:
         if "remove_source_branch" in params:
             mr.remove_source_branch = _bool(params["remove_source_branch"])
         action = _apply_state_event(mr, params.get("state_event"), req.user)
+        if action in ("close", "reopen"):
+            self.record_state(mr, req.user, "closed" if action == "close" else "reopened")
         mr.updated_at = now()
         self.mr_event(p, mr, req.user, action)
         return Response(200, self.mr_json(p, mr))
@@ -993,10 +1008,33 @@ class Api:
         p.repo.set_branch(mr.target_branch, merged, target)
         mr.sha = source
         mr.state, mr.merge_commit_sha, mr.merged_by, mr.merged_at = "merged", merged, user, now()
+        self.record_state(mr, user, "merged")
         if mr.remove_source_branch:
             p.repo.delete_branch(mr.source_branch)
         self.push_event(p, mr.target_branch, target, merged, user)
         self.mr_event(p, mr, user, "merge")
+
+    def record_state(self, mr: MergeRequest, user: User, state: str) -> None:
+        """Remember a state change for ``resource_state_events``."""
+        mr.state_events.append(StateEvent(self.state.ids.next(), user, state, now()))
+
+    @route("GET", r"/projects/{id}/merge_requests/(?P<iid>\d+)/resource_state_events")
+    def mr_state_events(self, req: Request, project: str, iid: str) -> Response:
+        """GitLab's resource state events of a merge request, oldest first."""
+        p = self.project(req, project)
+        mr = self.mr(p, iid)
+        events = [
+            {
+                "id": e.id,
+                "user": self.user_json(e.user),
+                "created_at": e.created_at,
+                "resource_type": "MergeRequest",
+                "resource_id": mr.id,
+                "state": e.state,
+            }
+            for e in mr.state_events
+        ]
+        return self.page(req, events)
 
     @route("GET", r"/projects/{id}/merge_requests/(?P<iid>\d+)/commits")
     def mr_commits(self, req: Request, project: str, iid: str) -> Response:

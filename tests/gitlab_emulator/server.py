@@ -373,6 +373,7 @@ class GitLabEmulator:
             project = self._project(project_id)
             mr = self.api.mr(project, str(mr_iid))
             mr.state, mr.closed_at, mr.closed_by, mr.updated_at = "closed", now(), user, now()
+            self.api.record_state(mr, user, "closed")
             self.api.mr_event(project, mr, user, "close")
 
     def _project(self, project_id: int) -> Project:

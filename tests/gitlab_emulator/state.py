@@ -67,6 +67,17 @@ class Note:
 
 
 @dataclass
+class StateEvent:
+    """One entry of GitLab's resource state events: who closed, reopened or merged it, when."""
+
+    id: int
+    user: User
+    state: str
+    """closed | reopened | merged"""
+    created_at: str
+
+
+@dataclass
 class MergeRequest:
     id: int
     iid: int
@@ -92,6 +103,7 @@ class MergeRequest:
     merge_error: str | None = None
     notes: list[Note] = field(default_factory=list)
     awards: list[AwardEmoji] = field(default_factory=list)
+    state_events: list[StateEvent] = field(default_factory=list)
 
 
 @dataclass
