@@ -12,6 +12,7 @@ import re
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 
 from bot import controls as catalog
@@ -39,7 +40,7 @@ from fixers.model import (
     YamlPath,
 )
 from fixers.policy import FixContext
-from fixers.registry import fixer_for, run_fixer
+from fixers.registry import all_fixers, fixer_for, run_fixer
 from fixers.runtime_evidence import WorkloadRuntime, alert_summary
 from fixers.view import PodView
 
@@ -109,18 +110,49 @@ def _slug(text: str) -> str:
     return text[:80] or "root"
 
 
-def group_key(config: RepoConfig, family: str, target: Target, finding: Finding) -> str:
-    """The change-set key (branch name suffix) a fix belongs to, per the grouping setting."""
+BREAKING_FIXERS = frozenset({"resource_limits"})
+"""Medium-risk fixers whose change can still stop a workload (a memory limit kills it); every
+high-risk fixer counts too. See `travels_alone`."""
+
+
+def travels_alone(fixer: Fixer) -> bool:
+    """Whether ``fixer``'s change can break a workload (non-root user, read-only root, host
+    namespaces, limits, ...): such a change is never hidden in a change set of harmless ones."""
+    return fixer.risk >= Risk.HIGH or fixer.name in BREAKING_FIXERS
+
+
+@cache
+def _mixed_families() -> frozenset[str]:
+    """Families holding both fixers that travel alone and harmless ones: only there does a
+    risky fix need a change set of its own (a family of risky fixers is already apart)."""
+    risky: dict[str, set[bool]] = defaultdict(set)
+    for fixer in all_fixers():
+        risky[fixer.family].add(travels_alone(fixer))
+    return frozenset(family for family, kinds in risky.items() if len(kinds) > 1)
+
+
+def group_key(config: RepoConfig, fixer: Fixer, target: Target, finding: Finding) -> str:
+    """The change-set key (branch name suffix) a fix belongs to, per the grouping setting.
+
+    A fix that can break a workload (`travels_alone`) gets its own key where it would otherwise
+    share one with harmless fixes: the grouping key with ``--<fixer>`` appended (``--`` never
+    occurs in a slug, and a suffix rather than a new path level keeps branch names from
+    nesting under each other)."""
+    family = fixer.family
     where = target.location.chart or target.location.path
     if config.grouping == "file":
-        return f"fix/{_slug(where)}"
-    if config.grouping == "family":
-        return f"{family}/all"
-    if config.grouping == "resource":
+        key = f"fix/{_slug(where)}"
+    elif config.grouping == "family":
+        key = f"{family}/all"
+    elif config.grouping == "resource":
         res = finding.resource
         ident = "-".join((res.kind, res.namespace or "", res.name))
-        return f"{family}/{_slug(ident)}"
-    return f"{family}/{_slug(where)}"
+        key = f"{family}/{_slug(ident)}"
+    else:
+        key = f"{family}/{_slug(where)}"
+    if config.grouping == "file" or family in _mixed_families():
+        return f"{key}--{_slug(fixer.name)}" if travels_alone(fixer) else key
+    return key
 
 
 def _title(family: str, fixes: list[PlannedFix]) -> str:
@@ -231,7 +263,7 @@ def build_plan(
     def attempt(finding: Finding, target: Target, last_try: bool) -> None:
         fixer = fixer_for(finding.control_id)
         assert fixer is not None  # _triage checked
-        key = group_key(config, fixer.family, target, finding)
+        key = group_key(config, fixer, target, finding)
         overlay = overlays.setdefault(key, FileOverlay(repo_root))
         view = target.reread(overlay)
         if isinstance(view, str):
@@ -357,7 +389,7 @@ def build_plan(
     for finding, target in located.values():
         fixer = fixer_for(finding.control_id)
         assert fixer is not None
-        bucket = (id(target), group_key(config, fixer.family, target, finding))
+        bucket = (id(target), group_key(config, fixer, target, finding))
         buckets.setdefault(bucket, []).append(finding)
         bucket_targets[bucket] = target
     findings = sorted((*kept, *(f for f, _ in located.values())), key=_order)

@@ -134,9 +134,10 @@ def check_template(source: str, name: str) -> None:
     render_untrusted(source, {}, name=name)
 
 
-def render_explanation(fixer: Fixer, finding: Finding, notes: list[str], values: list[str]) -> Md:
-    """A fixer's explanation (``fixers/templates/<name>.md.j2``), rendered like every built-in
-    template: plain data in, every value escaped."""
+def _explanation_module(fixer: Fixer, finding: Finding, notes: list[str], values: list[str]) -> Any:
+    """A fixer's explanation template (``fixers/templates/<name>.md.j2``) rendered like every
+    built-in template (plain data in, every value escaped), as a module: its text and its
+    ``how_to_test`` macro."""
     from fixers.templates import explanation_template
 
     context = {
@@ -151,7 +152,52 @@ def render_explanation(fixer: Fixer, finding: Finding, notes: list[str], values:
         "values_used": values,
     }
     template = _environment().from_string(explanation_template(fixer.name))
-    return Md(template.render(**unplain(plain(context))))
+    return template.make_module(unplain(plain(context)))
+
+
+def render_explanation(fixer: Fixer, finding: Finding, notes: list[str], values: list[str]) -> Md:
+    """A fixer's explanation, rendered like every built-in template."""
+    return Md(str(_explanation_module(fixer, finding, notes, values)))
+
+
+def render_how_to_test(fixer: Fixer, finding: Finding) -> Md:
+    """How to test a fixer's change: the ``how_to_test`` macro of its explanation template."""
+    return Md(str(_explanation_module(fixer, finding, [], []).how_to_test()).strip())
+
+
+def _how_to_test(change_set: ChangeSet) -> dict[str, Any]:
+    """The "How to test" section's data: commands that render the changed files (named, never
+    a placeholder) and each fixer's own advice."""
+    from fixers.registry import by_control
+
+    manifests: list[str] = []
+    charts: dict[str, list[str]] = {}
+    for fix in change_set.fixes:
+        loc = fix.location
+        if loc.chart:
+            values = charts.setdefault(loc.chart, [])
+            default = f"{loc.chart}/values.yaml"
+            if loc.kind == "helm-values" and loc.path != default and loc.path not in values:
+                values.append(loc.path)
+    helm_values = {v for values in charts.values() for v in values}
+    for change in change_set.files:
+        under_chart = any(change.path.startswith(f"{chart}/") for chart in charts)
+        if not under_chart and change.path not in helm_values:
+            manifests.append(change.path)
+    commands = []
+    if manifests:
+        commands.append(
+            " ".join(["kubectl apply --dry-run=server", *(f"-f {p}" for p in manifests)])
+        )
+    for chart, values in charts.items():
+        commands.append(" ".join(["helm template", chart, *(f"-f {v}" for v in values)]))
+    advice: dict[str, Md] = {}
+    for fix in change_set.fixes:
+        if fix.fixer not in advice:
+            advice[fix.fixer] = render_how_to_test(
+                by_control()[fix.finding.control_id], fix.finding
+            )
+    return {"commands": commands, "advice": list(advice.values())}
 
 
 def _finding(finding: Finding) -> dict[str, Any]:
@@ -239,6 +285,7 @@ def change_set_context(
         "cs": cs,
         "controls": controls,
         "explanations": _fixer_explanations(change_set),
+        "how_to_test": _how_to_test(change_set),
         "resources": sorted({str(f.resource) for f in change_set.findings}),
         "locations": list(locations.values()),
         "diffs": [

@@ -1,7 +1,9 @@
 """The explanation template of each fixer (``fixers/templates/<fixer name>.md.j2``).
 
 Templates are Jinja2 GitLab markdown rendered by the bot with ``StrictUndefined`` and the
-variables ``fixer`` (name, controls, risk), ``finding``, ``notes`` and ``values_used``.
+variables ``fixer`` (name, controls, risk), ``finding``, ``notes`` and ``values_used``. Each
+defines a macro ``how_to_test()``: the advice specific to its change, which the merge request
+lists under "How to test" (the macro's text is not part of the explanation).
 """
 
 from __future__ import annotations

@@ -30,10 +30,13 @@ def test_helm_create_chart_fixed_through_values(tmp_path: Path) -> None:
     assert [c.path for c in security.files] == ["charts/demo/values.yaml"]
     values = load_documents(security.files[0].after)[0]
     assert values["securityContext"]["allowPrivilegeEscalation"] is False
-    assert values["securityContext"]["readOnlyRootFilesystem"] is True
     # the commented-out examples under the key survive the edit
     assert "  # capabilities:\n  #   drop:" in security.files[0].after
     assert all(fix.location.why for fix in security.fixes)
+    # a read-only root travels alone
+    read_only = by_key["security-context/charts-demo--read-only-root-filesystem"]
+    values = load_documents(read_only.files[0].after)[0]
+    assert values["securityContext"]["readOnlyRootFilesystem"] is True
     resources = by_key["resources/charts-demo"]
     assert load_documents(resources.files[0].after)[0]["resources"]["limits"]["memory"]
     # a new NetworkPolicy cannot be added through values: explained, not dropped

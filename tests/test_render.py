@@ -6,7 +6,13 @@ import pytest
 
 from bot.markdown import escape
 from bot.model import FileChange
-from bot.render import escape_markdown, redact_line, render_explanation, unified_diff
+from bot.render import (
+    escape_markdown,
+    redact_line,
+    render_explanation,
+    render_how_to_test,
+    unified_diff,
+)
 from fixers.base import Fixer
 from fixers.model import Finding, ResourceRef
 from fixers.registry import all_fixers
@@ -63,6 +69,7 @@ def test_bot_renders_explanations_like_their_snapshots(fixer: Fixer) -> None:
         resource=ResourceRef(kind="Deployment", namespace="shop", name="storefront"),
     )
     text = render_explanation(fixer, finding, ["a note"], ["a value: a source"])
+    text = f"{text}\nHow to test: {render_how_to_test(fixer, finding)}"
     snapshot = SNAPSHOTS / f"{fixer.name}.md"
     assert text.strip() == snapshot.read_text(encoding="utf-8").strip()
 

@@ -27,9 +27,10 @@ def render(fixer: Fixer) -> str:
         control_id=fixer.controls[0],
         resource=ResourceRef(kind="Deployment", namespace="shop", name="storefront"),
     )
-    return env.from_string(explanation_template(fixer.name)).render(
-        fixer=fixer, finding=finding, notes=["a note"], values_used=["a value: a source"]
+    module = env.from_string(explanation_template(fixer.name)).make_module(
+        {"fixer": fixer, "finding": finding, "notes": ["a note"], "values_used": ["a value"]}
     )
+    return f"{module}\nHow to test: {module.how_to_test()}\n"
 
 
 @pytest.mark.parametrize("fixer", FIXERS, ids=[f.name for f in FIXERS])
