@@ -225,7 +225,7 @@ def build_plan(
     Findings a fixer declines are tried once more after the others: a decline often depends on
     another fix of the same change set (e.g. allowPrivilegeEscalation waits for privileged).
     """
-    config = config or RepoConfig()
+    config = _repo_relative(config or RepoConfig(), repo_root)
     locator = locator or Locator(repo_root, config.default_namespace)
     findings = dedupe(report.findings)
     unfixable: list[Unfixable] = []
@@ -399,6 +399,7 @@ def build_plan(
         attempt(finding, target, last_try=True)
     unfixable.sort(key=lambda u: _order(u.finding))
 
+    unfixable = [_point_to_sibling(u, fixes, waived) for u in unfixable]
     change_sets = []
     for key in sorted(fixes):
         group = fixes[key]
@@ -430,6 +431,55 @@ def build_plan(
     return Plan(
         tuple(change_sets), tuple(unfixable), tuple(compliant), tuple(findings), tuple(notes)
     )
+
+
+def _repo_relative(config: RepoConfig, repo_root: Path) -> RepoConfig:
+    """``config`` with its policy's source named relative to the repository: MR text names
+    repository files, never a path on the machine that read them."""
+    source = Path(config.policy.source)
+    if not source.is_absolute():
+        return config
+    try:
+        relative = source.resolve().relative_to(repo_root.resolve()).as_posix()
+    except ValueError:
+        relative = source.name
+    policy = config.policy.model_copy(update={"source": relative})
+    return config.model_copy(update={"policy": policy})
+
+
+_FIX_FIRST = re.compile(r"fix (C-\d{4}) first")
+
+
+def _point_to_sibling(
+    u: Unfixable, fixes: Mapping[str, list[PlannedFix]], waived: list[Waiver]
+) -> Unfixable:
+    """A reason saying "fix C-0041 first" names what happens to C-0041 instead when the plan
+    knows: the sibling change set that fixes it, or the waiver proposed for it."""
+    found = _FIX_FIRST.search(u.reason)
+    if found is None:
+        return u
+    control, resource = found.group(1), u.finding.resource.key
+    sibling = next(
+        (
+            key
+            for key, group in sorted(fixes.items())
+            if any(
+                f.finding.control_id == control and f.finding.resource.key == resource
+                for f in group
+            )
+        ),
+        None,
+    )
+    if sibling is not None:
+        instead = f"merge the change set {sibling} first, which fixes {control}"
+    elif any(
+        w.finding.control_id == control and w.finding.resource.key == resource for w in waived
+    ):
+        instead = f"{control} is proposed for a waiver on this workload, so this stays as it is"
+    else:
+        return u
+    reason = u.reason[: found.start()] + instead + u.reason[found.end() :]
+    return dataclasses.replace(u, reason=reason)
 
 
 def _with_runtime(change_sets: list[ChangeSet], runtime: RuntimeLookup) -> list[ChangeSet]:

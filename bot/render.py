@@ -225,9 +225,9 @@ def _fixer_explanations(change_set: ChangeSet) -> list[dict[str, Any]]:
     seen: dict[str, dict[str, Any]] = {}
     for fix in change_set.fixes:
         if fix.fixer in seen:
-            seen[fix.fixer]["notes"].extend(
-                n for n in fix.notes if n not in seen[fix.fixer]["notes"]
-            )
+            # one explanation per fixer, with the notes and value sources of all its fixes
+            for name, new in (("notes", fix.notes), ("values_used", fix.values_used)):
+                seen[fix.fixer][name].extend(n for n in new if n not in seen[fix.fixer][name])
             continue
         fixer = by_control()[fix.finding.control_id]
         text = render_explanation(fixer, fix.finding, list(fix.notes), list(fix.values_used))

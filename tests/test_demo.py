@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -9,6 +11,9 @@ import pytest
 
 from bot.cli import main
 from bot.forge.local import LocalForge
+from bot.plan import build_plan
+from bot.repo_config import parse_repo_config
+from bot.sources import load_report
 
 
 def git(repo: Path, *args: str) -> str:
@@ -65,3 +70,50 @@ def test_apply_again_changes_nothing(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert "unchanged remedy/resources/apps-shop-frontend" in out
     assert "held-back" not in out
     assert git(repo, "for-each-ref", "refs/heads") == before
+
+
+def _table_controls(text: str) -> set[str]:
+    table = text.split("### Failed controls", 1)[1].split("\n###", 1)[0]
+    return set(re.findall(r"^\| \*\*(C-\d{4})\*\*", table, re.M))
+
+
+def _affected(text: str) -> set[str]:
+    section = text.split("### Affected resources", 1)[1].split("\n###", 1)[0]
+    return {line[2:].strip() for line in section.splitlines() if line.startswith("- ")}
+
+
+@pytest.mark.slow
+def test_demo_merge_request_texts_are_true(tmp_path: Path) -> None:
+    """Every demo MR text names no machine path, holds no placeholder, and names in its title
+    and table only controls it fixes: with its branch's files the plan finds them compliant."""
+    main(["demo", "--into", str(tmp_path / "demo")])
+    repo = tmp_path / "demo" / "cd-config"
+    report = load_report(
+        Path(__file__).resolve().parent.parent / "examples" / "kubescape-report.json"
+    )
+    forge = LocalForge(repo)
+    changes = forge.find_changes()
+    assert len(changes) > 10
+    for change in changes:
+        text = forge.description_path(change).read_text(encoding="utf-8")
+        for words in (change.title, text):
+            assert str(tmp_path) not in words and str(tmp_path.resolve()) not in words
+            assert "…" not in words and "-f …" not in words
+        if change.branch.endswith("/waivers/remedy-yaml"):
+            continue
+        controls = _table_controls(text)
+        assert controls, change.branch
+        assert set(re.findall(r"C-\d{4}", change.title.rsplit("(", 1)[1])) == controls
+        # the MR's files on a copy of main: each named control passes on each named resource
+        merged = tmp_path / "merged" / change.branch.replace("/", "_")
+        shutil.copytree(repo, merged, ignore=shutil.ignore_patterns(".git"))
+        for path in git(repo, "diff", "--name-only", "main", change.branch).splitlines():
+            (merged / path).write_text(git(repo, "show", f"{change.branch}:{path}") + "\n")
+        plan = build_plan(report, merged, parse_repo_config((merged / ".remedy.yaml").read_text()))
+        compliant = {(f.control_id, str(f.resource)) for f in plan.already_compliant}
+        named = {
+            (f.control_id, str(f.resource))
+            for f in report.findings
+            if f.control_id in controls and str(f.resource) in _affected(text)
+        }
+        assert named and named <= compliant, (change.branch, named - compliant)

@@ -204,3 +204,53 @@ def test_a_file_repeating_an_object_is_fixed_at_the_line_the_scanner_names(
 
     (unplaced,) = build_plan(Report("checkov", "test", (at(None),)), tmp_path).unfixable
     assert "defined in several places" in unplaced.reason
+
+
+PRIVILEGED = """\
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+  namespace: shop
+spec:
+  template:
+    spec:
+      containers:
+        - name: web
+          image: nginx:1.27
+          securityContext:
+            privileged: true
+"""
+
+
+def test_a_decline_waiting_on_a_sibling_names_its_change_set(tmp_path: Path) -> None:
+    """allowPrivilegeEscalation waits for privileged, which travels alone: the reason names
+    the change set that removes privileged, not "fix C-0057 first"."""
+    (tmp_path / "web.yaml").write_text(PRIVILEGED, encoding="utf-8")
+    ref = ResourceRef(api_version="apps/v1", kind="Deployment", namespace="shop", name="web")
+    findings = tuple(
+        Finding(control_id=c, resource=ref, container="web", source=SourceHint(path="web.yaml"))
+        for c in ("C-0016", "C-0057")
+    )
+    plan = build_plan(Report("kubescape", "test", findings), tmp_path)
+    assert [cs.key for cs in plan.change_sets] == ["security-context/web--privileged-container"]
+    (waiting,) = plan.unfixable
+    assert waiting.finding.control_id == "C-0016"
+    assert "fix C-0057 first" not in waiting.reason
+    assert "merge the change set security-context/web--privileged-container first" in (
+        waiting.reason
+    )
+
+
+def test_value_sources_name_the_config_file_relative_to_the_repository(tmp_path: Path) -> None:
+    from bot.repo_config import parse_repo_config
+
+    (tmp_path / "web.yaml").write_text(DEPLOYMENT, encoding="utf-8")
+    config_path = tmp_path / ".remedy.yaml"
+    config_path.write_text("policy:\n  resources:\n    memory_limit: 300Mi\n", encoding="utf-8")
+    config = parse_repo_config(config_path.read_text(encoding="utf-8"), str(config_path))
+    finding = dataclasses.replace(web_finding("C-0004"), source=SourceHint(path="web.yaml"))
+    plan = build_plan(Report("kubescape", "test", (finding,)), tmp_path, config)
+    used = [v for cs in plan.change_sets for fix in cs.fixes for v in fix.values_used]
+    assert used and all(str(tmp_path) not in v for v in used)
+    assert any("from .remedy.yaml" in v for v in used)
