@@ -38,6 +38,7 @@ from bot.sources import decode_report, fetch_from_cluster, load_report
 from bot.sources.base import Report
 from bot.sources.merge import merge_reports
 from bot.template_sandbox import TemplateRefused
+from fixers.intent import WAIVE_PREFIX
 
 DASHBOARD_TITLE = "kube-remedy dashboard"
 DASHBOARD_DONE = 20
@@ -286,9 +287,15 @@ def render_dashboard(
         for c in cs
         if c.state == "closed" and key not in planned and IGNORED_LABEL not in c.labels
     ]
+    # Every finding ends visible: fixed (above), waived or ignored, not fixed with why,
+    # already compliant, and the scanner results that map to no control, by id.
     groups: dict[str, list] = {}  # type: ignore[type-arg]
+    waived = []
     for u in pp.plan.unfixable:
-        groups.setdefault(u.category, []).append(u)
+        if u.category == "ignored" or u.reason.startswith(WAIVE_PREFIX):
+            waived.append(u)
+        else:
+            groups.setdefault(u.category, []).append(u)
     template = environment().get_template("dashboard.md.j2")
     text = template.render(
         pp=pp,
@@ -296,6 +303,11 @@ def render_dashboard(
         ignored=ignored,
         pending=pending,
         unfixable=groups,
+        not_fixed=sum(len(items) for items in groups.values()),
+        waived=waived,
+        compliant=pp.plan.already_compliant,
+        unread=pp.report.skipped,
+        fixed=len(pp.plan.fixed_findings),
         config_error=pp.config_error,
     )
     text += (
