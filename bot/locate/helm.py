@@ -37,6 +37,7 @@ from bot.locate.helm_render import (
     values_key,
 )
 from bot.locate.helm_templates import SCALAR_FIELDS, Exposure, expose, values_references
+from bot.locate.manifest import _container_names
 from bot.model import Location
 from fixers.model import (
     AnyEdit,
@@ -1174,6 +1175,7 @@ def locate_helm(finding: Finding, repo_root: Path, index: HelmIndex) -> HelmTarg
     """The Helm target of ``finding``, or a one-line reason why none can be found."""
     overlay = FileOverlay(repo_root)
     errors: list[str] = []
+    near: list[str] = []
     cache = index.cache
     for dep in _deployments(finding, index):
         chart_dir = index.root / dep.chart.path
@@ -1193,6 +1195,10 @@ def locate_helm(finding: Finding, repo_root: Path, index: HelmIndex) -> HelmTarg
         if not matched and dep.app is not None:
             matched = _same_template(finding, dep, index, docs)
         for doc in matched:
+            miss = _near_miss(finding, dep, doc)
+            if miss is not None:
+                near.append(miss)
+                continue
             rendered = ManifestPodView.from_document(doc.document)
             if rendered is None:
                 return f"{finding.resource} rendered by chart {dep.chart.name} has no pod spec"
@@ -1209,12 +1215,40 @@ def locate_helm(finding: Finding, repo_root: Path, index: HelmIndex) -> HelmTarg
             target = HelmTarget(index, dep, doc, location)
             target.attach(mapping, rendered)
             return target
+    if near:
+        return f"not in this repository: {'; '.join(dict.fromkeys(near))}"
     if errors:
         static = _static_reason(finding, index, _deployments(finding, index))
         return f"no chart renders {finding.resource}: {errors[0]}" + (
             f"; {static}" if static else ""
         )
     return f"no chart in the repository renders {finding.resource}"
+
+
+def _near_miss(finding: Finding, dep: Deployment, doc: RenderedDoc) -> str | None:
+    """Why a rendered resource of the finding's kind and name is still not the finding's (its
+    namespace as deployed, or its containers), or None when it is."""
+    res = finding.resource
+    chart = dep.chart.path or "."
+    own = (doc.document.get("metadata") or {}).get("namespace")
+    deployed = str(own or dep.namespace)
+    wanted = res.namespace
+    file_scan = finding.source.path is not None or finding.source.chart_path is not None
+    # A scanner that rendered the chart itself names the namespace it rendered with (none, or
+    # default); a cluster scan names the namespace the deployment gives it.
+    if wanted is not None and wanted != deployed and not (file_scan and wanted == "default"):
+        by = f" by {dep.app.kind} {dep.app.name}" if dep.app else ""
+        return (
+            f"chart {chart} renders {res.kind} {res.name} in namespace {deployed}{by}, "
+            f"not in {wanted}"
+        )
+    names = _container_names(doc.document)
+    if finding.container and names is not None and finding.container not in names:
+        return (
+            f"{res.kind} {res.name} rendered by chart {chart} has no container "
+            f"{finding.container!r}; containers: {', '.join(names) or 'none'}"
+        )
+    return None
 
 
 def _same_template(

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from bot.plan import build_plan
 from bot.sources.base import Report
+from fixers.model import Finding, ResourceRef
 from tests.helm.helpers import finding_for
 
 REPO = Path(__file__).parent / "repos" / "shop"
@@ -25,10 +26,11 @@ def _files(plan) -> dict[str, str]:  # type: ignore[no-untyped-def]
 
 
 def test_existing_switches_and_the_key_the_template_reads() -> None:
-    # Scanner namespace and release do not match the deployment: hints, not blockers.
+    # A scanner that rendered the chart itself (a file scan) names its own namespace and
+    # release: hints, not blockers.
     plan = _plan(
         finding_for("C-0017", "Deployment", "shop-api", "default", "."),
-        finding_for("C-0260", "Deployment", "shop-api", "default"),
+        finding_for("C-0260", "Deployment", "shop-api", "default", "."),
         finding_for("C-0211", "Deployment", "shop-frontend", "shop-prod"),
     )
     files = _files(plan)
@@ -62,3 +64,22 @@ def test_vendored_chart_is_overridden_in_its_application() -> None:
     files = _files(plan)
     assert set(files) == {"apps/cache.yaml"}
     assert "allowPrivilegeEscalation: false" in files["apps/cache.yaml"]
+
+
+def test_a_cluster_finding_in_another_namespace_or_container_is_not_this_repository() -> None:
+    """Exact matching holds for charts too: the namespace the deployment gives the resource,
+    and a container the rendered resource has."""
+    elsewhere = finding_for("C-0017", "Deployment", "shop-api", "payments")
+    ghost = Finding(
+        control_id="C-0017",
+        resource=ResourceRef(kind="Deployment", name="shop-api", namespace="shop-prod"),
+        container="php-redis",
+    )
+    plan = _plan(elsewhere, ghost)
+    assert plan.change_sets == ()
+    reasons = {u.finding.resource.namespace: u for u in plan.unfixable}
+    assert {u.category for u in plan.unfixable} == {"not-in-repo"}
+    assert "not in this repository" in reasons["payments"].reason
+    assert "in namespace shop-prod by Application" in reasons["payments"].reason
+    assert "not in payments" in reasons["payments"].reason
+    assert "has no container 'php-redis'; containers: api" in reasons["shop-prod"].reason
