@@ -42,7 +42,7 @@ from fixers.model import (
 from fixers.policy import FixContext
 from fixers.registry import all_fixers, fixer_for, run_fixer
 from fixers.runtime_evidence import WorkloadRuntime, alert_summary
-from fixers.view import PodView
+from fixers.view import WORKLOAD_KINDS, PodView
 
 Progress = Callable[[int, int], None]
 Intent = tuple[WorkloadIntent, Mapping[YamlPath, Comment]]
@@ -358,6 +358,23 @@ def build_plan(
         for finding, fixer, result, edits in planned:
             fixes[key].append(planned_fix(finding, target, fixer, result, edits))
 
+    def intent_waives(finding: Finding) -> bool:
+        """Intent decides first for a control the catalog calls unfixable in git: a workload
+        whose purpose needs it (a node agent's hostPath) gets a waiver proposal, not "needs a
+        person"."""
+        try:
+            found = locator.locate(finding)
+        except RemedyError:
+            return False
+        if isinstance(found, str):
+            return False
+        overlay = FileOverlay(repo_root)
+        view = found.reread(overlay)
+        if isinstance(view, str):
+            return False
+        observed = runtime(finding.resource) if runtime else None
+        return declined(finding, view, workload_intent(found, overlay, view, observed))
+
     located: dict[tuple[str | int, ...], tuple[Finding, Target]] = {}
     kept: list[Finding] = []
     for n, finding in enumerate(findings, 1):
@@ -365,7 +382,8 @@ def build_plan(
             progress(n, len(findings))
         reason = _triage(finding, config)
         if reason is not None:
-            unfixable.append(reason)
+            if not (_catalog_unfixable(finding, reason) and intent_waives(finding)):
+                unfixable.append(reason)
             kept.append(finding)
             continue
         try:
@@ -541,6 +559,18 @@ def _context(
         location_path=target.location.path,
         intent=intent,
         runtime=runtime,
+    )
+
+
+def _catalog_unfixable(finding: Finding, reason: Unfixable) -> bool:
+    """Whether ``reason`` is the catalog's "not fixable in git" for a workload's finding (not
+    an ignore or a disabled control), which workload intent may still explain."""
+    control = catalog.get(finding.control_id)
+    return (
+        reason.category != "ignored"
+        and control is not None
+        and control.unfixable_reason is not None
+        and finding.resource.kind in WORKLOAD_KINDS
     )
 
 
