@@ -77,3 +77,31 @@ def test_bot_renders_explanations_like_their_snapshots(fixer: Fixer) -> None:
 def test_escape_markdown_is_the_one_escaping_function() -> None:
     assert escape_markdown is escape
     assert escape_markdown("/approve").startswith("\\/")
+
+
+def test_how_to_test_is_specific_to_the_change(tmp_path: Path) -> None:
+    """Each MR's "How to test" names its changed files and carries only its fixers' advice:
+    no read-only or non-root advice on a NetworkPolicy MR, no `-f …` placeholder."""
+    import shutil
+
+    from bot.plan import build_plan
+    from bot.render import change_set_context, describe_change_set
+    from bot.sources import load_report
+
+    examples = Path(__file__).resolve().parent.parent / "examples"
+    shutil.copytree(examples / "cd-config", tmp_path / "repo")
+    plan = build_plan(load_report(examples / "kubescape-report.json"), tmp_path / "repo")
+    by_family = {cs.family: cs for cs in plan.change_sets if cs.key.endswith("apps-shop-frontend")}
+    policy = by_family["network-policy"]
+    tests = change_set_context(policy, marker="m")["how_to_test"]
+    (new_file,) = [c.path for c in policy.files]
+    assert tests["commands"] == [f"kubectl apply --dry-run=server -f {new_file}"]
+    text = describe_change_set(policy, marker="m").split("### How to test", 1)[1]
+    text = text.split("###", 1)[0]
+    assert "exercise every dependency" in text
+    assert "Read-only" not in text and "non-root" not in text and "…" not in text
+    read_only = next(
+        cs for cs in plan.change_sets if cs.key.endswith("--read-only-root-filesystem")
+    )
+    advice = " ".join(change_set_context(read_only, marker="m")["how_to_test"]["advice"])
+    assert "Read-only file system" in advice and "dependency" not in advice
