@@ -140,11 +140,13 @@ def fix_copy(source: Path, reports: list[Path], workdir: Path) -> tuple[Path, in
     repo = workdir / source.name
     shutil.copytree(source, repo)
     applied = 0
+    # One scan for every round: each round plans again on the merged files, and a finding its
+    # fix resolved is already compliant (Checkov runs stay a few processes, not two a round).
+    if reports:
+        report = merge_reports([load_report(p) for p in reports])
+    else:
+        report = parse_report(measure(repo), f"checkov {repo}")
     for _ in range(MAX_ROUNDS):
-        if reports:
-            report = merge_reports([load_report(p) for p in reports])
-        else:
-            report = parse_report(measure(repo), f"checkov {repo}")
         plan = build_plan(report, repo)
         touched: set[str] = set()
         round_applied = 0

@@ -1,9 +1,12 @@
 """The whole shared corpus, scanned by real Checkov and planned: every edit stays inside the
-resource its finding names, and every finding of the report appears in the plan's output."""
+resource its finding names, every finding of the report appears in the plan's output, and
+after every fix (scripts/checkov_before_after.py's loop) no Checkov check fails more often."""
 
 from __future__ import annotations
 
+import functools
 import importlib.util
+import json
 import shutil
 from pathlib import Path
 from typing import Any
@@ -11,7 +14,7 @@ from typing import Any
 import pytest
 
 from bot.plan import build_plan
-from bot.sources import parse_report
+from bot.sources import load_report, parse_report
 from fixers.edits import load_documents
 from tests.conftest import ROOT, corpus_path
 
@@ -42,6 +45,7 @@ def _identity(doc: Any) -> tuple[str, str] | None:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)  # Checkov twice over the corpus, and a plan per round of merges
 def test_whole_corpus_edits_only_named_resources_and_drops_nothing(tmp_path: Path) -> None:
     script = _script()
     if not script.CHECKOV.exists():
@@ -54,7 +58,8 @@ def test_whole_corpus_edits_only_named_resources_and_drops_nothing(tmp_path: Pat
         if (chart / "Chart.yaml").is_file():
             (rendered / f"{chart.name}.yaml").write_text(_rendered(chart), encoding="utf-8")
 
-    report = parse_report(script.run_checkov(repo), "checkov on the corpus")
+    scanned = script.run_checkov(repo)  # one Checkov process over the whole directory
+    report = parse_report(scanned, "checkov on the corpus")
     assert report.findings
     plan = build_plan(report, repo)
 
@@ -80,3 +85,22 @@ def test_whole_corpus_edits_only_named_resources_and_drops_nothing(tmp_path: Pat
             for old, new in zip(before, after, strict=True):
                 if old != new:
                     assert _identity(old) in named, (change_set.key, change.path, _identity(old))
+
+    # Checkov before/after: every change set merged (one per file and round, planned again on
+    # the merged files from the same report, as the script does), then one more Checkov run.
+    saved = tmp_path / "checkov-before.json"
+    saved.write_text(json.dumps(scanned), encoding="utf-8")
+    # `load_report` streams any JSON object over 20 MB as a Kubescape report: read it whole.
+    script.load_report = functools.partial(load_report, stream_above=saved.stat().st_size + 1)
+    (tmp_path / "fixed").mkdir()
+    fixed, applied = script.fix_copy(repo, [saved], tmp_path / "fixed")
+    assert applied >= len(plan.change_sets)
+    failed_before = script.failures(scanned)
+    failed_after = script.failures(script.run_checkov(fixed))
+    worse = {
+        check: (failed_before.get(check, 0), count)
+        for check, count in failed_after.items()
+        if count > failed_before.get(check, 0)
+    }
+    assert not worse, worse  # check id: (failing resources before, after)
+    assert sum(failed_after.values()) < sum(failed_before.values())
