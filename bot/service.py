@@ -28,6 +28,7 @@ from bot.lifecycle import (
     parse_marker,
     same_findings,
 )
+from bot.markdown import Md
 from bot.markdown import escape as escape_markdown
 from bot.plan import Plan, build_plan
 from bot.publish import publish_plan
@@ -310,7 +311,8 @@ def render_dashboard(
             if result and result.next_slot
             else None,
             limits=pp.config.limits,
-            settings=LIMIT_SETTINGS,
+            # the bot's own wording, Markdown on purpose (code spans)
+            settings={name: Md(text) for name, text in LIMIT_SETTINGS.items()},
         )
     )
     if pp.template_error:

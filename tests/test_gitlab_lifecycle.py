@@ -180,6 +180,17 @@ def _report_without(control: str, resource: str) -> bytes:
     return json.dumps(report).encode()
 
 
+def _report_passing(resource: str, controls: tuple[str, ...]) -> bytes:
+    """The example report with ``controls`` of ``resource`` scanned and passed."""
+    report = json.loads(REPORT.read_text())
+    for result in report["results"]:
+        if result["resourceID"].endswith(resource):
+            for control in result["controls"]:
+                if control["controlID"] in controls:
+                    control["status"] = {"status": "passed"}
+    return json.dumps(report).encode()
+
+
 def _new_pipeline(emulator: GitLabEmulator, pid: int, report: bytes) -> None:
     emulator.add_pipeline(pid, "main", {"kubescape": {"kubescape-results.json": report}})
 
@@ -250,13 +261,10 @@ def test_409_for_an_mr_the_bot_does_not_recognise_is_reported_and_the_run_goes_o
     gitlab_client.projects.get(project).mergerequests.update(
         mr["iid"], {"description": "we took this one over"}
     )
-    report = json.loads(REPORT.read_text())
-    for result in report["results"]:
-        if result["resourceID"].endswith("/StatefulSet/cart"):
-            result["controls"] = [
-                c for c in result["controls"] if c["controlID"] not in ("C-0034", "C-0190")
-            ]
-    _new_pipeline(gitlab_emulator, project, json.dumps(report).encode())
+    # the new scan shows the cart's service-account controls passing: resolved on evidence
+    _new_pipeline(
+        gitlab_emulator, project, _report_passing("/StatefulSet/cart", ("C-0034", "C-0190"))
+    )
     out = run(gitlab_emulator, capsys)  # exit 0 or 1, not 2
     assert re.search(
         rf"^skipped +{re.escape(FRONTEND)}: .*open merge request already uses", out, re.M
@@ -372,13 +380,10 @@ def test_the_bots_own_close_is_not_an_ignore(
 ) -> None:
     run(gitlab_emulator, capsys)
     cart = "remedy/service-account/apps-shop-cart"
-    report = json.loads(REPORT.read_text())
-    for result in report["results"]:
-        if result["resourceID"].endswith("/StatefulSet/cart"):
-            result["controls"] = [
-                c for c in result["controls"] if c["controlID"] not in ("C-0034", "C-0190")
-            ]
-    _new_pipeline(gitlab_emulator, project, json.dumps(report).encode())
+    # the new scan shows the cart's service-account controls passing: resolved on evidence
+    _new_pipeline(
+        gitlab_emulator, project, _report_passing("/StatefulSet/cart", ("C-0034", "C-0190"))
+    )
     out = run(gitlab_emulator, capsys)
     assert f"closed           {cart}" in out
     assert cart not in gitlab_emulator.branches(project)  # the bot deletes its closed branch
