@@ -260,7 +260,7 @@ def fix_text(text: str, config: RepoConfig, notes: list[str] | None = None) -> _
     # One file, one change set: every fix of the file is planned and verified together.
     together = config.model_copy(update={"grouping": "file", "kyverno_policies": False})
     with tempfile.TemporaryDirectory(prefix="remedy-review-") as root:
-        (Path(root) / _REVIEWED).write_text(text, encoding="utf-8")
+        (Path(root) / _REVIEWED).write_text(text, encoding="utf-8", newline="")
         planned = build_plan(
             Report("review", "merge request", tuple(findings)), Path(root), together
         )
