@@ -26,7 +26,14 @@ from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.markdown import Markdown
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    SpinnerColumn,
+    TextColumn,
+)
 from rich.table import Table
 from rich.text import Text
 
@@ -73,7 +80,7 @@ def cell(text: object) -> Text:
     return Text(safe(text))
 
 
-def _progress(*columns: str | BarColumn | MofNCompleteColumn) -> Progress:
+def _progress(*columns: str | ProgressColumn) -> Progress:
     """A transient progress display on stderr, off when stderr is not a terminal (CI logs,
     pipes): the result on stdout is the same either way."""
     return Progress(
@@ -546,6 +553,7 @@ def cmd_score(args: argparse.Namespace) -> int:
         return EXIT_OK
     after = load_report(Path(args.after))
     with httpx.Client() as client:
+        before: Report | None
         if args.before:
             before = load_report(Path(args.before))
         elif args.before_from_ci:
