@@ -256,7 +256,7 @@ def is_scan_job(name: str, job: str) -> bool:
     return name == job or name.startswith((f"{job} ", f"{job}: "))
 
 
-Decision: TypeAlias = str | tuple[str, Any, str]
+Decision: TypeAlias = str | tuple[str, Event, str]
 """The reason an event is ignored, or (task, its one JSON argument, de-duplication key)."""
 
 
