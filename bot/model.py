@@ -60,6 +60,7 @@ class Unfixable:
         "ignored",
         "unknown-control",
         "chart",
+        "cluster-config",
     ] = "needs-human"
 
 

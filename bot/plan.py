@@ -13,6 +13,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 from bot import controls as catalog
 from bot.errors import ChartError, RemedyError
@@ -137,7 +138,7 @@ class Locator:
     def __init__(self, root: Path, default_namespace: str = "default") -> None:
         self.root = root
         self.manifests = ManifestIndex.build(root, default_namespace=default_namespace)
-        self._helm = None
+        self._helm: Callable[[Finding], Target | str] | Literal[False] | None = None
 
     def locate(self, finding: Finding) -> Target | str:
         try:

@@ -462,7 +462,7 @@ def _suggestion(
 
 
 def _controls(ids: Sequence[str]) -> list[Mapping[str, str]]:
-    out = []
+    out: list[Mapping[str, str]] = []
     for control_id in ids:
         entry = catalog.get(control_id)
         out.append(

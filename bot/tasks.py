@@ -234,7 +234,7 @@ def _severity(finding: Any) -> str:
 
 
 def _plan_findings(plan: Any) -> Iterable[Any]:
-    findings = getattr(plan, "findings", None)
+    findings: Iterable[Any] | None = getattr(plan, "findings", None)
     if findings:
         return findings
     out = [f for cs in plan.change_sets for f in cs.findings]

@@ -125,7 +125,7 @@ def _schema_dir(version: str) -> str | None:
     if root is None:
         return None
     wanted = tuple(int(p) for p in version.split("."))
-    shipped = []
+    shipped: list[tuple[tuple[int, int], str]] = []
     for entry in root.iterdir():
         match = _VERSION_DIR.match(entry.name)
         if match:
@@ -145,6 +145,8 @@ def _registry(schema_dir: str) -> Any:
     from referencing import Registry, Resource
 
     root = _schema_root()
+    if root is None:  # callers found schema_dir under it first
+        raise ConfigError("kubernetes-validate's schemas are not installed")
     definitions = json.loads(root.joinpath(schema_dir, "_definitions.json").read_text())
     return Resource.from_contents(definitions) @ Registry()
 
@@ -156,7 +158,10 @@ def _validator(schema_dir: str, kind: str, api_version: str) -> Any | None:
 
     group_version = re.sub(r"^([^./]*)(?:\.[^/]*)?/", r"\1-", api_version)
     name = f"{kind.lower()}-{group_version}.json"
-    schema_file = _schema_root().joinpath(schema_dir, name)
+    root = _schema_root()
+    if root is None:
+        return None
+    schema_file = root.joinpath(schema_dir, name)
     if not re.fullmatch(r"[a-z0-9.-]+\.json", name) or not schema_file.is_file():
         return None
     schema = json.loads(schema_file.read_text())

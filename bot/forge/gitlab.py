@@ -392,8 +392,9 @@ class GitLabForge:
                 with self._call(f"look up user {name}"):
                     found = self._gl.users.list(username=name, get_all=False)
                 self._users[name] = int(found[0].id) if found else None
-            if self._users[name] is not None:
-                ids.append(self._users[name])
+            user_id = self._users[name]
+            if user_id is not None:
+                ids.append(user_id)
         return ids
 
     def open_change(

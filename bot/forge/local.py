@@ -159,7 +159,7 @@ class LocalForge:
         record["labels"] = list(change.labels)
         record["extra"] = dict(change.extra)
         records.append(record)
-        self._save(sorted(records, key=lambda r: int(r["id"])))  # type: ignore[arg-type]
+        self._save(sorted(records, key=lambda r: int(str(r["id"]))))
         path = self.description_path(change)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(f"# {change.title}\n\n{change.description}", encoding="utf-8")

@@ -20,7 +20,7 @@ import weakref
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 
@@ -42,6 +42,7 @@ from fixers.model import (
     AnyEdit,
     AppendUnique,
     CreateManifest,
+    Edit,
     Ensure,
     Finding,
     Remove,
@@ -119,7 +120,7 @@ def _chart_info(root: Path, chart_dir: Path) -> ChartInfo | None:
         str(meta.get(k, "")) for k in ("home", "sources", "maintainers", "annotations")
     ).lower()
     upstream = next((u for u in KNOWN_UPSTREAMS if u in text), None)
-    sources = meta.get("sources") if isinstance(meta.get("sources"), list) else []
+    sources: list[Any] = meta["sources"] if isinstance(meta.get("sources"), list) else []
     source = next((str(u) for u in sources if "://" in str(u)), None)
     third_party = upstream is not None or source is not None
     why = (
@@ -324,8 +325,8 @@ def _map_paths(data: Any, prefix: YamlPath = (), depth: int = 0) -> Iterator[Yam
                 yield (*prefix, str(key))
 
 
-def _set_in(values: dict[str, Any], path: YamlPath, extra: Mapping[str, Any]) -> None:
-    node = values
+def _set_in(values: dict[str, Any], path: YamlPath, extra: Mapping[Any, Any]) -> None:
+    node: dict[Any, Any] = values
     for step in path:
         child = node.get(step)
         if not isinstance(child, dict):
@@ -495,9 +496,10 @@ class ValuesMap:
 
     def values_path(self, rendered: YamlPath) -> YamlPath | None:
         """The values key that feeds ``rendered`` (None when no key does)."""
-        return self.probes.answer(
+        found: YamlPath | None = self.probes.answer(
             ("path", _doc_id(self.doc), rendered), lambda: self._values_path(rendered)
         )
+        return found
 
     def _values_path(self, rendered: YamlPath) -> YamlPath | None:
         current = lookup(self.doc.document, rendered)
@@ -527,7 +529,7 @@ class ValuesMap:
         field_name = str(rendered[-1]).lower()
         current = lookup(self.doc.document, rendered)
         for ref in self.probes.references():
-            if ref[-1].lower() != field_name:
+            if str(ref[-1]).lower() != field_name:
                 continue
             for trial in (f"{PROBE}ref", True):
                 values = copy.deepcopy(self.user)
@@ -922,7 +924,7 @@ class HelmTarget:
                 out.append({**doc.document, "metadata": meta})
         return out
 
-    def _switch_for(self, edit: CreateManifest, overlay: FileOverlay) -> AnyEdit:
+    def _switch_for(self, edit: CreateManifest, overlay: FileOverlay) -> Edit:
         """A chart cannot take a new manifest through values; an existing switch that renders
         one selecting this pod (``networkPolicy.enabled``, ``networkPolicies.create`` ...) can."""
         kind = str(edit.document.get("kind", "")) if isinstance(edit.document, Mapping) else ""
@@ -966,7 +968,7 @@ class HelmTarget:
             f"{dep.chart.name} has no switch that renders one; add it to the chart's templates"
         )
 
-    def _remove_as_set(self, edit: Remove) -> AnyEdit:
+    def _remove_as_set(self, edit: Remove) -> Edit:
         """A values key is set, never deleted, when deleting it changes what the template
         renders (a boolean a template prints renders null once gone)."""
         view = self.view
@@ -991,12 +993,12 @@ class HelmTarget:
         """Apply values edits to the winning values files (and expose template keys)."""
         from fixers.edits import EditError, apply_edits
 
-        groups: dict[tuple[str, int], list[AnyEdit]] = {}
+        groups: dict[tuple[str, int], list[Edit]] = {}
         whys: dict[str, str] = {}
-        edits = [
+        values_edits: list[Edit] = [
             self._switch_for(e, overlay) if isinstance(e, CreateManifest) else e for e in edits
         ]
-        for edit in edits:
+        for edit in values_edits:
             if isinstance(edit, Remove):
                 edit = self._remove_as_set(edit)
             switch = next((str(s) for s in edit.path if str(s).startswith(SWITCH)), None)
@@ -1042,7 +1044,9 @@ class HelmTarget:
             if envs:
                 whys[relpath] += "; environments changed: " + ", ".join(envs)
         first = next(iter(whys), self.location.path)
-        kind = "helm-template" if any(k in used for k in self._exposures) else "helm-values"
+        kind: Literal["helm-template", "helm-values"] = (
+            "helm-template" if any(k in used for k in self._exposures) else "helm-values"
+        )
         self.location = Location(
             kind,
             first,
@@ -1096,16 +1100,14 @@ class HelmTarget:
         return f"{self.doc.kind} {self.doc.name} is no longer rendered by {dep.chart.name}"
 
 
-def _with_path(edit: AnyEdit, path: YamlPath) -> AnyEdit:
+def _with_path(edit: Edit, path: YamlPath) -> Edit:
     if isinstance(edit, Set):
         return Set(path, edit.value, edit.comment)
     if isinstance(edit, Ensure):
         return Ensure(path, edit.value, edit.comment)
     if isinstance(edit, Remove):
         return Remove(path, edit.comment)
-    if isinstance(edit, AppendUnique):
-        return AppendUnique(path, edit.value, edit.key, edit.comment)
-    return edit
+    return AppendUnique(path, edit.value, edit.key, edit.comment)
 
 
 def _camel(name: str) -> str:

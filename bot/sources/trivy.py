@@ -31,7 +31,7 @@ import yaml
 from bot import controls, scanner_map
 from bot.cluster import CustomResource
 from bot.errors import ReportError
-from bot.sources.base import KNOWN_KINDS, Report, Skipped
+from bot.sources.base import KNOWN_KINDS, Report, Skipped, mapping
 from fixers.model import Finding, ResourceRef, SourceHint
 
 FORMAT = "trivy"
@@ -452,12 +452,12 @@ def _parse_k8s(data: Mapping[str, Any], builder: _Builder) -> None:
 
 
 def _parse_operator(cr: Mapping[str, Any], builder: _Builder) -> None:
-    kind = cr.get("kind")
-    meta = cr.get("metadata") if isinstance(cr.get("metadata"), Mapping) else {}
+    kind = str(cr.get("kind") or "")
+    meta = mapping(cr.get("metadata"))
     if kind in _OPERATOR_SKIPPED:
         builder.skipped.append(Skipped(f"{kind} {meta.get('name', '')}", _OPERATOR_SKIPPED[kind]))
         return
-    labels = meta.get("labels") if isinstance(meta.get("labels"), Mapping) else {}
+    labels = mapping(meta.get("labels"))
     owners = [o for o in meta.get("ownerReferences") or () if isinstance(o, Mapping)]
     res_kind = labels.get("trivy-operator.resource.kind") or (
         owners[0].get("kind") if owners else None
