@@ -16,23 +16,23 @@ import tempfile
 from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.console import Console
-from rich.markdown import Markdown
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
-from rich.table import Table
 from rich.text import Text
 
-from bot import controls as catalog
-from bot.cluster import ClusterAccess
 from bot.errors import ConfigError, ForgeTransientError, RemedyError
-from bot.plan import Plan, build_plan
-from bot.repo_config import CONFIG_FILE, RepoConfig, parse_repo_config
-from bot.score import format_delta, framework_label, framework_scores
-from bot.sources import cluster_formats, fetch_from_cluster, load_report
-from bot.sources.base import Report
-from bot.sources.runtime import RuntimeEvidence
-from fixers.model import Finding
+
+if TYPE_CHECKING:
+    from bot.cluster import ClusterAccess
+    from bot.plan import Plan
+    from bot.repo_config import RepoConfig
+    from bot.sources.base import Report
+    from bot.sources.runtime import RuntimeEvidence
+    from fixers.model import Finding
+
+# Heavy modules (the planner, the fixers, the report parsers, rich's Markdown and tables) are
+# imported by the commands that use them, so `--help` and `explain` start quickly.
 
 EXIT_OK, EXIT_UNFIXED, EXIT_USAGE, EXIT_TRANSIENT = 0, 1, 2, 3
 
@@ -68,6 +68,8 @@ def _load_reports(
     scanners: Sequence[str] = (),
     namespace: str | None = None,
 ) -> Report:
+    from bot.sources import fetch_from_cluster, load_report
+
     reports = [load_report(p) for p in paths]
     if cluster is not None:
         reports += [fetch_from_cluster(f, cluster, namespace) for f in dict.fromkeys(scanners)]
@@ -81,6 +83,8 @@ def _load_reports(
 
 
 def _repo_config(repo: Path, explicit: Path | None) -> RepoConfig:
+    from bot.repo_config import CONFIG_FILE, RepoConfig, parse_repo_config
+
     path = explicit or repo / CONFIG_FILE
     if not path.is_file():
         if explicit:
@@ -90,6 +94,11 @@ def _repo_config(repo: Path, explicit: Path | None) -> RepoConfig:
 
 
 def _plan(args: argparse.Namespace) -> tuple[Report, Plan, RepoConfig]:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from bot.cluster import ClusterAccess
+    from bot.plan import build_plan
+
     repo = Path(args.repo)
     if not repo.is_dir():
         raise RemedyError(f"repository directory {repo} not found")
@@ -125,6 +134,8 @@ def _plan(args: argparse.Namespace) -> tuple[Report, Plan, RepoConfig]:
 
 def _load_evidence(args: argparse.Namespace) -> RuntimeEvidence | None:
     """Runtime evidence from ``--evidence`` files and ``--evidence-from-cluster``, if asked."""
+    from bot.cluster import ClusterAccess
+
     if not args.evidence and not args.evidence_from_cluster:
         return None
     from bot.sources.runtime import fetch_evidence, load_evidence
@@ -139,6 +150,10 @@ def _load_evidence(args: argparse.Namespace) -> RuntimeEvidence | None:
 
 def print_plan(report: Report, plan: Plan) -> None:
     """The change sets as a table, then every finding left unfixed with its reason."""
+    from rich.table import Table
+
+    from bot.score import format_delta
+
     table = Table(title=f"Change sets ({len(plan.change_sets)})", show_lines=False)
     for col in ("branch key", "controls", "files", "resources", "risk"):
         table.add_column(col)
@@ -204,6 +219,8 @@ def _ids(finding: Finding) -> str:
 
 def print_chart_summary(plan: Plan) -> None:
     """Per Helm chart: controls fixed through values, fixed by exposing a key, not fixed."""
+    from rich.table import Table
+
     charts: dict[str, dict[str, set[str]]] = {}
 
     def entry(chart: str) -> dict[str, set[str]]:
@@ -234,6 +251,8 @@ def print_chart_summary(plan: Plan) -> None:
 
 def _scores(report: Report, plan: Plan) -> dict[str, tuple[float, float]]:
     """Per framework: (score now, score if every change set is merged)."""
+    from bot.score import framework_label, framework_scores
+
     before = framework_scores(report)
     after = framework_scores(report, {f.identity for f in plan.fixed_findings})
     return {framework_label(fw): (before[fw], after.get(fw, before[fw])) for fw in before}
@@ -246,6 +265,8 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
 
 def cmd_apply(args: argparse.Namespace) -> int:
+    from rich.markdown import Markdown
+
     from bot.codeowners import load_codeowners, reviewers_for
     from bot.forge.local import LocalForge
     from bot.publish import publish_plan, summarize
@@ -279,6 +300,10 @@ def cmd_apply(args: argparse.Namespace) -> int:
 
 
 def cmd_explain(args: argparse.Namespace) -> int:
+    from rich.markdown import Markdown
+
+    from bot import controls as catalog
+
     control = catalog.require(args.control.upper())
     from fixers.registry import fixer_for
 
@@ -305,6 +330,9 @@ def cmd_explain(args: argparse.Namespace) -> int:
 
 
 def cmd_controls(args: argparse.Namespace) -> int:
+    from rich.table import Table
+
+    from bot import controls as catalog
     from fixers.registry import fixer_for
 
     table = Table(title="Controls")
@@ -494,6 +522,9 @@ def _version() -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from bot.repo_config import CONFIG_FILE
+    from bot.sources import cluster_formats
+
     parser = argparse.ArgumentParser(
         prog="remedy",
         description="Fix Kubernetes security findings through reviewed merge requests.",
