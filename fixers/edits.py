@@ -201,7 +201,7 @@ def compose_text(text: str) -> yaml.Node | None:
 
 def _compose(text: str) -> yaml.Node | None:
     try:
-        return yaml.compose(text, Loader=_Composer)
+        return compose_text(text)
     except yaml.YAMLError as exc:
         raise _syntax_error(exc) from None
 
