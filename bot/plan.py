@@ -368,6 +368,10 @@ def build_plan(
         attempt(finding, target, last_try=True)
     unfixable.sort(key=lambda u: _order(u.finding))
 
+    # Unfixable findings by resource, so each change set finds its own without a scan of all.
+    unfixable_of: dict[str, list[int]] = {}
+    for n, item in enumerate(unfixable):
+        unfixable_of.setdefault(item.finding.resource.key, []).append(n)
     change_sets = []
     for key in sorted(fixes):
         group = fixes[key]
@@ -385,7 +389,10 @@ def build_plan(
                 risk=max((f.risk for f in group), default=Risk.LOW),
                 fixes=tuple(group),
                 files=files,
-                unresolved=tuple(u for u in unfixable if u.finding.resource.key in resources),
+                unresolved=tuple(
+                    unfixable[n]
+                    for n in sorted(n for r in resources for n in unfixable_of.get(r, ()))
+                ),
             )
         )
     if runtime is not None:

@@ -193,9 +193,15 @@ else:  # pragma: no cover - PyYAML built without libyaml
             yaml.constructor.SafeConstructor.__init__(self)
 
 
+def compose_text(text: str) -> yaml.Node | None:
+    """The node tree of one document's text by the C parser when built with libyaml (the
+    same nodes and marks as `yaml.SafeLoader`'s); raises `yaml.YAMLError`."""
+    return yaml.compose(text, Loader=_Composer)  # type: ignore[arg-type]  # PyYAML's stubs accept only its own Loader classes
+
+
 def _compose(text: str) -> yaml.Node | None:
     try:
-        return yaml.compose(text, Loader=_Composer)  # type: ignore[arg-type]  # PyYAML's stubs accept only its own Loader classes
+        return compose_text(text)
     except yaml.YAMLError as exc:
         raise _syntax_error(exc) from None
 
