@@ -296,3 +296,18 @@ def test_retry_after_is_honoured_and_storms_end_in_transient_error(
     with pytest.raises(ForgeTransientError, match="503") as info:
         forge.find_changes()
     assert "\n" not in str(info.value) and gitlab_emulator.token not in str(info.value)
+
+
+def test_the_forge_asks_bot_identity_who_the_bot_is(forge: GitLabForge) -> None:
+    """One definition of "is this the bot" (`bot.identity.BotIdentity`), the id deciding."""
+    import importlib.util
+
+    from bot.identity import BotIdentity
+
+    me = forge.bot_user_id
+    assert forge.identity == BotIdentity(forge.bot_username, me)
+    assert forge.identity.is_bot_user({"id": me, "username": "renamed-bot"})
+    assert not forge.identity.is_bot_user({"id": me + 1, "username": forge.bot_username})
+    assert not forge.identity.is_bot_user({"id": "x", "username": "someone"})
+    assert not forge.identity.is_bot_user(None)
+    assert importlib.util.find_spec("bot.forge.identity") is None
