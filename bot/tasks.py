@@ -254,9 +254,12 @@ def _plan_findings(plan: Any) -> Iterable[Any]:
 
 
 @app.task(bind=True, base=RemedyTask, name="remedy.run_project")
-def run_project(self: RemedyTask, project_id: str) -> dict[str, Any]:
-    """Plan one project under its lock and fan out one sync task per change set."""
-    return _adapter(self, _run_project, project_id)
+def run_project(self: RemedyTask, project_id: str, wait: bool = False) -> dict[str, Any]:
+    """Plan one project under its lock and fan out one sync task per change set.
+
+    ``wait`` (a run asked for by an event, such as a bot MR merged, whose siblings must be
+    regenerated now): when another run holds the lock, retry shortly instead of skipping."""
+    return _adapter(self, _run_project, project_id, _enqueue, wait)
 
 
 def _inputs_key(project_id: str, inputs_id: str) -> str:
@@ -295,6 +298,7 @@ def _run_project(
     task: RemedyTask,
     project_id: str,
     fan_out: Callable[[str, list[tuple[str, str]], str | None], None] = _enqueue,
+    wait: bool = False,
 ) -> dict[str, Any]:
     settings = get_settings()
     project = settings.project(project_id)
@@ -302,6 +306,8 @@ def _run_project(
     key = locks.lock_key("project", project_id)
     with locks.held(redis_client(), key, token, settings.lock_timeout) as lease:
         if lease is None:
+            if wait:
+                raise LockBusy(f"{project_id} is being run; this run waits for it")
             LOCK_SKIPS.labels(project=project_id).inc()
             log_event(
                 "run-skipped",

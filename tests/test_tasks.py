@@ -675,3 +675,43 @@ def test_a_sync_task_without_its_run_inputs_reads_gitlab_again(
     )
     assert first["decision"] == "created" and again["decision"] == "unchanged"
     assert [m["source_branch"] for m in _bot_mrs(gitlab_emulator, pid)] == [f"remedy/{key}"]
+
+
+def _files_of(forge: Any, iid: int) -> set[str]:
+    return {c["new_path"] for c in forge.merge_request_changes(iid)["changes"]}
+
+
+@pytest.mark.slow
+def test_a_merged_bot_mr_regenerates_its_siblings_on_the_same_file_at_once(
+    redis_server: RedisServer, gitlab_emulator: Any, tmp_path: Path
+) -> None:
+    from bot.command_tasks import handle_mr_event
+    from bot.forge.gitlab import GitLabForge
+
+    pid = _emulated_project(gitlab_emulator)
+    settings = _gitlab_settings(redis_server, gitlab_emulator, tmp_path)
+    tasks.run_once(settings, PROJECT)
+    forge = GitLabForge(gitlab_emulator.url, gitlab_emulator.token, PROJECT)
+    by_file: dict[str, list[int]] = {}
+    for mr in _bot_mrs(gitlab_emulator, pid):
+        for path in _files_of(forge, mr["iid"]):
+            by_file.setdefault(path, []).append(mr["iid"])
+    path, (merged, *siblings) = next((p, sorted(i)) for p, i in by_file.items() if len(i) > 1)
+    gitlab_emulator.add_user("alice")
+    gitlab_emulator.merge(pid, merged, by="alice")
+
+    def state(iid: int) -> dict[str, Any]:
+        return next(m for m in gitlab_emulator.merge_requests(pid) if m["iid"] == iid)
+
+    conflicted = [i for i in siblings if state(i)["has_conflicts"]]
+    assert conflicted, f"the siblings on {path} should conflict once !{merged} is merged"
+    sent: list[tuple[str, list[Any]]] = []
+    event = {"project": PROJECT, "mr_iid": merged, "kind": "merged"}
+    handle_mr_event(settings, None, event, lambda name, args: sent.append((name, args)))
+    assert sent == [("remedy.run_project", [PROJECT, True])]
+    # what the worker does with it (the run waits for a run in progress instead of skipping)
+    tasks.run_once(settings, PROJECT)
+    for iid in siblings:
+        mr = state(iid)
+        assert mr["state"] == "opened" and not mr["has_conflicts"], mr["detailed_merge_status"]
+        assert mr["merge_status"] == "can_be_merged"
