@@ -13,6 +13,13 @@ Worker path (`measure_worker`, `bot.tasks.run_once`, what ``remedy run-once`` an
 workers do: one run task, one sync task per change set that needs a write, one dashboard task):
 the same project and the same two runs, with a private ``redis-server`` (skipped without one).
 
+Siblings (`measure_siblings`, ``--siblings``): Kubescape's own scan of the online-boutique
+manifests (the shared corpus, read in place) in an emulated project, for ``file`` and
+``file-family`` grouping: `remedy run` opens every MR, then they are merged one after another;
+after each merge it counts the open bot MRs GitLab reports in conflict (what waited for the next
+scheduled run before merge events regenerated them), then runs the bot as the merge event does
+and counts the conflicts left.
+
 Lifecycle alone (`measure`, `bot.lifecycle.sync_changes`): one manifest per change set, a first
 run, an unchanged re-run and a re-run where ``--changed`` change sets have different files.
 
@@ -45,6 +52,7 @@ from tests.redis_server import RedisServer  # noqa: E402
 from tests.test_gitlab_forge import change_set, describe, labels, manifest  # noqa: E402
 
 PROJECT = "platform/cd-config"
+CORPUS = ROOT.parent / "shared" / "corpus"
 REMEDY_YAML = "limits:\n  max_open: 100000\n  max_new_per_hour: 100000\n"
 
 
@@ -188,6 +196,67 @@ def measure_worker(n_manifests: int, n_findings: int, root: Path) -> list[RunFig
         redis_server.stop()
 
 
+@dataclass(frozen=True)
+class SiblingFigures:
+    grouping: str
+    opened: int
+    merged: int
+    conflicts: int
+    """Open bot MRs in conflict right after a merge, summed over the merges."""
+    left: int
+    """The same, after the run a merge event starts."""
+
+
+def measure_siblings(grouping: str, root: Path) -> SiblingFigures | None:
+    """Conflicts per merged MR for one grouping (None: the corpus is not there)."""
+    manifests = CORPUS / "manifests" / "kubescape-online-boutique"
+    scan = CORPUS / "scans" / "kubescape" / "defectdojo__many_findings.json"
+    if not manifests.is_dir() or not scan.is_file():
+        return None
+    files = {p.relative_to(manifests).as_posix(): p.read_text() for p in manifests.rglob("*.yaml")}
+    files[".remedy.yaml"] = REMEDY_YAML + f"grouping: {grouping}\n"
+    emulator = GitLabEmulator(root / "gitlab")
+    emulator.start()
+    try:
+        pid = emulator.create_project(PROJECT, files)
+        emulator.add_pipeline(
+            pid, "main", {"kubescape": {"kubescape-results.json": scan.read_bytes()}}
+        )
+        emulator.add_user("alice")
+        settings = Settings(
+            gitlab_url=emulator.url,
+            gitlab_token=emulator.token,
+            data_dir=root / "data",
+            projects=(ProjectConfig(id=PROJECT),),
+        )
+        run_project_once(settings, settings.projects[0])
+
+        def open_bot_mrs() -> list[dict[str, object]]:
+            return sorted(
+                (
+                    m
+                    for m in emulator.merge_requests(pid)
+                    if m["state"] == "opened" and m["author"]["username"] == "kube-remedy"
+                ),
+                key=lambda m: int(m["iid"]),  # type: ignore[call-overload]
+            )
+
+        opened = len(open_bot_mrs())
+        merged = conflicts = left = 0
+        while True:
+            mergeable = [m for m in open_bot_mrs() if not m["has_conflicts"]]
+            if not mergeable:
+                break
+            emulator.merge(pid, int(mergeable[0]["iid"]), by="alice")  # type: ignore[call-overload]
+            merged += 1
+            conflicts += sum(1 for m in open_bot_mrs() if m["has_conflicts"])
+            run_project_once(settings, settings.projects[0])  # what the merge event starts
+            left += sum(1 for m in open_bot_mrs() if m["has_conflicts"])
+        return SiblingFigures(grouping, opened, merged, conflicts, left)
+    finally:
+        emulator.stop()
+
+
 def _report(title: str, runs: list[RunFigures]) -> None:
     print(title)
     for run in runs:
@@ -214,7 +283,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--findings", type=int, default=620)
     parser.add_argument("--change-sets", type=int, default=200)
     parser.add_argument("--changed", type=int, default=10)
+    parser.add_argument("--siblings", action="store_true", help="only the sibling-conflict figures")
     args = parser.parse_args(argv)
+    if args.siblings:
+        with tempfile.TemporaryDirectory() as tmp:
+            figures = [measure_siblings(g, Path(tmp) / g) for g in ("file", "file-family")]
+        for fig in figures:
+            if fig is None:
+                print("siblings: skipped (the shared corpus is not there)")
+                break
+            per = fig.conflicts / fig.merged if fig.merged else 0.0
+            print(
+                f"grouping {fig.grouping:>11}: {fig.opened} MRs opened, {fig.merged} merged one "
+                f"after another; {fig.conflicts} conflicts right after the merges "
+                f"({per:.2f} per merged MR), {fig.left} left after the merge event's run"
+            )
+        return 0
     with tempfile.TemporaryDirectory() as tmp:
         lifecycle = measure(args.change_sets, args.changed, Path(tmp) / "lifecycle")
         n_files, runs = measure_run(args.manifests, args.findings, Path(tmp) / "run")
