@@ -170,7 +170,9 @@ def _cache_dir(settings: Settings, project: ProjectConfig) -> Path:
     return path
 
 
-def snapshot(settings: Settings, project: ProjectConfig, forge: GitLabForge) -> Path:
+def snapshot(
+    settings: Settings, project: ProjectConfig, forge: GitLabForge | RecordedReads
+) -> Path:
     """cd-config's default branch on disk, one directory per commit id (kept: the last one)."""
     head = forge.head()
     base = _cache_dir(settings, project) / "checkouts"
@@ -186,7 +188,9 @@ def snapshot(settings: Settings, project: ProjectConfig, forge: GitLabForge) -> 
     return target
 
 
-def fetch_report(settings: Settings, project: ProjectConfig, forge: GitLabForge) -> Report:
+def fetch_report(
+    settings: Settings, project: ProjectConfig, forge: GitLabForge | RecordedReads
+) -> Report:
     source = project.report
     if source.kind == "gitlab-artifact":
         data = forge.fetch_artifact(source.job, source.artifact_path, source.ref)
