@@ -485,3 +485,48 @@ def test_held_back_names_the_setting_and_the_dashboard_says_when(
     (dashboard,) = gitlab_emulator.issues(pid)
     assert "the next one can be opened after" in dashboard["description"]
     assert "`.remedy.yaml` limits.max_new_per_hour" in dashboard["description"]
+
+
+def test_after_a_persons_push_the_description_keeps_describing_the_branch(
+    gitlab_emulator: GitLabEmulator, project: int, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run(gitlab_emulator, capsys)
+    before = _mr(gitlab_emulator, project, FRONTEND)["description"]
+    assert "C-0017" in before
+    branch_text = gitlab_emulator.file_at(project, FRONTEND, FRONTEND_FILE) or ""
+    gitlab_emulator.push_as(
+        project,
+        FRONTEND,
+        {FRONTEND_FILE: branch_text.replace("runAsUser: 10001", "runAsUser: 20002")},
+        author="alice",
+        message="frontend: our image runs as 20002",
+    )
+    report = json.loads(REPORT.read_text())
+    for result in report["results"]:
+        if result["resourceID"].endswith("/Deployment/frontend"):
+            result["controls"] = [c for c in result["controls"] if c["controlID"] != "C-0017"]
+    _new_pipeline(gitlab_emulator, project, json.dumps(report).encode())
+    run(gitlab_emulator, capsys)
+    after = _mr(gitlab_emulator, project, FRONTEND)["description"]
+    # the old description (what the branch does, C-0017 included) plus one note; no new diff
+    assert after.startswith(before) and after != before
+    assert after[len(before) :].count("is not updating this branch") == 1
+    run(gitlab_emulator, capsys)
+    assert _mr(gitlab_emulator, project, FRONTEND)["description"] == after
+
+
+def test_the_dashboard_lists_merged_bot_mrs(
+    gitlab_emulator: GitLabEmulator, project: int, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run(gitlab_emulator, capsys)
+    (dashboard,) = gitlab_emulator.issues(project)
+    assert "## Merged or resolved (0)" in dashboard["description"]
+    mr = _mr(gitlab_emulator, project, FRONTEND)
+    gitlab_emulator.add_user("alice")
+    gitlab_emulator.merge(project, mr["iid"], by="alice")
+    run(gitlab_emulator, capsys)
+    (dashboard,) = gitlab_emulator.issues(project)
+    text = dashboard["description"]
+    assert "## Merged or resolved (1)" in text
+    section = text[text.index("## Merged or resolved") :]
+    assert re.search(rf"^- !{mr['iid']} .* — merged$", section, re.M), section
