@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -134,3 +135,138 @@ def test_overlay_refuses_to_write_through_a_link(repo: Path) -> None:
     with pytest.raises(RepositoryError, match="symlink"):
         overlay.write("apps/jobs-link/new.yaml", "kind: Pod\n")
     assert overlay.changes() == ()
+
+
+# --------------------------------------------------------------------------- Helm charts
+
+CHART = "apiVersion: v2\nname: {name}\nversion: 0.1.0\n"
+VALUES = "securityContext: {}\n"
+TEMPLATE = """\
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: {name}
+spec:
+  selector:
+    matchLabels: {{app: {name}}}
+  template:
+    metadata:
+      labels: {{app: {name}}}
+    spec:
+      containers:
+        - name: web
+          image: nginx:1.27
+          securityContext: {{{{- toYaml .Values.securityContext | nindent 12 }}}}
+"""
+
+
+def _chart(repo: Path, name: str) -> Path:
+    chart = repo / "charts" / name
+    (chart / "templates").mkdir(parents=True)
+    (chart / "Chart.yaml").write_text(CHART.format(name=name))
+    (chart / "values.yaml").write_text(VALUES)
+    (chart / "templates" / "deployment.yaml").write_text(TEMPLATE.format(name=name))
+    return chart
+
+
+def _plan(repo: Path, *findings: tuple[str, str]) -> Any:
+    from bot.plan import build_plan
+    from bot.sources.base import Report
+    from fixers.model import Finding, ResourceRef, SourceHint
+
+    return build_plan(
+        Report(
+            "kubescape",
+            "test",
+            tuple(
+                Finding(
+                    control_id=control,
+                    resource=ResourceRef(
+                        api_version="apps/v1", kind="Deployment", namespace="default", name=name
+                    ),
+                    container="web",
+                    source=SourceHint(chart_path=f"charts/{name}"),
+                )
+                for control, name in findings
+            ),
+        ),
+        repo,
+    )
+
+
+def _files(plan: Any) -> dict[str, str]:
+    return {f.path: f.after for cs in plan.change_sets for f in cs.files}
+
+
+def test_helm_values_file_link_is_fixed_at_its_target(tmp_path: Path) -> None:
+    repo = tmp_path / "cd-config"
+    chart = _chart(repo, "shop")
+    (repo / "shared").mkdir()
+    (chart / "values.yaml").rename(repo / "shared" / "shop-values.yaml")
+    os.symlink("../../shared/shop-values.yaml", chart / "values.yaml")
+    plan = _plan(repo, ("C-0016", "shop"))
+    assert not plan.unfixable, [u.reason for u in plan.unfixable]
+    files = _files(plan)
+    assert set(files) == {"shared/shop-values.yaml"}  # the target, never the link
+    assert "allowPrivilegeEscalation: false" in files["shared/shop-values.yaml"]
+    assert os.readlink(chart / "values.yaml") == "../../shared/shop-values.yaml"
+    [fix] = [f for cs in plan.change_sets for f in cs.fixes]
+    assert "through the symlink charts/shop/values.yaml" in fix.location.why
+
+
+def test_helm_template_link_is_fixed_at_its_target(tmp_path: Path) -> None:
+    repo = tmp_path / "cd-config"
+    chart = _chart(repo, "shop")
+    (repo / "shared").mkdir()
+    (chart / "templates" / "deployment.yaml").rename(repo / "shared" / "deployment.yaml")
+    os.symlink("../../../shared/deployment.yaml", chart / "templates" / "deployment.yaml")
+    plan = _plan(repo, ("C-0034", "shop"))  # automountServiceAccountToken: exposed in the template
+    assert not plan.unfixable, [u.reason for u in plan.unfixable]
+    files = _files(plan)
+    assert "shared/deployment.yaml" in files
+    assert ".Values.automountServiceAccountToken" in files["shared/deployment.yaml"]
+    assert "charts/shop/templates/deployment.yaml" not in files
+    assert (chart / "templates" / "deployment.yaml").is_symlink()
+
+
+@pytest.mark.parametrize(
+    ("make_link", "reason"),
+    [
+        (lambda chart, tmp: os.symlink(tmp / "evil.yaml", chart / "templates/x.yaml"), "outside"),
+        (
+            lambda chart, tmp: (
+                (chart / "values.yaml").unlink(),
+                os.symlink(tmp / "evil.yaml", chart / "values.yaml"),
+            ),
+            "outside",
+        ),
+        (lambda chart, tmp: os.symlink(tmp, chart / "templates/dir"), "outside"),
+        (lambda chart, tmp: os.symlink("gone.yaml", chart / "templates/x.yaml"), "dangling"),
+        (
+            lambda chart, tmp: (
+                os.symlink("b.yaml", chart / "templates/a.yaml"),
+                os.symlink("a.yaml", chart / "templates/b.yaml"),
+            ),
+            "loop",
+        ),
+        (lambda chart, tmp: os.symlink("../templates", chart / "templates/up"), "not a file"),
+    ],
+    ids=["template-outside", "values-outside", "dir-outside", "dangling", "loop", "dir-inside"],
+)
+def test_helm_chart_with_a_bad_link_is_refused_before_rendering(
+    tmp_path: Path, make_link: object, reason: str
+) -> None:
+    repo = tmp_path / "cd-config"
+    bad = _chart(repo, "evil")
+    _chart(repo, "shop")
+    # Were Helm to read this template, the refusal would carry its failure (and its secret).
+    (tmp_path / "evil.yaml").write_text('{{ fail "SECRET-READ-BY-HELM" }}\n')
+    make_link(bad, tmp_path)  # type: ignore[operator]
+    plan = _plan(repo, ("C-0016", "evil"), ("C-0016", "shop"))
+    [refused] = plan.unfixable
+    assert refused.finding.resource.name == "evil"
+    assert "symlink" in refused.reason and reason in refused.reason, refused.reason
+    assert "SECRET" not in refused.reason
+    # the other chart's finding is fixed as usual
+    assert set(_files(plan)) == {"charts/shop/values.yaml"}
+
