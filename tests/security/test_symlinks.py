@@ -270,3 +270,73 @@ def test_helm_chart_with_a_bad_link_is_refused_before_rendering(
     # the other chart's finding is fixed as usual
     assert set(_files(plan)) == {"charts/shop/values.yaml"}
 
+
+# --------------------------------------------------------------------------- GitLab
+
+
+def test_gitlab_link_is_fixed_at_its_target_and_an_escaping_link_refused_alone(
+    gitlab_emulator: Any,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Through python-gitlab and the emulator: the tree says mode 120000, the files API gives
+    the target text; the bot's branch changes the real file and leaves both links alone."""
+    monkeypatch.setenv("REMEDY_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.delenv("REMEDY_CONFIG", raising=False)
+    pid = gitlab_emulator.create_project(
+        "platform/cd-config",
+        {
+            "jobs/frontend-real.yaml": deployment("frontend"),
+            "apps/shop/cart.yaml": deployment("cart"),
+        },
+        symlinks={
+            "apps/shop/frontend.yaml": "../../jobs/frontend-real.yaml",
+            "apps/shop/escape.yaml": "../../../etc/escape.yaml",
+        },
+    )
+    report = checkov_report(
+        tmp_path / "r.json",
+        [
+            ("apps/shop/frontend.yaml", "frontend"),
+            ("apps/shop/escape.yaml", "escape"),
+            ("apps/shop/cart.yaml", "cart"),
+        ],
+    )
+    argv = ["run", "--gitlab-url", gitlab_emulator.url, "--project", "platform/cd-config"]
+    code, out, err = run(capsys, *argv, "--token", gitlab_emulator.token, "--report", str(report))
+    assert code == 1, out + err  # the escaping link's finding is left, with its reason
+    assert "Traceback" not in out + err
+    assert "1 findings not fixable" in out
+    [dashboard] = gitlab_emulator.issues(pid)
+    assert "escape" in dashboard["description"]
+    assert "outside the repository" in dashboard["description"]
+    repo = gitlab_emulator.repo_path(pid)
+    branch = "remedy/security-context/jobs-frontend-real"
+    assert set(branches(repo)) == {"remedy/security-context/apps-shop-cart", branch}
+    main = tree(repo, "main")
+    after = tree(repo, branch)
+    assert after["apps/shop/frontend.yaml"] == main["apps/shop/frontend.yaml"]
+    assert after["apps/shop/frontend.yaml"][0] == "120000"
+    assert after["apps/shop/escape.yaml"] == main["apps/shop/escape.yaml"]
+    assert after["jobs/frontend-real.yaml"] != main["jobs/frontend-real.yaml"]
+    fixed = blob(repo, branch, "jobs/frontend-real.yaml").decode()
+    assert "allowPrivilegeEscalation: false" in fixed and "kind: Deployment" in fixed
+    assert set(after) == set(main)
+
+
+def test_gitlab_forge_never_writes_through_a_link(gitlab_emulator: Any) -> None:
+    from bot.forge.gitlab import GitLabForge
+
+    pid = gitlab_emulator.create_project(
+        "platform/links",
+        {"jobs/real.yaml": "kind: Pod\n"},
+        symlinks={"apps/link.yaml": "../jobs/real.yaml", "apps/dir": "../jobs"},
+    )
+    forge = GitLabForge(gitlab_emulator.url, gitlab_emulator.token, "platform/links")
+    assert forge.links("main") == {"apps/link.yaml", "apps/dir"}
+    assert forge.read_file("apps/link.yaml") == "../jobs/real.yaml"  # the files API: the target
+    for path in ("apps/link.yaml", "apps/dir/real.yaml"):
+        with pytest.raises(RepositoryError, match="symlink on main"):
+            forge.commit_files("remedy/x", {path: "kind: Pod\n"}, "m", start_branch="main")
+    assert "remedy/x" not in gitlab_emulator.branches(pid)
