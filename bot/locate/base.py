@@ -84,7 +84,7 @@ def links_under(root: Path, reldir: str) -> dict[str, str]:
         raise RepositoryError(f"{reldir} is a symlink or lies under one; refusing it")
     links: dict[str, str] = {}
     for dirpath, dirnames, filenames in os.walk(root / reldir):  # never follows links
-        dirnames.sort()
+        dirnames[:] = sorted(d for d in dirnames if d != ".git")
         for name in sorted([*dirnames, *filenames]):
             path = Path(dirpath, name)
             if path.is_symlink():
