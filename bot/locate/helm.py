@@ -22,11 +22,9 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any, Literal
 
-import yaml
-
 from bot.errors import ChartError, RemedyError, RepositoryError
-from bot.locate.base import FileOverlay
-from bot.locate.gitops import SKIP_DIRS, HelmApp, scan_gitops_full
+from bot.locate.base import FileOverlay, links_under, real_relpath
+from bot.locate.gitops import MAX_GITOPS_BYTES, SKIP_DIRS, HelmApp, scan_gitops_full
 from bot.locate.helm_render import (
     RenderCache,
     RenderedDoc,
@@ -38,6 +36,7 @@ from bot.locate.helm_render import (
 )
 from bot.locate.helm_templates import SCALAR_FIELDS, Exposure, expose, values_references
 from bot.model import Location
+from bot.safe_load import load_yaml, load_yaml_all
 from fixers.model import (
     AnyEdit,
     AppendUnique,
@@ -52,6 +51,7 @@ from fixers.model import (
 from fixers.view import FieldNotExposed, ManifestPodView, PodView, lookup, policies_selecting
 
 PROBE = "__kr_probe_"
+MAX_CHART_YAML_BYTES = 1024 * 1024
 KNOWN_UPSTREAMS = (
     "bitnami",
     "grafana",
@@ -105,17 +105,22 @@ class ChartInfo:
     why_third_party: str = ""
     subcharts: Mapping[str, str] = field(default_factory=dict)
     """values key (alias or name) -> vendored subchart directory (relative to the chart)."""
+    links: Mapping[str, str] = field(default_factory=dict)
+    """Symlink in the chart -> the repository file it stands for."""
+    refused: str = ""
+    """Why the chart is never rendered (a symlink Helm would follow out of the repository)."""
 
 
-def _chart_info(root: Path, chart_dir: Path) -> ChartInfo | None:
+def _chart_info(root: Path, chart_dir: Path, rel: str) -> ChartInfo | None:
+    """The chart's metadata; `ChartError` when its Chart.yaml is unreadable or out of bounds."""
+    origin = f"{rel}/Chart.yaml".lstrip("/")
     try:
-        meta = yaml.safe_load((chart_dir / "Chart.yaml").read_text(encoding="utf-8")) or {}
-    except (OSError, yaml.YAMLError):
-        return None
+        text = (chart_dir / "Chart.yaml").read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ChartError(f"cannot read {origin}: {exc}") from None
+    meta = load_yaml(text, origin, max_bytes=MAX_CHART_YAML_BYTES, error=ChartError) or {}
     if not isinstance(meta, Mapping):
         return None
-    rel = chart_dir.relative_to(root).as_posix()
-    rel = "" if rel == "." else rel
     text = " ".join(
         str(meta.get(k, "")) for k in ("home", "sources", "maintainers", "annotations")
     ).lower()
@@ -193,22 +198,24 @@ class HelmIndex:
         values, never copied)."""
         prefix = f"{chart.path}/" if chart.path else ""
         own_values = f"{prefix}values.yaml"
-        changed = [
-            c for c in overlay.changes() if c.path.startswith(prefix) and c.path != own_values
-        ]
+        after = {c.path: c.after for c in overlay.changes()}
+        # A link's target may be changed outside the chart: the copy holds it at the link.
+        after.update({link: after[real] for link, real in chart.links.items() if real in after})
+        changed = {p: t for p, t in after.items() if p.startswith(prefix) and p != own_values}
         chart_dir = self.root / chart.path
         if not changed:
             return chart_dir
         digest = hashlib.sha256(
-            "\0".join(f"{c.path}\0{c.after}" for c in changed).encode()
+            "\0".join(f"{p}\0{t}" for p, t in sorted(changed.items())).encode()
         ).hexdigest()
         if digest not in self._copies:
             tmp = Path(tempfile.mkdtemp(prefix="kr-chart-"))
             weakref.finalize(self, shutil.rmtree, tmp, True)
             target = tmp / (Path(chart.path).name or "chart")
-            shutil.copytree(chart_dir, target, symlinks=True)
-            for change in changed:
-                (target / change.path[len(prefix) :]).write_text(change.after, encoding="utf-8")
+            # Links are copied as files: every one was checked to be a file in the repository.
+            shutil.copytree(chart_dir, target)
+            for path, text in changed.items():
+                (target / path[len(prefix) :]).write_text(text, encoding="utf-8")
             self._copies[digest] = target
         return self._copies[digest]
 
@@ -228,8 +235,20 @@ class HelmIndex:
                 for i in range(len(rel_parts) - 1)
             ):
                 continue
-            info = _chart_info(root, chart_yaml.parent)
+            rel = chart_yaml.parent.relative_to(root).as_posix()
+            rel = "" if rel == "." else rel
+            try:
+                links = links_under(root, rel)
+            except RepositoryError as exc:  # checked before Helm (or Chart.yaml) reads it
+                charts[rel] = ChartInfo(rel, chart_yaml.parent.name, False, refused=str(exc))
+                continue
+            try:
+                info = _chart_info(root, chart_yaml.parent, rel)
+            except ChartError as exc:
+                charts[rel] = ChartInfo(rel, chart_yaml.parent.name, False, refused=str(exc))
+                continue
             if info:
+                info = dataclasses.replace(info, links=links)
                 charts[info.path] = info
         found, upstream = scan_gitops_full(root)
         apps = [a for a in found if a.chart in charts]
@@ -283,7 +302,9 @@ class Deployment:
         if self.app.inline_path is None:
             return dict(self.app.inline)
         text = overlay.read(self.app.manifest) or ""
-        docs = list(yaml.safe_load_all(text))
+        docs = load_yaml_all(
+            text, self.app.manifest, max_bytes=MAX_GITOPS_BYTES, error=RepositoryError
+        )
         data = lookup(docs[self.app.document_index], self.app.inline_path, {})
         return dict(data) if isinstance(data, Mapping) else {}
 
@@ -831,7 +852,9 @@ class HelmTarget:
         # An existing key of the right shape (the chart's, or one this run exposed in another
         # template) is read by this template too: one key for every template that needs it.
         # Refuse early when the template's shape is not one we can edit.
-        original = (self.index.root / exposure.template).read_text(encoding="utf-8")
+        real = real_relpath(self.index.root, exposure.template)
+        exposure = dataclasses.replace(exposure, template=real)  # a link is fixed at its target
+        original = (self.index.root / real).read_text(encoding="utf-8")
         try:
             expose(original, exposure)
         except ValueError as exc:
@@ -995,6 +1018,7 @@ class HelmTarget:
 
         groups: dict[tuple[str, int], list[Edit]] = {}
         whys: dict[str, str] = {}
+        linked: dict[str, str] = {}
         values_edits: list[Edit] = [
             self._switch_for(e, overlay) if isinstance(e, CreateManifest) else e for e in edits
         ]
@@ -1010,7 +1034,10 @@ class HelmTarget:
                     f"chart {self.deployment.chart.name} renders the field when its existing "
                     f"switch {'.'.join(map(str, switch_path))} is on: it is turned on"
                 )
-            relpath, prefix, doc_index, why = self._file_for(edit.path, overlay)
+            link, prefix, doc_index, why = self._file_for(edit.path, overlay)
+            relpath = real_relpath(self.index.root, link)  # a link is fixed at its target
+            if relpath != link:
+                why, linked[relpath] = f"{why} (through the symlink {link})", link
             moved = _with_path(edit, (*prefix, *edit.path))
             groups.setdefault((relpath, doc_index), []).append(moved)
             whys.setdefault(relpath, why)
@@ -1040,7 +1067,7 @@ class HelmTarget:
             for relpath in whys:
                 whys[relpath] += f"; {self._switch_why}"
         for relpath in list(whys):
-            envs = self.environments(relpath)
+            envs = self.environments(linked.get(relpath, relpath))
             if envs:
                 whys[relpath] += "; environments changed: " + ", ".join(envs)
         first = next(iter(whys), self.location.path)
@@ -1179,6 +1206,9 @@ def locate_helm(finding: Finding, repo_root: Path, index: HelmIndex) -> HelmTarg
     cache = index.cache
     for dep in _deployments(finding, index):
         chart_dir = index.root / dep.chart.path
+        if dep.chart.refused:
+            errors.append(f"chart {dep.chart.path or '.'} is not rendered: {dep.chart.refused}")
+            continue
         try:
             user = dep.render_values(overlay)
             docs = cache.docs(
@@ -1253,7 +1283,7 @@ def _same_template(
 def _static_reason(finding: Finding, index: HelmIndex, deps: list[Deployment]) -> str:
     """Template analysis when rendering fails: which template makes the kind, which keys it reads."""
     kind_line = re.compile(rf"^kind:\s*{re.escape(finding.resource.kind)}\s*$", re.M)
-    for chart in {d.chart.path: d.chart for d in deps}.values():
+    for chart in {d.chart.path: d.chart for d in deps if not d.chart.refused}.values():
         templates = index.root / chart.path / "templates"
         for path in sorted(templates.rglob("*")) if templates.is_dir() else []:
             if not path.is_file() or path.suffix not in (".yaml", ".yml", ".tpl"):

@@ -54,7 +54,7 @@ def _is_scan(item: Any) -> bool:
     return (
         isinstance(item, Mapping)
         and str(item.get("apiVersion", "")).startswith(f"{GROUP}/")
-        and item.get("kind") in _KINDS
+        and str(item.get("kind")) in _KINDS
     )
 
 

@@ -52,7 +52,7 @@ def _is_report(item: Any) -> bool:
     return (
         isinstance(item, Mapping)
         and str(item.get("apiVersion", "")).startswith(_GROUPS)
-        and item.get("kind") in _KINDS
+        and str(item.get("kind")) in _KINDS
     )
 
 
