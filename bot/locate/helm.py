@@ -1217,6 +1217,41 @@ def locate_helm(finding: Finding, repo_root: Path, index: HelmIndex) -> HelmTarg
     return f"no chart in the repository renders {finding.resource}"
 
 
+NAMESPACE_ONLY = frozenset({"C-0061"})
+"""Controls a finding of which only says the resource sits in the default namespace."""
+
+
+def compliant_as_deployed(finding: Finding, repo_root: Path, index: HelmIndex) -> bool:
+    """Whether ``finding`` only exists because the scan rendered its chart without the
+    deployment's namespace: every Application / HelmRelease that renders the resource puts it
+    in a namespace of its own (the namespace is the deployment's, not the scanner's)."""
+    if finding.control_id not in NAMESPACE_ONLY:
+        return False
+    overlay = FileOverlay(repo_root)
+    namespaces: set[str] = set()
+    for dep in _deployments(finding, index):
+        if dep.app is None or not dep.app.namespace:
+            continue
+        try:
+            docs = index.cache.docs(
+                index.root / dep.chart.path,
+                dep.render_values(overlay),
+                dep.release,
+                dep.namespace,
+                kind=finding.resource.kind,
+            )
+        except RemedyError:
+            continue
+        matched = [
+            d for d in docs if (d.kind, d.name) == (finding.resource.kind, finding.resource.name)
+        ] or _same_template(finding, dep, index, docs)
+        for doc in matched:
+            meta = doc.document.get("metadata") or {}
+            own = meta.get("namespace") if isinstance(meta, Mapping) else None
+            namespaces.add(str(own or dep.namespace))
+    return bool(namespaces) and "default" not in namespaces
+
+
 def _same_template(
     finding: Finding, dep: Deployment, index: HelmIndex, docs: list[RenderedDoc]
 ) -> list[RenderedDoc]:
