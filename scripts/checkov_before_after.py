@@ -39,6 +39,7 @@ sys.path.insert(0, str(ROOT))
 from bot import scanner_map  # noqa: E402
 from bot.errors import RemedyError  # noqa: E402
 from bot.locate.base import read_exact  # noqa: E402
+from bot.model import ChangeSet  # noqa: E402
 from bot.plan import Plan, build_plan  # noqa: E402
 from bot.sources import load_report, parse_report  # noqa: E402
 from bot.sources.base import Report  # noqa: E402
@@ -159,10 +160,22 @@ def measure_all(repos: dict[str, Path], out: Path) -> dict[str, dict]:
 def fix_from_report(repo: Path, report: Report) -> int:
     """Write every change set planned for ``repo`` (in place) from one ``report``, round after
     round, re-planning from the same report: findings fixed in an earlier round answer
-    AlreadyCompliant, so no scanner runs between rounds. Returns the change sets applied."""
+    AlreadyCompliant, so no scanner runs between rounds. Within a round, a change set whose
+    files an earlier one changed is planned again for its own findings on the new content (as
+    the bot recreates an MR on the new base). Returns the change sets applied."""
     applied = 0
     for _ in range(MAX_ROUNDS):
-        round_applied = apply_round(repo, build_plan(report, repo))
+        round_applied = 0
+        for change_set in build_plan(report, repo).change_sets:
+            if _stale(repo, change_set):
+                sub = Report(report.scanner, report.origin, change_set.findings)
+                round_applied += sum(
+                    _write(repo, again)
+                    for again in build_plan(sub, repo).change_sets
+                    if not _stale(repo, again)
+                )
+            else:
+                round_applied += _write(repo, change_set)
         applied += round_applied
         if round_applied == 0:
             return applied
@@ -170,31 +183,20 @@ def fix_from_report(repo: Path, report: Report) -> int:
     return applied
 
 
-def apply_round(repo: Path, plan: Plan) -> int:
-    """Write ``plan``'s change sets to ``repo``, at most one per file (as merging one MR after
-    another would); returns how many were written."""
-    touched: set[str] = set()
-    applied = 0
-    for change_set in plan.change_sets:
-        paths = {f.path for f in change_set.files}
-        if paths & touched:
-            continue
-        # read_exact keeps CRLF: read_text would turn it into LF and never match.
-        stale = [
-            change.path
-            for change in change_set.files
-            if not change.is_new and read_exact(repo / change.path) != change.before
-        ]
-        if stale:
-            print(f"warning: {change_set.key} planned on stale {stale}", file=sys.stderr)
-            continue
-        for change in change_set.files:
-            target = repo / change.path
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(change.after.encode("utf-8"))
-        touched |= paths
-        applied += 1
-    return applied
+def _stale(repo: Path, change_set: ChangeSet) -> bool:
+    # read_exact keeps CRLF: read_text would turn it into LF and never match.
+    return any(
+        not change.is_new and read_exact(repo / change.path) != change.before
+        for change in change_set.files
+    )
+
+
+def _write(repo: Path, change_set: ChangeSet) -> int:
+    for change in change_set.files:
+        target = repo / change.path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(change.after.encode("utf-8"))
+    return 1
 
 
 def failures(output: dict) -> Counter[str]:
