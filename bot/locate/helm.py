@@ -335,6 +335,20 @@ def _set_in(values: dict[str, Any], path: YamlPath, extra: Mapping[str, Any]) ->
     node.update(extra)
 
 
+def _nulls(node: Any, prefix: YamlPath = ()) -> set[YamlPath]:
+    """Paths of the null fields of a rendered document."""
+    if isinstance(node, Mapping):
+        items: Iterator[tuple[Any, Any]] = iter(node.items())
+    elif isinstance(node, list):
+        items = iter(enumerate(node))
+    else:
+        return set()
+    out: set[YamlPath] = set()
+    for key, value in items:
+        out |= {(*prefix, key)} if value is None else _nulls(value, (*prefix, key))
+    return out
+
+
 def _find_markers(node: Any, prefix: YamlPath, out: dict[str, list[YamlPath]]) -> None:
     if isinstance(node, Mapping):
         for key, value in node.items():
@@ -482,6 +496,13 @@ class ValuesMap:
             if _doc_id(doc) == ident:
                 return doc.document
         return None
+
+    def render_with(self, values_path: YamlPath, value: Any) -> Mapping[str, Any] | None:
+        """The resource rendered with ``values_path`` set to ``value`` (None deletes the key,
+        as Helm does with a null over a default)."""
+        values = copy.deepcopy(self.user)
+        _set_in(values, values_path[:-1], {values_path[-1]: value})
+        return self._render_doc(values)
 
     def _best(self, rendered: YamlPath) -> tuple[YamlPath, YamlPath] | None:
         """(rendered mapping, values mapping) of the deepest probed mapping holding ``rendered``."""
@@ -968,13 +989,21 @@ class HelmTarget:
 
     def _remove_as_set(self, edit: Remove) -> AnyEdit:
         """A values key is set, never deleted, when deleting it changes what the template
-        renders (a boolean a template prints renders null once gone)."""
+        renders: a boolean a template prints renders null once gone; a list or map whose
+        deletion leaves a null field (``add:`` with nothing under it) is set empty instead,
+        checked by rendering both."""
         view = self.view
-        current = (
-            lookup(view.mapping.effective, edit.path) if isinstance(view, HelmPodView) else None
-        )
+        if not isinstance(view, HelmPodView) or not edit.path or isinstance(edit.path[-1], int):
+            return edit
+        current = lookup(view.mapping.effective, edit.path)
         if isinstance(current, bool):
             return Set(edit.path, False, edit.comment)
+        if not isinstance(current, list | dict):
+            return edit
+        empty: Any = type(current)()
+        gone, emptied = (view.mapping.render_with(edit.path, v) for v in (None, empty))
+        if gone is not None and emptied is not None and _nulls(emptied) < _nulls(gone):
+            return Set(edit.path, empty, edit.comment)
         return edit
 
     def environments(self, relpath: str) -> list[str]:
