@@ -25,7 +25,7 @@ import re
 import shlex
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import cache
+from functools import cache, lru_cache
 from importlib.resources import files
 from typing import Any
 
@@ -186,6 +186,12 @@ _PATH = re.compile(r"(?<![\w.])(/[A-Za-z0-9_.\-]+(?:/[A-Za-z0-9_.\-*]+)*)")
 
 def comments_of(text: str, document_index: int = 0) -> dict[YamlPath, Comment]:
     """Key path -> comment, for every mapping key of one document of ``text`` that has one."""
+    # A plan asks once per workload of a chart for the same values files: compose them once.
+    return dict(_comments_of(text, document_index))
+
+
+@lru_cache(maxsize=64)
+def _comments_of(text: str, document_index: int) -> dict[YamlPath, Comment]:
     from fixers.edits import EditError, document_span
 
     try:
