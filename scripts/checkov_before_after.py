@@ -157,16 +157,18 @@ def measure_all(repos: dict[str, Path], out: Path) -> dict[str, dict]:
     return split_by_repo(run_checkov(out), repos)
 
 
-def fix_from_report(repo: Path, report: Report) -> int:
+def fix_from_report(repo: Path, report: Report) -> tuple[int, Plan]:
     """Write every change set planned for ``repo`` (in place) from one ``report``, round after
     round, re-planning from the same report: findings fixed in an earlier round answer
     AlreadyCompliant, so no scanner runs between rounds. Within a round, a change set whose
     files an earlier one changed is planned again for its own findings on the new content (as
-    the bot recreates an MR on the new base). Returns the change sets applied."""
+    the bot recreates an MR on the new base). Returns the change sets applied and the last
+    plan (what the bot says about every finding once nothing more applies)."""
     applied = 0
     for _ in range(MAX_ROUNDS):
         round_applied = 0
-        for change_set in build_plan(report, repo).change_sets:
+        plan = build_plan(report, repo)
+        for change_set in plan.change_sets:
             if _stale(repo, change_set):
                 sub = Report(report.scanner, report.origin, change_set.findings)
                 round_applied += sum(
@@ -178,9 +180,9 @@ def fix_from_report(repo: Path, report: Report) -> int:
                 round_applied += _write(repo, change_set)
         applied += round_applied
         if round_applied == 0:
-            return applied
+            return applied, plan
     print(f"warning: still planning change sets after {MAX_ROUNDS} rounds", file=sys.stderr)
-    return applied
+    return applied, build_plan(report, repo)
 
 
 def _stale(repo: Path, change_set: ChangeSet) -> bool:
@@ -214,7 +216,7 @@ def fix_copy(source: Path, reports: list[Path], workdir: Path) -> tuple[Path, in
         report = merge_reports([load_report(p) for p in reports])
     else:
         report = parse_report(measure(repo), f"checkov {repo}")
-    return repo, fix_from_report(repo, report)
+    return repo, fix_from_report(repo, report)[0]
 
 
 def table(before: Counter[str], after: Counter[str]) -> list[str]:

@@ -1221,6 +1221,8 @@ def locate_helm(finding: Finding, repo_root: Path, index: HelmIndex) -> HelmTarg
         ]
         if not matched and dep.app is not None:
             matched = _same_template(finding, dep, index, docs)
+        if not matched:
+            matched = _random_named(finding, docs, chart_dir)
         for doc in matched:
             rendered = ManifestPodView.from_document(doc.document)
             if rendered is None:
@@ -1279,6 +1281,27 @@ def compliant_as_deployed(finding: Finding, repo_root: Path, index: HelmIndex) -
             own = meta.get("namespace") if isinstance(meta, Mapping) else None
             namespaces.add(str(own or dep.namespace))
     return bool(namespaces) and "default" not in namespaces
+
+
+def _random_named(finding: Finding, docs: list[RenderedDoc], chart_dir: Path) -> list[RenderedDoc]:
+    """The one document of the finding's kind whose name differs from the finding's only in a
+    random suffix its template draws (``-{{ randAlphaNum 5 }}``, Helm test pods): every render,
+    the scanner's too, names it anew."""
+    stem, _, suffix = finding.resource.name.rpartition("-")
+    if not stem or not suffix:
+        return []
+    hits = []
+    for doc in docs:
+        other_stem, _, other_suffix = doc.name.rpartition("-")
+        if (doc.kind, other_stem, len(other_suffix)) != (finding.resource.kind, stem, len(suffix)):
+            continue
+        try:
+            source = (chart_dir / doc.template.split("/", 1)[-1]).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            continue
+        if re.search(r"\brand(AlphaNum|Alpha|Numeric|Ascii)\b", source):
+            hits.append(doc)
+    return hits if len(hits) == 1 else []
 
 
 def _same_template(

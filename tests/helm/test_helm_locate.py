@@ -674,3 +674,13 @@ def test_a_key_the_template_prints_is_set_not_deleted(tmp_path: Path) -> None:
     caps = fix_and_verify(tmp_path, finding_for("C-0046", "DaemonSet", "agent", None, "agent"))
     removed, added = caps.diffs()["agent/values.yaml"]
     assert removed == ["  add: [SYS_ADMIN]"] and added == ["  add: []"]
+
+
+def test_a_test_pod_with_a_random_name_is_matched_by_its_template(corpus_index: HelmIndex) -> None:
+    """podinfo's test pods end in `randAlphaNum 5`: the scanner's render named them differently."""
+    finding = finding_for("C-0016", "Pod", "podinfo-grpc-test-4i7eg", "default", "podinfo")
+    target = locate_helm(finding, _corpus_repo(), corpus_index)
+    assert not isinstance(target, str), target
+    assert target.location.path == "podinfo/templates/tests/grpc.yaml"
+    other = finding_for("C-0016", "Pod", "podinfo-nothing-4i7eg", "default", "podinfo")
+    assert isinstance(locate_helm(other, _corpus_repo(), corpus_index), str)
