@@ -930,7 +930,7 @@ class HelmTarget:
     def network_policies(self, overlay: FileOverlay) -> list[Mapping[str, Any]]:
         """The NetworkPolicies the deployment renders with the overlay (namespace as deployed)."""
         try:
-            docs = self.render_all(overlay)
+            docs = self.render_all(overlay, kind="NetworkPolicy")
         except RemedyError:
             return []
         out: list[Mapping[str, Any]] = []
@@ -1081,12 +1081,13 @@ class HelmTarget:
             "; ".join(f"{p}: {w}" for p, w in whys.items()) or self.location.why,
         )
 
-    def render_all(self, overlay: FileOverlay) -> list[RenderedDoc]:
-        """Every document the deployment renders with the overlay's values and templates."""
+    def render_all(self, overlay: FileOverlay, kind: str | None = None) -> list[RenderedDoc]:
+        """Every document the deployment renders with the overlay's values and templates
+        (``kind``: only templates naming it are parsed)."""
         dep = self.deployment
         chart_dir = self.index.chart_dir_for(dep.chart, overlay)
         return self.index.cache.docs(
-            chart_dir, dep.render_values(overlay), dep.release, dep.namespace
+            chart_dir, dep.render_values(overlay), dep.release, dep.namespace, kind=kind
         )
 
     def reread(self, overlay: FileOverlay) -> PodView | str:
