@@ -153,6 +153,9 @@ def _unhandled_fixable(outcome: Outcome) -> tuple[int, Counter[str]]:
 
 
 @pytest.mark.slow
+# The module's fixture runs in the first test's time: two Checkov processes and every chart's
+# fix rounds, about 3 minutes on an idle 2-core machine and several times that on a busy one.
+@pytest.mark.timeout(1500)
 @pytest.mark.parametrize("repo", _charts(), ids=lambda p: p.name)
 def test_checkov_failures_before_after_as_deployed(
     repo: Path, outcomes: dict[str, Outcome], tmp_path: Path
