@@ -501,7 +501,7 @@ class ValuesMap:
         """The resource rendered with ``values_path`` set to ``value`` (None deletes the key,
         as Helm does with a null over a default)."""
         values = copy.deepcopy(self.user)
-        _set_in(values, values_path[:-1], {values_path[-1]: value})
+        _set_in(values, values_path[:-1], {str(values_path[-1]): value})
         return self._render_doc(values)
 
     def _best(self, rendered: YamlPath) -> tuple[YamlPath, YamlPath] | None:
