@@ -13,7 +13,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from bot import controls as catalog
 from bot.errors import ChartError, RemedyError
@@ -139,6 +139,7 @@ class Locator:
         self.root = root
         self.manifests = ManifestIndex.build(root, default_namespace=default_namespace)
         self._helm: Callable[[Finding], Target | str] | Literal[False] | None = None
+        self._index: Any = None  # the HelmIndex, once built
 
     def locate(self, finding: Finding) -> Target | str:
         try:
@@ -153,6 +154,14 @@ class Locator:
         located = helm(finding)
         return located if not isinstance(located, str) else f"{found}; {located}"
 
+    def compliant_as_deployed(self, finding: Finding) -> bool:
+        """Whether the finding only exists in a render without its deployment's namespace."""
+        from bot.locate import helm
+
+        if finding.control_id not in helm.NAMESPACE_ONLY or self._helm_locator() is None:
+            return False
+        return helm.compliant_as_deployed(finding, self.root, self._index)
+
     def _helm_locator(self) -> Callable[[Finding], Target | str] | None:
         if self._helm is None:
             from bot.locate import helm
@@ -161,6 +170,7 @@ class Locator:
             if not index.charts:
                 self._helm = False
             else:
+                self._index = index
                 self._helm = lambda f: helm.locate_helm(f, self.root, index)
         return self._helm or None
 
@@ -333,6 +343,10 @@ def build_plan(
         if progress:
             progress(n, len(findings))
         reason = _triage(finding, config)
+        if reason is not None and locator.compliant_as_deployed(finding):
+            compliant.append(finding)
+            kept.append(finding)
+            continue
         if reason is not None:
             unfixable.append(reason)
             kept.append(finding)

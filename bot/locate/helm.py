@@ -357,6 +357,20 @@ def _set_in(values: dict[str, Any], path: YamlPath, extra: Mapping[Any, Any]) ->
     node.update(extra)
 
 
+def _nulls(node: Any, prefix: YamlPath = ()) -> set[YamlPath]:
+    """Paths of the null fields of a rendered document."""
+    if isinstance(node, Mapping):
+        items: Iterator[tuple[Any, Any]] = iter(node.items())
+    elif isinstance(node, list):
+        items = iter(enumerate(node))
+    else:
+        return set()
+    out: set[YamlPath] = set()
+    for key, value in items:
+        out |= {(*prefix, key)} if value is None else _nulls(value, (*prefix, key))
+    return out
+
+
 def _find_markers(node: Any, prefix: YamlPath, out: dict[str, list[YamlPath]]) -> None:
     if isinstance(node, Mapping):
         for key, value in node.items():
@@ -504,6 +518,13 @@ class ValuesMap:
             if _doc_id(doc) == ident:
                 return doc.document
         return None
+
+    def render_with(self, values_path: YamlPath, value: Any) -> Mapping[str, Any] | None:
+        """The resource rendered with ``values_path`` set to ``value`` (None deletes the key,
+        as Helm does with a null over a default)."""
+        values = copy.deepcopy(self.user)
+        _set_in(values, values_path[:-1], {str(values_path[-1]): value})
+        return self._render_doc(values)
 
     def _best(self, rendered: YamlPath) -> tuple[YamlPath, YamlPath] | None:
         """(rendered mapping, values mapping) of the deepest probed mapping holding ``rendered``."""
@@ -934,7 +955,7 @@ class HelmTarget:
     def network_policies(self, overlay: FileOverlay) -> list[Mapping[str, Any]]:
         """The NetworkPolicies the deployment renders with the overlay (namespace as deployed)."""
         try:
-            docs = self.render_all(overlay)
+            docs = self.render_all(overlay, kind="NetworkPolicy")
         except RemedyError:
             return []
         out: list[Mapping[str, Any]] = []
@@ -993,13 +1014,21 @@ class HelmTarget:
 
     def _remove_as_set(self, edit: Remove) -> Edit:
         """A values key is set, never deleted, when deleting it changes what the template
-        renders (a boolean a template prints renders null once gone)."""
+        renders: a boolean a template prints renders null once gone; a list or map whose
+        deletion leaves a null field (``add:`` with nothing under it) is set empty instead,
+        checked by rendering both."""
         view = self.view
-        current = (
-            lookup(view.mapping.effective, edit.path) if isinstance(view, HelmPodView) else None
-        )
+        if not isinstance(view, HelmPodView) or not edit.path or isinstance(edit.path[-1], int):
+            return edit
+        current = lookup(view.mapping.effective, edit.path)
         if isinstance(current, bool):
             return Set(edit.path, False, edit.comment)
+        if not isinstance(current, list | dict):
+            return edit
+        empty: Any = type(current)()
+        gone, emptied = (view.mapping.render_with(edit.path, v) for v in (None, empty))
+        if gone is not None and emptied is not None and _nulls(emptied) < _nulls(gone):
+            return Set(edit.path, empty, edit.comment)
         return edit
 
     def environments(self, relpath: str) -> list[str]:
@@ -1083,12 +1112,13 @@ class HelmTarget:
             "; ".join(f"{p}: {w}" for p, w in whys.items()) or self.location.why,
         )
 
-    def render_all(self, overlay: FileOverlay) -> list[RenderedDoc]:
-        """Every document the deployment renders with the overlay's values and templates."""
+    def render_all(self, overlay: FileOverlay, kind: str | None = None) -> list[RenderedDoc]:
+        """Every document the deployment renders with the overlay's values and templates
+        (``kind``: only templates naming it are parsed)."""
         dep = self.deployment
         chart_dir = self.index.chart_dir_for(dep.chart, overlay)
         return self.index.cache.docs(
-            chart_dir, dep.render_values(overlay), dep.release, dep.namespace
+            chart_dir, dep.render_values(overlay), dep.release, dep.namespace, kind=kind
         )
 
     def reread(self, overlay: FileOverlay) -> PodView | str:
@@ -1224,6 +1254,8 @@ def locate_helm(finding: Finding, repo_root: Path, index: HelmIndex) -> HelmTarg
         ]
         if not matched and dep.app is not None:
             matched = _same_template(finding, dep, index, docs)
+        if not matched:
+            matched = _random_named(finding, docs, chart_dir)
         for doc in matched:
             rendered = ManifestPodView.from_document(doc.document)
             if rendered is None:
@@ -1247,6 +1279,62 @@ def locate_helm(finding: Finding, repo_root: Path, index: HelmIndex) -> HelmTarg
             f"; {static}" if static else ""
         )
     return f"no chart in the repository renders {finding.resource}"
+
+
+NAMESPACE_ONLY = frozenset({"C-0061"})
+"""Controls a finding of which only says the resource sits in the default namespace."""
+
+
+def compliant_as_deployed(finding: Finding, repo_root: Path, index: HelmIndex) -> bool:
+    """Whether ``finding`` only exists because the scan rendered its chart without the
+    deployment's namespace: every Application / HelmRelease that renders the resource puts it
+    in a namespace of its own (the namespace is the deployment's, not the scanner's)."""
+    if finding.control_id not in NAMESPACE_ONLY:
+        return False
+    overlay = FileOverlay(repo_root)
+    namespaces: set[str] = set()
+    for dep in _deployments(finding, index):
+        if dep.app is None or not dep.app.namespace:
+            continue
+        try:
+            docs = index.cache.docs(
+                index.root / dep.chart.path,
+                dep.render_values(overlay),
+                dep.release,
+                dep.namespace,
+                kind=finding.resource.kind,
+            )
+        except RemedyError:
+            continue
+        matched = [
+            d for d in docs if (d.kind, d.name) == (finding.resource.kind, finding.resource.name)
+        ] or _same_template(finding, dep, index, docs)
+        for doc in matched:
+            meta = doc.document.get("metadata") or {}
+            own = meta.get("namespace") if isinstance(meta, Mapping) else None
+            namespaces.add(str(own or dep.namespace))
+    return bool(namespaces) and "default" not in namespaces
+
+
+def _random_named(finding: Finding, docs: list[RenderedDoc], chart_dir: Path) -> list[RenderedDoc]:
+    """The one document of the finding's kind whose name differs from the finding's only in a
+    random suffix its template draws (``-{{ randAlphaNum 5 }}``, Helm test pods): every render,
+    the scanner's too, names it anew."""
+    stem, _, suffix = finding.resource.name.rpartition("-")
+    if not stem or not suffix:
+        return []
+    hits = []
+    for doc in docs:
+        other_stem, _, other_suffix = doc.name.rpartition("-")
+        if (doc.kind, other_stem, len(other_suffix)) != (finding.resource.kind, stem, len(suffix)):
+            continue
+        try:
+            source = (chart_dir / doc.template.split("/", 1)[-1]).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            continue
+        if re.search(r"\brand(AlphaNum|Alpha|Numeric|Ascii)\b", source):
+            hits.append(doc)
+    return hits if len(hits) == 1 else []
 
 
 def _same_template(
