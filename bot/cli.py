@@ -2,28 +2,43 @@
 
 Exit codes, the same for every command: 0 done, 1 findings left unfixed (a CI gate), 2 usage
 or input error, 3 transient failure (GitLab 429/5xx/network, Redis down): try again later.
+
+Output for people goes to stdout (tables that wrap, never cut), progress of long work to stderr
+(only when stderr is a terminal); ``--output json`` on plan and apply prints one JSON document
+instead (bot/output.py, docs/output-schema.json).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.markdown import Markdown
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    SpinnerColumn,
+    TextColumn,
+)
 from rich.table import Table
 from rich.text import Text
 
 from bot import controls as catalog
+from bot import scanner_map
 from bot.cluster import ClusterAccess
 from bot.errors import ConfigError, ForgeTransientError, RemedyError
 from bot.plan import Plan, build_plan
@@ -33,6 +48,9 @@ from bot.sources import cluster_formats, fetch_from_cluster, load_report
 from bot.sources.base import Report
 from bot.sources.runtime import RuntimeEvidence
 from fixers.model import Finding
+
+if TYPE_CHECKING:
+    from bot.lifecycle import SyncDecision
 
 EXIT_OK, EXIT_UNFIXED, EXIT_USAGE, EXIT_TRANSIENT = 0, 1, 2, 3
 
@@ -62,15 +80,40 @@ def cell(text: object) -> Text:
     return Text(safe(text))
 
 
+def _progress(*columns: str | ProgressColumn) -> Progress:
+    """A transient progress display on stderr, off when stderr is not a terminal (CI logs,
+    pipes): the result on stdout is the same either way."""
+    return Progress(
+        SpinnerColumn(),
+        *columns,
+        console=errors,
+        transient=True,
+        disable=not errors.is_terminal,
+    )
+
+
+@contextmanager
+def _working(what: str) -> Iterator[None]:
+    """A spinner with ``what`` on stderr while a step without a count runs."""
+    with _progress(TextColumn("{task.description}")) as progress:
+        progress.add_task(what, total=None)
+        yield
+
+
 def _load_reports(
     paths: Sequence[Path],
     cluster: ClusterAccess | None = None,
     scanners: Sequence[str] = (),
     namespace: str | None = None,
 ) -> Report:
-    reports = [load_report(p) for p in paths]
+    reports: list[Report] = []
+    for path in paths:
+        with _working(f"reading {safe(path.name)}"):
+            reports.append(load_report(path))
     if cluster is not None:
-        reports += [fetch_from_cluster(f, cluster, namespace) for f in dict.fromkeys(scanners)]
+        for scanner in dict.fromkeys(scanners):
+            with _working(f"reading {scanner} results from the cluster"):
+                reports.append(fetch_from_cluster(scanner, cluster, namespace))
     if not reports:
         raise RemedyError("no findings to read: give --report FILE or --from-cluster")
     if len(reports) == 1:
@@ -104,14 +147,7 @@ def _plan(args: argparse.Namespace) -> tuple[Report, Plan, RepoConfig]:
     config = _repo_config(repo, Path(args.config) if args.config else None)
     runtime = _load_evidence(args)
     total = len(report.findings)
-    with Progress(
-        TextColumn("planning"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        console=errors,
-        transient=True,
-        disable=total < 200 or not errors.is_terminal,
-    ) as progress:
+    with _progress(TextColumn("planning"), BarColumn(), MofNCompleteColumn()) as progress:
         task = progress.add_task("plan", total=total)
         plan = build_plan(
             report,
@@ -141,7 +177,7 @@ def print_plan(report: Report, plan: Plan) -> None:
     """The change sets as a table, then every finding left unfixed with its reason."""
     table = Table(title=f"Change sets ({len(plan.change_sets)})", show_lines=False)
     for col in ("branch key", "controls", "files", "resources", "risk"):
-        table.add_column(col)
+        table.add_column(col, overflow="fold")
     for cs in plan.change_sets:
         table.add_row(
             cell(cs.key),
@@ -239,10 +275,27 @@ def _scores(report: Report, plan: Plan) -> dict[str, tuple[float, float]]:
     return {framework_label(fw): (before[fw], after.get(fw, before[fw])) for fw in before}
 
 
+def _print_json(
+    command: str,
+    report: Report,
+    plan: Plan,
+    code: int,
+    decisions: Sequence[SyncDecision] | None = None,
+) -> None:
+    from bot.output import plan_document
+
+    document = plan_document(command, report, plan, code, _scores(report, plan), decisions)
+    sys.stdout.write(json.dumps(document, indent=2) + "\n")
+
+
 def cmd_plan(args: argparse.Namespace) -> int:
     report, plan, _ = _plan(args)
-    print_plan(report, plan)
-    return EXIT_UNFIXED if plan.unfixable else EXIT_OK
+    code = EXIT_UNFIXED if plan.unfixable else EXIT_OK
+    if args.output == "json":
+        _print_json("plan", report, plan, code)
+    else:
+        print_plan(report, plan)
+    return code
 
 
 def cmd_apply(args: argparse.Namespace) -> int:
@@ -251,21 +304,28 @@ def cmd_apply(args: argparse.Namespace) -> int:
     from bot.publish import publish_plan, summarize
 
     report, plan, config = _plan(args)
-    print_plan(report, plan)
+    as_json = args.output == "json"
+    if not as_json:
+        print_plan(report, plan)
     forge = LocalForge(Path(args.repo))
     reviewers = reviewers_for(
         load_codeowners(forge.read_file), config.teams, exclude=[args.bot_username]
     )
     # local mode has no rate limits: nobody's review queue fills up
-    outcome = publish_plan(
-        forge,
-        plan,
-        report,
-        config,
-        bot_username=args.bot_username,
-        reviewers=reviewers,
-        limits=False,
-    )
+    with _working(f"publishing {len(plan.change_sets)} change sets"):
+        outcome = publish_plan(
+            forge,
+            plan,
+            report,
+            config,
+            bot_username=args.bot_username,
+            reviewers=reviewers,
+            limits=False,
+        )
+    code = EXIT_UNFIXED if plan.unfixable else EXIT_OK
+    if as_json:
+        _print_json("apply", report, plan, code, outcome.decisions)
+        return code
     console.print(Text(safe(f"Local mode in {args.repo}: {summarize(outcome.decisions)}")))
     for decision in outcome.decisions:
         console.print(Text(safe(f"{decision.action} {decision.branch}: {decision.reason}")))
@@ -275,11 +335,36 @@ def cmd_apply(args: argparse.Namespace) -> int:
             description = safe(decision.change.description, lines=True)
             console.print(Markdown(description) if args.rich else Text(description))
             console.print(Text(safe(f"(description written to {path})")))
-    return EXIT_UNFIXED if plan.unfixable else EXIT_OK
+    return code
 
 
 def cmd_explain(args: argparse.Namespace) -> int:
-    control = catalog.require(args.control.upper())
+    """Explain a Kubescape control, or the control(s) another scanner's check maps to."""
+    query = args.control.strip()
+    if catalog.get(query) is not None:
+        console.print(Markdown("\n".join(_explain_lines(catalog.require(query)))))
+        return EXIT_OK
+    mapped = scanner_map.lookup(query)
+    if not mapped:
+        raise ConfigError(
+            f"unknown control or check id {safe(query[:80])!r}: give a Kubescape id (C-0016) or "
+            "alias, a Trivy KSV id, a Checkov CKV_K8S id or a Kyverno policy name that "
+            "kube-remedy maps (bot/data/scanner_map.yaml; `remedy controls` lists the controls)"
+        )
+    lines: list[str] = []
+    for m in mapped:
+        where = ", ".join(f"`{c}` when the failing path names {f}" for f, c in m.by_path)
+        lines.append(
+            f"{m.check_id} ({m.scanner}: {m.title}) is Kubescape control `{m.control}`"
+            + (f", or {where}." if where else ".")
+        )
+    for control_id in dict.fromkeys(c for m in mapped for c in m.controls):
+        lines += ["", *_explain_lines(catalog.require(control_id))]
+    console.print(Markdown("\n".join(lines)))
+    return EXIT_OK
+
+
+def _explain_lines(control: catalog.Control) -> list[str]:
     from fixers.registry import fixer_for
 
     fixer = fixer_for(control.id)
@@ -300,8 +385,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
         lines += ["", "**No fixer yet.** kube-remedy reports it and leaves it to a person."]
     else:
         lines += ["", f"Fixer: `{fixer.name}` (family {fixer.family}, risk {fixer.risk.label})."]
-    console.print(Markdown("\n".join(lines)))
-    return EXIT_OK
+    return lines
 
 
 def cmd_controls(args: argparse.Namespace) -> int:
@@ -309,7 +393,7 @@ def cmd_controls(args: argparse.Namespace) -> int:
 
     table = Table(title="Controls")
     for col in ("id", "name", "severity", "frameworks", "fixer"):
-        table.add_column(col)
+        table.add_column(col, overflow="fold")
     for control in catalog.all_controls():
         fixer = fixer_for(control.id)
         table.add_row(
@@ -469,6 +553,7 @@ def cmd_score(args: argparse.Namespace) -> int:
         return EXIT_OK
     after = load_report(Path(args.after))
     with httpx.Client() as client:
+        before: Report | None
         if args.before:
             before = load_report(Path(args.before))
         elif args.before_from_ci:
@@ -532,58 +617,81 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--kube-context", help="with --from-cluster (default: current context)")
         p.add_argument("--namespace", help="with --from-cluster: one namespace (default: all)")
         p.add_argument("--repo", required=True, help="local clone of cd-config")
-        p.add_argument("--config", help=f"settings file (default: REPO/{CONFIG_FILE})")
+        p.add_argument(
+            "--config",
+            help=f"the repository's kube-remedy settings file (default: REPO/{CONFIG_FILE})",
+        )
+        p.add_argument(
+            "--output",
+            choices=("text", "json"),
+            default="text",
+            help="text: tables for people; json: one document for CI jobs "
+            "(schema: docs/output-schema.json)",
+        )
 
     p = sub.add_parser("plan", help="show the change sets a report leads to")
     report_args(p)
     p.set_defaults(func=cmd_plan)
 
+    bot_username_help = "the bot's GitLab username: never asked to review its own MRs"
     p = sub.add_parser("apply", help="local mode: one branch per change set + MR text")
     report_args(p)
-    p.add_argument("--bot-username", default="kube-remedy")
-    p.add_argument("--rich", action="store_true", help="render MR text as Markdown")
+    p.add_argument("--bot-username", default="kube-remedy", help=bot_username_help)
+    p.add_argument(
+        "--rich", action="store_true", help="render MR descriptions as Markdown, not plain text"
+    )
     p.set_defaults(func=cmd_apply)
 
     p = sub.add_parser("demo", help="run apply on the shipped example (no GitLab, no Redis)")
     p.add_argument("--into", help="directory to create the example repository in")
-    p.add_argument("--bot-username", default="kube-remedy")
-    p.add_argument("--rich", action="store_true")
+    p.add_argument("--bot-username", default="kube-remedy", help=bot_username_help)
+    p.add_argument(
+        "--rich", action="store_true", help="render MR descriptions as Markdown, not plain text"
+    )
     p.set_defaults(func=cmd_demo)
 
-    p = sub.add_parser("explain", help="explain a control")
-    p.add_argument("control")
+    p = sub.add_parser("explain", help="explain a control (or a scanner check it maps from)")
+    p.add_argument(
+        "control",
+        help="a Kubescape control id (C-0017) or alias, a Trivy KSV id (KSV014), a Checkov id "
+        "(CKV_K8S_22) or a Kyverno policy name (require-ro-rootfs)",
+    )
     p.set_defaults(func=cmd_explain)
 
     p = sub.add_parser("controls", help="list known controls and their fixers")
     p.set_defaults(func=cmd_controls)
 
     p = sub.add_parser("run", help="one run against GitLab: plan and open/update MRs")
-    p.add_argument("--gitlab-url", required=True)
+    p.add_argument("--gitlab-url", required=True, help="GitLab base URL (https://gitlab.com)")
     p.add_argument("--project", required=True, help="project id or group/name")
     p.add_argument("--token", help="GitLab token (default: $REMEDY_GITLAB_TOKEN / _FILE)")
     p.add_argument("--report", action="append", help="a report file instead of the CI artifact")
     p.add_argument("--artifact-job", default="kubescape", help="CI job that scans cd-config")
-    p.add_argument("--artifact-path", default="kubescape-results.json")
+    p.add_argument(
+        "--artifact-path",
+        default="kubescape-results.json",
+        help="path of the report inside that job's artifacts",
+    )
     p.add_argument("--bot-username", help="the bot's GitLab username (default: settings)")
-    p.add_argument("--config", help="settings file (default: $REMEDY_CONFIG)")
+    p.add_argument("--config", help="bot settings file, YAML (default: $REMEDY_CONFIG)")
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("worker", help="a Celery worker (settings from REMEDY_* / REMEDY_CONFIG)")
     p.add_argument("--concurrency", type=int, help="threads (default: REMEDY_WORKER_CONCURRENCY)")
-    p.add_argument("--config")
+    p.add_argument("--config", help="bot settings file, YAML (default: $REMEDY_CONFIG)")
     p.set_defaults(func=cmd_worker)
 
     p = sub.add_parser("beat", help="the Celery beat scheduler (run exactly one)")
-    p.add_argument("--config")
+    p.add_argument("--config", help="bot settings file, YAML (default: $REMEDY_CONFIG)")
     p.set_defaults(func=cmd_beat)
 
     p = sub.add_parser("run-once", help="run one configured project now, without a worker")
-    p.add_argument("project")
-    p.add_argument("--config")
+    p.add_argument("project", help="a configured project id (group/name or numeric id)")
+    p.add_argument("--config", help="bot settings file, YAML (default: $REMEDY_CONFIG)")
     p.set_defaults(func=cmd_run_once)
 
     p = sub.add_parser("serve", help="the web process: GitLab webhooks, Slack/Mattermost, /metrics")
-    p.add_argument("--config")
+    p.add_argument("--config", help="bot settings file, YAML (default: $REMEDY_CONFIG)")
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser(

@@ -108,9 +108,8 @@ def _status_message(body: Any) -> str:
         status = json.loads(body) if isinstance(body, str | bytes) else None
     except ValueError:
         return ""
-    if isinstance(status, Mapping) and isinstance(status.get("message"), str):
-        return status["message"]
-    return ""
+    message = status.get("message") if isinstance(status, Mapping) else None
+    return message if isinstance(message, str) else ""
 
 
 def _api_error(exc: Any, resource: CustomResource, where: str, server: str) -> ReportError:

@@ -241,7 +241,10 @@ def handle_mr_event(
     if kind == "merged":
         MERGED.labels(project=project).inc()
         log_event("fix-merged", project=project, mr=iid)
-        send("remedy.refresh_dashboard", [project])
+        # A run now, not at the next schedule: the open bot MRs touching the merged files are
+        # regenerated from the new default branch (their files changed, so their hash did),
+        # before they sit in conflict; the run also refreshes the dashboard.
+        send("remedy.run_project", [project, True])
         return {"status": "recorded", "kind": kind}
     if kind == "reopened":
         log_event("mr-reopened", project=project, mr=iid)

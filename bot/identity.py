@@ -11,7 +11,9 @@ is the bot only when its id is that id; the username is compared only where the 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -30,6 +32,19 @@ class BotIdentity:
             return False
         # GitLab usernames are unique ignoring case, so the comparison ignores case too.
         return username.casefold() == self.username.casefold()
+
+    def is_bot_user(self, user: Mapping[str, Any] | None) -> bool:
+        """Is this GitLab user object (an API ``author``, a state event's ``user``:
+        ``{"id": ..., "username": ...}``) the bot's account?"""
+        if not user:
+            return False
+        raw = user.get("id")
+        try:
+            user_id = int(raw) if raw is not None and not isinstance(raw, bool) else None
+        except (TypeError, ValueError):
+            user_id = None
+        username = user.get("username")
+        return self.is_bot(user_id, username if isinstance(username, str) else None)
 
     def with_user_id(self, user_id: int | None) -> BotIdentity:
         """The same identity with its numeric id filled in (a configured id is kept)."""

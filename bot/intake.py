@@ -28,7 +28,10 @@ from kombu.serialization import dumps as kombu_dumps
 from kombu.utils.json import dumps as json_dumps
 from starlette.concurrency import run_in_threadpool
 
-Enqueue = Callable[[str, dict[str, Any]], None]
+Event = dict[str, Any] | str
+"""The one JSON argument of a queued task: a webhook's event, or a project id (a run)."""
+
+Enqueue = Callable[[str, Event], None]
 """Send one task by name with one JSON argument."""
 
 DEDUPE_PREFIX = "remedy:webhook:"
@@ -39,7 +42,7 @@ class QueueUnavailable(Exception):
 
 
 class Intake(Protocol):
-    async def admit(self, task: str, event: dict[str, Any], key: str, ttl: int) -> bool:
+    async def admit(self, task: str, event: Event, key: str, ttl: int) -> bool:
         """Queue ``task(event)`` unless ``key`` was admitted within ``ttl`` seconds (an empty
         key is never a duplicate). True when queued; raises `QueueUnavailable`."""
         ...
@@ -64,7 +67,7 @@ def celery_message(app: Celery, task: str, args: list[Any]) -> tuple[str, bytes]
     """The queue name and the Redis-transport message Celery would publish for ``task(*args)``."""
     task_id = str(uuid.uuid4())
     message = app.amqp.as_task_v2(task_id, task, args=args, kwargs={})
-    content_type, encoding, body = kombu_dumps(message.body, serializer="json")
+    content_type, encoding, body = kombu_dumps(message.body, serializer="json")  # type: ignore[no-untyped-call]  # kombu is untyped
     queue = app.amqp.router.route({}, task, args, {})["queue"]
     properties = {
         **message.properties,
@@ -81,7 +84,7 @@ def celery_message(app: Celery, task: str, args: list[Any]) -> tuple[str, bytes]
         "headers": message.headers,
         "properties": properties,
     }
-    return queue.name, json_dumps(envelope).encode()
+    return queue.name, json_dumps(envelope).encode()  # type: ignore[no-untyped-call]  # kombu is untyped
 
 
 class RedisIntake:
@@ -94,7 +97,7 @@ class RedisIntake:
         )
         self._script = self.client.register_script(_ADMIT)
 
-    async def admit(self, task: str, event: dict[str, Any], key: str, ttl: int) -> bool:
+    async def admit(self, task: str, event: Event, key: str, ttl: int) -> bool:
         queue, message = celery_message(self.app, task, [event])
         try:
             queued = await self._script(
@@ -154,7 +157,7 @@ class LocalIntake:
         self.enqueue = enqueue
         self.dedupe = dedupe or MemoryDedupe()
 
-    def _admit(self, task: str, event: dict[str, Any], key: str, ttl: int) -> bool:
+    def _admit(self, task: str, event: Event, key: str, ttl: int) -> bool:
         try:
             if key and not self.dedupe.first_time(key, ttl):
                 return False
@@ -163,7 +166,7 @@ class LocalIntake:
             raise QueueUnavailable(type(exc).__name__) from exc
         return True
 
-    async def admit(self, task: str, event: dict[str, Any], key: str, ttl: int) -> bool:
+    async def admit(self, task: str, event: Event, key: str, ttl: int) -> bool:
         return await run_in_threadpool(self._admit, task, event, key, ttl)
 
     async def aclose(self) -> None:

@@ -268,8 +268,12 @@ def sync_changes(
     close_missing: bool = True,
     requested: frozenset[str] = frozenset(),
     resolved: Callable[[str], bool] | None = None,
+    only: frozenset[str] | None = None,
 ) -> SyncResult:
     """Make the bot's merge requests match ``change_sets`` (see the module docstring).
+
+    ``only`` restricts the run to those change set keys (a worker's sync task of one change
+    set): the others are neither synced nor closed, but still count as wanted.
 
     ``resolved`` (given an MR description) says whether the new report proves an MR's findings
     fixed; an open MR whose change set is gone but is not proven fixed stays open.
@@ -299,6 +303,8 @@ def sync_changes(
     # workloads with Falco alerts first, then higher risk last: with limits, the safest
     # fixes are proposed first
     for cs in sorted(change_sets, key=lambda c: ("falco-alerts" not in c.meta, c.risk, c.key)):
+        if only is not None and cs.key not in only:
+            continue
         branch = settings.branch_prefix + cs.key
         try:
             _sync_one(
@@ -311,6 +317,8 @@ def sync_changes(
     if close_missing:
         wanted = {cs.key for cs in change_sets}
         for key, changes in sorted(existing.items()):
+            if only is not None and key not in only:
+                continue
             for change in changes:
                 if change.state == "opened" and key not in wanted:
                     if resolved is not None and not resolved(change.description):

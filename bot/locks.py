@@ -48,7 +48,7 @@ def acquire(client: redis.Redis, key: str, token: str, timeout: float) -> Lease 
     reclaimed = False
     if not client.set(key, token, nx=True, px=ttl_ms):
         holder = client.get(key)
-        if holder is None or holder.decode() != token:
+        if holder is None or _text(holder) != token:
             return None
         client.pexpire(key, ttl_ms)
         reclaimed = True
@@ -68,7 +68,12 @@ def extend(client: redis.Redis, lease: Lease, timeout: float) -> bool:
 
 def holder(client: redis.Redis, key: str) -> str | None:
     value = client.get(key)
-    return None if value is None else value.decode()
+    return None if value is None else _text(value)
+
+
+def _text(value: bytes | str) -> str:
+    """A Redis reply as text (these clients return bytes unless ``decode_responses``)."""
+    return value.decode() if isinstance(value, bytes) else value
 
 
 @contextmanager

@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
+from typing import Any, Literal
 
 from bot import controls as catalog
 from bot.errors import ChartError, RemedyError
@@ -169,7 +170,8 @@ class Locator:
     def __init__(self, root: Path, default_namespace: str = "default") -> None:
         self.root = root
         self.manifests = ManifestIndex.build(root, default_namespace=default_namespace)
-        self._helm = None
+        self._helm: Callable[[Finding], Target | str] | Literal[False] | None = None
+        self._index: Any = None  # the HelmIndex, once built
 
     def locate(self, finding: Finding) -> Target | str:
         try:
@@ -184,6 +186,14 @@ class Locator:
         located = helm(finding)
         return located if not isinstance(located, str) else f"{found}; {located}"
 
+    def compliant_as_deployed(self, finding: Finding) -> bool:
+        """Whether the finding only exists in a render without its deployment's namespace."""
+        from bot.locate import helm
+
+        if finding.control_id not in helm.NAMESPACE_ONLY or self._helm_locator() is None:
+            return False
+        return helm.compliant_as_deployed(finding, self.root, self._index)
+
     def _helm_locator(self) -> Callable[[Finding], Target | str] | None:
         if self._helm is None:
             from bot.locate import helm
@@ -192,6 +202,7 @@ class Locator:
             if not index.charts:
                 self._helm = False
             else:
+                self._index = index
                 self._helm = lambda f: helm.locate_helm(f, self.root, index)
         return self._helm or None
 
@@ -381,6 +392,10 @@ def build_plan(
         if progress:
             progress(n, len(findings))
         reason = _triage(finding, config)
+        if reason is not None and locator.compliant_as_deployed(finding):
+            compliant.append(finding)
+            kept.append(finding)
+            continue
         if reason is not None:
             if not (_catalog_unfixable(finding, reason) and intent_waives(finding)):
                 unfixable.append(reason)
@@ -418,6 +433,10 @@ def build_plan(
     unfixable.sort(key=lambda u: _order(u.finding))
 
     unfixable = [_point_to_sibling(u, fixes, waived) for u in unfixable]
+    # Unfixable findings by resource, so each change set finds its own without a scan of all.
+    unfixable_of: dict[str, list[int]] = {}
+    for n, item in enumerate(unfixable):
+        unfixable_of.setdefault(item.finding.resource.key, []).append(n)
     change_sets = []
     for key in sorted(fixes):
         group = fixes[key]
@@ -435,7 +454,10 @@ def build_plan(
                 risk=max((f.risk for f in group), default=Risk.LOW),
                 fixes=tuple(group),
                 files=files,
-                unresolved=tuple(u for u in unfixable if u.finding.resource.key in resources),
+                unresolved=tuple(
+                    unfixable[n]
+                    for n in sorted(n for r in resources for n in unfixable_of.get(r, ()))
+                ),
             )
         )
     if runtime is not None:

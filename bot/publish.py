@@ -50,6 +50,7 @@ def publish_plan(
     requested: frozenset[str] = frozenset(),
     overrides: Mapping[str, str] | None = None,
     limits: bool = True,
+    only: frozenset[str] | None = None,
 ) -> SyncResult:
     """Create, update, leave or close the bot's merge requests so they match ``plan``.
 
@@ -98,6 +99,7 @@ def publish_plan(
         close_missing=close_missing,
         requested=requested,
         resolved=resolved_by(report),
+        only=only,
     )
 
 

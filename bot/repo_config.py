@@ -102,6 +102,9 @@ class RepoConfig(BaseModel):
     """Only these controls (empty = all fixable ones)."""
     disabled_controls: list[str] = Field(default_factory=list)
     grouping: Grouping = "file-family"
+    """`file-family` (the default) or `file`: on the shared corpus neither conflicted when its
+    MRs were merged one after another (`bench/bench_gitlab.py --siblings`), so the smaller,
+    single-purpose MRs win."""
     default_namespace: str = Field(default="default", pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
     """The namespace of manifests that set none and that no deployment (Argo CD, Flux,
     kustomize) gives one."""

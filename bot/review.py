@@ -1,8 +1,10 @@
 """Review a person's merge request on cd-config: inline GitLab suggestions for the fixes.
 
-Pure (no I/O): given the files an MR changes, run every fixer on every workload document of each
-changed plain manifest (with the repository's ``.remedy.yaml`` policy), apply the fixes with the
-one applier, and turn the difference between the MR's text and the fixed text into suggestions.
+Given the files an MR changes, plan every wanted control on every workload document of each
+changed plain manifest with the scheduled run's planner (`bot.plan.build_plan`, on a scratch
+copy of the one file: same triage, ignores, batching, retries of declined fixes, verification and
+``.remedy.yaml`` policy), and turn the difference between the MR's text and the fixed text into
+suggestions. What the planner does not fix is a note in `Review.skipped`, never dropped.
 
 GitLab only accepts a comment on a line of the MR's diff, so each suggestion replaces a range of
 lines the MR *added* (``suggestion:-0+N`` anchored on the first line of the range); a fix that
@@ -21,27 +23,27 @@ import difflib
 import functools
 import hashlib
 import re
+import tempfile
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import jinja2
 
 from bot import controls as catalog
 from bot.markdown import Md, guard
+from bot.plan import build_plan
 from bot.render import environment, redact_line
 from bot.repo_config import CONFIG_FILE, RepoConfig
+from bot.sources.base import Report
 from fixers.edits import (
     EditError,
     apply_edits,
-    document_span,
-    load_document_text,
     load_documents,
 )
-from fixers.model import CreateManifest, Finding, Fixed, ResourceRef, Risk
-from fixers.policy import FixContext
-from fixers.registry import all_fixers, run_fixer
+from fixers.model import CreateManifest, Finding, ResourceRef, Risk, SourceHint
+from fixers.registry import all_fixers
 from fixers.view import ManifestPodView
 
 TEMPLATE = "review_suggestion.md.j2"
@@ -50,6 +52,8 @@ MERGE_GAP = 2
 MARKER = re.compile(r"<!-- kube-remedy-review:(?P<head>[0-9a-f]*) (?P<fp>[0-9a-f]{16}) -->")
 _HUNK = re.compile(r"^@@ -\d+(?:,\d+)? \+(?P<start>\d+)(?:,\d+)? @@")
 _VALUES = re.compile(r"^values([._-].*)?\.ya?ml$")
+_REVIEWED = "manifest.yaml"
+"""The name the reviewed text has in the planner's scratch checkout."""
 _NOT_REVIEWED = frozenset({CONFIG_FILE, ".gitlab-ci.yml", "Chart.yaml", "kustomization.yaml"})
 
 
@@ -241,57 +245,91 @@ def review_file(
 
 
 def fix_text(text: str, config: RepoConfig, notes: list[str] | None = None) -> _Fixed:
-    """Run every wanted fixer on every workload document of ``text``; the fixed text and which
-    fixer wrote which line. Raises `EditError` when ``text`` is not YAML."""
+    """Plan every wanted control on every workload document of ``text`` with the scheduled
+    run's planner (`bot.plan.build_plan`: one view per batch, declined fixes retried after the
+    rest, every fix verified); the fixed text and which fix wrote which line. A finding the
+    planner does not fix, other than an ignored one, is a note. Raises `EditError` when
+    ``text`` is not YAML."""
     notes = notes if notes is not None else []
-    count = len(load_documents(text))
+    documents = load_documents(text)
     lines = len(text.splitlines())
     state = _Fixed(text, origin=[None] * lines, source=list(range(lines)))
-    ctx = FixContext(policy=config.policy, location_kind="manifest")
-    for index in range(count):
-        document = _document(state.text, index)
-        view = ManifestPodView.from_document(document)
-        if view is None:
-            continue
-        workload = f"{view.kind} {view.namespace + '/' if view.namespace else ''}{view.name}"
-        resource = ResourceRef(
-            api_version=str(document.get("apiVersion", "")),
-            kind=view.kind,
-            namespace=view.namespace,
-            name=view.name,
+    findings = list(_findings(documents, config))
+    if not findings:
+        return state
+    # One file, one change set: every fix of the file is planned and verified together.
+    together = config.model_copy(update={"grouping": "file", "kyverno_policies": False})
+    with tempfile.TemporaryDirectory(prefix="remedy-review-") as root:
+        (Path(root) / _REVIEWED).write_text(text, encoding="utf-8", newline="")
+        planned = build_plan(
+            Report("review", "merge request", tuple(findings)), Path(root), together
         )
-        for fixer in all_fixers():
-            for control in fixer.controls:
-                entry = catalog.get(control)
-                if not config.wants(control) or (entry and entry.unfixable_reason):
-                    continue
-                finding = Finding(control_id=control, resource=resource)
-                if config.ignored(finding) is not None:
-                    continue
-                result = run_fixer(fixer, view, finding, ctx)
-                if not isinstance(result, Fixed):
-                    continue
-                edits = [e for e in result.edits if not isinstance(e, CreateManifest)]
-                if not edits:
-                    # A new file (a NetworkPolicy) cannot be an inline suggestion.
-                    continue
-                try:
-                    after = apply_edits(state.text, edits, index)
-                except EditError as exc:
-                    notes.append(f"{workload}: {control} could not be applied ({exc})")
-                    continue
-                if after == state.text:
-                    continue
-                step = _Step(control, fixer.risk, workload, (*result.notes, *result.values_used))
+    workloads = {index: name for index, name in _workloads(documents)}
+    for change_set in planned.change_sets:
+        for fix in change_set.fixes:
+            index = fix.location.document_index or 0
+            workload = workloads.get(index, str(fix.finding.resource))
+            edits = [e for e in fix.edits if not isinstance(e, CreateManifest)]
+            if len(edits) < len(fix.edits):
+                notes.append(
+                    f"{workload}: {fix.finding.control_id} adds a new file, which cannot be an "
+                    "inline suggestion; left to the scheduled run"
+                )
+            if not edits:
+                continue
+            try:
+                after = apply_edits(state.text, edits, index)
+            except EditError as exc:
+                notes.append(f"{workload}: {fix.finding.control_id} could not be applied ({exc})")
+                continue
+            if after != state.text:
+                step = _Step(
+                    fix.finding.control_id, fix.risk, workload, (*fix.notes, *fix.values_used)
+                )
                 _record(state, after, step)
-                view = ManifestPodView.from_document(_document(state.text, index)) or view
+    for unfixed in planned.unfixable:
+        if unfixed.category != "ignored":
+            index = unfixed.finding.source.document_index or 0
+            workload = workloads.get(index, str(unfixed.finding.resource))
+            notes.append(f"{workload}: {unfixed.finding.control_id} not fixed: {unfixed.reason}")
     return state
 
 
-def _document(text: str, index: int) -> Any:
-    """Document ``index`` of ``text``, parsing only that document."""
-    start, end = document_span(text, index)
-    return load_document_text(text[start:end])
+def _workloads(documents: Sequence[Any]) -> Iterator[tuple[int, str]]:
+    """(document index, "Kind ns/name") of every workload document."""
+    for index, document in enumerate(documents):
+        view = ManifestPodView.from_document(document)
+        if view is not None:
+            yield index, f"{view.kind} {view.namespace + '/' if view.namespace else ''}{view.name}"
+
+
+def _findings(documents: Sequence[Any], config: RepoConfig) -> Iterator[Finding]:
+    """A finding for every wanted, fixable control on every workload document, as a scanner of
+    this one file would report them."""
+    controls = [
+        control
+        for fixer in all_fixers()
+        for control in fixer.controls
+        if config.wants(control) and not _unfixable(control)
+    ]
+    for index, document in enumerate(documents):
+        view = ManifestPodView.from_document(document)
+        if view is None:
+            continue
+        resource = ResourceRef(
+            api_version=str(document.get("apiVersion", "")),
+            kind=view.kind,
+            namespace=view.namespace or None,
+            name=view.name,
+        )
+        where = SourceHint(path=_REVIEWED, document_index=index)
+        for control in controls:
+            yield Finding(control_id=control, resource=resource, source=where)
+
+
+def _unfixable(control: str) -> bool:
+    entry = catalog.get(control)
+    return bool(entry and entry.unfixable_reason)
 
 
 def _record(state: _Fixed, after: str, step: _Step) -> None:
@@ -424,7 +462,7 @@ def _suggestion(
 
 
 def _controls(ids: Sequence[str]) -> list[Mapping[str, str]]:
-    out = []
+    out: list[Mapping[str, str]] = []
     for control_id in ids:
         entry = catalog.get(control_id)
         out.append(

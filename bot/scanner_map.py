@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 from typing import Any
@@ -57,3 +58,33 @@ def to_control(scanner: str, check_id: str, failed_path: str = "") -> str | None
         if failed_path and fragment in failed_path:
             return str(control)
     return str(entry["control"])
+
+
+@dataclass(frozen=True)
+class Mapped:
+    """One scanner check and the Kubescape control(s) it maps to."""
+
+    scanner: str
+    check_id: str
+    title: str
+    control: str
+    by_path: tuple[tuple[str, str], ...] = ()
+    """(fragment of the failing path, control) pairs that override ``control``."""
+
+    @property
+    def controls(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys((self.control, *(c for _, c in self.by_path))))
+
+
+def lookup(check_id: str) -> tuple[Mapped, ...]:
+    """Every scanner's mapping of ``check_id`` (``CKV_K8S_22``, ``KSV-0014``, a Kyverno policy
+    name; case-insensitive), for ``remedy explain``; empty when no scanner knows it."""
+    found = []
+    for scanner, table in _table().items():
+        wanted = normalize(scanner, check_id).casefold()
+        for key, entry in table.items():
+            if str(key).casefold() == wanted:
+                by_path = tuple((str(f), str(c)) for f, c in (entry.get("by_path") or {}).items())
+                title = str(entry.get("title", ""))
+                found.append(Mapped(scanner, str(key), title, str(entry["control"]), by_path))
+    return tuple(found)

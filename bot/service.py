@@ -2,22 +2,39 @@
 refresh the dashboard. Each function re-reads GitLab (the source of truth) and is safe to run
 twice; only the snapshot of cd-config and the report are cached on disk, keyed by the commit id
 and the report's content, so repeated calls within a run do not re-download anything.
+
+One plan per run, on both paths. ``remedy run`` plans, syncs and writes the dashboard with one
+forge. The worker path (`plan_run`) plans once with the same reads, finds which change sets need
+a write at all (the lifecycle run against a forge that only records writes), and hands the sync
+tasks the reads the plan made (`RunInputs`: the default branch's commit, the report, the
+dashboard, the bot's id, the tree), so a sync task re-plans from them without asking GitLab again.
+cd-config's own files (``.remedy.yaml``, CODEOWNERS, the template) are read from the snapshot of
+that commit, never over the API.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import json
 import re
 import shutil
 import tempfile
+import threading
+import zlib
+from collections import OrderedDict
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
+from typing import Any
 
 import httpx
 
 from bot.cluster import ClusterAccess
 from bot.codeowners import CodeOwners, load_codeowners, reviewers_for
 from bot.errors import ConfigError, ForgeTransientError, RemedyError, ReportError
-from bot.forge.gitlab import GitLabForge
+from bot.forge.base import ChangeRequest
+from bot.forge.gitlab import SNAPSHOT_NAMES, SNAPSHOT_SUFFIXES, GitLabForge
 from bot.lifecycle import (
     IGNORE_CONTROL_PREFIX,
     IGNORED_LABEL,
@@ -28,6 +45,7 @@ from bot.lifecycle import (
     parse_marker,
     same_findings,
 )
+from bot.markdown import Md
 from bot.markdown import escape as escape_markdown
 from bot.plan import Plan, build_plan
 from bot.publish import publish_plan
@@ -83,7 +101,67 @@ def open_forge(settings: Settings, project: ProjectConfig, *, retries: int = 0) 
         bot_username=settings.bot_username,
         max_retries=retries,
         assign_reviewers=settings.assign_reviewers,
+        remember_listings=True,
     )
+
+
+class RecordedReads:
+    """A forge whose plan-time reads (the default branch's commit, the report artifact, the
+    dashboard's text) are recorded as plain JSON, and answered from a record when given one:
+    the sync tasks of a run re-plan from what the run task read. Everything else goes to the
+    forge."""
+
+    def __init__(self, forge: GitLabForge, record: Mapping[str, Any] | None = None) -> None:
+        self.forge = forge
+        self.record: dict[str, Any] = dict(record or {})
+        self.record.setdefault("artifacts", {})
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.forge, name)
+
+    def head(self, ref: str | None = None) -> str:
+        if ref is not None:
+            return self.forge.head(ref)
+        if not self.record.get("head"):
+            self.record["head"] = self.forge.head()
+        return str(self.record["head"])
+
+    def dashboard_text(self) -> str | None:
+        if "dashboard" not in self.record:
+            self.record["dashboard"] = self.forge.dashboard_text()
+        value = self.record["dashboard"]
+        return None if value is None else str(value)
+
+    def fetch_artifact(self, job_name: str, artifact_path: str, ref: str | None = None) -> bytes:
+        key = json.dumps([job_name, artifact_path, ref])
+        stored = self.record["artifacts"].get(key)
+        if stored is None:
+            data = self.forge.fetch_artifact(job_name, artifact_path, ref)
+            self.record["artifacts"][key] = base64.b64encode(zlib.compress(data)).decode()
+            return data
+        return zlib.decompress(base64.b64decode(stored))
+
+
+def checkout_reader(repo: Path, forge: Any) -> Callable[[str], str | None]:
+    """Read cd-config's own files (``.remedy.yaml``, CODEOWNERS, templates) from the snapshot
+    of the commit being planned: it holds every file of those kinds, so an absent one is absent.
+    A path through a symlink, or of a kind the snapshot leaves out, is asked of the forge (which
+    answers with the link's text, never the target's content)."""
+
+    def read(path: str) -> str | None:
+        name = PurePosixPath(path).name
+        if not (name.endswith(SNAPSHOT_SUFFIXES) or name in SNAPSHOT_NAMES):
+            return forge.read_file(path)  # type: ignore[no-any-return]
+        target = repo
+        for part in PurePosixPath(path).parts:
+            target = target / part
+            if target.is_symlink():
+                return forge.read_file(path)  # type: ignore[no-any-return]
+        if not target.is_file():
+            return None
+        return target.read_text(encoding="utf-8")
+
+    return read
 
 
 def _cache_dir(settings: Settings, project: ProjectConfig) -> Path:
@@ -93,7 +171,9 @@ def _cache_dir(settings: Settings, project: ProjectConfig) -> Path:
     return path
 
 
-def snapshot(settings: Settings, project: ProjectConfig, forge: GitLabForge) -> Path:
+def snapshot(
+    settings: Settings, project: ProjectConfig, forge: GitLabForge | RecordedReads
+) -> Path:
     """cd-config's default branch on disk, one directory per commit id (kept: the last one)."""
     head = forge.head()
     base = _cache_dir(settings, project) / "checkouts"
@@ -109,7 +189,9 @@ def snapshot(settings: Settings, project: ProjectConfig, forge: GitLabForge) -> 
     return target
 
 
-def fetch_report(settings: Settings, project: ProjectConfig, forge: GitLabForge) -> Report:
+def fetch_report(
+    settings: Settings, project: ProjectConfig, forge: GitLabForge | RecordedReads
+) -> Report:
     source = project.report
     if source.kind == "gitlab-artifact":
         data = forge.fetch_artifact(source.job, source.artifact_path, source.ref)
@@ -141,21 +223,26 @@ def plan_project(settings: Settings, project: ProjectConfig) -> ProjectPlan:
     return plan_with(forge, settings, project)
 
 
-def plan_with(forge: GitLabForge, settings: Settings, project: ProjectConfig) -> ProjectPlan:
+def plan_with(
+    forge: GitLabForge | RecordedReads, settings: Settings, project: ProjectConfig
+) -> ProjectPlan:
+    """Plan a project through ``forge`` (a `RecordedReads` records or replays the reads)."""
+    source = forge if isinstance(forge, RecordedReads) else RecordedReads(forge)
+    repo = snapshot(settings, project, source)
+    read = checkout_reader(repo, source)
     config_error = None
     try:
-        config = parse_repo_config(forge.read_file(CONFIG_FILE), CONFIG_FILE)
+        config = parse_repo_config(read(CONFIG_FILE), CONFIG_FILE)
     except ConfigError as exc:
         config, config_error = RepoConfig(enabled=False), str(exc)
-    report = fetch_report(settings, project, forge)
-    repo = snapshot(settings, project, forge)
+    report = fetch_report(settings, project, source)
     plan = build_plan(report, repo, config) if config.enabled else Plan((), ())
-    extra = reviewer_ignores(forge, plan)
+    extra = reviewer_ignores(source, plan)
     if extra:
         config = config.model_copy(update={"ignore": [*config.ignore, *extra]})
         plan = build_plan(report, repo, config)
-    dashboard = forge.dashboard_text() if hasattr(forge, "dashboard_text") else None
-    overrides, template_error = template_overrides(forge, plan, settings.bot_username)
+    dashboard = source.dashboard_text()
+    overrides, template_error = template_overrides(read, plan, settings.bot_username)
     return ProjectPlan(
         project.id,
         plan,
@@ -163,19 +250,19 @@ def plan_with(forge: GitLabForge, settings: Settings, project: ProjectConfig) ->
         config,
         config_error,
         requested_keys(dashboard),
-        codeowners=load_codeowners(forge.read_file),
+        codeowners=load_codeowners(read),
         overrides=overrides,
         template_error=template_error,
     )
 
 
 def template_overrides(
-    forge: GitLabForge, plan: Plan, bot_username: str
+    read: Callable[[str], str | None] | GitLabForge, plan: Plan, bot_username: str
 ) -> tuple[dict[str, str], str | None]:
     """cd-config's merge-request template, if it has one and it renders in the sandbox for this
     plan's first change set (or, with none, compiles); otherwise the built-in one and why the
     override was dropped (shown on the dashboard)."""
-    text = forge.read_file(TEMPLATE_OVERRIDE)
+    text = read(TEMPLATE_OVERRIDE) if callable(read) else read.read_file(TEMPLATE_OVERRIDE)
     if text is None:
         return {}, None
     overrides = {MR_TEMPLATE: text}
@@ -198,7 +285,7 @@ def template_overrides(
     return overrides, None
 
 
-def reviewer_ignores(forge: GitLabForge, plan: Plan) -> list[IgnoreRule]:
+def reviewer_ignores(forge: GitLabForge | RecordedReads, plan: Plan) -> list[IgnoreRule]:
     """Ignore rules from ``kube-remedy-ignore:C-NNNN`` labels reviewers put on open bot MRs
     (the ``ignore CONTROL`` command): that control is left out of that MR's resources."""
     wanted: dict[str, set[str]] = {}
@@ -225,7 +312,12 @@ def reviewer_ignores(forge: GitLabForge, plan: Plan) -> list[IgnoreRule]:
 
 
 def _publish(
-    forge: GitLabForge, settings: Settings, pp: ProjectPlan, keys: set[str] | None
+    forge: Any,
+    settings: Settings,
+    pp: ProjectPlan,
+    keys: set[str] | None,
+    *,
+    only: frozenset[str] | None = None,
 ) -> SyncResult:
     plan = pp.plan
     if keys is not None:
@@ -241,6 +333,7 @@ def _publish(
         requested=pp.requested,
         reviewers=reviewers_for(pp.codeowners, pp.config.teams, exclude=[settings.bot_username]),
         overrides=pp.overrides,
+        only=only,
     )
 
 
@@ -249,6 +342,166 @@ def sync_one(settings: Settings, project: ProjectConfig, pp: ProjectPlan, key: s
     forge = open_forge(settings, project)
     result = _publish(forge, settings, pp, {key})
     return next(d for d in result.decisions if d.key == key)
+
+
+class _WritesRecorded:
+    """A forge that reads through and records the writes the lifecycle would make, by branch,
+    without making them: which change sets of a run need a sync task at all."""
+
+    def __init__(self, forge: Any) -> None:
+        self.forge = forge
+        self.branches: set[str] = set()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.forge, name)
+
+    def commit_files(self, branch: str, files: Mapping[str, str], message: str, **_: Any) -> str:
+        self.branches.add(branch)
+        return "planned"
+
+    def open_change(
+        self,
+        branch: str,
+        title: str,
+        description: str,
+        labels: Sequence[str],
+        reviewers: Sequence[str] = (),
+    ) -> ChangeRequest:
+        self.branches.add(branch)
+        return ChangeRequest(0, branch, title, description, "opened", tuple(labels))
+
+    def update_change(self, change: ChangeRequest, **_: Any) -> ChangeRequest:
+        self.branches.add(change.branch)
+        return change
+
+    def close_change(self, change: ChangeRequest, comment: str) -> None:
+        self.branches.add(change.branch)
+
+    def comment(self, change: ChangeRequest, body: str) -> None:
+        self.branches.add(change.branch)
+
+    def delete_branch(self, branch: str) -> None:
+        self.branches.add(branch)
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    """One worker-path run, planned once: what the sync tasks need, and which of them to run."""
+
+    pp: ProjectPlan
+    inputs: dict[str, Any]
+    """Plain JSON: the reads the plan made and what the forge learnt (`RecordedReads`,
+    `GitLabForge.known`); a sync task re-plans from it with no request."""
+    pending: tuple[tuple[str, str], ...]
+    """(key, findings hash) of each change set whose MR needs a write; the hash is empty for an
+    open MR whose change set is gone (to be closed)."""
+    forge: GitLabForge
+
+    @property
+    def change_sets(self):  # type: ignore[no-untyped-def]
+        return self.pp.plan.change_sets
+
+    @property
+    def unfixable(self):  # type: ignore[no-untyped-def]
+        return self.pp.plan.unfixable
+
+    @property
+    def inputs_id(self) -> str:
+        return inputs_id(self.inputs)
+
+
+def inputs_id(inputs: Mapping[str, Any]) -> str:
+    """Names a run's inputs: the default branch's commit and a digest of everything else."""
+    digest = hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()
+    return f"{(inputs.get('reads') or {}).get('head', '')}-{digest[:16]}"
+
+
+_PLANS: OrderedDict[tuple[str, str], ProjectPlan] = OrderedDict()
+_PLANS_LOCK = threading.Lock()
+_PLANS_KEPT = 4
+"""Plans kept in this process, newest last: a worker's threads share the plan of their run."""
+
+
+def _remember(project: str, key: str, pp: ProjectPlan | None = None) -> ProjectPlan | None:
+    """The plan this process made from the inputs named ``key`` (storing ``pp`` when given):
+    planning is CPU-bound (seconds for hundreds of workloads), so a run plans once per
+    process, not once per task."""
+    with _PLANS_LOCK:
+        if pp is not None:
+            _PLANS[(project, key)] = pp
+            while len(_PLANS) > _PLANS_KEPT:
+                _PLANS.popitem(last=False)
+        found = _PLANS.get((project, key))
+        if found is not None:
+            _PLANS.move_to_end((project, key))
+        return found
+
+
+def plan_run(settings: Settings, project: ProjectConfig) -> RunPlan:
+    """Plan a project once for the workers (the reads of `remedy run`'s planning, no more)."""
+    forge = open_forge(settings, project)
+    reads = RecordedReads(forge)
+    pp = plan_with(reads, settings, project)
+    dry = _WritesRecorded(forge)
+    result = _publish(dry, settings, pp, None)
+    hashes = {cs.key: cs.findings_hash for cs in pp.plan.change_sets}
+    pending = tuple(
+        dict.fromkeys(
+            (d.key, hashes.get(d.key, "")) for d in result.decisions if d.branch in dry.branches
+        )
+    )
+    if any(h for _, h in pending):
+        forge.list_files()  # once here, not once per commit of every sync task
+    inputs = {"reads": reads.record, "forge": forge.known()}
+    run = RunPlan(pp, inputs, pending, forge)
+    if pending:
+        _remember(project.id, run.inputs_id, pp)
+    return run
+
+
+def _replan(
+    settings: Settings, project: ProjectConfig, inputs: Mapping[str, Any]
+) -> tuple[GitLabForge, ProjectPlan]:
+    forge = open_forge(settings, project)
+    forge.prime(inputs.get("forge") or {})
+    key = inputs_id(inputs)
+    pp = _remember(project.id, key)
+    if pp is None:
+        pp = plan_with(RecordedReads(forge, inputs.get("reads")), settings, project)
+        _remember(project.id, key, pp)
+    return forge, pp
+
+
+def sync_planned(
+    settings: Settings, project: ProjectConfig, inputs: Mapping[str, Any], key: str, digest: str
+) -> SyncDecision | None:
+    """A sync task's body: re-plan from the run's ``inputs``, then create, update, leave or
+    close the MR of ``key`` alone. None when the plan no longer agrees with the run task's
+    (``digest``): a newer run owns that decision."""
+    forge, pp = _replan(settings, project, inputs)
+    current = {cs.key: cs.findings_hash for cs in pp.plan.change_sets}
+    if current.get(key, "") != digest:
+        return None
+    result = _publish(forge, settings, pp, None, only=frozenset({key}))
+    return next((d for d in result.decisions if d.key == key), None)
+
+
+def refresh_planned(settings: Settings, project: ProjectConfig, inputs: Mapping[str, Any]) -> None:
+    """The dashboard task's body: re-plan from the run's ``inputs`` and rewrite the dashboard."""
+    forge, pp = _replan(settings, project, inputs)
+    _write_dashboard(forge, settings, pp)
+
+
+def finish_run(settings: Settings, run: RunPlan) -> None:
+    """A run with nothing to sync: the dashboard, with the forge that planned it."""
+    _write_dashboard(run.forge, settings, run.pp)
+
+
+def _write_dashboard(forge: GitLabForge, settings: Settings, pp: ProjectPlan) -> None:
+    forge.upsert_dashboard(
+        DASHBOARD_TITLE,
+        render_dashboard(pp, list(forge.find_changes()), branch_prefix=settings.branch_prefix),
+    )
 
 
 def render_dashboard(
@@ -322,7 +575,8 @@ def render_dashboard(
             if result and result.next_slot
             else None,
             limits=pp.config.limits,
-            settings=LIMIT_SETTINGS,
+            # the bot's own wording, Markdown on purpose (code spans)
+            settings={name: Md(text) for name, text in LIMIT_SETTINGS.items()},
         )
     )
     if pp.template_error:
@@ -334,11 +588,7 @@ def render_dashboard(
 
 
 def refresh_dashboard(settings: Settings, project: ProjectConfig, pp: ProjectPlan) -> None:
-    forge = open_forge(settings, project)
-    forge.upsert_dashboard(
-        DASHBOARD_TITLE,
-        render_dashboard(pp, list(forge.find_changes()), branch_prefix=settings.branch_prefix),
-    )
+    _write_dashboard(open_forge(settings, project), settings, pp)
 
 
 @dataclass(frozen=True)

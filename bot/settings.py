@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
-import yaml
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -27,11 +26,13 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from bot.errors import ConfigError
 from bot.identity import BotIdentity
+from bot.safe_load import load_yaml
 
 # Fields that may be read from a file (REMEDY_<NAME>_FILE); redis_url because it may hold a password.
 SECRET_FIELDS = ("gitlab_token", "webhook_secret", "slack_signing_secret", "mattermost_token")
 FILE_FIELDS = (*SECRET_FIELDS, "redis_url")
 CRON_FIELDS = ("minute", "hour", "day_of_month", "month_of_year", "day_of_week")
+MAX_CONFIG_FILE_BYTES = 1024 * 1024
 
 
 def parse_cron(expression: str) -> dict[str, str]:
@@ -254,14 +255,18 @@ def mask_url(url: str) -> str:
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
+    origin = f"config file {path}"
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        if path.stat().st_size > MAX_CONFIG_FILE_BYTES:  # never read a huge file whole
+            raise ConfigError(
+                f"{origin} is over the limit of {MAX_CONFIG_FILE_BYTES // 1048576} MB; refusing it"
+            )
+        text = path.read_text(encoding="utf-8")
     except OSError as exc:
-        raise ConfigError(f"cannot read config file {path}: {exc.strerror or exc}") from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" line {mark.line + 1}" if mark is not None else ""
-        raise ConfigError(f"config file {path}{where} is not valid YAML") from None
+        raise ConfigError(f"cannot read {origin}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{origin} is not UTF-8 text") from None
+    data = load_yaml(text, origin, max_bytes=MAX_CONFIG_FILE_BYTES, error=ConfigError)
     if data is None:
         return {}
     if not isinstance(data, dict):

@@ -4,9 +4,16 @@ Tasks take ids and plain JSON, re-read state (settings, the report, the forge), 
 function and are safe to run twice, which is what makes ``acks_late`` safe: a task whose worker
 dies is delivered again and converges on the same merge requests.
 
-    run_project(project_id)        lock the project, plan, fan out:
-      -> sync_change_set(project_id, key, findings_hash)   one per change set, in parallel
-      -> refresh_dashboard(project_id)                       once all of them are done
+    run_project(project_id)        lock the project, plan once, fan out:
+      -> sync_change_set(project_id, key, findings_hash, inputs_id)   one per change set that
+                                                                      needs a write, in parallel
+      -> refresh_dashboard(project_id, inputs_id)                     once all of them are done
+
+One plan per run: with a service that offers ``plan_run`` (`bot.service`), the run task plans,
+finds which change sets need a write at all, and stores the reads its plan made in Redis under
+``inputs_id`` (the default branch's commit and a digest; `RUN_INPUTS_TTL`). Sync tasks re-plan
+from those inputs without asking GitLab again; when they are gone (expired, Redis restarted) a
+task re-reads everything, as before. A run with nothing to write refreshes the dashboard itself.
 
 Only errors `is_transient` accepts are retried (exponential backoff with jitter, bounded);
 a `RemedyError` is a user's problem: logged, counted, and left for the dashboard.
@@ -17,10 +24,12 @@ from __future__ import annotations
 import functools
 import importlib
 import importlib.util
+import json
 import socket
 import sys
 import time
 import uuid
+import zlib
 from collections.abc import Callable, Iterable
 from types import ModuleType, SimpleNamespace
 from typing import Any
@@ -58,6 +67,8 @@ class RedisUnavailable(RemedyError):
 
 PUBLISH_WAIT = 120.0
 """Seconds a sync task waits for its project's publish lock before retrying later."""
+RUN_INPUTS_TTL = 6 * 3600
+"""Seconds a run's plan inputs stay in Redis for its sync tasks (retries included)."""
 
 
 def is_transient(exc: BaseException) -> bool:
@@ -234,7 +245,7 @@ def _severity(finding: Any) -> str:
 
 
 def _plan_findings(plan: Any) -> Iterable[Any]:
-    findings = getattr(plan, "findings", None)
+    findings: Iterable[Any] | None = getattr(plan, "findings", None)
     if findings:
         return findings
     out = [f for cs in plan.change_sets for f in cs.findings]
@@ -243,15 +254,40 @@ def _plan_findings(plan: Any) -> Iterable[Any]:
 
 
 @app.task(bind=True, base=RemedyTask, name="remedy.run_project")
-def run_project(self: RemedyTask, project_id: str) -> dict[str, Any]:
-    """Plan one project under its lock and fan out one sync task per change set."""
-    return _adapter(self, _run_project, project_id)
+def run_project(self: RemedyTask, project_id: str, wait: bool = False) -> dict[str, Any]:
+    """Plan one project under its lock and fan out one sync task per change set.
+
+    ``wait`` (a run asked for by an event, such as a bot MR merged, whose siblings must be
+    regenerated now): when another run holds the lock, retry shortly instead of skipping."""
+    return _adapter(self, _run_project, project_id, _enqueue, wait)
 
 
-def _enqueue(project_id: str, keys: list[tuple[str, str]]) -> None:
+def _inputs_key(project_id: str, inputs_id: str) -> str:
+    return f"remedy:run-inputs:{project_id}:{inputs_id}"
+
+
+def store_inputs(project_id: str, inputs_id: str, inputs: dict[str, Any]) -> None:
+    """Keep a run's plan inputs for its tasks (compressed JSON, `RUN_INPUTS_TTL`)."""
+    data = zlib.compress(json.dumps(inputs, sort_keys=True).encode())
+    redis_client().set(_inputs_key(project_id, inputs_id), data, ex=RUN_INPUTS_TTL)
+
+
+def load_inputs(project_id: str, inputs_id: str | None) -> dict[str, Any] | None:
+    """A run's plan inputs, or None when there are none (then the task re-reads GitLab)."""
+    if not inputs_id:
+        return None
+    data = redis_client().get(_inputs_key(project_id, inputs_id))
+    if data is None:
+        log_event("run-inputs-missing", project=project_id, inputs=inputs_id)
+        return None
+    loaded = json.loads(zlib.decompress(data))  # type: ignore[arg-type]
+    return loaded if isinstance(loaded, dict) else None
+
+
+def _enqueue(project_id: str, keys: list[tuple[str, str]], inputs_id: str | None = None) -> None:
     """Fan out: the sync tasks in parallel, then the dashboard once all are done."""
-    syncs = [sync_change_set.si(project_id, key, digest) for key, digest in keys]
-    dashboard = refresh_dashboard.si(project_id)
+    syncs = [sync_change_set.si(project_id, key, digest, inputs_id) for key, digest in keys]
+    dashboard = refresh_dashboard.si(project_id, inputs_id)
     if syncs:
         chord(syncs)(dashboard)
     else:
@@ -261,7 +297,8 @@ def _enqueue(project_id: str, keys: list[tuple[str, str]]) -> None:
 def _run_project(
     task: RemedyTask,
     project_id: str,
-    fan_out: Callable[[str, list[tuple[str, str]]], None] = _enqueue,
+    fan_out: Callable[[str, list[tuple[str, str]], str | None], None] = _enqueue,
+    wait: bool = False,
 ) -> dict[str, Any]:
     settings = get_settings()
     project = settings.project(project_id)
@@ -269,6 +306,8 @@ def _run_project(
     key = locks.lock_key("project", project_id)
     with locks.held(redis_client(), key, token, settings.lock_timeout) as lease:
         if lease is None:
+            if wait:
+                raise LockBusy(f"{project_id} is being run; this run waits for it")
             LOCK_SKIPS.labels(project=project_id).inc()
             log_event(
                 "run-skipped",
@@ -277,39 +316,57 @@ def _run_project(
                 holder=locks.holder(redis_client(), key),
             )
             return {"status": "skipped", "reason": "locked", "project": project_id}
-        plan = service(settings).plan_project(settings, project)
+        svc = service(settings)
+        inputs_id: str | None = None
+        if hasattr(svc, "plan_run"):
+            run = svc.plan_run(settings, project)
+            plan, pending = run, list(run.pending)
+        else:
+            run, plan = None, svc.plan_project(settings, project)
         record_findings(project_id, ((f.control_id, _severity(f)) for f in _plan_findings(plan)))
         unfixable = len(getattr(plan, "unfixable", ()))
         keys = [(cs.key, cs.findings_hash) for cs in plan.change_sets]
+        if run is None:
+            pending = keys
+        elif pending:
+            inputs_id = run.inputs_id
+            store_inputs(project_id, inputs_id, run.inputs)
         log_event(
             "run-planned",
             project=project_id,
             change_sets=len(keys),
+            to_sync=len(pending),
             unfixable=unfixable,
             fence=lease.fence,
             reclaimed=lease.reclaimed,
         )
-        # Enqueued under the lock, so two runs never fan out the same project at once; the sync
-        # tasks themselves take per-change-set locks.
-        fan_out(project_id, keys)
+        if run is not None and not pending:
+            # nothing to write: the dashboard with the forge that planned, no task, no re-read
+            svc.finish_run(settings, run)
+            log_event("dashboard-refreshed", project=project_id)
+        else:
+            # Enqueued under the lock, so two runs never fan out the same project at once; the
+            # sync tasks themselves take per-change-set locks.
+            fan_out(project_id, pending, inputs_id)
     return {
         "status": "planned",
         "project": project_id,
         "change_sets": [k for k, _ in keys],
+        "synced": [k for k, _ in pending],
         "unfixable": unfixable,
     }
 
 
 @app.task(bind=True, base=RemedyTask, name="remedy.sync_change_set")
 def sync_change_set(
-    self: RemedyTask, project_id: str, key: str, findings_hash: str
+    self: RemedyTask, project_id: str, key: str, findings_hash: str, inputs_id: str | None = None
 ) -> dict[str, Any]:
     """Create or update the merge request of one change set (idempotent).
 
     When its retries are used up it returns a failed result rather than raising, so the
     chord still refreshes the dashboard at the end of the run."""
     try:
-        return _adapter(self, _sync_change_set, project_id, key, findings_hash)
+        return _adapter(self, _sync_change_set, project_id, key, findings_hash, inputs_id)
     except Exception as exc:
         if not is_transient(exc) or self.request.retries < get_settings().max_retries:
             raise
@@ -318,7 +375,7 @@ def sync_change_set(
 
 
 def _sync_change_set(
-    task: RemedyTask, project_id: str, key: str, findings_hash: str
+    task: RemedyTask, project_id: str, key: str, findings_hash: str, inputs_id: str | None = None
 ) -> dict[str, Any]:
     settings = get_settings()
     project = settings.project(project_id)
@@ -329,14 +386,19 @@ def _sync_change_set(
     ) as lease:
         if lease is None:
             raise LockBusy(f"change set {key} of {project_id} is being synced elsewhere")
-        # Re-read state: the plan is deterministic for a report, so this finds the same change set
-        # unless a newer report arrived, in which case the newer run owns the decision.
-        plan = svc.plan_project(settings, project)
-        current = {cs.key: cs for cs in plan.change_sets}
-        change_set = current.get(key)
-        if change_set is None or change_set.findings_hash != findings_hash:
-            log_decision(project_id, key, "superseded", reason="the report changed since planning")
-            return {"status": "superseded", "key": key}
+        inputs = load_inputs(project_id, inputs_id) if hasattr(svc, "sync_planned") else None
+        plan = None
+        if inputs is None:
+            # Re-read state: the plan is deterministic for a report, so this finds the same
+            # change set unless a newer report arrived; then the newer run owns the decision.
+            plan = svc.plan_project(settings, project)
+            current = {cs.key: cs for cs in plan.change_sets}
+            change_set = current.get(key)
+            if change_set is None or change_set.findings_hash != findings_hash:
+                log_decision(
+                    project_id, key, "superseded", reason="the report changed since planning"
+                )
+                return {"status": "superseded", "key": key}
         # Limits (max_open, max_new_per_hour) count the MRs GitLab lists, so "count, then
         # open" must not interleave between workers: one publish at a time per project.
         # Its own token per attempt (a redelivery of this task must queue too, not re-enter),
@@ -348,7 +410,13 @@ def _sync_change_set(
         ) as held:
             if held is None:
                 raise LockBusy(f"{project_id} is publishing another change set")
-            decision = svc.sync_one(settings, project, plan, key)
+            if plan is not None:
+                decision = svc.sync_one(settings, project, plan, key)
+            else:
+                decision = svc.sync_planned(settings, project, inputs, key, findings_hash)
+        if decision is None:
+            log_decision(project_id, key, "superseded", reason="the report changed since planning")
+            return {"status": "superseded", "key": key}
         action = _decision_name(decision)
         log_decision(project_id, key, action, **_decision_fields(decision))
         error = getattr(decision, "error", None)
@@ -381,12 +449,16 @@ def _decision_fields(decision: Any) -> dict[str, Any]:
 
 
 @app.task(bind=True, base=RemedyTask, name="remedy.refresh_dashboard")
-def refresh_dashboard(self: RemedyTask, project_id: str) -> dict[str, Any]:
+def refresh_dashboard(
+    self: RemedyTask, project_id: str, inputs_id: str | None = None
+) -> dict[str, Any]:
     """Rewrite the project's dashboard issue from the current plan and merge requests."""
-    return _adapter(self, _refresh_dashboard, project_id)
+    return _adapter(self, _refresh_dashboard, project_id, inputs_id)
 
 
-def _refresh_dashboard(task: RemedyTask, project_id: str) -> dict[str, Any]:
+def _refresh_dashboard(
+    task: RemedyTask, project_id: str, inputs_id: str | None = None
+) -> dict[str, Any]:
     settings = get_settings()
     project = settings.project(project_id)
     svc = service(settings)
@@ -396,8 +468,11 @@ def _refresh_dashboard(task: RemedyTask, project_id: str) -> dict[str, Any]:
     ) as lease:
         if lease is None:
             raise LockBusy(f"dashboard of {project_id} is being written elsewhere")
-        plan = svc.plan_project(settings, project)
-        svc.refresh_dashboard(settings, project, plan)
+        inputs = load_inputs(project_id, inputs_id) if hasattr(svc, "refresh_planned") else None
+        if inputs is not None:
+            svc.refresh_planned(settings, project, inputs)
+        else:
+            svc.refresh_dashboard(settings, project, svc.plan_project(settings, project))
     log_event("dashboard-refreshed", project=project_id)
     return {"status": "refreshed", "project": project_id}
 
@@ -503,14 +578,14 @@ def run_once(settings: Settings, project: str | ProjectConfig) -> dict[str, Any]
 
     failures: list[Exception] = []
 
-    def inline_fan_out(pid: str, keys: list[tuple[str, str]]) -> None:
+    def inline_fan_out(pid: str, keys: list[tuple[str, str]], inputs_id: str | None) -> None:
         for key, digest in keys:
             try:
-                _inline(sync_change_set.name, _sync_change_set, pid, key, digest)
+                _inline(sync_change_set.name, _sync_change_set, pid, key, digest, inputs_id)
             except Exception as exc:
                 # Like a worker: one change set giving up does not stop the others.
                 failures.append(exc)
-        _inline(refresh_dashboard.name, _refresh_dashboard, pid)
+        _inline(refresh_dashboard.name, _refresh_dashboard, pid, inputs_id)
 
     result = _inline(run_project.name, _run_project, project_id, inline_fan_out)
     if failures:

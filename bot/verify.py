@@ -45,7 +45,7 @@ def verify_fix(
         return f"the edited file does not verify: {view}"
     document = workload_document(view)
     if document is not None:
-        problems = quantity_problems(document) + schema_problems(document)
+        problems = _problems_once(document)
         if problems:
             new = [p for p in problems if p not in _original_problems(target, overlay)]
             if new:
@@ -71,7 +71,7 @@ def _original_problems(target: Target, overlay: FileOverlay) -> list[str]:
     document = None if isinstance(before, str) else workload_document(before)
     if document is None:
         return []
-    return quantity_problems(document) + schema_problems(document)
+    return list(_problems_once(document))
 
 
 _QUANTITY_MAPS = ("limits", "requests")
@@ -125,7 +125,7 @@ def _schema_dir(version: str) -> str | None:
     if root is None:
         return None
     wanted = tuple(int(p) for p in version.split("."))
-    shipped = []
+    shipped: list[tuple[tuple[int, int], str]] = []
     for entry in root.iterdir():
         match = _VERSION_DIR.match(entry.name)
         if match:
@@ -145,6 +145,8 @@ def _registry(schema_dir: str) -> Any:
     from referencing import Registry, Resource
 
     root = _schema_root()
+    if root is None:  # callers found schema_dir under it first
+        raise ConfigError("kubernetes-validate's schemas are not installed")
     definitions = json.loads(root.joinpath(schema_dir, "_definitions.json").read_text())
     return Resource.from_contents(definitions) @ Registry()
 
@@ -156,24 +158,28 @@ def _validator(schema_dir: str, kind: str, api_version: str) -> Any | None:
 
     group_version = re.sub(r"^([^./]*)(?:\.[^/]*)?/", r"\1-", api_version)
     name = f"{kind.lower()}-{group_version}.json"
-    schema_file = _schema_root().joinpath(schema_dir, name)
+    root = _schema_root()
+    if root is None:
+        return None
+    schema_file = root.joinpath(schema_dir, name)
     if not re.fullmatch(r"[a-z0-9.-]+\.json", name) or not schema_file.is_file():
         return None
     schema = json.loads(schema_file.read_text())
     return Draft202012Validator(schema, registry=_registry(schema_dir))
 
 
-_checked: dict[int, tuple[Mapping[str, Any], str | None]] = {}
+_checked: dict[tuple[int, str], tuple[Mapping[str, Any], tuple[str, ...]]] = {}
 
 
-def _schema_problem_once(document: Mapping[str, Any]) -> str | None:
-    """`schema_problem` once per parsed document object: the planner verifies every finding of a
-    batch against the same (memoised, never mutated) document."""
-    key = id(document)
+def _problems_once(document: Mapping[str, Any]) -> tuple[str, ...]:
+    """Quantity and schema problems once per parsed document object: every finding of a batch
+    is verified against the same (memoised, never mutated) document, so it is validated once,
+    after the batch's last edit, against the schema of its kind."""
+    key = (id(document), kubernetes_version())
     hit = _checked.get(key)
     if hit is not None and hit[0] is document:
         return hit[1]
-    result = schema_problem(document)
+    result = (*quantity_problems(document), *schema_problems(document))
     if len(_checked) > 512:
         _checked.clear()
     _checked[key] = (document, result)  # holding the document keeps its id unique

@@ -14,8 +14,12 @@ deeper than ``max_json_depth`` included, checked before it is parsed), 413 body 
 down. Each refusal is logged and writes nothing.
 
 Replays act once: every event that queues work carries a de-duplication key naming what it is,
-not how it was delivered (`note_key`, `merge_request_key`, `slack_key`, `mattermost_key`), kept
-for ``dedupe_ttl`` seconds, which is longer than any accepted request age.
+not how it was delivered (`note_key`, `merge_request_key`, `pipeline_key`, `slack_key`,
+`mattermost_key`), kept for ``dedupe_ttl`` seconds, which is longer than any accepted request age.
+
+Pipeline events (GitLab's "Pipeline Hook", from a project webhook with "Pipeline events" or from
+``remedy notify-pipeline`` in the CI template) queue a run of the project when a pipeline of its
+default branch has a finished scan job (the project's ``report.job``): once per pipeline.
 """
 
 from __future__ import annotations
@@ -44,6 +48,7 @@ from bot.commands import Actor, CommandError, Context
 from bot.intake import (
     DedupeStore,
     Enqueue,
+    Event,
     Intake,
     LocalIntake,
     QueueUnavailable,
@@ -51,7 +56,7 @@ from bot.intake import (
     RedisIntake,
 )
 from bot.observability import log_event
-from bot.settings import Settings
+from bot.settings import GitlabArtifactReport, Settings
 from bot.web_settings import WebSettings
 
 REQUESTS = Counter(
@@ -99,6 +104,12 @@ def merge_request_key(
     """One merge request event: its action, the push it carries (old and new head) and GitLab's
     ``updated_at`` of the merge request at that moment."""
     return f"mr:{project_id}:{iid}:" + _digest(action, oldrev, head, updated_at)
+
+
+def pipeline_key(project_id: int, pipeline_id: int) -> str:
+    """One pipeline: GitLab sends a hook at every status change of the pipeline and the CI
+    template sends one more; all of them run the project once."""
+    return f"pipeline:{project_id}:{pipeline_id}"
 
 
 def slack_key(timestamp: str, signature: str) -> str:
@@ -211,8 +222,42 @@ class MergeRequestHook(_Edge):
     object_attributes: MergeRequestAttributes
 
 
-Decision: TypeAlias = str | tuple[str, dict[str, Any], str]
-"""The reason an event is ignored, or (task, event, de-duplication key)."""
+class PipelineProject(HookProject):
+    default_branch: str | None = None
+
+
+class PipelineAttributes(_Edge):
+    id: int
+    ref: str
+    status: str
+    tag: bool = False
+    source: str | None = None
+
+
+class PipelineBuild(_Edge):
+    name: str
+    status: str
+
+
+class PipelineHook(_Edge):
+    object_kind: Literal["pipeline"]
+    project: PipelineProject
+    object_attributes: PipelineAttributes
+    builds: tuple[PipelineBuild, ...] = ()
+
+
+FINISHED_BUILD = frozenset({"success", "failed"})
+"""Build statuses after which the scan's artifact exists (a failed scan is one with findings)."""
+
+
+def is_scan_job(name: str, job: str) -> bool:
+    """Is ``name`` the scan job ``job``, alone or as one of its ``parallel`` instances
+    (``kubescape 1/2``, ``kubescape: [prod]``)?"""
+    return name == job or name.startswith((f"{job} ", f"{job}: "))
+
+
+Decision: TypeAlias = str | tuple[str, Event, str]
+"""The reason an event is ignored, or (task, its one JSON argument, de-duplication key)."""
 
 
 def _validate(model: type[BaseModel], payload: dict[str, Any]) -> Any:
@@ -239,7 +284,7 @@ def _celery_enqueue(settings: Settings) -> Enqueue:
 
     tasks.configure(settings)
 
-    def enqueue(name: str, event: dict[str, Any]) -> None:
+    def enqueue(name: str, event: Event) -> None:
         tasks.app.send_task(name, args=[event])
 
     return enqueue
@@ -304,7 +349,7 @@ def create_app(
             chunks.append(chunk)
         return b"".join(chunks)
 
-    async def queue(name: str, key: str, event: dict[str, Any]) -> bool:
+    async def queue(name: str, key: str, event: Event) -> bool:
         """Record the delivery and enqueue; False when it was delivered before."""
         try:
             return await events.admit(name, event, key, web.dedupe_ttl)
@@ -357,6 +402,8 @@ def create_app(
             decision = _note(payload)
         elif kind == "merge_request":
             decision = _merge_request(payload)
+        elif kind == "pipeline":
+            decision = _pipeline(payload)
         else:
             header = request.headers.get("x-gitlab-event", "")
             shown = str(kind if kind is not None else header)[:60]
@@ -365,7 +412,11 @@ def create_app(
             return 200, "ignored", decision, {}
         task, event, key = decision
         queued = await queue(task, key, event)
-        fields = {"project": event["project"], "mr": event["mr_iid"], "task": task}
+        fields: dict[str, Any] = {"task": task}
+        if isinstance(event, dict):
+            fields.update(project=event["project"], mr=event["mr_iid"])
+        else:  # a project run takes the project id alone
+            fields["project"] = event
         if not queued:
             return 200, "ignored", "duplicate delivery", fields
         return 202, "queued", task, fields
@@ -458,6 +509,32 @@ def create_app(
             return "project is not configured"
         event = {"project": _project_key(hook.project), "mr_iid": attrs.iid}
         return "remedy.review_mr", event, _mr_key(hook)
+
+    def _pipeline(payload: dict[str, Any]) -> Decision:
+        """A pipeline of the default branch whose scan job finished: run the project now (the
+        task the schedule and ``/remedy run`` queue), once per pipeline."""
+        hook: PipelineHook = _validate(PipelineHook, payload)
+        attrs = hook.object_attributes
+        if not _configured(hook.project):
+            return "project is not configured"
+        project_id = _project_key(hook.project)
+        report = settings.project(project_id).report
+        job, branch = "kubescape", hook.project.default_branch
+        if isinstance(report, GitlabArtifactReport):
+            job, branch = report.job, report.ref or branch
+        if attrs.tag:
+            return "tag pipeline, not a scan of the default branch"
+        if attrs.source == "merge_request_event":
+            return "merge request pipeline, not a scan of the default branch"
+        if branch is None:
+            raise Refused(400, "malformed pipeline event: project.default_branch")
+        if attrs.ref != branch:
+            return f"pipeline of {attrs.ref[:60]!r}, not of the default branch {branch[:60]!r}"
+        scans = [b for b in hook.builds if is_scan_job(b.name, job)]
+        if not any(b.status in FINISHED_BUILD for b in scans):
+            shown = scans[0].status[:20] if scans else "absent"
+            return f"scan job {job[:60]!r} has not finished in this pipeline ({shown})"
+        return "remedy.run_project", project_id, pipeline_key(hook.project.id, attrs.id)
 
     # -- chat ---------------------------------------------------------------------------------
 

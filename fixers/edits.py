@@ -67,7 +67,7 @@ def _syntax_error(exc: yaml.YAMLError) -> EditError:
 def load_documents(text: str) -> list[Any]:
     """Plain Python data of every YAML document in ``text`` (None for an empty document)."""
     try:
-        return list(yaml.load_all(text, Loader=_Loader))
+        return list(yaml.load_all(text, Loader=_Loader))  # type: ignore[arg-type]  # PyYAML's stubs accept only its own Loader classes
     except yaml.YAMLError as exc:
         raise _syntax_error(exc) from None
 
@@ -102,7 +102,7 @@ def _document_starts_parsed(text: str) -> list[int]:
         while loader.check_event():
             event = loader.get_event()
             if isinstance(event, yaml.DocumentStartEvent):
-                starts.append(text.rfind("\n", 0, event.start_mark.index) + 1)
+                starts.append(text.rfind("\n", 0, event.start_mark.index) + 1)  # type: ignore[union-attr]  # a parsed event always has its start mark
     except yaml.YAMLError as exc:
         raise _syntax_error(exc) from None
     finally:
@@ -137,7 +137,7 @@ _resolver = yaml.resolver.Resolver()
 
 @functools.lru_cache(maxsize=16384)
 def _plain_tag(value: str) -> str:
-    return _resolver.resolve(yaml.ScalarNode, value, (True, False))
+    return _resolver.resolve(yaml.ScalarNode, value, (True, False))  # type: ignore[no-untyped-call,no-any-return]  # untyped in PyYAML's stubs
 
 
 class _FastResolver:
@@ -158,16 +158,16 @@ class _FastResolver:
 
 
 try:
-    from yaml.cyaml import CParser as _CParser
+    from yaml.cyaml import CParser as _CParser  # type: ignore[attr-defined]  # re-exported from yaml._yaml
 except ImportError:  # pragma: no cover - PyYAML built without libyaml
-    _CParser = None
+    _CParser = None  # type: ignore[assignment,misc]  # PyYAML built without libyaml
 
 if _CParser is not None:
 
-    class _Composer(_FastResolver, _CParser):  # type: ignore[misc,valid-type]
+    class _Composer(_FastResolver, _CParser):
         pass
 
-    class _Loader(_FastResolver, _CParser, yaml.constructor.SafeConstructor):  # type: ignore[misc,valid-type]
+    class _Loader(_FastResolver, _CParser, yaml.constructor.SafeConstructor):
         def __init__(self, stream: str) -> None:
             _CParser.__init__(self, stream)
             yaml.constructor.SafeConstructor.__init__(self)
@@ -193,9 +193,15 @@ else:  # pragma: no cover - PyYAML built without libyaml
             yaml.constructor.SafeConstructor.__init__(self)
 
 
+def compose_text(text: str) -> yaml.Node | None:
+    """The node tree of one document's text by the C parser when built with libyaml (the
+    same nodes and marks as `yaml.SafeLoader`'s); raises `yaml.YAMLError`."""
+    return yaml.compose(text, Loader=_Composer)  # type: ignore[arg-type]  # PyYAML's stubs accept only its own Loader classes
+
+
 def _compose(text: str) -> yaml.Node | None:
     try:
-        return yaml.compose(text, Loader=_Composer)
+        return compose_text(text)
     except yaml.YAMLError as exc:
         raise _syntax_error(exc) from None
 
@@ -204,7 +210,7 @@ def _has_anchors(text: str) -> bool:
     if "&" not in text and "*" not in text:
         return False
     try:
-        for event in yaml.parse(text, Loader=_Loader):
+        for event in yaml.parse(text, Loader=_Loader):  # type: ignore[arg-type]  # PyYAML's stubs accept only its own Loader classes
             if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
                 return True
     except yaml.YAMLError as exc:
@@ -384,7 +390,7 @@ class _Doc:
                     return end
                 return len(self.text[: node.end_mark.index].rstrip())
             return node.end_mark.index
-        if node.flow_style or not node.value:
+        if node.flow_style or not node.value:  # type: ignore[attr-defined]  # a collection node here
             return node.end_mark.index
         if isinstance(node, yaml.MappingNode):
             last_key, last_value = node.value[-1]
@@ -501,7 +507,7 @@ class _Doc:
         quote = (
             node.style if isinstance(node, yaml.ScalarNode) and node.style in ("'", '"') else None
         )
-        in_flow = parent is not None and bool(parent.flow_style)
+        in_flow = parent is not None and bool(parent.flow_style)  # type: ignore[attr-defined]  # a collection node here
         if in_flow or not _is_block(value):
             text = _flow(value, quote) if in_flow else _scalar_or_empty(value, quote)
             if slot.key is not None and node.start_mark.index == node.end_mark.index:
@@ -648,9 +654,9 @@ class _Doc:
 
         def start_of(n: int) -> int:
             e = entries[n]
-            return (e[0] if isinstance(e, tuple) else e).start_mark.index
+            return (e[0] if isinstance(e, tuple) else e).start_mark.index  # type: ignore[no-any-return]  # Mark.index is untyped
 
-        if parent.flow_style:
+        if parent.flow_style:  # type: ignore[attr-defined]  # a collection node here
             if i + 1 < len(entries):
                 return self.splice(start_of(i), start_of(i + 1), "")
             prev = entries[i - 1]
@@ -866,7 +872,7 @@ def load_document_text(text: str) -> Any:
     """The data of one document's text, memoised: the planner re-reads a document after every
     edit and the applier checks it, so each distinct text is constructed once. Callers must not
     mutate the result."""
-    return yaml.load(text, Loader=_Loader)
+    return yaml.load(text, Loader=_Loader)  # type: ignore[arg-type]  # PyYAML's stubs accept only its own Loader classes
 
 
 def document_span(text: str, index: int) -> tuple[int, int]:

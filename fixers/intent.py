@@ -25,7 +25,7 @@ import re
 import shlex
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import cache
+from functools import cache, lru_cache
 from importlib.resources import files
 from typing import Any
 
@@ -186,14 +186,21 @@ _PATH = re.compile(r"(?<![\w.])(/[A-Za-z0-9_.\-]+(?:/[A-Za-z0-9_.\-*]+)*)")
 
 def comments_of(text: str, document_index: int = 0) -> dict[YamlPath, Comment]:
     """Key path -> comment, for every mapping key of one document of ``text`` that has one."""
-    from fixers.edits import EditError, document_span
+    return dict(_comments_of(text, document_index))
+
+
+@lru_cache(maxsize=256)
+def _comments_of(text: str, document_index: int) -> tuple[tuple[YamlPath, Comment], ...]:
+    """`comments_of`, memoised on the text: the planner asks again for every batch of a file,
+    mostly about a text it has already read. Composed by the C parser (same nodes and marks)."""
+    from fixers.edits import EditError, compose_text, document_span
 
     try:
         start, end = document_span(text, document_index)
         body = text[start:end]
-        root = yaml.compose(body, Loader=yaml.SafeLoader)
+        root = compose_text(body)
     except (EditError, yaml.YAMLError):
-        return {}
+        return ()
     lines = body.splitlines()
     out: dict[YamlPath, Comment] = {}
 
@@ -231,7 +238,7 @@ def comments_of(text: str, document_index: int = 0) -> dict[YamlPath, Comment]:
 
     if root is not None:
         walk(root, ())
-    return out
+    return tuple(out.items())
 
 
 def _reason_comment(comment: Comment | None) -> str:

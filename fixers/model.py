@@ -72,16 +72,15 @@ class Risk(enum.IntEnum):
         return self.name.lower()
 
 
-_frozen = validated_dataclass(
-    frozen=True, slots=True, kw_only=True, config=ConfigDict(extra="forbid")
-)
-"""Validated, immutable, slotted records: a report holds one `Finding` per failed control and
+_RECORD = ConfigDict(extra="forbid")
+"""Config of the validated, immutable, slotted records below (the decorator is spelled out at each
+class so type checkers see a dataclass): a report holds one `Finding` per failed control and
 resource, so a finding must cost a few hundred bytes, not a pydantic model's ~1.2 KB (its
 per-instance ``__dict__`` and fields-set). Copy with `dataclasses.replace` (it re-validates);
 read JSON with ``pydantic.TypeAdapter(Finding)``."""
 
 
-@_frozen
+@validated_dataclass(frozen=True, slots=True, kw_only=True, config=_RECORD)
 class ResourceRef:
     """A Kubernetes object as a scanner names it."""
 
@@ -100,7 +99,7 @@ class ResourceRef:
         return f"{self.kind} {ns}{self.name}"
 
 
-@_frozen
+@validated_dataclass(frozen=True, slots=True, kw_only=True, config=_RECORD)
 class SourceHint:
     """Where the scanner says the resource came from (all optional, advice for the locator)."""
 
@@ -110,7 +109,7 @@ class SourceHint:
     line: int | None = None
 
 
-@_frozen
+@validated_dataclass(frozen=True, slots=True, kw_only=True, config=_RECORD)
 class FixHint:
     """A scanner's own suggestion (Kubescape fixPath/failedPath/reviewPath/deletePath).
 
@@ -125,7 +124,7 @@ class FixHint:
     """The scanner gave a placeholder (``YOUR_VALUE``), not a value: ``value`` is then None."""
 
 
-@_frozen
+@validated_dataclass(frozen=True, slots=True, kw_only=True, config=_RECORD)
 class Finding:
     """One failed control on one resource, in canonical Kubescape terms."""
 

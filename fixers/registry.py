@@ -69,7 +69,8 @@ def run_fixer(fixer: Fixer, view: PodView, finding: Finding, ctx: FixContext) ->
     """Run one fixer safely: a view that cannot place a field, or a fixer bug on input it does
     not understand, becomes a `NeedsHuman` answer instead of a crash."""
     try:
-        result = fixer.plan(view, finding, ctx)
+        # Typed as never None, but a fixer is a plugin: check what it really returns.
+        result: Result | None = fixer.plan(view, finding, ctx)
     except FieldNotExposed as exc:
         return NeedsHuman(f"{exc}")
     except (KeyError, TypeError, ValueError, AttributeError) as exc:

@@ -240,7 +240,9 @@ class _Tally:
     dropped_labels: set[str] = field(default_factory=set)
 
 
-def _rules(peers: Iterable[Peer], known: Sequence[KnownServer], tally: _Tally) -> list[dict]:
+def _rules(
+    peers: Iterable[Peer], known: Sequence[KnownServer], tally: _Tally
+) -> list[dict[str, Any]]:
     rules: list[dict[str, Any]] = []
     for peer in peers:
         ports = [{"port": p, "protocol": proto} for proto, p in peer.ports]
@@ -421,7 +423,8 @@ def seccomp_misfits(
     source)."""
     blocked, setup, source = _seccomp_data()
     held = {str(c).upper().removeprefix("CAP_") for c in capabilities}
-    misfit, ignored = [], []
+    misfit: list[str] = []
+    ignored: list[str] = []
     for call in sorted(set(observed.syscalls)):
         unless = blocked.get(call)
         if unless is None or held & set(unless):

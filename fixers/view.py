@@ -57,11 +57,16 @@ def lookup(data: Any, path: Sequence[str | int], default: Any = None) -> Any:
 
 
 class ContainerView(Protocol):
-    """One container (or init container) of a pod spec."""
+    """One container (or init container) of a pod spec (read-only: views are frozen)."""
 
-    name: str
-    init: bool
-    ephemeral: bool
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def init(self) -> bool: ...
+
+    @property
+    def ephemeral(self) -> bool: ...
 
     def get(self, *field_path: str | int, default: Any = None) -> Any:
         """The current value under the container, e.g. ``get("securityContext", "privileged")``."""
@@ -73,14 +78,25 @@ class ContainerView(Protocol):
 
 
 class PodView(Protocol):
-    """A pod spec: pod-level fields, containers, and what the workload around it looks like."""
+    """A pod spec: pod-level fields, containers, and what the workload around it looks like.
+    Its attributes are read-only (views are frozen)."""
 
-    kind: str
-    name: str
-    namespace: str | None
-    containers: Sequence[ContainerView]
-    labels: Mapping[str, str]
-    """The pod template's labels (what a NetworkPolicy selects on)."""
+    @property
+    def kind(self) -> str: ...
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def namespace(self) -> str | None: ...
+
+    @property
+    def containers(self) -> Sequence[ContainerView]: ...
+
+    @property
+    def labels(self) -> Mapping[str, str]:
+        """The pod template's labels (what a NetworkPolicy selects on)."""
+        ...
 
     def get(self, *field_path: str | int, default: Any = None) -> Any:
         """A pod-spec field, e.g. ``get("securityContext", "runAsNonRoot")``."""
@@ -132,7 +148,7 @@ class ManifestPodView:
         if not isinstance(document, Mapping):
             return None
         kind = document.get("kind")
-        if kind not in POD_SPEC_PATHS:
+        if not isinstance(kind, str) or kind not in POD_SPEC_PATHS:
             return None
         base = POD_SPEC_PATHS[kind]
         spec = lookup(document, base)

@@ -28,6 +28,7 @@ import subprocess
 import sys
 import tempfile
 from collections import Counter
+from collections.abc import Iterable
 from pathlib import Path
 
 import yaml
@@ -38,8 +39,10 @@ sys.path.insert(0, str(ROOT))
 from bot import scanner_map  # noqa: E402
 from bot.errors import RemedyError  # noqa: E402
 from bot.locate.base import read_exact  # noqa: E402
+from bot.model import ChangeSet  # noqa: E402
 from bot.plan import Plan, build_plan  # noqa: E402
 from bot.sources import load_report, parse_report  # noqa: E402
+from bot.sources.base import Report  # noqa: E402
 from bot.sources.merge import merge_reports  # noqa: E402
 
 CHECKOV = ROOT / ".tools" / "checkov" / "bin" / "checkov"
@@ -128,6 +131,76 @@ def measure(repo: Path) -> dict:
     return output
 
 
+def render_all(repos: dict[str, Path], out: Path) -> dict[str, int]:
+    """Render every repository of ``repos`` as deployed into ``out/<name>/`` (chart-relative
+    layout, as `render_as_deployed`); returns the number of renders per name."""
+    return {name: render_as_deployed(repo, out / name) for name, repo in repos.items()}
+
+
+def split_by_repo(output: dict, names: Iterable[str]) -> dict[str, dict]:
+    """One Checkov output over ``out/<name>/...`` split into one output per name, with paths
+    relative to that repository (``/<chart>/_rendered/...``)."""
+    split: dict[str, dict] = {
+        name: {"check_type": "kubernetes", "results": {"failed_checks": []}} for name in names
+    }
+    for check in output["results"]["failed_checks"]:
+        head, _, rest = str(check.get("file_path", "")).lstrip("/").partition("/")
+        if head in split and rest:
+            check = {**check, "file_path": "/" + rest}
+            split[head]["results"]["failed_checks"].append(check)
+    return split
+
+
+def measure_all(repos: dict[str, Path], out: Path) -> dict[str, dict]:
+    """One Checkov process over every repository's as-deployed renders; output per name."""
+    render_all(repos, out)
+    return split_by_repo(run_checkov(out), repos)
+
+
+def fix_from_report(repo: Path, report: Report) -> tuple[int, Plan]:
+    """Write every change set planned for ``repo`` (in place) from one ``report``, round after
+    round, re-planning from the same report: findings fixed in an earlier round answer
+    AlreadyCompliant, so no scanner runs between rounds. Within a round, a change set whose
+    files an earlier one changed is planned again for its own findings on the new content (as
+    the bot recreates an MR on the new base). Returns the change sets applied and the last
+    plan (what the bot says about every finding once nothing more applies)."""
+    applied = 0
+    for _ in range(MAX_ROUNDS):
+        round_applied = 0
+        plan = build_plan(report, repo)
+        for change_set in plan.change_sets:
+            if _stale(repo, change_set):
+                sub = Report(report.scanner, report.origin, change_set.findings)
+                round_applied += sum(
+                    _write(repo, again)
+                    for again in build_plan(sub, repo).change_sets
+                    if not _stale(repo, again)
+                )
+            else:
+                round_applied += _write(repo, change_set)
+        applied += round_applied
+        if round_applied == 0:
+            return applied, plan
+    print(f"warning: still planning change sets after {MAX_ROUNDS} rounds", file=sys.stderr)
+    return applied, build_plan(report, repo)
+
+
+def _stale(repo: Path, change_set: ChangeSet) -> bool:
+    # read_exact keeps CRLF: read_text would turn it into LF and never match.
+    return any(
+        not change.is_new and read_exact(repo / change.path) != change.before
+        for change in change_set.files
+    )
+
+
+def _write(repo: Path, change_set: ChangeSet) -> int:
+    for change in change_set.files:
+        target = repo / change.path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(change.after.encode("utf-8"))
+    return 1
+
+
 def failures(output: dict) -> Counter[str]:
     """Failing resources per Checkov check id."""
     return Counter(c["check_id"] for c in output["results"]["failed_checks"])
@@ -135,46 +208,15 @@ def failures(output: dict) -> Counter[str]:
 
 def fix_copy(source: Path, reports: list[Path], workdir: Path) -> tuple[Path, int]:
     """A copy of ``source`` with every planned change set written; returns it and the number of
-    change sets applied. Change sets touching a file already changed in this round wait for the
-    next round, planned again on the new content."""
+    change sets applied. Planned from ``reports``, or from one Checkov scan of ``source`` as
+    deployed (see `fix_from_report`)."""
     repo = workdir / source.name
     shutil.copytree(source, repo)
-    applied = 0
-    # One scan for every round: each round plans again on the merged files, and a finding its
-    # fix resolved is already compliant (Checkov runs stay a few processes, not two a round).
     if reports:
         report = merge_reports([load_report(p) for p in reports])
     else:
         report = parse_report(measure(repo), f"checkov {repo}")
-    for _ in range(MAX_ROUNDS):
-        plan = build_plan(report, repo)
-        touched: set[str] = set()
-        round_applied = 0
-        for change_set in plan.change_sets:
-            paths = {f.path for f in change_set.files}
-            if paths & touched:
-                continue
-            # read_exact keeps CRLF: read_text would turn it into LF and never match.
-            stale = [
-                change.path
-                for change in change_set.files
-                if not change.is_new and read_exact(repo / change.path) != change.before
-            ]
-            if stale:
-                print(f"warning: {change_set.key} planned on stale {stale}", file=sys.stderr)
-                continue
-            for change in change_set.files:
-                target = repo / change.path
-                target.parent.mkdir(parents=True, exist_ok=True)
-                target.write_bytes(change.after.encode("utf-8"))
-            touched |= paths
-            round_applied += 1
-        applied += round_applied
-        if round_applied == 0:
-            break
-    else:
-        print(f"warning: still planning change sets after {MAX_ROUNDS} rounds", file=sys.stderr)
-    return repo, applied
+    return repo, fix_from_report(repo, report)[0]
 
 
 def table(before: Counter[str], after: Counter[str]) -> list[str]:

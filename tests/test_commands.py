@@ -501,7 +501,7 @@ def test_mr_events_record_merges_reopen_and_hold_human_pushes(settings: Settings
     after = REGISTRY.get_sample_value("remedy_merge_requests_merged_total", {"project": PROJECT})
     assert after == (before or 0) + 1
     handle_mr_event(settings, gitlab, {**base, "kind": "reopened"}, send)
-    assert sent == [("remedy.refresh_dashboard", [PROJECT]), ("remedy.run_project", [PROJECT])]
+    assert sent == [("remedy.run_project", [PROJECT, True]), ("remedy.run_project", [PROJECT])]
     push = {**base, "kind": "human-push", "username": "bob<script>"}
     assert handle_mr_event(settings, gitlab, push, send)["status"] == "held"
     assert handle_mr_event(settings, gitlab, push, send)["status"] == "ignored"

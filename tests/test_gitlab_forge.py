@@ -296,3 +296,45 @@ def test_retry_after_is_honoured_and_storms_end_in_transient_error(
     with pytest.raises(ForgeTransientError, match="503") as info:
         forge.find_changes()
     assert "\n" not in str(info.value) and gitlab_emulator.token not in str(info.value)
+
+
+def test_the_forge_asks_bot_identity_who_the_bot_is(forge: GitLabForge) -> None:
+    """One definition of "is this the bot" (`bot.identity.BotIdentity`), the id deciding."""
+    import importlib.util
+
+    from bot.identity import BotIdentity
+
+    me = forge.bot_user_id
+    assert forge.identity == BotIdentity(forge.bot_username, me)
+    assert forge.identity.is_bot_user({"id": me, "username": "renamed-bot"})
+    assert not forge.identity.is_bot_user({"id": me + 1, "username": forge.bot_username})
+    assert not forge.identity.is_bot_user({"id": "x", "username": "someone"})
+    assert not forge.identity.is_bot_user(None)
+    assert importlib.util.find_spec("bot.forge.identity") is None
+
+
+@pytest.mark.parametrize("assign", [False, True])
+def test_reviewers_are_requested_and_assigned_only_when_set(
+    gitlab_emulator: GitLabEmulator, project: int, assign: bool
+) -> None:
+    alice = gitlab_emulator.add_user("alice")
+    bob = gitlab_emulator.add_user("bob")
+    forge = GitLabForge(
+        gitlab_emulator.url, gitlab_emulator.token, PROJECT, assign_reviewers=assign
+    )
+    forge.commit_files(
+        "remedy/security-context/cart",
+        {"apps/cart.yaml": manifest("cart", "readOnly: true\n")},
+        "Harden cart",
+        start_branch="main",
+    )
+    forge.open_change(
+        "remedy/security-context/cart",
+        "Harden cart",
+        "d",
+        ["security"],
+        ["@alice", "bob", "nobody"],
+    )
+    (mr,) = gitlab_emulator.merge_requests(project)
+    assert [u["id"] for u in mr["reviewers"]] == [alice, bob]  # an unknown name is left out
+    assert [u["id"] for u in mr["assignees"]] == ([alice] if assign else [])

@@ -180,6 +180,17 @@ def _report_without(control: str, resource: str) -> bytes:
     return json.dumps(report).encode()
 
 
+def _report_passing(resource: str, controls: tuple[str, ...]) -> bytes:
+    """The example report with ``controls`` of ``resource`` scanned and passed."""
+    report = json.loads(REPORT.read_text())
+    for result in report["results"]:
+        if result["resourceID"].endswith(resource):
+            for control in result["controls"]:
+                if control["controlID"] in controls:
+                    control["status"] = {"status": "passed"}
+    return json.dumps(report).encode()
+
+
 def _new_pipeline(emulator: GitLabEmulator, pid: int, report: bytes) -> None:
     emulator.add_pipeline(pid, "main", {"kubescape": {"kubescape-results.json": report}})
 
@@ -250,13 +261,10 @@ def test_409_for_an_mr_the_bot_does_not_recognise_is_reported_and_the_run_goes_o
     gitlab_client.projects.get(project).mergerequests.update(
         mr["iid"], {"description": "we took this one over"}
     )
-    report = json.loads(REPORT.read_text())
-    for result in report["results"]:
-        if result["resourceID"].endswith("/StatefulSet/cart"):
-            result["controls"] = [
-                c for c in result["controls"] if c["controlID"] not in ("C-0034", "C-0190")
-            ]
-    _new_pipeline(gitlab_emulator, project, json.dumps(report).encode())
+    # the new scan shows the cart's service-account controls passing: resolved on evidence
+    _new_pipeline(
+        gitlab_emulator, project, _report_passing("/StatefulSet/cart", ("C-0034", "C-0190"))
+    )
     out = run(gitlab_emulator, capsys)  # exit 0 or 1, not 2
     assert re.search(
         rf"^skipped +{re.escape(FRONTEND)}: .*open merge request already uses", out, re.M
@@ -372,13 +380,10 @@ def test_the_bots_own_close_is_not_an_ignore(
 ) -> None:
     run(gitlab_emulator, capsys)
     cart = "remedy/service-account/apps-shop-cart"
-    report = json.loads(REPORT.read_text())
-    for result in report["results"]:
-        if result["resourceID"].endswith("/StatefulSet/cart"):
-            result["controls"] = [
-                c for c in result["controls"] if c["controlID"] not in ("C-0034", "C-0190")
-            ]
-    _new_pipeline(gitlab_emulator, project, json.dumps(report).encode())
+    # the new scan shows the cart's service-account controls passing: resolved on evidence
+    _new_pipeline(
+        gitlab_emulator, project, _report_passing("/StatefulSet/cart", ("C-0034", "C-0190"))
+    )
     out = run(gitlab_emulator, capsys)
     assert f"closed           {cart}" in out
     assert cart not in gitlab_emulator.branches(project)  # the bot deletes its closed branch
@@ -480,3 +485,48 @@ def test_held_back_names_the_setting_and_the_dashboard_says_when(
     (dashboard,) = gitlab_emulator.issues(pid)
     assert "the next one can be opened after" in dashboard["description"]
     assert "`.remedy.yaml` limits.max_new_per_hour" in dashboard["description"]
+
+
+def test_after_a_persons_push_the_description_keeps_describing_the_branch(
+    gitlab_emulator: GitLabEmulator, project: int, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run(gitlab_emulator, capsys)
+    before = _mr(gitlab_emulator, project, FRONTEND)["description"]
+    assert "C-0017" in before
+    branch_text = gitlab_emulator.file_at(project, FRONTEND, FRONTEND_FILE) or ""
+    gitlab_emulator.push_as(
+        project,
+        FRONTEND,
+        {FRONTEND_FILE: branch_text.replace("runAsUser: 10001", "runAsUser: 20002")},
+        author="alice",
+        message="frontend: our image runs as 20002",
+    )
+    report = json.loads(REPORT.read_text())
+    for result in report["results"]:
+        if result["resourceID"].endswith("/Deployment/frontend"):
+            result["controls"] = [c for c in result["controls"] if c["controlID"] != "C-0017"]
+    _new_pipeline(gitlab_emulator, project, json.dumps(report).encode())
+    run(gitlab_emulator, capsys)
+    after = _mr(gitlab_emulator, project, FRONTEND)["description"]
+    # the old description (what the branch does, C-0017 included) plus one note; no new diff
+    assert after.startswith(before) and after != before
+    assert after[len(before) :].count("is not updating this branch") == 1
+    run(gitlab_emulator, capsys)
+    assert _mr(gitlab_emulator, project, FRONTEND)["description"] == after
+
+
+def test_the_dashboard_lists_merged_bot_mrs(
+    gitlab_emulator: GitLabEmulator, project: int, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run(gitlab_emulator, capsys)
+    (dashboard,) = gitlab_emulator.issues(project)
+    assert "## Merged or resolved (0)" in dashboard["description"]
+    mr = _mr(gitlab_emulator, project, FRONTEND)
+    gitlab_emulator.add_user("alice")
+    gitlab_emulator.merge(project, mr["iid"], by="alice")
+    run(gitlab_emulator, capsys)
+    (dashboard,) = gitlab_emulator.issues(project)
+    text = dashboard["description"]
+    assert "## Merged or resolved (1)" in text
+    section = text[text.index("## Merged or resolved") :]
+    assert re.search(rf"^- !{mr['iid']} .* — merged$", section, re.M), section

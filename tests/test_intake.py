@@ -77,7 +77,8 @@ def test_redis_intake_queues_once_per_key(redis_server: RedisServer, celery_app:
                 await intake.admit("remedy.mr_command", EVENT, "idem:a", 30),
                 await intake.admit("remedy.mr_command", EVENT, "idem:a", 30),
                 await intake.admit("remedy.mr_command", EVENT, "idem:b", 30),
-                # Chat commands carry no delivery key: never a duplicate.
+                # An empty key (a request with no identity of its own) is never a duplicate;
+                # chat commands are keyed by the platform's request identity (test_replays).
                 await intake.admit("remedy.chat_command", EVENT, "", 30),
                 await intake.admit("remedy.chat_command", EVENT, "", 30),
             ]

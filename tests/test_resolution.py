@@ -48,7 +48,7 @@ def test_resolved_needs_every_fix_passed_and_none_failing() -> None:
 
 def test_marker_names_fixes_and_survives_angle_brackets() -> None:
     fixes = (WEB, ("C-0013", "Deployment/x/<!-- -->"))
-    text = "body\n" + marker("security-context/web", "abc", fixes)
+    text = "body\n" + marker("security-context/web", "abc", fixes=fixes)
     assert parse_marker(text) == ("security-context/web", "abc")
     assert set(marker_fixes(text)) == set(fixes)
     assert marker_fixes(marker("k", "h")) == ()

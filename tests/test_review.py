@@ -15,6 +15,7 @@ from bot.review import (
     posted_fingerprints,
     review_changes,
 )
+from fixers.edits import load_documents
 
 BARE = """\
 apiVersion: apps/v1
@@ -81,7 +82,11 @@ def test_compliant_file_gets_nothing() -> None:
     good = compliant(BARE)
     review = review_changes([ChangedFile("apps/shop/web.yaml", None, good)], CONFIG)
     assert review.suggestions == ()
-    assert review.skipped == ()
+    # The NetworkPolicy fixes add a file: noted for the scheduled run, never dropped silently.
+    assert [s.split(": ", 2)[2] for s in review.skipped] == [
+        f"{c} adds a new file, which cannot be an inline suggestion; left to the scheduled run"
+        for c in ("C-0030", "C-0260")
+    ]
 
 
 def test_fix_on_lines_the_mr_did_not_write_is_left_to_the_scheduled_run() -> None:
@@ -98,8 +103,11 @@ def test_added_container_in_an_existing_deployment() -> None:
         "          image: envoyproxy/envoy:v1.31.0\n"
         "          args: [--config-path, /etc/envoy/envoy.yaml]\n"
     )
-    anchor = "      automountServiceAccountToken: false\n"
-    new = old.replace(anchor, sidecar + anchor)
+    # Right after the last line of the containers list (the next pod-spec key).
+    lines = old.splitlines(keepends=True)
+    first = lines.index("      containers:\n") + 1
+    end = next(n for n in range(first, len(lines)) if not lines[n].startswith("        "))
+    new = "".join([*lines[:end], sidecar, *lines[end:]])
     review = review_changes([ChangedFile("apps/shop/web.yaml", old, new)], CONFIG, "b" * 40)
     assert review.suggestions
     added = added_between(old, new)
@@ -273,3 +281,49 @@ def test_body_snapshot() -> None:
         [ChangedFile("web.yaml", None, BARE)], config, "f" * 40
     ).suggestions
     assert suggestion.body == SNAPSHOT
+
+
+PRIVILEGED = BARE.replace(
+    "          ports:\n",
+    "          securityContext:\n"
+    "            privileged: true\n"
+    "            allowPrivilegeEscalation: true\n"
+    "          ports:\n",
+)
+
+
+def test_privileged_and_privilege_escalation_both_end_fixed() -> None:
+    """C-0016 declines while the container is privileged; the shared planner retries it after
+    C-0057 made it unprivileged, as the scheduled run does."""
+    config = parse_repo_config("controls: [C-0016, C-0057]\n")
+    review = review_changes([ChangedFile("web.yaml", None, PRIVILEGED)], config)
+    fixed = apply_all(PRIVILEGED, review.suggestions)
+    assert "privileged: false" in fixed or "privileged:" not in fixed
+    assert "allowPrivilegeEscalation: false" in fixed
+    assert "allowPrivilegeEscalation: true" not in fixed
+    assert {c for s in review.suggestions for c in s.controls} == {"C-0016", "C-0057"}
+    assert review.skipped == ()
+
+
+def test_a_fix_the_planner_declines_is_a_note() -> None:
+    """A NeedsHuman that stays after the retry is listed, never dropped."""
+    config = parse_repo_config("controls: [C-0016]\n")
+    review = review_changes([ChangedFile("web.yaml", None, PRIVILEGED)], config)
+    assert review.suggestions == ()
+    (note,) = review.skipped
+    assert note.startswith("web.yaml: Deployment shop/web: C-0016 not fixed: ")
+
+
+def test_policy_requests_win_over_a_limit_set_in_the_same_review() -> None:
+    config = parse_repo_config(
+        "controls: [C-0004, C-0009, C-0050, C-0270, C-0271]\n"
+        "policy:\n  resources:\n    cpu_request: 100m\n    cpu_limit: 500m\n"
+        "    memory_request: 64Mi\n    memory_limit: 128Mi\n"
+    )
+    review = review_changes([ChangedFile("web.yaml", None, BARE)], config)
+    fixed = apply_all(BARE, review.suggestions)
+    resources = load_documents(fixed)[0]["spec"]["template"]["spec"]["containers"][0]["resources"]
+    assert resources == {
+        "limits": {"cpu": "500m", "memory": "128Mi"},
+        "requests": {"cpu": "100m", "memory": "64Mi"},
+    }

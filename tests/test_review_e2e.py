@@ -3,6 +3,7 @@ diff discussions with a position, once per head commit."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,11 +17,12 @@ from bot.errors import ConfigError, ForgeConflictError
 from bot.forge.gitlab import GitLabForge
 from bot.review_tasks import _review_mr_body, review_merge_request
 from bot.settings import ProjectConfig, Settings
+from fixers.edits import load_documents
 from tests.gitlab_emulator import DEVELOPER, GitLabEmulator
 from tests.gitlab_emulator.diff_notes import diff_lines
 from tests.processes import wait_until
 from tests.redis_server import RedisServer, redis_server_fixture  # noqa: F401 - fixture
-from tests.test_review import BARE, compliant
+from tests.test_review import BARE, PRIVILEGED, compliant
 from tests.test_web import (  # noqa: F401 - fixtures
     Recorder,
     TestClient,
@@ -299,3 +301,42 @@ def test_human_mr_reviewed_through_the_webhook_and_a_worker(
     assert answer.status_code == 202, answer.text
     wait_until(lambda: reviews() == 2, 60, "the second review")
     assert len(diff_notes(gitlab_emulator, pid, iid)) == 1
+
+
+_BLOCK = re.compile(r"^(`{3,})suggestion:-0\+(\d+)\n(.*?)\n?\1$", re.M | re.S)
+
+
+def applied(text: str, notes: list[dict[str, Any]]) -> str:
+    """``text`` with every posted suggestion applied, as a person clicking "Apply" would."""
+    lines = text.splitlines()
+    for note in sorted(notes, key=lambda n: n["position"]["new_line"], reverse=True):
+        match = _BLOCK.search(note["body"])
+        assert match, note["body"]
+        first = note["position"]["new_line"]
+        block = match.group(3).splitlines() if match.group(3) else []
+        lines[first - 1 : first + int(match.group(2))] = block
+    return "\n".join(lines) + "\n"
+
+
+def test_shared_planner_on_a_gitlab_mr(gitlab_emulator: GitLabEmulator) -> None:
+    """Privileged + privilege escalation both end fixed, policy requests win over the limit
+    fixer's limit, and an ignore in .remedy.yaml is honoured, on a GitLab-shaped MR."""
+    remedy = (
+        "review_human_mrs: true\n"
+        "policy:\n  resources:\n    cpu_request: 100m\n    cpu_limit: 500m\n"
+        "ignore:\n  - control: C-0017\n    resource: Deployment/shop/web\n"
+        "    reason: nginx writes its cache\n"
+    )
+    pid = start(gitlab_emulator, remedy)
+    iid = human_mr(gitlab_emulator, pid, {"apps/shop/web.yaml": PRIVILEGED})
+    result = review(gitlab_emulator, iid)
+    assert result["status"] == "reviewed" and result["posted"] >= 1, result
+    assert not any("C-0016" in s or "C-0057" in s for s in result["skipped"]), result
+    fixed = applied(PRIVILEGED, diff_notes(gitlab_emulator, pid, iid))
+    (container,) = load_documents(fixed)[0]["spec"]["template"]["spec"]["containers"]
+    context = container["securityContext"]
+    assert context["allowPrivilegeEscalation"] is False
+    assert context.get("privileged", False) is False
+    assert "readOnlyRootFilesystem" not in context
+    assert container["resources"]["requests"]["cpu"] == "100m"
+    assert container["resources"]["limits"]["cpu"] == "500m"

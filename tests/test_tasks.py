@@ -606,3 +606,112 @@ def test_run_once_under_a_429_storm_retries_visibly_refreshes_the_dashboard_and_
     assert change_sets and len(posts) == 2 * len(change_sets)
     # the dashboard was refreshed despite the failures
     assert gitlab_emulator.issues(pid)
+
+
+# --------------------------------------------------------------------------- one plan per run (issue 15)
+
+
+def _reads_of(emulator: Any, fragment: str) -> int:
+    return sum(1 for method, path in emulator.requests if method == "GET" and fragment in path)
+
+
+@pytest.mark.slow
+def test_the_worker_path_plans_once_with_the_request_budget_of_remedy_run(
+    redis_server: RedisServer, gitlab_emulator: Any, tmp_path: Path
+) -> None:
+    from bot.service import run_project_once
+
+    pid = _emulated_project(gitlab_emulator)
+    settings = _gitlab_settings(redis_server, gitlab_emulator, tmp_path)
+    gitlab_emulator.reset_counts()
+    result = tasks.run_once(settings, PROJECT)
+    mrs = _bot_mrs(gitlab_emulator, pid)
+    assert mrs and sorted(result["synced"]) == sorted(result["change_sets"])
+    # the report, .remedy.yaml and the dashboard are read once per run, not once per task
+    assert _reads_of(gitlab_emulator, "/artifacts/") == 1
+    files = Counter(
+        path for method, path in gitlab_emulator.requests if "/repository/files/" in path
+    )
+    assert files and set(files.values()) == {1}  # the snapshot of main; no file read again
+    assert _reads_of(gitlab_emulator, "/issues") == 2  # the run's plan, the dashboard task
+    writes = [r for r in gitlab_emulator.requests if r[0] != "GET"]
+    assert len(writes) == 2 * len(mrs) + 1  # a commit and an MR each, and the dashboard
+
+    gitlab_emulator.reset_counts()
+    again = tasks.run_once(settings, PROJECT)
+    assert again["synced"] == [] and gitlab_emulator.writes() == 0
+    worker_reads = len(gitlab_emulator.requests)
+    gitlab_emulator.reset_counts()
+    summary = run_project_once(settings, settings.project(PROJECT))
+    assert {d.action for d in summary.result.decisions} <= {"unchanged", "kept"}
+    assert gitlab_emulator.writes() == 0
+    assert worker_reads == len(gitlab_emulator.requests) <= 12
+
+
+@pytest.mark.slow
+def test_a_sync_task_without_its_run_inputs_reads_gitlab_again(
+    redis_server: RedisServer, gitlab_emulator: Any, tmp_path: Path
+) -> None:
+    """The run's inputs expired (or Redis restarted): the task re-plans from GitLab, and a task
+    run twice opens one MR."""
+    pid = _emulated_project(gitlab_emulator)
+    settings = _gitlab_settings(redis_server, gitlab_emulator, tmp_path)
+    tasks.configure(settings)
+    from bot import service
+
+    run = service.plan_run(settings, settings.project(PROJECT))
+    key, digest = run.pending[0]
+    first = tasks._inline(
+        tasks.sync_change_set.name, tasks._sync_change_set, PROJECT, key, digest, "gone"
+    )
+    tasks.store_inputs(PROJECT, run.inputs_id, run.inputs)
+    again = tasks._inline(
+        tasks.sync_change_set.name,
+        tasks._sync_change_set,
+        PROJECT,
+        key,
+        digest,
+        run.inputs_id,
+    )
+    assert first["decision"] == "created" and again["decision"] == "unchanged"
+    assert [m["source_branch"] for m in _bot_mrs(gitlab_emulator, pid)] == [f"remedy/{key}"]
+
+
+def _files_of(forge: Any, iid: int) -> set[str]:
+    return {c["new_path"] for c in forge.merge_request_changes(iid)["changes"]}
+
+
+@pytest.mark.slow
+def test_a_merged_bot_mr_regenerates_its_siblings_on_the_same_file_at_once(
+    redis_server: RedisServer, gitlab_emulator: Any, tmp_path: Path
+) -> None:
+    from bot.command_tasks import handle_mr_event
+    from bot.forge.gitlab import GitLabForge
+
+    pid = _emulated_project(gitlab_emulator)
+    settings = _gitlab_settings(redis_server, gitlab_emulator, tmp_path)
+    tasks.run_once(settings, PROJECT)
+    forge = GitLabForge(gitlab_emulator.url, gitlab_emulator.token, PROJECT)
+    by_file: dict[str, list[int]] = {}
+    for mr in _bot_mrs(gitlab_emulator, pid):
+        for path in _files_of(forge, mr["iid"]):
+            by_file.setdefault(path, []).append(mr["iid"])
+    path, (merged, *siblings) = next((p, sorted(i)) for p, i in by_file.items() if len(i) > 1)
+    gitlab_emulator.add_user("alice")
+    gitlab_emulator.merge(pid, merged, by="alice")
+
+    def state(iid: int) -> dict[str, Any]:
+        return next(m for m in gitlab_emulator.merge_requests(pid) if m["iid"] == iid)
+
+    conflicted = [i for i in siblings if state(i)["has_conflicts"]]
+    assert conflicted, f"the siblings on {path} should conflict once !{merged} is merged"
+    sent: list[tuple[str, list[Any]]] = []
+    event = {"project": PROJECT, "mr_iid": merged, "kind": "merged"}
+    handle_mr_event(settings, None, event, lambda name, args: sent.append((name, args)))
+    assert sent == [("remedy.run_project", [PROJECT, True])]
+    # what the worker does with it (the run waits for a run in progress instead of skipping)
+    tasks.run_once(settings, PROJECT)
+    for iid in siblings:
+        mr = state(iid)
+        assert mr["state"] == "opened" and not mr["has_conflicts"], mr["detailed_merge_status"]
+        assert mr["merge_status"] == "can_be_merged"

@@ -37,12 +37,12 @@ from bot.errors import (
     RepositoryError,
 )
 from bot.forge.base import ChangeRequest, check_repo_path
-from bot.forge.identity import is_bot_user
+from bot.identity import BotIdentity
 from bot.observability import log_event
 
 BOT_LABEL = "kube-remedy"
 DASHBOARD_LABEL = "kube-remedy-dashboard"
-SNAPSHOT_SUFFIXES = (".yaml", ".yml", ".tpl", ".json", ".txt")
+SNAPSHOT_SUFFIXES = (".yaml", ".yml", ".tpl", ".json", ".txt", ".j2")
 SNAPSHOT_NAMES = ("CODEOWNERS", ".helmignore")
 
 _PERMISSION = {
@@ -147,6 +147,7 @@ class GitLabForge:
         max_retries: int = 5,
         timeout: float = 30.0,
         assign_reviewers: bool = False,
+        remember_listings: bool = False,
     ) -> None:
         self.url = url.rstrip("/")
         self.project_ref = str(project)
@@ -160,6 +161,12 @@ class GitLabForge:
         """Per ref: the paths that are symlinks (tree mode 120000)."""
         self._users: dict[str, int | None] = {}
         self._branches: dict[str, str] | None = None
+        self._remember = remember_listings
+        """One run's forge: the MR listing and the dashboard issue are read once and kept
+        until this forge itself writes a merge request or the issue."""
+        self._changes: list[ChangeRequest] | None = None
+        self._dashboard_issue: tuple[Any | None] | None = None
+        self._default: str | None = None
 
     def __repr__(self) -> str:  # never the token
         return f"GitLabForge({self.url!r}, project={self.project_ref!r})"
@@ -179,6 +186,11 @@ class GitLabForge:
             self._gl.auth()
             return int(self._gl.user.id)  # type: ignore[union-attr]
 
+    @property
+    def identity(self) -> BotIdentity:
+        """The bot (`bot.identity`, the one definition): its username and its user id."""
+        return BotIdentity(self.bot_username, self.bot_user_id)
+
     # ------------------------------------------------------------------ project
 
     @cached_property
@@ -187,7 +199,33 @@ class GitLabForge:
             return self._gl.projects.get(self.project_ref, **self._http())
 
     def default_branch(self) -> str:
-        return str(self._project.default_branch or "main")
+        if self._default is None:
+            self._default = str(self._project.default_branch or "main")
+        return self._default
+
+    def known(self) -> dict[str, Any]:
+        """What this forge learnt of the project that another forge of the same run may reuse
+        (`prime`), as plain JSON: the default branch, the bot's user id and the trees listed."""
+        return {
+            "default_branch": self.default_branch(),
+            "bot_user_id": self.bot_user_id,
+            "trees": {ref: list(paths) for ref, paths in self._trees.items()},
+            "links": {ref: sorted(paths) for ref, paths in self._links.items()},
+        }
+
+    def prime(self, known: Mapping[str, Any]) -> None:
+        """Start from what another forge of this run learnt (`known`): no request repeats it."""
+        if known.get("default_branch"):
+            self._default = str(known["default_branch"])
+            # the project object is then only a path for python-gitlab: no GET for it
+            self.__dict__["_project"] = self._gl.projects.get(self.project_ref, lazy=True)
+        if known.get("bot_user_id") is not None:
+            self.__dict__["bot_user_id"] = int(known["bot_user_id"])
+        for ref, paths in (known.get("trees") or {}).items():
+            self._trees[str(ref)] = tuple(str(p) for p in paths)
+            self._links[str(ref)] = frozenset(
+                str(p) for p in (known.get("links") or {}).get(ref, ())
+            )
 
     @cached_property
     def _protected(self) -> set[str]:
@@ -338,7 +376,7 @@ class GitLabForge:
             state=str(mr.state),  # type: ignore[arg-type]
             labels=tuple(mr.labels or ()),
             web_url=str(getattr(mr, "web_url", "")),
-            author_is_bot=is_bot_user(author, self.bot_user_id),
+            author_is_bot=self.identity.is_bot_user(author),
             head_sha=str(getattr(mr, "sha", "") or ""),
             has_conflicts=bool(getattr(mr, "has_conflicts", False)),
             extra={
@@ -349,12 +387,16 @@ class GitLabForge:
 
     def find_changes(self) -> Sequence[ChangeRequest]:
         """Every MR the bot's user authored (any state): labels play no part, people may
-        remove them."""
+        remove them. Listed once per run's forge (``remember_listings``) until it writes one."""
+        if self._remember and self._changes is not None:
+            return list(self._changes)
         with self._call("list merge requests"):
             mrs = self._project.mergerequests.list(
                 author_id=self.bot_user_id, state="all", iterator=True, **self._http()
             )
-            return [self._change(mr) for mr in mrs]
+            changes = [self._change(mr) for mr in mrs]
+        self._changes = changes
+        return list(changes)
 
     def find_open_change(self, branch: str) -> ChangeRequest | None:
         """The open MR from ``branch``, whoever opened it (after GitLab's 409 on create)."""
@@ -372,7 +414,7 @@ class GitLabForge:
             events = [e.attributes for e in mr.resourcestateevents.list(iterator=True)]
         closes = [e for e in events if e.get("state") == "closed"]
         if closes:
-            return is_bot_user(closes[-1].get("user"), self.bot_user_id)
+            return self.identity.is_bot_user(closes[-1].get("user"))
         closed_by = change.extra.get("closed_by_id") if change.extra else ""
         return bool(closed_by) and closed_by == str(self.bot_user_id)
 
@@ -392,8 +434,9 @@ class GitLabForge:
                 with self._call(f"look up user {name}"):
                     found = self._gl.users.list(username=name, get_all=False)
                 self._users[name] = int(found[0].id) if found else None
-            if self._users[name] is not None:
-                ids.append(self._users[name])
+            user_id = self._users[name]
+            if user_id is not None:
+                ids.append(user_id)
         return ids
 
     def open_change(
@@ -417,6 +460,7 @@ class GitLabForge:
             data["reviewer_ids"] = ids
             if self.assign_reviewers:
                 data["assignee_ids"] = ids[:1]
+        self._changes = None
         with self._call(f"open a merge request from {branch}", "write"):
             mr = self._project.mergerequests.create(data, **self._http())
         return self._change(mr)
@@ -440,6 +484,7 @@ class GitLabForge:
                 data["labels"] = ",".join(wanted)
         if not data:
             return change
+        self._changes = None
         with self._call(f"update !{change.id}", "write"):
             self._project.mergerequests.update(change.id, data, **self._http())
         return replace(
@@ -451,6 +496,7 @@ class GitLabForge:
 
     def close_change(self, change: ChangeRequest, comment: str) -> None:
         self.comment(change, comment)
+        self._changes = None
         with self._call(f"close !{change.id}", "write"):
             self._project.mergerequests.update(change.id, {"state_event": "close"}, **self._http())
 
@@ -483,9 +529,7 @@ class GitLabForge:
         with self._call(f"list notes of !{iid}"):
             notes = self._project.mergerequests.get(iid, lazy=True).notes.list(iterator=True)
             return [
-                str(n.body)
-                for n in notes
-                if (getattr(n, "author", None) or {}).get("username") == self.bot_username
+                str(n.body) for n in notes if self.identity.is_bot_user(getattr(n, "author", None))
             ]
 
     def post_suggestion(
@@ -516,11 +560,14 @@ class GitLabForge:
     # ------------------------------------------------------------------ dashboard, artifacts
 
     def _dashboard(self) -> Any | None:
+        if self._remember and self._dashboard_issue is not None:
+            return self._dashboard_issue[0]
         with self._call("list issues"):
             found = self._project.issues.list(
                 labels=[DASHBOARD_LABEL], state="opened", get_all=True
             )
-        return found[0] if found else None
+        self._dashboard_issue = (found[0] if found else None,)
+        return self._dashboard_issue[0]
 
     def dashboard_text(self) -> str | None:
         """The dashboard issue's description (None when there is none yet)."""
@@ -533,9 +580,11 @@ class GitLabForge:
         if issue is not None:
             if issue.description == body and issue.title == title:
                 return int(issue.iid)
+            self._dashboard_issue = None
             with self._call(f"update issue #{issue.iid}", "write"):
                 self._project.issues.update(issue.iid, {"title": title, "description": body})
             return int(issue.iid)
+        self._dashboard_issue = None
         with self._call("create the dashboard issue", "write"):
             issue = self._project.issues.create(
                 {"title": title, "description": body, "labels": DASHBOARD_LABEL}

@@ -2,8 +2,9 @@
 
 Each change set becomes a branch with one commit, written with git plumbing through a private
 index, so the working tree, the index and the current branch are left exactly as they were.
-Merge-request records (title, description, state) live under ``.git/kube-remedy/`` and every
-description is also written as Markdown next to them, for a person to read.
+Merge-request records (title, description, state) live under ``.git/kube-remedy/records/``, one
+JSON file per MR (writing one costs the same however many exist), and every description is also
+written as Markdown under ``.git/kube-remedy/merge_requests/``, for a person to read.
 """
 
 from __future__ import annotations
@@ -39,6 +40,8 @@ class LocalForge:
             self.state_dir = self.repo / self.state_dir
         self.state_dir = self.state_dir / "kube-remedy"
         self.protected = set(protected)
+        self._cache: dict[int, dict[str, object]] | None = None
+        self._cache_stamp: int | None = None
 
     # ------------------------------------------------------------------ git plumbing
 
@@ -100,11 +103,15 @@ class LocalForge:
                 "GIT_COMMITTER_EMAIL": BOT_EMAIL,
             }
             self._git("read-tree", parent, env=env)
-            for path, content in sorted(files.items()):
-                blob = self._git("hash-object", "-w", "--stdin", "--no-filters", input=content)
-                assert blob is not None
-                mode = self._mode(start_branch, path)
-                self._git("update-index", "--add", "--cacheinfo", f"{mode},{blob},{path}", env=env)
+            paths = sorted(files)
+            blobs = self._hash_blobs(Path(tmp), [files[path] for path in paths])
+            modes = self._modes(start_branch, paths)
+            entries = "".join(
+                f"{modes.get(path, '100644')} {blob}\t{path}\n"
+                for path, blob in zip(paths, blobs, strict=True)
+            )
+            if entries:
+                self._git("update-index", "--add", "--index-info", input=entries, env=env)
             tree = self._git("write-tree", env=env)
             assert tree is not None
             commit = self._git("commit-tree", tree, "-p", parent, "-m", message, env=env)
@@ -130,36 +137,86 @@ class LocalForge:
                         f"{prefix} is a symlink on {ref}; refusing to write through it"
                     )
 
-    def _mode(self, ref: str, path: str) -> str:
-        out = self._git("ls-tree", ref, "--", path, check=False) or ""
-        return out.split()[0] if out else "100644"
+    def _hash_blobs(self, tmp: Path, contents: Sequence[str]) -> list[str]:
+        """Blob ids of ``contents``, written into the object store by one git process."""
+        if not contents:
+            return []
+        names = []
+        for n, content in enumerate(contents):
+            name = tmp / f"blob-{n}"
+            # newline="" and utf-8: the blob holds exactly the text (CRLF kept), as --stdin did.
+            with name.open("w", encoding="utf-8", newline="") as fh:
+                fh.write(content)
+            names.append(str(name))
+        out = self._git(
+            "hash-object", "-w", "--no-filters", "--stdin-paths", input="\n".join(names) + "\n"
+        )
+        blobs = (out or "").split()
+        if len(blobs) != len(contents):
+            raise ForgeError(f"git hash-object returned {len(blobs)} ids for {len(contents)} files")
+        return blobs
+
+    def _modes(self, ref: str, paths: Sequence[str]) -> dict[str, str]:
+        """The file mode of each of ``paths`` that exists on ``ref`` (one ls-tree)."""
+        if not paths:
+            return {}
+        out = self._git("ls-tree", "-z", ref, "--", *paths, check=False) or ""
+        modes = {}
+        for entry in out.split("\0"):
+            meta, _, path = entry.partition("\t")
+            if meta:
+                modes[path] = meta.split()[0]
+        return modes
 
     # ------------------------------------------------------------------ MR records
 
-    def _records(self) -> list[dict[str, object]]:
-        path = self.state_dir / "merge_requests.json"
-        if not path.is_file():
-            return []
-        return list(json.loads(path.read_text(encoding="utf-8")))
+    def _record_dir(self) -> Path:
+        # Apart from the descriptions: only a record write may change this directory's mtime.
+        return self.state_dir / "records"
 
-    def _save(self, records: list[dict[str, object]]) -> None:
-        self.state_dir.mkdir(parents=True, exist_ok=True)
-        path = self.state_dir / "merge_requests.json"
+    def _records(self) -> dict[int, dict[str, object]]:
+        """Every MR record by id: one JSON file per MR (``records/NNNN.json``), read
+        once and kept for the forge's life; read again only when another writer changed the
+        directory since. Records of the older single-file layout are read too."""
+        folder = self._record_dir()
+        try:
+            stamp = folder.stat().st_mtime_ns
+        except FileNotFoundError:
+            stamp = None
+        if self._cache is not None and stamp == self._cache_stamp:
+            return self._cache
+        records: dict[int, dict[str, object]] = {}
+        legacy = self.state_dir / "merge_requests.json"
+        if legacy.is_file():
+            for record in json.loads(legacy.read_text(encoding="utf-8")):
+                records[int(record["id"])] = record
+        if stamp is not None:
+            for path in sorted(folder.glob("*.json")):
+                record = json.loads(path.read_text(encoding="utf-8"))
+                records[int(record["id"])] = record
+        self._cache, self._cache_stamp = records, stamp
+        return records
+
+    def _save(self, record: dict[str, object]) -> None:
+        records = self._records()
+        folder = self._record_dir()
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"{int(record['id']):04d}.json"  # type: ignore[call-overload]
         tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(records, indent=2, sort_keys=True), encoding="utf-8")
-        tmp.replace(path)  # atomic: a crash leaves the old file, never half of one
+        tmp.write_text(json.dumps(record, indent=2, sort_keys=True), encoding="utf-8")
+        tmp.replace(path)  # atomic: a crash leaves the old record, never half of one
+        records[int(record["id"])] = record  # type: ignore[call-overload]
+        self._cache, self._cache_stamp = records, folder.stat().st_mtime_ns
 
     def description_path(self, change: ChangeRequest) -> Path:
         slug = change.branch.replace("/", "__")
         return self.state_dir / "merge_requests" / f"{change.id:04d}-{slug}.md"
 
     def _store(self, change: ChangeRequest) -> ChangeRequest:
-        records = [r for r in self._records() if r["id"] != change.id]
         record = asdict(change)
         record["labels"] = list(change.labels)
         record["extra"] = dict(change.extra)
-        records.append(record)
-        self._save(sorted(records, key=lambda r: int(r["id"])))  # type: ignore[arg-type]
+        self._save(record)
         path = self.description_path(change)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(f"# {change.title}\n\n{change.description}", encoding="utf-8")
@@ -167,8 +224,9 @@ class LocalForge:
 
     def find_changes(self) -> Sequence[ChangeRequest]:
         out = []
-        for r in self._records():
-            r = dict(r)
+        records = self._records()
+        for key in sorted(records):
+            r = dict(records[key])
             r["labels"] = tuple(r.get("labels", ()))  # type: ignore[arg-type]
             out.append(ChangeRequest(**r))  # type: ignore[arg-type]
         return out
@@ -181,9 +239,10 @@ class LocalForge:
         labels: Sequence[str],
         reviewers: Sequence[str] = (),
     ) -> ChangeRequest:
-        if any(c.branch == branch and c.state == "opened" for c in self.find_changes()):
+        records = self._records()
+        if any(r["branch"] == branch and r["state"] == "opened" for r in records.values()):
             raise ForgeConflictError(f"an open change request already exists for {branch}")
-        next_id = max((c.id for c in self.find_changes()), default=0) + 1
+        next_id = max(records, default=0) + 1
         now = datetime.now(UTC).isoformat()
         change = ChangeRequest(
             id=next_id,

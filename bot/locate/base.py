@@ -76,6 +76,23 @@ def real_relpath(root: Path, relpath: str) -> str:
     return inside.as_posix()
 
 
+def links_under(root: Path, reldir: str) -> dict[str, str]:
+    """Every symlink under ``reldir`` -> the repository file it stands for, for a reader that
+    follows links (Helm does). The first link that leaves the repository, dangles, loops or
+    is not a link to a file is a `RepositoryError`; nothing is read through a link."""
+    if reldir and through_link(root, reldir):
+        raise RepositoryError(f"{reldir} is a symlink or lies under one; refusing it")
+    links: dict[str, str] = {}
+    for dirpath, dirnames, filenames in os.walk(root / reldir):  # never follows links
+        dirnames[:] = sorted(d for d in dirnames if d != ".git")
+        for name in sorted([*dirnames, *filenames]):
+            path = Path(dirpath, name)
+            if path.is_symlink():
+                rel = path.relative_to(root).as_posix()
+                links[rel] = real_relpath(root, rel)
+    return links
+
+
 def read_exact(path: Path) -> str:
     """A file's text with line ends as they are on disk (CRLF kept)."""
     with path.open(encoding="utf-8", newline="") as fh:
@@ -91,9 +108,17 @@ class FileOverlay:
     _before: dict[str, str | None] = field(default_factory=dict)
 
     def read(self, relpath: str) -> str | None:
-        """The file's current text (pending edits included); None when it does not exist."""
+        """The file's current text (pending edits included); None when it does not exist. A
+        symlink reads its target's pending edits (they are written at the target)."""
         if relpath in self._after:
             return self._after[relpath]
+        if self._after and through_link(self.root, relpath):
+            try:
+                real = real_relpath(self.root, relpath)
+            except RepositoryError:
+                real = relpath
+            if real in self._after:
+                return self._after[real]
         return self.original(relpath)
 
     def original(self, relpath: str) -> str | None:

@@ -159,7 +159,8 @@ def _flux_app(relpath: str, index: int, doc: Mapping[str, Any]) -> HelmApp | Non
     # Flux's default release name is <targetNamespace>-<name> when a target namespace is set.
     release = str(spec.get("releaseName") or (f"{target_ns}-{name}" if target_ns else name))
     files = tuple(f for f in (_norm(str(v)) for v in chart_spec.get("valuesFiles") or []) if f)
-    values = spec.get("values") if isinstance(spec.get("values"), Mapping) else {}
+    raw_values = spec.get("values")
+    values = raw_values if isinstance(raw_values, Mapping) else {}
     return HelmApp(
         relpath,
         index,
@@ -271,7 +272,8 @@ def _kustomize_entries(relpath: str, doc: Mapping[str, Any]) -> list[tuple[str, 
 
 def _destinations(doc: Mapping[str, Any]) -> list[tuple[str, str]]:
     kind, api = doc.get("kind"), str(doc.get("apiVersion", ""))
-    spec = doc.get("spec") if isinstance(doc.get("spec"), Mapping) else {}
+    raw_spec = doc.get("spec")
+    spec: Mapping[str, Any] = raw_spec if isinstance(raw_spec, Mapping) else {}
     if kind == "Application" and api.startswith("argoproj.io/"):
         namespace = (spec.get("destination") or {}).get("namespace")
         paths = [s.get("path") for _, s in _argo_sources(spec)]

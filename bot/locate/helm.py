@@ -20,13 +20,11 @@ import weakref
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Any
-
-import yaml
+from typing import Any, Literal
 
 from bot.errors import ChartError, RemedyError, RepositoryError
-from bot.locate.base import FileOverlay
-from bot.locate.gitops import SKIP_DIRS, HelmApp, scan_gitops_full
+from bot.locate.base import FileOverlay, links_under, real_relpath
+from bot.locate.gitops import MAX_GITOPS_BYTES, SKIP_DIRS, HelmApp, scan_gitops_full
 from bot.locate.helm_render import (
     RenderCache,
     RenderedDoc,
@@ -39,10 +37,12 @@ from bot.locate.helm_render import (
 from bot.locate.helm_templates import SCALAR_FIELDS, Exposure, expose, values_references
 from bot.locate.manifest import _container_names
 from bot.model import Location
+from bot.safe_load import load_yaml, load_yaml_all
 from fixers.model import (
     AnyEdit,
     AppendUnique,
     CreateManifest,
+    Edit,
     Ensure,
     Finding,
     Remove,
@@ -52,6 +52,7 @@ from fixers.model import (
 from fixers.view import FieldNotExposed, ManifestPodView, PodView, lookup, policies_selecting
 
 PROBE = "__kr_probe_"
+MAX_CHART_YAML_BYTES = 1024 * 1024
 KNOWN_UPSTREAMS = (
     "bitnami",
     "grafana",
@@ -105,22 +106,27 @@ class ChartInfo:
     why_third_party: str = ""
     subcharts: Mapping[str, str] = field(default_factory=dict)
     """values key (alias or name) -> vendored subchart directory (relative to the chart)."""
+    links: Mapping[str, str] = field(default_factory=dict)
+    """Symlink in the chart -> the repository file it stands for."""
+    refused: str = ""
+    """Why the chart is never rendered (a symlink Helm would follow out of the repository)."""
 
 
-def _chart_info(root: Path, chart_dir: Path) -> ChartInfo | None:
+def _chart_info(root: Path, chart_dir: Path, rel: str) -> ChartInfo | None:
+    """The chart's metadata; `ChartError` when its Chart.yaml is unreadable or out of bounds."""
+    origin = f"{rel}/Chart.yaml".lstrip("/")
     try:
-        meta = yaml.safe_load((chart_dir / "Chart.yaml").read_text(encoding="utf-8")) or {}
-    except (OSError, yaml.YAMLError):
-        return None
+        text = (chart_dir / "Chart.yaml").read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ChartError(f"cannot read {origin}: {exc}") from None
+    meta = load_yaml(text, origin, max_bytes=MAX_CHART_YAML_BYTES, error=ChartError) or {}
     if not isinstance(meta, Mapping):
         return None
-    rel = chart_dir.relative_to(root).as_posix()
-    rel = "" if rel == "." else rel
     text = " ".join(
         str(meta.get(k, "")) for k in ("home", "sources", "maintainers", "annotations")
     ).lower()
     upstream = next((u for u in KNOWN_UPSTREAMS if u in text), None)
-    sources = meta.get("sources") if isinstance(meta.get("sources"), list) else []
+    sources: list[Any] = meta["sources"] if isinstance(meta.get("sources"), list) else []
     source = next((str(u) for u in sources if "://" in str(u)), None)
     third_party = upstream is not None or source is not None
     why = (
@@ -193,22 +199,24 @@ class HelmIndex:
         values, never copied)."""
         prefix = f"{chart.path}/" if chart.path else ""
         own_values = f"{prefix}values.yaml"
-        changed = [
-            c for c in overlay.changes() if c.path.startswith(prefix) and c.path != own_values
-        ]
+        after = {c.path: c.after for c in overlay.changes()}
+        # A link's target may be changed outside the chart: the copy holds it at the link.
+        after.update({link: after[real] for link, real in chart.links.items() if real in after})
+        changed = {p: t for p, t in after.items() if p.startswith(prefix) and p != own_values}
         chart_dir = self.root / chart.path
         if not changed:
             return chart_dir
         digest = hashlib.sha256(
-            "\0".join(f"{c.path}\0{c.after}" for c in changed).encode()
+            "\0".join(f"{p}\0{t}" for p, t in sorted(changed.items())).encode()
         ).hexdigest()
         if digest not in self._copies:
             tmp = Path(tempfile.mkdtemp(prefix="kr-chart-"))
             weakref.finalize(self, shutil.rmtree, tmp, True)
             target = tmp / (Path(chart.path).name or "chart")
-            shutil.copytree(chart_dir, target, symlinks=True)
-            for change in changed:
-                (target / change.path[len(prefix) :]).write_text(change.after, encoding="utf-8")
+            # Links are copied as files: every one was checked to be a file in the repository.
+            shutil.copytree(chart_dir, target)
+            for path, text in changed.items():
+                (target / path[len(prefix) :]).write_text(text, encoding="utf-8")
             self._copies[digest] = target
         return self._copies[digest]
 
@@ -228,8 +236,20 @@ class HelmIndex:
                 for i in range(len(rel_parts) - 1)
             ):
                 continue
-            info = _chart_info(root, chart_yaml.parent)
+            rel = chart_yaml.parent.relative_to(root).as_posix()
+            rel = "" if rel == "." else rel
+            try:
+                links = links_under(root, rel)
+            except RepositoryError as exc:  # checked before Helm (or Chart.yaml) reads it
+                charts[rel] = ChartInfo(rel, chart_yaml.parent.name, False, refused=str(exc))
+                continue
+            try:
+                info = _chart_info(root, chart_yaml.parent, rel)
+            except ChartError as exc:
+                charts[rel] = ChartInfo(rel, chart_yaml.parent.name, False, refused=str(exc))
+                continue
             if info:
+                info = dataclasses.replace(info, links=links)
                 charts[info.path] = info
         found, upstream = scan_gitops_full(root)
         apps = [a for a in found if a.chart in charts]
@@ -283,7 +303,9 @@ class Deployment:
         if self.app.inline_path is None:
             return dict(self.app.inline)
         text = overlay.read(self.app.manifest) or ""
-        docs = list(yaml.safe_load_all(text))
+        docs = load_yaml_all(
+            text, self.app.manifest, max_bytes=MAX_GITOPS_BYTES, error=RepositoryError
+        )
         data = lookup(docs[self.app.document_index], self.app.inline_path, {})
         return dict(data) if isinstance(data, Mapping) else {}
 
@@ -325,8 +347,8 @@ def _map_paths(data: Any, prefix: YamlPath = (), depth: int = 0) -> Iterator[Yam
                 yield (*prefix, str(key))
 
 
-def _set_in(values: dict[str, Any], path: YamlPath, extra: Mapping[str, Any]) -> None:
-    node = values
+def _set_in(values: dict[str, Any], path: YamlPath, extra: Mapping[Any, Any]) -> None:
+    node: dict[Any, Any] = values
     for step in path:
         child = node.get(step)
         if not isinstance(child, dict):
@@ -334,6 +356,20 @@ def _set_in(values: dict[str, Any], path: YamlPath, extra: Mapping[str, Any]) ->
             node[step] = child
         node = child
     node.update(extra)
+
+
+def _nulls(node: Any, prefix: YamlPath = ()) -> set[YamlPath]:
+    """Paths of the null fields of a rendered document."""
+    if isinstance(node, Mapping):
+        items: Iterator[tuple[Any, Any]] = iter(node.items())
+    elif isinstance(node, list):
+        items = iter(enumerate(node))
+    else:
+        return set()
+    out: set[YamlPath] = set()
+    for key, value in items:
+        out |= {(*prefix, key)} if value is None else _nulls(value, (*prefix, key))
+    return out
 
 
 def _find_markers(node: Any, prefix: YamlPath, out: dict[str, list[YamlPath]]) -> None:
@@ -484,6 +520,13 @@ class ValuesMap:
                 return doc.document
         return None
 
+    def render_with(self, values_path: YamlPath, value: Any) -> Mapping[str, Any] | None:
+        """The resource rendered with ``values_path`` set to ``value`` (None deletes the key,
+        as Helm does with a null over a default)."""
+        values = copy.deepcopy(self.user)
+        _set_in(values, values_path[:-1], {str(values_path[-1]): value})
+        return self._render_doc(values)
+
     def _best(self, rendered: YamlPath) -> tuple[YamlPath, YamlPath] | None:
         """(rendered mapping, values mapping) of the deepest probed mapping holding ``rendered``."""
         best: tuple[YamlPath, YamlPath] | None = None
@@ -496,9 +539,10 @@ class ValuesMap:
 
     def values_path(self, rendered: YamlPath) -> YamlPath | None:
         """The values key that feeds ``rendered`` (None when no key does)."""
-        return self.probes.answer(
+        found: YamlPath | None = self.probes.answer(
             ("path", _doc_id(self.doc), rendered), lambda: self._values_path(rendered)
         )
+        return found
 
     def _values_path(self, rendered: YamlPath) -> YamlPath | None:
         current = lookup(self.doc.document, rendered)
@@ -528,7 +572,7 @@ class ValuesMap:
         field_name = str(rendered[-1]).lower()
         current = lookup(self.doc.document, rendered)
         for ref in self.probes.references():
-            if ref[-1].lower() != field_name:
+            if str(ref[-1]).lower() != field_name:
                 continue
             for trial in (f"{PROBE}ref", True):
                 values = copy.deepcopy(self.user)
@@ -830,7 +874,9 @@ class HelmTarget:
         # An existing key of the right shape (the chart's, or one this run exposed in another
         # template) is read by this template too: one key for every template that needs it.
         # Refuse early when the template's shape is not one we can edit.
-        original = (self.index.root / exposure.template).read_text(encoding="utf-8")
+        real = real_relpath(self.index.root, exposure.template)
+        exposure = dataclasses.replace(exposure, template=real)  # a link is fixed at its target
+        original = (self.index.root / real).read_text(encoding="utf-8")
         try:
             expose(original, exposure)
         except ValueError as exc:
@@ -910,7 +956,7 @@ class HelmTarget:
     def network_policies(self, overlay: FileOverlay) -> list[Mapping[str, Any]]:
         """The NetworkPolicies the deployment renders with the overlay (namespace as deployed)."""
         try:
-            docs = self.render_all(overlay)
+            docs = self.render_all(overlay, kind="NetworkPolicy")
         except RemedyError:
             return []
         out: list[Mapping[str, Any]] = []
@@ -923,7 +969,7 @@ class HelmTarget:
                 out.append({**doc.document, "metadata": meta})
         return out
 
-    def _switch_for(self, edit: CreateManifest, overlay: FileOverlay) -> AnyEdit:
+    def _switch_for(self, edit: CreateManifest, overlay: FileOverlay) -> Edit:
         """A chart cannot take a new manifest through values; an existing switch that renders
         one selecting this pod (``networkPolicy.enabled``, ``networkPolicies.create`` ...) can."""
         kind = str(edit.document.get("kind", "")) if isinstance(edit.document, Mapping) else ""
@@ -967,15 +1013,23 @@ class HelmTarget:
             f"{dep.chart.name} has no switch that renders one; add it to the chart's templates"
         )
 
-    def _remove_as_set(self, edit: Remove) -> AnyEdit:
+    def _remove_as_set(self, edit: Remove) -> Edit:
         """A values key is set, never deleted, when deleting it changes what the template
-        renders (a boolean a template prints renders null once gone)."""
+        renders: a boolean a template prints renders null once gone; a list or map whose
+        deletion leaves a null field (``add:`` with nothing under it) is set empty instead,
+        checked by rendering both."""
         view = self.view
-        current = (
-            lookup(view.mapping.effective, edit.path) if isinstance(view, HelmPodView) else None
-        )
+        if not isinstance(view, HelmPodView) or not edit.path or isinstance(edit.path[-1], int):
+            return edit
+        current = lookup(view.mapping.effective, edit.path)
         if isinstance(current, bool):
             return Set(edit.path, False, edit.comment)
+        if not isinstance(current, list | dict):
+            return edit
+        empty: Any = type(current)()
+        gone, emptied = (view.mapping.render_with(edit.path, v) for v in (None, empty))
+        if gone is not None and emptied is not None and _nulls(emptied) < _nulls(gone):
+            return Set(edit.path, empty, edit.comment)
         return edit
 
     def environments(self, relpath: str) -> list[str]:
@@ -992,12 +1046,13 @@ class HelmTarget:
         """Apply values edits to the winning values files (and expose template keys)."""
         from fixers.edits import EditError, apply_edits
 
-        groups: dict[tuple[str, int], list[AnyEdit]] = {}
+        groups: dict[tuple[str, int], list[Edit]] = {}
         whys: dict[str, str] = {}
-        edits = [
+        linked: dict[str, str] = {}
+        values_edits: list[Edit] = [
             self._switch_for(e, overlay) if isinstance(e, CreateManifest) else e for e in edits
         ]
-        for edit in edits:
+        for edit in values_edits:
             if isinstance(edit, Remove):
                 edit = self._remove_as_set(edit)
             switch = next((str(s) for s in edit.path if str(s).startswith(SWITCH)), None)
@@ -1009,7 +1064,10 @@ class HelmTarget:
                     f"chart {self.deployment.chart.name} renders the field when its existing "
                     f"switch {'.'.join(map(str, switch_path))} is on: it is turned on"
                 )
-            relpath, prefix, doc_index, why = self._file_for(edit.path, overlay)
+            link, prefix, doc_index, why = self._file_for(edit.path, overlay)
+            relpath = real_relpath(self.index.root, link)  # a link is fixed at its target
+            if relpath != link:
+                why, linked[relpath] = f"{why} (through the symlink {link})", link
             moved = _with_path(edit, (*prefix, *edit.path))
             groups.setdefault((relpath, doc_index), []).append(moved)
             whys.setdefault(relpath, why)
@@ -1039,11 +1097,13 @@ class HelmTarget:
             for relpath in whys:
                 whys[relpath] += f"; {self._switch_why}"
         for relpath in list(whys):
-            envs = self.environments(relpath)
+            envs = self.environments(linked.get(relpath, relpath))
             if envs:
                 whys[relpath] += "; environments changed: " + ", ".join(envs)
         first = next(iter(whys), self.location.path)
-        kind = "helm-template" if any(k in used for k in self._exposures) else "helm-values"
+        kind: Literal["helm-template", "helm-values"] = (
+            "helm-template" if any(k in used for k in self._exposures) else "helm-values"
+        )
         self.location = Location(
             kind,
             first,
@@ -1053,12 +1113,13 @@ class HelmTarget:
             "; ".join(f"{p}: {w}" for p, w in whys.items()) or self.location.why,
         )
 
-    def render_all(self, overlay: FileOverlay) -> list[RenderedDoc]:
-        """Every document the deployment renders with the overlay's values and templates."""
+    def render_all(self, overlay: FileOverlay, kind: str | None = None) -> list[RenderedDoc]:
+        """Every document the deployment renders with the overlay's values and templates
+        (``kind``: only templates naming it are parsed)."""
         dep = self.deployment
         chart_dir = self.index.chart_dir_for(dep.chart, overlay)
         return self.index.cache.docs(
-            chart_dir, dep.render_values(overlay), dep.release, dep.namespace
+            chart_dir, dep.render_values(overlay), dep.release, dep.namespace, kind=kind
         )
 
     def reread(self, overlay: FileOverlay) -> PodView | str:
@@ -1097,16 +1158,14 @@ class HelmTarget:
         return f"{self.doc.kind} {self.doc.name} is no longer rendered by {dep.chart.name}"
 
 
-def _with_path(edit: AnyEdit, path: YamlPath) -> AnyEdit:
+def _with_path(edit: Edit, path: YamlPath) -> Edit:
     if isinstance(edit, Set):
         return Set(path, edit.value, edit.comment)
     if isinstance(edit, Ensure):
         return Ensure(path, edit.value, edit.comment)
     if isinstance(edit, Remove):
         return Remove(path, edit.comment)
-    if isinstance(edit, AppendUnique):
-        return AppendUnique(path, edit.value, edit.key, edit.comment)
-    return edit
+    return AppendUnique(path, edit.value, edit.key, edit.comment)
 
 
 def _camel(name: str) -> str:
@@ -1179,6 +1238,9 @@ def locate_helm(finding: Finding, repo_root: Path, index: HelmIndex) -> HelmTarg
     cache = index.cache
     for dep in _deployments(finding, index):
         chart_dir = index.root / dep.chart.path
+        if dep.chart.refused:
+            errors.append(f"chart {dep.chart.path or '.'} is not rendered: {dep.chart.refused}")
+            continue
         try:
             user = dep.render_values(overlay)
             docs = cache.docs(
@@ -1194,6 +1256,8 @@ def locate_helm(finding: Finding, repo_root: Path, index: HelmIndex) -> HelmTarg
         ]
         if not matched and dep.app is not None:
             matched = _same_template(finding, dep, index, docs)
+        if not matched:
+            matched = _random_named(finding, docs, chart_dir)
         for doc in matched:
             miss = _near_miss(finding, dep, doc)
             if miss is not None:
@@ -1251,6 +1315,62 @@ def _near_miss(finding: Finding, dep: Deployment, doc: RenderedDoc) -> str | Non
     return None
 
 
+NAMESPACE_ONLY = frozenset({"C-0061"})
+"""Controls a finding of which only says the resource sits in the default namespace."""
+
+
+def compliant_as_deployed(finding: Finding, repo_root: Path, index: HelmIndex) -> bool:
+    """Whether ``finding`` only exists because the scan rendered its chart without the
+    deployment's namespace: every Application / HelmRelease that renders the resource puts it
+    in a namespace of its own (the namespace is the deployment's, not the scanner's)."""
+    if finding.control_id not in NAMESPACE_ONLY:
+        return False
+    overlay = FileOverlay(repo_root)
+    namespaces: set[str] = set()
+    for dep in _deployments(finding, index):
+        if dep.app is None or not dep.app.namespace:
+            continue
+        try:
+            docs = index.cache.docs(
+                index.root / dep.chart.path,
+                dep.render_values(overlay),
+                dep.release,
+                dep.namespace,
+                kind=finding.resource.kind,
+            )
+        except RemedyError:
+            continue
+        matched = [
+            d for d in docs if (d.kind, d.name) == (finding.resource.kind, finding.resource.name)
+        ] or _same_template(finding, dep, index, docs)
+        for doc in matched:
+            meta = doc.document.get("metadata") or {}
+            own = meta.get("namespace") if isinstance(meta, Mapping) else None
+            namespaces.add(str(own or dep.namespace))
+    return bool(namespaces) and "default" not in namespaces
+
+
+def _random_named(finding: Finding, docs: list[RenderedDoc], chart_dir: Path) -> list[RenderedDoc]:
+    """The one document of the finding's kind whose name differs from the finding's only in a
+    random suffix its template draws (``-{{ randAlphaNum 5 }}``, Helm test pods): every render,
+    the scanner's too, names it anew."""
+    stem, _, suffix = finding.resource.name.rpartition("-")
+    if not stem or not suffix:
+        return []
+    hits = []
+    for doc in docs:
+        other_stem, _, other_suffix = doc.name.rpartition("-")
+        if (doc.kind, other_stem, len(other_suffix)) != (finding.resource.kind, stem, len(suffix)):
+            continue
+        try:
+            source = (chart_dir / doc.template.split("/", 1)[-1]).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            continue
+        if re.search(r"\brand(AlphaNum|Alpha|Numeric|Ascii)\b", source):
+            hits.append(doc)
+    return hits if len(hits) == 1 else []
+
+
 def _same_template(
     finding: Finding, dep: Deployment, index: HelmIndex, docs: list[RenderedDoc]
 ) -> list[RenderedDoc]:
@@ -1285,7 +1405,7 @@ def _same_template(
 def _static_reason(finding: Finding, index: HelmIndex, deps: list[Deployment]) -> str:
     """Template analysis when rendering fails: which template makes the kind, which keys it reads."""
     kind_line = re.compile(rf"^kind:\s*{re.escape(finding.resource.kind)}\s*$", re.M)
-    for chart in {d.chart.path: d.chart for d in deps}.values():
+    for chart in {d.chart.path: d.chart for d in deps if not d.chart.refused}.values():
         templates = index.root / chart.path / "templates"
         for path in sorted(templates.rglob("*")) if templates.is_dir() else []:
             if not path.is_file() or path.suffix not in (".yaml", ".yml", ".tpl"):

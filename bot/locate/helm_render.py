@@ -21,6 +21,9 @@ from typing import Any, Protocol
 import yaml
 
 from bot.errors import ChartError
+from bot.safe_load import load_yaml
+
+MAX_VALUES_BYTES = 16 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -198,9 +201,9 @@ def deep_merge(
 def load_values_text(text: str, origin: str) -> dict[str, Any]:
     """A values document as a mapping (empty file = {}); `ChartError` when it is not one.
     Parsed once per distinct text: the result is shared, so callers never mutate it."""
-    data = _parse_values(text)
-    if isinstance(data, yaml.YAMLError):
-        raise ChartError(f"values file {origin} is not valid YAML: {_one_line(data)}")
+    data = _parse_values(text, f"values file {origin}")
+    if isinstance(data, ChartError):
+        raise data
     if data is None:
         return {}
     if not isinstance(data, Mapping):
@@ -209,10 +212,10 @@ def load_values_text(text: str, origin: str) -> dict[str, Any]:
 
 
 @lru_cache(maxsize=256)
-def _parse_values(text: str) -> Any:
+def _parse_values(text: str, origin: str) -> Any:
     try:
-        return yaml.load(text, Loader=_Loader)
-    except yaml.YAMLError as exc:
+        return load_yaml(text, origin, max_bytes=MAX_VALUES_BYTES, error=ChartError)
+    except ChartError as exc:
         return exc
 
 

@@ -335,7 +335,7 @@ class ManifestTarget:
                 raise RepositoryError(f"{self.location.path} no longer exists")
             bom = BOM if text.startswith(BOM) else ""  # kept byte for byte
             try:
-                new = apply_edits(text.removeprefix(BOM), yaml_edits, self.location.document_index)  # type: ignore[arg-type]
+                new = apply_edits(text.removeprefix(BOM), yaml_edits, self.location.document_index)
             except EditError as exc:
                 raise YamlEditError(f"{self.location.path}: {exc}") from exc
             overlay.write(self.location.path, bom + new)

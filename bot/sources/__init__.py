@@ -37,6 +37,38 @@ class Source:
     """Reads cluster objects as they arrive (``read_objects``); else they are parsed as a List."""
 
 
+_SHAPE_ERRORS = (AttributeError, KeyError, IndexError, TypeError, ValueError)
+"""What a reader meeting a value of a type or shape it did not expect raises."""
+
+
+def _guard_sniff(sniff: Callable[[Any], bool]) -> Callable[[Any], bool]:
+    def guarded(data: Any) -> bool:
+        try:
+            return bool(sniff(data))
+        except _SHAPE_ERRORS:  # a shape this format never has
+            return False
+
+    return guarded
+
+
+def _guard_parse(fmt: str, parse: Callable[[Any, str], Report]) -> Callable[[Any, str], Report]:
+    """``parse``, where a value of an unexpected type or shape anywhere in the report is one
+    line (a report is untrusted input: it must never cost a traceback)."""
+
+    def guarded(data: Any, origin: str) -> Report:
+        try:
+            return parse(data, origin)
+        except ReportError:
+            raise
+        except _SHAPE_ERRORS as exc:
+            raise ReportError(
+                f"{origin}: malformed {fmt} report: a value of an unexpected type or shape "
+                f"({type(exc).__name__})"
+            ) from None
+
+    return guarded
+
+
 def _is_source(module: ModuleType) -> bool:
     return (
         isinstance(getattr(module, "FORMAT", None), str)
@@ -56,8 +88,8 @@ def sources() -> tuple[Source, ...]:
             found.append(
                 Source(
                     module.FORMAT,
-                    module.sniff,
-                    module.parse,
+                    _guard_sniff(module.sniff),
+                    _guard_parse(module.FORMAT, module.parse),
                     tuple(getattr(module, "CLUSTER_RESOURCES", ())),
                     getattr(module, "read_objects", None),
                 )
@@ -107,8 +139,9 @@ def _describe(data: Any) -> str:
         return f"a bare {type(data).__name__} value"
     kind = data.get("kind")
     if isinstance(kind, str):
-        return f"a Kubernetes object of kind {kind}"
-    keys = ", ".join(sorted(str(k) for k in data)[:6])
+        return f"a Kubernetes object of kind {ascii(kind)[1:-1][:60]}"
+    # ascii(): a hostile key never puts a newline or a terminal escape into the message
+    keys = ", ".join(sorted(ascii(str(k))[1:-1][:40] for k in data)[:6])
     return f"a mapping with keys {keys}" if keys else "an empty mapping"
 
 
@@ -163,7 +196,13 @@ def _stream(path: Path, origin: str) -> Report | None:
         return None
     from bot.sources import kubescape
 
-    return kubescape.parse_file(path, origin)
+    try:
+        return kubescape.parse_file(path, origin)
+    except _SHAPE_ERRORS as exc:
+        raise ReportError(
+            f"{origin}: malformed kubescape report: a value of an unexpected type or shape "
+            f"({type(exc).__name__})"
+        ) from None
 
 
 def load_report(

@@ -76,3 +76,9 @@ class Report:
     passed: frozenset[tuple[str, str]] = frozenset()
     """(control id, ``ResourceRef.key``) the scanner checked and found passing: the evidence a
     fix was resolved (`bot.resolution`). Empty when the scanner reports failures only."""
+
+
+def mapping(value: object) -> Mapping[str, Any]:
+    """``value`` when it is a mapping (a JSON object), else an empty one: for optional parts of
+    untrusted documents."""
+    return value if isinstance(value, Mapping) else {}

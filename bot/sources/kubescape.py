@@ -244,9 +244,8 @@ def _container_of(path: str, obj: Mapping[str, Any] | None) -> str | None:
     if match is None:
         return ""
     container = _walk(obj, match.group(0)) if obj is not None else None
-    if isinstance(container, Mapping) and isinstance(container.get("name"), str):
-        return container["name"]
-    return None
+    name = container.get("name") if isinstance(container, Mapping) else None
+    return name if isinstance(name, str) else None
 
 
 def _hint(kind: str, path: str, value: Any = None) -> FixHint:

@@ -54,7 +54,7 @@ def _is_scan(item: Any) -> bool:
     return (
         isinstance(item, Mapping)
         and str(item.get("apiVersion", "")).startswith(f"{GROUP}/")
-        and item.get("kind") in _KINDS
+        and str(item.get("kind")) in _KINDS
     )
 
 
@@ -68,6 +68,10 @@ def sniff(data: Any) -> bool:
 
 def _mapping(value: Any) -> Mapping[str, Any]:
     return value if isinstance(value, Mapping) else {}
+
+
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
 
 
 def _text(value: Any) -> str:
@@ -117,7 +121,7 @@ def _control(cid: str, raw: Mapping[str, Any]) -> dict[str, Any]:
                 "status": status_of(_mapping(rule).get("status")),
                 "paths": _paths(_mapping(rule).get("paths")),
             }
-            for rule in (raw.get("rules") if isinstance(raw.get("rules"), list) else ())
+            for rule in _list(raw.get("rules"))
         ],
     }
 

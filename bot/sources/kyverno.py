@@ -25,7 +25,7 @@ from bot import controls, scanner_map
 from bot.cluster import CustomResource
 from bot.errors import RemedyError, ReportError
 from bot.safe_load import load_json
-from bot.sources.base import Report, Skipped, one_or_list
+from bot.sources.base import Report, Skipped, mapping, one_or_list
 from fixers.model import Finding, FixHint, ResourceRef
 
 FORMAT = "kyverno"
@@ -52,7 +52,7 @@ def _is_report(item: Any) -> bool:
     return (
         isinstance(item, Mapping)
         and str(item.get("apiVersion", "")).startswith(_GROUPS)
-        and item.get("kind") in _KINDS
+        and str(item.get("kind")) in _KINDS
     )
 
 
@@ -76,7 +76,7 @@ def _hint_path(pointer: str) -> str:
 def _refs(
     result: Mapping[str, Any], report: Mapping[str, Any], origin: str
 ) -> Iterable[ResourceRef]:
-    meta = report.get("metadata") if isinstance(report.get("metadata"), Mapping) else {}
+    meta = mapping(report.get("metadata"))
     cluster_scoped = str(report.get("kind", "")).startswith("Cluster")
     default_ns = None if cluster_scoped else meta.get("namespace")
     raw = result.get("resources")
@@ -141,7 +141,9 @@ def _read(
             pointer = failed_path(message)
             control = scanner_map.to_control(FORMAT, policy, pointer)
             if control is not None:
-                hints = (FixHint(kind="failed", path=_hint_path(pointer)),) if pointer else ()
+                hints: tuple[FixHint, ...] = (
+                    (FixHint(kind="failed", path=_hint_path(pointer)),) if pointer else ()
+                )
                 matched = [(control, where, hints)]
             else:
                 matched = list(_pod_security(result, where, message))

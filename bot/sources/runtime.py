@@ -47,7 +47,7 @@ from bot.cluster import (
     list_objects,
 )
 from bot.errors import ReportError
-from bot.sources.base import KNOWN_KINDS, Skipped
+from bot.sources.base import KNOWN_KINDS, Skipped, mapping
 from bot.sources.kubescape_operator import workload_id
 from fixers.model import ResourceRef
 from fixers.runtime_evidence import (
@@ -107,8 +107,9 @@ def _list(value: Any) -> list[Any]:
 def _meta(item: Mapping[str, Any]) -> Mapping[str, Any]:
     """``metadata`` as served, ``ObjectMeta`` or the flattened fields of the stored shape."""
     for key in ("metadata", "ObjectMeta"):
-        if isinstance(item.get(key), Mapping):
-            return item[key]
+        meta = item.get(key)
+        if isinstance(meta, Mapping):
+            return meta
     return item
 
 
@@ -299,7 +300,7 @@ class RuntimeEvidence:
         return (KNOWN_KINDS.get(kind.lower(), kind), namespace, name)
 
     def _alert(self, item: Mapping[str, Any]) -> None:
-        fields = item.get("output_fields") if isinstance(item.get("output_fields"), Mapping) else {}
+        fields = mapping(item.get("output_fields"))
         ns, pod = fields.get("k8s.ns.name"), fields.get("k8s.pod.name")
         container = fields.get("k8s.container.name") or fields.get("container.name") or ""
         alert = Alert(

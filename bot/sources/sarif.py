@@ -69,7 +69,8 @@ def _location(result: Mapping[str, Any]) -> tuple[str, str | None, int | None, i
 
 def _base_dirs(run: Mapping[str, Any]) -> dict[str, Path]:
     bases: dict[str, Path] = {}
-    for key, value in (run.get("originalUriBaseIds") or {}).items():
+    given = run.get("originalUriBaseIds")
+    for key, value in (given if isinstance(given, Mapping) else {}).items():
         uri = value.get("uri") if isinstance(value, Mapping) else None
         if isinstance(uri, str):
             parsed = urlparse(uri)

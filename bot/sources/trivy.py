@@ -31,7 +31,7 @@ import yaml
 from bot import controls, scanner_map
 from bot.cluster import CustomResource
 from bot.errors import ReportError
-from bot.sources.base import KNOWN_KINDS, Report, Skipped
+from bot.sources.base import KNOWN_KINDS, Report, Skipped, mapping
 from fixers.model import Finding, ResourceRef, SourceHint
 
 FORMAT = "trivy"
@@ -92,7 +92,7 @@ def _is_operator_cr(item: Any) -> bool:
     return (
         isinstance(item, Mapping)
         and str(item.get("apiVersion", "")).startswith("aquasecurity.github.io/")
-        and item.get("kind") in (_OPERATOR_KINDS | set(_OPERATOR_SKIPPED))
+        and str(item.get("kind")) in (_OPERATOR_KINDS | set(_OPERATOR_SKIPPED))
     )
 
 
@@ -184,7 +184,7 @@ class _Builder:
             if not isinstance(misconf, Mapping) or _failed(misconf):
                 continue
             control = scanner_map.to_control(FORMAT, str(misconf.get("ID") or ""))
-            named = _resource_field((misconf.get("CauseMetadata") or {}).get("Resource"))
+            named = _resource_field(_cause(misconf).get("Resource"))
             own = _ref(named, file_scan=True) if named.kind else ref
             if control and own is not None:
                 self.passed.add((control, own.key))
@@ -262,7 +262,7 @@ def _misconfigs(result: Mapping[str, Any], origin: str) -> list[Mapping[str, Any
 
 
 def _lines(misconf: Mapping[str, Any]) -> tuple[int | None, int | None]:
-    cause = misconf.get("CauseMetadata") or {}
+    cause = _cause(misconf)
     start, end = cause.get("StartLine"), cause.get("EndLine")
     start = start if isinstance(start, int) and start > 0 else None
     end = end if isinstance(end, int) and end > 0 else start
@@ -299,6 +299,11 @@ def _ref(named: Named, *, file_scan: bool) -> ResourceRef | None:
     return ResourceRef(kind=named.kind, namespace=namespace, name=named.name)
 
 
+def _cause(misconf: Mapping[str, Any]) -> Mapping[str, Any]:
+    cause = misconf.get("CauseMetadata")
+    return cause if isinstance(cause, Mapping) else {}
+
+
 def _parse_config(data: Mapping[str, Any], builder: _Builder) -> None:
     artifact = str(data.get("ArtifactName") or "")
     for i, result in enumerate(data["Results"]):
@@ -315,7 +320,7 @@ def _parse_config(data: Mapping[str, Any], builder: _Builder) -> None:
         # message names nothing borrow the resource of the same lines.
         parsed: list[tuple[Mapping[str, Any], Named, int | None, int | None]] = []
         for misconf in misconfs:
-            named = _resource_field((misconf.get("CauseMetadata") or {}).get("Resource"))
+            named = _resource_field(_cause(misconf).get("Resource"))
             said = read_message(str(misconf.get("Message") or ""))
             if not named.kind:
                 named = Named(said.kind, said.name, said.namespace, said.container)
@@ -452,12 +457,12 @@ def _parse_k8s(data: Mapping[str, Any], builder: _Builder) -> None:
 
 
 def _parse_operator(cr: Mapping[str, Any], builder: _Builder) -> None:
-    kind = cr.get("kind")
-    meta = cr.get("metadata") if isinstance(cr.get("metadata"), Mapping) else {}
+    kind = str(cr.get("kind") or "")
+    meta = mapping(cr.get("metadata"))
     if kind in _OPERATOR_SKIPPED:
         builder.skipped.append(Skipped(f"{kind} {meta.get('name', '')}", _OPERATOR_SKIPPED[kind]))
         return
-    labels = meta.get("labels") if isinstance(meta.get("labels"), Mapping) else {}
+    labels = mapping(meta.get("labels"))
     owners = [o for o in meta.get("ownerReferences") or () if isinstance(o, Mapping)]
     res_kind = labels.get("trivy-operator.resource.kind") or (
         owners[0].get("kind") if owners else None

@@ -19,7 +19,7 @@ def host_path_volumes(view: PodView) -> dict[str, str]:
 
 def host_path_mounts(
     view: PodView, containers: list[ContainerView]
-) -> Iterator[tuple[ContainerView, int, dict[str, Any], str]]:
+) -> Iterator[tuple[ContainerView, int, Mapping[str, Any], str]]:
     """(container, mount index, mount, host path) for each mount of a hostPath volume."""
     volumes = host_path_volumes(view)
     for container in containers:

@@ -34,6 +34,11 @@ class GitError(RuntimeError):
     """A git command failed."""
 
 
+class Symlink(bytes):
+    """Content written as a symlink (tree mode 120000): the bytes are the link's target, which
+    is also what GitLab's files API returns as the file's content."""
+
+
 @dataclass(frozen=True)
 class Commit:
     """One commit as read back from git."""
@@ -309,9 +314,9 @@ class GitRepo:
             if content is None:
                 tree_changes.append((path.encode(), None, None))
             else:
-                blob = Blob.from_string(content)
+                blob = Blob.from_string(bytes(content))
                 store.add_object(blob)
-                tree_changes.append((path.encode(), 0o100644, blob.id))
+                tree_changes.append((path.encode(), self._mode_for(parent, path, content), blob.id))
         commit = DCommit()
         commit.tree = commit_tree_changes(store, root, tree_changes)
         commit.parents = [parent.encode()] if parent else []
@@ -322,6 +327,16 @@ class GitRepo:
         commit.message = message.rstrip("\n").encode() + b"\n"
         store.add_object(commit)
         return commit.id.decode()
+
+    def _mode_for(self, parent: str | None, path: str, content: bytes) -> int:
+        """A `Symlink` is a link; an update keeps the entry's mode (as Gitaly's update action
+        does: a link updated through the API stays a link holding the new text)."""
+        if isinstance(content, Symlink):
+            return 0o120000
+        entry = self._entry(parent, path) if parent else None
+        if entry is not None and entry[0] in (0o100755, 0o120000):
+            return entry[0]
+        return 0o100644
 
     def has_conflicts(self, target: str, source: str) -> bool:
         proc = self.run("merge-tree", "--write-tree", "--name-only", target, source, check=False)

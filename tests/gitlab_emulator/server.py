@@ -14,7 +14,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from .api import Api, ApiError, Request, Response, State
-from .git import GitRepo, Person
+from .git import GitRepo, Person, Symlink
 from .hooks import Delivery, Hook
 from .state import DEVELOPER, Fault, Job, Pipeline, Project, User, now
 
@@ -158,8 +158,10 @@ class GitLabEmulator:
         *,
         default_branch: str = "main",
         protected: Sequence[str] = ("main",),
+        symlinks: Mapping[str, str] | None = None,
     ) -> int:
-        """A project with a real git repository holding ``files`` in one initial commit."""
+        """A project with a real git repository holding ``files`` (and ``symlinks``: path ->
+        link target) in one initial commit."""
         with self._lock:
             if any(
                 p.path_with_namespace == path_with_namespace for p in self.state.projects.values()
@@ -171,7 +173,10 @@ class GitLabEmulator:
             admin = Person("Administrator", "admin@example.com")
             sha = repo.write_commit(
                 None,
-                {path: text.encode() for path, text in files.items()},
+                {
+                    **{path: text.encode() for path, text in files.items()},
+                    **{path: Symlink(to.encode()) for path, to in (symlinks or {}).items()},
+                },
                 "Initial commit",
                 author=admin,
                 committer=admin,

@@ -643,3 +643,44 @@ def test_probes_leave_the_deployment_values_alone(tmp_path: Path) -> None:
     view.containers[0].path("resources", "limits", "cpu")
     assert repr(view.mapping.user) == before
     assert "__kr_probe" not in before
+
+
+def _agent_chart(root: Path) -> Path:
+    chart = root / "agent"
+    (chart / "templates").mkdir(parents=True)
+    (chart / "Chart.yaml").write_text("apiVersion: v2\nname: agent\nversion: 0.1.0\n")
+    (chart / "values.yaml").write_text(
+        "# the node's network, for the metrics port\nhostNetwork: true\n"
+        "capabilities:\n  # extra capabilities\n  add: [SYS_ADMIN]\n"
+        "tolerations:\n  - operator: Exists\n"
+    )
+    (chart / "templates" / "daemonset.yaml").write_text(
+        "apiVersion: apps/v1\nkind: DaemonSet\nmetadata:\n  name: {{ .Release.Name }}\n"
+        "spec:\n  template:\n    spec:\n      hostNetwork: {{ .Values.hostNetwork }}\n"
+        "      containers:\n        - name: agent\n          image: agent:1\n"
+        "          securityContext:\n            capabilities:\n"
+        "              add: {{- toYaml .Values.capabilities.add | nindent 16 }}\n"
+        "      tolerations: {{- toYaml .Values.tolerations | nindent 8 }}\n"
+    )
+    return chart
+
+
+def test_a_key_the_template_prints_is_set_not_deleted(tmp_path: Path) -> None:
+    """Deleting `hostNetwork` or `capabilities.add` would render them null (checked by
+    rendering): the boolean is set false and the list set empty, comments stay in place."""
+    _agent_chart(tmp_path)
+    network = fix_and_verify(tmp_path, finding_for("C-0041", "DaemonSet", "agent", None, "agent"))
+    assert network.diffs() == {"agent/values.yaml": (["hostNetwork: true"], ["hostNetwork: false"])}
+    caps = fix_and_verify(tmp_path, finding_for("C-0046", "DaemonSet", "agent", None, "agent"))
+    removed, added = caps.diffs()["agent/values.yaml"]
+    assert removed == ["  add: [SYS_ADMIN]"] and added == ["  add: []"]
+
+
+def test_a_test_pod_with_a_random_name_is_matched_by_its_template(corpus_index: HelmIndex) -> None:
+    """podinfo's test pods end in `randAlphaNum 5`: the scanner's render named them differently."""
+    finding = finding_for("C-0016", "Pod", "podinfo-grpc-test-4i7eg", "default", "podinfo")
+    target = locate_helm(finding, _corpus_repo(), corpus_index)
+    assert not isinstance(target, str), target
+    assert target.location.path == "podinfo/templates/tests/grpc.yaml"
+    other = finding_for("C-0016", "Pod", "podinfo-nothing-4i7eg", "default", "podinfo")
+    assert isinstance(locate_helm(other, _corpus_repo(), corpus_index), str)

@@ -83,3 +83,26 @@ def test_a_cluster_finding_in_another_namespace_or_container_is_not_this_reposit
     assert "in namespace shop-prod by Application" in reasons["payments"].reason
     assert "not in payments" in reasons["payments"].reason
     assert "has no container 'php-redis'; containers: api" in reasons["shop-prod"].reason
+
+
+def test_default_namespace_is_compliant_as_deployed() -> None:
+    # The scan rendered without a namespace; every Application deploys to a namespace of its own.
+    plan = _plan(
+        finding_for("C-0061", "Deployment", "shop-api", "default", "."),
+        finding_for("C-0061", "StatefulSet", "cache-cache", None),
+    )
+    assert sorted(f.resource.name for f in plan.already_compliant) == ["cache-cache", "shop-api"]
+    assert plan.unfixable == ()
+    assert plan.change_sets == ()
+
+
+def test_default_namespace_of_an_undeployed_chart_still_needs_a_person(tmp_path: Path) -> None:
+    import shutil
+
+    shutil.copytree(REPO / "charts", tmp_path / "charts")  # no Application deploys it
+    plan = build_plan(
+        Report("checkov", "test", (finding_for("C-0061", "Deployment", "shop-api", "default"),)),
+        tmp_path,
+    )
+    assert plan.already_compliant == ()
+    assert [u.category for u in plan.unfixable] == ["needs-human"]

@@ -3,6 +3,7 @@ reports (whole-file, streamed and received as bytes), .remedy.yaml, CODEOWNERS, 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from pathlib import Path
@@ -146,3 +147,102 @@ def test_huge_codeowners_is_refused() -> None:
     text = "* @alice\n" * (MAX_CODEOWNERS_BYTES // 9 + 1)
     with pytest.raises(ConfigError, match=r"CODEOWNERS.*over the limit"):
         load_codeowners(lambda path: text if path == "CODEOWNERS" else None)
+
+
+def test_settings_file_is_bounded(tmp_path: Path) -> None:
+    from bot.settings import MAX_CONFIG_FILE_BYTES, load_settings
+
+    config = tmp_path / "remedy.yaml"
+    for text, words in [
+        (BILLION_LAUGHS, "more than"),
+        ("a: " + "[" * 500 + "]" * 500 + "\n", "nested deeper than"),
+        ("projects: [\n", "is not valid YAML: line"),
+        ("x" * (MAX_CONFIG_FILE_BYTES + 1), "over the limit of 1 MB"),
+    ]:
+        config.write_text(text)
+        start = time.perf_counter()
+        with pytest.raises(ConfigError) as caught:
+            load_settings(config)
+        assert time.perf_counter() - start < 20  # the node budget; generous on a loaded machine
+        message = str(caught.value)
+        assert f"config file {config}" in message and words in message, message
+        assert "\n" not in message
+
+
+def _helm_plan(repo: Path) -> list[str]:
+    """The unfixable reasons of a plan for one Deployment of chart ``charts/web``."""
+    from bot.plan import build_plan
+    from bot.sources.base import Report
+    from fixers.model import Finding, ResourceRef, SourceHint
+
+    ref = ResourceRef(api_version="apps/v1", kind="Deployment", namespace="default", name="web")
+    finding = Finding(
+        control_id="C-0016",
+        resource=ref,
+        container="web",
+        source=SourceHint(chart_path="charts/web"),
+    )
+    start = time.perf_counter()
+    plan = build_plan(Report("kubescape", "test", (finding,)), repo)
+    assert time.perf_counter() - start < 30
+    assert not plan.change_sets
+    return [u.reason for u in plan.unfixable]
+
+
+def _web_chart(repo: Path) -> Path:
+    chart = repo / "charts" / "web"
+    (chart / "templates").mkdir(parents=True)
+    (chart / "Chart.yaml").write_text("apiVersion: v2\nname: web\nversion: 0.1.0\n")
+    (chart / "values.yaml").write_text("{}\n")
+    (chart / "templates" / "deployment.yaml").write_text(deployment("web"))
+    return chart
+
+
+APPLICATION = """\
+apiVersion: argoproj.io/v1alpha1
+kind: Application
+metadata: {name: web}
+spec:
+  destination: {namespace: default}
+  source:
+    path: charts/web
+    helm:
+      valueFiles: [values-prod.yaml]
+"""
+
+
+@pytest.mark.parametrize(
+    ("file", "text", "words"),
+    [
+        ("Chart.yaml", "apiVersion: v2\n" + BILLION_LAUGHS, "charts/web/Chart.yaml: more than"),
+        ("Chart.yaml", "name: [\n", "charts/web/Chart.yaml is not valid YAML: line"),
+        ("values-prod.yaml", BILLION_LAUGHS, "values file charts/web/values-prod.yaml: more than"),
+        (
+            "values-prod.yaml",
+            "a: " + "[" * 300 + "]" * 300,
+            "values file charts/web/values-prod.yaml: nested deeper than",
+        ),
+    ],
+    ids=["chart-laughs", "chart-syntax", "values-laughs", "values-deep"],
+)
+def test_helm_chart_files_are_bounded(tmp_path: Path, file: str, text: str, words: str) -> None:
+    chart = _web_chart(tmp_path)
+    (tmp_path / "apps").mkdir()
+    (tmp_path / "apps" / "web.yaml").write_text(APPLICATION)
+    (chart / file).write_text(text)
+    [reason] = _helm_plan(tmp_path)
+    assert words in reason and "\n" not in reason, reason
+
+
+def test_helm_inline_values_are_bounded(tmp_path: Path) -> None:
+    from bot.errors import RepositoryError
+    from bot.locate.base import FileOverlay
+    from bot.locate.gitops import HelmApp
+    from bot.locate.helm import ChartInfo, Deployment
+
+    (tmp_path / "app.yaml").write_text("spec:\n  values:\n" + laughs("    "))
+    app = HelmApp("app.yaml", 0, "Application", "web", "charts/web", "web", None, (), {"a": 1})
+    app = dataclasses.replace(app, inline_path=("spec", "values"))
+    dep = Deployment(ChartInfo("charts/web", "web", False), "web", "default", ("v.yaml",), app)
+    with pytest.raises(RepositoryError, match=r"^app\.yaml: more than \d+ values"):
+        dep.inline(FileOverlay(tmp_path))

@@ -216,7 +216,8 @@ def test_publish_falls_back_per_change_set(tmp_path: Path, secret_env: str) -> N
     frontend, cart = by_key["security-context/frontend"], by_key["security-context/cart"]
     assert frontend is not None and frontend.description.startswith("Custom ")
     assert cart is not None and "### Failed controls" in cart.description
-    assert secret_env not in (forge.state_dir / "merge_requests.json").read_text()
+    records = (forge.state_dir / "records").glob("*.json")
+    assert secret_env not in "".join(p.read_text() for p in records)
 
 
 def test_built_in_templates_get_the_same_plain_context() -> None:

@@ -1,0 +1,123 @@
+"""Before/after benchmark of the planner: one commit's code against the worktree's, same input.
+
+Exports the base commit's tree (``git archive``) to a temporary directory, builds one synthetic
+cd-config and Kubescape report (`bench.synth`), then runs the same child program under each
+side's code (``PYTHONPATH``), alternating base and head, ``--repeats`` times each, all in this
+process tree. Each child parses the report and plans it; it prints its wall and CPU seconds and
+a digest of the whole plan (every change set's key, title, fixes and file bytes; every
+unfixable finding and its reason; every compliant finding). The sides must agree on the digest:
+a speed-up that changes the output is a failure (exit 1).
+
+    .venv/bin/python -m bench.bench_compare --base HEAD --manifests 600 --repeats 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent.parent
+
+CHILD = r"""
+import hashlib, json, sys, time
+from pathlib import Path
+from bot.plan import build_plan
+from bot.sources import load_report
+
+report_path, repo = Path(sys.argv[1]), Path(sys.argv[2])
+wall, cpu = time.perf_counter(), time.process_time()
+report = load_report(report_path)
+plan = build_plan(report, repo)
+wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+digest = hashlib.sha256()
+for cs in plan.change_sets:
+    digest.update(repr((cs.key, cs.title, cs.family, cs.risk)).encode())
+    for fix in cs.fixes:
+        digest.update(repr((fix.finding.identity, fix.location, fix.fixer, fix.edits)).encode())
+    for change in cs.files:
+        digest.update(repr((change.path, change.before, change.after)).encode())
+    for u in cs.unresolved:
+        digest.update(repr((u.finding.identity, u.reason, u.category)).encode())
+for u in plan.unfixable:
+    digest.update(repr((u.finding.identity, u.reason, u.category)).encode())
+for f in plan.already_compliant:
+    digest.update(repr(f.identity).encode())
+print(json.dumps({"wall": wall, "cpu": cpu, "digest": digest.hexdigest(),
+                  "change_sets": len(plan.change_sets), "unfixable": len(plan.unfixable)}))
+"""
+
+
+def export(rev: str, into: Path) -> Path:
+    """The tree of ``rev`` (a commit of this repository) written under ``into``."""
+    archive = subprocess.run(
+        ["git", "-C", str(HERE), "archive", rev], check=True, capture_output=True
+    ).stdout
+    into.mkdir(parents=True)
+    subprocess.run(["tar", "-x", "-C", str(into)], input=archive, check=True)
+    return into
+
+
+def run_child(code_root: Path, report: Path, repo: Path) -> dict:
+    env = {**os.environ, "PYTHONPATH": str(code_root)}
+    done = subprocess.run(
+        [sys.executable, "-c", CHILD, str(report), str(repo)],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=code_root,
+    )
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--base", default="HEAD", help="commit to compare against")
+    parser.add_argument("--manifests", type=int, default=600)
+    parser.add_argument("--findings", type=int, default=0, help="default 5 per manifest")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    sys.path.insert(0, str(HERE))
+    from bench.synth import REPORT_NAME, build_cd_config
+
+    findings = args.findings or 5 * args.manifests
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        base = export(args.base, root / "base")
+        repo = build_cd_config(root / "input", args.manifests, findings, args.seed)
+        report = root / "input" / REPORT_NAME
+        runs: dict[str, list[dict]] = {"base": [], "head": []}
+        for _ in range(args.repeats):
+            runs["base"].append(run_child(base, report, repo))
+            runs["head"].append(run_child(HERE, report, repo))
+    print(f"{args.manifests} manifests, {findings} failed control results, base {args.base}")
+    print(f"{'side':<5} {'wall min':>9} {'wall med':>9} {'cpu min':>8} {'cpu med':>8}  digest")
+    for side, results in runs.items():
+        wall = [r["wall"] for r in results]
+        cpu = [r["cpu"] for r in results]
+        digests = {r["digest"] for r in results}
+        print(
+            f"{side:<5} {min(wall):9.2f} {statistics.median(wall):9.2f} "
+            f"{min(cpu):8.2f} {statistics.median(cpu):8.2f}  {','.join(d[:12] for d in digests)}"
+        )
+    b, h = runs["base"], runs["head"]
+    print(
+        f"head/base: wall min {min(r['wall'] for r in h) / min(r['wall'] for r in b):.2f}, "
+        f"cpu min {min(r['cpu'] for r in h) / min(r['cpu'] for r in b):.2f}; "
+        f"{b[0]['change_sets']} change sets, {b[0]['unfixable']} unfixable"
+    )
+    digests = {r["digest"] for r in b} | {r["digest"] for r in h}
+    same = len(digests) == 1
+    print("plan outputs: identical" if same else "plan outputs: DIFFER")
+    return 0 if same else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
