@@ -87,15 +87,15 @@ def test_human_commit_on_the_bot_branch_stops_rewrites(
     human = gitlab_emulator.push_as(
         project,
         FRONTEND,
-        {FRONTEND_FILE: branch_text.replace("runAsUser: 10001", "runAsUser: 20002")},
+        {FRONTEND_FILE: branch_text + "# alice: reviewed, our image needs this\n"},
         author="alice",
         message="frontend: our image runs as 20002",
     )
-    # the findings of that MR change: the frontend no longer fails C-0017
+    # the findings of that MR change: the frontend no longer fails C-0055
     report = json.loads(REPORT.read_text())
     for result in report["results"]:
         if result["resourceID"].endswith("/Deployment/frontend"):
-            result["controls"] = [c for c in result["controls"] if c["controlID"] != "C-0017"]
+            result["controls"] = [c for c in result["controls"] if c["controlID"] != "C-0055"]
     gitlab_emulator.add_pipeline(
         project, "main", {"kubescape": {"kubescape-results.json": json.dumps(report).encode()}}
     )
@@ -212,11 +212,11 @@ def test_label_removed_and_person_pushed_the_bot_still_leaves_the_branch_alone(
     human = gitlab_emulator.push_as(
         project,
         FRONTEND,
-        {FRONTEND_FILE: branch_text.replace("runAsUser: 10001", "runAsUser: 20002")},
+        {FRONTEND_FILE: branch_text + "# alice: reviewed, our image needs this\n"},
         author="alice",
         message="frontend: our image runs as 20002",
     )
-    _new_pipeline(gitlab_emulator, project, _report_without("C-0017", "/Deployment/frontend"))
+    _new_pipeline(gitlab_emulator, project, _report_without("C-0055", "/Deployment/frontend"))
     before = {m["iid"] for m in gitlab_emulator.merge_requests(project)}
     out = run(gitlab_emulator, capsys)
     assert f"foreign-commits  {FRONTEND}" in out
@@ -492,23 +492,23 @@ def test_after_a_persons_push_the_description_keeps_describing_the_branch(
 ) -> None:
     run(gitlab_emulator, capsys)
     before = _mr(gitlab_emulator, project, FRONTEND)["description"]
-    assert "C-0017" in before
+    assert "C-0055" in before
     branch_text = gitlab_emulator.file_at(project, FRONTEND, FRONTEND_FILE) or ""
     gitlab_emulator.push_as(
         project,
         FRONTEND,
-        {FRONTEND_FILE: branch_text.replace("runAsUser: 10001", "runAsUser: 20002")},
+        {FRONTEND_FILE: branch_text + "# alice: reviewed, our image needs this\n"},
         author="alice",
         message="frontend: our image runs as 20002",
     )
     report = json.loads(REPORT.read_text())
     for result in report["results"]:
         if result["resourceID"].endswith("/Deployment/frontend"):
-            result["controls"] = [c for c in result["controls"] if c["controlID"] != "C-0017"]
+            result["controls"] = [c for c in result["controls"] if c["controlID"] != "C-0055"]
     _new_pipeline(gitlab_emulator, project, json.dumps(report).encode())
     run(gitlab_emulator, capsys)
     after = _mr(gitlab_emulator, project, FRONTEND)["description"]
-    # the old description (what the branch does, C-0017 included) plus one note; no new diff
+    # the old description (what the branch does, C-0055 included) plus one note; no new diff
     assert after.startswith(before) and after != before
     assert after[len(before) :].count("is not updating this branch") == 1
     run(gitlab_emulator, capsys)

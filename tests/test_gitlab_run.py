@@ -99,11 +99,11 @@ def test_changed_report_updates_one_mr_and_resolved_closes(
     run(gitlab_emulator, capsys)
     before = {m["source_branch"]: m for m in bot_mrs(gitlab_emulator, project)}
     report = json.loads(REPORT.read_text())
-    # the frontend no longer fails C-0017; the cart's automount controls now pass (a fix is
+    # the frontend no longer fails C-0055; the cart's automount controls now pass (a fix is
     # closed as resolved only when the report shows it scanned and passing)
     for result in report["results"]:
         if result["resourceID"].endswith("/Deployment/frontend"):
-            result["controls"] = [c for c in result["controls"] if c["controlID"] != "C-0017"]
+            result["controls"] = [c for c in result["controls"] if c["controlID"] != "C-0055"]
         if result["resourceID"].endswith("/StatefulSet/cart"):
             for control in result["controls"]:
                 if control["controlID"] in ("C-0034", "C-0190"):
@@ -210,7 +210,7 @@ def test_reviewer_ignores_one_control_of_an_mr(
     )
     client_forge = GitLabForge(gitlab_emulator.url, gitlab_emulator.token, PROJECT)
     change = next(c for c in client_forge.find_changes() if c.id == mr["iid"])
-    client_forge.update_change(change, labels=[*change.labels, "kube-remedy-ignore:C-0017"])
+    client_forge.update_change(change, labels=[*change.labels, "kube-remedy-ignore:C-0055"])
     out = run(gitlab_emulator, capsys)
     assert "updated          remedy/security-context/apps-shop-frontend" in out
     text = gitlab_emulator.file_at(project, mr["source_branch"], "apps/shop/frontend.yaml") or ""
@@ -218,7 +218,7 @@ def test_reviewer_ignores_one_control_of_an_mr(
     labels = next(m for m in gitlab_emulator.merge_requests(project) if m["iid"] == mr["iid"])[
         "labels"
     ]
-    assert "kube-remedy-ignore:C-0017" in labels
+    assert "kube-remedy-ignore:C-0055" in labels
 
 
 def test_run_under_a_429_storm_goes_on_refreshes_the_dashboard_and_exits_3(

@@ -114,17 +114,18 @@ def test_every_mapped_control_has_a_fixer_and_key_controls_are_guarded() -> None
 
 
 def test_off_by_default(tmp_path: Path) -> None:
-    plan = plan_with(tmp_path, "", "C-0016", "C-0017")
+    # two low-risk controls share one change set (read-only root would travel alone)
+    plan = plan_with(tmp_path, "", "C-0016", "C-0055")
     [change_set] = plan.change_sets
     assert [f.path for f in change_set.files] == ["web.yaml"]
 
 
 def test_option_adds_exactly_the_guarding_policies(tmp_path: Path) -> None:
-    plan = plan_with(tmp_path, "kyverno_policies: true\n", "C-0016", "C-0017")
+    plan = plan_with(tmp_path, "kyverno_policies: true\n", "C-0016", "C-0055")
     [change_set] = plan.change_sets
     assert [f.path for f in change_set.files] == [
         "policies/disallow-privilege-escalation.yaml",
-        "policies/require-ro-rootfs-all-containers.yaml",
+        "policies/restrict-seccomp-strict.yaml",
         "web.yaml",
     ]
     for change in change_set.files[:2]:
@@ -138,9 +139,9 @@ def test_option_adds_exactly_the_guarding_policies(tmp_path: Path) -> None:
 
 def test_policies_dir_and_existing_files_are_respected(tmp_path: Path) -> None:
     (tmp_path / "kyverno").mkdir()
-    (tmp_path / "kyverno" / "require-ro-rootfs-all-containers.yaml").write_text("# ours\n")
+    (tmp_path / "kyverno" / "restrict-seccomp-strict.yaml").write_text("# ours\n")
     config = "kyverno_policies: true\npolicies_dir: kyverno/\n"
-    plan = plan_with(tmp_path, config, "C-0016", "C-0017")
+    plan = plan_with(tmp_path, config, "C-0016", "C-0055")
     [change_set] = plan.change_sets
     assert [f.path for f in change_set.files] == [
         "kyverno/disallow-privilege-escalation.yaml",
