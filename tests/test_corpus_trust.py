@@ -44,6 +44,13 @@ def _identity(doc: Any) -> tuple[str, str] | None:
     return str(doc.get("kind")), str(doc["metadata"].get("name"))
 
 
+GROWN_ON_PURPOSE = {
+    # Checkov flags any added capability; dropping ALL and adding back only NET_BIND_SERVICE for
+    # a container listening below 1024 is the stricter setting (it had every default before).
+    "CKV_K8S_25": "drop ALL adds back NET_BIND_SERVICE where a container port is below 1024",
+}
+
+
 @pytest.mark.slow
 @pytest.mark.timeout(1800)  # Checkov twice over the corpus, and a plan per round of merges
 def test_whole_corpus_edits_only_named_resources_and_drops_nothing(tmp_path: Path) -> None:
@@ -100,7 +107,7 @@ def test_whole_corpus_edits_only_named_resources_and_drops_nothing(tmp_path: Pat
     worse = {
         check: (failed_before.get(check, 0), count)
         for check, count in failed_after.items()
-        if count > failed_before.get(check, 0)
+        if count > failed_before.get(check, 0) and check not in GROWN_ON_PURPOSE
     }
     assert not worse, worse  # check id: (failing resources before, after)
     assert sum(failed_after.values()) < sum(failed_before.values())
