@@ -132,7 +132,9 @@ def _mixed_families() -> frozenset[str]:
     return frozenset(family for family, kinds in risky.items() if len(kinds) > 1)
 
 
-def group_key(config: RepoConfig, fixer: Fixer, target: Target, finding: Finding) -> str:
+def group_key(
+    config: RepoConfig, fixer: Fixer, target: Target, finding: Finding, split_risky: bool = True
+) -> str:
     """The change-set key (branch name suffix) a fix belongs to, per the grouping setting.
 
     A fix that can break a workload (`travels_alone`) gets its own key where it would otherwise
@@ -151,7 +153,7 @@ def group_key(config: RepoConfig, fixer: Fixer, target: Target, finding: Finding
         key = f"{family}/{_slug(ident)}"
     else:
         key = f"{family}/{_slug(where)}"
-    if config.grouping == "file" or family in _mixed_families():
+    if split_risky and (config.grouping == "file" or family in _mixed_families()):
         return f"{key}--{_slug(fixer.name)}" if travels_alone(fixer) else key
     return key
 
@@ -230,6 +232,7 @@ def build_plan(
     locator: Locator | None = None,
     progress: Progress | None = None,
     runtime: RuntimeLookup | None = None,
+    split_risky: bool = True,
 ) -> Plan:
     """Plan every finding of ``report`` against the repository at ``repo_root``.
 
@@ -274,7 +277,7 @@ def build_plan(
     def attempt(finding: Finding, target: Target, last_try: bool) -> None:
         fixer = fixer_for(finding.control_id)
         assert fixer is not None  # _triage checked
-        key = group_key(config, fixer, target, finding)
+        key = group_key(config, fixer, target, finding, split_risky)
         overlay = overlays.setdefault(key, FileOverlay(repo_root))
         view = target.reread(overlay)
         if isinstance(view, str):
@@ -422,7 +425,7 @@ def build_plan(
     for finding, target in located.values():
         fixer = fixer_for(finding.control_id)
         assert fixer is not None
-        bucket = (id(target), group_key(config, fixer, target, finding))
+        bucket = (id(target), group_key(config, fixer, target, finding, split_risky))
         buckets.setdefault(bucket, []).append(finding)
         bucket_targets[bucket] = target
     findings = sorted((*kept, *(f for f, _ in located.values())), key=_order)

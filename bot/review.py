@@ -261,8 +261,13 @@ def fix_text(text: str, config: RepoConfig, notes: list[str] | None = None) -> _
     together = config.model_copy(update={"grouping": "file", "kyverno_policies": False})
     with tempfile.TemporaryDirectory(prefix="remedy-review-") as root:
         (Path(root) / _REVIEWED).write_text(text, encoding="utf-8", newline="")
+        # a review suggests every fix of the file at once (people pick suggestions one by
+        # one), so risky fixes are not split off: the planner's retries then see them all
         planned = build_plan(
-            Report("review", "merge request", tuple(findings)), Path(root), together
+            Report("review", "merge request", tuple(findings)),
+            Path(root),
+            together,
+            split_risky=False,
         )
     workloads = {index: name for index, name in _workloads(documents)}
     for change_set in planned.change_sets:
