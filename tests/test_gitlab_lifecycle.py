@@ -79,26 +79,48 @@ def test_conflict_with_a_human_commit_on_main_recommits_from_main(
     assert gitlab_emulator.writes() == 0
 
 
-def test_human_commit_on_the_bot_branch_stops_rewrites(
-    gitlab_emulator: GitLabEmulator, project: int, capsys: pytest.CaptureFixture[str]
-) -> None:
-    run(gitlab_emulator, capsys)
-    branch_text = gitlab_emulator.file_at(project, FRONTEND, FRONTEND_FILE) or ""
-    human = gitlab_emulator.push_as(
-        project,
+def _report_without(control: str, resource: str) -> bytes:
+    report = json.loads(REPORT.read_text())
+    for result in report["results"]:
+        if result["resourceID"].endswith(resource):
+            result["controls"] = [c for c in result["controls"] if c["controlID"] != control]
+    return json.dumps(report).encode()
+
+
+def _report_passing(resource: str, controls: tuple[str, ...]) -> bytes:
+    """The example report with ``controls`` of ``resource`` scanned and passed."""
+    report = json.loads(REPORT.read_text())
+    for result in report["results"]:
+        if result["resourceID"].endswith(resource):
+            for control in result["controls"]:
+                if control["controlID"] in controls:
+                    control["status"] = {"status": "passed"}
+    return json.dumps(report).encode()
+
+
+def _new_pipeline(emulator: GitLabEmulator, pid: int, report: bytes) -> None:
+    emulator.add_pipeline(pid, "main", {"kubescape": {"kubescape-results.json": report}})
+
+
+def _alice_pushes_to_frontend(emulator: GitLabEmulator, pid: int) -> str:
+    """A person's commit on the bot's frontend branch; returns its sha."""
+    branch_text = emulator.file_at(pid, FRONTEND, FRONTEND_FILE) or ""
+    return emulator.push_as(
+        pid,
         FRONTEND,
         {FRONTEND_FILE: branch_text + "# alice: reviewed, our image needs this\n"},
         author="alice",
         message="frontend: our image runs as 20002",
     )
+
+
+def test_human_commit_on_the_bot_branch_stops_rewrites(
+    gitlab_emulator: GitLabEmulator, project: int, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run(gitlab_emulator, capsys)
+    human = _alice_pushes_to_frontend(gitlab_emulator, project)
     # the findings of that MR change: the frontend no longer fails C-0055
-    report = json.loads(REPORT.read_text())
-    for result in report["results"]:
-        if result["resourceID"].endswith("/Deployment/frontend"):
-            result["controls"] = [c for c in result["controls"] if c["controlID"] != "C-0055"]
-    gitlab_emulator.add_pipeline(
-        project, "main", {"kubescape": {"kubescape-results.json": json.dumps(report).encode()}}
-    )
+    _new_pipeline(gitlab_emulator, project, _report_without("C-0055", "/Deployment/frontend"))
     gitlab_emulator.reset_counts()
     out = run(gitlab_emulator, capsys)
     assert f"foreign-commits  {FRONTEND}" in out
@@ -172,29 +194,6 @@ def test_ticked_ignored_change_set_gets_a_new_mr(
 # --------------------------------------------------------------------------- issue 15 items 1-4
 
 
-def _report_without(control: str, resource: str) -> bytes:
-    report = json.loads(REPORT.read_text())
-    for result in report["results"]:
-        if result["resourceID"].endswith(resource):
-            result["controls"] = [c for c in result["controls"] if c["controlID"] != control]
-    return json.dumps(report).encode()
-
-
-def _report_passing(resource: str, controls: tuple[str, ...]) -> bytes:
-    """The example report with ``controls`` of ``resource`` scanned and passed."""
-    report = json.loads(REPORT.read_text())
-    for result in report["results"]:
-        if result["resourceID"].endswith(resource):
-            for control in result["controls"]:
-                if control["controlID"] in controls:
-                    control["status"] = {"status": "passed"}
-    return json.dumps(report).encode()
-
-
-def _new_pipeline(emulator: GitLabEmulator, pid: int, report: bytes) -> None:
-    emulator.add_pipeline(pid, "main", {"kubescape": {"kubescape-results.json": report}})
-
-
 def test_label_removed_and_person_pushed_the_bot_still_leaves_the_branch_alone(
     gitlab_emulator: GitLabEmulator,
     gitlab_client: gitlab.Gitlab,
@@ -208,14 +207,7 @@ def test_label_removed_and_person_pushed_the_bot_still_leaves_the_branch_alone(
     gitlab_client.projects.get(project).mergerequests.update(
         mr["iid"], {"remove_labels": "kube-remedy"}
     )
-    branch_text = gitlab_emulator.file_at(project, FRONTEND, FRONTEND_FILE) or ""
-    human = gitlab_emulator.push_as(
-        project,
-        FRONTEND,
-        {FRONTEND_FILE: branch_text + "# alice: reviewed, our image needs this\n"},
-        author="alice",
-        message="frontend: our image runs as 20002",
-    )
+    human = _alice_pushes_to_frontend(gitlab_emulator, project)
     _new_pipeline(gitlab_emulator, project, _report_without("C-0055", "/Deployment/frontend"))
     before = {m["iid"] for m in gitlab_emulator.merge_requests(project)}
     out = run(gitlab_emulator, capsys)
@@ -493,19 +485,8 @@ def test_after_a_persons_push_the_description_keeps_describing_the_branch(
     run(gitlab_emulator, capsys)
     before = _mr(gitlab_emulator, project, FRONTEND)["description"]
     assert "C-0055" in before
-    branch_text = gitlab_emulator.file_at(project, FRONTEND, FRONTEND_FILE) or ""
-    gitlab_emulator.push_as(
-        project,
-        FRONTEND,
-        {FRONTEND_FILE: branch_text + "# alice: reviewed, our image needs this\n"},
-        author="alice",
-        message="frontend: our image runs as 20002",
-    )
-    report = json.loads(REPORT.read_text())
-    for result in report["results"]:
-        if result["resourceID"].endswith("/Deployment/frontend"):
-            result["controls"] = [c for c in result["controls"] if c["controlID"] != "C-0055"]
-    _new_pipeline(gitlab_emulator, project, json.dumps(report).encode())
+    _alice_pushes_to_frontend(gitlab_emulator, project)
+    _new_pipeline(gitlab_emulator, project, _report_without("C-0055", "/Deployment/frontend"))
     run(gitlab_emulator, capsys)
     after = _mr(gitlab_emulator, project, FRONTEND)["description"]
     # the old description (what the branch does, C-0055 included) plus one note; no new diff
