@@ -30,10 +30,12 @@ writes per new MR, 0 writes and at most 12 requests on an unchanged re-run.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import shutil
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -141,23 +143,40 @@ def measure(n_sets: int, n_changed: int, root: Path) -> list[RunFigures]:
 
 def measure_run(n_manifests: int, n_findings: int, root: Path) -> tuple[int, list[RunFigures]]:
     """(files uploaded, figures of the first run and of an unchanged re-run)."""
+    with _seeded_project(root, n_manifests, n_findings) as (emulator, n_files):
+        settings = _settings(emulator, root)
+        first = _run("first run", emulator, settings)
+        again = _run("unchanged re-run", emulator, settings)
+        return n_files, [first, again]
+
+
+@contextlib.contextmanager
+def _seeded_project(
+    root: Path, n_manifests: int, n_findings: int
+) -> Iterator[tuple[GitLabEmulator, int]]:
+    """An emulated project holding a synthetic cd-config and its report as a pipeline artifact."""
     files, report = _project_files(root, n_manifests, n_findings)
     emulator = GitLabEmulator(root / "gitlab")
     emulator.start()
     try:
         pid = emulator.create_project(PROJECT, files)
         emulator.add_pipeline(pid, "main", {"kubescape": {"kubescape-results.json": report}})
-        settings = Settings(
-            gitlab_url=emulator.url,
-            gitlab_token=emulator.token,
-            data_dir=root / "data",
-            projects=(ProjectConfig(id=PROJECT),),
-        )
-        first = _run("first run", emulator, settings)
-        again = _run("unchanged re-run", emulator, settings)
-        return len(files), [first, again]
+        yield emulator, len(files)
     finally:
         emulator.stop()
+
+
+def _settings(emulator: GitLabEmulator, root: Path, redis_url: str | None = None) -> Settings:
+    """Settings for a run against ``emulator``; with ``redis_url``, the worker path's."""
+    settings = Settings(
+        gitlab_url=emulator.url,
+        gitlab_token=emulator.token,  # type: ignore[arg-type]  # pydantic converts to SecretStr
+        data_dir=root / "data",
+        projects=(ProjectConfig(id=PROJECT),),
+    )
+    if redis_url is None:
+        return settings
+    return settings.model_copy(update={"redis_url": redis_url, "metrics_port": 0})
 
 
 def _project_files(root: Path, n_manifests: int, n_findings: int) -> tuple[dict[str, str], bytes]:
@@ -172,27 +191,15 @@ def measure_worker(n_manifests: int, n_findings: int, root: Path) -> list[RunFig
     binary = shutil.which("redis-server")
     if binary is None:
         return None
-    files, report = _project_files(root, n_manifests, n_findings)
     redis_server = RedisServer(binary)
     redis_server.start()
-    emulator = GitLabEmulator(root / "gitlab")
-    emulator.start()
     try:
-        pid = emulator.create_project(PROJECT, files)
-        emulator.add_pipeline(pid, "main", {"kubescape": {"kubescape-results.json": report}})
-        settings = Settings(
-            gitlab_url=emulator.url,
-            gitlab_token=emulator.token,
-            redis_url=redis_server.url,
-            data_dir=root / "data",
-            metrics_port=0,
-            projects=(ProjectConfig(id=PROJECT),),
-        )
-        first = _run_worker("first run", emulator, settings)
-        again = _run_worker("unchanged re-run", emulator, settings)
-        return [first, again]
+        with _seeded_project(root, n_manifests, n_findings) as (emulator, _):
+            settings = _settings(emulator, root, redis_url=redis_server.url)
+            first = _run_worker("first run", emulator, settings)
+            again = _run_worker("unchanged re-run", emulator, settings)
+            return [first, again]
     finally:
-        emulator.stop()
         redis_server.stop()
 
 
