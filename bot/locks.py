@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import AbstractContextManager, contextmanager, suppress
 from dataclasses import dataclass
 
 import redis
@@ -76,17 +76,11 @@ def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 
-@contextmanager
-def held(client: redis.Redis, key: str, token: str, timeout: float) -> Iterator[Lease | None]:
+def held(
+    client: redis.Redis, key: str, token: str, timeout: float
+) -> AbstractContextManager[Lease | None]:
     """``with held(...) as lease:`` - lease is None when the lock is busy; released in finally."""
-    lease = acquire(client, key, token, timeout)
-    try:
-        yield lease
-    finally:
-        if lease is not None:
-            # Redis went away: the key expires on its own (or vanished with Redis).
-            with suppress(redis.RedisError):
-                release(client, lease)
+    return waiting(client, key, token, timeout, wait=0)
 
 
 @contextmanager
@@ -106,5 +100,6 @@ def waiting(
         yield lease
     finally:
         if lease is not None:
+            # Redis went away: the key expires on its own (or vanished with Redis).
             with suppress(redis.RedisError):
                 release(client, lease)
