@@ -21,8 +21,9 @@ from bot.render import describe_change_set
 from bot.sources.base import Report
 from fixers import registry
 from fixers.edits import load_documents
-from fixers.model import Finding, ResourceRef, Severity, SourceHint
 from tests.fixers._support import check_case, load_cases
+from tests.test_verify import DEPLOYMENT as BEFORE
+from tests.test_verify import finding
 
 PACKAGE = "remedy_throwaway"
 CONTROL = "C-0196"
@@ -60,38 +61,7 @@ A throwaway explanation: the pod now says it stays off the node's network.
 {% macro how_to_test() %}Check the pod still starts.{% endmacro %}
 """
 
-BEFORE = """\
-apiVersion: apps/v1
-kind: Deployment
-metadata:
-  name: web
-  namespace: shop
-spec:
-  selector:
-    matchLabels: {app: web}
-  template:
-    metadata:
-      labels: {app: web}
-    spec:
-      containers:
-        - name: web
-          image: nginx:1.27
-"""
-
 AFTER = BEFORE + "      hostNetwork: false\n"
-
-
-def _finding(path: str = "web.yaml") -> Finding:
-    return Finding(
-        control_id=CONTROL,
-        scanner="test",
-        scanner_ids=(CONTROL,),
-        severity=Severity.MEDIUM,
-        resource=ResourceRef(
-            api_version="apps/v1", kind="Deployment", namespace="shop", name="web"
-        ),
-        source=SourceHint(path=path),
-    )
 
 
 def _write_cases(root: Path) -> Path:
@@ -152,7 +122,7 @@ def _repo(tmp_path: Path) -> Path:
 
 
 def _report() -> Report:
-    return Report(scanner="test", origin="test", findings=(_finding(),))
+    return Report(scanner="test", origin="test", findings=(finding(CONTROL),))
 
 
 def test_without_the_plugin_the_catalog_reason_stands(tmp_path: Path) -> None:
