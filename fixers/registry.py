@@ -39,7 +39,13 @@ def rule_packages() -> tuple[ModuleType, ...]:
 
     packages = [builtin]
     for point in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda p: p.name):
-        package = importlib.import_module(point.value)
+        try:
+            package = importlib.import_module(point.value)
+        except ImportError as exc:
+            raise BadRulesPackage(
+                f"entry point {point.name} = {point.value!r} in {ENTRY_POINT_GROUP} cannot be "
+                f"imported: {exc}"
+            ) from exc
         if not hasattr(package, "__path__"):
             raise BadRulesPackage(
                 f"entry point {point.name} = {point.value!r} in {ENTRY_POINT_GROUP} is a module, "

@@ -169,3 +169,23 @@ def test_remedy_explain_and_controls_name_it(
     assert main(["controls"]) == 0
     listed = [line for line in capsys.readouterr().out.splitlines() if CONTROL in line]
     assert len(listed) == 1 and FIXER in listed[0] and "cluster-config" not in listed[0]
+
+
+@pytest.mark.parametrize(
+    ("target", "message"),
+    [("remedy_missing.rules", "cannot be imported"), ("textwrap", "is a module, not a package")],
+)
+def test_a_bad_entry_point_is_a_clear_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, target: str, message: str
+) -> None:
+    dist = tmp_path / "remedy_broken-0.1.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: remedy_broken\nVersion: 0.1\n")
+    (dist / "entry_points.txt").write_text(f"[{registry.ENTRY_POINT_GROUP}]\nbroken = {target}\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    registry.forget()
+    try:
+        with pytest.raises(registry.BadRulesPackage, match=message):
+            registry.all_fixers()
+    finally:
+        registry.forget()
