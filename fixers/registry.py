@@ -25,6 +25,10 @@ class DuplicateControl(Exception):
     """Two fixers claim the same control id."""
 
 
+class DuplicateFixerName(Exception):
+    """Two fixers share a name (their module's), which names their template and change sets."""
+
+
 ENTRY_POINT_GROUP = "kube_remedy.fixers"
 """Entry point group naming extra rules packages (``name = "package.rules"``)."""
 
@@ -76,8 +80,17 @@ def _fixers_in(package: ModuleType) -> list[Fixer]:
 @cache
 def all_fixers() -> tuple[Fixer, ...]:
     """Every fixer class in the rules packages, instantiated once, in package then module
-    order."""
-    return tuple(fixer for package in rule_packages() for fixer in _fixers_in(package))
+    order; raises `DuplicateFixerName` when two rules packages hold a module of the same name."""
+    found = tuple(fixer for package in rule_packages() for fixer in _fixers_in(package))
+    seen: dict[str, Fixer] = {}
+    for fixer in found:
+        other = seen.setdefault(fixer.name, fixer)
+        if other is not fixer:
+            raise DuplicateFixerName(
+                f"two fixers are named {fixer.name}: {type(other).__module__} and "
+                f"{type(fixer).__module__}"
+            )
+    return found
 
 
 @cache

@@ -189,3 +189,18 @@ def test_a_bad_entry_point_is_a_clear_error(
             registry.all_fixers()
     finally:
         registry.forget()
+
+
+def test_a_fixer_named_like_a_built_in_one_is_refused(plugin: Path) -> None:
+    """A name is a template, a change-set branch suffix and a test-case folder: one fixer each."""
+    rules = plugin.parent / "site" / PACKAGE / "rules"
+    (rules / "host_network.py").write_text(
+        (rules / f"{FIXER}.py").read_text().replace("ExplicitHostNetworkOff", "HostNetwork")
+    )
+    (rules / f"{FIXER}.py").unlink()
+    registry.forget()
+    with pytest.raises(
+        registry.DuplicateFixerName,
+        match=r"named host_network: fixers\.rules\.host_network and remedy_throwaway",
+    ):
+        registry.all_fixers()
