@@ -375,16 +375,18 @@ def _explain_lines(control: catalog.Control) -> list[str]:
         f"**Why it matters.** {control.why}",
         "",
         f"**What the fix does.** {control.fix}",
-        "",
-        f"**Risk.** {control.risk}.",
     ]
-    if control.unfixable_reason is not None:
-        why = control.unfixable_reason
+    if fixer is not None:
+        lines += [
+            "",
+            f"**Risk.** {fixer.risk.label}.",
+            "",
+            f"Fixer: `{fixer.name}` (family {fixer.family}).",
+        ]
+    elif (why := catalog.not_fixable_in_git(control)) is not None:
         lines += ["", f"**Not fixed in git** ({why.category}). {why.action}"]
-    elif fixer is None:
-        lines += ["", "**No fixer yet.** kube-remedy reports it and leaves it to a person."]
     else:
-        lines += ["", f"Fixer: `{fixer.name}` (family {fixer.family}, risk {fixer.risk.label})."]
+        lines += ["", "**No fixer yet.** kube-remedy reports it and leaves it to a person."]
     return lines
 
 
@@ -396,14 +398,15 @@ def cmd_controls(args: argparse.Namespace) -> int:
         table.add_column(col, overflow="fold")
     for control in catalog.all_controls():
         fixer = fixer_for(control.id)
+        why = catalog.not_fixable_in_git(control)
         table.add_row(
             control.id,
             control.name,
             control.severity,
             ", ".join(control.frameworks),
             fixer.name
-            if fixer and control.unfixable_reason is None
-            else f"[dim]{control.unfixable_reason.category if control.unfixable_reason else 'no fixer'}[/dim]",
+            if fixer is not None
+            else f"[dim]{why.category if why is not None else 'no fixer'}[/dim]",
         )
     console.print(table)
     return EXIT_OK

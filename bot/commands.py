@@ -31,6 +31,7 @@ from bot.markdown import escape as escape_markdown
 from bot.observability import log_event
 from bot.settings import Settings
 from bot.web_settings import WebSettings
+from fixers.registry import fixer_for
 
 Channel = Literal["mr", "chat"]
 CONTROL_ID = re.compile(r"^C-\d{4}$")
@@ -336,8 +337,11 @@ def explain_control(control_id: str) -> str:
         f"Why: {escape_markdown(control.why.strip())}\n"
         f"Fix: {escape_markdown(control.fix.strip())}"
     )
-    if control.unfixable_reason is not None:
-        text += f"\nNot fixable in git: {escape_markdown(control.unfixable_reason.action.strip())}"
+    fixer = fixer_for(control.id)
+    if fixer is not None:
+        text += f"\nFixer: `{fixer.name}` (risk {fixer.risk.label})"
+    elif (why := controls.not_fixable_in_git(control)) is not None:
+        text += f"\nNot fixable in git: {escape_markdown(why.action.strip())}"
     return text
 
 

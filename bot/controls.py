@@ -4,6 +4,9 @@ from bot import controls
 controls.get("C-0016").why          # plain-words reason the control matters
 controls.canonical_id("CIS-5.7.2")  # "C-0210" (Kubescape 2.x id -> Kubescape 3 id)
 controls.require("C-9999")          # ConfigError: unknown control id
+
+The catalog explains; it does not decide. Whether a control is fixed, and how risky the fix is,
+comes from the fixer registry (`fixers.registry`); `not_fixable_in_git` combines the two.
 """
 
 from __future__ import annotations
@@ -14,10 +17,11 @@ from importlib import resources
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
 from bot.errors import ConfigError
-from fixers.model import CONTROL_ID, Risk, Severity
+from fixers.model import CONTROL_ID, Severity
+from fixers.registry import fixer_for
 
 UnfixableCategory = Literal["rbac", "node", "image", "cluster-config", "needs-human"]
 
@@ -27,7 +31,8 @@ class _Frozen(BaseModel):
 
 
 class UnfixableReason(_Frozen):
-    """Why a change in cd-config cannot fix the control, and what a person should do instead."""
+    """Why a change in cd-config cannot fix the control, and what a person should do instead
+    (read only while no fixer handles the control)."""
 
     category: UnfixableCategory
     action: str
@@ -45,8 +50,6 @@ class Control(_Frozen):
     aliases: tuple[str, ...] = ()
     why: str
     fix: str
-    risk: Literal["low", "medium", "high"]
-    fixable_in_git: bool
     unfixable_reason: UnfixableReason | None = None
 
     @field_validator("id")
@@ -56,21 +59,9 @@ class Control(_Frozen):
             raise ValueError(f"not a canonical control id: {value!r}")
         return value
 
-    @model_validator(mode="after")
-    def _consistent(self) -> Control:
-        if self.fixable_in_git == (self.unfixable_reason is not None):
-            raise ValueError(
-                f"{self.id}: unfixable_reason is required exactly when fixable_in_git is false"
-            )
-        return self
-
     @property
     def severity_level(self) -> Severity:
         return Severity.parse(self.severity)
-
-    @property
-    def risk_level(self) -> Risk:
-        return Risk[self.risk.upper()]
 
 
 class _Catalog(_Frozen):
@@ -129,6 +120,14 @@ def require(control_id: str) -> Control:
             "(use an id like C-0016, or add the control to the catalog)"
         )
     return control
+
+
+def not_fixable_in_git(control: Control) -> UnfixableReason | None:
+    """The catalog's reason no change in git fixes the control, or None when a fixer handles
+    it (the registry wins over the catalog) or the catalog gives no reason."""
+    if fixer_for(control.id) is not None:
+        return None
+    return control.unfixable_reason
 
 
 def all_controls() -> tuple[Control, ...]:

@@ -23,8 +23,6 @@ class Location:
     document_index: int = 0
     chart: str | None = None
     """Chart directory (repository-relative) for Helm locations."""
-    values_prefix: tuple[str | int, ...] = ()
-    """For helm-values: key path of the subchart/component the edits are relative to."""
     why: str = ""
     """One sentence for the MR: why this file (e.g. values precedence)."""
 

@@ -600,25 +600,23 @@ def _catalog_unfixable(finding: Finding, reason: Unfixable) -> bool:
 
 
 def _triage(finding: Finding, config: RepoConfig) -> Unfixable | None:
-    """Why a finding is not for a fixer at all, or None when it is."""
-    control = catalog.get(finding.control_id)
-    fixer = fixer_for(finding.control_id)
+    """Why a finding is not for a fixer at all, or None when it is. The fixer registry decides
+    what is fixable; the catalog only says why a control no fixer handles is not."""
     rule = config.ignored(finding)
     if rule is not None:
         return Unfixable(finding, f"ignored by .remedy.yaml: {rule.reason}", "ignored")
     if not config.wants(finding.control_id):
         return Unfixable(finding, "control not enabled in .remedy.yaml", "ignored")
-    if control is not None and control.unfixable_reason is not None:
+    if fixer_for(finding.control_id) is not None:
+        return None
+    control = catalog.get(finding.control_id)
+    if control is None:
+        return Unfixable(
+            finding,
+            f"unknown control {finding.control_id}: not in kube-remedy's catalog",
+            "unknown-control",
+        )
+    if control.unfixable_reason is not None:
         why = control.unfixable_reason
         return Unfixable(finding, f"{control.name}: {why.action}", why.category)
-    if fixer is None:
-        if control is None:
-            return Unfixable(
-                finding,
-                f"unknown control {finding.control_id}: not in kube-remedy's catalog",
-                "unknown-control",
-            )
-        return Unfixable(
-            finding, f"no fixer for {finding.control_id} ({control.name}) yet", "no-fixer"
-        )
-    return None
+    return Unfixable(finding, f"no fixer for {finding.control_id} ({control.name}) yet", "no-fixer")

@@ -151,7 +151,7 @@ def _explanation_module(fixer: Fixer, finding: Finding, notes: list[str], values
         "notes": notes,
         "values_used": values,
     }
-    template = _environment().from_string(explanation_template(fixer.name))
+    template = _environment().from_string(explanation_template(fixer))
     return template.make_module(unplain(plain(context)))
 
 

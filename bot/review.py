@@ -312,10 +312,7 @@ def _findings(documents: Sequence[Any], config: RepoConfig) -> Iterator[Finding]
     """A finding for every wanted, fixable control on every workload document, as a scanner of
     this one file would report them."""
     controls = [
-        control
-        for fixer in all_fixers()
-        for control in fixer.controls
-        if config.wants(control) and not _unfixable(control)
+        control for fixer in all_fixers() for control in fixer.controls if config.wants(control)
     ]
     for index, document in enumerate(documents):
         view = ManifestPodView.from_document(document)
@@ -330,11 +327,6 @@ def _findings(documents: Sequence[Any], config: RepoConfig) -> Iterator[Finding]
         where = SourceHint(path=_REVIEWED, document_index=index)
         for control in controls:
             yield Finding(control_id=control, resource=resource, source=where)
-
-
-def _unfixable(control: str) -> bool:
-    entry = catalog.get(control)
-    return bool(entry and entry.unfixable_reason)
 
 
 def _record(state: _Fixed, after: str, step: _Step) -> None:

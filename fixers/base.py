@@ -1,12 +1,14 @@
-"""The base class every fixer derives from."""
+"""The base classes of the fixers: `Fixer`, and `ContainerFixer` for per-container decisions."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import ClassVar
 
-from fixers.model import Finding, Result, Risk
+from fixers.intent import declined
+from fixers.model import AlreadyCompliant, AnyEdit, Finding, Fixed, NeedsHuman, Result, Risk
 from fixers.policy import FixContext
-from fixers.view import PodView
+from fixers.view import ContainerView, PodView, target_containers
 
 
 class Fixer:
@@ -30,3 +32,83 @@ class Fixer:
 
     def plan(self, view: PodView, finding: Finding, ctx: FixContext) -> Result:
         raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class ContainerFix:
+    """What a `ContainerFixer` changes in one container."""
+
+    edits: tuple[AnyEdit, ...]
+    notes: tuple[str, ...] = ()
+    """Said about this container, in order (``"web: privileged set to false"``)."""
+    values_used: tuple[str, ...] = ()
+    """Where each chosen value comes from (policy, existing values)."""
+    label: str = ""
+    """How `ContainerFixer.summary` names this container; its name when empty."""
+
+
+class ContainerFixer(Fixer):
+    """A fixer that decides container by container (like Checkov's base container check).
+
+    Subclasses implement ``fix_container`` (the decision for one container: a `ContainerFix`,
+    None when it complies, or `NeedsHuman` for the whole workload) and set ``compliant``. The
+    loop over the finding's containers, the notes and the `AlreadyCompliant` ending live here.
+    Notes come in this order: ``summary`` (formatted with the changed containers' labels),
+    each container's notes, then `closing_notes` (``caveat`` by default).
+    """
+
+    compliant: ClassVar[str] = ""
+    """The `AlreadyCompliant` reason when no container needs a change."""
+    summary: ClassVar[str] = ""
+    """First note, e.g. ``"NET_RAW dropped on {changed}"``; none when empty."""
+    caveat: ClassVar[str] = ""
+    """Last note: what the change may break; none when empty."""
+    honours_intent: ClassVar[bool] = False
+    """Decline first when the workload's purpose needs what the control forbids."""
+
+    def plan(self, view: PodView, finding: Finding, ctx: FixContext) -> Result:
+        if self.honours_intent and (no := declined(view, finding, ctx.intent)) is not None:
+            return no
+        early = self.before(view, finding, ctx)
+        if early is not None:
+            return early
+        fixes: list[tuple[ContainerView, ContainerFix]] = []
+        for container in target_containers(view, finding):
+            decision = self.fix_container(container, view, finding, ctx)
+            if isinstance(decision, NeedsHuman):
+                return decision
+            if decision is not None and decision.edits:
+                fixes.append((container, decision))
+        if not fixes:
+            return AlreadyCompliant(self.compliant_reason(finding))
+        closing = self.closing_notes(view, finding, ctx)
+        if isinstance(closing, NeedsHuman):
+            return closing
+        notes: list[str] = []
+        if self.summary:
+            labels = ", ".join(fix.label or container.name for container, fix in fixes)
+            notes.append(self.summary.format(changed=labels))
+        notes += [note for _, fix in fixes for note in fix.notes]
+        return Fixed(
+            tuple(edit for _, fix in fixes for edit in fix.edits),
+            notes=(*notes, *closing),
+            values_used=tuple(value for _, fix in fixes for value in fix.values_used),
+        )
+
+    def before(self, view: PodView, finding: Finding, ctx: FixContext) -> Result | None:
+        """An answer for the whole workload before any container is looked at, or None."""
+        return None
+
+    def fix_container(
+        self, container: ContainerView, view: PodView, finding: Finding, ctx: FixContext
+    ) -> ContainerFix | NeedsHuman | None:
+        raise NotImplementedError
+
+    def compliant_reason(self, finding: Finding) -> str:
+        return self.compliant
+
+    def closing_notes(
+        self, view: PodView, finding: Finding, ctx: FixContext
+    ) -> tuple[str, ...] | NeedsHuman:
+        """The notes after the containers' (``caveat``), or NeedsHuman to decline after all."""
+        return (self.caveat,) if self.caveat else ()

@@ -58,7 +58,7 @@ def test_module_docstring_names_controls_and_the_kubernetes_field(fixer: Fixer) 
 @pytest.mark.parametrize("fixer", FIXERS, ids=IDS)
 def test_module_class_template_and_cases_share_one_name(fixer: Fixer) -> None:
     assert _snake(type(fixer).__name__) == fixer.name
-    assert explanation_template(fixer.name)
+    assert explanation_template(fixer)
     cases = [p for p in (CASES / fixer.name).glob("*") if p.is_dir()]
     assert len(cases) >= 3, f"{fixer.name} has {len(cases)} test cases, wants at least 3"
 
@@ -102,7 +102,7 @@ def _drop_index(text: str) -> str:
 def test_explanation_template_renders_strictly(fixer: Fixer) -> None:
     # The bot renders with the Fixer itself and lists notes and value sources after the text.
     env = jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=False)
-    template = env.from_string(explanation_template(fixer.name))
+    template = env.from_string(explanation_template(fixer))
     finding = Finding(
         control_id=fixer.controls[0],
         resource=ResourceRef(kind="Deployment", namespace="shop", name="storefront"),

@@ -83,10 +83,14 @@ def test_compliant_file_gets_nothing() -> None:
     review = review_changes([ChangedFile("apps/shop/web.yaml", None, good)], CONFIG)
     assert review.suggestions == ()
     # The NetworkPolicy fixes add a file: noted for the scheduled run, never dropped silently.
-    assert [s.split(": ", 2)[2] for s in review.skipped] == [
+    # The probe fixer declines (only the owners know the health endpoint): its hint is a note.
+    skipped = [s.split(": ", 2)[2] for s in review.skipped]
+    assert skipped[:2] == [
         f"{c} adds a new file, which cannot be an inline suggestion; left to the scheduled run"
         for c in ("C-0030", "C-0260")
     ]
+    assert [s.split(" ", 1)[0] for s in skipped[2:]] == ["C-0018", "C-0056"]
+    assert all("missing on web" in s and "by hand" in s for s in skipped[2:])
 
 
 def test_fix_on_lines_the_mr_did_not_write_is_left_to_the_scheduled_run() -> None:

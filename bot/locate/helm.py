@@ -1109,7 +1109,6 @@ class HelmTarget:
             first,
             0,
             self.deployment.chart.path,
-            (),
             "; ".join(f"{p}: {w}" for p, w in whys.items()) or self.location.why,
         )
 
@@ -1275,7 +1274,7 @@ def locate_helm(finding: Finding, repo_root: Path, index: HelmIndex) -> HelmTarg
             # Until a fix is written the location names the resource's template and document,
             # so two resources of one chart are two targets; `write` names the values file.
             template = f"{dep.chart.path}/{doc.template.split('/', 1)[-1]}".lstrip("/")
-            location = Location("helm-values", template, doc.index, dep.chart.path, (), why)
+            location = Location("helm-values", template, doc.index, dep.chart.path, why=why)
             target = HelmTarget(index, dep, doc, location)
             target.attach(mapping, rendered)
             return target

@@ -79,10 +79,6 @@ class SdkRenderer:
                 raise ChartError(f"cannot load chart {chart_dir}: {_one_line(exc)}") from exc
         return self._charts[key]
 
-    def forget(self, chart_dir: Path) -> None:
-        """Drop a cached chart (its files changed)."""
-        self._charts.pop(chart_dir.resolve(), None)
-
     def render(
         self, chart_dir: Path, values: Mapping[str, Any], release: str, namespace: str
     ) -> dict[str, str]:

@@ -6,42 +6,38 @@ Kubernetes field: ``containers[].securityContext.allowPrivilegeEscalation``
 
 from __future__ import annotations
 
-from fixers.base import Fixer
-from fixers.model import AlreadyCompliant, Finding, Fixed, NeedsHuman, Result, Risk, Set
+from fixers.base import ContainerFix, ContainerFixer
+from fixers.model import Finding, NeedsHuman, Risk, Set
 from fixers.policy import FixContext
-from fixers.view import PodView, target_containers
+from fixers.view import ContainerView, PodView
 
 
-class AllowPrivilegeEscalation(Fixer):
+class AllowPrivilegeEscalation(ContainerFixer):
     """Forbid setuid binaries and the like from gaining more privileges than the process has."""
 
     controls = ("C-0016",)
     risk = Risk.LOW
     family = "security-context"
+    compliant = "every container sets allowPrivilegeEscalation: false"
+    summary = "allowPrivilegeEscalation set to false on {changed}"
 
-    def plan(self, view: PodView, finding: Finding, ctx: FixContext) -> Result:
-        edits = []
-        changed = []
-        for container in target_containers(view, finding):
-            if container.get("securityContext", "allowPrivilegeEscalation") is False:
-                continue
-            if container.get("securityContext", "privileged") is True:
-                return NeedsHuman(
-                    f"container {container.name} is privileged; Kubernetes rejects "
-                    "allowPrivilegeEscalation: false together with privileged: true "
-                    "(fix C-0057 first)"
-                )
-            caps = container.get("securityContext", "capabilities", "add", default=[]) or []
-            if "SYS_ADMIN" in caps or "CAP_SYS_ADMIN" in caps:
-                return NeedsHuman(
-                    f"container {container.name} adds CAP_SYS_ADMIN, which Kubernetes does not "
-                    "allow together with allowPrivilegeEscalation: false"
-                )
-            edits.append(Set(container.path("securityContext", "allowPrivilegeEscalation"), False))
-            changed.append(container.name)
-        if not edits:
-            return AlreadyCompliant("every container sets allowPrivilegeEscalation: false")
-        return Fixed(
-            tuple(edits),
-            notes=(f"allowPrivilegeEscalation set to false on {', '.join(changed)}",),
+    def fix_container(
+        self, container: ContainerView, view: PodView, finding: Finding, ctx: FixContext
+    ) -> ContainerFix | NeedsHuman | None:
+        if container.get("securityContext", "allowPrivilegeEscalation") is False:
+            return None
+        if container.get("securityContext", "privileged") is True:
+            return NeedsHuman(
+                f"container {container.name} is privileged; Kubernetes rejects "
+                "allowPrivilegeEscalation: false together with privileged: true "
+                "(fix C-0057 first)"
+            )
+        caps = container.get("securityContext", "capabilities", "add", default=[]) or []
+        if "SYS_ADMIN" in caps or "CAP_SYS_ADMIN" in caps:
+            return NeedsHuman(
+                f"container {container.name} adds CAP_SYS_ADMIN, which Kubernetes does not "
+                "allow together with allowPrivilegeEscalation: false"
+            )
+        return ContainerFix(
+            (Set(container.path("securityContext", "allowPrivilegeEscalation"), False),)
         )

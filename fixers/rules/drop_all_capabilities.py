@@ -10,20 +10,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from fixers.base import Fixer
-from fixers.model import (
-    AlreadyCompliant,
-    AnyEdit,
-    AppendUnique,
-    Finding,
-    Fixed,
-    NeedsHuman,
-    Result,
-    Risk,
-)
+from fixers.base import ContainerFix, ContainerFixer
+from fixers.model import AnyEdit, AppendUnique, Finding, NeedsHuman, Risk
 from fixers.policy import FixContext
-from fixers.rules._capabilities import normalise
-from fixers.view import ContainerView, PodView, target_containers
+from fixers.rules._capabilities import drop_and_add, normalise
+from fixers.view import ContainerView, PodView
 
 
 def low_ports(container: ContainerView) -> list[int]:
@@ -37,7 +28,7 @@ def low_ports(container: ContainerView) -> list[int]:
     return found
 
 
-class DropAllCapabilities(Fixer):
+class DropAllCapabilities(ContainerFixer):
     """Add ``ALL`` to ``capabilities.drop`` of each container that does not drop it; where the
     container listens on a port below 1024, add back ``NET_BIND_SERVICE``. Capabilities the
     container adds on purpose are kept (they are added after the drop)."""
@@ -46,33 +37,27 @@ class DropAllCapabilities(Fixer):
     risk = Risk.HIGH  # an image that chowns or switches user at start-up needs CHOWN/SETUID
     family = "security-context"
 
-    def plan(self, view: PodView, finding: Finding, ctx: FixContext) -> Result:
-        edits: list[AnyEdit] = []
-        notes: list[str] = []
-        for container in target_containers(view, finding):
-            caps = container.get("securityContext", "capabilities", default={}) or {}
-            drop = caps.get("drop", []) if isinstance(caps, Mapping) else None
-            added = caps.get("add", []) if isinstance(caps, Mapping) else None
-            if not isinstance(drop, list) or not isinstance(added, list):
-                return NeedsHuman(
-                    f"container {container.name}: capabilities are not plain lists; "
-                    "add ALL to capabilities.drop by hand"
-                )
-            if any(normalise(c) == "ALL" for c in drop if c is not None):
-                continue
-            path = container.path("securityContext", "capabilities")
-            edits.append(AppendUnique((*path, "drop"), "ALL"))
-            note = f"{container.name}: drops ALL capabilities"
-            ports = low_ports(container)
-            if ports and "NET_BIND_SERVICE" not in {normalise(c) for c in added}:
-                edits.append(AppendUnique((*path, "add"), "NET_BIND_SERVICE"))
-                listed = ", ".join(str(p) for p in ports)
-                note += f", adds back NET_BIND_SERVICE (it listens on port {listed}, below 1024)"
-            notes.append(note)
-        if not edits:
-            return AlreadyCompliant("every container drops ALL capabilities")
-        notes.append(
-            "images that start as root and change owner or user at start-up (chown, su, "
-            "gosu) need CHOWN, SETUID or SETGID added back; check the pods start"
-        )
-        return Fixed(tuple(edits), notes=tuple(notes))
+    compliant = "every container drops ALL capabilities"
+    caveat = (
+        "images that start as root and change owner or user at start-up (chown, su, "
+        "gosu) need CHOWN, SETUID or SETGID added back; check the pods start"
+    )
+
+    def fix_container(
+        self, container: ContainerView, view: PodView, finding: Finding, ctx: FixContext
+    ) -> ContainerFix | NeedsHuman | None:
+        lists = drop_and_add(container, "ALL")
+        if isinstance(lists, NeedsHuman):
+            return lists
+        drop, added = lists
+        if any(normalise(c) == "ALL" for c in drop if c is not None):
+            return None
+        path = container.path("securityContext", "capabilities")
+        edits: list[AnyEdit] = [AppendUnique((*path, "drop"), "ALL")]
+        note = f"{container.name}: drops ALL capabilities"
+        ports = low_ports(container)
+        if ports and "NET_BIND_SERVICE" not in {normalise(c) for c in added}:
+            edits.append(AppendUnique((*path, "add"), "NET_BIND_SERVICE"))
+            listed = ", ".join(str(p) for p in ports)
+            note += f", adds back NET_BIND_SERVICE (it listens on port {listed}, below 1024)"
+        return ContainerFix(tuple(edits), notes=(note,))

@@ -6,24 +6,14 @@ Kubernetes field: ``containers[].securityContext.capabilities.drop``
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
-from fixers.base import Fixer
-from fixers.model import (
-    AlreadyCompliant,
-    AppendUnique,
-    Finding,
-    Fixed,
-    NeedsHuman,
-    Result,
-    Risk,
-)
+from fixers.base import ContainerFix, ContainerFixer
+from fixers.model import AppendUnique, Finding, NeedsHuman, Risk
 from fixers.policy import FixContext
-from fixers.rules._capabilities import normalise
-from fixers.view import PodView, target_containers
+from fixers.rules._capabilities import drop_and_add, normalise
+from fixers.view import ContainerView, PodView
 
 
-class DropNetRaw(Fixer):
+class DropNetRaw(ContainerFixer):
     """Add ``NET_RAW`` to ``capabilities.drop`` of each container that drops neither it nor
     ``ALL``. A container that adds NET_RAW itself needs it (ping, CNI): that is declined."""
 
@@ -31,34 +21,23 @@ class DropNetRaw(Fixer):
     risk = Risk.MEDIUM  # ping and raw-socket diagnostics stop working
     family = "security-context"
 
-    def plan(self, view: PodView, finding: Finding, ctx: FixContext) -> Result:
-        edits: list[AppendUnique] = []
-        changed: list[str] = []
-        for container in target_containers(view, finding):
-            caps = container.get("securityContext", "capabilities", default={}) or {}
-            drop = caps.get("drop", []) if isinstance(caps, Mapping) else None
-            added = caps.get("add", []) if isinstance(caps, Mapping) else None
-            if not isinstance(drop, list) or not isinstance(added, list):
-                return NeedsHuman(
-                    f"container {container.name}: capabilities are not plain lists; "
-                    "add NET_RAW to capabilities.drop by hand"
-                )
-            if {"ALL", "NET_RAW"} & {normalise(c) for c in drop}:
-                continue
-            if "NET_RAW" in {normalise(c) for c in added}:
-                return NeedsHuman(
-                    f"container {container.name} adds NET_RAW itself (raw sockets: ping, "
-                    "packet capture, CNI); remove that add or waive the finding with the reason"
-                )
-            path = container.path("securityContext", "capabilities", "drop")
-            edits.append(AppendUnique(path, "NET_RAW"))
-            changed.append(container.name)
-        if not edits:
-            return AlreadyCompliant("every container drops NET_RAW (or ALL)")
-        return Fixed(
-            tuple(edits),
-            notes=(
-                f"NET_RAW dropped on {', '.join(changed)}",
-                "ping and other raw-socket tools no longer work inside these containers",
-            ),
-        )
+    compliant = "every container drops NET_RAW (or ALL)"
+    summary = "NET_RAW dropped on {changed}"
+    caveat = "ping and other raw-socket tools no longer work inside these containers"
+
+    def fix_container(
+        self, container: ContainerView, view: PodView, finding: Finding, ctx: FixContext
+    ) -> ContainerFix | NeedsHuman | None:
+        lists = drop_and_add(container, "NET_RAW")
+        if isinstance(lists, NeedsHuman):
+            return lists
+        drop, added = lists
+        if {"ALL", "NET_RAW"} & {normalise(c) for c in drop}:
+            return None
+        if "NET_RAW" in {normalise(c) for c in added}:
+            return NeedsHuman(
+                f"container {container.name} adds NET_RAW itself (raw sockets: ping, "
+                "packet capture, CNI); remove that add or waive the finding with the reason"
+            )
+        path = container.path("securityContext", "capabilities", "drop")
+        return ContainerFix((AppendUnique(path, "NET_RAW"),))

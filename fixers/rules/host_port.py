@@ -8,40 +8,43 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from fixers.base import Fixer
-from fixers.model import AlreadyCompliant, Finding, Fixed, NeedsHuman, Remove, Result, Risk
+from fixers.base import ContainerFix, ContainerFixer
+from fixers.model import Finding, NeedsHuman, Remove, Result, Risk
 from fixers.policy import FixContext
-from fixers.view import PodView, target_containers
+from fixers.view import ContainerView, PodView
 
 
-class HostPort(Fixer):
+class HostPort(ContainerFixer):
     """Remove ``hostPort`` from container ports; the containerPort stays."""
 
     controls = ("C-0044",)
     risk = Risk.HIGH
     family = "host-namespaces"
 
-    def plan(self, view: PodView, finding: Finding, ctx: FixContext) -> Result:
+    compliant = "no container binds a host port"
+    caveat = (
+        "clients that connected to the node's IP on that port must use a Service "
+        "(NodePort or LoadBalancer if they are outside the cluster)"
+    )
+
+    def before(self, view: PodView, finding: Finding, ctx: FixContext) -> Result | None:
         if view.get("hostNetwork") is True:
             return NeedsHuman(
                 "the pod uses hostNetwork, where every containerPort is a host port anyway; "
                 "fix C-0041 first"
             )
+        return None
+
+    def fix_container(
+        self, container: ContainerView, view: PodView, finding: Finding, ctx: FixContext
+    ) -> ContainerFix | NeedsHuman | None:
         edits: list[Remove] = []
         notes: list[str] = []
-        for container in target_containers(view, finding):
-            ports = container.get("ports", default=[]) or []
-            for index, port in enumerate(ports):
-                if isinstance(port, Mapping) and port.get("hostPort") not in (None, 0):
-                    edits.append(Remove(container.path("ports", index, "hostPort")))
-                    notes.append(
-                        f"{container.name}: removed hostPort {port['hostPort']} "
-                        f"(containerPort {port.get('containerPort')})"
-                    )
-        if not edits:
-            return AlreadyCompliant("no container binds a host port")
-        notes.append(
-            "clients that connected to the node's IP on that port must use a Service "
-            "(NodePort or LoadBalancer if they are outside the cluster)"
-        )
-        return Fixed(tuple(edits), notes=tuple(notes))
+        for index, port in enumerate(container.get("ports", default=[]) or []):
+            if isinstance(port, Mapping) and port.get("hostPort") not in (None, 0):
+                edits.append(Remove(container.path("ports", index, "hostPort")))
+                notes.append(
+                    f"{container.name}: removed hostPort {port['hostPort']} "
+                    f"(containerPort {port.get('containerPort')})"
+                )
+        return ContainerFix(tuple(edits), notes=tuple(notes))

@@ -10,7 +10,7 @@ from __future__ import annotations
 from fixers.base import Fixer
 from fixers.model import AlreadyCompliant, Finding, NeedsHuman, Result, Risk
 from fixers.policy import FixContext
-from fixers.rules.image_pull_policy import floating_latest
+from fixers.rules._images import floating_latest, literal_image
 from fixers.view import PodView, target_containers
 
 
@@ -26,9 +26,9 @@ class ImageTag(Fixer):
         floating = []
         names = []
         for container in target_containers(view, finding):
-            image = container.get("image")
-            if not isinstance(image, str) or not image.strip():
-                return NeedsHuman(f"container {container.name} has no literal image to inspect")
+            image = literal_image(container)
+            if isinstance(image, NeedsHuman):
+                return image
             if floating_latest(image):
                 floating.append(f"{container.name} ({image})")
                 names.append(image.removesuffix(":latest"))

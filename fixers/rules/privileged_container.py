@@ -7,15 +7,16 @@ it as privileged too, ``SYS_ADMIN`` in ``capabilities.add``
 
 from __future__ import annotations
 
-from fixers.base import Fixer
-from fixers.intent import declined
-from fixers.model import AlreadyCompliant, AnyEdit, Finding, Fixed, Remove, Result, Risk, Set
+from fixers.base import ContainerFix, ContainerFixer
+from fixers.model import AnyEdit, Finding, NeedsHuman, Risk, Set
 from fixers.policy import FixContext
-from fixers.rules._capabilities import normalise
-from fixers.view import PodView, target_containers
+from fixers.rules._capabilities import remove_added
+from fixers.view import ContainerView, PodView
+
+SYS_ADMIN = frozenset({"SYS_ADMIN"})
 
 
-class PrivilegedContainer(Fixer):
+class PrivilegedContainer(ContainerFixer):
     """Set ``privileged: false`` where a container is privileged and drop ``SYS_ADMIN`` from
     its added capabilities."""
 
@@ -23,34 +24,24 @@ class PrivilegedContainer(Fixer):
     risk = Risk.HIGH
     family = "security-context"
 
-    def plan(self, view: PodView, finding: Finding, ctx: FixContext) -> Result:
-        if (no := declined(view, finding, ctx.intent)) is not None:
-            return no
+    compliant = "no container is privileged or adds SYS_ADMIN"
+    caveat = (
+        "privileged access is usually there for a reason (device access, mounting, "
+        "iptables, CSI/CNI agents); a node agent will stop working - if this is one, close "
+        "the merge request and record an exception"
+    )
+    honours_intent = True
+
+    def fix_container(
+        self, container: ContainerView, view: PodView, finding: Finding, ctx: FixContext
+    ) -> ContainerFix | NeedsHuman | None:
         edits: list[AnyEdit] = []
         notes: list[str] = []
-        for container in target_containers(view, finding):
-            if container.get("securityContext", "privileged") is True:
-                edits.append(Set(container.path("securityContext", "privileged"), False))
-                notes.append(f"{container.name}: privileged set to false")
-            added = container.get("securityContext", "capabilities", "add", default=[]) or []
-            drop = (
-                [i for i, c in enumerate(added) if normalise(c) == "SYS_ADMIN"]
-                if isinstance(added, list)
-                else []
-            )
-            if drop:
-                path = container.path("securityContext", "capabilities", "add")
-                if len(drop) == len(added):
-                    edits.append(Remove(path))
-                else:
-                    # Highest index first, so the earlier indices stay valid.
-                    edits.extend(Remove((*path, i)) for i in reversed(drop))
-                notes.append(f"{container.name}: no longer adds SYS_ADMIN")
-        if not edits:
-            return AlreadyCompliant("no container is privileged or adds SYS_ADMIN")
-        notes.append(
-            "privileged access is usually there for a reason (device access, mounting, "
-            "iptables, CSI/CNI agents); a node agent will stop working - if this is one, close "
-            "the merge request and record an exception"
-        )
-        return Fixed(tuple(edits), notes=tuple(notes))
+        if container.get("securityContext", "privileged") is True:
+            edits.append(Set(container.path("securityContext", "privileged"), False))
+            notes.append(f"{container.name}: privileged set to false")
+        removals, _ = remove_added(container, SYS_ADMIN)
+        if removals:
+            edits += removals
+            notes.append(f"{container.name}: no longer adds SYS_ADMIN")
+        return ContainerFix(tuple(edits), notes=tuple(notes))

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from fixers.base import Fixer
+from fixers.base import ContainerFix, ContainerFixer
 from fixers.intent import stateful_server
-from fixers.model import AlreadyCompliant, Finding, Fixed, NeedsHuman, Result, Risk, Set
+from fixers.model import Finding, NeedsHuman, Risk, Set
 from fixers.policy import FixContext, ResourceDefaults
 from fixers.rules._quantity import BadQuantity, at_least, scale
-from fixers.view import ContainerView, PodView, target_containers
+from fixers.view import ContainerView, PodView
 
 # Which (section, resource) fields each control requires, from Kubescape's rules.
 REQUIRED: Mapping[str, tuple[tuple[str, str], ...]] = {
@@ -25,7 +25,7 @@ REQUIRED: Mapping[str, tuple[tuple[str, str], ...]] = {
 }
 
 
-class ResourceLimits(Fixer):
+class ResourceLimits(ContainerFixer):
     """Fill in missing requests/limits: limits from requests x ratio, requests from limits,
     policy defaults only when a container has neither. Existing values are never changed."""
 
@@ -33,35 +33,39 @@ class ResourceLimits(Fixer):
     risk = Risk.MEDIUM
     family = "resources"
 
-    def plan(self, view: PodView, finding: Finding, ctx: FixContext) -> Result:
+    def compliant_reason(self, finding: Finding) -> str:
+        fields = ", ".join(f"{s}.{r}" for s, r in REQUIRED[finding.control_id])
+        return f"every container already sets resources {fields}"
+
+    def fix_container(
+        self, container: ContainerView, view: PodView, finding: Finding, ctx: FixContext
+    ) -> ContainerFix | NeedsHuman | None:
         defaults, source = ctx.policy.resources_for(view.namespace)
-        required = REQUIRED[finding.control_id]
         where = f" in {ctx.location_path}" if ctx.location_path else ""
-        edits: list[Set] = []
-        notes: list[str] = []
-        used: list[str] = []
-        for container in target_containers(view, finding):
-            try:
-                planned = _plan_container(container, required, defaults, source, where)
-            except BadQuantity as exc:
-                return NeedsHuman(f"container {container.name}: {exc}; fix the value by hand")
-            guessed = [
-                f"{s}.{r}" for s, r, _, why in planned if why.startswith(("default ", "capped at"))
-            ]
-            if guessed and (stateful := _stateful(view, container)) is not None:
-                return NeedsHuman(
-                    f"container {container.name} {stateful}: a generic default for "
-                    f"{', '.join(guessed)} would starve or kill it; set requests from its measured "
-                    "usage and the limits follow from them"
-                )
-            for section, resource, value, why in planned:
-                edits.append(Set(container.path("resources", section, resource), value))
-                notes.append(f"{container.name}: resources.{section}.{resource} set to {value}")
-                used.append(f"{container.name} {resource} {section[:-1]} {value}: {why}")
-        if not edits:
-            fields = ", ".join(f"{s}.{r}" for s, r in required)
-            return AlreadyCompliant(f"every container already sets resources {fields}")
-        return Fixed(tuple(edits), notes=tuple(notes), values_used=tuple(used))
+        try:
+            planned = _plan_container(
+                container, REQUIRED[finding.control_id], defaults, source, where
+            )
+        except BadQuantity as exc:
+            return NeedsHuman(f"container {container.name}: {exc}; fix the value by hand")
+        guessed = [
+            f"{s}.{r}" for s, r, _, why in planned if why.startswith(("default ", "capped at"))
+        ]
+        if guessed and (stateful := _stateful(view, container)) is not None:
+            return NeedsHuman(
+                f"container {container.name} {stateful}: a generic default for "
+                f"{', '.join(guessed)} would starve or kill it; set requests from its measured "
+                "usage and the limits follow from them"
+            )
+        return ContainerFix(
+            tuple(Set(container.path("resources", s, r), value) for s, r, value, _ in planned),
+            notes=tuple(
+                f"{container.name}: resources.{s}.{r} set to {value}" for s, r, value, _ in planned
+            ),
+            values_used=tuple(
+                f"{container.name} {r} {s[:-1]} {value}: {why}" for s, r, value, why in planned
+            ),
+        )
 
 
 def _stateful(view: PodView, container: ContainerView) -> str | None:

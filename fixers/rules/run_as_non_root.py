@@ -9,11 +9,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from fixers.base import Fixer
-from fixers.intent import declined
-from fixers.model import AlreadyCompliant, Finding, Fixed, Result, Risk, Set
+from fixers.base import ContainerFix, ContainerFixer
+from fixers.model import Finding, NeedsHuman, Risk, Set
 from fixers.policy import FixContext
-from fixers.view import ContainerView, PodView, target_containers
+from fixers.view import ContainerView, PodView
 
 
 def _effective(view: PodView, container: ContainerView, field: str) -> Any:
@@ -28,7 +27,7 @@ def _positive(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value > 0
 
 
-class RunAsNonRoot(Fixer):
+class RunAsNonRoot(ContainerFixer):
     """Make each container run as non-root: where no non-zero user is set (and runAsNonRoot
     does not already vouch for the image), ``runAsNonRoot: true`` with ``runAsUser`` from the
     policy; ``runAsGroup`` from the policy where none (or 0) is set. Non-zero ids are kept."""
@@ -37,46 +36,45 @@ class RunAsNonRoot(Fixer):
     risk = Risk.HIGH
     family = "security-context"
 
-    def plan(self, view: PodView, finding: Finding, ctx: FixContext) -> Result:
-        if (no := declined(view, finding, ctx.intent)) is not None:
-            return no
+    compliant = "every container runs as a non-root user and a non-zero group"
+    caveat = (
+        "images built to run as root (writing to /var/run, binding ports below 1024, "
+        "chown at start-up) will fail to start; check the pods come up before merging"
+    )
+    honours_intent = True
+
+    def fix_container(
+        self, container: ContainerView, view: PodView, finding: Finding, ctx: FixContext
+    ) -> ContainerFix | NeedsHuman | None:
         policy = ctx.policy
         edits: list[Set] = []
-        notes: list[str] = []
+        changed: list[str] = []
         used: list[str] = []
-        for container in target_containers(view, finding):
-            changed: list[str] = []
-            user = _effective(view, container, "runAsUser")
-            declared_non_root = _effective(view, container, "runAsNonRoot") is True
-            # Kubescape's rule: a non-zero user, or runAsNonRoot with no user id (the image's
-            # own non-root USER is then trusted and checked by the kubelet).
-            user_ok = _positive(user) or (declared_non_root and user is None)
-            if not user_ok:
-                if not declared_non_root:
-                    edits.append(Set(container.path("securityContext", "runAsNonRoot"), True))
-                    changed.append("runAsNonRoot: true")
-                edits.append(
-                    Set(container.path("securityContext", "runAsUser"), policy.run_as_user)
-                )
-                changed.append(f"runAsUser: {policy.run_as_user}")
-                used.append(
-                    f"{container.name} runAsUser {policy.run_as_user}: {policy.source_of('run_as_user')}"
-                )
-            if not _positive(_effective(view, container, "runAsGroup")):
-                edits.append(
-                    Set(container.path("securityContext", "runAsGroup"), policy.run_as_group)
-                )
-                changed.append(f"runAsGroup: {policy.run_as_group}")
-                used.append(
-                    f"{container.name} runAsGroup {policy.run_as_group}: {policy.source_of('run_as_group')}"
-                )
-            if changed:
-                was = " (it was set to run as root, user 0)" if user == 0 else ""
-                notes.append(f"{container.name}: set {', '.join(changed)}{was}")
-        if not edits:
-            return AlreadyCompliant("every container runs as a non-root user and a non-zero group")
-        notes.append(
-            "images built to run as root (writing to /var/run, binding ports below 1024, "
-            "chown at start-up) will fail to start; check the pods come up before merging"
+        user = _effective(view, container, "runAsUser")
+        declared_non_root = _effective(view, container, "runAsNonRoot") is True
+        # Kubescape's rule: a non-zero user, or runAsNonRoot with no user id (the image's
+        # own non-root USER is then trusted and checked by the kubelet).
+        user_ok = _positive(user) or (declared_non_root and user is None)
+        if not user_ok:
+            if not declared_non_root:
+                edits.append(Set(container.path("securityContext", "runAsNonRoot"), True))
+                changed.append("runAsNonRoot: true")
+            edits.append(Set(container.path("securityContext", "runAsUser"), policy.run_as_user))
+            changed.append(f"runAsUser: {policy.run_as_user}")
+            used.append(
+                f"{container.name} runAsUser {policy.run_as_user}: {policy.source_of('run_as_user')}"
+            )
+        if not _positive(_effective(view, container, "runAsGroup")):
+            edits.append(Set(container.path("securityContext", "runAsGroup"), policy.run_as_group))
+            changed.append(f"runAsGroup: {policy.run_as_group}")
+            used.append(
+                f"{container.name} runAsGroup {policy.run_as_group}: {policy.source_of('run_as_group')}"
+            )
+        if not changed:
+            return None
+        was = " (it was set to run as root, user 0)" if user == 0 else ""
+        return ContainerFix(
+            tuple(edits),
+            notes=(f"{container.name}: set {', '.join(changed)}{was}",),
+            values_used=tuple(used),
         )
-        return Fixed(tuple(edits), notes=tuple(notes), values_used=tuple(used))

@@ -15,11 +15,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from fixers.base import Fixer
-from fixers.model import AlreadyCompliant, Finding, Fixed, NeedsHuman, Result, Risk, Set
+from fixers.base import ContainerFix, ContainerFixer
+from fixers.model import Finding, NeedsHuman, Risk, Set
 from fixers.policy import FixContext
 from fixers.runtime_evidence import seccomp_check
-from fixers.view import PodView, target_containers
+from fixers.view import ContainerView, PodView
 
 
 def _profile_type(profile: Any) -> str | None:
@@ -29,7 +29,7 @@ def _profile_type(profile: Any) -> str | None:
     return None
 
 
-class SeccompProfile(Fixer):
+class SeccompProfile(ContainerFixer):
     """Set ``seccompProfile: {type: RuntimeDefault}`` on containers that have no seccomp profile
     of their own and inherit none from the pod."""
 
@@ -37,44 +37,39 @@ class SeccompProfile(Fixer):
     risk = Risk.MEDIUM
     family = "security-context"
 
-    def plan(self, view: PodView, finding: Finding, ctx: FixContext) -> Result:
-        pod_type = _profile_type(view.get("securityContext", "seccompProfile"))
-        edits: list[Set] = []
-        changed: list[str] = []
-        for container in target_containers(view, finding):
-            own = _profile_type(container.get("securityContext", "seccompProfile"))
-            effective = own or pod_type
-            if effective == "Unconfined":
-                return NeedsHuman(
-                    f"container {container.name} asks for an Unconfined seccomp profile on "
-                    "purpose; decide whether it really needs every system call"
-                )
-            if effective == "Localhost" and finding.control_id == "C-0210":
-                return NeedsHuman(
-                    f"container {container.name} uses a Localhost seccomp profile, which may be "
-                    "stricter than RuntimeDefault; keep it and record an exception, or replace "
-                    "it by hand"
-                )
-            if effective is not None:
-                continue
-            edits.append(
-                Set(container.path("securityContext", "seccompProfile"), {"type": "RuntimeDefault"})
+    compliant = "every container runs with a seccomp profile"
+    summary = "seccompProfile RuntimeDefault set on {changed}"
+    caveat = (
+        "the runtime's default profile blocks rare system calls (e.g. unshare, "
+        "keyctl, ptrace); applications that use them fail with EPERM"
+    )
+
+    def fix_container(
+        self, container: ContainerView, view: PodView, finding: Finding, ctx: FixContext
+    ) -> ContainerFix | NeedsHuman | None:
+        own = _profile_type(container.get("securityContext", "seccompProfile"))
+        effective = own or _profile_type(view.get("securityContext", "seccompProfile"))
+        if effective == "Unconfined":
+            return NeedsHuman(
+                f"container {container.name} asks for an Unconfined seccomp profile on "
+                "purpose; decide whether it really needs every system call"
             )
-            changed.append(container.name)
-        if not edits:
-            return AlreadyCompliant("every container runs with a seccomp profile")
+        if effective == "Localhost" and finding.control_id == "C-0210":
+            return NeedsHuman(
+                f"container {container.name} uses a Localhost seccomp profile, which may be "
+                "stricter than RuntimeDefault; keep it and record an exception, or replace "
+                "it by hand"
+            )
+        if effective is not None:
+            return None
+        path = container.path("securityContext", "seccompProfile")
+        return ContainerFix((Set(path, {"type": "RuntimeDefault"}),))
+
+    def closing_notes(
+        self, view: PodView, finding: Finding, ctx: FixContext
+    ) -> tuple[str, ...] | NeedsHuman:
         # With runtime evidence: RuntimeDefault only when the observed system calls fit it.
         checked = seccomp_check(view, finding, ctx.runtime) if ctx.runtime is not None else None
         if isinstance(checked, NeedsHuman):
             return checked
-        caveat = (
-            "the runtime's default profile blocks rare system calls (e.g. unshare, "
-            "keyctl, ptrace); applications that use them fail with EPERM"
-        )
-        return Fixed(
-            tuple(edits),
-            notes=(
-                f"seccompProfile RuntimeDefault set on {', '.join(changed)}",
-                *(checked or (caveat,)),
-            ),
-        )
+        return tuple(checked) if checked else (self.caveat,)

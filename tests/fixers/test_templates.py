@@ -27,7 +27,7 @@ def render(fixer: Fixer) -> str:
         control_id=fixer.controls[0],
         resource=ResourceRef(kind="Deployment", namespace="shop", name="storefront"),
     )
-    module = env.from_string(explanation_template(fixer.name)).make_module(
+    module = env.from_string(explanation_template(fixer)).make_module(
         {"fixer": fixer, "finding": finding, "notes": ["a note"], "values_used": ["a value"]}
     )
     return f"{module}\nHow to test: {module.how_to_test()}\n"
