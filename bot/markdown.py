@@ -118,14 +118,22 @@ def fence(content: object, info: object = "") -> Md:
     The fence is three backticks (what GitLab's quick-action scanner knows) unless the content
     holds a backtick run as long, then one longer, so no line can close it early. Carriage
     returns, other control characters and invisible ones (bidi overrides, zero-width) are shown
-    as ``[U+XXXX]``: a reviewer must see them, and they must not split or reorder lines."""
-    text = str(content).replace("\r\n", "\n")
+    as ``[U+XXXX]``: a reviewer must see them, and they must not split or reorder lines.
+
+    ``content`` given as a list of lines keeps their count: ``[""]`` is one empty line, ``[]``
+    none (in a suggestion: a blank line versus a deletion)."""
+    if isinstance(content, list | tuple):
+        text, has_lines = "\n".join(map(str, content)), bool(content)
+    else:
+        text = str(content)
+        has_lines = bool(text)
+    text = text.replace("\r\n", "\n")
     if not text.replace("\n", "").replace("\t", "").isprintable():
         text = "".join(ch if ch in "\n\t" or ch.isprintable() else _visible(ch) for ch in text)
     longest = max((len(run) for run in _BACKTICKS.findall(text)), default=0)
     ticks = "`" * max(3, longest + 1)
     label = clean(info).replace("`", "").strip()
-    body = f"{text}\n" if text else ""  # no content is no line (a suggestion that deletes)
+    body = f"{text}\n" if has_lines else ""  # no content is no line (a suggestion that deletes)
     return Md(f"{ticks}{label}\n{body}{ticks}")
 
 

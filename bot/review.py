@@ -501,7 +501,7 @@ def render_body(
         risk=risk.label,
         controls=[dict(c) for c in controls],
         notes=list(dict.fromkeys(n for s in steps for n in s.notes)),
-        content=None if withheld else "\n".join(replacement),
+        content=None if withheld else list(replacement),
         withheld=withheld,
         below=below,
     )

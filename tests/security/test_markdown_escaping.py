@@ -394,3 +394,10 @@ def test_guard_leaves_code_spans_alone_but_not_escaped_backticks() -> None:
     # GitLab notifies nobody from inside code; a backslash-escaped backtick opens no code span.
     assert guard("see `@all` and @all") == "see `@all` and \\@all"
     assert guard("\\`@all\\`") == "\\`\\@all\\`"
+
+
+def test_a_suggestion_of_one_blank_line_is_not_a_deletion() -> None:
+    # found by the property above: [""] once rendered like [] (an empty block deletes the lines)
+    assert fence([""], "suggestion:-0+0") == "```suggestion:-0+0\n\n```"
+    assert fence([], "suggestion:-0+0") == "```suggestion:-0+0\n```"
+    assert fence(["a", ""]) == "```\na\n\n```"
