@@ -51,10 +51,17 @@ from bot.plan import Plan, build_plan
 from bot.publish import publish_plan
 from bot.render import MR_TEMPLATE, check_template, describe_change_set, environment
 from bot.repo_config import CONFIG_FILE, IgnoreRule, RepoConfig, parse_repo_config
-from bot.settings import ProjectConfig, Settings
+from bot.settings import ProjectConfig, RuntimeEvidenceSource, Settings
 from bot.sources import decode_report, fetch_from_cluster, load_report
 from bot.sources.base import Report
 from bot.sources.merge import merge_reports
+from bot.sources.runtime import (
+    ClusterObjects,
+    RuntimeEvidence,
+    add_cluster,
+    load_evidence,
+    read_cluster,
+)
 from bot.template_sandbox import TemplateRefused
 from fixers.intent import WAIVE_PREFIX
 
@@ -79,6 +86,8 @@ class ProjectPlan:
     overrides: dict[str, str] = field(default_factory=dict)
     """Templates cd-config overrides (only ones that rendered), by name."""
     template_error: str | None = None
+    evidence: str | None = None
+    """What runtime evidence the plan used (`RuntimeEvidence.describe`), when configured."""
 
     @property
     def change_sets(self):  # type: ignore[no-untyped-def]
@@ -140,6 +149,18 @@ class RecordedReads:
             self.record["artifacts"][key] = base64.b64encode(zlib.compress(data)).decode()
             return data
         return zlib.decompress(base64.b64decode(stored))
+
+    def cluster_evidence(self, source: RuntimeEvidenceSource) -> ClusterObjects:
+        """Kubescape's runtime objects read live from the cluster (recorded like the report:
+        a run's tasks plan from the objects its run task read)."""
+        stored = self.record.get("evidence")
+        if stored is None:
+            access = ClusterAccess(kubeconfig=source.kubeconfig, context=source.context)
+            objects = read_cluster(access, source.namespace)
+            data = json.dumps(objects.to_json(), sort_keys=True).encode()
+            self.record["evidence"] = base64.b64encode(zlib.compress(data)).decode()
+            return objects
+        return ClusterObjects.from_json(json.loads(zlib.decompress(base64.b64decode(stored))))
 
 
 def checkout_reader(repo: Path, forge: Any) -> Callable[[str], str | None]:
@@ -213,6 +234,48 @@ def fetch_report(
     return decode_report(data, origin)
 
 
+EVIDENCE_SUFFIXES = (".json", ".yaml", ".yml")
+
+
+def evidence_files(repo: Path, paths: Sequence[str]) -> list[Path]:
+    """The evidence files that ``paths`` (files or folders of cd-config) name in the snapshot
+    ``repo``; a path that is missing, leaves the repository or goes through a symlink is refused."""
+    found: list[Path] = []
+    for path in paths:
+        target = repo
+        for part in PurePosixPath(path).parts:
+            target = target / part
+            if target.is_symlink():
+                raise ReportError(f"evidence path {path} in cd-config goes through a symlink")
+        if target.is_file():
+            found.append(target)
+        elif target.is_dir():
+            files = sorted(
+                f
+                for f in target.rglob("*")
+                if f.suffix in EVIDENCE_SUFFIXES and f.is_file() and not f.is_symlink()
+            )
+            if not files:
+                raise ReportError(
+                    f"evidence folder {path} in cd-config holds no {', '.join(EVIDENCE_SUFFIXES)} file"
+                )
+            found.extend(files)
+        else:
+            raise ReportError(f"evidence path {path} is not in cd-config")
+    return found
+
+
+def project_evidence(
+    source: RuntimeEvidenceSource, repo: Path, forge: RecordedReads
+) -> RuntimeEvidence:
+    """The runtime evidence a project's settings name: cd-config's files at the planned commit,
+    the worker's files, then the cluster's objects."""
+    evidence = load_evidence([*evidence_files(repo, source.repo), *map(Path, source.files)])
+    if source.cluster:
+        evidence = add_cluster(forge.cluster_evidence(source), evidence)
+    return evidence
+
+
 def requested_keys(dashboard: str | None) -> frozenset[str]:
     """Change sets a person ticked on the dashboard (propose despite limits or an ignore)."""
     return frozenset(_TICKED.findall(dashboard or ""))
@@ -236,11 +299,15 @@ def plan_with(
     except ConfigError as exc:
         config, config_error = RepoConfig(enabled=False), str(exc)
     report = fetch_report(settings, project, source)
-    plan = build_plan(report, repo, config) if config.enabled else Plan((), ())
+    evidence = None
+    if config.enabled and project.evidence is not None:
+        evidence = project_evidence(project.evidence, repo, source)
+    runtime = evidence.for_resource if evidence is not None else None
+    plan = build_plan(report, repo, config, runtime=runtime) if config.enabled else Plan((), ())
     extra = reviewer_ignores(source, plan)
     if extra:
         config = config.model_copy(update={"ignore": [*config.ignore, *extra]})
-        plan = build_plan(report, repo, config)
+        plan = build_plan(report, repo, config, runtime=runtime)
     dashboard = source.dashboard_text()
     overrides, template_error = template_overrides(read, plan, settings.bot_username)
     return ProjectPlan(
@@ -253,6 +320,7 @@ def plan_with(
         codeowners=load_codeowners(read),
         overrides=overrides,
         template_error=template_error,
+        evidence=evidence.describe() if evidence is not None else None,
     )
 
 
@@ -579,6 +647,8 @@ def render_dashboard(
             settings={name: Md(text) for name, text in LIMIT_SETTINGS.items()},
         )
     )
+    if pp.evidence:
+        text += f"\n> Plans use {escape_markdown(pp.evidence)}\n"
     if pp.template_error:
         text += (
             "\n> **The merge-request template override was not used** (the built-in one was): "
