@@ -41,15 +41,14 @@ from bot.lifecycle import (
     LIMIT_SETTINGS,
     SyncDecision,
     SyncResult,
-    marker_for,
     parse_marker,
     same_findings,
 )
 from bot.markdown import Md
 from bot.markdown import escape as escape_markdown
 from bot.plan import Plan, build_plan
-from bot.publish import publish_plan
-from bot.render import MR_TEMPLATE, check_template, describe_change_set, environment
+from bot.publish import TEMPLATE_OVERRIDE, Descriptions, publish_plan
+from bot.render import MR_TEMPLATE, environment
 from bot.repo_config import CONFIG_FILE, IgnoreRule, RepoConfig, parse_repo_config
 from bot.settings import ProjectConfig, RuntimeEvidenceSource, Settings
 from bot.sources import decode_report, fetch_from_cluster, load_report
@@ -62,13 +61,11 @@ from bot.sources.runtime import (
     load_evidence,
     read_cluster,
 )
-from bot.template_sandbox import TemplateRefused
 from fixers.intent import WAIVE_PREFIX
 
 DASHBOARD_TITLE = "kube-remedy dashboard"
 DASHBOARD_DONE = 20
 """How many merged and resolved merge requests the dashboard lists (newest first)."""
-TEMPLATE_OVERRIDE = f".remedy/templates/{MR_TEMPLATE}"
 _TICKED = re.compile(r"^\s*- \[[xX]\] .*<!-- kube-remedy-request:([a-z0-9/._-]+) -->", re.M)
 
 
@@ -83,8 +80,9 @@ class ProjectPlan:
     config_error: str | None = None
     requested: frozenset[str] = field(default_factory=frozenset)
     codeowners: CodeOwners | None = None
-    overrides: dict[str, str] = field(default_factory=dict)
-    """Templates cd-config overrides (only ones that rendered), by name."""
+    descriptions: Descriptions | None = None
+    """The merge-request descriptions (cd-config's template if it rendered), each rendered once;
+    None: built-in templates, rendered when published."""
     template_error: str | None = None
     evidence: str | None = None
     """What runtime evidence the plan used (`RuntimeEvidence.describe`), when configured."""
@@ -309,7 +307,7 @@ def plan_with(
         config = config.model_copy(update={"ignore": [*config.ignore, *extra]})
         plan = build_plan(report, repo, config, runtime=runtime)
     dashboard = source.dashboard_text()
-    overrides, template_error = template_overrides(read, plan, settings.bot_username)
+    descriptions, template_error = plan_descriptions(read, plan, report, settings.bot_username)
     return ProjectPlan(
         project.id,
         plan,
@@ -318,39 +316,24 @@ def plan_with(
         config_error,
         requested_keys(dashboard),
         codeowners=load_codeowners(read),
-        overrides=overrides,
+        descriptions=descriptions,
         template_error=template_error,
         evidence=evidence.describe() if evidence is not None else None,
     )
 
 
-def template_overrides(
-    read: Callable[[str], str | None] | GitLabForge, plan: Plan, bot_username: str
-) -> tuple[dict[str, str], str | None]:
-    """cd-config's merge-request template, if it has one and it renders in the sandbox for this
-    plan's first change set (or, with none, compiles); otherwise the built-in one and why the
-    override was dropped (shown on the dashboard)."""
-    text = read(TEMPLATE_OVERRIDE) if callable(read) else read.read_file(TEMPLATE_OVERRIDE)
-    if text is None:
-        return {}, None
-    overrides = {MR_TEMPLATE: text}
-    try:
-        if not plan.change_sets:
-            check_template(text, MR_TEMPLATE)
-        for cs in plan.change_sets[:1]:
-            mark = marker_for(cs)
-            text = describe_change_set(
-                cs, marker=mark, bot_username=bot_username, overrides=overrides
-            )
-            if mark not in text:
-                # without the marker the bot would lose track of its merge requests
-                return {}, f"{TEMPLATE_OVERRIDE}: must output {{{{ marker }}}}"
-    except TemplateRefused as exc:
-        where = f" (line {exc.lineno})" if exc.lineno else ""
-        return {}, f"{TEMPLATE_OVERRIDE}{where}: {exc}".replace("\n", " ")
-    except Exception as exc:  # a repository's template must never fail the run
-        return {}, f"{TEMPLATE_OVERRIDE}: {exc}".replace("\n", " ")
-    return overrides, None
+def plan_descriptions(
+    read: Callable[[str], str | None], plan: Plan, report: Report, bot_username: str
+) -> tuple[Descriptions, str | None]:
+    """The plan's merge-request descriptions, with cd-config's template if it has one and it
+    renders in the sandbox for the plan's first change set (or, with none, compiles); otherwise
+    with the built-in one, and why the override was dropped (shown on the dashboard). The first
+    change set's rendering is kept: publishing renders no description twice."""
+    text = read(TEMPLATE_OVERRIDE)
+    descriptions = Descriptions(
+        report, bot_username=bot_username, overrides=None if text is None else {MR_TEMPLATE: text}
+    )
+    return descriptions, descriptions.check(plan.change_sets)
 
 
 def reviewer_ignores(forge: GitLabForge | RecordedReads, plan: Plan) -> list[IgnoreRule]:
@@ -400,7 +383,7 @@ def _publish(
         close_missing=keys is None,
         requested=pp.requested,
         reviewers=reviewers_for(pp.codeowners, pp.config.teams, exclude=[settings.bot_username]),
-        overrides=pp.overrides,
+        descriptions=pp.descriptions,
         only=only,
     )
 
