@@ -24,7 +24,7 @@ import threading
 import zlib
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -118,7 +118,9 @@ class RecordedReads:
     the sync tasks of a run re-plan from what the run task read. Everything else goes to the
     forge."""
 
-    def __init__(self, forge: GitLabForge, record: Mapping[str, Any] | None = None) -> None:
+    def __init__(
+        self, forge: GitLabForge | KeptListing, record: Mapping[str, Any] | None = None
+    ) -> None:
         self.forge = forge
         self.record: dict[str, Any] = dict(record or {})
         self.record.setdefault("artifacts", {})
@@ -285,7 +287,7 @@ def plan_project(settings: Settings, project: ProjectConfig) -> ProjectPlan:
 
 
 def plan_with(
-    forge: GitLabForge | RecordedReads, settings: Settings, project: ProjectConfig
+    forge: GitLabForge | KeptListing | RecordedReads, settings: Settings, project: ProjectConfig
 ) -> ProjectPlan:
     """Plan a project through ``forge`` (a `RecordedReads` records or replays the reads)."""
     source = forge if isinstance(forge, RecordedReads) else RecordedReads(forge)
@@ -433,6 +435,51 @@ class _WritesRecorded:
 
     def delete_branch(self, branch: str) -> None:
         self.branches.add(branch)
+
+
+class KeptListing:
+    """A forge whose merge requests are listed once per run and kept current with the run's own
+    writes (opened, updated, closed), so the dashboard after a run needs no second listing."""
+
+    def __init__(self, forge: Any) -> None:
+        self.forge = forge
+        self._changes: list[ChangeRequest] | None = None
+        self.failed_write = False
+        """A write raised: what GitLab holds now is unknown, the next listing asks it."""
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.forge, name)
+
+    def find_changes(self) -> list[ChangeRequest]:
+        if self._changes is None or self.failed_write:
+            self._changes, self.failed_write = list(self.forge.find_changes()), False
+        return list(self._changes)
+
+    def _keep(self, change: ChangeRequest) -> ChangeRequest:
+        if self._changes is not None:
+            ids = [c.id for c in self._changes]
+            if change.id in ids:
+                self._changes[ids.index(change.id)] = change
+            else:
+                self._changes.append(change)
+        return change
+
+    def _write(self, write: Callable[[], Any]) -> Any:
+        try:
+            return write()
+        except Exception:
+            self.failed_write = True
+            raise
+
+    def open_change(self, *args: Any, **kwargs: Any) -> ChangeRequest:
+        return self._keep(self._write(lambda: self.forge.open_change(*args, **kwargs)))
+
+    def update_change(self, change: ChangeRequest, **kwargs: Any) -> ChangeRequest:
+        return self._keep(self._write(lambda: self.forge.update_change(change, **kwargs)))
+
+    def close_change(self, change: ChangeRequest, comment: str) -> None:
+        self._write(lambda: self.forge.close_change(change, comment))
+        self._keep(replace(change, state="closed"))
 
 
 @dataclass(frozen=True)
@@ -679,13 +726,13 @@ def run_project_once(settings: Settings, project: ProjectConfig) -> RunSummary:
 
     No Celery here, so python-gitlab does the retrying (``settings.max_retries``). A change
     set that fails is recorded and the others go on; the dashboard is refreshed in any case."""
-    forge = open_forge(settings, project, retries=settings.max_retries)
+    forge = KeptListing(open_forge(settings, project, retries=settings.max_retries))
     pp = plan_with(forge, settings, project)
     result = _publish(forge, settings, pp, None)
     try:
         iid: int | None = forge.upsert_dashboard(
             DASHBOARD_TITLE,
-            render_dashboard(pp, list(forge.find_changes()), result, settings.branch_prefix),
+            render_dashboard(pp, forge.find_changes(), result, settings.branch_prefix),
         )
     except RemedyError as exc:
         return RunSummary(result, len(pp.plan.unfixable), None, exc)
