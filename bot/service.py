@@ -87,14 +87,6 @@ class ProjectPlan:
     evidence: str | None = None
     """What runtime evidence the plan used (`RuntimeEvidence.describe`), when configured."""
 
-    @property
-    def change_sets(self):  # type: ignore[no-untyped-def]
-        return self.plan.change_sets
-
-    @property
-    def unfixable(self):  # type: ignore[no-untyped-def]
-        return self.plan.unfixable
-
 
 def open_forge(settings: Settings, project: ProjectConfig, *, retries: int = 0) -> GitLabForge:
     """A forge for one run. ``retries`` is python-gitlab's retry budget: 0 on the Celery path,
@@ -494,14 +486,6 @@ class RunPlan:
     """(key, findings hash) of each change set whose MR needs a write; the hash is empty for an
     open MR whose change set is gone (to be closed)."""
     forge: GitLabForge
-
-    @property
-    def change_sets(self):  # type: ignore[no-untyped-def]
-        return self.pp.plan.change_sets
-
-    @property
-    def unfixable(self):  # type: ignore[no-untyped-def]
-        return self.pp.plan.unfixable
 
     @property
     def inputs_id(self) -> str:

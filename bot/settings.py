@@ -195,8 +195,6 @@ class Settings(BaseSettings):
     projects: tuple[ProjectConfig, ...] = ()
     data_dir: Path = Path("/tmp/kube-remedy")
     """The only directory the processes write to (beat schedule state)."""
-    service: str = "bot.service"
-    """Module implementing plan_project / sync_one / refresh_dashboard (swapped in tests)."""
     metrics_port: int = Field(default=9102, ge=0, le=65535)
     """Port of the worker's Prometheus endpoint; 0 disables it."""
     web_host: str = "127.0.0.1"
