@@ -9,7 +9,10 @@ a write at all (the lifecycle run against a forge that only records writes), and
 tasks the reads the plan made (`RunInputs`: the default branch's commit, the report, the
 dashboard, the bot's id, the tree), so a sync task re-plans from them without asking GitLab again.
 cd-config's own files (``.remedy.yaml``, CODEOWNERS, the template) are read from the snapshot of
-that commit, never over the API.
+that commit, never over the API. A project's runtime evidence (``evidence`` setting) is read from
+that snapshot, the worker's files and the cluster; the cluster's objects are recorded with the
+run's reads, so its sync tasks plan from the same evidence. ``remedy run`` lists the bot's merge
+requests once and keeps its own writes on that listing (`KeptListing`).
 """
 
 from __future__ import annotations
