@@ -1,10 +1,12 @@
-"""Throughput of the task pipeline: 200 projects' change sets through 1 and 2 worker processes.
+"""Throughput of the task pipeline: projects' change sets through 1 and 2 worker processes.
 
-    .venv/bin/python bench/bench_workers.py [--projects 200] [--change-sets 3] [--latency 0.02]
+    .venv/bin/python bench/bench_workers.py [--projects 20] [--change-sets 3] [--latency 0.02]
 
-Starts a private redis-server, a fake forge (tests/task_service.py: each forge write waits
-``--latency`` seconds, like a GitLab API call) and N real Celery worker processes, enqueues one
-run per project and waits for every dashboard. Prints change sets per second for each N.
+Starts a private redis-server, the GitLab emulator (tests/gitlab_emulator, each write waits
+``--latency`` seconds, like a GitLab API call) holding one copy of the example cd-config and its
+Kubescape report per project (``--change-sets`` new merge requests a run), and N real Celery
+worker processes running `bot.service`; enqueues one run per project and waits for every
+dashboard. Prints change sets per second for each N (planning included).
 """
 
 from __future__ import annotations
@@ -32,31 +34,26 @@ def run(workers: int, projects: int, change_sets: int, latency: float, concurren
     binary = shutil.which("redis-server")
     if binary is None:
         raise SystemExit("bench_workers needs redis-server on PATH")
+    from tests.gitlab_emulator import GitLabEmulator
+    from tests.test_tasks import _bot_mrs, _emulated_project
+
     server = RedisServer(binary)
     server.start()
-    forge = Path(tempfile.mkdtemp(prefix="remedy-bench-"))
-    os.environ["REMEDY_TEST_FORGE_DIR"] = str(forge)
-    from tests import task_service
-
+    data = Path(tempfile.mkdtemp(prefix="remedy-bench-"))
+    emulator = GitLabEmulator(data / "gitlab")
+    emulator.start()
     ids = [f"team-{n:03d}/cd-config" for n in range(projects)]
-    for project in ids:
-        task_service.write_report(
-            project,
-            {
-                f"cs-{k}": [["C-0016", "medium"], [f"C-00{k + 10}", "low"]]
-                for k in range(change_sets)
-            },
-        )
-    (forge / "config.json").write_text(json.dumps({"sync_delay": latency}))
+    pids = [_emulated_project(emulator, change_sets, path=project) for project in ids]
+    emulator.inject(status=200, times=10**9, delay=latency, method="POST")
     env = {k: v for k, v in os.environ.items() if not k.startswith("REMEDY_")}
     env.update(
         {
             "PYTHONPATH": str(ROOT),
-            "REMEDY_TEST_FORGE_DIR": str(forge),
             "REMEDY_REDIS_URL": server.url,
-            "REMEDY_SERVICE": "tests.task_service",
+            "REMEDY_GITLAB_URL": emulator.url,
+            "REMEDY_GITLAB_TOKEN": emulator.token,
             "REMEDY_PROJECTS": json.dumps([{"id": p} for p in ids]),
-            "REMEDY_DATA_DIR": str(forge / "data"),
+            "REMEDY_DATA_DIR": str(data / "data"),
             "REMEDY_METRICS_PORT": "0",
         }
     )
@@ -93,14 +90,14 @@ def run(workers: int, projects: int, change_sets: int, latency: float, concurren
             client.send_task("remedy.run_project", args=(project,))
         total = projects * change_sets
         while True:
-            done = sum(1 for e in task_service.events() if e["event"] == "dashboard")
+            done = sum(1 for pid in pids if emulator.issues(pid))
             if done >= projects:
                 break
-            if time.perf_counter() - start > 600:
+            if time.perf_counter() - start > 1800:
                 raise SystemExit(f"timed out: {done}/{projects} dashboards")
-            time.sleep(0.2)
+            time.sleep(0.5)
         elapsed = time.perf_counter() - start
-        created = sum(1 for e in task_service.events() if e["event"] == "created")
+        created = sum(len(_bot_mrs(emulator, pid)) for pid in pids)
         assert created == total, f"{created} merge requests for {total} change sets"
         return total / elapsed
     finally:
@@ -108,14 +105,15 @@ def run(workers: int, projects: int, change_sets: int, latency: float, concurren
         for proc in procs:
             os.killpg(proc.pid, signal.SIGTERM)
             proc.wait(timeout=30)
+        emulator.stop()
         server.stop()
-        shutil.rmtree(forge, ignore_errors=True)
+        shutil.rmtree(data, ignore_errors=True)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--projects", type=int, default=200)
-    parser.add_argument("--change-sets", type=int, default=3)
+    parser.add_argument("--projects", type=int, default=20)
+    parser.add_argument("--change-sets", type=int, default=3, help="new merge requests a run opens")
     parser.add_argument("--latency", type=float, default=0.02, help="seconds per forge write")
     parser.add_argument("--concurrency", type=int, default=4, help="threads per worker process")
     args = parser.parse_args()

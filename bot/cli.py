@@ -469,9 +469,12 @@ def cmd_run(args: argparse.Namespace) -> int:
         if args.report
         else GitlabArtifactReport(job=args.artifact_job, artifact_path=args.artifact_path)
     )
+    # a configured project keeps its runtime evidence; the report is the command line's
+    configured = next((p for p in settings.projects if p.id == args.project), None)
+    evidence = configured.evidence if configured is not None else None
     update: dict[str, object] = {
         "gitlab_url": args.gitlab_url,
-        "projects": (ProjectConfig(id=args.project, report=source),),
+        "projects": (ProjectConfig(id=args.project, report=source, evidence=evidence),),
     }
     if args.token:
         update["gitlab_token"] = SecretStr(args.token)

@@ -9,7 +9,10 @@ a write at all (the lifecycle run against a forge that only records writes), and
 tasks the reads the plan made (`RunInputs`: the default branch's commit, the report, the
 dashboard, the bot's id, the tree), so a sync task re-plans from them without asking GitLab again.
 cd-config's own files (``.remedy.yaml``, CODEOWNERS, the template) are read from the snapshot of
-that commit, never over the API.
+that commit, never over the API. A project's runtime evidence (``evidence`` setting) is read from
+that snapshot, the worker's files and the cluster; the cluster's objects are recorded with the
+run's reads, so its sync tasks plan from the same evidence. ``remedy run`` lists the bot's merge
+requests once and keeps its own writes on that listing (`KeptListing`).
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ import threading
 import zlib
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -41,27 +44,31 @@ from bot.lifecycle import (
     LIMIT_SETTINGS,
     SyncDecision,
     SyncResult,
-    marker_for,
     parse_marker,
     same_findings,
 )
 from bot.markdown import Md
 from bot.markdown import escape as escape_markdown
 from bot.plan import Plan, build_plan
-from bot.publish import publish_plan
-from bot.render import MR_TEMPLATE, check_template, describe_change_set, environment
+from bot.publish import TEMPLATE_OVERRIDE, Descriptions, publish_plan
+from bot.render import MR_TEMPLATE, environment
 from bot.repo_config import CONFIG_FILE, IgnoreRule, RepoConfig, parse_repo_config
-from bot.settings import ProjectConfig, Settings
+from bot.settings import ProjectConfig, RuntimeEvidenceSource, Settings
 from bot.sources import decode_report, fetch_from_cluster, load_report
 from bot.sources.base import Report
 from bot.sources.merge import merge_reports
-from bot.template_sandbox import TemplateRefused
+from bot.sources.runtime import (
+    ClusterObjects,
+    RuntimeEvidence,
+    add_cluster,
+    load_evidence,
+    read_cluster,
+)
 from fixers.intent import WAIVE_PREFIX
 
 DASHBOARD_TITLE = "kube-remedy dashboard"
 DASHBOARD_DONE = 20
 """How many merged and resolved merge requests the dashboard lists (newest first)."""
-TEMPLATE_OVERRIDE = f".remedy/templates/{MR_TEMPLATE}"
 _TICKED = re.compile(r"^\s*- \[[xX]\] .*<!-- kube-remedy-request:([a-z0-9/._-]+) -->", re.M)
 
 
@@ -76,17 +83,12 @@ class ProjectPlan:
     config_error: str | None = None
     requested: frozenset[str] = field(default_factory=frozenset)
     codeowners: CodeOwners | None = None
-    overrides: dict[str, str] = field(default_factory=dict)
-    """Templates cd-config overrides (only ones that rendered), by name."""
+    descriptions: Descriptions | None = None
+    """The merge-request descriptions (cd-config's template if it rendered), each rendered once;
+    None: built-in templates, rendered when published."""
     template_error: str | None = None
-
-    @property
-    def change_sets(self):  # type: ignore[no-untyped-def]
-        return self.plan.change_sets
-
-    @property
-    def unfixable(self):  # type: ignore[no-untyped-def]
-        return self.plan.unfixable
+    evidence: str | None = None
+    """What runtime evidence the plan used (`RuntimeEvidence.describe`), when configured."""
 
 
 def open_forge(settings: Settings, project: ProjectConfig, *, retries: int = 0) -> GitLabForge:
@@ -111,7 +113,9 @@ class RecordedReads:
     the sync tasks of a run re-plan from what the run task read. Everything else goes to the
     forge."""
 
-    def __init__(self, forge: GitLabForge, record: Mapping[str, Any] | None = None) -> None:
+    def __init__(
+        self, forge: GitLabForge | KeptListing, record: Mapping[str, Any] | None = None
+    ) -> None:
         self.forge = forge
         self.record: dict[str, Any] = dict(record or {})
         self.record.setdefault("artifacts", {})
@@ -140,6 +144,18 @@ class RecordedReads:
             self.record["artifacts"][key] = base64.b64encode(zlib.compress(data)).decode()
             return data
         return zlib.decompress(base64.b64decode(stored))
+
+    def cluster_evidence(self, source: RuntimeEvidenceSource) -> ClusterObjects:
+        """Kubescape's runtime objects read live from the cluster (recorded like the report:
+        a run's tasks plan from the objects its run task read)."""
+        stored = self.record.get("evidence")
+        if stored is None:
+            access = ClusterAccess(kubeconfig=source.kubeconfig, context=source.context)
+            objects = read_cluster(access, source.namespace)
+            data = json.dumps(objects.to_json(), sort_keys=True).encode()
+            self.record["evidence"] = base64.b64encode(zlib.compress(data)).decode()
+            return objects
+        return ClusterObjects.from_json(json.loads(zlib.decompress(base64.b64decode(stored))))
 
 
 def checkout_reader(repo: Path, forge: Any) -> Callable[[str], str | None]:
@@ -213,6 +229,48 @@ def fetch_report(
     return decode_report(data, origin)
 
 
+EVIDENCE_SUFFIXES = (".json", ".yaml", ".yml")
+
+
+def evidence_files(repo: Path, paths: Sequence[str]) -> list[Path]:
+    """The evidence files that ``paths`` (files or folders of cd-config) name in the snapshot
+    ``repo``; a path that is missing, leaves the repository or goes through a symlink is refused."""
+    found: list[Path] = []
+    for path in paths:
+        target = repo
+        for part in PurePosixPath(path).parts:
+            target = target / part
+            if target.is_symlink():
+                raise ReportError(f"evidence path {path} in cd-config goes through a symlink")
+        if target.is_file():
+            found.append(target)
+        elif target.is_dir():
+            files = sorted(
+                f
+                for f in target.rglob("*")
+                if f.suffix in EVIDENCE_SUFFIXES and f.is_file() and not f.is_symlink()
+            )
+            if not files:
+                raise ReportError(
+                    f"evidence folder {path} in cd-config holds no {', '.join(EVIDENCE_SUFFIXES)} file"
+                )
+            found.extend(files)
+        else:
+            raise ReportError(f"evidence path {path} is not in cd-config")
+    return found
+
+
+def project_evidence(
+    source: RuntimeEvidenceSource, repo: Path, forge: RecordedReads
+) -> RuntimeEvidence:
+    """The runtime evidence a project's settings name: cd-config's files at the planned commit,
+    the worker's files, then the cluster's objects."""
+    evidence = load_evidence([*evidence_files(repo, source.repo), *map(Path, source.files)])
+    if source.cluster:
+        evidence = add_cluster(forge.cluster_evidence(source), evidence)
+    return evidence
+
+
 def requested_keys(dashboard: str | None) -> frozenset[str]:
     """Change sets a person ticked on the dashboard (propose despite limits or an ignore)."""
     return frozenset(_TICKED.findall(dashboard or ""))
@@ -224,7 +282,7 @@ def plan_project(settings: Settings, project: ProjectConfig) -> ProjectPlan:
 
 
 def plan_with(
-    forge: GitLabForge | RecordedReads, settings: Settings, project: ProjectConfig
+    forge: GitLabForge | KeptListing | RecordedReads, settings: Settings, project: ProjectConfig
 ) -> ProjectPlan:
     """Plan a project through ``forge`` (a `RecordedReads` records or replays the reads)."""
     source = forge if isinstance(forge, RecordedReads) else RecordedReads(forge)
@@ -236,13 +294,17 @@ def plan_with(
     except ConfigError as exc:
         config, config_error = RepoConfig(enabled=False), str(exc)
     report = fetch_report(settings, project, source)
-    plan = build_plan(report, repo, config) if config.enabled else Plan((), ())
+    evidence = None
+    if config.enabled and project.evidence is not None:
+        evidence = project_evidence(project.evidence, repo, source)
+    runtime = evidence.for_resource if evidence is not None else None
+    plan = build_plan(report, repo, config, runtime=runtime) if config.enabled else Plan((), ())
     extra = reviewer_ignores(source, plan)
     if extra:
         config = config.model_copy(update={"ignore": [*config.ignore, *extra]})
-        plan = build_plan(report, repo, config)
+        plan = build_plan(report, repo, config, runtime=runtime)
     dashboard = source.dashboard_text()
-    overrides, template_error = template_overrides(read, plan, settings.bot_username)
+    descriptions, template_error = plan_descriptions(read, plan, report, settings.bot_username)
     return ProjectPlan(
         project.id,
         plan,
@@ -251,38 +313,24 @@ def plan_with(
         config_error,
         requested_keys(dashboard),
         codeowners=load_codeowners(read),
-        overrides=overrides,
+        descriptions=descriptions,
         template_error=template_error,
+        evidence=evidence.describe() if evidence is not None else None,
     )
 
 
-def template_overrides(
-    read: Callable[[str], str | None] | GitLabForge, plan: Plan, bot_username: str
-) -> tuple[dict[str, str], str | None]:
-    """cd-config's merge-request template, if it has one and it renders in the sandbox for this
-    plan's first change set (or, with none, compiles); otherwise the built-in one and why the
-    override was dropped (shown on the dashboard)."""
-    text = read(TEMPLATE_OVERRIDE) if callable(read) else read.read_file(TEMPLATE_OVERRIDE)
-    if text is None:
-        return {}, None
-    overrides = {MR_TEMPLATE: text}
-    try:
-        if not plan.change_sets:
-            check_template(text, MR_TEMPLATE)
-        for cs in plan.change_sets[:1]:
-            mark = marker_for(cs)
-            text = describe_change_set(
-                cs, marker=mark, bot_username=bot_username, overrides=overrides
-            )
-            if mark not in text:
-                # without the marker the bot would lose track of its merge requests
-                return {}, f"{TEMPLATE_OVERRIDE}: must output {{{{ marker }}}}"
-    except TemplateRefused as exc:
-        where = f" (line {exc.lineno})" if exc.lineno else ""
-        return {}, f"{TEMPLATE_OVERRIDE}{where}: {exc}".replace("\n", " ")
-    except Exception as exc:  # a repository's template must never fail the run
-        return {}, f"{TEMPLATE_OVERRIDE}: {exc}".replace("\n", " ")
-    return overrides, None
+def plan_descriptions(
+    read: Callable[[str], str | None], plan: Plan, report: Report, bot_username: str
+) -> tuple[Descriptions, str | None]:
+    """The plan's merge-request descriptions, with cd-config's template if it has one and it
+    renders in the sandbox for the plan's first change set (or, with none, compiles); otherwise
+    with the built-in one, and why the override was dropped (shown on the dashboard). The first
+    change set's rendering is kept: publishing renders no description twice."""
+    text = read(TEMPLATE_OVERRIDE)
+    descriptions = Descriptions(
+        report, bot_username=bot_username, overrides=None if text is None else {MR_TEMPLATE: text}
+    )
+    return descriptions, descriptions.check(plan.change_sets)
 
 
 def reviewer_ignores(forge: GitLabForge | RecordedReads, plan: Plan) -> list[IgnoreRule]:
@@ -332,7 +380,7 @@ def _publish(
         close_missing=keys is None,
         requested=pp.requested,
         reviewers=reviewers_for(pp.codeowners, pp.config.teams, exclude=[settings.bot_username]),
-        overrides=pp.overrides,
+        descriptions=pp.descriptions,
         only=only,
     )
 
@@ -384,6 +432,51 @@ class _WritesRecorded:
         self.branches.add(branch)
 
 
+class KeptListing:
+    """A forge whose merge requests are listed once per run and kept current with the run's own
+    writes (opened, updated, closed), so the dashboard after a run needs no second listing."""
+
+    def __init__(self, forge: Any) -> None:
+        self.forge = forge
+        self._changes: list[ChangeRequest] | None = None
+        self.failed_write = False
+        """A write raised: what GitLab holds now is unknown, the next listing asks it."""
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.forge, name)
+
+    def find_changes(self) -> list[ChangeRequest]:
+        if self._changes is None or self.failed_write:
+            self._changes, self.failed_write = list(self.forge.find_changes()), False
+        return list(self._changes)
+
+    def _keep(self, change: ChangeRequest) -> ChangeRequest:
+        if self._changes is not None:
+            ids = [c.id for c in self._changes]
+            if change.id in ids:
+                self._changes[ids.index(change.id)] = change
+            else:
+                self._changes.append(change)
+        return change
+
+    def _write(self, write: Callable[[], Any]) -> Any:
+        try:
+            return write()
+        except Exception:
+            self.failed_write = True
+            raise
+
+    def open_change(self, *args: Any, **kwargs: Any) -> ChangeRequest:
+        return self._keep(self._write(lambda: self.forge.open_change(*args, **kwargs)))
+
+    def update_change(self, change: ChangeRequest, **kwargs: Any) -> ChangeRequest:
+        return self._keep(self._write(lambda: self.forge.update_change(change, **kwargs)))
+
+    def close_change(self, change: ChangeRequest, comment: str) -> None:
+        self._write(lambda: self.forge.close_change(change, comment))
+        self._keep(replace(change, state="closed"))
+
+
 @dataclass(frozen=True)
 class RunPlan:
     """One worker-path run, planned once: what the sync tasks need, and which of them to run."""
@@ -396,14 +489,6 @@ class RunPlan:
     """(key, findings hash) of each change set whose MR needs a write; the hash is empty for an
     open MR whose change set is gone (to be closed)."""
     forge: GitLabForge
-
-    @property
-    def change_sets(self):  # type: ignore[no-untyped-def]
-        return self.pp.plan.change_sets
-
-    @property
-    def unfixable(self):  # type: ignore[no-untyped-def]
-        return self.pp.plan.unfixable
 
     @property
     def inputs_id(self) -> str:
@@ -579,6 +664,8 @@ def render_dashboard(
             settings={name: Md(text) for name, text in LIMIT_SETTINGS.items()},
         )
     )
+    if pp.evidence:
+        text += f"\n> Plans use {escape_markdown(pp.evidence)}\n"
     if pp.template_error:
         text += (
             "\n> **The merge-request template override was not used** (the built-in one was): "
@@ -626,13 +713,13 @@ def run_project_once(settings: Settings, project: ProjectConfig) -> RunSummary:
 
     No Celery here, so python-gitlab does the retrying (``settings.max_retries``). A change
     set that fails is recorded and the others go on; the dashboard is refreshed in any case."""
-    forge = open_forge(settings, project, retries=settings.max_retries)
+    forge = KeptListing(open_forge(settings, project, retries=settings.max_retries))
     pp = plan_with(forge, settings, project)
     result = _publish(forge, settings, pp, None)
     try:
         iid: int | None = forge.upsert_dashboard(
             DASHBOARD_TITLE,
-            render_dashboard(pp, list(forge.find_changes()), result, settings.branch_prefix),
+            render_dashboard(pp, forge.find_changes(), result, settings.branch_prefix),
         )
     except RemedyError as exc:
         return RunSummary(result, len(pp.plan.unfixable), None, exc)

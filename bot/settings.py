@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
@@ -115,6 +115,46 @@ ReportSource = Annotated[
 ]
 
 
+class RuntimeEvidenceSource(_Model):
+    """Runtime evidence for a project's plans: Kubescape's ApplicationProfiles, ContainerProfiles,
+    NetworkNeighborhoods, GeneratedNetworkPolicies, KnownServers and Falco alerts
+    (`bot.sources.runtime`). Fixes then follow what the workloads were observed doing, a fix the
+    evidence contradicts is declined, and workloads with Falco alerts are proposed first."""
+
+    repo: tuple[str, ...] = ()
+    """Files or folders in cd-config (relative paths) holding objects exported with kubectl,
+    read from the commit being planned (a folder: its ``.json``, ``.yaml`` and ``.yml`` files)."""
+    files: tuple[str, ...] = ()
+    """Files readable by the worker (a mounted volume), such as Falco's JSON output."""
+    cluster: bool = False
+    """Also read Kubescape's runtime objects live from the cluster, through the same
+    kubernetes-client path as the operator's scans (kubeconfig, context, namespace below)."""
+    namespace: str | None = None
+    """With ``cluster``: only this namespace; every namespace when None."""
+    kubeconfig: str | None = None
+    """With ``cluster``: kubeconfig file; None: ``$KUBECONFIG`` / ``~/.kube/config``, else the
+    pod's service account."""
+    context: str | None = None
+    """With ``cluster``: kubeconfig context; None: its current context."""
+
+    @field_validator("repo")
+    @classmethod
+    def _inside_the_repository(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for path in value:
+            parts = PurePosixPath(path).parts
+            if not parts or path.startswith("/") or ".." in parts or "\\" in path:
+                raise ValueError(
+                    f"evidence path {path!r} must be relative to cd-config's root, without '..'"
+                )
+        return value
+
+    @model_validator(mode="after")
+    def _some_source(self) -> RuntimeEvidenceSource:
+        if not (self.repo or self.files or self.cluster):
+            raise ValueError("evidence needs at least one of repo, files or cluster: true")
+        return self
+
+
 class ProjectConfig(_Model):
     """One cd-config repository the bot looks after, when it runs and where its report is."""
 
@@ -122,6 +162,8 @@ class ProjectConfig(_Model):
     """GitLab project path (``group/cd-config``) or numeric id."""
     cron: str = "0 6 * * *"
     report: ReportSource = Field(default_factory=GitlabArtifactReport)
+    evidence: RuntimeEvidenceSource | None = None
+    """Runtime evidence the plans use; none when None (static fixes only)."""
 
     @field_validator("cron")
     @classmethod
@@ -153,8 +195,6 @@ class Settings(BaseSettings):
     projects: tuple[ProjectConfig, ...] = ()
     data_dir: Path = Path("/tmp/kube-remedy")
     """The only directory the processes write to (beat schedule state)."""
-    service: str = "bot.service"
-    """Module implementing plan_project / sync_one / refresh_dashboard (swapped in tests)."""
     metrics_port: int = Field(default=9102, ge=0, le=65535)
     """Port of the worker's Prometheus endpoint; 0 disables it."""
     web_host: str = "127.0.0.1"

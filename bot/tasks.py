@@ -1,4 +1,4 @@
-"""The Celery app, its tasks and the beat schedule: thin adapters around the service module.
+"""The Celery app, its tasks and the beat schedule: thin adapters around `bot.service`.
 
 Tasks take ids and plain JSON, re-read state (settings, the report, the forge), call one service
 function and are safe to run twice, which is what makes ``acks_late`` safe: a task whose worker
@@ -9,9 +9,8 @@ dies is delivered again and converges on the same merge requests.
                                                                       needs a write, in parallel
       -> refresh_dashboard(project_id, inputs_id)                     once all of them are done
 
-One plan per run: with a service that offers ``plan_run`` (`bot.service`), the run task plans,
-finds which change sets need a write at all, and stores the reads its plan made in Redis under
-``inputs_id`` (the default branch's commit and a digest; `RUN_INPUTS_TTL`). Sync tasks re-plan
+One plan per run: the run task plans (`bot.service.plan_run`), finds which change sets need a
+write at all, and stores the reads its plan made in Redis under ``inputs_id`` (the default branch's commit and a digest; `RUN_INPUTS_TTL`). Sync tasks re-plan
 from those inputs without asking GitLab again; when they are gone (expired, Redis restarted) a
 task re-reads everything, as before. A run with nothing to write refreshes the dashboard itself.
 
@@ -22,7 +21,6 @@ a `RemedyError` is a user's problem: logged, counted, and left for the dashboard
 from __future__ import annotations
 
 import functools
-import importlib
 import importlib.util
 import json
 import socket
@@ -30,8 +28,8 @@ import sys
 import time
 import uuid
 import zlib
-from collections.abc import Callable, Iterable
-from types import ModuleType, SimpleNamespace
+from collections.abc import Callable, Iterator
+from types import SimpleNamespace
 from typing import Any
 
 import redis
@@ -40,8 +38,9 @@ from celery.schedules import crontab
 from celery.utils.time import get_exponential_backoff_interval
 from kombu.exceptions import OperationalError as KombuOperationalError
 
-from bot import locks
-from bot.errors import ConfigError, ForgeTransientError, RemedyError
+from bot import locks, service
+from bot.errors import ForgeTransientError, RemedyError
+from bot.lifecycle import SyncDecision
 from bot.observability import (
     LOCK_SKIPS,
     TASK_FAILURES,
@@ -52,6 +51,7 @@ from bot.observability import (
     serve_metrics,
     timed,
 )
+from bot.plan import Plan
 from bot.settings import ProjectConfig, Settings, load_settings, parse_cron
 
 
@@ -115,16 +115,6 @@ def _redis(url: str) -> redis.Redis:
 
 def redis_client() -> redis.Redis:
     return _redis(get_settings().redis_url)
-
-
-def service(settings: Settings) -> ModuleType:
-    """The module providing plan_project / sync_one / refresh_dashboard."""
-    try:
-        return importlib.import_module(settings.service)
-    except ImportError as exc:
-        raise ConfigError(
-            f"service module {settings.service!r} cannot be imported: {exc}"
-        ) from None
 
 
 # --------------------------------------------------------------------------- app
@@ -239,18 +229,13 @@ def _adapter(task: RemedyTask, body: Callable[..., dict[str, Any]], *args: Any) 
             raise
 
 
-def _severity(finding: Any) -> str:
-    severity = getattr(finding, "severity", "unknown")
-    return str(getattr(severity, "label", severity))
-
-
-def _plan_findings(plan: Any) -> Iterable[Any]:
-    findings: Iterable[Any] | None = getattr(plan, "findings", None)
-    if findings:
-        return findings
-    out = [f for cs in plan.change_sets for f in cs.findings]
-    out.extend(u.finding for u in getattr(plan, "unfixable", ()))
-    return out
+def _plan_findings(plan: Plan) -> Iterator[tuple[str, str]]:
+    """(control, severity) of every finding of the plan, fixed or not."""
+    for cs in plan.change_sets:
+        for finding in cs.findings:
+            yield finding.control_id, finding.severity.label
+    for unfixable in plan.unfixable:
+        yield unfixable.finding.control_id, unfixable.finding.severity.label
 
 
 @app.task(bind=True, base=RemedyTask, name="remedy.run_project")
@@ -316,19 +301,13 @@ def _run_project(
                 holder=locks.holder(redis_client(), key),
             )
             return {"status": "skipped", "reason": "locked", "project": project_id}
-        svc = service(settings)
-        inputs_id: str | None = None
-        if hasattr(svc, "plan_run"):
-            run = svc.plan_run(settings, project)
-            plan, pending = run, list(run.pending)
-        else:
-            run, plan = None, svc.plan_project(settings, project)
-        record_findings(project_id, ((f.control_id, _severity(f)) for f in _plan_findings(plan)))
-        unfixable = len(getattr(plan, "unfixable", ()))
+        run = service.plan_run(settings, project)
+        plan, pending = run.pp.plan, list(run.pending)
+        record_findings(project_id, _plan_findings(plan))
+        unfixable = len(plan.unfixable)
         keys = [(cs.key, cs.findings_hash) for cs in plan.change_sets]
-        if run is None:
-            pending = keys
-        elif pending:
+        inputs_id: str | None = None
+        if pending:
             inputs_id = run.inputs_id
             store_inputs(project_id, inputs_id, run.inputs)
         log_event(
@@ -340,9 +319,9 @@ def _run_project(
             fence=lease.fence,
             reclaimed=lease.reclaimed,
         )
-        if run is not None and not pending:
+        if not pending:
             # nothing to write: the dashboard with the forge that planned, no task, no re-read
-            svc.finish_run(settings, run)
+            service.finish_run(settings, run)
             log_event("dashboard-refreshed", project=project_id)
         else:
             # Enqueued under the lock, so two runs never fan out the same project at once; the
@@ -379,20 +358,19 @@ def _sync_change_set(
 ) -> dict[str, Any]:
     settings = get_settings()
     project = settings.project(project_id)
-    svc = service(settings)
     lock = locks.lock_key("change-set", project_id, key)
     with locks.held(
         redis_client(), lock, task.request.id or "local", settings.lock_timeout
     ) as lease:
         if lease is None:
             raise LockBusy(f"change set {key} of {project_id} is being synced elsewhere")
-        inputs = load_inputs(project_id, inputs_id) if hasattr(svc, "sync_planned") else None
-        plan = None
+        inputs = load_inputs(project_id, inputs_id)
+        pp = None
         if inputs is None:
             # Re-read state: the plan is deterministic for a report, so this finds the same
             # change set unless a newer report arrived; then the newer run owns the decision.
-            plan = svc.plan_project(settings, project)
-            current = {cs.key: cs for cs in plan.change_sets}
+            pp = service.plan_project(settings, project)
+            current = {cs.key: cs for cs in pp.plan.change_sets}
             change_set = current.get(key)
             if change_set is None or change_set.findings_hash != findings_hash:
                 log_decision(
@@ -410,41 +388,30 @@ def _sync_change_set(
         ) as held:
             if held is None:
                 raise LockBusy(f"{project_id} is publishing another change set")
-            if plan is not None:
-                decision = svc.sync_one(settings, project, plan, key)
+            if pp is not None:
+                decision: SyncDecision | None = service.sync_one(settings, project, pp, key)
             else:
-                decision = svc.sync_planned(settings, project, inputs, key, findings_hash)
+                decision = service.sync_planned(settings, project, inputs or {}, key, findings_hash)
         if decision is None:
             log_decision(project_id, key, "superseded", reason="the report changed since planning")
             return {"status": "superseded", "key": key}
-        action = _decision_name(decision)
-        log_decision(project_id, key, action, **_decision_fields(decision))
-        error = getattr(decision, "error", None)
-        if action == "failed" and error is not None:
-            raise error  # classified by the adapter: a transient one is retried
-        return {"status": "synced", "key": key, "decision": action}
+        log_decision(project_id, key, decision.action, **_decision_fields(decision))
+        if decision.action == "failed" and decision.error is not None:
+            raise decision.error  # classified by the adapter: a transient one is retried
+        return {"status": "synced", "key": key, "decision": decision.action}
 
 
-def _decision_name(decision: Any) -> str:
-    for attr in ("action", "kind", "decision", "outcome"):
-        value = getattr(decision, attr, None)
-        if value is not None:
-            return str(getattr(value, "value", value))
-    return type(decision).__name__
-
-
-def _decision_fields(decision: Any) -> dict[str, Any]:
-    """Log fields of a decision (bot.lifecycle.SyncDecision): why, which branch, which MR."""
-    fields: dict[str, Any] = {}
-    for attr in ("reason", "branch", "mr_id"):
-        value = getattr(decision, attr, None)
-        if isinstance(value, str | int) and value != "":
-            fields[attr] = value
-    change = getattr(decision, "change", None)
-    if change is not None:
-        fields["mr_id"] = getattr(change, "id", None)
-        if getattr(change, "web_url", ""):
-            fields["web_url"] = change.web_url
+def _decision_fields(decision: SyncDecision) -> dict[str, Any]:
+    """Log fields of a decision: why, which branch, which MR."""
+    fields: dict[str, Any] = {
+        name: value
+        for name, value in (("reason", decision.reason), ("branch", decision.branch))
+        if value
+    }
+    if decision.change is not None:
+        fields["mr_id"] = decision.change.id
+        if decision.change.web_url:
+            fields["web_url"] = decision.change.web_url
     return fields
 
 
@@ -461,18 +428,17 @@ def _refresh_dashboard(
 ) -> dict[str, Any]:
     settings = get_settings()
     project = settings.project(project_id)
-    svc = service(settings)
     lock = locks.lock_key("dashboard", project_id)
     with locks.held(
         redis_client(), lock, task.request.id or "local", settings.lock_timeout
     ) as lease:
         if lease is None:
             raise LockBusy(f"dashboard of {project_id} is being written elsewhere")
-        inputs = load_inputs(project_id, inputs_id) if hasattr(svc, "refresh_planned") else None
+        inputs = load_inputs(project_id, inputs_id)
         if inputs is not None:
-            svc.refresh_planned(settings, project, inputs)
+            service.refresh_planned(settings, project, inputs)
         else:
-            svc.refresh_dashboard(settings, project, svc.plan_project(settings, project))
+            service.refresh_dashboard(settings, project, service.plan_project(settings, project))
     log_event("dashboard-refreshed", project=project_id)
     return {"status": "refreshed", "project": project_id}
 

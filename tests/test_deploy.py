@@ -227,6 +227,18 @@ def test_cluster_reader_grants_only_reading_scan_results() -> None:
     assert policy["spec"]["podSelector"]["matchLabels"]["app.kubernetes.io/component"] == "worker"
     assert {p["port"] for p in policy["spec"]["egress"][0]["ports"]} == {443, 6443}
 
+    from bot.sources.runtime import RESOURCES
+
+    values = {"clusterReader": {"enabled": True, "scanners": ["runtime-evidence"]}}
+    (role,) = by_kind(
+        [d for d in yaml.safe_load_all(_render_module().render(values)) if d], "ClusterRole"
+    )
+    granted = {
+        (g, r) for rule in role["rules"] for g in rule["apiGroups"] for r in rule["resources"]
+    }
+    assert granted == {(r.group, r.plural) for r in RESOURCES}  # what the evidence reader lists
+    assert all(rule["verbs"] == ["get", "list"] for rule in role["rules"])
+
     default = _render_module().render({"clusterReader": {"enabled": True}})
     (role,) = by_kind([d for d in yaml.safe_load_all(default) if d], "ClusterRole")
     assert [r["apiGroups"] for r in role["rules"]] == [[GROUP_KUBESCAPE]]

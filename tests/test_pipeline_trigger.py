@@ -23,9 +23,10 @@ from bot.intake import MemoryDedupe
 from bot.settings import Settings
 from bot.web import create_app, is_scan_job, pipeline_key
 from bot.web_settings import WebSettings
-from tests import task_service
+from tests.gitlab_emulator import GitLabEmulator
 from tests.processes import Procs, wait_until
 from tests.redis_server import RedisServer, free_port, redis_server_fixture  # noqa: F401 - fixture
+from tests.test_tasks import _bot_mrs, _emulated_project
 from tests.test_web import Recorder, TestClient, gl_project, gl_user, post_hook
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -210,23 +211,23 @@ def test_scan_job_names_and_key() -> None:
 
 
 @pytest.fixture
-def forge_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    root = tmp_path / "forge"
-    root.mkdir()
-    monkeypatch.setenv("REMEDY_TEST_FORGE_DIR", str(root))
-    return root
+def project(gitlab_emulator: GitLabEmulator) -> int:
+    """The example cd-config, one merge request a run, its scan job's report as an artifact."""
+    return _emulated_project(gitlab_emulator, new_per_hour=1)
 
 
 @pytest.fixture
-def worker(redis_server: RedisServer, forge_dir: Path, tmp_path: Path) -> Iterator[Procs]:
-    """A Celery worker (bot.tasks) whose service is the file-backed fake in tests.task_service."""
+def worker(
+    redis_server: RedisServer, gitlab_emulator: GitLabEmulator, project: int, tmp_path: Path
+) -> Iterator[Procs]:
+    """A Celery worker (bot.tasks) running bot.service against the GitLab emulator."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("REMEDY_")}
     env.update(
         {
             "PYTHONPATH": str(ROOT),
-            "REMEDY_TEST_FORGE_DIR": str(forge_dir),
             "REMEDY_REDIS_URL": redis_server.url,
-            "REMEDY_SERVICE": "tests.task_service",
+            "REMEDY_GITLAB_URL": gitlab_emulator.url,
+            "REMEDY_GITLAB_TOKEN": gitlab_emulator.token,
             "REMEDY_PROJECTS": json.dumps([{"id": PROJECT}]),
             "REMEDY_DATA_DIR": str(tmp_path / "data"),
             "REMEDY_METRICS_PORT": "0",
@@ -272,13 +273,13 @@ def bot_url(redis_server: RedisServer) -> Iterator[str]:
 def test_notify_pipeline_runs_the_project(
     bot_url: str,
     worker: Procs,
-    forge_dir: Path,
+    gitlab_emulator: GitLabEmulator,
+    project: int,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     """The CI template's trigger job -> webhook -> Redis -> worker: the project is planned and
     its change set synced; the job's retry of the same pipeline queues nothing."""
-    task_service.write_report(PROJECT, {"cs-a": [("C-0016", "medium")]})
     ci = {
         "CI_PIPELINE_ID": "4242",
         "CI_PIPELINE_IID": "7",
@@ -295,16 +296,16 @@ def test_notify_pipeline_runs_the_project(
     assert main(argv) == 0
     assert "remedy.run_project" in capsys.readouterr().out
 
-    def planned() -> list[dict[str, Any]]:
-        return [e for e in task_service.events() if e["event"] == "plan"]
-
     try:
-        wait_until(lambda: task_service.mrs(), 60, "the run's merge request")
+        wait_until(lambda: _bot_mrs(gitlab_emulator, project), 60, "the run's merge request")
     except AssertionError:
         print(worker.output())
         raise
-    assert {e["project"] for e in planned()} == {PROJECT}  # the run plans, its sync re-plans
-    assert list(task_service.mrs()) == [f"{PROJECT}#cs-a"]
+    planned = [
+        json.loads(line) for line in worker.output().splitlines() if '"msg": "run-planned"' in line
+    ]
+    assert [p["project"] for p in planned] == [PROJECT]
+    assert len(_bot_mrs(gitlab_emulator, project)) == 1
     # The job retried (or GitLab's own hook for the same pipeline): answered, nothing queued.
     assert main(argv) == 0
     assert "duplicate delivery" in capsys.readouterr().out

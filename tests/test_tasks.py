@@ -1,7 +1,9 @@
 """Celery tasks, locks and retries against a real Redis, and real worker/beat processes.
 
-The service is `tests.task_service` (a file-backed fake forge), injected through the ``service``
-setting, so the tests exercise the real queue, locks and redelivery without patching libraries.
+The service is `bot.service` itself, against the GitLab emulator over real HTTP (worker processes
+reach it like GitLab): faults and delays are injected there (`GitLabEmulator.inject`), so the
+tests exercise the real queue, locks, redelivery and merge-request lifecycle without patching
+libraries.
 """
 
 from __future__ import annotations
@@ -22,50 +24,78 @@ import redis
 from celery import Celery
 from prometheus_client import REGISTRY
 
-from bot import locks, tasks
+from bot import locks, service, tasks
 from bot.errors import ConfigError, ForgeTransientError, ReportError
 from bot.settings import Settings
-from tests import task_service
+from tests.gitlab_emulator import GitLabEmulator
 from tests.processes import Procs, wait_until
 from tests.redis_server import RedisServer, free_port, redis_server_fixture  # noqa: F401 - fixture
 
 ROOT = Path(__file__).resolve().parent.parent
 PROJECT = "platform/cd-config"
+EXAMPLE = ROOT / "examples" / "cd-config"
+EXAMPLE_REPORT = ROOT / "examples" / "kubescape-report.json"
+NEW_PER_HOUR = 4
+"""Merge requests a run opens in the process tests (the example plans more change sets)."""
 
 
-@pytest.fixture
-def forge_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    root = tmp_path / "forge"
-    root.mkdir()
-    monkeypatch.setenv("REMEDY_TEST_FORGE_DIR", str(root))
-    return root
-
-
-def make_settings(server: RedisServer, tmp_path: Path, **overrides: Any) -> Settings:
-    values: dict[str, Any] = {
-        "redis_url": server.url,
-        "service": "tests.task_service",
-        "projects": [
-            {"id": PROJECT, "cron": "* * * * *", "report": {"kind": "file", "path": "r.json"}}
-        ],
-        "data_dir": tmp_path / "data",
-        "metrics_port": 0,
-        "max_retries": 3,
-        "retry_backoff_max": 1,
-        **overrides,
+def _emulated_project(emulator: GitLabEmulator, new_per_hour: int = 50, path: str = PROJECT) -> int:
+    """The example cd-config (``new_per_hour`` new merge requests a run) with its report as
+    the artifact of the kubescape job of a pipeline on main."""
+    files = {
+        p.relative_to(EXAMPLE).as_posix(): p.read_text() for p in EXAMPLE.rglob("*") if p.is_file()
     }
-    return Settings(**values)
+    files[".remedy.yaml"] = re.sub(r"max_open: \d+", "max_open: 50", files[".remedy.yaml"])
+    files[".remedy.yaml"] = re.sub(
+        r"max_new_per_hour: \d+", f"max_new_per_hour: {new_per_hour}", files[".remedy.yaml"]
+    )
+    pid = emulator.create_project(path, files)
+    emulator.add_pipeline(
+        pid, "main", {"kubescape": {"kubescape-results.json": EXAMPLE_REPORT.read_bytes()}}
+    )
+    return pid
 
 
-def settings_env(settings: Settings, forge: Path) -> dict[str, str]:
+def _gitlab_settings(server: RedisServer, emulator: GitLabEmulator, tmp_path: Path) -> Settings:
+    return Settings(
+        redis_url=server.url,
+        gitlab_url=emulator.url,
+        gitlab_token=emulator.token,
+        projects=[
+            {
+                "id": PROJECT,
+                "cron": "* * * * *",
+                "report": {
+                    "kind": "gitlab-artifact",
+                    "job": "kubescape",
+                    "artifact_path": "kubescape-results.json",
+                },
+            }
+        ],
+        data_dir=tmp_path / "data",
+        metrics_port=0,
+        max_retries=2,
+        retry_backoff_max=1,
+    )
+
+
+def make_settings(
+    server: RedisServer, emulator: GitLabEmulator, tmp_path: Path, **overrides: Any
+) -> Settings:
+    values = {"max_retries": 3, **overrides}
+    return _gitlab_settings(server, emulator, tmp_path).model_copy(update=values)
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
     """The environment a worker process needs to load the same settings."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("REMEDY_")}
+    assert settings.gitlab_token is not None
     env.update(
         {
             "PYTHONPATH": str(ROOT),
-            "REMEDY_TEST_FORGE_DIR": str(forge),
             "REMEDY_REDIS_URL": settings.redis_url,
-            "REMEDY_SERVICE": settings.service,
+            "REMEDY_GITLAB_URL": settings.gitlab_url,
+            "REMEDY_GITLAB_TOKEN": settings.gitlab_token.get_secret_value(),
             "REMEDY_PROJECTS": json.dumps([p.model_dump() for p in settings.projects]),
             "REMEDY_DATA_DIR": str(settings.data_dir),
             "REMEDY_METRICS_PORT": "0",
@@ -98,21 +128,36 @@ def procs_factory(tmp_path: Path) -> Iterator[Callable[[dict[str, str]], Procs]]
 @pytest.fixture
 def client(redis_server: RedisServer) -> Iterator[Celery]:
     """A Celery client like the web process: sends tasks by name and does not wait for them
-    (outcomes are read from the fake forge and the worker's JSON log lines)."""
+    (outcomes are read from the emulator and the worker's JSON log lines)."""
     app = Celery("test-client", broker=redis_server.url, set_as_current=False)
     yield app
     app.close()
 
 
-def four_change_sets() -> dict[str, list[tuple[str, str]]]:
-    return {
-        f"cs-{n}": [("C-0016", "medium"), ("C-0017", "low")] if n % 2 else [("C-0009", "high")]
-        for n in range(4)
-    }
+def _bot_mrs(emulator: GitLabEmulator, pid: int) -> list[dict[str, Any]]:
+    return [m for m in emulator.merge_requests(pid) if m["author"]["username"] == "kube-remedy"]
 
 
-def created_counts() -> Counter[str]:
-    return Counter(e["mr"] for e in task_service.events() if e["event"] == "created")
+def created_counts(emulator: GitLabEmulator, pid: int) -> Counter[str]:
+    """Merge requests the bot opened, by branch (any state): a duplicate counts 2."""
+    return Counter(m["source_branch"] for m in _bot_mrs(emulator, pid))
+
+
+def _mr_posts(emulator: GitLabEmulator) -> int:
+    return sum(
+        1
+        for method, path in emulator.requests
+        if method == "POST" and path.endswith("/merge_requests")
+    )
+
+
+def _changed_report() -> bytes:
+    """The example report with the frontend passing C-0055: its MR is updated."""
+    report = json.loads(EXAMPLE_REPORT.read_text())
+    for result in report["results"]:
+        if result["resourceID"].endswith("/Deployment/frontend"):
+            result["controls"] = [c for c in result["controls"] if c["controlID"] != "C-0055"]
+    return json.dumps(report).encode()
 
 
 # --------------------------------------------------------------------------- fast tests
@@ -180,86 +225,98 @@ def test_lock_expires_when_its_holder_dies(redis_server: RedisServer) -> None:
 
 
 def test_run_once_syncs_every_change_set_once_and_is_idempotent(
-    redis_server: RedisServer,
-    forge_dir: Path,
-    tmp_path: Path,
+    redis_server: RedisServer, gitlab_emulator: GitLabEmulator, tmp_path: Path
 ) -> None:
-    settings = make_settings(redis_server, tmp_path)
-    task_service.write_report(PROJECT, four_change_sets())
-    created_before = _sample(
-        "remedy_merge_request_decisions_total", project=PROJECT, decision="created"
+    pid = _emulated_project(gitlab_emulator)
+    settings = make_settings(redis_server, gitlab_emulator, tmp_path)
+    planned = service.plan_project(settings, settings.project(PROJECT)).plan
+    findings = Counter(
+        (f.control_id, f.severity.label)
+        for f in [*(f for cs in planned.change_sets for f in cs.findings)]
+        + [u.finding for u in planned.unfixable]
     )
+
+    def decided(action: str) -> float:
+        return _sample("remedy_merge_request_decisions_total", project=PROJECT, decision=action)
+
+    created_before, updated_before = decided("created"), decided("updated")
     result = tasks.run_once(settings, PROJECT)
-    assert result["status"] == "planned" and result["change_sets"] == [f"cs-{n}" for n in range(4)]
-    assert (
-        _sample("remedy_merge_request_decisions_total", project=PROJECT, decision="created")
-        == created_before + 4
-    )
-    assert _sample("remedy_findings", project=PROJECT, control="C-0016", severity="medium") == 2
-    assert _sample("remedy_findings", project=PROJECT, control="C-0009", severity="high") == 2
-    assert created_counts() == Counter({f"{PROJECT}#cs-{n}": 1 for n in range(4)})
-    assert [e for e in task_service.events() if e["event"] == "dashboard"]
-    tasks.run_once(settings, PROJECT)
-    assert created_counts() == Counter({f"{PROJECT}#cs-{n}": 1 for n in range(4)})
-    assert sum(e["event"] == "skip" for e in task_service.events()) == 4
+    keys = [cs.key for cs in planned.change_sets]
+    assert result["status"] == "planned" and result["change_sets"] == keys
+    assert decided("created") == created_before + len(keys)
+    (control, severity), count = findings.most_common(1)[0]
+    assert _sample("remedy_findings", project=PROJECT, control=control, severity=severity) == count
+    assert created_counts(gitlab_emulator, pid) == Counter(f"remedy/{k}" for k in keys)
+    assert gitlab_emulator.issues(pid), "the dashboard"
+
+    gitlab_emulator.reset_counts()
+    again = tasks.run_once(settings, PROJECT)
+    assert again["synced"] == [] and gitlab_emulator.writes() == 0
+    assert created_counts(gitlab_emulator, pid) == Counter(f"remedy/{k}" for k in keys)
     # A changed finding updates its merge request instead of opening another.
-    report = four_change_sets()
-    report["cs-0"] = [("C-0009", "high"), ("C-0013", "medium")]
-    task_service.write_report(PROJECT, report)
-    tasks.run_once(settings, PROJECT)
-    assert [e["mr"] for e in task_service.events() if e["event"] == "updated"] == [
-        f"{PROJECT}#cs-0"
-    ]
+    gitlab_emulator.add_pipeline(
+        pid, "main", {"kubescape": {"kubescape-results.json": _changed_report()}}
+    )
+    changed = tasks.run_once(settings, PROJECT)
+    assert changed["synced"] == ["security-context/apps-shop-frontend"]
+    assert decided("updated") == updated_before + 1
+    assert created_counts(gitlab_emulator, pid) == Counter(f"remedy/{k}" for k in keys)
 
 
 def test_transient_errors_are_retried_and_user_errors_are_not(
-    redis_server: RedisServer,
-    forge_dir: Path,
-    tmp_path: Path,
+    redis_server: RedisServer, gitlab_emulator: GitLabEmulator, tmp_path: Path
 ) -> None:
-    settings = make_settings(redis_server, tmp_path)
-    task_service.write_report(PROJECT, {"cs-a": [("C-0016", "medium")]})
-    (forge_dir / "flaky").write_text("2")
+    pid = _emulated_project(gitlab_emulator, new_per_hour=1)
+    settings = make_settings(redis_server, gitlab_emulator, tmp_path)
+    gitlab_emulator.inject(status=503, times=2, method="POST", path_contains="/merge_requests")
     tasks.run_once(settings, PROJECT)
-    assert (forge_dir / "flaky").read_text() == "0"
-    assert created_counts() == Counter({f"{PROJECT}#cs-a": 1})
+    assert _mr_posts(gitlab_emulator) == 3  # two 503s, then the merge request
+    assert list(created_counts(gitlab_emulator, pid).values()) == [1]
 
-    (forge_dir / "reports" / f"{task_service.slug(PROJECT)}.json").unlink()
-    result = tasks.run_once(settings, PROJECT)
-    assert result["status"] == "error" and result["kind"] == "ReportError"
-    assert "no report for" in result["error"]
+    other = settings.model_copy(
+        update={
+            "projects": (
+                settings.projects[0].model_copy(
+                    update={
+                        "report": settings.projects[0].report.model_copy(update={"job": "nope"})
+                    }
+                ),
+            )
+        }
+    )
+    result = tasks.run_once(other, PROJECT)
+    # no such job: a user's problem (ForgeError), reported once, not retried
+    assert result["status"] == "error" and result["kind"] == "ForgeError"
+    assert "nope" in result["error"]
 
 
 def test_transient_errors_stop_after_the_retry_bound(
-    redis_server: RedisServer,
-    forge_dir: Path,
-    tmp_path: Path,
+    redis_server: RedisServer, gitlab_emulator: GitLabEmulator, tmp_path: Path
 ) -> None:
-    settings = make_settings(redis_server, tmp_path, max_retries=2)
-    task_service.write_report(PROJECT, {"cs-a": [("C-0016", "medium")]})
-    (forge_dir / "flaky").write_text("10")
+    pid = _emulated_project(gitlab_emulator, new_per_hour=1)
+    settings = make_settings(redis_server, gitlab_emulator, tmp_path, max_retries=2)
+    gitlab_emulator.inject(status=503, times=10_000, method="POST", path_contains="/merge_requests")
     with pytest.raises(ForgeTransientError):
         tasks.run_once(settings, PROJECT)
-    assert (forge_dir / "flaky").read_text() == "7"  # first try + 2 retries
-    assert created_counts() == Counter()
+    assert _mr_posts(gitlab_emulator) == 3  # first try + 2 retries
+    assert created_counts(gitlab_emulator, pid) == Counter()
 
 
 def test_a_run_that_finds_the_project_locked_is_skipped(
-    redis_server: RedisServer,
-    forge_dir: Path,
-    tmp_path: Path,
+    redis_server: RedisServer, gitlab_emulator: GitLabEmulator, tmp_path: Path
 ) -> None:
-    settings = make_settings(redis_server, tmp_path)
-    task_service.write_report(PROJECT, four_change_sets())
+    _emulated_project(gitlab_emulator)
+    settings = make_settings(redis_server, gitlab_emulator, tmp_path)
     key = locks.lock_key("project", PROJECT)
     assert locks.acquire(redis_server.client(), key, "another-run", timeout=30)
+    gitlab_emulator.reset_counts()
     result = tasks.run_once(settings, PROJECT)
     assert result == {"status": "skipped", "reason": "locked", "project": PROJECT}
-    assert task_service.events() == []
+    assert gitlab_emulator.requests == []
 
 
 def test_run_once_rejects_an_unknown_project(redis_server: RedisServer, tmp_path: Path) -> None:
-    settings = make_settings(redis_server, tmp_path)
+    settings = Settings(redis_url=redis_server.url, projects=[{"id": PROJECT}], data_dir=tmp_path)
     with pytest.raises(ConfigError, match="'nope/nope' is not configured"):
         tasks.run_once(settings, "nope/nope")
 
@@ -267,131 +324,152 @@ def test_run_once_rejects_an_unknown_project(redis_server: RedisServer, tmp_path
 # --------------------------------------------------------------------------- real processes
 
 
+def _all_opened(emulator: GitLabEmulator, pid: int, count: int = NEW_PER_HOUR) -> bool:
+    return sum(created_counts(emulator, pid).values()) >= count and bool(emulator.issues(pid))
+
+
 @pytest.mark.slow
 def test_two_concurrent_runs_on_one_project_the_second_is_skipped(
     redis_server: RedisServer,
-    forge_dir: Path,
+    gitlab_emulator: GitLabEmulator,
     tmp_path: Path,
     procs_factory: Any,
     client: Celery,
 ) -> None:
-    settings = make_settings(redis_server, tmp_path)
-    task_service.write_report(PROJECT, four_change_sets())
-    (forge_dir / "config.json").write_text(json.dumps({"plan_delay": 1.5}))
-    env = settings_env(settings, forge_dir)
+    pid = _emulated_project(gitlab_emulator, NEW_PER_HOUR)
+    settings = make_settings(redis_server, gitlab_emulator, tmp_path)
+    # the first run's plan waits on the report: the second run finds the project locked
+    gitlab_emulator.inject(status=200, delay=1.5, path_contains="/artifacts/")
+    env = settings_env(settings)
     env["REMEDY_METRICS_PORT"] = str(metrics_port := free_port())
     procs = procs_factory(env)
     procs.worker(concurrency=2)
     client.send_task("remedy.run_project", args=(PROJECT,))
     client.send_task("remedy.run_project", args=(PROJECT,))
-    wait_until(lambda: sum(created_counts().values()) == 4, 60, "four merge requests")
+    wait_until(lambda: _all_opened(gitlab_emulator, pid), 90, "the merge requests")
+    wait_until(lambda: '"msg": "run-skipped"' in procs.output(), 30, "the second run")
     assert procs.output().count('"msg": "run-skipped"') == 1
     assert procs.output().count('"msg": "run-planned"') == 1
     metrics = urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5).read()
     assert f'remedy_lock_busy_total{{project="{PROJECT}"}} 1.0'.encode() in metrics
     assert b'decision="created"' in metrics and b"remedy_task_duration_seconds_bucket" in metrics
-    assert set(created_counts().values()) == {1}
+    assert set(created_counts(gitlab_emulator, pid).values()) == {1}
 
 
 @pytest.mark.slow
 def test_a_worker_retries_transient_forge_errors_with_backoff(
     redis_server: RedisServer,
-    forge_dir: Path,
+    gitlab_emulator: GitLabEmulator,
     tmp_path: Path,
     procs_factory: Any,
     client: Celery,
 ) -> None:
-    settings = make_settings(redis_server, tmp_path)
-    task_service.write_report(PROJECT, {"cs-a": [("C-0016", "medium")]})
-    (forge_dir / "flaky").write_text("2")
-    procs = procs_factory(settings_env(settings, forge_dir))
+    pid = _emulated_project(gitlab_emulator, new_per_hour=1)
+    settings = make_settings(redis_server, gitlab_emulator, tmp_path)
+    gitlab_emulator.inject(status=503, times=2, method="POST", path_contains="/merge_requests")
+    procs = procs_factory(settings_env(settings))
     procs.worker(concurrency=1)
     client.send_task("remedy.run_project", args=(PROJECT,))
     wait_until(
-        lambda: any(e["event"] == "dashboard" for e in task_service.events()),
-        60,
+        lambda: '"msg": "dashboard-refreshed"' in procs.output(),
+        90,
         "the run to finish: " + procs.output()[-1500:],
     )
-    assert created_counts() == Counter({f"{PROJECT}#cs-a": 1})
+    assert list(created_counts(gitlab_emulator, pid).values()) == [1]
     assert procs.output().count('"msg": "retry"') == 2
 
 
 @pytest.mark.slow
 def test_worker_killed_mid_run_is_finished_by_a_new_worker_without_duplicates(
     redis_server: RedisServer,
-    forge_dir: Path,
+    gitlab_emulator: GitLabEmulator,
     tmp_path: Path,
     procs_factory: Any,
     client: Celery,
 ) -> None:
+    pid = _emulated_project(gitlab_emulator, NEW_PER_HOUR)
     # Short timeouts so the redelivery after the kill happens within the test.
     settings = make_settings(
-        redis_server, tmp_path, task_time_limit=3, visibility_timeout=4, lock_timeout=30
+        redis_server,
+        gitlab_emulator,
+        tmp_path,
+        task_time_limit=5,
+        visibility_timeout=6,
+        lock_timeout=30,
     )
-    task_service.write_report(PROJECT, four_change_sets())
-    (forge_dir / "config.json").write_text(json.dumps({"sync_delay": 1.0}))
-    procs = procs_factory(settings_env(settings, forge_dir))
+    # every merge request takes a second to open: the kill lands inside a sync
+    gitlab_emulator.inject(
+        status=200, times=10_000, delay=1.0, method="POST", path_contains="/merge_requests"
+    )
+    procs = procs_factory(settings_env(settings))
     worker = procs.worker(concurrency=1)
     client.send_task("remedy.run_project", args=(PROJECT,))
-    wait_until(lambda: sum(created_counts().values()) >= 1, 60, "a first merge request")
-    time.sleep(0.3)  # inside the next sync: between "find" and "open"
+    wait_until(lambda: created_counts(gitlab_emulator, pid), 90, "a first merge request")
+    time.sleep(0.5)  # inside the next sync: between "find" and "open"
     procs.kill(worker, signal.SIGKILL)
-    done_before = sum(created_counts().values())
-    assert done_before < 4
+    assert sum(created_counts(gitlab_emulator, pid).values()) < NEW_PER_HOUR
     procs.worker(concurrency=2)
     wait_until(
-        lambda: any(e["event"] == "dashboard" for e in task_service.events()),
-        90,
-        "the dashboard after all change sets: " + procs.output()[-1500:],
+        lambda: _all_opened(gitlab_emulator, pid),
+        120,
+        "every merge request and the dashboard: " + procs.output()[-1500:],
     )
-    assert created_counts() == Counter({f"{PROJECT}#cs-{n}": 1 for n in range(4)}), procs.output()
+    counts = created_counts(gitlab_emulator, pid)
+    assert len(counts) == NEW_PER_HOUR and set(counts.values()) == {1}, procs.output()
 
 
 @pytest.mark.slow
 def test_redis_restarted_mid_run_loses_no_decision(
     redis_server: RedisServer,
-    forge_dir: Path,
+    gitlab_emulator: GitLabEmulator,
     tmp_path: Path,
     procs_factory: Any,
     client: Celery,
 ) -> None:
     if not redis_server.can_restart:
         pytest.skip("restarting Redis needs a private redis-server, not REDIS_URL")
-    settings = make_settings(redis_server, tmp_path)
-    task_service.write_report(PROJECT, four_change_sets())
-    (forge_dir / "config.json").write_text(json.dumps({"sync_delay": 0.5}))
-    procs = procs_factory(settings_env(settings, forge_dir))
+    pid = _emulated_project(gitlab_emulator, NEW_PER_HOUR)
+    settings = make_settings(redis_server, gitlab_emulator, tmp_path)
+    gitlab_emulator.inject(
+        status=200, times=10_000, delay=0.5, method="POST", path_contains="/merge_requests"
+    )
+    procs = procs_factory(settings_env(settings))
     procs.worker(concurrency=1)
     client.send_task("remedy.run_project", args=(PROJECT,))
-    wait_until(lambda: sum(created_counts().values()) >= 1, 60, "a first merge request")
+    wait_until(lambda: created_counts(gitlab_emulator, pid), 90, "a first merge request")
     redis_server.restart()  # no persistence: the queue and the locks are gone
-    decided = dict(task_service.mrs())
+    decided = {m["source_branch"]: m["iid"] for m in _bot_mrs(gitlab_emulator, pid)}
     assert decided
     # The next scheduled run re-plans from the report and the forge and converges.
     client.send_task("remedy.run_project", args=(PROJECT,))
     wait_until(
-        lambda: len(task_service.mrs()) == 4, 60, "all merge requests: " + procs.output()[-1500:]
+        lambda: _all_opened(gitlab_emulator, pid),
+        90,
+        "all merge requests: " + procs.output()[-1500:],
     )
-    assert created_counts() == Counter({f"{PROJECT}#cs-{n}": 1 for n in range(4)})
-    for key, mr in decided.items():
-        assert task_service.mrs()[key]["id"] == mr["id"]
+    assert set(created_counts(gitlab_emulator, pid).values()) == {1}
+    now = {m["source_branch"]: m["iid"] for m in _bot_mrs(gitlab_emulator, pid)}
+    assert all(now[branch] == iid for branch, iid in decided.items())
 
 
 @pytest.mark.slow
 def test_a_beat_tick_leads_to_a_run(
     redis_server: RedisServer,
-    forge_dir: Path,
+    gitlab_emulator: GitLabEmulator,
     tmp_path: Path,
     procs_factory: Any,
-    client: Celery,
 ) -> None:
-    settings = make_settings(redis_server, tmp_path)  # cron "* * * * *": next minute boundary
-    task_service.write_report(PROJECT, {"cs-a": [("C-0016", "medium")]})
-    procs = procs_factory(settings_env(settings, forge_dir))
+    pid = _emulated_project(gitlab_emulator, new_per_hour=1)
+    settings = make_settings(redis_server, gitlab_emulator, tmp_path)  # cron "* * * * *"
+    procs = procs_factory(settings_env(settings))
     procs.entry_point("start_worker(settings, 1)", name="worker")
     procs.entry_point("start_beat(settings)", name="beat")
-    wait_until(lambda: created_counts(), 90, "a scheduled run: " + procs.output()[-1500:])
-    assert created_counts() == Counter({f"{PROJECT}#cs-a": 1})
+    wait_until(
+        lambda: created_counts(gitlab_emulator, pid),
+        90,
+        "a scheduled run: " + procs.output()[-1500:],
+    )
+    assert list(created_counts(gitlab_emulator, pid).values()) == [1]
 
 
 def test_lifecycle_decisions_are_logged_with_their_merge_request() -> None:
@@ -413,7 +491,6 @@ def test_lifecycle_decisions_are_logged_with_their_merge_request() -> None:
         reason="findings changed",
         change=change,
     )
-    assert tasks._decision_name(decision) == "updated"
     assert tasks._decision_fields(decision) == {
         "reason": "findings changed",
         "branch": "remedy/cs",
@@ -424,58 +501,11 @@ def test_lifecycle_decisions_are_logged_with_their_merge_request() -> None:
 
 # --------------------------------------------------------------------------- with the GitLab emulator
 
-EXAMPLE = ROOT / "examples" / "cd-config"
-EXAMPLE_REPORT = ROOT / "examples" / "kubescape-report.json"
-
-
-def _emulated_project(emulator: Any) -> int:
-    files = {
-        p.relative_to(EXAMPLE).as_posix(): p.read_text() for p in EXAMPLE.rglob("*") if p.is_file()
-    }
-    # Generous limits so one run proposes every change set.
-    files[".remedy.yaml"] = re.sub(r"max_open: \d+", "max_open: 50", files[".remedy.yaml"])
-    files[".remedy.yaml"] = re.sub(
-        r"max_new_per_hour: \d+", "max_new_per_hour: 50", files[".remedy.yaml"]
-    )
-    pid = emulator.create_project(PROJECT, files)
-    emulator.add_pipeline(
-        pid, "main", {"kubescape": {"kubescape-results.json": EXAMPLE_REPORT.read_bytes()}}
-    )
-    return pid
-
-
-def _gitlab_settings(server: RedisServer, emulator: Any, tmp_path: Path) -> Settings:
-    return Settings(
-        redis_url=server.url,
-        gitlab_url=emulator.url,
-        gitlab_token=emulator.token,
-        projects=[
-            {
-                "id": PROJECT,
-                "cron": "* * * * *",
-                "report": {
-                    "kind": "gitlab-artifact",
-                    "job": "kubescape",
-                    "artifact_path": "kubescape-results.json",
-                },
-            }
-        ],
-        data_dir=tmp_path / "data",
-        metrics_port=0,
-        max_retries=2,
-        retry_backoff_max=1,
-    )
-
-
-def _bot_mrs(emulator: Any, pid: int) -> list[dict[str, Any]]:
-    return [m for m in emulator.merge_requests(pid) if m["author"]["username"] == "kube-remedy"]
-
 
 @pytest.mark.slow
 def test_run_once_against_the_gitlab_emulator_opens_mrs_once(
     redis_server: RedisServer, gitlab_emulator: Any, tmp_path: Path
 ) -> None:
-    pytest.importorskip("bot.service", reason="bot.service (the lead's service layer) not present")
     pid = _emulated_project(gitlab_emulator)
     settings = _gitlab_settings(redis_server, gitlab_emulator, tmp_path)
     result = tasks.run_once(settings, PROJECT)
@@ -495,15 +525,10 @@ def test_a_worker_process_turns_a_run_into_mrs_on_the_gitlab_emulator(
     tmp_path: Path,
     procs_factory: Any,
     client: Celery,
-    forge_dir: Path,
 ) -> None:
-    pytest.importorskip("bot.service", reason="bot.service (the lead's service layer) not present")
     pid = _emulated_project(gitlab_emulator)
     settings = _gitlab_settings(redis_server, gitlab_emulator, tmp_path)
-    env = settings_env(settings.model_copy(update={"service": "bot.service"}), forge_dir)
-    env["REMEDY_GITLAB_URL"] = gitlab_emulator.url
-    env["REMEDY_GITLAB_TOKEN"] = gitlab_emulator.token
-    procs = procs_factory(env)
+    procs = procs_factory(settings_env(settings))
     procs.worker(concurrency=4)
     client.send_task("remedy.run_project", args=(PROJECT,))
     wait_until(

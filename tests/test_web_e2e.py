@@ -82,7 +82,6 @@ def worker(
             "REMEDY_BRANCH_PREFIX": PREFIX,
             "REMEDY_DATA_DIR": str(tmp_path / "data"),
             "REMEDY_METRICS_PORT": "0",
-            "REMEDY_SERVICE": "tests.task_service",
             "REMEDY_MAX_RETRIES": "2",
             "REMEDY_RETRY_BACKOFF_MAX": "1",
         }

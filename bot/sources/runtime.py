@@ -534,6 +534,73 @@ def load_evidence(
     return evidence.finish()
 
 
+@dataclass(frozen=True)
+class ClusterObjects:
+    """One read of a cluster's Kubescape runtime objects, kept as plain JSON so that a run can
+    record it and its tasks plan from the same objects without listing them again."""
+
+    host: str
+    served: tuple[tuple[str, tuple[Mapping[str, Any], ...]], ...]
+    """(resource, objects) of each resource the cluster serves."""
+    not_served: tuple[str, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "host": self.host,
+            "served": [[name, list(items)] for name, items in self.served],
+            "not_served": list(self.not_served),
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> ClusterObjects:
+        return cls(
+            str(data["host"]),
+            tuple((str(name), tuple(items)) for name, items in data["served"]),
+            tuple(str(name) for name in data["not_served"]),
+        )
+
+
+def read_cluster(
+    access: ClusterAccess, namespace: str | None = None, *, page_size: int = DEFAULT_PAGE_SIZE
+) -> ClusterObjects:
+    """The Kubescape runtime objects of a live cluster (one namespace or all), page by page."""
+    api = api_client(access)
+    served: list[tuple[str, tuple[Mapping[str, Any], ...]]] = []
+    not_served: list[str] = []
+    try:
+        host = str(api.configuration.host)
+        for resource in RESOURCES:
+            if not resource.namespaced and namespace is not None:
+                continue
+            try:
+                items = tuple(list_objects(api, resource, namespace, page_size=page_size))
+            except ResourceNotServed:
+                not_served.append(resource.full_name)
+                continue
+            served.append((resource.full_name, items))
+    finally:
+        api.close()
+    if not served:
+        raise ReportError(
+            f"{host}: the cluster serves none of Kubescape's runtime objects "
+            f"({', '.join(KINDS)} in {GROUP}): is the Kubescape operator installed with "
+            "its node-agent (runtime observability) enabled?"
+        )
+    return ClusterObjects(host, tuple(served), tuple(not_served))
+
+
+def add_cluster(
+    objects: ClusterObjects, evidence: RuntimeEvidence | None = None
+) -> RuntimeEvidence:
+    """Evidence from a read of the cluster (`read_cluster`), added to ``evidence`` if given."""
+    evidence = evidence or RuntimeEvidence()
+    for name in objects.not_served:
+        evidence.skipped.append(Skipped(name, "not served by this cluster's kubescape/storage"))
+    for name, items in objects.served:
+        evidence.add(items, f"{objects.host}: {name}")
+    return evidence.finish()
+
+
 def fetch_evidence(
     access: ClusterAccess,
     namespace: str | None = None,
@@ -542,29 +609,4 @@ def fetch_evidence(
     page_size: int = DEFAULT_PAGE_SIZE,
 ) -> RuntimeEvidence:
     """The Kubescape runtime objects of a live cluster (one namespace or all), page by page."""
-    evidence = evidence or RuntimeEvidence()
-    api = api_client(access)
-    try:
-        host = api.configuration.host
-        served = 0
-        for resource in RESOURCES:
-            if not resource.namespaced and namespace is not None:
-                continue
-            try:
-                items = list(list_objects(api, resource, namespace, page_size=page_size))
-            except ResourceNotServed:
-                evidence.skipped.append(
-                    Skipped(resource.full_name, "not served by this cluster's kubescape/storage")
-                )
-                continue
-            served += 1
-            evidence.add(items, f"{host}: {resource.full_name}")
-        if not served:
-            raise ReportError(
-                f"{host}: the cluster serves none of Kubescape's runtime objects "
-                f"({', '.join(KINDS)} in {GROUP}): is the Kubescape operator installed with "
-                "its node-agent (runtime observability) enabled?"
-            )
-    finally:
-        api.close()
-    return evidence.finish()
+    return add_cluster(read_cluster(access, namespace, page_size=page_size), evidence)

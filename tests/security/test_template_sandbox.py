@@ -1,7 +1,7 @@
 """A repository's merge-request template is code from cd-config: it renders in the sandbox.
 
 Each attack is a template committed to cd-config (or passed as cd-config's override), run on
-the real code path: `service.template_overrides` and `publish_plan` (GitLab emulator or local
+the real code path: `service.plan_descriptions` and `publish_plan` (GitLab emulator or local
 forge). Expected: the template is refused, the built-in one is used, the dashboard says why,
 nothing is written by the template, and no secret appears anywhere.
 """
