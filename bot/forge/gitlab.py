@@ -17,8 +17,11 @@ Every transient answer is logged (``gitlab-transient``), so retries are visible 
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import replace
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from functools import cached_property
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -72,25 +75,82 @@ def translate_errors(operation: str, where: str, need: str = "read") -> Iterator
         if code in (400, 409, 422):
             raise ForgeConflictError(f"{operation} on {where} refused ({code}): {message}") from exc
         if code == 429 or code >= 500:
-            raise ForgeTransientError(f"{operation} on {where}: GitLab answered {code}") from exc
+            raise ForgeTransientError(
+                f"{operation} on {where}: GitLab answered {code}", retry_after=_retry_after(exc)
+            ) from exc
         raise ForgeError(f"{operation} on {where} failed ({code}): {message}") from exc
     except (requests.ConnectionError, requests.Timeout) as exc:
         raise ForgeTransientError(f"{operation} on {where}: {type(exc).__name__}") from exc
 
 
+MAX_RETRY_AFTER = 3600.0
+"""Seconds: a longer Retry-After is taken as this (a task never sleeps on GitLab for hours)."""
+
+
+def retry_after_seconds(value: str | None, now: datetime | None = None) -> float | None:
+    """Seconds to wait from a Retry-After header (delta-seconds or an HTTP date), at most
+    `MAX_RETRY_AFTER`; None when absent or unreadable."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return min(float(value), MAX_RETRY_AFTER)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        return None
+    wait = (when - (now or datetime.now(UTC))).total_seconds()
+    return min(max(wait, 0.0), MAX_RETRY_AFTER)
+
+
+class _Throttled(gitlab.exceptions.GitlabHttpError):
+    """A 429/5xx answer with what its Retry-After header asked for (`translate_errors` reads
+    it: python-gitlab's own errors keep no headers)."""
+
+    def __init__(self, cause: gitlab.exceptions.GitlabHttpError, retry_after: float) -> None:
+        super().__init__(cause.error_message, cause.response_code, cause.response_body)
+        self.retry_after = retry_after
+
+
+def _retry_after(exc: BaseException) -> float | None:
+    """The Retry-After of a `_Throttled` error, found through python-gitlab's re-raising."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, _Throttled):
+            return seen.retry_after
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
 class _Client(gitlab.Gitlab):
     """python-gitlab with one retry budget for every call (python-gitlab's default is 10 for
-    429 on calls that do not pass ``max_retries``); 0 turns its retries off entirely."""
+    429 on calls that do not pass ``max_retries``); 0 turns its retries off entirely. A
+    transient answer that ends a call carries its Retry-After (`_Throttled`)."""
 
     def __init__(self, *args: Any, retries: int, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.retries = retries
+        self._last = threading.local()
+        self.session.hooks["response"].append(self._remember_retry_after)
+
+    def _remember_retry_after(self, response: requests.Response, *_: Any, **__: Any) -> None:
+        self._last.retry_after = retry_after_seconds(response.headers.get("Retry-After"))
 
     def http_request(self, *args: Any, **kwargs: Any) -> requests.Response:
         kwargs["max_retries"] = self.retries
         kwargs["obey_rate_limit"] = self.retries > 0
         kwargs["retry_transient_errors"] = self.retries > 0
-        return super().http_request(*args, **kwargs)
+        self._last.retry_after = None
+        try:
+            return super().http_request(*args, **kwargs)
+        except gitlab.exceptions.GitlabHttpError as exc:
+            code = exc.response_code or 0
+            wait = getattr(self._last, "retry_after", None)
+            if (code == 429 or code >= 500) and wait is not None:
+                raise _Throttled(exc, wait) from exc
+            raise
 
 
 def _log_transient(retries: int) -> Any:
