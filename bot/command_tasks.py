@@ -151,10 +151,6 @@ def _mr_command_body(task: RemedyTask, event: dict[str, Any]) -> dict[str, Any]:
 # --------------------------------------------------------------------------- chat commands
 
 
-def allowed_response_url(url: str, web: WebSettings) -> bool:
-    return any(url.startswith(prefix) for prefix in web.response_url_prefixes)
-
-
 def handle_chat_command(
     settings: Settings,
     web: WebSettings,
@@ -180,7 +176,7 @@ def handle_chat_command(
     reply = dispatch(str(event["text"]), ctx)
     url = str(event.get("response_url", ""))
     COMMANDS_RUN.labels(channel="chat", outcome="ok" if reply.ok else "refused").inc()
-    if not allowed_response_url(url, web):
+    if not web.allows_response_url(url):
         log_event(
             "chat-reply-dropped", reason="response_url not allowed", platform=event["platform"]
         )
