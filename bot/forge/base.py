@@ -1,7 +1,10 @@
 """The Forge protocol: what the bot needs from GitLab or a local git repository.
 
-The MR lifecycle (create / update / leave / close / ignore) lives in `bot.sync` and speaks only
-this protocol, so GitLab, local mode and the in-memory forge behave alike.
+The MR lifecycle (create / update / leave / close / ignore) lives in `bot.lifecycle` and speaks
+only `Forge`, so GitLab, local mode and the in-memory forge behave alike. `CommandForge` is the
+same protocol grown by the calls the commands people give in merge requests and chat make
+(`bot.commands`): members, awards, replies, labels, states. One adapter implements it,
+`bot.forge.gitlab.GitLabForge`. The types both sides share live here.
 """
 
 from __future__ import annotations
@@ -99,3 +102,47 @@ class Forge(Protocol):
     def close_change(self, change: ChangeRequest, comment: str) -> None: ...
 
     def comment(self, change: ChangeRequest, body: str) -> None: ...
+
+
+@dataclass(frozen=True)
+class MergeRequestInfo:
+    """What the commands need to know of a merge request, re-read from GitLab."""
+
+    iid: int
+    state: str
+    source_branch: str
+    title: str
+    target_branch: str = "main"
+    description: str = ""
+    labels: tuple[str, ...] = ()
+    web_url: str = ""
+
+
+class CommandForge(Forge, Protocol):
+    """A `Forge` (of one project) that also serves the commands of merge requests and chat."""
+
+    def access_level(self, user_id: int) -> int:
+        """The user's effective access level in the project; 0 when not a member."""
+        ...
+
+    def merge_request(self, iid: int) -> MergeRequestInfo: ...
+
+    def open_merge_requests(self, branch_prefix: str) -> list[MergeRequestInfo]: ...
+
+    def award_emoji(self, iid: int, note_id: int, name: str) -> None:
+        """Award ``name`` on a note (already awarded is fine)."""
+        ...
+
+    def note_has_award(self, iid: int, note_id: int, name: str) -> bool:
+        """Does the note carry the bot's own ``name`` award?"""
+        ...
+
+    def reply(self, iid: int, body: str) -> None: ...
+
+    def rebase(self, iid: int) -> None: ...
+
+    def set_state(self, iid: int, event: Literal["close", "reopen"]) -> None: ...
+
+    def set_labels(
+        self, iid: int, *, add: Sequence[str] = (), remove: Sequence[str] = ()
+    ) -> None: ...
