@@ -513,3 +513,32 @@ def test_mr_events_record_merges_reopen_and_hold_human_pushes(settings: Settings
     assert gitlab.mr.labels == (HOLD_LABEL,)
     notes = [body for kind, body in gitlab.calls if kind == "reply"]
     assert len(notes) == 1 and notes[0].startswith("@bobscript pushed to this branch")
+
+
+def test_every_call_takes_the_forges_retry_limit(
+    gitlab_emulator: GitLabEmulator, emulated: dict[str, Any]
+) -> None:
+    """The worker's forge (``max_retries=0``: the task retries) makes each call once, whatever
+    python-gitlab's default for that call; the start-up identity lookup never retries either."""
+    from bot.forge.gitlab import current_user_id
+
+    forge = GitLabForge(gitlab_emulator.url, gitlab_emulator.token, PROJECT, max_retries=0)
+    iid = emulated["iid"]
+    calls: list[tuple[str, Any]] = [
+        ("/merge_requests/", lambda: forge.merge_request(iid)),
+        ("/award_emoji", lambda: forge.award_emoji(iid, 1, "eyes")),
+        ("/notes", lambda: forge.reply(iid, "hello")),
+        ("/members/all/", lambda: forge.access_level(emulated["alice"])),
+    ]
+    for fragment, call in calls:
+        gitlab_emulator.inject(status=429, retry_after=0, path_contains=fragment)
+        gitlab_emulator.reset_counts()
+        with pytest.raises(ForgeTransientError, match="429"):
+            call()
+        assert len([p for _, p in gitlab_emulator.requests if fragment in p]) == 1, fragment
+    gitlab_emulator.inject(status=503, retry_after=0, path_contains="/user")
+    gitlab_emulator.reset_counts()
+    with pytest.raises(ForgeTransientError, match="503"):
+        current_user_id(gitlab_emulator.url, gitlab_emulator.token)
+    assert len(gitlab_emulator.requests) == 1
+    forge.close()

@@ -9,11 +9,11 @@ same protocol grown by the calls the commands people give in merge requests and 
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Literal, Protocol
 
-from bot.errors import RepositoryError
+from bot.errors import ForgeConflictError, RepositoryError
 
 ChangeState = Literal["opened", "closed", "merged", "locked"]
 
@@ -50,6 +50,79 @@ class ChangeRequest:
     foreign_commits: bool = False
     """The branch carries a commit by someone other than the bot."""
     extra: Mapping[str, str] = field(default_factory=dict)
+
+
+def refuse_second_open(states: Iterable[tuple[str, str]], branch: str) -> None:
+    """A branch has at most one open change request (GitLab answers 409 for a second);
+    ``states``: (branch, state) of every change request."""
+    if (branch, "opened") in set(states):
+        raise ForgeConflictError(f"an open change request already exists for {branch}")
+
+
+def opened_change(
+    id: int,
+    branch: str,
+    title: str,
+    description: str,
+    labels: Sequence[str],
+    *,
+    created_at: str,
+    **fields: str,
+) -> ChangeRequest:
+    """A change request just opened by the bot (``fields``: forge-specific ``extra``)."""
+    return ChangeRequest(
+        id=id,
+        branch=branch,
+        title=title,
+        description=description,
+        state="opened",
+        labels=tuple(labels),
+        extra={"created_at": created_at, **fields},
+    )
+
+
+@dataclass(frozen=True)
+class ChangeEdit:
+    """What `Forge.update_change` writes: only the fields that differ from the change (labels
+    compared as a set, so a reordering is no write); empty when nothing changed."""
+
+    title: str | None = None
+    description: str | None = None
+    labels: tuple[str, ...] | None = None
+
+    @classmethod
+    def between(
+        cls,
+        change: ChangeRequest,
+        *,
+        title: str | None = None,
+        description: str | None = None,
+        labels: Sequence[str] | None = None,
+    ) -> ChangeEdit:
+        wanted = None if labels is None else tuple(dict.fromkeys(labels))
+        return cls(
+            title=title if title is not None and title != change.title else None,
+            description=(
+                description
+                if description is not None and description != change.description
+                else None
+            ),
+            labels=wanted
+            if wanted is not None and sorted(wanted) != sorted(change.labels)
+            else None,
+        )
+
+    def __bool__(self) -> bool:
+        return self.title is not None or self.description is not None or self.labels is not None
+
+    def applied(self, change: ChangeRequest) -> ChangeRequest:
+        """The change as it is after this edit."""
+        return replace(
+            change,
+            title=change.title if self.title is None else self.title,
+            description=change.description if self.description is None else self.description,
+            labels=change.labels if self.labels is None else self.labels,
+        )
 
 
 class Forge(Protocol):

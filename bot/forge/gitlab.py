@@ -19,7 +19,6 @@ from __future__ import annotations
 import contextlib
 import threading
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import replace
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from functools import cached_property
@@ -38,7 +37,7 @@ from bot.errors import (
     ForgeTransientError,
     RepositoryError,
 )
-from bot.forge.base import ChangeRequest, MergeRequestInfo, check_repo_path
+from bot.forge.base import ChangeEdit, ChangeRequest, MergeRequestInfo, check_repo_path
 from bot.identity import BotIdentity
 from bot.observability import log_event
 
@@ -532,26 +531,25 @@ class GitLabForge:
         description: str | None = None,
         labels: Sequence[str] | None = None,
     ) -> ChangeRequest:
-        data: dict[str, Any] = {}
-        if title is not None and title != change.title:
-            data["title"] = title
-        if description is not None and description != change.description:
-            data["description"] = description
-        if labels is not None:
-            wanted = list(dict.fromkeys([*labels, BOT_LABEL]))
-            if sorted(wanted) != sorted(change.labels):
-                data["labels"] = ",".join(wanted)
-        if not data:
+        edit = ChangeEdit.between(
+            change,
+            title=title,
+            description=description,
+            labels=None if labels is None else [*labels, BOT_LABEL],
+        )
+        if not edit:
             return change
+        data: dict[str, Any] = {}
+        if edit.title is not None:
+            data["title"] = edit.title
+        if edit.description is not None:
+            data["description"] = edit.description
+        if edit.labels is not None:
+            data["labels"] = ",".join(edit.labels)
         self._changes = None
         with self._call(f"update !{change.id}", "write"):
             self._project.mergerequests.update(change.id, data)
-        return replace(
-            change,
-            title=data.get("title", change.title),
-            description=data.get("description", change.description),
-            labels=tuple(data["labels"].split(",")) if "labels" in data else change.labels,
-        )
+        return edit.applied(change)
 
     def close_change(self, change: ChangeRequest, comment: str) -> None:
         self.comment(change, comment)
