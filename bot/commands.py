@@ -16,6 +16,7 @@ Every refusal is explained in the reply and logged. Text a user typed is escaped
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import threading
@@ -420,9 +421,14 @@ class Invocation:
     args: dict[str, Any] = field(default_factory=dict)
 
 
+@functools.cache
+def _mention_pattern(bot_username: str) -> re.Pattern[str]:
+    return re.compile(rf"^@{re.escape(bot_username)}(?![\w.-])(.*)$", re.IGNORECASE)
+
+
 def find_mention(note: str, bot_username: str) -> str | None:
     """The text after the first line starting with ``@bot_username``, outside code and quotes."""
-    mention = re.compile(rf"^@{re.escape(bot_username)}(?![\w.-])(.*)$", re.IGNORECASE)
+    mention = _mention_pattern(bot_username)
     fenced = False
     for raw in note.splitlines():
         line = raw.strip()

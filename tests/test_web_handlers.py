@@ -170,3 +170,27 @@ def test_chat_command_refusals_are_warnings_without_queueing(
         "response_url is not an allowed chat server address",
     )
     assert not sent.sent
+
+
+def test_the_app_serves_the_handlers_and_fastapi_the_rest(sent: Recorder) -> None:
+    """The hot POST routes bypass FastAPI's middleware; other methods still get FastAPI's
+    answers (405), and every answer is counted."""
+    from prometheus_client import REGISTRY
+
+    from bot.web import create_app
+    from tests.test_web import TestClient
+
+    settings = Settings(projects=[{"id": PROJECT}], branch_prefix="remedy/", webhook_secret=SECRET)
+    app = create_app(settings, sent, web=WebSettings(), dedupe=MemoryDedupe())
+    labels = {"endpoint": "gitlab", "outcome": "queued"}
+    before = REGISTRY.get_sample_value("remedy_web_requests_total", labels) or 0
+    with TestClient(app) as client:
+        posted = client.post(
+            "/webhooks/gitlab", json=note_hook(note_id=777), headers={"X-Gitlab-Token": SECRET}
+        )
+        assert (posted.status_code, posted.json()["status"]) == (202, "queued")
+        assert client.get("/webhooks/gitlab").status_code == 405
+        assert client.get("/healthz").json() == {"status": "ok"}
+        assert client.post("/nowhere", content=b"{}").status_code == 404
+    assert REGISTRY.get_sample_value("remedy_web_requests_total", labels) == before + 1
+    assert [t for t, _ in sent.sent] == ["remedy.mr_command"]
