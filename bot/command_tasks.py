@@ -6,8 +6,9 @@ re-read state from GitLab and are safe to run twice: a note command is answered 
 the reply is skipped when the note already carries the bot's ``robot`` award (given after the
 reply; ``eyes`` acknowledges the note when a worker picks it up).
 
-GitLab is reached through `bot.forge.gitlab.GitLabCommands` (python-gitlab, errors translated
-into the `bot.errors` forge family there); tests swap it with `use_port_factory`.
+GitLab is reached through the project's `bot.forge.gitlab.GitLabForge` (python-gitlab, errors
+translated into the `bot.errors` forge family there), made per task on first use; tests swap
+how it is made with `use_port_factory`.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from bot.commands import (
     HOLD_LABEL,
     Actor,
     Context,
-    GitLabPort,
+    GitLab,
     MemberCache,
     Reply,
     dispatch,
@@ -33,7 +34,8 @@ from bot.errors import (
     ForgePermissionError,
     ForgeTransientError,
 )
-from bot.forge.gitlab import GitLabCommands
+from bot.forge.base import CommandForge
+from bot.forge.gitlab import GitLabForge
 from bot.observability import log_event
 from bot.settings import Settings
 from bot.tasks import RemedyTask, _adapter, app, get_settings
@@ -55,17 +57,31 @@ COMMANDS_RUN = Counter(
 # --------------------------------------------------------------------------- GitLab port
 
 
-def default_port(settings: Settings) -> GitLabCommands:
-    """The commands' GitLab calls over python-gitlab (`bot.forge.gitlab.GitLabCommands`)."""
-    if settings.gitlab_token is None:
-        raise ForgePermissionError("REMEDY_GITLAB_TOKEN is not set; the bot cannot call GitLab")
-    # max_retries=0: the task retries transient errors (one retry layer, never two)
-    return GitLabCommands(
-        settings.gitlab_url, settings.gitlab_token.get_secret_value(), max_retries=0
-    )
+def default_port(settings: Settings) -> GitLab:
+    """The commands' GitLab: each project's `bot.forge.gitlab.GitLabForge`, made on first use
+    (``help`` and ``explain`` need no token) and kept for the task."""
+    forges: dict[str, CommandForge] = {}
+
+    def forge(project: str) -> CommandForge:
+        if settings.gitlab_token is None:
+            raise ForgePermissionError("REMEDY_GITLAB_TOKEN is not set; the bot cannot call GitLab")
+        token = settings.gitlab_token.get_secret_value()
+        if project not in forges:
+            # max_retries=0: the task retries transient errors (one retry layer, never two)
+            forges[project] = GitLabForge(
+                settings.gitlab_url,
+                token,
+                project,
+                bot_username=settings.bot_username,
+                max_retries=0,
+                timeout=10.0,
+            )
+        return forges[project]
+
+    return forge
 
 
-PortFactory = Callable[[Settings], Any]
+PortFactory = Callable[[Settings], GitLab]
 _port_factory: PortFactory = default_port
 
 
@@ -98,33 +114,33 @@ class CeleryScheduler:
 
 
 def handle_note_command(
-    settings: Settings, web: WebSettings, port: Any, scheduler: Any, event: dict[str, Any]
+    settings: Settings, web: WebSettings, gitlab: GitLab, scheduler: Any, event: dict[str, Any]
 ) -> dict[str, Any]:
     """Acknowledge, authorize, run and answer one command note (the body of `mr_command`)."""
     project, iid, note_id = str(event["project"]), int(event["mr_iid"]), int(event["note_id"])
     text = find_mention(str(event["note"]), settings.bot_username)
     if text is None:
         return {"status": "ignored", "reason": "no command addressed to the bot"}
-    has_award = getattr(port, "note_has_award", None)
-    if has_award is not None and has_award(project, iid, note_id, DONE_EMOJI):
+    forge = gitlab(project)
+    if forge.note_has_award(iid, note_id, DONE_EMOJI):
         # Delivered twice (acks_late after a worker died): the first run already answered.
         return {"status": "ignored", "reason": "note already answered"}
-    port.award_emoji(project, iid, note_id, ACK_EMOJI)
+    forge.award_emoji(iid, note_id, ACK_EMOJI)
     ctx = Context(
         settings=settings,
         web=web,
         actor=Actor("gitlab", str(event["user_id"]), str(event["username"])),
         channel="mr",
-        gitlab=port,
+        gitlab=gitlab,
         scheduler=scheduler,
         project=project,
         mr_iid=iid,
         members=member_cache(web.member_cache_ttl),
     )
     reply = dispatch(text, ctx)
-    port.reply(project, iid, _mention_reply(str(event["username"]), reply))
+    forge.reply(iid, _mention_reply(str(event["username"]), reply))
     # Marked after the reply: a failure before this point is retried and answered then.
-    port.award_emoji(project, iid, note_id, DONE_EMOJI)
+    forge.award_emoji(iid, note_id, DONE_EMOJI)
     COMMANDS_RUN.labels(channel="mr", outcome="ok" if reply.ok else "refused").inc()
     return {"status": "answered", "ok": reply.ok}
 
@@ -151,14 +167,10 @@ def _mr_command_body(task: RemedyTask, event: dict[str, Any]) -> dict[str, Any]:
 # --------------------------------------------------------------------------- chat commands
 
 
-def allowed_response_url(url: str, web: WebSettings) -> bool:
-    return any(url.startswith(prefix) for prefix in web.response_url_prefixes)
-
-
 def handle_chat_command(
     settings: Settings,
     web: WebSettings,
-    port: Any,
+    gitlab: GitLab,
     scheduler: Any,
     event: dict[str, Any],
     post: Callable[[str, dict[str, Any]], None],
@@ -174,13 +186,13 @@ def handle_chat_command(
             str(event.get("channel_id", "")),
         ),
         channel="chat",
-        gitlab=port,
+        gitlab=gitlab,
         scheduler=scheduler,
     )
     reply = dispatch(str(event["text"]), ctx)
     url = str(event.get("response_url", ""))
     COMMANDS_RUN.labels(channel="chat", outcome="ok" if reply.ok else "refused").inc()
-    if not allowed_response_url(url, web):
+    if not web.allows_response_url(url):
         log_event(
             "chat-reply-dropped", reason="response_url not allowed", platform=event["platform"]
         )
@@ -209,32 +221,19 @@ def chat_command(self: RemedyTask, event: dict[str, Any]) -> dict[str, Any]:
 def _chat_command_body(task: RemedyTask, event: dict[str, Any]) -> dict[str, Any]:
     settings = get_settings()
 
-    def port() -> Any:
-        return _port_factory(settings)
-
     return handle_chat_command(
-        settings, web_settings(), _LazyPort(port), CeleryScheduler(), event, post_json
+        settings, web_settings(), _port_factory(settings), CeleryScheduler(), event, post_json
     )
-
-
-class _LazyPort:
-    """Builds the GitLab port on first use: ``help`` and ``explain`` need no token."""
-
-    def __init__(self, make: Callable[[], GitLabPort]) -> None:
-        self._make = make
-        self._port: GitLabPort | None = None
-
-    def __getattr__(self, name: str) -> Any:
-        if self._port is None:
-            self._port = self._make()
-        return getattr(self._port, name)
 
 
 # --------------------------------------------------------------------------- MR lifecycle
 
 
 def handle_mr_event(
-    settings: Settings, port: Any, event: dict[str, Any], send: Callable[[str, list[Any]], None]
+    settings: Settings,
+    gitlab: GitLab,
+    event: dict[str, Any],
+    send: Callable[[str, list[Any]], None],
 ) -> dict[str, Any]:
     """React to a merge request of the bot being merged, reopened or pushed to by a person."""
     project, iid, kind = str(event["project"]), int(event["mr_iid"]), str(event["kind"])
@@ -251,13 +250,13 @@ def handle_mr_event(
         send("remedy.run_project", [project])
         return {"status": "active", "kind": kind}
     if kind == "human-push":
-        info = port.merge_request(project, iid)
+        forge = gitlab(project)
+        info = forge.merge_request(iid)
         if HOLD_LABEL in info.labels:
             return {"status": "ignored", "reason": "already on hold"}
-        port.set_labels(project, iid, add=[HOLD_LABEL])
+        forge.set_labels(iid, add=[HOLD_LABEL])
         who = "".join(ch for ch in str(event.get("username", "")) if ch.isalnum() or ch in "._-")
-        port.reply(
-            project,
+        forge.reply(
             iid,
             f"@{who} pushed to this branch, so the bot stops rewriting it. "
             f"Say `@{settings.bot_username} recreate` to let the bot start over from the "
@@ -280,4 +279,4 @@ def _mr_event_body(task: RemedyTask, event: dict[str, Any]) -> dict[str, Any]:
     def send(name: str, args: list[Any]) -> None:
         app.send_task(name, args=args)
 
-    return handle_mr_event(settings, _LazyPort(lambda: _port_factory(settings)), event, send)
+    return handle_mr_event(settings, _port_factory(settings), event, send)

@@ -6,7 +6,7 @@ and chat slash commands (``/remedy status group/cd-config``).
 
     dispatch(text, ctx)
       -> parse      one `Invocation`, or a `CommandError` saying what was wrong
-      -> authorize  MR: project member with at least Developer, asked through `GitLabPort`
+      -> authorize  MR: project member with at least Developer, asked through the project's forge
                     chat: user (and channel) mapped to the project in `WebSettings`
       -> run        the command's effect through the ports; a `Reply` for the user
 
@@ -16,6 +16,7 @@ Every refusal is explained in the reply and logged. Text a user typed is escaped
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import threading
@@ -26,6 +27,7 @@ from typing import Any, ClassVar, Literal, Protocol
 
 from bot import controls
 from bot.errors import RemedyError
+from bot.forge.base import CommandForge, MergeRequestInfo
 from bot.lifecycle import RECREATE_LABEL, marker_controls
 from bot.markdown import escape as escape_markdown
 from bot.observability import log_event
@@ -56,57 +58,23 @@ class Actor:
     channel_id: str = ""
 
 
-@dataclass(frozen=True)
-class MergeRequestInfo:
-    """What the commands need to know of a merge request, re-read from GitLab."""
-
-    iid: int
-    state: str
-    source_branch: str
-    title: str
-    target_branch: str = "main"
-    description: str = ""
-    labels: tuple[str, ...] = ()
-    web_url: str = ""
-
-    @property
-    def controls(self) -> tuple[str, ...]:
-        """The controls this MR fixes: as its hidden marker names them; for older MRs the
-        control labels, else the ids the description names (it may name others too)."""
-        named = marker_controls(self.description)
-        if named is not None:
-            return named
-        labelled = tuple(label for label in self.labels if CONTROL_ID.match(label))
-        if labelled:
-            return labelled
-        seen: dict[str, None] = {}
-        for match in re.finditer(r"\bC-\d{4}\b", self.description):
-            seen.setdefault(match.group(0), None)
-        return tuple(seen)
+def mr_controls(info: MergeRequestInfo) -> tuple[str, ...]:
+    """The controls a merge request fixes: as its hidden marker names them; for older MRs the
+    control labels, else the ids the description names (it may name others too)."""
+    named = marker_controls(info.description)
+    if named is not None:
+        return named
+    labelled = tuple(label for label in info.labels if CONTROL_ID.match(label))
+    if labelled:
+        return labelled
+    seen: dict[str, None] = {}
+    for match in re.finditer(r"\bC-\d{4}\b", info.description):
+        seen.setdefault(match.group(0), None)
+    return tuple(seen)
 
 
-class GitLabPort(Protocol):
-    """The GitLab calls commands make; the real forge or a test double."""
-
-    def access_level(self, project: str, user_id: int) -> int:
-        """The user's effective access level in the project; 0 when not a member."""
-        ...
-
-    def merge_request(self, project: str, iid: int) -> MergeRequestInfo: ...
-
-    def open_merge_requests(self, project: str, branch_prefix: str) -> list[MergeRequestInfo]: ...
-
-    def award_emoji(self, project: str, iid: int, note_id: int, name: str) -> None: ...
-
-    def reply(self, project: str, iid: int, body: str) -> None: ...
-
-    def rebase(self, project: str, iid: int) -> None: ...
-
-    def set_state(self, project: str, iid: int, event: Literal["close", "reopen"]) -> None: ...
-
-    def set_labels(
-        self, project: str, iid: int, *, add: Sequence[str] = (), remove: Sequence[str] = ()
-    ) -> None: ...
+GitLab = Callable[[str], CommandForge]
+"""The GitLab forge of a project (`bot.forge.base.CommandForge`), by project id."""
 
 
 class Scheduler(Protocol):
@@ -131,16 +99,18 @@ class Context:
     web: WebSettings
     actor: Actor
     channel: Channel
-    gitlab: GitLabPort | None
+    gitlab: GitLab | None
     scheduler: Scheduler
     project: str | None = None
     mr_iid: int | None = None
     members: MemberCache | None = None
 
-    def port(self) -> GitLabPort:
+    def forge(self, project: str) -> CommandForge:
+        """The project's GitLab forge; CommandError where GitLab is not reachable (the web
+        process answers ``help`` and ``explain`` only)."""
         if self.gitlab is None:
             raise CommandError("this command needs GitLab, which is not configured here")
-        return self.gitlab
+        return self.gitlab(project)
 
 
 # --------------------------------------------------------------------------- argument checks
@@ -203,7 +173,7 @@ class Command:
 def _mr(ctx: Context) -> tuple[str, int, MergeRequestInfo]:
     if ctx.project is None or ctx.mr_iid is None:
         raise CommandError("this command works only in a merge request comment")
-    info = ctx.port().merge_request(ctx.project, ctx.mr_iid)
+    info = ctx.forge(ctx.project).merge_request(ctx.mr_iid)
     if not info.source_branch.startswith(ctx.settings.branch_prefix):
         raise CommandError("this merge request was not opened by the bot")
     return ctx.project, ctx.mr_iid, info
@@ -219,7 +189,7 @@ class Rebase(Command):
         project, iid, info = _mr(ctx)
         if info.state != "opened":
             return Reply(f"Cannot rebase: this merge request is {info.state}.", ok=False)
-        ctx.port().rebase(project, iid)
+        ctx.forge(project).rebase(iid)
         return Reply("Rebase requested: GitLab rebases the branch on its target now.")
 
 
@@ -236,7 +206,7 @@ class Recreate(Command):
         # Never by deleting the branch: GitLab closes an open MR whose branch is deleted. The
         # run rewrites the branch from the default branch in one commit request (force).
         remove = [HOLD_LABEL] if HOLD_LABEL in info.labels else []
-        ctx.port().set_labels(project, iid, add=[RECREATE_LABEL], remove=remove)
+        ctx.forge(project).set_labels(iid, add=[RECREATE_LABEL], remove=remove)
         ctx.scheduler.run_project(project)
         return Reply(
             f"Queued a run that rewrites this branch from {escape_markdown(info.target_branch)}, "
@@ -263,19 +233,19 @@ class Ignore(Command):
         because = f" Reason: {args['reason']}" if args["reason"] else ""
         control = args["control"]
         if control is not None:
-            if control not in info.controls:
-                named = ", ".join(info.controls) or "none"
+            if control not in mr_controls(info):
+                named = ", ".join(mr_controls(info)) or "none"
                 return Reply(
                     f"{control} is not part of this merge request (it names: {named}).", ok=False
                 )
-            ctx.port().set_labels(project, iid, add=[IGNORE_LABEL_PREFIX + control])
+            ctx.forge(project).set_labels(iid, add=[IGNORE_LABEL_PREFIX + control])
             return Reply(
                 f"Ignoring {control} in this merge request, as {who} asked.{because} "
                 f"The next update leaves it out."
             )
         if info.state != "opened":
             return Reply(f"This merge request is already {info.state}.", ok=False)
-        ctx.port().set_state(project, iid, "close")
+        ctx.forge(project).set_state(iid, "close")
         return Reply(
             f"Closed as ignored, as {who} asked.{because} The bot will not reopen it until the "
             f"findings change; say `@{ctx.settings.bot_username} unignore` to undo."
@@ -296,9 +266,9 @@ class Unignore(Command):
         if info.state != "closed" and not ignored:
             return Reply("Nothing is ignored in this merge request.", ok=False)
         if ignored:
-            ctx.port().set_labels(project, iid, remove=ignored)
+            ctx.forge(project).set_labels(iid, remove=ignored)
         if info.state == "closed":
-            ctx.port().set_state(project, iid, "reopen")
+            ctx.forge(project).set_state(iid, "reopen")
         return Reply("Active again: the bot keeps this merge request up to date.")
 
 
@@ -323,7 +293,7 @@ class Explain(Command):
         elif ctx.channel == "chat":
             raise self.usage_error("needs a control id in chat")
         else:
-            ids = _mr(ctx)[2].controls
+            ids = mr_controls(_mr(ctx)[2])
             if not ids:
                 return Reply("This merge request names no control.", ok=False)
         return Reply("\n\n".join(explain_control(cid) for cid in ids))
@@ -393,7 +363,7 @@ class Status(Command):
 
     def run(self, ctx: Context, args: dict[str, Any]) -> Reply:
         project = args["project"]
-        mrs = ctx.port().open_merge_requests(project, ctx.settings.branch_prefix)
+        mrs = ctx.forge(project).open_merge_requests(ctx.settings.branch_prefix)
         name = escape_markdown(project)
         if not mrs:
             return Reply(f"{name}: no open merge request by the bot.")
@@ -455,9 +425,14 @@ class Invocation:
     args: dict[str, Any] = field(default_factory=dict)
 
 
+@functools.cache
+def _mention_pattern(bot_username: str) -> re.Pattern[str]:
+    return re.compile(rf"^@{re.escape(bot_username)}(?![\w.-])(.*)$", re.IGNORECASE)
+
+
 def find_mention(note: str, bot_username: str) -> str | None:
     """The text after the first line starting with ``@bot_username``, outside code and quotes."""
-    mention = re.compile(rf"^@{re.escape(bot_username)}(?![\w.-])(.*)$", re.IGNORECASE)
+    mention = _mention_pattern(bot_username)
     fenced = False
     for raw in note.splitlines():
         line = raw.strip()
@@ -501,14 +476,14 @@ class MemberCache:
         self._lock = threading.Lock()
         self._levels: dict[tuple[str, int], tuple[float, int]] = {}
 
-    def access_level(self, port: GitLabPort, project: str, user_id: int) -> int:
+    def access_level(self, forge: CommandForge, project: str, user_id: int) -> int:
         key = (project, user_id)
         now = self.clock()
         with self._lock:
             hit = self._levels.get(key)
             if hit is not None and now - hit[0] < self.ttl:
                 return hit[1]
-        level = port.access_level(project, user_id)
+        level = forge.access_level(user_id)
         with self._lock:
             self._levels[key] = (now, level)
         return level
@@ -521,7 +496,7 @@ def authorize(ctx: Context, invocation: Invocation) -> str | None:
         if project is None or not ctx.actor.user_id.isdigit():
             return "the command did not come from a merge request of a known project"
         members = ctx.members or MemberCache(0)
-        level = members.access_level(ctx.port(), project, int(ctx.actor.user_id))
+        level = members.access_level(ctx.forge(project), project, int(ctx.actor.user_id))
         if level < ctx.web.min_access_level:
             return (
                 f"@{escape_markdown(ctx.actor.username)} needs at least Developer access "

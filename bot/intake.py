@@ -23,6 +23,7 @@ from typing import Any, Protocol
 import redis
 import redis.asyncio
 from celery import Celery
+from celery.utils.nodenames import anon_nodename
 from kombu.exceptions import OperationalError as KombuOperationalError
 from kombu.serialization import dumps as kombu_dumps
 from kombu.utils.json import dumps as json_dumps
@@ -63,16 +64,40 @@ return 1
 """
 
 
-def celery_message(app: Celery, task: str, args: list[Any]) -> tuple[str, bytes]:
-    """The queue name and the Redis-transport message Celery would publish for ``task(*args)``."""
+SHOWN_FIELDS = ("project", "mr_iid", "note_id", "kind", "platform")
+"""The fields of an event a worker's log shows (Celery's ``argsrepr``): never the note's text or
+a chat ``response_url``, and no ``saferepr`` of the whole event on the request path."""
+
+
+def args_repr(args: list[Any]) -> str:
+    """What Celery logs as the task's arguments: `SHOWN_FIELDS` of each event."""
+    shown = [{k: a[k] for k in SHOWN_FIELDS if k in a} if isinstance(a, dict) else a for a in args]
+    return repr(shown)
+
+
+def celery_message(
+    app: Celery, task: str, args: list[Any], *, queue: str | None = None, origin: str | None = None
+) -> tuple[str, bytes]:
+    """The queue name and the Redis-transport message Celery would publish for ``task(*args)``.
+    ``queue`` and ``origin`` (this process's node name) save a web process asking Celery for
+    them on every event (`RedisIntake` resolves them once per task name)."""
     task_id = str(uuid.uuid4())
-    message = app.amqp.as_task_v2(task_id, task, args=args, kwargs={})
+    message = app.amqp.as_task_v2(
+        task_id,
+        task,
+        args=args,
+        kwargs={},
+        origin=origin,
+        argsrepr=args_repr(args),
+        kwargsrepr="{}",
+    )
     content_type, encoding, body = kombu_dumps(message.body, serializer="json")  # type: ignore[no-untyped-call]  # kombu is untyped
-    queue = app.amqp.router.route({}, task, args, {})["queue"]
+    if queue is None:
+        queue = app.amqp.router.route({}, task, args, {})["queue"].name
     properties = {
         **message.properties,
         "delivery_mode": 2,
-        "delivery_info": {"exchange": "", "routing_key": queue.name},
+        "delivery_info": {"exchange": "", "routing_key": queue},
         "priority": 0,
         "body_encoding": "base64",
         "delivery_tag": str(uuid.uuid4()),
@@ -84,7 +109,7 @@ def celery_message(app: Celery, task: str, args: list[Any]) -> tuple[str, bytes]
         "headers": message.headers,
         "properties": properties,
     }
-    return queue.name, json_dumps(envelope).encode()  # type: ignore[no-untyped-call]  # kombu is untyped
+    return queue, json_dumps(envelope).encode()  # type: ignore[no-untyped-call]  # kombu is untyped
 
 
 class RedisIntake:
@@ -96,9 +121,19 @@ class RedisIntake:
             redis_url, socket_timeout=2, socket_connect_timeout=2
         )
         self._script = self.client.register_script(_ADMIT)
+        self._origin = anon_nodename()
+        self._queues: dict[str, str] = {}
+
+    def _queue(self, task: str) -> str:
+        queue = self._queues.get(task)
+        if queue is None:  # routes depend on the task's name only (`bot.tasks` routes none)
+            queue = self._queues[task] = self.app.amqp.router.route({}, task)["queue"].name
+        return queue
 
     async def admit(self, task: str, event: Event, key: str, ttl: int) -> bool:
-        queue, message = celery_message(self.app, task, [event])
+        queue, message = celery_message(
+            self.app, task, [event], queue=self._queue(task), origin=self._origin
+        )
         try:
             queued = await self._script(
                 keys=[DEDUPE_PREFIX + key, queue], args=[b"1" if key else b"", ttl, message]

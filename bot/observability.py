@@ -6,8 +6,11 @@ ids and outcomes only, and the formatter drops any field whose name looks like a
 
 from __future__ import annotations
 
+import atexit
 import json
 import logging
+import logging.handlers
+import queue
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -64,16 +67,34 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(payload, default=str, sort_keys=True)
 
 
-def configure_logging(level: int = logging.INFO) -> None:
-    """Send the bot's loggers to stderr as JSON lines (idempotent)."""
+def configure_logging(level: int = logging.INFO, *, queued: bool = False) -> None:
+    """Send the bot's loggers to stderr as JSON lines (idempotent). ``queued`` (the web
+    process): the caller only puts the record on a queue; a thread formats and writes it."""
     root = logging.getLogger("kube_remedy")
-    if any(isinstance(h.formatter, JsonFormatter) for h in root.handlers):
+    if any(isinstance(h, logging.handlers.QueueHandler) for h in root.handlers) or any(
+        isinstance(h.formatter, JsonFormatter) for h in root.handlers
+    ):
         return
     handler = logging.StreamHandler()
     handler.setFormatter(JsonFormatter())
-    root.addHandler(handler)
+    if queued:
+        records: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
+        listener = logging.handlers.QueueListener(records, handler)
+        listener.start()
+        atexit.register(listener.stop)  # flush the lines still queued
+        root.addHandler(_FieldsQueueHandler(records))
+    else:
+        root.addHandler(handler)
     root.setLevel(level)
     root.propagate = False
+
+
+class _FieldsQueueHandler(logging.handlers.QueueHandler):
+    """Queues the record as it is (its ``fields`` formatted later by `JsonFormatter`)."""
+
+    def prepare(self, record: logging.LogRecord) -> logging.LogRecord:
+        record.msg, record.args = record.getMessage(), None
+        return record
 
 
 def log_decision(project: str, key: str | None, decision: str, **fields: Any) -> None:

@@ -39,17 +39,13 @@ _SECRET_LINE = re.compile(r"^(?P<lead>[ +\-]?\s*(?:-\s+)?(?:[\w.-]+)\s*:\s*)(?P<
 _ENV_VALUE = re.compile(r"^(?P<lead>[ +\-]?\s*(?:-\s+)?value\s*:\s*)(?P<value>\S.*)$")
 _BASE64ISH = re.compile(r"^[\"']?[A-Za-z0-9+/=_\-]{24,}[\"']?$")
 
-COMMANDS = (
-    ("rebase", "rebase this MR on the default branch (only done on request or conflict)"),
-    ("recreate", "rebuild the branch from scratch, discarding edits"),
-    (
-        "ignore [CONTROL] [reason]",
-        "close and stop proposing this (or one control) until it changes",
-    ),
-    ("unignore", "propose it again"),
-    ("explain [CONTROL]", "explain a control in a reply"),
-    ("retry", "run the checks and fixes for this MR again"),
-)
+
+def merge_request_commands() -> list[tuple[str, str]]:
+    """(usage, summary) of every command a merge request note may give: generated from the
+    command classes (`bot.commands`), so the MR's help and the bot's ``help`` reply agree."""
+    from bot.commands import commands_for
+
+    return [(c.usage, c.summary) for c in commands_for("mr")]
 
 
 _NOT_SECRET = re.compile(
@@ -292,7 +288,7 @@ def change_set_context(
             {"path": c.path, "new": c.is_new, "diff": unified_diff(c)} for c in change_set.files
         ],
         "unresolved": [_unfixable(u) for u in change_set.unresolved],
-        "commands": [list(c) for c in COMMANDS],
+        "commands": [list(c) for c in merge_request_commands()],
         "bot": bot_username,
         "scores": {fw: list(pair) for fw, pair in (scores or {}).items()},
         "marker": Md(marker),

@@ -44,6 +44,10 @@ class WebSettings(BaseSettings):
     """Where chat results may be posted: a forged ``response_url`` must not make the bot call
     an arbitrary address (add the Mattermost server's URL here)."""
 
+    def allows_response_url(self, url: str) -> bool:
+        """May chat results be posted to ``url``? (one of `response_url_prefixes`)"""
+        return url.startswith(self.response_url_prefixes)
+
     @model_validator(mode="after")
     def _replays_outlive_the_window(self) -> WebSettings:
         window = max(self.slack_max_age, self.mattermost_max_age)

@@ -25,13 +25,14 @@ from bot.commands import (
     CommandError,
     Context,
     MemberCache,
-    MergeRequestInfo,
     dispatch,
     find_mention,
+    mr_controls,
     parse,
 )
 from bot.errors import ForgePermissionError, ForgeTransientError
-from bot.forge.gitlab import GitLabCommands
+from bot.forge.base import MergeRequestInfo
+from bot.forge.gitlab import GitLabForge
 from bot.settings import Settings
 from bot.web_settings import WebSettings
 from tests.gitlab_emulator import GitLabEmulator
@@ -60,33 +61,37 @@ class FakeGitLab:
     )
     calls: list[tuple[str, Any]] = field(default_factory=list)
     level_lookups: int = 0
+    projects: list[str] = field(default_factory=list)
 
-    def access_level(self, project: str, user_id: int) -> int:
+    def __call__(self, project: str) -> FakeGitLab:
+        """The forge of ``project`` (the commands' `bot.commands.GitLab`): this one."""
+        self.projects.append(project)
+        return self
+
+    def access_level(self, user_id: int) -> int:
         self.level_lookups += 1
         return self.levels.get(user_id, 0)
 
-    def merge_request(self, project: str, iid: int) -> MergeRequestInfo:
+    def merge_request(self, iid: int) -> MergeRequestInfo:
         return self.mr
 
-    def open_merge_requests(self, project: str, branch_prefix: str) -> list[MergeRequestInfo]:
+    def open_merge_requests(self, branch_prefix: str) -> list[MergeRequestInfo]:
         return [self.mr] if self.mr.state == "opened" else []
 
-    def award_emoji(self, project: str, iid: int, note_id: int, name: str) -> None:
+    def award_emoji(self, iid: int, note_id: int, name: str) -> None:
         self.calls.append(("award", name))
 
-    def reply(self, project: str, iid: int, body: str) -> None:
+    def reply(self, iid: int, body: str) -> None:
         self.calls.append(("reply", body))
 
-    def rebase(self, project: str, iid: int) -> None:
+    def rebase(self, iid: int) -> None:
         self.calls.append(("rebase", iid))
 
-    def set_state(self, project: str, iid: int, event: Literal["close", "reopen"]) -> None:
+    def set_state(self, iid: int, event: Literal["close", "reopen"]) -> None:
         self.calls.append(("state", event))
         self.mr = replace(self.mr, state="closed" if event == "close" else "opened")
 
-    def set_labels(
-        self, project: str, iid: int, *, add: Sequence[str] = (), remove: Sequence[str] = ()
-    ) -> None:
+    def set_labels(self, iid: int, *, add: Sequence[str] = (), remove: Sequence[str] = ()) -> None:
         self.calls.append(("labels", (tuple(add), tuple(remove))))
         labels = (set(self.mr.labels) | set(add)) - set(remove)
         self.mr = replace(self.mr, labels=tuple(sorted(labels)))
@@ -384,7 +389,7 @@ def emulated(
     )
     alice = gitlab_emulator.add_user("alice")
     gitlab_emulator.add_member(pid, alice, 30)
-    port = GitLabCommands(gitlab_emulator.url, gitlab_emulator.token)
+    port = GitLabForge(gitlab_emulator.url, gitlab_emulator.token, PROJECT, max_retries=3)
     yield {"pid": pid, "iid": int(mr.iid), "mr": mr, "alice": alice, "port": port, "branch": branch}
     port.close()
 
@@ -392,48 +397,48 @@ def emulated(
 def test_python_gitlab_port_against_the_emulator(
     gitlab_emulator: GitLabEmulator, emulated: dict[str, Any]
 ) -> None:
-    port: GitLabCommands = emulated["port"]
+    port: GitLabForge = emulated["port"]
     iid = emulated["iid"]
-    assert port.access_level(PROJECT, emulated["alice"]) == 30
-    assert port.access_level(PROJECT, 9999) == 0
-    info = port.merge_request(PROJECT, iid)
-    assert (info.state, info.source_branch, info.controls) == (
+    assert port.access_level(emulated["alice"]) == 30
+    assert port.access_level(9999) == 0
+    info = port.merge_request(iid)
+    assert (info.state, info.source_branch, mr_controls(info)) == (
         "opened",
         emulated["branch"],
         ("C-0016", "C-0017"),
     )
-    assert [m.iid for m in port.open_merge_requests(PROJECT, BRANCH_PREFIX)] == [iid]
-    assert port.open_merge_requests(PROJECT, "other/") == []
-    port.set_labels(PROJECT, iid, add=[HOLD_LABEL, "x"])
-    port.set_labels(PROJECT, iid, remove=["x"])
-    assert port.merge_request(PROJECT, iid).labels == (HOLD_LABEL,)
-    port.set_state(PROJECT, iid, "close")
-    assert port.merge_request(PROJECT, iid).state == "closed"
-    port.set_state(PROJECT, iid, "reopen")
+    assert [m.iid for m in port.open_merge_requests(BRANCH_PREFIX)] == [iid]
+    assert port.open_merge_requests("other/") == []
+    port.set_labels(iid, add=[HOLD_LABEL, "x"])
+    port.set_labels(iid, remove=["x"])
+    assert port.merge_request(iid).labels == (HOLD_LABEL,)
+    port.set_state(iid, "close")
+    assert port.merge_request(iid).state == "closed"
+    port.set_state(iid, "reopen")
     note = emulated["mr"].notes.create({"body": "@kube-remedy help"})
-    assert not port.note_has_award(PROJECT, iid, note.id, "eyes")
-    port.award_emoji(PROJECT, iid, note.id, "eyes")
-    port.award_emoji(PROJECT, iid, note.id, "eyes")  # twice is fine
-    assert port.note_has_award(PROJECT, iid, note.id, "eyes")
+    assert not port.note_has_award(iid, note.id, "eyes")
+    port.award_emoji(iid, note.id, "eyes")
+    port.award_emoji(iid, note.id, "eyes")  # twice is fine
+    assert port.note_has_award(iid, note.id, "eyes")
 
 
 def test_python_gitlab_port_retries_then_translates_errors(
     gitlab_emulator: GitLabEmulator, emulated: dict[str, Any]
 ) -> None:
-    port: GitLabCommands = emulated["port"]
+    port: GitLabForge = emulated["port"]
     # One 503 is retried by python-gitlab (Retry-After honoured); 4 in a row (the try and its
     # 3 retries) become a transient error for the task to retry later.
     gitlab_emulator.inject(status=503, retry_after=0, path_contains="/merge_requests/")
-    assert port.merge_request(PROJECT, emulated["iid"]).iid == emulated["iid"]
+    assert port.merge_request(emulated["iid"]).iid == emulated["iid"]
     gitlab_emulator.inject(status=503, times=4, retry_after=0, path_contains="/merge_requests/")
     with pytest.raises(ForgeTransientError, match="GitLab answered 503"):
-        port.merge_request(PROJECT, emulated["iid"])
-    stranger = GitLabCommands(gitlab_emulator.url, "not-a-token")
+        port.merge_request(emulated["iid"])
+    stranger = GitLabForge(gitlab_emulator.url, "not-a-token", PROJECT)
     with pytest.raises(ForgePermissionError, match="401") as err:
-        stranger.merge_request(PROJECT, emulated["iid"])
+        stranger.merge_request(emulated["iid"])
     assert "not-a-token" not in str(err.value)
     with pytest.raises(ForgePermissionError, match="401"):
-        stranger.access_level(PROJECT, emulated["alice"])  # a broken token is not "no access"
+        stranger.access_level(emulated["alice"])  # a broken token is not "no access"
     stranger.close()
 
 
@@ -451,8 +456,8 @@ def test_note_command_task_answers_once(
         "note": "@kube-remedy explain C-0016",
     }
     scheduler = FakeScheduler()
-    first = handle_note_command(settings, web, emulated["port"], scheduler, event)
-    again = handle_note_command(settings, web, emulated["port"], scheduler, event)
+    first = handle_note_command(settings, web, lambda _: emulated["port"], scheduler, event)
+    again = handle_note_command(settings, web, lambda _: emulated["port"], scheduler, event)
     assert first == {"status": "answered", "ok": True}
     assert again == {"status": "ignored", "reason": "note already answered"}
     replies = [n["body"] for n in gitlab_emulator.notes(pid, iid) if n["body"].startswith("@alice")]
@@ -508,3 +513,32 @@ def test_mr_events_record_merges_reopen_and_hold_human_pushes(settings: Settings
     assert gitlab.mr.labels == (HOLD_LABEL,)
     notes = [body for kind, body in gitlab.calls if kind == "reply"]
     assert len(notes) == 1 and notes[0].startswith("@bobscript pushed to this branch")
+
+
+def test_every_call_takes_the_forges_retry_limit(
+    gitlab_emulator: GitLabEmulator, emulated: dict[str, Any]
+) -> None:
+    """The worker's forge (``max_retries=0``: the task retries) makes each call once, whatever
+    python-gitlab's default for that call; the start-up identity lookup never retries either."""
+    from bot.forge.gitlab import current_user_id
+
+    forge = GitLabForge(gitlab_emulator.url, gitlab_emulator.token, PROJECT, max_retries=0)
+    iid = emulated["iid"]
+    calls: list[tuple[str, Any]] = [
+        ("/merge_requests/", lambda: forge.merge_request(iid)),
+        ("/award_emoji", lambda: forge.award_emoji(iid, 1, "eyes")),
+        ("/notes", lambda: forge.reply(iid, "hello")),
+        ("/members/all/", lambda: forge.access_level(emulated["alice"])),
+    ]
+    for fragment, call in calls:
+        gitlab_emulator.inject(status=429, retry_after=0, path_contains=fragment)
+        gitlab_emulator.reset_counts()
+        with pytest.raises(ForgeTransientError, match="429"):
+            call()
+        assert len([p for _, p in gitlab_emulator.requests if fragment in p]) == 1, fragment
+    gitlab_emulator.inject(status=503, retry_after=0, path_contains="/user")
+    gitlab_emulator.reset_counts()
+    with pytest.raises(ForgeTransientError, match="503"):
+        current_user_id(gitlab_emulator.url, gitlab_emulator.token)
+    assert len(gitlab_emulator.requests) == 1
+    forge.close()

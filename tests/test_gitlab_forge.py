@@ -298,6 +298,47 @@ def test_retry_after_is_honoured_and_storms_end_in_transient_error(
     assert "\n" not in str(info.value) and gitlab_emulator.token not in str(info.value)
 
 
+def test_a_429_that_ends_a_call_carries_gitlabs_retry_after(
+    gitlab_emulator: GitLabEmulator, project: int
+) -> None:
+    """The Celery path (no python-gitlab retries): GitLab's Retry-After reaches the task in
+    `ForgeTransientError.retry_after`; without the header it stays None (the task's backoff)."""
+    forge = GitLabForge(gitlab_emulator.url, gitlab_emulator.token, PROJECT, max_retries=0)
+    forge.default_branch()
+    gitlab_emulator.inject(status=429, retry_after=7, method="GET", path_contains="merge_requests")
+    with pytest.raises(ForgeTransientError, match="429") as info:
+        forge.find_changes()
+    assert info.value.retry_after == 7
+    gitlab_emulator.inject(status=503, method="GET", path_contains="merge_requests")
+    with pytest.raises(ForgeTransientError, match="503") as info:
+        forge.find_changes()
+    assert info.value.retry_after is None
+    assert forge.find_changes() == []
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        ("7", 7.0),
+        (" 12 ", 12.0),
+        ("999999", 3600.0),  # bounded: a task never sleeps for days on GitLab's word
+        ("Sun, 06 Dec 2026 04:00:30 GMT", 30.0),
+        ("Sun, 06 Dec 2026 03:59:00 GMT", 0.0),  # a date in the past: retry now
+        ("-3", None),
+        ("soon", None),
+        ("", None),
+        (None, None),
+    ],
+)
+def test_retry_after_header_values(header: str | None, expected: float | None) -> None:
+    from datetime import UTC, datetime
+
+    from bot.forge.gitlab import retry_after_seconds
+
+    now = datetime(2026, 12, 6, 4, 0, 0, tzinfo=UTC)
+    assert retry_after_seconds(header, now) == expected
+
+
 def test_the_forge_asks_bot_identity_who_the_bot_is(forge: GitLabForge) -> None:
     """One definition of "is this the bot" (`bot.identity.BotIdentity`), the id deciding."""
     import importlib.util

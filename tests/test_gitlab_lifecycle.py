@@ -274,7 +274,7 @@ def test_recreate_rewrites_the_branch_in_one_commit_and_keeps_the_mr_open(
     gitlab_emulator: GitLabEmulator, project: int, capsys: pytest.CaptureFixture[str]
 ) -> None:
     from bot.commands import Actor, Context, dispatch
-    from bot.forge.gitlab import GitLabCommands
+    from bot.forge.gitlab import GitLabForge
     from bot.settings import Settings
     from bot.web_settings import WebSettings
     from tests.gitlab_emulator import DEVELOPER
@@ -298,13 +298,13 @@ def test_recreate_rewrites_the_branch_in_one_commit_and_keeps_the_mr_open(
         def run_project(self, project: str) -> None:
             self.queued.append(project)
 
-    port = GitLabCommands(gitlab_emulator.url, gitlab_emulator.token, max_retries=0)
+    port = GitLabForge(gitlab_emulator.url, gitlab_emulator.token, PROJECT, max_retries=0)
     ctx = Context(
         settings=Settings(projects=[{"id": PROJECT}]),
         web=WebSettings(),
         actor=Actor("gitlab", str(alice), "alice"),
         channel="mr",
-        gitlab=port,
+        gitlab=lambda _: port,
         scheduler=Runs(),
         project=PROJECT,
         mr_iid=mr["iid"],
@@ -416,7 +416,7 @@ def test_commands_act_only_on_the_mrs_own_controls(
     gitlab_emulator: GitLabEmulator, project: int, capsys: pytest.CaptureFixture[str]
 ) -> None:
     from bot.commands import Actor, Context, dispatch
-    from bot.forge.gitlab import GitLabCommands
+    from bot.forge.gitlab import GitLabForge
     from bot.lifecycle import marker_controls
     from bot.settings import Settings
     from bot.web_settings import WebSettings
@@ -442,7 +442,9 @@ def test_commands_act_only_on_the_mrs_own_controls(
         web=WebSettings(),
         actor=Actor("gitlab", str(alice), "alice"),
         channel="mr",
-        gitlab=GitLabCommands(gitlab_emulator.url, gitlab_emulator.token, max_retries=0),
+        gitlab=lambda project: GitLabForge(
+            gitlab_emulator.url, gitlab_emulator.token, project, max_retries=0
+        ),
         scheduler=Runs(),
         project=PROJECT,
         mr_iid=mr["iid"],

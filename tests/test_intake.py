@@ -10,7 +10,14 @@ from typing import Any
 import pytest
 from celery import Celery
 
-from bot.intake import DEDUPE_PREFIX, LocalIntake, QueueUnavailable, RedisIntake, celery_message
+from bot.intake import (
+    DEDUPE_PREFIX,
+    LocalIntake,
+    QueueUnavailable,
+    RedisIntake,
+    args_repr,
+    celery_message,
+)
 from tests.redis_server import RedisServer, free_port, redis_server_fixture  # noqa: F401 - fixture
 
 EVENT = {"project": "platform/cd-config", "mr_iid": 7, "note": "@kube-remedy rebase"}
@@ -46,15 +53,22 @@ def test_the_message_is_the_one_celery_publishes(
 ) -> None:
     client = redis_server.client()
     client.flushdb()
-    celery_app.send_task("remedy.mr_command", args=[EVENT])
+    celery_app.send_task(
+        "remedy.mr_command", args=[EVENT], argsrepr=args_repr([EVENT]), kwargsrepr="{}"
+    )
     theirs = decoded(client.rpop("celery"))
     queue, raw = celery_message(celery_app, "remedy.mr_command", [EVENT])
     ours = decoded(raw)
     assert queue == "celery"
     # send_task leaves ignore_result unset (None) where as_task_v2 says False: same meaning.
     theirs["headers"]["ignore_result"] = bool(theirs["headers"]["ignore_result"])
+    # send_task also copies its argsrepr/kwargsrepr options into the properties; the worker
+    # reads them from the headers only.
+    del theirs["properties"]["argsrepr"], theirs["properties"]["kwargsrepr"]
     assert shape(ours) == shape(theirs)
     assert ours["body"][0] == [EVENT]
+    # what the worker logs of the event: its ids, never the note a person typed
+    assert ours["headers"]["argsrepr"] == "[{'project': 'platform/cd-config', 'mr_iid': 7}]"
     assert ours["headers"]["id"] == ours["properties"]["correlation_id"]
     client.close()
 

@@ -21,8 +21,9 @@ import uvicorn
 from bot.cli import main
 from bot.intake import MemoryDedupe
 from bot.settings import Settings
-from bot.web import create_app, is_scan_job, pipeline_key
+from bot.web import create_app
 from bot.web_settings import WebSettings
+from bot.webhooks import is_scan_job, pipeline_key
 from tests.gitlab_emulator import GitLabEmulator
 from tests.processes import Procs, wait_until
 from tests.redis_server import RedisServer, free_port, redis_server_fixture  # noqa: F401 - fixture

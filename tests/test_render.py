@@ -105,3 +105,23 @@ def test_how_to_test_is_specific_to_the_change(tmp_path: Path) -> None:
     )
     advice = " ".join(change_set_context(read_only, marker="m")["how_to_test"]["advice"])
     assert "Read-only file system" in advice and "dependency" not in advice
+
+
+def test_merge_request_help_is_generated_from_the_command_classes() -> None:
+    """Meta-test: the MR's "Commands" section lists exactly the commands a note may give, each
+    with its class's usage and summary, like the bot's own ``help`` reply."""
+    from bot.commands import commands_for, help_text
+    from bot.model import ChangeSet
+    from bot.render import describe_change_set
+    from fixers.model import Risk
+
+    change_set = ChangeSet(key="k", title="t", family="f", risk=Risk.LOW, fixes=())
+    text = describe_change_set(change_set, marker="m", bot_username="remedy-bot")
+    section = text.split("### Commands", 1)[1].split("---", 1)[0]
+    listed = [line for line in section.splitlines() if line.startswith("- ")]
+    expected = commands_for("mr")
+    assert len(listed) == len(expected)
+    for line, command in zip(listed, expected, strict=True):
+        assert line == f"- `@remedy-bot {command.usage}` — {command.summary}"
+        assert f"`@remedy-bot {command.usage}`: {command.summary}" in help_text("mr", "remedy-bot")
+    assert any("retry" in line for line in listed)

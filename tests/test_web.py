@@ -23,10 +23,12 @@ import redis
 import uvicorn
 from fastapi import FastAPI
 
+from bot.chatops import slack_signature
 from bot.intake import MemoryDedupe, RedisDedupe
 from bot.settings import Settings
-from bot.web import create_app, note_key, slack_signature
+from bot.web import create_app
 from bot.web_settings import WebSettings
+from bot.webhooks import note_key
 from tests.redis_server import RedisServer, free_port, redis_server_fixture  # noqa: F401 - fixture
 
 PROJECT = "platform/cd-config"

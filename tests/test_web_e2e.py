@@ -11,6 +11,7 @@ import json
 import os
 import subprocess
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -229,3 +230,45 @@ def test_rebase_command_through_the_emulators_own_webhook(
     # The bot's own reply fired a note hook too; the web process ignored it (no loop).
     statuses = [d.status for d in gitlab_emulator.hook_deliveries if d.event == "note_events"]
     assert statuses[0] == 202 and 200 in statuses[1:]
+
+
+def test_a_command_task_throttled_by_gitlab_retries_after_its_retry_after(
+    gitlab_emulator: GitLabEmulator,
+    gitlab_client: gitlab.Gitlab,
+    bot_mr: tuple[int, int],
+    worker: subprocess.Popen[bytes],
+    web_url: str,
+    tmp_path: Path,
+) -> None:
+    """GitLab's 429 Retry-After reaches the task end to end: the worker's task (no python-gitlab
+    retries, backoff capped at 1 s here) waits the 3 s GitLab asked for, then answers."""
+    pid, iid = bot_mr
+    alice = gitlab_emulator.add_user("alice")
+    gitlab_emulator.add_member(pid, alice, 30)
+    mr = gitlab_client.projects.get(PROJECT).mergerequests.get(iid)
+    text = "@kube-remedy explain C-0016"
+    note = mr.notes.create({"body": text})
+    payload = note_hook(text, username="alice", note_id=note.id, mr_iid=iid)
+    payload["object_attributes"]["author_id"] = alice
+    gitlab_emulator.inject(status=429, retry_after=3, method="POST", path_contains="award_emoji")
+    started = time.monotonic()
+    assert deliver(web_url, payload).status_code == 202
+    log = tmp_path / "worker-0.log"
+    try:
+        wait_until(
+            lambda: any(
+                n["body"].startswith("@alice **C-0016") for n in gitlab_emulator.notes(pid, iid)
+            ),
+            60,
+            "reply after the throttled award",
+        )
+    except AssertionError:
+        print(log.read_text(errors="replace"))
+        raise
+    assert time.monotonic() - started >= 3.0
+    retries = [
+        json.loads(line)
+        for line in log.read_text(errors="replace").splitlines()
+        if line.startswith("{") and '"msg": "retry"' in line
+    ]
+    assert [r["countdown"] for r in retries] == [3.0]

@@ -17,8 +17,10 @@ Every transient answer is logged (``gitlab-transient``), so retries are visible 
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import replace
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from functools import cached_property
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -28,7 +30,6 @@ import gitlab
 import gitlab.exceptions
 import requests
 
-from bot.commands import MergeRequestInfo
 from bot.errors import (
     ForgeConflictError,
     ForgeError,
@@ -36,7 +37,7 @@ from bot.errors import (
     ForgeTransientError,
     RepositoryError,
 )
-from bot.forge.base import ChangeRequest, check_repo_path
+from bot.forge.base import ChangeEdit, ChangeRequest, MergeRequestInfo, check_repo_path
 from bot.identity import BotIdentity
 from bot.observability import log_event
 
@@ -72,25 +73,82 @@ def translate_errors(operation: str, where: str, need: str = "read") -> Iterator
         if code in (400, 409, 422):
             raise ForgeConflictError(f"{operation} on {where} refused ({code}): {message}") from exc
         if code == 429 or code >= 500:
-            raise ForgeTransientError(f"{operation} on {where}: GitLab answered {code}") from exc
+            raise ForgeTransientError(
+                f"{operation} on {where}: GitLab answered {code}", retry_after=_retry_after(exc)
+            ) from exc
         raise ForgeError(f"{operation} on {where} failed ({code}): {message}") from exc
     except (requests.ConnectionError, requests.Timeout) as exc:
         raise ForgeTransientError(f"{operation} on {where}: {type(exc).__name__}") from exc
 
 
+MAX_RETRY_AFTER = 3600.0
+"""Seconds: a longer Retry-After is taken as this (a task never sleeps on GitLab for hours)."""
+
+
+def retry_after_seconds(value: str | None, now: datetime | None = None) -> float | None:
+    """Seconds to wait from a Retry-After header (delta-seconds or an HTTP date), at most
+    `MAX_RETRY_AFTER`; None when absent or unreadable."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return min(float(value), MAX_RETRY_AFTER)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        return None
+    wait = (when - (now or datetime.now(UTC))).total_seconds()
+    return min(max(wait, 0.0), MAX_RETRY_AFTER)
+
+
+class _Throttled(gitlab.exceptions.GitlabHttpError):
+    """A 429/5xx answer with what its Retry-After header asked for (`translate_errors` reads
+    it: python-gitlab's own errors keep no headers)."""
+
+    def __init__(self, cause: gitlab.exceptions.GitlabHttpError, retry_after: float) -> None:
+        super().__init__(cause.error_message, cause.response_code, cause.response_body)
+        self.retry_after = retry_after
+
+
+def _retry_after(exc: BaseException) -> float | None:
+    """The Retry-After of a `_Throttled` error, found through python-gitlab's re-raising."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, _Throttled):
+            return seen.retry_after
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
 class _Client(gitlab.Gitlab):
     """python-gitlab with one retry budget for every call (python-gitlab's default is 10 for
-    429 on calls that do not pass ``max_retries``); 0 turns its retries off entirely."""
+    429 on calls that do not pass ``max_retries``); 0 turns its retries off entirely. A
+    transient answer that ends a call carries its Retry-After (`_Throttled`)."""
 
     def __init__(self, *args: Any, retries: int, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.retries = retries
+        self._last = threading.local()
+        self.session.hooks["response"].append(self._remember_retry_after)
+
+    def _remember_retry_after(self, response: requests.Response, *_: Any, **__: Any) -> None:
+        self._last.retry_after = retry_after_seconds(response.headers.get("Retry-After"))
 
     def http_request(self, *args: Any, **kwargs: Any) -> requests.Response:
         kwargs["max_retries"] = self.retries
         kwargs["obey_rate_limit"] = self.retries > 0
         kwargs["retry_transient_errors"] = self.retries > 0
-        return super().http_request(*args, **kwargs)
+        self._last.retry_after = None
+        try:
+            return super().http_request(*args, **kwargs)
+        except gitlab.exceptions.GitlabHttpError as exc:
+            code = exc.response_code or 0
+            wait = getattr(self._last, "retry_after", None)
+            if (code == 429 or code >= 500) and wait is not None:
+                raise _Throttled(exc, wait) from exc
+            raise
 
 
 def _log_transient(retries: int) -> Any:
@@ -118,8 +176,8 @@ def client(url: str, token: str, timeout: float, retries: int = 5) -> gitlab.Git
 
 def current_user_id(url: str, token: str, timeout: float = 10.0) -> int:
     """The numeric id of the token's own user (``GET /user``): the bot's identity."""
-    gl = client(url.rstrip("/"), token, timeout)
-    gl.retry_transient_errors = False  # asked once at start: a down GitLab must not stall it
+    # asked once at start: a down GitLab must not stall it (no python-gitlab retries)
+    gl = client(url.rstrip("/"), token, timeout, retries=0)
     try:
         with translate_errors("read the token's user", f"GitLab at {url}"):
             gl.auth()
@@ -155,7 +213,6 @@ class GitLabForge:
         self.bot_email = bot_email or f"{bot_username}@users.noreply.kube-remedy"
         self.assign_reviewers = assign_reviewers
         self._gl = client(self.url, token, timeout, max_retries)
-        self._max_retries = max_retries
         self._trees: dict[str, tuple[str, ...]] = {}
         self._links: dict[str, frozenset[str]] = {}
         """Per ref: the paths that are symlinks (tree mode 120000)."""
@@ -176,9 +233,6 @@ class GitLabForge:
     def _call(self, operation: str, need: str = "read") -> contextlib.AbstractContextManager[None]:
         return translate_errors(operation, f"GitLab project {self.project_ref} at {self.url}", need)
 
-    def _http(self, **kwargs: Any) -> dict[str, Any]:
-        return dict(kwargs)
-
     @cached_property
     def bot_user_id(self) -> int:
         """The token's user: the bot. Its id, not its name, tells the bot's MRs and commits."""
@@ -196,7 +250,7 @@ class GitLabForge:
     @cached_property
     def _project(self) -> Any:
         with self._call("read the project"):
-            return self._gl.projects.get(self.project_ref, **self._http())
+            return self._gl.projects.get(self.project_ref)
 
     def default_branch(self) -> str:
         if self._default is None:
@@ -328,7 +382,7 @@ class GitLabForge:
         }
         self._trees.pop(branch, None)
         with self._call(f"commit to {branch}", "write"):
-            commit = self._project.commits.create(data, **self._http())
+            commit = self._project.commits.create(data)
         if self._branches is not None:
             self._branches[branch] = str(commit.id)
         return str(commit.id)
@@ -356,7 +410,7 @@ class GitLabForge:
         """Delete a branch of the bot (already gone is fine)."""
         try:
             with self._call(f"delete branch {branch}", "write"):
-                self._project.branches.delete(branch, **self._http())
+                self._project.branches.delete(branch)
         except ForgePermissionError as exc:
             if _status(exc) != 404:
                 raise
@@ -392,7 +446,9 @@ class GitLabForge:
             return list(self._changes)
         with self._call("list merge requests"):
             mrs = self._project.mergerequests.list(
-                author_id=self.bot_user_id, state="all", iterator=True, **self._http()
+                author_id=self.bot_user_id,
+                state="all",
+                iterator=True,
             )
             changes = [self._change(mr) for mr in mrs]
         self._changes = changes
@@ -402,7 +458,9 @@ class GitLabForge:
         """The open MR from ``branch``, whoever opened it (after GitLab's 409 on create)."""
         with self._call(f"list merge requests from {branch}"):
             mrs = self._project.mergerequests.list(
-                source_branch=branch, state="opened", get_all=False, **self._http()
+                source_branch=branch,
+                state="opened",
+                get_all=False,
             )
         return self._change(mrs[0]) if mrs else None
 
@@ -462,7 +520,7 @@ class GitLabForge:
                 data["assignee_ids"] = ids[:1]
         self._changes = None
         with self._call(f"open a merge request from {branch}", "write"):
-            mr = self._project.mergerequests.create(data, **self._http())
+            mr = self._project.mergerequests.create(data)
         return self._change(mr)
 
     def update_change(
@@ -473,37 +531,36 @@ class GitLabForge:
         description: str | None = None,
         labels: Sequence[str] | None = None,
     ) -> ChangeRequest:
-        data: dict[str, Any] = {}
-        if title is not None and title != change.title:
-            data["title"] = title
-        if description is not None and description != change.description:
-            data["description"] = description
-        if labels is not None:
-            wanted = list(dict.fromkeys([*labels, BOT_LABEL]))
-            if sorted(wanted) != sorted(change.labels):
-                data["labels"] = ",".join(wanted)
-        if not data:
+        edit = ChangeEdit.between(
+            change,
+            title=title,
+            description=description,
+            labels=None if labels is None else [*labels, BOT_LABEL],
+        )
+        if not edit:
             return change
+        data: dict[str, Any] = {}
+        if edit.title is not None:
+            data["title"] = edit.title
+        if edit.description is not None:
+            data["description"] = edit.description
+        if edit.labels is not None:
+            data["labels"] = ",".join(edit.labels)
         self._changes = None
         with self._call(f"update !{change.id}", "write"):
-            self._project.mergerequests.update(change.id, data, **self._http())
-        return replace(
-            change,
-            title=data.get("title", change.title),
-            description=data.get("description", change.description),
-            labels=tuple(data["labels"].split(",")) if "labels" in data else change.labels,
-        )
+            self._project.mergerequests.update(change.id, data)
+        return edit.applied(change)
 
     def close_change(self, change: ChangeRequest, comment: str) -> None:
         self.comment(change, comment)
         self._changes = None
         with self._call(f"close !{change.id}", "write"):
-            self._project.mergerequests.update(change.id, {"state_event": "close"}, **self._http())
+            self._project.mergerequests.update(change.id, {"state_event": "close"})
 
     def comment(self, change: ChangeRequest, body: str) -> None:
         with self._call(f"comment on !{change.id}", "comment"):
             mr = self._project.mergerequests.get(change.id, lazy=True)
-            mr.notes.create({"body": body}, **self._http())
+            mr.notes.create({"body": body})
 
     # ------------------------------------------------------------------ review of people's MRs
 
@@ -512,7 +569,7 @@ class GitLabForge:
         ``sha``, ``diff_refs`` (base_sha, start_sha, head_sha) and ``changes`` (GitLab's per-file
         ``old_path``, ``new_path``, ``new_file``, ``deleted_file``, ``renamed_file``, ``diff``)."""
         with self._call(f"read the changes of !{iid}"):
-            data = self._project.mergerequests.get(iid, lazy=True).changes(**self._http())
+            data = self._project.mergerequests.get(iid, lazy=True).changes()
         return {
             "iid": int(data["iid"]),
             "state": str(data.get("state") or ""),
@@ -555,7 +612,7 @@ class GitLabForge:
         }
         with self._call(f"comment on line {line} of {path} in !{iid}", "comment"):
             mr = self._project.mergerequests.get(iid, lazy=True)
-            mr.discussions.create({"body": body, "position": position}, **self._http())
+            mr.discussions.create({"body": body, "position": position})
 
     # ------------------------------------------------------------------ dashboard, artifacts
 
@@ -622,38 +679,11 @@ class GitLabForge:
             ) from exc
         return bytes(data)
 
-
-# ---------------------------------------------------------------------- commands (bot.commands)
-
-
-class GitLabCommands:
-    """`bot.commands.GitLabPort` over python-gitlab: the calls MR and chat commands make, for
-    any configured project (one instance per task, like a forge per run)."""
-
-    def __init__(
-        self, url: str, token: str, *, max_retries: int = 3, timeout: float = 10.0
-    ) -> None:
-        self.url = url.rstrip("/")
-        self._gl = client(self.url, token, timeout, max_retries)
-        self._max_retries = max_retries
-        self._me: int | None = None
-
-    def __repr__(self) -> str:  # never the token
-        return f"GitLabCommands({self.url!r})"
+    # ------------------------------------------------------------------ commands (bot.commands)
 
     def close(self) -> None:
+        """Release the HTTP session (a forge made for one task)."""
         self._gl.session.close()
-
-    def _call(
-        self, operation: str, project: str, need: str = "read"
-    ) -> contextlib.AbstractContextManager[None]:
-        return translate_errors(operation, f"GitLab project {project} at {self.url}", need)
-
-    def _project(self, project: str) -> Any:
-        return self._gl.projects.get(project, lazy=True)
-
-    def _mr(self, project: str, iid: int) -> Any:
-        return self._project(project).mergerequests.get(iid, lazy=True)
 
     @staticmethod
     def _info(data: Mapping[str, Any]) -> MergeRequestInfo:
@@ -668,78 +698,76 @@ class GitLabCommands:
             web_url=str(data.get("web_url") or ""),
         )
 
-    def access_level(self, project: str, user_id: int) -> int:
+    @cached_property
+    def _lazy_project(self) -> Any:
+        """The project as a path only: a command's calls never GET the project first."""
+        return self._gl.projects.get(self.project_ref, lazy=True)
+
+    def _mr(self, iid: int) -> Any:
+        return self._lazy_project.mergerequests.get(iid, lazy=True)
+
+    def access_level(self, user_id: int) -> int:
         """Effective access (inherited included); 0 when not a member or not visible."""
         try:
-            with self._call(f"read the membership of user {user_id}", project):
-                member = self._project(project).members_all.get(
-                    user_id, max_retries=self._max_retries
-                )
+            with self._call(f"read the membership of user {user_id}"):
+                member = self._lazy_project.members_all.get(user_id)
         except ForgePermissionError as exc:
             if _status(exc) in (403, 404):
                 return 0
             raise
         return int(member.access_level)
 
-    def merge_request(self, project: str, iid: int) -> MergeRequestInfo:
-        with self._call(f"read !{iid}", project):
-            mr = self._project(project).mergerequests.get(iid, max_retries=self._max_retries)
+    def merge_request(self, iid: int) -> MergeRequestInfo:
+        with self._call(f"read !{iid}"):
+            mr = self._lazy_project.mergerequests.get(iid)
         return self._info(mr.attributes)
 
-    def open_merge_requests(self, project: str, branch_prefix: str) -> list[MergeRequestInfo]:
-        with self._call("list open merge requests", project):
-            mrs = self._project(project).mergerequests.list(
-                state="opened", iterator=True, max_retries=self._max_retries
-            )
+    def open_merge_requests(self, branch_prefix: str) -> list[MergeRequestInfo]:
+        with self._call("list open merge requests"):
+            mrs = self._lazy_project.mergerequests.list(state="opened", iterator=True)
             return [
                 self._info(mr.attributes)
                 for mr in mrs
                 if str(mr.source_branch).startswith(branch_prefix)
             ]
 
-    def award_emoji(self, project: str, iid: int, note_id: int, name: str) -> None:
+    def award_emoji(self, iid: int, note_id: int, name: str) -> None:
         try:
-            with self._call(f"award :{name}: on note {note_id} of !{iid}", project, "comment"):
-                note = self._mr(project, iid).notes.get(note_id, lazy=True)
-                note.awardemojis.create({"name": name}, max_retries=self._max_retries)
+            with self._call(f"award :{name}: on note {note_id} of !{iid}", "comment"):
+                note = self._mr(iid).notes.get(note_id, lazy=True)
+                note.awardemojis.create({"name": name})
         except ForgePermissionError as exc:
             # Already awarded: GitLab answers 404 "has already been taken"; nothing to do.
             if _status(exc) != 404:
                 raise
 
-    def note_has_award(self, project: str, iid: int, note_id: int, name: str) -> bool:
-        with self._call(f"list awards on note {note_id} of !{iid}", project):
-            if self._me is None:
-                self._gl.auth()
-                self._me = int(self._gl.user.id)  # type: ignore[union-attr]
-            note = self._mr(project, iid).notes.get(note_id, lazy=True)
+    def note_has_award(self, iid: int, note_id: int, name: str) -> bool:
+        me = self.bot_user_id
+        with self._call(f"list awards on note {note_id} of !{iid}"):
+            note = self._mr(iid).notes.get(note_id, lazy=True)
             awards = note.awardemojis.list(iterator=True)
-            return any(a.name == name and (a.user or {}).get("id") == self._me for a in awards)
+            return any(a.name == name and (a.user or {}).get("id") == me for a in awards)
 
-    def reply(self, project: str, iid: int, body: str) -> None:
-        with self._call(f"reply on !{iid}", project, "comment"):
-            self._mr(project, iid).notes.create({"body": body}, max_retries=self._max_retries)
+    def reply(self, iid: int, body: str) -> None:
+        with self._call(f"reply on !{iid}", "comment"):
+            self._mr(iid).notes.create({"body": body})
 
-    def rebase(self, project: str, iid: int) -> None:
-        with self._call(f"rebase !{iid}", project, "write"):
-            self._mr(project, iid).rebase()
+    def rebase(self, iid: int) -> None:
+        with self._call(f"rebase !{iid}", "write"):
+            self._mr(iid).rebase()
 
-    def set_state(self, project: str, iid: int, event: str) -> None:
-        with self._call(f"{event} !{iid}", project, "write"):
-            self._project(project).mergerequests.update(
-                iid, {"state_event": event}, max_retries=self._max_retries
-            )
+    def set_state(self, iid: int, event: str) -> None:
+        self._changes = None
+        with self._call(f"{event} !{iid}", "write"):
+            self._lazy_project.mergerequests.update(iid, {"state_event": event})
 
-    def set_labels(
-        self, project: str, iid: int, *, add: Sequence[str] = (), remove: Sequence[str] = ()
-    ) -> None:
+    def set_labels(self, iid: int, *, add: Sequence[str] = (), remove: Sequence[str] = ()) -> None:
         data = {
             key: ",".join(names)
             for key, names in (("add_labels", add), ("remove_labels", remove))
             if names
         }
         if data:
-            with self._call(f"label !{iid}", project, "write"):
-                self._project(project).mergerequests.update(
-                    iid, data, max_retries=self._max_retries
-                )
+            self._changes = None
+            with self._call(f"label !{iid}", "write"):
+                self._lazy_project.mergerequests.update(iid, data)

@@ -11,7 +11,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 
 from bot.errors import ForgeConflictError
-from bot.forge.base import ChangeRequest
+from bot.forge.base import ChangeEdit, ChangeRequest, opened_change, refuse_second_open
 
 
 class InMemoryForge:
@@ -64,19 +64,12 @@ class InMemoryForge:
         labels: Sequence[str],
         reviewers: Sequence[str] = (),
     ) -> ChangeRequest:
-        if any(c.branch == branch and c.state == "opened" for c in self.changes):
-            raise ForgeConflictError(f"an open merge request already exists for {branch}")
+        refuse_second_open(((c.branch, c.state) for c in self.changes), branch)
         self.writes.append(f"open {branch}")
         created = (self.clock or datetime.now(UTC)).isoformat()
         return self._put(
-            ChangeRequest(
-                id=len(self.changes) + 1,
-                branch=branch,
-                title=title,
-                description=description,
-                state="opened",
-                labels=tuple(labels),
-                extra={"created_at": created},
+            opened_change(
+                len(self.changes) + 1, branch, title, description, labels, created_at=created
             )
         )
 
@@ -90,14 +83,8 @@ class InMemoryForge:
     ) -> ChangeRequest:
         self.writes.append(f"update {change.branch}")
         current = next(c for c in self.changes if c.id == change.id)
-        return self._put(
-            replace(
-                current,
-                title=current.title if title is None else title,
-                description=current.description if description is None else description,
-                labels=current.labels if labels is None else tuple(labels),
-            )
-        )
+        edit = ChangeEdit.between(current, title=title, description=description, labels=labels)
+        return self._put(edit.applied(current))
 
     def has_foreign_commits(self, change: ChangeRequest) -> bool:
         return next(c for c in self.changes if c.id == change.id).foreign_commits

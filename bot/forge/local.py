@@ -19,7 +19,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from bot.errors import ForgeConflictError, ForgeError, RepositoryError
-from bot.forge.base import ChangeRequest, check_repo_path
+from bot.forge.base import (
+    ChangeEdit,
+    ChangeRequest,
+    check_repo_path,
+    opened_change,
+    refuse_second_open,
+)
 
 BOT_NAME = "kube-remedy"
 BOT_EMAIL = "kube-remedy@localhost"
@@ -240,22 +246,18 @@ class LocalForge:
         reviewers: Sequence[str] = (),
     ) -> ChangeRequest:
         records = self._records()
-        if any(r["branch"] == branch and r["state"] == "opened" for r in records.values()):
-            raise ForgeConflictError(f"an open change request already exists for {branch}")
-        next_id = max(records, default=0) + 1
-        now = datetime.now(UTC).isoformat()
-        change = ChangeRequest(
-            id=next_id,
-            branch=branch,
-            title=title,
-            description=description,
-            state="opened",
-            labels=tuple(labels),
-            web_url=f"local:{branch}",
-            head_sha=self._git("rev-parse", branch) or "",
-            extra={"created_at": now, "reviewers": ",".join(reviewers)},
+        refuse_second_open(((str(r["branch"]), str(r["state"])) for r in records.values()), branch)
+        change = opened_change(
+            max(records, default=0) + 1,
+            branch,
+            title,
+            description,
+            labels,
+            created_at=datetime.now(UTC).isoformat(),
+            reviewers=",".join(reviewers),
         )
-        return self._store(change)
+        head = self._git("rev-parse", branch) or ""
+        return self._store(replace(change, web_url=f"local:{branch}", head_sha=head))
 
     def update_change(
         self,
@@ -265,14 +267,9 @@ class LocalForge:
         description: str | None = None,
         labels: Sequence[str] | None = None,
     ) -> ChangeRequest:
-        updated = replace(
-            change,
-            title=title if title is not None else change.title,
-            description=description if description is not None else change.description,
-            labels=tuple(labels) if labels is not None else change.labels,
-            head_sha=self._git("rev-parse", change.branch, check=False) or change.head_sha,
-        )
-        return self._store(updated)
+        edit = ChangeEdit.between(change, title=title, description=description, labels=labels)
+        head = self._git("rev-parse", change.branch, check=False) or change.head_sha
+        return self._store(replace(edit.applied(change), head_sha=head))
 
     def has_foreign_commits(self, change: ChangeRequest) -> bool:
         base = self.default_branch()

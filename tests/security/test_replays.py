@@ -19,9 +19,10 @@ import pytest
 from anyio.from_thread import BlockingPortal, start_blocking_portal
 from celery import Celery
 
+from bot.chatops import slack_signature
 from bot.intake import RedisIntake
 from bot.settings import Settings
-from bot.web import create_app, slack_signature
+from bot.web import create_app
 from bot.web_settings import WebSettings
 from tests.redis_server import RedisServer, redis_server_fixture  # noqa: F401 - fixture
 from tests.test_web import MM_TOKEN, NOW, PROJECT, SECRET, SLACK_SECRET, mr_hook, note_hook

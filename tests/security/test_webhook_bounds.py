@@ -17,8 +17,9 @@ import pytest
 
 from bot.intake import MemoryDedupe
 from bot.settings import Settings
-from bot.web import create_app, json_too_deep
+from bot.web import create_app
 from bot.web_settings import WebSettings
+from bot.webhooks import json_too_deep
 from tests.test_web import (
     MM_TOKEN,
     NOW,
