@@ -1,0 +1,83 @@
+"""Typed views of untrusted report payloads: pydantic models the readers validate raw dicts into.
+
+A reader declares the parts of its scanner's format it reads as `Payload` models; unknown keys
+are ignored (scanners add fields between releases). The field types below keep the readers'
+long-standing tolerance of odd values in optional places, so a report that parsed before still
+parses to the same findings:
+
+- `Text`: any value as text, ``""`` for a missing or empty one (``str(value or "")``);
+- `Str`/`Int`: the value when it has that type, else None (no coercion: ``"1"`` is no int);
+- `Items`: a list, or an empty one for anything else;
+- `Object`: a JSON object (a mapping), or an empty one for anything else.
+
+Where a value of the wrong type makes the report unusable, a reader declares the field with its
+plain type and `validated` turns pydantic's error into a one-line `ReportError` naming where.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Annotated, Any, TypeVar
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, PlainValidator, ValidationError
+
+from bot.errors import ReportError
+
+
+class Payload(BaseModel):
+    """A part of a report: the declared fields, read from a JSON object."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True)
+
+
+def _text(value: Any) -> str:
+    return str(value) if value else ""
+
+
+def _str(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _int(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _items(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def _object(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
+Text = Annotated[str, PlainValidator(_text)]
+Str = Annotated[str | None, PlainValidator(_str)]
+Int = Annotated[int | None, PlainValidator(_int)]
+Items = Annotated[list[Any], PlainValidator(_items)]
+Object = Annotated[Mapping[str, Any], PlainValidator(_object)]
+Raw = Annotated[Any, PlainValidator(lambda value: value)]
+"""Any value, kept as it is (a reader that branches on its shape)."""
+
+
+def _objects_only(value: Any) -> list[Any]:
+    return [v for v in value if isinstance(v, Mapping)] if isinstance(value, list) else []
+
+
+ObjectsOnly = BeforeValidator(_objects_only)
+"""For ``Annotated[list[Model], ObjectsOnly]``: the JSON objects of a list, as models (other
+items, and a value that is no list, are passed over)."""
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def validated(model: type[M], data: Any, what: str) -> M:
+    """``data`` as ``model``; a mismatch is a one-line `ReportError` (``what`` names the report
+    and the part, e.g. ``"r.json: malformed Checkov report"``)."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        # ascii(): a hostile key never puts a newline or a terminal escape into the message
+        where = ".".join(ascii(str(p))[1:-1][:40] for p in first["loc"]) or "(top)"
+        raise ReportError(f"{what} at {where}: {first['msg']}") from None
