@@ -63,6 +63,14 @@ def _objects_only(value: Any) -> list[Any]:
     return [v for v in value if isinstance(v, Mapping)] if isinstance(value, list) else []
 
 
+def _or_none(value: Any) -> Any:
+    return value if isinstance(value, Mapping) else None
+
+
+OrEmpty = BeforeValidator(_object)
+"""For ``Annotated[Model, OrEmpty]``: a JSON object as the model, anything else as an empty one."""
+OrNone = BeforeValidator(_or_none)
+"""For ``Annotated[Model | None, OrNone]``: a JSON object as the model, anything else as None."""
 ObjectsOnly = BeforeValidator(_objects_only)
 """For ``Annotated[list[Model], ObjectsOnly]``: the JSON objects of a list, as models (other
 items, and a value that is no list, are passed over)."""
