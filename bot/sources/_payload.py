@@ -63,10 +63,17 @@ def _objects_only(value: Any) -> list[Any]:
     return [v for v in value if isinstance(v, Mapping)] if isinstance(value, list) else []
 
 
+def _falsy_empty(value: Any) -> Any:
+    return value or {}
+
+
 def _or_none(value: Any) -> Any:
     return value if isinstance(value, Mapping) else None
 
 
+FalsyEmpty = BeforeValidator(_falsy_empty)
+"""For ``Annotated[Model, FalsyEmpty]``: a missing or empty value as the empty model (``value or
+{}``); any other value that is no JSON object does not validate."""
 OrEmpty = BeforeValidator(_object)
 """For ``Annotated[Model, OrEmpty]``: a JSON object as the model, anything else as an empty one."""
 OrNone = BeforeValidator(_or_none)
@@ -88,4 +95,5 @@ def validated(model: type[M], data: Any, what: str) -> M:
         first = exc.errors()[0]
         # ascii(): a hostile key never puts a newline or a terminal escape into the message
         where = ".".join(ascii(str(p))[1:-1][:40] for p in first["loc"]) or "(top)"
-        raise ReportError(f"{what} at {where}: {first['msg']}") from None
+        message = "should be a JSON object" if first["type"] == "model_type" else first["msg"]
+        raise ReportError(f"{what} at {where}: {message}") from None
