@@ -27,7 +27,7 @@ from bot.errors import ReportError
 class Payload(BaseModel):
     """A part of a report: the declared fields, read from a JSON object."""
 
-    model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True)
+    model_config = ConfigDict(extra="ignore", frozen=True)
 
 
 def _text(value: Any) -> str:
