@@ -71,6 +71,9 @@ def _or_none(value: Any) -> Any:
     return value if isinstance(value, Mapping) else None
 
 
+ListOrEmpty = BeforeValidator(_items)
+"""For ``Annotated[list[Model], ListOrEmpty]``: a list (its items validated), or an empty one for
+anything else."""
 FalsyEmpty = BeforeValidator(_falsy_empty)
 """For ``Annotated[Model, FalsyEmpty]``: a missing or empty value as the empty model (``value or
 {}``); any other value that is no JSON object does not validate."""
