@@ -55,12 +55,20 @@ Str = Annotated[str | None, PlainValidator(_str)]
 Int = Annotated[int | None, PlainValidator(_int)]
 Items = Annotated[list[Any], PlainValidator(_items)]
 Object = Annotated[Mapping[str, Any], PlainValidator(_object)]
-Raw = Annotated[Any, PlainValidator(lambda value: value)]
+Raw = Any
 """Any value, kept as it is (a reader that branches on its shape)."""
 
 
 def _objects_only(value: Any) -> list[Any]:
     return [v for v in value if isinstance(v, Mapping)] if isinstance(value, list) else []
+
+
+def _list_unless_falsy(value: Any) -> list[Any] | None:
+    return value if isinstance(value, list) else None if value else []
+
+
+def _list_unless_none(value: Any) -> list[Any] | None:
+    return value if isinstance(value, list) else [] if value is None else None
 
 
 def _falsy_empty(value: Any) -> Any:
@@ -74,6 +82,11 @@ def _or_none(value: Any) -> Any:
 ListOrEmpty = BeforeValidator(_items)
 """For ``Annotated[list[Model], ListOrEmpty]``: a list (its items validated), or an empty one for
 anything else."""
+ListUnlessFalsy = BeforeValidator(_list_unless_falsy)
+"""For ``Annotated[list[X] | None, ListUnlessFalsy]``: a list, an empty one for a missing or empty
+value (``value or []``), None for any other value (the reader says it is no list)."""
+ListUnlessNone = BeforeValidator(_list_unless_none)
+"""As `ListUnlessFalsy`, but only a missing or null value is an empty list."""
 FalsyEmpty = BeforeValidator(_falsy_empty)
 """For ``Annotated[Model, FalsyEmpty]``: a missing or empty value as the empty model (``value or
 {}``); any other value that is no JSON object does not validate."""

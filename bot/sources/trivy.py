@@ -27,12 +27,22 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import yaml
-from pydantic import Field
+from pydantic import BeforeValidator, Field
 
 from bot import controls, scanner_map
 from bot.cluster import CustomResource
 from bot.errors import ReportError
-from bot.sources._payload import OrEmpty, Payload, Raw, Str, Text
+from bot.sources._payload import (
+    ListOrEmpty,
+    ListUnlessFalsy,
+    ObjectsOnly,
+    OrEmpty,
+    OrNone,
+    Payload,
+    Raw,
+    Str,
+    Text,
+)
 from bot.sources.base import KNOWN_KINDS, Report, Skipped
 from fixers.model import Finding, ResourceRef, SourceHint
 
@@ -107,26 +117,40 @@ class _Misconf(Payload):
     CauseMetadata: Annotated[_Cause, OrEmpty] = _Cause()
 
 
+def _objects_or_none(value: Any) -> Any:
+    """A list of JSON objects as it is; None for a list with anything else in it."""
+    return value if value is not None and all(isinstance(v, Mapping) for v in value) else None
+
+
 class _Result(Payload):
     """What Trivy found in one target (a file, an image)."""
 
     Target: Raw = None
     Type: Text = ""
-    Misconfigurations: Raw = None
+    Misconfigurations: Annotated[
+        list[_Misconf] | None, BeforeValidator(_objects_or_none), ListUnlessFalsy
+    ] = []
+    """None when it is no list of objects."""
     Vulnerabilities: Raw = None
     Secrets: Raw = None
 
 
 class _ConfigReport(Payload):
     ArtifactName: Text = ""
-    Results: list[Any]
+    Results: list[Annotated[_Result | None, OrNone]]
 
 
 class _K8sResource(Payload):
     Kind: Raw = None
     Name: Raw = None
     Namespace: Raw = None
-    Results: Raw = None
+    Results: Annotated[list[_Result], ObjectsOnly] = []
+
+
+class _K8sReport(Payload):
+    Resources: Annotated[list[Annotated[_K8sResource | None, OrNone]], ListOrEmpty] = []
+    Misconfigurations: Annotated[list[Annotated[_K8sResource | None, OrNone]], ListOrEmpty] = []
+    Vulnerabilities: Annotated[list[Annotated[_K8sResource | None, OrNone]], ListOrEmpty] = []
 
 
 class _Labels(Payload):
@@ -257,12 +281,9 @@ class _Builder:
         self.skipped: list[Skipped] = []
         self.passed: set[tuple[str, str]] = set()
 
-    def add_passed(self, result: _Result, ref: ResourceRef | None) -> None:
+    def add_passed(self, checks: list[_Misconf], ref: ResourceRef | None) -> None:
         """Trivy's successes (``--include-non-failures``): evidence a fix was resolved."""
-        for raw in result.Misconfigurations or ():
-            if not isinstance(raw, Mapping):
-                continue
-            misconf = _Misconf.model_validate(raw)
+        for misconf in checks:
             if _failed(misconf):
                 continue
             control = scanner_map.to_control(FORMAT, misconf.ID or "")
@@ -336,12 +357,14 @@ def _skip_non_config(builder: _Builder, result: _Result, where: str) -> None:
         builder.skipped.append(Skipped(f"{len(secrets)} secrets in {where}", SECRET_REASON))
 
 
-def _misconfigs(result: _Result, origin: str) -> list[tuple[_Misconf, str]]:
-    """The failed checks of ``result`` that have an id, with it."""
-    items = result.Misconfigurations or []
-    if not isinstance(items, list) or not all(isinstance(m, Mapping) for m in items):
+def _checks(result: _Result, origin: str) -> list[_Misconf]:
+    if result.Misconfigurations is None:
         raise ReportError(f"{origin}: malformed Trivy report: 'Misconfigurations' is not a list")
-    checks = (_Misconf.model_validate(m) for m in items)
+    return result.Misconfigurations
+
+
+def _misconfigs(checks: list[_Misconf]) -> list[tuple[_Misconf, str]]:
+    """The failed checks that have an id, with it."""
     return [(m, m.ID) for m in checks if _failed(m) and m.ID is not None]
 
 
@@ -384,14 +407,14 @@ def _ref(named: Named, *, file_scan: bool) -> ResourceRef | None:
 
 def _parse_config(data: _ConfigReport, builder: _Builder) -> None:
     artifact = data.ArtifactName
-    for i, raw in enumerate(data.Results):
-        if not isinstance(raw, Mapping):
+    for i, result in enumerate(data.Results):
+        if result is None:
             raise ReportError(f"{builder.origin}: malformed Trivy report: Results[{i}]")
-        result = _Result.model_validate(raw)
         target = str(result.Target or "")
         _skip_non_config(builder, result, target or artifact)
-        builder.add_passed(result, None)
-        misconfs = _misconfigs(result, builder.origin)
+        checks = _checks(result, builder.origin)
+        builder.add_passed(checks, None)
+        misconfs = _misconfigs(checks)
         if not misconfs:
             continue
         helm = result.Type.lower() == "helm"
@@ -482,15 +505,11 @@ def _scanned_file(artifact: str, target: str) -> Path:
     return base / target if base.is_dir() else Path(target)
 
 
-def _parse_k8s(data: Mapping[str, Any], builder: _Builder) -> None:
-    resources: list[Any] = []
-    for key in ("Resources", "Misconfigurations", "Vulnerabilities"):
-        if isinstance(data.get(key), list):
-            resources += data[key]
-    for i, raw in enumerate(resources):
-        if not isinstance(raw, Mapping):
+def _parse_k8s(data: _K8sReport, builder: _Builder) -> None:
+    resources = [*data.Resources, *data.Misconfigurations, *data.Vulnerabilities]
+    for i, resource in enumerate(resources):
+        if resource is None:
             raise ReportError(f"{builder.origin}: malformed Trivy k8s report: resource #{i}")
-        resource = _K8sResource.model_validate(raw)
         kind, name, namespace = resource.Kind, resource.Name, resource.Namespace or None
         where = f"{kind}/{resource.Namespace or ''}/{name}"
         own = (
@@ -498,14 +517,12 @@ def _parse_k8s(data: Mapping[str, Any], builder: _Builder) -> None:
             if kind and name
             else None
         )
-        for item in resource.Results or ():
-            if not isinstance(item, Mapping):
-                continue
-            result = _Result.model_validate(item)
+        for result in resource.Results:
             _skip_non_config(builder, result, f"{where} ({result.Target})")
+            checks = _checks(result, builder.origin)
             if own is not None:
-                builder.add_passed(result, own)
-            for misconf, raw_id in _misconfigs(result, builder.origin):
+                builder.add_passed(checks, own)
+            for misconf, raw_id in _misconfigs(checks):
                 said = read_message(misconf.Message)
                 ref = own if own is not None else _ref(said, file_scan=False)
                 if ref is None:
@@ -591,7 +608,7 @@ def parse(data: Any, origin: str) -> Report:
     if isinstance(data.get("Results"), list):
         _parse_config(_ConfigReport.model_validate(data), builder)
     elif "ClusterName" in data:
-        _parse_k8s(data, builder)
+        _parse_k8s(_K8sReport.model_validate(data), builder)
     else:
         for cr in data.get("items") if data.get("kind") == "List" else [data]:
             _parse_operator(_OperatorReport.model_validate(cr), builder)
