@@ -25,7 +25,7 @@ from bot import controls, scanner_map
 from bot.cluster import CustomResource
 from bot.errors import RemedyError, ReportError
 from bot.safe_load import load_json
-from bot.sources._payload import OrEmpty, OrNone, Payload, Raw, Str, Text
+from bot.sources._payload import ListUnlessFalsy, OrEmpty, OrNone, Payload, Raw, Str, Text
 from bot.sources.base import Report, Skipped, one_or_list
 from fixers.model import Finding, FixHint, ResourceRef
 
@@ -63,26 +63,31 @@ class _Properties(Payload):
     controls: Str = None
 
 
+_Subjects = Annotated[list[Annotated[_Subject | None, OrNone]] | None, ListUnlessFalsy]
+"""Resources named in a list: [] when missing or empty, None when it is no list."""
+
+
 class _Result(Payload):
     policy: Text = ""
     rule: Text = ""
     result: Text = ""
     message: Text = ""
     severity: Raw = None
-    resources: Raw = None
+    resources: _Subjects = []
     properties: Annotated[_Properties | None, OrNone] = None
 
 
 class _Metadata(Payload):
     namespace: Text = ""
-    ownerReferences: Raw = None
+    ownerReferences: _Subjects = []
 
 
 class _Report(Payload):
     kind: Text = ""
     metadata: Annotated[_Metadata, OrEmpty] = _Metadata()
-    scope: Raw = None
-    results: Raw = None
+    scope: Annotated[_Subject | None, OrNone] = None
+    results: Annotated[list[Annotated[_Result | None, OrNone]] | None, ListUnlessFalsy] = []
+    """None when it is no list; an item that is no mapping is None."""
     summary: Raw = None
 
 
@@ -114,17 +119,14 @@ def _hint_path(pointer: str) -> str:
 def _refs(result: _Result, report: _Report, origin: str) -> Iterable[ResourceRef]:
     meta = report.metadata
     default_ns = "" if report.kind.startswith("Cluster") else meta.namespace
-    raw = result.resources
-    if not raw:
-        owners = meta.ownerReferences or []
-        raw = [report.scope] if isinstance(report.scope, Mapping) else owners[:1]
-    if not isinstance(raw, list):
+    subjects = result.resources
+    if subjects == []:
+        owners = meta.ownerReferences
+        subjects = [report.scope] if report.scope is not None else owners and owners[:1]
+    if subjects is None:
         raise ReportError(f"{origin}: malformed policy report: 'resources' is not a list")
-    for item in raw:
-        if not isinstance(item, Mapping):
-            continue
-        subject = _Subject.model_validate(item)
-        if not subject.kind or not subject.name:
+    for subject in subjects:
+        if subject is None or not subject.kind or not subject.name:
             continue
         yield ResourceRef(
             api_version=subject.apiVersion,
@@ -141,13 +143,11 @@ def _read(
     skipped: list[Skipped],
     passed: set[tuple[str, str]],
 ) -> None:
-    results = report.results or []
-    if not isinstance(results, list):
+    if report.results is None:
         raise ReportError(f"{origin}: malformed policy report: 'results' is not a list")
-    for i, raw in enumerate(results):
-        if not isinstance(raw, Mapping):
+    for i, result in enumerate(report.results):
+        if result is None:
             raise ReportError(f"{origin}: malformed policy report: results[{i}] is not a mapping")
-        result = _Result.model_validate(raw)
         outcome = result.result.lower()
         policy = result.policy
         if outcome == "pass":
