@@ -34,7 +34,7 @@ from pydantic import Field, PlainValidator
 from bot import controls
 from bot.cluster import CustomResource
 from bot.errors import ReportError
-from bot.sources._payload import ListOrEmpty, ObjectsOnly, OrEmpty, Payload, Raw, Text
+from bot.sources._payload import ListOrEmpty, ObjectsOnly, OrEmpty, OrNone, Payload, Raw, Text
 from bot.sources.base import KNOWN_KINDS, Report, Skipped, one_or_list
 from bot.sources.kubescape import build_report, status_of
 from fixers.model import Severity
@@ -126,7 +126,8 @@ class _Control(Payload):
 
 
 class _Spec(Payload):
-    controls: Raw = None
+    controls: Annotated[dict[Any, Annotated[_Control | None, OrNone]] | None, OrNone] = None
+    """By control id; None when it is no mapping, and so is an entry."""
 
 
 class _Scan(Payload):
@@ -215,18 +216,17 @@ class _Reader:
                 )
                 continue
             table = scan.spec.controls
-            if not isinstance(table, Mapping):
+            if table is None:
                 raise ReportError(
                     f"{self.origin}: malformed {scan.kind} {name}: spec.controls is not a mapping"
                 )
             converted = []
-            for cid, raw in table.items():
-                if not isinstance(raw, Mapping):
+            for cid, entry in table.items():
+                if entry is None:
                     raise ReportError(
                         f"{self.origin}: malformed {scan.kind} {name}: control {cid} is not a "
                         "mapping"
                     )
-                entry = _Control.model_validate(raw)
                 control = _control(str(cid), entry)
                 self._note(control["controlID"], resource_id, entry)
                 converted.append(control)
