@@ -6,9 +6,10 @@ long-standing tolerance of odd values in optional places, so a report that parse
 parses to the same findings:
 
 - `Text`: any value as text, ``""`` for a missing or empty one (``str(value or "")``);
-- `Str`/`Int`: the value when it has that type, else None (no coercion: ``"1"`` is no int);
-- `Items`: a list, or an empty one for anything else;
-- `Object`: a JSON object (a mapping), or an empty one for anything else.
+- `Str`: the value when it is a string, else None (no coercion);
+- `Raw`: the value as it is, for a reader that branches on its shape;
+- `OrEmpty`/`OrNone`/`FalsyEmpty`, `ListOrEmpty`/`ObjectsOnly`/`ListUnlessFalsy`/`ListUnlessNone`:
+  nested models and lists, with what a value of another type reads as (see each).
 
 Where a value of the wrong type makes the report unusable, a reader declares the field with its
 plain type and `validated` turns pydantic's error into a one-line `ReportError` naming where.
@@ -38,10 +39,6 @@ def _str(value: Any) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def _int(value: Any) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
-
-
 def _items(value: Any) -> list[Any]:
     return value if isinstance(value, list) else []
 
@@ -52,9 +49,6 @@ def _object(value: Any) -> Mapping[str, Any]:
 
 Text = Annotated[str, PlainValidator(_text)]
 Str = Annotated[str | None, PlainValidator(_str)]
-Int = Annotated[int | None, PlainValidator(_int)]
-Items = Annotated[list[Any], PlainValidator(_items)]
-Object = Annotated[Mapping[str, Any], PlainValidator(_object)]
 Raw = Any
 """Any value, kept as it is (a reader that branches on its shape)."""
 

@@ -10,11 +10,8 @@ import pytest
 from bot.errors import ReportError
 from bot.sources._payload import (
     FalsyEmpty,
-    Int,
-    Items,
     ListUnlessFalsy,
     ListUnlessNone,
-    Object,
     ObjectsOnly,
     OrEmpty,
     OrNone,
@@ -32,9 +29,6 @@ class _Leaf(Payload):
 class _Sample(Payload):
     text: Text = ""
     string: Str = None
-    number: Int = None
-    items: Items = []
-    obj: Object = {}
     or_empty: Annotated[_Leaf, OrEmpty] = _Leaf()
     or_none: Annotated[_Leaf | None, OrNone] = None
     falsy_empty: Annotated[_Leaf, FalsyEmpty] = _Leaf()
@@ -45,8 +39,8 @@ class _Sample(Payload):
 
 def test_missing_fields_take_their_defaults() -> None:
     sample = _Sample.model_validate({"unknown": 1})
-    assert sample.text == "" and sample.string is None and sample.number is None
-    assert sample.items == [] and sample.obj == {} and sample.or_none is None
+    assert sample.text == "" and sample.string is None and sample.or_none is None
+    assert sample.objects == [] and sample.unless_falsy == []
 
 
 @pytest.mark.parametrize(
@@ -56,16 +50,13 @@ def test_text_is_str_of_the_value_or_empty(raw: object, text: str) -> None:
     assert _Sample.model_validate({"text": raw}).text == text
 
 
-def test_str_and_int_keep_only_their_own_type() -> None:
-    assert _Sample.model_validate({"string": "s", "number": 3}).string == "s"
-    odd = _Sample.model_validate({"string": 3, "number": "3"})
-    assert odd.string is None and odd.number is None
-    assert _Sample.model_validate({"number": True}).number is None  # a bool is no count
+def test_str_keeps_only_strings() -> None:
+    assert _Sample.model_validate({"string": "s"}).string == "s"
+    assert _Sample.model_validate({"string": 3}).string is None
 
 
-def test_lists_and_objects_of_the_wrong_type_read_as_empty() -> None:
-    sample = _Sample.model_validate({"items": "abc", "obj": [1], "objects": {"a": 1}})
-    assert sample.items == [] and sample.obj == {} and sample.objects == []
+def test_objects_only_keeps_the_objects_of_a_list() -> None:
+    assert _Sample.model_validate({"objects": {"a": 1}}).objects == []
     kept = _Sample.model_validate({"objects": [{"text": "x"}, 3, None]})
     assert [leaf.text for leaf in kept.objects] == ["x"]
 
