@@ -174,6 +174,30 @@ def test_bounded_and_clear_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
         load_evidence([tmp_path / "missing.json"])
 
 
+def test_annotations_of_the_wrong_shape_are_no_traceback() -> None:
+    profile = {
+        "apiVersion": "spdx.softwarecomposition.kubescape.io/v1beta1",
+        "kind": "ApplicationProfile",
+        "metadata": {
+            "name": "replicaset-web-5d9c7",
+            "namespace": "shop",
+            "labels": {
+                "kubescape.io/workload-kind": "Deployment",
+                "kubescape.io/workload-name": "web",
+            },
+            "annotations": "not a mapping",
+        },
+        "spec": {"containers": [{"name": "app"}]},
+    }
+    evidence = RuntimeEvidence()
+    evidence.add([profile], "odd.json")
+    evidence.finish()
+    assert evidence.workloads == {}
+    (skipped,) = evidence.skipped
+    assert skipped.what == "ApplicationProfile shop/replicaset-web-5d9c7"
+    assert "learning not complete" in skipped.reason
+
+
 # --------------------------------------------------------------------------- live cluster
 
 

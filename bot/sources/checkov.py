@@ -21,6 +21,7 @@ from typing import Any
 from bot import controls, scanner_map
 from bot.errors import RemedyError, ReportError
 from bot.safe_load import load_yaml_all
+from bot.sources._payload import Payload, Raw, Str, Text
 from bot.sources.base import Report, Skipped
 from fixers.model import Finding, ResourceRef, SourceHint
 
@@ -52,6 +53,31 @@ PER_CONTAINER = frozenset(
 """Controls Kubescape and Trivy report per container (the others are per pod or resource)."""
 
 
+class _Check(Payload):
+    """One passed or failed check."""
+
+    check_id: Str = None
+    check_name: Text = ""
+    resource: Text = ""
+    file_path: Raw = None
+    file_line_range: Raw = None
+    severity: Raw = None
+    code_block: Raw = None
+
+
+class _Results(Payload):
+    passed_checks: Raw = None
+    failed_checks: Raw = None
+
+
+class _Run(Payload):
+    """One framework's results (what `sniff` recognises)."""
+
+    check_type: str
+    results: _Results
+    summary: Raw = None
+
+
 def _is_run(item: Any) -> bool:
     return (
         isinstance(item, Mapping)
@@ -67,9 +93,9 @@ def sniff(data: Any) -> bool:
     return _is_run(data)
 
 
-def _document(check: Mapping[str, Any]) -> Mapping[str, Any] | None:
+def _document(check: _Check) -> Mapping[str, Any] | None:
     """The resource as Checkov quotes it in ``code_block``, parsed."""
-    block = check.get("code_block")
+    block = check.code_block
     if not isinstance(block, list):
         return None
     text = "".join(
@@ -123,20 +149,20 @@ def resource_of(doc: Mapping[str, Any] | None) -> ResourceRef | None:
     return None
 
 
-def _ref(check: Mapping[str, Any], doc: Mapping[str, Any] | None) -> ResourceRef | None:
+def _ref(check: _Check, doc: Mapping[str, Any] | None) -> ResourceRef | None:
     ref = resource_of(doc)
     if ref is not None:
         return ref
-    parts = str(check.get("resource") or "").split(".")
+    parts = check.resource.split(".")
     if len(parts) < 3 or not parts[0] or not parts[2]:
         return None
     namespace = parts[1] if parts[1] != "default" else None  # Checkov's stand-in for "unset"
     return ResourceRef(kind=parts[0], namespace=namespace, name=".".join(parts[2:]))
 
 
-def _source(check: Mapping[str, Any], check_type: str) -> SourceHint:
-    path = str(check.get("file_path") or "").lstrip("/") or None
-    lines = check.get("file_line_range")
+def _source(check: _Check, check_type: str) -> SourceHint:
+    path = str(check.file_path or "").lstrip("/") or None
+    lines = check.file_line_range
     line = lines[0] if isinstance(lines, list) and lines and isinstance(lines[0], int) else None
     chart = None
     if check_type == "helm" and path and "/templates/" in f"/{path}":
@@ -147,10 +173,13 @@ def _source(check: Mapping[str, Any], check_type: str) -> SourceHint:
 def _passed(checks: Any) -> set[tuple[str, str]]:
     """(control, resource key) of each mapped passed check: evidence of a resolved fix."""
     out = set()
-    for check in checks if isinstance(checks, list) else ():
-        if not isinstance(check, Mapping) or not isinstance(check.get("check_id"), str):
+    for raw in checks if isinstance(checks, list) else ():
+        if not isinstance(raw, Mapping):
             continue
-        control = scanner_map.to_control(FORMAT, check["check_id"])
+        check = _Check.model_validate(raw)
+        if check.check_id is None:
+            continue
+        control = scanner_map.to_control(FORMAT, check.check_id)
         ref = _ref(check, _document(check)) if control else None
         if control and ref is not None:
             out.add((control, ref.key))
@@ -166,31 +195,32 @@ def parse(data: Any, origin: str) -> Report:
     skipped: list[Skipped] = []
     summary: dict[str, Any] = {}
     passed: set[tuple[str, str]] = set()
-    for run in runs:
-        check_type = str(run["check_type"])
-        if isinstance(run.get("summary"), Mapping):
-            summary[check_type] = dict(run["summary"])
-        passed.update(_passed(run["results"].get("passed_checks")))
-        failed = run["results"].get("failed_checks")
+    for run in (_Run.model_validate(r) for r in runs):
+        check_type = run.check_type
+        if isinstance(run.summary, Mapping):
+            summary[check_type] = dict(run.summary)
+        passed.update(_passed(run.results.passed_checks))
+        failed = run.results.failed_checks
         failed = [] if failed is None else failed
         if not isinstance(failed, list):
             raise ReportError(f"{origin}: malformed Checkov report: 'failed_checks' is not a list")
-        for i, check in enumerate(failed):
-            if not isinstance(check, Mapping) or not isinstance(check.get("check_id"), str):
+        for i, raw in enumerate(failed):
+            check = _Check.model_validate(raw) if isinstance(raw, Mapping) else None
+            if check is None or check.check_id is None:
                 raise ReportError(
                     f"{origin}: malformed Checkov report: {check_type} failed_checks[{i}] "
                     "has no check_id"
                 )
-            check_id = check["check_id"]
+            check_id = check.check_id
             doc = _document(check)
             ref = _ref(check, doc)
             if ref is None:
                 skipped.append(
-                    Skipped(f"{check_id} in {check.get('file_path')}", "no resource kind and name")
+                    Skipped(f"{check_id} in {check.file_path}", "no resource kind and name")
                 )
                 continue
             control = scanner_map.to_control(FORMAT, check_id)
-            name = str(check.get("check_name") or "")
+            name = check.check_name
             if control is None:
                 skipped.append(
                     Skipped(
@@ -205,7 +235,7 @@ def parse(data: Any, origin: str) -> Report:
                     control_id=control,
                     scanner=FORMAT,
                     scanner_ids=(check_id,),
-                    severity=controls.severity(control, check.get("severity")),
+                    severity=controls.severity(control, check.severity),
                     resource=ref,
                     container=only_container(doc) if control in PER_CONTAINER else None,
                     source=_source(check, check_type),

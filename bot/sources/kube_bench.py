@@ -14,14 +14,41 @@ scanners' findings; every other failure is `Skipped` with kube-bench's remediati
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Annotated, Any
+
+from pydantic import BeforeValidator, ValidationError
 
 from bot import controls, scanner_map
 from bot.errors import ReportError
+from bot.sources._payload import ObjectsOnly, Payload, Raw, Text
 from bot.sources.base import Report, Skipped
 from fixers.model import Finding, ResourceRef, Severity
 
 FORMAT = "kube-bench"
+
+
+class _Result(Payload):
+    test_number: Text = ""
+    test_desc: Text = ""
+    status: Raw = None
+    remediation: Text = ""
+
+
+def _results(value: Any) -> list[Any]:
+    if not value:
+        return []
+    if not isinstance(value, list):
+        raise ValueError("results is not a list")
+    return value
+
+
+class _Group(Payload):
+    results: Annotated[list[_Result], ObjectsOnly, BeforeValidator(_results)] = []
+
+
+class _Control(Payload):
+    node_type: Text = ""
+    tests: list[_Group]
 
 
 def _is_control(item: Any) -> bool:
@@ -60,42 +87,43 @@ def parse(data: Any, origin: str) -> Report:
         raise ReportError(f"{origin}: not a kube-bench JSON report (no 'Controls' with 'tests')")
     findings: list[Finding] = []
     skipped: list[Skipped] = []
-    for control in items:
-        node_type = str(control.get("node_type") or "node")
-        for group in control["tests"]:
-            if not isinstance(group, Mapping) or not isinstance(group.get("results") or [], list):
-                raise ReportError(
-                    f"{origin}: malformed kube-bench report: a test's results is not a list"
-                )
-            for result in group.get("results") or ():
-                if not isinstance(result, Mapping) or str(result.get("status")).upper() != "FAIL":
-                    continue
-                number = str(result.get("test_number") or "")
-                desc = " ".join(str(result.get("test_desc") or "").split())
-                remediation = " ".join(str(result.get("remediation") or "").split())
-                canonical = _canonical(number) if number else None
-                if canonical is None:
-                    skipped.append(
-                        Skipped(
-                            f"CIS {number} on {node_type}: {desc}",
-                            "node configuration is not in cd-config; kube-bench says: "
-                            + (remediation or "no remediation given"),
-                        )
-                    )
-                    continue
-                known = controls.get(canonical)
-                findings.append(
-                    Finding(
-                        control_id=canonical,
-                        scanner=FORMAT,
-                        scanner_ids=(f"CIS-{number}",),
-                        severity=known.severity_level if known else Severity.UNKNOWN,
-                        resource=ResourceRef(api_version="v1", kind="Node", name=node_type),
-                        message=f"{desc} (kube-bench remediation: {remediation})"
-                        if remediation
-                        else desc,
+    for item in items:
+        try:
+            control = _Control.model_validate(item)
+        except ValidationError:
+            raise ReportError(
+                f"{origin}: malformed kube-bench report: a test's results is not a list"
+            ) from None
+        node_type = control.node_type or "node"
+        for result in (r for group in control.tests for r in group.results):
+            if str(result.status).upper() != "FAIL":
+                continue
+            number = result.test_number
+            desc = " ".join(result.test_desc.split())
+            remediation = " ".join(result.remediation.split())
+            canonical = _canonical(number) if number else None
+            if canonical is None:
+                skipped.append(
+                    Skipped(
+                        f"CIS {number} on {node_type}: {desc}",
+                        "node configuration is not in cd-config; kube-bench says: "
+                        + (remediation or "no remediation given"),
                     )
                 )
+                continue
+            known = controls.get(canonical)
+            findings.append(
+                Finding(
+                    control_id=canonical,
+                    scanner=FORMAT,
+                    scanner_ids=(f"CIS-{number}",),
+                    severity=known.severity_level if known else Severity.UNKNOWN,
+                    resource=ResourceRef(api_version="v1", kind="Node", name=node_type),
+                    message=f"{desc} (kube-bench remediation: {remediation})"
+                    if remediation
+                    else desc,
+                )
+            )
     totals = data.get("Totals") if isinstance(data, Mapping) else None
     return Report(
         scanner=FORMAT,

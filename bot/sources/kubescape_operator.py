@@ -27,11 +27,14 @@ from __future__ import annotations
 import dataclasses
 import re
 from collections.abc import Iterable, Iterator, Mapping
-from typing import Any
+from typing import Annotated, Any
+
+from pydantic import Field, PlainValidator
 
 from bot import controls
 from bot.cluster import CustomResource
 from bot.errors import ReportError
+from bot.sources._payload import ListOrEmpty, ObjectsOnly, OrEmpty, OrNone, Payload, Raw, Text
 from bot.sources.base import KNOWN_KINDS, Report, Skipped, one_or_list
 from bot.sources.kubescape import build_report, status_of
 from fixers.model import Severity
@@ -46,7 +49,6 @@ CLUSTER_RESOURCES = (SCANS,)
 """What `bot.sources.fetch_from_cluster` lists: the scans (the summaries repeat them, pathless)."""
 _KINDS = frozenset({"WorkloadConfigurationScan", "WorkloadConfigurationScanSummary"})
 
-_LABEL = "kubescape.io/workload-"
 _WLID = re.compile(r"^wlid://cluster-[^/]*/namespace-(?P<ns>[^/]*)/(?P<kind>[a-z]+)-(?P<name>.+)$")
 
 
@@ -70,58 +72,113 @@ def _mapping(value: Any) -> Mapping[str, Any]:
     return value if isinstance(value, Mapping) else {}
 
 
-def _list(value: Any) -> list[Any]:
-    return value if isinstance(value, list) else []
-
-
 def _text(value: Any) -> str:
     return value.strip() if isinstance(value, str) else ""
 
 
+Trimmed = Annotated[str, PlainValidator(_text)]
+"""A string, stripped; ``""`` for anything else."""
+
+
+class _Labels(Payload):
+    kind: Trimmed = Field("", alias="kubescape.io/workload-kind")
+    name: Trimmed = Field("", alias="kubescape.io/workload-name")
+    namespace: Trimmed = Field("", alias="kubescape.io/workload-namespace")
+    group: Trimmed = Field("", alias="kubescape.io/workload-api-group")
+    version: Trimmed = Field("", alias="kubescape.io/workload-api-version")
+
+
+class _Annotations(Payload):
+    wlid: Trimmed = Field("", alias="kubescape.io/wlid")
+
+
+class _Metadata(Payload):
+    name: Trimmed = ""
+    labels: Annotated[_Labels, OrEmpty] = _Labels()
+    annotations: Annotated[_Annotations, OrEmpty] = _Annotations()
+
+
+class _Path(Payload):
+    failedPath: Trimmed = ""
+    fixPath: Trimmed = ""
+    fixPathValue: Raw = None
+
+
+class _Rule(Payload):
+    name: Trimmed = ""
+    status: Raw = None
+    paths: Annotated[list[_Path], ObjectsOnly] = []
+
+
+class _Severity(Payload):
+    severity: Raw = None
+    scoreFactor: Raw = None
+
+
+class _Control(Payload):
+    """One entry of ``spec.controls``."""
+
+    controlID: Trimmed = ""
+    name: Trimmed = ""
+    status: Raw = None
+    severity: Annotated[_Severity, OrEmpty] = _Severity()
+    rules: Annotated[list[Annotated[_Rule, OrEmpty]], ListOrEmpty] = []
+
+
+class _Spec(Payload):
+    controls: Annotated[dict[Any, Annotated[_Control | None, OrNone]] | None, OrNone] = None
+    """By control id; None when it is no mapping, and so is an entry."""
+
+
+class _Scan(Payload):
+    """A WorkloadConfigurationScan or its summary (what `_is_scan` recognises)."""
+
+    kind: Text = ""
+    metadata: Annotated[_Metadata, OrEmpty] = _Metadata()
+    spec: Annotated[_Spec, OrEmpty] = _Spec()
+
+
 def workload_id(item: Mapping[str, Any]) -> str | None:
     """The Kubescape resource id (``group/version/namespace/Kind/name``) of the scanned workload."""
-    metadata = _mapping(item.get("metadata"))
-    labels = _mapping(metadata.get("labels"))
-    wlid = _WLID.match(_text(_mapping(metadata.get("annotations")).get("kubescape.io/wlid")))
-    kind = _text(labels.get(f"{_LABEL}kind")) or (wlid["kind"] if wlid else "")
+    return _workload_id(_Metadata.model_validate(_mapping(item.get("metadata"))))
+
+
+def _workload_id(metadata: _Metadata) -> str | None:
+    labels = metadata.labels
+    wlid = _WLID.match(metadata.annotations.wlid)
+    kind = labels.kind or (wlid["kind"] if wlid else "")
     if wlid and wlid["kind"] != kind.lower():
         wlid = None  # an RBAC subject's wlid names its RoleBinding, not the subject
-    name = _text(labels.get(f"{_LABEL}name"))
+    name = labels.name
     if wlid and (not name or (wlid["name"].startswith(name) and len(wlid["name"]) > len(name))):
         name = wlid["name"]  # label values are cut at 63 characters; the annotation is not
     if not kind or not name:
         return None
-    namespace = _text(labels.get(f"{_LABEL}namespace")) or (wlid["ns"] if wlid else "")
-    group = _text(labels.get(f"{_LABEL}api-group"))
-    version = _text(labels.get(f"{_LABEL}api-version"))
+    namespace = labels.namespace or (wlid["ns"] if wlid else "")
+    group, version = labels.group, labels.version
     api_version = f"{group}/{version}" if group and version else version or group
     kind = KNOWN_KINDS.get(kind.lower(), kind[:1].upper() + kind[1:])
     return f"{api_version}/{namespace}/{kind}/{name}"
 
 
-def _paths(raw: Any) -> list[dict[str, Any]]:
+def _paths(raw: list[_Path]) -> list[dict[str, Any]]:
     paths: list[dict[str, Any]] = []
-    for entry in raw if isinstance(raw, list) else ():
-        entry = _mapping(entry)
-        if failed := _text(entry.get("failedPath")):
-            paths.append({"failedPath": failed})
-        if fix := _text(entry.get("fixPath")):
-            paths.append({"fixPath": {"path": fix, "value": entry.get("fixPathValue")}})
+    for entry in raw:
+        if entry.failedPath:
+            paths.append({"failedPath": entry.failedPath})
+        if entry.fixPath:
+            paths.append({"fixPath": {"path": entry.fixPath, "value": entry.fixPathValue}})
     return paths
 
 
-def _control(cid: str, raw: Mapping[str, Any]) -> dict[str, Any]:
+def _control(cid: str, raw: _Control) -> dict[str, Any]:
     return {
-        "controlID": _text(raw.get("controlID")) or cid,
-        "name": _text(raw.get("name")),
-        "status": {"status": status_of(raw.get("status")) or ""},
+        "controlID": raw.controlID or cid,
+        "name": raw.name,
+        "status": {"status": status_of(raw.status) or ""},
         "rules": [
-            {
-                "name": _text(_mapping(rule).get("name")),
-                "status": status_of(_mapping(rule).get("status")),
-                "paths": _paths(_mapping(rule).get("paths")),
-            }
-            for rule in _list(raw.get("rules"))
+            {"name": rule.name, "status": status_of(rule.status), "paths": _paths(rule.paths)}
+            for rule in raw.rules
         ],
     }
 
@@ -146,40 +203,40 @@ class _Reader:
                     f"({what})"
                 )
             self.objects += 1
-            name = _text(_mapping(item.get("metadata")).get("name")) or f"item {self.objects}"
-            resource_id = workload_id(item)
+            scan = _Scan.model_validate(item)
+            name = scan.metadata.name or f"item {self.objects}"
+            resource_id = _workload_id(scan.metadata)
             if resource_id is None:
                 self.skipped.append(
                     Skipped(
-                        f"{item['kind']} {name}",
+                        f"{scan.kind} {name}",
                         "names no workload (no kubescape.io/workload-kind and -name labels, "
                         "no kubescape.io/wlid annotation)",
                     )
                 )
                 continue
-            table = _mapping(item.get("spec")).get("controls")
-            if not isinstance(table, Mapping):
+            table = scan.spec.controls
+            if table is None:
                 raise ReportError(
-                    f"{self.origin}: malformed {item['kind']} {name}: spec.controls is not a mapping"
+                    f"{self.origin}: malformed {scan.kind} {name}: spec.controls is not a mapping"
                 )
             converted = []
-            for cid, raw in table.items():
-                if not isinstance(raw, Mapping):
+            for cid, entry in table.items():
+                if entry is None:
                     raise ReportError(
-                        f"{self.origin}: malformed {item['kind']} {name}: control {cid} is not a "
+                        f"{self.origin}: malformed {scan.kind} {name}: control {cid} is not a "
                         "mapping"
                     )
-                control = _control(str(cid), raw)
-                self._note(control["controlID"], resource_id, raw)
+                control = _control(str(cid), entry)
+                self._note(control["controlID"], resource_id, entry)
                 converted.append(control)
             yield {"resourceID": resource_id, "controls": converted}
 
-    def _note(self, cid: str, resource_id: str, raw: Mapping[str, Any]) -> None:
-        severity = _mapping(raw.get("severity"))
-        level = Severity.parse(severity.get("severity") or severity.get("scoreFactor"))
+    def _note(self, cid: str, resource_id: str, raw: _Control) -> None:
+        level = Severity.parse(raw.severity.severity or raw.severity.scoreFactor)
         if level is not Severity.UNKNOWN:
             self.severities.setdefault(cid, level)
-        status = status_of(raw.get("status"))
+        status = status_of(raw.status)
         if status:
             seen = self.statuses.setdefault(cid, {})
             # a workload read twice (scan and summary) fails if either says so

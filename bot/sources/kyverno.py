@@ -19,13 +19,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Annotated, Any
 
 from bot import controls, scanner_map
 from bot.cluster import CustomResource
 from bot.errors import RemedyError, ReportError
 from bot.safe_load import load_json
-from bot.sources.base import Report, Skipped, mapping, one_or_list
+from bot.sources._payload import ListUnlessFalsy, OrEmpty, OrNone, Payload, Raw, Str, Text
+from bot.sources.base import Report, Skipped, one_or_list
 from fixers.model import Finding, FixHint, ResourceRef
 
 FORMAT = "kyverno"
@@ -46,6 +47,48 @@ _JSON_POINTER_INDEX = re.compile(r"/(\d+)(?=/|$)")
 _PSS_FIELD = re.compile(r"\b(spec\.[A-Za-z0-9_.\[\]]+?)\s+is forbidden")
 PSS = "kyverno-pss"
 """The scanner_map table of Pod Security Standards check ids (``validate.podSecurity`` rules)."""
+
+
+class _Subject(Payload):
+    """A resource a result names (``resources[]``, ``scope`` or an owner reference)."""
+
+    apiVersion: Text = ""
+    kind: Text = ""
+    namespace: Text = ""
+    name: Text = ""
+
+
+class _Properties(Payload):
+    controlsJSON: Text = ""
+    controls: Str = None
+
+
+_Subjects = Annotated[list[Annotated[_Subject | None, OrNone]] | None, ListUnlessFalsy]
+"""Resources named in a list: [] when missing or empty, None when it is no list."""
+
+
+class _Result(Payload):
+    policy: Text = ""
+    rule: Text = ""
+    result: Text = ""
+    message: Text = ""
+    severity: Raw = None
+    resources: _Subjects = []
+    properties: Annotated[_Properties | None, OrNone] = None
+
+
+class _Metadata(Payload):
+    namespace: Text = ""
+    ownerReferences: _Subjects = []
+
+
+class _Report(Payload):
+    kind: Text = ""
+    metadata: Annotated[_Metadata, OrEmpty] = _Metadata()
+    scope: Annotated[_Subject | None, OrNone] = None
+    results: Annotated[list[Annotated[_Result | None, OrNone]] | None, ListUnlessFalsy] = []
+    """None when it is no list; an item that is no mapping is None."""
+    summary: Raw = None
 
 
 def _is_report(item: Any) -> bool:
@@ -73,57 +116,51 @@ def _hint_path(pointer: str) -> str:
     return dotted.replace(".[", "[")
 
 
-def _refs(
-    result: Mapping[str, Any], report: Mapping[str, Any], origin: str
-) -> Iterable[ResourceRef]:
-    meta = mapping(report.get("metadata"))
-    cluster_scoped = str(report.get("kind", "")).startswith("Cluster")
-    default_ns = None if cluster_scoped else meta.get("namespace")
-    raw = result.get("resources")
-    if not raw:
-        scope = report.get("scope")
-        owners = meta.get("ownerReferences") or []
-        raw = [scope] if isinstance(scope, Mapping) else owners[:1]
-    if not isinstance(raw, list):
+def _refs(result: _Result, report: _Report, origin: str) -> Iterable[ResourceRef]:
+    meta = report.metadata
+    default_ns = "" if report.kind.startswith("Cluster") else meta.namespace
+    subjects = result.resources
+    if subjects == []:
+        owners = meta.ownerReferences
+        subjects = [report.scope] if report.scope is not None else owners and owners[:1]
+    if subjects is None:
         raise ReportError(f"{origin}: malformed policy report: 'resources' is not a list")
-    for item in raw:
-        if not isinstance(item, Mapping) or not item.get("kind") or not item.get("name"):
+    for subject in subjects:
+        if subject is None or not subject.kind or not subject.name:
             continue
-        namespace = item.get("namespace") or default_ns
         yield ResourceRef(
-            api_version=str(item.get("apiVersion") or ""),
-            kind=str(item["kind"]),
-            namespace=str(namespace) if namespace else None,
-            name=str(item["name"]),
+            api_version=subject.apiVersion,
+            kind=subject.kind,
+            namespace=subject.namespace or default_ns or None,
+            name=subject.name,
         )
 
 
 def _read(
-    report: Mapping[str, Any],
+    report: _Report,
     origin: str,
     findings: list[Finding],
     skipped: list[Skipped],
     passed: set[tuple[str, str]],
 ) -> None:
-    results = report.get("results") or []
-    if not isinstance(results, list):
+    if report.results is None:
         raise ReportError(f"{origin}: malformed policy report: 'results' is not a list")
-    for i, result in enumerate(results):
-        if not isinstance(result, Mapping):
+    for i, result in enumerate(report.results):
+        if result is None:
             raise ReportError(f"{origin}: malformed policy report: results[{i}] is not a mapping")
-        outcome = str(result.get("result") or "").lower()
+        outcome = result.result.lower()
+        policy = result.policy
         if outcome == "pass":
-            control = scanner_map.to_control(FORMAT, str(result.get("policy") or ""))
+            control = scanner_map.to_control(FORMAT, policy)
             if control is not None:  # policies covering several controls are no evidence
-                entry = scanner_map.entries(FORMAT).get(str(result.get("policy")), {})
+                entry = scanner_map.entries(FORMAT).get(policy, {})
                 if not entry.get("by_path"):
                     passed.update((control, r.key) for r in _refs(result, report, origin))
             continue
         if outcome not in _FAILED and outcome != "error":
             continue
-        policy = str(result.get("policy") or "")
-        rule = str(result.get("rule") or "")
-        message = " ".join(str(result.get("message") or "").split())
+        rule = result.rule
+        message = " ".join(result.message.split())
         refs = list(_refs(result, report, origin))
         where = f"{policy}/{rule}" if rule else policy
         if not refs:
@@ -164,7 +201,7 @@ def _read(
                         control_id=control,
                         scanner=FORMAT,
                         scanner_ids=(scanner_id,),
-                        severity=controls.severity(control, result.get("severity")),
+                        severity=controls.severity(control, result.severity),
                         resource=ref,
                         hints=hints,
                         message=message,
@@ -172,23 +209,23 @@ def _read(
                 )
 
 
-def _pss_ids(result: Mapping[str, Any]) -> list[str]:
+def _pss_ids(result: _Result) -> list[str]:
     """The Pod Security Standards checks a ``validate.podSecurity`` result names."""
-    properties = result.get("properties")
-    if not isinstance(properties, Mapping):
+    properties = result.properties
+    if properties is None:
         return []
     try:
-        listed = load_json(str(properties.get("controlsJSON") or "[]"), "controlsJSON")
+        listed = load_json(properties.controlsJSON or "[]", "controlsJSON")
     except RemedyError:
         listed = []
     ids = [str(c["ID"]) for c in listed if isinstance(c, Mapping) and c.get("ID")]
-    if not ids and isinstance(properties.get("controls"), str):
-        ids = [i.strip() for i in properties["controls"].split(",") if i.strip()]
+    if not ids and properties.controls is not None:
+        ids = [i.strip() for i in properties.controls.split(",") if i.strip()]
     return list(dict.fromkeys(ids))
 
 
 def _pod_security(
-    result: Mapping[str, Any], where: str, message: str
+    result: _Result, where: str, message: str
 ) -> Iterable[tuple[str, str, tuple[FixHint, ...]]]:
     """(control, scanner id, hints) per mapped PSS check of a podSecurity result; the fields the
     message names as forbidden pick the control (hostNetwork or hostPID) and become hints."""
@@ -220,9 +257,10 @@ def parse(data: Any, origin: str) -> Report:
     skipped: list[Skipped] = []
     totals: dict[str, int] = {}
     passed: set[tuple[str, str]] = set()
-    for report in reports:
+    for raw in reports:
+        report = _Report.model_validate(raw)
         _read(report, origin, findings, skipped, passed)
-        summary = report.get("summary")
+        summary = report.summary
         if isinstance(summary, Mapping):
             for key, value in summary.items():
                 if isinstance(value, int):

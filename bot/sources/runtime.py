@@ -34,9 +34,10 @@ import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import yaml
+from pydantic import Field
 
 from bot.cluster import (
     DEFAULT_PAGE_SIZE,
@@ -47,7 +48,8 @@ from bot.cluster import (
     list_objects,
 )
 from bot.errors import ReportError
-from bot.sources.base import KNOWN_KINDS, Skipped, mapping
+from bot.sources._payload import OrEmpty, Payload, Raw, Text
+from bot.sources.base import KNOWN_KINDS, Skipped
 from bot.sources.kubescape_operator import workload_id
 from fixers.model import ResourceRef
 from fixers.runtime_evidence import (
@@ -77,6 +79,46 @@ WRITE_FLAGS = frozenset({"O_WRONLY", "O_RDWR", "O_CREAT"})
 TOKEN_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
 _TOKEN_DIRS = (TOKEN_DIR, TOKEN_DIR.removeprefix("/var"))
 _GO_TIME = re.compile(r"^(\d{4}-\d\d-\d\d) (\d\d:\d\d:\d\d)")
+
+
+# --------------------------------------------------------------------------- raw payload
+
+
+class _Annotations(Payload):
+    status: Raw = Field(None, alias="kubescape.io/status")
+    completion: Raw = Field(None, alias="kubescape.io/completion")
+    report_timestamp: Raw = Field(None, alias="kubescape.io/report-timestamp")
+    container_type: Raw = Field(None, alias="kubescape.io/workload-container-type")
+
+
+class _Labels(Payload):
+    container_name: Raw = Field(None, alias="kubescape.io/workload-container-name")
+
+
+class _Metadata(Payload):
+    """``metadata`` as served, or the flattened fields of the stored shape (see `_meta`)."""
+
+    name: Raw = None
+    namespace: Raw = None
+    creationTimestamp: Raw = None
+    annotations: Annotated[_Annotations, OrEmpty] = _Annotations()
+    labels: Annotated[_Labels, OrEmpty] = _Labels()
+
+
+class _OutputFields(Payload):
+    namespace: Raw = Field(None, alias="k8s.ns.name")
+    pod: Raw = Field(None, alias="k8s.pod.name")
+    container: Raw = Field(None, alias="k8s.container.name")
+    container_name: Raw = Field(None, alias="container.name")
+
+
+class _Alert(Payload):
+    """A Falco alert (what `_is_alert` recognises); its ``output`` text is never read."""
+
+    rule: Text = ""
+    priority: Text = ""
+    time: Text = ""
+    output_fields: Annotated[_OutputFields, OrEmpty] = _OutputFields()
 
 
 # --------------------------------------------------------------------------- shape helpers
@@ -213,8 +255,9 @@ class RuntimeEvidence:
             self._object(kind, item)
 
     def _object(self, kind: str, item: Mapping[str, Any]) -> None:
-        meta = _meta(item)
-        label = f"{kind} {meta.get('namespace') or '-'}/{meta.get('name') or '?'}"
+        raw_meta = _meta(item)
+        meta = _Metadata.model_validate(raw_meta)
+        label = f"{kind} {meta.namespace or '-'}/{meta.name or '?'}"
         if kind == "KnownServer":
             for entry in _list(_get(item, "spec")):
                 cidr = str(_get(entry, "ipBlock") or "")
@@ -225,7 +268,7 @@ class RuntimeEvidence:
                         )
                     )
             return
-        ident = self._workload(meta)
+        ident = self._workload(raw_meta, meta)
         if ident is None:
             self.skipped.append(Skipped(label, "names no workload (no kubescape.io labels/wlid)"))
             return
@@ -234,9 +277,8 @@ class RuntimeEvidence:
             if isinstance(policy, Mapping):
                 self.pending_policies.append((ident, label, policy))
             return
-        annotations = meta.get("annotations") or {}
-        status = annotations.get("kubescape.io/status")
-        completion = annotations.get("kubescape.io/completion")
+        annotations = meta.annotations
+        status, completion = annotations.status, annotations.completion
         if status != "completed" or completion != "complete":
             why = (
                 f"learning not complete (kubescape.io/status: {status or 'none'}, "
@@ -245,12 +287,10 @@ class RuntimeEvidence:
             self.skipped.append(Skipped(label, why))
             return
         workload = self.workloads.setdefault(ident, _Workload(*ident))
-        workload.sources.append(
-            f"Kubescape {kind} {meta.get('namespace') or ident[1]}/{meta.get('name')}"
-        )
-        if created := _when(meta.get("creationTimestamp")):
+        workload.sources.append(f"Kubescape {kind} {meta.namespace or ident[1]}/{meta.name}")
+        if created := _when(meta.creationTimestamp):
             workload.start.append(created)
-        if reported := _when(annotations.get("kubescape.io/report-timestamp")):
+        if reported := _when(annotations.report_timestamp):
             workload.end.append(reported)
         spec = _get(item, "spec") or {}
         if kind == "NetworkNeighborhood":
@@ -271,11 +311,8 @@ class RuntimeEvidence:
                 workload.network = True
                 workload.ingress += [p for p in _peers(ingress) if p not in workload.ingress]
                 workload.egress += [p for p in _peers(egress) if p not in workload.egress]
-            labels = meta.get("labels") or {}
-            kind_of = str(annotations.get("kubescape.io/workload-container-type") or "containers")
-            entries = [
-                (str(labels.get("kubescape.io/workload-container-name") or ""), kind_of, spec)
-            ]
+            kind_of = str(annotations.container_type or "containers")
+            entries = [(str(meta.labels.container_name or ""), kind_of, spec)]
         else:
             entries = [
                 (str(_get(c, "name") or ""), key, c)
@@ -291,24 +328,20 @@ class RuntimeEvidence:
         for key in ("containers", "initContainers", "ephemeralContainers"):
             yield from _list(_get(spec, key))
 
-    def _workload(self, meta: Mapping[str, Any]) -> tuple[str, str, str] | None:
-        rid = workload_id({"metadata": meta})
+    def _workload(self, raw: Mapping[str, Any], meta: _Metadata) -> tuple[str, str, str] | None:
+        rid = workload_id({"metadata": raw})
         if rid is None:
             return None
         namespace, kind, name = rid.split("/")[-3:]
-        namespace = namespace or str(meta.get("namespace") or "")
+        namespace = namespace or str(meta.namespace or "")
         return (KNOWN_KINDS.get(kind.lower(), kind), namespace, name)
 
     def _alert(self, item: Mapping[str, Any]) -> None:
-        fields = mapping(item.get("output_fields"))
-        ns, pod = fields.get("k8s.ns.name"), fields.get("k8s.pod.name")
-        container = fields.get("k8s.container.name") or fields.get("container.name") or ""
-        alert = Alert(
-            str(item["rule"])[:200],
-            str(item.get("priority") or "")[:20],
-            str(item.get("time") or "")[:40],
-            str(container)[:100],
-        )
+        raw = _Alert.model_validate(item)
+        fields = raw.output_fields
+        ns, pod = fields.namespace, fields.pod
+        container = fields.container or fields.container_name or ""
+        alert = Alert(raw.rule[:200], raw.priority[:20], raw.time[:40], str(container)[:100])
         if not ns or not pod:
             self.unattributed_alerts += 1
             return

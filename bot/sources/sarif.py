@@ -17,15 +17,17 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, TypeVar
 from urllib.parse import unquote, urlparse
 
 import yaml
+from pydantic import BaseModel
 
 from bot import controls, scanner_map
 from bot.errors import RemedyError, ReportError
 from bot.safe_load import load_yaml_all
 from bot.sources import checkov, trivy
+from bot.sources._payload import FalsyEmpty, OrNone, Payload, Raw, Text, validated
 from bot.sources.base import Report, Skipped
 from fixers.model import CONTROL_ID, Finding, ResourceRef, Severity, SourceHint
 
@@ -34,6 +36,63 @@ FORMAT = "sarif"
 _LEVELS = {"error": Severity.HIGH, "warning": Severity.MEDIUM, "note": Severity.LOW}
 _TRIVY_FIELD = re.compile(r"^(?P<key>Artifact|Type|Severity|Message): (?P<value>.*)$", re.M)
 _VULNERABILITY = re.compile(r"^(CVE|GHSA|RUSTSEC|PYSEC|GO|DLA|DSA|USN|ALAS|RHSA)-", re.I)
+
+
+class _Text(Payload):
+    """A ``message``, ``snippet`` or ``shortDescription``: ``{"text": ...}``."""
+
+    text: Text = ""
+
+
+class _Artifact(Payload):
+    uri: Text = ""
+    uriBaseId: Raw = None
+
+
+class _Region(Payload):
+    startLine: Raw = None
+    endLine: Raw = None
+    snippet: Annotated[_Text, FalsyEmpty] = _Text()
+
+
+class _Physical(Payload):
+    artifactLocation: Annotated[_Artifact, FalsyEmpty] = _Artifact()
+    region: Annotated[_Region, FalsyEmpty] = _Region()
+
+
+class _Location(Payload):
+    physicalLocation: Annotated[_Physical | None, OrNone] = None
+
+
+class _Result(Payload):
+    ruleId: Raw = None
+    kind: Raw = None
+    level: Raw = None
+    message: Annotated[_Text, FalsyEmpty] = _Text()
+    locations: Raw = None
+
+
+class _Rule(Payload):
+    id: Raw = None
+    shortDescription: Annotated[_Text, FalsyEmpty] = _Text()
+
+
+class _Driver(Payload):
+    name: Text = ""
+    rules: Raw = None
+
+
+class _Tool(Payload):
+    driver: Annotated[_Driver | None, OrNone] = None
+
+
+class _Run(Payload):
+    tool: Annotated[_Tool, FalsyEmpty] = _Tool()
+    results: Raw = None
+    originalUriBaseIds: Raw = None
+
+
+_M = TypeVar("_M", bound=BaseModel)
 
 
 def sniff(data: Any) -> bool:
@@ -46,30 +105,35 @@ def sniff(data: Any) -> bool:
 # --------------------------------------------------------------------------- locations
 
 
-def _location(result: Mapping[str, Any]) -> tuple[str, str | None, int | None, int | None, str]:
+def _location(result: _Result, origin: str) -> tuple[str, str | None, int | None, int | None, str]:
     """(uri, uriBaseId, start line, end line, snippet) of a result's first physical location."""
-    for location in result.get("locations") or ():
-        physical = location.get("physicalLocation") if isinstance(location, Mapping) else None
-        if not isinstance(physical, Mapping):
+    for item in result.locations or ():
+        if not isinstance(item, Mapping):
             continue
-        artifact = physical.get("artifactLocation") or {}
-        region = physical.get("region") or {}
-        start = region.get("startLine")
-        end = region.get("endLine", start)
-        snippet = (region.get("snippet") or {}).get("text") or ""
+        physical = _valid(_Location, item, origin).physicalLocation
+        if physical is None:
+            continue
+        region = physical.region
+        start = region.startLine
+        end = region.endLine if "endLine" in region.model_fields_set else start
         return (
-            str(artifact.get("uri") or ""),
-            artifact.get("uriBaseId"),
+            physical.artifactLocation.uri,
+            physical.artifactLocation.uriBaseId,
             start if isinstance(start, int) else None,
             end if isinstance(end, int) else None,
-            str(snippet),
+            region.snippet.text,
         )
     return "", None, None, None, ""
 
 
-def _base_dirs(run: Mapping[str, Any]) -> dict[str, Path]:
+def _valid(model: type[_M], data: Any, origin: str) -> _M:
+    part = model.__name__.strip("_").lower()
+    return validated(model, data, f"{origin}: malformed SARIF log: a {part}")
+
+
+def _base_dirs(run: _Run) -> dict[str, Path]:
     bases: dict[str, Path] = {}
-    given = run.get("originalUriBaseIds")
+    given = run.originalUriBaseIds
     for key, value in (given if isinstance(given, Mapping) else {}).items():
         uri = value.get("uri") if isinstance(value, Mapping) else None
         if isinstance(uri, str):
@@ -112,21 +176,21 @@ def _snippet_document(snippet: str) -> Mapping[str, Any] | None:
 # --------------------------------------------------------------------------- Trivy runs
 
 
-def _trivy_run(run: Mapping[str, Any], origin: str) -> Report:
+def _trivy_run(run: _Run, driver: _Driver, origin: str) -> Report:
     """Trivy's SARIF rewritten as its JSON results, so the Trivy reader's rules apply."""
     rules = {
-        str(rule.get("id")): str((rule.get("shortDescription") or {}).get("text") or "")
-        for rule in (run.get("tool", {}).get("driver", {}).get("rules") or ())
-        if isinstance(rule, Mapping)
+        str(rule.id): rule.shortDescription.text
+        for rule in (_valid(_Rule, r, origin) for r in driver.rules or () if isinstance(r, Mapping))
     }
     by_target: dict[str, dict[str, Any]] = {}
-    for result in run.get("results") or ():
-        if not isinstance(result, Mapping):
+    for raw in run.results or ():
+        if not isinstance(raw, Mapping):
             continue
-        rule_id = str(result.get("ruleId") or "")
-        text = str((result.get("message") or {}).get("text") or "")
+        result = _valid(_Result, raw, origin)
+        rule_id = str(result.ruleId or "")
+        text = result.message.text
         fields = {m.group("key"): m.group("value").strip() for m in _TRIVY_FIELD.finditer(text)}
-        uri, _, start, end, _ = _location(result)
+        uri, _, start, end, _ = _location(result, origin)
         target = by_target.setdefault(
             uri, {"Target": uri, "Type": fields.get("Type", ""), "Misconfigurations": []}
         )
@@ -138,7 +202,7 @@ def _trivy_run(run: Mapping[str, Any], origin: str) -> Report:
                 "ID": rule_id,
                 "Title": rules.get(rule_id, ""),
                 "Message": fields.get("Message", text),
-                "Severity": fields.get("Severity") or result.get("level"),
+                "Severity": fields.get("Severity") or result.level,
                 "Status": "FAIL",
                 "CauseMetadata": {"StartLine": start, "EndLine": end},
             }
@@ -164,18 +228,19 @@ def _control(tool: str, rule_id: str) -> str | None:
     return scanner_map.to_control(tool, rule_id)
 
 
-def _generic_run(tool: str, run: Mapping[str, Any], origin: str) -> Report:
+def _generic_run(tool: str, run: _Run, origin: str) -> Report:
     bases = _base_dirs(run)
     findings: list[Finding] = []
     skipped: list[Skipped] = []
-    for result in run.get("results") or ():
-        if not isinstance(result, Mapping) or not result.get("ruleId"):
+    for raw in run.results or ():
+        if not isinstance(raw, Mapping) or not raw.get("ruleId"):
             continue
-        if result.get("kind") not in (None, "fail"):
+        if raw.get("kind") not in (None, "fail"):
             continue  # pass / notApplicable / informational results of tools that emit them
-        rule_id = str(result["ruleId"])
-        text = str((result.get("message") or {}).get("text") or "")
-        uri, base_id, start, _, snippet = _location(result)
+        result = _valid(_Result, raw, origin)
+        rule_id = str(result.ruleId)
+        text = result.message.text
+        uri, base_id, start, _, snippet = _location(result, origin)
         doc = _snippet_document(snippet) or (
             _document_at(_file(uri, base_id, bases), start) if uri else None
         )
@@ -201,7 +266,7 @@ def _generic_run(tool: str, run: Mapping[str, Any], origin: str) -> Report:
             )
             continue
         known = controls.get(control)
-        severity = known.severity_level if known else _LEVELS.get(str(result.get("level")))
+        severity = known.severity_level if known else _LEVELS.get(str(result.level))
         findings.append(
             Finding(
                 control_id=control,
@@ -232,20 +297,21 @@ def parse(data: Any, origin: str) -> Report:
     tools: list[str] = []
     findings: list[Finding] = []
     skipped: list[Skipped] = []
-    for i, run in enumerate(data["runs"]):
-        driver = (run.get("tool") or {}).get("driver") if isinstance(run, Mapping) else None
-        if not isinstance(driver, Mapping):
+    for i, raw in enumerate(data["runs"]):
+        run = _valid(_Run, raw, origin) if isinstance(raw, Mapping) else None
+        driver = run.tool.driver if run is not None else None
+        if run is None or driver is None:
             raise ReportError(f"{origin}: malformed SARIF: runs[{i}] has no tool.driver")
-        tool = str(driver.get("name") or "").strip().lower()
+        tool = driver.name.strip().lower()
         if tool == "trivy":
-            report = _trivy_run(run, origin)
+            report = _trivy_run(run, driver, origin)
         elif tool in ("checkov", "kubescape"):
             report = _generic_run(tool, run, origin)
         else:
-            results = run.get("results") or []
+            results = run.results or []
             skipped.append(
                 Skipped(
-                    f"{len(results)} results of {driver.get('name') or 'an unnamed tool'}",
+                    f"{len(results)} results of {driver.name or 'an unnamed tool'}",
                     "SARIF from this tool has no check id mapping (Trivy, Checkov and "
                     "Kubescape are read)",
                 )

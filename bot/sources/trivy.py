@@ -24,14 +24,26 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import yaml
+from pydantic import BeforeValidator, Field
 
 from bot import controls, scanner_map
 from bot.cluster import CustomResource
 from bot.errors import ReportError
-from bot.sources.base import KNOWN_KINDS, Report, Skipped, mapping
+from bot.sources._payload import (
+    ListOrEmpty,
+    ListUnlessFalsy,
+    ObjectsOnly,
+    OrEmpty,
+    OrNone,
+    Payload,
+    Raw,
+    Str,
+    Text,
+)
+from bot.sources.base import KNOWN_KINDS, Report, Skipped
 from fixers.model import Finding, ResourceRef, SourceHint
 
 FORMAT = "trivy"
@@ -83,6 +95,97 @@ _OPERATOR_SKIPPED = {
     "SbomReport": "an SBOM lists image contents; it holds no configuration finding",
     "ClusterComplianceReport": "a compliance summary; read the per-resource reports instead",
 }
+
+
+# --------------------------------------------------------------------------- raw payload
+
+
+class _Cause(Payload):
+    StartLine: Raw = None
+    EndLine: Raw = None
+    Resource: Raw = None
+
+
+class _Misconf(Payload):
+    """One check of a scanned file or resource."""
+
+    ID: Str = None
+    Status: Text = ""
+    Title: Text = ""
+    Message: Text = ""
+    Severity: Raw = None
+    CauseMetadata: Annotated[_Cause, OrEmpty] = _Cause()
+
+
+def _objects_or_none(value: Any) -> Any:
+    """A list of JSON objects as it is; None for a list with anything else in it."""
+    return value if value is not None and all(isinstance(v, Mapping) for v in value) else None
+
+
+class _Result(Payload):
+    """What Trivy found in one target (a file, an image)."""
+
+    Target: Raw = None
+    Type: Text = ""
+    Misconfigurations: Annotated[
+        list[_Misconf] | None, BeforeValidator(_objects_or_none), ListUnlessFalsy
+    ] = []
+    """None when it is no list of objects."""
+    Vulnerabilities: Raw = None
+    Secrets: Raw = None
+
+
+class _ConfigReport(Payload):
+    ArtifactName: Text = ""
+    Results: list[Annotated[_Result | None, OrNone]]
+
+
+class _K8sResource(Payload):
+    Kind: Raw = None
+    Name: Raw = None
+    Namespace: Raw = None
+    Results: Annotated[list[_Result], ObjectsOnly] = []
+
+
+class _K8sReport(Payload):
+    Resources: Annotated[list[Annotated[_K8sResource | None, OrNone]], ListOrEmpty] = []
+    Misconfigurations: Annotated[list[Annotated[_K8sResource | None, OrNone]], ListOrEmpty] = []
+    Vulnerabilities: Annotated[list[Annotated[_K8sResource | None, OrNone]], ListOrEmpty] = []
+
+
+class _Labels(Payload):
+    kind: Raw = Field(None, alias="trivy-operator.resource.kind")
+    name: Raw = Field(None, alias="trivy-operator.resource.name")
+    namespace: Raw = Field(None, alias="trivy-operator.resource.namespace")
+
+
+class _Owner(Payload):
+    kind: Raw = None
+    name: Raw = None
+
+
+class _OperatorMeta(Payload):
+    name: Raw = ""
+    namespace: Raw = None
+    labels: Annotated[_Labels, OrEmpty] = _Labels()
+    ownerReferences: Raw = None
+
+
+class _Check(Payload):
+    """One check of a Trivy-Operator report."""
+
+    checkID: Raw = None
+    ID: Raw = None
+    success: Raw = False
+    title: Text = ""
+    severity: Raw = None
+    messages: Raw = None
+
+
+class _OperatorReport(Payload):
+    kind: Text = ""
+    metadata: Annotated[_OperatorMeta, OrEmpty] = _OperatorMeta()
+    report: Raw = None
 
 
 # --------------------------------------------------------------------------- detection
@@ -178,13 +281,13 @@ class _Builder:
         self.skipped: list[Skipped] = []
         self.passed: set[tuple[str, str]] = set()
 
-    def add_passed(self, result: Mapping[str, Any], ref: ResourceRef | None) -> None:
+    def add_passed(self, checks: list[_Misconf], ref: ResourceRef | None) -> None:
         """Trivy's successes (``--include-non-failures``): evidence a fix was resolved."""
-        for misconf in result.get("Misconfigurations") or ():
-            if not isinstance(misconf, Mapping) or _failed(misconf):
+        for misconf in checks:
+            if _failed(misconf):
                 continue
-            control = scanner_map.to_control(FORMAT, str(misconf.get("ID") or ""))
-            named = _resource_field(_cause(misconf).get("Resource"))
+            control = scanner_map.to_control(FORMAT, misconf.ID or "")
+            named = _resource_field(misconf.CauseMetadata.Resource)
             own = _ref(named, file_scan=True) if named.kind else ref
             if control and own is not None:
                 self.passed.add((control, own.key))
@@ -239,31 +342,34 @@ class _Builder:
         )
 
 
-def _failed(misconf: Mapping[str, Any]) -> bool:
-    return str(misconf.get("Status") or "FAIL").upper() == "FAIL"
+def _failed(misconf: _Misconf) -> bool:
+    return (misconf.Status or "FAIL").upper() == "FAIL"
 
 
-def _skip_non_config(builder: _Builder, result: Mapping[str, Any], where: str) -> None:
-    vulns = result.get("Vulnerabilities") or []
+def _skip_non_config(builder: _Builder, result: _Result, where: str) -> None:
+    vulns = result.Vulnerabilities or []
     if vulns:
         builder.skipped.append(
             Skipped(f"{len(vulns)} image vulnerabilities in {where}", VULNERABILITY_REASON)
         )
-    secrets = result.get("Secrets") or []
+    secrets = result.Secrets or []
     if secrets:
         builder.skipped.append(Skipped(f"{len(secrets)} secrets in {where}", SECRET_REASON))
 
 
-def _misconfigs(result: Mapping[str, Any], origin: str) -> list[Mapping[str, Any]]:
-    items = result.get("Misconfigurations") or []
-    if not isinstance(items, list) or not all(isinstance(m, Mapping) for m in items):
+def _checks(result: _Result, origin: str) -> list[_Misconf]:
+    if result.Misconfigurations is None:
         raise ReportError(f"{origin}: malformed Trivy report: 'Misconfigurations' is not a list")
-    return [m for m in items if _failed(m) and isinstance(m.get("ID"), str)]
+    return result.Misconfigurations
 
 
-def _lines(misconf: Mapping[str, Any]) -> tuple[int | None, int | None]:
-    cause = _cause(misconf)
-    start, end = cause.get("StartLine"), cause.get("EndLine")
+def _misconfigs(checks: list[_Misconf]) -> list[tuple[_Misconf, str]]:
+    """The failed checks that have an id, with it."""
+    return [(m, m.ID) for m in checks if _failed(m) and m.ID is not None]
+
+
+def _lines(misconf: _Misconf) -> tuple[int | None, int | None]:
+    start, end = misconf.CauseMetadata.StartLine, misconf.CauseMetadata.EndLine
     start = start if isinstance(start, int) and start > 0 else None
     end = end if isinstance(end, int) and end > 0 else start
     return start, end
@@ -299,29 +405,25 @@ def _ref(named: Named, *, file_scan: bool) -> ResourceRef | None:
     return ResourceRef(kind=named.kind, namespace=namespace, name=named.name)
 
 
-def _cause(misconf: Mapping[str, Any]) -> Mapping[str, Any]:
-    cause = misconf.get("CauseMetadata")
-    return cause if isinstance(cause, Mapping) else {}
-
-
-def _parse_config(data: Mapping[str, Any], builder: _Builder) -> None:
-    artifact = str(data.get("ArtifactName") or "")
-    for i, result in enumerate(data["Results"]):
-        if not isinstance(result, Mapping):
+def _parse_config(data: _ConfigReport, builder: _Builder) -> None:
+    artifact = data.ArtifactName
+    for i, result in enumerate(data.Results):
+        if result is None:
             raise ReportError(f"{builder.origin}: malformed Trivy report: Results[{i}]")
-        target = str(result.get("Target") or "")
+        target = str(result.Target or "")
         _skip_non_config(builder, result, target or artifact)
-        builder.add_passed(result, None)
-        misconfs = _misconfigs(result, builder.origin)
+        checks = _checks(result, builder.origin)
+        builder.add_passed(checks, None)
+        misconfs = _misconfigs(checks)
         if not misconfs:
             continue
-        helm = str(result.get("Type") or "").lower() == "helm"
+        helm = result.Type.lower() == "helm"
         # Resources the messages name, with the lines their checks point at: checks whose
         # message names nothing borrow the resource of the same lines.
-        parsed: list[tuple[Mapping[str, Any], Named, int | None, int | None]] = []
-        for misconf in misconfs:
-            named = _resource_field(_cause(misconf).get("Resource"))
-            said = read_message(str(misconf.get("Message") or ""))
+        parsed: list[tuple[_Misconf, Named, int | None, int | None]] = []
+        for misconf, _ in misconfs:
+            named = _resource_field(misconf.CauseMetadata.Resource)
+            said = read_message(misconf.Message)
             if not named.kind:
                 named = Named(said.kind, said.name, said.namespace, said.container)
             else:
@@ -345,8 +447,8 @@ def _parse_config(data: Mapping[str, Any], builder: _Builder) -> None:
                 if file_docs is None:
                     file_docs = _documents_by_line(_scanned_file(artifact, target))
                 named = _borrow([(a, b, n) for a, b, n in file_docs], start)
-            raw_id = str(misconf["ID"])
-            title = str(misconf.get("Title") or "")
+            raw_id = str(misconf.ID)
+            title = misconf.Title
             ref = _ref(named, file_scan=True)
             if ref is None:
                 builder.skipped.append(
@@ -363,13 +465,7 @@ def _parse_config(data: Mapping[str, Any], builder: _Builder) -> None:
                 line=start,
             )
             builder.add(
-                raw_id,
-                title,
-                misconf.get("Severity"),
-                str(misconf.get("Message") or ""),
-                ref,
-                named.container,
-                source,
+                raw_id, title, misconf.Severity, misconf.Message, ref, named.container, source
             )
 
 
@@ -409,79 +505,66 @@ def _scanned_file(artifact: str, target: str) -> Path:
     return base / target if base.is_dir() else Path(target)
 
 
-def _parse_k8s(data: Mapping[str, Any], builder: _Builder) -> None:
-    resources: list[Any] = []
-    if isinstance(data.get("Resources"), list):
-        resources += data["Resources"]
-    for key in ("Misconfigurations", "Vulnerabilities"):
-        if isinstance(data.get(key), list):
-            resources += data[key]
+def _parse_k8s(data: _K8sReport, builder: _Builder) -> None:
+    resources = [*data.Resources, *data.Misconfigurations, *data.Vulnerabilities]
     for i, resource in enumerate(resources):
-        if not isinstance(resource, Mapping):
+        if resource is None:
             raise ReportError(f"{builder.origin}: malformed Trivy k8s report: resource #{i}")
-        kind, name = resource.get("Kind"), resource.get("Name")
-        where = f"{kind}/{resource.get('Namespace') or ''}/{name}"
-        for result in resource.get("Results") or ():
-            if not isinstance(result, Mapping):
-                continue
-            _skip_non_config(builder, result, f"{where} ({result.get('Target')})")
-            if kind and name:
-                namespace = resource.get("Namespace") or None
-                builder.add_passed(
-                    result, ResourceRef(kind=str(kind), namespace=namespace, name=str(name))
-                )
-            for misconf in _misconfigs(result, builder.origin):
-                message = str(misconf.get("Message") or "")
-                said = read_message(message)
-                ref = (
-                    ResourceRef(
-                        kind=str(kind), namespace=resource.get("Namespace") or None, name=str(name)
-                    )
-                    if kind and name
-                    else _ref(said, file_scan=False)
-                )
+        kind, name, namespace = resource.Kind, resource.Name, resource.Namespace or None
+        where = f"{kind}/{resource.Namespace or ''}/{name}"
+        own = (
+            ResourceRef(kind=str(kind), namespace=namespace, name=str(name))
+            if kind and name
+            else None
+        )
+        for result in resource.Results:
+            _skip_non_config(builder, result, f"{where} ({result.Target})")
+            checks = _checks(result, builder.origin)
+            if own is not None:
+                builder.add_passed(checks, own)
+            for misconf, raw_id in _misconfigs(checks):
+                said = read_message(misconf.Message)
+                ref = own if own is not None else _ref(said, file_scan=False)
                 if ref is None:
                     builder.skipped.append(
-                        Skipped(f"{misconf['ID']} in {where}", "no resource kind and name")
+                        Skipped(f"{raw_id} in {where}", "no resource kind and name")
                     )
                     continue
                 builder.add(
-                    str(misconf["ID"]),
-                    str(misconf.get("Title") or ""),
-                    misconf.get("Severity"),
-                    message,
+                    raw_id,
+                    misconf.Title,
+                    misconf.Severity,
+                    misconf.Message,
                     ref,
                     said.container,
                     SourceHint(),
                 )
 
 
-def _parse_operator(cr: Mapping[str, Any], builder: _Builder) -> None:
-    kind = str(cr.get("kind") or "")
-    meta = mapping(cr.get("metadata"))
+def _parse_operator(cr: _OperatorReport, builder: _Builder) -> None:
+    kind = cr.kind
+    meta = cr.metadata
     if kind in _OPERATOR_SKIPPED:
-        builder.skipped.append(Skipped(f"{kind} {meta.get('name', '')}", _OPERATOR_SKIPPED[kind]))
+        builder.skipped.append(Skipped(f"{kind} {meta.name}", _OPERATOR_SKIPPED[kind]))
         return
-    labels = mapping(meta.get("labels"))
-    owners = [o for o in meta.get("ownerReferences") or () if isinstance(o, Mapping)]
-    res_kind = labels.get("trivy-operator.resource.kind") or (
-        owners[0].get("kind") if owners else None
-    )
-    res_name = labels.get("trivy-operator.resource.name") or (
-        owners[0].get("name") if owners else None
-    )
-    namespace = labels.get("trivy-operator.resource.namespace") or meta.get("namespace")
-    report = cr.get("report")
+    labels = meta.labels
+    owners = [
+        _Owner.model_validate(o) for o in meta.ownerReferences or () if isinstance(o, Mapping)
+    ]
+    res_kind = labels.kind or (owners[0].kind if owners else None)
+    res_name = labels.name or (owners[0].name if owners else None)
+    namespace = labels.namespace or meta.namespace
+    report = cr.report
     if not isinstance(report, Mapping) or not isinstance(report.get("checks") or [], list):
         raise ReportError(f"{builder.origin}: malformed {kind}: no 'report.checks' list")
     if not res_kind or not res_name:
         builder.skipped.append(
-            Skipped(f"{kind} {meta.get('name', '')}", "the report does not name the scanned object")
+            Skipped(f"{kind} {meta.name}", "the report does not name the scanned object")
         )
         return
     res_kind, res_name, note = str(res_kind), str(res_name), ""
     hashed = _POD_TEMPLATE_HASH.match(res_name)
-    if res_kind == "ReplicaSet" and hashed and any(o.get("kind") == "ReplicaSet" for o in owners):
+    if res_kind == "ReplicaSet" and hashed and any(o.kind == "ReplicaSet" for o in owners):
         # Trivy-Operator audits the ReplicaSet a Deployment rolled out; cd-config holds the
         # Deployment, whose name is the ReplicaSet's without the pod-template-hash.
         note = f" (seen on ReplicaSet {res_name})"
@@ -491,20 +574,23 @@ def _parse_operator(cr: Mapping[str, Any], builder: _Builder) -> None:
         namespace=(namespace or None) if not kind.startswith("Cluster") else None,
         name=res_name,
     )
-    for check in report.get("checks") or ():
-        if not isinstance(check, Mapping) or check.get("success", False) is not False:
+    for raw in report.get("checks") or ():
+        if not isinstance(raw, Mapping):
             continue
-        raw_id = str(check.get("checkID") or check.get("ID") or "")
+        check = _Check.model_validate(raw)
+        if check.success is not False:
+            continue
+        raw_id = str(check.checkID or check.ID or "")
         if not raw_id:
             continue
-        messages = [str(m) for m in check.get("messages") or () if m] or [""]
+        messages = [str(m) for m in check.messages or () if m] or [""]
         for message in messages:
             said = read_message(message)
             builder.add(
                 raw_id,
-                str(check.get("title") or ""),
-                check.get("severity"),
-                (message or str(check.get("title") or "")) + note,
+                check.title,
+                check.severity,
+                (message or check.title) + note,
                 ref,
                 said.container,
                 SourceHint(),
@@ -520,10 +606,10 @@ def parse(data: Any, origin: str) -> Report:
         raise ReportError(f"{origin}: not a Trivy JSON report or Trivy-Operator report")
     builder = _Builder(origin)
     if isinstance(data.get("Results"), list):
-        _parse_config(data, builder)
+        _parse_config(_ConfigReport.model_validate(data), builder)
     elif "ClusterName" in data:
-        _parse_k8s(data, builder)
+        _parse_k8s(_K8sReport.model_validate(data), builder)
     else:
         for cr in data.get("items") if data.get("kind") == "List" else [data]:
-            _parse_operator(cr, builder)
+            _parse_operator(_OperatorReport.model_validate(cr), builder)
     return builder.report()

@@ -67,7 +67,8 @@ SEEDS = _seeds()
 
 
 def _vocabulary() -> list[str]:
-    """Every short identifier-like string literal in the readers: their keys and values."""
+    """Every short identifier-like string literal in the readers and every field name of their
+    payload models: their keys and values."""
     words: set[str] = set()
     for path in sorted((ROOT / "bot" / "sources").glob("*.py")):
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
@@ -75,6 +76,12 @@ def _vocabulary() -> list[str]:
                 text = node.value
                 if 0 < len(text) <= 40 and "\n" not in text and " " not in text:
                     words.add(text)
+            elif isinstance(node, ast.ClassDef):
+                words.update(
+                    field.target.id
+                    for field in node.body
+                    if isinstance(field, ast.AnnAssign) and isinstance(field.target, ast.Name)
+                )
     return sorted(words)
 
 

@@ -101,3 +101,21 @@ def test_detection_and_bad_input() -> None:
     assert not sarif.sniff({"SchemaVersion": 2, "Results": []})
     with pytest.raises(ReportError, match=r"no tool\.driver"):
         parse_report({"version": "2.1.0", "runs": [{"results": []}]}, "bad.sarif")
+
+
+def test_a_part_of_the_wrong_type_is_named_in_the_error(tmp_path: Path) -> None:
+    log = _kubescape_log("gone.yaml", tmp_path.as_uri() + "/", 3)
+    log["runs"][0]["results"][0]["message"] = "not an object"
+    with pytest.raises(ReportError) as caught:
+        parse_report(log, "ks.sarif")
+    assert str(caught.value) == (
+        "ks.sarif: malformed SARIF log: a result at message: should be a JSON object"
+    )
+
+
+def test_empty_optional_parts_read_as_absent(tmp_path: Path) -> None:
+    log = _kubescape_log("gone.yaml", tmp_path.as_uri() + "/", 3)
+    log["runs"][0]["results"][0]["message"] = ""
+    log["runs"][0]["results"][0]["locations"][0]["physicalLocation"]["region"] = None
+    report = parse_report(log, "ks.sarif")
+    assert report.skipped[0].what == "C-0041 in gone.yaml"
