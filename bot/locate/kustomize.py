@@ -41,7 +41,17 @@ from bot.locate.kustomize_build import (
 )
 from bot.model import Location
 from fixers.edits import EditError, apply_edits, load_documents, render_manifest
-from fixers.model import AnyEdit, AppendUnique, Edit, Ensure, Finding, Remove, Set, YamlPath
+from fixers.model import (
+    AnyEdit,
+    AppendUnique,
+    CreateManifest,
+    Edit,
+    Ensure,
+    Finding,
+    Remove,
+    Set,
+    YamlPath,
+)
 from fixers.view import ManifestPodView, PodView, lookup
 
 ENGINE_ENV = "REMEDY_KUSTOMIZE_ENGINE"
@@ -337,11 +347,9 @@ class KustomizeTarget:
         by_file: dict[tuple[str, int], list[Edit]] = {}
         new_patch: list[tuple[LogicalPath, Edit]] = []
         for edit in edits:
-            if not isinstance(edit, (Set, Ensure, Remove, AppendUnique)):
-                raise KustomizeError(
-                    f"{type(edit).__name__} in a kustomize overlay is not supported yet: "
-                    f"add the new object to {self.overlay_dir or '.'}'s resources by hand"
-                )
+            if isinstance(edit, CreateManifest):
+                self._create(edit, overlay)
+                continue
             logical = logical_path(document, edit.path)
             place = self._place(rendered, logical, edit)
             if place is None:
@@ -359,6 +367,33 @@ class KustomizeTarget:
                 raise KustomizeError(f"{file}: {exc}") from None
         if new_patch:
             self._write_patch(rendered, new_patch, overlay)
+
+    def _create(self, edit: CreateManifest, overlay: FileOverlay) -> None:
+        """A new object (a NetworkPolicy) as a resource of the finding's overlay: the overlay's
+        own transformers (namespace, prefix, labels) apply to it as to the workload."""
+        folder = self.overlay_dir
+        kust = find_kustomization(self.index.root, folder, overlay)
+        if kust is None:
+            raise KustomizeError(f"{folder or '.'} has no kustomization.yaml")
+        document = copy.deepcopy(dict(edit.document))
+        meta = dict(document.get("metadata") or {})
+        prefix = str(KustomizeReader(overlay).kustomization(folder)[1].get("namePrefix") or "")
+        name = str(meta.get("name", ""))
+        if prefix and name.startswith(prefix):  # the overlay adds it again
+            meta["name"] = name.removeprefix(prefix)
+        document["metadata"] = meta
+        file_name = f"{edit.name}.yaml"
+        relpath = f"{folder}/{file_name}" if folder else file_name
+        content = render_manifest(document, edit.comment)
+        existing = overlay.read(relpath)
+        if existing is not None and existing != content:
+            raise KustomizeError(f"{relpath} already exists with other content; not overwriting it")
+        overlay.write(relpath, content)
+        text = overlay.read(kust) or ""
+        try:
+            overlay.write(kust, apply_edits(text, [AppendUnique(("resources",), file_name)]))
+        except EditError as exc:
+            raise KustomizeError(f"{kust}: {exc}") from None
 
     def _traced(self, overlay: FileOverlay) -> Rendered:
         reader = KustomizeReader(overlay)

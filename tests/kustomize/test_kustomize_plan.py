@@ -105,3 +105,16 @@ def test_unknown_overlay_resource_is_refused_with_the_overlay(repo: Path) -> Non
     plan = plan_of(repo, finding("C-0016", "staging", "web"))
     assert not plan.change_sets
     assert "overlays/staging renders no Deployment staging/web" in plan.unfixable[0].reason
+
+
+def test_network_policy_is_a_new_resource_of_the_finding_overlay(repo: Path) -> None:
+    cs = only_change_set(plan_of(repo, finding("C-0260", "staging", "staging-web", None)))
+    kustomization, policy = cs.files
+    assert kustomization.path == "overlays/staging/kustomization.yaml"
+    assert policy.is_new and policy.path.startswith("overlays/staging/")
+    resources = load_documents(kustomization.after)[0]["resources"]
+    assert resources == ["../../base", policy.path.rsplit("/", 1)[1]]
+    document = load_documents(policy.after)[0]
+    assert document["kind"] == "NetworkPolicy"
+    assert not document["metadata"]["name"].startswith("staging-")  # the overlay adds it
+    assert cs.meta[OVERLAYS_META] == "overlays/staging"
