@@ -14,6 +14,7 @@ reader; every overlay whose files an edit touches must still build.
 from __future__ import annotations
 
 import copy
+import difflib
 import hashlib
 import os
 import shutil
@@ -595,11 +596,44 @@ def _scalar(text: str) -> Any:
 
 OVERLAYS_META = "kustomize-overlays"
 """ChangeSet meta key: the overlays whose rendered output the change set changes."""
+DIFF_META = "kustomize-diff"
+"""ChangeSet meta key: the rendered diff of each of those overlays (bounded)."""
+MAX_DIFF_LINES = 400
 
 
 def overlays_note(index: KustomizeIndex | None, overlay: FileOverlay) -> dict[str, str]:
-    """``{OVERLAYS_META: "a, b"}`` for a change set touching kustomize files, else empty."""
+    """``{OVERLAYS_META: "a, b", DIFF_META: diff}`` for a change set touching kustomize
+    files, else empty. The diff compares each overlay's rendered objects before and after."""
     if index is None or not index.overlays:
         return {}
     changed = index.changed_outputs(overlay)
-    return {OVERLAYS_META: ", ".join(f or "." for f in changed)} if changed else {}
+    if not changed:
+        return {}
+    lines: list[str] = []
+    for folder in changed:
+        before = index.engine.build(folder, FileOverlay(index.root))
+        after = index.engine.build(folder, overlay)
+        lines += _rendered_diff(folder or ".", before, after)
+    if len(lines) > MAX_DIFF_LINES:
+        lines = [*lines[:MAX_DIFF_LINES], f"... {len(lines) - MAX_DIFF_LINES} more lines"]
+    return {OVERLAYS_META: ", ".join(f or "." for f in changed), DIFF_META: "\n".join(lines)}
+
+
+def _rendered_diff(
+    folder: str, before: list[dict[str, Any]] | str, after: list[dict[str, Any]] | str
+) -> list[str]:
+    def text(docs: list[dict[str, Any]] | str) -> list[str]:
+        if isinstance(docs, str):
+            return [f"# {docs}"]
+        return yaml.safe_dump_all(docs, sort_keys=False).splitlines()
+
+    return list(
+        difflib.unified_diff(
+            text(before),
+            text(after),
+            f"{folder} (rendered, before)",
+            f"{folder} (rendered, after)",
+            n=2,
+            lineterm="",
+        )
+    )
