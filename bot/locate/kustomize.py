@@ -29,6 +29,7 @@ import yaml
 
 from bot.errors import RepositoryError
 from bot.locate.base import FileOverlay
+from bot.locate.gitops import deployed_paths
 from bot.locate.kustomize_build import (
     MERGE_KEYS,
     KustomizeError,
@@ -164,10 +165,12 @@ class KustomizeIndex:
     unreadable: dict[str, str] = field(default_factory=dict)
     files: dict[str, set[str]] = field(default_factory=dict)
     """overlay -> every repository file its build reads."""
+    deployed: dict[str, str | None] = field(default_factory=dict)
+    """Overlays an Argo CD Application or Flux Kustomization deploys -> its namespace."""
 
     @classmethod
     def build(cls, root: Path) -> KustomizeIndex:
-        index = cls(root, Engine(root))
+        index = cls(root, Engine(root), deployed=deployed_paths(root))
         reader = KustomizeReader(FileOverlay(root))
         for folder in kustomization_dirs(root):
             try:
@@ -215,13 +218,15 @@ class KustomizeIndex:
         ]
 
 
-def _matches(res: Rendered | Mapping[str, Any], finding: Finding) -> bool:
-    doc = res.doc if isinstance(res, Rendered) else res
-    meta = doc.get("metadata") or {}
+def _matches(res: Rendered, finding: Finding, deployed_in: str | None = None) -> bool:
+    """Is ``res`` the finding's resource? A resource the overlay leaves without a namespace
+    is in the one its deployment gives it (``deployed_in``), or, for a cluster's finding with
+    no deployment known, in any."""
+    meta = res.doc.get("metadata") or {}
     wanted = finding.resource
-    if doc.get("kind") != wanted.kind or meta.get("name") != wanted.name:
+    if res.kind != wanted.kind or meta.get("name") != wanted.name:
         return False
-    namespace = meta.get("namespace") or None
+    namespace = meta.get("namespace") or (deployed_in if finding.source.path is None else None)
     return (wanted.namespace or "default") == (namespace or "default") or (
         namespace is None and finding.source.path is None
     )
@@ -238,28 +243,35 @@ def locate_kustomize(finding: Finding, index: KustomizeIndex) -> KustomizeTarget
             return index.unreadable[folder]
         candidates = [folder]
     else:
-        candidates = [
-            folder
-            for folder in index.overlays
-            if any(_matches(r, finding) for r in index.built.get(folder, ()))
-        ]
+
+        def renders(folder: str) -> bool:
+            deployed_in = index.deployed.get(folder)
+            return any(_matches(r, finding, deployed_in) for r in index.built.get(folder, ()))
+
+        # What Argo CD or Flux deploys is what the cluster runs; other overlays only if none.
+        candidates = [f for f in index.overlays if f in index.deployed and renders(f)]
+        candidates = candidates or [f for f in index.overlays if renders(f)]
         if not candidates:
             return None
-        # An overlay composing others (multibases' root) renders the same resource: keep the
-        # innermost, which the others include.
-        inner = [
-            c
-            for c in candidates
-            if not any(o != c and index.files[o] > index.files[c] for o in candidates)
+        # An overlay that puts the resource in the finding's namespace beats one that leaves
+        # the namespace open (a base nothing deploys).
+        placed = [
+            f
+            for f in candidates
+            if any(
+                _matches(r, finding) and (r.namespace or index.deployed.get(f))
+                for r in index.built.get(f, ())
+            )
         ]
-        candidates = [c for c in candidates if c not in inner] or candidates
+        candidates = placed or candidates
         if len(candidates) > 1:
             return (
                 f"{finding.resource} is rendered by several kustomize overlays "
                 f"({', '.join(candidates[:4])}); the report must name the overlay it scanned"
             )
     folder = candidates[0]
-    found = [r for r in index.built.get(folder, ()) if _matches(r, finding)]
+    deployed_in = index.deployed.get(folder)
+    found = [r for r in index.built.get(folder, ()) if _matches(r, finding, deployed_in)]
     if not found:
         return f"the kustomize overlay {folder or '.'} renders no {finding.resource}"
     if len(found) > 1:

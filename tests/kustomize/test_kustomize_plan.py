@@ -118,3 +118,38 @@ def test_network_policy_is_a_new_resource_of_the_finding_overlay(repo: Path) -> 
     assert document["kind"] == "NetworkPolicy"
     assert not document["metadata"]["name"].startswith("staging-")  # the overlay adds it
     assert cs.meta[OVERLAYS_META] == "overlays/staging"
+
+
+def test_cluster_finding_goes_to_the_overlay_flux_deploys(repo: Path) -> None:
+    """A finding read from the cluster names no file: the overlay a Flux Kustomization deploys
+    renders it (the base renders a same-named Deployment too, but nothing deploys the base)."""
+    cluster = Finding(
+        control_id="C-0016",
+        scanner="kubescape",
+        resource=ResourceRef(
+            api_version="apps/v1", kind="Deployment", namespace="production", name="web"
+        ),
+        container="app",
+    )
+    cs = only_change_set(plan_of(repo, cluster))
+    assert [c.path for c in cs.files] == ["overlays/production/debug.yaml"]
+
+
+def test_cluster_finding_is_refused_when_two_overlays_render_it_alike(repo: Path) -> None:
+    """Nothing says which of two overlays putting web in production the cluster runs."""
+    (repo / "clusters" / "production.yaml").unlink()
+    shutil.copytree(repo / "overlays" / "production", repo / "overlays" / "production-b")
+    cluster = Finding(
+        control_id="C-0016",
+        scanner="kubescape",
+        resource=ResourceRef(
+            api_version="apps/v1", kind="Deployment", namespace="production", name="web"
+        ),
+        container="app",
+    )
+    plan = plan_of(repo, cluster)
+    assert not plan.change_sets
+    assert (
+        "rendered by several kustomize overlays (overlays/production, overlays/production-b)"
+        in (plan.unfixable[0].reason)
+    )
