@@ -70,22 +70,36 @@ class Engine:
         self.kubectl = None if os.environ.get(ENGINE_ENV) == "reader" else shutil.which("kubectl")
         self._mirror: Path | None = None
         self._written: dict[str, str | None] = {}
-        self._cache: dict[tuple[str, str], list[dict[str, Any]] | str] = {}
+        self._files: dict[str, frozenset[str]] = {}
+        self._builds: dict[tuple[str, str], list[dict[str, Any]] | str] = {}
 
     @property
     def name(self) -> str:
         return "kubectl kustomize" if self.kubectl else "kube-remedy's kustomize reader"
 
     def build(self, folder: str, overlay: FileOverlay) -> list[dict[str, Any]] | str:
-        """The documents ``folder`` renders, or the one-line reason it does not build."""
-        changes = overlay.changes()
-        state = hashlib.sha256(
-            "\0".join(f"{c.path}\0{c.after}" for c in changes).encode()
-        ).hexdigest()
-        key = (folder, state)
-        if key not in self._cache:
-            self._cache[key] = self._build(folder, overlay)
-        return self._cache[key]
+        """The documents ``folder`` renders, or the one-line reason it does not build.
+        Builds are remembered by the pending edits of the files the kustomization reads, so
+        re-reading a workload after each edit builds each state once."""
+        if folder not in self._files:
+            try:
+                self._files[folder] = frozenset(
+                    KustomizeReader(FileOverlay(self.root)).files(folder)
+                )
+            except RepositoryError as exc:
+                return f"{folder or '.'} does not build: {exc}"
+        files = self._files[folder]
+        digest = hashlib.sha256()
+        for change in overlay.changes():
+            # new files an edited kustomization lists lie in its own folder
+            if change.path in files or PurePosixPath(change.path).parent.as_posix() == (
+                folder or "."
+            ):
+                digest.update(f"{change.path}\0{change.after}\0".encode())
+        key = (folder, digest.hexdigest())
+        if key not in self._builds:
+            self._builds[key] = self._build(folder, overlay)
+        return self._builds[key]
 
     def _build(self, folder: str, overlay: FileOverlay) -> list[dict[str, Any]] | str:
         reader = KustomizeReader(overlay)
@@ -340,11 +354,6 @@ class KustomizeTarget:
         document = self._document(overlay)
         if isinstance(document, str):
             return document
-        changed = [c.path for c in overlay.changes()]
-        for folder in self.index.affected(changed):
-            built = self.index.engine.build(folder, overlay)
-            if isinstance(built, str):
-                return built
         view = ManifestPodView.from_document(document)
         if view is None:
             return f"{self.resource[0]}/{self.resource[1]} is not a workload with a pod spec"
@@ -380,6 +389,15 @@ class KustomizeTarget:
                 raise KustomizeError(f"{file}: {exc}") from None
         if new_patch:
             self._write_patch(rendered, new_patch, overlay)
+        self._check_builds(overlay)
+
+    def _check_builds(self, overlay: FileOverlay) -> None:
+        """Every overlay reading an edited file still builds (else the edit is refused)."""
+        changed = [c.path for c in overlay.changes()]
+        for folder in self.index.affected(changed):
+            built = self.index.engine.build(folder, overlay)
+            if isinstance(built, str):
+                raise KustomizeError(built)
 
     def _create(self, edit: CreateManifest, overlay: FileOverlay) -> None:
         """A new object (a NetworkPolicy) as a resource of the finding's overlay: the overlay's
@@ -634,18 +652,29 @@ def overlays_note(index: KustomizeIndex | None, overlay: FileOverlay) -> dict[st
 def _rendered_diff(
     folder: str, before: list[dict[str, Any]] | str, after: list[dict[str, Any]] | str
 ) -> list[str]:
-    def text(docs: list[dict[str, Any]] | str) -> list[str]:
+    def identity(doc: Mapping[str, Any]) -> tuple[str, str, str]:
+        meta = doc.get("metadata") or {}
+        return (str(doc.get("kind")), str(meta.get("namespace", "")), str(meta.get("name")))
+
+    def text(docs: list[dict[str, Any]] | str, keep: set[tuple[str, str, str]]) -> list[str]:
         if isinstance(docs, str):
             return [f"# {docs}"]
-        return yaml.safe_dump_all(docs, sort_keys=False).splitlines()
+        changed = [d for d in docs if identity(d) in keep]
+        return yaml.dump_all(changed, Dumper=_DUMPER, sort_keys=False).splitlines()
 
+    old = {} if isinstance(before, str) else {identity(d): d for d in before}
+    new = {} if isinstance(after, str) else {identity(d): d for d in after}
+    keep = {k for k in old.keys() | new.keys() if old.get(k) != new.get(k)}
     return list(
         difflib.unified_diff(
-            text(before),
-            text(after),
+            text(before, keep),
+            text(after, keep),
             f"{folder} (rendered, before)",
             f"{folder} (rendered, after)",
             n=2,
             lineterm="",
         )
     )
+
+
+_DUMPER: Any = getattr(yaml, "CSafeDumper", yaml.SafeDumper)

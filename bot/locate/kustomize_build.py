@@ -17,6 +17,7 @@ import copy
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path, PurePosixPath
 from typing import Any, Literal
 
@@ -218,7 +219,7 @@ class KustomizeReader:
         if text is None:
             raise KustomizeError(f"{relpath} does not exist")
         try:
-            return load_documents(text.removeprefix("\ufeff"))
+            return list(_parsed(text.removeprefix("\ufeff")))
         except EditError as exc:
             raise KustomizeError(f"{relpath} does not parse: {exc}") from None
 
@@ -404,6 +405,12 @@ class KustomizeReader:
                 for res in resources:
                     if _selected(res, selector):
                         _strategic_merge(res, doc, source)
+
+
+@lru_cache(maxsize=1024)
+def _parsed(text: str) -> tuple[Any, ...]:
+    """The documents of a file, parsed once per text (callers copy before changing them)."""
+    return tuple(load_documents(text))
 
 
 def _list(kust: Mapping[str, Any], key: str) -> list[str]:
