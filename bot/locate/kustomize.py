@@ -54,7 +54,7 @@ from fixers.model import (
     Set,
     YamlPath,
 )
-from fixers.view import ManifestPodView, PodView, lookup
+from fixers.view import POD_SPEC_PATHS, ManifestPodView, PodView, lookup
 
 ENGINE_ENV = "REMEDY_KUSTOMIZE_ENGINE"
 """``reader`` forces the built-in reader even where ``kubectl`` is installed."""
@@ -400,20 +400,38 @@ class KustomizeTarget:
                 raise KustomizeError(built)
 
     def _create(self, edit: CreateManifest, overlay: FileOverlay) -> None:
-        """A new object (a NetworkPolicy) as a resource of the finding's overlay: the overlay's
-        own transformers (namespace, prefix, labels) apply to it as to the workload."""
-        folder = self.overlay_dir
+        """A new object (a NetworkPolicy) as a resource beside the workload's base document,
+        so every overlay using that base gets it through its own transformers (namespace,
+        prefix, labels) as the workload does; in the finding's overlay when the base is not a
+        kustomization listing the document or its pod template has no labels."""
+        rendered = self._traced(overlay)
+        document = copy.deepcopy(dict(edit.document))
+        meta = dict(document.get("metadata") or {})
+        file_name = f"{edit.name}.yaml"
+        base_dir = _listing_kustomization(KustomizeReader(overlay), rendered.origin)
+        labels = _template_labels(rendered.original)
+        spec = document.get("spec")
+        if base_dir is not None and labels and isinstance(spec, dict):
+            folder = base_dir
+            seen, original = self.resource[1], rendered.names[0]
+            meta["name"] = str(meta.get("name", "")).replace(seen, original, 1)
+            file_name = f"{edit.name.replace(seen, original, 1)}.yaml"
+            namespace = (rendered.original.get("metadata") or {}).get("namespace")
+            if namespace:
+                meta["namespace"] = namespace
+            else:
+                meta.pop("namespace", None)
+            document["spec"] = {**spec, "podSelector": {"matchLabels": labels}}
+        else:
+            folder = self.overlay_dir
+            prefix = str(KustomizeReader(overlay).kustomization(folder)[1].get("namePrefix") or "")
+            name = str(meta.get("name", ""))
+            if prefix and name.startswith(prefix):  # the overlay adds it again
+                meta["name"] = name.removeprefix(prefix)
+        document["metadata"] = meta
         kust = find_kustomization(self.index.root, folder, overlay)
         if kust is None:
             raise KustomizeError(f"{folder or '.'} has no kustomization.yaml")
-        document = copy.deepcopy(dict(edit.document))
-        meta = dict(document.get("metadata") or {})
-        prefix = str(KustomizeReader(overlay).kustomization(folder)[1].get("namePrefix") or "")
-        name = str(meta.get("name", ""))
-        if prefix and name.startswith(prefix):  # the overlay adds it again
-            meta["name"] = name.removeprefix(prefix)
-        document["metadata"] = meta
-        file_name = f"{edit.name}.yaml"
         relpath = f"{folder}/{file_name}" if folder else file_name
         content = render_manifest(document, edit.comment)
         existing = overlay.read(relpath)
@@ -525,6 +543,31 @@ class KustomizeTarget:
         if isinstance(built, str):
             return []
         return [d for d in built if d.get("kind") == "NetworkPolicy"]
+
+
+def _listing_kustomization(reader: KustomizeReader, origin: str) -> str | None:
+    """The folder of ``origin`` when its kustomization lists it as a resource, else None."""
+    folder = PurePosixPath(origin).parent.as_posix()
+    folder = "" if folder == "." else folder
+    try:
+        _, kust = reader.kustomization(folder)
+    except RepositoryError:
+        return None
+    listed = kust.get("resources") or []
+    if kust.get("kind") == "Component" or PurePosixPath(origin).name not in listed:
+        return None
+    return folder
+
+
+def _template_labels(document: Mapping[str, Any]) -> dict[str, str]:
+    """The pod labels a workload document writes itself (what a NetworkPolicy selects)."""
+    kind = document.get("kind")
+    base = POD_SPEC_PATHS.get(str(kind))
+    if base is None:
+        return {}
+    where = ("metadata", "labels") if kind == "Pod" else (*base[:-1], "metadata", "labels")
+    labels = lookup(document, where)
+    return {str(k): str(v) for k, v in labels.items()} if isinstance(labels, Mapping) else {}
 
 
 def _document_of(root: Path, path: str, index: int) -> Any:

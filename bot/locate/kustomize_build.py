@@ -271,6 +271,15 @@ class KustomizeReader:
         for ref in _list(kust, "components"):
             resources = self._component(_join(folder, ref), resources, depth + 1)
         resources = self._transform(folder, path, kust, resources)
+        seen: set[tuple[str, str | None, str]] = set()
+        for res in resources:
+            ident = (res.kind, res.namespace, res.name)
+            if ident in seen:
+                raise KustomizeError(
+                    f"{folder or '.'}: {res.kind} {res.name} is defined twice (kustomize refuses "
+                    "a resource with an already registered id)"
+                )
+            seen.add(ident)
         self._cache[folder] = resources
         return resources
 

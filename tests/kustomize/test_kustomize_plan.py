@@ -107,17 +107,20 @@ def test_unknown_overlay_resource_is_refused_with_the_overlay(repo: Path) -> Non
     assert "overlays/staging renders no Deployment staging/web" in plan.unfixable[0].reason
 
 
-def test_network_policy_is_a_new_resource_of_the_finding_overlay(repo: Path) -> None:
+def test_network_policy_is_a_new_resource_beside_the_base(repo: Path) -> None:
+    """Every overlay using the base gets the policy through its own namespace and prefix, as
+    the workload does (one policy per overlay would collide when one overlay includes another)."""
     cs = only_change_set(plan_of(repo, finding("C-0260", "staging", "staging-web", None)))
     kustomization, policy = cs.files
-    assert kustomization.path == "overlays/staging/kustomization.yaml"
-    assert policy.is_new and policy.path.startswith("overlays/staging/")
+    assert kustomization.path == "base/kustomization.yaml"
+    assert policy.is_new and policy.path == "base/web-networkpolicy.yaml"
     resources = load_documents(kustomization.after)[0]["resources"]
-    assert resources == ["../../base", policy.path.rsplit("/", 1)[1]]
+    assert resources == ["deployment.yaml", "web-networkpolicy.yaml"]
     document = load_documents(policy.after)[0]
     assert document["kind"] == "NetworkPolicy"
-    assert not document["metadata"]["name"].startswith("staging-")  # the overlay adds it
-    assert cs.meta[OVERLAYS_META] == "overlays/staging"
+    assert document["metadata"] == {"name": "web-networkpolicy"}
+    assert document["spec"]["podSelector"] == {"matchLabels": {"app": "web"}}
+    assert cs.meta[OVERLAYS_META] == "base, overlays/production, overlays/staging"
 
 
 def test_cluster_finding_goes_to_the_overlay_flux_deploys(repo: Path) -> None:
