@@ -90,28 +90,40 @@ def before_after(name: str, tmp_path: Path) -> tuple[Counter[str], Counter[str],
     before_counts, after_counts = script.failures(scanned), script.failures(after)
     fixable_before = sum(n for c, n in before_counts.items() if fixable(c))
     fixable_after = sum(n for c, n in after_counts.items() if fixable(c))
-    print(name, f"fixable {fixable_before} -> {fixable_after}")
+    print(name, f"fixable {fixable_before} -> {fixable_after}, declined {declined(plan)}")
     print("\n".join(script.table(before_counts, after_counts)))
     print("\n".join(script.why_not_fixed(plan)))
     return before_counts, after_counts, plan
 
 
-def assert_fixed(before: Counter[str], after: Counter[str]) -> None:
+def declined(plan: Any) -> int:
+    """Failures on fixable checks whose fixer asks a person instead (a user id set on purpose,
+    a bare image name a build tool rewrites, MySQL's memory): still failing by design."""
+    return sum(
+        1
+        for u in plan.unfixable
+        if u.category == "needs-human"
+        for check in u.finding.scanner_ids
+        if fixable(check)
+    )
+
+
+def assert_fixed(before: Counter[str], after: Counter[str], plan: Any) -> None:
     worse = {
         c: (before[c], n)
         for c, n in after.items()
         if n > before.get(c, 0) and c not in GROWN_ON_PURPOSE
     }
     assert not worse, worse  # check id: (failing resources before, after)
-    fixable_before = sum(n for c, n in before.items() if fixable(c))
-    fixable_after = sum(n for c, n in after.items() if fixable(c))
+    fixable_before = sum(n for c, n in before.items() if fixable(c)) - declined(plan)
+    fixable_after = sum(n for c, n in after.items() if fixable(c)) - declined(plan)
     assert fixable_before > 0
     assert fixable_after <= 0.1 * fixable_before, (fixable_before, fixable_after)
 
 
 def test_kustomize_examples(tmp_path: Path) -> None:
-    before, after, _ = before_after("kustomize-examples", tmp_path)
-    assert_fixed(before, after)
+    before, after, plan = before_after("kustomize-examples", tmp_path)
+    assert_fixed(before, after, plan)
 
 
 def test_flux_example(tmp_path: Path) -> None:
@@ -123,5 +135,5 @@ def test_flux_example(tmp_path: Path) -> None:
 
 
 def test_bank_of_anthos(tmp_path: Path) -> None:
-    before, after, _ = before_after("bank-of-anthos", tmp_path)
-    assert_fixed(before, after)
+    before, after, plan = before_after("bank-of-anthos", tmp_path)
+    assert_fixed(before, after, plan)
