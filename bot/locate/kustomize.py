@@ -108,6 +108,11 @@ class Engine:
         except RepositoryError as exc:
             return f"{folder or '.'} does not build: {exc}"
         if self.kubectl is None:
+            if reader.untraced:
+                return (
+                    f"{folder or '.'} uses {', '.join(reader.untraced)}, which kube-remedy's "
+                    "reader does not apply; build it with kubectl (install kubectl)"
+                )
             return [r.doc for r in rendered]
         mirror = self._sync(overlay)
         proc = subprocess.run(

@@ -26,6 +26,7 @@ from bot.locate.base import FileOverlay
 from bot.locate.gitops import KUSTOMIZATION_FILES
 from fixers.edits import EditError, load_documents
 from fixers.model import YamlPath
+from fixers.view import lookup
 
 MERGE_KEYS: Mapping[str, str] = {
     "containers": "name",
@@ -208,6 +209,9 @@ class KustomizeReader:
     """Builds kustomization directories of one repository state (pending edits included)."""
 
     overlay: FileOverlay
+    untraced: list[str] = field(default_factory=list)
+    """Features the reader saw but does not apply (``replacements``): its render may differ
+    from kustomize's there, so only the real engine may build such an overlay."""
     _cache: dict[str, list[Rendered]] = field(default_factory=dict)
 
     @property
@@ -264,13 +268,24 @@ class KustomizeReader:
         path, kust = self.kustomization(folder)
         if kust.get("kind") == "Component":
             raise KustomizeError(f"{folder} is a Component; it is built by the overlays using it")
-        for unsupported in ("helmCharts", "helmChartInflationGenerator", "generators"):
+        for unsupported in (
+            "helmCharts",
+            "helmChartInflationGenerator",
+            "generators",
+            "transformers",
+            "validators",
+            "configurations",
+            "openapi",
+        ):
             if kust.get(unsupported):
                 raise KustomizeError(f"{path}: {unsupported} is not supported; refusing to build")
         resources = self._resources(folder, kust, depth)
         for ref in _list(kust, "components"):
             resources = self._component(_join(folder, ref), resources, depth + 1)
         resources = self._transform(folder, path, kust, resources)
+        _substitute_vars(path, kust.get("vars") or [], resources)
+        if kust.get("replacements"):
+            self.untraced.append(f"{path}: replacements")
         seen: set[tuple[str, str | None, str]] = set()
         for res in resources:
             ident = (res.kind, res.namespace, res.name)
@@ -420,6 +435,44 @@ class KustomizeReader:
 def _parsed(text: str) -> tuple[Any, ...]:
     """The documents of a file, parsed once per text (callers copy before changing them)."""
     return tuple(load_documents(text))
+
+
+_VAR_FIELDS = ("command", "args")
+
+
+def _substitute_vars(path: str, declared: Sequence[Any], resources: list[Rendered]) -> None:
+    """Kustomize's deprecated ``vars``: ``$(NAME)`` in containers' command, args and env
+    values becomes a field of the object the var names (``metadata.name`` by default)."""
+    values: dict[str, str] = {}
+    for var in declared:
+        if not isinstance(var, Mapping) or not isinstance(var.get("objref"), Mapping):
+            raise KustomizeError(f"{path}: a var needs a name and an objref")
+        ref = var["objref"]
+        fieldpath = str((var.get("fieldref") or {}).get("fieldpath") or "metadata.name")
+        found = [r for r in resources if r.kind == ref.get("kind") and ref.get("name") in r.names]
+        if len(found) != 1:
+            raise KustomizeError(f"{path}: var {var.get('name')} names no single object")
+        value = lookup(found[0].doc, tuple(fieldpath.split(".")))
+        if not isinstance(value, (str, int)):
+            raise KustomizeError(f"{path}: var {var.get('name')}: {fieldpath} is not a scalar")
+        values[f"$({var.get('name')})"] = str(value)
+    if not values:
+        return
+
+    def replaced(text: str) -> str:
+        for token, value in values.items():
+            text = text.replace(token, value)
+        return text
+
+    for res in resources:
+        for container in _all_containers(res.doc):
+            for key in _VAR_FIELDS:
+                items = container.get(key)
+                if isinstance(items, list):
+                    container[key] = [replaced(i) if isinstance(i, str) else i for i in items]
+            for env in container.get("env") or []:
+                if isinstance(env, dict) and isinstance(env.get("value"), str):
+                    env["value"] = replaced(env["value"])
 
 
 def _list(kust: Mapping[str, Any], key: str) -> list[str]:
