@@ -259,6 +259,9 @@ def locate_kustomize(finding: Finding, index: KustomizeIndex) -> KustomizeTarget
         if folder is None:
             return None
         if folder in index.unreadable:
+            # a scan of the plain files of a folder kube-remedy cannot build: the file it is
+            if PurePosixPath(finding.source.path).suffix in (".yaml", ".yml"):
+                return None
             return index.unreadable[folder]
         candidates = [folder]
     else:
@@ -482,7 +485,10 @@ class KustomizeTarget:
                 f"{field_name} is partly set by a patch in {below[0].source.file}; "
                 "change it by hand"
             )
-        if self._patched_elsewhere(rendered, logical):
+        own_base = _listing_kustomization(
+            KustomizeReader(FileOverlay(self.index.root)), rendered.origin
+        )
+        if own_base != self.overlay_dir and self._patched_elsewhere(rendered, logical):
             return None
         original = rendered.original
         where = physical_path(original, logical)

@@ -156,3 +156,18 @@ def test_cluster_finding_is_refused_when_two_overlays_render_it_alike(repo: Path
         "rendered by several kustomize overlays (overlays/production, overlays/production-b)"
         in (plan.unfixable[0].reason)
     )
+
+
+def test_finding_on_the_base_build_is_fixed_in_the_base_document(repo: Path) -> None:
+    """A scan of the base itself: its own document is the place, even where an overlay
+    patches the field (that overlay's patch still wins there)."""
+    base = Finding(
+        control_id="C-0016",
+        scanner="checkov",
+        resource=ResourceRef(api_version="apps/v1", kind="Deployment", name="web"),
+        container="app",
+        source=SourceHint(path="base/deployment.yaml"),
+    )
+    cs = only_change_set(plan_of(repo, base))
+    assert [c.path for c in cs.files] == ["base/deployment.yaml"]
+    assert cs.meta[OVERLAYS_META] == "base, overlays/staging"
