@@ -142,6 +142,7 @@ class Engine:
                 symlinks=True,
                 ignore=shutil.ignore_patterns(".git"),
             )
+            _drop_escaping_links(self._mirror / "repo")
         mirror = self._mirror / "repo"
         wanted: dict[str, str | None] = {c.path: c.after for c in overlay.changes()}
         for path in set(self._written) - set(wanted):
@@ -170,6 +171,19 @@ class Engine:
 
     def __del__(self) -> None:
         self.close()
+
+
+def _drop_escaping_links(mirror: Path) -> None:
+    """Remove the copy's symlinks that lead outside it (or dangle): kubectl never reads a
+    file outside the repository through one (a generator's ``files:`` would)."""
+    inside = mirror.resolve()
+    for dirpath, dirnames, filenames in os.walk(mirror):
+        for name in [*dirnames, *filenames]:
+            path = Path(dirpath, name)
+            if path.is_symlink():
+                target = Path(os.path.realpath(path))
+                if not target.exists() or (target != inside and inside not in target.parents):
+                    path.unlink()
 
 
 @dataclass
@@ -381,7 +395,7 @@ class KustomizeTarget:
                 self._create(edit, overlay)
                 continue
             logical = logical_path(document, edit.path)
-            place = self._place(rendered, logical, edit)
+            place = self._place(rendered, logical, overlay)
             if place is None:
                 new_patch.append((logical, _for_patch(edit, logical, document)))
             else:
@@ -462,9 +476,9 @@ class KustomizeTarget:
         return found[0]
 
     def _place(
-        self, rendered: Rendered, logical: LogicalPath, edit: Edit
+        self, rendered: Rendered, logical: LogicalPath, overlay: FileOverlay
     ) -> tuple[str, int, YamlPath] | None:
-        """(file, document, path) to write ``edit`` at; None for a new patch in the overlay."""
+        """(file, document, path) to write the field at; None for a new patch in the overlay."""
         field_name = ".".join(logical)
         touch = rendered.source_of(logical)
         if touch is not None:
@@ -473,7 +487,7 @@ class KustomizeTarget:
                     f"{field_name} is set by a patch in {touch.source.file} that cannot be edited "
                     "in place (inline or a delete); change it by hand"
                 )
-            patch_doc = _document_of(self.index.root, touch.source.file, touch.source.document)
+            patch_doc = _document_of(overlay, touch.source.file, touch.source.document)
             value = lookup(patch_doc, touch.where)
             rest = physical_path(value, logical[len(touch.path) :])
             if rest is None:
@@ -581,8 +595,8 @@ def _template_labels(document: Mapping[str, Any]) -> dict[str, str]:
     return {str(k): str(v) for k, v in labels.items()} if isinstance(labels, Mapping) else {}
 
 
-def _document_of(root: Path, path: str, index: int) -> Any:
-    text = FileOverlay(root).read(path)
+def _document_of(overlay: FileOverlay, path: str, index: int) -> Any:
+    text = overlay.read(path)
     if text is None:
         raise KustomizeError(f"{path} does not exist")
     try:

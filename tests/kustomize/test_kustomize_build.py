@@ -131,3 +131,16 @@ def test_reader_renders_pod_specs_as_kubectl_does(name: str) -> None:
             assert _pod_spec(mine[key]) == _pod_spec(doc), (folder, key)
             compared += 1
     assert compared >= 18
+
+
+def test_engine_copy_drops_links_leaving_the_repository(tmp_path: Path) -> None:
+    from bot.locate.kustomize import _drop_escaping_links
+
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    (repo / "inside.yaml").write_text("a: 1\n")
+    (repo / "ok.yaml").symlink_to("inside.yaml")
+    (repo / "secret.env").symlink_to("/etc/hostname")
+    _drop_escaping_links(repo)
+    assert (repo / "ok.yaml").is_symlink()
+    assert not (repo / "secret.env").exists() and not (repo / "secret.env").is_symlink()
