@@ -41,6 +41,7 @@ from bot import controls as catalog
 from bot import scanner_map
 from bot.cluster import ClusterAccess
 from bot.errors import ConfigError, ForgeTransientError, RemedyError
+from bot.model import ChangeSet
 from bot.plan import Plan, build_plan
 from bot.repo_config import CONFIG_FILE, RepoConfig, parse_repo_config
 from bot.score import format_delta, framework_label, framework_scores
@@ -182,7 +183,10 @@ def print_plan(report: Report, plan: Plan) -> None:
         table.add_row(
             cell(cs.key),
             cell(", ".join(cs.controls)),
-            Text("\n".join(safe(c.path) + (" (new)" if c.is_new else "") for c in cs.files)),
+            Text(
+                "\n".join(safe(c.path) + (" (new)" if c.is_new else "") for c in cs.files)
+                + _overlays_line(cs)
+            ),
             str(len({f.resource.key for f in cs.findings})),
             cell(cs.risk.label),
         )
@@ -236,6 +240,12 @@ def _ids(finding: Finding) -> str:
     """The control and, when another scanner reported it, that scanner's ids."""
     others = [i for i in finding.scanner_ids if i != finding.control_id]
     return finding.control_id + (f" ({', '.join(others)})" if others else "")
+
+
+def _overlays_line(cs: ChangeSet) -> str:
+    """The kustomize overlays whose rendered output the change set changes, as a table line."""
+    overlays = cs.meta.get("kustomize-overlays")
+    return f"\n  changes overlays: {safe(overlays)}" if overlays else ""
 
 
 def print_chart_summary(plan: Plan) -> None:

@@ -21,6 +21,8 @@ from bot.errors import ChartError, RemedyError
 from bot.evidence import workload_intent
 from bot.kyverno_policies import policy_files
 from bot.locate.base import FileOverlay, Target
+from bot.locate.kustomize import KustomizeIndex, locate_kustomize, overlays_note
+from bot.locate.kustomize_build import kustomization_dirs
 from bot.locate.manifest import ManifestIndex, locate_manifest
 from bot.model import ChangeSet, FileChange, PlannedFix, Unfixable
 from bot.repo_config import RepoConfig
@@ -174,8 +176,13 @@ class Locator:
         self.manifests = ManifestIndex.build(root, default_namespace=default_namespace)
         self._helm: Callable[[Finding], Target | str] | Literal[False] | None = None
         self._index: Any = None  # the HelmIndex, once built
+        self.kustomize = KustomizeIndex.build(root) if kustomization_dirs(root) else None
 
     def locate(self, finding: Finding) -> Target | str:
+        if self.kustomize is not None:  # an overlay's resource: never a same-named base file
+            rendered = locate_kustomize(finding, self.kustomize)
+            if rendered is not None:
+                return rendered
         try:
             found: Target | str = locate_manifest(finding, self.manifests)
         except RemedyError as exc:  # a scanner path is a hint: a chart may still render it
@@ -246,7 +253,7 @@ def build_plan(
     compliant: list[Finding] = []
     overlays: dict[str, FileOverlay] = {}
     fixes: dict[str, list[PlannedFix]] = defaultdict(list)
-    targets: dict[tuple[str, int], Target] = {}
+    targets: dict[tuple[str, int, str], Target] = {}
     deferred: list[tuple[Finding, Target]] = []
     waived: list[Waiver] = []
 
@@ -412,7 +419,7 @@ def build_plan(
             unfixable.append(Unfixable(finding, found, "not-in-repo"))
             kept.append(finding)
             continue
-        place = (found.location.path, found.location.document_index)
+        place = (found.location.path, found.location.document_index, getattr(found, "overlay", ""))
         target = targets.setdefault(place, found)
         # Two spellings of one file (scans run from different directories) meet here.
         where = (*finding.identity, *place)
@@ -461,6 +468,7 @@ def build_plan(
                     unfixable[n]
                     for n in sorted(n for r in resources for n in unfixable_of.get(r, ()))
                 ),
+                meta=overlays_note(locator.kustomize, overlays[key]),
             )
         )
     if runtime is not None:

@@ -276,6 +276,8 @@ def change_set_context(
         "findings": [_finding(f) for f in change_set.findings],
         "files": [{"path": c.path, "new": c.is_new} for c in change_set.files],
         "notes": list(change_set.notes),
+        "overlays": [o for o in change_set.meta.get("kustomize-overlays", "").split(", ") if o],
+        "overlay_diff": change_set.meta.get("kustomize-diff", ""),
     }
     return {
         "cs": cs,

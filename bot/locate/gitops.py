@@ -316,3 +316,41 @@ def deployed_namespaces(root: Path, default: str = "default") -> Namespaces:
             else:
                 destinations.extend(_destinations(doc))
     return Namespaces(tuple(kustomize), tuple(destinations), default)
+
+
+def deployed_paths(root: Path) -> dict[str, str | None]:
+    """Folders Argo CD Applications and Flux ``Kustomization``s deploy (a kustomize overlay
+    or plain manifests) -> the namespace they give resources that set none (None: not set).
+    Sources with a Helm chart are left to `scan_gitops`; templated paths are skipped."""
+    out: dict[str, str | None] = {}
+    for path in iter_yaml_files(root):
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            continue
+        if "Application" not in text and "Kustomization" not in text:
+            continue
+        relpath = path.relative_to(root).as_posix()
+        try:
+            loaded = load_yaml_all(text, relpath, max_bytes=MAX_GITOPS_BYTES, error=RepositoryError)
+        except RepositoryError:
+            continue
+        for doc in loaded:
+            if not isinstance(doc, Mapping) or not isinstance(doc.get("spec"), Mapping):
+                continue
+            kind, api, spec = doc.get("kind"), str(doc.get("apiVersion", "")), doc["spec"]
+            if kind == "Application" and api.startswith("argoproj.io/"):
+                namespace = (spec.get("destination") or {}).get("namespace")
+                paths = [s.get("path") for _, s in _argo_sources(spec) if not s.get("chart")]
+            elif kind == "Kustomization" and "fluxcd.io" in api:
+                namespace, paths = spec.get("targetNamespace"), [spec.get("path")]
+            else:
+                continue
+            if not isinstance(namespace, str) or not namespace or "{{" in namespace:
+                namespace = None
+            for item in paths:
+                if isinstance(item, str) and "{{" not in item:
+                    folder = _norm(item.lstrip("/"))
+                    if folder is not None:
+                        out.setdefault(folder, namespace)
+    return out

@@ -1,0 +1,748 @@
+"""Find where a resource rendered by a Kustomize overlay comes from, and write its fix there.
+
+A finding names a resource as an overlay renders it (the scanner read the overlay directory, or
+the cluster). `KustomizeIndex` builds every kustomization of the repository with the reader of
+`bot.locate.kustomize_build`, which traces each rendered field to the base document or patch
+that sets it. `KustomizeTarget` writes each edit where the value comes from: into the patch that
+sets the field (a strategic-merge patch, or a JSON6902 operation's ``value``); else into the
+base document when no other overlay patches that field (every overlay inherits the fix); else
+into a new strategic-merge patch of the finding's overlay, listed in its kustomization. Views
+and verification use the real engine (``kubectl kustomize``) when the machine has one, else the
+reader; every overlay whose files an edit touches must still build.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import hashlib
+import os
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import yaml
+
+from bot.errors import RepositoryError
+from bot.locate.base import FileOverlay
+from bot.locate.gitops import deployed_paths
+from bot.locate.kustomize_build import (
+    MERGE_KEYS,
+    KustomizeError,
+    KustomizeReader,
+    LogicalPath,
+    Rendered,
+    find_kustomization,
+    kustomization_dirs,
+    logical_path,
+    physical_path,
+)
+from bot.model import Location
+from fixers.edits import EditError, apply_edits, load_documents, render_manifest
+from fixers.model import (
+    AnyEdit,
+    AppendUnique,
+    CreateManifest,
+    Edit,
+    Ensure,
+    Finding,
+    Remove,
+    Set,
+    YamlPath,
+)
+from fixers.view import POD_SPEC_PATHS, ManifestPodView, PodView, lookup
+
+ENGINE_ENV = "REMEDY_KUSTOMIZE_ENGINE"
+"""``reader`` forces the built-in reader even where ``kubectl`` is installed."""
+BUILD_TIMEOUT = 60
+PATCH_PREFIX = "remedy-patch-"
+
+
+class Engine:
+    """Builds a kustomization directory of the repository with pending edits applied."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.kubectl = None if os.environ.get(ENGINE_ENV) == "reader" else shutil.which("kubectl")
+        self._mirror: Path | None = None
+        self._written: dict[str, str | None] = {}
+        self._files: dict[str, frozenset[str]] = {}
+        self._builds: dict[tuple[str, str], list[dict[str, Any]] | str] = {}
+
+    @property
+    def name(self) -> str:
+        return "kubectl kustomize" if self.kubectl else "kube-remedy's kustomize reader"
+
+    def build(self, folder: str, overlay: FileOverlay) -> list[dict[str, Any]] | str:
+        """The documents ``folder`` renders, or the one-line reason it does not build.
+        Builds are remembered by the pending edits of the files the kustomization reads, so
+        re-reading a workload after each edit builds each state once."""
+        if folder not in self._files:
+            try:
+                self._files[folder] = frozenset(
+                    KustomizeReader(FileOverlay(self.root)).files(folder)
+                )
+            except RepositoryError as exc:
+                return f"{folder or '.'} does not build: {exc}"
+        files = self._files[folder]
+        digest = hashlib.sha256()
+        for change in overlay.changes():
+            # new files an edited kustomization lists lie in its own folder
+            if change.path in files or PurePosixPath(change.path).parent.as_posix() == (
+                folder or "."
+            ):
+                digest.update(f"{change.path}\0{change.after}\0".encode())
+        key = (folder, digest.hexdigest())
+        if key not in self._builds:
+            self._builds[key] = self._build(folder, overlay)
+        return self._builds[key]
+
+    def _build(self, folder: str, overlay: FileOverlay) -> list[dict[str, Any]] | str:
+        reader = KustomizeReader(overlay)
+        try:  # the reader refuses remote resources and plugins before the engine runs
+            rendered = reader.build(folder)
+        except RepositoryError as exc:
+            return f"{folder or '.'} does not build: {exc}"
+        if self.kubectl is None:
+            if reader.untraced:
+                return (
+                    f"{folder or '.'} uses {', '.join(reader.untraced)}, which kube-remedy's "
+                    "reader does not apply; build it with kubectl (install kubectl)"
+                )
+            return [r.doc for r in rendered]
+        mirror = self._sync(overlay)
+        proc = subprocess.run(
+            [self.kubectl, "kustomize", str(mirror / folder)],
+            capture_output=True,
+            text=True,
+            timeout=BUILD_TIMEOUT,
+            check=False,
+            env={"PATH": os.environ.get("PATH", ""), "HOME": str(mirror)},
+        )
+        if proc.returncode != 0:
+            error = proc.stderr.strip().replace(str(mirror) + "/", "").splitlines()
+            return f"{folder or '.'} does not build: {(error or ['kubectl failed'])[-1]}"
+        try:
+            docs = load_documents(proc.stdout)
+        except EditError as exc:
+            return f"{folder or '.'}: kubectl kustomize printed YAML that does not parse: {exc}"
+        return [d for d in docs if isinstance(d, dict)]
+
+    def _sync(self, overlay: FileOverlay) -> Path:
+        """A private copy of the repository holding the overlay's pending files."""
+        if self._mirror is None:
+            self._mirror = Path(tempfile.mkdtemp(prefix="remedy-kustomize-"))
+            shutil.copytree(
+                self.root,
+                self._mirror / "repo",
+                symlinks=True,
+                ignore=shutil.ignore_patterns(".git"),
+            )
+            _drop_escaping_links(self._mirror / "repo")
+        mirror = self._mirror / "repo"
+        wanted: dict[str, str | None] = {c.path: c.after for c in overlay.changes()}
+        for path in set(self._written) - set(wanted):
+            original = overlay.original(path)
+            target = mirror / path
+            if original is None:
+                target.unlink(missing_ok=True)
+            else:
+                target.write_text(original, encoding="utf-8", newline="")
+            del self._written[path]
+        for path, text in wanted.items():
+            if self._written.get(path) != text:
+                target = mirror / path
+                target.parent.mkdir(parents=True, exist_ok=True)
+                if text is None:
+                    target.unlink(missing_ok=True)
+                else:
+                    target.write_text(text, encoding="utf-8", newline="")
+                self._written[path] = text
+        return mirror
+
+    def close(self) -> None:
+        if self._mirror is not None:
+            shutil.rmtree(self._mirror, ignore_errors=True)
+            self._mirror = None
+
+    def __del__(self) -> None:
+        self.close()
+
+
+def _drop_escaping_links(mirror: Path) -> None:
+    """Remove the copy's symlinks that lead outside it (or dangle): kubectl never reads a
+    file outside the repository through one (a generator's ``files:`` would)."""
+    inside = mirror.resolve()
+    for dirpath, dirnames, filenames in os.walk(mirror):
+        for name in [*dirnames, *filenames]:
+            path = Path(dirpath, name)
+            if path.is_symlink():
+                target = Path(os.path.realpath(path))
+                if not target.exists() or (target != inside and inside not in target.parents):
+                    path.unlink()
+
+
+@dataclass
+class KustomizeIndex:
+    """Every kustomization of a repository, built once from the files as they are."""
+
+    root: Path
+    engine: Engine
+    overlays: list[str] = field(default_factory=list)
+    """Kustomization directories that build on their own (Components excluded)."""
+    built: dict[str, list[Rendered]] = field(default_factory=dict)
+    unreadable: dict[str, str] = field(default_factory=dict)
+    files: dict[str, set[str]] = field(default_factory=dict)
+    """overlay -> every repository file its build reads."""
+    deployed: dict[str, str | None] = field(default_factory=dict)
+    """Overlays an Argo CD Application or Flux Kustomization deploys -> its namespace."""
+
+    @classmethod
+    def build(cls, root: Path) -> KustomizeIndex:
+        index = cls(root, Engine(root), deployed=deployed_paths(root))
+        reader = KustomizeReader(FileOverlay(root))
+        for folder in kustomization_dirs(root):
+            try:
+                _, kust = reader.kustomization(folder)
+                if kust.get("kind") == "Component":
+                    continue
+                index.overlays.append(folder)
+                index.built[folder] = reader.build(folder)
+                index.files[folder] = reader.files(folder)
+            except RepositoryError as exc:
+                index.unreadable[folder] = str(exc)
+        return index
+
+    def overlay_of(self, hint: str) -> str | None:
+        """The deepest overlay directory holding the scanner's path (run from anywhere)."""
+        parts = [p for p in PurePosixPath(hint.replace("\\", "/")).parts if p not in ("/", ".")]
+        if ".." in parts:
+            return None
+        known = set(self.overlays) | set(self.unreadable)
+        for start in range(len(parts)):
+            for end in range(len(parts), start, -1):
+                folder = "/".join(parts[start:end])
+                if folder in known:
+                    return folder
+        return "" if "" in known else None
+
+    def affected(self, changed: Sequence[str]) -> list[str]:
+        """Overlays whose build reads one of the ``changed`` files."""
+        paths = set(changed)
+        return [
+            folder
+            for folder in self.overlays
+            if self.files.get(folder, set()) & paths
+            or any(PurePosixPath(p).parent.as_posix() == (folder or ".") for p in paths)
+        ]
+
+    def changed_outputs(self, overlay: FileOverlay) -> list[str]:
+        """Overlays whose rendered output differs once the overlay's edits are applied."""
+        changed = [c.path for c in overlay.changes()]
+        base = FileOverlay(self.root)
+        return [
+            folder
+            for folder in self.affected(changed)
+            if self.engine.build(folder, overlay) != self.engine.build(folder, base)
+        ]
+
+
+def _matches(res: Rendered, finding: Finding, deployed_in: str | None = None) -> bool:
+    """Is ``res`` the finding's resource? A resource the overlay leaves without a namespace
+    is in the one its deployment gives it (``deployed_in``), or, for a cluster's finding with
+    no deployment known, in any."""
+    meta = res.doc.get("metadata") or {}
+    wanted = finding.resource
+    if res.kind != wanted.kind or meta.get("name") != wanted.name:
+        return False
+    namespace = meta.get("namespace") or (deployed_in if finding.source.path is None else None)
+    return (wanted.namespace or "default") == (namespace or "default") or (
+        namespace is None and finding.source.path is None
+    )
+
+
+def locate_kustomize(finding: Finding, index: KustomizeIndex) -> KustomizeTarget | str | None:
+    """The target for a finding on a resource an overlay renders; None when no overlay
+    renders it (another locator may know the resource), or the reason it cannot be fixed."""
+    if finding.source.path:
+        folder = index.overlay_of(finding.source.path)
+        if folder is None:
+            return None
+        if folder in index.unreadable:
+            # a scan of the plain files of a folder kube-remedy cannot build: the file it is
+            if PurePosixPath(finding.source.path).suffix in (".yaml", ".yml"):
+                return None
+            return index.unreadable[folder]
+        candidates = [folder]
+    else:
+
+        def renders(folder: str) -> bool:
+            deployed_in = index.deployed.get(folder)
+            return any(_matches(r, finding, deployed_in) for r in index.built.get(folder, ()))
+
+        # What Argo CD or Flux deploys is what the cluster runs; other overlays only if none.
+        candidates = [f for f in index.overlays if f in index.deployed and renders(f)]
+        candidates = candidates or [f for f in index.overlays if renders(f)]
+        if not candidates:
+            return None
+        # An overlay that puts the resource in the finding's namespace beats one that leaves
+        # the namespace open (a base nothing deploys).
+        placed = [
+            f
+            for f in candidates
+            if any(
+                _matches(r, finding) and (r.namespace or index.deployed.get(f))
+                for r in index.built.get(f, ())
+            )
+        ]
+        candidates = placed or candidates
+        if len(candidates) > 1:
+            return (
+                f"{finding.resource} is rendered by several kustomize overlays "
+                f"({', '.join(candidates[:4])}); the report must name the overlay it scanned"
+            )
+    folder = candidates[0]
+    deployed_in = index.deployed.get(folder)
+    found = [r for r in index.built.get(folder, ()) if _matches(r, finding, deployed_in)]
+    if not found:
+        return f"the kustomize overlay {folder or '.'} renders no {finding.resource}"
+    if len(found) > 1:
+        return f"the kustomize overlay {folder or '.'} renders {finding.resource} twice"
+    return KustomizeTarget.load(index, folder, found[0], finding)
+
+
+@dataclass
+class KustomizeTarget:
+    """A workload as one overlay renders it; edits go to the file that sets each field."""
+
+    location: Location
+    view: PodView
+    index: KustomizeIndex
+    overlay_dir: str
+    origin: tuple[str, int]
+    resource: tuple[str, str, str | None]
+    """Kind, name and namespace as the overlay renders them."""
+
+    @classmethod
+    def load(
+        cls, index: KustomizeIndex, folder: str, rendered: Rendered, finding: Finding
+    ) -> KustomizeTarget | str:
+        why = (
+            f"rendered by the kustomize overlay {folder or '.'} from {rendered.origin}"
+            f" (built with {index.engine.name})"
+        )
+        target = cls(
+            Location("manifest", rendered.origin, rendered.index, why=why),
+            view=None,  # type: ignore[arg-type]
+            index=index,
+            overlay_dir=folder,
+            origin=(rendered.origin, rendered.index),
+            resource=(rendered.kind, rendered.name, rendered.namespace),
+        )
+        view = target.reread(FileOverlay(index.root))
+        if isinstance(view, str):
+            return view
+        if finding.container and finding.container not in {c.name for c in view.containers}:
+            return f"{finding.resource} as {folder or '.'} renders it has no container {finding.container!r}"
+        target.view = view
+        return target
+
+    @property
+    def overlay(self) -> str:
+        """The overlay directory (part of the target's identity in a plan)."""
+        return self.overlay_dir
+
+    def _document(self, overlay: FileOverlay) -> dict[str, Any] | str:
+        built = self.index.engine.build(self.overlay_dir, overlay)
+        if isinstance(built, str):
+            return built
+        kind, name, namespace = self.resource
+        found = [
+            d
+            for d in built
+            if d.get("kind") == kind
+            and (d.get("metadata") or {}).get("name") == name
+            and ((d.get("metadata") or {}).get("namespace") or None) == namespace
+        ]
+        if len(found) != 1:
+            return f"{self.overlay_dir or '.'} no longer renders {kind}/{name} once"
+        return found[0]
+
+    def reread(self, overlay: FileOverlay) -> PodView | str:
+        document = self._document(overlay)
+        if isinstance(document, str):
+            return document
+        view = ManifestPodView.from_document(document)
+        if view is None:
+            return f"{self.resource[0]}/{self.resource[1]} is not a workload with a pod spec"
+        return view
+
+    # ------------------------------------------------------------------ writing
+
+    def write(self, edits: Sequence[AnyEdit], overlay: FileOverlay) -> None:
+        document = self._document(overlay)
+        if isinstance(document, str):
+            raise KustomizeError(document)
+        rendered = self._traced(overlay)
+        by_file: dict[tuple[str, int], list[Edit]] = {}
+        new_patch: list[tuple[LogicalPath, Edit]] = []
+        for edit in edits:
+            if isinstance(edit, CreateManifest):
+                self._create(edit, overlay)
+                continue
+            logical = logical_path(document, edit.path)
+            place = self._place(rendered, logical, overlay)
+            if place is None:
+                new_patch.append((logical, _for_patch(edit, logical, document)))
+            else:
+                file, doc_index, where = place
+                by_file.setdefault((file, doc_index), []).append(_moved(edit, where))
+        for (file, doc_index), moved in by_file.items():
+            text = overlay.read(file)
+            if text is None:
+                raise KustomizeError(f"{file} no longer exists")
+            try:
+                overlay.write(file, _apply(text, moved, doc_index))
+            except EditError as exc:
+                raise KustomizeError(f"{file}: {exc}") from None
+        if new_patch:
+            self._write_patch(rendered, new_patch, overlay)
+        self._check_builds(overlay)
+
+    def _check_builds(self, overlay: FileOverlay) -> None:
+        """Every overlay reading an edited file still builds (else the edit is refused)."""
+        changed = [c.path for c in overlay.changes()]
+        for folder in self.index.affected(changed):
+            built = self.index.engine.build(folder, overlay)
+            if isinstance(built, str):
+                raise KustomizeError(built)
+
+    def _create(self, edit: CreateManifest, overlay: FileOverlay) -> None:
+        """A new object (a NetworkPolicy) as a resource beside the workload's base document,
+        so every overlay using that base gets it through its own transformers (namespace,
+        prefix, labels) as the workload does; in the finding's overlay when the base is not a
+        kustomization listing the document or its pod template has no labels."""
+        rendered = self._traced(overlay)
+        document = copy.deepcopy(dict(edit.document))
+        meta = dict(document.get("metadata") or {})
+        file_name = f"{edit.name}.yaml"
+        base_dir = _listing_kustomization(KustomizeReader(overlay), rendered.origin)
+        labels = _template_labels(rendered.original)
+        spec = document.get("spec")
+        if base_dir is not None and labels and isinstance(spec, dict):
+            folder = base_dir
+            seen, original = self.resource[1], rendered.names[0]
+            meta["name"] = str(meta.get("name", "")).replace(seen, original, 1)
+            file_name = f"{edit.name.replace(seen, original, 1)}.yaml"
+            namespace = (rendered.original.get("metadata") or {}).get("namespace")
+            if namespace:
+                meta["namespace"] = namespace
+            else:
+                meta.pop("namespace", None)
+            document["spec"] = {**spec, "podSelector": {"matchLabels": labels}}
+        else:
+            folder = self.overlay_dir
+            prefix = str(KustomizeReader(overlay).kustomization(folder)[1].get("namePrefix") or "")
+            name = str(meta.get("name", ""))
+            if prefix and name.startswith(prefix):  # the overlay adds it again
+                meta["name"] = name.removeprefix(prefix)
+        document["metadata"] = meta
+        kust = find_kustomization(self.index.root, folder, overlay)
+        if kust is None:
+            raise KustomizeError(f"{folder or '.'} has no kustomization.yaml")
+        relpath = f"{folder}/{file_name}" if folder else file_name
+        content = render_manifest(document, edit.comment)
+        existing = overlay.read(relpath)
+        if existing is not None and existing != content:
+            raise KustomizeError(f"{relpath} already exists with other content; not overwriting it")
+        overlay.write(relpath, content)
+        text = overlay.read(kust) or ""
+        try:
+            overlay.write(kust, apply_edits(text, [AppendUnique(("resources",), file_name)]))
+        except EditError as exc:
+            raise KustomizeError(f"{kust}: {exc}") from None
+
+    def _traced(self, overlay: FileOverlay) -> Rendered:
+        reader = KustomizeReader(overlay)
+        found = [r for r in reader.build(self.overlay_dir) if (r.origin, r.index) == self.origin]
+        kind, name, _ = self.resource
+        found = [r for r in found if r.kind == kind and r.name == name] or found
+        if len(found) != 1:
+            raise KustomizeError(f"cannot trace {kind}/{name} in {self.overlay_dir or '.'}")
+        return found[0]
+
+    def _place(
+        self, rendered: Rendered, logical: LogicalPath, overlay: FileOverlay
+    ) -> tuple[str, int, YamlPath] | None:
+        """(file, document, path) to write the field at; None for a new patch in the overlay."""
+        field_name = ".".join(logical)
+        touch = rendered.source_of(logical)
+        if touch is not None:
+            if touch.where is None or touch.source.inline:
+                raise KustomizeError(
+                    f"{field_name} is set by a patch in {touch.source.file} that cannot be edited "
+                    "in place (inline or a delete); change it by hand"
+                )
+            patch_doc = _document_of(overlay, touch.source.file, touch.source.document)
+            value = lookup(patch_doc, touch.where)
+            rest = physical_path(value, logical[len(touch.path) :])
+            if rest is None:
+                raise KustomizeError(f"cannot trace {field_name} inside {touch.source.file}")
+            return touch.source.file, touch.source.document, (*touch.where, *rest)
+        below = rendered.touched_below(logical)
+        if below:
+            raise KustomizeError(
+                f"{field_name} is partly set by a patch in {below[0].source.file}; "
+                "change it by hand"
+            )
+        own_base = _listing_kustomization(
+            KustomizeReader(FileOverlay(self.index.root)), rendered.origin
+        )
+        if own_base != self.overlay_dir and self._patched_elsewhere(rendered, logical):
+            return None
+        original = rendered.original
+        where = physical_path(original, logical)
+        if where is None:
+            return None
+        return rendered.origin, rendered.index, where
+
+    def _patched_elsewhere(self, rendered: Rendered, logical: LogicalPath) -> bool:
+        """Does another overlay using the same base document patch this field (so a fix in
+        the base would not reach every overlay alike)?"""
+        for folder, resources in self.index.built.items():
+            if folder == self.overlay_dir:
+                continue
+            for other in resources:
+                if (other.origin, other.index) != self.origin:
+                    continue
+                for touch in other.touches:
+                    n = min(len(touch.path), len(logical))
+                    if touch.path[:n] == logical[:n] and touch not in rendered.touches:
+                        return True
+        return False
+
+    def _write_patch(
+        self, rendered: Rendered, edits: list[tuple[LogicalPath, Edit]], overlay: FileOverlay
+    ) -> None:
+        kind, _, _ = self.resource
+        seen_name = rendered.names[0]
+        folder = self.overlay_dir
+        file_name = f"{PATCH_PREFIX}{kind.lower()}-{seen_name}.yaml"
+        relpath = f"{folder}/{file_name}" if folder else file_name
+        existing = overlay.read(relpath)
+        if existing is not None and relpath not in {c.path for c in overlay.changes()}:
+            raise KustomizeError(f"{relpath} already exists; not overwriting it")
+        body: dict[str, Any] = (
+            load_documents(existing)[0]
+            if existing
+            else {
+                "apiVersion": rendered.doc.get("apiVersion"),
+                "kind": kind,
+                "metadata": {"name": seen_name},
+            }
+        )
+        for logical, edit in edits:
+            _put(body, logical, None if isinstance(edit, Remove) else getattr(edit, "value", None))
+        comment = (
+            f"kube-remedy: fields only the {folder or '.'} overlay changes "
+            "(other overlays patch them differently)"
+        )
+        overlay.write(relpath, render_manifest(body, comment))
+        kust = find_kustomization(self.index.root, folder, overlay)
+        if kust is None:
+            raise KustomizeError(f"{folder or '.'} has no kustomization.yaml")
+        text = overlay.read(kust) or ""
+        entry = {"path": file_name, "target": {"kind": kind, "name": seen_name}}
+        try:
+            overlay.write(kust, apply_edits(text, [AppendUnique(("patches",), entry, key="path")]))
+        except EditError as exc:
+            raise KustomizeError(f"{kust}: {exc}") from None
+
+    def network_policies(self, overlay: FileOverlay) -> list[Mapping[str, Any]]:
+        """The NetworkPolicies the overlay renders (they count as already in the repository)."""
+        built = self.index.engine.build(self.overlay_dir, overlay)
+        if isinstance(built, str):
+            return []
+        return [d for d in built if d.get("kind") == "NetworkPolicy"]
+
+
+def _listing_kustomization(reader: KustomizeReader, origin: str) -> str | None:
+    """The folder of ``origin`` when its kustomization lists it as a resource, else None."""
+    folder = PurePosixPath(origin).parent.as_posix()
+    folder = "" if folder == "." else folder
+    try:
+        _, kust = reader.kustomization(folder)
+    except RepositoryError:
+        return None
+    listed = kust.get("resources") or []
+    if kust.get("kind") == "Component" or PurePosixPath(origin).name not in listed:
+        return None
+    return folder
+
+
+def _template_labels(document: Mapping[str, Any]) -> dict[str, str]:
+    """The pod labels a workload document writes itself (what a NetworkPolicy selects)."""
+    kind = document.get("kind")
+    base = POD_SPEC_PATHS.get(str(kind))
+    if base is None:
+        return {}
+    where = ("metadata", "labels") if kind == "Pod" else (*base[:-1], "metadata", "labels")
+    labels = lookup(document, where)
+    return {str(k): str(v) for k, v in labels.items()} if isinstance(labels, Mapping) else {}
+
+
+def _document_of(overlay: FileOverlay, path: str, index: int) -> Any:
+    text = overlay.read(path)
+    if text is None:
+        raise KustomizeError(f"{path} does not exist")
+    try:
+        return load_documents(text.removeprefix("\ufeff"))[index]
+    except (EditError, IndexError) as exc:
+        raise KustomizeError(f"{path} does not parse: {exc}") from None
+
+
+def _apply(text: str, edits: Sequence[Edit], doc_index: int) -> str:
+    """`apply_edits`, also inside one item of a JSON6902 patch (a YAML list of operations):
+    the item is cut out as a mapping, edited, and put back at its indentation."""
+    if doc_index != 0 or not edits or any(not isinstance(e.path[0], int) for e in edits):
+        return apply_edits(text, edits, doc_index)
+    items = {e.path[0] for e in edits}
+    if len(items) != 1:
+        for item in sorted(items):
+            text = _apply(text, [e for e in edits if e.path[0] == item], doc_index)
+        return text
+    node = yaml.compose(text.removeprefix("\ufeff"))
+    (item,) = items
+    if not isinstance(node, yaml.SequenceNode) or not 0 <= int(item) < len(node.value):
+        raise EditError(f"operation {item} is not in the patch")
+    op = node.value[int(item)]
+    if not isinstance(op, yaml.MappingNode) or op.flow_style:
+        raise EditError(f"operation {item} is not a block mapping")
+    lines = text.splitlines(keepends=True)
+    first, column = op.start_mark.line, op.start_mark.column
+    last = op.end_mark.line if op.end_mark.column == 0 else op.end_mark.line + 1
+    part = lines[first:last]
+    prefix = part[0][:column]
+    body = [part[0][column:]]
+    for line in part[1:]:
+        if line.strip() and not line.startswith(" " * column):
+            raise EditError(f"operation {item} is not indented consistently")
+        body.append(line[column:] if line.strip() else line.lstrip(" "))
+    moved = [_moved(e, e.path[1:]) for e in edits]
+    edited = apply_edits("".join(body), moved).splitlines(keepends=True)
+    out = [prefix + edited[0]] + [(" " * column + ln) if ln.strip() else ln for ln in edited[1:]]
+    return "".join(lines[:first] + out + lines[last:])
+
+
+def _moved(edit: Edit, where: YamlPath) -> Edit:
+    if isinstance(edit, Set):
+        return Set(where, edit.value, edit.comment)
+    if isinstance(edit, Ensure):
+        return Ensure(where, edit.value, edit.comment)
+    if isinstance(edit, Remove):
+        return Remove(where, edit.comment)
+    return AppendUnique(where, edit.value, edit.key, edit.comment)
+
+
+def _for_patch(edit: Edit, logical: LogicalPath, document: Mapping[str, Any]) -> Edit:
+    """The edit as a strategic-merge patch states it: a list without a merge key is replaced
+    whole, so an appended item is written with the list it joins."""
+    if isinstance(edit, AppendUnique):
+        current = lookup(document, edit.path) or []
+        if logical and logical[-1] in MERGE_KEYS:
+            return Set(edit.path, [edit.value], edit.comment)
+        present = edit.value in current or (
+            edit.key is not None
+            and any(
+                isinstance(c, Mapping) and c.get(edit.key) == edit.value.get(edit.key)
+                for c in current
+            )
+        )
+        return Set(edit.path, list(current) if present else [*current, edit.value], edit.comment)
+    return edit
+
+
+def _put(body: dict[str, Any], logical: LogicalPath, value: Any) -> None:
+    """Set ``logical`` in a patch body, creating mappings and merge-keyed list items."""
+    node: Any = body
+    for n, step in enumerate(logical):
+        last = n == len(logical) - 1
+        if step.startswith("[") and "=" in step:
+            key, _, wanted = step[1:-1].partition("=")
+            item = next((i for i in node if str(i.get(key)) == wanted), None)
+            if item is None:
+                item = {key: _scalar(wanted)}
+                node.append(item)
+            node = item
+            continue
+        if last:
+            node[step] = copy.deepcopy(value)
+            return
+        nxt = logical[n + 1]
+        default: Any = [] if nxt.startswith("[") else {}
+        node = node.setdefault(step, default)
+
+
+def _scalar(text: str) -> Any:
+    loaded = yaml.safe_load(text)
+    return loaded if isinstance(loaded, (int, str)) else text
+
+
+OVERLAYS_META = "kustomize-overlays"
+"""ChangeSet meta key: the overlays whose rendered output the change set changes."""
+DIFF_META = "kustomize-diff"
+"""ChangeSet meta key: the rendered diff of each of those overlays (bounded)."""
+MAX_DIFF_LINES = 400
+
+
+def overlays_note(index: KustomizeIndex | None, overlay: FileOverlay) -> dict[str, str]:
+    """``{OVERLAYS_META: "a, b", DIFF_META: diff}`` for a change set touching kustomize
+    files, else empty. The diff compares each overlay's rendered objects before and after."""
+    if index is None or not index.overlays:
+        return {}
+    changed = index.changed_outputs(overlay)
+    if not changed:
+        return {}
+    lines: list[str] = []
+    for folder in changed:
+        before = index.engine.build(folder, FileOverlay(index.root))
+        after = index.engine.build(folder, overlay)
+        lines += _rendered_diff(folder or ".", before, after)
+    if len(lines) > MAX_DIFF_LINES:
+        lines = [*lines[:MAX_DIFF_LINES], f"... {len(lines) - MAX_DIFF_LINES} more lines"]
+    return {OVERLAYS_META: ", ".join(f or "." for f in changed), DIFF_META: "\n".join(lines)}
+
+
+def _rendered_diff(
+    folder: str, before: list[dict[str, Any]] | str, after: list[dict[str, Any]] | str
+) -> list[str]:
+    def identity(doc: Mapping[str, Any]) -> tuple[str, str, str]:
+        meta = doc.get("metadata") or {}
+        return (str(doc.get("kind")), str(meta.get("namespace", "")), str(meta.get("name")))
+
+    def text(docs: list[dict[str, Any]] | str, keep: set[tuple[str, str, str]]) -> list[str]:
+        if isinstance(docs, str):
+            return [f"# {docs}"]
+        changed = [d for d in docs if identity(d) in keep]
+        return yaml.dump_all(changed, Dumper=_DUMPER, sort_keys=False).splitlines()
+
+    old = {} if isinstance(before, str) else {identity(d): d for d in before}
+    new = {} if isinstance(after, str) else {identity(d): d for d in after}
+    keep = {k for k in old.keys() | new.keys() if old.get(k) != new.get(k)}
+    return list(
+        difflib.unified_diff(
+            text(before, keep),
+            text(after, keep),
+            f"{folder} (rendered, before)",
+            f"{folder} (rendered, after)",
+            n=2,
+            lineterm="",
+        )
+    )
+
+
+_DUMPER: Any = getattr(yaml, "CSafeDumper", yaml.SafeDumper)

@@ -1,0 +1,173 @@
+"""Fixes land where a kustomize overlay's field comes from: base, patch, or a new overlay patch."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from bot.locate.kustomize import OVERLAYS_META
+from bot.plan import build_plan
+from bot.sources.base import Report
+from fixers.edits import load_documents
+from fixers.model import Finding, ResourceRef, Severity, SourceHint
+
+SHOP = Path(__file__).parent / "repos" / "shop"
+
+
+@pytest.fixture(params=["kubectl", "reader"])
+def repo(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The shop repository, built with the real engine and with the reader alone."""
+    if request.param == "reader":
+        monkeypatch.setenv("REMEDY_KUSTOMIZE_ENGINE", "reader")
+    elif shutil.which("kubectl") is None:
+        pytest.skip("kubectl is not installed")
+    shutil.copytree(SHOP, tmp_path / "repo")
+    return tmp_path / "repo"
+
+
+def finding(control: str, overlay: str, name: str, container: str | None = "app") -> Finding:
+    return Finding(
+        control_id=control,
+        scanner="checkov",
+        severity=Severity.HIGH,
+        resource=ResourceRef(
+            api_version="apps/v1", kind="Deployment", namespace=overlay, name=name
+        ),
+        container=container,
+        source=SourceHint(path=f"overlays/{overlay}"),
+    )
+
+
+def plan_of(repo: Path, *findings: Finding):  # type: ignore[no-untyped-def]
+    return build_plan(Report("checkov", "test", tuple(findings)), repo)
+
+
+def only_change_set(plan):  # type: ignore[no-untyped-def]
+    assert not plan.unfixable, plan.unfixable
+    assert len(plan.change_sets) == 1, [cs.key for cs in plan.change_sets]
+    return plan.change_sets[0]
+
+
+def test_field_no_overlay_patches_is_fixed_in_the_base(repo: Path) -> None:
+    cs = only_change_set(plan_of(repo, finding("C-0034", "staging", "staging-web", None)))
+    assert [c.path for c in cs.files] == ["base/deployment.yaml"]
+    spec = load_documents(cs.files[0].after)[0]["spec"]["template"]["spec"]
+    assert spec["automountServiceAccountToken"] is False
+    assert cs.meta[OVERLAYS_META] == "base, overlays/production, overlays/staging"
+
+
+def test_field_an_overlay_patch_sets_is_fixed_in_that_patch(repo: Path) -> None:
+    cs = only_change_set(plan_of(repo, finding("C-0016", "production", "web")))
+    assert [c.path for c in cs.files] == ["overlays/production/debug.yaml"]
+    assert "allowPrivilegeEscalation: false" in cs.files[0].after
+    assert "allowPrivilegeEscalation: true" not in cs.files[0].after
+    assert cs.meta[OVERLAYS_META] == "overlays/production"
+
+
+def test_sidecar_injected_by_json_patch_is_fixed_in_the_operation_value(repo: Path) -> None:
+    cs = only_change_set(plan_of(repo, finding("C-0016", "production", "web", "proxy")))
+    assert [c.path for c in cs.files] == ["overlays/production/sidecar.yaml"]
+    ops = load_documents(cs.files[0].after)[0]
+    assert ops[0]["value"]["securityContext"]["allowPrivilegeEscalation"] is False
+    assert cs.meta[OVERLAYS_META] == "overlays/production"
+
+
+def test_field_another_overlay_patches_gets_a_patch_in_the_finding_overlay(repo: Path) -> None:
+    cs = only_change_set(plan_of(repo, finding("C-0016", "staging", "staging-web")))
+    paths = [c.path for c in cs.files]
+    assert paths == [
+        "overlays/staging/kustomization.yaml",
+        "overlays/staging/remedy-patch-deployment-web.yaml",
+    ]
+    kustomization = load_documents(cs.files[0].after)[0]
+    assert kustomization["patches"][-1] == {
+        "path": "remedy-patch-deployment-web.yaml",
+        "target": {"kind": "Deployment", "name": "web"},
+    }
+    patch = load_documents(cs.files[1].after)[0]
+    container = patch["spec"]["template"]["spec"]["containers"][0]
+    assert container == {"name": "app", "securityContext": {"allowPrivilegeEscalation": False}}
+    assert cs.meta[OVERLAYS_META] == "overlays/staging"
+    # the base stays as it is: production keeps what its own patch says
+    assert "base/deployment.yaml" not in paths
+
+
+def test_same_named_base_document_is_not_edited_for_an_overlay_finding(repo: Path) -> None:
+    """The base file defines Deployment web too; an overlay's finding must go through the
+    overlay, not land on the base document by name."""
+    plan = plan_of(repo, finding("C-0016", "production", "web"))
+    assert "base/deployment.yaml" not in [c.path for cs in plan.change_sets for c in cs.files]
+
+
+def test_unknown_overlay_resource_is_refused_with_the_overlay(repo: Path) -> None:
+    plan = plan_of(repo, finding("C-0016", "staging", "web"))
+    assert not plan.change_sets
+    assert "overlays/staging renders no Deployment staging/web" in plan.unfixable[0].reason
+
+
+def test_network_policy_is_a_new_resource_beside_the_base(repo: Path) -> None:
+    """Every overlay using the base gets the policy through its own namespace and prefix, as
+    the workload does (one policy per overlay would collide when one overlay includes another)."""
+    cs = only_change_set(plan_of(repo, finding("C-0260", "staging", "staging-web", None)))
+    kustomization, policy = cs.files
+    assert kustomization.path == "base/kustomization.yaml"
+    assert policy.is_new and policy.path == "base/web-networkpolicy.yaml"
+    resources = load_documents(kustomization.after)[0]["resources"]
+    assert resources == ["deployment.yaml", "web-networkpolicy.yaml"]
+    document = load_documents(policy.after)[0]
+    assert document["kind"] == "NetworkPolicy"
+    assert document["metadata"] == {"name": "web-networkpolicy"}
+    assert document["spec"]["podSelector"] == {"matchLabels": {"app": "web"}}
+    assert cs.meta[OVERLAYS_META] == "base, overlays/production, overlays/staging"
+
+
+def test_cluster_finding_goes_to_the_overlay_flux_deploys(repo: Path) -> None:
+    """A finding read from the cluster names no file: the overlay a Flux Kustomization deploys
+    renders it (the base renders a same-named Deployment too, but nothing deploys the base)."""
+    cluster = Finding(
+        control_id="C-0016",
+        scanner="kubescape",
+        resource=ResourceRef(
+            api_version="apps/v1", kind="Deployment", namespace="production", name="web"
+        ),
+        container="app",
+    )
+    cs = only_change_set(plan_of(repo, cluster))
+    assert [c.path for c in cs.files] == ["overlays/production/debug.yaml"]
+
+
+def test_cluster_finding_is_refused_when_two_overlays_render_it_alike(repo: Path) -> None:
+    """Nothing says which of two overlays putting web in production the cluster runs."""
+    (repo / "clusters" / "production.yaml").unlink()
+    shutil.copytree(repo / "overlays" / "production", repo / "overlays" / "production-b")
+    cluster = Finding(
+        control_id="C-0016",
+        scanner="kubescape",
+        resource=ResourceRef(
+            api_version="apps/v1", kind="Deployment", namespace="production", name="web"
+        ),
+        container="app",
+    )
+    plan = plan_of(repo, cluster)
+    assert not plan.change_sets
+    assert (
+        "rendered by several kustomize overlays (overlays/production, overlays/production-b)"
+        in (plan.unfixable[0].reason)
+    )
+
+
+def test_finding_on_the_base_build_is_fixed_in_the_base_document(repo: Path) -> None:
+    """A scan of the base itself: its own document is the place, even where an overlay
+    patches the field (that overlay's patch still wins there)."""
+    base = Finding(
+        control_id="C-0016",
+        scanner="checkov",
+        resource=ResourceRef(api_version="apps/v1", kind="Deployment", name="web"),
+        container="app",
+        source=SourceHint(path="base/deployment.yaml"),
+    )
+    cs = only_change_set(plan_of(repo, base))
+    assert [c.path for c in cs.files] == ["base/deployment.yaml"]
+    assert cs.meta[OVERLAYS_META] == "base, overlays/staging"
