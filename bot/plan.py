@@ -246,7 +246,7 @@ def build_plan(
     compliant: list[Finding] = []
     overlays: dict[str, FileOverlay] = {}
     fixes: dict[str, list[PlannedFix]] = defaultdict(list)
-    targets: dict[tuple[str, int], Target] = {}
+    targets: dict[tuple[str, int, str], Target] = {}
     deferred: list[tuple[Finding, Target]] = []
     waived: list[Waiver] = []
 
@@ -412,7 +412,9 @@ def build_plan(
             unfixable.append(Unfixable(finding, found, "not-in-repo"))
             kept.append(finding)
             continue
-        place = (found.location.path, found.location.document_index)
+        # One template deployed twice (two environments) is two targets: `why` names the
+        # deployment of a Helm location (it is empty for manifests).
+        place = (found.location.path, found.location.document_index, found.location.why)
         target = targets.setdefault(place, found)
         # Two spellings of one file (scans run from different directories) meet here.
         where = (*finding.identity, *place)

@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any, Literal
 
+import yaml
+
 from bot.errors import ChartError, RemedyError, RepositoryError
 from bot.locate.base import FileOverlay, links_under, real_relpath
 from bot.locate.gitops import MAX_GITOPS_BYTES, SKIP_DIRS, HelmApp, scan_gitops_full
@@ -88,7 +90,7 @@ CONFIRM_LEAVES: tuple[YamlPath, ...] = (
     ("requests", "memory"),
 )
 """Fields fixers set under a values mapping: confirmed together in one render."""
-SCALAR_STEMS = {"automountServiceAccountToken": "automount"}
+SCALAR_STEMS = {"automountServiceAccountToken": "automount", "imagePullPolicy": "pullpolicy"}
 """Rendered scalar field -> the stem a values key feeding it contains (charts abbreviate)."""
 
 
@@ -808,6 +810,8 @@ class HelmTarget:
     _exposures: dict[str, Exposure] = field(default_factory=dict)
     _views: dict[tuple[str, str], PodView | str] = field(default_factory=dict, repr=False)
     _switch_why: str = ""
+    _new_templates: dict[str, str] = field(default_factory=dict, repr=False)
+    """Templates this target adds to an in-house chart (repository path -> text)."""
 
     def attach(self, mapping: ValuesMap, rendered: ManifestPodView) -> None:
         self.view = HelmPodView(rendered, mapping, self)
@@ -1008,10 +1012,108 @@ class HelmTarget:
                     f"{'.'.join(path)} is true: the existing switch is turned on"
                 )
                 return Set(path, True, edit.comment)
+        if (
+            kind == "NetworkPolicy"
+            and not dep.chart.third_party
+            and "networkPolicy" not in effective
+        ):
+            return self._policy_template(edit, overlay)
         raise ChartError(
             f"a new manifest ({edit.name}) cannot be added through chart values and chart "
             f"{dep.chart.name} has no switch that renders one; add it to the chart's templates"
         )
+
+    def _policy_template(self, edit: CreateManifest, overlay: FileOverlay) -> Edit:
+        """An in-house chart with no NetworkPolicy switch gets a template of its own for this
+        workload, rendered when ``networkPolicy.enabled`` is true (the switch other templates
+        of the run share); release-dependent names and labels read ``.Release.Name``."""
+        dep = self.deployment
+        template = self.doc.template.split("/", 1)[1] if "/" in self.doc.template else ""
+        if not template.startswith("templates/"):
+            raise ChartError(
+                f"a new manifest ({edit.name}) cannot be added through chart values: "
+                f"{self.doc.kind} {self.doc.name} does not come from chart {dep.chart.name}'s "
+                "own templates; add it by hand"
+            )
+        stem = PurePosixPath(template).with_suffix("").as_posix()
+        suffix = f"-{self.doc.index}" if self.doc.index else ""
+        relpath = f"{dep.chart.path}/{stem}{suffix}-networkpolicy.yaml".lstrip("/")
+        spec = dict(edit.document.get("spec") or {})
+        selector = lookup(self.doc.document, ("spec", "selector", "matchLabels"))
+        if self.doc.kind != "Pod" and isinstance(selector, Mapping) and selector:
+            # The controller's own selector: stable across upgrades (no chart version label).
+            spec["podSelector"] = {"matchLabels": dict(selector)}
+        release, token = dep.release, "__kr_release__"
+        labels = dict(spec["podSelector"].get("matchLabels") or {})
+        moved, renamed = self._release_dependent(labels, overlay)
+        for key in moved:
+            labels[key] = token + str(labels[key])[len(release) :]
+        spec["podSelector"] = {"matchLabels": labels}
+        name = str(edit.document.get("metadata", {}).get("name") or edit.name)
+        if renamed:  # one policy per release (two releases may share a namespace)
+            name = token + (name[len(release) :] if name.startswith(release) else f"-{name}")
+        body = yaml.safe_dump(
+            {"metadata": {"name": name}, "spec": spec}, sort_keys=False, default_flow_style=False
+        )
+        if "{{" in body or "}}" in body:
+            raise ChartError(
+                f"a new manifest ({edit.name}) cannot be written as a template: its fields "
+                "contain template delimiters; add it by hand"
+            )
+        body = body.replace(token, "{{ .Release.Name }}")
+        comment = "".join(f"# {line}\n" for line in (edit.comment or "").splitlines())
+        text = (
+            "{{- if and .Values.networkPolicy .Values.networkPolicy.enabled }}\n"
+            f"{comment}"
+            "apiVersion: networking.k8s.io/v1\n"
+            "kind: NetworkPolicy\n"
+            f"{body}"
+            "{{- end }}\n"
+        )
+        if overlay.read(relpath) not in (None, text):
+            raise ChartError(
+                f"a new manifest ({edit.name}) cannot be added: {relpath} already exists"
+            )
+        self._new_templates[relpath] = text
+        self._switch_why = (
+            f"chart {dep.chart.name} lives in this repository and had no NetworkPolicy for "
+            f"this pod: the new template {relpath} renders one when networkPolicy.enabled is true"
+        )
+        return Set(("networkPolicy", "enabled"), True, edit.comment)
+
+    def _release_dependent(
+        self, labels: Mapping[str, Any], overlay: FileOverlay
+    ) -> tuple[list[str], bool]:
+        """The selector labels whose value follows the release name, and whether the resource
+        name does: what changes when the same document is rendered under another release."""
+        dep = self.deployment
+        other = "krprobe" if dep.release != "krprobe" else "krprobe2"
+        try:
+            docs = self.index.cache.docs(
+                self.index.chart_dir_for(dep.chart, overlay),
+                dep.render_values(overlay),
+                other,
+                dep.namespace,
+                only=self.doc.template,
+            )
+        except RemedyError:
+            return [], False
+        same = [d for d in docs if (d.kind, d.index) == (self.doc.kind, self.doc.index)]
+        if not same:
+            return [], False
+        field_path = ("metadata", "labels") if self.doc.kind == "Pod" else ("spec", "selector")
+        there = lookup(same[0].document, field_path)
+        if self.doc.kind != "Pod" and isinstance(there, Mapping):
+            there = there.get("matchLabels")
+        there = there if isinstance(there, Mapping) else {}
+
+        def follows(here: str, probed: Any) -> bool:
+            return (here == dep.release or here.startswith(f"{dep.release}-")) and str(
+                probed
+            ) == other + here[len(dep.release) :]
+
+        moved = [k for k, v in labels.items() if follows(str(v), there.get(k))]
+        return moved, same[0].name != self.doc.name
 
     def _remove_as_set(self, edit: Remove) -> Edit:
         """A values key is set, never deleted, when deleting it changes what the template
@@ -1079,6 +1181,10 @@ class HelmTarget:
                 overlay.write(relpath, apply_edits(text, file_edits, doc_index))
             except EditError as exc:
                 raise RepositoryError(f"cannot edit {relpath}: {exc}") from exc
+        for relpath, text in self._new_templates.items():
+            if overlay.read(relpath) != text:
+                overlay.write(relpath, text)
+            whys[relpath] = f"new template: the chart had no NetworkPolicy for {self.doc.kind}"
         used = {e.path[0] for e in edits if not isinstance(e, CreateManifest) and e.path}
         for key, exposure in self._exposures.items():
             if key not in used:
@@ -1102,7 +1208,9 @@ class HelmTarget:
                 whys[relpath] += "; environments changed: " + ", ".join(envs)
         first = next(iter(whys), self.location.path)
         kind: Literal["helm-template", "helm-values"] = (
-            "helm-template" if any(k in used for k in self._exposures) else "helm-values"
+            "helm-template"
+            if self._new_templates or any(k in used for k in self._exposures)
+            else "helm-values"
         )
         self.location = Location(
             kind,
