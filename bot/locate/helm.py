@@ -349,6 +349,11 @@ def _map_paths(data: Any, prefix: YamlPath = (), depth: int = 0) -> Iterator[Yam
                 yield (*prefix, str(key))
 
 
+def _fixer_named(path: YamlPath) -> bool:
+    """A values mapping named for a field fixers set (probed before the others)."""
+    return any("securitycontext" in str(s).lower() or "resources" in str(s).lower() for s in path)
+
+
 def _set_in(values: dict[str, Any], path: YamlPath, extra: Mapping[Any, Any]) -> None:
     node: dict[Any, Any] = values
     for step in path:
@@ -398,7 +403,8 @@ def _doc_id(doc: RenderedDoc) -> DocId:
 class Probes:
     """What feeds what in one chart rendered with one values overlay, for every resource.
 
-    One render puts a sentinel key under every mapping of the values (split in halves when a
+    One render puts a sentinel key under every mapping of the values named for what fixers set
+    (the other mappings only when a field is fed by none of those; split in halves when a
     sentinel breaks a template) and records where each lands in every document; a second turns
     on every disabled Bitnami-style ``securityContext.enabled`` switch. Shared by all resources
     of the chart for the whole run (`HelmIndex.probes`)."""
@@ -413,6 +419,7 @@ class Probes:
     switches: set[YamlPath] = field(default_factory=set)
     confirmations: dict[tuple[Any, ...], bool] = field(default_factory=dict)
     _refs: list[YamlPath] | None = None
+    _rest: list[YamlPath] = field(default_factory=list)
     _answers: dict[tuple[Any, ...], Any] = field(default_factory=dict)
 
     def render(self, values: Mapping[str, Any], only: str | None = None) -> list[RenderedDoc]:
@@ -422,12 +429,15 @@ class Probes:
         except ChartError:
             return []
 
-    def found(self, doc: DocId) -> dict[YamlPath, YamlPath]:
-        """rendered path -> values mapping that lands there, for one document."""
+    def found(self, doc: DocId, everything: bool = False) -> dict[YamlPath, YamlPath]:
+        """rendered path -> values mapping that lands there, for one document. The mappings
+        named for what fixers set (``*securityContext*``, ``*resources*``) are probed first;
+        ``everything`` probes the rest too (once), for a field none of those feeds."""
         if self._found is None:
             self._found = {}
             maps = list(_map_paths(self.effective))
-            self._probe(maps, False)
+            self._rest = [p for p in maps if not _fixer_named(p)]
+            self._probe([p for p in maps if _fixer_named(p)], False)
             disabled = [
                 p
                 for p in maps
@@ -436,6 +446,9 @@ class Probes:
                 and lookup(self.effective, (*p, "enabled")) is False
             ]
             self._probe(disabled, True)
+        if everything and self._rest:
+            rest, self._rest = self._rest, []
+            self._probe(rest, False)
         return self._found.get(doc, {})
 
     def _probe(self, paths: list[YamlPath], enable: bool) -> None:
@@ -531,8 +544,11 @@ class ValuesMap:
 
     def _best(self, rendered: YamlPath) -> tuple[YamlPath, YamlPath] | None:
         """(rendered mapping, values mapping) of the deepest probed mapping holding ``rendered``."""
+        return self._deepest(rendered, False) or self._deepest(rendered, True)
+
+    def _deepest(self, rendered: YamlPath, everything: bool) -> tuple[YamlPath, YamlPath] | None:
         best: tuple[YamlPath, YamlPath] | None = None
-        for where, values_path in self.probes.found(_doc_id(self.doc)).items():
+        for where, values_path in self.probes.found(_doc_id(self.doc), everything).items():
             n = len(where)
             fits = rendered[:n] == where and not any(isinstance(s, int) for s in rendered[n:])
             if fits and (best is None or n > len(best[0])):

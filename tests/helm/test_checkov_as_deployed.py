@@ -183,16 +183,7 @@ def _unhandled_fixable(outcome: Outcome) -> tuple[int, Counter[str]]:
     return left, reasons
 
 
-KNOWN_GAPS = {
-    "shop": "the vendored cache chart's volumeMounts and NetworkPolicy have no values key (89 %)",
-    "argo-cd": "automountServiceAccountToken with no key in the upstream chart; dex/redis declines",
-    "bitnami-nginx": "imagePullPolicy has no values key in Bitnami charts",
-    "bitnami-postgresql": "imagePullPolicy has no values key in Bitnami charts",
-    "bitnami-redis": "imagePullPolicy has no values key in Bitnami charts",
-    "helm-create-demo": "C-0260 needs a new NetworkPolicy template: the bot cannot add one yet",
-    "podinfo": "C-0260 needs a new NetworkPolicy template; test pods matched only since 3bec79a",
-    "trivy-helm-testchart": "C-0260 needs a new NetworkPolicy template: the bot cannot add one yet",
-}
+KNOWN_GAPS: dict[str, str] = {}
 """Charts below the 90 % bar, each with the gap the issue notes record (issue 14). The bar is
 still measured and reported for them; any other assertion holds for every chart."""
 
