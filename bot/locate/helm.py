@@ -586,20 +586,37 @@ class ValuesMap:
 
     def _referenced(self, rendered: YamlPath) -> YamlPath | None:
         """A key the chart's templates read for this field, whatever its spelling (a template
-        reading ``readOnlyRootFileSystem``): confirmed by rendering it with a sentinel, or true."""
+        reading ``readOnlyRootFileSystem``): confirmed by rendering it with a sentinel, or true.
+        Every candidate is tried in one render first; one at a time only if one of them lands."""
         field_name = str(rendered[-1]).lower()
         current = lookup(self.doc.document, rendered)
-        for ref in self.probes.references():
-            if str(ref[-1]).lower() != field_name:
-                continue
+        refs = [r for r in self.probes.references() if str(r[-1]).lower() == field_name]
+        if len(refs) > 1:
+            markers = {f"{PROBE}ref{n}": ref for n, ref in enumerate(refs)}
+            document = self._render_doc(self._with_each(refs, list(markers)))
+            if document is not None:
+                landed = lookup(document, rendered)
+                if isinstance(landed, str) and landed in markers:
+                    return markers[landed]
+                document = self._render_doc(self._with_each(refs, [True] * len(refs)))
+                if document is not None and not (
+                    lookup(document, rendered) is True and current is not True
+                ):
+                    return None
+        for ref in refs:
             for trial in (f"{PROBE}ref", True):
-                values = copy.deepcopy(self.user)
-                _set_in(values, ref[:-1], {ref[-1]: trial})
-                document = self._render_doc(values)
+                document = self._render_doc(self._with_each([ref], [trial]))
                 landed = None if document is None else lookup(document, rendered)
                 if landed == trial and (trial is not True or current is not True):
                     return ref
         return None
+
+    def _with_each(self, paths: Sequence[YamlPath], values: Sequence[Any]) -> dict[str, Any]:
+        """The user values with each of ``paths`` set to its value."""
+        out = copy.deepcopy(self.user)
+        for path, value in zip(paths, values, strict=True):
+            _set_in(out, path[:-1], {path[-1]: value})
+        return out
 
     def _confirm_batch(self, where: YamlPath, base: YamlPath, suffix: YamlPath) -> bool:
         """Whether a value set at ``base + suffix`` reaches ``where + suffix``; the fields fixers
@@ -672,15 +689,29 @@ class ValuesMap:
         field_name = str(rendered[-1])
         stem = SCALAR_STEMS.get(field_name, "").lower()
         effective = self.effective
-        for path in _leaf_paths(effective):
-            key = path[-1].lower()
-            named = key == field_name.lower() or (stem and stem in key)
-            if not named or lookup(effective, path) != current:
-                continue
-            flipped: Any = (not current) if isinstance(current, bool) else f"{PROBE}scalar"
-            values = copy.deepcopy(self.user)
-            _set_in(values, path[:-1], {path[-1]: flipped})
-            document = self._render_doc(values)
+        paths = [
+            path
+            for path in _leaf_paths(effective)
+            if (path[-1].lower() == field_name.lower() or bool(stem and stem in path[-1].lower()))
+            and lookup(effective, path) == current
+        ]
+        boolean = isinstance(current, bool)
+        if len(paths) > 1:  # every candidate flipped in one render; one at a time if it lands
+            flips: list[Any] = (
+                [not current] * len(paths)
+                if boolean
+                else [f"{PROBE}scalar{n}" for n in range(len(paths))]
+            )
+            document = self._render_doc(self._with_each(paths, flips))
+            if document is not None:
+                landed = lookup(document, rendered)
+                if not boolean:
+                    return paths[flips.index(landed)] if landed in flips else None
+                if landed != (not current):
+                    return None
+        for path in paths:
+            flipped: Any = (not current) if boolean else f"{PROBE}scalar"
+            document = self._render_doc(self._with_each([path], [flipped]))
             if document is not None and lookup(document, rendered) == flipped:
                 return path
         return None
