@@ -37,6 +37,7 @@ from bot.locate.helm_render import (
     values_key,
 )
 from bot.locate.helm_templates import SCALAR_FIELDS, Exposure, expose, values_references
+from bot.locate.helmfile import scan_helmfiles
 from bot.locate.manifest import _container_names
 from bot.model import Location
 from bot.safe_load import load_yaml, load_yaml_all
@@ -254,6 +255,7 @@ class HelmIndex:
                 info = dataclasses.replace(info, links=links)
                 charts[info.path] = info
         found, upstream = scan_gitops_full(root)
+        found = [*found, *scan_helmfiles(root)]
         apps = [a for a in found if a.chart in charts]
         for path, info in list(charts.items()):
             # A chart an Application also pulls from a Helm repository is a vendored copy.
