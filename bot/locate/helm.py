@@ -1104,13 +1104,13 @@ class HelmTarget:
         body = yaml.safe_dump(
             {"metadata": {"name": name}, "spec": spec}, sort_keys=False, default_flow_style=False
         )
-        if "{{" in body or "}}" in body:
+        comment = "".join(f"# {line}\n" for line in (edit.comment or "").splitlines())
+        if any(d in text for text in (body, comment) for d in ("{{", "}}")):
             raise ChartError(
                 f"a new manifest ({edit.name}) cannot be written as a template: its fields "
                 "contain template delimiters; add it by hand"
             )
         body = body.replace(token, "{{ .Release.Name }}")
-        comment = "".join(f"# {line}\n" for line in (edit.comment or "").splitlines())
         text = (
             "{{- if and .Values.networkPolicy .Values.networkPolicy.enabled }}\n"
             f"{comment}"
