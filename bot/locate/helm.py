@@ -1038,13 +1038,19 @@ class HelmTarget:
         ]
         dep = self.deployment
         chart_dir = self.index.chart_dir_for(dep.chart, overlay)
-        for path in candidates:
+
+        def selects(paths: Sequence[YamlPath]) -> bool | None:
+            """Whether the chart renders a policy selecting this pod with ``paths`` all on
+            (None when it does not render so)."""
             values = copy.deepcopy(dep.render_values(overlay))
-            _set_in(values, path[:-1], {path[-1]: True})
+            for path in paths:
+                _set_in(values, path[:-1], {path[-1]: True})
             try:
-                docs = self.index.cache.docs(chart_dir, values, dep.release, dep.namespace)
+                docs = self.index.cache.docs(
+                    chart_dir, values, dep.release, dep.namespace, kind=kind
+                )
             except RemedyError:
-                continue
+                return None
             policies = [
                 {
                     **d.document,
@@ -1053,9 +1059,14 @@ class HelmTarget:
                 for d in docs
                 if d.kind == kind
             ]
-            if kind == "NetworkPolicy" and policies_selecting(
-                policies, view.labels, view.namespace
-            ):
+            return kind == "NetworkPolicy" and bool(
+                policies_selecting(policies, view.labels, view.namespace)
+            )
+
+        if len(candidates) > 1 and selects(candidates) is False:
+            candidates = []  # every switch on at once renders none: none of them does alone
+        for path in candidates:
+            if selects([path]):
                 self._switch_why = (
                     f"chart {dep.chart.name} already renders a NetworkPolicy for this pod when "
                     f"{'.'.join(path)} is true: the existing switch is turned on"
