@@ -159,6 +159,9 @@ class HelmIndex:
     _cache: RenderCache | None = field(default=None, repr=False)
     _defaults: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict, repr=False)
     _probes: dict[tuple[str, str, str, str], Probes] = field(default_factory=dict, repr=False)
+    _seeds: dict[tuple[str, str, str], tuple[str, str, str, str]] = field(
+        default_factory=dict, repr=False
+    )
     _copies: dict[str, Path] = field(default_factory=dict, repr=False)
 
     @property
@@ -191,8 +194,18 @@ class HelmIndex:
         key = (str(chart_dir), values_key(user), dep.release, dep.namespace)
         if key not in self._probes:
             effective = deep_merge(defaults, user, drop_null=True)
+            # The first overlay probed for these templates (the deployment's own) seeds the
+            # later ones (the same values with fixes applied): where a key lands is the
+            # templates' doing, and every fix is verified on the real render anyway.
+            seed = self._seeds.setdefault((str(chart_dir), dep.release, dep.namespace), key)
             self._probes[key] = Probes(
-                self.cache, chart_dir, dep.release, dep.namespace, user, effective
+                self.cache,
+                chart_dir,
+                dep.release,
+                dep.namespace,
+                user,
+                effective,
+                seed=None if seed == key else self._probes[seed],
             )
         return self._probes[key]
 
@@ -422,6 +435,8 @@ class Probes:
     confirmations: dict[tuple[Any, ...], bool] = field(default_factory=dict)
     _refs: list[YamlPath] | None = None
     _rest: list[YamlPath] = field(default_factory=list)
+    seed: Probes | None = None
+    """Probes of the deployment's own values for the same templates, whose map this reuses."""
     _answers: dict[tuple[Any, ...], Any] = field(default_factory=dict)
 
     def render(self, values: Mapping[str, Any], only: str | None = None) -> list[RenderedDoc]:
@@ -435,6 +450,13 @@ class Probes:
         """rendered path -> values mapping that lands there, for one document. The mappings
         named for what fixers set (``*securityContext*``, ``*resources*``) are probed first;
         ``everything`` probes the rest too (once), for a field none of those feeds."""
+        if self._found is None and self.seed is not None:
+            base = self.seed
+            base.found(doc, everything)
+            assert base._found is not None
+            self._found = {d: dict(found) for d, found in base._found.items()}
+            self.switches = set(base.switches)
+            self._rest = list(base._rest)
         if self._found is None:
             self._found = {}
             maps = list(_map_paths(self.effective))
