@@ -484,7 +484,7 @@ class Probes:
         for n, path in enumerate(paths):
             marker = f"{PROBE}{n}"
             markers[marker] = path
-            extra: dict[str, Any] = {marker: "probe"}
+            extra: dict[str, Any] = {marker: {}}  # a map: templates ranging over maps of maps
             if enable:
                 extra["enabled"] = True
             _set_in(values, path, extra)
