@@ -198,6 +198,7 @@ class HelmIndex:
             # later ones (the same values with fixes applied): where a key lands is the
             # templates' doing, and every fix is verified on the real render anyway.
             seed = self._seeds.setdefault((str(chart_dir), dep.release, dep.namespace), key)
+            base = None if seed == key else self._probes[seed]
             self._probes[key] = Probes(
                 self.cache,
                 chart_dir,
@@ -205,7 +206,8 @@ class HelmIndex:
                 dep.namespace,
                 user,
                 effective,
-                seed=None if seed == key else self._probes[seed],
+                confirmations={} if base is None else base.confirmations,
+                seed=base,
             )
         return self._probes[key]
 
