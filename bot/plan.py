@@ -253,7 +253,7 @@ def build_plan(
     compliant: list[Finding] = []
     overlays: dict[str, FileOverlay] = {}
     fixes: dict[str, list[PlannedFix]] = defaultdict(list)
-    targets: dict[tuple[str, int, str], Target] = {}
+    targets: dict[tuple[str, int, str, str], Target] = {}
     deferred: list[tuple[Finding, Target]] = []
     waived: list[Waiver] = []
 
@@ -419,7 +419,15 @@ def build_plan(
             unfixable.append(Unfixable(finding, found, "not-in-repo"))
             kept.append(finding)
             continue
-        place = (found.location.path, found.location.document_index, getattr(found, "overlay", ""))
+        # One file deployed twice is two targets: a Kustomize base built by two overlays, or a
+        # Helm template deployed by two Applications (`why` names the deployment; it is empty
+        # for plain manifests).
+        place = (
+            found.location.path,
+            found.location.document_index,
+            getattr(found, "overlay", ""),
+            found.location.why,
+        )
         target = targets.setdefault(place, found)
         # Two spellings of one file (scans run from different directories) meet here.
         where = (*finding.identity, *place)

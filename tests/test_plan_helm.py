@@ -39,9 +39,21 @@ def test_helm_create_chart_fixed_through_values(tmp_path: Path) -> None:
     assert values["securityContext"]["readOnlyRootFilesystem"] is True
     resources = by_key["resources/charts-demo"]
     assert load_documents(resources.files[0].after)[0]["resources"]["limits"]["memory"]
-    # a new NetworkPolicy cannot be added through values: explained, not dropped
-    (netpol,) = [u for u in plan.unfixable if u.finding.control_id == "C-0260"]
-    assert "cannot be added through chart values" in netpol.reason
+    # the in-house chart has no NetworkPolicy switch: a new template behind a new one
+    assert not [u for u in plan.unfixable if u.finding.control_id == "C-0260"]
+    netpol = by_key["network-policy/charts-demo"]
+    files = {c.path: c for c in netpol.files}
+    template = files["charts/demo/templates/deployment-networkpolicy.yaml"]
+    assert template.before is None
+    assert template.after.startswith(
+        "{{- if and .Values.networkPolicy .Values.networkPolicy.enabled"
+    )
+    # the selector follows the release (instance label), not the chart name (name label)
+    assert "app.kubernetes.io/instance: {{ .Release.Name }}" in template.after
+    assert "app.kubernetes.io/name: demo" in template.after
+    assert load_documents(files["charts/demo/values.yaml"].after)[0]["networkPolicy"] == {
+        "enabled": True
+    }
 
 
 def test_chart_summary_in_remedy_plan(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
@@ -63,4 +75,4 @@ def test_chart_summary_in_remedy_plan(tmp_path: Path, capsys) -> None:  # type: 
     row = next(line for line in out.splitlines() if "charts/demo" in line)
     assert "C-0016" in row  # through values.yaml
     assert "C-0034" in row  # by exposing automountServiceAccountToken in the template
-    assert "C-0260 (chart)" in out
+    assert "C-0260" in row  # by a new NetworkPolicy template behind networkPolicy.enabled

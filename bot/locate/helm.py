@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any, Literal
 
+import yaml
+
 from bot.errors import ChartError, RemedyError, RepositoryError
 from bot.locate.base import FileOverlay, links_under, real_relpath
 from bot.locate.gitops import MAX_GITOPS_BYTES, SKIP_DIRS, HelmApp, scan_gitops_full
@@ -35,6 +37,7 @@ from bot.locate.helm_render import (
     values_key,
 )
 from bot.locate.helm_templates import SCALAR_FIELDS, Exposure, expose, values_references
+from bot.locate.helmfile import scan_helmfiles
 from bot.locate.manifest import _container_names
 from bot.model import Location
 from bot.safe_load import load_yaml, load_yaml_all
@@ -88,7 +91,7 @@ CONFIRM_LEAVES: tuple[YamlPath, ...] = (
     ("requests", "memory"),
 )
 """Fields fixers set under a values mapping: confirmed together in one render."""
-SCALAR_STEMS = {"automountServiceAccountToken": "automount"}
+SCALAR_STEMS = {"automountServiceAccountToken": "automount", "imagePullPolicy": "pullpolicy"}
 """Rendered scalar field -> the stem a values key feeding it contains (charts abbreviate)."""
 
 
@@ -156,6 +159,9 @@ class HelmIndex:
     _cache: RenderCache | None = field(default=None, repr=False)
     _defaults: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict, repr=False)
     _probes: dict[tuple[str, str, str, str], Probes] = field(default_factory=dict, repr=False)
+    _seeds: dict[tuple[str, str, str], tuple[str, str, str, str]] = field(
+        default_factory=dict, repr=False
+    )
     _copies: dict[str, Path] = field(default_factory=dict, repr=False)
 
     @property
@@ -188,8 +194,20 @@ class HelmIndex:
         key = (str(chart_dir), values_key(user), dep.release, dep.namespace)
         if key not in self._probes:
             effective = deep_merge(defaults, user, drop_null=True)
+            # The first overlay probed for these templates (the deployment's own) seeds the
+            # later ones (the same values with fixes applied): where a key lands is the
+            # templates' doing, and every fix is verified on the real render anyway.
+            seed = self._seeds.setdefault((str(chart_dir), dep.release, dep.namespace), key)
+            base = None if seed == key else self._probes[seed]
             self._probes[key] = Probes(
-                self.cache, chart_dir, dep.release, dep.namespace, user, effective
+                self.cache,
+                chart_dir,
+                dep.release,
+                dep.namespace,
+                user,
+                effective,
+                confirmations={} if base is None else base.confirmations,
+                seed=base,
             )
         return self._probes[key]
 
@@ -252,6 +270,7 @@ class HelmIndex:
                 info = dataclasses.replace(info, links=links)
                 charts[info.path] = info
         found, upstream = scan_gitops_full(root)
+        found = [*found, *scan_helmfiles(root)]
         apps = [a for a in found if a.chart in charts]
         for path, info in list(charts.items()):
             # A chart an Application also pulls from a Helm repository is a vendored copy.
@@ -347,6 +366,11 @@ def _map_paths(data: Any, prefix: YamlPath = (), depth: int = 0) -> Iterator[Yam
                 yield (*prefix, str(key))
 
 
+def _fixer_named(path: YamlPath) -> bool:
+    """A values mapping named for a field fixers set (probed before the others)."""
+    return any("securitycontext" in str(s).lower() or "resources" in str(s).lower() for s in path)
+
+
 def _set_in(values: dict[str, Any], path: YamlPath, extra: Mapping[Any, Any]) -> None:
     node: dict[Any, Any] = values
     for step in path:
@@ -396,7 +420,8 @@ def _doc_id(doc: RenderedDoc) -> DocId:
 class Probes:
     """What feeds what in one chart rendered with one values overlay, for every resource.
 
-    One render puts a sentinel key under every mapping of the values (split in halves when a
+    One render puts a sentinel key under every mapping of the values named for what fixers set
+    (the other mappings only when a field is fed by none of those; split in halves when a
     sentinel breaks a template) and records where each lands in every document; a second turns
     on every disabled Bitnami-style ``securityContext.enabled`` switch. Shared by all resources
     of the chart for the whole run (`HelmIndex.probes`)."""
@@ -411,6 +436,9 @@ class Probes:
     switches: set[YamlPath] = field(default_factory=set)
     confirmations: dict[tuple[Any, ...], bool] = field(default_factory=dict)
     _refs: list[YamlPath] | None = None
+    _rest: list[YamlPath] = field(default_factory=list)
+    seed: Probes | None = None
+    """Probes of the deployment's own values for the same templates, whose map this reuses."""
     _answers: dict[tuple[Any, ...], Any] = field(default_factory=dict)
 
     def render(self, values: Mapping[str, Any], only: str | None = None) -> list[RenderedDoc]:
@@ -420,12 +448,22 @@ class Probes:
         except ChartError:
             return []
 
-    def found(self, doc: DocId) -> dict[YamlPath, YamlPath]:
-        """rendered path -> values mapping that lands there, for one document."""
+    def found(self, doc: DocId, everything: bool = False) -> dict[YamlPath, YamlPath]:
+        """rendered path -> values mapping that lands there, for one document. The mappings
+        named for what fixers set (``*securityContext*``, ``*resources*``) are probed first;
+        ``everything`` probes the rest too (once), for a field none of those feeds."""
+        if self._found is None and self.seed is not None:
+            base = self.seed
+            base.found(doc, everything)
+            assert base._found is not None
+            self._found = {d: dict(found) for d, found in base._found.items()}
+            self.switches = set(base.switches)
+            self._rest = list(base._rest)
         if self._found is None:
             self._found = {}
             maps = list(_map_paths(self.effective))
-            self._probe(maps, False)
+            self._rest = [p for p in maps if not _fixer_named(p)]
+            self._probe([p for p in maps if _fixer_named(p)], False)
             disabled = [
                 p
                 for p in maps
@@ -434,6 +472,9 @@ class Probes:
                 and lookup(self.effective, (*p, "enabled")) is False
             ]
             self._probe(disabled, True)
+        if everything and self._rest:
+            rest, self._rest = self._rest, []
+            self._probe(rest, False)
         return self._found.get(doc, {})
 
     def _probe(self, paths: list[YamlPath], enable: bool) -> None:
@@ -445,7 +486,7 @@ class Probes:
         for n, path in enumerate(paths):
             marker = f"{PROBE}{n}"
             markers[marker] = path
-            extra: dict[str, Any] = {marker: "probe"}
+            extra: dict[str, Any] = {marker: {}}  # a map: templates ranging over maps of maps
             if enable:
                 extra["enabled"] = True
             _set_in(values, path, extra)
@@ -529,8 +570,11 @@ class ValuesMap:
 
     def _best(self, rendered: YamlPath) -> tuple[YamlPath, YamlPath] | None:
         """(rendered mapping, values mapping) of the deepest probed mapping holding ``rendered``."""
+        return self._deepest(rendered, False) or self._deepest(rendered, True)
+
+    def _deepest(self, rendered: YamlPath, everything: bool) -> tuple[YamlPath, YamlPath] | None:
         best: tuple[YamlPath, YamlPath] | None = None
-        for where, values_path in self.probes.found(_doc_id(self.doc)).items():
+        for where, values_path in self.probes.found(_doc_id(self.doc), everything).items():
             n = len(where)
             fits = rendered[:n] == where and not any(isinstance(s, int) for s in rendered[n:])
             if fits and (best is None or n > len(best[0])):
@@ -568,20 +612,37 @@ class ValuesMap:
 
     def _referenced(self, rendered: YamlPath) -> YamlPath | None:
         """A key the chart's templates read for this field, whatever its spelling (a template
-        reading ``readOnlyRootFileSystem``): confirmed by rendering it with a sentinel, or true."""
+        reading ``readOnlyRootFileSystem``): confirmed by rendering it with a sentinel, or true.
+        Every candidate is tried in one render first; one at a time only if one of them lands."""
         field_name = str(rendered[-1]).lower()
         current = lookup(self.doc.document, rendered)
-        for ref in self.probes.references():
-            if str(ref[-1]).lower() != field_name:
-                continue
+        refs = [r for r in self.probes.references() if str(r[-1]).lower() == field_name]
+        if len(refs) > 1:
+            markers = {f"{PROBE}ref{n}": ref for n, ref in enumerate(refs)}
+            document = self._render_doc(self._with_each(refs, list(markers)))
+            if document is not None:
+                landed = lookup(document, rendered)
+                if isinstance(landed, str) and landed in markers:
+                    return markers[landed]
+                document = self._render_doc(self._with_each(refs, [True] * len(refs)))
+                if document is not None and not (
+                    lookup(document, rendered) is True and current is not True
+                ):
+                    return None
+        for ref in refs:
             for trial in (f"{PROBE}ref", True):
-                values = copy.deepcopy(self.user)
-                _set_in(values, ref[:-1], {ref[-1]: trial})
-                document = self._render_doc(values)
+                document = self._render_doc(self._with_each([ref], [trial]))
                 landed = None if document is None else lookup(document, rendered)
                 if landed == trial and (trial is not True or current is not True):
                     return ref
         return None
+
+    def _with_each(self, paths: Sequence[YamlPath], values: Sequence[Any]) -> dict[str, Any]:
+        """The user values with each of ``paths`` set to its value."""
+        out = copy.deepcopy(self.user)
+        for path, value in zip(paths, values, strict=True):
+            _set_in(out, path[:-1], {path[-1]: value})
+        return out
 
     def _confirm_batch(self, where: YamlPath, base: YamlPath, suffix: YamlPath) -> bool:
         """Whether a value set at ``base + suffix`` reaches ``where + suffix``; the fields fixers
@@ -654,15 +715,29 @@ class ValuesMap:
         field_name = str(rendered[-1])
         stem = SCALAR_STEMS.get(field_name, "").lower()
         effective = self.effective
-        for path in _leaf_paths(effective):
-            key = path[-1].lower()
-            named = key == field_name.lower() or (stem and stem in key)
-            if not named or lookup(effective, path) != current:
-                continue
-            flipped: Any = (not current) if isinstance(current, bool) else f"{PROBE}scalar"
-            values = copy.deepcopy(self.user)
-            _set_in(values, path[:-1], {path[-1]: flipped})
-            document = self._render_doc(values)
+        paths = [
+            path
+            for path in _leaf_paths(effective)
+            if (path[-1].lower() == field_name.lower() or bool(stem and stem in path[-1].lower()))
+            and lookup(effective, path) == current
+        ]
+        boolean = isinstance(current, bool)
+        if len(paths) > 1:  # every candidate flipped in one render; one at a time if it lands
+            flips: list[Any] = (
+                [not current] * len(paths)
+                if boolean
+                else [f"{PROBE}scalar{n}" for n in range(len(paths))]
+            )
+            document = self._render_doc(self._with_each(paths, flips))
+            if document is not None:
+                landed = lookup(document, rendered)
+                if not boolean:
+                    return paths[flips.index(landed)] if landed in flips else None
+                if landed != (not current):
+                    return None
+        for path in paths:
+            flipped: Any = (not current) if boolean else f"{PROBE}scalar"
+            document = self._render_doc(self._with_each([path], [flipped]))
             if document is not None and lookup(document, rendered) == flipped:
                 return path
         return None
@@ -808,6 +883,8 @@ class HelmTarget:
     _exposures: dict[str, Exposure] = field(default_factory=dict)
     _views: dict[tuple[str, str], PodView | str] = field(default_factory=dict, repr=False)
     _switch_why: str = ""
+    _new_templates: dict[str, str] = field(default_factory=dict, repr=False)
+    """Templates this target adds to an in-house chart (repository path -> text)."""
 
     def attach(self, mapping: ValuesMap, rendered: ManifestPodView) -> None:
         self.view = HelmPodView(rendered, mapping, self)
@@ -985,13 +1062,19 @@ class HelmTarget:
         ]
         dep = self.deployment
         chart_dir = self.index.chart_dir_for(dep.chart, overlay)
-        for path in candidates:
+
+        def selects(paths: Sequence[YamlPath]) -> bool | None:
+            """Whether the chart renders a policy selecting this pod with ``paths`` all on
+            (None when it does not render so)."""
             values = copy.deepcopy(dep.render_values(overlay))
-            _set_in(values, path[:-1], {path[-1]: True})
+            for path in paths:
+                _set_in(values, path[:-1], {path[-1]: True})
             try:
-                docs = self.index.cache.docs(chart_dir, values, dep.release, dep.namespace)
+                docs = self.index.cache.docs(
+                    chart_dir, values, dep.release, dep.namespace, kind=kind
+                )
             except RemedyError:
-                continue
+                return None
             policies = [
                 {
                     **d.document,
@@ -1000,18 +1083,121 @@ class HelmTarget:
                 for d in docs
                 if d.kind == kind
             ]
-            if kind == "NetworkPolicy" and policies_selecting(
-                policies, view.labels, view.namespace
-            ):
+            return kind == "NetworkPolicy" and bool(
+                policies_selecting(policies, view.labels, view.namespace)
+            )
+
+        if len(candidates) > 1 and selects(candidates) is False:
+            candidates = []  # every switch on at once renders none: none of them does alone
+        for path in candidates:
+            if selects([path]):
                 self._switch_why = (
                     f"chart {dep.chart.name} already renders a NetworkPolicy for this pod when "
                     f"{'.'.join(path)} is true: the existing switch is turned on"
                 )
                 return Set(path, True, edit.comment)
+        if (
+            kind == "NetworkPolicy"
+            and not dep.chart.third_party
+            and "networkPolicy" not in effective
+        ):
+            return self._policy_template(edit, overlay)
         raise ChartError(
             f"a new manifest ({edit.name}) cannot be added through chart values and chart "
             f"{dep.chart.name} has no switch that renders one; add it to the chart's templates"
         )
+
+    def _policy_template(self, edit: CreateManifest, overlay: FileOverlay) -> Edit:
+        """An in-house chart with no NetworkPolicy switch gets a template of its own for this
+        workload, rendered when ``networkPolicy.enabled`` is true (the switch other templates
+        of the run share); release-dependent names and labels read ``.Release.Name``."""
+        dep = self.deployment
+        template = self.doc.template.split("/", 1)[1] if "/" in self.doc.template else ""
+        if not template.startswith("templates/"):
+            raise ChartError(
+                f"a new manifest ({edit.name}) cannot be added through chart values: "
+                f"{self.doc.kind} {self.doc.name} does not come from chart {dep.chart.name}'s "
+                "own templates; add it by hand"
+            )
+        stem = PurePosixPath(template).with_suffix("").as_posix()
+        suffix = f"-{self.doc.index}" if self.doc.index else ""
+        relpath = f"{dep.chart.path}/{stem}{suffix}-networkpolicy.yaml".lstrip("/")
+        spec = dict(edit.document.get("spec") or {})
+        selector = lookup(self.doc.document, ("spec", "selector", "matchLabels"))
+        if self.doc.kind != "Pod" and isinstance(selector, Mapping) and selector:
+            # The controller's own selector: stable across upgrades (no chart version label).
+            spec["podSelector"] = {"matchLabels": dict(selector)}
+        release, token = dep.release, "__kr_release__"
+        labels = dict(spec["podSelector"].get("matchLabels") or {})
+        moved, renamed = self._release_dependent(labels, overlay)
+        for key in moved:
+            labels[key] = token + str(labels[key])[len(release) :]
+        spec["podSelector"] = {"matchLabels": labels}
+        name = str(edit.document.get("metadata", {}).get("name") or edit.name)
+        if renamed:  # one policy per release (two releases may share a namespace)
+            name = token + (name[len(release) :] if name.startswith(release) else f"-{name}")
+        body = yaml.safe_dump(
+            {"metadata": {"name": name}, "spec": spec}, sort_keys=False, default_flow_style=False
+        )
+        comment = "".join(f"# {line}\n" for line in (edit.comment or "").splitlines())
+        if any(d in text for text in (body, comment) for d in ("{{", "}}")):
+            raise ChartError(
+                f"a new manifest ({edit.name}) cannot be written as a template: its fields "
+                "contain template delimiters; add it by hand"
+            )
+        body = body.replace(token, "{{ .Release.Name }}")
+        text = (
+            "{{- if and .Values.networkPolicy .Values.networkPolicy.enabled }}\n"
+            f"{comment}"
+            "apiVersion: networking.k8s.io/v1\n"
+            "kind: NetworkPolicy\n"
+            f"{body}"
+            "{{- end }}\n"
+        )
+        if overlay.read(relpath) not in (None, text):
+            raise ChartError(
+                f"a new manifest ({edit.name}) cannot be added: {relpath} already exists"
+            )
+        self._new_templates[relpath] = text
+        self._switch_why = (
+            f"chart {dep.chart.name} lives in this repository and had no NetworkPolicy for "
+            f"this pod: the new template {relpath} renders one when networkPolicy.enabled is true"
+        )
+        return Set(("networkPolicy", "enabled"), True, edit.comment)
+
+    def _release_dependent(
+        self, labels: Mapping[str, Any], overlay: FileOverlay
+    ) -> tuple[list[str], bool]:
+        """The selector labels whose value follows the release name, and whether the resource
+        name does: what changes when the same document is rendered under another release."""
+        dep = self.deployment
+        other = "krprobe" if dep.release != "krprobe" else "krprobe2"
+        try:
+            docs = self.index.cache.docs(
+                self.index.chart_dir_for(dep.chart, overlay),
+                dep.render_values(overlay),
+                other,
+                dep.namespace,
+                only=self.doc.template,
+            )
+        except RemedyError:
+            return [], False
+        same = [d for d in docs if (d.kind, d.index) == (self.doc.kind, self.doc.index)]
+        if not same:
+            return [], False
+        field_path = ("metadata", "labels") if self.doc.kind == "Pod" else ("spec", "selector")
+        there = lookup(same[0].document, field_path)
+        if self.doc.kind != "Pod" and isinstance(there, Mapping):
+            there = there.get("matchLabels")
+        there = there if isinstance(there, Mapping) else {}
+
+        def follows(here: str, probed: Any) -> bool:
+            return (here == dep.release or here.startswith(f"{dep.release}-")) and str(
+                probed
+            ) == other + here[len(dep.release) :]
+
+        moved = [k for k, v in labels.items() if follows(str(v), there.get(k))]
+        return moved, same[0].name != self.doc.name
 
     def _remove_as_set(self, edit: Remove) -> Edit:
         """A values key is set, never deleted, when deleting it changes what the template
@@ -1079,6 +1265,10 @@ class HelmTarget:
                 overlay.write(relpath, apply_edits(text, file_edits, doc_index))
             except EditError as exc:
                 raise RepositoryError(f"cannot edit {relpath}: {exc}") from exc
+        for relpath, text in self._new_templates.items():
+            if overlay.read(relpath) != text:
+                overlay.write(relpath, text)
+            whys[relpath] = f"new template: the chart had no NetworkPolicy for {self.doc.kind}"
         used = {e.path[0] for e in edits if not isinstance(e, CreateManifest) and e.path}
         for key, exposure in self._exposures.items():
             if key not in used:
@@ -1102,7 +1292,9 @@ class HelmTarget:
                 whys[relpath] += "; environments changed: " + ", ".join(envs)
         first = next(iter(whys), self.location.path)
         kind: Literal["helm-template", "helm-values"] = (
-            "helm-template" if any(k in used for k in self._exposures) else "helm-values"
+            "helm-template"
+            if self._new_templates or any(k in used for k in self._exposures)
+            else "helm-values"
         )
         self.location = Location(
             kind,

@@ -233,6 +233,7 @@ class RenderCache:
     renders: int = 0
     _raw: dict[tuple[str, str, str, str], dict[str, str] | ChartError] = field(default_factory=dict)
     _parsed: dict[tuple[str, str], list[RenderedDoc] | ChartError] = field(default_factory=dict)
+    _kinds: dict[tuple[str, str], frozenset[str]] = field(default_factory=dict)
 
     def rendered(
         self, chart_dir: Path, values: Mapping[str, Any], release: str, namespace: str
@@ -262,14 +263,25 @@ class RenderCache:
     ) -> list[RenderedDoc]:
         """Parsed documents of a render; ``only`` one template, ``kind`` templates naming it."""
         rendered = self.rendered(chart_dir, values, release, namespace)
-        kind_re = _kind_re(kind) if kind else None
         out: list[RenderedDoc] = []
         for template in [only] if only is not None else sorted(rendered):
             text = rendered.get(template)
-            if text is None or (kind_re is not None and not kind_re.search(text)):
+            if text is None or (kind is not None and kind not in self._kinds_in(template, text)):
                 continue
             out.extend(self._parse(template, text))
         return out
+
+    def _kinds_in(self, template: str, text: str) -> frozenset[str]:
+        """The top-level kinds a rendered template names, found once per distinct text (a CRD
+        template is megabytes: scanning it again for every lookup is slow)."""
+        key = (template, text)
+        kinds = self._kinds.get(key)
+        if kinds is None:
+            kinds = frozenset(_KIND.findall(text))
+            if len(self._kinds) > 20_000:
+                self._kinds.clear()
+            self._kinds[key] = kinds
+        return kinds
 
     def _parse(self, template: str, text: str) -> list[RenderedDoc]:
         key = (template, text)
@@ -287,9 +299,7 @@ class RenderCache:
         return result
 
 
-@lru_cache(maxsize=64)
-def _kind_re(kind: str) -> re.Pattern[str]:
-    return re.compile(rf"^kind:\s*['\"]?{re.escape(kind)}\b", re.M)
+_KIND = re.compile(r"^kind:\s*['\"]?([A-Za-z0-9]+)\b", re.M)
 
 
 def render_chart_findings(
