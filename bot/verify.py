@@ -30,6 +30,7 @@ from fixers.model import AlreadyCompliant, Finding
 from fixers.policy import FixContext
 from fixers.registry import run_fixer
 from fixers.rules import _quantity
+from fixers.view import POD_SPEC_PATHS, lookup
 
 DEFAULT_KUBERNETES_VERSION = "1.35"
 VERSION_ENV = "REMEDY_KUBERNETES_VERSION"
@@ -179,11 +180,95 @@ def _problems_once(document: Mapping[str, Any]) -> tuple[str, ...]:
     hit = _checked.get(key)
     if hit is not None and hit[0] is document:
         return hit[1]
-    result = (*quantity_problems(document), *schema_problems(document))
+    result = object_problems(document)
     if len(_checked) > 512:
         _checked.clear()
     _checked[key] = (document, result)  # holding the document keeps its id unique
     return result
+
+
+def object_problems(document: Mapping[str, Any]) -> tuple[str, ...]:
+    """Every quantity, schema and security-context problem of one object, one line each."""
+    return (
+        *quantity_problems(document),
+        *schema_problems(document),
+        *security_context_problems(document),
+        *request_above_limit_problems(document),
+    )
+
+
+def request_above_limit_problems(document: Mapping[str, Any]) -> list[str]:
+    """Requests above their limit, which the API server refuses ("must be less than or equal
+    to ... limit"); quantities it cannot read are `quantity_problems`' to report."""
+    out = []
+    for where, container in _containers(document):
+        resources = container.get("resources")
+        if not isinstance(resources, Mapping):
+            continue
+        requests, limits = resources.get("requests"), resources.get("limits")
+        if not isinstance(requests, Mapping) or not isinstance(limits, Mapping):
+            continue
+        for name in sorted(set(requests) & set(limits), key=str):
+            if _quantity.problem(requests[name]) or _quantity.problem(limits[name]):
+                continue
+            if _quantity.to_base(requests[name]) > _quantity.to_base(limits[name]):
+                out.append(
+                    f"{where}: request {name} {requests[name]} is above its limit "
+                    f"{limits[name]} (the API server refuses it)"
+                )
+    return out
+
+
+def _containers(document: Mapping[str, Any]) -> list[tuple[str, Mapping[str, Any]]]:
+    """("initContainers[0] (name)", container) for every container of a workload object."""
+    path = POD_SPEC_PATHS.get(str(document.get("kind")))
+    spec = lookup(document, path) if path is not None else None
+    if not isinstance(spec, Mapping):
+        return []
+    out = []
+    for group in ("initContainers", "containers"):
+        items = spec.get(group)
+        for i, container in enumerate(items if isinstance(items, list) else []):
+            if isinstance(container, Mapping):
+                out.append((f"{group}[{i}] ({container.get('name')})", container))
+    return out
+
+
+_SYS_ADMIN = frozenset({"SYS_ADMIN", "CAP_SYS_ADMIN"})
+
+
+def security_context_problems(document: Mapping[str, Any]) -> list[str]:
+    """Security-context combinations the schema allows but Kubernetes refuses: the API
+    server's validation (allowPrivilegeEscalation false with privileged or CAP_SYS_ADMIN) and
+    the kubelet's (runAsNonRoot with user 0: the container never starts)."""
+    path = POD_SPEC_PATHS.get(str(document.get("kind")))
+    spec = lookup(document, path) if path is not None else None
+    pod = spec.get("securityContext") if isinstance(spec, Mapping) else None
+    pod = pod if isinstance(pod, Mapping) else {}
+    out = []
+    for where, container in _containers(document):
+        sc = container.get("securityContext")
+        sc = sc if isinstance(sc, Mapping) else {}
+        added = lookup(sc, ("capabilities", "add")) or []
+        added = {str(c).upper() for c in added} if isinstance(added, list) else set()
+        if sc.get("allowPrivilegeEscalation") is False:
+            if sc.get("privileged") is True:
+                out.append(
+                    f"{where}: allowPrivilegeEscalation false with privileged true "
+                    "(the API server refuses it)"
+                )
+            if added & _SYS_ADMIN:
+                out.append(
+                    f"{where}: allowPrivilegeEscalation false with CAP_SYS_ADMIN added "
+                    "(the API server refuses it)"
+                )
+        non_root = sc.get("runAsNonRoot", pod.get("runAsNonRoot"))
+        user = sc.get("runAsUser", pod.get("runAsUser"))
+        if non_root is True and user == 0:
+            out.append(
+                f"{where}: runAsNonRoot true with runAsUser 0 (the kubelet will not start it)"
+            )
+    return out
 
 
 def schema_problem(document: Mapping[str, Any], version: str | None = None) -> str | None:

@@ -184,3 +184,62 @@ def test_new_errors_are_caught_in_a_document_that_already_had_some(tmp_path: Pat
     plan = build_plan(report, tmp_path, locator=SpoilingLocator(tmp_path))
     [unfixable] = plan.unfixable
     assert "'no' is not of type 'boolean'" in unfixable.reason
+
+
+def _pod(container: dict, pod_context: dict | None = None) -> dict:  # type: ignore[type-arg]
+    spec: dict = {"containers": [{"name": "app", "image": "nginx:1.27", **container}]}  # type: ignore[type-arg]
+    if pod_context is not None:
+        spec["securityContext"] = pod_context
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}, "spec": spec}
+
+
+@pytest.mark.parametrize(
+    ("container", "pod_context", "problem"),
+    [
+        (
+            {"securityContext": {"allowPrivilegeEscalation": False, "privileged": True}},
+            None,
+            "allowPrivilegeEscalation false with privileged true",
+        ),
+        (
+            {
+                "securityContext": {
+                    "allowPrivilegeEscalation": False,
+                    "capabilities": {"add": ["SYS_ADMIN"]},
+                }
+            },
+            None,
+            "allowPrivilegeEscalation false with CAP_SYS_ADMIN added",
+        ),
+        ({"securityContext": {"runAsNonRoot": True}}, {"runAsUser": 0}, "runAsUser 0"),
+        ({}, {"runAsNonRoot": True, "runAsUser": 0}, "runAsUser 0"),
+        (
+            {"resources": {"requests": {"memory": "1Gi"}, "limits": {"memory": "256Mi"}}},
+            None,
+            "request memory 1Gi is above its limit 256Mi",
+        ),
+    ],
+)
+def test_objects_kubernetes_refuses_are_problems(
+    container: dict,  # type: ignore[type-arg]
+    pod_context: dict | None,  # type: ignore[type-arg]
+    problem: str,
+) -> None:
+    problems = verify.object_problems(_pod(container, pod_context))
+    assert any(problem in p for p in problems), problems
+
+
+@pytest.mark.parametrize(
+    ("container", "pod_context"),
+    [
+        ({"securityContext": {"allowPrivilegeEscalation": False, "privileged": False}}, None),
+        ({"securityContext": {"runAsNonRoot": True, "runAsUser": 1000}}, {"runAsUser": 0}),
+        ({"securityContext": {"runAsNonRoot": False}}, {"runAsNonRoot": True, "runAsUser": 0}),
+        ({"resources": {"requests": {"cpu": "500m"}, "limits": {"cpu": "1"}}}, None),
+    ],
+)
+def test_objects_kubernetes_accepts_have_no_problem(
+    container: dict,  # type: ignore[type-arg]
+    pod_context: dict | None,  # type: ignore[type-arg]
+) -> None:
+    assert verify.object_problems(_pod(container, pod_context)) == ()

@@ -27,6 +27,7 @@ from typing import Any
 
 import yaml
 
+from bot import regressions
 from bot.errors import RepositoryError
 from bot.locate.base import FileOverlay
 from bot.locate.gitops import deployed_paths
@@ -384,6 +385,19 @@ class KustomizeTarget:
     # ------------------------------------------------------------------ writing
 
     def write(self, edits: Sequence[AnyEdit], overlay: FileOverlay) -> None:
+        """Write each edit where its field comes from; when that (shared) place would make
+        another overlay's output worse, write them as a patch in the finding's overlay."""
+        trial = overlay.fork()
+        self._write(edits, trial, in_place=True)
+        worse = self._worse_elsewhere(trial)
+        if worse:
+            trial = overlay.fork()
+            self._write(edits, trial, in_place=False)
+            if self._worse_elsewhere(trial):
+                raise KustomizeError(worse)
+        overlay.adopt(trial)
+
+    def _write(self, edits: Sequence[AnyEdit], overlay: FileOverlay, in_place: bool) -> None:
         document = self._document(overlay)
         if isinstance(document, str):
             raise KustomizeError(document)
@@ -395,7 +409,7 @@ class KustomizeTarget:
                 self._create(edit, overlay)
                 continue
             logical = logical_path(document, edit.path)
-            place = self._place(rendered, logical, overlay)
+            place = self._place(rendered, logical, overlay) if in_place else None
             if place is None:
                 new_patch.append((logical, _for_patch(edit, logical, document)))
             else:
@@ -420,6 +434,23 @@ class KustomizeTarget:
             built = self.index.engine.build(folder, overlay)
             if isinstance(built, str):
                 raise KustomizeError(built)
+
+    def _worse_elsewhere(self, overlay: FileOverlay) -> str | None:
+        """Why the edits make another overlay's output worse (a control or schema failure its
+        rendering did not have), or None. The finding's own output is `bot.verify`'s job."""
+        changed = [c.path for c in overlay.changes()]
+        unedited = FileOverlay(self.index.root)
+        for folder in self.index.affected(changed):
+            if folder == self.overlay_dir:
+                continue
+            after = self.index.engine.build(folder, overlay)
+            before = self.index.engine.build(folder, unedited)
+            if isinstance(after, str):
+                return after
+            failures = regressions.new_failures([] if isinstance(before, str) else before, after)
+            if failures:
+                return regressions.describe(f"overlay {folder or '.'}", failures)
+        return None
 
     def _create(self, edit: CreateManifest, overlay: FileOverlay) -> None:
         """A new object (a NetworkPolicy) as a resource beside the workload's base document,

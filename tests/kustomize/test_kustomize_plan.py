@@ -171,3 +171,56 @@ def test_finding_on_the_base_build_is_fixed_in_the_base_document(repo: Path) -> 
     cs = only_change_set(plan_of(repo, base))
     assert [c.path for c in cs.files] == ["base/deployment.yaml"]
     assert cs.meta[OVERLAYS_META] == "base, overlays/staging"
+
+
+def _big_overlay(repo: Path) -> None:
+    """overlays/big asks for 1Gi of memory for the base's container; the base sets no limit."""
+    big = repo / "overlays" / "big"
+    big.mkdir()
+    (big / "kustomization.yaml").write_text(
+        "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\n"
+        "namespace: big\nresources:\n  - ../../base\npatches:\n  - path: memory.yaml\n"
+    )
+    (big / "memory.yaml").write_text(
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  template:\n"
+        "    spec:\n      containers:\n        - name: app\n          resources:\n"
+        "            requests:\n              memory: 1Gi\n"
+    )
+    base = repo / "base" / "deployment.yaml"
+    base.write_text(
+        base.read_text().replace(
+            "          ports:\n",
+            "          resources:\n            requests:\n              cpu: 100m\n          ports:\n",
+        )
+    )
+
+
+def test_base_fix_that_would_break_another_overlay_becomes_a_patch_in_the_finding_overlay(
+    repo: Path,
+) -> None:
+    """A memory limit in the base would sit below the 1Gi that overlays/big requests: the API
+    server refuses such a Deployment. Staging's fix goes to a patch in staging instead, and
+    overlays/big renders as before."""
+    _big_overlay(repo)
+    cs = only_change_set(plan_of(repo, finding("C-0004", "staging", "staging-web")))
+    paths = [c.path for c in cs.files]
+    assert "base/deployment.yaml" not in paths
+    assert paths == [
+        "overlays/staging/kustomization.yaml",
+        "overlays/staging/remedy-patch-deployment-web.yaml",
+    ]
+    assert "overlays/big" not in cs.meta[OVERLAYS_META]
+
+
+def test_a_base_fix_that_keeps_every_overlay_valid_stays_in_the_base(repo: Path) -> None:
+    _big_overlay(repo)
+    (repo / "overlays" / "big" / "memory.yaml").write_text(
+        (repo / "overlays" / "big" / "memory.yaml").read_text().replace("1Gi", "64Mi")
+    )
+    cs = only_change_set(plan_of(repo, finding("C-0004", "staging", "staging-web")))
+    # the limit every overlay shares goes to the base; the request overlays/big patches
+    # differently stays staging's own
+    base = next(c for c in cs.files if c.path == "base/deployment.yaml")
+    limits = load_documents(base.after)[0]["spec"]["template"]["spec"]["containers"][0]
+    assert limits["resources"]["limits"] == {"memory": "256Mi"}
+    assert "overlays/big" in cs.meta[OVERLAYS_META]

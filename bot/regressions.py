@@ -1,0 +1,78 @@
+"""What an edit newly breaks in rendered objects it was not aimed at.
+
+A fix written to a shared file (a Kustomize base, a component) changes every output that reads
+the file. For each object whose rendering changed, the bot's own checks run before and after:
+every fixer's control (a control counts as failing when its fixer does not answer
+AlreadyCompliant) and the Kubernetes schema and quantity checks of `bot.verify`. Only what
+fails after and did not fail before is reported: an output that already failed a control is not
+held against the edit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from bot.verify import object_problems
+from fixers.model import AlreadyCompliant, Finding, ResourceRef
+from fixers.policy import FixContext
+from fixers.registry import all_fixers, run_fixer
+from fixers.view import ManifestPodView
+
+Identity = tuple[str, str, str]
+
+
+def identity(document: Mapping[str, Any]) -> Identity:
+    """Kind, namespace and name of a rendered object."""
+    meta = document.get("metadata") or {}
+    if not isinstance(meta, Mapping):
+        meta = {}
+    return (str(document.get("kind", "")), str(meta.get("namespace") or ""), str(meta.get("name")))
+
+
+def failing_controls(document: Mapping[str, Any]) -> frozenset[str]:
+    """Controls the bot's fixers find failing on one workload object (empty for other kinds)."""
+    view = ManifestPodView.from_document(document)
+    if view is None:
+        return frozenset()
+    resource = ResourceRef(
+        api_version=str(document.get("apiVersion", "")),
+        kind=view.kind,
+        namespace=view.namespace or None,
+        name=view.name,
+    )
+    ctx = FixContext()
+    failing = set()
+    for fixer in all_fixers():
+        for control in fixer.controls:
+            finding = Finding(control_id=control, resource=resource)
+            if not isinstance(run_fixer(fixer, view, finding, ctx), AlreadyCompliant):
+                failing.add(control)
+    return frozenset(failing)
+
+
+def new_failures(
+    before: Iterable[Mapping[str, Any]], after: Iterable[Mapping[str, Any]]
+) -> list[str]:
+    """One line per control or schema problem that an object of ``after`` has and its
+    rendering in ``before`` did not; objects rendered identically are not checked."""
+    previous = {identity(doc): doc for doc in before}
+    lines: list[str] = []
+    for doc in after:
+        key = identity(doc)
+        old = previous.get(key)
+        if old == doc:
+            continue
+        name = f"{key[0]} {key[1] + '/' if key[1] else ''}{key[2]}"
+        was_failing = failing_controls(old) if old is not None else frozenset()
+        for control in sorted(failing_controls(doc) - was_failing):
+            lines.append(f"{name} now fails {control}")
+        had = set(object_problems(old)) if old is not None else set()
+        lines.extend(f"{name}: {p}" for p in object_problems(doc) if p not in had)
+    return lines
+
+
+def describe(output: str, failures: Sequence[str]) -> str:
+    """The one-line refusal for an edit that breaks ``output``."""
+    more = f" (and {len(failures) - 1} more)" if len(failures) > 1 else ""
+    return f"the edit would make {output} worse: {failures[0]}{more}"
