@@ -318,11 +318,46 @@ def deployed_namespaces(root: Path, default: str = "default") -> Namespaces:
     return Namespaces(tuple(kustomize), tuple(destinations), default)
 
 
-def deployed_paths(root: Path) -> dict[str, str | None]:
+@dataclass(frozen=True)
+class Deployment:
+    """How an Argo CD Application or Flux ``Kustomization`` deploys a folder."""
+
+    namespace: str | None = None
+    """The namespace resources that set none end up in (None: not known)."""
+    forced_namespace: str | None = None
+    """Argo CD ``kustomize.namespace``: replaces every resource's namespace."""
+    name_prefix: str = ""
+    name_suffix: str = ""
+    """Argo CD ``kustomize.namePrefix`` / ``nameSuffix``, added to every name."""
+
+    def name(self, rendered: str) -> str:
+        """A resource's name as the deployment creates it."""
+        return f"{self.name_prefix}{rendered}{self.name_suffix}"
+
+
+def _argo_kustomize(source: Mapping[str, Any], namespace: str | None) -> Deployment:
+    options = source.get("kustomize")
+    options = options if isinstance(options, Mapping) else {}
+
+    def text(key: str) -> str:
+        value = options.get(key)
+        return value if isinstance(value, str) and "{{" not in value else ""
+
+    forced = text("namespace") or None
+    return Deployment(
+        namespace=forced or namespace,
+        forced_namespace=forced,
+        name_prefix=text("namePrefix"),
+        name_suffix=text("nameSuffix"),
+    )
+
+
+def deployed_paths(root: Path) -> dict[str, Deployment]:
     """Folders Argo CD Applications and Flux ``Kustomization``s deploy (a kustomize overlay
-    or plain manifests) -> the namespace they give resources that set none (None: not set).
-    Sources with a Helm chart are left to `scan_gitops`; templated paths are skipped."""
-    out: dict[str, str | None] = {}
+    or plain manifests) -> how they deploy them (namespace, Argo CD's kustomize name prefix
+    and suffix). Sources with a Helm chart are left to `scan_gitops`; templated paths are
+    skipped."""
+    out: dict[str, Deployment] = {}
     for path in iter_yaml_files(root):
         try:
             text = path.read_text(encoding="utf-8")
@@ -340,17 +375,24 @@ def deployed_paths(root: Path) -> dict[str, str | None]:
                 continue
             kind, api, spec = doc.get("kind"), str(doc.get("apiVersion", "")), doc["spec"]
             if kind == "Application" and api.startswith("argoproj.io/"):
-                namespace = (spec.get("destination") or {}).get("namespace")
-                paths = [s.get("path") for _, s in _argo_sources(spec) if not s.get("chart")]
+                namespace = _plain((spec.get("destination") or {}).get("namespace"))
+                found = [
+                    (s.get("path"), _argo_kustomize(s, namespace))
+                    for _, s in _argo_sources(spec)
+                    if not s.get("chart")
+                ]
             elif kind == "Kustomization" and "fluxcd.io" in api:
-                namespace, paths = spec.get("targetNamespace"), [spec.get("path")]
+                found = [(spec.get("path"), Deployment(_plain(spec.get("targetNamespace"))))]
             else:
                 continue
-            if not isinstance(namespace, str) or not namespace or "{{" in namespace:
-                namespace = None
-            for item in paths:
+            for item, deployment in found:
                 if isinstance(item, str) and "{{" not in item:
                     folder = _norm(item.lstrip("/"))
                     if folder is not None:
-                        out.setdefault(folder, namespace)
+                        out.setdefault(folder, deployment)
     return out
+
+
+def _plain(value: object) -> str | None:
+    """A namespace as written, or None when it is missing or templated."""
+    return value if isinstance(value, str) and value and "{{" not in value else None

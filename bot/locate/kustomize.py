@@ -30,7 +30,7 @@ import yaml
 from bot import regressions
 from bot.errors import RepositoryError
 from bot.locate.base import FileOverlay
-from bot.locate.gitops import deployed_paths
+from bot.locate.gitops import Deployment, deployed_paths
 from bot.locate.kustomize_build import (
     MERGE_KEYS,
     KustomizeError,
@@ -199,8 +199,8 @@ class KustomizeIndex:
     unreadable: dict[str, str] = field(default_factory=dict)
     files: dict[str, set[str]] = field(default_factory=dict)
     """overlay -> every repository file its build reads."""
-    deployed: dict[str, str | None] = field(default_factory=dict)
-    """Overlays an Argo CD Application or Flux Kustomization deploys -> its namespace."""
+    deployed: dict[str, Deployment] = field(default_factory=dict)
+    """Overlays an Argo CD Application or Flux Kustomization deploys -> how it deploys them."""
 
     @classmethod
     def build(cls, root: Path) -> KustomizeIndex:
@@ -252,15 +252,21 @@ class KustomizeIndex:
         ]
 
 
-def _matches(res: Rendered, finding: Finding, deployed_in: str | None = None) -> bool:
-    """Is ``res`` the finding's resource? A resource the overlay leaves without a namespace
-    is in the one its deployment gives it (``deployed_in``), or, for a cluster's finding with
-    no deployment known, in any."""
+def _matches(res: Rendered, finding: Finding, deployment: Deployment | None = None) -> bool:
+    """Is ``res`` the finding's resource? For a cluster's finding, the name and namespace are
+    those the deployment gives it (Argo CD's kustomize name prefix, suffix and namespace); a
+    resource left without a namespace is in the deployment's, or, with no deployment known,
+    in any."""
     meta = res.doc.get("metadata") or {}
     wanted = finding.resource
-    if res.kind != wanted.kind or meta.get("name") != wanted.name:
+    name = meta.get("name")
+    namespace = meta.get("namespace")
+    if finding.source.path is None and deployment is not None:
+        name = deployment.name(str(name))
+        namespace = (namespace and deployment.forced_namespace) or namespace
+        namespace = namespace or deployment.namespace
+    if res.kind != wanted.kind or name != wanted.name:
         return False
-    namespace = meta.get("namespace") or (deployed_in if finding.source.path is None else None)
     return (wanted.namespace or "default") == (namespace or "default") or (
         namespace is None and finding.source.path is None
     )
@@ -282,8 +288,8 @@ def locate_kustomize(finding: Finding, index: KustomizeIndex) -> KustomizeTarget
     else:
 
         def renders(folder: str) -> bool:
-            deployed_in = index.deployed.get(folder)
-            return any(_matches(r, finding, deployed_in) for r in index.built.get(folder, ()))
+            deployment = index.deployed.get(folder)
+            return any(_matches(r, finding, deployment) for r in index.built.get(folder, ()))
 
         # What Argo CD or Flux deploys is what the cluster runs; other overlays only if none.
         candidates = [f for f in index.overlays if f in index.deployed and renders(f)]
@@ -296,7 +302,8 @@ def locate_kustomize(finding: Finding, index: KustomizeIndex) -> KustomizeTarget
             f
             for f in candidates
             if any(
-                _matches(r, finding) and (r.namespace or index.deployed.get(f))
+                _matches(r, finding, index.deployed.get(f))
+                and (r.namespace or (f in index.deployed and index.deployed[f].namespace))
                 for r in index.built.get(f, ())
             )
         ]
@@ -307,8 +314,8 @@ def locate_kustomize(finding: Finding, index: KustomizeIndex) -> KustomizeTarget
                 f"({', '.join(candidates[:4])}); the report must name the overlay it scanned"
             )
     folder = candidates[0]
-    deployed_in = index.deployed.get(folder)
-    found = [r for r in index.built.get(folder, ()) if _matches(r, finding, deployed_in)]
+    deployment = index.deployed.get(folder)
+    found = [r for r in index.built.get(folder, ()) if _matches(r, finding, deployment)]
     if not found:
         return f"the kustomize overlay {folder or '.'} renders no {finding.resource}"
     if len(found) > 1:

@@ -224,3 +224,49 @@ def test_a_base_fix_that_keeps_every_overlay_valid_stays_in_the_base(repo: Path)
     limits = load_documents(base.after)[0]["spec"]["template"]["spec"]["containers"][0]
     assert limits["resources"]["limits"] == {"memory": "256Mi"}
     assert "overlays/big" in cs.meta[OVERLAYS_META]
+
+
+ARGO_STAGING = """\
+apiVersion: argoproj.io/v1alpha1
+kind: Application
+metadata:
+  name: shop-staging
+  namespace: argocd
+spec:
+  destination:
+    server: https://kubernetes.default.svc
+  source:
+    repoURL: https://gitlab.example.com/platform/cd-config.git
+    path: overlays/staging
+    kustomize:
+      namePrefix: eu-
+      nameSuffix: -v2
+      namespace: staging-eu
+"""
+
+
+def test_cluster_finding_names_what_argo_cds_kustomize_options_deploy(repo: Path) -> None:
+    """Argo CD adds its own name prefix, suffix and namespace to the overlay's output: the
+    cluster runs staging-eu/eu-staging-web-v2, which only overlays/staging renders."""
+    (repo / "clusters" / "staging.yaml").write_text(ARGO_STAGING)
+    cluster = Finding(
+        control_id="C-0034",
+        scanner="kubescape",
+        resource=ResourceRef(
+            api_version="apps/v1",
+            kind="Deployment",
+            namespace="staging-eu",
+            name="eu-staging-web-v2",
+        ),
+    )
+    cs = only_change_set(plan_of(repo, cluster))
+    assert [c.path for c in cs.files] == ["base/deployment.yaml"]
+    # the overlay's own name is not what the cluster runs under Argo CD
+    plain = Finding(
+        control_id="C-0034",
+        scanner="kubescape",
+        resource=ResourceRef(
+            api_version="apps/v1", kind="Deployment", namespace="staging-eu", name="staging-web"
+        ),
+    )
+    assert not plan_of(repo, plain).change_sets
