@@ -158,6 +158,13 @@ def _match(section: str, image: Any) -> _Entry | None:
     names = _candidates(image)
     if not names[0]:
         return None
+    return _match_names(section, names)
+
+
+@lru_cache(maxsize=4096)
+def _match_names(section: str, names: tuple[str, ...]) -> _Entry | None:
+    """The first entry of ``section`` with a pattern matching one of ``names``, memoised: every
+    container of every workload asks, and a repository runs few distinct images."""
     for entry in _data()[section]:
         if any(fnmatch.fnmatchcase(n, p.lower()) for n in names for p in entry.images):
             return entry
