@@ -35,7 +35,11 @@ def timed(code: Path, args: list[str]) -> float:
     measures the neighbours."""
     env = {**os.environ, "PYTHONPATH": str(code)}
     start = _children_cpu()
-    done = subprocess.run([sys.executable, "-c", ENTRY, *args], env=env, capture_output=True)
+    # cwd: ``python -c`` puts the working directory before PYTHONPATH on sys.path, so run from
+    # the side's own tree or both sides would run the code of wherever the bench started.
+    done = subprocess.run(
+        [sys.executable, "-c", ENTRY, *args], env=env, capture_output=True, cwd=code
+    )
     took = _children_cpu() - start
     if done.returncode not in (0, 1):
         raise SystemExit(f"{args} failed under {code}: {done.stderr.decode()[-500:]}")

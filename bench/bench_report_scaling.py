@@ -3,16 +3,21 @@
 For each size, writes a real-shaped Kubescape report (`bench.bench_report_memory`: every
 resource embedded, 60 controls each, six failed with rule paths) and a cd-config holding each
 reported Deployment in the file the report names, then plans it in a fresh subprocess that
-prints its wall seconds, CPU seconds and peak RSS. Time per finding must stay flat (linear
-growth); peak RSS at most 2x the report (plus the interpreter).
+prints its CPU seconds per phase and its peak RSS. Time per finding must stay flat: the growth
+exponent between sizes (log time ratio / log findings ratio) must stay near 1.
 
-    .venv/bin/python -m bench.bench_report_scaling --resources 500,1000,2000
+``--big-mb 200`` then writes a report of that size and reads it (``load_report``, streamed
+above 20 MB) in a fresh subprocess: peak RSS over the report's size (target <= 2x); with
+``--plan-big`` it is also planned.
+
+    .venv/bin/python -m bench.bench_report_scaling --resources 500,2000,8000 --big-mb 200
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import subprocess
 import sys
@@ -21,25 +26,26 @@ from pathlib import Path
 
 import yaml
 
-from bench.bench_report_memory import _object, _write
+from bench.bench_report_memory import _object, _write, write_report
 
 HERE = Path(__file__).resolve().parent.parent
 
 CHILD = r"""
 import json, resource, sys, time
 from pathlib import Path
-from bot.plan import build_plan
 from bot.sources import load_report
-wall, cpu = time.perf_counter(), time.process_time()
+cpu = time.process_time()
 report = load_report(Path(sys.argv[1]))
-parsed = time.perf_counter()
-plan = build_plan(report, Path(sys.argv[2]))
-done = time.perf_counter()
+parsed = time.process_time()
+plan = None
+if sys.argv[2]:
+    from bot.plan import build_plan
+    plan = build_plan(report, Path(sys.argv[2]))
 print(json.dumps({
-    "parse": parsed - wall, "plan": done - parsed, "wall": done - wall,
-    "cpu": time.process_time() - cpu,
+    "parse": parsed - cpu, "plan": time.process_time() - parsed,
     "rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
-    "findings": len(report.findings), "change_sets": len(plan.change_sets),
+    "findings": len(report.findings),
+    "change_sets": len(plan.change_sets) if plan else 0,
 }))
 """
 
@@ -56,36 +62,65 @@ def write_inputs(root: Path, count: int) -> tuple[Path, Path]:
     return report, repo
 
 
-def measure(report: Path, repo: Path) -> dict:
+def measure(report: Path, repo: Path | None) -> dict:
+    """CPU seconds of reading (and planning, given ``repo``) in a fresh process, its peak RSS."""
     env = {**os.environ, "PYTHONPATH": str(HERE)}
     done = subprocess.run(
-        [sys.executable, "-c", CHILD, str(report), str(repo)],
+        [sys.executable, "-c", CHILD, str(report), str(repo or "")],
         env=env,
         capture_output=True,
         text=True,
         check=True,
+        cwd=HERE,
     )
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--resources", default="250,500,1000")
+    parser.add_argument("--resources", default="500,2000,8000")
+    parser.add_argument("--big-mb", type=float, default=0, help="also read a report this big")
+    parser.add_argument("--plan-big", action="store_true", help="and plan it (slow)")
     args = parser.parse_args(argv)
     mb = 1024 * 1024
+    print("CPU seconds per phase, one fresh process per size")
     print(
-        f"{'resources':>9} {'MB':>6} {'findings':>8} {'parse s':>8} {'plan s':>7} "
-        f"{'ms/finding':>10} {'peak MB':>8}"
+        f"{'resources':>9} {'MB':>6} {'findings':>8} {'parse s':>8} {'plan s':>8} "
+        f"{'ms/finding':>10} {'exponent':>8} {'peak MB':>8}"
     )
+    previous: tuple[int, float] | None = None
     for count in (int(n) for n in args.resources.split(",")):
         with tempfile.TemporaryDirectory() as tmp:
             report, repo = write_inputs(Path(tmp), count)
             size = report.stat().st_size
             r = measure(report, repo)
+        total = r["parse"] + r["plan"]
+        exponent = (
+            f"{math.log(total / previous[1]) / math.log(r['findings'] / previous[0]):8.2f}"
+            if previous
+            else f"{'-':>8}"
+        )
+        previous = (r["findings"], total)
         print(
-            f"{count:9d} {size / mb:6.1f} {r['findings']:8d} {r['parse']:8.2f} {r['plan']:7.2f} "
-            f"{1000 * r['wall'] / max(1, r['findings']):10.2f} {r['rss'] / mb:8.0f}",
+            f"{count:9d} {size / mb:6.1f} {r['findings']:8d} {r['parse']:8.2f} {r['plan']:8.2f} "
+            f"{1000 * total / max(1, r['findings']):10.2f} {exponent} {r['rss'] / mb:8.0f}",
             flush=True,
+        )
+    if args.big_mb:
+        with tempfile.TemporaryDirectory() as tmp:
+            report = Path(tmp) / "report.json"
+            count = write_report(report, int(args.big_mb * mb))
+            repo = None
+            if args.plan_big:
+                report, repo = write_inputs(Path(tmp), count)
+            size = report.stat().st_size
+            r = measure(report, repo)
+        print(
+            f"{size / mb:.0f} MB report ({count} resources, {r['findings']} findings): read "
+            f"{r['parse']:.1f} s CPU"
+            + (f", plan {r['plan']:.1f} s CPU" if repo else "")
+            + f"; peak RSS {r['rss'] / mb:.0f} MB = {r['rss'] / size:.2f}x the report "
+            "(target <= 2x)"
         )
     return 0
 

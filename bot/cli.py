@@ -11,52 +11,63 @@ instead (bot/output.py, docs/output-schema.json).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import re
-import shutil
-import subprocess
 import sys
-import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from rich.console import Console
-from rich.markdown import Markdown
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    ProgressColumn,
-    SpinnerColumn,
-    TextColumn,
-)
-from rich.table import Table
-from rich.text import Text
-
-from bot import controls as catalog
-from bot import scanner_map
-from bot.cluster import ClusterAccess
 from bot.errors import ConfigError, ForgeTransientError, RemedyError
-from bot.model import ChangeSet
-from bot.plan import Plan, build_plan
-from bot.repo_config import CONFIG_FILE, RepoConfig, parse_repo_config
-from bot.score import format_delta, framework_label, framework_scores
-from bot.sources import cluster_formats, fetch_from_cluster, load_report
-from bot.sources.base import Report
-from bot.sources.runtime import RuntimeEvidence
-from fixers.model import Finding
 
+# Everything else is imported where a command needs it: `remedy --help` and `remedy explain`
+# must not pay for the readers, the planner, Helm, Kubernetes or Celery (tests/test_cli_startup.py).
 if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.progress import Progress, ProgressColumn
+    from rich.text import Text
+
+    from bot import controls as catalog
+    from bot.cluster import ClusterAccess
     from bot.lifecycle import SyncDecision
+    from bot.model import ChangeSet
+    from bot.plan import Plan
+    from bot.repo_config import RepoConfig
+    from bot.sources.base import Report
+    from bot.sources.runtime import RuntimeEvidence
+    from fixers.model import Finding
 
 EXIT_OK, EXIT_UNFIXED, EXIT_USAGE, EXIT_TRANSIENT = 0, 1, 2, 3
 
-console = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
-errors = Console(stderr=True, highlight=False)
+CONFIG_FILE = ".remedy.yaml"
+"""The repository's settings file (`bot.repo_config.CONFIG_FILE`, named here for the help)."""
+CLUSTER_SCANNERS = ("kubescape-operator", "kyverno", "trivy")
+"""Scanners whose results can be read from a cluster (`bot.sources.cluster_formats`)."""
+
+console: Console | None = None
+"""Output for people (stdout), made on first use."""
+errors: Console | None = None
+"""Errors and progress (stderr), made on first use."""
+
+
+def _out() -> Console:
+    global console
+    if console is None:
+        from rich.console import Console
+
+        console = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
+    return console
+
+
+def _err() -> Console:
+    global errors
+    if errors is None:
+        from rich.console import Console
+
+        errors = Console(stderr=True, highlight=False)
+    return errors
+
 
 _UNSAFE = re.compile(
     "[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]"
@@ -78,24 +89,30 @@ def _escape(char: str) -> str:
 
 def cell(text: object) -> Text:
     """A table cell of untrusted text: sanitised, and never read as rich markup."""
+    from rich.text import Text
+
     return Text(safe(text))
 
 
 def _progress(*columns: str | ProgressColumn) -> Progress:
     """A transient progress display on stderr, off when stderr is not a terminal (CI logs,
     pipes): the result on stdout is the same either way."""
+    from rich.progress import Progress, SpinnerColumn
+
     return Progress(
         SpinnerColumn(),
         *columns,
-        console=errors,
+        console=_err(),
         transient=True,
-        disable=not errors.is_terminal,
+        disable=not _err().is_terminal,
     )
 
 
 @contextmanager
 def _working(what: str) -> Iterator[None]:
     """A spinner with ``what`` on stderr while a step without a count runs."""
+    from rich.progress import TextColumn
+
     with _progress(TextColumn("{task.description}")) as progress:
         progress.add_task(what, total=None)
         yield
@@ -107,6 +124,8 @@ def _load_reports(
     scanners: Sequence[str] = (),
     namespace: str | None = None,
 ) -> Report:
+    from bot.sources import fetch_from_cluster, load_report
+
     reports: list[Report] = []
     for path in paths:
         with _working(f"reading {safe(path.name)}"):
@@ -125,6 +144,8 @@ def _load_reports(
 
 
 def _repo_config(repo: Path, explicit: Path | None) -> RepoConfig:
+    from bot.repo_config import RepoConfig, parse_repo_config
+
     path = explicit or repo / CONFIG_FILE
     if not path.is_file():
         if explicit:
@@ -134,6 +155,11 @@ def _repo_config(repo: Path, explicit: Path | None) -> RepoConfig:
 
 
 def _plan(args: argparse.Namespace) -> tuple[Report, Plan, RepoConfig]:
+    from rich.progress import BarColumn, MofNCompleteColumn, TextColumn
+
+    from bot.cluster import ClusterAccess
+    from bot.plan import build_plan
+
     repo = Path(args.repo)
     if not repo.is_dir():
         raise RemedyError(f"repository directory {repo} not found")
@@ -164,18 +190,26 @@ def _load_evidence(args: argparse.Namespace) -> RuntimeEvidence | None:
     """Runtime evidence from ``--evidence`` files and ``--evidence-from-cluster``, if asked."""
     if not args.evidence and not args.evidence_from_cluster:
         return None
+    from rich.text import Text
+
+    from bot.cluster import ClusterAccess
     from bot.sources.runtime import fetch_evidence, load_evidence
 
     evidence = load_evidence([Path(p) for p in args.evidence or ()])
     if args.evidence_from_cluster:
         access = ClusterAccess(kubeconfig=args.kubeconfig, context=args.kube_context)
         evidence = fetch_evidence(access, args.namespace, evidence)
-    errors.print(Text(evidence.describe()), soft_wrap=True)
+    _err().print(Text(evidence.describe()), soft_wrap=True)
     return evidence
 
 
 def print_plan(report: Report, plan: Plan) -> None:
     """The change sets as a table, then every finding left unfixed with its reason."""
+    from rich.table import Table
+    from rich.text import Text
+
+    from bot.score import format_delta
+
     table = Table(title=f"Change sets ({len(plan.change_sets)})", show_lines=False)
     for col in ("branch key", "controls", "files", "resources", "risk"):
         table.add_column(col, overflow="fold")
@@ -190,11 +224,11 @@ def print_plan(report: Report, plan: Plan) -> None:
             str(len({f.resource.key for f in cs.findings})),
             cell(cs.risk.label),
         )
-    console.print(table)
+    _out().print(table)
     print_chart_summary(plan)
     scores = _scores(report, plan)
     if scores:
-        console.print(
+        _out().print(
             Text(
                 safe(
                     "Compliance if all merged: "
@@ -211,7 +245,7 @@ def print_plan(report: Report, plan: Plan) -> None:
                 f" [{u.finding.container}]" if u.finding.container else ""
             )
             left.add_row(cell(_ids(u.finding)), cell(res), cell(u.category), cell(u.reason))
-        console.print(left)
+        _out().print(left)
     if plan.already_compliant:
         ok = Table(title=f"Already compliant in the repository ({len(plan.already_compliant)})")
         for col in ("control", "resource"):
@@ -220,15 +254,15 @@ def print_plan(report: Report, plan: Plan) -> None:
             ok.add_row(
                 cell(_ids(f)), cell(str(f.resource) + (f" [{f.container}]" if f.container else ""))
             )
-        console.print(ok)
+        _out().print(ok)
     if report.skipped:
         unread = Table(title=f"Not read from the report ({len(report.skipped)})")
         for col in ("result", "why"):
             unread.add_column(col, overflow="fold")
         for skipped in report.skipped:
             unread.add_row(cell(skipped.what), cell(skipped.reason))
-        console.print(unread)
-    console.print(
+        _out().print(unread)
+    _out().print(
         f"{len(plan.findings)} findings: {len(plan.fixed_findings)} fixed in "
         f"{len(plan.change_sets)} change sets, {len(plan.already_compliant)} already compliant "
         f"in the repository, {len(plan.unfixable)} not fixed; {len(report.skipped)} results "
@@ -250,6 +284,8 @@ def _overlays_line(cs: ChangeSet) -> str:
 
 def print_chart_summary(plan: Plan) -> None:
     """Per Helm chart: controls fixed through values, fixed by exposing a key, not fixed."""
+    from rich.table import Table
+
     charts: dict[str, dict[str, set[str]]] = {}
 
     def entry(chart: str) -> dict[str, set[str]]:
@@ -275,11 +311,13 @@ def print_chart_summary(plan: Plan) -> None:
             cell(", ".join(sorted(e["exposed"])) or "-"),
             cell(", ".join(sorted(e["not"])) or "-"),
         )
-    console.print(table)
+    _out().print(table)
 
 
 def _scores(report: Report, plan: Plan) -> dict[str, tuple[float, float]]:
     """Per framework: (score now, score if every change set is merged)."""
+    from bot.score import framework_label, framework_scores
+
     before = framework_scores(report)
     after = framework_scores(report, {f.identity for f in plan.fixed_findings})
     return {framework_label(fw): (before[fw], after.get(fw, before[fw])) for fw in before}
@@ -292,6 +330,8 @@ def _print_json(
     code: int,
     decisions: Sequence[SyncDecision] | None = None,
 ) -> None:
+    import json
+
     from bot.output import plan_document
 
     document = plan_document(command, report, plan, code, _scores(report, plan), decisions)
@@ -309,6 +349,9 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
 
 def cmd_apply(args: argparse.Namespace) -> int:
+    from rich.markdown import Markdown
+    from rich.text import Text
+
     from bot.codeowners import load_codeowners, reviewers_for
     from bot.forge.local import LocalForge
     from bot.publish import publish_plan, summarize
@@ -336,23 +379,28 @@ def cmd_apply(args: argparse.Namespace) -> int:
     if as_json:
         _print_json("apply", report, plan, code, outcome.decisions)
         return code
-    console.print(Text(safe(f"Local mode in {args.repo}: {summarize(outcome.decisions)}")))
+    _out().print(Text(safe(f"Local mode in {args.repo}: {summarize(outcome.decisions)}")))
     for decision in outcome.decisions:
-        console.print(Text(safe(f"{decision.action} {decision.branch}: {decision.reason}")))
+        _out().print(Text(safe(f"{decision.action} {decision.branch}: {decision.reason}")))
         if decision.change is not None and decision.action in ("created", "updated"):
             path = forge.description_path(decision.change)
-            console.rule(Text(safe(f"MR: {decision.change.title}")))
+            _out().rule(Text(safe(f"MR: {decision.change.title}")))
             description = safe(decision.change.description, lines=True)
-            console.print(Markdown(description) if args.rich else Text(description))
-            console.print(Text(safe(f"(description written to {path})")))
+            _out().print(Markdown(description) if args.rich else Text(description))
+            _out().print(Text(safe(f"(description written to {path})")))
     return code
 
 
 def cmd_explain(args: argparse.Namespace) -> int:
     """Explain a Kubescape control, or the control(s) another scanner's check maps to."""
+    from rich.markdown import Markdown
+
+    from bot import controls as catalog
+    from bot import scanner_map
+
     query = args.control.strip()
     if catalog.get(query) is not None:
-        console.print(Markdown("\n".join(_explain_lines(catalog.require(query)))))
+        _out().print(Markdown("\n".join(_explain_lines(catalog.require(query)))))
         return EXIT_OK
     mapped = scanner_map.lookup(query)
     if not mapped:
@@ -370,7 +418,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
         )
     for control_id in dict.fromkeys(c for m in mapped for c in m.controls):
         lines += ["", *_explain_lines(catalog.require(control_id))]
-    console.print(Markdown("\n".join(lines)))
+    _out().print(Markdown("\n".join(lines)))
     return EXIT_OK
 
 
@@ -401,6 +449,9 @@ def _explain_lines(control: catalog.Control) -> list[str]:
 
 
 def cmd_controls(args: argparse.Namespace) -> int:
+    from rich.table import Table
+
+    from bot import controls as catalog
     from fixers.registry import fixer_for
 
     table = Table(title="Controls")
@@ -418,12 +469,14 @@ def cmd_controls(args: argparse.Namespace) -> int:
             if fixer is not None
             else f"[dim]{why.category if why is not None else 'no fixer'}[/dim]",
         )
-    console.print(table)
+    _out().print(table)
     return EXIT_OK
 
 
 def example_dir() -> Path:
     """The example cd-config and report shipped with the project."""
+    from importlib import resources
+
     here = Path(__file__).resolve().parent.parent / "examples"
     if here.is_dir():
         return here
@@ -432,6 +485,12 @@ def example_dir() -> Path:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     """Copy the example cd-config into a fresh git repository and run apply on it."""
+    import shutil
+    import subprocess
+    import tempfile
+
+    from rich.text import Text
+
     examples = example_dir()
     target = Path(args.into) if args.into else Path(tempfile.mkdtemp(prefix="remedy-demo-"))
     repo = target / "cd-config"
@@ -453,7 +512,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         ],
     ):
         subprocess.run(cmd, cwd=repo, check=True)
-    console.print(
+    _out().print(
         Text(safe(f"Example cd-config copied to {repo} (a fresh git repository)\n", lines=True))
     )
     apply_args = ["apply", "--report", str(examples / "kubescape-report.json"), "--repo", str(repo)]
@@ -462,13 +521,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
     branches = subprocess.run(
         ["git", "branch", "--list", "remedy/*"], cwd=repo, capture_output=True, text=True
     ).stdout
-    console.print(Text(safe(f"\nBranches in {repo}:\n{branches}", lines=True)))
+    _out().print(Text(safe(f"\nBranches in {repo}:\n{branches}", lines=True)))
     return code
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     """One run against GitLab, in process: plan, open/update MRs, refresh the dashboard."""
     from pydantic import SecretStr
+    from rich.text import Text
 
     from bot.service import run_project_once
     from bot.settings import FileReport, GitlabArtifactReport, ProjectConfig, load_settings
@@ -493,7 +553,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     settings = settings.model_copy(update=update)
     summary = run_project_once(settings, settings.project(args.project))
     for line in summary.lines():
-        console.print(Text(safe(line)))
+        _out().print(Text(safe(line)))
     if summary.failed:
         return EXIT_TRANSIENT if summary.transient else EXIT_USAGE
     return EXIT_UNFIXED if summary.unfixable else EXIT_OK
@@ -516,14 +576,16 @@ def cmd_beat(args: argparse.Namespace) -> int:
 
 
 def cmd_run_once(args: argparse.Namespace) -> int:
+    from rich.text import Text
+
     from bot.settings import load_settings
     from bot.tasks import run_once
 
     result = run_once(load_settings(args.config), args.project)
     for key, value in result.items():
-        console.print(Text(safe(f"{key}: {value}")))
+        _out().print(Text(safe(f"{key}: {value}")))
     if result.get("status") == "error":
-        errors.print(
+        _err().print(
             Text("error: ", style="red") + Text(safe(str(result.get("error")))), soft_wrap=True
         )
         return EXIT_TRANSIENT if result.get("kind") == "ForgeTransientError" else EXIT_USAGE
@@ -541,6 +603,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def cmd_notify_pipeline(args: argparse.Namespace) -> int:
     """CI template, default branch: ask the bot to run now (a signed Pipeline Hook)."""
     import httpx
+    from rich.text import Text
 
     from bot import ci
 
@@ -552,20 +615,21 @@ def cmd_notify_pipeline(args: argparse.Namespace) -> int:
     event = ci.pipeline_event(os.environ, args.scan_status)
     with httpx.Client() as client:
         answer = ci.notify_pipeline(args.bot_url, secret, event, client)
-    console.print(Text(f"bot: {safe(answer) or 'accepted'}"))
+    _out().print(Text(f"bot: {safe(answer) or 'accepted'}"))
     return EXIT_OK
 
 
 def cmd_score(args: argparse.Namespace) -> int:
     """CI template, bot MRs: compliance score of the target branch and of this branch."""
     import httpx
+    from rich.text import Text
 
     from bot import ci
     from bot.sources import load_report
 
     branch = os.environ.get("CI_MERGE_REQUEST_SOURCE_BRANCH_NAME", "")
     if args.branch_prefix and branch and not branch.startswith(args.branch_prefix):
-        console.print(Text(f"{safe(branch)} is not a kube-remedy branch; nothing to score"))
+        _out().print(Text(f"{safe(branch)} is not a kube-remedy branch; nothing to score"))
         return EXIT_OK
     after = load_report(Path(args.after))
     with httpx.Client() as client:
@@ -585,6 +649,17 @@ def cmd_score(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+class _Version(argparse.Action):
+    """``--version``, looked up only when asked (package metadata is slow to import)."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, **kwargs: Any) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)
+
+    def __call__(self, parser: argparse.ArgumentParser, *_: object) -> None:
+        sys.stdout.write(f"{parser.prog} {_version()}\n")
+        parser.exit()
+
+
 def _version() -> str:
     from importlib.metadata import PackageNotFoundError, version
 
@@ -599,10 +674,10 @@ def build_parser() -> argparse.ArgumentParser:
         prog="remedy",
         description="Fix Kubernetes security findings through reviewed merge requests.",
     )
-    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    parser.add_argument("--version", action=_Version, help="show the version and exit")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    readable = cluster_formats()
+    readable = CLUSTER_SCANNERS
 
     def report_args(p: argparse.ArgumentParser) -> None:
         p.add_argument("--report", action="append", help="scan report (repeatable)")
@@ -766,18 +841,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args))
     except ForgeTransientError as exc:
-        errors.print(
+        from rich.text import Text
+
+        _err().print(
             Text("error: ", style="red") + Text(f"{exc} (transient: try again later)"),
             soft_wrap=True,
         )
         return EXIT_TRANSIENT
     except RemedyError as exc:
-        errors.print(Text("error: ", style="red") + Text(safe(exc)), soft_wrap=True)
+        from rich.text import Text
+
+        _err().print(Text("error: ", style="red") + Text(safe(exc)), soft_wrap=True)
         return exc.exit_code
     except Exception as exc:
         if not _unreachable(exc):
             raise
-        errors.print(
+        from rich.text import Text
+
+        _err().print(
             Text("error: ", style="red")
             + Text(
                 f"a service is unreachable ({type(exc).__name__}: {str(exc)[:200]}); try again later"
@@ -786,7 +867,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         return EXIT_TRANSIENT
     except KeyboardInterrupt:
-        errors.print("interrupted; nothing was half-written")
+        _err().print("interrupted; nothing was half-written")
         return EXIT_USAGE
 
 

@@ -450,7 +450,9 @@ def build_plan(
         attempt(finding, target, last_try=True)
     unfixable.sort(key=lambda u: _order(u.finding))
 
-    unfixable = [_point_to_sibling(u, fixes, waived) for u in unfixable]
+    siblings = _fixing_change_sets(fixes)
+    waived_on = {(w.finding.control_id, w.finding.resource.key) for w in waived}
+    unfixable = [_point_to_sibling(u, siblings, waived_on) for u in unfixable]
     # Unfixable findings by resource, so each change set finds its own without a scan of all.
     unfixable_of: dict[str, list[int]] = {}
     for n, item in enumerate(unfixable):
@@ -509,31 +511,32 @@ def _repo_relative(config: RepoConfig, repo_root: Path) -> RepoConfig:
 _FIX_FIRST = re.compile(r"fix (C-\d{4}) first")
 
 
+def _fixing_change_sets(fixes: Mapping[str, list[PlannedFix]]) -> dict[tuple[str, str], str]:
+    """(control, resource key) -> the first change set, by key, that fixes it: built once per
+    plan, so pointing every unfixed finding to its sibling stays linear in the findings."""
+    index: dict[tuple[str, str], str] = {}
+    for key in sorted(fixes):
+        for fix in fixes[key]:
+            index.setdefault((fix.finding.control_id, fix.finding.resource.key), key)
+    return index
+
+
 def _point_to_sibling(
-    u: Unfixable, fixes: Mapping[str, list[PlannedFix]], waived: list[Waiver]
+    u: Unfixable,
+    siblings: Mapping[tuple[str, str], str],
+    waived_on: set[tuple[str, str]],
 ) -> Unfixable:
     """A reason saying "fix C-0041 first" names what happens to C-0041 instead when the plan
-    knows: the sibling change set that fixes it, or the waiver proposed for it."""
+    knows: the sibling change set that fixes it (`_fixing_change_sets`), or the waiver
+    proposed for it (``waived_on``: control and resource key of each waiver)."""
     found = _FIX_FIRST.search(u.reason)
     if found is None:
         return u
     control, resource = found.group(1), u.finding.resource.key
-    sibling = next(
-        (
-            key
-            for key, group in sorted(fixes.items())
-            if any(
-                f.finding.control_id == control and f.finding.resource.key == resource
-                for f in group
-            )
-        ),
-        None,
-    )
+    sibling = siblings.get((control, resource))
     if sibling is not None:
         instead = f"merge the change set {sibling} first, which fixes {control}"
-    elif any(
-        w.finding.control_id == control and w.finding.resource.key == resource for w in waived
-    ):
+    elif (control, resource) in waived_on:
         instead = f"{control} is proposed for a waiver on this workload, so this stays as it is"
     else:
         return u

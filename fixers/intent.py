@@ -34,6 +34,9 @@ import yaml
 from fixers.model import Finding, NeedsHuman, YamlPath
 from fixers.view import ContainerView, FieldNotExposed, PodView, target_containers
 
+# Shipped data, trusted: the C parser when PyYAML has it (start-up time of every command).
+_DATA_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
 # --------------------------------------------------------------------------- records
 
 
@@ -115,7 +118,9 @@ class _Entry:
 
 @cache
 def _data() -> dict[str, tuple[_Entry, ...]]:
-    raw = yaml.safe_load(files("fixers").joinpath("data", "workload_intent.yaml").read_text())
+    raw = yaml.load(
+        files("fixers").joinpath("data", "workload_intent.yaml").read_text(), Loader=_DATA_LOADER
+    )
     out: dict[str, tuple[_Entry, ...]] = {}
     for section in ("agents", "writable", "stateful"):
         out[section] = tuple(
@@ -153,6 +158,13 @@ def _match(section: str, image: Any) -> _Entry | None:
     names = _candidates(image)
     if not names[0]:
         return None
+    return _match_names(section, names)
+
+
+@lru_cache(maxsize=4096)
+def _match_names(section: str, names: tuple[str, ...]) -> _Entry | None:
+    """The first entry of ``section`` with a pattern matching one of ``names``, memoised: every
+    container of every workload asks, and a repository runs few distinct images."""
     for entry in _data()[section]:
         if any(fnmatch.fnmatchcase(n, p.lower()) for n in names for p in entry.images):
             return entry

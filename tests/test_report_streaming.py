@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 
 from bot.errors import ReportError
-from bot.sources import load_report
+from bot.sources import kubescape, load_report
 from bot.sources.base import Report
+from bot.sources.kubescape import _sniff_head
 from tests.conftest import corpus_path
 
 
@@ -110,3 +111,42 @@ def test_broken_big_json_is_one_line_error(tmp_path: Path) -> None:
         load_report(path, stream_above=0)
     assert str(info.value).startswith(str(path))
     assert "\n" not in str(info.value)
+
+
+def test_summary_after_the_results_streams_the_same(tmp_path: Path) -> None:
+    """Kubescape itself may write ``summaryDetails`` last (after megabytes of results)."""
+    report = synthetic(200)
+    reordered = {"resources": report["resources"], "results": report["results"]}
+    reordered["summaryDetails"] = report["summaryDetails"]
+    path = tmp_path / "late-summary.json"
+    path.write_text(json.dumps(reordered))
+    whole, streamed = load_report(path), load_report(path, stream_above=0)
+    same(whole, streamed)
+    assert streamed.summary == whole.summary and whole.summary
+
+
+def test_format_is_told_from_the_content_not_the_size() -> None:
+    head = json.dumps(synthetic(3)).encode()[:400]
+    assert _sniff_head(head) == (True, synthetic(3)["summaryDetails"])
+    no_summary = json.dumps({"resources": synthetic(3)["resources"]}).encode()[:300]
+    assert _sniff_head(no_summary) == (True, None)
+    trivy = {"SchemaVersion": 2, "Results": [{"Target": "a.yaml", "Misconfigurations": []}]}
+    assert _sniff_head(json.dumps(trivy).encode()) == (False, None)
+    checkov = {"check_type": "kubernetes", "results": {"failed_checks": [{"check_id": "x"}]}}
+    assert _sniff_head(json.dumps(checkov).encode()) == (False, None)
+
+
+def test_big_json_of_another_scanner_is_not_streamed(tmp_path: Path) -> None:
+    """A large report of another format is read by its own reader, in one whole read."""
+    path = tmp_path / "other.json"
+    path.write_text(json.dumps({"results": [{"a": 1}], "x": list(range(50_000))}))
+    assert kubescape.parse_file(path, str(path)) is None
+
+
+def test_summary_of_the_wrong_type_is_one_line_error(tmp_path: Path) -> None:
+    report = synthetic(5)
+    report["summaryDetails"] = [1, 2]
+    path = tmp_path / "bad-summary.json"
+    path.write_text(json.dumps(report))
+    with pytest.raises(ReportError, match="'summaryDetails' is not a mapping"):
+        load_report(path, stream_above=0)

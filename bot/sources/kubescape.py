@@ -20,7 +20,6 @@ from __future__ import annotations
 import dataclasses
 import re
 from collections.abc import Iterable, Iterator, Mapping
-from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -509,10 +508,50 @@ def build_report(
 # --------------------------------------------------------------------------- streaming
 
 
+SNIFF_BYTES = 1024 * 1024
+"""How much of a large report `parse_file` reads to tell whether it is a Kubescape report."""
+
+_KUBESCAPE_KEYS = frozenset({"summaryDetails", "resources", "results"})
+
+
+def _sniff_head(head: bytes) -> tuple[bool, Any]:
+    """Whether the start of a JSON file reads as a Kubescape report, by its content: top-level
+    ``resources`` / ``results`` items keyed by ``resourceID``, or a ``summaryDetails``
+    mapping. Also the ``summaryDetails`` value when it is complete within ``head`` (None when
+    not: it comes later, or it is absent)."""
+    import ijson
+
+    keys: set[str] = set()
+    item_keyed = False
+    summary: Any = None
+    builder: Any = None
+    try:
+        for prefix, event, value in ijson.parse(head, use_float=True):
+            if prefix == "" and event == "map_key":
+                keys.add(value)
+            elif event == "map_key" and value == "resourceID":
+                item_keyed = item_keyed or prefix in ("resources.item", "results.item")
+            if builder is not None:
+                builder.event(event, value)
+                if prefix == "summaryDetails" and event in ("end_map", "end_array"):
+                    summary, builder = builder.value, None
+            elif prefix == "summaryDetails" and event in ("start_map", "start_array"):
+                builder = ijson.ObjectBuilder()
+                builder.event(event, value)
+            elif prefix == "summaryDetails" and event != "map_key":
+                summary = value  # a scalar where a mapping belongs: the caller says so
+    except ijson.IncompleteJSONError:
+        pass  # the head ends mid-document, as it should
+    if summary is not None and not isinstance(summary, Mapping):
+        return True, summary
+    return bool(keys & _KUBESCAPE_KEYS) and (item_keyed or isinstance(summary, Mapping)), summary
+
+
 def parse_file(path: Path, origin: str) -> Report | None:
     """`parse` of a large JSON report file without holding the whole document: ``resources``
-    and ``results`` are read item by item (ijson). None when the file does not look like a
-    Kubescape report this way (the caller then reads it whole, with the usual errors)."""
+    and ``results`` are read item by item (ijson), one pass each, after the format is told
+    from the file's first megabyte. None when that does not read as a Kubescape report (the
+    caller then reads it whole, with the usual errors)."""
     try:
         import ijson
     except ImportError:
@@ -527,15 +566,15 @@ def parse_file(path: Path, origin: str) -> Report | None:
                 yield item
 
     try:
-        summary = next(items("summaryDetails"), None)
-        first = list(islice(items("results.item"), 5))
-        if not first:
-            return None
-        looks_kubescape = isinstance(summary, Mapping) or all(
-            isinstance(r, Mapping) and "resourceID" in r and "controls" in r for r in first
-        )
+        with path.open("rb") as stream:
+            head = stream.read(SNIFF_BYTES).removeprefix(b"\xef\xbb\xbf")
+        looks_kubescape, summary = _sniff_head(head)
         if not looks_kubescape:
             return None
+        if summary is None:  # written after the results (Kubescape does that too), or absent
+            summary = next(items("summaryDetails"), None)
+        else:
+            check_bounds(summary, origin, error=ReportError, where=" in summaryDetails")
         if summary is not None and not isinstance(summary, Mapping):
             raise ReportError(
                 f"{origin}: malformed Kubescape report: 'summaryDetails' is not a mapping"
