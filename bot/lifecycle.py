@@ -28,7 +28,7 @@ import hashlib
 import json
 import logging
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -291,21 +291,47 @@ def sync_changes(
         reviewers or (lambda cs: []),
         now or datetime.now(UTC),
     )
-    existing: dict[str, list[ChangeRequest]] = {}
-    for change in forge.find_changes():
-        parsed = parse_marker(change.description)
-        if parsed and change.author_is_bot and change.branch.startswith(settings.branch_prefix):
-            existing.setdefault(parsed[0], []).append(change)
+    existing = bot_changes_by_key(forge.find_changes(), settings.branch_prefix)
     default = forge.default_branch()
     counts = _Counts(existing, run.now)
-    window_open = in_window(settings.schedule, run.now)
+    _propose(run, change_sets, existing, default, counts, requested, only)
+    if close_missing:
+        _close_gone(run, {cs.key for cs in change_sets}, existing, resolved, only)
+    next_slot = counts.next_slot(settings) if run.by_action("held-back") else None
+    return SyncResult(tuple(run.decisions), next_slot)
 
-    # workloads with Falco alerts first, then higher risk last: with limits, the safest
-    # fixes are proposed first
+
+def bot_changes_by_key(
+    changes: Iterable[ChangeRequest], branch_prefix: str
+) -> dict[str, list[ChangeRequest]]:
+    """The bot's merge requests among ``changes`` by change-set key, in the order listed: an
+    MR is the bot's when its author is the bot's user, its branch has ``branch_prefix`` and
+    its description carries a valid marker (labels play no part)."""
+    by_key: dict[str, list[ChangeRequest]] = {}
+    for change in changes:
+        parsed = parse_marker(change.description)
+        if parsed and change.author_is_bot and change.branch.startswith(branch_prefix):
+            by_key.setdefault(parsed[0], []).append(change)
+    return by_key
+
+
+def _propose(
+    run: _Run,
+    change_sets: Sequence[ChangeSet],
+    existing: dict[str, list[ChangeRequest]],
+    default: str,
+    counts: _Counts,
+    requested: frozenset[str],
+    only: frozenset[str] | None,
+) -> None:
+    """Sync every change set (of ``only``, when given) with its MRs: workloads with Falco
+    alerts first, then higher risk last, so that with limits the safest fixes are proposed
+    first. One change set's `RemedyError` is a ``failed`` decision; the others go on."""
+    window_open = in_window(run.settings.schedule, run.now)
     for cs in sorted(change_sets, key=lambda c: ("falco-alerts" not in c.meta, c.risk, c.key)):
         if only is not None and cs.key not in only:
             continue
-        branch = settings.branch_prefix + cs.key
+        branch = run.settings.branch_prefix + cs.key
         try:
             _sync_one(
                 run, cs, existing.get(cs.key, []), branch, default, counts, window_open, requested
@@ -314,29 +340,37 @@ def sync_changes(
             log.warning("change set %s failed: %s", cs.key, exc)
             run.decide("failed", cs.key, branch, str(exc), error=exc)
 
-    if close_missing:
-        wanted = {cs.key for cs in change_sets}
-        for key, changes in sorted(existing.items()):
-            if only is not None and key not in only:
+
+def _close_gone(
+    run: _Run,
+    wanted: set[str],
+    existing: dict[str, list[ChangeRequest]],
+    resolved: Callable[[str], bool] | None,
+    only: frozenset[str] | None,
+) -> None:
+    """Close the open bot MRs whose change set is no longer ``wanted`` (of ``only``, when
+    given), unless ``resolved`` says the report does not prove their findings fixed: those
+    are kept open."""
+    for key, changes in sorted(existing.items()):
+        if only is not None and key not in only:
+            continue
+        for change in changes:
+            if change.state != "opened" or key in wanted:
                 continue
-            for change in changes:
-                if change.state == "opened" and key not in wanted:
-                    if resolved is not None and not resolved(change.description):
-                        run.decide(
-                            "kept",
-                            key,
-                            change.branch,
-                            "not planned now, but the report does not show its resources "
-                            "scanned and passing: left open",
-                            change,
-                        )
-                        continue
-                    try:
-                        _close_resolved(run, key, change, proven=resolved is not None)
-                    except RemedyError as exc:
-                        run.decide("failed", key, change.branch, str(exc), change, error=exc)
-    next_slot = counts.next_slot(settings) if run.by_action("held-back") else None
-    return SyncResult(tuple(run.decisions), next_slot)
+            if resolved is not None and not resolved(change.description):
+                run.decide(
+                    "kept",
+                    key,
+                    change.branch,
+                    "not planned now, but the report does not show its resources "
+                    "scanned and passing: left open",
+                    change,
+                )
+                continue
+            try:
+                _close_resolved(run, key, change, proven=resolved is not None)
+            except RemedyError as exc:
+                run.decide("failed", key, change.branch, str(exc), change, error=exc)
 
 
 @dataclass

@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import re
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -231,6 +231,370 @@ def planned_fix(
     )
 
 
+_RefusedAs = Literal["needs-human", "not-in-repo", "verify-failed", "chart"]
+"""Why the planner itself (rather than triage) leaves a finding unfixed."""
+
+
+@dataclass
+class _PlanState:
+    """What one planning run has decided so far, in the order it decided it.
+
+    Orders matter: `Plan.already_compliant` keeps the order findings were found compliant,
+    waivers are proposed in the order they were found, and unfixable findings of one resource,
+    control and container keep theirs through the final (stable) sort.
+    """
+
+    unfixable: list[Unfixable] = field(default_factory=list)
+    compliant: list[Finding] = field(default_factory=list)
+    waived: list[Waiver] = field(default_factory=list)
+    deferred: list[tuple[Finding, Target]] = field(default_factory=list)
+    """Findings a fixer declined on the first pass, tried once more after all the others."""
+    overlays: dict[str, FileOverlay] = field(default_factory=dict)
+    """Each change set's files so far (by change-set key), every verified edit stacked on."""
+    fixes: dict[str, list[PlannedFix]] = field(default_factory=lambda: defaultdict(list))
+
+    def refuse(self, finding: Finding, reason: str, category: _RefusedAs) -> None:
+        self.unfixable.append(Unfixable(finding, reason, category))
+
+
+_Proposal = tuple[Finding, Fixer, Fixed, tuple[AnyEdit, ...]]
+"""A fix a fixer proposed: the finding, its fixer, the result and every edit it needs."""
+
+
+class Planner:
+    """Plans a report against one repository, step by step.
+
+    `plan` runs the steps in order: `triage` (is the finding for a fixer at all?), `locate`
+    (where does it live?), `batches` (which findings share a view and a change set), `fix_batch`
+    and `fix_one` (ask the fixer), `write` (on a trial copy) and `verify` (re-read, re-check),
+    then `group_change_sets` groups the verified fixes into one change set per key.
+    ``config`` names its policy file relative to the repository (`build_plan` sees to it).
+    """
+
+    def __init__(
+        self,
+        repo_root: Path,
+        config: RepoConfig,
+        locator: Locator,
+        *,
+        runtime: RuntimeLookup | None = None,
+        split_risky: bool = True,
+    ) -> None:
+        self.repo_root = repo_root
+        self.config = config
+        self.locator = locator
+        self.runtime = runtime
+        self.split_risky = split_risky
+        self.state = _PlanState()
+
+    def plan(self, report: Report, progress: Progress | None = None) -> Plan:
+        """Every finding of ``report`` planned: fixed in a change set, compliant or unfixable.
+
+        Findings a fixer declines are tried once more after the others: a decline often
+        depends on another fix of the same change set (allowPrivilegeEscalation waits for
+        privileged, say).
+        """
+        self.state = _PlanState()
+        kept, located = self.triage_and_locate(dedupe(report.findings), progress)
+        findings = sorted((*kept, *(f for f, _ in located)), key=_order)
+        for key, (batch, target) in self.batches(located).items():
+            self.fix_batch(batch, target, key[1])
+        for finding, target in list(self.state.deferred):
+            self.fix_one(finding, target, last_try=True)
+        return self.group_change_sets(findings)
+
+    def triage_and_locate(
+        self, findings: list[Finding], progress: Progress | None
+    ) -> tuple[list[Finding], list[tuple[Finding, Target]]]:
+        """The findings settled without a fixer (triaged out or not in the repository), and
+        the others with their targets.
+
+        Findings that turn out to name one document in two spellings (scans run from
+        different directories) are merged here, and findings of one document share a target.
+        """
+        kept: list[Finding] = []
+        targets: dict[tuple[str, int, str, str], Target] = {}
+        located: dict[tuple[str | int, ...], tuple[Finding, Target]] = {}
+        for n, finding in enumerate(findings, 1):
+            if progress:
+                progress(n, len(findings))
+            if self.triage(finding):
+                kept.append(finding)
+                continue
+            found = self.locate(finding)
+            if isinstance(found, str):
+                self.state.refuse(finding, found, "not-in-repo")
+                kept.append(finding)
+                continue
+            # One file deployed twice is two targets: a Kustomize base built by two overlays,
+            # or a Helm template deployed by two Applications (`why` names the deployment; it
+            # is empty for plain manifests).
+            place = (
+                found.location.path,
+                found.location.document_index,
+                getattr(found, "overlay", ""),
+                found.location.why,
+            )
+            target = targets.setdefault(place, found)
+            where = (*finding.identity, *place)
+            if where in located:
+                finding = _merged(located[where][0], finding)
+            located[where] = (finding, target)
+        return kept, list(located.values())
+
+    def triage(self, finding: Finding) -> bool:
+        """Whether ``finding`` is settled before any fixer runs (recorded as compliant,
+        unfixable or a waiver proposal); see `_triage` for why a finding is not for a fixer.
+
+        A finding compliant as deployed (only a render without its namespace fails) is
+        compliant; for a control the catalog calls unfixable in git, workload intent decides
+        first (a node agent's hostPath gets a waiver proposal, not "needs a person").
+        """
+        reason = _triage(finding, self.config)
+        if reason is None:
+            return False
+        if self.locator.compliant_as_deployed(finding):
+            self.state.compliant.append(finding)
+        elif not (_catalog_unfixable(finding, reason) and self._intent_waives(finding)):
+            self.state.unfixable.append(reason)
+        return True
+
+    def locate(self, finding: Finding) -> Target | str:
+        """Where ``finding`` lives in the repository, or why it is not there."""
+        try:
+            return self.locator.locate(finding)
+        except RemedyError as exc:
+            return str(exc)
+
+    def batches(
+        self, located: list[tuple[Finding, Target]]
+    ) -> dict[tuple[int, str], tuple[list[Finding], Target]]:
+        """Located findings by target and change-set key, in the order first met: each batch
+        is planned on one view of its resource."""
+        batches: dict[tuple[int, str], tuple[list[Finding], Target]] = {}
+        for finding, target in located:
+            key = (id(target), self._group_key(finding, target))
+            batches.setdefault(key, ([], target))[0].append(finding)
+        return batches
+
+    def fix_batch(self, batch: list[Finding], target: Target, key: str) -> None:
+        """All findings of one resource and change set at once: plan each on the same view,
+        write the edits together, verify each. Any surprise falls back to one at a time."""
+        overlay = self._overlay(key)
+        view = target.reread(overlay)
+        if isinstance(view, str) or len(batch) == 1:
+            for finding in batch:
+                self.fix_one(finding, target, last_try=False)
+            return
+        observed = self._observed(batch[0].resource)  # one resource per target
+        intent = workload_intent(target, overlay, view, observed)
+        ctx = _context(self.config, target, overlay, self.locator, intent[0], observed)
+        planned: list[_Proposal] = []
+        for finding in batch:
+            fixer = _fixer(finding)
+            if self._declined(finding, view, intent):
+                continue
+            result = run_fixer(fixer, view, finding, ctx)
+            if isinstance(result, AlreadyCompliant):
+                self.state.compliant.append(finding)
+            elif isinstance(result, NeedsHuman):
+                self.state.deferred.append((finding, target))
+            else:
+                assert isinstance(result, Fixed)
+                edits = (*view.prerequisites(result.edits), *result.edits)
+                if not self._falsifies(finding, edits, intent):
+                    planned.append((finding, fixer, result, edits))
+        if not planned:
+            return
+        try:
+            trial = self.write(target, [e for *_, edits in planned for e in edits], overlay)
+            verified = self.verify_all(target, trial, planned, observed)
+        except RemedyError:
+            verified = False
+        if not verified:
+            for finding, *_ in planned:
+                self.fix_one(finding, target, last_try=False)
+            return
+        overlay.adopt(trial)
+        for finding, fixer, result, edits in planned:
+            self.state.fixes[key].append(planned_fix(finding, target, fixer, result, edits))
+
+    def fix_one(self, finding: Finding, target: Target, last_try: bool) -> None:
+        """Plan, write and verify one finding on its change set's files so far. A fixer's
+        decline is deferred for one more try, unless this is ``last_try``."""
+        fixer = _fixer(finding)
+        key = self._group_key(finding, target)
+        overlay = self._overlay(key)
+        view = target.reread(overlay)
+        if isinstance(view, str):
+            self.state.refuse(finding, view, "verify-failed")
+            return
+        observed = self._observed(finding.resource)
+        intent = workload_intent(target, overlay, view, observed)
+        if self._declined(finding, view, intent):
+            return
+        ctx = _context(self.config, target, overlay, self.locator, intent[0], observed)
+        result = run_fixer(fixer, view, finding, ctx)
+        if isinstance(result, AlreadyCompliant):
+            self.state.compliant.append(finding)
+            return
+        if isinstance(result, NeedsHuman):
+            if last_try:
+                self.state.refuse(finding, result.reason, "needs-human")
+            else:
+                self.state.deferred.append((finding, target))
+            return
+        assert isinstance(result, Fixed)
+        edits = (*view.prerequisites(result.edits), *result.edits)
+        if self._falsifies(finding, edits, intent):
+            return
+        try:
+            trial = self.write(target, edits, overlay)
+        except ChartError as exc:
+            self.state.refuse(finding, str(exc), "chart")
+            return
+        except RemedyError as exc:
+            self.state.refuse(finding, str(exc), "verify-failed")
+            return
+        problem = self.verify(target, trial, fixer, finding, observed)
+        if problem:
+            self.state.refuse(finding, problem, "verify-failed")
+            return
+        overlay.adopt(trial)
+        self.state.fixes[key].append(planned_fix(finding, target, fixer, result, edits))
+
+    def write(self, target: Target, edits: Sequence[AnyEdit], overlay: FileOverlay) -> FileOverlay:
+        """A trial copy of ``overlay`` with ``edits`` written; the caller adopts it once it
+        verifies. Raises `RemedyError` (`ChartError` for a chart) when the edits do not apply."""
+        trial = overlay.fork()
+        target.write(edits, trial)
+        return trial
+
+    def verify(
+        self,
+        target: Target,
+        trial: FileOverlay,
+        fixer: Fixer,
+        finding: Finding,
+        observed: WorkloadRuntime | None,
+    ) -> str | None:
+        """Why ``finding`` is not fixed on ``trial`` (re-read, re-checked), or None."""
+        ctx = _context(self.config, target, trial, self.locator, runtime=observed)
+        return verify_fix(target, trial, fixer, finding, ctx)
+
+    def verify_all(
+        self,
+        target: Target,
+        trial: FileOverlay,
+        planned: list[_Proposal],
+        observed: WorkloadRuntime | None,
+    ) -> bool:
+        """Whether every proposal of a batch is fixed on ``trial`` (stops at the first not)."""
+        ctx = _context(self.config, target, trial, self.locator, runtime=observed)
+        return all(
+            verify_fix(target, trial, fixer, finding, ctx) is None
+            for finding, fixer, _, _ in planned
+        )
+
+    def group_change_sets(self, findings: list[Finding]) -> Plan:
+        """The plan: one change set per key with verified fixes and changed files (plus the
+        waiver proposal), each listing the unfixable findings of its resources."""
+        state = self.state
+        state.unfixable.sort(key=lambda u: _order(u.finding))
+        siblings = _fixing_change_sets(state.fixes)
+        waived_on = {(w.finding.control_id, w.finding.resource.key) for w in state.waived}
+        unfixable = [_point_to_sibling(u, siblings, waived_on) for u in state.unfixable]
+        # Unfixable findings by resource, so each change set finds its own without a scan of all.
+        unfixable_of: dict[str, list[int]] = {}
+        for n, item in enumerate(unfixable):
+            unfixable_of.setdefault(item.finding.resource.key, []).append(n)
+        change_sets = []
+        for key in sorted(state.fixes):
+            group = state.fixes[key]
+            files = state.overlays[key].changes()
+            if not files:
+                continue
+            # Opt-in extra files of the change set (Kyverno policies guarding the fixed controls).
+            files = _with_extra_files(files, policy_files(self.config, group, state.overlays[key]))
+            resources = {f.finding.resource.key for f in group}
+            change_sets.append(
+                ChangeSet(
+                    key=key,
+                    title=_title(group[0].family, group),
+                    family=group[0].family,
+                    risk=max((f.risk for f in group), default=Risk.LOW),
+                    fixes=tuple(group),
+                    files=files,
+                    unresolved=tuple(
+                        unfixable[n]
+                        for n in sorted(n for r in resources for n in unfixable_of.get(r, ()))
+                    ),
+                    meta=overlays_note(self.locator.kustomize, state.overlays[key]),
+                )
+            )
+        if self.runtime is not None:
+            change_sets = _with_runtime(change_sets, self.runtime)
+        notes: list[str] = []
+        waiver = waiver_change_set(self.repo_root, state.waived)
+        if isinstance(waiver, ChangeSet):
+            change_sets.append(waiver)
+        elif waiver:
+            notes.append(waiver)
+        return Plan(
+            tuple(change_sets),
+            tuple(unfixable),
+            tuple(state.compliant),
+            tuple(findings),
+            tuple(notes),
+        )
+
+    def _group_key(self, finding: Finding, target: Target) -> str:
+        return group_key(self.config, _fixer(finding), target, finding, self.split_risky)
+
+    def _overlay(self, key: str) -> FileOverlay:
+        return self.state.overlays.setdefault(key, FileOverlay(self.repo_root))
+
+    def _observed(self, resource: ResourceRef) -> WorkloadRuntime | None:
+        return self.runtime(resource) if self.runtime else None
+
+    def _declined(self, finding: Finding, view: PodView, intent: Intent) -> bool:
+        """Intent before rule: a workload whose purpose needs what the control forbids gets a
+        waiver proposal, never a fix."""
+        found = decline(intent[0], view, finding)
+        if found is not None:
+            self.state.refuse(finding, WAIVE_PREFIX + found.reason, "needs-human")
+            self.state.waived.append(Waiver(finding, found.reason, found.evidence))
+        return found is not None
+
+    def _falsifies(self, finding: Finding, edits: tuple[AnyEdit, ...], intent: Intent) -> bool:
+        """A fix never leaves a comment behind that it made false."""
+        stale = next(stale_comments(edits, intent[1]), None)
+        if stale is not None:
+            where = ".".join(map(str, stale[0]))
+            self.state.refuse(
+                finding,
+                f"the fix would change {where}, whose comment ({stale[1]!r}) says why it is "
+                "set this way; decide by hand",
+                "needs-human",
+            )
+        return stale is not None
+
+    def _intent_waives(self, finding: Finding) -> bool:
+        """Whether workload intent explains ``finding`` (recording the waiver proposal)."""
+        try:
+            found = self.locator.locate(finding)
+        except RemedyError:
+            return False
+        if isinstance(found, str):
+            return False
+        overlay = FileOverlay(self.repo_root)
+        view = found.reread(overlay)
+        if isinstance(view, str):
+            return False
+        observed = self._observed(finding.resource)
+        return self._declined(finding, view, workload_intent(found, overlay, view, observed))
+
+
 def build_plan(
     report: Report,
     repo_root: Path,
@@ -241,257 +605,18 @@ def build_plan(
     runtime: RuntimeLookup | None = None,
     split_risky: bool = True,
 ) -> Plan:
-    """Plan every finding of ``report`` against the repository at ``repo_root``.
-
-    Findings a fixer declines are tried once more after the others: a decline often depends on
-    another fix of the same change set (e.g. allowPrivilegeEscalation waits for privileged).
-    """
+    """Plan every finding of ``report`` against the repository at ``repo_root`` (see
+    `Planner`)."""
     config = _repo_relative(config or RepoConfig(), repo_root)
     locator = locator or Locator(repo_root, config.default_namespace)
-    findings = dedupe(report.findings)
-    unfixable: list[Unfixable] = []
-    compliant: list[Finding] = []
-    overlays: dict[str, FileOverlay] = {}
-    fixes: dict[str, list[PlannedFix]] = defaultdict(list)
-    targets: dict[tuple[str, int, str, str], Target] = {}
-    deferred: list[tuple[Finding, Target]] = []
-    waived: list[Waiver] = []
+    planner = Planner(repo_root, config, locator, runtime=runtime, split_risky=split_risky)
+    return planner.plan(report, progress)
 
-    def declined(finding: Finding, view: PodView, intent: Intent) -> bool:
-        """Intent before rule: a workload whose purpose needs what the control forbids gets a
-        waiver proposal, never a fix."""
-        found = decline(intent[0], view, finding)
-        if found is not None:
-            unfixable.append(Unfixable(finding, WAIVE_PREFIX + found.reason, "needs-human"))
-            waived.append(Waiver(finding, found.reason, found.evidence))
-        return found is not None
 
-    def falsifies(finding: Finding, edits: tuple[AnyEdit, ...], intent: Intent) -> bool:
-        """A fix never leaves a comment behind that it made false."""
-        stale = next(stale_comments(edits, intent[1]), None)
-        if stale is not None:
-            where = ".".join(map(str, stale[0]))
-            unfixable.append(
-                Unfixable(
-                    finding,
-                    f"the fix would change {where}, whose comment ({stale[1]!r}) says why it is "
-                    "set this way; decide by hand",
-                    "needs-human",
-                )
-            )
-        return stale is not None
-
-    def attempt(finding: Finding, target: Target, last_try: bool) -> None:
-        fixer = fixer_for(finding.control_id)
-        assert fixer is not None  # _triage checked
-        key = group_key(config, fixer, target, finding, split_risky)
-        overlay = overlays.setdefault(key, FileOverlay(repo_root))
-        view = target.reread(overlay)
-        if isinstance(view, str):
-            unfixable.append(Unfixable(finding, view, "verify-failed"))
-            return
-        observed = runtime(finding.resource) if runtime else None
-        intent = workload_intent(target, overlay, view, observed)
-        if declined(finding, view, intent):
-            return
-        ctx = _context(config, target, overlay, locator, intent[0], observed)
-        result = run_fixer(fixer, view, finding, ctx)
-        if isinstance(result, AlreadyCompliant):
-            compliant.append(finding)
-            return
-        if isinstance(result, NeedsHuman):
-            if last_try:
-                unfixable.append(Unfixable(finding, result.reason, "needs-human"))
-            else:
-                deferred.append((finding, target))
-            return
-        assert isinstance(result, Fixed)
-        edits = (*view.prerequisites(result.edits), *result.edits)
-        if falsifies(finding, edits, intent):
-            return
-        trial = overlay.fork()
-        try:
-            target.write(edits, trial)
-        except ChartError as exc:
-            unfixable.append(Unfixable(finding, str(exc), "chart"))
-            return
-        except RemedyError as exc:
-            unfixable.append(Unfixable(finding, str(exc), "verify-failed"))
-            return
-        problem = verify_fix(
-            target,
-            trial,
-            fixer,
-            finding,
-            _context(config, target, trial, locator, runtime=observed),
-        )
-        if problem:
-            unfixable.append(Unfixable(finding, problem, "verify-failed"))
-            return
-        overlay.adopt(trial)
-        fixes[key].append(planned_fix(finding, target, fixer, result, edits))
-
-    def attempt_batch(batch: list[Finding], target: Target, key: str) -> None:
-        """All findings of one resource and change set at once: plan each on the same view,
-        write the edits together, verify each. Any surprise falls back to one at a time."""
-        overlay = overlays.setdefault(key, FileOverlay(repo_root))
-        view = target.reread(overlay)
-        if isinstance(view, str) or len(batch) == 1:
-            for finding in batch:
-                attempt(finding, target, last_try=False)
-            return
-        observed = runtime(batch[0].resource) if runtime else None  # one resource per target
-        intent = workload_intent(target, overlay, view, observed)
-        ctx = _context(config, target, overlay, locator, intent[0], observed)
-        planned: list[tuple[Finding, Fixer, Fixed, tuple[AnyEdit, ...]]] = []
-        for finding in batch:
-            fixer = fixer_for(finding.control_id)
-            assert fixer is not None
-            if declined(finding, view, intent):
-                continue
-            result = run_fixer(fixer, view, finding, ctx)
-            if isinstance(result, AlreadyCompliant):
-                compliant.append(finding)
-            elif isinstance(result, NeedsHuman):
-                deferred.append((finding, target))
-            else:
-                assert isinstance(result, Fixed)
-                edits = (*view.prerequisites(result.edits), *result.edits)
-                if not falsifies(finding, edits, intent):
-                    planned.append((finding, fixer, result, edits))
-        if not planned:
-            return
-        trial = overlay.fork()
-        try:
-            target.write([e for *_, edits in planned for e in edits], trial)
-            trial_ctx = _context(config, target, trial, locator, runtime=observed)
-            verified = all(
-                verify_fix(target, trial, fixer, finding, trial_ctx) is None
-                for finding, fixer, _, _ in planned
-            )
-        except RemedyError:
-            verified = False
-        if not verified:
-            for finding, *_ in planned:
-                attempt(finding, target, last_try=False)
-            return
-        overlay.adopt(trial)
-        for finding, fixer, result, edits in planned:
-            fixes[key].append(planned_fix(finding, target, fixer, result, edits))
-
-    def intent_waives(finding: Finding) -> bool:
-        """Intent decides first for a control the catalog calls unfixable in git: a workload
-        whose purpose needs it (a node agent's hostPath) gets a waiver proposal, not "needs a
-        person"."""
-        try:
-            found = locator.locate(finding)
-        except RemedyError:
-            return False
-        if isinstance(found, str):
-            return False
-        overlay = FileOverlay(repo_root)
-        view = found.reread(overlay)
-        if isinstance(view, str):
-            return False
-        observed = runtime(finding.resource) if runtime else None
-        return declined(finding, view, workload_intent(found, overlay, view, observed))
-
-    located: dict[tuple[str | int, ...], tuple[Finding, Target]] = {}
-    kept: list[Finding] = []
-    for n, finding in enumerate(findings, 1):
-        if progress:
-            progress(n, len(findings))
-        reason = _triage(finding, config)
-        if reason is not None and locator.compliant_as_deployed(finding):
-            compliant.append(finding)
-            kept.append(finding)
-            continue
-        if reason is not None:
-            if not (_catalog_unfixable(finding, reason) and intent_waives(finding)):
-                unfixable.append(reason)
-            kept.append(finding)
-            continue
-        try:
-            found = locator.locate(finding)
-        except RemedyError as exc:
-            found = str(exc)
-        if isinstance(found, str):
-            unfixable.append(Unfixable(finding, found, "not-in-repo"))
-            kept.append(finding)
-            continue
-        # One file deployed twice is two targets: a Kustomize base built by two overlays, or a
-        # Helm template deployed by two Applications (`why` names the deployment; it is empty
-        # for plain manifests).
-        place = (
-            found.location.path,
-            found.location.document_index,
-            getattr(found, "overlay", ""),
-            found.location.why,
-        )
-        target = targets.setdefault(place, found)
-        # Two spellings of one file (scans run from different directories) meet here.
-        where = (*finding.identity, *place)
-        if where in located:
-            finding = _merged(located[where][0], finding)
-        located[where] = (finding, target)
-
-    buckets: dict[tuple[int, str], list[Finding]] = {}
-    bucket_targets: dict[tuple[int, str], Target] = {}
-    for finding, target in located.values():
-        fixer = fixer_for(finding.control_id)
-        assert fixer is not None
-        bucket = (id(target), group_key(config, fixer, target, finding, split_risky))
-        buckets.setdefault(bucket, []).append(finding)
-        bucket_targets[bucket] = target
-    findings = sorted((*kept, *(f for f, _ in located.values())), key=_order)
-    for (_, key), batch in buckets.items():
-        attempt_batch(batch, bucket_targets[(_, key)], key)
-    for finding, target in list(deferred):
-        attempt(finding, target, last_try=True)
-    unfixable.sort(key=lambda u: _order(u.finding))
-
-    siblings = _fixing_change_sets(fixes)
-    waived_on = {(w.finding.control_id, w.finding.resource.key) for w in waived}
-    unfixable = [_point_to_sibling(u, siblings, waived_on) for u in unfixable]
-    # Unfixable findings by resource, so each change set finds its own without a scan of all.
-    unfixable_of: dict[str, list[int]] = {}
-    for n, item in enumerate(unfixable):
-        unfixable_of.setdefault(item.finding.resource.key, []).append(n)
-    change_sets = []
-    for key in sorted(fixes):
-        group = fixes[key]
-        files = overlays[key].changes()
-        if not files:
-            continue
-        # Opt-in extra files of the change set (Kyverno policies guarding the fixed controls).
-        files = _with_extra_files(files, policy_files(config, group, overlays[key]))
-        resources = {f.finding.resource.key for f in group}
-        change_sets.append(
-            ChangeSet(
-                key=key,
-                title=_title(group[0].family, group),
-                family=group[0].family,
-                risk=max((f.risk for f in group), default=Risk.LOW),
-                fixes=tuple(group),
-                files=files,
-                unresolved=tuple(
-                    unfixable[n]
-                    for n in sorted(n for r in resources for n in unfixable_of.get(r, ()))
-                ),
-                meta=overlays_note(locator.kustomize, overlays[key]),
-            )
-        )
-    if runtime is not None:
-        change_sets = _with_runtime(change_sets, runtime)
-    notes: list[str] = []
-    waiver = waiver_change_set(repo_root, waived)
-    if isinstance(waiver, ChangeSet):
-        change_sets.append(waiver)
-    elif waiver:
-        notes.append(waiver)
-    return Plan(
-        tuple(change_sets), tuple(unfixable), tuple(compliant), tuple(findings), tuple(notes)
-    )
+def _fixer(finding: Finding) -> Fixer:
+    fixer = fixer_for(finding.control_id)
+    assert fixer is not None  # _triage checked
+    return fixer
 
 
 def _repo_relative(config: RepoConfig, repo_root: Path) -> RepoConfig:

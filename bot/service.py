@@ -44,6 +44,7 @@ from bot.lifecycle import (
     LIMIT_SETTINGS,
     SyncDecision,
     SyncResult,
+    bot_changes_by_key,
     parse_marker,
     same_findings,
 )
@@ -596,11 +597,7 @@ def render_dashboard(
     branch_prefix: str = "remedy/",
 ) -> str:
     """The dashboard issue's Markdown."""
-    by_key: dict[str, list] = {}  # type: ignore[type-arg]
-    for change in changes:
-        parsed = parse_marker(change.description)
-        if parsed and change.author_is_bot and change.branch.startswith(branch_prefix):
-            by_key.setdefault(parsed[0], []).append(change)
+    by_key = bot_changes_by_key(changes, branch_prefix)
     open_, ignored, pending = [], [], []
     for cs in pp.plan.change_sets:
         mrs = by_key.get(cs.key, [])

@@ -47,8 +47,10 @@ from bot.sources.merge import merge_reports  # noqa: E402
 
 CHECKOV = ROOT / ".tools" / "checkov" / "bin" / "checkov"
 MAX_ROUNDS = 20
-"""A file with findings of several families gets one change set per family; each round applies
-one per file (as merging one MR after another would), so a busy file needs several rounds."""
+"""A file with findings of several families gets one change set per family (risky fixes one
+each); each pass applies one per file (as merging one MR after another would), so a busy file
+needs several passes, and a fix may unblock another finding ("fix C-0041 first") that only
+the next round's plan of the whole report proposes."""
 
 
 def run_checkov(directory: Path) -> dict:
@@ -159,30 +161,43 @@ def measure_all(repos: dict[str, Path], out: Path) -> dict[str, dict]:
 
 def fix_from_report(repo: Path, report: Report) -> tuple[int, Plan]:
     """Write every change set planned for ``repo`` (in place) from one ``report``, round after
-    round, re-planning from the same report: findings fixed in an earlier round answer
-    AlreadyCompliant, so no scanner runs between rounds. Within a round, a change set whose
-    files an earlier one changed is planned again for its own findings on the new content (as
-    the bot recreates an MR on the new base). Returns the change sets applied and the last
-    plan (what the bot says about every finding once nothing more applies)."""
+    round, re-planning the whole report each round: findings fixed in an earlier round answer
+    AlreadyCompliant, so no scanner runs between rounds. Within a round, the change sets an
+    earlier one made stale (they share a file) are planned again together, from their own
+    findings, on the new content (as the bot recreates an MR on the new base), until none is
+    left: one plan per pass, not one per change set, so each pass re-reads the repository
+    once. Returns the change sets applied and the last plan (what the bot says about every
+    finding once nothing more applies)."""
     applied = 0
     for _ in range(MAX_ROUNDS):
-        round_applied = 0
         plan = build_plan(report, repo)
-        for change_set in plan.change_sets:
-            if _stale(repo, change_set):
-                sub = Report(report.scanner, report.origin, change_set.findings)
-                round_applied += sum(
-                    _write(repo, again)
-                    for again in build_plan(sub, repo).change_sets
-                    if not _stale(repo, again)
-                )
-            else:
-                round_applied += _write(repo, change_set)
+        round_applied, stale = _write_one_per_file(repo, plan.change_sets)
+        for _ in range(MAX_ROUNDS):
+            if not stale:
+                break
+            findings = tuple(f for change_set in stale for f in change_set.findings)
+            again = build_plan(Report(report.scanner, report.origin, findings), repo)
+            written, stale = _write_one_per_file(repo, again.change_sets)
+            round_applied += written
         applied += round_applied
         if round_applied == 0:
             return applied, plan
     print(f"warning: still planning change sets after {MAX_ROUNDS} rounds", file=sys.stderr)
     return applied, build_plan(report, repo)
+
+
+def _write_one_per_file(
+    repo: Path, change_sets: Iterable[ChangeSet]
+) -> tuple[int, list[ChangeSet]]:
+    """Write each change set whose files are still as planned (the first of each file);
+    returns how many were written and those left stale by an earlier one."""
+    written, stale = 0, []
+    for change_set in change_sets:
+        if _stale(repo, change_set):
+            stale.append(change_set)
+        else:
+            written += _write(repo, change_set)
+    return written, stale
 
 
 def _stale(repo: Path, change_set: ChangeSet) -> bool:

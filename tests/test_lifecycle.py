@@ -7,10 +7,12 @@ from datetime import UTC, datetime
 import pytest
 
 from bot.errors import ForgeConflictError
+from bot.forge.base import ChangeRequest
 from bot.forge.inmemory import InMemoryForge
 from bot.lifecycle import (
     IGNORED_LABEL,
     SyncSettings,
+    bot_changes_by_key,
     in_window,
     marker,
     parse_marker,
@@ -53,6 +55,22 @@ def test_marker_round_trip_and_tampering() -> None:
     assert parse_marker("<!-- kube-remedy:{not json} -->") is None
     assert parse_marker('<!-- kube-remedy:{"key": "../../x", "hash": "1"} -->') is None
     assert parse_marker("no marker") is None
+
+
+def test_bot_changes_by_key_takes_only_the_bots_marked_mrs_on_its_prefix() -> None:
+    def mr(n: int, key: str, branch: str, by_bot: bool = True, mark: bool = True) -> ChangeRequest:
+        text = marker(key, "h") if mark else "no marker"
+        return ChangeRequest(n, branch, "t", text, "opened", author_is_bot=by_bot)
+
+    ours, again = mr(1, "sc/a", "remedy/sc/a"), mr(4, "sc/a", "remedy/sc/a-old")
+    changes = [
+        ours,
+        mr(2, "sc/b", "remedy/sc/b", by_bot=False),  # a person copied the marker
+        mr(3, "sc/c", "feature/sc/c"),  # not the bot's branch prefix
+        again,
+        mr(5, "sc/d", "remedy/sc/d", mark=False),
+    ]
+    assert bot_changes_by_key(changes, "remedy/") == {"sc/a": [ours, again]}
 
 
 def test_create_then_zero_writes_then_update_one() -> None:
