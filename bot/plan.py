@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import re
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -231,7 +231,7 @@ def planned_fix(
     )
 
 
-_RefusedAs = Literal["needs-human", "not-in-repo", "verify-failed", "chart"]
+_RefusedAs = Literal["needs-human", "not-in-repo", "verify-failed", "chart", "ignored"]
 """Why the planner itself (rather than triage) leaves a finding unfixed."""
 
 
@@ -279,12 +279,15 @@ class Planner:
         *,
         runtime: RuntimeLookup | None = None,
         split_risky: bool = True,
+        left_out: Mapping[str, Collection[str]] | None = None,
     ) -> None:
         self.repo_root = repo_root
         self.config = config
         self.locator = locator
         self.runtime = runtime
         self.split_risky = split_risky
+        self.left_out = left_out or {}
+        """Controls reviewers asked to leave out, by change-set key (``ignore`` command)."""
         self.state = _PlanState()
 
     def plan(self, report: Report, progress: Progress | None = None) -> Plan:
@@ -374,6 +377,13 @@ class Planner:
         batches: dict[tuple[int, str], tuple[list[Finding], Target]] = {}
         for finding, target in located:
             key = (id(target), self._group_key(finding, target))
+            if finding.control_id in self.left_out.get(key[1], ()):
+                self.state.refuse(
+                    finding,
+                    f"a reviewer asked to leave {finding.control_id} out of merge request {key[1]}",
+                    "ignored",
+                )
+                continue
             batches.setdefault(key, ([], target))[0].append(finding)
         return batches
 
@@ -604,12 +614,15 @@ def build_plan(
     progress: Progress | None = None,
     runtime: RuntimeLookup | None = None,
     split_risky: bool = True,
+    left_out: Mapping[str, Collection[str]] | None = None,
 ) -> Plan:
     """Plan every finding of ``report`` against the repository at ``repo_root`` (see
-    `Planner`)."""
+    `Planner`); ``left_out``: controls reviewers left out of a change set, by its key."""
     config = _repo_relative(config or RepoConfig(), repo_root)
     locator = locator or Locator(repo_root, config.default_namespace)
-    planner = Planner(repo_root, config, locator, runtime=runtime, split_risky=split_risky)
+    planner = Planner(
+        repo_root, config, locator, runtime=runtime, split_risky=split_risky, left_out=left_out
+    )
     return planner.plan(report, progress)
 
 

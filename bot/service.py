@@ -53,7 +53,7 @@ from bot.markdown import escape as escape_markdown
 from bot.plan import Plan, build_plan
 from bot.publish import TEMPLATE_OVERRIDE, Descriptions, publish_plan
 from bot.render import MR_TEMPLATE, environment
-from bot.repo_config import CONFIG_FILE, IgnoreRule, RepoConfig, parse_repo_config
+from bot.repo_config import CONFIG_FILE, RepoConfig, parse_repo_config
 from bot.settings import ProjectConfig, RuntimeEvidenceSource, Settings
 from bot.sources import decode_report, fetch_from_cluster, load_report
 from bot.sources.base import Report
@@ -299,11 +299,12 @@ def plan_with(
     if config.enabled and project.evidence is not None:
         evidence = project_evidence(project.evidence, repo, source)
     runtime = evidence.for_resource if evidence is not None else None
-    plan = build_plan(report, repo, config, runtime=runtime) if config.enabled else Plan((), ())
-    extra = reviewer_ignores(source, plan)
-    if extra:
-        config = config.model_copy(update={"ignore": [*config.ignore, *extra]})
-        plan = build_plan(report, repo, config, runtime=runtime)
+    left_out = reviewer_ignores(source)
+    plan = (
+        build_plan(report, repo, config, runtime=runtime, left_out=left_out)
+        if config.enabled
+        else Plan((), ())
+    )
     dashboard = source.dashboard_text()
     descriptions, template_error = plan_descriptions(read, plan, report, settings.bot_username)
     return ProjectPlan(
@@ -334,9 +335,10 @@ def plan_descriptions(
     return descriptions, descriptions.check(plan.change_sets)
 
 
-def reviewer_ignores(forge: GitLabForge | RecordedReads, plan: Plan) -> list[IgnoreRule]:
-    """Ignore rules from ``kube-remedy-ignore:C-NNNN`` labels reviewers put on open bot MRs
-    (the ``ignore CONTROL`` command): that control is left out of that MR's resources."""
+def reviewer_ignores(forge: GitLabForge | RecordedReads) -> dict[str, set[str]]:
+    """Change-set key -> controls reviewers left out of that open bot MR with
+    ``kube-remedy-ignore:C-NNNN`` labels (the ``ignore CONTROL`` command); known before
+    planning, so the planner leaves them out of that change set in one pass."""
     wanted: dict[str, set[str]] = {}
     for change in forge.find_changes():
         parsed = parse_marker(change.description)
@@ -347,17 +349,7 @@ def reviewer_ignores(forge: GitLabForge | RecordedReads, plan: Plan) -> list[Ign
         }
         if parsed and controls and change.state == "opened":
             wanted.setdefault(parsed[0], set()).update(controls)
-    return [
-        IgnoreRule(
-            control=finding.control_id,
-            resource=finding.resource.key,
-            reason=f"a reviewer asked to leave {finding.control_id} out of this merge request",
-        )
-        for cs in plan.change_sets
-        if cs.key in wanted
-        for finding in cs.findings
-        if finding.control_id in wanted[cs.key]
-    ]
+    return wanted
 
 
 def _publish(

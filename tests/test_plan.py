@@ -298,3 +298,22 @@ def test_a_node_agents_host_path_is_waived_with_its_controls_in_the_commit(
     )
     (host_path,) = [u for u in plan.unfixable if u.finding.control_id == "C-0048"]
     assert "a waiver is proposed" in host_path.reason and "/proc" in host_path.reason
+
+
+def test_a_control_a_reviewer_left_out_is_left_out_of_that_change_set_only(
+    boutique: tuple[Report, Path],
+) -> None:
+    report, repo = boutique
+    plan = build_plan(report, repo, left_out={"security-context/frontend": {"C-0055"}})
+    sets = by_key(plan)
+    assert "C-0055" not in sets["security-context/frontend"].controls
+    assert "C-0016" in sets["security-context/frontend"].controls
+    # the same control on other workloads is still fixed
+    assert "C-0055" in sets["security-context/cartservice"].controls
+    (left,) = [
+        u
+        for u in plan.unfixable
+        if u.finding.control_id == "C-0055" and u.finding.resource.name == "frontend"
+    ]
+    assert left.category == "ignored"
+    assert "a reviewer asked to leave C-0055 out" in left.reason
