@@ -317,6 +317,9 @@ def locate_kustomize(finding: Finding, index: KustomizeIndex) -> KustomizeTarget
     deployment = index.deployed.get(folder)
     found = [r for r in index.built.get(folder, ()) if _matches(r, finding, deployment)]
     if not found:
+        if finding.source.path and PurePosixPath(finding.source.path).suffix in (".yaml", ".yml"):
+            # a scan of the file itself (not of the overlay's build) names what it says
+            return None
         return f"the kustomize overlay {folder or '.'} renders no {finding.resource}"
     if len(found) > 1:
         return f"the kustomize overlay {folder or '.'} renders {finding.resource} twice"

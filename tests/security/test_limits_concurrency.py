@@ -56,8 +56,8 @@ def test_concurrent_sync_tasks_never_open_more_than_max_open(
         retry_backoff_max=1,
     )
     tasks.configure(settings)
-    plan = service.plan_project(settings, settings.project(PROJECT))
-    keys = [(cs.key, cs.findings_hash) for cs in plan.change_sets]
+    planned = service.plan_project(settings, settings.project(PROJECT))
+    keys = [(cs.key, cs.findings_hash) for cs in planned.plan.change_sets]
     assert len(keys) > 2 * MAX_OPEN
     # every MR create takes a while: without a reservation, the others count too few open MRs
     gitlab_emulator.inject(
