@@ -329,34 +329,25 @@ class KustomizeReader:
     ) -> list[Rendered]:
         for n, item in enumerate(kust.get("patchesStrategicMerge") or []):
             self._patch(folder, path, item, None, resources, ("patchesStrategicMerge", n), "smp")
-        for n, item in enumerate(kust.get("patchesJson6902") or []):
-            if not isinstance(item, Mapping):
-                raise KustomizeError(f"{path}: patchesJson6902 item {n} is not a mapping")
-            body = item.get("path") or item.get("patch")
-            self._patch(
-                folder,
-                path,
-                body,
-                item.get("target"),
-                resources,
-                ("patchesJson6902", n, "patch"),
-                "json6902",
-                bool(item.get("patch")),
-            )
-        for n, item in enumerate(kust.get("patches") or []):
-            if not isinstance(item, Mapping):
-                raise KustomizeError(f"{path}: patches item {n} is not a mapping")
-            body = item.get("path") or item.get("patch")
-            self._patch(
-                folder,
-                path,
-                body,
-                item.get("target"),
-                resources,
-                ("patches", n, "patch"),
-                None,
-                bool(item.get("patch")),
-            )
+        # `patches` items may be either form (told from the body); patchesJson6902 only one
+        forms: tuple[tuple[str, Literal["json6902"] | None], ...] = (
+            ("patchesJson6902", "json6902"),
+            ("patches", None),
+        )
+        for field_name, form in forms:
+            for n, item in enumerate(kust.get(field_name) or []):
+                if not isinstance(item, Mapping):
+                    raise KustomizeError(f"{path}: {field_name} item {n} is not a mapping")
+                self._patch(
+                    folder,
+                    path,
+                    item.get("path") or item.get("patch"),
+                    item.get("target"),
+                    resources,
+                    (field_name, n, "patch"),
+                    form,
+                    bool(item.get("patch")),
+                )
         namespace = kust.get("namespace")
         prefix, suffix = str(kust.get("namePrefix") or ""), str(kust.get("nameSuffix") or "")
         labels = dict(kust.get("commonLabels") or {})
