@@ -41,7 +41,9 @@ class HelmApp:
     inline: Mapping[str, Any] = field(default_factory=dict)
     """Inline values (highest precedence)."""
     inline_path: YamlPath | None = None
-    """Where the inline values live in the manifest document (None: a string block, read-only)."""
+    """Where the inline values live in the manifest document (None: read-only)."""
+    read_only_why: str = "an inline helm.values string block"
+    """Where read-only inline values come from (when ``inline_path`` is None)."""
 
 
 def _norm(path: str) -> str | None:
@@ -143,7 +145,9 @@ def _argo_apps(relpath: str, index: int, doc: Mapping[str, Any]) -> list[HelmApp
     return apps
 
 
-def _flux_app(relpath: str, index: int, doc: Mapping[str, Any]) -> HelmApp | None:
+def flux_app(relpath: str, index: int, doc: Mapping[str, Any]) -> HelmApp | None:
+    """The deployment a Flux HelmRelease document declares; None for a chart from a Helm
+    repository (not this repository's)."""
     spec = doc.get("spec") or {}
     chart_spec = ((spec.get("chart") or {}).get("spec")) or {}
     chart_path = chart_spec.get("chart")
@@ -220,7 +224,7 @@ def scan_gitops_full(root: Path) -> tuple[list[HelmApp], dict[str, str]]:
                 apps.extend(_argo_apps(relpath, index, doc))
                 _upstream_charts(doc, upstream)
             elif kind == "HelmRelease" and "fluxcd.io" in api:
-                app = _flux_app(relpath, index, doc)
+                app = flux_app(relpath, index, doc)
                 if app:
                     apps.append(app)
     return apps, upstream

@@ -27,6 +27,7 @@ import yaml
 from bot.errors import ChartError, RemedyError, RepositoryError
 from bot.locate.base import FileOverlay, links_under, real_relpath
 from bot.locate.gitops import MAX_GITOPS_BYTES, SKIP_DIRS, HelmApp, scan_gitops_full
+from bot.locate.helm_overlays import overlay_releases
 from bot.locate.helm_render import (
     RenderCache,
     RenderedDoc,
@@ -270,7 +271,7 @@ class HelmIndex:
                 info = dataclasses.replace(info, links=links)
                 charts[info.path] = info
         found, upstream = scan_gitops_full(root)
-        found = [*found, *scan_helmfiles(root)]
+        found = [*overlay_releases(root, found), *scan_helmfiles(root)]
         apps = [a for a in found if a.chart in charts]
         for path, info in list(charts.items()):
             # A chart an Application also pulls from a Helm repository is a vendored copy.
@@ -979,8 +980,8 @@ class HelmTarget:
             if depth and depth >= best[0]:
                 if app.inline_path is None:
                     raise RepositoryError(
-                        f"{app.kind} {app.name} sets {'.'.join(map(str, path))} in an inline "
-                        f"helm.values string block ({app.manifest}); edit it by hand"
+                        f"{app.kind} {app.name} sets {'.'.join(map(str, path))} in "
+                        f"{app.read_only_why} ({app.manifest}); edit it by hand"
                     )
                 return (
                     app.manifest,
