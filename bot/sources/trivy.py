@@ -502,7 +502,11 @@ def _borrow(
 
 def _scanned_file(artifact: str, target: str) -> Path:
     base = Path(artifact) if artifact else Path()
-    return base / target if base.is_dir() else Path(target)
+    try:
+        is_dir = base.is_dir()
+    except OSError:  # a name no file system takes (too long, ...): not a scanned directory
+        is_dir = False
+    return base / target if is_dir else Path(target)
 
 
 def _parse_k8s(data: _K8sReport, builder: _Builder) -> None:
