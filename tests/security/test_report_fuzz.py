@@ -6,6 +6,7 @@ always a `Report` or a one-line `ReportError`, never a traceback, in bounded tim
 from __future__ import annotations
 
 import ast
+import contextlib
 import json
 import time
 from collections.abc import Mapping
@@ -194,7 +195,5 @@ def test_an_artifact_name_no_file_system_takes_is_not_a_crash() -> None:
         "ArtifactName": ["a" * 400],
         "Results": [{"Misconfigurations": [{"ID": "KSV-0001"}, {}], "$schema": None}, None],
     }
-    try:
+    with contextlib.suppress(ReportError):  # a clear refusal is fine; an OSError is not
         parse_report(data, "trivy.json")
-    except ReportError:
-        pass  # a clear refusal is fine; an OSError is not
