@@ -44,6 +44,9 @@ class HelmApp:
     """Where the inline values live in the manifest document (None: read-only)."""
     read_only_why: str = "an inline helm.values string block"
     """Where read-only inline values come from (when ``inline_path`` is None)."""
+    unread_values: tuple[str, ...] = ()
+    """Values sources the deployment merges that kube-remedy does not read (Flux
+    ``valuesFrom`` ConfigMaps and Secrets): only inline values are sure to win over them."""
 
 
 def _norm(path: str) -> str | None:
@@ -165,6 +168,12 @@ def flux_app(relpath: str, index: int, doc: Mapping[str, Any]) -> HelmApp | None
     files = tuple(f for f in (_norm(str(v)) for v in chart_spec.get("valuesFiles") or []) if f)
     raw_values = spec.get("values")
     values = raw_values if isinstance(raw_values, Mapping) else {}
+    values_from = spec.get("valuesFrom")
+    unread = tuple(
+        f"{item.get('kind')} {item.get('name')}"
+        for item in (values_from if isinstance(values_from, list) else [])
+        if isinstance(item, Mapping)
+    )
     return HelmApp(
         relpath,
         index,
@@ -176,6 +185,7 @@ def flux_app(relpath: str, index: int, doc: Mapping[str, Any]) -> HelmApp | None
         tuple(f"{chart}/{f}" for f in files),
         values,
         ("spec", "values"),
+        unread_values=unread,
     )
 
 

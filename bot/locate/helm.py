@@ -318,7 +318,9 @@ class Deployment:
         return deep_merge(values, inline) if inline else values
 
     def inline(self, overlay: FileOverlay) -> dict[str, Any]:
-        if not self.app or not self.app.inline:
+        """The deployment's inline values as the overlay has them (a fix may have added
+        them to a manifest that had none)."""
+        if not self.app:
             return {}
         if self.app.inline_path is None:
             return dict(self.app.inline)
@@ -975,8 +977,9 @@ class HelmTarget:
             text = overlay.read(relpath)
             if text is not None:
                 best = max(best, (_depth(load_values_text(text, relpath), path), order, relpath))
-        if app and app.inline:
-            depth = _depth(dep.inline(overlay), path)
+        inline = dep.inline(overlay) if app else {}
+        if app and inline:
+            depth = _depth(inline, path)
             if depth and depth >= best[0]:
                 if app.inline_path is None:
                     raise RepositoryError(
@@ -989,6 +992,8 @@ class HelmTarget:
                     app.document_index,
                     f"inline values of {app.kind} {app.name} set this key and win over files",
                 )
+        if app and app.unread_values:
+            return self._over_unread_values(app)
         depth, _, winner = best
         # A third-party chart deployed by an Application is a vendored copy: the override goes
         # to the deployment. Without one the repository is the chart itself: its values.yaml.
@@ -1008,6 +1013,24 @@ class HelmTarget:
                 "no values file sets this key; the chart's values.yaml holds the default for every "
                 "environment"
             ),
+        )
+
+    def _over_unread_values(self, app: HelmApp) -> tuple[str, YamlPath, int, str]:
+        """The deployment merges values kube-remedy does not read (Flux ``valuesFrom``): a
+        values file may be overridden by them, so only the inline values are sure to win."""
+        sources = ", ".join(app.unread_values)
+        if app.inline_path is None:
+            raise ChartError(
+                f"{app.kind} {app.name} merges values from {sources} (valuesFrom), which "
+                "kube-remedy does not read, and has no inline values to override them in; "
+                "edit it by hand"
+            )
+        return (
+            app.manifest,
+            app.inline_path,
+            app.document_index,
+            f"inline values of {app.kind} {app.name} win over the values it takes from "
+            f"{sources} (valuesFrom, not read by kube-remedy) and over files",
         )
 
     def _deployment_layer(self, overlay: FileOverlay) -> tuple[str, YamlPath, int, str]:

@@ -684,3 +684,31 @@ def test_a_test_pod_with_a_random_name_is_matched_by_its_template(corpus_index: 
     assert target.location.path == "podinfo/templates/tests/grpc.yaml"
     other = finding_for("C-0016", "Pod", "podinfo-nothing-4i7eg", "default", "podinfo")
     assert isinstance(locate_helm(other, _corpus_repo(), corpus_index), str)
+
+
+@pytest.mark.parametrize(
+    ("source", "inline"),
+    [("ConfigMap worker-values", "  values:\n    replicaCount: 2\n"), ("Secret worker-secret", "")],
+    ids=["with-inline-values", "without"],
+)
+def test_flux_values_from_are_overridden_in_the_inline_values(
+    tmp_path: Path, source: str, inline: str
+) -> None:
+    """A HelmRelease merging a ConfigMap or Secret (valuesFrom) the bot does not read: a fix in
+    the chart's values.yaml could be overridden by it, so the fix goes to spec.values, which
+    wins (created when the release has none)."""
+    kind, name = source.split()
+    repo = tmp_path / "cd-config"
+    shutil.copytree(FIXTURES / "worker", repo / "charts" / "worker")
+    release = repo / "clusters" / "prod" / "worker.yaml"
+    release.parent.mkdir(parents=True)
+    release.write_text(
+        "apiVersion: helm.toolkit.fluxcd.io/v2\nkind: HelmRelease\n"
+        "metadata:\n  name: worker\n  namespace: shop\nspec:\n  releaseName: shop\n"
+        "  chart:\n    spec:\n      chart: ./charts/worker\n"
+        "      sourceRef: {kind: GitRepository, name: cd-config}\n"
+        f"  valuesFrom:\n    - kind: {kind}\n      name: {name}\n" + inline
+    )
+    outcome = fix_and_verify(repo, finding_for("C-0034", "Deployment", "shop-worker", "shop"))
+    assert list(outcome.diffs()) == ["clusters/prod/worker.yaml"]
+    assert f"{source} (valuesFrom" in outcome.target.location.why
