@@ -556,7 +556,8 @@ def test_podinfo_prod_limits_go_to_the_env_file(tmp_path: Path) -> None:
     assert "values-prod.yaml sets resources.limits (an override)" in outcome.target.location.why
 
 
-def test_flux_helmrelease_inline_values_are_edited(tmp_path: Path) -> None:
+def _worker_release(tmp_path: Path, spec_tail: str) -> Path:
+    """cd-config with the worker chart, deployed by a Flux HelmRelease ending in ``spec_tail``."""
     repo = tmp_path / "cd-config"
     shutil.copytree(FIXTURES / "worker", repo / "charts" / "worker")
     release = repo / "clusters" / "prod" / "worker.yaml"
@@ -565,9 +566,16 @@ def test_flux_helmrelease_inline_values_are_edited(tmp_path: Path) -> None:
         "apiVersion: helm.toolkit.fluxcd.io/v2\nkind: HelmRelease\n"
         "metadata:\n  name: worker\n  namespace: shop\nspec:\n  releaseName: shop\n"
         "  chart:\n    spec:\n      chart: ./charts/worker\n"
-        "      sourceRef: {kind: GitRepository, name: cd-config}\n"
+        "      sourceRef: {kind: GitRepository, name: cd-config}\n" + spec_tail
+    )
+    return repo
+
+
+def test_flux_helmrelease_inline_values_are_edited(tmp_path: Path) -> None:
+    repo = _worker_release(
+        tmp_path,
         "  values:\n    # the token is needed by nothing\n"
-        "    serviceAccount:\n      automountToken: true\n"
+        "    serviceAccount:\n      automountToken: true\n",
     )
     outcome = fix_and_verify(repo, finding_for("C-0034", "Deployment", "shop-worker", "shop"))
     assert outcome.diffs() == {
@@ -698,16 +706,8 @@ def test_flux_values_from_are_overridden_in_the_inline_values(
     the chart's values.yaml could be overridden by it, so the fix goes to spec.values, which
     wins (created when the release has none)."""
     kind, name = source.split()
-    repo = tmp_path / "cd-config"
-    shutil.copytree(FIXTURES / "worker", repo / "charts" / "worker")
-    release = repo / "clusters" / "prod" / "worker.yaml"
-    release.parent.mkdir(parents=True)
-    release.write_text(
-        "apiVersion: helm.toolkit.fluxcd.io/v2\nkind: HelmRelease\n"
-        "metadata:\n  name: worker\n  namespace: shop\nspec:\n  releaseName: shop\n"
-        "  chart:\n    spec:\n      chart: ./charts/worker\n"
-        "      sourceRef: {kind: GitRepository, name: cd-config}\n"
-        f"  valuesFrom:\n    - kind: {kind}\n      name: {name}\n" + inline
+    repo = _worker_release(
+        tmp_path, f"  valuesFrom:\n    - kind: {kind}\n      name: {name}\n" + inline
     )
     outcome = fix_and_verify(repo, finding_for("C-0034", "Deployment", "shop-worker", "shop"))
     assert list(outcome.diffs()) == ["clusters/prod/worker.yaml"]
