@@ -30,7 +30,8 @@ from fixers.model import AlreadyCompliant, Finding
 from fixers.policy import FixContext
 from fixers.registry import run_fixer
 from fixers.rules import _quantity
-from fixers.view import POD_SPEC_PATHS, lookup
+from fixers.rules._capabilities import normalise
+from fixers.view import ContainerView, ManifestPodView
 
 DEFAULT_KUBERNETES_VERSION = "1.35"
 VERSION_ENV = "REMEDY_KUBERNETES_VERSION"
@@ -200,12 +201,11 @@ def object_problems(document: Mapping[str, Any]) -> tuple[str, ...]:
 def request_above_limit_problems(document: Mapping[str, Any]) -> list[str]:
     """Requests above their limit, which the API server refuses ("must be less than or equal
     to ... limit"); quantities it cannot read are `quantity_problems`' to report."""
+    view = ManifestPodView.from_document(document)
     out = []
-    for where, container in _containers(document):
-        resources = container.get("resources")
-        if not isinstance(resources, Mapping):
-            continue
-        requests, limits = resources.get("requests"), resources.get("limits")
+    for container in _containers(view):
+        requests = container.get("resources", "requests")
+        limits = container.get("resources", "limits")
         if not isinstance(requests, Mapping) or not isinstance(limits, Mapping):
             continue
         for name in sorted(set(requests) & set(limits), key=str):
@@ -213,62 +213,47 @@ def request_above_limit_problems(document: Mapping[str, Any]) -> list[str]:
                 continue
             if _quantity.to_base(requests[name]) > _quantity.to_base(limits[name]):
                 out.append(
-                    f"{where}: request {name} {requests[name]} is above its limit "
-                    f"{limits[name]} (the API server refuses it)"
+                    f"container {container.name}: request {name} {requests[name]} is above "
+                    f"its limit {limits[name]} (the API server refuses it)"
                 )
     return out
-
-
-def _containers(document: Mapping[str, Any]) -> list[tuple[str, Mapping[str, Any]]]:
-    """("initContainers[0] (name)", container) for every container of a workload object."""
-    path = POD_SPEC_PATHS.get(str(document.get("kind")))
-    spec = lookup(document, path) if path is not None else None
-    if not isinstance(spec, Mapping):
-        return []
-    out = []
-    for group in ("initContainers", "containers"):
-        items = spec.get(group)
-        for i, container in enumerate(items if isinstance(items, list) else []):
-            if isinstance(container, Mapping):
-                out.append((f"{group}[{i}] ({container.get('name')})", container))
-    return out
-
-
-_SYS_ADMIN = frozenset({"SYS_ADMIN", "CAP_SYS_ADMIN"})
 
 
 def security_context_problems(document: Mapping[str, Any]) -> list[str]:
     """Security-context combinations the schema allows but Kubernetes refuses: the API
     server's validation (allowPrivilegeEscalation false with privileged or CAP_SYS_ADMIN) and
     the kubelet's (runAsNonRoot with user 0: the container never starts)."""
-    path = POD_SPEC_PATHS.get(str(document.get("kind")))
-    spec = lookup(document, path) if path is not None else None
-    pod = spec.get("securityContext") if isinstance(spec, Mapping) else None
+    view = ManifestPodView.from_document(document)
+    pod = view.get("securityContext", default={}) if view is not None else {}
     pod = pod if isinstance(pod, Mapping) else {}
     out = []
-    for where, container in _containers(document):
-        sc = container.get("securityContext")
-        sc = sc if isinstance(sc, Mapping) else {}
-        added = lookup(sc, ("capabilities", "add")) or []
-        added = {str(c).upper() for c in added} if isinstance(added, list) else set()
-        if sc.get("allowPrivilegeEscalation") is False:
-            if sc.get("privileged") is True:
+    for container in _containers(view):
+        where = f"container {container.name}"
+        added = container.get("securityContext", "capabilities", "add")
+        added = {normalise(c) for c in added} if isinstance(added, list) else set()
+        if container.get("securityContext", "allowPrivilegeEscalation") is False:
+            if container.get("securityContext", "privileged") is True:
                 out.append(
                     f"{where}: allowPrivilegeEscalation false with privileged true "
                     "(the API server refuses it)"
                 )
-            if added & _SYS_ADMIN:
+            if "SYS_ADMIN" in added:
                 out.append(
                     f"{where}: allowPrivilegeEscalation false with CAP_SYS_ADMIN added "
                     "(the API server refuses it)"
                 )
-        non_root = sc.get("runAsNonRoot", pod.get("runAsNonRoot"))
-        user = sc.get("runAsUser", pod.get("runAsUser"))
+        non_root = container.get("securityContext", "runAsNonRoot", default=pod.get("runAsNonRoot"))
+        user = container.get("securityContext", "runAsUser", default=pod.get("runAsUser"))
         if non_root is True and user == 0:
             out.append(
                 f"{where}: runAsNonRoot true with runAsUser 0 (the kubelet will not start it)"
             )
     return out
+
+
+def _containers(view: ManifestPodView | None) -> list[ContainerView]:
+    """The regular and init containers of a workload's view (none without a view)."""
+    return [c for c in view.containers if not c.ephemeral] if view is not None else []
 
 
 def schema_problem(document: Mapping[str, Any], version: str | None = None) -> str | None:
