@@ -316,7 +316,7 @@ class Planner:
         different directories) are merged here, and findings of one document share a target.
         """
         kept: list[Finding] = []
-        targets: dict[tuple[str, int, str, str], Target] = {}
+        targets: dict[tuple[str, int, str], Target] = {}
         located: dict[tuple[str | int, ...], tuple[Finding, Target]] = {}
         for n, finding in enumerate(findings, 1):
             if progress:
@@ -330,14 +330,9 @@ class Planner:
                 kept.append(finding)
                 continue
             # One file deployed twice is two targets: a Kustomize base built by two overlays,
-            # or a Helm template deployed by two Applications (`why` names the deployment; it
-            # is empty for plain manifests).
-            place = (
-                found.location.path,
-                found.location.document_index,
-                getattr(found, "overlay", ""),
-                found.location.why,
-            )
+            # or a Helm template deployed by two Applications (`why` names the overlay or the
+            # deployment; it is empty for plain manifests).
+            place = (found.location.path, found.location.document_index, found.location.why)
             target = targets.setdefault(place, found)
             where = (*finding.identity, *place)
             if where in located:

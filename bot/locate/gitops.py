@@ -333,7 +333,7 @@ def deployed_namespaces(root: Path, default: str = "default") -> Namespaces:
 
 
 @dataclass(frozen=True)
-class Deployment:
+class DeployedFolder:
     """How an Argo CD Application or Flux ``Kustomization`` deploys a folder."""
 
     namespace: str | None = None
@@ -349,7 +349,7 @@ class Deployment:
         return f"{self.name_prefix}{rendered}{self.name_suffix}"
 
 
-def _argo_kustomize(source: Mapping[str, Any], namespace: str | None) -> Deployment:
+def _argo_kustomize(source: Mapping[str, Any], namespace: str | None) -> DeployedFolder:
     options = source.get("kustomize")
     options = options if isinstance(options, Mapping) else {}
 
@@ -358,7 +358,7 @@ def _argo_kustomize(source: Mapping[str, Any], namespace: str | None) -> Deploym
         return value if isinstance(value, str) and "{{" not in value else ""
 
     forced = text("namespace") or None
-    return Deployment(
+    return DeployedFolder(
         namespace=forced or namespace,
         forced_namespace=forced,
         name_prefix=text("namePrefix"),
@@ -366,12 +366,12 @@ def _argo_kustomize(source: Mapping[str, Any], namespace: str | None) -> Deploym
     )
 
 
-def deployed_paths(root: Path) -> dict[str, Deployment]:
+def deployed_paths(root: Path) -> dict[str, DeployedFolder]:
     """Folders Argo CD Applications and Flux ``Kustomization``s deploy (a kustomize overlay
     or plain manifests) -> how they deploy them (namespace, Argo CD's kustomize name prefix
     and suffix). Sources with a Helm chart are left to `scan_gitops`; templated paths are
     skipped."""
-    out: dict[str, Deployment] = {}
+    out: dict[str, DeployedFolder] = {}
     for path in iter_yaml_files(root):
         try:
             text = path.read_text(encoding="utf-8")
@@ -396,7 +396,7 @@ def deployed_paths(root: Path) -> dict[str, Deployment]:
                     if not s.get("chart")
                 ]
             elif kind == "Kustomization" and "fluxcd.io" in api:
-                found = [(spec.get("path"), Deployment(_plain(spec.get("targetNamespace"))))]
+                found = [(spec.get("path"), DeployedFolder(_plain(spec.get("targetNamespace"))))]
             else:
                 continue
             for item, deployment in found:

@@ -30,7 +30,7 @@ import yaml
 from bot import regressions
 from bot.errors import RepositoryError
 from bot.locate.base import FileOverlay
-from bot.locate.gitops import Deployment, deployed_paths
+from bot.locate.gitops import DeployedFolder, deployed_paths
 from bot.locate.kustomize_build import (
     MERGE_KEYS,
     KustomizeError,
@@ -199,7 +199,7 @@ class KustomizeIndex:
     unreadable: dict[str, str] = field(default_factory=dict)
     files: dict[str, set[str]] = field(default_factory=dict)
     """overlay -> every repository file its build reads."""
-    deployed: dict[str, Deployment] = field(default_factory=dict)
+    deployed: dict[str, DeployedFolder] = field(default_factory=dict)
     """Overlays an Argo CD Application or Flux Kustomization deploys -> how it deploys them."""
 
     @classmethod
@@ -252,7 +252,7 @@ class KustomizeIndex:
         ]
 
 
-def _matches(res: Rendered, finding: Finding, deployment: Deployment | None = None) -> bool:
+def _matches(res: Rendered, finding: Finding, deployment: DeployedFolder | None = None) -> bool:
     """Is ``res`` the finding's resource? For a cluster's finding, the name and namespace are
     those the deployment gives it (Argo CD's kustomize name prefix, suffix and namespace); a
     resource left without a namespace is in the deployment's, or, with no deployment known,
@@ -361,11 +361,6 @@ class KustomizeTarget:
             return f"{finding.resource} as {folder or '.'} renders it has no container {finding.container!r}"
         target.view = view
         return target
-
-    @property
-    def overlay(self) -> str:
-        """The overlay directory (part of the target's identity in a plan)."""
-        return self.overlay_dir
 
     def _document(self, overlay: FileOverlay) -> dict[str, Any] | str:
         built = self.index.engine.build(self.overlay_dir, overlay)
@@ -761,11 +756,9 @@ def overlays_note(index: KustomizeIndex | None, overlay: FileOverlay) -> dict[st
 def _rendered_diff(
     folder: str, before: list[dict[str, Any]] | str, after: list[dict[str, Any]] | str
 ) -> list[str]:
-    def identity(doc: Mapping[str, Any]) -> tuple[str, str, str]:
-        meta = doc.get("metadata") or {}
-        return (str(doc.get("kind")), str(meta.get("namespace", "")), str(meta.get("name")))
+    identity = regressions.identity
 
-    def text(docs: list[dict[str, Any]] | str, keep: set[tuple[str, str, str]]) -> list[str]:
+    def text(docs: list[dict[str, Any]] | str, keep: set[regressions.Identity]) -> list[str]:
         if isinstance(docs, str):
             return [f"# {docs}"]
         changed = [d for d in docs if identity(d) in keep]
