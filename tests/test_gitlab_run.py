@@ -22,6 +22,21 @@ REPORT = ROOT / "examples" / "kubescape-report.json"
 PROJECT = "platform/cd-config"
 
 
+def changed_report() -> bytes:
+    """The example report a fix later: the frontend no longer fails C-0055, and the cart's
+    automount controls pass (a fix is closed as resolved only when the report shows it scanned
+    and passing)."""
+    report = json.loads(REPORT.read_text())
+    for result in report["results"]:
+        if result["resourceID"].endswith("/Deployment/frontend"):
+            result["controls"] = [c for c in result["controls"] if c["controlID"] != "C-0055"]
+        if result["resourceID"].endswith("/StatefulSet/cart"):
+            for control in result["controls"]:
+                if control["controlID"] in ("C-0034", "C-0190"):
+                    control["status"] = {"status": "passed"}
+    return json.dumps(report).encode()
+
+
 def example_files() -> dict[str, str]:
     files = {
         p.relative_to(EXAMPLE).as_posix(): p.read_text() for p in EXAMPLE.rglob("*") if p.is_file()
@@ -98,18 +113,8 @@ def test_changed_report_updates_one_mr_and_resolved_closes(
 ) -> None:
     run(gitlab_emulator, capsys)
     before = {m["source_branch"]: m for m in bot_mrs(gitlab_emulator, project)}
-    report = json.loads(REPORT.read_text())
-    # the frontend no longer fails C-0055; the cart's automount controls now pass (a fix is
-    # closed as resolved only when the report shows it scanned and passing)
-    for result in report["results"]:
-        if result["resourceID"].endswith("/Deployment/frontend"):
-            result["controls"] = [c for c in result["controls"] if c["controlID"] != "C-0055"]
-        if result["resourceID"].endswith("/StatefulSet/cart"):
-            for control in result["controls"]:
-                if control["controlID"] in ("C-0034", "C-0190"):
-                    control["status"] = {"status": "passed"}
     gitlab_emulator.add_pipeline(
-        project, "main", {"kubescape": {"kubescape-results.json": json.dumps(report).encode()}}
+        project, "main", {"kubescape": {"kubescape-results.json": changed_report()}}
     )
     gitlab_emulator.reset_counts()
     out = run(gitlab_emulator, capsys)
