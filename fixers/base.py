@@ -1,4 +1,5 @@
-"""The base classes of the fixers: `Fixer`, and `ContainerFixer` for per-container decisions."""
+"""The base classes of the fixers: `Fixer`, `ContainerFixer` for per-container decisions and
+`PodFixer` for decisions about the whole pod spec."""
 
 from __future__ import annotations
 
@@ -24,6 +25,9 @@ class Fixer:
     """Grouping key for change sets (e.g. 'security-context', 'resources')."""
     scope: ClassVar[str] = "workload"
     """'workload' (needs a pod view). Other scopes are reserved for non-workload fixers."""
+    honours_intent: ClassVar[bool] = False
+    """Decline first when the workload's purpose needs what the control forbids (checked by
+    `ContainerFixer` and `PodFixer` before they decide)."""
 
     @property
     def name(self) -> str:
@@ -31,6 +35,30 @@ class Fixer:
         return type(self).__module__.rsplit(".", 1)[-1]
 
     def plan(self, view: PodView, finding: Finding, ctx: FixContext) -> Result:
+        raise NotImplementedError
+
+    def declined_by_intent(
+        self, view: PodView, finding: Finding, ctx: FixContext
+    ) -> NeedsHuman | None:
+        """The waiver answer when the fixer honours intent and the workload needs what the
+        control forbids, else None."""
+        return declined(view, finding, ctx.intent) if self.honours_intent else None
+
+
+class PodFixer(Fixer):
+    """A fixer that decides about the whole pod spec (host namespaces, volumes, mounts across
+    containers).
+
+    Subclasses implement ``fix_pod``, the decision; the intent check (``honours_intent``)
+    comes first, here, as in `ContainerFixer`.
+    """
+
+    def plan(self, view: PodView, finding: Finding, ctx: FixContext) -> Result:
+        if (no := self.declined_by_intent(view, finding, ctx)) is not None:
+            return no
+        return self.fix_pod(view, finding, ctx)
+
+    def fix_pod(self, view: PodView, finding: Finding, ctx: FixContext) -> Result:
         raise NotImplementedError
 
 
@@ -63,11 +91,9 @@ class ContainerFixer(Fixer):
     """First note, e.g. ``"NET_RAW dropped on {changed}"``; none when empty."""
     caveat: ClassVar[str] = ""
     """Last note: what the change may break; none when empty."""
-    honours_intent: ClassVar[bool] = False
-    """Decline first when the workload's purpose needs what the control forbids."""
 
     def plan(self, view: PodView, finding: Finding, ctx: FixContext) -> Result:
-        if self.honours_intent and (no := declined(view, finding, ctx.intent)) is not None:
+        if (no := self.declined_by_intent(view, finding, ctx)) is not None:
             return no
         early = self.before(view, finding, ctx)
         if early is not None:

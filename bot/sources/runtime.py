@@ -34,10 +34,11 @@ import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, ClassVar, Generic, TypeVar
 
 import yaml
-from pydantic import Field
+from pydantic import BeforeValidator, Field, PlainValidator, model_validator
+from pydantic.fields import FieldInfo
 
 from bot.cluster import (
     DEFAULT_PAGE_SIZE,
@@ -48,7 +49,7 @@ from bot.cluster import (
     list_objects,
 )
 from bot.errors import ReportError
-from bot.sources._payload import OrEmpty, Payload, Raw, Text
+from bot.sources._payload import ListOrEmpty, ObjectsOnly, OrEmpty, OrNone, Payload, Raw, Text
 from bot.sources.base import KNOWN_KINDS, Skipped
 from bot.sources.kubescape_operator import workload_id
 from fixers.model import ResourceRef
@@ -121,25 +122,174 @@ class _Alert(Payload):
     output_fields: Annotated[_OutputFields, OrEmpty] = _OutputFields()
 
 
+class _Part(Payload):
+    """A part of a Kubescape object as served (JSON names: ``spec``, ``ipAddress``) or as stored
+    (the Go type's field names: ``Spec``, ``IPAddress``).
+
+    A field is read from its JSON name, else from that name with its first letter capitalised,
+    else (when that gives null) from its `_GoName`. A value that is no JSON object reads as the
+    empty part, and a null as the field's default.
+    """
+
+    _spellings: ClassVar[tuple[tuple[str, tuple[tuple[str, str], ...]], ...]] = ()
+    """Per field: its name and the (JSON name, that name capitalised) pairs to try, in order."""
+
+    @classmethod
+    def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
+        super().__pydantic_init_subclass__(**kwargs)
+        cls._spellings = tuple(
+            (name, tuple((n, n[:1].upper() + n[1:]) for n in (name, *_go_names(info))))
+            for name, info in cls.model_fields.items()
+        )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _served_or_stored(cls, data: Any) -> dict[str, Any]:
+        if not isinstance(data, Mapping):
+            return {}
+        found: dict[str, Any] = {}
+        for name, spellings in cls._spellings:
+            for served, stored in spellings:
+                value = data[served] if served in data else data.get(stored)
+                if value is not None:
+                    found[name] = value
+                    break
+        return found
+
+
+@dataclass(frozen=True)
+class _GoName:
+    """A field's Go name where it is not the JSON name capitalised (``IPAddress``)."""
+
+    name: str
+
+
+def _go_names(info: FieldInfo) -> list[str]:
+    return [m.name for m in info.metadata if isinstance(m, _GoName)]
+
+
+def _port_number(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _objects_or_none(value: Any) -> list[Any] | None:
+    return [v for v in value if isinstance(v, Mapping)] if isinstance(value, list) else None
+
+
+_Strings = Annotated[list[Annotated[str, PlainValidator(str)]], ListOrEmpty]
+"""A list's items as text (``str(item)``); anything that is no list as an empty one."""
+_Selector = Annotated[dict[Any, Any] | None, OrNone]
+
+
+class _Port(_Part):
+    port: Annotated[int | None, PlainValidator(_port_number)] = None
+    """None unless an integer (a boolean is none)."""
+    protocol: Text = ""
+
+
+class _Peer(_Part):
+    """A NetworkNeighborhood ingress or egress entry."""
+
+    type: Text = ""
+    ipAddress: Annotated[Text, _GoName("IPAddress")] = ""
+    dnsNames: Annotated[_Strings, _GoName("DNSNames")] = []
+    dns: Annotated[Text, _GoName("DNS")] = ""
+    podSelector: _Selector = None
+    namespaceSelector: _Selector = None
+    ports: Annotated[list[_Port], ListOrEmpty] = []
+
+    def peer(self) -> Peer:
+        return Peer(
+            type=self.type,
+            ip=self.ipAddress,
+            dns=tuple(self.dnsNames) or ((self.dns,) if self.dns else ()),
+            pod_selector=self.podSelector,
+            namespace_selector=self.namespaceSelector,
+            ports=tuple((p.protocol or "TCP", p.port) for p in self.ports if p.port is not None),
+        )
+
+
+_Peers = Annotated[list[_Peer], ObjectsOnly]
+"""The entries that are JSON objects; anything that is no list as an empty one."""
+_PeersIfRecorded = Annotated[list[_Peer] | None, BeforeValidator(_objects_or_none)]
+"""As `_Peers`, but None for anything that is no list: traffic not recorded."""
+
+
+class _Open(_Part):
+    path: Text = ""
+    flags: _Strings = []
+
+
+class _Container(_Part):
+    """One container's profile: an ApplicationProfile's ``spec.containers[]`` item."""
+
+    name: Text = ""
+    capabilities: _Strings = []
+    syscalls: _Strings = []
+    opens: Annotated[list[_Open], ListOrEmpty] = []
+    execs: Annotated[list[Any], ListOrEmpty] = []
+
+
+class _ContainerProfileSpec(_Container):
+    """A ContainerProfile's ``spec``: one container's profile, with its traffic when recorded."""
+
+    ingress: _PeersIfRecorded = None
+    egress: _PeersIfRecorded = None
+
+
+class _NeighborhoodContainer(_Part):
+    """A NetworkNeighborhood's ``spec.containers[]`` item."""
+
+    ingress: _Peers = []
+    egress: _Peers = []
+
+
+_C = TypeVar("_C", bound=_Part)
+
+
+class _PodSpec(_Part, Generic[_C]):
+    """The ``spec`` of an ApplicationProfile or NetworkNeighborhood: an entry per container."""
+
+    containers: Annotated[list[_C], ListOrEmpty] = []
+    initContainers: Annotated[list[_C], ListOrEmpty] = []
+    ephemeralContainers: Annotated[list[_C], ListOrEmpty] = []
+
+    def entries(self) -> Iterator[tuple[str, _C]]:
+        """Each entry with the list it is in (``containers``, ``initContainers`` or
+        ``ephemeralContainers``)."""
+        for key in ("containers", "initContainers", "ephemeralContainers"):
+            for entry in getattr(self, key):
+                yield key, entry
+
+
+class _ApplicationProfile(_Part):
+    spec: _PodSpec[_Container] = _PodSpec[_Container]()
+
+
+class _NetworkNeighborhood(_Part):
+    spec: _PodSpec[_NeighborhoodContainer] = _PodSpec[_NeighborhoodContainer]()
+
+
+class _ContainerProfile(_Part):
+    spec: _ContainerProfileSpec = _ContainerProfileSpec()
+
+
+class _GeneratedNetworkPolicy(_Part):
+    spec: Annotated[dict[Any, Any] | None, OrNone] = None
+    """The NetworkPolicy, kept as it is."""
+
+
+class _KnownServerEntry(_Part):
+    ipBlock: Text = ""
+    name: Text = ""
+    server: Text = ""
+
+
+class _KnownServers(_Part):
+    spec: Annotated[list[_KnownServerEntry], ListOrEmpty] = []
+
+
 # --------------------------------------------------------------------------- shape helpers
-
-
-def _get(data: Any, key: str, default: Any = None) -> Any:
-    """``data[key]``, or the stored Go shape's ``data[Key]``."""
-    if not isinstance(data, Mapping):
-        return default
-    if key in data:
-        return data[key]
-    return data.get(key[:1].upper() + key[1:], default)
-
-
-def _field(data: Any, *names: str) -> Any:
-    """The first of ``names`` present (Go field names such as ``IPAddress`` beside JSON ones)."""
-    for name in names:
-        value = _get(data, name)
-        if value is not None:
-            return value
-    return None
 
 
 def _list(value: Any) -> list[Any]:
@@ -259,22 +409,19 @@ class RuntimeEvidence:
         meta = _Metadata.model_validate(raw_meta)
         label = f"{kind} {meta.namespace or '-'}/{meta.name or '?'}"
         if kind == "KnownServer":
-            for entry in _list(_get(item, "spec")):
-                cidr = str(_get(entry, "ipBlock") or "")
-                if cidr:
-                    self.known_servers.append(
-                        KnownServer(
-                            cidr, str(_get(entry, "name") or ""), str(_get(entry, "server") or "")
-                        )
-                    )
+            self.known_servers += [
+                KnownServer(entry.ipBlock, entry.name, entry.server)
+                for entry in _KnownServers.model_validate(item).spec
+                if entry.ipBlock
+            ]
             return
         ident = self._workload(raw_meta, meta)
         if ident is None:
             self.skipped.append(Skipped(label, "names no workload (no kubescape.io labels/wlid)"))
             return
         if kind == "GeneratedNetworkPolicy":
-            policy = _get(item, "spec")
-            if isinstance(policy, Mapping):
+            policy = _GeneratedNetworkPolicy.model_validate(item).spec
+            if policy is not None:
                 self.pending_policies.append((ident, label, policy))
             return
         annotations = meta.annotations
@@ -292,41 +439,28 @@ class RuntimeEvidence:
             workload.start.append(created)
         if reported := _when(annotations.report_timestamp):
             workload.end.append(reported)
-        spec = _get(item, "spec") or {}
+        entries: list[tuple[str, str, _Container]]
         if kind == "NetworkNeighborhood":
             workload.network = True
-            for entry in self._entries(spec):
-                workload.ingress += [
-                    p for p in _peers(_get(entry, "ingress")) if p not in workload.ingress
-                ]
-                workload.egress += [
-                    p for p in _peers(_get(entry, "egress")) if p not in workload.egress
-                ]
+            for _, entry in _NetworkNeighborhood.model_validate(item).spec.entries():
+                _observe(workload, entry.ingress, entry.egress)
             return
         if kind == "ContainerProfile":
+            spec = _ContainerProfile.model_validate(item).spec
             # The successor of both profiles carries the container's traffic too; null lists
             # mean "not recorded here", not "no traffic".
-            ingress, egress = _get(spec, "ingress"), _get(spec, "egress")
-            if isinstance(ingress, list) or isinstance(egress, list):
+            if spec.ingress is not None or spec.egress is not None:
                 workload.network = True
-                workload.ingress += [p for p in _peers(ingress) if p not in workload.ingress]
-                workload.egress += [p for p in _peers(egress) if p not in workload.egress]
+                _observe(workload, spec.ingress or [], spec.egress or [])
             kind_of = str(annotations.container_type or "containers")
             entries = [(str(meta.labels.container_name or ""), kind_of, spec)]
         else:
-            entries = [
-                (str(_get(c, "name") or ""), key, c)
-                for key in ("containers", "initContainers", "ephemeralContainers")
-                for c in _list(_get(spec, key))
-            ]
+            profile = _ApplicationProfile.model_validate(item).spec
+            entries = [(c.name, key, c) for key, c in profile.entries()]
         for cname, key, data in entries:
             observed = _container(cname, key == "initContainers", data)
             known = workload.containers.get(cname)
             workload.containers[cname] = _union(known, observed) if known else observed
-
-    def _entries(self, spec: Any) -> Iterator[Any]:
-        for key in ("containers", "initContainers", "ephemeralContainers"):
-            yield from _list(_get(spec, key))
 
     def _workload(self, raw: Mapping[str, Any], meta: _Metadata) -> tuple[str, str, str] | None:
         rid = workload_id({"metadata": raw})
@@ -421,54 +555,29 @@ def pod_of(kind: str, name: str, pod: str) -> bool:
     return bool(suffix and re.fullmatch(re.escape(name) + suffix, pod))
 
 
-def _peers(raw: Any) -> list[Peer]:
-    peers = []
-    for entry in _list(raw):
-        if not isinstance(entry, Mapping):
-            continue
-        ports = []
-        for port in _list(_get(entry, "ports")):
-            number = _get(port, "port")
-            if isinstance(number, int) and not isinstance(number, bool):
-                ports.append((str(_get(port, "protocol") or "TCP"), number))
-        names = _list(_field(entry, "dnsNames", "DNSNames"))
-        single = _field(entry, "dns", "DNS")
-        dns = tuple(str(d) for d in names) or ((str(single),) if single else ())
-        pod = _get(entry, "podSelector")
-        ns = _get(entry, "namespaceSelector")
-        address = _field(entry, "ipAddress", "IPAddress")
-        peers.append(
-            Peer(
-                type=str(_get(entry, "type") or ""),
-                ip=str(address or ""),
-                dns=dns,
-                pod_selector=dict(pod) if isinstance(pod, Mapping) else None,
-                namespace_selector=dict(ns) if isinstance(ns, Mapping) else None,
-                ports=tuple(ports),
-            )
-        )
-    return peers
+def _observe(workload: _Workload, ingress: list[_Peer], egress: list[_Peer]) -> None:
+    """Add the peers not yet recorded for the workload (a peer repeated within one list is kept
+    twice, as read)."""
+    workload.ingress += [p for p in (e.peer() for e in ingress) if p not in workload.ingress]
+    workload.egress += [p for p in (e.peer() for e in egress) if p not in workload.egress]
 
 
-def _container(name: str, init: bool, data: Any) -> ContainerRuntime:
+def _container(name: str, init: bool, data: _Container) -> ContainerRuntime:
     written: list[str] = []
     reads_token = False
-    opens = _list(_get(data, "opens"))
-    for entry in opens:
-        path = str(_get(entry, "path") or "")
-        flags = {str(f) for f in _list(_get(entry, "flags"))}
-        if path.startswith(_TOKEN_DIRS):
+    for entry in data.opens:
+        if entry.path.startswith(_TOKEN_DIRS):
             reads_token = True
-        if path and flags & WRITE_FLAGS and path not in written:
-            written.append(path)
+        if entry.path and WRITE_FLAGS.intersection(entry.flags) and entry.path not in written:
+            written.append(entry.path)
     return ContainerRuntime(
         name=name,
         init=init,
-        capabilities=tuple(sorted({str(c) for c in _list(_get(data, "capabilities"))})),
-        syscalls=tuple(sorted({str(s) for s in _list(_get(data, "syscalls"))})),
+        capabilities=tuple(sorted(set(data.capabilities))),
+        syscalls=tuple(sorted(set(data.syscalls))),
         written=tuple(written),
-        opens=len(opens),
-        execs=len(_list(_get(data, "execs"))),
+        opens=len(data.opens),
+        execs=len(data.execs),
         reads_token=reads_token,
     )
 

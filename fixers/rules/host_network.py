@@ -6,24 +6,22 @@ Kubernetes field: ``spec.hostNetwork`` of the pod
 
 from __future__ import annotations
 
-from fixers.base import Fixer
-from fixers.intent import declined
+from fixers.base import PodFixer
 from fixers.model import AlreadyCompliant, AnyEdit, Finding, Fixed, Remove, Result, Risk
 from fixers.policy import FixContext
 from fixers.view import PodView
 
 
-class HostNetwork(Fixer):
+class HostNetwork(PodFixer):
     """Remove ``hostNetwork: true`` (and the ``ClusterFirstWithHostNet`` DNS policy that only
     makes sense with it)."""
 
     controls = ("C-0041",)
     risk = Risk.HIGH
     family = "host-namespaces"
+    honours_intent = True
 
-    def plan(self, view: PodView, finding: Finding, ctx: FixContext) -> Result:
-        if (no := declined(view, finding, ctx.intent)) is not None:
-            return no
+    def fix_pod(self, view: PodView, finding: Finding, ctx: FixContext) -> Result:
         if view.get("hostNetwork") is not True:
             return AlreadyCompliant("the pod does not use the node's network")
         edits: list[AnyEdit] = [Remove(view.path("hostNetwork"))]

@@ -6,25 +6,23 @@ Kubernetes field: ``spec.volumes[].hostPath``
 
 from __future__ import annotations
 
-from fixers.base import Fixer
-from fixers.intent import declined
+from fixers.base import PodFixer
 from fixers.model import AlreadyCompliant, Finding, NeedsHuman, Result, Risk
 from fixers.policy import FixContext
 from fixers.rules._host_path import host_path_volumes
 from fixers.view import PodView
 
 
-class HostPathMount(Fixer):
+class HostPathMount(PodFixer):
     """Declines: replacing a hostPath volume means choosing where the data lives (a PVC, an
     emptyDir, a ConfigMap), which only the owner can decide."""
 
     controls = ("C-0048",)
     risk = Risk.HIGH
     family = "host-path"
+    honours_intent = True
 
-    def plan(self, view: PodView, finding: Finding, ctx: FixContext) -> Result:
-        if (no := declined(view, finding, ctx.intent)) is not None:
-            return no
+    def fix_pod(self, view: PodView, finding: Finding, ctx: FixContext) -> Result:
         volumes = host_path_volumes(view)
         if not volumes:
             return AlreadyCompliant("the pod has no hostPath volume")

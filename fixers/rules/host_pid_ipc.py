@@ -6,23 +6,21 @@ Kubernetes fields: ``spec.hostPID`` and ``spec.hostIPC`` of the pod
 
 from __future__ import annotations
 
-from fixers.base import Fixer
-from fixers.intent import declined
+from fixers.base import PodFixer
 from fixers.model import AlreadyCompliant, Finding, Fixed, Remove, Result, Risk
 from fixers.policy import FixContext
 from fixers.view import PodView
 
 
-class HostPidIpc(Fixer):
+class HostPidIpc(PodFixer):
     """Remove ``hostPID: true`` and ``hostIPC: true`` (the default, false, applies)."""
 
     controls = ("C-0038",)
     risk = Risk.HIGH
     family = "host-namespaces"
+    honours_intent = True
 
-    def plan(self, view: PodView, finding: Finding, ctx: FixContext) -> Result:
-        if (no := declined(view, finding, ctx.intent)) is not None:
-            return no
+    def fix_pod(self, view: PodView, finding: Finding, ctx: FixContext) -> Result:
         removed = [f for f in ("hostPID", "hostIPC") if view.get(f) is True]
         if not removed:
             return AlreadyCompliant("the pod shares neither the node's PID nor IPC namespace")

@@ -11,8 +11,8 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
-from fixers.base import Fixer
-from fixers.intent import declined, intent_of, known_writable
+from fixers.base import PodFixer
+from fixers.intent import intent_of, known_writable
 from fixers.model import (
     AlreadyCompliant,
     AnyEdit,
@@ -29,7 +29,7 @@ from fixers.runtime_evidence import read_only_fix
 from fixers.view import PodView, target_containers
 
 
-class ReadOnlyRootFilesystem(Fixer):
+class ReadOnlyRootFilesystem(PodFixer):
     """Set ``readOnlyRootFilesystem: true`` and mount an ``emptyDir`` at /tmp, and at every
     path the container is known to write (its command, a reason comment, a well-known image's
     run-time paths), so that the program keeps working."""
@@ -37,10 +37,9 @@ class ReadOnlyRootFilesystem(Fixer):
     controls = ("C-0017",)
     risk = Risk.HIGH
     family = "security-context"
+    honours_intent = True
 
-    def plan(self, view: PodView, finding: Finding, ctx: FixContext) -> Result:
-        if (no := declined(view, finding, ctx.intent)) is not None:
-            return no
+    def fix_pod(self, view: PodView, finding: Finding, ctx: FixContext) -> Result:
         # Runtime evidence hook (branch runtime): mounts where the containers were seen writing.
         if ctx.runtime is not None:
             observed = read_only_fix(view, finding, ctx.runtime)

@@ -6,24 +6,22 @@ Kubernetes field: ``containers[].volumeMounts[].readOnly``
 
 from __future__ import annotations
 
-from fixers.base import Fixer
-from fixers.intent import declined
+from fixers.base import PodFixer
 from fixers.model import AlreadyCompliant, Finding, Fixed, Result, Risk, Set
 from fixers.policy import FixContext
 from fixers.rules._host_path import host_path_mounts
 from fixers.view import PodView, target_containers
 
 
-class WritableHostPath(Fixer):
+class WritableHostPath(PodFixer):
     """Set ``readOnly: true`` on every mount of a hostPath volume that is writable."""
 
     controls = ("C-0045",)
     risk = Risk.HIGH
     family = "host-path"
+    honours_intent = True
 
-    def plan(self, view: PodView, finding: Finding, ctx: FixContext) -> Result:
-        if (no := declined(view, finding, ctx.intent)) is not None:
-            return no
+    def fix_pod(self, view: PodView, finding: Finding, ctx: FixContext) -> Result:
         containers = list(target_containers(view, finding))
         edits: list[Set] = []
         notes: list[str] = []
