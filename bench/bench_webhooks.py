@@ -49,8 +49,8 @@ P99_TARGET_MS = 50.0
 
 def serve(port: int, redis_url: str | None, log_path: str) -> None:
     """The web process as ``remedy serve`` runs it (its logging set up, one JSON line per
-    request, here into ``log_path``): the real app; the default Redis intake when Redis is
-    there."""
+    request, here into ``log_path``; `bot.web.run_app`): the real app; the default Redis intake
+    when Redis is there."""
     import uvicorn
 
     from bot import observability
@@ -75,15 +75,19 @@ def serve(port: int, redis_url: str | None, log_path: str) -> None:
         app = create_app(settings, web=WebSettings())
     else:
         app = create_app(settings, web=WebSettings(), intake=LocalIntake(lambda *_: None))
-    uvicorn.run(
-        app,
-        host="127.0.0.1",
-        port=port,
-        log_level="warning",
-        access_log=False,
-        proxy_headers=False,
-        timeout_keep_alive=5,
-    )
+    try:
+        from bot.web import run_app
+    except ImportError:  # a version before run_app: uvicorn as its `serve` ran it
+        uvicorn.run(
+            app,
+            host="127.0.0.1",
+            port=port,
+            access_log=False,
+            proxy_headers=False,
+            timeout_keep_alive=5,
+        )
+    else:
+        run_app(app, "127.0.0.1", port)
 
 
 def request_bytes(port: int, n: int) -> bytes:
