@@ -14,7 +14,7 @@ import argparse
 import os
 import re
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -25,7 +25,6 @@ from bot.errors import ConfigError, ForgeTransientError, RemedyError
 # must not pay for the readers, the planner, Helm, Kubernetes or Celery (tests/test_cli_startup.py).
 if TYPE_CHECKING:
     from rich.console import Console
-    from rich.progress import Progress, ProgressColumn
     from rich.text import Text
 
     from bot import controls as catalog
@@ -94,28 +93,35 @@ def cell(text: object) -> Text:
     return Text(safe(text))
 
 
-def _progress(*columns: str | ProgressColumn) -> Progress:
-    """A transient progress display on stderr, off when stderr is not a terminal (CI logs,
-    pipes): the result on stdout is the same either way."""
-    from rich.progress import Progress, SpinnerColumn
+@contextmanager
+def _working(what: str) -> Iterator[None]:
+    """A spinner with ``what`` on stderr while a step without a count runs; nothing when
+    stderr is not a terminal (CI logs, pipes), where rich's live display is not even imported:
+    the result on stdout is the same either way."""
+    if not _err().is_terminal:
+        yield
+        return
+    from rich.progress import Progress, SpinnerColumn, TextColumn
 
-    return Progress(
-        SpinnerColumn(),
-        *columns,
-        console=_err(),
-        transient=True,
-        disable=not _err().is_terminal,
-    )
+    columns = (SpinnerColumn(), TextColumn("{task.description}"))
+    with Progress(*columns, console=_err(), transient=True) as progress:
+        progress.add_task(what, total=None)
+        yield
 
 
 @contextmanager
-def _working(what: str) -> Iterator[None]:
-    """A spinner with ``what`` on stderr while a step without a count runs."""
-    from rich.progress import TextColumn
+def _counting(what: str, total: int) -> Iterator[Callable[[int, int], None] | None]:
+    """A progress bar on stderr while ``total`` items are worked through: yields the callback
+    that moves it (done, total), or None when stderr is not a terminal (as `_working`)."""
+    if not _err().is_terminal:
+        yield None
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn
 
-    with _progress(TextColumn("{task.description}")) as progress:
-        progress.add_task(what, total=None)
-        yield
+    columns = (SpinnerColumn(), TextColumn(what), BarColumn(), MofNCompleteColumn())
+    with Progress(*columns, console=_err(), transient=True) as progress:
+        task = progress.add_task(what, total=total)
+        yield lambda done, _total: progress.update(task, completed=done)
 
 
 def _load_reports(
@@ -155,8 +161,6 @@ def _repo_config(repo: Path, explicit: Path | None) -> RepoConfig:
 
 
 def _plan(args: argparse.Namespace) -> tuple[Report, Plan, RepoConfig]:
-    from rich.progress import BarColumn, MofNCompleteColumn, TextColumn
-
     from bot.cluster import ClusterAccess
     from bot.plan import build_plan
 
@@ -173,14 +177,12 @@ def _plan(args: argparse.Namespace) -> tuple[Report, Plan, RepoConfig]:
     )
     config = _repo_config(repo, Path(args.config) if args.config else None)
     runtime = _load_evidence(args)
-    total = len(report.findings)
-    with _progress(TextColumn("planning"), BarColumn(), MofNCompleteColumn()) as progress:
-        task = progress.add_task("plan", total=total)
+    with _counting("planning", len(report.findings)) as progress:
         plan = build_plan(
             report,
             repo,
             config,
-            progress=lambda n, _t: progress.update(task, completed=n),
+            progress=progress,
             runtime=runtime.for_resource if runtime is not None else None,
         )
     return report, plan, config

@@ -2,7 +2,7 @@
 
 `RedisIntake` does both in one Redis round trip, atomically, from the event loop: a Lua script
 ``SET key NX EX ttl`` and, only when the key was new, ``LPUSH`` of the task message onto the
-Celery queue. A delivery is therefore never recorded without its task being queued (or the
+Celery queue (the events of a burst share one round trip, each its own script call). A delivery is therefore never recorded without its task being queued (or the
 reverse), and a request costs no thread hop and no exchange lookup. The message is the one
 Celery itself would publish: Celery builds the task protocol (``app.amqp.as_task_v2``) and
 kombu serializes the body; this module only wraps it in the Redis transport's envelope, and
@@ -13,6 +13,7 @@ tests/test_intake.py checks that envelope against kombu's own and runs it in a r
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import threading
 import time
@@ -112,17 +113,28 @@ def celery_message(
     return queue, json_dumps(envelope).encode()  # type: ignore[no-untyped-call]  # kombu is untyped
 
 
+_Admission = tuple[tuple[str, str], tuple[bytes, int, bytes], "asyncio.Future[bool]"]
+"""One admission waiting to be sent: (keys, args) of `_ADMIT`, and its caller's future."""
+
+
 class RedisIntake:
-    """De-duplication and enqueue in one atomic Redis round trip (see the module docstring)."""
+    """De-duplication and enqueue in one atomic Redis round trip (see the module docstring).
+
+    Admissions that arrive while a round trip is under way are sent together in the next one,
+    one pipeline on one connection (each event still its own atomic script call): when the
+    web process falls behind (its cores busy with other work), a burst of requests costs one
+    round trip, not one per request, nor one pooled connection per request in flight.
+    """
 
     def __init__(self, redis_url: str, app: Celery) -> None:
         self.app = app
         self.client = redis.asyncio.Redis.from_url(
             redis_url, socket_timeout=2, socket_connect_timeout=2
         )
-        self._script = self.client.register_script(_ADMIT)
         self._origin = anon_nodename()
         self._queues: dict[str, str] = {}
+        self._waiting: list[_Admission] = []
+        self._sender: asyncio.Task[None] | None = None
 
     def _queue(self, task: str) -> str:
         queue = self._queues.get(task)
@@ -134,15 +146,41 @@ class RedisIntake:
         queue, message = celery_message(
             self.app, task, [event], queue=self._queue(task), origin=self._origin
         )
-        try:
-            queued = await self._script(
-                keys=[DEDUPE_PREFIX + key, queue], args=[b"1" if key else b"", ttl, message]
-            )
-        except (redis.RedisError, OSError) as exc:
-            raise QueueUnavailable(type(exc).__name__) from exc
-        return bool(queued)
+        answer: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        flag = b"1" if key else b""
+        self._waiting.append(((DEDUPE_PREFIX + key, queue), (flag, ttl, message), answer))
+        if self._sender is None or self._sender.done():
+            self._sender = asyncio.create_task(self._send())
+        return await answer
+
+    async def _send(self) -> None:
+        """Send what waits, one pipeline per round trip, until nothing does."""
+        while self._waiting:
+            batch, self._waiting = self._waiting, []
+            pipe = self.client.pipeline(transaction=False)
+            for keys, args, _ in batch:
+                pipe.eval(_ADMIT, 2, *keys, *args)
+            try:
+                results: list[Any] = await pipe.execute(raise_on_error=False)
+            except (redis.RedisError, OSError) as exc:
+                results = [exc] * len(batch)
+            except BaseException:  # cancelled (shut down): nobody is left without an answer
+                for _, _, answer in batch:
+                    answer.cancel()
+                raise
+            for (_, _, answer), result in zip(batch, results, strict=True):
+                if answer.done():  # its request went away meanwhile
+                    continue
+                if isinstance(result, BaseException):
+                    error = QueueUnavailable(type(result).__name__)
+                    error.__cause__ = result
+                    answer.set_exception(error)
+                else:
+                    answer.set_result(bool(result))
 
     async def aclose(self) -> None:
+        if self._sender is not None:
+            await asyncio.gather(self._sender, return_exceptions=True)
         await self.client.aclose()
 
 

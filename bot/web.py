@@ -18,6 +18,7 @@ written after the response is sent, through `bot.observability`'s queued handler
 from __future__ import annotations
 
 import contextlib
+import gc
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any
@@ -228,16 +229,34 @@ def _look_up_bot_id(settings: Settings) -> int | None:
 
 def serve(settings: Settings) -> None:
     """Run the web process (``remedy serve``) on ``settings.web_host:web_port``."""
-    import uvicorn
-
     from bot.observability import configure_logging
 
     configure_logging(queued=True)
-    uvicorn.run(
-        create_app(settings),
-        host=settings.web_host,
-        port=settings.web_port,
-        access_log=False,
-        proxy_headers=False,
-        timeout_keep_alive=5,
+    run_app(create_app(settings), settings.web_host, settings.web_port)
+
+
+def run_app(app: FastAPI, host: str, port: int) -> None:
+    """Serve ``app`` with uvicorn until it is stopped, the heap settled first (`settle_heap`)."""
+    import uvicorn
+
+    config = uvicorn.Config(
+        app, host=host, port=port, access_log=False, proxy_headers=False, timeout_keep_alive=5
     )
+    config.load()  # imports the protocol modules now, so that they settle with the rest
+    settle_heap()
+    server = uvicorn.Server(config)
+    server.run()
+    if not server.started:
+        raise SystemExit(3)  # as ``uvicorn.run`` does when the server cannot start
+
+
+def settle_heap() -> None:
+    """Put everything allocated so far (modules, the app, its settings: over 100,000 objects)
+    out of the garbage collector's reach, once the web process is ready to serve.
+
+    A full collection walks every tracked object: measured on a loaded 2-core machine, one took
+    150-370 ms, and every request in flight waited for it. A request leaves next to no cyclic
+    garbage, so after this the collections that still run walk only what was allocated since.
+    """
+    gc.collect()
+    gc.freeze()

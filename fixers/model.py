@@ -72,12 +72,13 @@ class Risk(enum.IntEnum):
         return self.name.lower()
 
 
-_RECORD = ConfigDict(extra="forbid")
+_RECORD = ConfigDict(extra="forbid", defer_build=True)
 """Config of the validated, immutable, slotted records below (the decorator is spelled out at each
 class so type checkers see a dataclass): a report holds one `Finding` per failed control and
 resource, so a finding must cost a few hundred bytes, not a pydantic model's ~1.2 KB (its
 per-instance ``__dict__`` and fields-set). Copy with `dataclasses.replace` (it re-validates);
-read JSON with ``pydantic.TypeAdapter(Finding)``."""
+read JSON with ``pydantic.TypeAdapter(Finding)``. Validators are built when the first record is
+made, not at import: ``remedy explain`` and a plan of an empty report make none."""
 
 
 @validated_dataclass(frozen=True, slots=True, kw_only=True, config=_RECORD)

@@ -21,7 +21,7 @@ BUILT_IN = "built-in default"
 class ResourceDefaults(BaseModel):
     """Default requests/limits, used only when a container has nothing to derive from."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     cpu_request: str = "100m"
     memory_request: str = "128Mi"
@@ -34,7 +34,7 @@ class ResourceDefaults(BaseModel):
 class Policy(BaseModel):
     """Everything a fixer may need beyond the manifest itself."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     resources: ResourceDefaults = Field(default_factory=ResourceDefaults)
     namespace_resources: Mapping[str, ResourceDefaults] = Field(default_factory=dict)
@@ -60,7 +60,9 @@ class Policy(BaseModel):
 class FixContext(BaseModel):
     """What a fixer knows beyond the finding and the view."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
+    model_config = ConfigDict(
+        frozen=True, extra="forbid", arbitrary_types_allowed=True, defer_build=True
+    )
 
     policy: Policy = Field(default_factory=Policy)
     location_kind: str = "manifest"

@@ -85,7 +85,7 @@ def test_explain_imports_the_catalog_not_the_planner() -> None:
     assert heavy(modules) == ["fixers.registry"]  # it names the fixer of the control
 
 
-def test_empty_plan_imports_no_cluster_or_queue_client(tmp_path: Path) -> None:
+def test_empty_plan_imports_no_cluster_queue_helm_or_live_display(tmp_path: Path) -> None:
     report = tmp_path / "empty.json"
     report.write_text(json.dumps({"summaryDetails": {}, "resources": [], "results": []}))
     modules = loaded_after("plan", "--report", str(report), "--repo", str(tmp_path))
@@ -93,6 +93,21 @@ def test_empty_plan_imports_no_cluster_or_queue_client(tmp_path: Path) -> None:
     assert not {"kubernetes", "celery", "kombu", "redis", "gitlab", "helm_python"} & {
         m.split(".")[0] for m in modules
     }
+    # Nothing to locate, render or describe: no Helm, no schema validation, no templates; and
+    # stderr is no terminal here, so no live progress display either.
+    assert (
+        not {
+            "bot.locate.helm",
+            "bot.locate.helm_render",
+            "jinja2",
+            "jsonschema",
+            "kubernetes_validate",
+            "markdown_it",
+            "rich.live",
+            "rich.progress",
+        }
+        & modules
+    )
 
 
 def test_declared_names_match_their_owners() -> None:

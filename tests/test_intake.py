@@ -134,6 +134,29 @@ def test_concurrent_deliveries_of_one_event_queue_one_task(
     client.close()
 
 
+def test_a_burst_shares_one_connection_and_each_event_keeps_its_answer(
+    redis_server: RedisServer, celery_app: Celery
+) -> None:
+    client = redis_server.client()
+    client.flushdb()
+    connections = client.info("stats")["total_connections_received"]
+
+    async def scenario() -> list[bool]:
+        intake = RedisIntake(redis_server.url, celery_app)
+        try:
+            return await asyncio.gather(
+                *(intake.admit("remedy.mr_command", EVENT, f"idem:{n % 25}", 30) for n in range(50))
+            )
+        finally:
+            await intake.aclose()
+
+    assert asyncio.run(scenario()) == [True] * 25 + [False] * 25
+    assert client.llen("celery") == 25
+    # one pipelined connection for the burst, not one pooled connection per event in flight
+    assert client.info("stats")["total_connections_received"] - connections == 1
+    client.close()
+
+
 def test_redis_down_is_queue_unavailable_and_records_nothing(celery_app: Celery) -> None:
     async def scenario() -> None:
         intake = RedisIntake(f"redis://127.0.0.1:{free_port()}/0", celery_app)

@@ -9,10 +9,14 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import os
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
@@ -30,6 +34,8 @@ from bot.web import create_app
 from bot.web_settings import WebSettings
 from bot.webhooks import note_key
 from tests.redis_server import RedisServer, free_port, redis_server_fixture  # noqa: F401 - fixture
+
+ROOT = Path(__file__).resolve().parent.parent
 
 PROJECT = "platform/cd-config"
 SECRET = "s3cret-webhook-token"
@@ -870,3 +876,52 @@ def test_serve_runs_the_app_from_settings(tmp_path: Any) -> None:
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+# --------------------------------------------------------------------------- the web process
+
+_RUN_APP = """
+import gc, sys
+from bot.intake import LocalIntake
+from bot.settings import Settings
+from bot.web import create_app, run_app
+
+settings = Settings(redis_url="redis://127.0.0.1:1/0", webhook_secret="s")
+app = create_app(settings, intake=LocalIntake(lambda *_: None))
+app.add_api_route("/frozen", lambda: {"objects": gc.get_freeze_count()})
+run_app(app, "127.0.0.1", int(sys.argv[1]))
+"""
+
+
+def _run_app(port: int) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-c", _RUN_APP, str(port)],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+
+
+@pytest.mark.slow
+def test_the_web_process_serves_with_its_start_up_heap_out_of_the_collectors_reach() -> None:
+    port = free_port()
+    process = _run_app(port)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                frozen = httpx.get(f"http://127.0.0.1:{port}/frozen", timeout=1).json()
+                break
+            except httpx.HTTPError:
+                assert process.poll() is None, "the web process ended"
+                assert time.monotonic() < deadline, "the web process did not start"
+                time.sleep(0.1)
+        assert frozen["objects"] > 10_000  # modules, the app, its settings
+        # a second process on the same port cannot start: an exit code, not a hang
+        second = _run_app(port)
+        second.communicate(timeout=60)
+        assert second.returncode == 3
+    finally:
+        process.terminate()
+        process.communicate(timeout=30)

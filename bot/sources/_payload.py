@@ -26,9 +26,12 @@ from bot.errors import ReportError
 
 
 class Payload(BaseModel):
-    """A part of a report: the declared fields, read from a JSON object."""
+    """A part of a report: the declared fields, read from a JSON object.
 
-    model_config = ConfigDict(extra="ignore", frozen=True)
+    Every reader is imported to recognise a report and one reads it: validators are built on
+    first use (``defer_build``), not by the import of every reader's models."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True, defer_build=True)
 
 
 def _text(value: Any) -> str:

@@ -46,7 +46,8 @@ _PATH_SEGMENT = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
 
 
 class _Raw(BaseModel):
-    model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True)
+    # validators built on first use, as for every reader's payload (`bot.sources._payload`)
+    model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True, defer_build=True)
 
 
 class _FixPath(_Raw):
