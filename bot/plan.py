@@ -27,7 +27,7 @@ from bot.locate.manifest import ManifestIndex, locate_manifest
 from bot.model import ChangeSet, FileChange, PlannedFix, Unfixable
 from bot.repo_config import RepoConfig
 from bot.sources.base import Report
-from bot.verify import verify_fix
+from bot.verify import verify_fix, workload_document
 from bot.waivers import Waiver, waiver_change_set
 from fixers.base import Fixer
 from fixers.edits import EditError, load_documents
@@ -413,7 +413,7 @@ class Planner:
             return
         try:
             trial = self.write(target, [e for *_, edits in planned for e in edits], overlay)
-            verified = self.verify_all(target, trial, planned, observed)
+            verified = self.verify_all(target, trial, planned, observed, workload_document(view))
         except RemedyError:
             verified = False
         if not verified:
@@ -461,7 +461,7 @@ class Planner:
         except RemedyError as exc:
             self.state.refuse(finding, str(exc), "verify-failed")
             return
-        problem = self.verify(target, trial, fixer, finding, observed)
+        problem = self.verify(target, trial, fixer, finding, observed, workload_document(view))
         if problem:
             self.state.refuse(finding, problem, "verify-failed")
             return
@@ -482,10 +482,12 @@ class Planner:
         fixer: Fixer,
         finding: Finding,
         observed: WorkloadRuntime | None,
+        before: Mapping[str, Any] | None = None,
     ) -> str | None:
-        """Why ``finding`` is not fixed on ``trial`` (re-read, re-checked), or None."""
+        """Why ``finding`` is not fixed on ``trial`` (re-read, re-checked), or None;
+        ``before``: the workload document the edits were written on (see `verify_fix`)."""
         ctx = _context(self.config, target, trial, self.locator, runtime=observed)
-        return verify_fix(target, trial, fixer, finding, ctx)
+        return verify_fix(target, trial, fixer, finding, ctx, before)
 
     def verify_all(
         self,
@@ -493,11 +495,12 @@ class Planner:
         trial: FileOverlay,
         planned: list[_Proposal],
         observed: WorkloadRuntime | None,
+        before: Mapping[str, Any] | None = None,
     ) -> bool:
         """Whether every proposal of a batch is fixed on ``trial`` (stops at the first not)."""
         ctx = _context(self.config, target, trial, self.locator, runtime=observed)
         return all(
-            verify_fix(target, trial, fixer, finding, ctx) is None
+            verify_fix(target, trial, fixer, finding, ctx, before) is None
             for finding, fixer, _, _ in planned
         )
 

@@ -9,6 +9,9 @@ change now answers AlreadyCompliant for the same finding (the bot's own check fo
 
 Schema errors the document already had before the edit are not held against the fix: only the
 errors the edit introduces reject it. Kinds without a shipped schema (CRDs) are not validated.
+When the caller names the document the edits were written on (already verified, or the
+repository's own), only what the edits changed is validated (`changes_validate`); anything that
+check cannot vouch for falls back to validating the whole object.
 The Kubernetes version is ``REMEDY_KUBERNETES_VERSION`` (e.g. ``1.33``), default
 `DEFAULT_KUBERNETES_VERSION`; the newest shipped schema not newer than it is used.
 """
@@ -18,10 +21,11 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from functools import lru_cache
 from importlib import resources
 from typing import Any
+from urllib.parse import unquote, urldefrag, urljoin
 
 from bot.errors import ConfigError
 from bot.locate.base import FileOverlay, Target
@@ -39,19 +43,26 @@ _VERSION_DIR = re.compile(r"^v(\d+)\.(\d+)\.\d+-local-strict$")
 
 
 def verify_fix(
-    target: Target, overlay: FileOverlay, fixer: Fixer, finding: Finding, ctx: FixContext
+    target: Target,
+    overlay: FileOverlay,
+    fixer: Fixer,
+    finding: Finding,
+    ctx: FixContext,
+    before: Mapping[str, Any] | None = None,
 ) -> str | None:
-    """None when the edited overlay fixes ``finding``; else the one-line reason it does not."""
+    """None when the edited overlay fixes ``finding``; else the one-line reason it does not.
+
+    ``before``: the workload document the edits were written on, either the repository's or
+    one this function accepted (so it has no problem the repository's lacks); only what the
+    edits changed in it is then validated, with the same verdict as validating everything."""
     view = target.reread(overlay)
     if isinstance(view, str):
         return f"the edited file does not verify: {view}"
     document = workload_document(view)
     if document is not None:
-        problems = _problems_once(document)
-        if problems:
-            new = [p for p in problems if p not in _original_problems(target, overlay)]
-            if new:
-                return f"the edited {finding.resource} is not a valid Kubernetes object: {new[0]}"
+        new = _new_problems(target, overlay, document, before)
+        if new:
+            return f"the edited {finding.resource} is not a valid Kubernetes object: {new[0]}"
     again = run_fixer(fixer, view, finding, ctx)
     if not isinstance(again, AlreadyCompliant):
         detail = getattr(again, "reason", "") or "it proposes more edits"
@@ -67,13 +78,37 @@ def workload_document(view: object) -> Mapping[str, Any] | None:
     return document if isinstance(document, Mapping) else None
 
 
+def _new_problems(
+    target: Target,
+    overlay: FileOverlay,
+    document: Mapping[str, Any],
+    before: Mapping[str, Any] | None,
+) -> list[str]:
+    """The problems of the edited ``document`` that the unedited repository's object lacks,
+    in `object_problems` order.
+
+    With ``before`` (see `verify_fix`) and no new schema error in what the edits changed
+    (`changes_validate`), no schema error can be new: only the other problems are looked at,
+    and the repository's object only when ``document`` has one that ``before`` lacks."""
+    if before is not None and _once("changes", before, document):
+        problems = _once("other", document)
+        if not problems or set(problems) <= set(_once("other", before)):
+            return []
+    else:
+        problems = _once("all", document)
+        if not problems:
+            return []
+    original = _original_problems(target, overlay)
+    return [p for p in problems if p not in original]
+
+
 def _original_problems(target: Target, overlay: FileOverlay) -> list[str]:
     """The same check on the unedited repository, to forgive errors the file already had."""
     before = target.reread(FileOverlay(overlay.root))
     document = None if isinstance(before, str) else workload_document(before)
     if document is None:
         return []
-    return list(_problems_once(document))
+    return list(_once("all", document))
 
 
 _QUANTITY_MAPS = ("limits", "requests")
@@ -170,21 +205,21 @@ def _validator(schema_dir: str, kind: str, api_version: str) -> Any | None:
     return Draft202012Validator(schema, registry=_registry(schema_dir))
 
 
-_checked: dict[tuple[int, str], tuple[Mapping[str, Any], tuple[str, ...]]] = {}
+_checked: dict[tuple[Any, ...], tuple[tuple[Mapping[str, Any], ...], Any]] = {}
 
 
-def _problems_once(document: Mapping[str, Any]) -> tuple[str, ...]:
-    """Quantity and schema problems once per parsed document object: every finding of a batch
-    is verified against the same (memoised, never mutated) document, so it is validated once,
-    after the batch's last edit, against the schema of its kind."""
-    key = (id(document), kubernetes_version())
+def _once(check: str, *documents: Mapping[str, Any]) -> Any:
+    """A check of `_CHECKS` once per parsed document object (or pair of them): every finding
+    of a batch is verified against the same (memoised, never mutated) document, so it is
+    validated once, after the batch's last edit, against the schema of its kind."""
+    key = (check, kubernetes_version(), *map(id, documents))
     hit = _checked.get(key)
-    if hit is not None and hit[0] is document:
+    if hit is not None and all(a is b for a, b in zip(hit[0], documents, strict=True)):
         return hit[1]
-    result = object_problems(document)
-    if len(_checked) > 512:
+    result = _CHECKS[check](*documents)
+    if len(_checked) > 1024:
         _checked.clear()
-    _checked[key] = (document, result)  # holding the document keeps its id unique
+    _checked[key] = (documents, result)  # holding the documents keeps their ids unique
     return result
 
 
@@ -193,6 +228,15 @@ def object_problems(document: Mapping[str, Any]) -> tuple[str, ...]:
     return (
         *quantity_problems(document),
         *schema_problems(document),
+        *security_context_problems(document),
+        *request_above_limit_problems(document),
+    )
+
+
+def _other_problems(document: Mapping[str, Any]) -> tuple[str, ...]:
+    """`object_problems` but the schema's, in the same order."""
+    return (
+        *quantity_problems(document),
         *security_context_problems(document),
         *request_above_limit_problems(document),
     )
@@ -284,3 +328,188 @@ def schema_problems(document: Mapping[str, Any], version: str | None = None) -> 
         message = error.message if len(error.message) <= 160 else error.message[:157] + "..."
         out.append(f"{where}: {message} (Kubernetes {release} schema)")
     return out
+
+
+# Keywords that may sit on the way from an object's root to a changed value without making
+# errors elsewhere depend on that value: they check only the type or the keys of their own
+# instance, or hand each child to one subschema of its own.
+_CONJUNCTIVE = frozenset(
+    {"$ref", "$id", "$schema", "description", "type", "required", "properties"}
+    | {"additionalProperties", "items"}
+)
+_ANNOTATIONS = frozenset({"$ref", "$id", "$schema", "description"})
+_JSON_TYPES: dict[type, str] = {dict: "object", list: "array"}
+_PLAIN_NAME = re.compile(r"[A-Za-z0-9_.$-]+")  # needs no escaping in a URI's JSON pointer
+
+
+def changes_validate(
+    before: Mapping[str, Any], after: Mapping[str, Any], version: str | None = None
+) -> bool:
+    """Whether ``after`` has no schema error that ``before`` lacks, found by validating only
+    what differs, each changed value against the subschema at its place.
+
+    Sound for the Kubernetes schemas, and any schema whose way down to a changed value holds
+    only `_CONJUNCTIVE` keywords: a value equal to before's (``True`` is not ``1``), at the
+    same place, has the same errors with the same messages, and so have its parents when
+    their type and keys are before's, or their keys all allowed and the required ones there.
+    True only when every changed value validates; False when in doubt (an error in a changed
+    value, a changed kind or root), which the caller settles by validating the whole object."""
+    ident = (after.get("kind"), after.get("apiVersion"))
+    if ident != (before.get("kind"), before.get("apiVersion")):
+        return False
+    kind, api_version = ident
+    if not isinstance(kind, str) or not isinstance(api_version, str):
+        return True  # never validated (`schema_problems`)
+    schema_dir = _schema_dir(version or kubernetes_version())
+    if schema_dir is None:
+        return True
+    places = _schema_places(schema_dir, kind, api_version)
+    return places is None or places.vouch(places.root, before, after)
+
+
+@lru_cache(maxsize=256)
+def _schema_places(schema_dir: str, kind: str, api_version: str) -> _SchemaPlaces | None:
+    validator = _validator(schema_dir, kind, api_version)
+    return None if validator is None else _SchemaPlaces(schema_dir, validator.schema)
+
+
+class _SchemaPlaces:
+    """One kind's schema read place by place: the subschema at a URI (``base#pointer``), the
+    places of its properties and items, and validators for single places."""
+
+    def __init__(self, schema_dir: str, root: Mapping[str, Any]) -> None:
+        self.schema_dir = schema_dir
+        self.schema = root
+        self.root = f"{root.get('$id', '')}#"
+        self._resolved: dict[str, tuple[str, Mapping[str, Any] | None]] = {}
+
+    def vouch(self, uri: str, old: Any, new: Any) -> bool:
+        """Whether ``new`` has no error ``old`` lacks at the place ``uri`` (same place in the
+        object before and after the edit)."""
+        uri, schema = self.resolve(uri)
+        kind = _JSON_TYPES.get(type(new))
+        if schema is None or kind is None or type(old) is not type(new):
+            return self.valid(uri, new)
+        types = schema.get("type", kind)
+        if kind not in (types if isinstance(types, list) else [types]):
+            return self.valid(uri, new)
+        if kind == "array":
+            if "items" not in schema:
+                return True  # nothing checks the items
+            if not isinstance(schema["items"], Mapping):
+                return self.valid(uri, new)
+            items = f"{uri}/items"
+            for n, value in enumerate(new):
+                if n < len(old) and _same(old[n], value):
+                    continue
+                if not (
+                    self.vouch(items, old[n], value) if n < len(old) else self.valid(items, value)
+                ):
+                    return False
+            return True
+        properties = schema.get("properties", {})
+        extra = schema.get("additionalProperties")
+        if list(old) != list(new):
+            if not all(type(k) is str and _PLAIN_NAME.fullmatch(k) for k in new):
+                return self.valid(uri, new)
+            if any(k not in new for k in schema.get("required", ())) or (
+                extra is False and any(k not in properties for k in new)
+            ):
+                return self.valid(uri, new)
+        for key, value in new.items():
+            if key in old and _same(old[key], value):
+                continue
+            if not isinstance(key, str) or not _PLAIN_NAME.fullmatch(key):
+                return self.valid(uri, new)
+            if key in properties:
+                child = f"{uri}/properties/{key}"
+            elif isinstance(extra, Mapping):
+                child = f"{uri}/additionalProperties"
+            else:
+                continue  # no subschema: the keys alone decide (unchanged, or checked above)
+            if not (self.vouch(child, old[key], value) if key in old else self.valid(child, value)):
+                return False
+        return True
+
+    def resolve(self, uri: str) -> tuple[str, Mapping[str, Any] | None]:
+        """The place ``uri``'s $refs lead to and its subschema, None when that holds or passes
+        another keyword than `_CONJUNCTIVE` ones (its value is then validated whole)."""
+        if uri not in self._resolved:
+            self._resolved[uri] = self._resolve(uri)
+        return self._resolved[uri]
+
+    def _resolve(self, uri: str) -> tuple[str, Mapping[str, Any] | None]:
+        for _hop in range(16):  # a $ref to a $ref ...: bounded
+            schema = self._at(uri)
+            if not isinstance(schema, Mapping) or not all(
+                k in _CONJUNCTIVE or k.startswith("x-kubernetes-") for k in schema
+            ):
+                return uri, None
+            if "$ref" not in schema:
+                return uri, schema
+            ref = schema["$ref"]
+            if not isinstance(ref, str) or not all(
+                k in _ANNOTATIONS or k.startswith("x-kubernetes-") for k in schema
+            ):
+                return uri, None  # keywords beside a $ref apply too: validated whole
+            base, pointer = urldefrag(urljoin(uri, ref))
+            if pointer and not pointer.startswith("/"):
+                return uri, None
+            uri = f"{base}#{pointer}"
+        return uri, None
+
+    def _at(self, uri: str) -> Any:
+        """The subschema at ``uri``, None when it is not there."""
+        base, pointer = urldefrag(uri)
+        if base == self.schema.get("$id"):
+            node: Any = self.schema
+        else:
+            try:
+                node = _registry(self.schema_dir).contents(base)
+            except LookupError:
+                return None
+        for part in unquote(pointer).split("/")[1:]:  # as `referencing` reads a pointer
+            part = part.replace("~1", "/").replace("~0", "~")
+            if isinstance(node, Mapping) and part in node:
+                node = node[part]
+            elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
+                node = node[int(part)]
+            else:
+                return None
+        return node
+
+    def valid(self, uri: str, value: Any) -> bool:
+        """Whether ``value`` has no error against the subschema at ``uri`` (False for a place
+        in the kind's own schema, which the registry does not hold: in doubt)."""
+        if urldefrag(uri)[0] == self.schema.get("$id"):
+            return False
+        return next(_subvalidator(self.schema_dir, uri).iter_errors(value), None) is None
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Equal as JSON Schema sees values: same types all the way down (``True`` is not ``1``,
+    ``1.0`` is not ``1``), same keys in the same order."""
+    if a is b:
+        return True
+    if type(a) is not type(b):
+        return False
+    if type(a) is dict:
+        return list(a) == list(b) and all(type(k) is str and _same(v, b[k]) for k, v in a.items())
+    if type(a) is list:
+        return len(a) == len(b) and all(map(_same, a, b))
+    return bool(a == b)
+
+
+@lru_cache(maxsize=1024)
+def _subvalidator(schema_dir: str, uri: str) -> Any:
+    """A validator applying the subschema at ``uri`` (refs resolve as in the whole schema)."""
+    from jsonschema.validators import Draft202012Validator
+
+    return Draft202012Validator({"$ref": uri}, registry=_registry(schema_dir))
+
+
+_CHECKS: dict[str, Callable[..., Any]] = {
+    "all": object_problems,
+    "other": _other_problems,
+    "changes": changes_validate,
+}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import random
 import shutil
 import time
 from dataclasses import dataclass
@@ -17,7 +19,7 @@ from bot.plan import Locator, build_plan
 from bot.sources import load_report
 from bot.sources.base import Report
 from bot.verify import schema_problem
-from fixers.edits import load_documents
+from fixers.edits import EditError, load_documents
 from fixers.model import AnyEdit, Finding, ResourceRef, Severity, SourceHint
 from tests.conftest import corpus_path
 
@@ -243,3 +245,116 @@ def test_objects_kubernetes_accepts_have_no_problem(
     pod_context: dict | None,  # type: ignore[type-arg]
 ) -> None:
     assert verify.object_problems(_pod(container, pod_context)) == ()
+
+
+def _deployment() -> dict:  # type: ignore[type-arg]
+    return copy.deepcopy(load_documents(DEPLOYMENT)[0])  # type: ignore[no-any-return]
+
+
+def _container(doc: dict) -> dict:  # type: ignore[type-arg]
+    return doc["spec"]["template"]["spec"]["containers"][0]  # type: ignore[no-any-return]
+
+
+def _spoiled(change: Any) -> dict:  # type: ignore[type-arg]
+    doc = _deployment()
+    change(doc)
+    return doc
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda d: _container(d).update(securityContext={"allowPrivilegeEscalation": False}),
+        lambda d: _container(d).update(resources={"limits": {"cpu": "500m", "memory": "1Gi"}}),
+        lambda d: d["spec"]["template"]["spec"].update(automountServiceAccountToken=False),
+        lambda d: d["spec"].update(replicas=3),
+        lambda d: d["metadata"]["labels"].update(team="web") if "labels" in d["metadata"] else None,
+    ],
+)
+def test_valid_changes_are_vouched_for(change: Any) -> None:
+    before = _deployment()
+    after = _spoiled(change)
+    assert verify.changes_validate(before, after)
+    assert schema_problem(after) is None
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        # a new value of the wrong type, deep in a new mapping
+        lambda d: _container(d).update(securityContext={"capabilities": {"drop": "ALL"}}),
+        # a key the container does not have
+        lambda d: _container(d).update(imagePullPolic="Always"),
+        # a scalar of the wrong type
+        lambda d: d["spec"].update(replicas="three"),
+        # a value of another type that Python finds equal (0 == False)
+        lambda d: _container(d).update(stdin=0),
+        # a required key removed
+        lambda d: _container(d).pop("name"),
+        # the root changed
+        lambda d: d.update(bogus=True),
+    ],
+)
+def test_invalid_changes_are_never_vouched_for(change: Any) -> None:
+    before = _spoiled(lambda d: _container(d).update(stdin=False))
+    after = _spoiled(change)
+    if "stdin" not in _container(after):
+        _container(after)["stdin"] = False
+    assert set(verify.schema_problems(after)) - set(verify.schema_problems(before))
+    assert not verify.changes_validate(before, after)
+
+
+def test_changes_are_vouched_for_beside_errors_already_there() -> None:
+    before = _spoiled(lambda d: d["spec"]["template"]["metadata"].update(name=7))
+    after = copy.deepcopy(before)
+    _container(after)["securityContext"] = {"runAsNonRoot": True}
+    assert verify.schema_problems(after) == verify.schema_problems(before) != []
+    assert verify.changes_validate(before, after)
+
+
+def test_vouching_never_hides_a_new_schema_error() -> None:
+    """Random changes to real manifests: whenever only what changed was validated and found
+    fine, validating the whole object finds no error the object did not have before."""
+    paths = sorted(corpus_path("manifests", "kubescape-online-boutique").glob("*.yaml"))
+    paths += sorted(corpus_path("manifests", "kubernetes-examples").rglob("*.yaml"))
+    docs = []
+    for path in paths:
+        try:
+            loaded = load_documents(path.read_text(encoding="utf-8"))
+        except EditError:
+            continue  # invalid.yaml, on purpose
+        docs += [d for d in loaded if isinstance(d, dict) and isinstance(d.get("kind"), str)]
+    assert len(docs) > 20
+    rng = random.Random(16)
+    values = [True, False, 0, 1, 1.0, "x", "1", None, {}, [], {"a": 1}, ["ALL"], {"name": "c"}]
+    vouched = 0
+    for _ in range(300):
+        before = copy.deepcopy(rng.choice(docs))
+        after = copy.deepcopy(before)
+        for _ in range(rng.randint(1, 3)):
+            node: Any = after
+            while isinstance(node, dict | list) and node and rng.random() < 0.85:
+                key = rng.choice(list(node)) if isinstance(node, dict) else rng.randrange(len(node))
+                if not isinstance(node[key], dict | list):
+                    break
+                node = node[key]
+            if isinstance(node, dict):
+                key = rng.choice([*node, "securityContext", "runAsUser", "bogus", "cpu"])
+                node[key] = copy.deepcopy(rng.choice(values))
+            elif isinstance(node, list):
+                node.append(copy.deepcopy(rng.choice(values)))
+        if verify.changes_validate(before, after):
+            vouched += 1
+            new = set(verify.schema_problems(after)) - set(verify.schema_problems(before))
+            assert not new, new
+    assert vouched > 10  # the check is exercised, not only its fallback
+
+
+def test_a_batch_with_an_invalid_edit_is_refused_and_the_rest_proposed(tmp_path: Path) -> None:
+    (tmp_path / "web.yaml").write_text(DEPLOYMENT)
+    report = Report(scanner="test", origin="test", findings=(finding("C-0016"), finding("C-0017")))
+    plan = build_plan(report, tmp_path, locator=SpoilingLocator(tmp_path))
+    [unfixable] = plan.unfixable
+    assert unfixable.finding.control_id == "C-0016"
+    assert "'no' is not of type 'boolean'" in unfixable.reason
+    assert [f.control_id for f in plan.fixed_findings] == ["C-0017"]
