@@ -12,11 +12,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import hashlib
 import re
-import shutil
-import tempfile
-import weakref
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -27,6 +23,7 @@ import yaml
 from bot.errors import ChartError, RemedyError, RepositoryError
 from bot.locate.base import FileOverlay, links_under, real_relpath
 from bot.locate.gitops import MAX_GITOPS_BYTES, SKIP_DIRS, HelmApp, scan_gitops_full
+from bot.locate.helm_charts import ChartCopies
 from bot.locate.helm_overlays import overlay_releases
 from bot.locate.helm_render import (
     RenderCache,
@@ -53,7 +50,14 @@ from fixers.model import (
     Set,
     YamlPath,
 )
-from fixers.view import FieldNotExposed, ManifestPodView, PodView, lookup, policies_selecting
+from fixers.view import (
+    WORKLOAD_KINDS,
+    FieldNotExposed,
+    ManifestPodView,
+    PodView,
+    lookup,
+    policies_selecting,
+)
 
 PROBE = "__kr_probe_"
 MAX_CHART_YAML_BYTES = 1024 * 1024
@@ -163,7 +167,7 @@ class HelmIndex:
     _seeds: dict[tuple[str, str, str], tuple[str, str, str, str]] = field(
         default_factory=dict, repr=False
     )
-    _copies: dict[str, Path] = field(default_factory=dict, repr=False)
+    copies: ChartCopies = field(default_factory=ChartCopies, repr=False)
 
     @property
     def cache(self) -> RenderCache:
@@ -209,6 +213,7 @@ class HelmIndex:
                 effective,
                 confirmations={} if base is None else base.confirmations,
                 seed=base,
+                copies=self.copies,
             )
         return self._probes[key]
 
@@ -221,23 +226,12 @@ class HelmIndex:
         after = {c.path: c.after for c in overlay.changes()}
         # A link's target may be changed outside the chart: the copy holds it at the link.
         after.update({link: after[real] for link, real in chart.links.items() if real in after})
-        changed = {p: t for p, t in after.items() if p.startswith(prefix) and p != own_values}
-        chart_dir = self.root / chart.path
-        if not changed:
-            return chart_dir
-        digest = hashlib.sha256(
-            "\0".join(f"{p}\0{t}" for p, t in sorted(changed.items())).encode()
-        ).hexdigest()
-        if digest not in self._copies:
-            tmp = Path(tempfile.mkdtemp(prefix="kr-chart-"))
-            weakref.finalize(self, shutil.rmtree, tmp, True)
-            target = tmp / (Path(chart.path).name or "chart")
-            # Links are copied as files: every one was checked to be a file in the repository.
-            shutil.copytree(chart_dir, target)
-            for path, text in changed.items():
-                (target / path[len(prefix) :]).write_text(text, encoding="utf-8")
-            self._copies[digest] = target
-        return self._copies[digest]
+        changed = {
+            p[len(prefix) :]: t
+            for p, t in after.items()
+            if p.startswith(prefix) and p != own_values
+        }
+        return self.copies.with_changes(self.root / chart.path, changed)
 
     @classmethod
     def build(cls, repo_root: Path, renderer: Renderer | None = None) -> HelmIndex:
@@ -411,6 +405,9 @@ def _find_markers(node: Any, prefix: YamlPath, out: dict[str, list[YamlPath]]) -
             _find_markers(value, (*prefix, index), out)
 
 
+_MISSING_TEMPLATE = 'no template "'
+"""Helm's error for an ``include`` of a template the chart does not hold."""
+
 DocId = tuple[str, str, str]
 """(template, kind, name) of a rendered document."""
 
@@ -442,14 +439,56 @@ class Probes:
     _rest: list[YamlPath] = field(default_factory=list)
     seed: Probes | None = None
     """Probes of the deployment's own values for the same templates, whose map this reuses."""
+    copies: ChartCopies = field(default_factory=ChartCopies)
+    """Where limited copies of the chart come from (the index's, shared by the run)."""
     _answers: dict[tuple[Any, ...], Any] = field(default_factory=dict)
+    _workloads: tuple[Path | None] | None = None
 
     def render(self, values: Mapping[str, Any], only: str | None = None) -> list[RenderedDoc]:
-        """Documents of a render with ``values`` ([] when the chart does not render them)."""
+        """Documents of a render with ``values`` ([] when the chart does not render them);
+        ``only`` one template, rendered from a copy of the chart limited to it."""
+        limited = None if only is None else self.copies.limited(self.chart_dir, (only,))
         try:
-            return self.cache.docs(self.chart_dir, values, self.release, self.namespace, only)
+            chart_dir, _ = self._rendered(limited, values)
+            return self.cache.docs(chart_dir, values, self.release, self.namespace, only)
         except ChartError:
             return []
+
+    def _rendered(
+        self, limited: Path | None, values: Mapping[str, Any]
+    ) -> tuple[Path, dict[str, str]]:
+        """(chart directory, rendered templates) of ``values``: the limited copy when there is
+        one, the whole chart when the copy lacks a template included by a computed name."""
+        if limited is not None and not self.cache.has(
+            self.chart_dir, values, self.release, self.namespace
+        ):
+            try:
+                return limited, self.cache.rendered(limited, values, self.release, self.namespace)
+            except ChartError as exc:
+                if _MISSING_TEMPLATE not in str(exc):
+                    raise
+        return self.chart_dir, self.cache.rendered(
+            self.chart_dir, values, self.release, self.namespace
+        )
+
+    def _workload_copy(self) -> Path | None:
+        """The chart limited to the templates that render workloads with the deployment's
+        values (where probe markers are looked for), once."""
+        if self._workloads is None:
+            try:
+                rendered = self.cache.rendered(
+                    self.chart_dir, self.user, self.release, self.namespace
+                )
+            except ChartError:
+                self._workloads = (None,)
+                return None
+            wanted = [
+                template
+                for template, text in rendered.items()
+                if self.cache.kinds_in(template, text) & WORKLOAD_KINDS
+            ]
+            self._workloads = (self.copies.limited(self.chart_dir, wanted),)
+        return self._workloads[0]
 
     def found(self, doc: DocId, everything: bool = False) -> dict[YamlPath, YamlPath]:
         """rendered path -> values mapping that lands there, for one document. The mappings
@@ -494,7 +533,7 @@ class Probes:
                 extra["enabled"] = True
             _set_in(values, path, extra)
         try:
-            rendered = self.cache.rendered(self.chart_dir, values, self.release, self.namespace)
+            chart_dir, rendered = self._rendered(self._workload_copy(), values)
         except ChartError:
             if len(paths) > 1:  # some key's type broke a template: split and retry
                 half = len(paths) // 2
@@ -504,7 +543,7 @@ class Probes:
         for template in sorted(t for t, text in rendered.items() if PROBE in text):
             try:
                 docs = self.cache.docs(
-                    self.chart_dir, values, self.release, self.namespace, only=template
+                    chart_dir, values, self.release, self.namespace, only=template
                 )
             except ChartError:
                 continue
