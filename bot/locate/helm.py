@@ -15,6 +15,7 @@ import dataclasses
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path, PurePosixPath
 from typing import Any, Literal
 
@@ -168,6 +169,14 @@ class HelmIndex:
         default_factory=dict, repr=False
     )
     copies: ChartCopies = field(default_factory=ChartCopies, repr=False)
+    _pristine: dict[Path, FileOverlay] = field(default_factory=dict, repr=False)
+
+    def pristine(self, repo_root: Path) -> FileOverlay:
+        """The checkout at ``repo_root`` without edits, shared by the run's lookups (a file is
+        read once; nothing writes to it)."""
+        if repo_root not in self._pristine:
+            self._pristine[repo_root] = FileOverlay(repo_root)
+        return self._pristine[repo_root]
 
     @property
     def cache(self) -> RenderCache:
@@ -296,8 +305,7 @@ class Deployment:
         base = self.value_files[0]
         now, was = overlay.read(base), overlay.original(base)
         if now != was and now is not None and was is not None:
-            delta = _delta(load_values_text(was, base), load_values_text(now, base))
-            values = deep_merge(delta, values)
+            values = deep_merge(_values_delta(base, was, now), values)
         return values
 
     def user_values(self, overlay: FileOverlay) -> dict[str, Any]:
@@ -328,6 +336,12 @@ class Deployment:
     @property
     def _origin(self) -> str:
         return f"{self.app.kind} {self.app.name} ({self.app.manifest})" if self.app else "chart"
+
+
+@lru_cache(maxsize=256)
+def _values_delta(origin: str, was: str, now: str) -> dict[str, Any]:
+    """`_delta` of two texts of a values file, once per pair (shared: never mutated)."""
+    return _delta(load_values_text(was, origin), load_values_text(now, origin))
 
 
 def _delta(was: Mapping[str, Any], now: Mapping[str, Any]) -> dict[str, Any]:
@@ -1486,7 +1500,7 @@ def _release_guesses(resource_name: str, chart_name: str) -> list[str]:
 
 def locate_helm(finding: Finding, repo_root: Path, index: HelmIndex) -> HelmTarget | str:
     """The Helm target of ``finding``, or a one-line reason why none can be found."""
-    overlay = FileOverlay(repo_root)
+    overlay = index.pristine(repo_root)
     errors: list[str] = []
     near: list[str] = []
     cache = index.cache
@@ -1579,7 +1593,7 @@ def compliant_as_deployed(finding: Finding, repo_root: Path, index: HelmIndex) -
     in a namespace of its own (the namespace is the deployment's, not the scanner's)."""
     if finding.control_id not in NAMESPACE_ONLY:
         return False
-    overlay = FileOverlay(repo_root)
+    overlay = index.pristine(repo_root)
     namespaces: set[str] = set()
     for dep in _deployments(finding, index):
         if dep.app is None or not dep.app.namespace:
@@ -1637,7 +1651,7 @@ def _same_template(
         try:
             scanned = index.cache.docs(
                 index.root / dep.chart.path,
-                dep.render_values(FileOverlay(index.root)),
+                dep.render_values(index.pristine(index.root)),
                 release,
                 finding.resource.namespace or dep.namespace,
                 kind=kind,
