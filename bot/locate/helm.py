@@ -457,6 +457,7 @@ class Probes:
     """Where limited copies of the chart come from (the index's, shared by the run)."""
     _answers: dict[tuple[Any, ...], Any] = field(default_factory=dict)
     _workloads: tuple[Path | None] | None = None
+    _leaves: list[tuple[str, ...]] | None = None
 
     def render(self, values: Mapping[str, Any], only: str | None = None) -> list[RenderedDoc]:
         """Documents of a render with ``values`` ([] when the chart does not render them);
@@ -586,6 +587,12 @@ class Probes:
                         seen.setdefault(ref, None)
             self._refs = list(seen)
         return self._refs
+
+    def leaf_paths(self) -> list[tuple[str, ...]]:
+        """Every leaf key path of the effective values, listed once."""
+        if self._leaves is None:
+            self._leaves = list(_leaf_paths(self.effective))
+        return self._leaves
 
     def answer(self, key: tuple[Any, ...], compute: Any) -> Any:
         """Memoised per-question answers (scalar, list and confirmation probes)."""
@@ -751,7 +758,7 @@ class ValuesMap:
         """Probe same-named list keys by appending a marker item and seeing where it lands."""
         effective = self.effective
         last = str(rendered[-1]).lower()
-        for path in _leaf_paths(effective):
+        for path in self.probes.leaf_paths():
             value = lookup(effective, path)
             if not last.endswith(path[-1].lower()) or not isinstance(value, list | None):
                 continue
@@ -773,7 +780,7 @@ class ValuesMap:
         effective = self.effective
         paths = [
             path
-            for path in _leaf_paths(effective)
+            for path in self.probes.leaf_paths()
             if (path[-1].lower() == field_name.lower() or bool(stem and stem in path[-1].lower()))
             and lookup(effective, path) == current
         ]
@@ -804,11 +811,17 @@ class ValuesMap:
     def switch_for_field(self, rendered: YamlPath) -> YamlPath | None:
         """An existing boolean switch (``seccompProfile.enable: false``) that makes the chart
         render the absent field: the path returned marks it, `HelmTarget.write` turns it on."""
+        found: YamlPath | None = self.probes.answer(
+            ("switch", _doc_id(self.doc), rendered), lambda: self._switch_for_field(rendered)
+        )
+        return found
+
+    def _switch_for_field(self, rendered: YamlPath) -> YamlPath | None:
         if lookup(self.doc.document, rendered) is not None:
             return None
         stem = str(rendered[-1]).lower()[:7]
         effective = self.effective
-        for path in _leaf_paths(effective):
+        for path in self.probes.leaf_paths():
             if (
                 lookup(effective, path) is not False
                 or path[-1].lower() not in SWITCH_NAMES
@@ -1132,7 +1145,7 @@ class HelmTarget:
         stem = kind.lower()
         candidates = [
             path
-            for path in _leaf_paths(effective)
+            for path in (view.mapping.probes.leaf_paths() if isinstance(view, HelmPodView) else [])
             if lookup(effective, path) is False
             and path[-1].lower() in SWITCH_NAMES
             and any(stem and stem in step.lower().rstrip("s").replace("ie", "y") for step in path)
