@@ -502,7 +502,8 @@ class Probes:
                 for template, text in rendered.items()
                 if self.cache.kinds_in(template, text) & WORKLOAD_KINDS
             ]
-            self._workloads = (self.copies.limited(self.chart_dir, wanted),)
+            # A sentinel that breaks a template no workload comes from never costs a split.
+            self._workloads = (self.copies.limited(self.chart_dir, wanted, small=True),)
         return self._workloads[0]
 
     def found(self, doc: DocId, everything: bool = False) -> dict[YamlPath, YamlPath]:

@@ -94,13 +94,18 @@ class ChartCopies:
             shutil.copytree(self._private[chart_dir], target, ignore=ignore)
         return target
 
-    def limited(self, chart_dir: Path, templates: Collection[str]) -> Path | None:
+    def limited(
+        self, chart_dir: Path, templates: Collection[str], *, small: bool = False
+    ) -> Path | None:
         """A copy of ``chart_dir`` that renders only ``templates`` (Helm's names, such as
         ``demo/templates/deployment.yaml``) and what they need; None when one of them is not a
         template file of the directory (a subchart packed as an archive, say), when the copy
         would keep every template anyway, or when the chart is small enough that rendering it
-        whole costs less than a copy."""
-        if sum(map(len, self._template_files(chart_dir).values())) < LIMIT_ABOVE_BYTES:
+        whole costs less than a copy (unless ``small``: the copy serves many renders)."""
+        if (
+            not small
+            and sum(map(len, self._template_files(chart_dir).values())) < LIMIT_ABOVE_BYTES
+        ):
             return None
         key = (chart_dir, frozenset(templates))
         if key not in self._limited:
