@@ -953,6 +953,9 @@ class HelmTarget:
     _exposures: dict[str, Exposure] = field(default_factory=dict)
     _views: dict[tuple[str, str], PodView | str] = field(default_factory=dict, repr=False)
     _switch_why: str = ""
+    _inputs: dict[tuple[Any, ...], tuple[Path, dict[str, Any], str] | RemedyError] = field(
+        default_factory=dict, repr=False
+    )
     _new_templates: dict[str, str] = field(default_factory=dict, repr=False)
     """Templates this target adds to an in-house chart (repository path -> text)."""
 
@@ -1395,26 +1398,40 @@ class HelmTarget:
             "; ".join(f"{p}: {w}" for p, w in whys.items()) or self.location.why,
         )
 
+    def render_inputs(self, overlay: FileOverlay) -> tuple[Path, dict[str, Any], str]:
+        """(chart directory, values, values digest) the deployment renders with the overlay's
+        edits; worked out once per distinct set of edits (a batch's verifications, the
+        change set's NetworkPolicies and re-reads all ask). Raises `RemedyError`."""
+        key = (overlay.root, overlay.changes())
+        found = self._inputs.get(key)
+        if found is None:
+            try:
+                chart_dir = self.index.chart_dir_for(self.deployment.chart, overlay)
+                user = self.deployment.render_values(overlay)
+                found = (chart_dir, user, values_key(user))
+            except RemedyError as exc:
+                found = exc
+            self._inputs[key] = found
+        if isinstance(found, RemedyError):
+            raise found
+        return found
+
     def render_all(self, overlay: FileOverlay, kind: str | None = None) -> list[RenderedDoc]:
         """Every document the deployment renders with the overlay's values and templates
         (``kind``: only templates naming it are parsed)."""
         dep = self.deployment
-        chart_dir = self.index.chart_dir_for(dep.chart, overlay)
-        return self.index.cache.docs(
-            chart_dir, dep.render_values(overlay), dep.release, dep.namespace, kind=kind
-        )
+        chart_dir, user, _ = self.render_inputs(overlay)
+        return self.index.cache.docs(chart_dir, user, dep.release, dep.namespace, kind=kind)
 
     def reread(self, overlay: FileOverlay) -> PodView | str:
         """Re-render the chart with the overlay's values and templates: the same resource's
         values-backed view (fixers re-plan on it; its paths are values keys again). One view
         per distinct overlay: verifying every finding of a batch renders once."""
-        dep = self.deployment
         try:
-            chart_dir = self.index.chart_dir_for(dep.chart, overlay)
-            user = dep.render_values(overlay)
+            chart_dir, user, digest = self.render_inputs(overlay)
         except RemedyError as exc:
             return f"the chart no longer renders with the fix: {exc}"
-        key = (str(chart_dir), values_key(user))
+        key = (str(chart_dir), digest)
         if key not in self._views:
             self._views[key] = self._view(overlay, chart_dir, user)
         return self._views[key]

@@ -92,6 +92,7 @@ class ChartCopies:
         except OSError:  # no hard links on this file system
             shutil.rmtree(target, ignore_errors=True)
             shutil.copytree(self._private[chart_dir], target, ignore=ignore)
+        self._private[target] = target  # a copy of ours is never written again: link to it
         return target
 
     def limited(
