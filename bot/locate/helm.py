@@ -437,8 +437,11 @@ class Probes:
     One render puts a sentinel key under every mapping of the values named for what fixers set
     (the other mappings only when a field is fed by none of those; split in halves when a
     sentinel breaks a template) and records where each lands in every document; a second turns
-    on every disabled Bitnami-style ``securityContext.enabled`` switch. Shared by all resources
-    of the chart for the whole run (`HelmIndex.probes`)."""
+    on every disabled Bitnami-style ``securityContext.enabled`` switch. Probe renders use a copy
+    of the chart limited to the templates looked at (`ChartCopies.limited`): workload templates
+    for the sentinels, the resource's own template for the per-field questions; every fix is
+    still verified on a render of the whole chart. Shared by all resources of the chart for the
+    whole run (`HelmIndex.probes`)."""
 
     cache: RenderCache
     chart_dir: Path
@@ -473,7 +476,8 @@ class Probes:
         self, limited: Path | None, values: Mapping[str, Any]
     ) -> tuple[Path, dict[str, str]]:
         """(chart directory, rendered templates) of ``values``: the limited copy when there is
-        one, the whole chart when the copy lacks a template included by a computed name."""
+        one, the whole chart when it was rendered with these values already or when the copy
+        lacks a template included by a computed name."""
         if limited is not None and not self.cache.has(
             self.chart_dir, values, self.release, self.namespace
         ):
