@@ -50,6 +50,7 @@ class ChartCopies:
     _limited: dict[tuple[Path, frozenset[str]], Path | None] = field(default_factory=dict)
     _templates: dict[Path, dict[str, str]] = field(default_factory=dict)
     _private: dict[Path, Path] = field(default_factory=dict)
+    _ours: set[Path] = field(default_factory=set)
 
     def _new_dir(self, name: str) -> Path:
         if self._tmp is None:
@@ -68,31 +69,40 @@ class ChartCopies:
         ).hexdigest()
         key = f"{chart_dir}\0{digest}"
         if key not in self._changed:
-            target = self._link_copy(chart_dir)
+            target = self._link_copy(self._writable_source(chart_dir))
             for path, text in changed.items():
                 file = target / path
                 file.parent.mkdir(parents=True, exist_ok=True)
-                file.unlink(missing_ok=True)  # a hard link to the private copy: never write through
+                file.unlink(missing_ok=True)  # a hard link: never write through it
                 file.write_text(text, encoding="utf-8")
+            self._ours.add(target)
             self._changed[key] = target
         return self._changed[key]
 
-    def _link_copy(self, chart_dir: Path, ignore: Any = None) -> Path:
-        """A new directory with the files of ``chart_dir`` (minus ``ignore``, as for
-        `shutil.copytree`), hard-linked to a private copy of the chart made once: a variant
-        costs a link per file, and the repository's files are never linked to."""
+    def _writable_source(self, chart_dir: Path) -> Path:
+        """What a copy to be written to links to: one of the run's own copies, or a private
+        copy of a repository chart made once (the repository's files are never linked to where
+        a link could be written through)."""
+        if chart_dir in self._ours:
+            return chart_dir
         if chart_dir not in self._private:
             private = self._new_dir(chart_dir.name or "chart")
             # Links are copied as files: every one was checked to be a file in the repository.
             shutil.copytree(chart_dir, private)
+            self._ours.add(private)
             self._private[chart_dir] = private
-        target = self._new_dir(chart_dir.name or "chart")
+        return self._private[chart_dir]
+
+    def _link_copy(self, source: Path, ignore: Any = None) -> Path:
+        """A new directory with the files of ``source`` (minus ``ignore``, as for
+        `shutil.copytree`) hard-linked: a copy costs a link per file (copied where the file
+        system has no hard links)."""
+        target = self._new_dir(source.name or "chart")
         try:
-            shutil.copytree(self._private[chart_dir], target, ignore=ignore, copy_function=os.link)
-        except OSError:  # no hard links on this file system
+            shutil.copytree(source, target, ignore=ignore, copy_function=os.link)
+        except OSError:
             shutil.rmtree(target, ignore_errors=True)
-            shutil.copytree(self._private[chart_dir], target, ignore=ignore)
-        self._private[target] = target  # a copy of ours is never written again: link to it
+            shutil.copytree(source, target, ignore=ignore)
         return target
 
     def limited(
@@ -140,10 +150,11 @@ class ChartCopies:
         drop = set(files) - keep
 
         def ignore(directory: str, names: list[str]) -> list[str]:
-            rel_dir = os.path.relpath(directory, self._private[chart_dir])
+            rel_dir = os.path.relpath(directory, chart_dir)
             prefix = "" if rel_dir == "." else Path(rel_dir).as_posix() + "/"
             return [n for n in names if prefix + n in drop]
 
+        # Read only (nothing writes to a limited copy): its files may link to the chart's.
         return self._link_copy(chart_dir, ignore)
 
     def _template_files(self, chart_dir: Path) -> dict[str, str]:
