@@ -40,6 +40,7 @@ from bot.locate.helmfile import scan_helmfiles
 from bot.locate.manifest import _container_names
 from bot.model import Location
 from bot.safe_load import load_yaml, load_yaml_all
+from fixers.edits import load_document_text
 from fixers.model import (
     AnyEdit,
     AppendUnique,
@@ -193,7 +194,8 @@ class HelmIndex:
         text = overlay.read(rel) or ""
         key = (chart.path, text)
         if key not in self._defaults:
-            values = dict(load_values_text(text, rel))
+            edited = text != (overlay.original(rel) or "")
+            values = dict(_edited_values(text, rel) if edited else load_values_text(text, rel))
             chart_dir = self.root / chart.path
             for sub_key, sub in chart.subcharts.items():
                 sub_values = _read_values(chart_dir / sub / "values.yaml")
@@ -341,7 +343,22 @@ class Deployment:
 @lru_cache(maxsize=256)
 def _values_delta(origin: str, was: str, now: str) -> dict[str, Any]:
     """`_delta` of two texts of a values file, once per pair (shared: never mutated)."""
-    return _delta(load_values_text(was, origin), load_values_text(now, origin))
+    return _delta(load_values_text(was, origin), _edited_values(now, origin))
+
+
+def _edited_values(text: str, origin: str) -> Mapping[str, Any]:
+    """A values file as the run's edits left it: the data the applier's self-check read from
+    this very text (`load_document_text` memoises it), so a big values file is not parsed
+    once more per fix. The bounded reader answers whatever that cannot: the text before the
+    edits went through it, and the applier refuses anchors, so an edit adds a few values and
+    never an alias to expand."""
+    try:
+        data = load_document_text(text)
+    except yaml.YAMLError:
+        return load_values_text(text, origin)
+    if data is None:
+        return {}
+    return data if isinstance(data, Mapping) else load_values_text(text, origin)
 
 
 def _delta(was: Mapping[str, Any], now: Mapping[str, Any]) -> dict[str, Any]:
