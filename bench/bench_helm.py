@@ -68,12 +68,15 @@ def findings_of(chart: Path) -> tuple[Finding, ...]:
 
 
 def forget_parsed_values() -> None:
-    """Drop the process-wide parses of values files (memoised by content), so every timed
-    plan reads its chart as a fresh run would, not from an earlier repeat's parse."""
+    """Drop the process-wide parses of values files and edited documents (memoised by
+    content), so every timed plan reads its chart as a fresh run would, not from an earlier
+    repeat's parse."""
     from bot.locate import helm, helm_render
+    from fixers import edits
 
     helm_render._parse_values.cache_clear()
     helm._values_delta.cache_clear()
+    edits.load_document_text.cache_clear()
 
 
 def plan_once(chart: Path, findings: tuple[Finding, ...]) -> tuple[int, int]:
