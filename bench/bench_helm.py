@@ -7,7 +7,8 @@ each in the same process, repeated:
 
 - one render: ``helm_python.Chart.load(chart).render({}, ...)`` and parsing its output;
 - plan: ``bot.plan.build_plan`` of those findings with the chart directory as the repository
-  (a fresh locator each time: chart index, load, renders, probes, fixes, re-render, verify).
+  (a fresh locator each time: chart index, load, renders, probes, fixes, re-render, verify;
+  values files parsed afresh, not taken from an earlier repeat's memo).
 
 Prints min / median of each side and the ratio of the minima (target: plan <= 10x one render,
 the helm-create demo chart's plan under 50 ms).
@@ -66,7 +67,20 @@ def findings_of(chart: Path) -> tuple[Finding, ...]:
     return tuple(out)
 
 
+def forget_parsed_values() -> None:
+    """Drop the process-wide parses of values files and edited documents (memoised by
+    content), so every timed plan reads its chart as a fresh run would, not from an earlier
+    repeat's parse."""
+    from bot.locate import helm, helm_render
+    from fixers import edits
+
+    helm_render._parse_values.cache_clear()
+    helm._values_delta.cache_clear()
+    edits.load_document_text.cache_clear()
+
+
 def plan_once(chart: Path, findings: tuple[Finding, ...]) -> tuple[int, int]:
+    forget_parsed_values()
     plan = build_plan(Report("kubescape", "bench", findings), chart)
     return len(plan.fixed_findings), len(plan.unfixable)
 
@@ -86,6 +100,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"no corpus at {CORPUS}", file=sys.stderr)
         return 2
     names = args.charts or sorted(p.name for p in CORPUS.iterdir() if (p / "Chart.yaml").is_file())
+    print(f"load average at start: {load_average()}")
     print(
         f"{'chart':<22} {'findings':>8} {'fixed':>5} {'render min/med ms':>18} "
         f"{'plan min/med ms':>18} {'ratio':>6}"
@@ -108,7 +123,14 @@ def main(argv: list[str] | None = None) -> int:
             f"{p_min:>8.0f} / {p_med:<8.0f} {p_min / r_min:>6.1f}x",
             flush=True,
         )
+    print(f"load average at end: {load_average()}")
     return 0
+
+
+def load_average() -> str:
+    """The 1, 5 and 15 minute load averages (timings are only comparable under equal load)."""
+    path = Path("/proc/loadavg")
+    return " ".join(path.read_text().split()[:3]) if path.is_file() else "unknown"
 
 
 if __name__ == "__main__":

@@ -212,7 +212,16 @@ class Locator:
                 self._helm = False
             else:
                 self._index = index
-                self._helm = lambda f: helm.locate_helm(f, self.root, index)
+                located: dict[tuple[Any, ...], Target | str] = {}
+
+                def locate_helm(finding: Finding) -> Target | str:
+                    # Findings of one resource (container, scanner hints) share one target.
+                    key = (finding.resource, finding.source, finding.container)
+                    if key not in located:
+                        located[key] = helm.locate_helm(finding, self.root, index)
+                    return located[key]
+
+                self._helm = locate_helm
         return self._helm or None
 
 

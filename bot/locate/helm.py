@@ -12,13 +12,10 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import hashlib
 import re
-import shutil
-import tempfile
-import weakref
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path, PurePosixPath
 from typing import Any, Literal
 
@@ -27,6 +24,7 @@ import yaml
 from bot.errors import ChartError, RemedyError, RepositoryError
 from bot.locate.base import FileOverlay, links_under, real_relpath
 from bot.locate.gitops import MAX_GITOPS_BYTES, SKIP_DIRS, HelmApp, scan_gitops_full
+from bot.locate.helm_charts import ChartCopies
 from bot.locate.helm_overlays import overlay_releases
 from bot.locate.helm_render import (
     RenderCache,
@@ -42,6 +40,7 @@ from bot.locate.helmfile import scan_helmfiles
 from bot.locate.manifest import _container_names
 from bot.model import Location
 from bot.safe_load import load_yaml, load_yaml_all
+from fixers.edits import load_document_text
 from fixers.model import (
     AnyEdit,
     AppendUnique,
@@ -53,7 +52,14 @@ from fixers.model import (
     Set,
     YamlPath,
 )
-from fixers.view import FieldNotExposed, ManifestPodView, PodView, lookup, policies_selecting
+from fixers.view import (
+    WORKLOAD_KINDS,
+    FieldNotExposed,
+    ManifestPodView,
+    PodView,
+    lookup,
+    policies_selecting,
+)
 
 PROBE = "__kr_probe_"
 MAX_CHART_YAML_BYTES = 1024 * 1024
@@ -163,7 +169,15 @@ class HelmIndex:
     _seeds: dict[tuple[str, str, str], tuple[str, str, str, str]] = field(
         default_factory=dict, repr=False
     )
-    _copies: dict[str, Path] = field(default_factory=dict, repr=False)
+    copies: ChartCopies = field(default_factory=ChartCopies, repr=False)
+    _pristine: dict[Path, FileOverlay] = field(default_factory=dict, repr=False)
+
+    def pristine(self, repo_root: Path) -> FileOverlay:
+        """The checkout at ``repo_root`` without edits, shared by the run's lookups (a file is
+        read once; nothing writes to it)."""
+        if repo_root not in self._pristine:
+            self._pristine[repo_root] = FileOverlay(repo_root)
+        return self._pristine[repo_root]
 
     @property
     def cache(self) -> RenderCache:
@@ -180,7 +194,8 @@ class HelmIndex:
         text = overlay.read(rel) or ""
         key = (chart.path, text)
         if key not in self._defaults:
-            values = dict(load_values_text(text, rel))
+            edited = text != (overlay.original(rel) or "")
+            values = dict(_edited_values(text, rel) if edited else load_values_text(text, rel))
             chart_dir = self.root / chart.path
             for sub_key, sub in chart.subcharts.items():
                 sub_values = _read_values(chart_dir / sub / "values.yaml")
@@ -209,6 +224,7 @@ class HelmIndex:
                 effective,
                 confirmations={} if base is None else base.confirmations,
                 seed=base,
+                copies=self.copies,
             )
         return self._probes[key]
 
@@ -221,23 +237,12 @@ class HelmIndex:
         after = {c.path: c.after for c in overlay.changes()}
         # A link's target may be changed outside the chart: the copy holds it at the link.
         after.update({link: after[real] for link, real in chart.links.items() if real in after})
-        changed = {p: t for p, t in after.items() if p.startswith(prefix) and p != own_values}
-        chart_dir = self.root / chart.path
-        if not changed:
-            return chart_dir
-        digest = hashlib.sha256(
-            "\0".join(f"{p}\0{t}" for p, t in sorted(changed.items())).encode()
-        ).hexdigest()
-        if digest not in self._copies:
-            tmp = Path(tempfile.mkdtemp(prefix="kr-chart-"))
-            weakref.finalize(self, shutil.rmtree, tmp, True)
-            target = tmp / (Path(chart.path).name or "chart")
-            # Links are copied as files: every one was checked to be a file in the repository.
-            shutil.copytree(chart_dir, target)
-            for path, text in changed.items():
-                (target / path[len(prefix) :]).write_text(text, encoding="utf-8")
-            self._copies[digest] = target
-        return self._copies[digest]
+        changed = {
+            p[len(prefix) :]: t
+            for p, t in after.items()
+            if p.startswith(prefix) and p != own_values
+        }
+        return self.copies.with_changes(self.root / chart.path, changed)
 
     @classmethod
     def build(cls, repo_root: Path, renderer: Renderer | None = None) -> HelmIndex:
@@ -302,8 +307,7 @@ class Deployment:
         base = self.value_files[0]
         now, was = overlay.read(base), overlay.original(base)
         if now != was and now is not None and was is not None:
-            delta = _delta(load_values_text(was, base), load_values_text(now, base))
-            values = deep_merge(delta, values)
+            values = deep_merge(_values_delta(base, was, now), values)
         return values
 
     def user_values(self, overlay: FileOverlay) -> dict[str, Any]:
@@ -334,6 +338,27 @@ class Deployment:
     @property
     def _origin(self) -> str:
         return f"{self.app.kind} {self.app.name} ({self.app.manifest})" if self.app else "chart"
+
+
+@lru_cache(maxsize=256)
+def _values_delta(origin: str, was: str, now: str) -> dict[str, Any]:
+    """`_delta` of two texts of a values file, once per pair (shared: never mutated)."""
+    return _delta(load_values_text(was, origin), _edited_values(now, origin))
+
+
+def _edited_values(text: str, origin: str) -> Mapping[str, Any]:
+    """A values file as the run's edits left it: the data the applier's self-check read from
+    this very text (`load_document_text` memoises it), so a big values file is not parsed
+    once more per fix. The bounded reader answers whatever that cannot: the text before the
+    edits went through it, and the applier refuses anchors, so an edit adds a few values and
+    never an alias to expand."""
+    try:
+        data = load_document_text(text)
+    except yaml.YAMLError:
+        return load_values_text(text, origin)
+    if data is None:
+        return {}
+    return data if isinstance(data, Mapping) else load_values_text(text, origin)
 
 
 def _delta(was: Mapping[str, Any], now: Mapping[str, Any]) -> dict[str, Any]:
@@ -411,6 +436,9 @@ def _find_markers(node: Any, prefix: YamlPath, out: dict[str, list[YamlPath]]) -
             _find_markers(value, (*prefix, index), out)
 
 
+_MISSING_TEMPLATE = 'no template "'
+"""Helm's error for an ``include`` of a template the chart does not hold."""
+
 DocId = tuple[str, str, str]
 """(template, kind, name) of a rendered document."""
 
@@ -426,8 +454,11 @@ class Probes:
     One render puts a sentinel key under every mapping of the values named for what fixers set
     (the other mappings only when a field is fed by none of those; split in halves when a
     sentinel breaks a template) and records where each lands in every document; a second turns
-    on every disabled Bitnami-style ``securityContext.enabled`` switch. Shared by all resources
-    of the chart for the whole run (`HelmIndex.probes`)."""
+    on every disabled Bitnami-style ``securityContext.enabled`` switch. Probe renders use a copy
+    of the chart limited to the templates looked at (`ChartCopies.limited`): workload templates
+    for the sentinels, the resource's own template for the per-field questions; every fix is
+    still verified on a render of the whole chart. Shared by all resources of the chart for the
+    whole run (`HelmIndex.probes`)."""
 
     cache: RenderCache
     chart_dir: Path
@@ -442,14 +473,59 @@ class Probes:
     _rest: list[YamlPath] = field(default_factory=list)
     seed: Probes | None = None
     """Probes of the deployment's own values for the same templates, whose map this reuses."""
+    copies: ChartCopies = field(default_factory=ChartCopies)
+    """Where limited copies of the chart come from (the index's, shared by the run)."""
     _answers: dict[tuple[Any, ...], Any] = field(default_factory=dict)
+    _workloads: tuple[Path | None] | None = None
+    _leaves: list[tuple[str, ...]] | None = None
 
     def render(self, values: Mapping[str, Any], only: str | None = None) -> list[RenderedDoc]:
-        """Documents of a render with ``values`` ([] when the chart does not render them)."""
+        """Documents of a render with ``values`` ([] when the chart does not render them);
+        ``only`` one template, rendered from a copy of the chart limited to it."""
+        limited = None if only is None else self.copies.limited(self.chart_dir, (only,))
         try:
-            return self.cache.docs(self.chart_dir, values, self.release, self.namespace, only)
+            chart_dir, _ = self._rendered(limited, values)
+            return self.cache.docs(chart_dir, values, self.release, self.namespace, only)
         except ChartError:
             return []
+
+    def _rendered(
+        self, limited: Path | None, values: Mapping[str, Any]
+    ) -> tuple[Path, dict[str, str]]:
+        """(chart directory, rendered templates) of ``values``: the limited copy when there is
+        one, the whole chart when it was rendered with these values already or when the copy
+        lacks a template included by a computed name."""
+        if limited is not None and not self.cache.has(
+            self.chart_dir, values, self.release, self.namespace
+        ):
+            try:
+                return limited, self.cache.rendered(limited, values, self.release, self.namespace)
+            except ChartError as exc:
+                if _MISSING_TEMPLATE not in str(exc):
+                    raise
+        return self.chart_dir, self.cache.rendered(
+            self.chart_dir, values, self.release, self.namespace
+        )
+
+    def _workload_copy(self) -> Path | None:
+        """The chart limited to the templates that render workloads with the deployment's
+        values (where probe markers are looked for), once."""
+        if self._workloads is None:
+            try:
+                rendered = self.cache.rendered(
+                    self.chart_dir, self.user, self.release, self.namespace
+                )
+            except ChartError:
+                self._workloads = (None,)
+                return None
+            wanted = [
+                template
+                for template, text in rendered.items()
+                if self.cache.kinds_in(template, text) & WORKLOAD_KINDS
+            ]
+            # A sentinel that breaks a template no workload comes from never costs a split.
+            self._workloads = (self.copies.limited(self.chart_dir, wanted, small=True),)
+        return self._workloads[0]
 
     def found(self, doc: DocId, everything: bool = False) -> dict[YamlPath, YamlPath]:
         """rendered path -> values mapping that lands there, for one document. The mappings
@@ -494,7 +570,7 @@ class Probes:
                 extra["enabled"] = True
             _set_in(values, path, extra)
         try:
-            rendered = self.cache.rendered(self.chart_dir, values, self.release, self.namespace)
+            chart_dir, rendered = self._rendered(self._workload_copy(), values)
         except ChartError:
             if len(paths) > 1:  # some key's type broke a template: split and retry
                 half = len(paths) // 2
@@ -504,7 +580,7 @@ class Probes:
         for template in sorted(t for t, text in rendered.items() if PROBE in text):
             try:
                 docs = self.cache.docs(
-                    self.chart_dir, values, self.release, self.namespace, only=template
+                    chart_dir, values, self.release, self.namespace, only=template
                 )
             except ChartError:
                 continue
@@ -533,6 +609,12 @@ class Probes:
                         seen.setdefault(ref, None)
             self._refs = list(seen)
         return self._refs
+
+    def leaf_paths(self) -> list[tuple[str, ...]]:
+        """Every leaf key path of the effective values, listed once."""
+        if self._leaves is None:
+            self._leaves = list(_leaf_paths(self.effective))
+        return self._leaves
 
     def answer(self, key: tuple[Any, ...], compute: Any) -> Any:
         """Memoised per-question answers (scalar, list and confirmation probes)."""
@@ -698,7 +780,7 @@ class ValuesMap:
         """Probe same-named list keys by appending a marker item and seeing where it lands."""
         effective = self.effective
         last = str(rendered[-1]).lower()
-        for path in _leaf_paths(effective):
+        for path in self.probes.leaf_paths():
             value = lookup(effective, path)
             if not last.endswith(path[-1].lower()) or not isinstance(value, list | None):
                 continue
@@ -720,7 +802,7 @@ class ValuesMap:
         effective = self.effective
         paths = [
             path
-            for path in _leaf_paths(effective)
+            for path in self.probes.leaf_paths()
             if (path[-1].lower() == field_name.lower() or bool(stem and stem in path[-1].lower()))
             and lookup(effective, path) == current
         ]
@@ -751,11 +833,17 @@ class ValuesMap:
     def switch_for_field(self, rendered: YamlPath) -> YamlPath | None:
         """An existing boolean switch (``seccompProfile.enable: false``) that makes the chart
         render the absent field: the path returned marks it, `HelmTarget.write` turns it on."""
+        found: YamlPath | None = self.probes.answer(
+            ("switch", _doc_id(self.doc), rendered), lambda: self._switch_for_field(rendered)
+        )
+        return found
+
+    def _switch_for_field(self, rendered: YamlPath) -> YamlPath | None:
         if lookup(self.doc.document, rendered) is not None:
             return None
         stem = str(rendered[-1]).lower()[:7]
         effective = self.effective
-        for path in _leaf_paths(effective):
+        for path in self.probes.leaf_paths():
             if (
                 lookup(effective, path) is not False
                 or path[-1].lower() not in SWITCH_NAMES
@@ -886,6 +974,9 @@ class HelmTarget:
     _exposures: dict[str, Exposure] = field(default_factory=dict)
     _views: dict[tuple[str, str], PodView | str] = field(default_factory=dict, repr=False)
     _switch_why: str = ""
+    _inputs: dict[tuple[Any, ...], tuple[Path, dict[str, Any], str] | RemedyError] = field(
+        default_factory=dict, repr=False
+    )
     _new_templates: dict[str, str] = field(default_factory=dict, repr=False)
     """Templates this target adds to an in-house chart (repository path -> text)."""
 
@@ -1079,7 +1170,7 @@ class HelmTarget:
         stem = kind.lower()
         candidates = [
             path
-            for path in _leaf_paths(effective)
+            for path in (view.mapping.probes.leaf_paths() if isinstance(view, HelmPodView) else [])
             if lookup(effective, path) is False
             and path[-1].lower() in SWITCH_NAMES
             and any(stem and stem in step.lower().rstrip("s").replace("ie", "y") for step in path)
@@ -1328,26 +1419,40 @@ class HelmTarget:
             "; ".join(f"{p}: {w}" for p, w in whys.items()) or self.location.why,
         )
 
+    def render_inputs(self, overlay: FileOverlay) -> tuple[Path, dict[str, Any], str]:
+        """(chart directory, values, values digest) the deployment renders with the overlay's
+        edits; worked out once per distinct set of edits (a batch's verifications, the
+        change set's NetworkPolicies and re-reads all ask). Raises `RemedyError`."""
+        key = (overlay.root, overlay.changes())
+        found = self._inputs.get(key)
+        if found is None:
+            try:
+                chart_dir = self.index.chart_dir_for(self.deployment.chart, overlay)
+                user = self.deployment.render_values(overlay)
+                found = (chart_dir, user, values_key(user))
+            except RemedyError as exc:
+                found = exc
+            self._inputs[key] = found
+        if isinstance(found, RemedyError):
+            raise found
+        return found
+
     def render_all(self, overlay: FileOverlay, kind: str | None = None) -> list[RenderedDoc]:
         """Every document the deployment renders with the overlay's values and templates
         (``kind``: only templates naming it are parsed)."""
         dep = self.deployment
-        chart_dir = self.index.chart_dir_for(dep.chart, overlay)
-        return self.index.cache.docs(
-            chart_dir, dep.render_values(overlay), dep.release, dep.namespace, kind=kind
-        )
+        chart_dir, user, _ = self.render_inputs(overlay)
+        return self.index.cache.docs(chart_dir, user, dep.release, dep.namespace, kind=kind)
 
     def reread(self, overlay: FileOverlay) -> PodView | str:
         """Re-render the chart with the overlay's values and templates: the same resource's
         values-backed view (fixers re-plan on it; its paths are values keys again). One view
         per distinct overlay: verifying every finding of a batch renders once."""
-        dep = self.deployment
         try:
-            chart_dir = self.index.chart_dir_for(dep.chart, overlay)
-            user = dep.render_values(overlay)
+            chart_dir, user, digest = self.render_inputs(overlay)
         except RemedyError as exc:
             return f"the chart no longer renders with the fix: {exc}"
-        key = (str(chart_dir), values_key(user))
+        key = (str(chart_dir), digest)
         if key not in self._views:
             self._views[key] = self._view(overlay, chart_dir, user)
         return self._views[key]
@@ -1447,7 +1552,7 @@ def _release_guesses(resource_name: str, chart_name: str) -> list[str]:
 
 def locate_helm(finding: Finding, repo_root: Path, index: HelmIndex) -> HelmTarget | str:
     """The Helm target of ``finding``, or a one-line reason why none can be found."""
-    overlay = FileOverlay(repo_root)
+    overlay = index.pristine(repo_root)
     errors: list[str] = []
     near: list[str] = []
     cache = index.cache
@@ -1540,7 +1645,7 @@ def compliant_as_deployed(finding: Finding, repo_root: Path, index: HelmIndex) -
     in a namespace of its own (the namespace is the deployment's, not the scanner's)."""
     if finding.control_id not in NAMESPACE_ONLY:
         return False
-    overlay = FileOverlay(repo_root)
+    overlay = index.pristine(repo_root)
     namespaces: set[str] = set()
     for dep in _deployments(finding, index):
         if dep.app is None or not dep.app.namespace:
@@ -1598,7 +1703,7 @@ def _same_template(
         try:
             scanned = index.cache.docs(
                 index.root / dep.chart.path,
-                dep.render_values(FileOverlay(index.root)),
+                dep.render_values(index.pristine(index.root)),
                 release,
                 finding.resource.namespace or dep.namespace,
                 kind=kind,

@@ -252,6 +252,10 @@ class RenderCache:
             raise result
         return result
 
+    def has(self, chart_dir: Path, values: Mapping[str, Any], release: str, namespace: str) -> bool:
+        """Whether these values of the chart were rendered already (successfully or not)."""
+        return (str(chart_dir), values_key(values), release, namespace) in self._raw
+
     def docs(
         self,
         chart_dir: Path,
@@ -266,12 +270,12 @@ class RenderCache:
         out: list[RenderedDoc] = []
         for template in [only] if only is not None else sorted(rendered):
             text = rendered.get(template)
-            if text is None or (kind is not None and kind not in self._kinds_in(template, text)):
+            if text is None or (kind is not None and kind not in self.kinds_in(template, text)):
                 continue
             out.extend(self._parse(template, text))
         return out
 
-    def _kinds_in(self, template: str, text: str) -> frozenset[str]:
+    def kinds_in(self, template: str, text: str) -> frozenset[str]:
         """The top-level kinds a rendered template names, found once per distinct text (a CRD
         template is megabytes: scanning it again for every lookup is slow)."""
         key = (template, text)

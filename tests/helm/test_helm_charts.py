@@ -1,0 +1,82 @@
+"""Chart copies: a fix's template changes, and copies limited to the templates a probe reads."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from bot.locate.helm_charts import ChartCopies
+from bot.locate.helm_render import SdkRenderer
+
+DEPLOYMENT = """\
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: {{ include "web.name" . }}
+  annotations:
+    checksum/config: {{ include (print $.Template.BasePath "/configmap.yaml") . | sha256sum }}
+spec:
+  template:
+    spec:
+      containers:
+        - name: web
+          image: web:1
+"""
+
+
+def _chart(root: Path) -> Path:
+    chart = root / "web"
+    (chart / "templates" / "tests").mkdir(parents=True)
+    (chart / "Chart.yaml").write_text("apiVersion: v2\nname: web\nversion: 0.1.0\n")
+    (chart / "values.yaml").write_text("greeting: hi\n")
+    (chart / "templates" / "_helpers.tpl").write_text('{{- define "web.name" -}}web{{- end }}\n')
+    (chart / "templates" / "deployment.yaml").write_text(DEPLOYMENT)
+    (chart / "templates" / "configmap.yaml").write_text(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: web\n"
+        "data:\n  greeting: {{ .Values.greeting }}\n"
+    )
+    (chart / "templates" / "service.yaml").write_text(
+        '{{- fail "the service template is broken" }}\n'
+    )
+    (chart / "templates" / "tests" / "pod.yaml").write_text(
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: web-test\n"
+        "spec:\n  containers:\n    - name: t\n      image: busybox:1\n"
+    )
+    return chart
+
+
+def test_a_limited_copy_keeps_named_templates_and_templates_included_by_path(
+    tmp_path: Path,
+) -> None:
+    chart = _chart(tmp_path)
+    copies = ChartCopies()
+    limited = copies.limited(chart, ["web/templates/deployment.yaml"], small=True)
+    assert limited is not None
+    kept = sorted(p.relative_to(limited).as_posix() for p in limited.rglob("*") if p.is_file())
+    assert kept == [
+        "Chart.yaml",
+        "templates/_helpers.tpl",
+        "templates/configmap.yaml",
+        "templates/deployment.yaml",
+        "values.yaml",
+    ]
+    # The kept template renders as in the whole chart (whose broken service fails it).
+    rendered = SdkRenderer().render(limited, {}, "r", "ns")
+    assert "name: web" in rendered["web/templates/deployment.yaml"]
+    assert "checksum/config: " in rendered["web/templates/deployment.yaml"]
+    # Small charts render whole unless the copy serves many renders; unknown templates too.
+    assert copies.limited(chart, ["web/templates/deployment.yaml"]) is None
+    assert copies.limited(chart, ["web/templates/missing.yaml"], small=True) is None
+
+
+def test_a_copy_with_changes_never_writes_through_to_the_chart(tmp_path: Path) -> None:
+    chart = _chart(tmp_path)
+    copies = ChartCopies()
+    assert copies.with_changes(chart, {}) == chart
+    changed = copies.with_changes(chart, {"templates/service.yaml": "# fixed\n"})
+    again = copies.with_changes(chart, {"templates/service.yaml": "# fixed\n"})
+    assert changed == again != chart
+    assert (changed / "templates" / "service.yaml").read_text() == "# fixed\n"
+    assert "fail" in (chart / "templates" / "service.yaml").read_text()
+    other = copies.with_changes(chart, {"templates/new.yaml": "# new\n"})
+    assert "fail" in (other / "templates" / "service.yaml").read_text()
+    assert (other / "templates" / "new.yaml").read_text() == "# new\n"
