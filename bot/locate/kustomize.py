@@ -4,9 +4,11 @@ A finding names a resource as an overlay renders it (the scanner read the overla
 the cluster). `KustomizeIndex` builds every kustomization of the repository with the reader of
 `bot.locate.kustomize_build`, which traces each rendered field to the base document or patch
 that sets it. `KustomizeTarget` writes each edit where the value comes from: into the patch that
-sets the field (a strategic-merge patch, or a JSON6902 operation's ``value``); else into the
-base document when no other overlay patches that field (every overlay inherits the fix); else
-into a new strategic-merge patch of the finding's overlay, listed in its kustomization. Views
+sets the field (a strategic-merge patch, or a JSON6902 operation's ``value``; a patch written
+inline in a kustomization is edited inside its block, `bot.locate.kustomize_inline`); else into
+the base document when no other overlay patches that field (every overlay inherits the fix);
+else into a new strategic-merge patch of the finding's overlay (inline when the overlay writes
+its patches inline, else a file listed in its kustomization). Views
 and verification use the real engine (``kubectl kustomize``) when the machine has one, else the
 reader; every overlay whose files an edit touches must still build.
 """
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import copy
 import difflib
+import functools
 import hashlib
 import os
 import shutil
@@ -30,18 +33,20 @@ import yaml
 from bot import regressions
 from bot.errors import RepositoryError
 from bot.locate.base import FileOverlay
-from bot.locate.gitops import DeployedFolder, deployed_paths
+from bot.locate.gitops import KUSTOMIZATION_FILES, DeployedFolder, deployed_paths
 from bot.locate.kustomize_build import (
     MERGE_KEYS,
     KustomizeError,
     KustomizeReader,
     LogicalPath,
+    PatchSource,
     Rendered,
     find_kustomization,
     kustomization_dirs,
     logical_path,
     physical_path,
 )
+from bot.locate.kustomize_inline import PLACEHOLDER, edit_inline, inline_text, write_new_inline
 from bot.model import Location
 from fixers.edits import EditError, apply_edits, load_documents, render_manifest
 from fixers.model import (
@@ -407,7 +412,7 @@ class KustomizeTarget:
         if isinstance(document, str):
             raise KustomizeError(document)
         rendered = self._traced(overlay)
-        by_file: dict[tuple[str, int], list[Edit]] = {}
+        by_file: dict[tuple[str, int, YamlPath | None], list[Edit]] = {}
         new_patch: list[tuple[LogicalPath, Edit]] = []
         for edit in edits:
             if isinstance(edit, CreateManifest):
@@ -418,14 +423,18 @@ class KustomizeTarget:
             if place is None:
                 new_patch.append((logical, _for_patch(edit, logical, document)))
             else:
-                file, doc_index, where = place
-                by_file.setdefault((file, doc_index), []).append(_moved(edit, where))
-        for (file, doc_index), moved in by_file.items():
+                file, doc_index, where, inline = place
+                by_file.setdefault((file, doc_index, inline), []).append(_moved(edit, where))
+        for (file, doc_index, inline), moved in by_file.items():
             text = overlay.read(file)
             if text is None:
                 raise KustomizeError(f"{file} no longer exists")
             try:
-                overlay.write(file, _apply(text, moved, doc_index))
+                if inline is None:
+                    overlay.write(file, _apply(text, moved, doc_index))
+                else:
+                    patch = functools.partial(_apply, edits=moved, doc_index=doc_index)
+                    overlay.write(file, edit_inline(text, inline, patch))
             except EditError as exc:
                 raise KustomizeError(f"{file}: {exc}") from None
         if new_patch:
@@ -513,27 +522,28 @@ class KustomizeTarget:
 
     def _place(
         self, rendered: Rendered, logical: LogicalPath, overlay: FileOverlay
-    ) -> tuple[str, int, YamlPath] | None:
-        """(file, document, path) to write the field at; None for a new patch in the overlay."""
+    ) -> tuple[str, int, YamlPath, YamlPath | None] | None:
+        """(file, document, path, where the patch text sits in the file when it is inline) to
+        write the field at; None for a new patch in the overlay."""
         field_name = ".".join(logical)
         touch = rendered.source_of(logical)
         if touch is not None:
-            if touch.where is None or touch.source.inline:
+            source = touch.source
+            if touch.where is None:
                 raise KustomizeError(
-                    f"{field_name} is set by a patch in {touch.source.file} that cannot be edited "
-                    "in place (inline or a delete); change it by hand"
+                    f"{field_name} is deleted by a patch in {source.file}; change it by hand"
                 )
-            patch_doc = _document_of(overlay, touch.source.file, touch.source.document)
+            inline = source.key if source.inline else None
+            patch_doc = _document_of(overlay, source.file, source.document, inline)
             value = lookup(patch_doc, touch.where)
             rest = physical_path(value, logical[len(touch.path) :])
             if rest is None:
-                raise KustomizeError(f"cannot trace {field_name} inside {touch.source.file}")
-            return touch.source.file, touch.source.document, (*touch.where, *rest)
+                raise KustomizeError(f"cannot trace {field_name} inside {_patch_name(source)}")
+            return source.file, source.document, (*touch.where, *rest), inline
         below = rendered.touched_below(logical)
         if below:
             raise KustomizeError(
-                f"{field_name} is partly set by a patch in {below[0].source.file}; "
-                "change it by hand"
+                f"{field_name} is partly set by {_patch_name(below[0].source)}; change it by hand"
             )
         own_base = _listing_kustomization(
             KustomizeReader(FileOverlay(self.index.root)), rendered.origin
@@ -544,7 +554,7 @@ class KustomizeTarget:
         where = physical_path(original, logical)
         if where is None:
             return None
-        return rendered.origin, rendered.index, where
+        return rendered.origin, rendered.index, where, None
 
     def _patched_elsewhere(self, rendered: Rendered, logical: LogicalPath) -> bool:
         """Does another overlay using the same base document patch this field (so a fix in
@@ -564,39 +574,71 @@ class KustomizeTarget:
     def _write_patch(
         self, rendered: Rendered, edits: list[tuple[LogicalPath, Edit]], overlay: FileOverlay
     ) -> None:
+        """A new strategic-merge patch in the finding's overlay, written as the overlay writes
+        its patches: inline in its kustomization when every patch it has is inline, else a
+        file beside it."""
         kind, _, _ = self.resource
         seen_name = rendered.names[0]
         folder = self.overlay_dir
-        file_name = f"{PATCH_PREFIX}{kind.lower()}-{seen_name}.yaml"
-        relpath = f"{folder}/{file_name}" if folder else file_name
-        existing = overlay.read(relpath)
-        if existing is not None and relpath not in {c.path for c in overlay.changes()}:
-            raise KustomizeError(f"{relpath} already exists; not overwriting it")
-        body: dict[str, Any] = (
-            load_documents(existing)[0]
-            if existing
-            else {
-                "apiVersion": rendered.doc.get("apiVersion"),
-                "kind": kind,
-                "metadata": {"name": seen_name},
-            }
-        )
-        for logical, edit in edits:
-            _put(body, logical, None if isinstance(edit, Remove) else getattr(edit, "value", None))
+        kust = find_kustomization(self.index.root, folder, overlay)
+        if kust is None:
+            raise KustomizeError(f"{folder or '.'} has no kustomization.yaml")
         comment = (
             f"kube-remedy: fields only the {folder or '.'} overlay changes "
             "(other overlays patch them differently)"
         )
-        overlay.write(relpath, render_manifest(body, comment))
-        kust = find_kustomization(self.index.root, folder, overlay)
-        if kust is None:
-            raise KustomizeError(f"{folder or '.'} has no kustomization.yaml")
+        new_body: dict[str, Any] = {
+            "apiVersion": rendered.doc.get("apiVersion"),
+            "kind": kind,
+            "metadata": {"name": seen_name},
+        }
         text = overlay.read(kust) or ""
-        entry = {"path": file_name, "target": {"kind": kind, "name": seen_name}}
+        target = {"kind": kind, "name": seen_name}
         try:
+            if _writes_inline_patches(text):
+                overlay.write(
+                    kust, self._inline_patch(kust, text, target, new_body, edits, comment, overlay)
+                )
+                return
+            file_name = f"{PATCH_PREFIX}{kind.lower()}-{seen_name}.yaml"
+            relpath = f"{folder}/{file_name}" if folder else file_name
+            existing = overlay.read(relpath)
+            if existing is not None and relpath not in {c.path for c in overlay.changes()}:
+                raise KustomizeError(f"{relpath} already exists; not overwriting it")
+            body = load_documents(existing)[0] if existing else new_body
+            for logical, edit in edits:
+                _put(body, logical, _patch_value(edit))
+            overlay.write(relpath, render_manifest(body, comment))
+            entry = {"path": file_name, "target": target}
             overlay.write(kust, apply_edits(text, [AppendUnique(("patches",), entry, key="path")]))
         except EditError as exc:
             raise KustomizeError(f"{kust}: {exc}") from None
+
+    @staticmethod
+    def _inline_patch(
+        kust: str,
+        text: str,
+        target: Mapping[str, str],
+        body: dict[str, Any],
+        edits: list[tuple[LogicalPath, Edit]],
+        comment: str,
+        overlay: FileOverlay,
+    ) -> str:
+        """The kustomization with the edits in an inline patch of its ``patches`` (the one
+        this change set already added for ``target``, else a new one at the end)."""
+        mine = _own_inline_patch(text, target, comment)
+        if mine is not None:
+            if mine in _own_inline_patches(overlay.original(kust), comment):
+                raise KustomizeError(f"{kust} already has kube-remedy's patch {mine}")
+            body = load_documents(inline_text(text, ("patches", mine, "patch")))[0]
+        for logical, edit in edits:
+            _put(body, logical, _patch_value(edit))
+        if mine is not None:
+            rendered = render_manifest(body, comment)
+            return edit_inline(text, ("patches", mine, "patch"), lambda _: rendered)
+        entry = {"target": dict(target), "patch": PLACEHOLDER}
+        text = apply_edits(text, [AppendUnique(("patches",), entry)])
+        return write_new_inline(text, "patches", body, comment)
 
     def network_policies(self, overlay: FileOverlay) -> list[Mapping[str, Any]]:
         """The NetworkPolicies the overlay renders (they count as already in the repository)."""
@@ -604,6 +646,64 @@ class KustomizeTarget:
         if isinstance(built, str):
             return []
         return [d for d in built if d.get("kind") == "NetworkPolicy"]
+
+
+def _patch_value(edit: Edit) -> Any:
+    """The value a patch writes for an edit (null deletes the field)."""
+    return None if isinstance(edit, Remove) else getattr(edit, "value", None)
+
+
+PATCH_LISTS = ("patches", "patchesStrategicMerge", "patchesJson6902")
+
+
+def _patch_items(text: str | None) -> list[tuple[str, int, Any]]:
+    """(list, index, item) of every patch a kustomization text lists; none when it does not
+    parse."""
+    try:
+        docs = load_documents(text) if text else []
+    except EditError:
+        return []
+    kust = docs[0] if docs and isinstance(docs[0], Mapping) else {}
+    out = []
+    for key in PATCH_LISTS:
+        items = kust.get(key)
+        if isinstance(items, list):
+            out += [(key, n, item) for n, item in enumerate(items)]
+    return out
+
+
+def _inline_body(item: Any) -> str | None:
+    """The text of a patch list item written inline (None for a patch file)."""
+    body = item.get("patch") if isinstance(item, Mapping) else item
+    if isinstance(body, str) and (isinstance(item, Mapping) or "\n" in body):
+        return body
+    return None
+
+
+def _writes_inline_patches(text: str) -> bool:
+    """Does a kustomization write its patches inline (it has some, and none is a file)?"""
+    inline = [_inline_body(item) is not None for _, _, item in _patch_items(text)]
+    return bool(inline) and all(inline)
+
+
+def _own_inline_patches(text: str | None, comment: str) -> list[int]:
+    """Items of a kustomization's ``patches`` that kube-remedy wrote inline (its comment)."""
+    return [
+        n
+        for key, n, item in _patch_items(text)
+        if key == "patches"
+        and isinstance(item, Mapping)
+        and (_inline_body(item) or "").startswith(f"# {comment}")
+    ]
+
+
+def _own_inline_patch(text: str, target: Mapping[str, str], comment: str) -> int | None:
+    """The item of ``patches`` kube-remedy wrote inline for ``target``, if any."""
+    kust = load_documents(text)[0]
+    for n in _own_inline_patches(text, comment):
+        if kust["patches"][n].get("target") == dict(target):
+            return n
+    return None
 
 
 def _listing_kustomization(reader: KustomizeReader, origin: str) -> str | None:
@@ -631,14 +731,26 @@ def _template_labels(document: Mapping[str, Any]) -> dict[str, str]:
     return {str(k): str(v) for k, v in labels.items()} if isinstance(labels, Mapping) else {}
 
 
-def _document_of(overlay: FileOverlay, path: str, index: int) -> Any:
+def _document_of(
+    overlay: FileOverlay, path: str, index: int, inline: YamlPath | None = None
+) -> Any:
+    """Document ``index`` of a file, or of the patch written inline at ``inline`` in it."""
     text = overlay.read(path)
     if text is None:
         raise KustomizeError(f"{path} does not exist")
     try:
+        if inline is not None:
+            text = inline_text(text, inline)
         return load_documents(text.removeprefix("\ufeff"))[index]
     except (EditError, IndexError) as exc:
         raise KustomizeError(f"{path} does not parse: {exc}") from None
+
+
+def _patch_name(source: PatchSource) -> str:
+    """Where a patch is written, for a reason: its file, or its place in a kustomization."""
+    if not source.inline:
+        return source.file
+    return f"the inline patch {'.'.join(map(str, source.key))} of {source.file}"
 
 
 def _apply(text: str, edits: Sequence[Edit], doc_index: int) -> str:
@@ -733,6 +845,9 @@ OVERLAYS_META = "kustomize-overlays"
 DIFF_META = "kustomize-diff"
 """ChangeSet meta key: the rendered diff of each of those overlays (bounded)."""
 MAX_DIFF_LINES = 400
+INLINE_META = "kustomize-inline-patches"
+"""ChangeSet meta key: patches written inline in a kustomization that the change set edits or
+adds (the file list shows only the kustomization)."""
 
 
 def overlays_note(index: KustomizeIndex | None, overlay: FileOverlay) -> dict[str, str]:
@@ -750,7 +865,39 @@ def overlays_note(index: KustomizeIndex | None, overlay: FileOverlay) -> dict[st
         lines += _rendered_diff(folder or ".", before, after)
     if len(lines) > MAX_DIFF_LINES:
         lines = [*lines[:MAX_DIFF_LINES], f"... {len(lines) - MAX_DIFF_LINES} more lines"]
-    return {OVERLAYS_META: ", ".join(f or "." for f in changed), DIFF_META: "\n".join(lines)}
+    note = {OVERLAYS_META: ", ".join(f or "." for f in changed), DIFF_META: "\n".join(lines)}
+    inline = inline_patches_changed(overlay)
+    if inline:
+        note[INLINE_META] = inline
+    return note
+
+
+def inline_patches_changed(overlay: FileOverlay) -> str:
+    """The patches written inline in kustomization files that the overlay's edits change or
+    add, e.g. ``overlays/staging/kustomization.yaml: patches[0] edited, patches[2] new``."""
+    out = []
+    for change in overlay.changes():
+        if PurePosixPath(change.path).name not in KUSTOMIZATION_FILES:
+            continue
+        before, after = _inline_patches(change.before), _inline_patches(change.after)
+        said = [
+            f"{where} {'edited' if where in before else 'new'}"
+            for where, text in after.items()
+            if before.get(where) != text
+        ]
+        if said:
+            out.append(f"{change.path}: {', '.join(said)}")
+    return "; ".join(out)
+
+
+def _inline_patches(text: str | None) -> dict[str, str]:
+    """``patches[n]`` -> text of each patch a kustomization writes inline."""
+    out = {}
+    for key, n, item in _patch_items(text):
+        body = _inline_body(item)
+        if body is not None:
+            out[f"{key}[{n}]"] = body
+    return out
 
 
 def _rendered_diff(
