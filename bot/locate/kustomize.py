@@ -23,8 +23,8 @@ import os
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -33,7 +33,12 @@ import yaml
 from bot import regressions
 from bot.errors import RepositoryError
 from bot.locate.base import FileOverlay
-from bot.locate.gitops import KUSTOMIZATION_FILES, DeployedFolder, deployed_paths
+from bot.locate.gitops import (
+    KUSTOMIZATION_FILES,
+    DeployedFolder,
+    deployed_paths,
+    reread_deployment,
+)
 from bot.locate.kustomize_build import (
     MERGE_KEYS,
     KustomizeError,
@@ -331,6 +336,19 @@ def locate_kustomize(finding: Finding, index: KustomizeIndex) -> KustomizeTarget
     return KustomizeTarget.load(index, folder, found[0], finding)
 
 
+@dataclass(frozen=True)
+class _Place:
+    """Where an edit is written: a document of a file, or of a patch written inline in one."""
+
+    file: str
+    document: int
+    path: YamlPath
+    inline: YamlPath | None = None
+    """Where the patch text sits in the file, for an inline patch."""
+    holder: int = 0
+    """The document of ``file`` holding an inline patch."""
+
+
 @dataclass
 class KustomizeTarget:
     """A workload as one overlay renders it; edits go to the file that sets each field."""
@@ -342,6 +360,11 @@ class KustomizeTarget:
     origin: tuple[str, int]
     resource: tuple[str, str, str | None]
     """Kind, name and namespace as the overlay renders them."""
+    names: tuple[str, ...] = ()
+    """Every name the resource had while the overlay built it (a patch target names one)."""
+    deployment: DeployedFolder | None = None
+    """The Argo CD Application or Flux Kustomization deploying the overlay, if any: its own
+    images and patches are part of what the cluster runs."""
 
     @classmethod
     def load(
@@ -351,6 +374,14 @@ class KustomizeTarget:
             f"rendered by the kustomize overlay {folder or '.'} from {rendered.origin}"
             f" (built with {index.engine.name})"
         )
+        deployment = index.deployed.get(folder)
+        if deployment is not None and (deployment.images or deployment.patches):
+            added = " and ".join(
+                w
+                for w, on in (("images", deployment.images), ("patches", deployment.patches))
+                if on
+            )
+            why += f"; deployed by the {deployment.what}, which adds its own {added}"
         target = cls(
             Location("manifest", rendered.origin, rendered.index, why=why),
             view=None,  # type: ignore[arg-type]
@@ -358,6 +389,8 @@ class KustomizeTarget:
             overlay_dir=folder,
             origin=(rendered.origin, rendered.index),
             resource=(rendered.kind, rendered.name, rendered.namespace),
+            names=tuple(rendered.names),
+            deployment=deployment,
         )
         view = target.reread(FileOverlay(index.root))
         if isinstance(view, str):
@@ -381,7 +414,31 @@ class KustomizeTarget:
         ]
         if len(found) != 1:
             return f"{self.overlay_dir or '.'} no longer renders {kind}/{name} once"
-        return found[0]
+        try:
+            deployment = self._deployment(overlay)
+            if deployment is None:
+                return found[0]
+            doc = found[0]
+            as_built = Rendered(copy.deepcopy(doc), *self.origin, doc, list(self.names))
+            reader = KustomizeReader(overlay)
+            (deployed,) = reader.apply_deployment(self.overlay_dir, [as_built], deployment)
+        except RepositoryError as exc:
+            return f"{self.overlay_dir or '.'} as deployed: {exc}"
+        return deployed.doc
+
+    def _deployment(self, overlay: FileOverlay) -> DeployedFolder | None:
+        """The deployment's images and patches, as its manifest declares them with the
+        overlay's pending edits (None when it adds neither)."""
+        deployment = self.deployment
+        if deployment is None or not (deployment.images or deployment.patches):
+            return None
+        text = overlay.read(deployment.manifest)
+        if text == overlay.original(deployment.manifest):
+            return deployment
+        again = reread_deployment(deployment, text or "")
+        if again is None:
+            raise KustomizeError(f"{deployment.manifest} no longer declares the deployment")
+        return again
 
     def reread(self, overlay: FileOverlay) -> PodView | str:
         document = self._document(overlay)
@@ -412,7 +469,7 @@ class KustomizeTarget:
         if isinstance(document, str):
             raise KustomizeError(document)
         rendered = self._traced(overlay)
-        by_file: dict[tuple[str, int, YamlPath | None], list[Edit]] = {}
+        by_file: dict[_Place, list[Edit]] = {}
         new_patch: list[tuple[LogicalPath, Edit]] = []
         for edit in edits:
             if isinstance(edit, CreateManifest):
@@ -423,20 +480,20 @@ class KustomizeTarget:
             if place is None:
                 new_patch.append((logical, _for_patch(edit, logical, document)))
             else:
-                file, doc_index, where, inline = place
-                by_file.setdefault((file, doc_index, inline), []).append(_moved(edit, where))
-        for (file, doc_index, inline), moved in by_file.items():
-            text = overlay.read(file)
+                where = place.path
+                by_file.setdefault(replace(place, path=()), []).append(_moved(edit, where))
+        for place, moved in by_file.items():
+            text = overlay.read(place.file)
             if text is None:
-                raise KustomizeError(f"{file} no longer exists")
+                raise KustomizeError(f"{place.file} no longer exists")
             try:
-                if inline is None:
-                    overlay.write(file, _apply(text, moved, doc_index))
+                if place.inline is None:
+                    overlay.write(place.file, _apply(text, moved, place.document))
                 else:
-                    patch = functools.partial(_apply, edits=moved, doc_index=doc_index)
-                    overlay.write(file, edit_inline(text, inline, patch))
+                    patch = functools.partial(_apply, edits=moved, doc_index=place.document)
+                    overlay.write(place.file, edit_inline(text, place.inline, patch, place.holder))
             except EditError as exc:
-                raise KustomizeError(f"{file}: {exc}") from None
+                raise KustomizeError(f"{place.file}: {exc}") from None
         if new_patch:
             self._write_patch(rendered, new_patch, overlay)
         self._check_builds(overlay)
@@ -512,8 +569,16 @@ class KustomizeTarget:
             raise KustomizeError(f"{kust}: {exc}") from None
 
     def _traced(self, overlay: FileOverlay) -> Rendered:
+        """The resource as the reader builds and the deployment changes it, with the patch
+        (of the overlay, or of the deployment) that sets each field."""
         reader = KustomizeReader(overlay)
-        found = [r for r in reader.build(self.overlay_dir) if (r.origin, r.index) == self.origin]
+        deployment = self._deployment(overlay)
+        built = (
+            reader.build(self.overlay_dir)
+            if deployment is None
+            else reader.deploy(self.overlay_dir, deployment)
+        )
+        found = [r for r in built if (r.origin, r.index) == self.origin]
         kind, name, _ = self.resource
         found = [r for r in found if r.kind == kind and r.name == name] or found
         if len(found) != 1:
@@ -522,9 +587,8 @@ class KustomizeTarget:
 
     def _place(
         self, rendered: Rendered, logical: LogicalPath, overlay: FileOverlay
-    ) -> tuple[str, int, YamlPath, YamlPath | None] | None:
-        """(file, document, path, where the patch text sits in the file when it is inline) to
-        write the field at; None for a new patch in the overlay."""
+    ) -> _Place | None:
+        """Where to write the field; None for a new patch in the overlay."""
         field_name = ".".join(logical)
         touch = rendered.source_of(logical)
         if touch is not None:
@@ -534,12 +598,14 @@ class KustomizeTarget:
                     f"{field_name} is deleted by a patch in {source.file}; change it by hand"
                 )
             inline = source.key if source.inline else None
-            patch_doc = _document_of(overlay, source.file, source.document, inline)
+            patch_doc = _document_of(overlay, source.file, source.document, inline, source.holder)
             value = lookup(patch_doc, touch.where)
             rest = physical_path(value, logical[len(touch.path) :])
             if rest is None:
                 raise KustomizeError(f"cannot trace {field_name} inside {_patch_name(source)}")
-            return source.file, source.document, (*touch.where, *rest), inline
+            return _Place(
+                source.file, source.document, (*touch.where, *rest), inline, source.holder
+            )
         below = rendered.touched_below(logical)
         if below:
             raise KustomizeError(
@@ -554,7 +620,7 @@ class KustomizeTarget:
         where = physical_path(original, logical)
         if where is None:
             return None
-        return rendered.origin, rendered.index, where, None
+        return _Place(rendered.origin, rendered.index, where)
 
     def _patched_elsewhere(self, rendered: Rendered, logical: LogicalPath) -> bool:
         """Does another overlay using the same base document patch this field (so a fix in
@@ -732,15 +798,16 @@ def _template_labels(document: Mapping[str, Any]) -> dict[str, str]:
 
 
 def _document_of(
-    overlay: FileOverlay, path: str, index: int, inline: YamlPath | None = None
+    overlay: FileOverlay, path: str, index: int, inline: YamlPath | None = None, holder: int = 0
 ) -> Any:
-    """Document ``index`` of a file, or of the patch written inline at ``inline`` in it."""
+    """Document ``index`` of a file, or of the patch written inline at ``inline`` in its
+    document ``holder``."""
     text = overlay.read(path)
     if text is None:
         raise KustomizeError(f"{path} does not exist")
     try:
         if inline is not None:
-            text = inline_text(text, inline)
+            text = inline_text(text, inline, holder)
         return load_documents(text.removeprefix("\ufeff"))[index]
     except (EditError, IndexError) as exc:
         raise KustomizeError(f"{path} does not parse: {exc}") from None
@@ -852,11 +919,19 @@ adds (the file list shows only the kustomization)."""
 
 def overlays_note(index: KustomizeIndex | None, overlay: FileOverlay) -> dict[str, str]:
     """``{OVERLAYS_META: "a, b", DIFF_META: diff}`` for a change set touching kustomize
-    files, else empty. The diff compares each overlay's rendered objects before and after."""
+    files, else empty. The diff compares each overlay's rendered objects before and after.
+    An overlay whose deployment's own patches change (an Argo CD Application's) is listed
+    with the deployment; the patches edited inline are named under `INLINE_META`."""
     if index is None or not index.overlays:
         return {}
     changed = index.changed_outputs(overlay)
-    if not changed:
+    edited = {c.path for c in overlay.changes()}
+    redeployed = [
+        f"{folder or '.'} (as the {d.what} deploys it)"
+        for folder, d in sorted(index.deployed.items())
+        if d.manifest in edited and folder not in changed and folder in index.overlays
+    ]
+    if not changed and not redeployed:
         return {}
     lines: list[str] = []
     for folder in changed:
@@ -865,21 +940,30 @@ def overlays_note(index: KustomizeIndex | None, overlay: FileOverlay) -> dict[st
         lines += _rendered_diff(folder or ".", before, after)
     if len(lines) > MAX_DIFF_LINES:
         lines = [*lines[:MAX_DIFF_LINES], f"... {len(lines) - MAX_DIFF_LINES} more lines"]
-    note = {OVERLAYS_META: ", ".join(f or "." for f in changed), DIFF_META: "\n".join(lines)}
-    inline = inline_patches_changed(overlay)
+    note = {
+        OVERLAYS_META: ", ".join([*(f or "." for f in changed), *redeployed]),
+        DIFF_META: "\n".join(lines),
+    }
+    inline = inline_patches_changed(overlay, index.deployed.values())
     if inline:
         note[INLINE_META] = inline
     return note
 
 
-def inline_patches_changed(overlay: FileOverlay) -> str:
-    """The patches written inline in kustomization files that the overlay's edits change or
-    add, e.g. ``overlays/staging/kustomization.yaml: patches[0] edited, patches[2] new``."""
+def inline_patches_changed(overlay: FileOverlay, deployments: Iterable[DeployedFolder] = ()) -> str:
+    """The patches written inline in kustomization files (or in the ``deployments``'
+    manifests) that the overlay's edits change or add, e.g.
+    ``overlays/staging/kustomization.yaml: patches[0] edited, patches[2] new``."""
     out = []
     for change in overlay.changes():
-        if PurePosixPath(change.path).name not in KUSTOMIZATION_FILES:
-            continue
-        before, after = _inline_patches(change.before), _inline_patches(change.after)
+        if PurePosixPath(change.path).name in KUSTOMIZATION_FILES:
+            before, after = _inline_patches(change.before), _inline_patches(change.after)
+        else:
+            before, after = {}, {}
+            for deployment in deployments:
+                if deployment.manifest == change.path:
+                    before |= _deployment_patches(deployment, change.before)
+                    after |= _deployment_patches(deployment, change.after)
         said = [
             f"{where} {'edited' if where in before else 'new'}"
             for where, text in after.items()
@@ -888,6 +972,13 @@ def inline_patches_changed(overlay: FileOverlay) -> str:
         if said:
             out.append(f"{change.path}: {', '.join(said)}")
     return "; ".join(out)
+
+
+def _deployment_patches(deployment: DeployedFolder, text: str | None) -> dict[str, str]:
+    """``spec.source.kustomize.patches[n]`` -> each patch a deployment's manifest adds."""
+    again = reread_deployment(deployment, text) if text else None
+    where = ".".join(map(str, (*deployment.options, "patches")))
+    return {f"{where}[{n}]": repr(item) for n, item in enumerate(again.patches if again else ())}
 
 
 def _inline_patches(text: str | None) -> dict[str, str]:

@@ -23,7 +23,7 @@ from typing import Any, Literal
 
 from bot.errors import RepositoryError
 from bot.locate.base import FileOverlay
-from bot.locate.gitops import KUSTOMIZATION_FILES
+from bot.locate.gitops import KUSTOMIZATION_FILES, DeployedFolder
 from fixers.edits import EditError, load_documents
 from fixers.model import YamlPath
 from fixers.view import lookup
@@ -75,7 +75,10 @@ class PatchSource:
     kind: Literal["smp", "json6902"]
     inline: bool = False
     key: YamlPath = ()
-    """For an inline patch: where its text sits in the kustomization file."""
+    """For an inline patch: where its text sits in the file (a kustomization, or the Argo CD
+    Application / Flux Kustomization adding it)."""
+    holder: int = 0
+    """For an inline patch: the document of ``file`` holding its text."""
 
 
 @dataclass(frozen=True)
@@ -371,7 +374,7 @@ class KustomizeReader:
             if template_labels and template is not None:
                 tmeta = template.setdefault("metadata", {})
                 tmeta["labels"] = {**(tmeta.get("labels") or {}), **template_labels}
-            _set_images(res.doc, kust.get("images") or [])
+            set_images(res.doc, kust.get("images") or [])
         return resources
 
     def _patch(
@@ -384,6 +387,7 @@ class KustomizeReader:
         key: YamlPath,
         kind: Literal["smp", "json6902"] | None,
         inline: bool = False,
+        holder: int = 0,
     ) -> None:
         if not isinstance(body, str):
             raise KustomizeError(f"{kust_path}: a patch at {_dotted(key)} has no path or text")
@@ -404,7 +408,7 @@ class KustomizeReader:
             if doc is None:
                 continue
             doc_kind = kind or ("json6902" if isinstance(doc, list) else "smp")
-            source = PatchSource(file, i, doc_kind, inline, key if inline else ())
+            source = PatchSource(file, i, doc_kind, inline, key if inline else (), holder)
             if doc_kind == "json6902":
                 if not isinstance(doc, list):
                     raise KustomizeError(f"{file}: a JSON6902 patch must be a list of operations")
@@ -420,6 +424,35 @@ class KustomizeReader:
                 for res in resources:
                     if _selected(res, selector):
                         _strategic_merge(res, doc, source)
+
+    def deploy(self, folder: str, deployment: DeployedFolder) -> list[Rendered]:
+        """``folder``'s resources as a deployment creates them (`apply_deployment`)."""
+        return self.apply_deployment(folder, self.build(folder), deployment)
+
+    def apply_deployment(
+        self, folder: str, resources: list[Rendered], deployment: DeployedFolder
+    ) -> list[Rendered]:
+        """``resources`` (``folder``'s output) with the patches and images an Argo CD
+        Application's ``kustomize:`` options or a Flux Kustomization add. Argo CD appends
+        them to the folder's kustomization; here they apply to its output, a patch target
+        matching any name a resource had (names and namespaces stay the folder's)."""
+        for n, item in enumerate(deployment.patches):
+            if not isinstance(item, Mapping):
+                raise KustomizeError(f"{deployment.manifest}: patch {n} is not a mapping")
+            self._patch(
+                folder,
+                deployment.manifest,
+                item.get("path") or item.get("patch"),
+                item.get("target"),
+                resources,
+                (*deployment.options, "patches", n, "patch"),
+                None,
+                bool(item.get("patch")),
+                deployment.document,
+            )
+        for res in resources:
+            set_images(res.doc, deployment.images)
+        return resources
 
 
 @lru_cache(maxsize=1024)
@@ -499,7 +532,7 @@ def _pod_template(doc: Mapping[str, Any]) -> dict[str, Any] | None:
     return template if isinstance(template, dict) else None
 
 
-def _set_images(doc: dict[str, Any], images: Sequence[Any]) -> None:
+def set_images(doc: dict[str, Any], images: Sequence[Any]) -> None:
     if not images:
         return
     for container in _all_containers(doc):

@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from fixers.edits import EditError, compose_text, render_manifest
+from fixers.edits import EditError, compose_text, document_span, render_manifest
 from fixers.model import YamlPath
 
 PLACEHOLDER = "kube-remedy-inline-patch-being-written"
@@ -90,15 +90,22 @@ def _dedented(lines: list[str], indent: int) -> str:
     return "".join(ln[indent:] if ln.strip() else ln.lstrip(" \t") or "\n" for ln in lines)
 
 
-def inline_text(text: str, key: YamlPath) -> str:
-    """The text of the inline patch at ``key`` in a kustomization (as kustomize reads it)."""
-    lines, first, last, indent = _block_lines(text, key)
+def inline_text(text: str, key: YamlPath, document: int = 0) -> str:
+    """The text of the inline patch at ``key`` in document ``document`` of a file (a
+    kustomization, an Argo CD Application), as kustomize reads it."""
+    begin, end = document_span(text, document)
+    lines, first, last, indent = _block_lines(text[begin:end], key)
     return _dedented(lines[first:last], indent)
 
 
-def edit_inline(text: str, key: YamlPath, edit: Callable[[str], str]) -> str:
-    """``text`` (a kustomization) with the inline patch at ``key`` replaced by ``edit`` of its
-    text; raises `EditError` when the patch cannot be edited in place."""
+def edit_inline(text: str, key: YamlPath, edit: Callable[[str], str], document: int = 0) -> str:
+    """``text`` with the inline patch at ``key`` (in document ``document``) replaced by
+    ``edit`` of its text; raises `EditError` when the patch cannot be edited in place."""
+    begin, end = document_span(text, document)
+    return text[:begin] + _edit_block(text[begin:end], key, edit) + text[end:]
+
+
+def _edit_block(text: str, key: YamlPath, edit: Callable[[str], str]) -> str:
     lines, first, last, indent = _block_lines(text, key)
     old = lines[first:last]
     body = _dedented(old, indent)

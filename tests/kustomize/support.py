@@ -34,7 +34,7 @@ def engine_repo(source: Path, engine: str, tmp_path: Path, monkeypatch: pytest.M
 
 
 def overlay_finding(
-    control: str, overlay: str, namespace: str, name: str, container: str | None
+    control: str, overlay: str, namespace: str | None, name: str, container: str | None
 ) -> Finding:
     """A Checkov finding on a Deployment as ``overlay`` renders it."""
     return Finding(
