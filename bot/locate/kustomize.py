@@ -46,9 +46,12 @@ from bot.locate.kustomize_build import (
     LogicalPath,
     PatchSource,
     Rendered,
+    Touch,
+    field_paths,
     find_kustomization,
     kustomization_dirs,
     logical_path,
+    named_path,
     physical_path,
 )
 from bot.locate.kustomize_inline import PLACEHOLDER, edit_inline, inline_text, write_new_inline
@@ -71,6 +74,8 @@ ENGINE_ENV = "REMEDY_KUSTOMIZE_ENGINE"
 """``reader`` forces the built-in reader even where ``kubectl`` is installed."""
 BUILD_TIMEOUT = 60
 PATCH_PREFIX = "remedy-patch-"
+MAX_REPLACEMENT_HOPS = 8
+"""How many replacements a field may be copied through before it is left to a person."""
 
 
 class Engine:
@@ -121,8 +126,8 @@ class Engine:
         if self.kubectl is None:
             if reader.untraced:
                 return (
-                    f"{folder or '.'} uses {', '.join(reader.untraced)}, which kube-remedy's "
-                    "reader does not apply; build it with kubectl (install kubectl)"
+                    f"{folder or '.'}: kube-remedy's reader cannot trace "
+                    f"{'; '.join(reader.untraced)}; build it with kubectl (install kubectl)"
                 )
             return [r.doc for r in rendered]
         mirror = self._sync(overlay)
@@ -568,17 +573,18 @@ class KustomizeTarget:
         except EditError as exc:
             raise KustomizeError(f"{kust}: {exc}") from None
 
+    def _built(self, overlay: FileOverlay) -> list[Rendered]:
+        """The overlay's resources as the reader builds and the deployment changes them."""
+        reader = KustomizeReader(overlay)
+        deployment = self._deployment(overlay)
+        if deployment is None:
+            return reader.build(self.overlay_dir)
+        return reader.deploy(self.overlay_dir, deployment)
+
     def _traced(self, overlay: FileOverlay) -> Rendered:
         """The resource as the reader builds and the deployment changes it, with the patch
         (of the overlay, or of the deployment) that sets each field."""
-        reader = KustomizeReader(overlay)
-        deployment = self._deployment(overlay)
-        built = (
-            reader.build(self.overlay_dir)
-            if deployment is None
-            else reader.deploy(self.overlay_dir, deployment)
-        )
-        found = [r for r in built if (r.origin, r.index) == self.origin]
+        found = [r for r in self._built(overlay) if (r.origin, r.index) == self.origin]
         kind, name, _ = self.resource
         found = [r for r in found if r.kind == kind and r.name == name] or found
         if len(found) != 1:
@@ -586,13 +592,15 @@ class KustomizeTarget:
         return found[0]
 
     def _place(
-        self, rendered: Rendered, logical: LogicalPath, overlay: FileOverlay
+        self, rendered: Rendered, logical: LogicalPath, overlay: FileOverlay, depth: int = 0
     ) -> _Place | None:
         """Where to write the field; None for a new patch in the overlay."""
         field_name = ".".join(logical)
         touch = rendered.source_of(logical)
         if touch is not None:
             source = touch.source
+            if source.kind == "replacement":
+                return self._place_source(touch, logical, overlay, depth)
             if touch.where is None:
                 raise KustomizeError(
                     f"{field_name} is deleted by a patch in {source.file}; change it by hand"
@@ -622,6 +630,34 @@ class KustomizeTarget:
             return None
         return _Place(rendered.origin, rendered.index, where)
 
+    def _place_source(
+        self, touch: Touch, logical: LogicalPath, overlay: FileOverlay, depth: int
+    ) -> _Place:
+        """Where to write a field a ``replacements`` entry copies from another field: at that
+        source field (the replacement would overwrite an edit of the copy)."""
+        field_name = ".".join(logical)
+        source = touch.source
+        if source.copies is None or depth >= MAX_REPLACEMENT_HOPS:
+            raise KustomizeError(
+                f"{field_name} is set by a replacement in {source.file} from a part of another "
+                "field; a fix here would be overwritten: change its source by hand"
+            )
+        kind, name, field_path = source.copies
+        found = [r for r in self._built(overlay) if r.kind == kind and name in r.names]
+        paths = field_paths(found[0].doc, field_path) if len(found) == 1 else []
+        if len(paths) != 1:
+            raise KustomizeError(
+                f"cannot trace the source {kind} {name} {field_path} of {field_name}"
+            )
+        copied = (*named_path(found[0].doc, paths[0]), *logical[len(touch.path) :])
+        place = self._place(found[0], copied, overlay, depth + 1)
+        if place is None:
+            raise KustomizeError(
+                f"{field_name} is copied by a replacement in {source.file} from {kind} {name} "
+                f"{field_path}, which other overlays patch differently; change it by hand"
+            )
+        return place
+
     def _patched_elsewhere(self, rendered: Rendered, logical: LogicalPath) -> bool:
         """Does another overlay using the same base document patch this field (so a fix in
         the base would not reach every overlay alike)?"""
@@ -629,7 +665,7 @@ class KustomizeTarget:
             if folder == self.overlay_dir:
                 continue
             for other in resources:
-                if (other.origin, other.index) != self.origin:
+                if (other.origin, other.index) != (rendered.origin, rendered.index):
                     continue
                 for touch in other.touches:
                     n = min(len(touch.path), len(logical))

@@ -3,10 +3,12 @@
 It builds a kustomization directory the way ``kustomize build`` does for: ``resources`` (files
 and directories, ``bases``), ``components``, ``patches`` / ``patchesStrategicMerge`` /
 ``patchesJson6902`` (files or inline, with ``target`` selectors), ``namePrefix`` /
-``nameSuffix``, ``namespace``, ``images``, ``commonLabels`` / ``labels``. Generators produce
-no workloads and are skipped. Every rendered resource remembers the base document it came
-from and the patches applied to it, so a field can be traced to the file that sets it
-(`Rendered.source_of`). Remote resources and Helm chart inflation are refused: nothing is
+``nameSuffix``, ``namespace``, ``images``, ``commonLabels`` / ``labels``, ``replacements``
+(whole values, ``delimiter`` / ``index``, ``create``) and ``vars``; and the images and patches
+an Argo CD Application or Flux Kustomization adds (`KustomizeReader.deploy`). Generators
+produce no workloads and are skipped. Every rendered resource remembers the base document it
+came from and the patches and replacements applied to it, so a field can be traced to the file
+that sets it (`Rendered.source_of`); what it cannot apply is named in `KustomizeReader.untraced`. Remote resources and Helm chart inflation are refused: nothing is
 fetched. `bot.locate.kustomize` uses the real engine (``kubectl kustomize``) to build and
 verify when the machine has one; this reader is the fallback and the tracer.
 """
@@ -16,7 +18,7 @@ from __future__ import annotations
 import copy
 import re
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path, PurePosixPath
 from typing import Any, Literal
@@ -72,13 +74,16 @@ class PatchSource:
 
     file: str
     document: int
-    kind: Literal["smp", "json6902"]
+    kind: Literal["smp", "json6902", "replacement"]
     inline: bool = False
     key: YamlPath = ()
     """For an inline patch: where its text sits in the file (a kustomization, or the Argo CD
     Application / Flux Kustomization adding it)."""
     holder: int = 0
     """For an inline patch: the document of ``file`` holding its text."""
+    copies: tuple[str, str, str] | None = None
+    """For a replacement that copies a whole value: the kind, name and field path of its
+    source (None when it copies a part of a delimited string)."""
 
 
 @dataclass(frozen=True)
@@ -213,8 +218,9 @@ class KustomizeReader:
 
     overlay: FileOverlay
     untraced: list[str] = field(default_factory=list)
-    """Features the reader saw but does not apply (``replacements``): its render may differ
-    from kustomize's there, so only the real engine may build such an overlay."""
+    """Fields set by what the reader saw but does not apply (a replacement option it does not
+    know): its render may differ from kustomize's there, so only the real engine may build
+    such an overlay."""
     _cache: dict[str, list[Rendered]] = field(default_factory=dict)
 
     @property
@@ -287,8 +293,6 @@ class KustomizeReader:
             resources = self._component(_join(folder, ref), resources, depth + 1)
         resources = self._transform(folder, path, kust, resources)
         _substitute_vars(path, kust.get("vars") or [], resources)
-        if kust.get("replacements"):
-            self.untraced.append(f"{path}: replacements")
         seen: set[tuple[str, str | None, str]] = set()
         for res in resources:
             ident = (res.kind, res.namespace, res.name)
@@ -375,7 +379,69 @@ class KustomizeReader:
                 tmeta = template.setdefault("metadata", {})
                 tmeta["labels"] = {**(tmeta.get("labels") or {}), **template_labels}
             set_images(res.doc, kust.get("images") or [])
+        self._replacements(folder, path, kust, resources)
         return resources
+
+    def _replacements(
+        self, folder: str, path: str, kust: Mapping[str, Any], resources: list[Rendered]
+    ) -> None:
+        """Apply the kustomization's ``replacements`` (inline or files), each target field
+        recorded as set by its replacement; what the reader cannot apply is named in
+        `untraced`."""
+        for n, item in enumerate(kust.get("replacements") or []):
+            if not isinstance(item, Mapping):
+                raise KustomizeError(f"{path}: replacements item {n} is not a mapping")
+            if isinstance(item.get("path"), str):
+                file = _join(folder, item["path"])
+                for d, doc in enumerate(self._load(file)):
+                    specs = doc if isinstance(doc, list) else [doc]
+                    for m, spec in enumerate(specs):
+                        source = PatchSource(file, d, "replacement", key=(m,))
+                        self._replace(spec, source, resources)
+            else:
+                source = PatchSource(path, 0, "replacement", key=("replacements", n))
+                self._replace(item, source, resources)
+
+    def _replace(self, spec: Any, source: PatchSource, resources: list[Rendered]) -> None:
+        where = f"{source.file} replacement {_dotted(source.key)}"
+        if not isinstance(spec, Mapping) or not isinstance(spec.get("source"), Mapping):
+            raise KustomizeError(f"{where}: a replacement needs a source")
+        origin = spec["source"]
+        found = [r for r in resources if _selected(r, origin)]
+        if len(found) != 1:
+            raise KustomizeError(f"{where}: its source selects {len(found)} resources, not one")
+        field_path = str(origin.get("fieldPath") or "metadata.name")
+        values = [lookup(found[0].doc, p) for p in field_paths(found[0].doc, field_path)]
+        if len(values) != 1:
+            raise KustomizeError(f"{where}: {field_path} is missing in its source")
+        value = _delimited(values[0], origin.get("options"), where)
+        copied = (found[0].kind, found[0].name, field_path)
+        for target in spec.get("targets") or []:
+            if not isinstance(target, Mapping):
+                raise KustomizeError(f"{where}: a target is not a mapping")
+            options = target.get("options") or {}
+            rejects = target.get("reject") or []
+            chosen = [
+                r
+                for r in resources
+                if _selected(r, target.get("select") or {})
+                and not any(_selected(r, x) for x in rejects)
+            ]
+            unknown = set(options) - {"delimiter", "index", "create"}
+            # a part of a delimited string is not the source's value: no field to trace back
+            whole = not _has_delimiter(origin) and not _has_delimiter(target)
+            setter = replace(source, kind="replacement", copies=copied if whole else None)
+            for res in chosen:
+                for fp in target.get("fieldPaths") or []:
+                    if unknown:
+                        self.untraced.append(
+                            f"{res.kind} {res.name} {fp} (set by {where} with options "
+                            f"{', '.join(sorted(unknown))})"
+                        )
+                        continue
+                    for physical in field_paths(res.doc, str(fp), bool(options.get("create"))):
+                        _set_field(res.doc, physical, value, options)
+                        res.touches.append(Touch(named_path(res.doc, physical), setter, None))
 
     def _patch(
         self,
@@ -497,6 +563,104 @@ def _substitute_vars(path: str, declared: Sequence[Any], resources: list[Rendere
             for env in container.get("env") or []:
                 if isinstance(env, dict) and isinstance(env.get("value"), str):
                     env["value"] = replaced(env["value"])
+
+
+def named_path(doc: Any, physical: YamlPath) -> LogicalPath:
+    """``physical`` as a `LogicalPath` as far as its list items have merge keys, by index
+    after that."""
+    for n in range(len(physical), -1, -1):
+        try:
+            return (*logical_path(doc, physical[:n]), *map(str, physical[n:]))
+        except KustomizeError:
+            continue
+    return tuple(map(str, physical))
+
+
+def _split_field_path(field_path: str) -> list[str]:
+    """``spec.containers.[name=a.b].image`` -> ``["spec", "containers", "[name=a.b]", "image"]``."""
+    steps, current, depth = [], "", 0
+    for char in field_path:
+        if char == "." and depth == 0:
+            steps.append(current)
+            current = ""
+            continue
+        depth += {"[": 1, "]": -1}.get(char, 0)
+        current += char
+    steps.append(current)
+    if any(not step for step in steps):
+        raise KustomizeError(f"field path {field_path!r} has an empty step")
+    return steps
+
+
+def field_paths(doc: Any, field_path: str, create: bool = False) -> list[YamlPath]:
+    """Every physical path a replacement's field path names in ``doc`` (``*`` and ``[k=v]``
+    pick list items); missing mappings are created when ``create``."""
+
+    def walk(node: Any, steps: list[str]) -> list[list[str | int]]:
+        if not steps:
+            return [[]]
+        step, rest = steps[0], steps[1:]
+        if isinstance(node, list):
+            match = _ITEM.match(step)
+            if match:
+                items = [
+                    i
+                    for i, v in enumerate(node)
+                    if isinstance(v, Mapping) and str(v.get(match[1])) == match[2]
+                ]
+            elif step == "*":
+                items = list(range(len(node)))
+            elif step.isdigit() and int(step) == len(node) and create and not rest:
+                node.append(None)  # kustomize appends an item one past the end
+                items = [len(node) - 1]
+            else:
+                items = [int(step)] if step.isdigit() and int(step) < len(node) else []
+            return [[i, *p] for i in items for p in walk(node[i], rest)]
+        if isinstance(node, dict):
+            if step not in node:
+                if not create or step == "*" or _ITEM.match(step):
+                    return []
+                node[step] = {} if rest else None
+            return [[step, *p] for p in walk(node[step], rest)]
+        return []
+
+    return [tuple(p) for p in walk(doc, _split_field_path(field_path))]
+
+
+def _has_delimiter(spec: Mapping[str, Any]) -> bool:
+    options = spec.get("options")
+    return isinstance(options, Mapping) and bool(options.get("delimiter"))
+
+
+def _delimited(value: Any, options: Any, where: str) -> Any:
+    """A replacement source's value, or one part of it (``options.delimiter`` and ``index``)."""
+    if not isinstance(options, Mapping) or not options.get("delimiter"):
+        return copy.deepcopy(value)
+    parts = str(value).split(str(options["delimiter"]))
+    index = int(options.get("index") or 0)
+    if not 0 <= index < len(parts):
+        raise KustomizeError(f"{where}: source index {index} is out of range")
+    return parts[index]
+
+
+def _set_field(doc: Any, physical: YamlPath, value: Any, options: Mapping[str, Any]) -> None:
+    parent = lookup(doc, physical[:-1]) if physical[:-1] else doc
+    last = physical[-1]
+    delimiter = options.get("delimiter")
+    current = parent[last]
+    if delimiter and (not isinstance(current, str | None) or isinstance(value, Mapping | list)):
+        raise KustomizeError("a replacement's delimiter option can only be used with scalar nodes")
+    if delimiter and isinstance(current, str):
+        parts = current.split(str(delimiter))
+        index = int(options.get("index") or 0)
+        if index >= len(parts):
+            parts.append(str(value))
+        elif index < 0:
+            parts.insert(0, str(value))
+        else:
+            parts[index] = str(value)
+        value = str(delimiter).join(parts)
+    parent[last] = copy.deepcopy(value)
 
 
 def _list(kust: Mapping[str, Any], key: str) -> list[str]:

@@ -77,17 +77,22 @@ def test_paths_leaving_the_repository_are_refused(tmp_path: Path) -> None:
         KustomizeReader(FileOverlay(tmp_path)).build("")
 
 
-def test_replacements_are_left_to_the_real_engine(
+def test_replacement_options_the_reader_does_not_know_leave_the_build_to_kubectl(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from bot.locate.kustomize import Engine
 
     shutil.copytree(SHOP / "base", tmp_path / "base")
     with (tmp_path / "base" / "kustomization.yaml").open("a") as fh:
-        fh.write("replacements:\n  - path: replacements.yaml\n")
+        fh.write(
+            "replacements:\n  - source:\n      kind: Deployment\n      name: web\n"
+            "    targets:\n      - select:\n          kind: Deployment\n"
+            "        fieldPaths:\n          - metadata.annotations.owner\n"
+            "        options:\n          encoding: base64\n"
+        )
     monkeypatch.setenv("REMEDY_KUSTOMIZE_ENGINE", "reader")
     built = Engine(tmp_path).build("base", FileOverlay(tmp_path))
-    assert isinstance(built, str) and "replacements, which kube-remedy's reader" in built
+    assert isinstance(built, str) and "reader cannot trace Deployment web metadata" in built
 
 
 def _pod_spec(doc: dict[str, Any]) -> dict[str, Any]:
