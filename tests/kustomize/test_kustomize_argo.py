@@ -188,3 +188,47 @@ def test_application_second_in_its_file_is_edited_in_its_own_document(
     deployed = as_argo_deploys(repo, PRODUCTION_APP, 1, tmp_path / "after")
     assert passes(deployed, finding)
     assert regressions.new_failures([before], [deployed]) == []
+
+
+FLUX = """\
+apiVersion: kustomize.toolkit.fluxcd.io/v1
+kind: Kustomization
+metadata:
+  name: storefront
+  namespace: flux-system
+spec:
+  path: ./overlays/production
+  targetNamespace: storefront
+  images:
+    - name: registry.example.com/storefront/frontend
+      newTag: 1.8.3
+  patches:
+    - target:
+        kind: Deployment
+        name: frontend
+      patch: |
+        - op: add
+          path: /spec/template/spec/automountServiceAccountToken
+          value: true
+  sourceRef:
+    kind: GitRepository
+    name: flux-system
+"""
+
+
+def test_flux_kustomization_images_and_patches_are_traced_to_it(tmp_path: Path) -> None:
+    shutil.copytree(STOREFRONT, tmp_path / "repo", ignore=shutil.ignore_patterns("apps"))
+    (tmp_path / "repo" / "clusters").mkdir()
+    (tmp_path / "repo" / "clusters" / "production.yaml").write_text(FLUX)
+    deployment = deployed_paths(tmp_path / "repo")["overlays/production"]
+    assert deployment.what == "Flux Kustomization in clusters/production.yaml"
+    (frontend,) = KustomizeReader(FileOverlay(tmp_path / "repo")).deploy(
+        "overlays/production", deployment
+    )
+    assert frontend.doc["spec"]["template"]["spec"]["containers"][0]["image"].endswith(":1.8.3")
+    touch = frontend.source_of(("spec", "template", "spec", "automountServiceAccountToken"))
+    assert touch is not None
+    assert (touch.source.file, touch.source.key) == (
+        "clusters/production.yaml",
+        ("spec", "patches", 0, "patch"),
+    )

@@ -6,10 +6,14 @@ patch with a target, a JSON6902 patch adding a log shipper), production in the d
 
 from __future__ import annotations
 
+import io
+import json
 from pathlib import Path
 
 import pytest
+from rich.console import Console
 
+from bot import cli
 from bot.locate.base import FileOverlay
 from bot.locate.kustomize import (
     INLINE_META,
@@ -208,3 +212,31 @@ def test_second_write_for_the_resource_joins_the_inline_patch_it_added(repo: Pat
         "template": {"spec": {"automountServiceAccountToken": False}},
         "replicas": 2,
     }
+
+
+def test_plan_table_names_the_inline_patch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    repo = engine_repo(PAYMENTS, "reader", tmp_path, monkeypatch)
+    report = tmp_path / "report.json"
+    report.write_text(
+        json.dumps(
+            {
+                "check_type": "kubernetes",
+                "results": {
+                    "failed_checks": [
+                        {
+                            "check_id": "CKV_K8S_20",
+                            "check_name": "Containers should not run with allowPrivilegeEscalation",
+                            "file_path": "/overlays/staging/rendered.yaml",
+                            "resource": "Deployment.payments-staging.api",
+                        }
+                    ]
+                },
+            }
+        )
+    )
+    screen = io.StringIO()
+    monkeypatch.setattr(cli, "console", Console(file=screen, width=200, highlight=False))
+    cli.main(["plan", "--report", str(report), "--repo", str(repo)])
+    text = screen.getvalue()
+    assert "changes overlays: overlays/staging" in text
+    assert "inline patches: overlays/staging/kustomization.yaml: patches[0] edited" in text
