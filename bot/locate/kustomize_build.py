@@ -258,7 +258,7 @@ class KustomizeReader:
                 out |= self.files(target, _depth + 1)
             else:
                 out.add(target)
-        for key in ("patchesStrategicMerge", "patches", "patchesJson6902"):
+        for key in ("patchesStrategicMerge", "patches", "patchesJson6902", "replacements"):
             for item in kust.get(key) or []:
                 patch_file = item.get("path") if isinstance(item, Mapping) else item
                 if isinstance(patch_file, str) and "\n" not in patch_file:
