@@ -81,9 +81,14 @@ def _block_lines(text: str, key: YamlPath) -> tuple[list[str], int, int, int]:
         if line.strip():
             last = n + 1
     body = _dedented(lines[first:last], indent)
-    if indent == 0 or body.rstrip("\n") != node.value.rstrip("\n"):
+    if indent == 0 or _unix(body) != _unix(node.value):
         raise EditError(f"cannot read the inline patch at {where} line by line")
     return lines, first, last, indent
+
+
+def _unix(text: str) -> str:
+    """``text`` as the parser reads a scalar: line breaks as ``\\n``, the final ones aside."""
+    return text.replace("\r\n", "\n").rstrip("\n")
 
 
 def _dedented(lines: list[str], indent: int) -> str:
@@ -132,7 +137,7 @@ def _edit_block(text: str, key: YamlPath, edit: Callable[[str], str]) -> str:
     if missing_eol:
         edited = edited.rstrip("\r\n")
     result = "".join(lines[:first]) + edited + "".join(lines[last:])
-    if inline_text(result, key).rstrip("\n") != new_body.rstrip("\n"):
+    if _unix(inline_text(result, key)) != _unix(new_body):
         raise EditError(f"internal error: the inline patch at {_dotted(key)} did not re-read")
     return result
 
@@ -157,11 +162,11 @@ def write_new_inline(text: str, list_key: str, document: Mapping[str, Any], comm
         raise EditError(f"the new {list_key} entry was not written as a block mapping")
     scalar = found[0]
     pad = " " * (item.start_mark.column + 2)
+    newline = "\r\n" if "\r\n" in text else "\n"
     rendered = render_manifest(document, comment).rstrip("\n").split("\n")
-    block = "|-\n" + "\n".join(pad + ln if ln else ln for ln in rendered)
+    block = "|-" + newline + newline.join(pad + ln if ln else ln for ln in rendered)
     result = text[: scalar.start_mark.index] + block + text[scalar.end_mark.index :]
-    if inline_text(result, (list_key, len(node.value) - 1, "patch")).rstrip("\n") != "\n".join(
-        rendered
-    ):
+    written = inline_text(result, (list_key, len(node.value) - 1, "patch"))
+    if _unix(written) != "\n".join(rendered):
         raise EditError(f"internal error: the new inline patch in {list_key} did not re-read")
     return result

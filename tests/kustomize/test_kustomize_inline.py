@@ -240,3 +240,13 @@ def test_plan_table_names_the_inline_patch(tmp_path: Path, monkeypatch: pytest.M
     text = screen.getvalue()
     assert "changes overlays: overlays/staging" in text
     assert "inline patches: overlays/staging/kustomization.yaml: patches[0] edited" in text
+
+
+def test_a_kustomization_with_windows_line_breaks_keeps_them() -> None:
+    text = (
+        "patches:\r\n  - patch: |-\r\n      a:\r\n        b: 1\r\n    target:\r\n      kind: X\r\n"
+    )
+    edited = edit_inline(
+        text, ("patches", 0, "patch"), lambda body: apply_edits(body, [Set(("a", "c"), 2)])
+    )
+    assert edited == text.replace("b: 1\r\n", "b: 1\r\n        c: 2\r\n")
