@@ -54,7 +54,16 @@ from bot.locate.kustomize_build import (
     named_path,
     physical_path,
 )
-from bot.locate.kustomize_inline import PLACEHOLDER, edit_inline, inline_text, write_new_inline
+from bot.locate.kustomize_inline import (
+    PLACEHOLDER,
+    edit_inline,
+    inline_patches,
+    inline_text,
+    own_inline_patch,
+    own_inline_patches,
+    write_new_inline,
+    writes_inline_patches,
+)
 from bot.model import Location
 from fixers.edits import EditError, apply_edits, load_documents, render_manifest
 from fixers.model import (
@@ -697,7 +706,7 @@ class KustomizeTarget:
         text = overlay.read(kust) or ""
         target = {"kind": kind, "name": seen_name}
         try:
-            if _writes_inline_patches(text):
+            if writes_inline_patches(text):
                 overlay.write(
                     kust, self._inline_patch(kust, text, target, new_body, edits, comment, overlay)
                 )
@@ -728,9 +737,9 @@ class KustomizeTarget:
     ) -> str:
         """The kustomization with the edits in an inline patch of its ``patches`` (the one
         this change set already added for ``target``, else a new one at the end)."""
-        mine = _own_inline_patch(text, target, comment)
+        mine = own_inline_patch(text, target, comment)
         if mine is not None:
-            if mine in _own_inline_patches(overlay.original(kust), comment):
+            if mine in own_inline_patches(overlay.original(kust), comment):
                 raise KustomizeError(f"{kust} already has kube-remedy's patch {mine}")
             body = load_documents(inline_text(text, ("patches", mine, "patch")))[0]
         for logical, edit in edits:
@@ -753,59 +762,6 @@ class KustomizeTarget:
 def _patch_value(edit: Edit) -> Any:
     """The value a patch writes for an edit (null deletes the field)."""
     return None if isinstance(edit, Remove) else getattr(edit, "value", None)
-
-
-PATCH_LISTS = ("patches", "patchesStrategicMerge", "patchesJson6902")
-
-
-def _patch_items(text: str | None) -> list[tuple[str, int, Any]]:
-    """(list, index, item) of every patch a kustomization text lists; none when it does not
-    parse."""
-    try:
-        docs = load_documents(text) if text else []
-    except EditError:
-        return []
-    kust = docs[0] if docs and isinstance(docs[0], Mapping) else {}
-    out = []
-    for key in PATCH_LISTS:
-        items = kust.get(key)
-        if isinstance(items, list):
-            out += [(key, n, item) for n, item in enumerate(items)]
-    return out
-
-
-def _inline_body(item: Any) -> str | None:
-    """The text of a patch list item written inline (None for a patch file)."""
-    body = item.get("patch") if isinstance(item, Mapping) else item
-    if isinstance(body, str) and (isinstance(item, Mapping) or "\n" in body):
-        return body
-    return None
-
-
-def _writes_inline_patches(text: str) -> bool:
-    """Does a kustomization write its patches inline (it has some, and none is a file)?"""
-    inline = [_inline_body(item) is not None for _, _, item in _patch_items(text)]
-    return bool(inline) and all(inline)
-
-
-def _own_inline_patches(text: str | None, comment: str) -> list[int]:
-    """Items of a kustomization's ``patches`` that kube-remedy wrote inline (its comment)."""
-    return [
-        n
-        for key, n, item in _patch_items(text)
-        if key == "patches"
-        and isinstance(item, Mapping)
-        and (_inline_body(item) or "").startswith(f"# {comment}")
-    ]
-
-
-def _own_inline_patch(text: str, target: Mapping[str, str], comment: str) -> int | None:
-    """The item of ``patches`` kube-remedy wrote inline for ``target``, if any."""
-    kust = load_documents(text)[0]
-    for n in _own_inline_patches(text, comment):
-        if kust["patches"][n].get("target") == dict(target):
-            return n
-    return None
 
 
 def _listing_kustomization(reader: KustomizeReader, origin: str) -> str | None:
@@ -993,7 +949,7 @@ def inline_patches_changed(overlay: FileOverlay, deployments: Iterable[DeployedF
     out = []
     for change in overlay.changes():
         if PurePosixPath(change.path).name in KUSTOMIZATION_FILES:
-            before, after = _inline_patches(change.before), _inline_patches(change.after)
+            before, after = inline_patches(change.before), inline_patches(change.after)
         else:
             before, after = {}, {}
             for deployment in deployments:
@@ -1015,16 +971,6 @@ def _deployment_patches(deployment: DeployedFolder, text: str | None) -> dict[st
     again = reread_deployment(deployment, text) if text else None
     where = ".".join(map(str, (*deployment.options, "patches")))
     return {f"{where}[{n}]": repr(item) for n, item in enumerate(again.patches if again else ())}
-
-
-def _inline_patches(text: str | None) -> dict[str, str]:
-    """``patches[n]`` -> text of each patch a kustomization writes inline."""
-    out = {}
-    for key, n, item in _patch_items(text):
-        body = _inline_body(item)
-        if body is not None:
-            out[f"{key}[{n}]"] = body
-    return out
 
 
 def _rendered_diff(

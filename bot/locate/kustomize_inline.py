@@ -5,7 +5,8 @@ text inside the scalar: the patch's lines are cut out without their indentation,
 patch file, and put back at the same indentation. Lines the edit does not change keep every
 byte (comments, blank lines, trailing spaces), and so does the rest of the kustomization; the
 result is re-parsed and must hold exactly the edited patch. Quoted, plain and folded (``>``)
-scalars are refused: their text is not the patch's lines.
+scalars are refused: their text is not the patch's lines. The module also tells which patches
+a kustomization writes inline, and which of them kube-remedy wrote.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from fixers.edits import EditError, compose_text, document_span, render_manifest
+from fixers.edits import EditError, compose_text, document_span, load_documents, render_manifest
 from fixers.model import YamlPath
 
 PLACEHOLDER = "kube-remedy-inline-patch-being-written"
@@ -170,3 +171,66 @@ def write_new_inline(text: str, list_key: str, document: Mapping[str, Any], comm
     if _unix(written) != "\n".join(rendered):
         raise EditError(f"internal error: the new inline patch in {list_key} did not re-read")
     return result
+
+
+PATCH_LISTS = ("patches", "patchesStrategicMerge", "patchesJson6902")
+
+
+def patch_items(text: str | None) -> list[tuple[str, int, Any]]:
+    """(list, index, item) of every patch a kustomization text lists; none when it does not
+    parse."""
+    try:
+        docs = load_documents(text) if text else []
+    except EditError:
+        return []
+    kust = docs[0] if docs and isinstance(docs[0], Mapping) else {}
+    out = []
+    for key in PATCH_LISTS:
+        items = kust.get(key)
+        if isinstance(items, list):
+            out += [(key, n, item) for n, item in enumerate(items)]
+    return out
+
+
+def inline_body(item: Any) -> str | None:
+    """The text of a patch list item written inline (None for a patch file)."""
+    body = item.get("patch") if isinstance(item, Mapping) else item
+    if isinstance(body, str) and (isinstance(item, Mapping) or "\n" in body):
+        return body
+    return None
+
+
+def writes_inline_patches(text: str) -> bool:
+    """Does a kustomization write its patches inline (it has some, and none is a file)?"""
+    inline = [inline_body(item) is not None for _, _, item in patch_items(text)]
+    return bool(inline) and all(inline)
+
+
+def own_inline_patches(text: str | None, comment: str) -> list[int]:
+    """Items of a kustomization's ``patches`` that kube-remedy wrote inline (its comment)."""
+    return [
+        n
+        for key, n, item in patch_items(text)
+        if key == "patches"
+        and isinstance(item, Mapping)
+        and (inline_body(item) or "").startswith(f"# {comment}")
+    ]
+
+
+def own_inline_patch(text: str, target: Mapping[str, str], comment: str) -> int | None:
+    """The item of ``patches`` kube-remedy wrote inline for ``target``, if any."""
+    mine = own_inline_patches(text, comment)
+    for key, n, item in patch_items(text):
+        if key == "patches" and n in mine and item.get("target") == dict(target):
+            return n
+    return None
+
+
+def inline_patches(text: str | None) -> dict[str, str]:
+    """``patches[n]`` -> text of each patch a kustomization writes inline."""
+    out = {}
+    for key, n, item in patch_items(text):
+        body = inline_body(item)
+        if body is not None:
+            out[f"{key}[{n}]"] = body
+    return out
