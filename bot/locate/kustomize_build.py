@@ -334,27 +334,11 @@ class KustomizeReader:
     def _transform(
         self, folder: str, path: str, kust: Mapping[str, Any], resources: list[Rendered]
     ) -> list[Rendered]:
+        # kustomize's order: strategic-merge patches, patches, namespace / names / labels,
+        # then JSON6902 patches (their targets name resources as renamed), images, replacements
         for n, item in enumerate(kust.get("patchesStrategicMerge") or []):
             self._patch(folder, path, item, None, resources, ("patchesStrategicMerge", n), "smp")
-        # `patches` items may be either form (told from the body); patchesJson6902 only one
-        forms: tuple[tuple[str, Literal["json6902"] | None], ...] = (
-            ("patchesJson6902", "json6902"),
-            ("patches", None),
-        )
-        for field_name, form in forms:
-            for n, item in enumerate(kust.get(field_name) or []):
-                if not isinstance(item, Mapping):
-                    raise KustomizeError(f"{path}: {field_name} item {n} is not a mapping")
-                self._patch(
-                    folder,
-                    path,
-                    item.get("path") or item.get("patch"),
-                    item.get("target"),
-                    resources,
-                    (field_name, n, "patch"),
-                    form,
-                    bool(item.get("patch")),
-                )
+        self._patch_list(folder, path, kust, "patches", None, resources)
         namespace = kust.get("namespace")
         prefix, suffix = str(kust.get("namePrefix") or ""), str(kust.get("nameSuffix") or "")
         labels = dict(kust.get("commonLabels") or {})
@@ -378,9 +362,36 @@ class KustomizeReader:
             if template_labels and template is not None:
                 tmeta = template.setdefault("metadata", {})
                 tmeta["labels"] = {**(tmeta.get("labels") or {}), **template_labels}
+        self._patch_list(folder, path, kust, "patchesJson6902", "json6902", resources)
+        for res in resources:
             set_images(res.doc, kust.get("images") or [])
         self._replacements(folder, path, kust, resources)
         return resources
+
+    def _patch_list(
+        self,
+        folder: str,
+        path: str,
+        kust: Mapping[str, Any],
+        field_name: str,
+        form: Literal["json6902"] | None,
+        resources: list[Rendered],
+    ) -> None:
+        """Apply the items of ``patches`` (either form, told from the body) or
+        ``patchesJson6902``."""
+        for n, item in enumerate(kust.get(field_name) or []):
+            if not isinstance(item, Mapping):
+                raise KustomizeError(f"{path}: {field_name} item {n} is not a mapping")
+            self._patch(
+                folder,
+                path,
+                item.get("path") or item.get("patch"),
+                item.get("target"),
+                resources,
+                (field_name, n, "patch"),
+                form,
+                bool(item.get("patch")),
+            )
 
     def _replacements(
         self, folder: str, path: str, kust: Mapping[str, Any], resources: list[Rendered]

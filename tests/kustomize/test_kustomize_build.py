@@ -149,3 +149,29 @@ def test_engine_copy_drops_links_leaving_the_repository(tmp_path: Path) -> None:
     _drop_escaping_links(repo)
     assert (repo / "ok.yaml").is_symlink()
     assert not (repo / "secret.env").exists() and not (repo / "secret.env").is_symlink()
+
+
+def test_json6902_patches_apply_after_names_and_patches_as_in_kustomize(tmp_path: Path) -> None:
+    """kustomize runs patchesJson6902 after ``patches`` and ``namePrefix``: its target names
+    the renamed resource, and its value wins over a ``patches`` entry's."""
+    shutil.copytree(SHOP / "base", tmp_path / "base")
+    (tmp_path / "kustomization.yaml").write_text(
+        "resources:\n  - base\nnamePrefix: eu-\n"
+        "patchesJson6902:\n  - target: {group: apps, version: v1, kind: Deployment, name: eu-web}\n"
+        "    patch: |-\n      - op: replace\n        path: /spec/replicas\n        value: 7\n"
+        "patches:\n  - target: {kind: Deployment, name: web}\n"
+        "    patch: |-\n      - op: replace\n        path: /spec/replicas\n        value: 5\n"
+    )
+    (web,) = KustomizeReader(FileOverlay(tmp_path)).build("")
+    assert (web.name, web.doc["spec"]["replicas"]) == ("eu-web", 7)
+    touch = web.source_of(("spec", "replicas"))
+    assert touch is not None and touch.source.key == ("patchesJson6902", 0, "patch")
+    if shutil.which("kubectl") is not None:
+        proc = subprocess.run(
+            ["kubectl", "kustomize", str(tmp_path)],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=60,
+        )
+        assert load_documents(proc.stdout) == [web.doc]
