@@ -919,7 +919,7 @@ def overlays_note(index: KustomizeIndex | None, overlay: FileOverlay) -> dict[st
     changed = index.changed_outputs(overlay)
     edited = {c.path for c in overlay.changes()}
     redeployed = [
-        f"{folder or '.'} (as the {d.what} deploys it)"
+        (folder, d)
         for folder, d in sorted(index.deployed.items())
         if d.manifest in edited and folder not in changed and folder in index.overlays
     ]
@@ -930,16 +930,46 @@ def overlays_note(index: KustomizeIndex | None, overlay: FileOverlay) -> dict[st
         before = index.engine.build(folder, FileOverlay(index.root))
         after = index.engine.build(folder, overlay)
         lines += _rendered_diff(folder or ".", before, after)
+    for folder, deployment in redeployed:
+        lines += _rendered_diff(
+            f"{folder or '.'} as deployed",
+            _as_deployed(folder, deployment, FileOverlay(index.root)),
+            _as_deployed(folder, deployment, overlay),
+        )
     if len(lines) > MAX_DIFF_LINES:
         lines = [*lines[:MAX_DIFF_LINES], f"... {len(lines) - MAX_DIFF_LINES} more lines"]
     note = {
-        OVERLAYS_META: ", ".join([*(f or "." for f in changed), *redeployed]),
+        OVERLAYS_META: ", ".join(
+            [
+                *(f or "." for f in changed),
+                *(f"{f or '.'} (as the {d.what} deploys it)" for f, d in redeployed),
+            ]
+        ),
         DIFF_META: "\n".join(lines),
     }
     inline = inline_patches_changed(overlay, index.deployed.values())
     if inline:
         note[INLINE_META] = inline
     return note
+
+
+def _as_deployed(
+    folder: str, deployment: DeployedFolder, overlay: FileOverlay
+) -> list[dict[str, Any]] | str:
+    """``folder``'s objects as its deployment (with the overlay's pending edits of its
+    manifest) creates them, built by the reader; or why they cannot be."""
+    text = overlay.read(deployment.manifest) or ""
+    again = (
+        deployment
+        if text == overlay.original(deployment.manifest)
+        else reread_deployment(deployment, text)
+    )
+    if again is None:
+        return f"{deployment.manifest} no longer declares the deployment of {folder or '.'}"
+    try:
+        return [r.doc for r in KustomizeReader(overlay).deploy(folder, again)]
+    except RepositoryError as exc:
+        return f"{folder or '.'} as deployed does not build: {exc}"
 
 
 def inline_patches_changed(overlay: FileOverlay, deployments: Iterable[DeployedFolder] = ()) -> str:

@@ -17,7 +17,7 @@ import yaml
 from bot import regressions
 from bot.locate.base import FileOverlay
 from bot.locate.gitops import argo_image, deployed_paths
-from bot.locate.kustomize import INLINE_META, OVERLAYS_META
+from bot.locate.kustomize import DIFF_META, INLINE_META, OVERLAYS_META
 from bot.locate.kustomize_build import KustomizeReader
 from fixers.edits import load_documents
 from fixers.model import AlreadyCompliant, Finding, ResourceRef
@@ -164,6 +164,9 @@ def test_field_an_application_patch_sets_is_fixed_in_that_patch(repo: Path, tmp_
         f"overlays/staging (as the Argo CD Application in {STAGING_APP} deploys it)"
     )
     assert cs.meta[INLINE_META] == f"{STAGING_APP}: spec.source.kustomize.patches[0] edited"
+    diff = cs.meta[DIFF_META]
+    assert "overlays/staging as deployed (rendered, after)" in diff
+    assert "+          allowPrivilegeEscalation: false" in diff
     before = {f: kubectl_build(repo, f) for f in ("base", "overlays/staging")}
     (repo / change.path).write_text(change.after)
     # the overlays themselves render as before; Argo CD's rendering now passes
