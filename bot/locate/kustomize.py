@@ -47,6 +47,7 @@ from bot.locate.kustomize_build import (
     PatchSource,
     Rendered,
     Touch,
+    deployed_images,
     field_paths,
     find_kustomization,
     kustomization_dirs,
@@ -102,10 +103,13 @@ class Engine:
     def name(self) -> str:
         return "kubectl kustomize" if self.kubectl else "kube-remedy's kustomize reader"
 
-    def build(self, folder: str, overlay: FileOverlay) -> list[dict[str, Any]] | str:
-        """The documents ``folder`` renders, or the one-line reason it does not build.
-        Builds are remembered by the pending edits of the files the kustomization reads, so
-        re-reading a workload after each edit builds each state once."""
+    def build(
+        self, folder: str, overlay: FileOverlay, deployment: DeployedFolder | None = None
+    ) -> list[dict[str, Any]] | str:
+        """The documents ``folder`` renders (with the patches and images ``deployment`` adds,
+        as Argo CD or Flux add them to its kustomization), or the one-line reason it does not
+        build. Builds are remembered by the pending edits of the files the kustomization
+        reads, so re-reading a workload after each edit builds each state once."""
         if folder not in self._files:
             try:
                 self._files[folder] = frozenset(
@@ -121,15 +125,21 @@ class Engine:
                 folder or "."
             ):
                 digest.update(f"{change.path}\0{change.after}\0".encode())
+        if deployment is not None:
+            digest.update(repr((deployment.patches, deployment.images)).encode())
         key = (folder, digest.hexdigest())
         if key not in self._builds:
-            self._builds[key] = self._build(folder, overlay)
+            self._builds[key] = self._build(folder, overlay, deployment)
         return self._builds[key]
 
-    def _build(self, folder: str, overlay: FileOverlay) -> list[dict[str, Any]] | str:
+    def _build(
+        self, folder: str, overlay: FileOverlay, deployment: DeployedFolder | None
+    ) -> list[dict[str, Any]] | str:
         reader = KustomizeReader(overlay)
         try:  # the reader refuses remote resources and plugins before the engine runs
-            rendered = reader.build(folder)
+            rendered = (
+                reader.build(folder) if deployment is None else reader.deploy(folder, deployment)
+            )
         except RepositoryError as exc:
             return f"{folder or '.'} does not build: {exc}"
         if self.kubectl is None:
@@ -140,8 +150,27 @@ class Engine:
                 )
             return [r.doc for r in rendered]
         mirror = self._sync(overlay)
+        if deployment is None:
+            return self._kubectl(self.kubectl, mirror, folder, mirror / folder)
+        # a copy of the folder beside it (relative paths still hold) with the deployment's
+        # patches and images added to its kustomization, as Argo CD and Flux add them
+        copy_dir = (mirror / folder).parent / f".{(mirror / folder).name}.remedy-deployed"
+        shutil.rmtree(copy_dir, ignore_errors=True)
+        shutil.copytree(mirror / folder, copy_dir, symlinks=True)
+        try:
+            kust_file = next(copy_dir / n for n in KUSTOMIZATION_FILES if (copy_dir / n).is_file())
+            kust = yaml.safe_load(kust_file.read_text(encoding="utf-8")) or {}
+            kust["patches"] = [*(kust.get("patches") or []), *map(dict, deployment.patches)]
+            kust["images"] = deployed_images(kust.get("images") or [], deployment.images)
+            kust_file.write_text(yaml.safe_dump(kust, sort_keys=False), encoding="utf-8")
+            return self._kubectl(self.kubectl, mirror, folder, copy_dir)
+        finally:
+            shutil.rmtree(copy_dir, ignore_errors=True)
+
+    @staticmethod
+    def _kubectl(kubectl: str, mirror: Path, folder: str, path: Path) -> list[dict[str, Any]] | str:
         proc = subprocess.run(
-            [self.kubectl, "kustomize", str(mirror / folder)],
+            [kubectl, "kustomize", str(path)],
             capture_output=True,
             text=True,
             timeout=BUILD_TIMEOUT,
@@ -225,6 +254,8 @@ class KustomizeIndex:
     """overlay -> every repository file its build reads."""
     deployed: dict[str, DeployedFolder] = field(default_factory=dict)
     """Overlays an Argo CD Application or Flux Kustomization deploys -> how it deploys them."""
+    adds: set[str] = field(default_factory=set)
+    """Overlays whose deployment adds patches or images that apply: they are built with them."""
 
     @classmethod
     def build(cls, root: Path) -> KustomizeIndex:
@@ -236,11 +267,55 @@ class KustomizeIndex:
                 if kust.get("kind") == "Component":
                     continue
                 index.overlays.append(folder)
-                index.built[folder] = reader.build(folder)
+                index.built[folder] = index._as_deployed(reader, folder)
                 index.files[folder] = reader.files(folder)
             except RepositoryError as exc:
                 index.unreadable[folder] = str(exc)
         return index
+
+    def _as_deployed(self, reader: KustomizeReader, folder: str) -> list[Rendered]:
+        """``folder``'s resources with the patches and images its Argo CD Application or Flux
+        Kustomization adds (what the cluster runs); as the folder builds them alone when the
+        deployment adds none, or when its additions do not apply (its source may not be
+        this repository)."""
+        deployment = self.deployed.get(folder)
+        if deployment is not None and (deployment.patches or deployment.images):
+            try:
+                built = reader.deploy(folder, deployment)
+            except RepositoryError:
+                return reader.build(folder)
+            self.adds.add(folder)
+            return built
+        return reader.build(folder)
+
+    def deployment(self, folder: str, overlay: FileOverlay) -> DeployedFolder | None:
+        """The patches and images ``folder``'s deployment adds, as its manifest declares them
+        with the overlay's pending edits (None when it adds none that apply)."""
+        deployment = self.deployed.get(folder)
+        if deployment is None or folder not in self.adds:
+            return None
+        text = overlay.read(deployment.manifest)
+        if text == overlay.original(deployment.manifest):
+            return deployment
+        again = reread_deployment(deployment, text or "")
+        if again is None:
+            raise KustomizeError(f"{deployment.manifest} no longer declares the deployment")
+        return again
+
+    def render(self, folder: str, overlay: FileOverlay) -> list[dict[str, Any]] | str:
+        """``folder``'s objects as the cluster gets them (with its deployment's additions),
+        the overlay's edits applied; or why they cannot be built."""
+        try:
+            deployment = self.deployment(folder, overlay)
+        except RepositoryError as exc:
+            return str(exc)
+        return self.engine.build(folder, overlay, deployment)
+
+    def label(self, folder: str) -> str:
+        """An overlay for the plan: its folder, and the deployment adding to it if any."""
+        if folder in self.adds:
+            return f"{folder or '.'} (as the {self.deployed[folder].what} deploys it)"
+        return folder or "."
 
     def overlay_of(self, hint: str) -> str | None:
         """The deepest overlay directory holding the scanner's path (run from anywhere)."""
@@ -263,6 +338,7 @@ class KustomizeIndex:
             for folder in self.overlays
             if self.files.get(folder, set()) & paths
             or any(PurePosixPath(p).parent.as_posix() == (folder or ".") for p in paths)
+            or (folder in self.adds and self.deployed[folder].manifest in paths)
         ]
 
     def changed_outputs(self, overlay: FileOverlay) -> list[str]:
@@ -272,7 +348,7 @@ class KustomizeIndex:
         return [
             folder
             for folder in self.affected(changed)
-            if self.engine.build(folder, overlay) != self.engine.build(folder, base)
+            if self.render(folder, overlay) != self.render(folder, base)
         ]
 
 
@@ -415,7 +491,9 @@ class KustomizeTarget:
         return target
 
     def _document(self, overlay: FileOverlay) -> dict[str, Any] | str:
-        built = self.index.engine.build(self.overlay_dir, overlay)
+        """The resource as the cluster gets it: the overlay's build, with the images and
+        patches its Argo CD Application or Flux Kustomization adds."""
+        built = self.index.render(self.overlay_dir, overlay)
         if isinstance(built, str):
             return built
         kind, name, namespace = self.resource
@@ -428,31 +506,7 @@ class KustomizeTarget:
         ]
         if len(found) != 1:
             return f"{self.overlay_dir or '.'} no longer renders {kind}/{name} once"
-        try:
-            deployment = self._deployment(overlay)
-            if deployment is None:
-                return found[0]
-            doc = found[0]
-            as_built = Rendered(copy.deepcopy(doc), *self.origin, doc, list(self.names))
-            reader = KustomizeReader(overlay)
-            (deployed,) = reader.apply_deployment(self.overlay_dir, [as_built], deployment)
-        except RepositoryError as exc:
-            return f"{self.overlay_dir or '.'} as deployed: {exc}"
-        return deployed.doc
-
-    def _deployment(self, overlay: FileOverlay) -> DeployedFolder | None:
-        """The deployment's images and patches, as its manifest declares them with the
-        overlay's pending edits (None when it adds neither)."""
-        deployment = self.deployment
-        if deployment is None or not (deployment.images or deployment.patches):
-            return None
-        text = overlay.read(deployment.manifest)
-        if text == overlay.original(deployment.manifest):
-            return deployment
-        again = reread_deployment(deployment, text or "")
-        if again is None:
-            raise KustomizeError(f"{deployment.manifest} no longer declares the deployment")
-        return again
+        return found[0]
 
     def reread(self, overlay: FileOverlay) -> PodView | str:
         document = self._document(overlay)
@@ -516,7 +570,7 @@ class KustomizeTarget:
         """Every overlay reading an edited file still builds (else the edit is refused)."""
         changed = [c.path for c in overlay.changes()]
         for folder in self.index.affected(changed):
-            built = self.index.engine.build(folder, overlay)
+            built = self.index.render(folder, overlay)
             if isinstance(built, str):
                 raise KustomizeError(built)
 
@@ -528,8 +582,8 @@ class KustomizeTarget:
         for folder in self.index.affected(changed):
             if folder == self.overlay_dir:
                 continue
-            after = self.index.engine.build(folder, overlay)
-            before = self.index.engine.build(folder, unedited)
+            after = self.index.render(folder, overlay)
+            before = self.index.render(folder, unedited)
             if isinstance(after, str):
                 return after
             failures = regressions.new_failures([] if isinstance(before, str) else before, after)
@@ -585,7 +639,7 @@ class KustomizeTarget:
     def _built(self, overlay: FileOverlay) -> list[Rendered]:
         """The overlay's resources as the reader builds and the deployment changes them."""
         reader = KustomizeReader(overlay)
-        deployment = self._deployment(overlay)
+        deployment = self.index.deployment(self.overlay_dir, overlay)
         if deployment is None:
             return reader.build(self.overlay_dir)
         return reader.deploy(self.overlay_dir, deployment)
@@ -753,7 +807,7 @@ class KustomizeTarget:
 
     def network_policies(self, overlay: FileOverlay) -> list[Mapping[str, Any]]:
         """The NetworkPolicies the overlay renders (they count as already in the repository)."""
-        built = self.index.engine.build(self.overlay_dir, overlay)
+        built = self.index.render(self.overlay_dir, overlay)
         if isinstance(built, str):
             return []
         return [d for d in built if d.get("kind") == "NetworkPolicy"]
@@ -911,65 +965,31 @@ adds (the file list shows only the kustomization)."""
 
 def overlays_note(index: KustomizeIndex | None, overlay: FileOverlay) -> dict[str, str]:
     """``{OVERLAYS_META: "a, b", DIFF_META: diff}`` for a change set touching kustomize
-    files, else empty. The diff compares each overlay's rendered objects before and after.
-    An overlay whose deployment's own patches change (an Argo CD Application's) is listed
-    with the deployment; the patches edited inline are named under `INLINE_META`."""
+    files, else empty. The diff compares each overlay's rendered objects before and after;
+    an overlay whose Argo CD Application or Flux Kustomization adds patches or images is
+    compared as deployed, and listed with that deployment. The patches edited inline are
+    named under `INLINE_META`."""
     if index is None or not index.overlays:
         return {}
     changed = index.changed_outputs(overlay)
-    edited = {c.path for c in overlay.changes()}
-    redeployed = [
-        (folder, d)
-        for folder, d in sorted(index.deployed.items())
-        if d.manifest in edited and folder not in changed and folder in index.overlays
-    ]
-    if not changed and not redeployed:
+    if not changed:
         return {}
     lines: list[str] = []
     for folder in changed:
-        before = index.engine.build(folder, FileOverlay(index.root))
-        after = index.engine.build(folder, overlay)
-        lines += _rendered_diff(folder or ".", before, after)
-    for folder, deployment in redeployed:
-        lines += _rendered_diff(
-            f"{folder or '.'} as deployed",
-            _as_deployed(folder, deployment, FileOverlay(index.root)),
-            _as_deployed(folder, deployment, overlay),
-        )
+        before = index.render(folder, FileOverlay(index.root))
+        after = index.render(folder, overlay)
+        name = f"{folder or '.'} as deployed" if folder in index.adds else folder or "."
+        lines += _rendered_diff(name, before, after)
     if len(lines) > MAX_DIFF_LINES:
         lines = [*lines[:MAX_DIFF_LINES], f"... {len(lines) - MAX_DIFF_LINES} more lines"]
     note = {
-        OVERLAYS_META: ", ".join(
-            [
-                *(f or "." for f in changed),
-                *(f"{f or '.'} (as the {d.what} deploys it)" for f, d in redeployed),
-            ]
-        ),
+        OVERLAYS_META: ", ".join(index.label(f) for f in changed),
         DIFF_META: "\n".join(lines),
     }
     inline = inline_patches_changed(overlay, index.deployed.values())
     if inline:
         note[INLINE_META] = inline
     return note
-
-
-def _as_deployed(
-    folder: str, deployment: DeployedFolder, overlay: FileOverlay
-) -> list[dict[str, Any]] | str:
-    """``folder``'s objects as its deployment (with the overlay's pending edits of its
-    manifest) creates them, built by the reader; or why they cannot be."""
-    text = overlay.read(deployment.manifest) or ""
-    again = (
-        deployment
-        if text == overlay.original(deployment.manifest)
-        else reread_deployment(deployment, text)
-    )
-    if again is None:
-        return f"{deployment.manifest} no longer declares the deployment of {folder or '.'}"
-    try:
-        return [r.doc for r in KustomizeReader(overlay).deploy(folder, again)]
-    except RepositoryError as exc:
-        return f"{folder or '.'} as deployed does not build: {exc}"
 
 
 def inline_patches_changed(overlay: FileOverlay, deployments: Iterable[DeployedFolder] = ()) -> str:

@@ -269,8 +269,10 @@ class KustomizeReader:
         """The resources ``folder``'s kustomization renders, in order (copies: safe to edit)."""
         return [_copy(r) for r in self._build(folder, 0)]
 
-    def _build(self, folder: str, depth: int) -> list[Rendered]:
-        if folder in self._cache:
+    def _build(
+        self, folder: str, depth: int, deployment: DeployedFolder | None = None
+    ) -> list[Rendered]:
+        if deployment is None and folder in self._cache:
             return self._cache[folder]
         if depth > MAX_DEPTH:
             raise KustomizeError(f"{folder}: kustomizations nest deeper than {MAX_DEPTH}")
@@ -291,7 +293,7 @@ class KustomizeReader:
         resources = self._resources(folder, kust, depth)
         for ref in _list(kust, "components"):
             resources = self._component(_join(folder, ref), resources, depth + 1)
-        resources = self._transform(folder, path, kust, resources)
+        resources = self._transform(folder, path, kust, resources, deployment)
         _substitute_vars(path, kust.get("vars") or [], resources)
         seen: set[tuple[str, str | None, str]] = set()
         for res in resources:
@@ -302,7 +304,8 @@ class KustomizeReader:
                     "a resource with an already registered id)"
                 )
             seen.add(ident)
-        self._cache[folder] = resources
+        if deployment is None:
+            self._cache[folder] = resources
         return resources
 
     def _resources(self, folder: str, kust: Mapping[str, Any], depth: int) -> list[Rendered]:
@@ -332,13 +335,22 @@ class KustomizeReader:
     # ------------------------------------------------------------------ transformers
 
     def _transform(
-        self, folder: str, path: str, kust: Mapping[str, Any], resources: list[Rendered]
+        self,
+        folder: str,
+        path: str,
+        kust: Mapping[str, Any],
+        resources: list[Rendered],
+        deployment: DeployedFolder | None = None,
     ) -> list[Rendered]:
         # kustomize's order: strategic-merge patches, patches, namespace / names / labels,
         # then JSON6902 patches (their targets name resources as renamed), images, replacements
         for n, item in enumerate(kust.get("patchesStrategicMerge") or []):
             self._patch(folder, path, item, None, resources, ("patchesStrategicMerge", n), "smp")
         self._patch_list(folder, path, kust, "patches", None, resources)
+        images = kust.get("images") or []
+        if deployment is not None:
+            self._deployment_patches(folder, deployment, resources)
+            images = deployed_images(images, deployment.images)
         namespace = kust.get("namespace")
         prefix, suffix = str(kust.get("namePrefix") or ""), str(kust.get("nameSuffix") or "")
         labels = dict(kust.get("commonLabels") or {})
@@ -364,7 +376,7 @@ class KustomizeReader:
                 tmeta["labels"] = {**(tmeta.get("labels") or {}), **template_labels}
         self._patch_list(folder, path, kust, "patchesJson6902", "json6902", resources)
         for res in resources:
-            set_images(res.doc, kust.get("images") or [])
+            set_images(res.doc, images)
         self._replacements(folder, path, kust, resources)
         return resources
 
@@ -503,16 +515,15 @@ class KustomizeReader:
                         _strategic_merge(res, doc, source)
 
     def deploy(self, folder: str, deployment: DeployedFolder) -> list[Rendered]:
-        """``folder``'s resources as a deployment creates them (`apply_deployment`)."""
-        return self.apply_deployment(folder, self.build(folder), deployment)
+        """``folder``'s resources as a deployment creates them: the patches and images an
+        Argo CD Application's ``kustomize:`` options or a Flux Kustomization add join the
+        folder's own kustomization (as both tools add them), traced to the deployment's
+        manifest."""
+        return [_copy(r) for r in self._build(folder, 0, deployment)]
 
-    def apply_deployment(
-        self, folder: str, resources: list[Rendered], deployment: DeployedFolder
-    ) -> list[Rendered]:
-        """``resources`` (``folder``'s output) with the patches and images an Argo CD
-        Application's ``kustomize:`` options or a Flux Kustomization add. Argo CD appends
-        them to the folder's kustomization; here they apply to its output, a patch target
-        matching any name a resource had (names and namespaces stay the folder's)."""
+    def _deployment_patches(
+        self, folder: str, deployment: DeployedFolder, resources: list[Rendered]
+    ) -> None:
         for n, item in enumerate(deployment.patches):
             if not isinstance(item, Mapping):
                 raise KustomizeError(f"{deployment.manifest}: patch {n} is not a mapping")
@@ -527,9 +538,14 @@ class KustomizeReader:
                 bool(item.get("patch")),
                 deployment.document,
             )
-        for res in resources:
-            set_images(res.doc, deployment.images)
-        return resources
+
+
+def deployed_images(own: Sequence[Any], added: Sequence[Mapping[str, str]]) -> list[Any]:
+    """A kustomization's ``images`` once a deployment sets its own: an entry for the same
+    image name replaces the kustomization's (``kustomize edit set image``), others join."""
+    names = {entry.get("name") for entry in added}
+    kept = [e for e in own if not (isinstance(e, Mapping) and e.get("name") in names)]
+    return [*kept, *(dict(e) for e in added)]
 
 
 @lru_cache(maxsize=1024)

@@ -235,3 +235,33 @@ def test_flux_kustomization_images_and_patches_are_traced_to_it(tmp_path: Path) 
         "clusters/production.yaml",
         ("spec", "patches", 0, "patch"),
     )
+
+
+def test_overlay_json_patch_after_the_applications_patch_is_the_place(
+    repo: Path, tmp_path: Path
+) -> None:
+    """Argo CD adds its patches to the overlay's ``patches``; kustomize runs the overlay's
+    patchesJson6902 after them, so the overlay's operation decides the field, and is fixed."""
+    kust = repo / "overlays" / "staging" / "kustomization.yaml"
+    kust.write_text(
+        kust.read_text()
+        + "patchesJson6902:\n"
+        + "  - target: {group: apps, version: v1, kind: Deployment, name: frontend}\n"
+        + "    patch: |-\n"
+        + "      - op: add\n"
+        + "        path: /spec/template/spec/containers/0/securityContext\n"
+        + "        value:\n"
+        + "          allowPrivilegeEscalation: true\n"
+    )
+    finding = cluster_finding("C-0016", "storefront-staging", "frontend")
+    cs = only_change_set(plan_of(repo, finding))
+    (change,) = cs.files
+    assert change.path == "overlays/staging/kustomization.yaml"
+    assert changed_lines(change.before or "", change.after) == [
+        (
+            "          allowPrivilegeEscalation: true\n",
+            "          allowPrivilegeEscalation: false\n",
+        )
+    ]
+    kust.write_text(change.after)
+    assert passes(as_argo_deploys(repo, STAGING_APP, 0, tmp_path / "argo"), finding)
