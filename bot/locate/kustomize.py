@@ -465,7 +465,7 @@ class KustomizeTarget:
             f" (built with {index.engine.name})"
         )
         deployment = index.deployed.get(folder)
-        if deployment is not None and (deployment.images or deployment.patches):
+        if deployment is not None and folder in index.adds:
             added = " and ".join(
                 w
                 for w, on in (("images", deployment.images), ("patches", deployment.patches))
