@@ -250,3 +250,16 @@ def test_a_kustomization_with_windows_line_breaks_keeps_them() -> None:
         text, ("patches", 0, "patch"), lambda body: apply_edits(body, [Set(("a", "c"), 2)])
     )
     assert edited == text.replace("b: 1\r\n", "b: 1\r\n        c: 2\r\n")
+
+
+def test_new_inline_patch_starts_a_patches_list_beside_the_deprecated_ones(repo: Path) -> None:
+    """Production writes its patches inline in patchesStrategicMerge and patchesJson6902:
+    staging's escalation patch keeps the field out of the base, so production gets an inline
+    patch in a new ``patches`` list, appended after every existing byte."""
+    finding = overlay_finding("C-0016", PRODUCTION, "payments", "api", "api")
+    cs = only_change_set(plan_of(repo, finding))
+    (change,) = cs.files
+    assert change.path == f"{PRODUCTION}/kustomization.yaml"
+    assert change.after.startswith(change.before or "")
+    assert cs.meta[INLINE_META] == f"{PRODUCTION}/kustomization.yaml: patches[0] new"
+    write_and_build(repo, cs, finding, PRODUCTION)
