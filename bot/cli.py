@@ -281,7 +281,9 @@ def _ids(finding: Finding) -> str:
 def _overlays_line(cs: ChangeSet) -> str:
     """The kustomize overlays whose rendered output the change set changes, as a table line."""
     overlays = cs.meta.get("kustomize-overlays")
-    return f"\n  changes overlays: {safe(overlays)}" if overlays else ""
+    inline = cs.meta.get("kustomize-inline-patches")
+    line = f"\n  changes overlays: {safe(overlays)}" if overlays else ""
+    return line + (f"\n  inline patches: {safe(inline)}" if inline else "")
 
 
 def print_chart_summary(plan: Plan) -> None:

@@ -343,13 +343,69 @@ class DeployedFolder:
     name_prefix: str = ""
     name_suffix: str = ""
     """Argo CD ``kustomize.namePrefix`` / ``nameSuffix``, added to every name."""
+    images: tuple[Mapping[str, str], ...] = ()
+    """Image overrides (Argo CD ``kustomize.images``, Flux ``spec.images``) in kustomize's
+    ``images`` form (name, newName, newTag, digest)."""
+    patches: tuple[Any, ...] = ()
+    """Patches the deployment adds (Argo CD 2.9+ ``kustomize.patches``, Flux
+    ``spec.patches``), as written: items with ``patch`` or ``path`` and ``target``."""
+    manifest: str = ""
+    """Repository path of the Application / Kustomization file (empty when not known)."""
+    document: int = 0
+    """Document index of the deployment in ``manifest``."""
+    options: YamlPath = ()
+    """Where the mapping holding ``images`` and ``patches`` sits in that document."""
 
     def name(self, rendered: str) -> str:
         """A resource's name as the deployment creates it."""
         return f"{self.name_prefix}{rendered}{self.name_suffix}"
 
+    @property
+    def what(self) -> str:
+        """The deployment for a reason, e.g. ``Argo CD Application in clusters/x.yaml``."""
+        kind = "Flux Kustomization" if self.options == ("spec",) else "Argo CD Application"
+        return f"{kind} in {self.manifest}" if self.manifest else kind
 
-def _argo_kustomize(source: Mapping[str, Any], namespace: str | None) -> DeployedFolder:
+
+def argo_image(entry: str) -> dict[str, str] | None:
+    """An Argo CD ``kustomize.images`` entry (``[old=]name[:tag|@digest]``) in kustomize's
+    ``images`` form; None when it is templated or empty."""
+    if not entry or "{{" in entry:
+        return None
+    old, _, new = entry.partition("=") if "=" in entry else ("", "", entry)
+    name, digest = new.split("@", 1) if "@" in new else (new, "")
+    tag = ""
+    if ":" in name.rsplit("/", 1)[-1]:
+        name, tag = name.rsplit(":", 1)
+    out = {"name": old or name}
+    if old and name != old:
+        out["newName"] = name
+    if digest:
+        out["digest"] = digest
+    elif tag:
+        out["newTag"] = tag
+    return out
+
+
+def _kustomize_images(raw: object, argo: bool) -> tuple[Mapping[str, str], ...]:
+    items = raw if isinstance(raw, list) else []
+    if argo:
+        found = [argo_image(i) for i in items if isinstance(i, str)]
+        return tuple(i for i in found if i is not None)
+    return tuple(
+        {str(k): str(v) for k, v in i.items()}
+        for i in items
+        if isinstance(i, Mapping) and isinstance(i.get("name"), str)
+    )
+
+
+def _argo_kustomize(
+    source: Mapping[str, Any],
+    namespace: str | None,
+    where: tuple[str, int, YamlPath] = ("", 0, ()),
+) -> DeployedFolder:
+    """How an Argo CD source deploys its path; ``where``: (manifest, document, path of the
+    source in the document)."""
     options = source.get("kustomize")
     options = options if isinstance(options, Mapping) else {}
 
@@ -358,19 +414,86 @@ def _argo_kustomize(source: Mapping[str, Any], namespace: str | None) -> Deploye
         return value if isinstance(value, str) and "{{" not in value else ""
 
     forced = text("namespace") or None
+    patches = options.get("patches")
+    manifest, document, source_path = where
     return DeployedFolder(
         namespace=forced or namespace,
         forced_namespace=forced,
         name_prefix=text("namePrefix"),
         name_suffix=text("nameSuffix"),
+        images=_kustomize_images(options.get("images"), argo=True),
+        patches=tuple(patches) if isinstance(patches, list) else (),
+        manifest=manifest,
+        document=document,
+        options=(*source_path, "kustomize"),
     )
+
+
+def _flux_kustomization(
+    spec: Mapping[str, Any], manifest: str = "", document: int = 0
+) -> DeployedFolder:
+    patches = spec.get("patches")
+    return DeployedFolder(
+        _plain(spec.get("targetNamespace")),
+        images=_kustomize_images(spec.get("images"), argo=False),
+        patches=tuple(patches) if isinstance(patches, list) else (),
+        manifest=manifest,
+        document=document,
+        options=("spec",),
+    )
+
+
+def _deployments(relpath: str, index: int, doc: Any) -> list[tuple[Any, DeployedFolder]]:
+    """(path, how) of each folder an Argo CD Application or Flux Kustomization document
+    deploys (Helm chart sources excluded)."""
+    if not isinstance(doc, Mapping) or not isinstance(doc.get("spec"), Mapping):
+        return []
+    kind, api, spec = doc.get("kind"), str(doc.get("apiVersion", "")), doc["spec"]
+    if kind == "Application" and api.startswith("argoproj.io/"):
+        namespace = _plain((spec.get("destination") or {}).get("namespace"))
+        return [
+            (
+                s.get("path"),
+                _argo_kustomize(
+                    s,
+                    namespace,
+                    (relpath, index, ("spec", "source") if n is None else ("spec", "sources", n)),
+                ),
+            )
+            for n, s in _argo_sources(spec)
+            if not s.get("chart")
+        ]
+    if kind == "Kustomization" and "fluxcd.io" in api:
+        return [(spec.get("path"), _flux_kustomization(spec, relpath, index))]
+    return []
+
+
+def reread_deployment(deployment: DeployedFolder, text: str) -> DeployedFolder | None:
+    """``deployment`` as the (edited) text of its manifest declares it now; None when the
+    text no longer declares it."""
+    try:
+        loaded = load_yaml_all(
+            text, deployment.manifest, max_bytes=MAX_GITOPS_BYTES, error=RepositoryError
+        )
+    except RepositoryError:
+        return None
+    if not 0 <= deployment.document < len(loaded):
+        return None
+    found = [
+        d
+        for _, d in _deployments(
+            deployment.manifest, deployment.document, loaded[deployment.document]
+        )
+        if d.options == deployment.options
+    ]
+    return found[0] if len(found) == 1 else None
 
 
 def deployed_paths(root: Path) -> dict[str, DeployedFolder]:
     """Folders Argo CD Applications and Flux ``Kustomization``s deploy (a kustomize overlay
     or plain manifests) -> how they deploy them (namespace, Argo CD's kustomize name prefix
-    and suffix). Sources with a Helm chart are left to `scan_gitops`; templated paths are
-    skipped."""
+    and suffix, images and patches the deployment adds). Sources with a Helm chart are left to
+    `scan_gitops`; templated paths are skipped."""
     out: dict[str, DeployedFolder] = {}
     for path in iter_yaml_files(root):
         try:
@@ -384,21 +507,8 @@ def deployed_paths(root: Path) -> dict[str, DeployedFolder]:
             loaded = load_yaml_all(text, relpath, max_bytes=MAX_GITOPS_BYTES, error=RepositoryError)
         except RepositoryError:
             continue
-        for doc in loaded:
-            if not isinstance(doc, Mapping) or not isinstance(doc.get("spec"), Mapping):
-                continue
-            kind, api, spec = doc.get("kind"), str(doc.get("apiVersion", "")), doc["spec"]
-            if kind == "Application" and api.startswith("argoproj.io/"):
-                namespace = _plain((spec.get("destination") or {}).get("namespace"))
-                found = [
-                    (s.get("path"), _argo_kustomize(s, namespace))
-                    for _, s in _argo_sources(spec)
-                    if not s.get("chart")
-                ]
-            elif kind == "Kustomization" and "fluxcd.io" in api:
-                found = [(spec.get("path"), DeployedFolder(_plain(spec.get("targetNamespace"))))]
-            else:
-                continue
+        for n, doc in enumerate(loaded):
+            found = _deployments(relpath, n, doc)
             for item, deployment in found:
                 if isinstance(item, str) and "{{" not in item:
                     folder = _norm(item.lstrip("/"))

@@ -4,9 +4,11 @@ A finding names a resource as an overlay renders it (the scanner read the overla
 the cluster). `KustomizeIndex` builds every kustomization of the repository with the reader of
 `bot.locate.kustomize_build`, which traces each rendered field to the base document or patch
 that sets it. `KustomizeTarget` writes each edit where the value comes from: into the patch that
-sets the field (a strategic-merge patch, or a JSON6902 operation's ``value``); else into the
-base document when no other overlay patches that field (every overlay inherits the fix); else
-into a new strategic-merge patch of the finding's overlay, listed in its kustomization. Views
+sets the field (a strategic-merge patch, or a JSON6902 operation's ``value``; a patch written
+inline in a kustomization is edited inside its block, `bot.locate.kustomize_inline`); else into
+the base document when no other overlay patches that field (every overlay inherits the fix);
+else into a new strategic-merge patch of the finding's overlay (inline when the overlay writes
+its patches inline, else a file listed in its kustomization). Views
 and verification use the real engine (``kubectl kustomize``) when the machine has one, else the
 reader; every overlay whose files an edit touches must still build.
 """
@@ -15,13 +17,14 @@ from __future__ import annotations
 
 import copy
 import difflib
+import functools
 import hashlib
 import os
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -30,17 +33,37 @@ import yaml
 from bot import regressions
 from bot.errors import RepositoryError
 from bot.locate.base import FileOverlay
-from bot.locate.gitops import DeployedFolder, deployed_paths
+from bot.locate.gitops import (
+    KUSTOMIZATION_FILES,
+    DeployedFolder,
+    deployed_paths,
+    reread_deployment,
+)
 from bot.locate.kustomize_build import (
     MERGE_KEYS,
     KustomizeError,
     KustomizeReader,
     LogicalPath,
+    PatchSource,
     Rendered,
+    Touch,
+    deployed_images,
+    field_paths,
     find_kustomization,
     kustomization_dirs,
     logical_path,
+    named_path,
     physical_path,
+)
+from bot.locate.kustomize_inline import (
+    PLACEHOLDER,
+    edit_inline,
+    inline_patches,
+    inline_text,
+    own_inline_patch,
+    own_inline_patches,
+    write_new_inline,
+    writes_inline_patches,
 )
 from bot.model import Location
 from fixers.edits import EditError, apply_edits, load_documents, render_manifest
@@ -61,6 +84,8 @@ ENGINE_ENV = "REMEDY_KUSTOMIZE_ENGINE"
 """``reader`` forces the built-in reader even where ``kubectl`` is installed."""
 BUILD_TIMEOUT = 60
 PATCH_PREFIX = "remedy-patch-"
+MAX_REPLACEMENT_HOPS = 8
+"""How many replacements a field may be copied through before it is left to a person."""
 
 
 class Engine:
@@ -78,10 +103,13 @@ class Engine:
     def name(self) -> str:
         return "kubectl kustomize" if self.kubectl else "kube-remedy's kustomize reader"
 
-    def build(self, folder: str, overlay: FileOverlay) -> list[dict[str, Any]] | str:
-        """The documents ``folder`` renders, or the one-line reason it does not build.
-        Builds are remembered by the pending edits of the files the kustomization reads, so
-        re-reading a workload after each edit builds each state once."""
+    def build(
+        self, folder: str, overlay: FileOverlay, deployment: DeployedFolder | None = None
+    ) -> list[dict[str, Any]] | str:
+        """The documents ``folder`` renders (with the patches and images ``deployment`` adds,
+        as Argo CD or Flux add them to its kustomization), or the one-line reason it does not
+        build. Builds are remembered by the pending edits of the files the kustomization
+        reads, so re-reading a workload after each edit builds each state once."""
         if folder not in self._files:
             try:
                 self._files[folder] = frozenset(
@@ -97,27 +125,52 @@ class Engine:
                 folder or "."
             ):
                 digest.update(f"{change.path}\0{change.after}\0".encode())
+        if deployment is not None:
+            digest.update(repr((deployment.patches, deployment.images)).encode())
         key = (folder, digest.hexdigest())
         if key not in self._builds:
-            self._builds[key] = self._build(folder, overlay)
+            self._builds[key] = self._build(folder, overlay, deployment)
         return self._builds[key]
 
-    def _build(self, folder: str, overlay: FileOverlay) -> list[dict[str, Any]] | str:
+    def _build(
+        self, folder: str, overlay: FileOverlay, deployment: DeployedFolder | None
+    ) -> list[dict[str, Any]] | str:
         reader = KustomizeReader(overlay)
         try:  # the reader refuses remote resources and plugins before the engine runs
-            rendered = reader.build(folder)
+            rendered = (
+                reader.build(folder) if deployment is None else reader.deploy(folder, deployment)
+            )
         except RepositoryError as exc:
             return f"{folder or '.'} does not build: {exc}"
         if self.kubectl is None:
             if reader.untraced:
                 return (
-                    f"{folder or '.'} uses {', '.join(reader.untraced)}, which kube-remedy's "
-                    "reader does not apply; build it with kubectl (install kubectl)"
+                    f"{folder or '.'}: kube-remedy's reader cannot trace "
+                    f"{'; '.join(reader.untraced)}; build it with kubectl (install kubectl)"
                 )
             return [r.doc for r in rendered]
         mirror = self._sync(overlay)
+        if deployment is None:
+            return self._kubectl(self.kubectl, mirror, folder, mirror / folder)
+        # a copy of the folder beside it (relative paths still hold) with the deployment's
+        # patches and images added to its kustomization, as Argo CD and Flux add them
+        copy_dir = (mirror / folder).parent / f".{(mirror / folder).name}.remedy-deployed"
+        shutil.rmtree(copy_dir, ignore_errors=True)
+        shutil.copytree(mirror / folder, copy_dir, symlinks=True)
+        try:
+            kust_file = next(copy_dir / n for n in KUSTOMIZATION_FILES if (copy_dir / n).is_file())
+            kust = yaml.safe_load(kust_file.read_text(encoding="utf-8")) or {}
+            kust["patches"] = [*(kust.get("patches") or []), *map(dict, deployment.patches)]
+            kust["images"] = deployed_images(kust.get("images") or [], deployment.images)
+            kust_file.write_text(yaml.safe_dump(kust, sort_keys=False), encoding="utf-8")
+            return self._kubectl(self.kubectl, mirror, folder, copy_dir)
+        finally:
+            shutil.rmtree(copy_dir, ignore_errors=True)
+
+    @staticmethod
+    def _kubectl(kubectl: str, mirror: Path, folder: str, path: Path) -> list[dict[str, Any]] | str:
         proc = subprocess.run(
-            [self.kubectl, "kustomize", str(mirror / folder)],
+            [kubectl, "kustomize", str(path)],
             capture_output=True,
             text=True,
             timeout=BUILD_TIMEOUT,
@@ -201,6 +254,8 @@ class KustomizeIndex:
     """overlay -> every repository file its build reads."""
     deployed: dict[str, DeployedFolder] = field(default_factory=dict)
     """Overlays an Argo CD Application or Flux Kustomization deploys -> how it deploys them."""
+    adds: set[str] = field(default_factory=set)
+    """Overlays whose deployment adds patches or images that apply: they are built with them."""
 
     @classmethod
     def build(cls, root: Path) -> KustomizeIndex:
@@ -212,11 +267,55 @@ class KustomizeIndex:
                 if kust.get("kind") == "Component":
                     continue
                 index.overlays.append(folder)
-                index.built[folder] = reader.build(folder)
+                index.built[folder] = index._as_deployed(reader, folder)
                 index.files[folder] = reader.files(folder)
             except RepositoryError as exc:
                 index.unreadable[folder] = str(exc)
         return index
+
+    def _as_deployed(self, reader: KustomizeReader, folder: str) -> list[Rendered]:
+        """``folder``'s resources with the patches and images its Argo CD Application or Flux
+        Kustomization adds (what the cluster runs); as the folder builds them alone when the
+        deployment adds none, or when its additions do not apply (its source may not be
+        this repository)."""
+        deployment = self.deployed.get(folder)
+        if deployment is not None and (deployment.patches or deployment.images):
+            try:
+                built = reader.deploy(folder, deployment)
+            except RepositoryError:
+                return reader.build(folder)
+            self.adds.add(folder)
+            return built
+        return reader.build(folder)
+
+    def deployment(self, folder: str, overlay: FileOverlay) -> DeployedFolder | None:
+        """The patches and images ``folder``'s deployment adds, as its manifest declares them
+        with the overlay's pending edits (None when it adds none that apply)."""
+        deployment = self.deployed.get(folder)
+        if deployment is None or folder not in self.adds:
+            return None
+        text = overlay.read(deployment.manifest)
+        if text == overlay.original(deployment.manifest):
+            return deployment
+        again = reread_deployment(deployment, text or "")
+        if again is None:
+            raise KustomizeError(f"{deployment.manifest} no longer declares the deployment")
+        return again
+
+    def render(self, folder: str, overlay: FileOverlay) -> list[dict[str, Any]] | str:
+        """``folder``'s objects as the cluster gets them (with its deployment's additions),
+        the overlay's edits applied; or why they cannot be built."""
+        try:
+            deployment = self.deployment(folder, overlay)
+        except RepositoryError as exc:
+            return str(exc)
+        return self.engine.build(folder, overlay, deployment)
+
+    def label(self, folder: str) -> str:
+        """An overlay for the plan: its folder, and the deployment adding to it if any."""
+        if folder in self.adds:
+            return f"{folder or '.'} (as the {self.deployed[folder].what} deploys it)"
+        return folder or "."
 
     def overlay_of(self, hint: str) -> str | None:
         """The deepest overlay directory holding the scanner's path (run from anywhere)."""
@@ -239,6 +338,7 @@ class KustomizeIndex:
             for folder in self.overlays
             if self.files.get(folder, set()) & paths
             or any(PurePosixPath(p).parent.as_posix() == (folder or ".") for p in paths)
+            or (folder in self.adds and self.deployed[folder].manifest in paths)
         ]
 
     def changed_outputs(self, overlay: FileOverlay) -> list[str]:
@@ -248,7 +348,7 @@ class KustomizeIndex:
         return [
             folder
             for folder in self.affected(changed)
-            if self.engine.build(folder, overlay) != self.engine.build(folder, base)
+            if self.render(folder, overlay) != self.render(folder, base)
         ]
 
 
@@ -326,6 +426,19 @@ def locate_kustomize(finding: Finding, index: KustomizeIndex) -> KustomizeTarget
     return KustomizeTarget.load(index, folder, found[0], finding)
 
 
+@dataclass(frozen=True)
+class _Place:
+    """Where an edit is written: a document of a file, or of a patch written inline in one."""
+
+    file: str
+    document: int
+    path: YamlPath
+    inline: YamlPath | None = None
+    """Where the patch text sits in the file, for an inline patch."""
+    holder: int = 0
+    """The document of ``file`` holding an inline patch."""
+
+
 @dataclass
 class KustomizeTarget:
     """A workload as one overlay renders it; edits go to the file that sets each field."""
@@ -337,6 +450,11 @@ class KustomizeTarget:
     origin: tuple[str, int]
     resource: tuple[str, str, str | None]
     """Kind, name and namespace as the overlay renders them."""
+    names: tuple[str, ...] = ()
+    """Every name the resource had while the overlay built it (a patch target names one)."""
+    deployment: DeployedFolder | None = None
+    """The Argo CD Application or Flux Kustomization deploying the overlay, if any: its own
+    images and patches are part of what the cluster runs."""
 
     @classmethod
     def load(
@@ -346,6 +464,14 @@ class KustomizeTarget:
             f"rendered by the kustomize overlay {folder or '.'} from {rendered.origin}"
             f" (built with {index.engine.name})"
         )
+        deployment = index.deployed.get(folder)
+        if deployment is not None and folder in index.adds:
+            added = " and ".join(
+                w
+                for w, on in (("images", deployment.images), ("patches", deployment.patches))
+                if on
+            )
+            why += f"; deployed by the {deployment.what}, which adds its own {added}"
         target = cls(
             Location("manifest", rendered.origin, rendered.index, why=why),
             view=None,  # type: ignore[arg-type]
@@ -353,6 +479,8 @@ class KustomizeTarget:
             overlay_dir=folder,
             origin=(rendered.origin, rendered.index),
             resource=(rendered.kind, rendered.name, rendered.namespace),
+            names=tuple(rendered.names),
+            deployment=deployment,
         )
         view = target.reread(FileOverlay(index.root))
         if isinstance(view, str):
@@ -363,7 +491,9 @@ class KustomizeTarget:
         return target
 
     def _document(self, overlay: FileOverlay) -> dict[str, Any] | str:
-        built = self.index.engine.build(self.overlay_dir, overlay)
+        """The resource as the cluster gets it: the overlay's build, with the images and
+        patches its Argo CD Application or Flux Kustomization adds."""
+        built = self.index.render(self.overlay_dir, overlay)
         if isinstance(built, str):
             return built
         kind, name, namespace = self.resource
@@ -407,7 +537,7 @@ class KustomizeTarget:
         if isinstance(document, str):
             raise KustomizeError(document)
         rendered = self._traced(overlay)
-        by_file: dict[tuple[str, int], list[Edit]] = {}
+        by_file: dict[_Place, list[Edit]] = {}
         new_patch: list[tuple[LogicalPath, Edit]] = []
         for edit in edits:
             if isinstance(edit, CreateManifest):
@@ -418,16 +548,20 @@ class KustomizeTarget:
             if place is None:
                 new_patch.append((logical, _for_patch(edit, logical, document)))
             else:
-                file, doc_index, where = place
-                by_file.setdefault((file, doc_index), []).append(_moved(edit, where))
-        for (file, doc_index), moved in by_file.items():
-            text = overlay.read(file)
+                where = place.path
+                by_file.setdefault(replace(place, path=()), []).append(_moved(edit, where))
+        for place, moved in by_file.items():
+            text = overlay.read(place.file)
             if text is None:
-                raise KustomizeError(f"{file} no longer exists")
+                raise KustomizeError(f"{place.file} no longer exists")
             try:
-                overlay.write(file, _apply(text, moved, doc_index))
+                if place.inline is None:
+                    overlay.write(place.file, _apply(text, moved, place.document))
+                else:
+                    patch = functools.partial(_apply, edits=moved, doc_index=place.document)
+                    overlay.write(place.file, edit_inline(text, place.inline, patch, place.holder))
             except EditError as exc:
-                raise KustomizeError(f"{file}: {exc}") from None
+                raise KustomizeError(f"{place.file}: {exc}") from None
         if new_patch:
             self._write_patch(rendered, new_patch, overlay)
         self._check_builds(overlay)
@@ -436,7 +570,7 @@ class KustomizeTarget:
         """Every overlay reading an edited file still builds (else the edit is refused)."""
         changed = [c.path for c in overlay.changes()]
         for folder in self.index.affected(changed):
-            built = self.index.engine.build(folder, overlay)
+            built = self.index.render(folder, overlay)
             if isinstance(built, str):
                 raise KustomizeError(built)
 
@@ -448,8 +582,8 @@ class KustomizeTarget:
         for folder in self.index.affected(changed):
             if folder == self.overlay_dir:
                 continue
-            after = self.index.engine.build(folder, overlay)
-            before = self.index.engine.build(folder, unedited)
+            after = self.index.render(folder, overlay)
+            before = self.index.render(folder, unedited)
             if isinstance(after, str):
                 return after
             failures = regressions.new_failures([] if isinstance(before, str) else before, after)
@@ -502,9 +636,18 @@ class KustomizeTarget:
         except EditError as exc:
             raise KustomizeError(f"{kust}: {exc}") from None
 
-    def _traced(self, overlay: FileOverlay) -> Rendered:
+    def _built(self, overlay: FileOverlay) -> list[Rendered]:
+        """The overlay's resources as the reader builds and the deployment changes them."""
         reader = KustomizeReader(overlay)
-        found = [r for r in reader.build(self.overlay_dir) if (r.origin, r.index) == self.origin]
+        deployment = self.index.deployment(self.overlay_dir, overlay)
+        if deployment is None:
+            return reader.build(self.overlay_dir)
+        return reader.deploy(self.overlay_dir, deployment)
+
+    def _traced(self, overlay: FileOverlay) -> Rendered:
+        """The resource as the reader builds and the deployment changes it, with the patch
+        (of the overlay, or of the deployment) that sets each field."""
+        found = [r for r in self._built(overlay) if (r.origin, r.index) == self.origin]
         kind, name, _ = self.resource
         found = [r for r in found if r.kind == kind and r.name == name] or found
         if len(found) != 1:
@@ -512,28 +655,32 @@ class KustomizeTarget:
         return found[0]
 
     def _place(
-        self, rendered: Rendered, logical: LogicalPath, overlay: FileOverlay
-    ) -> tuple[str, int, YamlPath] | None:
-        """(file, document, path) to write the field at; None for a new patch in the overlay."""
+        self, rendered: Rendered, logical: LogicalPath, overlay: FileOverlay, depth: int = 0
+    ) -> _Place | None:
+        """Where to write the field; None for a new patch in the overlay."""
         field_name = ".".join(logical)
         touch = rendered.source_of(logical)
         if touch is not None:
-            if touch.where is None or touch.source.inline:
+            source = touch.source
+            if source.kind == "replacement":
+                return self._place_source(touch, logical, overlay, depth)
+            if touch.where is None:
                 raise KustomizeError(
-                    f"{field_name} is set by a patch in {touch.source.file} that cannot be edited "
-                    "in place (inline or a delete); change it by hand"
+                    f"{field_name} is deleted by a patch in {source.file}; change it by hand"
                 )
-            patch_doc = _document_of(overlay, touch.source.file, touch.source.document)
+            inline = source.key if source.inline else None
+            patch_doc = _document_of(overlay, source.file, source.document, inline, source.holder)
             value = lookup(patch_doc, touch.where)
             rest = physical_path(value, logical[len(touch.path) :])
             if rest is None:
-                raise KustomizeError(f"cannot trace {field_name} inside {touch.source.file}")
-            return touch.source.file, touch.source.document, (*touch.where, *rest)
+                raise KustomizeError(f"cannot trace {field_name} inside {_patch_name(source)}")
+            return _Place(
+                source.file, source.document, (*touch.where, *rest), inline, source.holder
+            )
         below = rendered.touched_below(logical)
         if below:
             raise KustomizeError(
-                f"{field_name} is partly set by a patch in {below[0].source.file}; "
-                "change it by hand"
+                f"{field_name} is partly set by {_patch_name(below[0].source)}; change it by hand"
             )
         own_base = _listing_kustomization(
             KustomizeReader(FileOverlay(self.index.root)), rendered.origin
@@ -544,7 +691,35 @@ class KustomizeTarget:
         where = physical_path(original, logical)
         if where is None:
             return None
-        return rendered.origin, rendered.index, where
+        return _Place(rendered.origin, rendered.index, where)
+
+    def _place_source(
+        self, touch: Touch, logical: LogicalPath, overlay: FileOverlay, depth: int
+    ) -> _Place:
+        """Where to write a field a ``replacements`` entry copies from another field: at that
+        source field (the replacement would overwrite an edit of the copy)."""
+        field_name = ".".join(logical)
+        source = touch.source
+        if source.copies is None or depth >= MAX_REPLACEMENT_HOPS:
+            raise KustomizeError(
+                f"{field_name} is set by a replacement in {source.file} from a part of another "
+                "field; a fix here would be overwritten: change its source by hand"
+            )
+        kind, name, field_path = source.copies
+        found = [r for r in self._built(overlay) if r.kind == kind and name in r.names]
+        paths = field_paths(found[0].doc, field_path) if len(found) == 1 else []
+        if len(paths) != 1:
+            raise KustomizeError(
+                f"cannot trace the source {kind} {name} {field_path} of {field_name}"
+            )
+        copied = (*named_path(found[0].doc, paths[0]), *logical[len(touch.path) :])
+        place = self._place(found[0], copied, overlay, depth + 1)
+        if place is None:
+            raise KustomizeError(
+                f"{field_name} is copied by a replacement in {source.file} from {kind} {name} "
+                f"{field_path}, which other overlays patch differently; change it by hand"
+            )
+        return place
 
     def _patched_elsewhere(self, rendered: Rendered, logical: LogicalPath) -> bool:
         """Does another overlay using the same base document patch this field (so a fix in
@@ -553,7 +728,7 @@ class KustomizeTarget:
             if folder == self.overlay_dir:
                 continue
             for other in resources:
-                if (other.origin, other.index) != self.origin:
+                if (other.origin, other.index) != (rendered.origin, rendered.index):
                     continue
                 for touch in other.touches:
                     n = min(len(touch.path), len(logical))
@@ -564,46 +739,83 @@ class KustomizeTarget:
     def _write_patch(
         self, rendered: Rendered, edits: list[tuple[LogicalPath, Edit]], overlay: FileOverlay
     ) -> None:
+        """A new strategic-merge patch in the finding's overlay, written as the overlay writes
+        its patches: inline in its kustomization when every patch it has is inline, else a
+        file beside it."""
         kind, _, _ = self.resource
         seen_name = rendered.names[0]
         folder = self.overlay_dir
-        file_name = f"{PATCH_PREFIX}{kind.lower()}-{seen_name}.yaml"
-        relpath = f"{folder}/{file_name}" if folder else file_name
-        existing = overlay.read(relpath)
-        if existing is not None and relpath not in {c.path for c in overlay.changes()}:
-            raise KustomizeError(f"{relpath} already exists; not overwriting it")
-        body: dict[str, Any] = (
-            load_documents(existing)[0]
-            if existing
-            else {
-                "apiVersion": rendered.doc.get("apiVersion"),
-                "kind": kind,
-                "metadata": {"name": seen_name},
-            }
-        )
-        for logical, edit in edits:
-            _put(body, logical, None if isinstance(edit, Remove) else getattr(edit, "value", None))
+        kust = find_kustomization(self.index.root, folder, overlay)
+        if kust is None:
+            raise KustomizeError(f"{folder or '.'} has no kustomization.yaml")
         comment = (
             f"kube-remedy: fields only the {folder or '.'} overlay changes "
             "(other overlays patch them differently)"
         )
-        overlay.write(relpath, render_manifest(body, comment))
-        kust = find_kustomization(self.index.root, folder, overlay)
-        if kust is None:
-            raise KustomizeError(f"{folder or '.'} has no kustomization.yaml")
+        new_body: dict[str, Any] = {
+            "apiVersion": rendered.doc.get("apiVersion"),
+            "kind": kind,
+            "metadata": {"name": seen_name},
+        }
         text = overlay.read(kust) or ""
-        entry = {"path": file_name, "target": {"kind": kind, "name": seen_name}}
+        target = {"kind": kind, "name": seen_name}
         try:
+            if writes_inline_patches(text):
+                overlay.write(
+                    kust, self._inline_patch(kust, text, target, new_body, edits, comment, overlay)
+                )
+                return
+            file_name = f"{PATCH_PREFIX}{kind.lower()}-{seen_name}.yaml"
+            relpath = f"{folder}/{file_name}" if folder else file_name
+            existing = overlay.read(relpath)
+            if existing is not None and relpath not in {c.path for c in overlay.changes()}:
+                raise KustomizeError(f"{relpath} already exists; not overwriting it")
+            body = load_documents(existing)[0] if existing else new_body
+            for logical, edit in edits:
+                _put(body, logical, _patch_value(edit))
+            overlay.write(relpath, render_manifest(body, comment))
+            entry = {"path": file_name, "target": target}
             overlay.write(kust, apply_edits(text, [AppendUnique(("patches",), entry, key="path")]))
         except EditError as exc:
             raise KustomizeError(f"{kust}: {exc}") from None
 
+    @staticmethod
+    def _inline_patch(
+        kust: str,
+        text: str,
+        target: Mapping[str, str],
+        body: dict[str, Any],
+        edits: list[tuple[LogicalPath, Edit]],
+        comment: str,
+        overlay: FileOverlay,
+    ) -> str:
+        """The kustomization with the edits in an inline patch of its ``patches`` (the one
+        this change set already added for ``target``, else a new one at the end)."""
+        mine = own_inline_patch(text, target, comment)
+        if mine is not None:
+            if mine in own_inline_patches(overlay.original(kust), comment):
+                raise KustomizeError(f"{kust} already has kube-remedy's patch {mine}")
+            body = load_documents(inline_text(text, ("patches", mine, "patch")))[0]
+        for logical, edit in edits:
+            _put(body, logical, _patch_value(edit))
+        if mine is not None:
+            rendered = render_manifest(body, comment)
+            return edit_inline(text, ("patches", mine, "patch"), lambda _: rendered)
+        entry = {"target": dict(target), "patch": PLACEHOLDER}
+        text = apply_edits(text, [AppendUnique(("patches",), entry)])
+        return write_new_inline(text, "patches", body, comment)
+
     def network_policies(self, overlay: FileOverlay) -> list[Mapping[str, Any]]:
         """The NetworkPolicies the overlay renders (they count as already in the repository)."""
-        built = self.index.engine.build(self.overlay_dir, overlay)
+        built = self.index.render(self.overlay_dir, overlay)
         if isinstance(built, str):
             return []
         return [d for d in built if d.get("kind") == "NetworkPolicy"]
+
+
+def _patch_value(edit: Edit) -> Any:
+    """The value a patch writes for an edit (null deletes the field)."""
+    return None if isinstance(edit, Remove) else getattr(edit, "value", None)
 
 
 def _listing_kustomization(reader: KustomizeReader, origin: str) -> str | None:
@@ -631,14 +843,27 @@ def _template_labels(document: Mapping[str, Any]) -> dict[str, str]:
     return {str(k): str(v) for k, v in labels.items()} if isinstance(labels, Mapping) else {}
 
 
-def _document_of(overlay: FileOverlay, path: str, index: int) -> Any:
+def _document_of(
+    overlay: FileOverlay, path: str, index: int, inline: YamlPath | None = None, holder: int = 0
+) -> Any:
+    """Document ``index`` of a file, or of the patch written inline at ``inline`` in its
+    document ``holder``."""
     text = overlay.read(path)
     if text is None:
         raise KustomizeError(f"{path} does not exist")
     try:
+        if inline is not None:
+            text = inline_text(text, inline, holder)
         return load_documents(text.removeprefix("\ufeff"))[index]
     except (EditError, IndexError) as exc:
         raise KustomizeError(f"{path} does not parse: {exc}") from None
+
+
+def _patch_name(source: PatchSource) -> str:
+    """Where a patch is written, for a reason: its file, or its place in a kustomization."""
+    if not source.inline:
+        return source.file
+    return f"the inline patch {'.'.join(map(str, source.key))} of {source.file}"
 
 
 def _apply(text: str, edits: Sequence[Edit], doc_index: int) -> str:
@@ -733,11 +958,17 @@ OVERLAYS_META = "kustomize-overlays"
 DIFF_META = "kustomize-diff"
 """ChangeSet meta key: the rendered diff of each of those overlays (bounded)."""
 MAX_DIFF_LINES = 400
+INLINE_META = "kustomize-inline-patches"
+"""ChangeSet meta key: patches written inline in a kustomization that the change set edits or
+adds (the file list shows only the kustomization)."""
 
 
 def overlays_note(index: KustomizeIndex | None, overlay: FileOverlay) -> dict[str, str]:
     """``{OVERLAYS_META: "a, b", DIFF_META: diff}`` for a change set touching kustomize
-    files, else empty. The diff compares each overlay's rendered objects before and after."""
+    files, else empty. The diff compares each overlay's rendered objects before and after;
+    an overlay whose Argo CD Application or Flux Kustomization adds patches or images is
+    compared as deployed, and listed with that deployment. The patches edited inline are
+    named under `INLINE_META`."""
     if index is None or not index.overlays:
         return {}
     changed = index.changed_outputs(overlay)
@@ -745,12 +976,51 @@ def overlays_note(index: KustomizeIndex | None, overlay: FileOverlay) -> dict[st
         return {}
     lines: list[str] = []
     for folder in changed:
-        before = index.engine.build(folder, FileOverlay(index.root))
-        after = index.engine.build(folder, overlay)
-        lines += _rendered_diff(folder or ".", before, after)
+        before = index.render(folder, FileOverlay(index.root))
+        after = index.render(folder, overlay)
+        name = f"{folder or '.'} as deployed" if folder in index.adds else folder or "."
+        lines += _rendered_diff(name, before, after)
     if len(lines) > MAX_DIFF_LINES:
         lines = [*lines[:MAX_DIFF_LINES], f"... {len(lines) - MAX_DIFF_LINES} more lines"]
-    return {OVERLAYS_META: ", ".join(f or "." for f in changed), DIFF_META: "\n".join(lines)}
+    note = {
+        OVERLAYS_META: ", ".join(index.label(f) for f in changed),
+        DIFF_META: "\n".join(lines),
+    }
+    inline = inline_patches_changed(overlay, index.deployed.values())
+    if inline:
+        note[INLINE_META] = inline
+    return note
+
+
+def inline_patches_changed(overlay: FileOverlay, deployments: Iterable[DeployedFolder] = ()) -> str:
+    """The patches written inline in kustomization files (or in the ``deployments``'
+    manifests) that the overlay's edits change or add, e.g.
+    ``overlays/staging/kustomization.yaml: patches[0] edited, patches[2] new``."""
+    out = []
+    for change in overlay.changes():
+        if PurePosixPath(change.path).name in KUSTOMIZATION_FILES:
+            before, after = inline_patches(change.before), inline_patches(change.after)
+        else:
+            before, after = {}, {}
+            for deployment in deployments:
+                if deployment.manifest == change.path:
+                    before |= _deployment_patches(deployment, change.before)
+                    after |= _deployment_patches(deployment, change.after)
+        said = [
+            f"{where} {'edited' if where in before else 'new'}"
+            for where, text in after.items()
+            if before.get(where) != text
+        ]
+        if said:
+            out.append(f"{change.path}: {', '.join(said)}")
+    return "; ".join(out)
+
+
+def _deployment_patches(deployment: DeployedFolder, text: str | None) -> dict[str, str]:
+    """``spec.source.kustomize.patches[n]`` -> each patch a deployment's manifest adds."""
+    again = reread_deployment(deployment, text) if text else None
+    where = ".".join(map(str, (*deployment.options, "patches")))
+    return {f"{where}[{n}]": repr(item) for n, item in enumerate(again.patches if again else ())}
 
 
 def _rendered_diff(

@@ -3,10 +3,12 @@
 It builds a kustomization directory the way ``kustomize build`` does for: ``resources`` (files
 and directories, ``bases``), ``components``, ``patches`` / ``patchesStrategicMerge`` /
 ``patchesJson6902`` (files or inline, with ``target`` selectors), ``namePrefix`` /
-``nameSuffix``, ``namespace``, ``images``, ``commonLabels`` / ``labels``. Generators produce
-no workloads and are skipped. Every rendered resource remembers the base document it came
-from and the patches applied to it, so a field can be traced to the file that sets it
-(`Rendered.source_of`). Remote resources and Helm chart inflation are refused: nothing is
+``nameSuffix``, ``namespace``, ``images``, ``commonLabels`` / ``labels``, ``replacements``
+(whole values, ``delimiter`` / ``index``, ``create``) and ``vars``; and the images and patches
+an Argo CD Application or Flux Kustomization adds (`KustomizeReader.deploy`). Generators
+produce no workloads and are skipped. Every rendered resource remembers the base document it
+came from and the patches and replacements applied to it, so a field can be traced to the file
+that sets it (`Rendered.source_of`); what it cannot apply is named in `KustomizeReader.untraced`. Remote resources and Helm chart inflation are refused: nothing is
 fetched. `bot.locate.kustomize` uses the real engine (``kubectl kustomize``) to build and
 verify when the machine has one; this reader is the fallback and the tracer.
 """
@@ -16,14 +18,14 @@ from __future__ import annotations
 import copy
 import re
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path, PurePosixPath
 from typing import Any, Literal
 
 from bot.errors import RepositoryError
 from bot.locate.base import FileOverlay
-from bot.locate.gitops import KUSTOMIZATION_FILES
+from bot.locate.gitops import KUSTOMIZATION_FILES, DeployedFolder
 from fixers.edits import EditError, load_documents
 from fixers.model import YamlPath
 from fixers.view import lookup
@@ -72,10 +74,16 @@ class PatchSource:
 
     file: str
     document: int
-    kind: Literal["smp", "json6902"]
+    kind: Literal["smp", "json6902", "replacement"]
     inline: bool = False
     key: YamlPath = ()
-    """For an inline patch: where its text sits in the kustomization file."""
+    """For an inline patch: where its text sits in the file (a kustomization, or the Argo CD
+    Application / Flux Kustomization adding it)."""
+    holder: int = 0
+    """For an inline patch: the document of ``file`` holding its text."""
+    copies: tuple[str, str, str] | None = None
+    """For a replacement that copies a whole value: the kind, name and field path of its
+    source (None when it copies a part of a delimited string)."""
 
 
 @dataclass(frozen=True)
@@ -210,8 +218,9 @@ class KustomizeReader:
 
     overlay: FileOverlay
     untraced: list[str] = field(default_factory=list)
-    """Features the reader saw but does not apply (``replacements``): its render may differ
-    from kustomize's there, so only the real engine may build such an overlay."""
+    """Fields set by what the reader saw but does not apply (a replacement option it does not
+    know): its render may differ from kustomize's there, so only the real engine may build
+    such an overlay."""
     _cache: dict[str, list[Rendered]] = field(default_factory=dict)
 
     @property
@@ -249,7 +258,7 @@ class KustomizeReader:
                 out |= self.files(target, _depth + 1)
             else:
                 out.add(target)
-        for key in ("patchesStrategicMerge", "patches", "patchesJson6902"):
+        for key in ("patchesStrategicMerge", "patches", "patchesJson6902", "replacements"):
             for item in kust.get(key) or []:
                 patch_file = item.get("path") if isinstance(item, Mapping) else item
                 if isinstance(patch_file, str) and "\n" not in patch_file:
@@ -260,8 +269,10 @@ class KustomizeReader:
         """The resources ``folder``'s kustomization renders, in order (copies: safe to edit)."""
         return [_copy(r) for r in self._build(folder, 0)]
 
-    def _build(self, folder: str, depth: int) -> list[Rendered]:
-        if folder in self._cache:
+    def _build(
+        self, folder: str, depth: int, deployment: DeployedFolder | None = None
+    ) -> list[Rendered]:
+        if deployment is None and folder in self._cache:
             return self._cache[folder]
         if depth > MAX_DEPTH:
             raise KustomizeError(f"{folder}: kustomizations nest deeper than {MAX_DEPTH}")
@@ -282,10 +293,8 @@ class KustomizeReader:
         resources = self._resources(folder, kust, depth)
         for ref in _list(kust, "components"):
             resources = self._component(_join(folder, ref), resources, depth + 1)
-        resources = self._transform(folder, path, kust, resources)
+        resources = self._transform(folder, path, kust, resources, deployment)
         _substitute_vars(path, kust.get("vars") or [], resources)
-        if kust.get("replacements"):
-            self.untraced.append(f"{path}: replacements")
         seen: set[tuple[str, str | None, str]] = set()
         for res in resources:
             ident = (res.kind, res.namespace, res.name)
@@ -295,7 +304,8 @@ class KustomizeReader:
                     "a resource with an already registered id)"
                 )
             seen.add(ident)
-        self._cache[folder] = resources
+        if deployment is None:
+            self._cache[folder] = resources
         return resources
 
     def _resources(self, folder: str, kust: Mapping[str, Any], depth: int) -> list[Rendered]:
@@ -325,29 +335,22 @@ class KustomizeReader:
     # ------------------------------------------------------------------ transformers
 
     def _transform(
-        self, folder: str, path: str, kust: Mapping[str, Any], resources: list[Rendered]
+        self,
+        folder: str,
+        path: str,
+        kust: Mapping[str, Any],
+        resources: list[Rendered],
+        deployment: DeployedFolder | None = None,
     ) -> list[Rendered]:
+        # kustomize's order: strategic-merge patches, patches, namespace / names / labels,
+        # then JSON6902 patches (their targets name resources as renamed), images, replacements
         for n, item in enumerate(kust.get("patchesStrategicMerge") or []):
             self._patch(folder, path, item, None, resources, ("patchesStrategicMerge", n), "smp")
-        # `patches` items may be either form (told from the body); patchesJson6902 only one
-        forms: tuple[tuple[str, Literal["json6902"] | None], ...] = (
-            ("patchesJson6902", "json6902"),
-            ("patches", None),
-        )
-        for field_name, form in forms:
-            for n, item in enumerate(kust.get(field_name) or []):
-                if not isinstance(item, Mapping):
-                    raise KustomizeError(f"{path}: {field_name} item {n} is not a mapping")
-                self._patch(
-                    folder,
-                    path,
-                    item.get("path") or item.get("patch"),
-                    item.get("target"),
-                    resources,
-                    (field_name, n, "patch"),
-                    form,
-                    bool(item.get("patch")),
-                )
+        self._patch_list(folder, path, kust, "patches", None, resources)
+        images = kust.get("images") or []
+        if deployment is not None:
+            self._deployment_patches(folder, deployment, resources)
+            images = deployed_images(images, deployment.images)
         namespace = kust.get("namespace")
         prefix, suffix = str(kust.get("namePrefix") or ""), str(kust.get("nameSuffix") or "")
         labels = dict(kust.get("commonLabels") or {})
@@ -371,8 +374,97 @@ class KustomizeReader:
             if template_labels and template is not None:
                 tmeta = template.setdefault("metadata", {})
                 tmeta["labels"] = {**(tmeta.get("labels") or {}), **template_labels}
-            _set_images(res.doc, kust.get("images") or [])
+        self._patch_list(folder, path, kust, "patchesJson6902", "json6902", resources)
+        for res in resources:
+            set_images(res.doc, images)
+        self._replacements(folder, path, kust, resources)
         return resources
+
+    def _patch_list(
+        self,
+        folder: str,
+        path: str,
+        kust: Mapping[str, Any],
+        field_name: str,
+        form: Literal["json6902"] | None,
+        resources: list[Rendered],
+    ) -> None:
+        """Apply the items of ``patches`` (either form, told from the body) or
+        ``patchesJson6902``."""
+        for n, item in enumerate(kust.get(field_name) or []):
+            if not isinstance(item, Mapping):
+                raise KustomizeError(f"{path}: {field_name} item {n} is not a mapping")
+            self._patch(
+                folder,
+                path,
+                item.get("path") or item.get("patch"),
+                item.get("target"),
+                resources,
+                (field_name, n, "patch"),
+                form,
+                bool(item.get("patch")),
+            )
+
+    def _replacements(
+        self, folder: str, path: str, kust: Mapping[str, Any], resources: list[Rendered]
+    ) -> None:
+        """Apply the kustomization's ``replacements`` (inline or files), each target field
+        recorded as set by its replacement; what the reader cannot apply is named in
+        `untraced`."""
+        for n, item in enumerate(kust.get("replacements") or []):
+            if not isinstance(item, Mapping):
+                raise KustomizeError(f"{path}: replacements item {n} is not a mapping")
+            if isinstance(item.get("path"), str):
+                file = _join(folder, item["path"])
+                for d, doc in enumerate(self._load(file)):
+                    specs = doc if isinstance(doc, list) else [doc]
+                    for m, spec in enumerate(specs):
+                        source = PatchSource(file, d, "replacement", key=(m,))
+                        self._replace(spec, source, resources)
+            else:
+                source = PatchSource(path, 0, "replacement", key=("replacements", n))
+                self._replace(item, source, resources)
+
+    def _replace(self, spec: Any, source: PatchSource, resources: list[Rendered]) -> None:
+        where = f"{source.file} replacement {_dotted(source.key)}"
+        if not isinstance(spec, Mapping) or not isinstance(spec.get("source"), Mapping):
+            raise KustomizeError(f"{where}: a replacement needs a source")
+        origin = spec["source"]
+        found = [r for r in resources if _selected(r, origin)]
+        if len(found) != 1:
+            raise KustomizeError(f"{where}: its source selects {len(found)} resources, not one")
+        field_path = str(origin.get("fieldPath") or "metadata.name")
+        values = [lookup(found[0].doc, p) for p in field_paths(found[0].doc, field_path)]
+        if len(values) != 1:
+            raise KustomizeError(f"{where}: {field_path} is missing in its source")
+        value = _delimited(values[0], origin.get("options"), where)
+        copied = (found[0].kind, found[0].name, field_path)
+        for target in spec.get("targets") or []:
+            if not isinstance(target, Mapping):
+                raise KustomizeError(f"{where}: a target is not a mapping")
+            options = target.get("options") or {}
+            rejects = target.get("reject") or []
+            chosen = [
+                r
+                for r in resources
+                if _selected(r, target.get("select") or {})
+                and not any(_selected(r, x) for x in rejects)
+            ]
+            unknown = set(options) - {"delimiter", "index", "create"}
+            # a part of a delimited string is not the source's value: no field to trace back
+            whole = not _has_delimiter(origin) and not _has_delimiter(target)
+            setter = replace(source, kind="replacement", copies=copied if whole else None)
+            for res in chosen:
+                for fp in target.get("fieldPaths") or []:
+                    if unknown:
+                        self.untraced.append(
+                            f"{res.kind} {res.name} {fp} (set by {where} with options "
+                            f"{', '.join(sorted(unknown))})"
+                        )
+                        continue
+                    for physical in field_paths(res.doc, str(fp), bool(options.get("create"))):
+                        _set_field(res.doc, physical, value, options)
+                        res.touches.append(Touch(named_path(res.doc, physical), setter, None))
 
     def _patch(
         self,
@@ -384,6 +476,7 @@ class KustomizeReader:
         key: YamlPath,
         kind: Literal["smp", "json6902"] | None,
         inline: bool = False,
+        holder: int = 0,
     ) -> None:
         if not isinstance(body, str):
             raise KustomizeError(f"{kust_path}: a patch at {_dotted(key)} has no path or text")
@@ -404,7 +497,7 @@ class KustomizeReader:
             if doc is None:
                 continue
             doc_kind = kind or ("json6902" if isinstance(doc, list) else "smp")
-            source = PatchSource(file, i, doc_kind, inline, key if inline else ())
+            source = PatchSource(file, i, doc_kind, inline, key if inline else (), holder)
             if doc_kind == "json6902":
                 if not isinstance(doc, list):
                     raise KustomizeError(f"{file}: a JSON6902 patch must be a list of operations")
@@ -420,6 +513,39 @@ class KustomizeReader:
                 for res in resources:
                     if _selected(res, selector):
                         _strategic_merge(res, doc, source)
+
+    def deploy(self, folder: str, deployment: DeployedFolder) -> list[Rendered]:
+        """``folder``'s resources as a deployment creates them: the patches and images an
+        Argo CD Application's ``kustomize:`` options or a Flux Kustomization add join the
+        folder's own kustomization (as both tools add them), traced to the deployment's
+        manifest."""
+        return [_copy(r) for r in self._build(folder, 0, deployment)]
+
+    def _deployment_patches(
+        self, folder: str, deployment: DeployedFolder, resources: list[Rendered]
+    ) -> None:
+        for n, item in enumerate(deployment.patches):
+            if not isinstance(item, Mapping):
+                raise KustomizeError(f"{deployment.manifest}: patch {n} is not a mapping")
+            self._patch(
+                folder,
+                deployment.manifest,
+                item.get("path") or item.get("patch"),
+                item.get("target"),
+                resources,
+                (*deployment.options, "patches", n, "patch"),
+                None,
+                bool(item.get("patch")),
+                deployment.document,
+            )
+
+
+def deployed_images(own: Sequence[Any], added: Sequence[Mapping[str, str]]) -> list[Any]:
+    """A kustomization's ``images`` once a deployment sets its own: an entry for the same
+    image name replaces the kustomization's (``kustomize edit set image``), others join."""
+    names = {entry.get("name") for entry in added}
+    kept = [e for e in own if not (isinstance(e, Mapping) and e.get("name") in names)]
+    return [*kept, *(dict(e) for e in added)]
 
 
 @lru_cache(maxsize=1024)
@@ -466,6 +592,104 @@ def _substitute_vars(path: str, declared: Sequence[Any], resources: list[Rendere
                     env["value"] = replaced(env["value"])
 
 
+def named_path(doc: Any, physical: YamlPath) -> LogicalPath:
+    """``physical`` as a `LogicalPath` as far as its list items have merge keys, by index
+    after that."""
+    for n in range(len(physical), -1, -1):
+        try:
+            return (*logical_path(doc, physical[:n]), *map(str, physical[n:]))
+        except KustomizeError:
+            continue
+    return tuple(map(str, physical))
+
+
+def _split_field_path(field_path: str) -> list[str]:
+    """``spec.containers.[name=a.b].image`` -> ``["spec", "containers", "[name=a.b]", "image"]``."""
+    steps, current, depth = [], "", 0
+    for char in field_path:
+        if char == "." and depth == 0:
+            steps.append(current)
+            current = ""
+            continue
+        depth += {"[": 1, "]": -1}.get(char, 0)
+        current += char
+    steps.append(current)
+    if any(not step for step in steps):
+        raise KustomizeError(f"field path {field_path!r} has an empty step")
+    return steps
+
+
+def field_paths(doc: Any, field_path: str, create: bool = False) -> list[YamlPath]:
+    """Every physical path a replacement's field path names in ``doc`` (``*`` and ``[k=v]``
+    pick list items); missing mappings are created when ``create``."""
+
+    def walk(node: Any, steps: list[str]) -> list[list[str | int]]:
+        if not steps:
+            return [[]]
+        step, rest = steps[0], steps[1:]
+        if isinstance(node, list):
+            match = _ITEM.match(step)
+            if match:
+                items = [
+                    i
+                    for i, v in enumerate(node)
+                    if isinstance(v, Mapping) and str(v.get(match[1])) == match[2]
+                ]
+            elif step == "*":
+                items = list(range(len(node)))
+            elif step.isdigit() and int(step) == len(node) and create and not rest:
+                node.append(None)  # kustomize appends an item one past the end
+                items = [len(node) - 1]
+            else:
+                items = [int(step)] if step.isdigit() and int(step) < len(node) else []
+            return [[i, *p] for i in items for p in walk(node[i], rest)]
+        if isinstance(node, dict):
+            if step not in node:
+                if not create or step == "*" or _ITEM.match(step):
+                    return []
+                node[step] = {} if rest else None
+            return [[step, *p] for p in walk(node[step], rest)]
+        return []
+
+    return [tuple(p) for p in walk(doc, _split_field_path(field_path))]
+
+
+def _has_delimiter(spec: Mapping[str, Any]) -> bool:
+    options = spec.get("options")
+    return isinstance(options, Mapping) and bool(options.get("delimiter"))
+
+
+def _delimited(value: Any, options: Any, where: str) -> Any:
+    """A replacement source's value, or one part of it (``options.delimiter`` and ``index``)."""
+    if not isinstance(options, Mapping) or not options.get("delimiter"):
+        return copy.deepcopy(value)
+    parts = str(value).split(str(options["delimiter"]))
+    index = int(options.get("index") or 0)
+    if not 0 <= index < len(parts):
+        raise KustomizeError(f"{where}: source index {index} is out of range")
+    return parts[index]
+
+
+def _set_field(doc: Any, physical: YamlPath, value: Any, options: Mapping[str, Any]) -> None:
+    parent = lookup(doc, physical[:-1]) if physical[:-1] else doc
+    last = physical[-1]
+    delimiter = options.get("delimiter")
+    current = parent[last]
+    if delimiter and (not isinstance(current, str | None) or isinstance(value, Mapping | list)):
+        raise KustomizeError("a replacement's delimiter option can only be used with scalar nodes")
+    if delimiter and isinstance(current, str):
+        parts = current.split(str(delimiter))
+        index = int(options.get("index") or 0)
+        if index >= len(parts):
+            parts.append(str(value))
+        elif index < 0:
+            parts.insert(0, str(value))
+        else:
+            parts[index] = str(value)
+        value = str(delimiter).join(parts)
+    parent[last] = copy.deepcopy(value)
+
+
 def _list(kust: Mapping[str, Any], key: str) -> list[str]:
     value = kust.get(key) or []
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
@@ -499,7 +723,7 @@ def _pod_template(doc: Mapping[str, Any]) -> dict[str, Any] | None:
     return template if isinstance(template, dict) else None
 
 
-def _set_images(doc: dict[str, Any], images: Sequence[Any]) -> None:
+def set_images(doc: dict[str, Any], images: Sequence[Any]) -> None:
     if not images:
         return
     for container in _all_containers(doc):

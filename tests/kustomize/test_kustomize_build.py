@@ -77,17 +77,22 @@ def test_paths_leaving_the_repository_are_refused(tmp_path: Path) -> None:
         KustomizeReader(FileOverlay(tmp_path)).build("")
 
 
-def test_replacements_are_left_to_the_real_engine(
+def test_replacement_options_the_reader_does_not_know_leave_the_build_to_kubectl(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from bot.locate.kustomize import Engine
 
     shutil.copytree(SHOP / "base", tmp_path / "base")
     with (tmp_path / "base" / "kustomization.yaml").open("a") as fh:
-        fh.write("replacements:\n  - path: replacements.yaml\n")
+        fh.write(
+            "replacements:\n  - source:\n      kind: Deployment\n      name: web\n"
+            "    targets:\n      - select:\n          kind: Deployment\n"
+            "        fieldPaths:\n          - metadata.annotations.owner\n"
+            "        options:\n          encoding: base64\n"
+        )
     monkeypatch.setenv("REMEDY_KUSTOMIZE_ENGINE", "reader")
     built = Engine(tmp_path).build("base", FileOverlay(tmp_path))
-    assert isinstance(built, str) and "replacements, which kube-remedy's reader" in built
+    assert isinstance(built, str) and "reader cannot trace Deployment web metadata" in built
 
 
 def _pod_spec(doc: dict[str, Any]) -> dict[str, Any]:
@@ -144,3 +149,29 @@ def test_engine_copy_drops_links_leaving_the_repository(tmp_path: Path) -> None:
     _drop_escaping_links(repo)
     assert (repo / "ok.yaml").is_symlink()
     assert not (repo / "secret.env").exists() and not (repo / "secret.env").is_symlink()
+
+
+def test_json6902_patches_apply_after_names_and_patches_as_in_kustomize(tmp_path: Path) -> None:
+    """kustomize runs patchesJson6902 after ``patches`` and ``namePrefix``: its target names
+    the renamed resource, and its value wins over a ``patches`` entry's."""
+    shutil.copytree(SHOP / "base", tmp_path / "base")
+    (tmp_path / "kustomization.yaml").write_text(
+        "resources:\n  - base\nnamePrefix: eu-\n"
+        "patchesJson6902:\n  - target: {group: apps, version: v1, kind: Deployment, name: eu-web}\n"
+        "    patch: |-\n      - op: replace\n        path: /spec/replicas\n        value: 7\n"
+        "patches:\n  - target: {kind: Deployment, name: web}\n"
+        "    patch: |-\n      - op: replace\n        path: /spec/replicas\n        value: 5\n"
+    )
+    (web,) = KustomizeReader(FileOverlay(tmp_path)).build("")
+    assert (web.name, web.doc["spec"]["replicas"]) == ("eu-web", 7)
+    touch = web.source_of(("spec", "replicas"))
+    assert touch is not None and touch.source.key == ("patchesJson6902", 0, "patch")
+    if shutil.which("kubectl") is not None:
+        proc = subprocess.run(
+            ["kubectl", "kustomize", str(tmp_path)],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=60,
+        )
+        assert load_documents(proc.stdout) == [web.doc]
