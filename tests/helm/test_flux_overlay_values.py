@@ -1,0 +1,237 @@
+"""Flux HelmRelease values as kustomize overlays and ``valuesFrom`` give them: each fix goes
+where the failing value comes from, and every overlay is rendered again afterwards.
+
+The fixture repository (tests/helm/repos/flux-overlays) deploys the worker chart twice from
+kustomize bases: ``shop`` takes its shared values from a ``configMapGenerator`` file (and a
+Secret it never reads), ``batch`` from a ConfigMap manifest; staging builds both, production
+builds ``shop`` with a strategic-merge values patch and a JSON6902 one.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+from bot.locate.base import FileOverlay
+from bot.locate.helm import Deployment, HelmIndex
+from bot.locate.helm_overlays import OverlayRelease, apply_values_edits
+from bot.locate.kustomize import KustomizeIndex
+from bot.plan import Locator, build_plan
+from bot.regressions import failing_controls
+from bot.sources.base import Report
+from fixers.model import Set
+from tests.helm.helpers import finding_for
+
+HERE = Path(__file__).parent
+REPO = HERE / "repos" / "flux-overlays"
+
+
+def _repo(tmp_path: Path) -> Path:
+    repo = tmp_path / "cd-config"
+    shutil.copytree(REPO, repo)
+    shutil.copytree(HERE / "charts" / "worker", repo / "charts" / "worker")
+    return repo
+
+
+def _renders(repo: Path) -> dict[str, dict[str, Any]]:
+    """overlay/release -> the Deployment it renders, as the files on disk say."""
+    index = HelmIndex.build(repo)
+    out = {}
+    for app in index.apps:
+        assert isinstance(app, OverlayRelease)
+        chart = index.charts[app.chart]
+        dep = Deployment(
+            chart, app.release, app.namespace or "default", ("charts/worker/values.yaml",), app
+        )
+        docs = index.cache.docs(
+            repo / app.chart, dep.render_values(FileOverlay(repo)), dep.release, dep.namespace
+        )
+        (deployment,) = [d.document for d in docs if d.kind == "Deployment"]
+        out[f"{app.overlay_dir}:{app.release}"] = dict(deployment)
+    return out
+
+
+def _fix(repo: Path, control: str, name: str, namespace: str):  # type: ignore[no-untyped-def]
+    """Plan one finding and write its change set to disk: the change set and the renders
+    before and after."""
+    before = _renders(repo)
+    originals = {p: p.read_bytes() for p in repo.rglob("*") if p.is_file()}
+    plan = build_plan(
+        Report("kubescape", "cluster", (finding_for(control, "Deployment", name, namespace),)), repo
+    )
+    (cs,) = plan.change_sets
+    for change in cs.files:
+        (repo / change.path).write_text(change.after or "")
+    edited = {repo / f.path for f in cs.files}
+    untouched = [p for p, data in originals.items() if p not in edited and p.read_bytes() != data]
+    assert untouched == []
+    return cs, before, _renders(repo)
+
+
+def _check_overlays(
+    before: dict[str, Any], after: dict[str, Any], fixed: str, control: str
+) -> list[str]:
+    """The fixed render passes ``control``; no render fails a control it passed; the keys of
+    the renders that changed."""
+    assert control in failing_controls(before[fixed])
+    assert control not in failing_controls(after[fixed])
+    for key in before:
+        assert failing_controls(after[key]) <= failing_controls(before[key]), key
+    return sorted(k for k in before if before[k] != after[k])
+
+
+def test_each_overlay_builds_its_own_release_with_its_values_sources(tmp_path: Path) -> None:
+    repo = _repo(tmp_path)
+    apps = HelmIndex.build(repo).apps
+    assert sorted(
+        (a.overlay_dir, a.release, a.namespace) for a in apps if isinstance(a, OverlayRelease)
+    ) == [
+        ("apps/production", "shop", "production"),
+        ("apps/staging", "batch", "staging"),
+        ("apps/staging", "shop", "staging"),
+    ]
+    shop = next(
+        a for a in apps if isinstance(a, OverlayRelease) and a.overlay_dir == "apps/production"
+    )
+    values = shop.values(FileOverlay(repo))
+    # valuesFrom first (the generated ConfigMap), then spec.values as production patches it
+    assert values["image"] == {"tag": "1.2.0"}
+    assert values["serviceAccount"] == {"automountToken": True}
+    assert values["replicaCount"] == 3
+    read = shop.read(FileOverlay(repo))
+    assert [w for _, w in read.unread] == [
+        "Secret shop-registry (kube-remedy never reads a Secret's data)"
+    ]
+
+
+def test_the_shared_index_is_reused(tmp_path: Path) -> None:
+    """The Locator's kustomize index is the one the Helm index reads (not a second build)."""
+    repo = _repo(tmp_path)
+    locator = Locator(repo)
+    assert locator.kustomize is not None
+    apps = HelmIndex.build(repo, kustomize=locator.kustomize).apps
+    assert apps
+    assert all(isinstance(a, OverlayRelease) and a.kustomize is locator.kustomize for a in apps)
+
+
+def test_a_value_from_a_generated_configmap_is_fixed_in_its_file(tmp_path: Path) -> None:
+    repo = _repo(tmp_path)
+    cs, before, after = _fix(repo, "C-0016", "shop-worker", "staging")
+    assert [f.path for f in cs.files] == ["apps/base/shop/shop-values.yaml"]
+    assert "  allowPrivilegeEscalation: false\n" in cs.files[0].after
+    (fix,) = cs.fixes
+    assert "configMapGenerator of apps/base/shop" in fix.location.why
+    # production's JSON6902 patch sets its own securityContext: only staging changes
+    assert _check_overlays(before, after, "apps/staging:shop", "C-0016") == ["apps/staging:shop"]
+    assert "kustomize overlays whose render changes: apps/staging" in fix.location.why
+
+
+def test_a_value_an_overlay_patch_sets_is_fixed_in_that_patch(tmp_path: Path) -> None:
+    repo = _repo(tmp_path)
+    cs, before, after = _fix(repo, "C-0034", "shop-worker", "production")
+    assert [f.path for f in cs.files] == ["apps/production/shop-values-patch.yaml"]
+    assert "      automountToken: false\n" in cs.files[0].after
+    assert _check_overlays(before, after, "apps/production:shop", "C-0034") == [
+        "apps/production:shop"
+    ]
+    (fix,) = cs.fixes
+    assert "values patch apps/production/shop-values-patch.yaml sets it" in fix.location.why
+
+
+def test_a_value_a_json6902_patch_sets_is_fixed_in_its_operation(tmp_path: Path) -> None:
+    repo = _repo(tmp_path)
+    cs, before, after = _fix(repo, "C-0016", "shop-worker", "production")
+    assert [f.path for f in cs.files] == ["apps/production/shop-security.yaml"]
+    assert cs.files[0].after == (REPO / "apps/production/shop-security.yaml").read_text().replace(
+        "allowPrivilegeEscalation: true", "allowPrivilegeEscalation: false"
+    )
+    assert _check_overlays(before, after, "apps/production:shop", "C-0016") == [
+        "apps/production:shop"
+    ]
+
+
+def test_a_value_in_a_configmap_block_is_fixed_inside_the_block(tmp_path: Path) -> None:
+    repo = _repo(tmp_path)
+    cs, before, after = _fix(repo, "C-0016", "batch-worker", "staging")
+    assert [f.path for f in cs.files] == ["apps/base/batch/configmap.yaml"]
+    expected = (
+        (REPO / "apps/base/batch/configmap.yaml")
+        .read_text()
+        .replace("      allowPrivilegeEscalation: true", "      allowPrivilegeEscalation: false")
+    )
+    assert cs.files[0].after == expected
+    assert _check_overlays(before, after, "apps/staging:batch", "C-0016") == ["apps/staging:batch"]
+
+
+def test_a_configmap_value_not_safe_to_edit_is_overridden_in_spec_values(tmp_path: Path) -> None:
+    repo = _repo(tmp_path)
+    configmap = repo / "apps/base/batch/configmap.yaml"
+    configmap.write_text(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: batch-values\ndata:\n"
+        '  values.yaml: "securityContext:\\n  allowPrivilegeEscalation: true\\n"\n'
+    )
+    cs, before, after = _fix(repo, "C-0016", "batch-worker", "staging")
+    assert [f.path for f in cs.files] == ["apps/base/batch/helmrelease.yaml"]
+    (fix,) = cs.fixes
+    assert "is not a literal block (|)" in fix.location.why
+    assert "spec.values wins" in fix.location.why
+    _check_overlays(before, after, "apps/staging:batch", "C-0016")
+
+
+def test_an_overlay_others_patch_differently_gets_a_patch_of_its_own(tmp_path: Path) -> None:
+    repo = _repo(tmp_path)
+    shop = repo / "apps/base/shop/helmrelease.yaml"
+    shop.write_text(shop.read_text().replace("automountToken: false", "automountToken: true"))
+    cs, before, after = _fix(repo, "C-0034", "shop-worker", "staging")
+    # production patches the key itself: a fix in the base would not reach both alike
+    assert [f.path for f in cs.files] == [
+        "apps/staging/kustomization.yaml",
+        "apps/staging/remedy-patch-helmrelease-shop.yaml",
+    ]
+    (fix,) = cs.fixes
+    assert "overlays apps/production patch it differently" in fix.location.why
+    assert _check_overlays(before, after, "apps/staging:shop", "C-0034") == ["apps/staging:shop"]
+
+
+def test_a_key_only_a_secret_may_override_is_fixed_in_spec_values_and_says_so(
+    tmp_path: Path,
+) -> None:
+    """No values source of the release sets the key (the chart default does): the Secret
+    merged through valuesFrom might, so the fix goes to spec.values, which wins over it."""
+    repo = _repo(tmp_path)
+    shop = repo / "apps/base/shop/helmrelease.yaml"
+    text = shop.read_text()
+    shop.write_text(text[: text.index("  values:\n")])
+    cs, before, after = _fix(repo, "C-0034", "shop-worker", "staging")
+    (fix,) = cs.fixes
+    assert "spec.values wins over Secret shop-registry (kube-remedy never reads" in fix.location.why
+    assert "apps/staging/remedy-patch-helmrelease-shop.yaml" in [f.path for f in cs.files]
+    _check_overlays(before, after, "apps/staging:shop", "C-0034")
+
+
+def test_values_edits_inside_a_block_keep_every_other_byte() -> None:
+    text = "kind: ConfigMap\ndata:\n  values.yaml: |\n    a:\n      b: 1  # keep\n    c: 2\n  other: x\n"
+    out = apply_values_edits(text, [Set(("data", "values.yaml", "a", "b"), 3)])
+    assert out == text.replace("b: 1", "b: 3")
+
+
+def test_kustomize_index_is_not_built_twice(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    repo = _repo(tmp_path)
+    builds = []
+    real = KustomizeIndex.build.__func__  # type: ignore[attr-defined]
+    monkeypatch.setattr(
+        KustomizeIndex,
+        "build",
+        classmethod(lambda cls, root: builds.append(root) or real(cls, root)),
+    )
+    plan = build_plan(
+        Report(
+            "kubescape",
+            "cluster",
+            (finding_for("C-0034", "Deployment", "shop-worker", "production"),),
+        ),
+        repo,
+    )
+    assert plan.change_sets
+    assert len(builds) == 1
