@@ -29,6 +29,9 @@ def location_comments(target: Target, overlay: FileOverlay) -> dict[YamlPath, Co
         text = overlay.read(relpath)
         if text:
             found.update(comments_of(text))  # a later values file wins, as in Helm
+    release_comments = getattr(deployment.app, "comments", None)  # Flux values in overlays
+    if callable(release_comments):
+        found.update(release_comments(overlay))
     return found
 
 

@@ -48,6 +48,7 @@ from bot.locate.kustomize_build import (
     physical_path,
 )
 from fixers.edits import EditError, apply_edits, load_documents, render_manifest
+from fixers.intent import Comment, comments_of
 from fixers.model import AppendUnique, Edit, Ensure, Remove, Set, YamlPath
 from fixers.view import lookup
 
@@ -135,6 +136,29 @@ class OverlayRelease(HelmApp):
         for source in self.read(overlay).sources:
             merged = deep_merge(merged, source.values)
         return deep_merge(merged, self.spec_values(overlay))
+
+    def comments(self, overlay: FileOverlay) -> dict[YamlPath, Comment]:
+        """Values key -> the comment on it in the files this release's values come from
+        (its values sources, the base's spec.values, then the overlay's strategic-merge
+        patches: the later wins, as in the merge)."""
+        read = self.read(overlay)
+        found: dict[YamlPath, Comment] = {}
+        for source in read.sources:
+            text = overlay.read(source.file) if source.file and not source.prefix else None
+            if text:
+                found.update(comments_of(text))
+        files = [(self.manifest, self.document_index)]
+        files += [
+            (t.source.file, t.source.document)
+            for t in read.release.touches
+            if t.source.kind == "smp" and not t.source.inline
+        ]
+        for relpath, document in dict.fromkeys(files):
+            text = overlay.read(relpath)
+            for path, comment in (comments_of(text, document) if text else {}).items():
+                if path[: len(_VALUES)] == _VALUES and len(path) > len(_VALUES):
+                    found[path[len(_VALUES) :]] = comment
+        return found
 
     def _sources(
         self, release: Rendered, reader: KustomizeReader, built: list[Rendered]

@@ -80,12 +80,22 @@ def _plan(repo: Path, namespace: str):  # type: ignore[no-untyped-def]
 def test_a_value_the_overlay_patch_sets_is_fixed_in_the_patch(tmp_path: Path) -> None:
     """Production patches the values the fix changes: the patch is edited, not the base (a
     fix there would leave production as it is)."""
-    plan = _plan(_repo(tmp_path, patched=True), "production")
+    repo = _repo(tmp_path, patched=True)
+    patch = repo / "apps/production/values.yaml"
+    patch.write_text(patch.read_text().replace("  # production's jobs call the API", ""))
+    plan = _plan(repo, "production")
     (cs,) = plan.change_sets
     assert [f.path for f in cs.files] == ["apps/production/values.yaml"]
     values = load_documents(cs.files[0].after)[0]["spec"]["values"]
     assert values["serviceAccount"]["automountToken"] is False
     assert "kustomize overlays whose render changes: apps/production" in cs.fixes[0].location.why
+
+
+def test_a_patched_value_whose_comment_says_why_is_left_to_a_person(tmp_path: Path) -> None:
+    plan = _plan(_repo(tmp_path, patched=True), "production")
+    assert not plan.change_sets
+    (left,) = plan.unfixable
+    assert 'comment ("production\'s jobs call the API") says why' in left.reason
 
 
 def test_an_overlay_other_overlays_patch_differently_gets_a_patch_of_its_own(
