@@ -1296,7 +1296,7 @@ class HelmTarget:
             raise ChartError(worse)
         overlay.adopt(trial)
         listed = ", ".join(changed) or "none"
-        why = f"{self.location.why}; kustomize overlays whose render changes: {listed}"
+        why = f"{self.location.why}; overlays whose rendered chart changes: {listed}"
         self.location = dataclasses.replace(self.location, why=why)
 
     def _render_app(self, app: HelmApp, overlay: FileOverlay) -> list[dict[str, Any]]:

@@ -114,7 +114,11 @@ class OverlayRelease(HelmApp):
         key = digest.hexdigest()
         if key not in self._reads:
             reader = KustomizeReader(overlay)
-            built = reader.build(self.overlay_dir)
+            index = self.kustomize
+            if not overlay.changes() and index is not None and self.overlay_dir in index.built:
+                built = index.built[self.overlay_dir]  # the repository as the index built it
+            else:
+                built = reader.build(self.overlay_dir)
             found = [
                 r for r in built if (r.origin, r.index) == (self.manifest, self.document_index)
             ]

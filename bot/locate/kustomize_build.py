@@ -254,6 +254,11 @@ class KustomizeReader:
                 patch_file = item.get("path") if isinstance(item, Mapping) else item
                 if isinstance(patch_file, str) and "\n" not in patch_file:
                     out.add(_join(folder, patch_file))
+        for key in ("configMapGenerator", "secretGenerator"):  # ``files: [key=]path``
+            for gen in kust.get(key) or []:
+                for item in (gen.get("files") or []) if isinstance(gen, Mapping) else []:
+                    if isinstance(item, str):
+                        out.add(_join(folder, item.rpartition("=")[2]))
         return out
 
     def build(self, folder: str) -> list[Rendered]:

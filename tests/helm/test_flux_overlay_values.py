@@ -119,12 +119,15 @@ def test_a_value_from_a_generated_configmap_is_fixed_in_its_file(tmp_path: Path)
     repo = _repo(tmp_path)
     cs, before, after = _fix(repo, "C-0016", "shop-worker", "staging")
     assert [f.path for f in cs.files] == ["apps/base/shop/shop-values.yaml"]
-    assert "  allowPrivilegeEscalation: false\n" in cs.files[0].after
+    original = (REPO / "apps/base/shop/shop-values.yaml").read_text()
+    assert cs.files[0].after == original.replace(
+        "allowPrivilegeEscalation: true", "allowPrivilegeEscalation: false"
+    )
     (fix,) = cs.fixes
     assert "configMapGenerator of apps/base/shop" in fix.location.why
     # production's JSON6902 patch sets its own securityContext: only staging changes
     assert _check_overlays(before, after, "apps/staging:shop", "C-0016") == ["apps/staging:shop"]
-    assert "kustomize overlays whose render changes: apps/staging" in fix.location.why
+    assert "overlays whose rendered chart changes: apps/staging" in fix.location.why
 
 
 def test_a_value_an_overlay_patch_sets_is_fixed_in_that_patch(tmp_path: Path) -> None:
@@ -208,6 +211,39 @@ def test_a_key_only_a_secret_may_override_is_fixed_in_spec_values_and_says_so(
     assert "spec.values wins over Secret shop-registry (kube-remedy never reads" in fix.location.why
     assert "apps/staging/remedy-patch-helmrelease-shop.yaml" in [f.path for f in cs.files]
     _check_overlays(before, after, "apps/staging:shop", "C-0034")
+
+
+def test_values_keys_target_paths_and_optional_sources_are_read_as_flux_does(
+    tmp_path: Path,
+) -> None:
+    repo = _repo(tmp_path)
+    release = repo / "apps/base/batch/helmrelease.yaml"
+    release.write_text(
+        release.read_text().replace(
+            "      name: batch-values\n",
+            "      name: batch-values\n"
+            "    - kind: ConfigMap\n      name: batch-values\n"
+            "      valuesKey: replicas\n      targetPath: replicaCount\n"
+            "    - kind: ConfigMap\n      name: not-deployed-here\n      optional: true\n",
+        )
+    )
+    configmap = repo / "apps/base/batch/configmap.yaml"
+    configmap.write_text(configmap.read_text() + '  replicas: "2"\n')
+    (batch,) = [
+        a
+        for a in HelmIndex.build(repo).apps
+        if isinstance(a, OverlayRelease) and a.release == "batch"
+    ]
+    read = batch.read(FileOverlay(repo))
+    assert read.unread == ()
+    assert [s.label for s in read.sources] == [
+        "ConfigMap batch-values (apps/base/batch/configmap.yaml, data key values.yaml)",
+        "ConfigMap batch-values (apps/base/batch/configmap.yaml, data key replicas)",
+    ]
+    values = batch.values(FileOverlay(repo))
+    assert values["replicaCount"] == 2
+    assert values["securityContext"]["allowPrivilegeEscalation"] is True
+    assert values["serviceAccount"] == {"automountToken": False}
 
 
 def test_values_edits_inside_a_block_keep_every_other_byte() -> None:

@@ -88,7 +88,7 @@ def test_a_value_the_overlay_patch_sets_is_fixed_in_the_patch(tmp_path: Path) ->
     assert [f.path for f in cs.files] == ["apps/production/values.yaml"]
     values = load_documents(cs.files[0].after)[0]["spec"]["values"]
     assert values["serviceAccount"]["automountToken"] is False
-    assert "kustomize overlays whose render changes: apps/production" in cs.fixes[0].location.why
+    assert "overlays whose rendered chart changes: apps/production" in cs.fixes[0].location.why
 
 
 def test_a_patched_value_whose_comment_says_why_is_left_to_a_person(tmp_path: Path) -> None:
@@ -123,4 +123,4 @@ def test_a_value_every_overlay_inherits_is_fixed_in_the_base(tmp_path: Path) -> 
     values = load_documents(cs.files[0].after)[0]["spec"]["values"]
     assert values["serviceAccount"]["automountToken"] is False
     why = cs.fixes[0].location.why
-    assert "kustomize overlays whose render changes: apps/production, apps/staging" in why
+    assert "overlays whose rendered chart changes: apps/production, apps/staging" in why
