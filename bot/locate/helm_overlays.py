@@ -350,12 +350,15 @@ class OverlayRelease(HelmApp):
         """A strategic-merge patch of this overlay for the release: one of its own that
         already patches the release, else a new file listed in its kustomization."""
         folder = self.overlay_dir
+        name = rendered.names[0]
+        _, kust = KustomizeReader(overlay).kustomization(folder)
         for touch in rendered.touches:
             source = touch.source
             if (
                 source.kind == "smp"
                 and not source.inline
                 and PurePosixPath(source.file).parent.as_posix() == (folder or ".")
+                and _patches_only(kust, PurePosixPath(source.file).name, name)
             ):
                 return (
                     source.file,
@@ -363,7 +366,6 @@ class OverlayRelease(HelmApp):
                     source.document,
                     f"{why}the fix extends the {self.where} overlay's patch {source.file}",
                 )
-        name = rendered.names[0]
         file_name = f"{PATCH_PREFIX}{name}.yaml"
         relpath = f"{folder}/{file_name}" if folder else file_name
         if overlay.read(relpath) is None:
@@ -510,18 +512,12 @@ def apply_values_edits(text: str, edits: Sequence[Edit], document_index: int = 0
 
 
 def _string_at(doc: Any, path: YamlPath) -> int | None:
-    """How many steps of ``path`` lead to a string (a values text) before it ends."""
-    node = doc
-    for n, step in enumerate(path[:-1]):
-        if isinstance(node, Mapping):
-            node = node.get(step)
-        elif isinstance(node, list) and isinstance(step, int) and 0 <= step < len(node):
-            node = node[step]
-        else:
-            return None
-        if isinstance(node, str):
-            return n + 1
-    return None
+    """2 when ``path`` goes into the values text of a ConfigMap's data key, else None."""
+    if not isinstance(doc, Mapping) or doc.get("kind") != "ConfigMap" or len(path) < 3:
+        return None
+    data = doc.get("data")
+    text = data.get(path[1]) if path[0] == "data" and isinstance(data, Mapping) else None
+    return 2 if isinstance(text, str) else None
 
 
 def _edit_block(text: str, document_index: int, where: YamlPath, edits: Sequence[Edit]) -> str:
@@ -631,6 +627,24 @@ def _manifest_source(res: Rendered, key: str, overlay: FileOverlay) -> ValuesSou
     return ValuesSource(
         label, text, None if why_not else res.origin, res.index, ("data", key), why_not
     )
+
+
+def _patches_only(kust: Mapping[str, Any], file_name: str, name: str) -> bool:
+    """Whether the kustomization applies its patch file ``file_name`` to the release ``name``
+    alone (its own metadata, or a target naming it): extending it changes nothing else."""
+    for key in ("patches", "patchesStrategicMerge"):
+        for item in kust.get(key) or []:
+            path = item.get("path") if isinstance(item, Mapping) else item
+            if path != file_name and not (isinstance(path, str) and path.endswith(f"/{file_name}")):
+                continue
+            target = item.get("target") if isinstance(item, Mapping) else None
+            return target is None or (
+                isinstance(target, Mapping)
+                and target.get("name") == name
+                and not target.get("labelSelector")
+                and not target.get("annotationSelector")
+            )
+    return False
 
 
 def _at_path(target: str, value: Any) -> dict[str, Any]:

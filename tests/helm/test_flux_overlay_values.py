@@ -13,13 +13,17 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+from bot.locate import helm
 from bot.locate.base import FileOverlay
 from bot.locate.helm import Deployment, HelmIndex
-from bot.locate.helm_overlays import OverlayRelease, apply_values_edits
+from bot.locate.helm_overlays import OverlayRelease, apply_values_edits, changed_overlays
 from bot.locate.kustomize import KustomizeIndex
 from bot.plan import Locator, build_plan
-from bot.regressions import failing_controls
+from bot.regressions import failing_controls, new_failures
 from bot.sources.base import Report
+from fixers.edits import load_documents
 from fixers.model import Set
 from tests.helm.helpers import finding_for
 
@@ -271,3 +275,92 @@ def test_kustomize_index_is_not_built_twice(tmp_path: Path, monkeypatch) -> None
     )
     assert plan.change_sets
     assert len(builds) == 1
+
+
+def test_a_base_fix_that_would_make_another_overlay_worse_goes_to_the_findings_overlay(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Production inherits the generated values file once its own securityContext patch is
+    gone: when the shared edit makes production worse, staging gets a patch of its own."""
+    repo = _repo(tmp_path)
+    kustomization = repo / "apps/production/kustomization.yaml"
+    text = kustomization.read_text()
+    kustomization.write_text(text[: text.index("  - path: shop-security.yaml")])
+    real = helm.changed_overlays
+
+    def production_worse(*args: Any) -> tuple[list[str], str | None]:
+        changed, worse = real(*args)
+        if "apps/production" in changed:
+            return changed, "the edit would make overlay apps/production worse: (test)"
+        return changed, worse
+
+    monkeypatch.setattr(helm, "changed_overlays", production_worse)
+    cs, before, after = _fix(repo, "C-0016", "shop-worker", "staging")
+    assert [f.path for f in cs.files] == [
+        "apps/staging/kustomization.yaml",
+        "apps/staging/remedy-patch-helmrelease-shop.yaml",
+    ]
+    assert _check_overlays(before, after, "apps/staging:shop", "C-0016") == ["apps/staging:shop"]
+    patch = load_documents(cs.files[1].after)[0]
+    assert patch["spec"]["values"] == {"securityContext": {"allowPrivilegeEscalation": False}}
+
+
+def test_an_overlay_a_change_makes_fail_a_control_is_named(tmp_path: Path) -> None:
+    repo = _repo(tmp_path)
+    apps = HelmIndex.build(repo).apps
+    safe = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "shop-worker"}}
+    worse = {**safe, "spec": {"template": {"spec": {"hostNetwork": True, "containers": []}}}}
+    edited = FileOverlay(repo)
+    edited.write("apps/base/shop/shop-values.yaml", "{}\n")
+
+    def render(app: Any, overlay: FileOverlay) -> list[dict[str, Any]]:
+        return [worse if overlay.changes() and app.overlay_dir == "apps/production" else safe]
+
+    changed, why = changed_overlays(apps, edited, render, new_failures)
+    assert changed == ["apps/production"]
+    assert why is not None
+    assert why.startswith(
+        "the edit would make overlay apps/production worse: Deployment shop-worker"
+    )
+
+
+def test_a_scalar_json6902_operation_is_edited_in_place(tmp_path: Path) -> None:
+    repo = _repo(tmp_path)
+    (repo / "apps/production/shop-values-patch.yaml").write_text(
+        (REPO / "apps/production/shop-values-patch.yaml")
+        .read_text()
+        .replace("    serviceAccount:\n      automountToken: true\n", "")
+    )
+    ops = repo / "apps/production/shop-security.yaml"
+    ops.write_text(
+        ops.read_text()
+        + "- op: replace\n  path: /spec/values/serviceAccount/automountToken\n"
+        + "  value: true  # set by the release team\n"
+    )
+    cs, before, after = _fix(repo, "C-0034", "shop-worker", "production")
+    assert [f.path for f in cs.files] == ["apps/production/shop-security.yaml"]
+    assert cs.files[0].after == ops.read_text().replace(
+        "value: true  # set by", "value: false  # set by"
+    )
+    _check_overlays(before, after, "apps/production:shop", "C-0034")
+
+
+def test_a_patch_of_the_overlay_targeting_several_releases_is_not_extended(
+    tmp_path: Path,
+) -> None:
+    repo = _repo(tmp_path)
+    shop = repo / "apps/base/shop/helmrelease.yaml"
+    shop.write_text(shop.read_text().replace("automountToken: false", "automountToken: true"))
+    staging = repo / "apps/staging"
+    (staging / "interval.yaml").write_text(
+        "apiVersion: helm.toolkit.fluxcd.io/v2\nkind: HelmRelease\nmetadata:\n  name: any\n"
+        "spec:\n  interval: 1h\n  values:\n    image:\n      pullPolicy: IfNotPresent\n"
+    )
+    (staging / "kustomization.yaml").write_text(
+        (staging / "kustomization.yaml").read_text()
+        + "patches:\n  - path: interval.yaml\n    target:\n      kind: HelmRelease\n"
+    )
+    cs, before, after = _fix(repo, "C-0034", "shop-worker", "staging")
+    assert "apps/staging/interval.yaml" not in [f.path for f in cs.files]
+    assert "apps/staging/remedy-patch-helmrelease-shop.yaml" in [f.path for f in cs.files]
+    _check_overlays(before, after, "apps/staging:shop", "C-0034")
