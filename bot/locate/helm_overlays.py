@@ -351,7 +351,7 @@ class OverlayRelease(HelmApp):
         already patches the release, else a new file listed in its kustomization."""
         folder = self.overlay_dir
         name = rendered.names[0]
-        _, kust = KustomizeReader(overlay).kustomization(folder)
+        kust_file, kust = KustomizeReader(overlay).kustomization(folder)
         for touch in rendered.touches:
             source = touch.source
             if (
@@ -377,17 +377,14 @@ class OverlayRelease(HelmApp):
             }
             comment = f"kube-remedy: values only the {self.where} overlay changes"
             overlay.write(relpath, render_manifest(body, comment))
-            kust = find_kustomization(overlay.root, folder, overlay)
-            if kust is None:
-                raise ChartError(f"{self.where} has no kustomization.yaml")
             entry = {"path": file_name, "target": {"kind": "HelmRelease", "name": name}}
             try:
                 text = apply_edits(
-                    overlay.read(kust) or "", [AppendUnique(("patches",), entry, key="path")]
+                    overlay.read(kust_file) or "", [AppendUnique(("patches",), entry, key="path")]
                 )
             except EditError as exc:
-                raise ChartError(f"{kust}: {exc}") from None
-            overlay.write(kust, text)
+                raise ChartError(f"{kust_file}: {exc}") from None
+            overlay.write(kust_file, text)
         why = f"{why}the fix goes into a patch of the {self.where} overlay ({relpath})"
         return relpath, (*_VALUES, *path), 0, why
 
