@@ -308,7 +308,7 @@ class OverlayRelease(HelmApp):
             rest = physical_path(lookup(doc, touch.where), logical[len(touch.path) :])
             if rest is None:
                 raise ChartError(f"cannot trace {'.'.join(logical)} inside {touch.source.file}")
-            why = f"{said}the {self.where} overlay's values patch {touch.source.file} sets it"
+            why = f"{said}the values patch {touch.source.file} sets it for the {self.where} overlay"
             return touch.source.file, (*touch.where, *rest), touch.source.document, why
         below = rendered.touched_below(logical)
         if below:

@@ -143,7 +143,7 @@ def test_a_value_an_overlay_patch_sets_is_fixed_in_that_patch(tmp_path: Path) ->
         "apps/production:shop"
     ]
     (fix,) = cs.fixes
-    assert "values patch apps/production/shop-values-patch.yaml sets it" in fix.location.why
+    assert "values patch apps/production/shop-values-patch.yaml sets it for" in fix.location.why
 
 
 def test_a_value_a_json6902_patch_sets_is_fixed_in_its_operation(tmp_path: Path) -> None:
