@@ -486,6 +486,8 @@ def apply_values_edits(text: str, edits: Sequence[Edit], document_index: int = 0
     """`apply_edits`, also inside a JSON6902 patch (a list of operations) and inside a
     ConfigMap's literal data block holding values (edited as its own YAML text, refused where
     the block is not one plain ``|`` scalar)."""
+    if "ConfigMap" not in text and "op:" not in text:  # a values file or manifest: as ever
+        return apply_edits(text, edits, document_index)
     docs = load_documents(text.removeprefix("\ufeff"))
     if not 0 <= document_index < len(docs):
         raise EditError(f"document {document_index} does not exist")
