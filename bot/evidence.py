@@ -29,7 +29,8 @@ def location_comments(target: Target, overlay: FileOverlay) -> dict[YamlPath, Co
         text = overlay.read(relpath)
         if text:
             found.update(comments_of(text))  # a later values file wins, as in Helm
-    release_comments = getattr(deployment.app, "comments", None)  # Flux values in overlays
+    app = getattr(deployment, "app", None)
+    release_comments = getattr(app, "comments", None)  # Flux values as overlays build them
     if callable(release_comments):
         found.update(release_comments(overlay))
     return found

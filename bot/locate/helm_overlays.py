@@ -18,7 +18,9 @@ Where a fix of ``spec.values`` goes (`OverlayRelease.place`): into the overlay p
 the key (strategic merge or JSON6902, from a file); else into the base document when no other
 overlay patches the key (every overlay inherits it); else into a strategic-merge patch of the
 finding's overlay (an existing one for this release, or a new file listed in its
-kustomization). Every other overlay whose render changes is re-checked (`bot.regressions`).
+kustomization). Every overlay whose chart render changes is re-checked (`bot.regressions`):
+when a shared place would make another overlay worse, the fix goes into the finding's overlay
+instead. Comments on the values these files set count as the reasons a person gave for them.
 """
 
 from __future__ import annotations
@@ -219,8 +221,12 @@ class OverlayRelease(HelmApp):
                     continue
                 for item in gen.get("files") or []:
                     file_key, _, path = str(item).rpartition("=")
-                    if (file_key or PurePosixPath(path).name) == key:
+                    if (file_key or PurePosixPath(path).name) != key:
+                        continue
+                    try:
                         generated = (folder, _normal(f"{folder}/{path}".lstrip("/")))
+                    except RepositoryError:
+                        return f"its file {path} lies outside the repository"
                 literal = literal or any(
                     str(item).partition("=")[0] == key for item in gen.get("literals") or []
                 )

@@ -257,8 +257,10 @@ class KustomizeReader:
         for key in ("configMapGenerator", "secretGenerator"):  # ``files: [key=]path``
             for gen in kust.get(key) or []:
                 for item in (gen.get("files") or []) if isinstance(gen, Mapping) else []:
-                    if isinstance(item, str):
-                        out.add(_join(folder, item.rpartition("=")[2]))
+                    try:
+                        out.add(_join(folder, str(item).rpartition("=")[2]))
+                    except KustomizeError:
+                        continue  # outside the repository: kube-remedy never reads it
         return out
 
     def build(self, folder: str) -> list[Rendered]:
