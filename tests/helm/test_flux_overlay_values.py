@@ -364,3 +364,36 @@ def test_a_patch_of_the_overlay_targeting_several_releases_is_not_extended(
     assert "apps/staging/interval.yaml" not in [f.path for f in cs.files]
     assert "apps/staging/remedy-patch-helmrelease-shop.yaml" in [f.path for f in cs.files]
     _check_overlays(before, after, "apps/staging:shop", "C-0034")
+
+
+@pytest.mark.parametrize(
+    ("generator_file", "content", "reason"),
+    [
+        (
+            "../../../../outside.yaml",
+            None,
+            "its file ../../../../outside.yaml lies outside the repository",
+        ),
+        ("shop-values.yaml", "- not\n- a mapping\n", "is not a mapping"),
+        ("missing.yaml", None, "its file apps/base/shop/missing.yaml does not exist"),
+    ],
+)
+def test_a_values_source_kube_remedy_cannot_read_says_why(
+    tmp_path: Path, generator_file: str, content: str | None, reason: str
+) -> None:
+    repo = _repo(tmp_path)
+    kustomization = repo / "apps/base/shop/kustomization.yaml"
+    kustomization.write_text(
+        kustomization.read_text().replace(
+            "values.yaml=shop-values.yaml", f"values.yaml={generator_file}"
+        )
+    )
+    if content is not None:
+        (repo / "apps/base/shop" / generator_file).write_text(content)
+    apps = HelmIndex.build(repo).apps
+    shop = next(
+        a for a in apps if isinstance(a, OverlayRelease) and a.overlay_dir == "apps/staging"
+    )
+    (unread,) = [w for w in shop.unread_values if w.startswith("ConfigMap")]
+    assert unread.startswith("ConfigMap shop-values (")
+    assert reason in unread
