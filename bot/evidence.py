@@ -29,6 +29,10 @@ def location_comments(target: Target, overlay: FileOverlay) -> dict[YamlPath, Co
         text = overlay.read(relpath)
         if text:
             found.update(comments_of(text))  # a later values file wins, as in Helm
+    app = getattr(deployment, "app", None)
+    release_comments = getattr(app, "comments", None)  # Flux values as overlays build them
+    if callable(release_comments):
+        found.update(release_comments(overlay))
     return found
 
 

@@ -207,7 +207,7 @@ class Locator:
         if self._helm is None:
             from bot.locate import helm
 
-            index = helm.HelmIndex.build(self.root)
+            index = helm.HelmIndex.build(self.root, kustomize=self.kustomize)
             if not index.charts:
                 self._helm = False
             else:

@@ -21,11 +21,17 @@ from typing import Any, Literal
 
 import yaml
 
+from bot import regressions
 from bot.errors import ChartError, RemedyError, RepositoryError
 from bot.locate.base import FileOverlay, links_under, real_relpath
 from bot.locate.gitops import MAX_GITOPS_BYTES, SKIP_DIRS, HelmApp, scan_gitops_full
 from bot.locate.helm_charts import ChartCopies
-from bot.locate.helm_overlays import overlay_releases
+from bot.locate.helm_overlays import (
+    OverlayRelease,
+    apply_values_edits,
+    changed_overlays,
+    overlay_releases,
+)
 from bot.locate.helm_render import (
     RenderCache,
     RenderedDoc,
@@ -37,6 +43,7 @@ from bot.locate.helm_render import (
 )
 from bot.locate.helm_templates import SCALAR_FIELDS, Exposure, expose, values_references
 from bot.locate.helmfile import scan_helmfiles
+from bot.locate.kustomize import KustomizeIndex
 from bot.locate.manifest import _container_names
 from bot.model import Location
 from bot.safe_load import load_yaml, load_yaml_all
@@ -245,8 +252,14 @@ class HelmIndex:
         return self.copies.with_changes(self.root / chart.path, changed)
 
     @classmethod
-    def build(cls, repo_root: Path, renderer: Renderer | None = None) -> HelmIndex:
-        """Scan ``repo_root`` once for Chart.yaml files and ArgoCD/Flux manifests."""
+    def build(
+        cls,
+        repo_root: Path,
+        renderer: Renderer | None = None,
+        kustomize: KustomizeIndex | None = None,
+    ) -> HelmIndex:
+        """Scan ``repo_root`` once for Chart.yaml files and ArgoCD/Flux manifests;
+        ``kustomize``: the repository's kustomizations, when the caller has built them."""
         root = repo_root.resolve()
         charts: dict[str, ChartInfo] = {}
         for chart_yaml in sorted(root.rglob("Chart.yaml")):
@@ -276,7 +289,7 @@ class HelmIndex:
                 info = dataclasses.replace(info, links=links)
                 charts[info.path] = info
         found, upstream = scan_gitops_full(root)
-        found = [*overlay_releases(root, found), *scan_helmfiles(root)]
+        found = [*overlay_releases(root, found, kustomize), *scan_helmfiles(root)]
         apps = [a for a in found if a.chart in charts]
         for path, info in list(charts.items()):
             # A chart an Application also pulls from a Helm repository is a vendored copy.
@@ -326,6 +339,8 @@ class Deployment:
         them to a manifest that had none)."""
         if not self.app:
             return {}
+        if isinstance(self.app, OverlayRelease):  # valuesFrom, then spec.values as built
+            return self.app.values(overlay)
         if self.app.inline_path is None:
             return dict(self.app.inline)
         text = overlay.read(self.app.manifest) or ""
@@ -1337,6 +1352,8 @@ class HelmTarget:
         """The deployments (environments) a change to ``relpath`` affects."""
         chart = self.deployment.chart
         apps = [a for a in self.index.apps if a.chart == chart.path]
+        # overlay releases are listed by the renders that change (`write`)
+        apps = [a for a in apps if not isinstance(a, OverlayRelease)]
         if relpath == f"{chart.path}/values.yaml".lstrip("/"):
             hit = apps
         else:
@@ -1344,8 +1361,68 @@ class HelmTarget:
         return [f"{a.name} ({a.namespace or 'default'})" for a in hit]
 
     def write(self, edits: Sequence[AnyEdit], overlay: FileOverlay) -> None:
-        """Apply values edits to the winning values files (and expose template keys)."""
-        from fixers.edits import EditError, apply_edits
+        """Apply values edits to the winning values files (and expose template keys). A
+        release kustomize overlays build is written where its value comes from; when that
+        shared place makes another overlay worse, into a patch of the finding's overlay."""
+        app = self.deployment.app
+        if not isinstance(app, OverlayRelease):
+            self._write(edits, overlay)
+            return
+        siblings = [a for a in self.index.apps if a.chart == self.deployment.chart.path]
+        worse: str | None = None
+        for own_patch in (False, True):
+            trial = overlay.fork()
+            mode = dataclasses.replace(app, own_patch=own_patch)
+            self.deployment = dataclasses.replace(self.deployment, app=mode)
+            try:
+                self._write(edits, trial)
+            finally:
+                self.deployment = dataclasses.replace(self.deployment, app=app)
+            changed, worse = changed_overlays(
+                siblings, trial, self._render_app, regressions.new_failures
+            )
+            if worse is None:
+                break
+        if worse is not None:
+            raise ChartError(worse)
+        overlay.adopt(trial)
+        listed = ", ".join(changed) or "none"
+        why = f"{self.location.why}; overlays whose rendered chart changes: {listed}"
+        self.location = dataclasses.replace(self.location, why=why)
+
+    def _render_app(self, app: HelmApp, overlay: FileOverlay) -> list[dict[str, Any]]:
+        """What ``app`` (another deployment of this chart) renders with the overlay."""
+        dep = Deployment(
+            self.deployment.chart,
+            app.release,
+            app.namespace or self.deployment.namespace,
+            (self.deployment.value_files[0], *app.value_files),
+            app,
+        )
+        chart_dir = self.index.chart_dir_for(dep.chart, overlay)
+        docs = self.index.cache.docs(
+            chart_dir, dep.render_values(overlay), dep.release, dep.namespace
+        )
+        return [dict(d.document) for d in docs]
+
+    def _release_place(
+        self, path: YamlPath, overlay: FileOverlay
+    ) -> tuple[str, YamlPath, int, str] | None:
+        """Where a release kustomize overlays build takes the fix of ``path`` (file, path in
+        it, document, why); None when a values file of the chart holds more of ``path``."""
+        dep, app = self.deployment, self.deployment.app
+        if not isinstance(app, OverlayRelease):
+            return None
+        best: tuple[int, int, str | None] = (0, -1, None)
+        for order, relpath in enumerate(dep.value_files):
+            text = overlay.read(relpath)
+            if text is not None:
+                best = max(best, (_depth(load_values_text(text, relpath), path), order, relpath))
+        vendored = dep.chart.third_party and best[2] in (None, dep.value_files[0])
+        return app.place(path, overlay, best[0], vendored, _depth)
+
+    def _write(self, edits: Sequence[AnyEdit], overlay: FileOverlay) -> None:
+        from fixers.edits import EditError
 
         groups: dict[tuple[str, int], list[Edit]] = {}
         whys: dict[str, str] = {}
@@ -1365,11 +1442,16 @@ class HelmTarget:
                     f"chart {self.deployment.chart.name} renders the field when its existing "
                     f"switch {'.'.join(map(str, switch_path))} is on: it is turned on"
                 )
-            link, prefix, doc_index, why = self._file_for(edit.path, overlay)
+            placed = self._release_place(edit.path, overlay)
+            if placed is None:
+                link, prefix, doc_index, why = self._file_for(edit.path, overlay)
+                where = (*prefix, *edit.path)
+            else:
+                link, where, doc_index, why = placed
             relpath = real_relpath(self.index.root, link)  # a link is fixed at its target
             if relpath != link:
                 why, linked[relpath] = f"{why} (through the symlink {link})", link
-            moved = _with_path(edit, (*prefix, *edit.path))
+            moved = _with_path(edit, where)
             groups.setdefault((relpath, doc_index), []).append(moved)
             whys.setdefault(relpath, why)
         for (relpath, doc_index), file_edits in groups.items():
@@ -1377,7 +1459,7 @@ class HelmTarget:
             if text is None:
                 raise RepositoryError(f"values file {relpath} does not exist")
             try:
-                overlay.write(relpath, apply_edits(text, file_edits, doc_index))
+                overlay.write(relpath, apply_values_edits(text, file_edits, doc_index))
             except EditError as exc:
                 raise RepositoryError(f"cannot edit {relpath}: {exc}") from exc
         for relpath, text in self._new_templates.items():

@@ -263,6 +263,13 @@ class KustomizeReader:
                 patch_file = item.get("path") if isinstance(item, Mapping) else item
                 if isinstance(patch_file, str) and "\n" not in patch_file:
                     out.add(_join(folder, patch_file))
+        for key in ("configMapGenerator", "secretGenerator"):  # ``files: [key=]path``
+            for gen in kust.get(key) or []:
+                for item in (gen.get("files") or []) if isinstance(gen, Mapping) else []:
+                    try:
+                        out.add(_join(folder, str(item).rpartition("=")[2]))
+                    except KustomizeError:
+                        continue  # outside the repository: kube-remedy never reads it
         return out
 
     def build(self, folder: str) -> list[Rendered]:
