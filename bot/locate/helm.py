@@ -26,7 +26,14 @@ import yaml
 
 from bot.errors import ChartError, RemedyError, RepositoryError
 from bot.locate.base import FileOverlay, links_under, real_relpath
-from bot.locate.gitops import MAX_GITOPS_BYTES, SKIP_DIRS, HelmApp, scan_gitops_full
+from bot.locate.chart_sources import ChartCache, MissingChart, ResolvedChart, chart_values
+from bot.locate.gitops import (
+    MAX_GITOPS_BYTES,
+    SKIP_DIRS,
+    HelmApp,
+    link_chart_sources,
+    scan_gitops_full,
+)
 from bot.locate.helm_overlays import overlay_releases
 from bot.locate.helm_render import (
     RenderCache,
@@ -114,6 +121,8 @@ class ChartInfo:
     """Symlink in the chart -> the repository file it stands for."""
     refused: str = ""
     """Why the chart is never rendered (a symlink Helm would follow out of the repository)."""
+    external: ResolvedChart | None = None
+    """A remote chart found in a chart cache (read-only; ``path`` is then its label)."""
 
 
 def _chart_info(root: Path, chart_dir: Path, rel: str) -> ChartInfo | None:
@@ -164,6 +173,12 @@ class HelmIndex:
         default_factory=dict, repr=False
     )
     _copies: dict[str, Path] = field(default_factory=dict, repr=False)
+    missing: list[MissingChart] = field(default_factory=list)
+    """Deployments of remote charts that no chart cache holds."""
+
+    def chart_root(self, chart: ChartInfo) -> Path:
+        """Where the chart's files are: in the repository, or (remote) in the chart cache."""
+        return chart.external.directory if chart.external else self.root / chart.path
 
     @property
     def cache(self) -> RenderCache:
@@ -177,11 +192,15 @@ class HelmIndex:
         """The chart's default values (its values.yaml as the overlay has it, with the vendored
         subcharts' defaults under their keys), parsed once per content."""
         rel = f"{chart.path}/values.yaml".lstrip("/")
-        text = overlay.read(rel) or ""
+        chart_dir = self.chart_root(chart)
+        if chart.external:  # read-only: never in the overlay
+            rel = f"{chart.external.ref.name}/values.yaml"
+            text = _read_text(chart_dir / "values.yaml")
+        else:
+            text = overlay.read(rel) or ""
         key = (chart.path, text)
         if key not in self._defaults:
             values = dict(load_values_text(text, rel))
-            chart_dir = self.root / chart.path
             for sub_key, sub in chart.subcharts.items():
                 sub_values = _read_values(chart_dir / sub / "values.yaml")
                 values[sub_key] = deep_merge(sub_values, values.get(sub_key) or {})
@@ -222,8 +241,8 @@ class HelmIndex:
         # A link's target may be changed outside the chart: the copy holds it at the link.
         after.update({link: after[real] for link, real in chart.links.items() if real in after})
         changed = {p: t for p, t in after.items() if p.startswith(prefix) and p != own_values}
-        chart_dir = self.root / chart.path
-        if not changed:
+        chart_dir = self.chart_root(chart)
+        if not changed or chart.external:
             return chart_dir
         digest = hashlib.sha256(
             "\0".join(f"{p}\0{t}" for p, t in sorted(changed.items())).encode()
@@ -240,8 +259,14 @@ class HelmIndex:
         return self._copies[digest]
 
     @classmethod
-    def build(cls, repo_root: Path, renderer: Renderer | None = None) -> HelmIndex:
-        """Scan ``repo_root`` once for Chart.yaml files and ArgoCD/Flux manifests."""
+    def build(
+        cls,
+        repo_root: Path,
+        renderer: Renderer | None = None,
+        chart_cache: ChartCache | None = None,
+    ) -> HelmIndex:
+        """Scan ``repo_root`` once for Chart.yaml files and ArgoCD/Flux/helmfile deployments;
+        remote charts they deploy are looked up in ``chart_cache``."""
         root = repo_root.resolve()
         charts: dict[str, ChartInfo] = {}
         for chart_yaml in sorted(root.rglob("Chart.yaml")):
@@ -272,13 +297,69 @@ class HelmIndex:
                 charts[info.path] = info
         found, upstream = scan_gitops_full(root)
         found = [*overlay_releases(root, found), *scan_helmfiles(root)]
+        found, missing = _remote_charts(link_chart_sources(root, found), charts, chart_cache)
         apps = [a for a in found if a.chart in charts]
         for path, info in list(charts.items()):
             # A chart an Application also pulls from a Helm repository is a vendored copy.
             if info.name in upstream and not info.third_party:
                 why = f"chart {info.name} is vendored: {upstream[info.name]}"
                 charts[path] = dataclasses.replace(info, third_party=True, why_third_party=why)
-        return cls(root, charts, apps, renderer or SdkRenderer())
+        return cls(root, charts, apps, renderer or SdkRenderer(), missing=missing)
+
+
+def _remote_charts(
+    apps: list[HelmApp], charts: dict[str, ChartInfo], cache: ChartCache | None
+) -> tuple[list[HelmApp], list[MissingChart]]:
+    """``apps`` with each remote chart resolved from ``cache`` (added to ``charts`` under its
+    label, read-only and third-party), and the deployments whose chart no cache holds."""
+    out: list[HelmApp] = []
+    missing: list[MissingChart] = []
+    for app in apps:
+        if app.remote is None:
+            out.append(app)
+            continue
+        label_parts = PurePosixPath(str(app.remote)).parts
+        found = (
+            f"{app.remote}: the reference is not a plain chart name and URL"
+            if ".." in label_parts or str(app.remote).startswith("/")
+            else (cache or ChartCache(())).resolve(app.remote)
+        )
+        info = _external_info(found) if isinstance(found, ResolvedChart) else found
+        if isinstance(info, str):
+            where = f"{app.kind} {app.name} ({app.manifest})"
+            missing.append(MissingChart(where, app.release, app.namespace, app.remote.name, info))
+            continue
+        label = info.path
+        if label in charts and charts[label].external is None:
+            label += " (remote)"  # never the key of a repository chart
+        charts.setdefault(label, dataclasses.replace(info, path=label))
+        out.append(dataclasses.replace(app, chart=label))
+    return out, missing
+
+
+def _external_info(resolved: ResolvedChart) -> ChartInfo | str:
+    """The chart info of a chart resolved from a cache, or why its Chart.yaml is unusable."""
+    try:
+        info = _chart_info(resolved.directory.parent, resolved.directory, resolved.directory.name)
+    except ChartError as exc:
+        return f"{resolved.ref}: the cached {resolved.origin} is unusable: {exc}"
+    if info is None:
+        return f"{resolved.ref}: the cached {resolved.origin} has no chart metadata"
+    return dataclasses.replace(
+        info,
+        path=resolved.label,
+        third_party=True,
+        why_third_party=resolved.describe(),
+        external=resolved,
+    )
+
+
+def _read_text(path: Path) -> str:
+    """A chart file's text ('' when it does not exist)."""
+    try:
+        return path.read_text(encoding="utf-8") if path.is_file() else ""
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ChartError(f"cannot read {path.parent.name}/{path.name}: {exc}") from None
 
 
 # --------------------------------------------------------------------------- deployments
@@ -299,6 +380,8 @@ class Deployment:
         """`user_values`, plus the overlay's changes to the chart's own values.yaml as values
         on top of the unchanged chart (a removed key becomes null, which Helm deletes)."""
         values = self.user_values(overlay)
+        if self.chart.external:  # a remote chart's values.yaml is never edited
+            return values
         base = self.value_files[0]
         now, was = overlay.read(base), overlay.original(base)
         if now != was and now is not None and was is not None:
@@ -307,8 +390,10 @@ class Deployment:
         return values
 
     def user_values(self, overlay: FileOverlay) -> dict[str, Any]:
-        """What Helm gets on top of the chart defaults: env files, then inline values."""
-        values: dict[str, Any] = {}
+        """What Helm gets on top of the chart defaults: a remote chart's own values files the
+        deployment names, env files, then inline values."""
+        external, remote = self.chart.external, self.app.remote if self.app else None
+        values = chart_values(external.directory, remote.chart_files) if external and remote else {}
         for relpath in self.value_files[1:]:
             text = overlay.read(relpath)
             if text is None:
@@ -894,7 +979,7 @@ class HelmTarget:
 
     @property
     def chart_dir(self) -> Path:
-        return self.index.root / self.deployment.chart.path
+        return self.index.chart_root(self.deployment.chart)
 
     # ---------------------------------------------------------------- exposing template keys
 
@@ -974,6 +1059,8 @@ class HelmTarget:
         # key itself when some file sets it, else the mapping that would hold it.
         best: tuple[int, int, str | None] = (0, -1, None)
         for order, relpath in enumerate(dep.value_files):
+            if order == 0 and dep.chart.external:
+                continue  # a remote chart's values.yaml is not in the repository
             text = overlay.read(relpath)
             if text is not None:
                 best = max(best, (_depth(load_values_text(text, relpath), path), order, relpath))
@@ -1310,6 +1397,12 @@ class HelmTarget:
         if self._switch_why:
             for relpath in whys:
                 whys[relpath] += f"; {self._switch_why}"
+        external, app = self.deployment.chart.external, self.deployment.app
+        if external:  # the MR names the chart version rendered and where it came from
+            said = external.describe(app.remote.version if app and app.remote else "")
+            for relpath in whys:
+                if said not in whys[relpath]:
+                    whys[relpath] += f"; {said}"
         for relpath in list(whys):
             envs = self.environments(linked.get(relpath, relpath))
             if envs:
@@ -1452,7 +1545,7 @@ def locate_helm(finding: Finding, repo_root: Path, index: HelmIndex) -> HelmTarg
     near: list[str] = []
     cache = index.cache
     for dep in _deployments(finding, index):
-        chart_dir = index.root / dep.chart.path
+        chart_dir = index.chart_root(dep.chart)
         if dep.chart.refused:
             errors.append(f"chart {dep.chart.path or '.'} is not rendered: {dep.chart.refused}")
             continue
@@ -1547,7 +1640,7 @@ def compliant_as_deployed(finding: Finding, repo_root: Path, index: HelmIndex) -
             continue
         try:
             docs = index.cache.docs(
-                index.root / dep.chart.path,
+                index.chart_root(dep.chart),
                 dep.render_values(overlay),
                 dep.release,
                 dep.namespace,
@@ -1597,7 +1690,7 @@ def _same_template(
             continue
         try:
             scanned = index.cache.docs(
-                index.root / dep.chart.path,
+                index.chart_root(dep.chart),
                 dep.render_values(FileOverlay(index.root)),
                 release,
                 finding.resource.namespace or dep.namespace,
@@ -1621,7 +1714,7 @@ def _static_reason(finding: Finding, index: HelmIndex, deps: list[Deployment]) -
     """Template analysis when rendering fails: which template makes the kind, which keys it reads."""
     kind_line = re.compile(rf"^kind:\s*{re.escape(finding.resource.kind)}\s*$", re.M)
     for chart in {d.chart.path: d.chart for d in deps if not d.chart.refused}.values():
-        templates = index.root / chart.path / "templates"
+        templates = index.chart_root(chart) / "templates"
         for path in sorted(templates.rglob("*")) if templates.is_dir() else []:
             if not path.is_file() or path.suffix not in (".yaml", ".yml", ".tpl"):
                 continue
@@ -1633,7 +1726,7 @@ def _static_reason(finding: Finding, index: HelmIndex, deps: list[Deployment]) -
                 for k in values_references(text)
                 if any(w in k[-1].lower() for w in ("securitycontext", "resources", "automount"))
             ]
-            rel = path.relative_to(index.root).as_posix()
+            rel = f"{chart.path}/{path.relative_to(index.chart_root(chart)).as_posix()}".lstrip("/")
             return (
                 f"static analysis: {rel} makes the {finding.resource.kind} and reads "
                 + (", ".join(f".Values.{k}" for k in keys) if keys else "no security values keys")

@@ -106,11 +106,14 @@ spec:
     spec: {chart: redis, sourceRef: {kind: HelmRepository, name: bitnami}}
 """,
     )
-    (app,) = scan_gitops(tmp_path)
+    app, redis = scan_gitops(tmp_path)
     assert (app.chart, app.release, app.namespace) == ("charts/api", "prod-api", "prod")
     assert app.value_files == ("charts/api/values.yaml", "charts/api/values-prod.yaml")
     assert app.inline_path == ("spec", "values")
-    assert app.document_index == 0
+    assert app.document_index == 0 and app.remote is None
+    # A chart from a Helm repository is a remote reference (resolved from a chart cache).
+    assert redis.remote is not None and redis.remote.name == "redis"
+    assert redis.remote.lookup == ("HelmRepository", None, "bitnami")
 
 
 def test_paths_escaping_the_repository_are_ignored(tmp_path: Path) -> None:
