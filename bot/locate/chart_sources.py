@@ -22,7 +22,7 @@ import tarfile
 import tempfile
 import weakref
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -122,6 +122,8 @@ class ResolvedChart:
     """The chart directory rendered (read-only; an archive's private unpacked copy)."""
     origin: str
     """The cache entry by name (``podinfo-6.14.1.tgz``): MR text never names local paths."""
+    unpacked: Scratch | None = field(default=None, compare=False, repr=False)
+    """The temporary folder an archive was unpacked into: alive as long as this is."""
 
     @property
     def label(self) -> str:
@@ -172,6 +174,14 @@ def helm_repositories_file(environ: Mapping[str, str] | None = None) -> Path:
     return Path(home) / "repositories.yaml"
 
 
+class Scratch:
+    """A private temporary folder, removed when the last object holding it is gone."""
+
+    def __init__(self) -> None:
+        self.path = Path(tempfile.mkdtemp(prefix="kr-charts-"))
+        weakref.finalize(self, shutil.rmtree, self.path, True)
+
+
 class ChartCache:
     """Chart directories and archives in local directories, resolved by name and version.
 
@@ -187,7 +197,7 @@ class ChartCache:
         self._archive_meta: dict[Path, CachedChart | None] = {}
         self._index_repos: dict[Path, dict[tuple[str, str], set[str]]] = {}
         self._unpacked: dict[Path, Path] = {}
-        self._tmp: Path | None = None
+        self._scratch: Scratch | None = None
 
     @classmethod
     def configured(
@@ -295,16 +305,16 @@ class ChartCache:
             chart_values(directory, ref.chart_files)
         except ChartError as exc:
             return f"{ref}: the cached {chosen.path.name} cannot be used: {exc}"
-        return ResolvedChart(ref, version, directory, chosen.path.name)
+        unpacked = None if chosen.path.is_dir() else self._scratch
+        return ResolvedChart(ref, version, directory, chosen.path.name, unpacked)
 
     def _directory(self, chart: CachedChart) -> Path:
         if chart.path.is_dir():
             return chart.path.resolve()
         if chart.path not in self._unpacked:
-            if self._tmp is None:
-                self._tmp = Path(tempfile.mkdtemp(prefix="kr-charts-"))
-                weakref.finalize(self, shutil.rmtree, self._tmp, True)
-            target = self._tmp / str(len(self._unpacked))
+            if self._scratch is None:
+                self._scratch = Scratch()
+            target = self._scratch.path / str(len(self._unpacked))
             self._unpacked[chart.path] = _unpack(chart.path, target)
         return self._unpacked[chart.path]
 

@@ -1400,9 +1400,9 @@ class HelmTarget:
         external, app = self.deployment.chart.external, self.deployment.app
         if external:  # the MR names the chart version rendered and where it came from
             said = external.describe(app.remote.version if app and app.remote else "")
-            for relpath in whys:
-                if said not in whys[relpath]:
-                    whys[relpath] += f"; {said}"
+            general = self.deployment.chart.why_third_party
+            for relpath, why in whys.items():
+                whys[relpath] = why.replace(general, said) if general in why else f"{why}; {said}"
         for relpath in list(whys):
             envs = self.environments(linked.get(relpath, relpath))
             if envs:
