@@ -78,11 +78,12 @@ class ChartRef:
         return f"chart {self.name or '?'} ({wanted}) from {self.where()}"
 
     def helm_args(self, version: str | None = None) -> list[str]:
-        """The chart as ``helm template`` / ``helm pull`` take it."""
+        """The chart as ``helm template`` / ``helm pull`` take it, with ``version`` (None: the
+        deployment's constraint; '': none)."""
         args = [f"{self.repository}/{self.name}"] if self.oci else [self.name]
         if self.repository and not self.oci:
             args += ["--repo", self.repository]
-        wanted = version or self.version.strip()
+        wanted = self.version.strip() if version is None else version
         return [*args, "--version", wanted] if wanted else args
 
     def pull_hint(self) -> str:
@@ -127,6 +128,12 @@ class ResolvedChart:
 
     @property
     def label(self) -> str:
+        """The chart as ``helm template`` takes it, without a version: what names its change
+        sets, stable when the cache gets a newer version."""
+        return shlex.join(self.ref.helm_args(""))
+
+    @property
+    def pinned_label(self) -> str:
         """The chart as ``helm template`` takes it, pinned to the version rendered."""
         return shlex.join(self.ref.helm_args(self.version))
 

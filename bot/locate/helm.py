@@ -329,9 +329,14 @@ def _remote_charts(
             where = f"{app.kind} {app.name} ({app.manifest})"
             missing.append(MissingChart(where, app.release, app.namespace, app.remote.name, info))
             continue
-        label = info.path
-        if label in charts and charts[label].external is None:
-            label += " (remote)"  # never the key of a repository chart
+        resolved = info.external
+        assert resolved is not None
+        label, known = info.path, charts.get(info.path)
+        other = None if known is None else known.external
+        if known is not None and (other is None or other.directory != resolved.directory):
+            # a repository chart's key, or another version of the same chart (environments
+            # asking for different ranges): the version tells them apart
+            label = resolved.pinned_label
         charts.setdefault(label, dataclasses.replace(info, path=label))
         out.append(dataclasses.replace(app, chart=label))
     return out, missing
@@ -1136,6 +1141,11 @@ class HelmTarget:
                 app.document_index,
                 f"inline values of {app.kind} {app.name} override the chart; {why}",
             )
+        if app is not None and app.inline:  # values kube-remedy reads but does not edit
+            raise ChartError(
+                f"{why}; {app.kind} {app.name} ({app.manifest}) takes its values from "
+                f"{app.read_only_why}, which kube-remedy does not edit; set it there by hand"
+            )
         raise ChartError(
             f"{why} and its deployment has no values file or values object of its own to "
             "override it in; add one (never edit the vendored chart)"
@@ -1577,7 +1587,9 @@ def locate_helm(finding: Finding, repo_root: Path, index: HelmIndex) -> HelmTarg
             defaults = index.defaults(dep.chart, overlay)
             probes = index.probes(dep, chart_dir, user, defaults)
             mapping = ValuesMap(dep, chart_dir, cache, user, defaults, doc, probes)
-            why = f"rendered by chart {dep.chart.path or '.'} ({doc.template})" + (
+            external = dep.chart.external
+            chart_said = external.pinned_label if external else dep.chart.path or "."
+            why = f"rendered by chart {chart_said} ({doc.template})" + (
                 f" as deployed by {dep.app.kind} {dep.app.name}" if dep.app else ""
             )
             # Until a fix is written the location names the resource's template and document,

@@ -45,7 +45,8 @@ def test_highest_cached_version_the_constraint_admits(
     meta = (resolved.directory / "Chart.yaml").read_text()
     assert f"version: {version}" in meta
     assert (resolved.directory / "templates" / "deployment.yaml").is_file()
-    assert resolved.label == f"worker --repo {SHOP} --version {version}"
+    assert resolved.label == f"worker --repo {SHOP}"
+    assert resolved.pinned_label == f"worker --repo {SHOP} --version {version}"
 
 
 def test_not_cached_says_what_the_cache_holds_and_how_to_add_it(cache: Path) -> None:

@@ -9,7 +9,8 @@ import pytest
 
 from bot.locate.chart_sources import ChartCache
 from bot.locate.helm import HelmIndex, locate_helm
-from bot.plan import Locator
+from bot.plan import Locator, build_plan
+from bot.sources.base import Report
 from tests.helm.chart_cache import cached_worker, tree_digest
 from tests.helm.helpers import finding_for, fix_and_verify
 
@@ -65,7 +66,8 @@ def test_flux_helmrelease_fixed_in_its_values_not_in_the_cache(tmp_path: Path, c
     why = outcome.target.location.why
     assert f"chart worker 0.3.0 from {SHOP}" in why
     assert "chart cache's worker" in why and "the deployment asks for <1.0.0" in why
-    assert outcome.target.location.chart == f"worker --repo {SHOP} --version 0.3.0"
+    # change sets are named for the chart, not its version: a newer cached one keeps them
+    assert outcome.target.location.chart == f"worker --repo {SHOP}"
     assert tree_digest(cache) == before
 
 
@@ -96,7 +98,7 @@ def test_argocd_application_from_a_chart_repository(tmp_path: Path, cache: Path)
     )
     index = HelmIndex.build(repo, chart_cache=ChartCache([cache]))
     (app,) = index.apps
-    assert app.chart == f"worker --repo {SHOP} --version 0.3.0"
+    assert app.chart == f"worker --repo {SHOP}"
     assert app.remote is not None and app.remote.chart_files == ("values-prod.yaml",)
     outcome = fix_and_verify(
         repo, finding_for("C-0034", "Deployment", "shop-worker", "shop"), index
@@ -173,3 +175,54 @@ def test_chart_path_hints_never_reach_the_cache(tmp_path: Path, cache: Path) -> 
     external = target.deployment.chart.external
     assert external is not None and external.version == "1.0.0"
     assert not target.chart_dir.is_relative_to(repo)
+
+
+def test_the_plan_names_the_chart_version_and_the_uncached_charts(
+    tmp_path: Path, cache: Path
+) -> None:
+    repo = _flux_repo(
+        tmp_path, "<1.0.0", "  values:\n    serviceAccount:\n      automountToken: true\n"
+    )
+    _write(
+        repo / "apps" / "api" / "release.yaml",
+        "apiVersion: helm.toolkit.fluxcd.io/v2\nkind: HelmRelease\n"
+        "metadata:\n  name: api\n  namespace: payments\nspec:\n"
+        "  chartRef: {kind: OCIRepository, name: api}\n---\n"
+        "apiVersion: source.toolkit.fluxcd.io/v1\nkind: OCIRepository\n"
+        "metadata:\n  name: api\n  namespace: payments\n"
+        "spec:\n  url: oci://ghcr.io/shop/charts/api\n  ref: {semver: '>=2.1.0'}\n",
+    )
+    findings = (
+        finding_for("C-0034", "Deployment", "shop-worker", "shop"),
+        finding_for("C-0034", "Deployment", "api", "payments"),
+    )
+    plan = build_plan(Report("kubescape", "test", findings), repo, charts=ChartCache([cache]))
+    (change_set,) = plan.change_sets
+    assert [c.path for c in change_set.files] == ["apps/worker/release.yaml"]
+    (fix,) = change_set.fixes
+    assert f"chart worker 0.3.0 from {SHOP}" in fix.location.why
+    (unfixable,) = plan.unfixable
+    assert unfixable.category == "not-in-repo"
+    assert unfixable.reason.startswith(
+        "HelmRelease api (apps/api/release.yaml): chart api (>=2.1.0) from "
+        "oci://ghcr.io/shop/charts is not in the chart cache; add it with "
+        "`helm pull oci://ghcr.io/shop/charts/api --version '>=2.1.0' --untar -d DIR`"
+    ), unfixable.reason
+
+
+def test_environments_asking_for_different_ranges_render_their_own_version(
+    tmp_path: Path, cache: Path
+) -> None:
+    repo = _flux_repo(tmp_path, "~0.2", "")
+    prod = (repo / "apps" / "worker" / "release.yaml").read_text()
+    _write(
+        repo / "apps" / "prod.yaml",
+        prod.replace("name: worker\n", "name: worker-prod\n", 1).replace("~0.2", "<1.0.0"),
+    )
+    index = HelmIndex.build(repo, chart_cache=ChartCache([cache]))
+    versions = {
+        app.name: index.charts[app.chart].external.version  # type: ignore[union-attr]
+        for app in index.apps
+    }
+    assert versions == {"worker": "0.2.0", "worker-prod": "0.3.0"}
+    assert len(index.charts) == 2
