@@ -60,6 +60,14 @@ class ChartRef:
     """Why the reference cannot be resolved from a cache at all (a digest pin)."""
 
     @property
+    def plain(self) -> bool:
+        """A chart name without path steps and a URL without ``..`` segments: its labels
+        never read as a path out of the repository."""
+        steps = self.repository.split("://", 1)[-1].split("/")
+        name_ok = bool(self.name) and "/" not in self.name and not self.name.startswith(".")
+        return name_ok and ".." not in steps and all(c.isprintable() for c in str(self))
+
+    @property
     def oci(self) -> bool:
         return self.repository.startswith("oci://")
 
@@ -287,6 +295,8 @@ class ChartCache:
             return f"{ref} cannot be taken from a chart cache: {ref.unusable}"
         if not ref.name:
             return f"{ref}: the chart name is not known"
+        if not ref.plain:
+            return f"{ref}: not a plain chart name and repository URL; refusing it"
         if not self.dirs:
             return (
                 f"{ref} is not in this repository and no chart cache is configured; "

@@ -318,12 +318,7 @@ def _remote_charts(
         if app.remote is None:
             out.append(app)
             continue
-        label_parts = PurePosixPath(str(app.remote)).parts
-        found = (
-            f"{app.remote}: the reference is not a plain chart name and URL"
-            if ".." in label_parts or str(app.remote).startswith("/")
-            else (cache or ChartCache(())).resolve(app.remote)
-        )
+        found = (cache or ChartCache(())).resolve(app.remote)
         info = _external_info(found) if isinstance(found, ResolvedChart) else found
         if isinstance(info, str):
             where = f"{app.kind} {app.name} ({app.manifest})"

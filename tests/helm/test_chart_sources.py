@@ -159,3 +159,16 @@ def test_chart_files_must_be_in_the_chart(cache: Path) -> None:
     assert "values file ../../etc/passwd is not in the chart" in str(
         ChartCache([cache]).resolve(escape)
     )
+
+
+@pytest.mark.parametrize(
+    "ref",
+    [
+        ChartRef("../worker", SHOP),
+        ChartRef("charts/worker", SHOP),
+        ChartRef("worker", "https://charts.example.com/../../etc"),
+    ],
+)
+def test_references_that_read_as_paths_are_refused(cache: Path, ref: ChartRef) -> None:
+    reason = ChartCache([cache]).resolve(ref)
+    assert isinstance(reason, str) and "not a plain chart name and repository URL" in reason
