@@ -57,7 +57,8 @@ class ChartRef:
     """Values files inside the chart the deployment merges first (Flux ``valuesFiles``,
     Argo CD ``valueFiles`` without a ``$ref``), relative to the chart."""
     unusable: str = ""
-    """Why the reference cannot be resolved from a cache at all (a digest pin)."""
+    """Why the deployment cannot be rendered from a cache at all (a digest pin, values files
+    in an order kube-remedy does not model)."""
 
     @property
     def plain(self) -> bool:
@@ -292,7 +293,7 @@ class ChartCache:
     def resolve(self, ref: ChartRef) -> ResolvedChart | str:
         """The highest cached version of ``ref`` its constraint admits, or why there is none."""
         if ref.unusable:
-            return f"{ref} cannot be taken from a chart cache: {ref.unusable}"
+            return f"{ref} is not rendered: {ref.unusable}"
         if not ref.name:
             return f"{ref}: the chart name is not known"
         if not ref.plain:

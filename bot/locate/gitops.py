@@ -128,6 +128,9 @@ def _argo_apps(relpath: str, index: int, doc: Mapping[str, Any]) -> list[HelmApp
             ref = next((r for r in refs if entry.startswith(f"${r}/")), None)
             if remote is not None and ref is None:
                 chart_files.append(entry)  # a file inside the remote chart
+                if files:  # Helm merges in list order; the chart's files are merged first
+                    why = f"valueFiles lists the chart's own {entry} after {files[-1]}"
+                    remote = dataclasses.replace(remote, unusable=why)
                 continue
             resolved = _norm(entry[len(ref) + 2 :] if ref else f"{chart}/{entry}")
             if resolved:
@@ -321,7 +324,11 @@ def _linked(
     pin: Mapping[str, Any] = raw_pin if isinstance(raw_pin, Mapping) else {}
     version = pin.get("semver") or pin.get("tag") or ""
     version = "" if version == "latest" else version  # Flux's default tag: the newest
-    unusable = f"{kind} {name} pins the digest {pin['digest']}" if pin.get("digest") else ""
+    unusable = (
+        f"{kind} {name} pins the digest {pin['digest']}, which no chart cache records"
+        if pin.get("digest")
+        else ""
+    )
     return dataclasses.replace(
         ref,
         name=chart,

@@ -79,8 +79,8 @@ def test_invalid_constraint_and_digest_pins(cache: Path) -> None:
     )
     pinned = ChartRef("worker", "oci://ghcr.io/shop", unusable="OCIRepository w pins sha256:ab")
     assert charts.resolve(pinned) == (
-        "chart worker (any version) from oci://ghcr.io/shop cannot be taken from a chart "
-        "cache: OCIRepository w pins sha256:ab"
+        "chart worker (any version) from oci://ghcr.io/shop is not rendered: "
+        "OCIRepository w pins sha256:ab"
     )
 
 
