@@ -238,6 +238,7 @@ def print_plan(report: Report, plan: Plan) -> None:
             Text(
                 "\n".join(safe(c.path) + (" (new)" if c.is_new else "") for c in cs.files)
                 + _overlays_line(cs)
+                + _charts_line(cs)
             ),
             str(len({f.resource.key for f in cs.findings})),
             cell(cs.risk.label),
@@ -298,6 +299,12 @@ def _overlays_line(cs: ChangeSet) -> str:
     """The kustomize overlays whose rendered output the change set changes, as a table line."""
     overlays = cs.meta.get("kustomize-overlays")
     return f"\n  changes overlays: {safe(overlays)}" if overlays else ""
+
+
+def _charts_line(cs: ChangeSet) -> str:
+    """The remote charts the change set was rendered with (version and source)."""
+    sources = sorted({f.location.chart_source for f in cs.fixes if f.location.chart_source})
+    return "".join(f"\n  rendered chart: {safe(s)}" for s in sources)
 
 
 def print_chart_summary(plan: Plan) -> None:

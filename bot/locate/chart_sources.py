@@ -146,6 +146,13 @@ class ResolvedChart:
         """The chart as ``helm template`` takes it, pinned to the version rendered."""
         return shlex.join(self.ref.helm_args(self.version))
 
+    @property
+    def source(self) -> str:
+        """The version rendered and where it came from, in one line."""
+        return (
+            f"{self.ref.name} {self.version} from {self.ref.where()} (chart cache: {self.origin})"
+        )
+
     def describe(self, wanted: str = "") -> str:
         """Which version was rendered and from where (``wanted``: the deployment's constraint)."""
         wanted = wanted.strip()
@@ -209,6 +216,8 @@ class ChartCache:
         self.dirs = tuple(dict.fromkeys(Path(d) for d in dirs))
         self._repositories_file = repositories_file
         self._scanned: list[CachedChart] | None = None
+        self._tops: dict[Path, Path] = {}
+        """Each chart directory or archive found -> the cache directory it was found in."""
         self._archives: list[Path] = []
         self._archive_meta: dict[Path, CachedChart | None] = {}
         self._index_repos: dict[Path, dict[tuple[str, str], set[str]]] = {}
@@ -237,8 +246,10 @@ class ChartCache:
                         chart = _chart_dir_entry(path)
                         if chart is not None:
                             self._scanned.append(chart)
+                            self._tops.setdefault(path, top)
                     elif path.suffix == ".tgz" and path.is_file():
                         self._archives.append(path)
+                        self._tops.setdefault(path, top)
         return self._scanned
 
     def _archive(self, path: Path) -> CachedChart | None:
@@ -324,7 +335,12 @@ class ChartCache:
         except ChartError as exc:
             return f"{ref}: the cached {chosen.path.name} cannot be used: {exc}"
         unpacked = None if chosen.path.is_dir() else self._scratch
-        return ResolvedChart(ref, version, directory, chosen.path.name, unpacked)
+        return ResolvedChart(ref, version, directory, self._origin(chosen.path), unpacked)
+
+    def _origin(self, path: Path) -> str:
+        """A cache entry named inside its cache directory (never a path on this machine)."""
+        top = self._tops.get(path, path.parent)
+        return path.name if path == top else path.relative_to(top).as_posix()
 
     def _directory(self, chart: CachedChart) -> Path:
         if chart.path.is_dir():

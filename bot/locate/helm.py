@@ -1424,6 +1424,7 @@ class HelmTarget:
             0,
             self.deployment.chart.path,
             "; ".join(f"{p}: {w}" for p, w in whys.items()) or self.location.why,
+            chart_source=self.location.chart_source,
         )
 
     def render_all(self, overlay: FileOverlay, kind: str | None = None) -> list[RenderedDoc]:
@@ -1590,7 +1591,14 @@ def locate_helm(finding: Finding, repo_root: Path, index: HelmIndex) -> HelmTarg
             # Until a fix is written the location names the resource's template and document,
             # so two resources of one chart are two targets; `write` names the values file.
             template = f"{dep.chart.path}/{doc.template.split('/', 1)[-1]}".lstrip("/")
-            location = Location("helm-values", template, doc.index, dep.chart.path, why=why)
+            location = Location(
+                "helm-values",
+                template,
+                doc.index,
+                dep.chart.path,
+                why=why,
+                chart_source=external.source if external else "",
+            )
             target = HelmTarget(index, dep, doc, location)
             target.attach(mapping, rendered)
             return target

@@ -28,12 +28,12 @@ def cache(tmp_path: Path) -> Path:
 @pytest.mark.parametrize(
     ("constraint", "version", "origin"),
     [
-        ("", "1.0.0", "worker"),
-        ("<1.0.0", "0.3.0", "worker"),
+        ("", "1.0.0", "worker-1.0.0/worker"),
+        ("<1.0.0", "0.3.0", "worker-0.3.0/worker"),
         ("~0.2", "0.2.0", "worker-0.2.0.tgz"),
         ("0.2.0", "0.2.0", "worker-0.2.0.tgz"),
         ("~0.4.0-rc.0", "0.4.0-rc.1", "worker-0.4.0-rc.1.tgz"),
-        ("^0.3 || ^0.2", "0.3.0", "worker"),
+        ("^0.3 || ^0.2", "0.3.0", "worker-0.3.0/worker"),
     ],
 )
 def test_highest_cached_version_the_constraint_admits(

@@ -3,6 +3,7 @@ goes to the deployment's values, never into the cached chart."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -65,7 +66,10 @@ def test_flux_helmrelease_fixed_in_its_values_not_in_the_cache(tmp_path: Path, c
     }
     why = outcome.target.location.why
     assert f"chart worker 0.3.0 from {SHOP}" in why
-    assert "chart cache's worker" in why and "the deployment asks for <1.0.0" in why
+    assert "chart cache's worker-0.3.0/worker" in why and "the deployment asks for <1.0.0" in why
+    assert outcome.target.location.chart_source == (
+        f"worker 0.3.0 from {SHOP} (chart cache: worker-0.3.0/worker)"
+    )
     # change sets are named for the chart, not its version: a newer cached one keeps them
     assert outcome.target.location.chart == f"worker --repo {SHOP}"
     assert tree_digest(cache) == before
@@ -226,3 +230,36 @@ def test_environments_asking_for_different_ranges_render_their_own_version(
     }
     assert versions == {"worker": "0.2.0", "worker-prod": "0.3.0"}
     assert len(index.charts) == 2
+
+
+def test_remedy_plan_shows_the_chart_rendered(
+    tmp_path: Path, cache: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from bot.cli import _charts_line, main
+    from bot.sources import parse_report
+
+    repo = _flux_repo(
+        tmp_path, "<1.0.0", "  values:\n    serviceAccount:\n      automountToken: true\n"
+    )
+    check = {
+        "check_id": "CKV_K8S_38",
+        "check_name": "Ensure that Service Account Tokens are only mounted where necessary",
+        "file_path": "/rendered/worker.yaml",
+        "file_line_range": [1, 20],
+        "resource": "Deployment.shop.shop-worker",
+    }
+    report = tmp_path / "checkov.json"
+    report.write_text(
+        json.dumps({"check_type": "kubernetes", "results": {"failed_checks": [check]}})
+    )
+    argv = ["plan", "--report", str(report), "--repo", str(repo), "--charts", str(cache)]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "apps/worker/release.yaml" in out and "rendered chart:" in out
+    plan = build_plan(
+        parse_report(json.loads(report.read_text()), "checkov"), repo, charts=ChartCache([cache])
+    )
+    (change_set,) = plan.change_sets
+    assert _charts_line(change_set) == (
+        f"\n  rendered chart: worker 0.3.0 from {SHOP} (chart cache: worker-0.3.0/worker)"
+    )
