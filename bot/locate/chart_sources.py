@@ -104,8 +104,10 @@ def normalise_url(url: str) -> str:
     """A repository URL compared case-insensitively in scheme and host, without a trailing
     slash; Argo CD's scheme-less OCI repositories get ``oci://``."""
     url = url.strip().rstrip("/")
+    if not url:
+        return ""
     if "://" not in url:
-        url = f"oci://{url}" if url else url
+        url = f"oci://{url}"
     scheme, _, rest = url.partition("://")
     host, slash, path = rest.partition("/")
     return f"{scheme.lower()}://{host.lower()}{slash}{path}"
@@ -220,7 +222,8 @@ class ChartCache:
         """Each chart directory or archive found -> the cache directory it was found in."""
         self._archives: list[Path] = []
         self._archive_meta: dict[Path, CachedChart | None] = {}
-        self._index_repos: dict[Path, dict[tuple[str, str], set[str]]] = {}
+        self._indexes: dict[Path, IndexTable] = {}
+        self._repo_urls: dict[str, str] | None = None
         self._unpacked: dict[Path, Path] = {}
         self._scratch: Scratch | None = None
 
@@ -266,23 +269,31 @@ class ChartCache:
                 chart = self._archive(path)
                 if chart is not None and chart.name == name:
                     found.append(chart)
-        return [CachedChart(c.name, c.version, c.path, frozenset(self._recorded(c))) for c in found]
+        return found
+
+    def _with_records(self, charts: list[CachedChart]) -> list[CachedChart]:
+        """``charts`` with the repositories Helm's index files record for each."""
+        return [
+            CachedChart(c.name, c.version, c.path, frozenset(self._recorded(c))) for c in charts
+        ]
 
     def _recorded(self, chart: CachedChart) -> set[str]:
-        """The repositories Helm's index files beside ``chart`` list it in."""
-        folder = chart.path.parent
-        if folder not in self._index_repos:
-            self._index_repos[folder] = {}
-        table = self._index_repos[folder]
-        key = (chart.name, chart.version)
-        if key not in table:
-            table[key] = set()
-            for index in sorted(folder.glob("*-index.yaml")):
-                table[key] |= _index_lists(index, chart, self._repository_urls())
-        return table[key]
+        """The repositories Helm's index files beside ``chart`` list it in (each index file
+        is read once, and only when a chart it might list is asked for)."""
+        out: set[str] = set()
+        for index in sorted(chart.path.parent.glob("*-index.yaml")):
+            if index not in self._indexes:
+                self._indexes[index] = _read_index(index, self._repository_urls())
+            out |= self._indexes[index].get(chart.name, {}).get(chart.version, set())
+        return out
 
     def _repository_urls(self) -> dict[str, str]:
         """Helm's repository name -> URL (``repositories.yaml``), {} when there is none."""
+        if self._repo_urls is None:
+            self._repo_urls = self._read_repository_urls()
+        return self._repo_urls
+
+    def _read_repository_urls(self) -> dict[str, str]:
         path = self._repositories_file
         if path is None or not path.is_file():
             return {}
@@ -318,7 +329,11 @@ class ChartCache:
         wanted = normalise_url(ref.repository) if ref.repository else ""
         if wanted:
             # A version the cache records from another repository is another chart.
-            candidates = [c for c in candidates if not c.repositories or wanted in c.repositories]
+            candidates = [
+                c
+                for c in self._with_records(candidates)
+                if not c.repositories or wanted in c.repositories
+            ]
         try:
             version = pick(ref.constraint, [c.version for c in candidates])
         except ConstraintError as exc:
@@ -426,34 +441,34 @@ def _archive_entry(path: Path) -> CachedChart | None:
     return None
 
 
-def _index_lists(index: Path, chart: CachedChart, urls: Mapping[str, str]) -> set[str]:
-    """The repositories a Helm ``<repo>-index.yaml`` says serve ``chart`` at its version:
-    the repository's URL from ``repositories.yaml``, and the folder of each absolute URL."""
+IndexTable = dict[str, dict[str, set[str]]]
+"""chart name -> version -> the repository URLs a Helm index file serves it from."""
+
+
+def _read_index(index: Path, urls: Mapping[str, str]) -> IndexTable:
+    """A Helm ``<repo>-index.yaml`` reduced to what matching needs: for every chart version,
+    the repository's URL from ``repositories.yaml`` and the folder of each absolute URL."""
     try:
         if index.stat().st_size > MAX_INDEX_BYTES:
-            return set()
+            return {}
         text = index.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError):
-        return set()
-    if f"{chart.name}:" not in text:  # the cheap test before parsing a large index
-        return set()
-    try:
         data = load_yaml(text, index.name, max_bytes=MAX_INDEX_BYTES, error=ChartError)
-    except ChartError:
-        return set()
+    except (OSError, UnicodeDecodeError, ChartError):
+        return {}
     entries = data.get("entries") if isinstance(data, Mapping) else None
-    versions = entries.get(chart.name) if isinstance(entries, Mapping) else None
-    out: set[str] = set()
-    repo_name = index.name[: -len("-index.yaml")]
-    for entry in versions if isinstance(versions, list) else []:
-        if not isinstance(entry, Mapping) or str(entry.get("version")) != chart.version:
-            continue
-        if repo_name in urls:
-            out.add(urls[repo_name])
-        for url in entry.get("urls") or []:
-            if isinstance(url, str) and "://" in url:
-                out.add(normalise_url(url.rsplit("/", 1)[0]))
-    return out
+    own = urls.get(index.name[: -len("-index.yaml")])
+    table: IndexTable = {}
+    for name, versions in entries.items() if isinstance(entries, Mapping) else ():
+        for entry in versions if isinstance(versions, list) else []:
+            if not isinstance(entry, Mapping):
+                continue
+            found = table.setdefault(str(name), {}).setdefault(str(entry.get("version")), set())
+            if own:
+                found.add(own)
+            for url in entry.get("urls") or []:
+                if isinstance(url, str) and "://" in url:
+                    found.add(normalise_url(url.rsplit("/", 1)[0]))
+    return table
 
 
 def _unpack(archive_path: Path, target: Path) -> Path:
