@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from bot import controls as catalog
     from bot.cluster import ClusterAccess
     from bot.lifecycle import SyncDecision
+    from bot.locate.chart_sources import ChartCache
     from bot.model import ChangeSet
     from bot.plan import Plan
     from bot.repo_config import RepoConfig
@@ -184,8 +185,25 @@ def _plan(args: argparse.Namespace) -> tuple[Report, Plan, RepoConfig]:
             config,
             progress=progress,
             runtime=runtime.for_resource if runtime is not None else None,
+            charts=_chart_cache(args.charts),
         )
     return report, plan, config
+
+
+def _chart_dirs(dirs: Sequence[str] | None) -> tuple[Path, ...]:
+    """The ``--charts`` directories; each must exist."""
+    found = tuple(Path(d).expanduser() for d in dirs or ())
+    for directory in found:
+        if not directory.is_dir():
+            raise RemedyError(f"chart cache directory {directory} not found")
+    return found
+
+
+def _chart_cache(dirs: Sequence[str] | None) -> ChartCache:
+    """``--charts`` directories, then Helm's own cache."""
+    from bot.locate.chart_sources import ChartCache
+
+    return ChartCache.configured(_chart_dirs(dirs))
 
 
 def _load_evidence(args: argparse.Namespace) -> RuntimeEvidence | None:
@@ -222,6 +240,7 @@ def print_plan(report: Report, plan: Plan) -> None:
             Text(
                 "\n".join(safe(c.path) + (" (new)" if c.is_new else "") for c in cs.files)
                 + _overlays_line(cs)
+                + _charts_line(cs)
             ),
             str(len({f.resource.key for f in cs.findings})),
             cell(cs.risk.label),
@@ -284,6 +303,12 @@ def _overlays_line(cs: ChangeSet) -> str:
     inline = cs.meta.get("kustomize-inline-patches")
     line = f"\n  changes overlays: {safe(overlays)}" if overlays else ""
     return line + (f"\n  inline patches: {safe(inline)}" if inline else "")
+
+
+def _charts_line(cs: ChangeSet) -> str:
+    """The remote charts the change set was rendered with (version and source)."""
+    sources = sorted({f.location.chart_source for f in cs.fixes if f.location.chart_source})
+    return "".join(f"\n  rendered chart: {safe(s)}" for s in sources)
 
 
 def print_chart_summary(plan: Plan) -> None:
@@ -546,10 +571,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     # a configured project keeps its runtime evidence; the report is the command line's
     configured = next((p for p in settings.projects if p.id == args.project), None)
     evidence = configured.evidence if configured is not None else None
-    update: dict[str, object] = {
-        "gitlab_url": args.gitlab_url,
-        "projects": (ProjectConfig(id=args.project, report=source, evidence=evidence),),
-    }
+    charts = _chart_dirs(args.charts)
+    if configured is not None:
+        charts = (*charts, *configured.chart_cache_dirs)
+    project = ProjectConfig(
+        id=args.project, report=source, evidence=evidence, chart_cache_dirs=charts
+    )
+    update: dict[str, object] = {"gitlab_url": args.gitlab_url, "projects": (project,)}
     if args.token:
         update["gitlab_token"] = SecretStr(args.token)
     if args.bot_username:
@@ -683,6 +711,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     readable = CLUSTER_SCANNERS
 
+    def charts_arg(p: argparse.ArgumentParser) -> None:
+        p.add_argument(
+            "--charts",
+            action="append",
+            metavar="DIR",
+            help="a chart cache (repeatable): untarred charts and/or .tgz archives of the "
+            "charts deployments pull from chart repositories (`helm pull CHART --untar -d "
+            "DIR`); Helm's own cache is searched after them",
+        )
+
     def report_args(p: argparse.ArgumentParser) -> None:
         p.add_argument("--report", action="append", help="scan report (repeatable)")
         p.add_argument(
@@ -712,6 +750,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--kube-context", help="with --from-cluster (default: current context)")
         p.add_argument("--namespace", help="with --from-cluster: one namespace (default: all)")
         p.add_argument("--repo", required=True, help="local clone of cd-config")
+        charts_arg(p)
         p.add_argument(
             "--config",
             help=f"the repository's kube-remedy settings file (default: REPO/{CONFIG_FILE})",
@@ -769,6 +808,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--bot-username", help="the bot's GitLab username (default: settings)")
     p.add_argument("--config", help="bot settings file, YAML (default: $REMEDY_CONFIG)")
+    charts_arg(p)
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("worker", help="a Celery worker (settings from REMEDY_* / REMEDY_CONFIG)")

@@ -22,9 +22,13 @@ class Location:
     """Repository-relative POSIX path."""
     document_index: int = 0
     chart: str | None = None
-    """Chart directory (repository-relative) for Helm locations."""
+    """Chart directory (repository-relative) for Helm locations; for a chart pulled from a
+    chart repository, the chart as ``helm template`` takes it."""
     why: str = ""
     """One sentence for the MR: why this file (e.g. values precedence)."""
+    chart_source: str = ""
+    """For a chart pulled from a chart repository: the version rendered and where it came
+    from (``podinfo 6.14.1 from https://... (chart cache: podinfo-6.14.1.tgz)``)."""
 
 
 @dataclass(frozen=True)

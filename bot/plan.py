@@ -21,6 +21,7 @@ from bot.errors import ChartError, RemedyError
 from bot.evidence import workload_intent
 from bot.kyverno_policies import policy_files
 from bot.locate.base import FileOverlay, Target
+from bot.locate.chart_sources import ChartCache, uncached_reason
 from bot.locate.kustomize import KustomizeIndex, locate_kustomize, overlays_note
 from bot.locate.kustomize_build import kustomization_dirs
 from bot.locate.manifest import ManifestIndex, locate_manifest
@@ -169,10 +170,14 @@ def _title(family: str, fixes: list[PlannedFix]) -> str:
 
 
 class Locator:
-    """Finds targets for findings: plain manifests first, then Helm charts when present."""
+    """Finds targets for findings: plain manifests first, then Helm charts when present
+    (charts the deployments pull from chart repositories are looked up in ``charts``)."""
 
-    def __init__(self, root: Path, default_namespace: str = "default") -> None:
+    def __init__(
+        self, root: Path, default_namespace: str = "default", charts: ChartCache | None = None
+    ) -> None:
         self.root = root
+        self.charts = charts
         self.manifests = ManifestIndex.build(root, default_namespace=default_namespace)
         self._helm: Callable[[Finding], Target | str] | Literal[False] | None = None
         self._index: Any = None  # the HelmIndex, once built
@@ -193,7 +198,12 @@ class Locator:
         if helm is None:
             return found
         located = helm(finding)
-        return located if not isinstance(located, str) else f"{found}; {located}"
+        if not isinstance(located, str):
+            return located
+        # A remote chart no cache holds is the likely home: say so first, never only
+        # "not in this repository".
+        uncached = uncached_reason(finding, self._index.missing)
+        return f"{uncached}; {found}; {located}" if uncached else f"{found}; {located}"
 
     def compliant_as_deployed(self, finding: Finding) -> bool:
         """Whether the finding only exists in a render without its deployment's namespace."""
@@ -207,8 +217,10 @@ class Locator:
         if self._helm is None:
             from bot.locate import helm
 
-            index = helm.HelmIndex.build(self.root, kustomize=self.kustomize)
-            if not index.charts:
+            index = helm.HelmIndex.build(
+                self.root, kustomize=self.kustomize, chart_cache=self.charts
+            )
+            if not index.charts and not index.missing:
                 self._helm = False
             else:
                 self._index = index
@@ -622,11 +634,15 @@ def build_plan(
     runtime: RuntimeLookup | None = None,
     split_risky: bool = True,
     left_out: Mapping[str, Collection[str]] | None = None,
+    charts: ChartCache | None = None,
 ) -> Plan:
     """Plan every finding of ``report`` against the repository at ``repo_root`` (see
-    `Planner`); ``left_out``: controls reviewers left out of a change set, by its key."""
+    `Planner`); ``left_out``: controls reviewers left out of a change set, by its key;
+    ``charts``: where remote charts are found (default: Helm's own cache, if any)."""
     config = _repo_relative(config or RepoConfig(), repo_root)
-    locator = locator or Locator(repo_root, config.default_namespace)
+    locator = locator or Locator(
+        repo_root, config.default_namespace, charts or ChartCache.configured()
+    )
     planner = Planner(
         repo_root, config, locator, runtime=runtime, split_risky=split_risky, left_out=left_out
     )

@@ -48,6 +48,7 @@ from bot.lifecycle import (
     parse_marker,
     same_findings,
 )
+from bot.locate.chart_sources import ChartCache
 from bot.markdown import Md
 from bot.markdown import escape as escape_markdown
 from bot.plan import Plan, build_plan
@@ -301,7 +302,14 @@ def plan_with(
     runtime = evidence.for_resource if evidence is not None else None
     left_out = reviewer_ignores(source)
     plan = (
-        build_plan(report, repo, config, runtime=runtime, left_out=left_out)
+        build_plan(
+            report,
+            repo,
+            config,
+            runtime=runtime,
+            left_out=left_out,
+            charts=ChartCache.configured([*project.chart_cache_dirs, *settings.chart_cache_dirs]),
+        )
         if config.enabled
         else Plan((), ())
     )

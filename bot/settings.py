@@ -164,6 +164,8 @@ class ProjectConfig(_Model):
     report: ReportSource = Field(default_factory=GitlabArtifactReport)
     evidence: RuntimeEvidenceSource | None = None
     """Runtime evidence the plans use; none when None (static fixes only)."""
+    chart_cache_dirs: tuple[Path, ...] = ()
+    """Chart caches for this project's remote charts, searched before the bot-wide ones."""
 
     @field_validator("cron")
     @classmethod
@@ -193,6 +195,9 @@ class Settings(BaseSettings):
     `bot.identity`."""
     branch_prefix: str = "remedy/"
     projects: tuple[ProjectConfig, ...] = ()
+    chart_cache_dirs: tuple[Path, ...] = ()
+    """Directories of untarred charts and/or ``.tgz`` archives where charts that deployments
+    pull from chart repositories are found (Helm's own cache is searched after them)."""
     data_dir: Path = Path("/tmp/kube-remedy")
     """The only directory the processes write to (beat schedule state)."""
     metrics_port: int = Field(default=9102, ge=0, le=65535)

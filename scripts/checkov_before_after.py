@@ -7,6 +7,9 @@
     # given, or from Checkov's own scan of the directory), then compare
     .venv/bin/python scripts/checkov_before_after.py DIR --fix [--report REPORT ...]
 
+    # charts the deployments pull from chart repositories, from a chart cache (repeatable)
+    .venv/bin/python scripts/checkov_before_after.py DIR --fix --charts CACHE_DIR
+
 Runs the real Checkov of `scripts/setup-scanners.sh` (``.tools/checkov``) with
 ``--framework kubernetes -o json --skip-download --quiet`` and prints, for every Checkov check
 that `bot/data/scanner_map.yaml` maps to a Kubescape control, the number of failing resources
@@ -17,6 +20,9 @@ Argo CD Applications / Flux HelmReleases beside it deploy it (release, namespace
 inline values; the chart's defaults under its own name when nothing deploys it) into
 ``<chart>/_rendered/<release>/`` of a scratch directory, and Checkov scans that too. Findings on
 rendered resources point into their chart, so the plan fixes them through the chart's values.
+A chart a deployment pulls from a chart repository is rendered from the chart caches given
+with ``--charts`` (and Helm's own cache) into ``_remote/<chart>-<version>/_rendered/<release>/``;
+one no cache holds is named on stderr and left out.
 """
 
 from __future__ import annotations
@@ -39,6 +45,7 @@ sys.path.insert(0, str(ROOT))
 from bot import scanner_map  # noqa: E402
 from bot.errors import RemedyError  # noqa: E402
 from bot.locate.base import read_exact  # noqa: E402
+from bot.locate.chart_sources import ChartCache  # noqa: E402
 from bot.model import ChangeSet  # noqa: E402
 from bot.plan import Plan, build_plan  # noqa: E402
 from bot.sources import load_report, parse_report  # noqa: E402
@@ -84,13 +91,16 @@ def run_checkov(directory: Path) -> dict:
     return merged
 
 
-def render_as_deployed(repo: Path, out: Path) -> int:
-    """Render every chart of ``repo`` as deployed into ``out`` (chart-relative layout);
-    returns the number of renders. A chart that does not render is an error (exit 2)."""
+def render_as_deployed(repo: Path, out: Path, charts: ChartCache | None = None) -> int:
+    """Render every chart of ``repo`` as deployed into ``out`` (chart-relative layout; remote
+    charts from ``charts``, default Helm's own cache, under ``_remote/``); returns the number of
+    renders. A chart that does not render is an error (exit 2)."""
     from bot.locate.base import FileOverlay
     from bot.locate.helm import Deployment, HelmIndex
 
-    index = HelmIndex.build(repo)
+    index = HelmIndex.build(repo, chart_cache=charts or ChartCache.configured())
+    for missing in index.missing:
+        print(f"not rendered: {missing.deployment}: {missing.reason}", file=sys.stderr)
     overlay = FileOverlay(index.root)
     count = 0
     for chart in index.charts.values():
@@ -102,9 +112,15 @@ def render_as_deployed(repo: Path, out: Path) -> int:
         ] or [Deployment(chart, chart.name, "default", (base,))]
         for dep in deployments:
             docs = index.cache.docs(
-                index.root / chart.path, dep.render_values(overlay), dep.release, dep.namespace
+                index.chart_root(chart), dep.render_values(overlay), dep.release, dep.namespace
             )
-            target = out / chart.path / "_rendered" / (dep.app.name if dep.app else dep.release)
+            external = chart.external
+            folder = (
+                Path("_remote", f"{external.ref.name}-{external.version}")
+                if external
+                else Path(chart.path)
+            )
+            target = out / folder / "_rendered" / (dep.app.name if dep.app else dep.release)
             target.mkdir(parents=True, exist_ok=True)
             by_template: dict[str, list[str]] = {}
             for doc in docs:
@@ -122,12 +138,12 @@ def render_as_deployed(repo: Path, out: Path) -> int:
     return count
 
 
-def measure(repo: Path) -> dict:
+def measure(repo: Path, charts: ChartCache | None = None) -> dict:
     """Checkov on ``repo``'s files and on its charts rendered as deployed, merged; rendered
     files are named as if they lay inside their chart (``<chart>/_rendered/...``)."""
     output = run_checkov(repo)
     with tempfile.TemporaryDirectory() as tmp:
-        if render_as_deployed(repo, Path(tmp)):
+        if render_as_deployed(repo, Path(tmp), charts):
             rendered = run_checkov(Path(tmp))
             output["results"]["failed_checks"] += rendered["results"]["failed_checks"]
     return output
@@ -159,7 +175,9 @@ def measure_all(repos: dict[str, Path], out: Path) -> dict[str, dict]:
     return split_by_repo(run_checkov(out), repos)
 
 
-def fix_from_report(repo: Path, report: Report) -> tuple[int, Plan]:
+def fix_from_report(
+    repo: Path, report: Report, charts: ChartCache | None = None
+) -> tuple[int, Plan]:
     """Write every change set planned for ``repo`` (in place) from one ``report``, round after
     round, re-planning the whole report each round: findings fixed in an earlier round answer
     AlreadyCompliant, so no scanner runs between rounds. Within a round, the change sets an
@@ -167,23 +185,23 @@ def fix_from_report(repo: Path, report: Report) -> tuple[int, Plan]:
     findings, on the new content (as the bot recreates an MR on the new base), until none is
     left: one plan per pass, not one per change set, so each pass re-reads the repository
     once. Returns the change sets applied and the last plan (what the bot says about every
-    finding once nothing more applies)."""
+    finding once nothing more applies). Remote charts come from ``charts``."""
     applied = 0
     for _ in range(MAX_ROUNDS):
-        plan = build_plan(report, repo)
+        plan = build_plan(report, repo, charts=charts)
         round_applied, stale = _write_one_per_file(repo, plan.change_sets)
         for _ in range(MAX_ROUNDS):
             if not stale:
                 break
             findings = tuple(f for change_set in stale for f in change_set.findings)
-            again = build_plan(Report(report.scanner, report.origin, findings), repo)
+            again = build_plan(Report(report.scanner, report.origin, findings), repo, charts=charts)
             written, stale = _write_one_per_file(repo, again.change_sets)
             round_applied += written
         applied += round_applied
         if round_applied == 0:
             return applied, plan
     print(f"warning: still planning change sets after {MAX_ROUNDS} rounds", file=sys.stderr)
-    return applied, build_plan(report, repo)
+    return applied, build_plan(report, repo, charts=charts)
 
 
 def _write_one_per_file(
@@ -221,7 +239,9 @@ def failures(output: dict) -> Counter[str]:
     return Counter(c["check_id"] for c in output["results"]["failed_checks"])
 
 
-def fix_copy(source: Path, reports: list[Path], workdir: Path) -> tuple[Path, int]:
+def fix_copy(
+    source: Path, reports: list[Path], workdir: Path, charts: ChartCache | None = None
+) -> tuple[Path, int]:
     """A copy of ``source`` with every planned change set written; returns it and the number of
     change sets applied. Planned from ``reports``, or from one Checkov scan of ``source`` as
     deployed (see `fix_from_report`)."""
@@ -230,8 +250,8 @@ def fix_copy(source: Path, reports: list[Path], workdir: Path) -> tuple[Path, in
     if reports:
         report = merge_reports([load_report(p) for p in reports])
     else:
-        report = parse_report(measure(repo), f"checkov {repo}")
-    return repo, fix_from_report(repo, report)[0]
+        report = parse_report(measure(repo, charts), f"checkov {repo}")
+    return repo, fix_from_report(repo, report, charts)[0]
 
 
 def table(before: Counter[str], after: Counter[str]) -> list[str]:
@@ -281,18 +301,27 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("after", type=Path, nargs="?")
     parser.add_argument("--fix", action="store_true", help="fix a copy of BEFORE and compare")
     parser.add_argument("--report", type=Path, action="append", default=[])
+    parser.add_argument(
+        "--charts",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="a chart cache (untarred charts and/or .tgz archives) for remote charts",
+    )
     args = parser.parse_args(argv)
     if bool(args.after) == args.fix:
         parser.error("give AFTER, or --fix to make it from BEFORE")
+    charts = ChartCache.configured(args.charts)
     try:
-        before = failures(measure(args.before))
+        before = failures(measure(args.before, charts))
         with tempfile.TemporaryDirectory() as tmp:
             if args.fix:
-                after_dir, applied = fix_copy(args.before, args.report, Path(tmp))
+                after_dir, applied = fix_copy(args.before, args.report, Path(tmp), charts)
                 print(f"applied {applied} change sets to a copy of {args.before}")
             else:
                 after_dir = args.after
-            after_output = measure(after_dir)
+            after_output = measure(after_dir, charts)
             after = failures(after_output)
             print("\n".join(table(before, after)))
             grown = sorted((after - before).items())
@@ -300,7 +329,9 @@ def main(argv: list[str] | None = None) -> int:
                 "checks failing more often after (any check, mapped or not): "
                 + (", ".join(f"{c} +{n}" for c, n in grown) or "none")
             )
-            remaining = build_plan(parse_report(after_output, "checkov after"), after_dir)
+            remaining = build_plan(
+                parse_report(after_output, "checkov after"), after_dir, charts=charts
+            )
             print("\n".join(why_not_fixed(remaining)))
     except RemedyError as exc:
         print(f"error: {exc}", file=sys.stderr)

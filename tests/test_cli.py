@@ -93,3 +93,27 @@ def test_run_once_unknown_project_is_a_clear_error(
     code, _, err = run(capsys, "run-once", "group/unknown")
     assert code == 2
     assert "'group/unknown' is not configured" in err
+
+
+def test_chart_caches_are_repeatable_and_must_exist(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    from bot.cli import build_parser
+
+    for command in ("plan", "apply"):
+        args = build_parser().parse_args([command, "--repo", "x", "--charts", "a", "--charts", "b"])
+        assert args.charts == ["a", "b"]
+    run_args = ["run", "--gitlab-url", "https://g", "--project", "p", "--charts", "c"]
+    assert build_parser().parse_args(run_args).charts == ["c"]
+    code, _, err = run(
+        capsys,
+        "plan",
+        "--report",
+        str(EXAMPLES / "kubescape-report.json"),
+        "--repo",
+        str(EXAMPLES / "cd-config"),
+        "--charts",
+        str(tmp_path / "absent"),
+    )
+    assert code == 2
+    assert f"chart cache directory {tmp_path / 'absent'} not found" in err

@@ -180,3 +180,23 @@ def test_json_log_lines_drop_secret_looking_fields() -> None:
     line = JsonFormatter().format(record)
     assert '"project": "a/b"' in line and '"key": "cs-1"' in line
     assert "glpat-x" not in line and "webhook_secret" not in line
+
+
+def test_chart_caches_bot_wide_and_per_project(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        "chart_cache_dirs: [/charts/shared]\n"
+        "projects:\n"
+        "  - id: platform/cd-config\n"
+        "    chart_cache_dirs: [/charts/platform]\n"
+        "  - id: team/apps\n"
+    )
+    monkeypatch.setenv("REMEDY_CONFIG", str(config))
+    settings = load_settings()
+    assert settings.chart_cache_dirs == (Path("/charts/shared"),)
+    assert settings.project("platform/cd-config").chart_cache_dirs == (Path("/charts/platform"),)
+    assert settings.project("team/apps").chart_cache_dirs == ()
+    monkeypatch.setenv("REMEDY_CHART_CACHE_DIRS", '["/mnt/charts"]')
+    assert load_settings().chart_cache_dirs == (Path("/mnt/charts"),)

@@ -1,19 +1,26 @@
-"""Read the GitOps manifests of cd-config that deploy a Helm chart from the repository itself.
+"""Read the GitOps manifests of cd-config that deploy a Helm chart.
 
 ArgoCD ``Application`` / ``ApplicationSet`` (``spec.source(s)``: path, helm.valueFiles,
 helm.values, helm.valuesObject, helm.releaseName) and Flux ``HelmRelease`` (``spec.chart.spec.chart``
 as a path, ``spec.values``, ``spec.releaseName``). Only what the locator needs is kept: which
 chart, which values files in which order, which inline values, which release name.
+
+A chart pulled from a chart repository (Argo CD ``repoURL`` + ``chart``, Flux ``sourceRef`` to a
+``HelmRepository`` or ``chartRef`` to an ``OCIRepository``) is kept as a `ChartRef`;
+`link_chart_sources` reads the Flux source objects for its URL, and
+`bot.locate.chart_sources` finds it in a chart cache.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 from bot.errors import RepositoryError
+from bot.locate.chart_sources import ChartRef, normalise_url
 from bot.safe_load import load_yaml, load_yaml_all
 from fixers.model import YamlPath
 
@@ -33,7 +40,8 @@ class HelmApp:
     kind: str
     name: str
     chart: str
-    """Repository-relative chart directory."""
+    """Repository-relative chart directory; for a remote chart (`remote`), a label: the
+    reference until it is resolved, then the chart as ``helm template`` takes it."""
     release: str
     namespace: str | None
     value_files: tuple[str, ...] = ()
@@ -47,6 +55,8 @@ class HelmApp:
     unread_values: tuple[str, ...] = ()
     """Values sources the deployment merges that kube-remedy does not read (Flux
     ``valuesFrom`` ConfigMaps and Secrets): only inline values are sure to win over them."""
+    remote: ChartRef | None = None
+    """The chart repository reference when the chart is not in this repository."""
 
 
 def _norm(path: str) -> str | None:
@@ -98,22 +108,36 @@ def _argo_apps(relpath: str, index: int, doc: Mapping[str, Any]) -> list[HelmApp
     refs = {str(s.get("ref")) for _, s in sources if s.get("ref")}
     apps = []
     for position, source in sources:
+        remote = _argo_remote(source)
         chart_path = source.get("path")
-        if not isinstance(chart_path, str) or "{{" in chart_path:
+        if remote is not None:
+            chart: str | None = str(remote)
+        elif not isinstance(chart_path, str) or "{{" in chart_path:
             continue
-        chart = _norm(chart_path)
+        else:
+            chart = _norm(chart_path)
         if chart is None:
             continue
         helm = source.get("helm") or {}
         files: list[str] = []
+        chart_files: list[str] = []
         for entry in helm.get("valueFiles") or []:
             entry = str(entry)
             if "{{" in entry:
                 continue
             ref = next((r for r in refs if entry.startswith(f"${r}/")), None)
+            if remote is not None and ref is None:
+                chart_files.append(entry)  # a file inside the remote chart
+                if files:  # Helm merges in list order; the chart's files are merged first
+                    why = f"valueFiles lists the chart's own {entry} after {files[-1]}"
+                    remote = dataclasses.replace(remote, unusable=why)
+                continue
             resolved = _norm(entry[len(ref) + 2 :] if ref else f"{chart}/{entry}")
             if resolved:
                 files.append(resolved)
+        if remote is not None and chart_files:
+            remote = dataclasses.replace(remote, chart_files=tuple(chart_files))
+            chart = str(remote)
         source_path: YamlPath = (
             (*base, "source") if position is None else (*base, "sources", position)
         )
@@ -143,29 +167,50 @@ def _argo_apps(relpath: str, index: int, doc: Mapping[str, Any]) -> list[HelmApp
                 tuple(files),
                 inline,
                 inline_path,
+                remote=remote,
             )
         )
     return apps
 
 
+def _argo_remote(source: Mapping[str, Any]) -> ChartRef | None:
+    """The chart an Argo CD source pulls from a Helm or OCI repository (``chart`` +
+    ``repoURL`` + ``targetRevision``), None for a path in a Git repository."""
+    chart, repo = source.get("chart"), source.get("repoURL")
+    if not isinstance(chart, str) or not chart or "{{" in chart:
+        return None
+    url = repo if isinstance(repo, str) and "{{" not in repo else ""
+    revision = source.get("targetRevision")
+    version = str(revision) if isinstance(revision, str | int | float) else ""
+    return ChartRef(chart, normalise_url(url) if url else "", "" if "{{" in version else version)
+
+
 def flux_app(relpath: str, index: int, doc: Mapping[str, Any]) -> HelmApp | None:
-    """The deployment a Flux HelmRelease document declares; None for a chart from a Helm
-    repository (not this repository's)."""
+    """The deployment a Flux HelmRelease document declares: a chart path in this repository,
+    or a chart from a ``HelmRepository`` / ``OCIRepository`` (a `ChartRef` whose URL
+    `link_chart_sources` fills in); None for any other source."""
     spec = doc.get("spec") or {}
     chart_spec = ((spec.get("chart") or {}).get("spec")) or {}
     chart_path = chart_spec.get("chart")
-    if not isinstance(chart_path, str) or not chart_path.startswith(("./", "../", "/")):
-        return None  # a chart from a Helm repository, not from this repository
-    chart = _norm(chart_path.lstrip("/"))
+    meta = doc.get("metadata") or {}
+    remote = _flux_remote(spec, chart_spec, meta.get("namespace"))
+    if remote is not None:
+        chart: str | None = str(remote)
+    elif not isinstance(chart_path, str) or not chart_path.startswith(("./", "../", "/")):
+        return None  # a chart from a source kube-remedy does not read
+    else:
+        chart = _norm(chart_path.lstrip("/"))
     if chart is None:
         return None
-    meta = doc.get("metadata") or {}
     name = str(meta.get("name", ""))
     target_ns = spec.get("targetNamespace")
     namespace = target_ns or meta.get("namespace")
     # Flux's default release name is <targetNamespace>-<name> when a target namespace is set.
     release = str(spec.get("releaseName") or (f"{target_ns}-{name}" if target_ns else name))
     files = tuple(f for f in (_norm(str(v)) for v in chart_spec.get("valuesFiles") or []) if f)
+    if remote is not None:  # valuesFiles name files inside the remote chart
+        remote = dataclasses.replace(remote, chart_files=files)
+        chart, files = str(remote), ()
     raw_values = spec.get("values")
     values = raw_values if isinstance(raw_values, Mapping) else {}
     values_from = spec.get("valuesFrom")
@@ -186,6 +231,111 @@ def flux_app(relpath: str, index: int, doc: Mapping[str, Any]) -> HelmApp | None
         values,
         ("spec", "values"),
         unread_values=unread,
+        remote=remote,
+    )
+
+
+def _flux_remote(
+    spec: Mapping[str, Any], chart_spec: Mapping[str, Any], namespace: object
+) -> ChartRef | None:
+    """The remote chart a HelmRelease names: ``chart.spec`` on a ``HelmRepository``, or
+    ``chartRef`` to an ``OCIRepository`` (a source namespace defaults to the release's)."""
+    ns = namespace if isinstance(namespace, str) and namespace else None
+    source = chart_spec.get("sourceRef")
+    chart = chart_spec.get("chart")
+    named = isinstance(chart, str) and chart and not chart.startswith(("./", "../", "/"))
+    if isinstance(source, Mapping) and source.get("kind") == "HelmRepository" and named:
+        version = chart_spec.get("version")
+        name = str(source.get("name", ""))
+        return ChartRef(
+            str(chart),
+            version=str(version) if version is not None else "",
+            via=f"HelmRepository {name}",
+            lookup=("HelmRepository", source.get("namespace") or ns, name),
+        )
+    ref = spec.get("chartRef")
+    if isinstance(ref, Mapping) and ref.get("kind") == "OCIRepository":
+        name = str(ref.get("name", ""))
+        lookup = ("OCIRepository", ref.get("namespace") or ns, name)
+        return ChartRef("", via=f"OCIRepository {name}", lookup=lookup)
+    return None
+
+
+SOURCE_KINDS = ("HelmRepository", "OCIRepository")
+
+
+def link_chart_sources(root: Path, apps: list[HelmApp]) -> list[HelmApp]:
+    """``apps`` with each Flux chart reference completed from the ``HelmRepository`` or
+    ``OCIRepository`` it names (URL, and for an OCI artifact its chart name and version)."""
+    if not any(a.remote is not None and a.remote.lookup for a in apps):
+        return apps
+    sources: dict[tuple[str, str | None, str], Mapping[str, Any]] = {}
+    for path in iter_yaml_files(root):
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            continue
+        if not any(kind in text for kind in SOURCE_KINDS):
+            continue
+        try:
+            docs = load_yaml_all(text, str(path), max_bytes=MAX_GITOPS_BYTES, error=RepositoryError)
+        except RepositoryError:
+            continue
+        for doc in docs:
+            if not isinstance(doc, Mapping) or doc.get("kind") not in SOURCE_KINDS:
+                continue
+            if "fluxcd.io" not in str(doc.get("apiVersion", "")):
+                continue
+            meta = doc.get("metadata") or {}
+            spec = doc.get("spec")
+            if isinstance(meta, Mapping) and isinstance(spec, Mapping):
+                key = (str(doc["kind"]), meta.get("namespace"), str(meta.get("name", "")))
+                sources.setdefault(key, spec)
+    out = []
+    for app in apps:
+        ref = app.remote
+        if ref is None or ref.lookup is None:
+            out.append(app)
+            continue
+        linked = _linked(ref, ref.lookup, sources)
+        out.append(dataclasses.replace(app, remote=linked, chart=str(linked)))
+    return out
+
+
+def _linked(
+    ref: ChartRef,
+    lookup: tuple[str, str | None, str],
+    sources: Mapping[tuple[str, str | None, str], Mapping[str, Any]],
+) -> ChartRef:
+    kind, _, name = lookup
+    spec = sources.get(lookup)
+    if spec is None:  # a source without a namespace in its file (kustomize may set it)
+        same = [s for (k, _, n), s in sources.items() if (k, n) == (kind, name)]
+        spec = same[0] if len(same) == 1 else None
+    if spec is None:
+        return dataclasses.replace(ref, lookup=None)
+    url = spec.get("url")
+    url = url.strip() if isinstance(url, str) and "{{" not in url else ""
+    if kind == "HelmRepository":
+        return dataclasses.replace(ref, repository=normalise_url(url) if url else "", lookup=None)
+    # An OCIRepository is one chart: oci://host/path/<chart>, its version in spec.ref.
+    repository, _, chart = url.rstrip("/").rpartition("/")
+    raw_pin = spec.get("ref")
+    pin: Mapping[str, Any] = raw_pin if isinstance(raw_pin, Mapping) else {}
+    version = pin.get("semver") or pin.get("tag") or ""
+    version = "" if version == "latest" else version  # Flux's default tag: the newest
+    unusable = (
+        f"{kind} {name} pins the digest {pin['digest']}, which no chart cache records"
+        if pin.get("digest")
+        else ""
+    )
+    return dataclasses.replace(
+        ref,
+        name=chart,
+        repository=normalise_url(repository) if repository else "",
+        version=str(version),
+        unusable=unusable,
+        lookup=None,
     )
 
 

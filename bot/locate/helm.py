@@ -24,7 +24,14 @@ import yaml
 from bot import regressions
 from bot.errors import ChartError, RemedyError, RepositoryError
 from bot.locate.base import FileOverlay, links_under, real_relpath
-from bot.locate.gitops import MAX_GITOPS_BYTES, SKIP_DIRS, HelmApp, scan_gitops_full
+from bot.locate.chart_sources import ChartCache, MissingChart, ResolvedChart, chart_values
+from bot.locate.gitops import (
+    MAX_GITOPS_BYTES,
+    SKIP_DIRS,
+    HelmApp,
+    link_chart_sources,
+    scan_gitops_full,
+)
 from bot.locate.helm_charts import ChartCopies
 from bot.locate.helm_overlays import (
     OverlayRelease,
@@ -127,6 +134,8 @@ class ChartInfo:
     """Symlink in the chart -> the repository file it stands for."""
     refused: str = ""
     """Why the chart is never rendered (a symlink Helm would follow out of the repository)."""
+    external: ResolvedChart | None = None
+    """A remote chart found in a chart cache (read-only; ``path`` is then its label)."""
 
 
 def _chart_info(root: Path, chart_dir: Path, rel: str) -> ChartInfo | None:
@@ -178,6 +187,8 @@ class HelmIndex:
     )
     copies: ChartCopies = field(default_factory=ChartCopies, repr=False)
     _pristine: dict[Path, FileOverlay] = field(default_factory=dict, repr=False)
+    missing: list[MissingChart] = field(default_factory=list)
+    """Deployments of remote charts that no chart cache holds."""
 
     def pristine(self, repo_root: Path) -> FileOverlay:
         """The checkout at ``repo_root`` without edits, shared by the run's lookups (a file is
@@ -185,6 +196,10 @@ class HelmIndex:
         if repo_root not in self._pristine:
             self._pristine[repo_root] = FileOverlay(repo_root)
         return self._pristine[repo_root]
+
+    def chart_root(self, chart: ChartInfo) -> Path:
+        """Where the chart's files are: in the repository, or (remote) in the chart cache."""
+        return chart.external.directory if chart.external else self.root / chart.path
 
     @property
     def cache(self) -> RenderCache:
@@ -198,12 +213,16 @@ class HelmIndex:
         """The chart's default values (its values.yaml as the overlay has it, with the vendored
         subcharts' defaults under their keys), parsed once per content."""
         rel = f"{chart.path}/values.yaml".lstrip("/")
-        text = overlay.read(rel) or ""
+        chart_dir = self.chart_root(chart)
+        if chart.external:  # read-only: never in the overlay
+            rel = f"{chart.external.ref.name}/values.yaml"
+            text = _read_text(chart_dir / "values.yaml")
+        else:
+            text = overlay.read(rel) or ""
         key = (chart.path, text)
         if key not in self._defaults:
-            edited = text != (overlay.original(rel) or "")
+            edited = not chart.external and text != (overlay.original(rel) or "")
             values = dict(_edited_values(text, rel) if edited else load_values_text(text, rel))
-            chart_dir = self.root / chart.path
             for sub_key, sub in chart.subcharts.items():
                 sub_values = _read_values(chart_dir / sub / "values.yaml")
                 values[sub_key] = deep_merge(sub_values, values.get(sub_key) or {})
@@ -244,6 +263,8 @@ class HelmIndex:
         after = {c.path: c.after for c in overlay.changes()}
         # A link's target may be changed outside the chart: the copy holds it at the link.
         after.update({link: after[real] for link, real in chart.links.items() if real in after})
+        if chart.external:  # read-only: the chart cache is never written
+            return self.chart_root(chart)
         changed = {
             p[len(prefix) :]: t
             for p, t in after.items()
@@ -257,9 +278,11 @@ class HelmIndex:
         repo_root: Path,
         renderer: Renderer | None = None,
         kustomize: KustomizeIndex | None = None,
+        chart_cache: ChartCache | None = None,
     ) -> HelmIndex:
-        """Scan ``repo_root`` once for Chart.yaml files and ArgoCD/Flux manifests;
-        ``kustomize``: the repository's kustomizations, when the caller has built them."""
+        """Scan ``repo_root`` once for Chart.yaml files and ArgoCD/Flux/helmfile deployments;
+        ``kustomize``: the repository's kustomizations, when the caller has built them; remote
+        charts the deployments use are looked up in ``chart_cache``."""
         root = repo_root.resolve()
         charts: dict[str, ChartInfo] = {}
         for chart_yaml in sorted(root.rglob("Chart.yaml")):
@@ -290,13 +313,69 @@ class HelmIndex:
                 charts[info.path] = info
         found, upstream = scan_gitops_full(root)
         found = [*overlay_releases(root, found, kustomize), *scan_helmfiles(root)]
+        found, missing = _remote_charts(link_chart_sources(root, found), charts, chart_cache)
         apps = [a for a in found if a.chart in charts]
         for path, info in list(charts.items()):
             # A chart an Application also pulls from a Helm repository is a vendored copy.
             if info.name in upstream and not info.third_party:
                 why = f"chart {info.name} is vendored: {upstream[info.name]}"
                 charts[path] = dataclasses.replace(info, third_party=True, why_third_party=why)
-        return cls(root, charts, apps, renderer or SdkRenderer())
+        return cls(root, charts, apps, renderer or SdkRenderer(), missing=missing)
+
+
+def _remote_charts(
+    apps: list[HelmApp], charts: dict[str, ChartInfo], cache: ChartCache | None
+) -> tuple[list[HelmApp], list[MissingChart]]:
+    """``apps`` with each remote chart resolved from ``cache`` (added to ``charts`` under its
+    label, read-only and third-party), and the deployments whose chart no cache holds."""
+    out: list[HelmApp] = []
+    missing: list[MissingChart] = []
+    for app in apps:
+        if app.remote is None:
+            out.append(app)
+            continue
+        found = (cache or ChartCache(())).resolve(app.remote)
+        info = _external_info(found) if isinstance(found, ResolvedChart) else found
+        if isinstance(info, str):
+            where = f"{app.kind} {app.name} ({app.manifest})"
+            missing.append(MissingChart(where, app.release, app.namespace, app.remote.name, info))
+            continue
+        resolved = info.external
+        assert resolved is not None
+        label, known = info.path, charts.get(info.path)
+        other = None if known is None else known.external
+        if known is not None and (other is None or other.directory != resolved.directory):
+            # a repository chart's key, or another version of the same chart (environments
+            # asking for different ranges): the version tells them apart
+            label = resolved.pinned_label
+        charts.setdefault(label, dataclasses.replace(info, path=label))
+        out.append(dataclasses.replace(app, chart=label))
+    return out, missing
+
+
+def _external_info(resolved: ResolvedChart) -> ChartInfo | str:
+    """The chart info of a chart resolved from a cache, or why its Chart.yaml is unusable."""
+    try:
+        info = _chart_info(resolved.directory.parent, resolved.directory, resolved.directory.name)
+    except ChartError as exc:
+        return f"{resolved.ref}: the cached {resolved.origin} is unusable: {exc}"
+    if info is None:
+        return f"{resolved.ref}: the cached {resolved.origin} has no chart metadata"
+    return dataclasses.replace(
+        info,
+        path=resolved.label,
+        third_party=True,
+        why_third_party=resolved.describe(),
+        external=resolved,
+    )
+
+
+def _read_text(path: Path) -> str:
+    """A chart file's text ('' when it does not exist)."""
+    try:
+        return path.read_text(encoding="utf-8") if path.is_file() else ""
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ChartError(f"cannot read {path.parent.name}/{path.name}: {exc}") from None
 
 
 # --------------------------------------------------------------------------- deployments
@@ -317,6 +396,8 @@ class Deployment:
         """`user_values`, plus the overlay's changes to the chart's own values.yaml as values
         on top of the unchanged chart (a removed key becomes null, which Helm deletes)."""
         values = self.user_values(overlay)
+        if self.chart.external:  # a remote chart's values.yaml is never edited
+            return values
         base = self.value_files[0]
         now, was = overlay.read(base), overlay.original(base)
         if now != was and now is not None and was is not None:
@@ -324,8 +405,10 @@ class Deployment:
         return values
 
     def user_values(self, overlay: FileOverlay) -> dict[str, Any]:
-        """What Helm gets on top of the chart defaults: env files, then inline values."""
-        values: dict[str, Any] = {}
+        """What Helm gets on top of the chart defaults: a remote chart's own values files the
+        deployment names, env files, then inline values."""
+        external, remote = self.chart.external, self.app.remote if self.app else None
+        values = chart_values(external.directory, remote.chart_files) if external and remote else {}
         for relpath in self.value_files[1:]:
             text = overlay.read(relpath)
             if text is None:
@@ -1000,7 +1083,7 @@ class HelmTarget:
 
     @property
     def chart_dir(self) -> Path:
-        return self.index.root / self.deployment.chart.path
+        return self.index.chart_root(self.deployment.chart)
 
     # ---------------------------------------------------------------- exposing template keys
 
@@ -1080,6 +1163,8 @@ class HelmTarget:
         # key itself when some file sets it, else the mapping that would hold it.
         best: tuple[int, int, str | None] = (0, -1, None)
         for order, relpath in enumerate(dep.value_files):
+            if order == 0 and dep.chart.external:
+                continue  # a remote chart's values.yaml is not in the repository
             text = overlay.read(relpath)
             if text is not None:
                 best = max(best, (_depth(load_values_text(text, relpath), path), order, relpath))
@@ -1154,6 +1239,11 @@ class HelmTarget:
                 app.inline_path,
                 app.document_index,
                 f"inline values of {app.kind} {app.name} override the chart; {why}",
+            )
+        if app is not None and app.inline:  # values kube-remedy reads but does not edit
+            raise ChartError(
+                f"{why}; {app.kind} {app.name} ({app.manifest}) takes its values from "
+                f"{app.read_only_why}, which kube-remedy does not edit; set it there by hand"
             )
         raise ChartError(
             f"{why} and its deployment has no values file or values object of its own to "
@@ -1483,6 +1573,12 @@ class HelmTarget:
         if self._switch_why:
             for relpath in whys:
                 whys[relpath] += f"; {self._switch_why}"
+        external, app = self.deployment.chart.external, self.deployment.app
+        if external:  # the MR names the chart version rendered and where it came from
+            said = external.describe(app.remote.version if app and app.remote else "")
+            general = self.deployment.chart.why_third_party
+            for relpath, why in whys.items():
+                whys[relpath] = why.replace(general, said) if general in why else f"{why}; {said}"
         for relpath in list(whys):
             envs = self.environments(linked.get(relpath, relpath))
             if envs:
@@ -1499,6 +1595,7 @@ class HelmTarget:
             0,
             self.deployment.chart.path,
             "; ".join(f"{p}: {w}" for p, w in whys.items()) or self.location.why,
+            chart_source=self.location.chart_source,
         )
 
     def render_inputs(self, overlay: FileOverlay) -> tuple[Path, dict[str, Any], str]:
@@ -1639,7 +1736,7 @@ def locate_helm(finding: Finding, repo_root: Path, index: HelmIndex) -> HelmTarg
     near: list[str] = []
     cache = index.cache
     for dep in _deployments(finding, index):
-        chart_dir = index.root / dep.chart.path
+        chart_dir = index.chart_root(dep.chart)
         if dep.chart.refused:
             errors.append(f"chart {dep.chart.path or '.'} is not rendered: {dep.chart.refused}")
             continue
@@ -1671,13 +1768,22 @@ def locate_helm(finding: Finding, repo_root: Path, index: HelmIndex) -> HelmTarg
             defaults = index.defaults(dep.chart, overlay)
             probes = index.probes(dep, chart_dir, user, defaults)
             mapping = ValuesMap(dep, chart_dir, cache, user, defaults, doc, probes)
-            why = f"rendered by chart {dep.chart.path or '.'} ({doc.template})" + (
+            external = dep.chart.external
+            chart_said = external.pinned_label if external else dep.chart.path or "."
+            why = f"rendered by chart {chart_said} ({doc.template})" + (
                 f" as deployed by {dep.app.kind} {dep.app.name}" if dep.app else ""
             )
             # Until a fix is written the location names the resource's template and document,
             # so two resources of one chart are two targets; `write` names the values file.
             template = f"{dep.chart.path}/{doc.template.split('/', 1)[-1]}".lstrip("/")
-            location = Location("helm-values", template, doc.index, dep.chart.path, why=why)
+            location = Location(
+                "helm-values",
+                template,
+                doc.index,
+                dep.chart.path,
+                why=why,
+                chart_source=external.source if external else "",
+            )
             target = HelmTarget(index, dep, doc, location)
             target.attach(mapping, rendered)
             return target
@@ -1734,7 +1840,7 @@ def compliant_as_deployed(finding: Finding, repo_root: Path, index: HelmIndex) -
             continue
         try:
             docs = index.cache.docs(
-                index.root / dep.chart.path,
+                index.chart_root(dep.chart),
                 dep.render_values(overlay),
                 dep.release,
                 dep.namespace,
@@ -1784,7 +1890,7 @@ def _same_template(
             continue
         try:
             scanned = index.cache.docs(
-                index.root / dep.chart.path,
+                index.chart_root(dep.chart),
                 dep.render_values(index.pristine(index.root)),
                 release,
                 finding.resource.namespace or dep.namespace,
@@ -1808,7 +1914,7 @@ def _static_reason(finding: Finding, index: HelmIndex, deps: list[Deployment]) -
     """Template analysis when rendering fails: which template makes the kind, which keys it reads."""
     kind_line = re.compile(rf"^kind:\s*{re.escape(finding.resource.kind)}\s*$", re.M)
     for chart in {d.chart.path: d.chart for d in deps if not d.chart.refused}.values():
-        templates = index.root / chart.path / "templates"
+        templates = index.chart_root(chart) / "templates"
         for path in sorted(templates.rglob("*")) if templates.is_dir() else []:
             if not path.is_file() or path.suffix not in (".yaml", ".yml", ".tpl"):
                 continue
@@ -1820,7 +1926,7 @@ def _static_reason(finding: Finding, index: HelmIndex, deps: list[Deployment]) -
                 for k in values_references(text)
                 if any(w in k[-1].lower() for w in ("securitycontext", "resources", "automount"))
             ]
-            rel = path.relative_to(index.root).as_posix()
+            rel = f"{chart.path}/{path.relative_to(index.chart_root(chart)).as_posix()}".lstrip("/")
             return (
                 f"static analysis: {rel} makes the {finding.resource.kind} and reads "
                 + (", ".join(f".Values.{k}" for k in keys) if keys else "no security values keys")

@@ -1,8 +1,10 @@
-"""Read helmfile releases that deploy a chart from the repository itself.
+"""Read helmfile releases that deploy a chart.
 
 ``helmfile.yaml`` (or ``helmfile.yml``, or ``helmfile.d/*.yaml``): ``releases[]`` with ``name``,
-``namespace``, ``chart`` (a local path, relative to the helmfile) and ``values`` (files relative
-to the helmfile, and inline mappings, applied in list order). A release is kept only when its
+``namespace``, ``chart`` (a local path, relative to the helmfile; or ``repo/chart`` with the
+helmfile's ``repositories[]``, or ``oci://...``, kept as a `ChartRef` with the release's
+``version``) and ``values`` (files relative to the helmfile, and inline mappings, applied in
+list order). A release is kept only when its
 files all come before its inline mappings (the order `Deployment` renders them in); a file
 whose text uses helmfile's own templating (``{{ }}``) is not read: its values are not literal.
 """
@@ -14,6 +16,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from bot.errors import RepositoryError
+from bot.locate.chart_sources import ChartRef, normalise_url
 from bot.locate.gitops import MAX_GITOPS_BYTES, SKIP_DIRS, HelmApp, _norm
 from bot.safe_load import load_yaml_all
 from fixers.model import YamlPath
@@ -32,14 +35,23 @@ def _helmfiles(root: Path) -> Iterator[Path]:
 
 
 def _release(
-    relpath: str, base: str, index: int, position: int, release: Mapping[str, Any]
+    relpath: str,
+    base: str,
+    index: int,
+    position: int,
+    release: Mapping[str, Any],
+    repositories: Mapping[str, str],
 ) -> HelmApp | None:
     name, chart = release.get("name"), release.get("chart")
     if not isinstance(name, str) or not isinstance(chart, str) or not name:
         return None
-    if not chart.startswith(("./", "../")):
-        return None  # a chart from a Helm repository, not from this repository
-    chart_path = _norm(f"{base}/{chart}".lstrip("/"))
+    remote = _remote(chart, release.get("version"), repositories)
+    if remote is not None:
+        chart_path: str | None = str(remote)
+    elif not chart.startswith(("./", "../")):
+        return None  # a chart this reader cannot place
+    else:
+        chart_path = _norm(f"{base}/{chart}".lstrip("/"))
     if chart_path is None:
         return None
     files: list[str] = []
@@ -75,11 +87,37 @@ def _release(
         tuple(files),
         merged,
         inline_path if inline else None,
+        remote=remote,
     )
 
 
+def _remote(chart: str, version: object, repositories: Mapping[str, str]) -> ChartRef | None:
+    """``repo/chart`` from a repository the helmfile lists, or ``oci://host/path/chart``."""
+    wanted = str(version) if isinstance(version, str | int | float) else ""
+    if chart.startswith("oci://"):
+        repository, _, name = chart.rstrip("/").rpartition("/")
+        return ChartRef(name, normalise_url(repository), wanted)
+    repo, slash, name = chart.partition("/")
+    if not slash or "/" in name or repo not in repositories:
+        return None
+    return ChartRef(name, repositories[repo], wanted, via=f"helmfile repository {repo}")
+
+
+def _repositories(doc: Mapping[str, Any]) -> dict[str, str]:
+    """A helmfile's repositories: name -> URL (``oci: true`` ones as ``oci://``)."""
+    out: dict[str, str] = {}
+    for repo in doc.get("repositories") or []:
+        if not isinstance(repo, Mapping):
+            continue
+        name, url = repo.get("name"), repo.get("url")
+        if isinstance(name, str) and isinstance(url, str) and url:
+            url = f"oci://{url}" if repo.get("oci") is True and "://" not in url else url
+            out[name] = normalise_url(url)
+    return out
+
+
 def scan_helmfiles(root: Path) -> list[HelmApp]:
-    """Every helmfile release of a repository chart found under ``root``."""
+    """Every helmfile release found under ``root`` (of a repository or a remote chart)."""
     apps: list[HelmApp] = []
     for path in _helmfiles(root):
         try:
@@ -97,9 +135,10 @@ def scan_helmfiles(root: Path) -> list[HelmApp]:
         base = "" if base == "." else base
         for index, doc in enumerate(docs):
             releases = doc.get("releases") if isinstance(doc, Mapping) else None
+            repositories = _repositories(doc) if isinstance(doc, Mapping) else {}
             for position, release in enumerate(releases if isinstance(releases, list) else []):
                 if isinstance(release, Mapping):
-                    app = _release(relpath, base, index, position, release)
+                    app = _release(relpath, base, index, position, release, repositories)
                     if app is not None:
                         apps.append(app)
     return apps

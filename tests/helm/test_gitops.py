@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bot.locate.gitops import scan_gitops
+from bot.locate.gitops import link_chart_sources, scan_gitops
 from bot.locate.helm_render import split_template_output
 
 
@@ -106,11 +106,14 @@ spec:
     spec: {chart: redis, sourceRef: {kind: HelmRepository, name: bitnami}}
 """,
     )
-    (app,) = scan_gitops(tmp_path)
+    app, redis = scan_gitops(tmp_path)
     assert (app.chart, app.release, app.namespace) == ("charts/api", "prod-api", "prod")
     assert app.value_files == ("charts/api/values.yaml", "charts/api/values-prod.yaml")
     assert app.inline_path == ("spec", "values")
-    assert app.document_index == 0
+    assert app.document_index == 0 and app.remote is None
+    # A chart from a Helm repository is a remote reference (resolved from a chart cache).
+    assert redis.remote is not None and redis.remote.name == "redis"
+    assert redis.remote.lookup == ("HelmRepository", None, "bitnami")
 
 
 def test_paths_escaping_the_repository_are_ignored(tmp_path: Path) -> None:
@@ -149,3 +152,103 @@ def test_missing_helm_binary_is_a_chart_error(tmp_path: Path) -> None:
 
     with pytest.raises(ChartError, match="cannot run"):
         BinaryRenderer(str(tmp_path / "no-helm")).render(tmp_path, {}, "r", "ns")
+
+
+def test_flux_chart_sources_are_linked(tmp_path: Path) -> None:
+    """A HelmRelease's HelmRepository (OCI or not) or OCIRepository gives the chart's URL,
+    name and version; a source object missing from the repository leaves the URL unknown."""
+    _write(
+        tmp_path,
+        "apps/releases.yaml",
+        """\
+apiVersion: helm.toolkit.fluxcd.io/v2
+kind: HelmRelease
+metadata: {name: web, namespace: shop}
+spec:
+  chart:
+    spec:
+      chart: web
+      version: ~1.2
+      valuesFiles: [values-prod.yaml]
+      sourceRef: {kind: HelmRepository, name: oci-charts}
+---
+apiVersion: helm.toolkit.fluxcd.io/v2
+kind: HelmRelease
+metadata: {name: certs, namespace: cert-manager}
+spec:
+  chartRef: {kind: OCIRepository, name: cert-manager}
+---
+apiVersion: helm.toolkit.fluxcd.io/v2
+kind: HelmRelease
+metadata: {name: pinned, namespace: shop}
+spec:
+  chartRef: {kind: OCIRepository, name: pinned, namespace: shop}
+---
+apiVersion: helm.toolkit.fluxcd.io/v2
+kind: HelmRelease
+metadata: {name: lost, namespace: shop}
+spec:
+  chart:
+    spec: {chart: lost, sourceRef: {kind: HelmRepository, name: nowhere}}
+""",
+    )
+    _write(
+        tmp_path,
+        "apps/sources.yaml",
+        """\
+apiVersion: source.toolkit.fluxcd.io/v1
+kind: HelmRepository
+metadata: {name: oci-charts, namespace: shop}
+spec: {type: oci, url: oci://ghcr.io/shop/charts}
+---
+apiVersion: source.toolkit.fluxcd.io/v1
+kind: OCIRepository
+metadata: {name: cert-manager, namespace: cert-manager}
+spec: {url: oci://quay.io/jetstack/charts/cert-manager, ref: {semver: 1.x}}
+---
+apiVersion: source.toolkit.fluxcd.io/v1
+kind: OCIRepository
+metadata: {name: pinned, namespace: shop}
+spec: {url: oci://ghcr.io/shop/pinned, ref: {digest: "sha256:abc"}}
+""",
+    )
+    apps = {a.name: a.remote for a in link_chart_sources(tmp_path, scan_gitops(tmp_path))}
+    web, certs, pinned, lost = apps["web"], apps["certs"], apps["pinned"], apps["lost"]
+    assert web is not None and certs is not None and pinned is not None and lost is not None
+    assert (web.name, web.repository, web.version) == ("web", "oci://ghcr.io/shop/charts", "~1.2")
+    assert web.chart_files == ("values-prod.yaml",)
+    assert (certs.name, certs.repository, certs.version) == (
+        "cert-manager",
+        "oci://quay.io/jetstack/charts",
+        "1.x",
+    )
+    assert "pins the digest sha256:abc" in pinned.unusable
+    assert (lost.repository, lost.lookup) == ("", None)
+    assert (
+        str(lost)
+        == "chart lost (any version) from HelmRepository nowhere (not found in the repository)"
+    )
+
+
+def test_argocd_chart_files_after_repository_files_are_not_modelled(tmp_path: Path) -> None:
+    _write(
+        tmp_path,
+        "app.yaml",
+        """\
+apiVersion: argoproj.io/v1alpha1
+kind: Application
+metadata: {name: web}
+spec:
+  sources:
+    - repoURL: registry-1.docker.io/bitnamicharts
+      chart: nginx
+      targetRevision: 18.x
+      helm: {valueFiles: [$values/envs/prod.yaml, values-prod.yaml]}
+    - {repoURL: "https://git.example.com/cd.git", ref: values}
+""",
+    )
+    (app,) = scan_gitops(tmp_path)
+    assert app.remote is not None
+    assert app.remote.repository == "oci://registry-1.docker.io/bitnamicharts"
+    assert app.value_files == ("envs/prod.yaml",)
+    assert "lists the chart's own values-prod.yaml after envs/prod.yaml" in app.remote.unusable

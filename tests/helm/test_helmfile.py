@@ -99,3 +99,31 @@ def test_staging_renders_without_the_worker_it_switches_off(tmp_path: Path) -> N
     (item,) = plan.unfixable
     assert not plan.change_sets
     assert "by helmfile release shop, not in shop-staging" in item.reason
+
+
+def test_remote_releases_are_chart_references(tmp_path: Path) -> None:
+    (tmp_path / "helmfile.yaml").write_text(
+        "repositories:\n"
+        "  - {name: bitnami, url: https://charts.bitnami.com/bitnami/}\n"
+        "  - {name: ghcr, url: ghcr.io/shop/charts, oci: true}\n"
+        "releases:\n"
+        "  - {name: cache, chart: bitnami/redis, version: ~19.0}\n"
+        "  - {name: api, chart: ghcr/api, version: 1.2.3}\n"
+        "  - {name: proxy, chart: oci://registry.example.com/charts/proxy}\n"
+        "  - {name: unknown, chart: elsewhere/thing}\n"
+    )
+    refs = {a.name: a.remote for a in scan_helmfiles(tmp_path)}
+    assert set(refs) == {"cache", "api", "proxy"}  # an unlisted repository is not guessed
+    cache, api, proxy = refs["cache"], refs["api"], refs["proxy"]
+    assert cache is not None and api is not None and proxy is not None
+    assert (cache.name, cache.repository, cache.version) == (
+        "redis",
+        "https://charts.bitnami.com/bitnami",
+        "~19.0",
+    )
+    assert (api.name, api.repository) == ("api", "oci://ghcr.io/shop/charts")
+    assert (proxy.name, proxy.repository, proxy.version) == (
+        "proxy",
+        "oci://registry.example.com/charts",
+        "",
+    )
