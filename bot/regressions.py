@@ -57,10 +57,12 @@ def new_failures(
     """One line per control or schema problem that an object of ``after`` has and its
     rendering in ``before`` did not; objects rendered identically are not checked."""
     previous = {identity(doc): doc for doc in before}
+    after = list(after)
+    renamed = _renamed(previous, [identity(doc) for doc in after])
     lines: list[str] = []
     for doc in after:
         key = identity(doc)
-        old = previous.get(key)
+        old = previous.get(key, renamed.get(key))
         if old == doc:
             continue
         name = f"{key[0]} {key[1] + '/' if key[1] else ''}{key[2]}"
@@ -70,6 +72,28 @@ def new_failures(
         had = set(object_problems(old)) if old is not None else set()
         lines.extend(f"{name}: {p}" for p in object_problems(doc) if p not in had)
     return lines
+
+
+def _stem(key: Identity) -> Identity:
+    return (key[0], key[1], key[2].rsplit("-", 1)[0])
+
+
+def _renamed(previous: Mapping[Identity, Any], keys: Sequence[Identity]) -> dict[Identity, Any]:
+    """Objects whose name changed between two renders only in its last ``-`` segment (Helm
+    test pods and hooks named with ``randAlphaNum``): the new name -> the previous object,
+    where exactly one unmatched object on each side shares the stem."""
+    gone: dict[Identity, list[Identity]] = {}
+    for key in previous.keys() - set(keys):
+        gone.setdefault(_stem(key), []).append(key)
+    new: dict[Identity, list[Identity]] = {}
+    for key in keys:
+        if key not in previous:
+            new.setdefault(_stem(key), []).append(key)
+    return {
+        added[0]: previous[gone[stem][0]]
+        for stem, added in new.items()
+        if len(added) == 1 and len(gone.get(stem, ())) == 1
+    }
 
 
 def describe(output: str, failures: Sequence[str]) -> str:

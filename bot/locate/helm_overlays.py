@@ -289,7 +289,10 @@ class OverlayRelease(HelmApp):
             )
         if vendored:
             return self._spec_place(
-                path, overlay, "the chart is vendored; spec.values overrides it"
+                path,
+                overlay,
+                "the chart's own files are not edited (vendored or remote); spec.values "
+                "overrides them",
             )
         return None
 
