@@ -8,9 +8,12 @@ exponent between sizes (log time ratio / log findings ratio) must stay near 1.
 
 ``--big-mb 200`` then writes a report of that size and reads it (``load_report``, streamed
 above 20 MB) in a fresh subprocess: peak RSS over the report's size (target <= 2x); with
-``--plan-big`` it is also planned.
+``--plan-big`` it is planned end to end too (``build_plan``, about ten minutes on one core for
+200 MB): wall and CPU seconds, findings per second, and the peak RSS of the whole run over the
+report's size, with the load average before and after.
 
-    .venv/bin/python -m bench.bench_report_scaling --resources 500,2000,8000 --big-mb 200
+    .venv/bin/python -m bench.bench_report_scaling --resources 500,2000,8000
+    .venv/bin/python -m bench.bench_report_scaling --resources 500 --big-mb 200 --plan-big
 """
 
 from __future__ import annotations
@@ -34,20 +37,29 @@ CHILD = r"""
 import json, resource, sys, time
 from pathlib import Path
 from bot.sources import load_report
-cpu = time.process_time()
+cpu, wall = time.process_time(), time.perf_counter()
 report = load_report(Path(sys.argv[1]))
-parsed = time.process_time()
+parsed, parsed_wall = time.process_time(), time.perf_counter()
 plan = None
 if sys.argv[2]:
     from bot.plan import build_plan
     plan = build_plan(report, Path(sys.argv[2]))
 print(json.dumps({
     "parse": parsed - cpu, "plan": time.process_time() - parsed,
+    "parse_wall": parsed_wall - wall, "plan_wall": time.perf_counter() - parsed_wall,
     "rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
     "findings": len(report.findings),
     "change_sets": len(plan.change_sets) if plan else 0,
 }))
 """
+
+
+def load_average() -> str:
+    """The 1, 5 and 15 minute load averages (timings are noisy on a shared machine)."""
+    try:
+        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    except OSError:
+        return "n/a"
 
 
 def write_inputs(root: Path, count: int) -> tuple[Path, Path]:
@@ -83,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--plan-big", action="store_true", help="and plan it (slow)")
     args = parser.parse_args(argv)
     mb = 1024 * 1024
-    print("CPU seconds per phase, one fresh process per size")
+    print(f"CPU seconds per phase, one fresh process per size (load average {load_average()})")
     print(
         f"{'resources':>9} {'MB':>6} {'findings':>8} {'parse s':>8} {'plan s':>8} "
         f"{'ms/finding':>10} {'exponent':>8} {'peak MB':>8}"
@@ -114,13 +126,23 @@ def main(argv: list[str] | None = None) -> int:
             if args.plan_big:
                 report, repo = write_inputs(Path(tmp), count)
             size = report.stat().st_size
+            load_before = load_average()
             r = measure(report, repo)
+            load_after = load_average()
         print(
             f"{size / mb:.0f} MB report ({count} resources, {r['findings']} findings): read "
-            f"{r['parse']:.1f} s CPU"
-            + (f", plan {r['plan']:.1f} s CPU" if repo else "")
+            f"{r['parse']:.1f} s CPU ({r['parse_wall']:.1f} s wall)"
+            + (
+                f", plan {r['plan']:.1f} s CPU ({r['plan_wall']:.1f} s wall), "
+                f"{r['change_sets']} change sets; "
+                f"{r['findings'] / (r['parse_wall'] + r['plan_wall']):.0f} findings/s wall, "
+                f"{1000 * (r['parse'] + r['plan']) / max(1, r['findings']):.2f} ms CPU per "
+                "finding"
+                if repo
+                else ""
+            )
             + f"; peak RSS {r['rss'] / mb:.0f} MB = {r['rss'] / size:.2f}x the report "
-            "(target <= 2x)"
+            f"(target <= 2x); load average {load_before} before, {load_after} after"
         )
     return 0
 

@@ -272,6 +272,8 @@ class _PlanState:
     """Findings a fixer declined on the first pass, tried once more after all the others."""
     overlays: dict[str, FileOverlay] = field(default_factory=dict)
     """Each change set's files so far (by change-set key), every verified edit stacked on."""
+    originals: dict[str, str | None] = field(default_factory=dict)
+    """The checkout's texts, read once for all of the overlays (`FileOverlay.originals`)."""
     fixes: dict[str, list[PlannedFix]] = field(default_factory=lambda: defaultdict(list))
 
     def refuse(self, finding: Finding, reason: str, category: _RefusedAs) -> None:
@@ -581,7 +583,11 @@ class Planner:
         return group_key(self.config, _fixer(finding), target, finding, self.split_risky)
 
     def _overlay(self, key: str) -> FileOverlay:
-        return self.state.overlays.setdefault(key, FileOverlay(self.repo_root))
+        overlay = self.state.overlays.get(key)
+        if overlay is None:
+            overlay = FileOverlay(self.repo_root, originals=self.state.originals)
+            self.state.overlays[key] = overlay
+        return overlay
 
     def _observed(self, resource: ResourceRef) -> WorkloadRuntime | None:
         return self.runtime(resource) if self.runtime else None
@@ -616,7 +622,7 @@ class Planner:
             return False
         if isinstance(found, str):
             return False
-        overlay = FileOverlay(self.repo_root)
+        overlay = FileOverlay(self.repo_root, originals=self.state.originals)
         view = found.reread(overlay)
         if isinstance(view, str):
             return False

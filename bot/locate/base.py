@@ -106,6 +106,10 @@ class FileOverlay:
     root: Path
     _after: dict[str, str] = field(default_factory=dict)
     _before: dict[str, str | None] = field(default_factory=dict)
+    originals: dict[str, str | None] | None = field(default=None, repr=False)
+    """The checkout's texts already read, shared by the overlays of one plan (its forks
+    included): each file is read from disk once and held once, however many change sets
+    touch it. None: this overlay reads for itself."""
 
     def read(self, relpath: str) -> str | None:
         """The file's current text (pending edits included); None when it does not exist. A
@@ -123,9 +127,15 @@ class FileOverlay:
 
     def original(self, relpath: str) -> str | None:
         if relpath not in self._before:
-            path = safe_relpath(self.root, relpath)
-            # newline="" keeps CRLF line ends exactly as they are on disk.
-            self._before[relpath] = read_exact(path) if path.is_file() else None
+            shared = self.originals
+            if shared is not None and relpath in shared:
+                self._before[relpath] = shared[relpath]
+            else:
+                path = safe_relpath(self.root, relpath)
+                # newline="" keeps CRLF line ends exactly as they are on disk.
+                self._before[relpath] = read_exact(path) if path.is_file() else None
+                if shared is not None:
+                    shared[relpath] = self._before[relpath]
         return self._before[relpath]
 
     def write(self, relpath: str, text: str) -> None:
@@ -148,7 +158,7 @@ class FileOverlay:
 
     def fork(self) -> FileOverlay:
         """A copy to try edits on; commit it back with `adopt` when they verify."""
-        return FileOverlay(self.root, dict(self._after), dict(self._before))
+        return FileOverlay(self.root, dict(self._after), dict(self._before), self.originals)
 
     def adopt(self, other: FileOverlay) -> None:
         self._after = dict(other._after)
@@ -159,7 +169,11 @@ class Target(Protocol):
     """A located resource: the view a fixer plans on, where it lives, how to write edits."""
 
     location: Location
-    view: PodView
+
+    @property
+    def view(self) -> PodView:
+        """The view a fixer plans on, as the resource is in the repository."""
+        ...
 
     def write(self, edits: Sequence[AnyEdit], overlay: FileOverlay) -> None:
         """Apply ``edits`` to the overlay (raises `RemedyError` subclasses on refusal)."""

@@ -311,21 +311,26 @@ class ManifestTarget:
     """A workload document in a plain manifest file."""
 
     location: Location
-    view: PodView
     root: Path
 
     @classmethod
     def load(
         cls, root: Path, ref: DocumentRef, overlay: FileOverlay | None = None
     ) -> ManifestTarget | str:
-        overlay = overlay or FileOverlay(root)
-        location = Location("manifest", ref.path, ref.index)
-        target = cls(location, view=None, root=root)  # type: ignore[arg-type]
-        view = target.reread(overlay)
+        """The target of ``ref``, or why its document is not a workload that can be fixed."""
+        target = cls(Location("manifest", ref.path, ref.index), root)
+        view = target.reread(overlay or FileOverlay(root))
+        return view if isinstance(view, str) else target
+
+    @property
+    def view(self) -> PodView:
+        """The document's view as it is in the repository, parsed again on each use: a big
+        report holds a target per workload for the whole plan, and holding every parsed
+        document would cost several times the report's size."""
+        view = self.reread(FileOverlay(self.root))
         if isinstance(view, str):
-            return view
-        target.view = view
-        return target
+            raise RepositoryError(view)
+        return view
 
     def write(self, edits: Sequence[AnyEdit], overlay: FileOverlay) -> None:
         yaml_edits = [e for e in edits if not isinstance(e, CreateManifest)]

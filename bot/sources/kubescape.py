@@ -437,15 +437,16 @@ def build_report(
         if ref is None:
             skipped.append(Skipped(result.resourceID, "cannot tell kind and name of this resource"))
             continue
+        key = ref.key  # one string per resource: most of its controls pass
         if (obj and isinstance(obj.get("metadata"), Mapping)) or obj:
-            objects.setdefault(ref.key, obj)
+            objects.setdefault(key, obj)
         source = _source_hint(resource)
         for control in result.controls or ():
             if not _control_failed(control):
                 if _control_passed(control):
                     canonical_passed = controls.canonical_id(control.controlID)
                     if canonical_passed:
-                        passed.add((canonical_passed, ref.key))
+                        passed.add((shared(canonical_passed), key))
                 continue
             raw_id = control.controlID.strip()
             canonical = raw_id.upper() if CONTROL_ID.match(raw_id.upper()) else None
