@@ -137,3 +137,30 @@ def test_flux_example(tmp_path: Path) -> None:
 def test_bank_of_anthos(tmp_path: Path) -> None:
     before, after, plan = before_after("bank-of-anthos", tmp_path)
     assert_fixed(before, after, plan)
+
+
+def test_flux_example_with_its_chart_cached(tmp_path: Path) -> None:
+    """The same repository with podinfo in the chart cache (the corpus chart, the version both
+    overlays accept): the HelmRelease renders in each overlay as Flux deploys it, and the fixes
+    land in the HelmRelease (values or post-renderer), never in the cached chart."""
+    require_checkov()
+    from bot.locate.chart_sources import ChartCache
+
+    script = _script()
+    charts = ChartCache([corpus_path("charts", "podinfo")])
+    source = corpus_path("kustomize", "flux2-kustomize-helm-example")
+    before = script.failures(script.measure(source, charts))
+    repo, _ = script.fix_copy(source, [], tmp_path, charts)
+    after_output = script.measure(repo, charts)
+    after = script.failures(after_output)
+    plan = script.fix_from_report(repo, parse_report(after_output, "checkov after"), charts)[1]
+    print("\n".join(script.table(before, after)))
+    print("\n".join(script.why_not_fixed(plan)))
+    changed = subprocess.run(
+        ["git", "diff", "--no-index", "--stat", str(source), str(repo)],
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout
+    assert "charts/podinfo" not in changed
+    assert_fixed(before, after, plan)
