@@ -276,6 +276,8 @@ def print_plan(report: Report, plan: Plan) -> None:
                 cell(_ids(f)), cell(str(f.resource) + (f" [{f.container}]" if f.container else ""))
             )
         _out().print(ok)
+    for note in plan.notes:
+        _out().print(f"note: {note}", markup=False, highlight=False)
     if report.skipped:
         unread = Table(title=f"Not read from the report ({len(report.skipped)})")
         for col in ("result", "why"):

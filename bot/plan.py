@@ -213,6 +213,15 @@ class Locator:
             return False
         return helm.compliant_as_deployed(finding, self.root, self._index)
 
+    def never_deployed(self, finding: Finding) -> str | None:
+        """Why the finding's resource never reaches the cluster (a chart's test hook its
+        deployments do not run), or None."""
+        from bot.locate import helm
+
+        if self._helm_locator() is None:
+            return None
+        return helm.never_deployed(finding, self.root, self._index)
+
     def _helm_locator(self) -> Callable[[Finding], Target | str] | None:
         if self._helm is None:
             from bot.locate import helm
@@ -275,6 +284,8 @@ class _PlanState:
     originals: dict[str, str | None] = field(default_factory=dict)
     """The checkout's texts, read once for all of the overlays (`FileOverlay.originals`)."""
     fixes: dict[str, list[PlannedFix]] = field(default_factory=lambda: defaultdict(list))
+    notes: list[str] = field(default_factory=list)
+    """What the plan says beside its change sets (why a finding needs no fix, say)."""
 
     def refuse(self, finding: Finding, reason: str, category: _RefusedAs) -> None:
         self.unfixable.append(Unfixable(finding, reason, category))
@@ -367,13 +378,18 @@ class Planner:
         """Whether ``finding`` is settled before any fixer runs (recorded as compliant,
         unfixable or a waiver proposal); see `_triage` for why a finding is not for a fixer.
 
-        A finding compliant as deployed (only a render without its namespace fails) is
-        compliant; for a control the catalog calls unfixable in git, workload intent decides
+        A finding compliant as deployed (only a render without its namespace fails, or its
+        resource is a chart test no deployment runs) is compliant; for a control the catalog calls unfixable in git, workload intent decides
         first (a node agent's hostPath gets a waiver proposal, not "needs a person").
         """
         reason = _triage(finding, self.config)
         if reason is None:
-            return False
+            unused = self.locator.never_deployed(finding)
+            if unused is None:
+                return False
+            self.state.compliant.append(finding)
+            self.state.notes.append(unused)
+            return True
         if self.locator.compliant_as_deployed(finding):
             self.state.compliant.append(finding)
         elif not (_catalog_unfixable(finding, reason) and self._intent_waives(finding)):
@@ -565,7 +581,7 @@ class Planner:
             )
         if self.runtime is not None:
             change_sets = _with_runtime(change_sets, self.runtime)
-        notes: list[str] = []
+        notes = list(dict.fromkeys(state.notes))
         waiver = waiver_change_set(self.repo_root, state.waived)
         if isinstance(waiver, ChangeSet):
             change_sets.append(waiver)

@@ -17,7 +17,8 @@ before -> after.
 
 Helm charts are measured as deployed: every chart of the directory is rendered the way the
 Argo CD Applications / Flux HelmReleases beside it deploy it (release, namespace, values files,
-inline values; the chart's defaults under its own name when nothing deploys it) into
+inline values; a chart's tests only where the deployment runs them; the chart's defaults
+under its own name when nothing deploys it) into
 ``<chart>/_rendered/<release>/`` of a scratch directory, and Checkov scans that too. Findings on
 rendered resources point into their chart, so the plan fixes them through the chart's values.
 A chart a deployment pulls from a chart repository is rendered from the chart caches given
@@ -96,7 +97,7 @@ def render_as_deployed(repo: Path, out: Path, charts: ChartCache | None = None) 
     charts from ``charts``, default Helm's own cache, under ``_remote/``); returns the number of
     renders. A chart that does not render is an error (exit 2)."""
     from bot.locate.base import FileOverlay
-    from bot.locate.helm import Deployment, HelmIndex
+    from bot.locate.helm import Deployment, HelmIndex, is_test_hook
 
     index = HelmIndex.build(repo, chart_cache=charts or ChartCache.configured())
     for missing in index.missing:
@@ -124,6 +125,8 @@ def render_as_deployed(repo: Path, out: Path, charts: ChartCache | None = None) 
             target.mkdir(parents=True, exist_ok=True)
             by_template: dict[str, list[str]] = {}
             for doc in docs:
+                if dep.app is not None and dep.app.runs_tests is False and is_test_hook(doc):
+                    continue  # never created: the deployment does not run the chart's tests
                 document = dict(doc.document)
                 meta = dict(document.get("metadata") or {})
                 meta.setdefault("namespace", dep.namespace)  # as Helm applies it
@@ -139,13 +142,20 @@ def render_as_deployed(repo: Path, out: Path, charts: ChartCache | None = None) 
 
 
 def measure(repo: Path, charts: ChartCache | None = None) -> dict:
-    """Checkov on ``repo``'s files and on its charts rendered as deployed, merged; rendered
-    files are named as if they lay inside their chart (``<chart>/_rendered/...``)."""
-    output = run_checkov(repo)
+    """Checkov on ``repo``'s files and its charts rendered as deployed, in one scan (a
+    NetworkPolicy of the repository selects the pods a chart renders); rendered files are
+    named as if they lay inside their chart (``<chart>/_rendered/...``)."""
     with tempfile.TemporaryDirectory() as tmp:
-        if render_as_deployed(repo, Path(tmp), charts):
-            rendered = run_checkov(Path(tmp))
-            output["results"]["failed_checks"] += rendered["results"]["failed_checks"]
+        scratch = Path(tmp)
+        if not render_as_deployed(repo, scratch / "rendered", charts):
+            return run_checkov(repo)
+        shutil.copytree(repo, scratch / "repo", ignore=shutil.ignore_patterns(".git"))
+        output = run_checkov(scratch)
+    for check in output["results"]["failed_checks"]:
+        path = str(check.get("file_path", ""))
+        for top in ("/repo/", "/rendered/"):
+            if path.startswith(top):
+                check["file_path"] = "/" + path[len(top) :]
     return output
 
 

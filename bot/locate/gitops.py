@@ -57,6 +57,9 @@ class HelmApp:
     ``valuesFrom`` ConfigMaps and Secrets): only inline values are sure to win over them."""
     remote: ChartRef | None = None
     """The chart repository reference when the chart is not in this repository."""
+    runs_tests: bool | None = None
+    """Whether the deployer creates the chart's test hooks (``helm.sh/hook: test``): Flux
+    only with ``spec.test.enable``, Argo CD never; None when kube-remedy cannot tell."""
 
 
 def _norm(path: str) -> str | None:
@@ -168,6 +171,7 @@ def _argo_apps(relpath: str, index: int, doc: Mapping[str, Any]) -> list[HelmApp
                 inline,
                 inline_path,
                 remote=remote,
+                runs_tests=False,  # Argo CD maps no Helm test hook to a sync phase
             )
         )
     return apps
@@ -214,6 +218,7 @@ def flux_app(relpath: str, index: int, doc: Mapping[str, Any]) -> HelmApp | None
     raw_values = spec.get("values")
     values = raw_values if isinstance(raw_values, Mapping) else {}
     values_from = spec.get("valuesFrom")
+    test = spec.get("test")
     unread = tuple(
         f"{item.get('kind')} {item.get('name')}"
         for item in (values_from if isinstance(values_from, list) else [])
@@ -232,6 +237,7 @@ def flux_app(relpath: str, index: int, doc: Mapping[str, Any]) -> HelmApp | None
         ("spec", "values"),
         unread_values=unread,
         remote=remote,
+        runs_tests=isinstance(test, Mapping) and test.get("enable") is True,
     )
 
 

@@ -51,10 +51,11 @@ from bot.locate.helm_render import (
 from bot.locate.helm_templates import SCALAR_FIELDS, Exposure, expose, values_references
 from bot.locate.helmfile import scan_helmfiles
 from bot.locate.kustomize import KustomizeIndex
+from bot.locate.kustomize_build import find_kustomization
 from bot.locate.manifest import _container_names
 from bot.model import Location
 from bot.safe_load import load_yaml, load_yaml_all
-from fixers.edits import load_document_text
+from fixers.edits import EditError, apply_edits, load_document_text, render_manifest
 from fixers.model import (
     AnyEdit,
     AppendUnique,
@@ -1076,6 +1077,8 @@ class HelmTarget:
         default_factory=dict, repr=False
     )
     _new_templates: dict[str, str] = field(default_factory=dict, repr=False)
+    _new_manifests: dict[str, str] = field(default_factory=dict, repr=False)
+    """Manifests written beside the deployment, with why (`_beside_release`)."""
     """Templates this target adds to an in-house chart (repository path -> text)."""
 
     def attach(self, mapping: ValuesMap, rendered: ManifestPodView) -> None:
@@ -1266,9 +1269,11 @@ class HelmTarget:
                 out.append({**doc.document, "metadata": meta})
         return out
 
-    def _switch_for(self, edit: CreateManifest, overlay: FileOverlay) -> Edit:
+    def _switch_for(self, edit: CreateManifest, overlay: FileOverlay) -> Edit | None:
         """A chart cannot take a new manifest through values; an existing switch that renders
-        one selecting this pod (``networkPolicy.enabled``, ``networkPolicies.create`` ...) can."""
+        one selecting this pod (``networkPolicy.enabled``, ``networkPolicies.create`` ...) can.
+        Without one: a template of an in-house chart's own, or a manifest beside the Flux
+        HelmRelease (None: no values edit)."""
         kind = str(edit.document.get("kind", "")) if isinstance(edit.document, Mapping) else ""
         view = self.view
         effective = view.mapping.effective if isinstance(view, HelmPodView) else {}
@@ -1322,10 +1327,58 @@ class HelmTarget:
             and "networkPolicy" not in effective
         ):
             return self._policy_template(edit, overlay)
+        if kind == "NetworkPolicy" and self._beside_release(edit, overlay):
+            return None
         raise ChartError(
             f"a new manifest ({edit.name}) cannot be added through chart values and chart "
             f"{dep.chart.name} has no switch that renders one; add it to the chart's templates"
         )
+
+    def _beside_release(self, edit: CreateManifest, overlay: FileOverlay) -> bool:
+        """Write the new manifest beside the Flux HelmRelease that deploys the chart, listed in
+        that folder's kustomization (Flux applies a folder without one whole): what the
+        release deploys changes with it, and the chart's own files stay untouched. False when
+        the deployment is not a HelmRelease or its deployments disagree on the namespace."""
+        dep, app = self.deployment, self.deployment.app
+        if app is None or app.kind != "HelmRelease" or not isinstance(edit.document, Mapping):
+            return False
+        same = [
+            a
+            for a in self.index.apps
+            if (a.manifest, a.document_index) == (app.manifest, app.document_index)
+        ]
+        if len({a.namespace or dep.namespace for a in same}) > 1:
+            return False  # overlays put the release in different namespaces
+        folder = PurePosixPath(app.manifest).parent.as_posix()
+        folder = "" if folder == "." else folder
+        document = copy.deepcopy(dict(edit.document))
+        document["metadata"] = {**dict(document.get("metadata") or {}), "namespace": dep.namespace}
+        selector = lookup(self.doc.document, ("spec", "selector", "matchLabels"))
+        spec = document.get("spec")
+        if self.doc.kind != "Pod" and isinstance(selector, Mapping) and selector and spec:
+            # The controller's own selector: stable across upgrades (no chart version label).
+            document["spec"] = {**spec, "podSelector": {"matchLabels": dict(selector)}}
+        file_name = f"{edit.name}.yaml"
+        relpath = f"{folder}/{file_name}" if folder else file_name
+        content = render_manifest(document, edit.comment)
+        if overlay.read(relpath) not in (None, content):
+            raise ChartError(f"a new manifest ({edit.name}) cannot be added: {relpath} exists")
+        overlay.write(relpath, content)
+        kust = find_kustomization(self.index.root, folder, overlay)
+        listed = ""
+        if kust is not None:
+            text = overlay.read(kust) or ""
+            try:
+                overlay.write(kust, apply_edits(text, [AppendUnique(("resources",), file_name)]))
+            except EditError as exc:
+                raise ChartError(f"cannot list {file_name} in {kust}: {exc}") from None
+            listed = f", listed in {kust}"
+        self._new_manifests[relpath] = (
+            f"new manifest beside {app.kind} {app.name} ({app.manifest}){listed}: chart "
+            f"{dep.chart.name} has no switch that renders a NetworkPolicy and its own files "
+            "are not edited"
+        )
+        return True
 
     def _policy_template(self, edit: CreateManifest, overlay: FileOverlay) -> Edit:
         """An in-house chart with no NetworkPolicy switch gets a template of its own for this
@@ -1478,6 +1531,16 @@ class HelmTarget:
         overlay.adopt(trial)
         listed = ", ".join(changed) or "none"
         why = f"{self.location.why}; overlays whose rendered chart changes: {listed}"
+        if self._new_manifests:
+            building = sorted(
+                {
+                    a.where
+                    for a in siblings
+                    if isinstance(a, OverlayRelease)
+                    and (a.manifest, a.document_index) == (app.manifest, app.document_index)
+                }
+            )
+            why += f"; overlays that get the new manifest: {', '.join(building)}"
         self.location = dataclasses.replace(self.location, why=why)
 
     def _render_app(self, app: HelmApp, overlay: FileOverlay) -> list[dict[str, Any]]:
@@ -1512,13 +1575,16 @@ class HelmTarget:
         return app.place(path, overlay, best[0], vendored, _depth)
 
     def _write(self, edits: Sequence[AnyEdit], overlay: FileOverlay) -> None:
-        from fixers.edits import EditError
-
         groups: dict[tuple[str, int], list[Edit]] = {}
         whys: dict[str, str] = {}
         linked: dict[str, str] = {}
+        self._new_manifests = {}
         values_edits: list[Edit] = [
-            self._switch_for(e, overlay) if isinstance(e, CreateManifest) else e for e in edits
+            v
+            for v in (
+                self._switch_for(e, overlay) if isinstance(e, CreateManifest) else e for e in edits
+            )
+            if v is not None
         ]
         for edit in values_edits:
             if isinstance(edit, Remove):
@@ -1556,6 +1622,7 @@ class HelmTarget:
             if overlay.read(relpath) != text:
                 overlay.write(relpath, text)
             whys[relpath] = f"new template: the chart had no NetworkPolicy for {self.doc.kind}"
+        whys.update(self._new_manifests)
         used = {e.path[0] for e in edits if not isinstance(e, CreateManifest) and e.path}
         for key, exposure in self._exposures.items():
             if key not in used:
@@ -1690,12 +1757,14 @@ def _deployments(finding: Finding, index: HelmIndex) -> list[Deployment]:
         # by chart, kind and name (`trivy config .`, Checkov's `/../x.yaml`).
         charts = by_path or [c for c in charts if c.name == Path(hint).name] or charts
     ns = finding.resource.namespace
+    source = finding.source.path or ""
     out: list[Deployment] = []
     for chart in charts:
         base_values = f"{chart.path}/values.yaml".lstrip("/")
         apps = [a for a in index.apps if a.chart == chart.path]
-        # Apps whose destination namespace matches the finding first.
-        apps.sort(key=lambda a: ns is not None and a.namespace != ns)
+        # The deployment the scanned path names first (one release built by two overlays
+        # renders the same resource twice), then those whose namespace matches the finding.
+        apps.sort(key=lambda a: (-_named_by(source, a), ns is not None and a.namespace != ns))
         for app in apps:
             out.append(
                 Deployment(
@@ -1710,6 +1779,22 @@ def _deployments(finding: Finding, index: HelmIndex) -> list[Deployment]:
             for release in _release_guesses(finding.resource.name, chart.name):
                 out.append(Deployment(chart, release, ns or "default", (base_values,)))
     return out
+
+
+def _named_by(source: str, app: HelmApp) -> int:
+    """How specifically the scanned path ``source`` names ``app`` (0: not at all): its name,
+    or the kustomize overlay folder that builds it, as a run of path segments."""
+    if not source:
+        return 0
+    parts = [p for p in source.replace("\\", "/").split("/") if p]
+    score = len(app.name) if app.name and app.name in source else 0
+    folder = getattr(app, "overlay_dir", "")
+    if folder:
+        wanted = folder.split("/")
+        runs = (parts[i : i + len(wanted)] for i in range(len(parts) - len(wanted) + 1))
+        if any(run == wanted for run in runs):
+            score = max(score, len(folder))
+    return score
 
 
 def _norm_hint(hint: str | None) -> str:
@@ -1750,14 +1835,7 @@ def locate_helm(finding: Finding, repo_root: Path, index: HelmIndex) -> HelmTarg
             continue
         # The namespace and release are the deployment's: a scanner that rendered the chart
         # itself (its own release name, no namespace) still names the same template's resource.
-        matched = [
-            d for d in docs if (d.kind, d.name) == (finding.resource.kind, finding.resource.name)
-        ]
-        if not matched and dep.app is not None:
-            matched = _same_template(finding, dep, index, docs)
-        if not matched:
-            matched = _random_named(finding, docs, chart_dir)
-        for doc in matched:
+        for doc in _matching(finding, dep, index, docs, chart_dir):
             miss = _near_miss(finding, dep, doc)
             if miss is not None:
                 near.append(miss)
@@ -1795,6 +1873,76 @@ def locate_helm(finding: Finding, repo_root: Path, index: HelmIndex) -> HelmTarg
             f"; {static}" if static else ""
         )
     return f"no chart in the repository renders {finding.resource}"
+
+
+def _matching(
+    finding: Finding, dep: Deployment, index: HelmIndex, docs: list[RenderedDoc], chart_dir: Path
+) -> list[RenderedDoc]:
+    """The deployment's rendered documents that are the finding's resource: by kind and name,
+    else by the template that makes it under the scanner's release name, else by a random
+    suffix its template draws."""
+    res = finding.resource
+    matched = [d for d in docs if (d.kind, d.name) == (res.kind, res.name)]
+    if not matched and dep.app is not None:
+        matched = _same_template(finding, dep, index, docs)
+    return matched or _random_named(finding, docs, chart_dir)
+
+
+TEST_HOOKS = frozenset({"test", "test-success", "test-failure"})
+"""``helm.sh/hook`` values of a chart's tests: created by ``helm test`` only."""
+
+
+HOOK_KINDS = frozenset({"Pod", "Job"})
+"""What a chart's tests run in (the chart test convention); other kinds are not looked up."""
+
+
+def is_test_hook(doc: RenderedDoc) -> bool:
+    """Whether ``doc`` is one of its chart's tests (``helm.sh/hook: test``)."""
+    annotations = (doc.document.get("metadata") or {}).get("annotations") or {}
+    if not isinstance(annotations, Mapping) or "argocd.argoproj.io/hook" in annotations:
+        return False  # an Argo CD hook of its own runs whatever Helm says
+    hooks = annotations.get("helm.sh/hook")
+    return isinstance(hooks, str) and bool(TEST_HOOKS & {h.strip() for h in hooks.split(",")})
+
+
+def never_deployed(finding: Finding, repo_root: Path, index: HelmIndex) -> str | None:
+    """Why the finding's resource never reaches the cluster, or None: a chart's test hook
+    that no deployment rendering it runs (Flux creates test hooks only with
+    ``spec.test.enable: true``, Argo CD never; scanners render them with the chart's other
+    templates)."""
+    if finding.resource.kind not in HOOK_KINDS:
+        return None
+    overlay = index.pristine(repo_root)
+    deployers: list[str] = []
+    for dep in _deployments(finding, index):
+        if dep.chart.refused:
+            continue
+        chart_dir = index.chart_root(dep.chart)
+        try:
+            docs = index.cache.docs(
+                chart_dir,
+                dep.render_values(overlay),
+                dep.release,
+                dep.namespace,
+                kind=finding.resource.kind,
+            )
+        except RemedyError:
+            return None
+        matched = _matching(finding, dep, index, docs, chart_dir)
+        if not matched:
+            continue
+        if dep.app is None or dep.app.runs_tests is not False:
+            return None
+        if not all(is_test_hook(d) for d in matched):
+            return None
+        deployers.append(f"{dep.app.kind} {dep.app.name}")
+    if not deployers:
+        return None
+    return (
+        f"{finding.resource} is a Helm test hook (helm.sh/hook: test) that "
+        f"{', '.join(dict.fromkeys(deployers))} never creates (Flux runs a chart's tests only "
+        "with spec.test.enable: true, Argo CD never): compliant as deployed"
+    )
 
 
 def _near_miss(finding: Finding, dep: Deployment, doc: RenderedDoc) -> str | None:
@@ -1838,9 +1986,10 @@ def compliant_as_deployed(finding: Finding, repo_root: Path, index: HelmIndex) -
     for dep in _deployments(finding, index):
         if dep.app is None or not dep.app.namespace:
             continue
+        chart_dir = index.chart_root(dep.chart)
         try:
             docs = index.cache.docs(
-                index.chart_root(dep.chart),
+                chart_dir,
                 dep.render_values(overlay),
                 dep.release,
                 dep.namespace,
@@ -1848,10 +1997,7 @@ def compliant_as_deployed(finding: Finding, repo_root: Path, index: HelmIndex) -
             )
         except RemedyError:
             continue
-        matched = [
-            d for d in docs if (d.kind, d.name) == (finding.resource.kind, finding.resource.name)
-        ] or _same_template(finding, dep, index, docs)
-        for doc in matched:
+        for doc in _matching(finding, dep, index, docs, chart_dir):
             meta = doc.document.get("metadata") or {}
             own = meta.get("namespace") if isinstance(meta, Mapping) else None
             namespaces.add(str(own or dep.namespace))
