@@ -161,32 +161,70 @@ def render_how_to_test(fixer: Fixer, finding: Finding) -> Md:
     return Md(str(_explanation_module(fixer, finding, [], []).how_to_test()).strip())
 
 
+INLINE_VALUES = {
+    "HelmRelease": ".spec.values",
+    "Application": ".spec.source.helm.valuesObject",
+    "ApplicationSet": ".spec.template.spec.source.helm.valuesObject",
+}
+"""Where a GitOps manifest keeps a chart's inline values (a ``yq`` path)."""
+
+
+def _kinds(change: FileChange) -> set[str]:
+    """The kinds of the documents a changed file holds ('' for a document without one)."""
+    from bot.errors import RemedyError
+    from bot.safe_load import load_yaml_all
+
+    try:
+        docs = load_yaml_all(change.after, change.path)
+    except RemedyError:  # an unreadable file is listed as a manifest
+        return set()
+    return {str(d.get("kind") or "") if isinstance(d, Mapping) else "" for d in docs}
+
+
 def _how_to_test(change_set: ChangeSet) -> dict[str, Any]:
     """The "How to test" section's data: commands that render the changed files (named, never
-    a placeholder) and each fixer's own advice."""
+    a placeholder) and each fixer's own advice. Kustomize overlays are built whole, values a
+    HelmRelease or Application keeps inline are taken out of it with ``yq`` (a GitOps
+    manifest is not a values file), a new manifest is applied with a server dry run."""
+    from bot.locate.kustomize import OVERLAYS_META
     from fixers.registry import by_control
 
-    manifests: list[str] = []
     charts: dict[str, list[str]] = {}
     for fix in change_set.fixes:
-        loc = fix.location
-        if loc.chart:
-            values = charts.setdefault(loc.chart, [])
-            default = f"{loc.chart}/values.yaml"
-            if loc.kind == "helm-values" and loc.path != default and loc.path not in values:
-                values.append(loc.path)
-    helm_values = {v for values in charts.values() for v in values}
+        if fix.location.chart:
+            charts.setdefault(fix.location.chart, [])
+    under_chart = {
+        c.path for c in change_set.files for chart in charts if c.path.startswith(f"{chart}/")
+    }
+    overlays = [
+        label.split(" (", 1)[0]
+        for label in str(change_set.meta.get(OVERLAYS_META, "")).split(", ")
+        if label
+    ]
+    manifests: list[str] = []
     for change in change_set.files:
-        under_chart = any(change.path.startswith(f"{chart}/") for chart in charts)
-        if not under_chart and change.path not in helm_values:
+        if change.path in under_chart:
+            continue
+        kinds = _kinds(change)
+        if charts and kinds == {""}:  # a plain values file
+            for values in charts.values():
+                values.append(f"-f {change.path}")
+        elif charts and kinds & set(INLINE_VALUES):
+            kind = next(k for k in INLINE_VALUES if k in kinds)
+            for values in charts.values():
+                values.append(f"-f <(yq '{INLINE_VALUES[kind]}' {change.path})")
+        elif not overlays:
             manifests.append(change.path)
-    commands = []
+    commands = [
+        f"kubectl kustomize {folder} | kubectl apply --dry-run=server -f -" for folder in overlays
+    ]
     if manifests:
         commands.append(
             " ".join(["kubectl apply --dry-run=server", *(f"-f {p}" for p in manifests)])
         )
     for chart, values in charts.items():
-        commands.append(" ".join(["helm template", chart, *(f"-f {v}" for v in values)]))
+        if values or any(path.startswith(f"{chart}/") for path in under_chart):
+            commands.append(" ".join(["helm template", chart, *values]))
     advice: dict[str, Md] = {}
     for fix in change_set.fixes:
         if fix.fixer not in advice:

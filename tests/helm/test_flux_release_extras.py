@@ -13,6 +13,7 @@ from bot.locate.chart_sources import ChartCache
 from bot.locate.helm import HelmIndex, locate_helm
 from bot.model import Location
 from bot.plan import build_plan
+from bot.render import change_set_context
 from bot.sources.base import Report
 from fixers.model import Finding, ResourceRef
 from tests.helm.chart_cache import cached_worker, tree_digest
@@ -151,6 +152,10 @@ def test_network_policy_beside_the_release_of_a_chart_without_a_switch(
     assert "(apps/worker/release.yaml), listed in apps/worker/kustomization.yaml" in why
     assert why.endswith("overlays that get the new manifest: apps/worker")
     assert tree_digest(cache) == untouched
+    tests = change_set_context(change_set, marker="m")["how_to_test"]
+    assert tests["commands"] == [
+        "kubectl kustomize apps/worker | kubectl apply --dry-run=server -f -"
+    ]
     # merged, the next plan finds the pod selected
     for change in change_set.files:
         _write(repo / change.path, change.after)
@@ -183,3 +188,16 @@ def test_the_scanned_path_names_the_overlay_that_built_the_release(tmp_path: Pat
         found[overlay] = target.location.why
     assert "kustomize overlay apps/staging" in found["apps/staging"]
     assert "kustomize overlay apps/production" in found["apps/production"]
+
+
+def test_how_to_test_takes_inline_values_out_of_the_release(tmp_path: Path, cache: Path) -> None:
+    """A HelmRelease is not a values file: the command renders its spec.values."""
+    repo = _flux_repo(tmp_path, "  values:\n    serviceAccount:\n      automountToken: true\n")
+    plan = _plan(repo, cache, finding_for("C-0034", "Deployment", "shop-worker", "shop"))
+    (change_set,) = plan.change_sets
+    assert [c.path for c in change_set.files] == ["apps/worker/release.yaml"]
+    commands = change_set_context(change_set, marker="m")["how_to_test"]["commands"]
+    assert commands == [
+        "kubectl kustomize apps/worker | kubectl apply --dry-run=server -f -",
+        f"helm template worker --repo {SHOP} -f <(yq '.spec.values' apps/worker/release.yaml)",
+    ]
