@@ -77,6 +77,7 @@ def forget_parsed_values() -> None:
     helm_render._parse_values.cache_clear()
     helm._values_delta.cache_clear()
     edits.load_document_text.cache_clear()
+    edits.compose_text.cache_clear()
 
 
 def plan_once(chart: Path, findings: tuple[Finding, ...]) -> tuple[int, int]:

@@ -192,9 +192,11 @@ else:  # pragma: no cover - PyYAML built without libyaml
             yaml.constructor.SafeConstructor.__init__(self)
 
 
+@functools.lru_cache(maxsize=64)
 def compose_text(text: str) -> yaml.Node | None:
     """The node tree of one document's text by the C parser when built with libyaml (the
-    same nodes and marks as `yaml.SafeLoader`'s); raises `yaml.YAMLError`."""
+    same nodes and marks as `yaml.SafeLoader`'s), memoised: every change set of a big values
+    file starts from the same text. Raises `yaml.YAMLError`; callers must not change nodes."""
     return yaml.compose(text, Loader=_Composer)  # type: ignore[arg-type]  # PyYAML's stubs accept only its own Loader classes
 
 

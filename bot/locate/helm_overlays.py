@@ -49,7 +49,14 @@ from bot.locate.kustomize_build import (
     logical_path,
     physical_path,
 )
-from fixers.edits import EditError, apply_edits, load_documents, render_manifest
+from fixers.edits import (
+    EditError,
+    apply_edits,
+    document_span,
+    load_document_text,
+    load_documents,
+    render_manifest,
+)
 from fixers.intent import Comment, comments_of
 from fixers.model import AppendUnique, Edit, Ensure, Remove, Set, YamlPath
 from fixers.view import lookup
@@ -497,10 +504,7 @@ def apply_values_edits(text: str, edits: Sequence[Edit], document_index: int = 0
     the block is not one plain ``|`` scalar)."""
     if "ConfigMap" not in text and "op:" not in text:  # a values file or manifest: as ever
         return apply_edits(text, edits, document_index)
-    docs = load_documents(text.removeprefix("\ufeff"))
-    if not 0 <= document_index < len(docs):
-        raise EditError(f"document {document_index} does not exist")
-    doc = docs[document_index]
+    doc = _document_data(text, document_index)
     inner: dict[YamlPath, list[Edit]] = {}
     plain: list[Edit] = []
     for edit in edits:
@@ -517,6 +521,20 @@ def apply_values_edits(text: str, edits: Sequence[Edit], document_index: int = 0
         else:
             text = apply_edits(text, plain, document_index)
     return text
+
+
+def _document_data(text: str, document_index: int) -> Any:
+    """The data of one document of ``text``, parsed once per distinct document text (a big
+    values file is edited once per change set, and the applier's check parses it too)."""
+    try:
+        begin, end = document_span(text, document_index)
+    except EditError:
+        raise EditError(f"document {document_index} does not exist") from None
+    try:
+        return load_document_text(text[begin:end].removeprefix("\ufeff"))
+    except yaml.YAMLError:
+        load_documents(text)  # raises the syntax error, located in the whole file
+        raise
 
 
 def _string_at(doc: Any, path: YamlPath) -> int | None:
