@@ -61,7 +61,6 @@ from fixers.model import (
     AppendUnique,
     CreateManifest,
     Edit,
-    Ensure,
     Finding,
     Remove,
     Set,
@@ -1607,7 +1606,7 @@ class HelmTarget:
             relpath = real_relpath(self.index.root, link)  # a link is fixed at its target
             if relpath != link:
                 why, linked[relpath] = f"{why} (through the symlink {link})", link
-            moved = _with_path(edit, where)
+            moved = dataclasses.replace(edit, path=where)
             groups.setdefault((relpath, doc_index), []).append(moved)
             whys.setdefault(relpath, why)
         for (relpath, doc_index), file_edits in groups.items():
@@ -1722,16 +1721,6 @@ class HelmTarget:
                     )
                     return HelmPodView(rendered, mapping, self)
         return f"{self.doc.kind} {self.doc.name} is no longer rendered by {dep.chart.name}"
-
-
-def _with_path(edit: Edit, path: YamlPath) -> Edit:
-    if isinstance(edit, Set):
-        return Set(path, edit.value, edit.comment)
-    if isinstance(edit, Ensure):
-        return Ensure(path, edit.value, edit.comment)
-    if isinstance(edit, Remove):
-        return Remove(path, edit.comment)
-    return AppendUnique(path, edit.value, edit.key, edit.comment)
 
 
 def _camel(name: str) -> str:
@@ -1888,6 +1877,22 @@ def _matching(
     return matched or _random_named(finding, docs, chart_dir)
 
 
+def _deployed_docs(
+    finding: Finding, dep: Deployment, index: HelmIndex, overlay: FileOverlay
+) -> list[RenderedDoc]:
+    """The finding's resource as ``dep`` renders it with ``overlay`` (`_matching`); raises
+    `RemedyError` when the chart does not render."""
+    chart_dir = index.chart_root(dep.chart)
+    docs = index.cache.docs(
+        chart_dir,
+        dep.render_values(overlay),
+        dep.release,
+        dep.namespace,
+        kind=finding.resource.kind,
+    )
+    return _matching(finding, dep, index, docs, chart_dir)
+
+
 TEST_HOOKS = frozenset({"test", "test-success", "test-failure"})
 """``helm.sh/hook`` values of a chart's tests: created by ``helm test`` only."""
 
@@ -1917,18 +1922,10 @@ def never_deployed(finding: Finding, repo_root: Path, index: HelmIndex) -> str |
     for dep in _deployments(finding, index):
         if dep.chart.refused:
             continue
-        chart_dir = index.chart_root(dep.chart)
         try:
-            docs = index.cache.docs(
-                chart_dir,
-                dep.render_values(overlay),
-                dep.release,
-                dep.namespace,
-                kind=finding.resource.kind,
-            )
+            matched = _deployed_docs(finding, dep, index, overlay)
         except RemedyError:
             return None
-        matched = _matching(finding, dep, index, docs, chart_dir)
         if not matched:
             continue
         if dep.app is None or dep.app.runs_tests is not False:
@@ -1986,18 +1983,11 @@ def compliant_as_deployed(finding: Finding, repo_root: Path, index: HelmIndex) -
     for dep in _deployments(finding, index):
         if dep.app is None or not dep.app.namespace:
             continue
-        chart_dir = index.chart_root(dep.chart)
         try:
-            docs = index.cache.docs(
-                chart_dir,
-                dep.render_values(overlay),
-                dep.release,
-                dep.namespace,
-                kind=finding.resource.kind,
-            )
+            matched = _deployed_docs(finding, dep, index, overlay)
         except RemedyError:
             continue
-        for doc in _matching(finding, dep, index, docs, chart_dir):
+        for doc in matched:
             meta = doc.document.get("metadata") or {}
             own = meta.get("namespace") if isinstance(meta, Mapping) else None
             namespaces.add(str(own or dep.namespace))

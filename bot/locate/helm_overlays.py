@@ -58,7 +58,7 @@ from fixers.edits import (
     render_manifest,
 )
 from fixers.intent import Comment, comments_of
-from fixers.model import AppendUnique, Edit, Ensure, Remove, Set, YamlPath
+from fixers.model import AppendUnique, Edit, YamlPath
 from fixers.view import lookup
 
 _VALUES: YamlPath = ("spec", "values")
@@ -512,7 +512,9 @@ def apply_values_edits(text: str, edits: Sequence[Edit], document_index: int = 0
         if cut is None:
             plain.append(edit)
         else:
-            inner.setdefault(edit.path[:cut], []).append(_moved(edit, edit.path[cut:]))
+            inner.setdefault(edit.path[:cut], []).append(
+                dataclasses.replace(edit, path=edit.path[cut:])
+            )
     for where, moved in inner.items():
         text = _edit_block(text, document_index, where, moved)
     if plain:
@@ -589,16 +591,6 @@ def _node_at(text: str, document_index: int, where: YamlPath) -> yaml.Node | Non
         else:
             return None
     return node
-
-
-def _moved(edit: Edit, path: YamlPath) -> Edit:
-    if isinstance(edit, Set):
-        return Set(path, edit.value, edit.comment)
-    if isinstance(edit, Ensure):
-        return Ensure(path, edit.value, edit.comment)
-    if isinstance(edit, Remove):
-        return Remove(path, edit.comment)
-    return AppendUnique(path, edit.value, edit.key, edit.comment)
 
 
 # --------------------------------------------------------------------------- helpers

@@ -72,7 +72,6 @@ from fixers.model import (
     AppendUnique,
     CreateManifest,
     Edit,
-    Ensure,
     Finding,
     Remove,
     Set,
@@ -549,7 +548,7 @@ class KustomizeTarget:
                 new_patch.append((logical, _for_patch(edit, logical, document)))
             else:
                 where = place.path
-                by_file.setdefault(replace(place, path=()), []).append(_moved(edit, where))
+                by_file.setdefault(replace(place, path=()), []).append(replace(edit, path=where))
         for place, moved in by_file.items():
             text = overlay.read(place.file)
             if text is None:
@@ -893,20 +892,10 @@ def _apply(text: str, edits: Sequence[Edit], doc_index: int) -> str:
         if line.strip() and not line.startswith(" " * column):
             raise EditError(f"operation {item} is not indented consistently")
         body.append(line[column:] if line.strip() else line.lstrip(" "))
-    moved = [_moved(e, e.path[1:]) for e in edits]
+    moved = [replace(e, path=e.path[1:]) for e in edits]
     edited = apply_edits("".join(body), moved).splitlines(keepends=True)
     out = [prefix + edited[0]] + [(" " * column + ln) if ln.strip() else ln for ln in edited[1:]]
     return "".join(lines[:first] + out + lines[last:])
-
-
-def _moved(edit: Edit, where: YamlPath) -> Edit:
-    if isinstance(edit, Set):
-        return Set(where, edit.value, edit.comment)
-    if isinstance(edit, Ensure):
-        return Ensure(where, edit.value, edit.comment)
-    if isinstance(edit, Remove):
-        return Remove(where, edit.comment)
-    return AppendUnique(where, edit.value, edit.key, edit.comment)
 
 
 def _for_patch(edit: Edit, logical: LogicalPath, document: Mapping[str, Any]) -> Edit:
