@@ -39,3 +39,30 @@ def tree_digest(folder: Path) -> dict[str, bytes]:
         for p in sorted(folder.rglob("*"))
         if p.is_file()
     }
+
+
+SHOP = "https://charts.example.com/shop"
+
+
+def write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+
+
+def flux_repo(tmp_path: Path, version: str, spec_extra: str) -> Path:
+    """A cd-config with the worker chart from `SHOP` deployed by a Flux HelmRelease (release
+    ``shop``, namespace ``shop``) at ``version``; ``spec_extra``: more of its spec."""
+    repo = tmp_path / "cd-config"
+    write(
+        repo / "apps" / "worker" / "repository.yaml",
+        "apiVersion: source.toolkit.fluxcd.io/v1\nkind: HelmRepository\n"
+        f"metadata:\n  name: shop\n  namespace: shop\nspec:\n  url: {SHOP}\n",
+    )
+    write(
+        repo / "apps" / "worker" / "release.yaml",
+        "apiVersion: helm.toolkit.fluxcd.io/v2\nkind: HelmRelease\n"
+        "metadata:\n  name: worker\n  namespace: shop\nspec:\n  releaseName: shop\n"
+        f"  chart:\n    spec:\n      chart: worker\n      version: '{version}'\n"
+        "      sourceRef: {kind: HelmRepository, name: shop}\n" + spec_extra,
+    )
+    return repo

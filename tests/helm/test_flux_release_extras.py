@@ -16,11 +16,10 @@ from bot.plan import build_plan
 from bot.render import change_set_context
 from bot.sources.base import Report
 from fixers.model import Finding, ResourceRef
-from tests.helm.chart_cache import cached_worker, tree_digest
+from tests.helm.chart_cache import SHOP, cached_worker, flux_repo, tree_digest, write
 from tests.helm.helpers import finding_for
 
 HERE = Path(__file__).parent
-SHOP = "https://charts.example.com/shop"
 TEST_POD = """\
 apiVersion: v1
 kind: Pod
@@ -47,29 +46,13 @@ def cache(tmp_path: Path) -> Path:
     return folder
 
 
-def _write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text, encoding="utf-8")
-
-
 def _flux_repo(tmp_path: Path, spec_extra: str = "") -> Path:
-    repo = tmp_path / "cd-config"
-    _write(
+    """The worker release at 0.3.0, its folder a kustomization (as Flux examples keep it)."""
+    repo = flux_repo(tmp_path, "0.3.0", spec_extra)
+    write(
         repo / "apps" / "worker" / "kustomization.yaml",
         "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\n"
         "resources:\n  - repository.yaml\n  - release.yaml\n",
-    )
-    _write(
-        repo / "apps" / "worker" / "repository.yaml",
-        "apiVersion: source.toolkit.fluxcd.io/v1\nkind: HelmRepository\n"
-        f"metadata:\n  name: shop\n  namespace: shop\nspec:\n  url: {SHOP}\n",
-    )
-    _write(
-        repo / "apps" / "worker" / "release.yaml",
-        "apiVersion: helm.toolkit.fluxcd.io/v2\nkind: HelmRelease\n"
-        "metadata:\n  name: worker\n  namespace: shop\nspec:\n  releaseName: shop\n"
-        "  chart:\n    spec:\n      chart: worker\n      version: '0.3.0'\n"
-        "      sourceRef: {kind: HelmRepository, name: shop}\n" + spec_extra,
     )
     return repo
 
@@ -104,7 +87,7 @@ def test_argo_cd_never_creates_chart_tests(tmp_path: Path, cache: Path) -> None:
     """Argo CD maps no Helm test hook to a sync phase; a test that is also an Argo CD hook
     runs."""
     repo = tmp_path / "cd-config"
-    _write(
+    write(
         repo / "apps" / "worker.yaml",
         "apiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata:\n  name: worker\n"
         "spec:\n  destination:\n    namespace: shop\n  source:\n"
@@ -158,7 +141,7 @@ def test_network_policy_beside_the_release_of_a_chart_without_a_switch(
     ]
     # merged, the next plan finds the pod selected
     for change in change_set.files:
-        _write(repo / change.path, change.after)
+        write(repo / change.path, change.after)
     again = _plan(repo, cache, finding_for("C-0260", "Deployment", "shop-worker", "shop"))
     assert again.change_sets == () and len(again.already_compliant) == 1
 

@@ -12,10 +12,10 @@ from bot.locate.chart_sources import ChartCache
 from bot.locate.helm import HelmIndex, locate_helm
 from bot.plan import Locator, build_plan
 from bot.sources.base import Report
-from tests.helm.chart_cache import cached_worker, tree_digest
+from tests.helm.chart_cache import SHOP, cached_worker, tree_digest
+from tests.helm.chart_cache import flux_repo as _flux_repo
+from tests.helm.chart_cache import write as _write
 from tests.helm.helpers import finding_for, fix_and_verify
-
-SHOP = "https://charts.example.com/shop"
 
 
 @pytest.fixture
@@ -25,28 +25,6 @@ def cache(tmp_path: Path) -> Path:
     cached_worker(folder, "0.3.0", archive=False)
     cached_worker(folder, "1.0.0", archive=True)
     return folder
-
-
-def _write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text, encoding="utf-8")
-
-
-def _flux_repo(tmp_path: Path, version: str, values: str) -> Path:
-    repo = tmp_path / "cd-config"
-    _write(
-        repo / "apps" / "worker" / "repository.yaml",
-        "apiVersion: source.toolkit.fluxcd.io/v1\nkind: HelmRepository\n"
-        f"metadata:\n  name: shop\n  namespace: shop\nspec:\n  url: {SHOP}\n",
-    )
-    _write(
-        repo / "apps" / "worker" / "release.yaml",
-        "apiVersion: helm.toolkit.fluxcd.io/v2\nkind: HelmRelease\n"
-        "metadata:\n  name: worker\n  namespace: shop\nspec:\n  releaseName: shop\n"
-        f"  chart:\n    spec:\n      chart: worker\n      version: '{version}'\n"
-        "      sourceRef: {kind: HelmRepository, name: shop}\n" + values,
-    )
-    return repo
 
 
 def test_flux_helmrelease_fixed_in_its_values_not_in_the_cache(tmp_path: Path, cache: Path) -> None:
