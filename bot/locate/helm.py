@@ -1350,6 +1350,11 @@ class HelmTarget:
             return False  # overlays put the release in different namespaces
         folder = PurePosixPath(app.manifest).parent.as_posix()
         folder = "" if folder == "." else folder
+        kust = find_kustomization(self.index.root, folder, overlay)
+        if not _lists(
+            overlay, kust, PurePosixPath(app.manifest).name, isinstance(app, OverlayRelease)
+        ):
+            return False
         document = copy.deepcopy(dict(edit.document))
         document["metadata"] = {**dict(document.get("metadata") or {}), "namespace": dep.namespace}
         selector = lookup(self.doc.document, ("spec", "selector", "matchLabels"))
@@ -1363,7 +1368,6 @@ class HelmTarget:
         if overlay.read(relpath) not in (None, content):
             raise ChartError(f"a new manifest ({edit.name}) cannot be added: {relpath} exists")
         overlay.write(relpath, content)
-        kust = find_kustomization(self.index.root, folder, overlay)
         listed = ""
         if kust is not None:
             text = overlay.read(kust) or ""
@@ -1875,6 +1879,22 @@ def _matching(
     if not matched and dep.app is not None:
         matched = _same_template(finding, dep, index, docs)
     return matched or _random_named(finding, docs, chart_dir)
+
+
+def _lists(overlay: FileOverlay, kust: str | None, file_name: str, built: bool) -> bool:
+    """Whether a new file beside ``file_name`` is deployed with it: its folder's kustomization
+    lists it by name, or (no kustomization, and no other kustomization ``built`` it) Flux or
+    Argo CD apply the folder whole."""
+    if kust is None:
+        return not built  # built from a kustomization elsewhere that lists files one by one
+    try:
+        data = load_yaml(overlay.read(kust) or "", kust, error=RepositoryError)
+    except RepositoryError:
+        return False
+    resources = data.get("resources") if isinstance(data, Mapping) else None
+    return isinstance(resources, list) and file_name in {
+        str(r).removeprefix("./") for r in resources if isinstance(r, str)
+    }
 
 
 def _deployed_docs(

@@ -173,6 +173,21 @@ def test_the_scanned_path_names_the_overlay_that_built_the_release(tmp_path: Pat
     assert "kustomize overlay apps/production" in found["apps/production"]
 
 
+def test_no_new_manifest_where_it_would_not_be_deployed(tmp_path: Path, cache: Path) -> None:
+    """A kustomization elsewhere lists the release file by file: a file beside it would not be
+    deployed, so the finding stays unfixed with the reason."""
+    repo = flux_repo(tmp_path, "0.3.0", "")
+    write(
+        repo / "apps" / "kustomization.yaml",
+        "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\n"
+        "resources:\n  - worker/repository.yaml\n  - worker/release.yaml\n",
+    )
+    plan = _plan(repo, cache, finding_for("C-0260", "Deployment", "shop-worker", "shop"))
+    assert plan.change_sets == ()
+    (item,) = plan.unfixable
+    assert "cannot be added through chart values" in item.reason
+
+
 def test_how_to_test_takes_inline_values_out_of_the_release(tmp_path: Path, cache: Path) -> None:
     """A HelmRelease is not a values file: the command renders its spec.values."""
     repo = _flux_repo(tmp_path, "  values:\n    serviceAccount:\n      automountToken: true\n")
