@@ -218,7 +218,7 @@ class Locator:
         deployments do not run), or None."""
         from bot.locate import helm
 
-        if self._helm_locator() is None:
+        if finding.resource.kind not in helm.HOOK_KINDS or self._helm_locator() is None:
             return None
         return helm.never_deployed(finding, self.root, self._index)
 
@@ -343,8 +343,8 @@ class Planner:
     def triage_and_locate(
         self, findings: list[Finding], progress: Progress | None
     ) -> tuple[list[Finding], list[tuple[Finding, Target]]]:
-        """The findings settled without a fixer (triaged out or not in the repository), and
-        the others with their targets.
+        """The findings settled without a fixer (triaged out, not in the repository, or a
+        chart's test no deployment runs), and the others with their targets.
 
         Findings that turn out to name one document in two spellings (scans run from
         different directories) are merged here, and findings of one document share a target.
@@ -363,6 +363,12 @@ class Planner:
                 self.state.refuse(finding, found, "not-in-repo")
                 kept.append(finding)
                 continue
+            unused = self.locator.never_deployed(finding) if found.location.chart else None
+            if unused is not None:
+                self.state.compliant.append(finding)
+                self.state.notes.append(unused)
+                kept.append(finding)
+                continue
             # One file deployed twice is two targets: a Kustomize base built by two overlays,
             # or a Helm template deployed by two Applications (`why` names the overlay or the
             # deployment; it is empty for plain manifests).
@@ -378,18 +384,13 @@ class Planner:
         """Whether ``finding`` is settled before any fixer runs (recorded as compliant,
         unfixable or a waiver proposal); see `_triage` for why a finding is not for a fixer.
 
-        A finding compliant as deployed (only a render without its namespace fails, or its
-        resource is a chart test no deployment runs) is compliant; for a control the catalog calls unfixable in git, workload intent decides
+        A finding compliant as deployed (only a render without its namespace fails) is
+        compliant; for a control the catalog calls unfixable in git, workload intent decides
         first (a node agent's hostPath gets a waiver proposal, not "needs a person").
         """
         reason = _triage(finding, self.config)
         if reason is None:
-            unused = self.locator.never_deployed(finding)
-            if unused is None:
-                return False
-            self.state.compliant.append(finding)
-            self.state.notes.append(unused)
-            return True
+            return False
         if self.locator.compliant_as_deployed(finding):
             self.state.compliant.append(finding)
         elif not (_catalog_unfixable(finding, reason) and self._intent_waives(finding)):

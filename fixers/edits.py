@@ -192,11 +192,12 @@ else:  # pragma: no cover - PyYAML built without libyaml
             yaml.constructor.SafeConstructor.__init__(self)
 
 
-@functools.lru_cache(maxsize=64)
+@functools.lru_cache(maxsize=16)
 def compose_text(text: str) -> yaml.Node | None:
     """The node tree of one document's text by the C parser when built with libyaml (the
-    same nodes and marks as `yaml.SafeLoader`'s), memoised: every change set of a big values
-    file starts from the same text. Raises `yaml.YAMLError`; callers must not change nodes."""
+    same nodes and marks as `yaml.SafeLoader`'s), memoised: the applier composes the text the
+    planner has just loaded (`load_document_text`), and every change set of a big values file
+    starts from the same text. Raises `yaml.YAMLError`; callers must not change nodes."""
     return yaml.compose(text, Loader=_Composer)  # type: ignore[arg-type]  # PyYAML's stubs accept only its own Loader classes
 
 
@@ -884,7 +885,10 @@ def load_document_text(text: str) -> Any:
     """The data of one document's text, memoised: the planner re-reads a document after every
     edit and the applier checks it, so each distinct text is constructed once. Callers must not
     mutate the result."""
-    return yaml.load(text, Loader=_Loader)  # type: ignore[arg-type]  # PyYAML's stubs accept only its own Loader classes
+    if "<<" in text:  # merge keys: constructing flattens the nodes in place, never share them
+        return yaml.load(text, Loader=_Loader)  # type: ignore[arg-type]  # PyYAML's stubs accept only its own Loader classes
+    node = compose_text(text)
+    return None if node is None else yaml.constructor.SafeConstructor().construct_document(node)
 
 
 def document_span(text: str, index: int) -> tuple[int, int]:
