@@ -111,9 +111,10 @@ def render_as_deployed(repo: Path, out: Path, charts: ChartCache | None = None) 
             for a in apps
         ] or [Deployment(chart, chart.name, "default", (base,))]
         for dep in deployments:
-            docs = index.cache.docs(
-                index.chart_root(chart), dep.render_values(overlay), dep.release, dep.namespace
-            )
+            # as Flux deploys it: a HelmRelease's post-renderers applied
+            docs = index.deployed(
+                dep, index.chart_root(chart), dep.render_values(overlay), overlay
+            ).docs
             external = chart.external
             folder = (
                 Path("_remote", f"{external.ref.name}-{external.version}")

@@ -39,6 +39,13 @@ from bot.locate.helm_overlays import (
     changed_overlays,
     overlay_releases,
 )
+from bot.locate.helm_postrender import (
+    POST_RENDERERS,
+    PostRendered,
+    post_render,
+    write_in_patch,
+    write_patch,
+)
 from bot.locate.helm_render import (
     RenderCache,
     RenderedDoc,
@@ -46,11 +53,13 @@ from bot.locate.helm_render import (
     SdkRenderer,
     deep_merge,
     load_values_text,
+    parse_rendered,
     values_key,
 )
 from bot.locate.helm_templates import SCALAR_FIELDS, Exposure, expose, values_references
 from bot.locate.helmfile import scan_helmfiles
 from bot.locate.kustomize import KustomizeIndex
+from bot.locate.kustomize_build import MERGE_KEYS, Touch, named_path, physical_path
 from bot.locate.manifest import _container_names
 from bot.model import Location
 from bot.safe_load import load_yaml, load_yaml_all
@@ -94,6 +103,8 @@ POD_EXPOSABLE = {
 """Fields an in-house chart's template may be changed to read from values, and their keys."""
 LIST_FIELDS = frozenset({"volumes", "volumeMounts", "tolerations", "initContainers"})
 SWITCH_NAMES = frozenset({"enabled", "enable", "create"})
+POST_RENDER = "__kr_postrender__"
+"""Heads a rendered path written by a Flux post-renderer patch (no values key feeds it)."""
 SWITCH = "__kr_switch__"
 """Marks a values path whose edit means: turn this existing switch on."""
 """Boolean values keys that turn a part of a chart on."""
@@ -253,6 +264,26 @@ class HelmIndex:
                 copies=self.copies,
             )
         return self._probes[key]
+
+    def deployed(
+        self,
+        dep: Deployment,
+        chart_dir: Path,
+        user: Mapping[str, Any],
+        overlay: FileOverlay,
+        kind: str | None = None,
+        only: str | None = None,
+    ) -> PostRendered:
+        """The documents ``dep`` deploys: the chart rendered with ``user`` values, then the
+        Flux post-renderers of its HelmRelease as the overlay has them (`ChartError` when
+        one cannot be applied)."""
+        docs = self.cache.docs(chart_dir, user, dep.release, dep.namespace, only=only, kind=kind)
+        app = dep.app
+        renderers = dep.post_renderers(overlay)
+        if app is None or not renderers:
+            return PostRendered(docs)
+        said = f"{app.kind} {app.name} ({app.manifest})"
+        return post_render(docs, renderers, said, app.manifest, app.document_index)
 
     def chart_dir_for(self, chart: ChartInfo, overlay: FileOverlay) -> Path:
         """The chart directory with the overlay's template changes: the original, or a copy
@@ -432,6 +463,27 @@ class Deployment:
         )
         data = lookup(docs[self.app.document_index], self.app.inline_path, {})
         return dict(data) if isinstance(data, Mapping) else {}
+
+    def post_renderers(self, overlay: FileOverlay) -> Any:
+        """The Flux HelmRelease's ``spec.postRenderers`` as the overlay has them (None for
+        any other deployment)."""
+        app = self.app
+        if app is None or app.kind != "HelmRelease":
+            return None
+        if isinstance(app, OverlayRelease):
+            return lookup(app.read(overlay).release.doc, POST_RENDERERS)
+        text = overlay.read(app.manifest) or ""
+        if "postRenderers" not in text:
+            return None
+        docs = load_yaml_all(text, app.manifest, max_bytes=MAX_GITOPS_BYTES, error=RepositoryError)
+        if not 0 <= app.document_index < len(docs):
+            return None
+        return lookup(docs[app.document_index], POST_RENDERERS)
+
+    @property
+    def flux(self) -> bool:
+        """Deployed by a Flux HelmRelease (whose post-renderers can take a fix)."""
+        return self.app is not None and self.app.kind == "HelmRelease"
 
     @property
     def _origin(self) -> str:
@@ -1024,13 +1076,20 @@ class HelmPodView:
         return self.values_path_for((*self.rendered.base, *field_path), None)
 
     def values_path_for(self, rendered: YamlPath, container: HelmContainerView | None) -> YamlPath:
+        if self.target.post_rendered(rendered):
+            return (POST_RENDER, *rendered)
         found = self.mapping.values_path(rendered)
         if found is not None:
             return found
         switch = self.mapping.switch_for_field(rendered)
         if switch is not None:
             return switch
-        return self.target.expose_for(self, rendered, container)
+        try:
+            return self.target.expose_for(self, rendered, container)
+        except FieldNotExposed:
+            if not self.target.deployment.flux:
+                raise
+            return (POST_RENDER, *rendered)
 
     def prerequisites(self, edits: Sequence[AnyEdit]) -> tuple[AnyEdit, ...]:
         extra: list[AnyEdit] = []
@@ -1077,6 +1136,8 @@ class HelmTarget:
     )
     _new_templates: dict[str, str] = field(default_factory=dict, repr=False)
     """Templates this target adds to an in-house chart (repository path -> text)."""
+    post_touches: tuple[Touch, ...] = ()
+    """Fields of the resource a Flux post-renderer patch sets (a fix goes there too)."""
 
     def attach(self, mapping: ValuesMap, rendered: ManifestPodView) -> None:
         self.view = HelmPodView(rendered, mapping, self)
@@ -1084,6 +1145,14 @@ class HelmTarget:
     @property
     def chart_dir(self) -> Path:
         return self.index.chart_root(self.deployment.chart)
+
+    def post_rendered(self, rendered: YamlPath) -> bool:
+        """Whether a Flux post-renderer patch sets ``rendered`` or a field above it (a values
+        key would not win over it)."""
+        if not self.post_touches:
+            return False
+        logical = named_path(self.doc.document, rendered)
+        return any(logical[: len(t.path)] == t.path for t in self.post_touches)
 
     # ---------------------------------------------------------------- exposing template keys
 
@@ -1290,9 +1359,7 @@ class HelmTarget:
             for path in paths:
                 _set_in(values, path[:-1], {path[-1]: True})
             try:
-                docs = self.index.cache.docs(
-                    chart_dir, values, dep.release, dep.namespace, kind=kind
-                )
+                docs = self.index.deployed(dep, chart_dir, values, overlay, kind=kind).docs
             except RemedyError:
                 return None
             policies = [
@@ -1490,9 +1557,7 @@ class HelmTarget:
             app,
         )
         chart_dir = self.index.chart_dir_for(dep.chart, overlay)
-        docs = self.index.cache.docs(
-            chart_dir, dep.render_values(overlay), dep.release, dep.namespace
-        )
+        docs = self.index.deployed(dep, chart_dir, dep.render_values(overlay), overlay).docs
         return [dict(d.document) for d in docs]
 
     def _release_place(
@@ -1515,6 +1580,7 @@ class HelmTarget:
         from fixers.edits import EditError
 
         groups: dict[tuple[str, int], list[Edit]] = {}
+        post: list[Edit] = []
         whys: dict[str, str] = {}
         linked: dict[str, str] = {}
         values_edits: list[Edit] = [
@@ -1532,6 +1598,9 @@ class HelmTarget:
                     f"chart {self.deployment.chart.name} renders the field when its existing "
                     f"switch {'.'.join(map(str, switch_path))} is on: it is turned on"
                 )
+            if edit.path and edit.path[0] == POST_RENDER:
+                post.append(edit)
+                continue
             placed = self._release_place(edit.path, overlay)
             if placed is None:
                 link, prefix, doc_index, why = self._file_for(edit.path, overlay)
@@ -1552,6 +1621,9 @@ class HelmTarget:
                 overlay.write(relpath, apply_values_edits(text, file_edits, doc_index))
             except EditError as exc:
                 raise RepositoryError(f"cannot edit {relpath}: {exc}") from exc
+        if post:
+            relpath, why = self._write_post_render(post, overlay)
+            whys[relpath] = f"{whys[relpath]}; {why}" if relpath in whys else why
         for relpath, text in self._new_templates.items():
             if overlay.read(relpath) != text:
                 overlay.write(relpath, text)
@@ -1598,6 +1670,136 @@ class HelmTarget:
             chart_source=self.location.chart_source,
         )
 
+    def _write_post_render(self, edits: Sequence[Edit], overlay: FileOverlay) -> tuple[str, str]:
+        """Write fields no values key feeds as a strategic-merge patch of the resource in its
+        Flux HelmRelease's post-renderers: (file, why)."""
+        from fixers.edits import EditError
+
+        dep, app = self.deployment, self.deployment.app
+        assert app is not None
+        current, touches = self._deployed_doc(overlay)
+        if self._named_anew():
+            raise ChartError(
+                f"{self.doc.kind} {self.doc.name} is named anew by every render of chart "
+                f"{dep.chart.name} (a random suffix): a post-renderer patch cannot target it "
+                "by name"
+            )
+        fields: list[tuple[tuple[str, ...], Any]] = []
+        for edit in edits:
+            physical = edit.path[1:]
+            said = ".".join(map(str, physical))
+            logical = named_path(current, physical)
+            if any(
+                isinstance(step, int) and not logical[n].startswith("[")
+                for n, step in enumerate(physical)
+            ):
+                raise ChartError(
+                    f"{said}: a strategic-merge patch cannot name an item of a list without a "
+                    "merge key; change it by hand (a Flux post-renderer JSON6902 patch)"
+                )
+            if isinstance(edit, Remove) and not logical:
+                raise ChartError(f"{said} cannot be removed by a post-renderer patch")
+            if isinstance(edit, AppendUnique):
+                key = MERGE_KEYS.get(str(physical[-1])) if physical else None
+                item = edit.value
+                if key is not None and isinstance(item, Mapping) and key in item:
+                    step = f"[{key}={item[key]}]"
+                    fields += [((*logical, step, str(k)), v) for k, v in item.items() if k != key]
+                    continue
+                listed = lookup(current, physical)
+                items = list(listed) if isinstance(listed, list) else []
+                fields.append((logical, items if item in items else [*items, item]))
+                continue
+            # a null in a strategic-merge patch deletes the field
+            fields.append((logical, None if isinstance(edit, Remove) else edit.value))
+        relpath, at, doc_index, where = self._post_render_place(overlay)
+        chart = dep.chart.name
+        comment = f"kube-remedy: chart {chart} has no values key for these fields"
+        new: list[tuple[tuple[str, ...], Any]] = []
+        try:
+            for logical, value in fields:
+                # the patch that sets the field already would win over a new one: edit it
+                touch = next(
+                    (t for t in reversed(touches) if logical[: len(t.path)] == t.path), None
+                )
+                text = overlay.read(relpath)
+                if text is None:
+                    raise RepositoryError(f"{relpath} does not exist")
+                if touch is None:
+                    new.append((logical, value))
+                    continue
+                rest = self._rest_in_patch(text, doc_index, at, touch, logical)
+                overlay.write(relpath, write_in_patch(text, doc_index, at, touch, rest, value))
+            if new:
+                text = overlay.read(relpath) or ""
+                overlay.write(relpath, write_patch(text, doc_index, at, current, new, comment))
+        except EditError as exc:
+            raise ChartError(f"cannot write the post-renderer patch in {relpath}: {exc}") from exc
+        listed = ", ".join(".".join(f) for f, _ in fields)
+        why = (
+            f"a Flux post-renderer patch of {current.get('kind')} "
+            f"{(current.get('metadata') or {}).get('name')} in HelmRelease {app.name} sets "
+            f"{listed}, because chart {chart} has no values key for it; {where}"
+        )
+        return relpath, why
+
+    def _post_render_place(self, overlay: FileOverlay) -> tuple[str, YamlPath, int, str]:
+        """(file, path of its post-renderers list, document, why) for a post-renderer patch."""
+        app = self.deployment.app
+        assert app is not None
+        if isinstance(app, OverlayRelease):
+            return app.post_render_place(overlay)
+        relpath = real_relpath(self.index.root, app.manifest)
+        return relpath, POST_RENDERERS, app.document_index, f"{app.manifest} deploys the chart"
+
+    def _deployed_doc(self, overlay: FileOverlay) -> tuple[dict[str, Any], list[Touch]]:
+        """The resource as the deployment deploys it with the overlay's edits, and the fields
+        its post-renderer patches set."""
+        chart_dir, user, _ = self.render_inputs(overlay)
+        deployed = self.index.deployed(
+            self.deployment, chart_dir, user, overlay, only=self.doc.template
+        )
+        for doc in deployed.docs:
+            if _doc_id(doc) == _doc_id(self.doc):
+                return dict(doc.document), deployed.touches.get(_doc_id(doc), [])
+        raise ChartError(f"{self.doc.kind} {self.doc.name} is no longer rendered")
+
+    def _named_anew(self) -> bool:
+        """Whether the resource's template draws a random name (``randAlphaNum``): a second
+        render, outside the cache, names it otherwise."""
+        dep = self.deployment
+        template = self.doc.template.split("/", 1)[-1]
+        source = _read_text(self.chart_dir / template)
+        if not re.search(r"\brand(AlphaNum|Alpha|Numeric|Ascii)\b", source):
+            return False
+        user = dep.render_values(self.index.pristine(self.index.root))
+        again = self.index.renderer.render(self.chart_dir, user, dep.release, dep.namespace)
+        docs = parse_rendered(again, only=self.doc.template)
+        same = [d for d in docs if (d.kind, d.index) == (self.doc.kind, self.doc.index)]
+        return not same or same[0].name != self.doc.name
+
+    @staticmethod
+    def _rest_in_patch(
+        text: str, document: int, at: YamlPath, touch: Touch, logical: tuple[str, ...]
+    ) -> YamlPath:
+        """Where ``logical`` lies below the value ``touch``'s patch writes."""
+        from fixers.edits import load_documents
+
+        source = touch.source
+        key = (*at, *source.key[len(POST_RENDERERS) :])
+        holder = load_documents(text)[document]
+        patch = lookup(holder, key)
+        if isinstance(patch, str):
+            patch = load_documents(patch)[source.document]
+        below = lookup(patch, touch.where) if touch.where is not None else None
+        rest = physical_path(below, logical[len(touch.path) :])
+        if rest is None:
+            raise ChartError(
+                f"cannot trace {'.'.join(logical)} inside the post-renderer patch "
+                f"{'.'.join(map(str, key))}; change it by hand"
+            )
+        return rest
+
     def render_inputs(self, overlay: FileOverlay) -> tuple[Path, dict[str, Any], str]:
         """(chart directory, values, values digest) the deployment renders with the overlay's
         edits; worked out once per distinct set of edits (a batch's verifications, the
@@ -1621,7 +1823,7 @@ class HelmTarget:
         (``kind``: only templates naming it are parsed)."""
         dep = self.deployment
         chart_dir, user, _ = self.render_inputs(overlay)
-        return self.index.cache.docs(chart_dir, user, dep.release, dep.namespace, kind=kind)
+        return self.index.deployed(dep, chart_dir, user, overlay, kind=kind).docs
 
     def reread(self, overlay: FileOverlay) -> PodView | str:
         """Re-render the chart with the overlay's values and templates: the same resource's
@@ -1629,9 +1831,10 @@ class HelmTarget:
         per distinct overlay: verifying every finding of a batch renders once."""
         try:
             chart_dir, user, digest = self.render_inputs(overlay)
+            renderers = self.deployment.post_renderers(overlay)
         except RemedyError as exc:
             return f"the chart no longer renders with the fix: {exc}"
-        key = (str(chart_dir), digest)
+        key = (str(chart_dir), digest + (values_key({"r": renderers}) if renderers else ""))
         if key not in self._views:
             self._views[key] = self._view(overlay, chart_dir, user)
         return self._views[key]
@@ -1639,9 +1842,7 @@ class HelmTarget:
     def _view(self, overlay: FileOverlay, chart_dir: Path, user: dict[str, Any]) -> PodView | str:
         dep = self.deployment
         try:
-            docs = self.index.cache.docs(
-                chart_dir, user, dep.release, dep.namespace, only=self.doc.template
-            )
+            docs = self.index.deployed(dep, chart_dir, user, overlay, only=self.doc.template).docs
             defaults = self.index.defaults(dep.chart, overlay)
         except RemedyError as exc:
             return f"the chart no longer renders with the fix: {exc}"
@@ -1742,9 +1943,8 @@ def locate_helm(finding: Finding, repo_root: Path, index: HelmIndex) -> HelmTarg
             continue
         try:
             user = dep.render_values(overlay)
-            docs = cache.docs(
-                chart_dir, user, dep.release, dep.namespace, kind=finding.resource.kind
-            )
+            deployed = index.deployed(dep, chart_dir, user, overlay, kind=finding.resource.kind)
+            docs = deployed.docs
         except RemedyError as exc:
             errors.append(str(exc))
             continue
@@ -1785,6 +1985,7 @@ def locate_helm(finding: Finding, repo_root: Path, index: HelmIndex) -> HelmTarg
                 chart_source=external.source if external else "",
             )
             target = HelmTarget(index, dep, doc, location)
+            target.post_touches = tuple(deployed.touches.get(_doc_id(doc), ()))
             target.attach(mapping, rendered)
             return target
     if near:
@@ -1839,13 +2040,13 @@ def compliant_as_deployed(finding: Finding, repo_root: Path, index: HelmIndex) -
         if dep.app is None or not dep.app.namespace:
             continue
         try:
-            docs = index.cache.docs(
+            docs = index.deployed(
+                dep,
                 index.chart_root(dep.chart),
                 dep.render_values(overlay),
-                dep.release,
-                dep.namespace,
+                overlay,
                 kind=finding.resource.kind,
-            )
+            ).docs
         except RemedyError:
             continue
         matched = [
