@@ -1,0 +1,179 @@
+"""Flux HelmRelease post-renderers: read as Flux applies them, and written when the chart has
+no values key for a field.
+
+The fixture repository (tests/helm/repos/flux-postrender) deploys a vendored chart (kvstore:
+two containers with no securityContext and no values key for one) through two HelmReleases:
+``kvstore``, a kustomize base built by a staging and a production overlay (production patches
+its values), and ``ledger``, whose post-renderers already harden the containers (a strategic
+merge patch, a JSON6902 patch and an image tag).
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from bot.locate.helm import HelmIndex, locate_helm
+from bot.locate.helm_postrender import write_patch
+from bot.plan import build_plan
+from bot.sources.base import Report
+from fixers.model import AlreadyCompliant
+from fixers.registry import fixer_for, run_fixer
+from tests.helm.helpers import CTX, finding_for
+
+HERE = Path(__file__).parent
+REPO = HERE / "repos" / "flux-postrender"
+EXPECTED = HERE / "postrender"
+BASE = "apps/base/kvstore/release.yaml"
+LEDGER = "apps/base/ledger/release.yaml"
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    out = tmp_path / "cd-config"
+    shutil.copytree(REPO, out)
+    return out
+
+
+def _plan(repo: Path, control: str, name: str, namespace: str):  # type: ignore[no-untyped-def]
+    return build_plan(
+        Report("kubescape", "cluster", (finding_for(control, "Deployment", name, namespace),)),
+        repo,
+    )
+
+
+def _apply(repo: Path, control: str, name: str, namespace: str) -> dict[str, str]:
+    """Plan one finding, write its one change set; the files it changes and the why."""
+    plan = _plan(repo, control, name, namespace)
+    assert not plan.unfixable, [u.reason for u in plan.unfixable]
+    (cs,) = plan.change_sets
+    for change in cs.files:
+        (repo / change.path).write_text(change.after or "", encoding="utf-8")
+    (fix,) = cs.fixes
+    return {"files": ",".join(c.path for c in cs.files), "why": fix.location.why}
+
+
+def _compliant(repo: Path, control: str, name: str, namespace: str) -> None:
+    plan = _plan(repo, control, name, namespace)
+    assert not plan.change_sets and not plan.unfixable, plan
+
+
+def test_existing_post_renderers_are_applied_when_reading(repo: Path) -> None:
+    """ledger's patches already set allowPrivilegeEscalation on both containers (one by
+    strategic merge, one by JSON6902) and its image tag: as deployed, it is compliant."""
+    finding = finding_for("C-0016", "Deployment", "ledger-kvstore", "ledger")
+    target = locate_helm(finding, repo, HelmIndex.build(repo))
+    assert not isinstance(target, str), target
+    images = [c.get("image") for c in target.view.containers]
+    assert images == [
+        "registry.example.com/kvstore:7.4.2",
+        "registry.example.com/kv-exporter:1.0.2",
+    ]
+    fixer = fixer_for("C-0016")
+    assert fixer is not None
+    assert isinstance(run_fixer(fixer, target.view, finding, CTX), AlreadyCompliant)
+    _compliant(repo, "C-0016", "ledger-kvstore", "ledger")
+
+
+def test_a_field_with_no_values_key_is_patched_in_the_base_for_every_overlay(repo: Path) -> None:
+    done = _apply(repo, "C-0016", "kvstore-kvstore", "staging")
+    assert done["files"] == BASE
+    assert (repo / BASE).read_text() == (EXPECTED / "kvstore-c0016.yaml").read_text()
+    assert "a Flux post-renderer patch of Deployment kvstore-kvstore" in done["why"]
+    assert "because chart kvstore has no values key for it" in done["why"]
+    assert done["why"].endswith(
+        "overlays whose rendered chart changes: apps/production, apps/staging"
+    )
+    for namespace in ("staging", "production"):
+        _compliant(repo, "C-0016", "kvstore-kvstore", namespace)
+
+
+def test_a_second_fix_extends_the_same_patch(repo: Path) -> None:
+    _apply(repo, "C-0016", "kvstore-kvstore", "staging")
+    _apply(repo, "C-0034", "kvstore-kvstore", "production")
+    assert (repo / BASE).read_text() == (EXPECTED / "kvstore-c0016-c0034.yaml").read_text()
+    for control in ("C-0016", "C-0034"):
+        _compliant(repo, control, "kvstore-kvstore", "staging")
+
+
+def test_the_patch_that_sets_a_field_is_extended_in_place(repo: Path) -> None:
+    """ledger's JSON6902 patch replaces the exporter's securityContext after its strategic
+    merge patch: the exporter's fix goes into the JSON6902 value, the other container's into
+    the strategic merge patch; comments and layout stay."""
+    done = _apply(repo, "C-0013", "ledger-kvstore", "ledger")
+    assert done["files"] == LEDGER
+    assert (repo / LEDGER).read_text() == (EXPECTED / "ledger-c0013.yaml").read_text()
+    _compliant(repo, "C-0013", "ledger-kvstore", "ledger")
+
+
+def test_an_overlay_patching_the_post_renderers_gets_its_own_fix(repo: Path) -> None:
+    """production's patch sets the release's post-renderers (an image tag): a base fix
+    would not reach production alike, so staging's fix goes into a patch of its own, and
+    production's into the patch that sets them."""
+    patch = repo / "apps/production/kvstore-values.yaml"
+    patch.write_text(
+        patch.read_text()
+        + "  postRenderers:\n"
+        + "    - kustomize:\n"
+        + "        images:\n"
+        + "          - name: registry.example.com/kvstore\n"
+        + '            newTag: "7.4.3"\n'
+    )
+    staging = _apply(repo, "C-0016", "kvstore-kvstore", "staging")
+    assert staging["files"] == (
+        "apps/staging/kustomization.yaml,apps/staging/remedy-patch-helmrelease-kvstore.yaml"
+    )
+    assert "overlays apps/production patch its post-renderers differently" in staging["why"]
+    assert (repo / "apps/staging/remedy-patch-helmrelease-kvstore.yaml").read_text() == (
+        EXPECTED / "staging-own-patch.yaml"
+    ).read_text()
+    production = _apply(repo, "C-0016", "kvstore-kvstore", "production")
+    assert production["files"] == "apps/production/kvstore-values.yaml"
+    assert patch.read_text() == (EXPECTED / "production-values-patch.yaml").read_text()
+    assert (repo / BASE).read_text() == (REPO / BASE).read_text()
+    for namespace in ("staging", "production"):
+        _compliant(repo, "C-0016", "kvstore-kvstore", namespace)
+
+
+def test_a_post_renderer_kube_remedy_cannot_apply_is_named(repo: Path) -> None:
+    release = repo / LEDGER
+    release.write_text(
+        release.read_text().replace(
+            "    - kustomize:\n", "    - kustomize:\n        components: [x]\n"
+        )
+    )
+    finding = finding_for("C-0016", "Deployment", "ledger-kvstore", "ledger")
+    reason = locate_helm(finding, repo, HelmIndex.build(repo))
+    assert isinstance(reason, str)
+    assert "spec.postRenderers[0].kustomize uses components, which kube-remedy does not apply" in (
+        reason
+    )
+
+
+def test_a_removal_is_a_null_in_the_strategic_merge_patch() -> None:
+    text = "spec:\n  values: {}\n"
+    resource = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"}}
+    fields = [(("spec", "template", "spec", "hostNetwork"), None)]
+    out = write_patch(text, 0, ("spec", "postRenderers"), resource, fields, "why")
+    assert out == (
+        "spec:\n"
+        "  values: {}\n"
+        "  postRenderers:\n"
+        "    - kustomize:\n"
+        "        patches:\n"
+        "          - target:\n"
+        "              kind: Deployment\n"
+        "              name: web\n"
+        "            patch: |-\n"
+        "              # why\n"
+        "              apiVersion: apps/v1\n"
+        "              kind: Deployment\n"
+        "              metadata:\n"
+        "                name: web\n"
+        "              spec:\n"
+        "                template:\n"
+        "                  spec:\n"
+        "                    hostNetwork: null\n"
+    )
