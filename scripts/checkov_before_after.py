@@ -135,8 +135,28 @@ def render_as_deployed(repo: Path, out: Path, charts: ChartCache | None = None) 
             for template, texts in by_template.items():
                 name = template.split("/templates/", 1)[-1].replace("/", "__")
                 (target / name).write_text("---\n".join(texts), encoding="utf-8")
+            # NetworkPolicies the overlay deploys beside the HelmRelease select its pods too
+            policies = _overlay_policies(dep.app, overlay)
+            if policies:
+                text = "---\n".join(yaml.safe_dump(p, sort_keys=False) for p in policies)
+                (target / "_overlay-networkpolicies.yaml").write_text(text, encoding="utf-8")
             count += 1
     return count
+
+
+def _overlay_policies(app: object, overlay: object) -> list[dict]:
+    """The NetworkPolicies the kustomize overlay building a HelmRelease deploys with it."""
+    from bot.errors import RemedyError
+    from bot.locate.helm_overlays import OverlayRelease
+    from bot.locate.kustomize_build import KustomizeReader
+
+    if not isinstance(app, OverlayRelease):
+        return []
+    try:
+        built = KustomizeReader(overlay).build(app.overlay_dir)  # type: ignore[arg-type]
+    except RemedyError:
+        return []
+    return [r.doc for r in built if r.kind == "NetworkPolicy"]
 
 
 def measure(repo: Path, charts: ChartCache | None = None) -> dict:

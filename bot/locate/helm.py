@@ -59,7 +59,14 @@ from bot.locate.helm_render import (
 from bot.locate.helm_templates import SCALAR_FIELDS, Exposure, expose, values_references
 from bot.locate.helmfile import scan_helmfiles
 from bot.locate.kustomize import KustomizeIndex
-from bot.locate.kustomize_build import MERGE_KEYS, Touch, named_path, physical_path
+from bot.locate.kustomize_build import (
+    MERGE_KEYS,
+    KustomizeReader,
+    Touch,
+    find_kustomization,
+    named_path,
+    physical_path,
+)
 from bot.locate.manifest import _container_names
 from bot.model import Location
 from bot.safe_load import load_yaml, load_yaml_all
@@ -1320,12 +1327,20 @@ class HelmTarget:
         )
 
     def network_policies(self, overlay: FileOverlay) -> list[Mapping[str, Any]]:
-        """The NetworkPolicies the deployment renders with the overlay (namespace as deployed)."""
+        """The NetworkPolicies the deployment renders with the overlay (namespace as deployed),
+        and those the kustomize overlay building its HelmRelease adds."""
+        out: list[Mapping[str, Any]] = []
+        app = self.deployment.app
+        if isinstance(app, OverlayRelease):
+            try:
+                built = KustomizeReader(overlay).build(app.overlay_dir)
+            except RemedyError:
+                built = []
+            out += [r.doc for r in built if r.kind == "NetworkPolicy"]
         try:
             docs = self.render_all(overlay, kind="NetworkPolicy")
         except RemedyError:
-            return []
-        out: list[Mapping[str, Any]] = []
+            return out
         for doc in docs:
             if doc.kind == "NetworkPolicy":
                 meta = {
@@ -1393,6 +1408,98 @@ class HelmTarget:
             f"a new manifest ({edit.name}) cannot be added through chart values and chart "
             f"{dep.chart.name} has no switch that renders one; add it to the chart's templates"
         )
+
+    def _manifest_beside_release(
+        self, edit: CreateManifest, overlay: FileOverlay
+    ) -> tuple[str, str]:
+        """A NetworkPolicy a chart has no switch for, as a new file beside its Flux HelmRelease
+        (listed in that folder's kustomization when it lists the release): in the release's
+        target namespace, selecting the controller's own selector labels. (file, why)"""
+        from fixers.edits import EditError, apply_edits, render_manifest
+
+        dep, app = self.deployment, self.deployment.app
+        assert app is not None
+        manifest = real_relpath(self.index.root, app.manifest)
+        folder = PurePosixPath(manifest).parent.as_posix()
+        folder = "" if folder == "." else folder
+        document = copy.deepcopy(dict(edit.document))
+        spec = dict(document.get("spec") or {})
+        selector = lookup(self.doc.document, ("spec", "selector", "matchLabels"))
+        if self.doc.kind != "Pod" and isinstance(selector, Mapping) and selector:
+            # the controller's own selector: stable across upgrades (no chart version label)
+            spec["podSelector"] = {"matchLabels": self._shared_labels(dict(selector), overlay)}
+        document["spec"] = spec
+        meta = {**dict(document.get("metadata") or {}), "namespace": dep.namespace}
+        said_ns = f"in its namespace {dep.namespace}"
+        if isinstance(app, OverlayRelease):
+            built = app.read(overlay).release
+            target_ns = lookup(built.doc, ("spec", "targetNamespace"))
+            own = built.original.get("metadata") or {}
+            if not target_ns and not own.get("namespace"):
+                # each overlay's kustomize namespace reaches it as it reaches the release
+                meta.pop("namespace")
+                said_ns = "in the namespace each overlay gives the release"
+            if target_ns and built.namespace and target_ns != built.namespace:
+                raise ChartError(
+                    f"a new manifest ({edit.name}) beside HelmRelease {app.name} would be put in "
+                    f"namespace {built.namespace} by kustomize, but the release's pods run in "
+                    f"{target_ns}; add it by hand"
+                )
+        document["metadata"] = meta
+        file_name = f"{edit.name}.yaml"
+        relpath = f"{folder}/{file_name}" if folder else file_name
+        content = render_manifest(document, edit.comment)
+        if overlay.read(relpath) not in (None, content):
+            raise ChartError(f"a new manifest ({edit.name}) cannot be added: {relpath} exists")
+        overlay.write(relpath, content)
+        why = (
+            f"chart {dep.chart.name} has no values switch that renders a NetworkPolicy for "
+            f"{self.doc.kind} {self.doc.name}: a new NetworkPolicy beside HelmRelease "
+            f"{app.name}, {said_ns}"
+        )
+        kust = find_kustomization(self.index.root, folder, overlay)
+        text = overlay.read(kust) if kust else None
+        listed = False
+        if kust and text is not None:
+            try:
+                resources = (load_yaml(text, kust, error=RepositoryError) or {}).get("resources")
+                listed = PurePosixPath(manifest).name in (resources or [])
+                if listed:
+                    overlay.write(
+                        kust, apply_edits(text, [AppendUnique(("resources",), file_name)])
+                    )
+            except (EditError, AttributeError) as exc:
+                raise ChartError(f"cannot list {file_name} in {kust}: {exc}") from None
+        if listed:
+            why += f", listed in {kust} with the release"
+        return relpath, why
+
+    def _shared_labels(self, labels: dict[str, Any], overlay: FileOverlay) -> dict[str, Any]:
+        """The selector labels every overlay building the same HelmRelease renders alike (a
+        file beside a base release reaches them all; a release name may differ)."""
+        app = self.deployment.app
+        if not isinstance(app, OverlayRelease):
+            return labels
+        position = (self.doc.template, self.doc.kind, self.doc.index)
+        for other in self.index.apps:
+            if not isinstance(other, OverlayRelease) or other.overlay_dir == app.overlay_dir:
+                continue
+            if (other.manifest, other.document_index) != (app.manifest, app.document_index):
+                continue
+            try:
+                docs = self._app_docs(other, overlay)
+            except RemedyError:
+                continue
+            same = [d for d in docs if (d.template, d.kind, d.index) == position]
+            there = lookup(same[0].document, ("spec", "selector", "matchLabels")) if same else {}
+            there = there if isinstance(there, Mapping) else {}
+            labels = {k: v for k, v in labels.items() if there.get(k) == v}
+        if not labels:
+            raise ChartError(
+                f"the overlays building HelmRelease {app.name} select its pods by different "
+                "labels; a NetworkPolicy beside the release cannot select them all: add it by hand"
+            )
+        return labels
 
     def _policy_template(self, edit: CreateManifest, overlay: FileOverlay) -> Edit:
         """An in-house chart with no NetworkPolicy switch gets a template of its own for this
@@ -1549,6 +1656,9 @@ class HelmTarget:
 
     def _render_app(self, app: HelmApp, overlay: FileOverlay) -> list[dict[str, Any]]:
         """What ``app`` (another deployment of this chart) renders with the overlay."""
+        return [dict(d.document) for d in self._app_docs(app, overlay)]
+
+    def _app_docs(self, app: HelmApp, overlay: FileOverlay) -> list[RenderedDoc]:
         dep = Deployment(
             self.deployment.chart,
             app.release,
@@ -1557,8 +1667,7 @@ class HelmTarget:
             app,
         )
         chart_dir = self.index.chart_dir_for(dep.chart, overlay)
-        docs = self.index.deployed(dep, chart_dir, dep.render_values(overlay), overlay).docs
-        return [dict(d.document) for d in docs]
+        return self.index.deployed(dep, chart_dir, dep.render_values(overlay), overlay).docs
 
     def _release_place(
         self, path: YamlPath, overlay: FileOverlay
@@ -1583,9 +1692,18 @@ class HelmTarget:
         post: list[Edit] = []
         whys: dict[str, str] = {}
         linked: dict[str, str] = {}
-        values_edits: list[Edit] = [
-            self._switch_for(e, overlay) if isinstance(e, CreateManifest) else e for e in edits
-        ]
+        values_edits: list[Edit] = []
+        for edit in edits:
+            if not isinstance(edit, CreateManifest):
+                values_edits.append(edit)
+                continue
+            try:
+                values_edits.append(self._switch_for(edit, overlay))
+            except ChartError:
+                if not (self.deployment.flux and edit.document.get("kind") == "NetworkPolicy"):
+                    raise
+                relpath, why = self._manifest_beside_release(edit, overlay)
+                whys[relpath] = why
         for edit in values_edits:
             if isinstance(edit, Remove):
                 edit = self._remove_as_set(edit)

@@ -177,3 +177,32 @@ def test_a_removal_is_a_null_in_the_strategic_merge_patch() -> None:
         "                  spec:\n"
         "                    hostNetwork: null\n"
     )
+
+
+def test_a_network_policy_the_chart_has_no_switch_for_joins_the_release(repo: Path) -> None:
+    """Beside the base HelmRelease, listed in its kustomization: every overlay deploys it in
+    the namespace it gives the release, selecting the Deployment's own selector labels."""
+    done = _apply(repo, "C-0260", "kvstore-kvstore", "staging")
+    assert done["files"] == (
+        "apps/base/kvstore/kustomization.yaml,apps/base/kvstore/kvstore-kvstore-networkpolicy.yaml"
+    )
+    assert "has no values switch that renders a NetworkPolicy" in done["why"]
+    policy = repo / "apps/base/kvstore/kvstore-kvstore-networkpolicy.yaml"
+    assert policy.read_text() == (EXPECTED / "kvstore-networkpolicy.yaml").read_text()
+    assert (repo / "apps/base/kvstore/kustomization.yaml").read_text() == (
+        (REPO / "apps/base/kvstore/kustomization.yaml").read_text()
+        + "  - kvstore-kvstore-networkpolicy.yaml\n"
+    )
+    for namespace in ("staging", "production"):
+        _compliant(repo, "C-0260", "kvstore-kvstore", namespace)
+
+
+def test_a_network_policy_selects_only_labels_every_overlay_shares(repo: Path) -> None:
+    """production names the release otherwise: the instance label differs, so the policy in
+    the shared base selects by the chart's name label alone."""
+    patch = repo / "apps/production/kvstore-values.yaml"
+    patch.write_text(patch.read_text().replace("spec:\n", "spec:\n  releaseName: kv-prod\n"))
+    _apply(repo, "C-0260", "kvstore-kvstore", "staging")
+    policy = (repo / "apps/base/kvstore/kvstore-kvstore-networkpolicy.yaml").read_text()
+    assert "      app.kubernetes.io/name: kvstore\n  policyTypes:" in policy
+    _compliant(repo, "C-0260", "kv-prod-kvstore", "production")
