@@ -207,6 +207,8 @@ class HelmIndex:
     _pristine: dict[Path, FileOverlay] = field(default_factory=dict, repr=False)
     missing: list[MissingChart] = field(default_factory=list)
     """Deployments of remote charts that no chart cache holds."""
+    named_anew: dict[tuple[str, str, str, int, str], bool] = field(default_factory=dict, repr=False)
+    """Documents whose name a template draws at random (see `HelmTarget._named_anew`)."""
 
     def pristine(self, repo_root: Path) -> FileOverlay:
         """The checkout at ``repo_root`` without edits, shared by the run's lookups (a file is
@@ -482,10 +484,7 @@ class Deployment:
         text = overlay.read(app.manifest) or ""
         if "postRenderers" not in text:
             return None
-        docs = load_yaml_all(text, app.manifest, max_bytes=MAX_GITOPS_BYTES, error=RepositoryError)
-        if not 0 <= app.document_index < len(docs):
-            return None
-        return lookup(docs[app.document_index], POST_RENDERERS)
+        return _post_renderers_in(text, app.manifest, app.document_index)
 
     @property
     def flux(self) -> bool:
@@ -495,6 +494,14 @@ class Deployment:
     @property
     def _origin(self) -> str:
         return f"{self.app.kind} {self.app.name} ({self.app.manifest})" if self.app else "chart"
+
+
+@lru_cache(maxsize=64)
+def _post_renderers_in(text: str, origin: str, document: int) -> Any:
+    """``spec.postRenderers`` of a manifest's document, parsed once per text (shared: never
+    mutated)."""
+    docs = load_yaml_all(text, origin, max_bytes=MAX_GITOPS_BYTES, error=RepositoryError)
+    return lookup(docs[document], POST_RENDERERS) if 0 <= document < len(docs) else None
 
 
 @lru_cache(maxsize=256)
@@ -1853,13 +1860,21 @@ class HelmTarget:
                 overlay.write(relpath, write_patch(text, doc_index, at, current, new, comment))
         except EditError as exc:
             raise ChartError(f"cannot write the post-renderer patch in {relpath}: {exc}") from exc
-        listed = ", ".join(".".join(f) for f, _ in fields)
-        why = (
-            f"a Flux post-renderer patch of {current.get('kind')} "
-            f"{(current.get('metadata') or {}).get('name')} in HelmRelease {app.name} sets "
-            f"{listed}, because chart {chart} has no values key for it; {where}"
-        )
-        return relpath, why
+        said = f"{current.get('kind')} {(current.get('metadata') or {}).get('name')}"
+        parts = []
+        if new:
+            listed = ", ".join(".".join(f) for f, _ in new)
+            parts.append(
+                f"a Flux post-renderer patch of {said} in HelmRelease {app.name} sets {listed}, "
+                f"because chart {chart} has no values key for it"
+            )
+        routed = [".".join(f) for f, v in fields if (f, v) not in new]
+        if routed:
+            parts.append(
+                f"HelmRelease {app.name}'s post-renderer patch that sets {', '.join(routed)} on "
+                f"{said} is changed (it wins over any values key)"
+            )
+        return relpath, f"{'; '.join(parts)}; {where}"
 
     def _post_render_place(self, overlay: FileOverlay) -> tuple[str, YamlPath, int, str]:
         """(file, path of its post-renderers list, document, why) for a post-renderer patch."""
@@ -1884,17 +1899,23 @@ class HelmTarget:
 
     def _named_anew(self) -> bool:
         """Whether the resource's template draws a random name (``randAlphaNum``): a second
-        render, outside the cache, names it otherwise."""
+        render, outside the cache, names it otherwise (asked once per document)."""
         dep = self.deployment
         template = self.doc.template.split("/", 1)[-1]
+        key = (str(self.chart_dir), self.doc.template, self.doc.kind, self.doc.index, dep.release)
+        known = self.index.named_anew.get(key)
+        if known is not None:
+            return known
         source = _read_text(self.chart_dir / template)
-        if not re.search(r"\brand(AlphaNum|Alpha|Numeric|Ascii)\b", source):
-            return False
-        user = dep.render_values(self.index.pristine(self.index.root))
-        again = self.index.renderer.render(self.chart_dir, user, dep.release, dep.namespace)
-        docs = parse_rendered(again, only=self.doc.template)
-        same = [d for d in docs if (d.kind, d.index) == (self.doc.kind, self.doc.index)]
-        return not same or same[0].name != self.doc.name
+        found = False
+        if re.search(r"\brand(AlphaNum|Alpha|Numeric|Ascii)\b", source):
+            user = dep.render_values(self.index.pristine(self.index.root))
+            again = self.index.renderer.render(self.chart_dir, user, dep.release, dep.namespace)
+            docs = parse_rendered(again, only=self.doc.template)
+            same = [d for d in docs if (d.kind, d.index) == (self.doc.kind, self.doc.index)]
+            found = not same or same[0].name != self.doc.name
+        self.index.named_anew[key] = found
+        return found
 
     @staticmethod
     def _rest_in_patch(

@@ -105,6 +105,10 @@ def test_the_patch_that_sets_a_field_is_extended_in_place(repo: Path) -> None:
     done = _apply(repo, "C-0013", "ledger-kvstore", "ledger")
     assert done["files"] == LEDGER
     assert (repo / LEDGER).read_text() == (EXPECTED / "ledger-c0013.yaml").read_text()
+    assert (
+        "HelmRelease ledger (kustomize overlay apps/base/ledger)'s post-renderer patch that"
+        in (done["why"])
+    )
     _compliant(repo, "C-0013", "ledger-kvstore", "ledger")
 
 
@@ -206,3 +210,25 @@ def test_a_network_policy_selects_only_labels_every_overlay_shares(repo: Path) -
     policy = (repo / "apps/base/kvstore/kvstore-kvstore-networkpolicy.yaml").read_text()
     assert "      app.kubernetes.io/name: kvstore\n  policyTypes:" in policy
     _compliant(repo, "C-0260", "kv-prod-kvstore", "production")
+
+
+def test_a_release_no_kustomization_builds_is_patched_in_its_own_file(tmp_path: Path) -> None:
+    """A HelmRelease file Flux applies as it is: the patch and the policy go beside it."""
+    repo = tmp_path / "cd-config"
+    shutil.copytree(REPO / "charts", repo / "charts")
+    release = (REPO / LEDGER).read_text()
+    release = release[: release.index("  postRenderers:")].replace(
+        "  name: ledger\n", "  name: ledger\n  namespace: books\n"
+    )
+    (repo / "clusters").mkdir()
+    (repo / "clusters" / "ledger.yaml").write_text(release)
+    done = _apply(repo, "C-0016", "ledger-kvstore", "books")
+    assert done["files"] == "clusters/ledger.yaml"
+    text = (repo / "clusters" / "ledger.yaml").read_text()
+    assert text.startswith(release + "  postRenderers:\n    - kustomize:\n")
+    _compliant(repo, "C-0016", "ledger-kvstore", "books")
+    done = _apply(repo, "C-0260", "ledger-kvstore", "books")
+    assert done["files"] == "clusters/ledger-kvstore-networkpolicy.yaml"
+    policy = (repo / "clusters" / "ledger-kvstore-networkpolicy.yaml").read_text()
+    assert "  namespace: books\n" in policy
+    _compliant(repo, "C-0260", "ledger-kvstore", "books")
