@@ -6,6 +6,8 @@ name, and returns a `HelmTarget` whose view reads the rendered resource and maps
 field to the values key that feeds it. The mapping is learnt by probing: every mapping in the
 values gets a unique marker key, the chart is rendered once, and where a marker lands tells which
 values key feeds which rendered path (scalars are probed by changing a same-named key).
+A Flux HelmRelease's post-renderers are applied to every render (`bot.locate.helm_postrender`);
+a field no values key feeds is then fixed by a post-renderer patch of the release.
 """
 
 from __future__ import annotations
@@ -1824,6 +1826,9 @@ class HelmTarget:
                 )
             if isinstance(edit, Remove) and not logical:
                 raise ChartError(f"{said} cannot be removed by a post-renderer patch")
+            if isinstance(edit, Remove) and logical[-1].startswith("["):
+                fields.append(((*logical, "$patch"), "delete"))  # an item of a merge-keyed list
+                continue
             if isinstance(edit, AppendUnique):
                 key = MERGE_KEYS.get(str(physical[-1])) if physical else None
                 item = edit.value

@@ -15,11 +15,12 @@ from pathlib import Path
 
 import pytest
 
-from bot.locate.helm import HelmIndex, locate_helm
+from bot.locate.base import FileOverlay
+from bot.locate.helm import POST_RENDER, HelmIndex, locate_helm
 from bot.locate.helm_postrender import write_patch
 from bot.plan import build_plan
 from bot.sources.base import Report
-from fixers.model import AlreadyCompliant
+from fixers.model import AlreadyCompliant, Remove
 from fixers.registry import fixer_for, run_fixer
 from tests.helm.helpers import CTX, finding_for
 
@@ -232,3 +233,20 @@ def test_a_release_no_kustomization_builds_is_patched_in_its_own_file(tmp_path: 
     policy = (repo / "clusters" / "ledger-kvstore-networkpolicy.yaml").read_text()
     assert "  namespace: books\n" in policy
     _compliant(repo, "C-0260", "ledger-kvstore", "books")
+
+
+def test_removing_an_item_of_a_merge_keyed_list_is_a_patch_delete(repo: Path) -> None:
+    finding = finding_for("C-0016", "Deployment", "kvstore-kvstore", "staging")
+    target = locate_helm(finding, repo, HelmIndex.build(repo))
+    assert not isinstance(target, str), target
+    overlay = FileOverlay(repo)
+    target.write([Remove((POST_RENDER, "spec", "template", "spec", "containers", 1))], overlay)
+    text = overlay.read(BASE) or ""
+    assert text.endswith(
+        "                    containers:\n"
+        "                      - name: exporter\n"
+        "                        $patch: delete\n"
+    )
+    view = target.reread(overlay)
+    assert not isinstance(view, str), view
+    assert [c.name for c in view.containers] == ["kvstore"]
