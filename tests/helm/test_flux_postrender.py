@@ -17,7 +17,8 @@ import pytest
 
 from bot.locate.base import FileOverlay
 from bot.locate.helm import POST_RENDER, HelmIndex, locate_helm
-from bot.locate.helm_postrender import write_patch
+from bot.locate.helm_postrender import post_render, write_patch
+from bot.locate.helm_render import RenderedDoc
 from bot.plan import build_plan
 from bot.sources.base import Report
 from fixers.model import AlreadyCompliant, Remove
@@ -250,3 +251,71 @@ def test_removing_an_item_of_a_merge_keyed_list_is_a_patch_delete(repo: Path) ->
     view = target.reread(overlay)
     assert not isinstance(view, str), view
     assert [c.name for c in view.containers] == ["kvstore"]
+
+
+def test_deprecated_post_renderer_lists_are_applied_in_kustomize_order() -> None:
+    """patchesStrategicMerge (objects) before patches, patchesJson6902 (operations as
+    objects) after them; each field remembers the patch that set it."""
+    deployment = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "web"},
+        "spec": {"template": {"spec": {"containers": [{"name": "app", "image": "a:1"}]}}},
+    }
+    service = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web"}}
+    docs = [
+        RenderedDoc("c/templates/d.yaml", 0, deployment),
+        RenderedDoc("c/templates/s.yaml", 0, service),
+    ]
+    renderers = [
+        {
+            "kustomize": {
+                "patchesJson6902": [
+                    {
+                        "target": {"kind": "Deployment", "name": "web"},
+                        "patch": [
+                            {
+                                "op": "replace",
+                                "path": "/spec/template/spec/containers/0/securityContext/runAsUser",
+                                "value": 1000,
+                            }
+                        ],
+                    }
+                ],
+                "patchesStrategicMerge": [
+                    {
+                        "kind": "Deployment",
+                        "metadata": {"name": "web"},
+                        "spec": {
+                            "template": {
+                                "spec": {
+                                    "containers": [
+                                        {"name": "app", "securityContext": {"runAsUser": 0}}
+                                    ]
+                                }
+                            }
+                        },
+                    }
+                ],
+            }
+        }
+    ]
+    out = post_render(docs, renderers, "HelmRelease web", "web.yaml", 0)
+    container = out.docs[0].document["spec"]["template"]["spec"]["containers"][0]
+    assert container["securityContext"] == {"runAsUser": 1000}
+    assert deployment["spec"]["template"]["spec"]["containers"][0] == {
+        "name": "app",
+        "image": "a:1",
+    }
+    assert out.docs[1] is docs[1]
+    (*_, last) = out.touches[("c/templates/d.yaml", "Deployment", "web")]
+    assert last.source.kind == "json6902"
+    assert last.source.key == (
+        "spec",
+        "postRenderers",
+        0,
+        "kustomize",
+        "patchesJson6902",
+        0,
+        "patch",
+    )
