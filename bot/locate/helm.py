@@ -1867,13 +1867,19 @@ class HelmTarget:
             raise ChartError(f"cannot write the post-renderer patch in {relpath}: {exc}") from exc
         said = f"{current.get('kind')} {(current.get('metadata') or {}).get('name')}"
         parts = []
+        base = len(self.view.rendered.base) if isinstance(self.view, HelmPodView) else 0
+
+        def label(logical: tuple[str, ...]) -> str:
+            text = ".".join(logical[base:])
+            return re.sub(r"\.\[[^=\]]+=([^\]]*)\]", r"[\1]", text)
+
         if new:
-            listed = ", ".join(".".join(f) for f, _ in new)
+            listed = ", ".join(label(f) for f, _ in new)
             parts.append(
                 f"a Flux post-renderer patch of {said} in HelmRelease {app.name} sets {listed}, "
-                f"because chart {chart} has no values key for it"
+                f"because chart {chart} has no values key for {'them' if len(new) > 1 else 'it'}"
             )
-        routed = [".".join(f) for f, v in fields if (f, v) not in new]
+        routed = [label(f) for f, v in fields if (f, v) not in new]
         if routed:
             parts.append(
                 f"HelmRelease {app.name}'s post-renderer patch that sets {', '.join(routed)} on "

@@ -2,7 +2,7 @@
 no values key for a field.
 
 The fixture repository (tests/helm/repos/flux-postrender) deploys a vendored chart (kvstore:
-two containers with no securityContext and no values key for one) through two HelmReleases:
+two containers with no securityContext, and no values key for any) through two HelmReleases:
 ``kvstore``, a kustomize base built by a staging and a production overlay (production patches
 its values), and ``ledger``, whose post-renderers already harden the containers (a strategic
 merge patch, a JSON6902 patch and an image tag).
@@ -84,7 +84,7 @@ def test_a_field_with_no_values_key_is_patched_in_the_base_for_every_overlay(rep
     assert done["files"] == BASE
     assert (repo / BASE).read_text() == (EXPECTED / "kvstore-c0016.yaml").read_text()
     assert "a Flux post-renderer patch of Deployment kvstore-kvstore" in done["why"]
-    assert "because chart kvstore has no values key for it" in done["why"]
+    assert "because chart kvstore has no values key for them" in done["why"]
     assert done["why"].endswith(
         "overlays whose rendered chart changes: apps/production, apps/staging"
     )
