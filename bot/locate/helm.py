@@ -1892,9 +1892,12 @@ class HelmTarget:
         app = self.deployment.app
         assert app is not None
         if isinstance(app, OverlayRelease):
-            return app.post_render_place(overlay)
-        relpath = real_relpath(self.index.root, app.manifest)
-        return relpath, POST_RENDERERS, app.document_index, f"{app.manifest} deploys the chart"
+            relpath, at, document, why = app.post_render_place(overlay)
+        else:
+            relpath, at, document = app.manifest, POST_RENDERERS, app.document_index
+            why = f"{app.manifest} deploys the chart"
+        real = real_relpath(self.index.root, relpath)  # a link is fixed at its target
+        return real, at, document, why if real == relpath else f"{why} (through the link {relpath})"
 
     def _deployed_doc(self, overlay: FileOverlay) -> tuple[dict[str, Any], list[Touch]]:
         """The resource as the deployment deploys it with the overlay's edits, and the fields
