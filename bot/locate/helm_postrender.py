@@ -85,7 +85,9 @@ def post_render(
                 "what Flux deploys, so it does not fix this release's resources"
             )
         kust = renderer["kustomize"]
-        unknown = set(kust) - KUSTOMIZE_KEYS if isinstance(kust, Mapping) else {"?"}
+        if not isinstance(kust, Mapping):
+            raise ChartError(f"{where}.kustomize is not a mapping; kube-remedy cannot apply it")
+        unknown = set(kust) - KUSTOMIZE_KEYS
         if unknown:
             raise ChartError(
                 f"{where}.kustomize uses {', '.join(sorted(map(str, unknown)))}, which "
@@ -118,8 +120,8 @@ def _apply_kustomize(
             res.doc = copy.deepcopy(res.doc)
         return picked
 
-    def source(kind: str, at: YamlPath) -> PatchSource:
-        return PatchSource(manifest, 0, kind, True, (*key, *at), document)  # type: ignore[arg-type]
+    def source(kind: str, at: YamlPath, part: int = 0) -> PatchSource:
+        return PatchSource(manifest, part, kind, True, (*key, *at), document)  # type: ignore[arg-type]
 
     for n, patch in enumerate(_items(kust, "patchesStrategicMerge")):
         if not isinstance(patch, Mapping):
@@ -137,10 +139,10 @@ def _apply_kustomize(
                 if target is None:
                     raise ChartError(f"patches[{n}]: a JSON6902 patch needs a target")
                 for res in chosen(target):
-                    _json6902(res, doc, source("json6902", at))
+                    _json6902(res, doc, source("json6902", at, m))
             elif isinstance(doc, Mapping):
                 for res in chosen(target if target is not None else _own(doc)):
-                    _strategic_merge(res, doc, source("smp", at))
+                    _strategic_merge(res, doc, source("smp", at, m))
             elif doc is not None:
                 raise ChartError(f"patches[{n}] document {m} is neither a mapping nor a list")
     for n, item in enumerate(_items(kust, "patchesJson6902")):
