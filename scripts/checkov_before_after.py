@@ -92,10 +92,14 @@ def run_checkov(directory: Path) -> dict:
     return merged
 
 
-def render_as_deployed(repo: Path, out: Path, charts: ChartCache | None = None) -> int:
+def render_as_deployed(
+    repo: Path, out: Path, charts: ChartCache | None = None, overlay_policies: bool = True
+) -> int:
     """Render every chart of ``repo`` as deployed into ``out`` (chart-relative layout; remote
     charts from ``charts``, default Helm's own cache, under ``_remote/``); returns the number of
-    renders. A chart that does not render is an error (exit 2)."""
+    renders. A chart that does not render is an error (exit 2). ``overlay_policies``: copy the
+    NetworkPolicies a kustomize overlay deploys beside a HelmRelease into its render (for a scan
+    of the renders alone)."""
     from bot.locate.base import FileOverlay
     from bot.locate.helm import Deployment, HelmIndex, is_test_hook
 
@@ -112,9 +116,10 @@ def render_as_deployed(repo: Path, out: Path, charts: ChartCache | None = None) 
             for a in apps
         ] or [Deployment(chart, chart.name, "default", (base,))]
         for dep in deployments:
-            docs = index.cache.docs(
-                index.chart_root(chart), dep.render_values(overlay), dep.release, dep.namespace
-            )
+            # as Flux deploys it: a HelmRelease's post-renderers applied
+            docs = index.deployed(
+                dep, index.chart_root(chart), dep.render_values(overlay), overlay
+            ).docs
             external = chart.external
             folder = (
                 Path("_remote", f"{external.ref.name}-{external.version}")
@@ -137,8 +142,28 @@ def render_as_deployed(repo: Path, out: Path, charts: ChartCache | None = None) 
             for template, texts in by_template.items():
                 name = template.split("/templates/", 1)[-1].replace("/", "__")
                 (target / name).write_text("---\n".join(texts), encoding="utf-8")
+            # NetworkPolicies the overlay deploys beside the HelmRelease select its pods too
+            policies = _overlay_policies(dep.app, overlay) if overlay_policies else []
+            if policies:
+                text = "---\n".join(yaml.safe_dump(p, sort_keys=False) for p in policies)
+                (target / "_overlay-networkpolicies.yaml").write_text(text, encoding="utf-8")
             count += 1
     return count
+
+
+def _overlay_policies(app: object, overlay: object) -> list[dict]:
+    """The NetworkPolicies the kustomize overlay building a HelmRelease deploys with it."""
+    from bot.errors import RemedyError
+    from bot.locate.helm_overlays import OverlayRelease
+    from bot.locate.kustomize_build import KustomizeReader
+
+    if not isinstance(app, OverlayRelease):
+        return []
+    try:
+        built = KustomizeReader(overlay).build(app.overlay_dir)  # type: ignore[arg-type]
+    except RemedyError:
+        return []
+    return [r.doc for r in built if r.kind == "NetworkPolicy"]
 
 
 def measure(repo: Path, charts: ChartCache | None = None) -> dict:
@@ -147,7 +172,7 @@ def measure(repo: Path, charts: ChartCache | None = None) -> dict:
     named as if they lay inside their chart (``<chart>/_rendered/...``)."""
     with tempfile.TemporaryDirectory() as tmp:
         scratch = Path(tmp)
-        if not render_as_deployed(repo, scratch / "rendered", charts):
+        if not render_as_deployed(repo, scratch / "rendered", charts, overlay_policies=False):
             return run_checkov(repo)
         shutil.copytree(repo, scratch / "repo", ignore=shutil.ignore_patterns(".git"))
         output = run_checkov(scratch)

@@ -6,6 +6,8 @@ name, and returns a `HelmTarget` whose view reads the rendered resource and maps
 field to the values key that feeds it. The mapping is learnt by probing: every mapping in the
 values gets a unique marker key, the chart is rendered once, and where a marker lands tells which
 values key feeds which rendered path (scalars are probed by changing a same-named key).
+A Flux HelmRelease's post-renderers are applied to every render (`bot.locate.helm_postrender`);
+a field no values key feeds is then fixed by a post-renderer patch of the release.
 """
 
 from __future__ import annotations
@@ -39,6 +41,13 @@ from bot.locate.helm_overlays import (
     changed_overlays,
     overlay_releases,
 )
+from bot.locate.helm_postrender import (
+    POST_RENDERERS,
+    PostRendered,
+    post_render,
+    write_in_patch,
+    write_patch,
+)
 from bot.locate.helm_render import (
     RenderCache,
     RenderedDoc,
@@ -46,12 +55,20 @@ from bot.locate.helm_render import (
     SdkRenderer,
     deep_merge,
     load_values_text,
+    parse_rendered,
     values_key,
 )
 from bot.locate.helm_templates import SCALAR_FIELDS, Exposure, expose, values_references
 from bot.locate.helmfile import scan_helmfiles
 from bot.locate.kustomize import KustomizeIndex
-from bot.locate.kustomize_build import find_kustomization
+from bot.locate.kustomize_build import (
+    MERGE_KEYS,
+    KustomizeReader,
+    Touch,
+    find_kustomization,
+    named_path,
+    physical_path,
+)
 from bot.locate.manifest import _container_names
 from bot.model import Location
 from bot.safe_load import load_yaml, load_yaml_all
@@ -94,6 +111,8 @@ POD_EXPOSABLE = {
 """Fields an in-house chart's template may be changed to read from values, and their keys."""
 LIST_FIELDS = frozenset({"volumes", "volumeMounts", "tolerations", "initContainers"})
 SWITCH_NAMES = frozenset({"enabled", "enable", "create"})
+POST_RENDER = "__kr_postrender__"
+"""Heads a rendered path written by a Flux post-renderer patch (no values key feeds it)."""
 SWITCH = "__kr_switch__"
 """Marks a values path whose edit means: turn this existing switch on."""
 """Boolean values keys that turn a part of a chart on."""
@@ -189,6 +208,8 @@ class HelmIndex:
     _pristine: dict[Path, FileOverlay] = field(default_factory=dict, repr=False)
     missing: list[MissingChart] = field(default_factory=list)
     """Deployments of remote charts that no chart cache holds."""
+    named_anew: dict[tuple[str, str, str, int, str], bool] = field(default_factory=dict, repr=False)
+    """Documents whose name a template draws at random (see `HelmTarget._named_anew`)."""
 
     def pristine(self, repo_root: Path) -> FileOverlay:
         """The checkout at ``repo_root`` without edits, shared by the run's lookups (a file is
@@ -253,6 +274,26 @@ class HelmIndex:
                 copies=self.copies,
             )
         return self._probes[key]
+
+    def deployed(
+        self,
+        dep: Deployment,
+        chart_dir: Path,
+        user: Mapping[str, Any],
+        overlay: FileOverlay,
+        kind: str | None = None,
+        only: str | None = None,
+    ) -> PostRendered:
+        """The documents ``dep`` deploys: the chart rendered with ``user`` values, then the
+        Flux post-renderers of its HelmRelease as the overlay has them (`ChartError` when
+        one cannot be applied)."""
+        docs = self.cache.docs(chart_dir, user, dep.release, dep.namespace, only=only, kind=kind)
+        app = dep.app
+        renderers = dep.post_renderers(overlay)
+        if app is None or not renderers:
+            return PostRendered(docs)
+        said = f"{app.kind} {app.name} ({app.manifest})"
+        return post_render(docs, renderers, said, app.manifest, app.document_index)
 
     def chart_dir_for(self, chart: ChartInfo, overlay: FileOverlay) -> Path:
         """The chart directory with the overlay's template changes: the original, or a copy
@@ -433,9 +474,35 @@ class Deployment:
         data = lookup(docs[self.app.document_index], self.app.inline_path, {})
         return dict(data) if isinstance(data, Mapping) else {}
 
+    def post_renderers(self, overlay: FileOverlay) -> Any:
+        """The Flux HelmRelease's ``spec.postRenderers`` as the overlay has them (None for
+        any other deployment)."""
+        app = self.app
+        if app is None or app.kind != "HelmRelease":
+            return None
+        if isinstance(app, OverlayRelease):
+            return lookup(app.read(overlay).release.doc, POST_RENDERERS)
+        text = overlay.read(app.manifest) or ""
+        if "postRenderers" not in text:
+            return None
+        return _post_renderers_in(text, app.manifest, app.document_index)
+
+    @property
+    def flux(self) -> bool:
+        """Deployed by a Flux HelmRelease (whose post-renderers can take a fix)."""
+        return self.app is not None and self.app.kind == "HelmRelease"
+
     @property
     def _origin(self) -> str:
         return f"{self.app.kind} {self.app.name} ({self.app.manifest})" if self.app else "chart"
+
+
+@lru_cache(maxsize=64)
+def _post_renderers_in(text: str, origin: str, document: int) -> Any:
+    """``spec.postRenderers`` of a manifest's document, parsed once per text (shared: never
+    mutated)."""
+    docs = load_yaml_all(text, origin, max_bytes=MAX_GITOPS_BYTES, error=RepositoryError)
+    return lookup(docs[document], POST_RENDERERS) if 0 <= document < len(docs) else None
 
 
 @lru_cache(maxsize=256)
@@ -1024,13 +1091,20 @@ class HelmPodView:
         return self.values_path_for((*self.rendered.base, *field_path), None)
 
     def values_path_for(self, rendered: YamlPath, container: HelmContainerView | None) -> YamlPath:
+        if self.target.post_rendered(rendered):
+            return (POST_RENDER, *rendered)
         found = self.mapping.values_path(rendered)
         if found is not None:
             return found
         switch = self.mapping.switch_for_field(rendered)
         if switch is not None:
             return switch
-        return self.target.expose_for(self, rendered, container)
+        try:
+            return self.target.expose_for(self, rendered, container)
+        except FieldNotExposed:
+            if not self.target.deployment.flux:
+                raise
+            return (POST_RENDER, *rendered)
 
     def prerequisites(self, edits: Sequence[AnyEdit]) -> tuple[AnyEdit, ...]:
         extra: list[AnyEdit] = []
@@ -1076,9 +1150,9 @@ class HelmTarget:
         default_factory=dict, repr=False
     )
     _new_templates: dict[str, str] = field(default_factory=dict, repr=False)
-    _new_manifests: dict[str, str] = field(default_factory=dict, repr=False)
-    """Manifests written beside the deployment, with why (`_beside_release`)."""
     """Templates this target adds to an in-house chart (repository path -> text)."""
+    post_touches: tuple[Touch, ...] = ()
+    """Fields of the resource a Flux post-renderer patch sets (a fix goes there too)."""
 
     def attach(self, mapping: ValuesMap, rendered: ManifestPodView) -> None:
         self.view = HelmPodView(rendered, mapping, self)
@@ -1086,6 +1160,14 @@ class HelmTarget:
     @property
     def chart_dir(self) -> Path:
         return self.index.chart_root(self.deployment.chart)
+
+    def post_rendered(self, rendered: YamlPath) -> bool:
+        """Whether a Flux post-renderer patch sets ``rendered`` or a field above it (a values
+        key would not win over it)."""
+        if not self.post_touches:
+            return False
+        logical = named_path(self.doc.document, rendered)
+        return any(logical[: len(t.path)] == t.path for t in self.post_touches)
 
     # ---------------------------------------------------------------- exposing template keys
 
@@ -1253,12 +1335,20 @@ class HelmTarget:
         )
 
     def network_policies(self, overlay: FileOverlay) -> list[Mapping[str, Any]]:
-        """The NetworkPolicies the deployment renders with the overlay (namespace as deployed)."""
+        """The NetworkPolicies the deployment renders with the overlay (namespace as deployed),
+        and those the kustomize overlay building its HelmRelease adds."""
+        out: list[Mapping[str, Any]] = []
+        app = self.deployment.app
+        if isinstance(app, OverlayRelease):
+            try:
+                built = KustomizeReader(overlay).build(app.overlay_dir)
+            except RemedyError:
+                built = []
+            out += [r.doc for r in built if r.kind == "NetworkPolicy"]
         try:
             docs = self.render_all(overlay, kind="NetworkPolicy")
         except RemedyError:
-            return []
-        out: list[Mapping[str, Any]] = []
+            return out
         for doc in docs:
             if doc.kind == "NetworkPolicy":
                 meta = {
@@ -1268,11 +1358,10 @@ class HelmTarget:
                 out.append({**doc.document, "metadata": meta})
         return out
 
-    def _switch_for(self, edit: CreateManifest, overlay: FileOverlay) -> Edit | None:
+    def _switch_for(self, edit: CreateManifest, overlay: FileOverlay) -> Edit:
         """A chart cannot take a new manifest through values; an existing switch that renders
         one selecting this pod (``networkPolicy.enabled``, ``networkPolicies.create`` ...) can.
-        Without one: a template of an in-house chart's own, or a manifest beside the Flux
-        HelmRelease (None: no values edit)."""
+        Without one: a template of an in-house chart's own."""
         kind = str(edit.document.get("kind", "")) if isinstance(edit.document, Mapping) else ""
         view = self.view
         effective = view.mapping.effective if isinstance(view, HelmPodView) else {}
@@ -1294,9 +1383,7 @@ class HelmTarget:
             for path in paths:
                 _set_in(values, path[:-1], {path[-1]: True})
             try:
-                docs = self.index.cache.docs(
-                    chart_dir, values, dep.release, dep.namespace, kind=kind
-                )
+                docs = self.index.deployed(dep, chart_dir, values, overlay, kind=kind).docs
             except RemedyError:
                 return None
             policies = [
@@ -1326,62 +1413,115 @@ class HelmTarget:
             and "networkPolicy" not in effective
         ):
             return self._policy_template(edit, overlay)
-        if kind == "NetworkPolicy" and self._beside_release(edit, overlay):
-            return None
         raise ChartError(
             f"a new manifest ({edit.name}) cannot be added through chart values and chart "
             f"{dep.chart.name} has no switch that renders one; add it to the chart's templates"
         )
 
-    def _beside_release(self, edit: CreateManifest, overlay: FileOverlay) -> bool:
-        """Write the new manifest beside the Flux HelmRelease that deploys the chart, listed in
-        that folder's kustomization (Flux applies a folder without one whole): what the
-        release deploys changes with it, and the chart's own files stay untouched. False when
-        the deployment is not a HelmRelease or its deployments disagree on the namespace."""
+    def _manifest_beside_release(
+        self, edit: CreateManifest, overlay: FileOverlay
+    ) -> tuple[str, str]:
+        """A NetworkPolicy a chart has no switch for, as a new file beside its Flux HelmRelease
+        (listed in that folder's kustomization when it lists the release): in the release's
+        target namespace, selecting the controller's own selector labels. (file, why)"""
+        from fixers.edits import EditError
+
         dep, app = self.deployment, self.deployment.app
-        if app is None or app.kind != "HelmRelease" or not isinstance(edit.document, Mapping):
-            return False
-        same = [
-            a
-            for a in self.index.apps
-            if (a.manifest, a.document_index) == (app.manifest, app.document_index)
-        ]
-        if len({a.namespace or dep.namespace for a in same}) > 1:
-            return False  # overlays put the release in different namespaces
-        folder = PurePosixPath(app.manifest).parent.as_posix()
+        assert app is not None
+        manifest = real_relpath(self.index.root, app.manifest)
+        folder = PurePosixPath(manifest).parent.as_posix()
         folder = "" if folder == "." else folder
-        kust = find_kustomization(self.index.root, folder, overlay)
+        name = PurePosixPath(manifest).name
         if not _lists(
-            overlay, kust, PurePosixPath(app.manifest).name, isinstance(app, OverlayRelease)
+            overlay,
+            find_kustomization(self.index.root, folder, overlay),
+            name,
+            isinstance(app, OverlayRelease),
         ):
-            return False
+            raise ChartError(
+                f"a new manifest ({edit.name}) cannot be added through chart values, and a file "
+                f"beside HelmRelease {app.name} would not be deployed with it: the "
+                f"kustomization that builds {manifest} does not list its folder's files; add it "
+                "by hand"
+            )
         document = copy.deepcopy(dict(edit.document))
-        document["metadata"] = {**dict(document.get("metadata") or {}), "namespace": dep.namespace}
+        spec = dict(document.get("spec") or {})
         selector = lookup(self.doc.document, ("spec", "selector", "matchLabels"))
-        spec = document.get("spec")
-        if self.doc.kind != "Pod" and isinstance(selector, Mapping) and selector and spec:
-            # The controller's own selector: stable across upgrades (no chart version label).
-            document["spec"] = {**spec, "podSelector": {"matchLabels": dict(selector)}}
+        if self.doc.kind != "Pod" and isinstance(selector, Mapping) and selector:
+            # the controller's own selector: stable across upgrades (no chart version label)
+            spec["podSelector"] = {"matchLabels": self._shared_labels(dict(selector), overlay)}
+        document["spec"] = spec
+        meta = {**dict(document.get("metadata") or {}), "namespace": dep.namespace}
+        said_ns = f"in its namespace {dep.namespace}"
+        if isinstance(app, OverlayRelease):
+            built = app.read(overlay).release
+            target_ns = lookup(built.doc, ("spec", "targetNamespace"))
+            own = built.original.get("metadata") or {}
+            if not target_ns and not own.get("namespace"):
+                # each overlay's kustomize namespace reaches it as it reaches the release
+                meta.pop("namespace")
+                said_ns = "in the namespace each overlay gives the release"
+            if target_ns and built.namespace and target_ns != built.namespace:
+                raise ChartError(
+                    f"a new manifest ({edit.name}) beside HelmRelease {app.name} would be put in "
+                    f"namespace {built.namespace} by kustomize, but the release's pods run in "
+                    f"{target_ns}; add it by hand"
+                )
+        document["metadata"] = meta
         file_name = f"{edit.name}.yaml"
         relpath = f"{folder}/{file_name}" if folder else file_name
         content = render_manifest(document, edit.comment)
         if overlay.read(relpath) not in (None, content):
             raise ChartError(f"a new manifest ({edit.name}) cannot be added: {relpath} exists")
         overlay.write(relpath, content)
-        listed = ""
-        if kust is not None:
-            text = overlay.read(kust) or ""
-            try:
-                overlay.write(kust, apply_edits(text, [AppendUnique(("resources",), file_name)]))
-            except EditError as exc:
-                raise ChartError(f"cannot list {file_name} in {kust}: {exc}") from None
-            listed = f", listed in {kust}"
-        self._new_manifests[relpath] = (
-            f"new manifest beside {app.kind} {app.name} ({app.manifest}){listed}: chart "
-            f"{dep.chart.name} has no switch that renders a NetworkPolicy and its own files "
-            "are not edited"
+        why = (
+            f"chart {dep.chart.name} has no values switch that renders a NetworkPolicy for "
+            f"{self.doc.kind} {self.doc.name}: a new NetworkPolicy beside HelmRelease "
+            f"{app.name}, {said_ns}"
         )
-        return True
+        kust = find_kustomization(self.index.root, folder, overlay)
+        text = overlay.read(kust) if kust else None
+        listed = False
+        if kust and text is not None:
+            try:
+                resources = (load_yaml(text, kust, error=RepositoryError) or {}).get("resources")
+                listed = PurePosixPath(manifest).name in (resources or [])
+                if listed:
+                    overlay.write(
+                        kust, apply_edits(text, [AppendUnique(("resources",), file_name)])
+                    )
+            except (EditError, AttributeError) as exc:
+                raise ChartError(f"cannot list {file_name} in {kust}: {exc}") from None
+        if listed:
+            why += f", listed in {kust} with the release"
+        return relpath, why
+
+    def _shared_labels(self, labels: dict[str, Any], overlay: FileOverlay) -> dict[str, Any]:
+        """The selector labels every overlay building the same HelmRelease renders alike (a
+        file beside a base release reaches them all; a release name may differ)."""
+        app = self.deployment.app
+        if not isinstance(app, OverlayRelease):
+            return labels
+        position = (self.doc.template, self.doc.kind, self.doc.index)
+        for other in self.index.apps:
+            if not isinstance(other, OverlayRelease) or other.overlay_dir == app.overlay_dir:
+                continue
+            if (other.manifest, other.document_index) != (app.manifest, app.document_index):
+                continue
+            try:
+                docs = self._app_docs(other, overlay)
+            except RemedyError:
+                continue
+            same = [d for d in docs if (d.template, d.kind, d.index) == position]
+            there = lookup(same[0].document, ("spec", "selector", "matchLabels")) if same else {}
+            there = there if isinstance(there, Mapping) else {}
+            labels = {k: v for k, v in labels.items() if there.get(k) == v}
+        if not labels:
+            raise ChartError(
+                f"the overlays building HelmRelease {app.name} select its pods by different "
+                "labels; a NetworkPolicy beside the release cannot select them all: add it by hand"
+            )
+        return labels
 
     def _policy_template(self, edit: CreateManifest, overlay: FileOverlay) -> Edit:
         """An in-house chart with no NetworkPolicy switch gets a template of its own for this
@@ -1534,7 +1674,8 @@ class HelmTarget:
         overlay.adopt(trial)
         listed = ", ".join(changed) or "none"
         why = f"{self.location.why}; overlays whose rendered chart changes: {listed}"
-        if self._new_manifests:
+        added = [c.path for c in trial.changes() if c.is_new]
+        if added:  # a file beside the release reaches every overlay that builds it
             building = sorted(
                 {
                     a.where
@@ -1543,11 +1684,14 @@ class HelmTarget:
                     and (a.manifest, a.document_index) == (app.manifest, app.document_index)
                 }
             )
-            why += f"; overlays that get the new manifest: {', '.join(building)}"
+            why += f"; overlays that get {', '.join(added)}: {', '.join(building)}"
         self.location = dataclasses.replace(self.location, why=why)
 
     def _render_app(self, app: HelmApp, overlay: FileOverlay) -> list[dict[str, Any]]:
         """What ``app`` (another deployment of this chart) renders with the overlay."""
+        return [dict(d.document) for d in self._app_docs(app, overlay)]
+
+    def _app_docs(self, app: HelmApp, overlay: FileOverlay) -> list[RenderedDoc]:
         dep = Deployment(
             self.deployment.chart,
             app.release,
@@ -1556,10 +1700,7 @@ class HelmTarget:
             app,
         )
         chart_dir = self.index.chart_dir_for(dep.chart, overlay)
-        docs = self.index.cache.docs(
-            chart_dir, dep.render_values(overlay), dep.release, dep.namespace
-        )
-        return [dict(d.document) for d in docs]
+        return self.index.deployed(dep, chart_dir, dep.render_values(overlay), overlay).docs
 
     def _release_place(
         self, path: YamlPath, overlay: FileOverlay
@@ -1579,16 +1720,21 @@ class HelmTarget:
 
     def _write(self, edits: Sequence[AnyEdit], overlay: FileOverlay) -> None:
         groups: dict[tuple[str, int], list[Edit]] = {}
+        post: list[Edit] = []
         whys: dict[str, str] = {}
         linked: dict[str, str] = {}
-        self._new_manifests = {}
-        values_edits: list[Edit] = [
-            v
-            for v in (
-                self._switch_for(e, overlay) if isinstance(e, CreateManifest) else e for e in edits
-            )
-            if v is not None
-        ]
+        values_edits: list[Edit] = []
+        for edit in edits:
+            if not isinstance(edit, CreateManifest):
+                values_edits.append(edit)
+                continue
+            try:
+                values_edits.append(self._switch_for(edit, overlay))
+            except ChartError:
+                if not (self.deployment.flux and edit.document.get("kind") == "NetworkPolicy"):
+                    raise
+                relpath, why = self._manifest_beside_release(edit, overlay)
+                whys[relpath] = why
         for edit in values_edits:
             if isinstance(edit, Remove):
                 edit = self._remove_as_set(edit)
@@ -1601,6 +1747,9 @@ class HelmTarget:
                     f"chart {self.deployment.chart.name} renders the field when its existing "
                     f"switch {'.'.join(map(str, switch_path))} is on: it is turned on"
                 )
+            if edit.path and edit.path[0] == POST_RENDER:
+                post.append(edit)
+                continue
             placed = self._release_place(edit.path, overlay)
             if placed is None:
                 link, prefix, doc_index, why = self._file_for(edit.path, overlay)
@@ -1621,11 +1770,13 @@ class HelmTarget:
                 overlay.write(relpath, apply_values_edits(text, file_edits, doc_index))
             except EditError as exc:
                 raise RepositoryError(f"cannot edit {relpath}: {exc}") from exc
+        if post:
+            relpath, why = self._write_post_render(post, overlay)
+            whys[relpath] = f"{whys[relpath]}; {why}" if relpath in whys else why
         for relpath, text in self._new_templates.items():
             if overlay.read(relpath) != text:
                 overlay.write(relpath, text)
             whys[relpath] = f"new template: the chart had no NetworkPolicy for {self.doc.kind}"
-        whys.update(self._new_manifests)
         used = {e.path[0] for e in edits if not isinstance(e, CreateManifest) and e.path}
         for key, exposure in self._exposures.items():
             if key not in used:
@@ -1668,6 +1819,162 @@ class HelmTarget:
             chart_source=self.location.chart_source,
         )
 
+    def _write_post_render(self, edits: Sequence[Edit], overlay: FileOverlay) -> tuple[str, str]:
+        """Write fields no values key feeds as a strategic-merge patch of the resource in its
+        Flux HelmRelease's post-renderers: (file, why)."""
+        from fixers.edits import EditError
+
+        dep, app = self.deployment, self.deployment.app
+        assert app is not None
+        current, touches = self._deployed_doc(overlay)
+        if self._named_anew():
+            raise ChartError(
+                f"{self.doc.kind} {self.doc.name} is named anew by every render of chart "
+                f"{dep.chart.name} (a random suffix): a post-renderer patch cannot target it "
+                "by name"
+            )
+        fields: list[tuple[tuple[str, ...], Any]] = []
+        for edit in edits:
+            physical = edit.path[1:]
+            said = ".".join(map(str, physical))
+            logical = named_path(current, physical)
+            if any(
+                isinstance(step, int) and not logical[n].startswith("[")
+                for n, step in enumerate(physical)
+            ):
+                raise ChartError(
+                    f"{said}: a strategic-merge patch cannot name an item of a list without a "
+                    "merge key; change it by hand (a Flux post-renderer JSON6902 patch)"
+                )
+            if isinstance(edit, Remove) and not logical:
+                raise ChartError(f"{said} cannot be removed by a post-renderer patch")
+            if isinstance(edit, Remove) and logical[-1].startswith("["):
+                fields.append(((*logical, "$patch"), "delete"))  # an item of a merge-keyed list
+                continue
+            if isinstance(edit, AppendUnique):
+                key = MERGE_KEYS.get(str(physical[-1])) if physical else None
+                item = edit.value
+                if key is not None and isinstance(item, Mapping) and key in item:
+                    step = f"[{key}={item[key]}]"
+                    fields += [((*logical, step, str(k)), v) for k, v in item.items() if k != key]
+                    continue
+                listed = lookup(current, physical)
+                items = list(listed) if isinstance(listed, list) else []
+                fields.append((logical, items if item in items else [*items, item]))
+                continue
+            # a null in a strategic-merge patch deletes the field
+            fields.append((logical, None if isinstance(edit, Remove) else edit.value))
+        relpath, at, doc_index, where = self._post_render_place(overlay)
+        chart = dep.chart.name
+        comment = f"kube-remedy: chart {chart} has no values key for these fields"
+        new: list[tuple[tuple[str, ...], Any]] = []
+        try:
+            for logical, value in fields:
+                # the patch that sets the field already would win over a new one: edit it
+                touch = next(
+                    (t for t in reversed(touches) if logical[: len(t.path)] == t.path), None
+                )
+                text = overlay.read(relpath)
+                if text is None:
+                    raise RepositoryError(f"{relpath} does not exist")
+                if touch is None:
+                    new.append((logical, value))
+                    continue
+                rest = self._rest_in_patch(text, doc_index, at, touch, logical)
+                overlay.write(relpath, write_in_patch(text, doc_index, at, touch, rest, value))
+            if new:
+                text = overlay.read(relpath) or ""
+                overlay.write(relpath, write_patch(text, doc_index, at, current, new, comment))
+        except EditError as exc:
+            raise ChartError(f"cannot write the post-renderer patch in {relpath}: {exc}") from exc
+        said = f"{current.get('kind')} {(current.get('metadata') or {}).get('name')}"
+        parts = []
+        base = len(self.view.rendered.base) if isinstance(self.view, HelmPodView) else 0
+
+        def label(logical: tuple[str, ...]) -> str:
+            text = ".".join(logical[base:])
+            return re.sub(r"\.\[[^=\]]+=([^\]]*)\]", r"[\1]", text)
+
+        if new:
+            listed = ", ".join(label(f) for f, _ in new)
+            parts.append(
+                f"a Flux post-renderer patch of {said} in HelmRelease {app.name} sets {listed}, "
+                f"because chart {chart} has no values key for {'them' if len(new) > 1 else 'it'}"
+            )
+        routed = [label(f) for f, v in fields if (f, v) not in new]
+        if routed:
+            parts.append(
+                f"HelmRelease {app.name}'s post-renderer patch that sets {', '.join(routed)} on "
+                f"{said} is changed (it wins over any values key)"
+            )
+        return relpath, f"{'; '.join(parts)}; {where}"
+
+    def _post_render_place(self, overlay: FileOverlay) -> tuple[str, YamlPath, int, str]:
+        """(file, path of its post-renderers list, document, why) for a post-renderer patch."""
+        app = self.deployment.app
+        assert app is not None
+        if isinstance(app, OverlayRelease):
+            relpath, at, document, why = app.post_render_place(overlay)
+        else:
+            relpath, at, document = app.manifest, POST_RENDERERS, app.document_index
+            why = f"{app.manifest} deploys the chart"
+        real = real_relpath(self.index.root, relpath)  # a link is fixed at its target
+        return real, at, document, why if real == relpath else f"{why} (through the link {relpath})"
+
+    def _deployed_doc(self, overlay: FileOverlay) -> tuple[dict[str, Any], list[Touch]]:
+        """The resource as the deployment deploys it with the overlay's edits, and the fields
+        its post-renderer patches set."""
+        chart_dir, user, _ = self.render_inputs(overlay)
+        deployed = self.index.deployed(
+            self.deployment, chart_dir, user, overlay, only=self.doc.template
+        )
+        for doc in deployed.docs:
+            if _doc_id(doc) == _doc_id(self.doc):
+                return dict(doc.document), deployed.touches.get(_doc_id(doc), [])
+        raise ChartError(f"{self.doc.kind} {self.doc.name} is no longer rendered")
+
+    def _named_anew(self) -> bool:
+        """Whether the resource's template draws a random name (``randAlphaNum``): a second
+        render, outside the cache, names it otherwise (asked once per document)."""
+        dep = self.deployment
+        template = self.doc.template.split("/", 1)[-1]
+        key = (str(self.chart_dir), self.doc.template, self.doc.kind, self.doc.index, dep.release)
+        known = self.index.named_anew.get(key)
+        if known is not None:
+            return known
+        source = _read_text(self.chart_dir / template)
+        found = False
+        if re.search(r"\brand(AlphaNum|Alpha|Numeric|Ascii)\b", source):
+            user = dep.render_values(self.index.pristine(self.index.root))
+            again = self.index.renderer.render(self.chart_dir, user, dep.release, dep.namespace)
+            docs = parse_rendered(again, only=self.doc.template)
+            same = [d for d in docs if (d.kind, d.index) == (self.doc.kind, self.doc.index)]
+            found = not same or same[0].name != self.doc.name
+        self.index.named_anew[key] = found
+        return found
+
+    @staticmethod
+    def _rest_in_patch(
+        text: str, document: int, at: YamlPath, touch: Touch, logical: tuple[str, ...]
+    ) -> YamlPath:
+        """Where ``logical`` lies below the value ``touch``'s patch writes."""
+        from fixers.edits import load_documents
+
+        source = touch.source
+        key = (*at, *source.key[len(POST_RENDERERS) :])
+        holder = load_documents(text)[document]
+        patch = lookup(holder, key)
+        if isinstance(patch, str):
+            patch = load_documents(patch)[source.document]
+        below = lookup(patch, touch.where) if touch.where is not None else None
+        rest = physical_path(below, logical[len(touch.path) :])
+        if rest is None:
+            raise ChartError(
+                f"cannot trace {'.'.join(logical)} inside the post-renderer patch "
+                f"{'.'.join(map(str, key))}; change it by hand"
+            )
+        return rest
+
     def render_inputs(self, overlay: FileOverlay) -> tuple[Path, dict[str, Any], str]:
         """(chart directory, values, values digest) the deployment renders with the overlay's
         edits; worked out once per distinct set of edits (a batch's verifications, the
@@ -1691,7 +1998,7 @@ class HelmTarget:
         (``kind``: only templates naming it are parsed)."""
         dep = self.deployment
         chart_dir, user, _ = self.render_inputs(overlay)
-        return self.index.cache.docs(chart_dir, user, dep.release, dep.namespace, kind=kind)
+        return self.index.deployed(dep, chart_dir, user, overlay, kind=kind).docs
 
     def reread(self, overlay: FileOverlay) -> PodView | str:
         """Re-render the chart with the overlay's values and templates: the same resource's
@@ -1699,9 +2006,10 @@ class HelmTarget:
         per distinct overlay: verifying every finding of a batch renders once."""
         try:
             chart_dir, user, digest = self.render_inputs(overlay)
+            renderers = self.deployment.post_renderers(overlay)
         except RemedyError as exc:
             return f"the chart no longer renders with the fix: {exc}"
-        key = (str(chart_dir), digest)
+        key = (str(chart_dir), digest + (values_key({"r": renderers}) if renderers else ""))
         if key not in self._views:
             self._views[key] = self._view(overlay, chart_dir, user)
         return self._views[key]
@@ -1709,9 +2017,7 @@ class HelmTarget:
     def _view(self, overlay: FileOverlay, chart_dir: Path, user: dict[str, Any]) -> PodView | str:
         dep = self.deployment
         try:
-            docs = self.index.cache.docs(
-                chart_dir, user, dep.release, dep.namespace, only=self.doc.template
-            )
+            docs = self.index.deployed(dep, chart_dir, user, overlay, only=self.doc.template).docs
             defaults = self.index.defaults(dep.chart, overlay)
         except RemedyError as exc:
             return f"the chart no longer renders with the fix: {exc}"
@@ -1820,9 +2126,8 @@ def locate_helm(finding: Finding, repo_root: Path, index: HelmIndex) -> HelmTarg
             continue
         try:
             user = dep.render_values(overlay)
-            docs = cache.docs(
-                chart_dir, user, dep.release, dep.namespace, kind=finding.resource.kind
-            )
+            deployed = index.deployed(dep, chart_dir, user, overlay, kind=finding.resource.kind)
+            docs = deployed.docs
         except RemedyError as exc:
             errors.append(str(exc))
             continue
@@ -1856,6 +2161,7 @@ def locate_helm(finding: Finding, repo_root: Path, index: HelmIndex) -> HelmTarg
                 chart_source=external.source if external else "",
             )
             target = HelmTarget(index, dep, doc, location)
+            target.post_touches = tuple(deployed.touches.get(_doc_id(doc), ()))
             target.attach(mapping, rendered)
             return target
     if near:
@@ -1903,13 +2209,9 @@ def _deployed_docs(
     """The finding's resource as ``dep`` renders it with ``overlay`` (`_matching`); raises
     `RemedyError` when the chart does not render."""
     chart_dir = index.chart_root(dep.chart)
-    docs = index.cache.docs(
-        chart_dir,
-        dep.render_values(overlay),
-        dep.release,
-        dep.namespace,
-        kind=finding.resource.kind,
-    )
+    docs = index.deployed(
+        dep, chart_dir, dep.render_values(overlay), overlay, kind=finding.resource.kind
+    ).docs
     return _matching(finding, dep, index, docs, chart_dir)
 
 

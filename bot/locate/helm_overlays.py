@@ -62,6 +62,7 @@ from fixers.model import AppendUnique, Edit, YamlPath
 from fixers.view import lookup
 
 _VALUES: YamlPath = ("spec", "values")
+_POST_RENDERERS: LogicalPath = ("spec", "postRenderers")
 PATCH_PREFIX = "remedy-patch-helmrelease-"
 DEFAULT_VALUES_KEY = "values.yaml"
 
@@ -342,6 +343,54 @@ class OverlayRelease(HelmApp):
         )
         return self.manifest, (*_VALUES, *path), self.document_index, why
 
+    def post_render_place(self, overlay: FileOverlay) -> Placement:
+        """Where a Flux post-renderer patch of this release goes (the file, the path of its
+        ``spec.postRenderers`` there, the document, why): where the overlay's build takes the
+        list from, the base when every overlay inherits it, else a patch of this overlay."""
+        rendered = self.read(overlay).release
+        field_path: LogicalPath = _POST_RENDERERS
+        if self.own_patch:
+            return self._own_post_render(rendered, overlay, "")
+        touch = rendered.source_of(field_path)
+        if touch is not None:
+            if touch.where is None or touch.source.inline or touch.path != field_path:
+                raise ChartError(
+                    f"spec.postRenderers of HelmRelease {self.name} is set by a patch in "
+                    f"{touch.source.file} that cannot be edited in place; edit it by hand"
+                )
+            why = f"the patch {touch.source.file} sets its post-renderers for the {self.where} overlay"
+            return touch.source.file, touch.where, touch.source.document, why
+        below = rendered.touched_below(field_path)
+        if below:
+            raise ChartError(
+                f"spec.postRenderers of HelmRelease {self.name} is partly set by a patch in "
+                f"{below[0].source.file}; edit it by hand"
+            )
+        others = self._patched_elsewhere(rendered, field_path)
+        if others:
+            why = f"overlays {', '.join(others)} patch its post-renderers differently; "
+            return self._own_post_render(rendered, overlay, why)
+        why = (
+            f"the base {self.manifest} holds the post-renderers of every overlay that builds it "
+            "(none patches them)"
+        )
+        return self.manifest, _POST_RENDERERS, self.document_index, why
+
+    def _own_post_render(self, rendered: Rendered, overlay: FileOverlay, why: str) -> Placement:
+        """A patch of this overlay holding the release's post-renderers; refused when the
+        base has some the patch would replace (a list is replaced whole)."""
+        relpath, at, document, said = self._own_patch(rendered, (), overlay, why, _POST_RENDERERS)
+        touch = rendered.source_of(_POST_RENDERERS)
+        inherited = lookup(rendered.doc, _POST_RENDERERS) is not None and (
+            touch is None or touch.source.file != relpath
+        )
+        if inherited:
+            raise ChartError(
+                f"HelmRelease {self.name} takes spec.postRenderers from {self.manifest}; a patch "
+                f"of the {self.where} overlay would replace them all; add the fix by hand"
+            )
+        return relpath, at, document, said
+
     def _patched_elsewhere(self, rendered: Rendered, logical: LogicalPath) -> list[str]:
         """Other kustomizations building this release whose patches set ``logical``, a field
         above it or below it (a fix in the base would not reach them alike)."""
@@ -361,7 +410,12 @@ class OverlayRelease(HelmApp):
         return sorted(set(out))
 
     def _own_patch(
-        self, rendered: Rendered, path: YamlPath, overlay: FileOverlay, why: str
+        self,
+        rendered: Rendered,
+        path: YamlPath,
+        overlay: FileOverlay,
+        why: str,
+        under: YamlPath = _VALUES,
     ) -> Placement:
         """A strategic-merge patch of this overlay for the release: one of its own that
         already patches the release, else a new file listed in its kustomization."""
@@ -378,7 +432,7 @@ class OverlayRelease(HelmApp):
             ):
                 return (
                     source.file,
-                    (*_VALUES, *path),
+                    (*under, *path),
                     source.document,
                     f"{why}the fix extends the {self.where} overlay's patch {source.file}",
                 )
@@ -389,9 +443,10 @@ class OverlayRelease(HelmApp):
                 "apiVersion": rendered.doc.get("apiVersion"),
                 "kind": "HelmRelease",
                 "metadata": {"name": name},
-                "spec": {"values": {}},
+                "spec": {under[-1]: {} if under == _VALUES else []},
             }
-            comment = f"kube-remedy: values only the {self.where} overlay changes"
+            what = "values" if under == _VALUES else "post-renderers"
+            comment = f"kube-remedy: {what} only the {self.where} overlay changes"
             overlay.write(relpath, render_manifest(body, comment))
             entry = {"path": file_name, "target": {"kind": "HelmRelease", "name": name}}
             try:
@@ -402,7 +457,7 @@ class OverlayRelease(HelmApp):
                 raise ChartError(f"{kust_file}: {exc}") from None
             overlay.write(kust_file, text)
         why = f"{why}the fix goes into a patch of the {self.where} overlay ({relpath})"
-        return relpath, (*_VALUES, *path), 0, why
+        return relpath, (*under, *path), 0, why
 
 
 # --------------------------------------------------------------------------- building

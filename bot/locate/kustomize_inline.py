@@ -147,12 +147,23 @@ def _dedented_each(lines: list[str], indent: int) -> list[str]:
     return [_dedented([ln], indent) for ln in lines]
 
 
-def write_new_inline(text: str, list_key: str, document: Mapping[str, Any], comment: str) -> str:
-    """``text`` (a kustomization whose ``list_key`` list ends with an entry whose ``patch`` is
-    `PLACEHOLDER`) with that placeholder replaced by ``document`` as a literal block."""
-    node = _node_at(text, (list_key,))
+def write_new_inline(
+    text: str,
+    list_key: str | YamlPath,
+    document: Mapping[str, Any],
+    comment: str,
+    holder: int = 0,
+) -> str:
+    """``text`` (a file whose list at ``list_key``, in its document ``holder``, ends with an
+    entry whose ``patch`` is `PLACEHOLDER`) with that placeholder replaced by ``document`` as
+    a literal block."""
+    key: YamlPath = (list_key,) if isinstance(list_key, str) else tuple(list_key)
+    where = _dotted(key)
+    begin, end = document_span(text, holder)
+    part = text[begin:end]
+    node = _node_at(part, key)
     if not isinstance(node, yaml.SequenceNode) or not node.value:
-        raise EditError(f"the kustomization has no {list_key} list")
+        raise EditError(f"the file has no {where} list")
     item = node.value[-1]
     found = (
         [v for k, v in item.value if isinstance(k, yaml.ScalarNode) and k.value == "patch"]
@@ -160,17 +171,17 @@ def write_new_inline(text: str, list_key: str, document: Mapping[str, Any], comm
         else []
     )
     if len(found) != 1 or found[0].value != PLACEHOLDER or item.flow_style:
-        raise EditError(f"the new {list_key} entry was not written as a block mapping")
+        raise EditError(f"the new {where} entry was not written as a block mapping")
     scalar = found[0]
     pad = " " * (item.start_mark.column + 2)
     newline = "\r\n" if "\r\n" in text else "\n"
     rendered = render_manifest(document, comment).rstrip("\n").split("\n")
     block = "|-" + newline + newline.join(pad + ln if ln else ln for ln in rendered)
-    result = text[: scalar.start_mark.index] + block + text[scalar.end_mark.index :]
-    written = inline_text(result, (list_key, len(node.value) - 1, "patch"))
+    result = part[: scalar.start_mark.index] + block + part[scalar.end_mark.index :]
+    written = inline_text(result, (*key, len(node.value) - 1, "patch"))
     if _unix(written) != "\n".join(rendered):
-        raise EditError(f"internal error: the new inline patch in {list_key} did not re-read")
-    return result
+        raise EditError(f"internal error: the new inline patch in {where} did not re-read")
+    return text[:begin] + result + text[end:]
 
 
 PATCH_LISTS = ("patches", "patchesStrategicMerge", "patchesJson6902")

@@ -79,8 +79,10 @@ def test_chart_tests_a_release_runs_are_fixed_like_any_pod(tmp_path: Path, cache
     finding = finding_for("C-0013", "Pod", "shop-worker-ping", "shop")
     plan = _plan(repo, cache, finding)
     assert plan.already_compliant == () and plan.notes == ()
-    (item,) = plan.unfixable  # the test pod's container has no values key in a remote chart
-    assert item.finding == finding and "no place to set" in item.reason
+    # the test pod has no values key for it in a remote chart: a post-renderer patch
+    assert plan.fixed_findings == (finding,)
+    (change_set,) = plan.change_sets
+    assert "postRenderers:" in change_set.files[0].after
 
 
 def test_argo_cd_never_creates_chart_tests(tmp_path: Path, cache: Path) -> None:
@@ -131,9 +133,9 @@ def test_network_policy_beside_the_release_of_a_chart_without_a_switch(
     (fix,) = [f for f in change_set.fixes]
     assert isinstance(fix.location, Location)
     why = fix.location.why
-    assert "new manifest beside HelmRelease worker (kustomize overlay apps/worker)" in why
-    assert "(apps/worker/release.yaml), listed in apps/worker/kustomization.yaml" in why
-    assert why.endswith("overlays that get the new manifest: apps/worker")
+    assert "a new NetworkPolicy beside HelmRelease worker (kustomize overlay apps/worker)" in why
+    assert "listed in apps/worker/kustomization.yaml with the release" in why
+    assert why.endswith("overlays that get apps/worker/shop-worker-networkpolicy.yaml: apps/worker")
     assert tree_digest(cache) == untouched
     tests = change_set_context(change_set, marker="m")["how_to_test"]
     assert tests["commands"] == [

@@ -11,10 +11,8 @@ import pytest
 from bot.locate.chart_sources import ChartCache
 from bot.locate.helm import HelmIndex, locate_helm
 from bot.plan import Locator
-from fixers.model import NeedsHuman
-from fixers.registry import fixer_for, run_fixer
 from tests.conftest import corpus_path
-from tests.helm.helpers import CTX, failing_controls, finding_for, fix_and_verify
+from tests.helm.helpers import failing_controls, finding_for, fix_and_verify
 
 pytestmark = pytest.mark.corpus
 
@@ -110,12 +108,9 @@ def test_overlays_patching_only_the_version_get_the_fix_in_the_base(repo: Path) 
         why = outcome.target.location.why
         assert f"chart podinfo 6.14.1 from {PODINFO}" in why
         assert why.endswith("overlays whose rendered chart changes: apps/production, apps/staging")
-    # A field the chart has no values key for needs a person: the cached chart is never edited.
-    finding = finding_for("C-0034", "Deployment", "podinfo", "podinfo")
-    target = locate_helm(finding, repo, index)
-    assert not isinstance(target, str)
-    fixer = fixer_for("C-0034")
-    assert fixer is not None
-    result = run_fixer(fixer, target.view, finding, CTX)
-    assert isinstance(result, NeedsHuman)
-    assert "podinfo 6.14.1 from" in result.reason and "read-only" in result.reason
+    # A field the chart has no values key for: a Flux post-renderer patch in the base
+    # release (the cached chart is never edited).
+    outcome = fix_and_verify(repo, finding_for("C-0034", "Deployment", "podinfo", "podinfo"), index)
+    assert list(outcome.diffs()) == [BASE]
+    assert "  postRenderers:" in outcome.diffs()[BASE][1]
+    assert "because chart podinfo has no values key" in outcome.target.location.why
