@@ -363,7 +363,8 @@ class Planner:
                 self.state.refuse(finding, found, "not-in-repo")
                 kept.append(finding)
                 continue
-            unused = self.locator.never_deployed(finding) if found.location.chart else None
+            helm_target = found.location.kind in ("helm-values", "helm-template")
+            unused = self.locator.never_deployed(finding) if helm_target else None
             if unused is not None:
                 self.state.compliant.append(finding)
                 self.state.notes.append(unused)
