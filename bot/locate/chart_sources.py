@@ -495,7 +495,19 @@ def _unpack(archive_path: Path, target: Path) -> Path:
             if len(tops) != 1:
                 raise ChartError("an archive holds one chart folder")
             target.mkdir(parents=True)
-            archive.extractall(target, members=members, filter="data")
+            # Written entry by entry (plain files, default modes): tarfile's "data" filter is
+            # missing from some Python 3.11 builds still in use (Debian 12's 3.11.2).
+            for member in members:
+                dest = target.joinpath(*PurePosixPath(member.name).parts)
+                if member.isdir():
+                    dest.mkdir(parents=True, exist_ok=True)
+                    continue
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                source = archive.extractfile(member)
+                if source is None:
+                    raise ChartError(f"entry {member.name!r} cannot be read")
+                with source, dest.open("wb") as out:
+                    shutil.copyfileobj(source, out)
     except (OSError, tarfile.TarError, EOFError) as exc:
         raise ChartError(f"cannot unpack {archive_path.name}: {exc}") from None
     chart = target / tops.pop()
