@@ -97,10 +97,18 @@ class ChangeSet:
 
     @property
     def findings(self) -> tuple[Finding, ...]:
+        """The findings fixed, one per control, resource and container (as a merge request
+        lists them)."""
         seen: dict[tuple[str, str, str], Finding] = {}
         for fix in self.fixes:
             seen.setdefault(fix.finding.identity, fix.finding)
         return tuple(seen.values())
+
+    @property
+    def fixed(self) -> tuple[Finding, ...]:
+        """Every finding of the report this change set fixes: the same resource scanned in two
+        overlays is two findings, one edit of their shared base."""
+        return tuple(dict.fromkeys(fix.finding for fix in self.fixes))
 
     @property
     def is_waiver(self) -> bool:

@@ -60,7 +60,7 @@ def plan_document(
     """The JSON document of one ``plan`` or ``apply`` (``decisions``: what apply published)."""
     waiver_key = next((cs.key for cs in plan.change_sets if cs.meta.get("kind") == "waiver"), None)
     findings = [
-        _finding(f, "fixed", change_set=cs.key) for cs in plan.change_sets for f in cs.findings
+        _finding(f, "fixed", change_set=cs.key) for cs in plan.change_sets for f in cs.fixed
     ]
     findings += [_finding(f, "already-compliant") for f in plan.already_compliant]
     findings += [_left(u, waiver_key) for u in plan.unfixable]

@@ -66,7 +66,7 @@ class Plan:
 
     @property
     def fixed_findings(self) -> tuple[Finding, ...]:
-        return tuple(f for cs in self.change_sets for f in cs.findings)
+        return tuple(f for cs in self.change_sets for f in cs.fixed)
 
 
 def _order(finding: Finding) -> tuple[str, str, str]:
@@ -442,7 +442,7 @@ class Planner:
                 continue
             result = run_fixer(fixer, view, finding, ctx)
             if isinstance(result, AlreadyCompliant):
-                self.state.compliant.append(finding)
+                self._passes(finding, target, key, fixer)
             elif isinstance(result, NeedsHuman):
                 self.state.deferred.append((finding, target))
             else:
@@ -482,7 +482,7 @@ class Planner:
         ctx = _context(self.config, target, overlay, self.locator, intent[0], observed)
         result = run_fixer(fixer, view, finding, ctx)
         if isinstance(result, AlreadyCompliant):
-            self.state.compliant.append(finding)
+            self._passes(finding, target, key, fixer)
             return
         if isinstance(result, NeedsHuman):
             if last_try:
@@ -508,6 +508,21 @@ class Planner:
             return
         overlay.adopt(trial)
         self.state.fixes[key].append(planned_fix(finding, target, fixer, result, edits))
+
+    def _passes(self, finding: Finding, target: Target, key: str, fixer: Fixer) -> None:
+        """Record a finding its change set's files pass: fixed by that change set when an
+        earlier fix of it by the same fixer made it pass (the same field of a base that two
+        overlays build, say) and the repository as it is fails it; else already compliant."""
+        prior = [fix for fix in self.state.fixes.get(key, ()) if fix.fixer == fixer.name]
+        if prior:
+            unedited = FileOverlay(self.repo_root, originals=self.state.originals)
+            view = target.reread(unedited)
+            if not isinstance(view, str):
+                ctx = _context(self.config, target, unedited, self.locator)
+                if not isinstance(run_fixer(fixer, view, finding, ctx), AlreadyCompliant):
+                    self.state.fixes[key].append(dataclasses.replace(prior[0], finding=finding))
+                    return
+        self.state.compliant.append(finding)
 
     def write(self, target: Target, edits: Sequence[AnyEdit], overlay: FileOverlay) -> FileOverlay:
         """A trial copy of ``overlay`` with ``edits`` written; the caller adopts it once it

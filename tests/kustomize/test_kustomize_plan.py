@@ -58,6 +58,18 @@ def test_field_no_overlay_patches_is_fixed_in_the_base(repo: Path) -> None:
     assert cs.meta[OVERLAYS_META] == "base, overlays/production, overlays/staging"
 
 
+def test_both_overlays_findings_fixed_by_one_base_edit_are_both_fixed(repo: Path) -> None:
+    """Staging's and production's copies of one base field: one edit, and both findings are
+    the change set's (the second is not "already compliant in the repository")."""
+    staging = finding("C-0034", "staging", "staging-web", None)
+    production = finding("C-0034", "production", "web", None)
+    plan = plan_of(repo, staging, production)
+    cs = only_change_set(plan)
+    assert [c.path for c in cs.files] == ["base/deployment.yaml"]
+    assert plan.already_compliant == ()
+    assert set(plan.fixed_findings) == {staging, production}
+
+
 def test_field_an_overlay_patch_sets_is_fixed_in_that_patch(repo: Path) -> None:
     cs = only_change_set(plan_of(repo, finding("C-0016", "production", "web")))
     assert [c.path for c in cs.files] == ["overlays/production/debug.yaml"]
