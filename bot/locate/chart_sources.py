@@ -177,26 +177,26 @@ class MissingChart:
     reason: str
 
 
+def _helm_home(env: Mapping[str, str], own: str, xdg: str, default: Path) -> Path:
+    """A Helm home folder as Helm finds it: ``$HELM_*_HOME``, else ``$XDG_*_HOME/helm``, else
+    the default under the user's home."""
+    if env.get(own):
+        return Path(env[own])
+    return Path(env[xdg]) / "helm" if env.get(xdg) else default / "helm"
+
+
 def helm_cache_dir(environ: Mapping[str, str] | None = None) -> Path:
     """Helm's repository cache (``$HELM_CACHE_HOME/repository``, as Helm finds it)."""
     env = os.environ if environ is None else environ
-    home = env.get("HELM_CACHE_HOME") or (
-        str(Path(env["XDG_CACHE_HOME"]) / "helm")
-        if env.get("XDG_CACHE_HOME")
-        else str(Path.home() / ".cache" / "helm")
-    )
-    return Path(home) / "repository"
+    home = _helm_home(env, "HELM_CACHE_HOME", "XDG_CACHE_HOME", Path.home() / ".cache")
+    return home / "repository"
 
 
 def helm_repositories_file(environ: Mapping[str, str] | None = None) -> Path:
     """Helm's ``repositories.yaml`` (names the URL of each ``<repo>-index.yaml``)."""
     env = os.environ if environ is None else environ
-    home = env.get("HELM_CONFIG_HOME") or (
-        str(Path(env["XDG_CONFIG_HOME"]) / "helm")
-        if env.get("XDG_CONFIG_HOME")
-        else str(Path.home() / ".config" / "helm")
-    )
-    return Path(home) / "repositories.yaml"
+    home = _helm_home(env, "HELM_CONFIG_HOME", "XDG_CONFIG_HOME", Path.home() / ".config")
+    return home / "repositories.yaml"
 
 
 class Scratch:
