@@ -14,7 +14,7 @@ from fixers.model import AnyEdit, Finding, Risk
 LocationKind = Literal["manifest", "helm-values", "helm-template", "new-file"]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Location:
     """A place in cd-config to edit: a manifest document, a Helm values file, or a template."""
 
@@ -32,7 +32,7 @@ class Location:
     from (``podinfo 6.14.1 from https://... (chart cache: podinfo-6.14.1.tgz)``)."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class PlannedFix:
     """The edits one fixer proposes for one finding at one location."""
 
@@ -46,7 +46,7 @@ class PlannedFix:
     values_used: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Unfixable:
     """A finding the bot will not fix in git, with the reason shown to people."""
 
@@ -181,7 +181,7 @@ class FileChange:
         return f"FileChange(path={self.path!r}, before={self.before!r}, after={self.after!r})"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ChangeSet:
     """The edits of one merge request."""
 
