@@ -237,18 +237,51 @@ class Locator:
         return self._helm or None
 
 
+class Shared:
+    """One copy of each value that repeats across the fixes of a plan: a fixer proposes the
+    same edits with the same notes on every workload of one shape, and a big report's plan
+    holds hundreds of thousands of fixes until its end.
+
+    Edits are told apart by type and ``repr``, never by ``==`` alone (``Set(p, True) ==
+    Set(p, 1)``, yet one writes ``true`` and the other ``1``)."""
+
+    def __init__(self) -> None:
+        self._texts: dict[str, str] = {}
+        self._notes: dict[tuple[str, ...], tuple[str, ...]] = {}
+        self._edits: dict[tuple[type, str], AnyEdit] = {}
+        self._edit_lists: dict[tuple[int, ...], tuple[AnyEdit, ...]] = {}
+
+    def text(self, value: str) -> str:
+        return self._texts.setdefault(value, value)
+
+    def texts(self, values: tuple[str, ...]) -> tuple[str, ...]:
+        return self._notes.setdefault(values, values)
+
+    def edits(self, edits: tuple[AnyEdit, ...]) -> tuple[AnyEdit, ...]:
+        each = tuple(self._edits.setdefault((type(e), repr(e)), e) for e in edits)
+        # the edits are the pool's own by now: their ids name them while the pool lives
+        return self._edit_lists.setdefault(tuple(map(id, each)), each)
+
+
 def planned_fix(
-    finding: Finding, target: Target, fixer: Fixer, result: Fixed, edits: tuple[AnyEdit, ...]
+    finding: Finding,
+    target: Target,
+    fixer: Fixer,
+    result: Fixed,
+    edits: tuple[AnyEdit, ...],
+    shared: Shared | None = None,
 ) -> PlannedFix:
+    """The fix of ``finding``; with ``shared``, holding the values other fixes hold already."""
+    shared = shared or Shared()
     return PlannedFix(
         finding,
         target.location,
-        fixer.name,
-        fixer.family,
+        shared.text(fixer.name),
+        shared.text(fixer.family),
         fixer.risk,
-        edits,
-        result.notes,
-        result.values_used,
+        shared.edits(edits),
+        shared.texts(result.notes),
+        shared.texts(result.values_used),
     )
 
 
@@ -275,6 +308,8 @@ class _PlanState:
     originals: dict[str, str | None] = field(default_factory=dict)
     """The checkout's texts, read once for all of the overlays (`FileOverlay.originals`)."""
     fixes: dict[str, list[PlannedFix]] = field(default_factory=lambda: defaultdict(list))
+    shared: Shared = field(default_factory=Shared)
+    """The values the fixes share (`planned_fix`)."""
 
     def refuse(self, finding: Finding, reason: str, category: _RefusedAs) -> None:
         self.unfixable.append(Unfixable(finding, reason, category))
@@ -445,7 +480,9 @@ class Planner:
             return
         overlay.adopt(trial)
         for finding, fixer, result, edits in planned:
-            self.state.fixes[key].append(planned_fix(finding, target, fixer, result, edits))
+            self.state.fixes[key].append(
+                planned_fix(finding, target, fixer, result, edits, self.state.shared)
+            )
 
     def fix_one(self, finding: Finding, target: Target, last_try: bool) -> None:
         """Plan, write and verify one finding on its change set's files so far. A fixer's
@@ -489,7 +526,9 @@ class Planner:
             self.state.refuse(finding, problem, "verify-failed")
             return
         overlay.adopt(trial)
-        self.state.fixes[key].append(planned_fix(finding, target, fixer, result, edits))
+        self.state.fixes[key].append(
+            planned_fix(finding, target, fixer, result, edits, self.state.shared)
+        )
 
     def write(self, target: Target, edits: Sequence[AnyEdit], overlay: FileOverlay) -> FileOverlay:
         """A trial copy of ``overlay`` with ``edits`` written; the caller adopts it once it

@@ -33,6 +33,7 @@ def test_overlays_sharing_originals_read_each_file_once(tmp_path: Path) -> None:
     assert second.read("pod.yaml") is first.read("pod.yaml")  # one copy of the text
     assert second.fork().read("absent.yaml") is None
     assert originals == {"pod.yaml": POD, "absent.yaml": None}
+    assert not first._before and not second._before  # no texts of their own
     assert FileOverlay(tmp_path).read("pod.yaml") == "changed on disk\n"  # unshared: reads
 
 

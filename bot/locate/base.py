@@ -99,7 +99,7 @@ def read_exact(path: Path) -> str:
         return fh.read()
 
 
-@dataclass
+@dataclass(slots=True)
 class FileOverlay:
     """Pending file contents over a repository checkout (read-through, write-back-never).
 
@@ -131,20 +131,16 @@ class FileOverlay:
 
     def _pending(self, relpath: str) -> str:
         text = self._after[relpath]
-        return text if isinstance(text, str) else text.apply(self._before[relpath] or "")
+        return text if isinstance(text, str) else text.apply(self.original(relpath) or "")
 
     def original(self, relpath: str) -> str | None:
-        if relpath not in self._before:
-            shared = self.originals
-            if shared is not None and relpath in shared:
-                self._before[relpath] = shared[relpath]
-            else:
-                path = safe_relpath(self.root, relpath)
-                # newline="" keeps CRLF line ends exactly as they are on disk.
-                self._before[relpath] = read_exact(path) if path.is_file() else None
-                if shared is not None:
-                    shared[relpath] = self._before[relpath]
-        return self._before[relpath]
+        # An overlay of a plan keeps no texts of its own: they are the plan's.
+        known = self._before if self.originals is None else self.originals
+        if relpath not in known:
+            path = safe_relpath(self.root, relpath)
+            # newline="" keeps CRLF line ends exactly as they are on disk.
+            known[relpath] = read_exact(path) if path.is_file() else None
+        return known[relpath]
 
     def write(self, relpath: str, text: str) -> None:
         safe_relpath(self.root, relpath)
@@ -159,7 +155,7 @@ class FileOverlay:
         """The files whose content differs from the repository, sorted by path."""
         out = []
         for relpath in sorted(self._after):
-            before = self._before.get(relpath)
+            before = self.original(relpath)
             after = self._after[relpath]
             # a delta is never of the text it was made on (`adopt`)
             if isinstance(after, TextDelta) or after != before:
@@ -176,7 +172,7 @@ class FileOverlay:
         self._before = dict(other._before)
         self._after = {}
         for relpath, text in other._after.items():
-            before = self._before.get(relpath)
+            before = self.original(relpath)
             if isinstance(text, str) and text != before:
                 text = TextDelta.between(before or "", text)
             self._after[relpath] = text
