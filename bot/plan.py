@@ -89,15 +89,24 @@ def dedupe(findings: Iterable[Finding]) -> list[Finding]:
     document (scans run from different directories, or one scanner giving a document index
     and another a line) are merged once located, by `build_plan`.
     """
-    groups: dict[tuple[str, str, str], dict[tuple[str, int | None, int | None] | None, Finding]]
-    groups = {}
+    # Most identities have one finding: it stands alone until a second one comes.
+    groups: dict[tuple[str, str, str], Finding | dict[_Where | None, Finding]] = {}
+    keys = _ResourceKeys()
     for finding in findings:
-        by_file = groups.setdefault(finding.identity, {})
-        source = finding.source
-        where = (source.path, source.document_index, source.line) if source.path else None
+        identity = (finding.control_id, keys[finding.resource], finding.container or "")
+        first = groups.setdefault(identity, finding)
+        if first is finding:
+            continue
+        by_file = {_where(first): first} if isinstance(first, Finding) else first
+        groups[identity] = by_file
+        where = _where(finding)
         by_file[where] = _merged(by_file[where], finding) if where in by_file else finding
     merged: list[Finding] = []
-    for by_file in groups.values():
+    for group in groups.values():
+        if isinstance(group, Finding):
+            merged.append(group)
+            continue
+        by_file = group
         pathless = by_file.pop(None, None)
         if pathless is None:
             merged.extend(by_file.values())
@@ -105,7 +114,35 @@ def dedupe(findings: Iterable[Finding]) -> list[Finding]:
             merged.append(pathless)
         else:
             merged.extend(_merged(f, pathless) for f in by_file.values())
-    return sorted(merged, key=_order)
+    return sorted(merged, key=keys.order)
+
+
+_Where = tuple[str, int | None, int | None]
+
+
+def _where(finding: Finding) -> _Where | None:
+    """The place a finding names (file, document, line), None when it names no file."""
+    source = finding.source
+    return (source.path, source.document_index, source.line) if source.path else None
+
+
+class _ResourceKeys:
+    """`ResourceRef.key` spelled once per resource (the property builds a new string on each
+    call), for loops over every finding of a big report; a reader's findings of one resource
+    share its `ResourceRef`."""
+
+    def __init__(self) -> None:
+        self._keys: dict[int, tuple[ResourceRef, str]] = {}  # the ref kept: its id stays its own
+
+    def __getitem__(self, ref: ResourceRef) -> str:
+        found = self._keys.get(id(ref))
+        if found is None:
+            found = self._keys[id(ref)] = (ref, ref.key)
+        return found[1]
+
+    def order(self, finding: Finding) -> tuple[str, str, str]:
+        """`_order`, with the shared key."""
+        return (self[finding.resource], finding.control_id, finding.container or "")
 
 
 def _slug(text: str) -> str:
@@ -580,12 +617,14 @@ class Planner:
             unfixable_of.setdefault(item.finding.resource.key, []).append(n)
         change_sets = []
         for key in sorted(state.fixes):
-            group = state.fixes[key]
-            files = state.overlays[key].changes()
+            # A change set takes its fixes and files out of the state: a big plan never holds
+            # both the overlays and the change sets made of them.
+            group, overlay = state.fixes.pop(key), state.overlays.pop(key)
+            files = overlay.changes()
             if not files:
                 continue
             # Opt-in extra files of the change set (Kyverno policies guarding the fixed controls).
-            files = _with_extra_files(files, policy_files(self.config, group, state.overlays[key]))
+            files = _with_extra_files(files, policy_files(self.config, group, overlay))
             resources = {f.finding.resource.key for f in group}
             change_sets.append(
                 ChangeSet(
@@ -599,7 +638,7 @@ class Planner:
                         unfixable[n]
                         for n in sorted(n for r in resources for n in unfixable_of.get(r, ()))
                     ),
-                    meta=overlays_note(self.locator.kustomize, state.overlays[key]),
+                    meta=overlays_note(self.locator.kustomize, overlay),
                 )
             )
         if self.runtime is not None:
