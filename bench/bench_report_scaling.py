@@ -85,7 +85,10 @@ def plan_digest(plan: Any) -> str:
             add(left.finding, left.reason, left.category)
     for left in plan.unfixable:
         add("unfixable", left.finding, left.reason, left.category)
-    add("compliant", plan.already_compliant, "findings", plan.findings, "notes", plan.notes)
+    for name in ("already_compliant", "findings", "notes"):
+        add(name)
+        for item in getattr(plan, name):  # one at a time: a big plan's repr is hundreds of MB
+            add(item)
     return digest.hexdigest()[:16]
 
 
