@@ -395,7 +395,12 @@ class Planner:
         self.state = _PlanState()
         kept, located = self.triage_and_locate(dedupe(report.findings), progress)
         findings = sorted((*kept, *(f for f, _ in located)), key=_order)
-        for key, (batch, target) in self.batches(located).items():
+        batches = self.batches(located)
+        del located  # the batches hold them now
+        # Each batch is let go once planned (what it planned holds its findings): a big
+        # report's batches are not all kept until the plan's end.
+        for key in list(batches):
+            batch, target = batches.pop(key)
             self.fix_batch(batch, target, key[1])
         for finding, target in list(self.state.deferred):
             self.fix_one(finding, target, last_try=True)

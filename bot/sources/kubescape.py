@@ -482,7 +482,7 @@ def build_report(
                         resource=ref,
                         container=container,
                         source=source,
-                        hints=tuple(shared(h) for h in own_hints),
+                        hints=shared(tuple(shared(h) for h in own_hints)),
                         message=name,
                     )
                 )
