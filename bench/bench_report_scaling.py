@@ -12,13 +12,20 @@ above 20 MB) in a fresh subprocess: peak RSS over the report's size (target <= 2
 200 MB): wall and CPU seconds, findings per second, and the peak RSS of the whole run over the
 report's size, with the load average before and after.
 
+``--digest`` also prints a digest of each plan (`plan_digest`: change sets with their fixes,
+files before and after, unresolved findings; unfixable reasons, compliant findings, notes),
+after the measurement: a change that only saves memory or time must leave it as it was on the
+same generated report.
+
     .venv/bin/python -m bench.bench_report_scaling --resources 500,2000,8000
     .venv/bin/python -m bench.bench_report_scaling --resources 500 --big-mb 200 --plan-big
+    .venv/bin/python -m bench.bench_report_scaling --resources 500,2000 --digest
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import math
 import os
@@ -26,6 +33,7 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -44,14 +52,44 @@ plan = None
 if sys.argv[2]:
     from bot.plan import build_plan
     plan = build_plan(report, Path(sys.argv[2]))
-print(json.dumps({
+measured = {
     "parse": parsed - cpu, "plan": time.process_time() - parsed,
     "parse_wall": parsed_wall - wall, "plan_wall": time.perf_counter() - parsed_wall,
     "rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
     "findings": len(report.findings),
     "change_sets": len(plan.change_sets) if plan else 0,
-}))
+}
+if plan is not None and sys.argv[3:] == ["digest"]:
+    from bench.bench_report_scaling import plan_digest
+    measured["digest"] = plan_digest(plan)
+print(json.dumps(measured))
 """
+
+
+def plan_digest(plan: Any) -> str:
+    """A hash of everything a plan says (a `bot.plan.Plan`): equal digests, equal plans."""
+    digest = hashlib.sha256()
+
+    def add(*parts: object) -> None:
+        for part in parts:
+            digest.update(repr(part).encode("utf-8", "surrogatepass") + b"\0")
+
+    for cs in plan.change_sets:
+        add("change set", cs.key, cs.title, cs.family, cs.risk, cs.notes, sorted(cs.meta.items()))
+        for fix in cs.fixes:
+            add(fix.finding, fix.location, fix.fixer, fix.family, fix.risk, fix.edits)
+            add(fix.notes, fix.values_used)
+        for change in cs.files:
+            add(change.path, change.before, change.after)
+        for left in cs.unresolved:
+            add(left.finding, left.reason, left.category)
+    for left in plan.unfixable:
+        add("unfixable", left.finding, left.reason, left.category)
+    for name in ("already_compliant", "findings", "notes"):
+        add(name)
+        for item in getattr(plan, name):  # one at a time: a big plan's repr is hundreds of MB
+            add(item)
+    return digest.hexdigest()[:16]
 
 
 def load_average() -> str:
@@ -74,11 +112,12 @@ def write_inputs(root: Path, count: int) -> tuple[Path, Path]:
     return report, repo
 
 
-def measure(report: Path, repo: Path | None) -> dict:
-    """CPU seconds of reading (and planning, given ``repo``) in a fresh process, its peak RSS."""
+def measure(report: Path, repo: Path | None, digest: bool = False) -> dict:
+    """CPU seconds of reading (and planning, given ``repo``) in a fresh process, its peak RSS
+    (and with ``digest``, the plan's `plan_digest`)."""
     env = {**os.environ, "PYTHONPATH": str(HERE)}
     done = subprocess.run(
-        [sys.executable, "-c", CHILD, str(report), str(repo or "")],
+        [sys.executable, "-c", CHILD, str(report), str(repo or ""), *(["digest"] * digest)],
         env=env,
         capture_output=True,
         text=True,
@@ -93,6 +132,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--resources", default="500,2000,8000")
     parser.add_argument("--big-mb", type=float, default=0, help="also read a report this big")
     parser.add_argument("--plan-big", action="store_true", help="and plan it (slow)")
+    parser.add_argument(
+        "--digest", action="store_true", help="print each plan's digest (compare before/after)"
+    )
     args = parser.parse_args(argv)
     mb = 1024 * 1024
     print(f"CPU seconds per phase, one fresh process per size (load average {load_average()})")
@@ -105,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
         with tempfile.TemporaryDirectory() as tmp:
             report, repo = write_inputs(Path(tmp), count)
             size = report.stat().st_size
-            r = measure(report, repo)
+            r = measure(report, repo, args.digest)
         total = r["parse"] + r["plan"]
         exponent = (
             f"{math.log(total / previous[1]) / math.log(r['findings'] / previous[0]):8.2f}"
@@ -115,7 +157,8 @@ def main(argv: list[str] | None = None) -> int:
         previous = (r["findings"], total)
         print(
             f"{count:9d} {size / mb:6.1f} {r['findings']:8d} {r['parse']:8.2f} {r['plan']:8.2f} "
-            f"{1000 * total / max(1, r['findings']):10.2f} {exponent} {r['rss'] / mb:8.0f}",
+            f"{1000 * total / max(1, r['findings']):10.2f} {exponent} {r['rss'] / mb:8.0f}"
+            + (f"  plan digest {r['digest']}" if "digest" in r else ""),
             flush=True,
         )
     if args.big_mb:
@@ -127,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
                 report, repo = write_inputs(Path(tmp), count)
             size = report.stat().st_size
             load_before = load_average()
-            r = measure(report, repo)
+            r = measure(report, repo, args.digest)
             load_after = load_average()
         print(
             f"{size / mb:.0f} MB report ({count} resources, {r['findings']} findings): read "
@@ -143,6 +186,7 @@ def main(argv: list[str] | None = None) -> int:
             )
             + f"; peak RSS {r['rss'] / mb:.0f} MB = {r['rss'] / size:.2f}x the report "
             f"(target <= 2x); load average {load_before} before, {load_after} after"
+            + (f"; plan digest {r['digest']}" if "digest" in r else "")
         )
     return 0
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
@@ -13,7 +14,7 @@ from fixers.model import AnyEdit, Finding, Risk
 LocationKind = Literal["manifest", "helm-values", "helm-template", "new-file"]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Location:
     """A place in cd-config to edit: a manifest document, a Helm values file, or a template."""
 
@@ -31,7 +32,7 @@ class Location:
     from (``podinfo 6.14.1 from https://... (chart cache: podinfo-6.14.1.tgz)``)."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class PlannedFix:
     """The edits one fixer proposes for one finding at one location."""
 
@@ -45,7 +46,7 @@ class PlannedFix:
     values_used: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Unfixable:
     """A finding the bot will not fix in git, with the reason shown to people."""
 
@@ -66,20 +67,121 @@ class Unfixable:
     ] = "needs-human"
 
 
-@dataclass(frozen=True)
+def _head(a: str, b: str) -> int:
+    """The length of the longest common prefix of ``a`` and ``b`` (a binary search of C-speed
+    comparisons, not a loop over characters)."""
+    low, high = 0, min(len(a), len(b))
+    while low < high:
+        mid = (low + high + 1) // 2
+        if a.startswith(b[low:mid], low):
+            low = mid
+        else:
+            high = mid - 1
+    return low
+
+
+def _tail(a: str, b: str, most: int) -> int:
+    """The length of the longest common suffix of ``a`` and ``b``, at most ``most``."""
+    low, high = 0, min(most, len(a), len(b))
+    while low < high:
+        mid = (low + high + 1) // 2
+        if a.endswith(b[len(b) - mid : len(b) - low], 0, len(a) - low):
+            low = mid
+        else:
+            high = mid - 1
+    return low
+
+
+_DEFLATE = -15
+"""Raw deflate: the delta lives in memory only, it needs no header or checksum."""
+_WINDOW = 32 * 1024
+"""How much of the base's text deflate can refer back to (its largest window)."""
+
+
+def _utf8(text: str) -> bytes:
+    # surrogatepass: a YAML escape (\ud800) can put a lone surrogate into an edited text
+    return text.encode("utf-8", "surrogatepass")
+
+
+@dataclass(frozen=True, slots=True)
+class TextDelta:
+    """A text held as what it changes in another, its base: the length of the head and of
+    the tail they share, and the middle in between, deflated with the base's middle as the
+    dictionary (an edit rewrites a few lines; the lines around it are mostly the base's).
+
+    A big plan keeps the text of a file after the edits of each change set that touches it,
+    next to the one text before that they share: as deltas these cost about a tenth of the
+    texts, for about 10 us to make and 5 us to spell out (`apply`)."""
+
+    head: int
+    tail: int
+    middle: bytes
+
+    @classmethod
+    def between(cls, base: str, text: str) -> TextDelta:
+        """``text`` as a delta against ``base``."""
+        head = _head(base, text)
+        tail = _tail(base, text, min(len(base), len(text)) - head)
+        middle = text[head : len(text) - tail]
+        if not middle:
+            return cls(head, tail, b"")
+        deflate = zlib.compressobj(wbits=_DEFLATE, zdict=cls._dictionary(base, head, tail))
+        return cls(head, tail, deflate.compress(_utf8(middle)) + deflate.flush())
+
+    def apply(self, base: str) -> str:
+        """The text: ``base`` with the middle replaced (``base`` is the one it was made on)."""
+        middle = ""
+        if self.middle:
+            inflate = zlib.decompressobj(
+                wbits=_DEFLATE, zdict=self._dictionary(base, self.head, self.tail)
+            )
+            raw = inflate.decompress(self.middle) + inflate.flush()
+            middle = raw.decode("utf-8", "surrogatepass")
+        return base[: self.head] + middle + base[len(base) - self.tail :]
+
+    @staticmethod
+    def _dictionary(base: str, head: int, tail: int) -> bytes:
+        return _utf8(base[head : len(base) - tail])[-_WINDOW:] or b"\0"
+
+
+@dataclass(frozen=True, slots=True, init=False, eq=False, repr=False)
 class FileChange:
-    """One file of a change set: its content before (None for a new file) and after."""
+    """One file of a change set: its content before (None for a new file) and after.
+
+    ``after`` may be given as a `TextDelta` against ``before`` (the planner keeps it so): it is
+    spelled out on each read of `after`. Equal when path and texts are."""
 
     path: str
     before: str | None
-    after: str
+    _after: str | TextDelta
+
+    def __init__(self, path: str, before: str | None, after: str | TextDelta) -> None:
+        object.__setattr__(self, "path", path)
+        object.__setattr__(self, "before", before)
+        object.__setattr__(self, "_after", after)
+
+    @property
+    def after(self) -> str:
+        after = self._after
+        return after if isinstance(after, str) else after.apply(self.before or "")
 
     @property
     def is_new(self) -> bool:
         return self.before is None
 
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, FileChange):
+            return NotImplemented
+        return (self.path, self.before, self.after) == (other.path, other.before, other.after)
 
-@dataclass(frozen=True)
+    def __hash__(self) -> int:
+        return hash((self.path, self.before, self.after))
+
+    def __repr__(self) -> str:
+        return f"FileChange(path={self.path!r}, before={self.before!r}, after={self.after!r})"
+
+
+@dataclass(frozen=True, slots=True)
 class ChangeSet:
     """The edits of one merge request."""
 

@@ -89,15 +89,24 @@ def dedupe(findings: Iterable[Finding]) -> list[Finding]:
     document (scans run from different directories, or one scanner giving a document index
     and another a line) are merged once located, by `build_plan`.
     """
-    groups: dict[tuple[str, str, str], dict[tuple[str, int | None, int | None] | None, Finding]]
-    groups = {}
+    # Most identities have one finding: it stands alone until a second one comes.
+    groups: dict[tuple[str, str, str], Finding | dict[_Where | None, Finding]] = {}
+    keys = _ResourceKeys()
     for finding in findings:
-        by_file = groups.setdefault(finding.identity, {})
-        source = finding.source
-        where = (source.path, source.document_index, source.line) if source.path else None
+        identity = (finding.control_id, keys[finding.resource], finding.container or "")
+        first = groups.setdefault(identity, finding)
+        if first is finding:
+            continue
+        by_file = {_where(first): first} if isinstance(first, Finding) else first
+        groups[identity] = by_file
+        where = _where(finding)
         by_file[where] = _merged(by_file[where], finding) if where in by_file else finding
     merged: list[Finding] = []
-    for by_file in groups.values():
+    for group in groups.values():
+        if isinstance(group, Finding):
+            merged.append(group)
+            continue
+        by_file = group
         pathless = by_file.pop(None, None)
         if pathless is None:
             merged.extend(by_file.values())
@@ -105,7 +114,35 @@ def dedupe(findings: Iterable[Finding]) -> list[Finding]:
             merged.append(pathless)
         else:
             merged.extend(_merged(f, pathless) for f in by_file.values())
-    return sorted(merged, key=_order)
+    return sorted(merged, key=keys.order)
+
+
+_Where = tuple[str, int | None, int | None]
+
+
+def _where(finding: Finding) -> _Where | None:
+    """The place a finding names (file, document, line), None when it names no file."""
+    source = finding.source
+    return (source.path, source.document_index, source.line) if source.path else None
+
+
+class _ResourceKeys:
+    """`ResourceRef.key` spelled once per resource (the property builds a new string on each
+    call), for loops over every finding of a big report; a reader's findings of one resource
+    share its `ResourceRef`."""
+
+    def __init__(self) -> None:
+        self._keys: dict[int, tuple[ResourceRef, str]] = {}  # the ref kept: its id stays its own
+
+    def __getitem__(self, ref: ResourceRef) -> str:
+        found = self._keys.get(id(ref))
+        if found is None:
+            found = self._keys[id(ref)] = (ref, ref.key)
+        return found[1]
+
+    def order(self, finding: Finding) -> tuple[str, str, str]:
+        """`_order`, with the shared key."""
+        return (self[finding.resource], finding.control_id, finding.container or "")
 
 
 def _slug(text: str) -> str:
@@ -246,18 +283,51 @@ class Locator:
         return self._helm or None
 
 
+class Shared:
+    """One copy of each value that repeats across the fixes of a plan: a fixer proposes the
+    same edits with the same notes on every workload of one shape, and a big report's plan
+    holds hundreds of thousands of fixes until its end.
+
+    Edits are told apart by type and ``repr``, never by ``==`` alone (``Set(p, True) ==
+    Set(p, 1)``, yet one writes ``true`` and the other ``1``)."""
+
+    def __init__(self) -> None:
+        self._texts: dict[str, str] = {}
+        self._notes: dict[tuple[str, ...], tuple[str, ...]] = {}
+        self._edits: dict[tuple[type, str], AnyEdit] = {}
+        self._edit_lists: dict[tuple[int, ...], tuple[AnyEdit, ...]] = {}
+
+    def text(self, value: str) -> str:
+        return self._texts.setdefault(value, value)
+
+    def texts(self, values: tuple[str, ...]) -> tuple[str, ...]:
+        return self._notes.setdefault(values, values)
+
+    def edits(self, edits: tuple[AnyEdit, ...]) -> tuple[AnyEdit, ...]:
+        each = tuple(self._edits.setdefault((type(e), repr(e)), e) for e in edits)
+        # the edits are the pool's own by now: their ids name them while the pool lives
+        return self._edit_lists.setdefault(tuple(map(id, each)), each)
+
+
 def planned_fix(
-    finding: Finding, target: Target, fixer: Fixer, result: Fixed, edits: tuple[AnyEdit, ...]
+    finding: Finding,
+    target: Target,
+    fixer: Fixer,
+    result: Fixed,
+    edits: tuple[AnyEdit, ...],
+    shared: Shared | None = None,
 ) -> PlannedFix:
+    """The fix of ``finding``; with ``shared``, holding the values other fixes hold already."""
+    shared = shared or Shared()
     return PlannedFix(
         finding,
         target.location,
-        fixer.name,
-        fixer.family,
+        shared.text(fixer.name),
+        shared.text(fixer.family),
         fixer.risk,
-        edits,
-        result.notes,
-        result.values_used,
+        shared.edits(edits),
+        shared.texts(result.notes),
+        shared.texts(result.values_used),
     )
 
 
@@ -286,6 +356,8 @@ class _PlanState:
     fixes: dict[str, list[PlannedFix]] = field(default_factory=lambda: defaultdict(list))
     notes: list[str] = field(default_factory=list)
     """What the plan says beside its change sets (why a finding needs no fix, say)."""
+    shared: Shared = field(default_factory=Shared)
+    """The values the fixes share (`planned_fix`)."""
 
     def refuse(self, finding: Finding, reason: str, category: _RefusedAs) -> None:
         self.unfixable.append(Unfixable(finding, reason, category))
@@ -334,7 +406,12 @@ class Planner:
         self.state = _PlanState()
         kept, located = self.triage_and_locate(dedupe(report.findings), progress)
         findings = sorted((*kept, *(f for f, _ in located)), key=_order)
-        for key, (batch, target) in self.batches(located).items():
+        batches = self.batches(located)
+        del located  # the batches hold them now
+        # Each batch is let go once planned (what it planned holds its findings): a big
+        # report's batches are not all kept until the plan's end.
+        for key in list(batches):
+            batch, target = batches.pop(key)
             self.fix_batch(batch, target, key[1])
         for finding, target in list(self.state.deferred):
             self.fix_one(finding, target, last_try=True)
@@ -463,7 +540,9 @@ class Planner:
             return
         overlay.adopt(trial)
         for finding, fixer, result, edits in planned:
-            self.state.fixes[key].append(planned_fix(finding, target, fixer, result, edits))
+            self.state.fixes[key].append(
+                planned_fix(finding, target, fixer, result, edits, self.state.shared)
+            )
 
     def fix_one(self, finding: Finding, target: Target, last_try: bool) -> None:
         """Plan, write and verify one finding on its change set's files so far. A fixer's
@@ -507,7 +586,9 @@ class Planner:
             self.state.refuse(finding, problem, "verify-failed")
             return
         overlay.adopt(trial)
-        self.state.fixes[key].append(planned_fix(finding, target, fixer, result, edits))
+        self.state.fixes[key].append(
+            planned_fix(finding, target, fixer, result, edits, self.state.shared)
+        )
 
     def _passes(self, finding: Finding, target: Target, key: str, fixer: Fixer) -> None:
         """Record a finding its change set's files pass: fixed by that change set when an
@@ -574,12 +655,14 @@ class Planner:
             unfixable_of.setdefault(item.finding.resource.key, []).append(n)
         change_sets = []
         for key in sorted(state.fixes):
-            group = state.fixes[key]
-            files = state.overlays[key].changes()
+            # A change set takes its fixes and files out of the state: a big plan never holds
+            # both the overlays and the change sets made of them.
+            group, overlay = state.fixes.pop(key), state.overlays.pop(key)
+            files = overlay.changes()
             if not files:
                 continue
             # Opt-in extra files of the change set (Kyverno policies guarding the fixed controls).
-            files = _with_extra_files(files, policy_files(self.config, group, state.overlays[key]))
+            files = _with_extra_files(files, policy_files(self.config, group, overlay))
             resources = {f.finding.resource.key for f in group}
             change_sets.append(
                 ChangeSet(
@@ -593,7 +676,7 @@ class Planner:
                         unfixable[n]
                         for n in sorted(n for r in resources for n in unfixable_of.get(r, ()))
                     ),
-                    meta=overlays_note(self.locator.kustomize, state.overlays[key]),
+                    meta=overlays_note(self.locator.kustomize, overlay),
                 )
             )
         if self.runtime is not None:

@@ -14,7 +14,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from pydantic import ConfigDict, field_validator
+from pydantic import (
+    ConfigDict,
+    ValidationInfo,
+    ValidatorFunctionWrapHandler,
+    field_validator,
+)
 from pydantic.dataclasses import dataclass as validated_dataclass
 
 YamlPath = tuple[str | int, ...]
@@ -142,10 +147,24 @@ class Finding:
     @field_validator("control_id")
     @classmethod
     def _canonical(cls, value: str) -> str:
+        if CONTROL_ID.fullmatch(value):
+            return value  # the reader's string, which its findings share
         value = value.strip().upper()
         if not CONTROL_ID.match(value):
             raise ValueError(f"not a canonical Kubescape control id: {value!r} (want C-NNNN)")
         return value
+
+    @field_validator("scanner_ids", "hints", mode="wrap")
+    @classmethod
+    def _shared(
+        cls, value: Any, handler: ValidatorFunctionWrapHandler, info: ValidationInfo
+    ) -> Any:
+        """A tuple of exactly the item type is valid as it is: the finding keeps it, so equal
+        tuples a reader shares across its findings stay one (validating copies a tuple)."""
+        item = str if info.field_name == "scanner_ids" else FixHint
+        if type(value) is tuple and all(type(v) is item for v in value):
+            return value
+        return handler(value)
 
     @property
     def identity(self) -> tuple[str, str, str]:
@@ -156,7 +175,7 @@ class Finding:
 # --------------------------------------------------------------------------- edits
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Set:
     """Set ``path`` to ``value``, creating missing parent mappings."""
 
@@ -165,7 +184,7 @@ class Set:
     comment: str | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Ensure:
     """Set ``path`` to ``value`` only when ``path`` is absent; an existing value is kept."""
 
@@ -174,7 +193,7 @@ class Ensure:
     comment: str | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Remove:
     """Delete the key (or sequence item) at ``path``; absent is fine."""
 
@@ -182,7 +201,7 @@ class Remove:
     comment: str | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class AppendUnique:
     """Append ``value`` to the sequence at ``path`` (created when missing) unless present.
 
@@ -196,7 +215,7 @@ class AppendUnique:
     comment: str | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class CreateManifest:
     """A new Kubernetes manifest, written by the locator next to the workload's own file."""
 
@@ -212,7 +231,7 @@ AnyEdit = Edit | CreateManifest
 # --------------------------------------------------------------------------- results
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Fixed:
     """The fixer knows what to change: ``edits`` (applied in order) and notes for reviewers."""
 
@@ -222,14 +241,14 @@ class Fixed:
     """Where judgement values came from (e.g. 'memory limit 256Mi: policy default')."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class AlreadyCompliant:
     """Nothing to change: the resource already satisfies the control."""
 
     reason: str = ""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class NeedsHuman:
     """The fixer declines: a person must decide. ``reason`` says why, in one sentence."""
 

@@ -1,12 +1,16 @@
-"""`FileOverlay` reading shared by the overlays of one plan, and manifest targets that hold no
-parsed document (a big report keeps a target per workload for the whole plan)."""
+"""`FileOverlay` reading shared by the overlays of one plan, the texts it adopts held as deltas,
+and manifest targets that hold no parsed document (a big report keeps a target per workload
+for the whole plan)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from bot.locate.base import FileOverlay
 from bot.locate.manifest import ManifestIndex, ManifestTarget
+from bot.model import FileChange, TextDelta
 
 POD = """apiVersion: v1
 kind: Pod
@@ -29,6 +33,7 @@ def test_overlays_sharing_originals_read_each_file_once(tmp_path: Path) -> None:
     assert second.read("pod.yaml") is first.read("pod.yaml")  # one copy of the text
     assert second.fork().read("absent.yaml") is None
     assert originals == {"pod.yaml": POD, "absent.yaml": None}
+    assert not first._before and not second._before  # no texts of their own
     assert FileOverlay(tmp_path).read("pod.yaml") == "changed on disk\n"  # unshared: reads
 
 
@@ -53,3 +58,42 @@ def test_manifest_target_reads_its_view_when_asked(tmp_path: Path) -> None:
     assert [c.name for c in target.view.containers] == ["web"]
     (tmp_path / "pod.yaml").write_text(POD.replace("name: web\n    image", "name: app\n    image"))
     assert [c.name for c in target.view.containers] == ["app"]  # the repository as it is
+
+
+def test_adopted_texts_are_held_as_deltas_against_the_checkout(tmp_path: Path) -> None:
+    (tmp_path / "pod.yaml").write_text(POD)
+    (tmp_path / "same.yaml").write_text("a: 1\n")
+    overlay = FileOverlay(tmp_path, originals={})
+    trial = overlay.fork()
+    edited = POD.replace("image: nginx:1.25", "image: nginx:1.25\n    securityContext: {}")
+    trial.write("pod.yaml", edited)
+    trial.write("new.yaml", "kind: NetworkPolicy\n")
+    trial.write("same.yaml", "a: 1\n")  # written as it was: no change
+    overlay.adopt(trial)
+    assert isinstance(overlay._after["pod.yaml"], TextDelta)
+    assert overlay.read("pod.yaml") == edited and overlay.fork().read("pod.yaml") == edited
+    changes = overlay.changes()
+    assert [(c.path, c.is_new) for c in changes] == [("new.yaml", True), ("pod.yaml", False)]
+    assert changes[1] == FileChange("pod.yaml", POD, edited)
+    assert changes[0].after == "kind: NetworkPolicy\n"
+
+
+@pytest.mark.parametrize(
+    ("before", "after"),
+    [
+        ("", ""),
+        ("", "a: 1\n"),
+        ("a: 1\n", ""),
+        ("a: 1\n", "a: 1\n"),
+        ("a: 1\nb: 2\n", "a: 1\nc: 3\nb: 2\n"),
+        ("aaaa", "aa"),  # a head and a tail that would overlap
+        ("x: 1\r\n", "x: 2\r\n"),
+        ("name: é\n", "name: \ud800é\n"),  # a lone surrogate from a YAML escape
+        ("line\n" * 20000, "head\n" + "line\n" * 9000 + "new\n" + "line\n" * 11000 + "tail\n"),
+    ],
+)
+def test_text_delta_gives_back_the_text(before: str, after: str) -> None:
+    delta = TextDelta.between(before, after)
+    assert delta.apply(before) == after
+    assert FileChange("f.yaml", before, delta) == FileChange("f.yaml", before, after)
+    assert len(delta.middle) < len(after) // 4 + 16  # most of it is the base's

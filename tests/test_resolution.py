@@ -15,8 +15,9 @@ from bot.cli import main
 from bot.forge.local import LocalForge
 from bot.lifecycle import marker, parse_marker
 from bot.resolution import marker_fixes, resolved
-from bot.sources import load_report
-from bot.sources.base import Report
+from bot.sources import kubescape, load_report
+from bot.sources.base import PassedChecks, Report
+from bot.sources.merge import merge_reports
 from fixers.model import Finding, ResourceRef
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -117,6 +118,29 @@ def test_kubescape_passed_controls_are_evidence() -> None:
     failing_pairs = {(f.control_id, f.resource.key) for f in report.findings}
     assert ("C-0044", "StatefulSet/shop/cart") in report.passed
     assert not report.passed & failing_pairs
+
+
+def test_kubescape_passed_controls_are_one_set_per_resource_shared_by_equal_ones() -> None:
+    pairs = [("C-0016", "Deployment/a/web"), ("C-0017", "Deployment/a/web")]
+    pairs += [("C-0017", "Deployment/b/web"), ("C-0016", "Deployment/b/web"), WEB]
+    passed = PassedChecks(pairs)
+    assert passed == frozenset(pairs) and len(passed) == 5 and sorted(passed) == sorted(pairs)
+    assert hash(passed) == hash(frozenset(pairs))
+    assert passed._by_resource["Deployment/a/web"] is passed._by_resource["Deployment/b/web"]
+    assert ("C-0017", "Deployment/shop/web") not in passed and "C-0016" not in passed
+    assert passed & {WEB, ("C-0001", "x")} == {WEB} and {WEB} <= passed
+
+    # a resource in two results (RBAC response vectors) passed the controls of both
+    def result(**status: str) -> dict[str, Any]:
+        controls = [{"controlID": c.replace("_", "-"), "status": s} for c, s in status.items()]
+        return {"resourceID": "apps/v1/shop/Deployment/web", "controls": controls}
+
+    twice = [result(C_0016="passed", C_0017="failed"), result(C_0034="passed")]
+    report = kubescape.parse({"summaryDetails": {}, "results": twice}, "r.json")
+    assert report.passed == {WEB, ("C-0034", WEB[1])}
+    assert isinstance(report.passed, PassedChecks)
+    merged = merge_reports([report, Report("checkov", "t", (), passed=frozenset({WEB}))])
+    assert merged.passed == set(report.passed) | {WEB}
 
 
 def test_kyverno_pass_results_are_evidence(tmp_path: Path) -> None:

@@ -16,7 +16,7 @@ from pathlib import Path, PurePosixPath
 from typing import Protocol
 
 from bot.errors import RepositoryError
-from bot.model import FileChange, Location
+from bot.model import FileChange, Location, TextDelta
 from fixers.model import AnyEdit
 from fixers.view import PodView
 
@@ -99,12 +99,16 @@ def read_exact(path: Path) -> str:
         return fh.read()
 
 
-@dataclass
+@dataclass(slots=True)
 class FileOverlay:
-    """Pending file contents over a repository checkout (read-through, write-back-never)."""
+    """Pending file contents over a repository checkout (read-through, write-back-never).
+
+    Texts adopted from a trial copy are kept as `TextDelta`s against the checkout's text: a
+    plan holds an overlay per change set until its end, and most of a file's text is the
+    same in each of them."""
 
     root: Path
-    _after: dict[str, str] = field(default_factory=dict)
+    _after: dict[str, str | TextDelta] = field(default_factory=dict)
     _before: dict[str, str | None] = field(default_factory=dict)
     originals: dict[str, str | None] | None = field(default=None, repr=False)
     """The checkout's texts already read, shared by the overlays of one plan (its forks
@@ -115,28 +119,28 @@ class FileOverlay:
         """The file's current text (pending edits included); None when it does not exist. A
         symlink reads its target's pending edits (they are written at the target)."""
         if relpath in self._after:
-            return self._after[relpath]
+            return self._pending(relpath)
         if self._after and through_link(self.root, relpath):
             try:
                 real = real_relpath(self.root, relpath)
             except RepositoryError:
                 real = relpath
             if real in self._after:
-                return self._after[real]
+                return self._pending(real)
         return self.original(relpath)
 
+    def _pending(self, relpath: str) -> str:
+        text = self._after[relpath]
+        return text if isinstance(text, str) else text.apply(self.original(relpath) or "")
+
     def original(self, relpath: str) -> str | None:
-        if relpath not in self._before:
-            shared = self.originals
-            if shared is not None and relpath in shared:
-                self._before[relpath] = shared[relpath]
-            else:
-                path = safe_relpath(self.root, relpath)
-                # newline="" keeps CRLF line ends exactly as they are on disk.
-                self._before[relpath] = read_exact(path) if path.is_file() else None
-                if shared is not None:
-                    shared[relpath] = self._before[relpath]
-        return self._before[relpath]
+        # An overlay of a plan keeps no texts of its own: they are the plan's.
+        known = self._before if self.originals is None else self.originals
+        if relpath not in known:
+            path = safe_relpath(self.root, relpath)
+            # newline="" keeps CRLF line ends exactly as they are on disk.
+            known[relpath] = read_exact(path) if path.is_file() else None
+        return known[relpath]
 
     def write(self, relpath: str, text: str) -> None:
         safe_relpath(self.root, relpath)
@@ -151,9 +155,11 @@ class FileOverlay:
         """The files whose content differs from the repository, sorted by path."""
         out = []
         for relpath in sorted(self._after):
-            before = self._before.get(relpath)
-            if self._after[relpath] != before:
-                out.append(FileChange(relpath, before, self._after[relpath]))
+            before = self.original(relpath)
+            after = self._after[relpath]
+            # a delta is never of the text it was made on (`adopt`)
+            if isinstance(after, TextDelta) or after != before:
+                out.append(FileChange(relpath, before, after))
         return tuple(out)
 
     def fork(self) -> FileOverlay:
@@ -161,8 +167,15 @@ class FileOverlay:
         return FileOverlay(self.root, dict(self._after), dict(self._before), self.originals)
 
     def adopt(self, other: FileOverlay) -> None:
-        self._after = dict(other._after)
+        """Take ``other``'s texts (a fork's, once its edits verify), each text that differs
+        from the checkout's held as a delta against it."""
         self._before = dict(other._before)
+        self._after = {}
+        for relpath, text in other._after.items():
+            before = self.original(relpath)
+            if isinstance(text, str) and text != before:
+                text = TextDelta.between(before or "", text)
+            self._after[relpath] = text
 
 
 class Target(Protocol):

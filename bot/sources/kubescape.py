@@ -28,7 +28,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from bot import controls
 from bot.errors import ReportError
 from bot.safe_load import check_bounds
-from bot.sources.base import Report, Skipped
+from bot.sources.base import PassedChecks, Report, Skipped
 from fixers.model import CONTROL_ID, Finding, FixHint, ResourceRef, Severity, SourceHint
 
 FORMAT = "kubescape"
@@ -427,7 +427,7 @@ def build_report(
     findings: list[Finding] = []
     skipped: list[Skipped] = []
     objects: dict[str, Mapping[str, Any]] = {}
-    passed: set[tuple[str, str]] = set()
+    passed: dict[str, frozenset[str]] = {}  # the controls each resource passed (shared sets)
 
     for i, item in enumerate(raw_results):
         result = _validated(_Result, item, f"results[{i}]", origin)
@@ -441,12 +441,13 @@ def build_report(
         if (obj and isinstance(obj.get("metadata"), Mapping)) or obj:
             objects.setdefault(key, obj)
         source = _source_hint(resource)
+        passing: list[str] = []
         for control in result.controls or ():
             if not _control_failed(control):
                 if _control_passed(control):
                     canonical_passed = controls.canonical_id(control.controlID)
                     if canonical_passed:
-                        passed.add((shared(canonical_passed), key))
+                        passing.append(canonical_passed)
                 continue
             raw_id = control.controlID.strip()
             canonical = raw_id.upper() if CONTROL_ID.match(raw_id.upper()) else None
@@ -481,10 +482,12 @@ def build_report(
                         resource=ref,
                         container=container,
                         source=source,
-                        hints=tuple(shared(h) for h in own_hints),
+                        hints=shared(tuple(shared(h) for h in own_hints)),
                         message=name,
                     )
                 )
+        if passing:
+            passed[key] = shared(frozenset(passing).union(passed.get(key, ())))
 
     # Prefer real objects over rego response vectors that reuse the subject's identity.
     for resource in by_id.values():
@@ -503,7 +506,7 @@ def build_report(
         skipped=tuple(skipped),
         resources=objects,
         summary=_framework_summary(summary),
-        passed=frozenset(passed),
+        passed=PassedChecks.of(passed),
     )
 
 

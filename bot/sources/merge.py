@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from bot.errors import ReportError
-from bot.sources.base import Report
+from bot.sources.base import PassedChecks, Report
 
 
 def merge_reports(reports: Sequence[Report]) -> Report:
@@ -37,5 +37,5 @@ def merge_reports(reports: Sequence[Report]) -> Report:
         skipped=tuple(s for r in reports for s in r.skipped),
         resources=resources,
         summary=summary,
-        passed=frozenset().union(*(r.passed for r in reports)),
+        passed=PassedChecks(pair for r in reports for pair in r.passed),
     )
