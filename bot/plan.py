@@ -511,7 +511,9 @@ class Planner:
             return
         observed = self._observed(batch[0].resource)  # one resource per target
         intent = workload_intent(target, overlay, view, observed)
-        ctx = _context(self.config, target, overlay, self.locator, intent[0], observed)
+        ctx = _context(
+            self.config, target, overlay, self.locator, intent[0], observed, _reads_policies(batch)
+        )
         planned: list[_Proposal] = []
         for finding in batch:
             fixer = _fixer(finding)
@@ -558,7 +560,15 @@ class Planner:
         intent = workload_intent(target, overlay, view, observed)
         if self._declined(finding, view, intent):
             return
-        ctx = _context(self.config, target, overlay, self.locator, intent[0], observed)
+        ctx = _context(
+            self.config,
+            target,
+            overlay,
+            self.locator,
+            intent[0],
+            observed,
+            _reads_policies([finding]),
+        )
         result = run_fixer(fixer, view, finding, ctx)
         if isinstance(result, AlreadyCompliant):
             self._passes(finding, target, key, fixer)
@@ -599,7 +609,9 @@ class Planner:
             unedited = FileOverlay(self.repo_root, originals=self.state.originals)
             view = target.reread(unedited)
             if not isinstance(view, str):
-                ctx = _context(self.config, target, unedited, self.locator)
+                ctx = _context(
+                    self.config, target, unedited, self.locator, policies=_reads_policies([finding])
+                )
                 if not isinstance(run_fixer(fixer, view, finding, ctx), AlreadyCompliant):
                     self.state.fixes[key].append(dataclasses.replace(prior[0], finding=finding))
                     return
@@ -623,7 +635,14 @@ class Planner:
     ) -> str | None:
         """Why ``finding`` is not fixed on ``trial`` (re-read, re-checked), or None;
         ``before``: the workload document the edits were written on (see `verify_fix`)."""
-        ctx = _context(self.config, target, trial, self.locator, runtime=observed)
+        ctx = _context(
+            self.config,
+            target,
+            trial,
+            self.locator,
+            runtime=observed,
+            policies=_reads_policies([finding]),
+        )
         return verify_fix(target, trial, fixer, finding, ctx, before)
 
     def verify_all(
@@ -635,7 +654,14 @@ class Planner:
         before: Mapping[str, Any] | None = None,
     ) -> bool:
         """Whether every proposal of a batch is fixed on ``trial`` (stops at the first not)."""
-        ctx = _context(self.config, target, trial, self.locator, runtime=observed)
+        ctx = _context(
+            self.config,
+            target,
+            trial,
+            self.locator,
+            runtime=observed,
+            policies=_reads_policies([finding for finding, *_ in planned]),
+        )
         return all(
             verify_fix(target, trial, fixer, finding, ctx, before) is None
             for finding, fixer, _, _ in planned
@@ -856,6 +882,11 @@ def _with_extra_files(
     return tuple(sorted((*files, *(e for e in extra if e.path not in taken)), key=lambda f: f.path))
 
 
+def _reads_policies(findings: Sequence[Finding]) -> bool:
+    """Whether a fixer of ``findings`` reads the NetworkPolicies (`_context`)."""
+    return any(_fixer(f).reads_network_policies for f in findings)
+
+
 def _context(
     config: RepoConfig,
     target: Target,
@@ -863,26 +894,34 @@ def _context(
     locator: Locator,
     intent: WorkloadIntent | None = None,
     runtime: WorkloadRuntime | None = None,
+    policies: bool = True,
 ) -> FixContext:
     """What the fixer may know beyond the view: policy values, NetworkPolicies in the repo
-    (including those this change set adds)."""
-    policies = list(locator.manifests.network_policies)
+    (including those this change set adds; gathered only when ``policies``: see
+    `Fixer.reads_network_policies`)."""
+    if not policies:
+        return FixContext(
+            policy=config.policy,
+            location_kind=target.location.kind,
+            location_path=target.location.path,
+            intent=intent,
+            runtime=runtime,
+        )
+    found = list(locator.manifests.network_policies)
     for change in overlay.changes():
         if change.is_new:
             try:
                 docs = load_documents(change.after)
             except EditError:
                 continue
-            policies += [
-                d for d in docs if isinstance(d, dict) and d.get("kind") == "NetworkPolicy"
-            ]
+            found += [d for d in docs if isinstance(d, dict) and d.get("kind") == "NetworkPolicy"]
     rendered = getattr(target, "network_policies", None)  # a chart's own NetworkPolicies
     if callable(rendered):
-        policies += rendered(overlay)
+        found += rendered(overlay)
     return FixContext(
         policy=config.policy,
         location_kind=target.location.kind,
-        network_policies=tuple(policies),
+        network_policies=tuple(found),
         location_path=target.location.path,
         intent=intent,
         runtime=runtime,

@@ -28,6 +28,9 @@ class Fixer:
     honours_intent: ClassVar[bool] = False
     """Decline first when the workload's purpose needs what the control forbids (checked by
     `ContainerFixer` and `PodFixer` before they decide)."""
+    reads_network_policies: ClassVar[bool] = False
+    """Whether `plan` reads ``ctx.network_policies`` (gathering them renders a chart whole, so
+    the planner does it only for fixers that read them)."""
 
     @property
     def name(self) -> str:

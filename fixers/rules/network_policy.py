@@ -95,6 +95,7 @@ class NetworkPolicy(Fixer):
     controls = ("C-0260", "C-0030")
     risk = Risk.HIGH
     family = "network-policy"
+    reads_network_policies = True
 
     def plan(self, view: PodView, finding: Finding, ctx: FixContext) -> Result:
         existing = policies_selecting(ctx.network_policies, view.labels, view.namespace)
