@@ -635,15 +635,25 @@ class Planner:
     ) -> str | None:
         """Why ``finding`` is not fixed on ``trial`` (re-read, re-checked), or None;
         ``before``: the workload document the edits were written on (see `verify_fix`)."""
-        ctx = _context(
+        ctx = self._verify_context(target, trial, observed, [finding])
+        return verify_fix(target, trial, fixer, finding, ctx, before)
+
+    def _verify_context(
+        self,
+        target: Target,
+        trial: FileOverlay,
+        observed: WorkloadRuntime | None,
+        findings: Sequence[Finding],
+    ) -> FixContext:
+        """What the fixers of ``findings`` know when their fixes are re-checked on ``trial``."""
+        return _context(
             self.config,
             target,
             trial,
             self.locator,
             runtime=observed,
-            policies=_reads_policies([finding]),
+            policies=_reads_policies(findings),
         )
-        return verify_fix(target, trial, fixer, finding, ctx, before)
 
     def verify_all(
         self,
@@ -654,14 +664,7 @@ class Planner:
         before: Mapping[str, Any] | None = None,
     ) -> bool:
         """Whether every proposal of a batch is fixed on ``trial`` (stops at the first not)."""
-        ctx = _context(
-            self.config,
-            target,
-            trial,
-            self.locator,
-            runtime=observed,
-            policies=_reads_policies([finding for finding, *_ in planned]),
-        )
+        ctx = self._verify_context(target, trial, observed, [f for f, *_ in planned])
         return all(
             verify_fix(target, trial, fixer, finding, ctx, before) is None
             for finding, fixer, _, _ in planned
@@ -899,14 +902,21 @@ def _context(
     """What the fixer may know beyond the view: policy values, NetworkPolicies in the repo
     (including those this change set adds; gathered only when ``policies``: see
     `Fixer.reads_network_policies`)."""
-    if not policies:
-        return FixContext(
-            policy=config.policy,
-            location_kind=target.location.kind,
-            location_path=target.location.path,
-            intent=intent,
-            runtime=runtime,
-        )
+    return FixContext(
+        policy=config.policy,
+        location_kind=target.location.kind,
+        network_policies=_network_policies(target, overlay, locator) if policies else (),
+        location_path=target.location.path,
+        intent=intent,
+        runtime=runtime,
+    )
+
+
+def _network_policies(
+    target: Target, overlay: FileOverlay, locator: Locator
+) -> tuple[Mapping[str, Any], ...]:
+    """The repository's NetworkPolicies, those the change set adds and those the target's
+    chart renders."""
     found = list(locator.manifests.network_policies)
     for change in overlay.changes():
         if change.is_new:
@@ -918,14 +928,7 @@ def _context(
     rendered = getattr(target, "network_policies", None)  # a chart's own NetworkPolicies
     if callable(rendered):
         found += rendered(overlay)
-    return FixContext(
-        policy=config.policy,
-        location_kind=target.location.kind,
-        network_policies=tuple(found),
-        location_path=target.location.path,
-        intent=intent,
-        runtime=runtime,
-    )
+    return tuple(found)
 
 
 def _catalog_unfixable(finding: Finding, reason: Unfixable) -> bool:

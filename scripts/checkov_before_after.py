@@ -101,7 +101,7 @@ def render_as_deployed(
     NetworkPolicies a kustomize overlay deploys beside a HelmRelease into its render (for a scan
     of the renders alone)."""
     from bot.locate.base import FileOverlay
-    from bot.locate.helm import Deployment, HelmIndex, is_test_hook
+    from bot.locate.helm import Deployment, HelmIndex, is_test_hook, overlay_network_policies
 
     index = HelmIndex.build(repo, chart_cache=charts or ChartCache.configured())
     for missing in index.missing:
@@ -143,27 +143,12 @@ def render_as_deployed(
                 name = template.split("/templates/", 1)[-1].replace("/", "__")
                 (target / name).write_text("---\n".join(texts), encoding="utf-8")
             # NetworkPolicies the overlay deploys beside the HelmRelease select its pods too
-            policies = _overlay_policies(dep.app, overlay) if overlay_policies else []
+            policies = overlay_network_policies(dep.app, overlay) if overlay_policies else []
             if policies:
                 text = "---\n".join(yaml.safe_dump(p, sort_keys=False) for p in policies)
                 (target / "_overlay-networkpolicies.yaml").write_text(text, encoding="utf-8")
             count += 1
     return count
-
-
-def _overlay_policies(app: object, overlay: object) -> list[dict]:
-    """The NetworkPolicies the kustomize overlay building a HelmRelease deploys with it."""
-    from bot.errors import RemedyError
-    from bot.locate.helm_overlays import OverlayRelease
-    from bot.locate.kustomize_build import KustomizeReader
-
-    if not isinstance(app, OverlayRelease):
-        return []
-    try:
-        built = KustomizeReader(overlay).build(app.overlay_dir)  # type: ignore[arg-type]
-    except RemedyError:
-        return []
-    return [r.doc for r in built if r.kind == "NetworkPolicy"]
 
 
 def measure(repo: Path, charts: ChartCache | None = None) -> dict:

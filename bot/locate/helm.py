@@ -1337,14 +1337,7 @@ class HelmTarget:
     def network_policies(self, overlay: FileOverlay) -> list[Mapping[str, Any]]:
         """The NetworkPolicies the deployment renders with the overlay (namespace as deployed),
         and those the kustomize overlay building its HelmRelease adds."""
-        out: list[Mapping[str, Any]] = []
-        app = self.deployment.app
-        if isinstance(app, OverlayRelease):
-            try:
-                built = KustomizeReader(overlay).build(app.overlay_dir)
-            except RemedyError:
-                built = []
-            out += [r.doc for r in built if r.kind == "NetworkPolicy"]
+        out = overlay_network_policies(self.deployment.app, overlay)
         try:
             docs = self.render_all(overlay, kind="NetworkPolicy")
         except RemedyError:
@@ -1424,20 +1417,13 @@ class HelmTarget:
         """A NetworkPolicy a chart has no switch for, as a new file beside its Flux HelmRelease
         (listed in that folder's kustomization when it lists the release): in the release's
         target namespace, selecting the controller's own selector labels. (file, why)"""
-        from fixers.edits import EditError
-
         dep, app = self.deployment, self.deployment.app
         assert app is not None
         manifest = real_relpath(self.index.root, app.manifest)
         folder = PurePosixPath(manifest).parent.as_posix()
         folder = "" if folder == "." else folder
-        name = PurePosixPath(manifest).name
-        if not _lists(
-            overlay,
-            find_kustomization(self.index.root, folder, overlay),
-            name,
-            isinstance(app, OverlayRelease),
-        ):
+        kust = find_kustomization(self.index.root, folder, overlay)
+        if not _lists(overlay, kust, PurePosixPath(manifest).name, isinstance(app, OverlayRelease)):
             raise ChartError(
                 f"a new manifest ({edit.name}) cannot be added through chart values, and a file "
                 f"beside HelmRelease {app.name} would not be deployed with it: the "
@@ -1479,20 +1465,12 @@ class HelmTarget:
             f"{self.doc.kind} {self.doc.name}: a new NetworkPolicy beside HelmRelease "
             f"{app.name}, {said_ns}"
         )
-        kust = find_kustomization(self.index.root, folder, overlay)
-        text = overlay.read(kust) if kust else None
-        listed = False
-        if kust and text is not None:
+        if kust is not None:  # it lists the release (`_lists`): the new file joins it
+            text = overlay.read(kust) or ""
             try:
-                resources = (load_yaml(text, kust, error=RepositoryError) or {}).get("resources")
-                listed = PurePosixPath(manifest).name in (resources or [])
-                if listed:
-                    overlay.write(
-                        kust, apply_edits(text, [AppendUnique(("resources",), file_name)])
-                    )
-            except (EditError, AttributeError) as exc:
+                overlay.write(kust, apply_edits(text, [AppendUnique(("resources",), file_name)]))
+            except EditError as exc:
                 raise ChartError(f"cannot list {file_name} in {kust}: {exc}") from None
-        if listed:
             why += f", listed in {kust} with the release"
         return relpath, why
 
@@ -1822,8 +1800,6 @@ class HelmTarget:
     def _write_post_render(self, edits: Sequence[Edit], overlay: FileOverlay) -> tuple[str, str]:
         """Write fields no values key feeds as a strategic-merge patch of the resource in its
         Flux HelmRelease's post-renderers: (file, why)."""
-        from fixers.edits import EditError
-
         dep, app = self.deployment, self.deployment.app
         assert app is not None
         current, touches = self._deployed_doc(overlay)
@@ -2185,6 +2161,18 @@ def _matching(
     if not matched and dep.app is not None:
         matched = _same_template(finding, dep, index, docs)
     return matched or _random_named(finding, docs, chart_dir)
+
+
+def overlay_network_policies(app: HelmApp | None, overlay: FileOverlay) -> list[Mapping[str, Any]]:
+    """The NetworkPolicies the kustomize overlay building a HelmRelease deploys beside it
+    (none for any other deployment, or an overlay the reader cannot build)."""
+    if not isinstance(app, OverlayRelease):
+        return []
+    try:
+        built = KustomizeReader(overlay).build(app.overlay_dir)
+    except RemedyError:
+        return []
+    return [r.doc for r in built if r.kind == "NetworkPolicy"]
 
 
 def _lists(overlay: FileOverlay, kust: str | None, file_name: str, built: bool) -> bool:

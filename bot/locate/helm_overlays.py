@@ -327,12 +327,7 @@ class OverlayRelease(HelmApp):
                 raise ChartError(f"cannot trace {'.'.join(logical)} inside {touch.source.file}")
             why = f"{said}the values patch {touch.source.file} sets it for the {self.where} overlay"
             return touch.source.file, (*touch.where, *rest), touch.source.document, why
-        below = rendered.touched_below(logical)
-        if below:
-            raise ChartError(
-                f"{'.'.join(logical)} of HelmRelease {self.name} is partly set by a patch in "
-                f"{below[0].source.file}; edit it by hand"
-            )
+        self._refuse_partly_patched(rendered, logical)
         others = self._patched_elsewhere(rendered, logical)
         if others:
             why = f"{said}overlays {', '.join(others)} patch it differently"
@@ -360,12 +355,7 @@ class OverlayRelease(HelmApp):
                 )
             why = f"the patch {touch.source.file} sets its post-renderers for the {self.where} overlay"
             return touch.source.file, touch.where, touch.source.document, why
-        below = rendered.touched_below(field_path)
-        if below:
-            raise ChartError(
-                f"spec.postRenderers of HelmRelease {self.name} is partly set by a patch in "
-                f"{below[0].source.file}; edit it by hand"
-            )
+        self._refuse_partly_patched(rendered, field_path)
         others = self._patched_elsewhere(rendered, field_path)
         if others:
             why = f"overlays {', '.join(others)} patch its post-renderers differently; "
@@ -390,6 +380,16 @@ class OverlayRelease(HelmApp):
                 f"of the {self.where} overlay would replace them all; add the fix by hand"
             )
         return relpath, at, document, said
+
+    def _refuse_partly_patched(self, rendered: Rendered, logical: LogicalPath) -> None:
+        """`ChartError` when a patch sets a field below ``logical``: no one file holds the
+        value to edit."""
+        below = rendered.touched_below(logical)
+        if below:
+            raise ChartError(
+                f"{'.'.join(logical)} of HelmRelease {self.name} is partly set by a patch in "
+                f"{below[0].source.file}; edit it by hand"
+            )
 
     def _patched_elsewhere(self, rendered: Rendered, logical: LogicalPath) -> list[str]:
         """Other kustomizations building this release whose patches set ``logical``, a field
