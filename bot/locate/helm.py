@@ -49,6 +49,7 @@ from bot.locate.helm_postrender import (
     write_patch,
 )
 from bot.locate.helm_render import (
+    DocId,
     RenderCache,
     RenderedDoc,
     Renderer,
@@ -604,13 +605,6 @@ def _find_markers(node: Any, prefix: YamlPath, out: dict[str, list[YamlPath]]) -
 _MISSING_TEMPLATE = 'no template "'
 """Helm's error for an ``include`` of a template the chart does not hold."""
 
-DocId = tuple[str, str, str]
-"""(template, kind, name) of a rendered document."""
-
-
-def _doc_id(doc: RenderedDoc) -> DocId:
-    return (doc.template, doc.kind, doc.name)
-
 
 @dataclass
 class Probes:
@@ -752,7 +746,7 @@ class Probes:
             for doc in docs:
                 where: dict[str, list[YamlPath]] = {}
                 _find_markers(doc.document, (), where)
-                found = self._found.setdefault(_doc_id(doc), {})
+                found = self._found.setdefault(doc.ident, {})
                 for marker, places in where.items():
                     values_path = markers[marker]
                     for place in places:
@@ -805,9 +799,9 @@ class ValuesMap:
         return self.probes.effective
 
     def _render_doc(self, values: Mapping[str, Any]) -> Mapping[str, Any] | None:
-        ident = _doc_id(self.doc)
+        ident = self.doc.ident
         for doc in self.probes.render(values, only=self.doc.template):
-            if _doc_id(doc) == ident:
+            if doc.ident == ident:
                 return doc.document
         return None
 
@@ -824,7 +818,7 @@ class ValuesMap:
 
     def _deepest(self, rendered: YamlPath, everything: bool) -> tuple[YamlPath, YamlPath] | None:
         best: tuple[YamlPath, YamlPath] | None = None
-        for where, values_path in self.probes.found(_doc_id(self.doc), everything).items():
+        for where, values_path in self.probes.found(self.doc.ident, everything).items():
             n = len(where)
             fits = rendered[:n] == where and not any(isinstance(s, int) for s in rendered[n:])
             if fits and (best is None or n > len(best[0])):
@@ -834,7 +828,7 @@ class ValuesMap:
     def values_path(self, rendered: YamlPath) -> YamlPath | None:
         """The values key that feeds ``rendered`` (None when no key does)."""
         found: YamlPath | None = self.probes.answer(
-            ("path", _doc_id(self.doc), rendered), lambda: self._values_path(rendered)
+            ("path", self.doc.ident, rendered), lambda: self._values_path(rendered)
         )
         return found
 
@@ -897,7 +891,7 @@ class ValuesMap:
     def _confirm_batch(self, where: YamlPath, base: YamlPath, suffix: YamlPath) -> bool:
         """Whether a value set at ``base + suffix`` reaches ``where + suffix``; the fields fixers
         usually set under the same mapping are confirmed in the same render."""
-        ident = _doc_id(self.doc)
+        ident = self.doc.ident
         answers = self.probes.confirmations
 
         def key(s: YamlPath) -> tuple[Any, ...]:
@@ -999,7 +993,7 @@ class ValuesMap:
         """An existing boolean switch (``seccompProfile.enable: false``) that makes the chart
         render the absent field: the path returned marks it, `HelmTarget.write` turns it on."""
         found: YamlPath | None = self.probes.answer(
-            ("switch", _doc_id(self.doc), rendered), lambda: self._switch_for_field(rendered)
+            ("switch", self.doc.ident, rendered), lambda: self._switch_for_field(rendered)
         )
         return found
 
@@ -1905,8 +1899,8 @@ class HelmTarget:
             self.deployment, chart_dir, user, overlay, only=self.doc.template
         )
         for doc in deployed.docs:
-            if _doc_id(doc) == _doc_id(self.doc):
-                return dict(doc.document), deployed.touches.get(_doc_id(doc), [])
+            if doc.ident == self.doc.ident:
+                return dict(doc.document), deployed.touches.get(doc.ident, [])
         raise ChartError(f"{self.doc.kind} {self.doc.name} is no longer rendered")
 
     def _named_anew(self) -> bool:
@@ -1998,7 +1992,7 @@ class HelmTarget:
         except RemedyError as exc:
             return f"the chart no longer renders with the fix: {exc}"
         for doc in docs:
-            if _doc_id(doc) == _doc_id(self.doc):
+            if doc.ident == self.doc.ident:
                 rendered = ManifestPodView.from_document(doc.document)
                 if rendered is not None:
                     probes = self.index.probes(dep, chart_dir, user, defaults)
@@ -2137,7 +2131,7 @@ def locate_helm(finding: Finding, repo_root: Path, index: HelmIndex) -> HelmTarg
                 chart_source=external.source if external else "",
             )
             target = HelmTarget(index, dep, doc, location)
-            target.post_touches = tuple(deployed.touches.get(_doc_id(doc), ()))
+            target.post_touches = tuple(deployed.touches.get(doc.ident, ()))
             target.attach(mapping, rendered)
             return target
     if near:

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bot.errors import ChartError, RepositoryError
-from bot.locate.helm_render import RenderedDoc
+from bot.locate.helm_render import DocId, RenderedDoc
 from bot.locate.kustomize import _apply as apply_in_patch
 from bot.locate.kustomize import _put
 from bot.locate.kustomize_build import (
@@ -45,8 +45,6 @@ from fixers.view import lookup
 POST_RENDERERS: YamlPath = ("spec", "postRenderers")
 KUSTOMIZE_KEYS = frozenset({"patches", "patchesStrategicMerge", "patchesJson6902", "images"})
 
-DocId = tuple[str, str, str]
-
 
 @dataclass(frozen=True)
 class PostRendered:
@@ -54,10 +52,6 @@ class PostRendered:
 
     docs: list[RenderedDoc]
     touches: dict[DocId, list[Touch]] = field(default_factory=dict)
-
-
-def _doc_id(doc: RenderedDoc) -> DocId:
-    return (doc.template, doc.kind, doc.name)
 
 
 def post_render(
@@ -104,7 +98,7 @@ def post_render(
         doc = RenderedDoc(before.template, before.index, after.doc) if changed else before
         out.append(doc)
         if after.touches:
-            touches[_doc_id(doc)] = list(after.touches)
+            touches[doc.ident] = list(after.touches)
     return PostRendered(out, touches)
 
 

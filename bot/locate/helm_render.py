@@ -26,6 +26,10 @@ from bot.safe_load import load_yaml
 MAX_VALUES_BYTES = 16 * 1024 * 1024
 
 
+DocId = tuple[str, str, str]
+"""(template, kind, name) of a rendered document (`RenderedDoc.ident`)."""
+
+
 @dataclass(frozen=True)
 class RenderedDoc:
     """One rendered manifest document and the template it came from."""
@@ -46,6 +50,11 @@ class RenderedDoc:
     @property
     def namespace(self) -> str | None:
         return (self.document.get("metadata") or {}).get("namespace")
+
+    @property
+    def ident(self) -> DocId:
+        """Template, kind and name: which document of a chart this is, whatever its values."""
+        return (self.template, self.kind, self.name)
 
 
 class Renderer(Protocol):
