@@ -76,8 +76,7 @@ def forget_parsed_values() -> None:
 
     helm_render._parse_values.cache_clear()
     helm._values_delta.cache_clear()
-    edits.load_document_text.cache_clear()
-    edits.compose_text.cache_clear()
+    edits.forget_documents()
 
 
 def plan_once(chart: Path, findings: tuple[Finding, ...]) -> tuple[int, int]:

@@ -9,6 +9,9 @@ Only the edited document of a multi-document file is parsed.
 Behaviour worth knowing (the tests in ``tests/test_edits.py`` pin each one):
 
 - Each edit is applied to the current text in turn (the document is re-parsed between edits).
+  Edits that all go below one top-level key of a block mapping are applied to that entry's
+  lines as a document of their own (a big values file is not re-parsed whole per edit); the
+  result is the same bytes, and any refusal there is decided again on the whole document.
 - Style is detected from the document (the most common form): mapping indent width and whether
   block sequences are indented under their key (``key:\\n  - a``) or not (``key:\\n- a``);
   defaults 2 / indented.
@@ -37,7 +40,7 @@ from __future__ import annotations
 import functools
 import json
 import re
-from collections import Counter
+from collections import Counter, OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -208,6 +211,7 @@ def _compose(text: str) -> yaml.Node | None:
         raise _syntax_error(exc) from None
 
 
+@functools.lru_cache(maxsize=16)
 def _has_anchors(text: str) -> bool:
     if "&" not in text and "*" not in text:
         return False
@@ -784,25 +788,93 @@ def apply_edits(text: str, edits: Sequence[Edit], document_index: int = 0) -> st
             f"document {document_index} uses YAML anchors/aliases; refusing to edit shared nodes"
         )
     newline = "\r\n" if "\r\n" in text else "\n"
-    doc: _Doc | None = None
-    for edit in edits:
-        if doc is None:
-            try:
-                doc = _Doc(part, newline)
-            except EditError as exc:
-                raise EditError(f"document {document_index}: {exc}") from None
+    try:
+        whole = _Doc(part, newline)
+    except EditError as exc:
+        raise EditError(f"document {document_index}: {exc}") from None
+    entry = _edited_entry(whole, edits)
+    if entry is not None:
+        try:
+            after = _apply_in_entry(whole, entry, edits)
+        except EditError:
+            after = None  # the whole document gives the authoritative answer and message
+        if after is not None:
+            return text[:begin] + after + text[end:]
+    after = _apply_all(whole, edits)
+    if after == part:
+        return text
+    _check(part, after, edits)
+    return text[:begin] + after + text[end:]
+
+
+def _apply_all(doc: _Doc, edits: Sequence[Edit]) -> str:
+    """The text of ``doc`` with ``edits`` applied in turn, re-parsed between edits (the style
+    detected from the original is kept)."""
+    text = doc.text
+    for number, edit in enumerate(edits, 1):
         try:
             new = _apply_one(doc, edit)
         except EditError as exc:
             raise EditError(f"{type(edit).__name__} {_where(edit.path)}: {exc}") from None
-        if new is not None and new != part:
-            part = new
-            # re-parse the changed text; keep the style detected from the original
-            doc = _Doc(part, newline, doc.style) if edit is not edits[-1] else None
-    if part == text[begin:end]:
-        return text
-    _check(text[begin:end], part, edits)
-    return text[:begin] + part + text[end:]
+        if new is not None and new != text:
+            text = new
+            if number < len(edits):
+                doc = _Doc(text, doc.nl, doc.style)
+    return text
+
+
+def _edited_entry(doc: _Doc, edits: Sequence[Edit]) -> tuple[int, int] | None:
+    """Offsets of the lines of the one top-level entry that every edit goes into, when those
+    lines can be edited as a document of their own: a big values file is then re-parsed and
+    checked one section at a time instead of whole after every edit. None otherwise.
+
+    Safe when the entry's key is a plain string that occurs once among the top-level keys,
+    its value is a non-empty block collection, every edit goes below it, and the document has
+    no directives and no merge keys (anchors are refused before this)."""
+    heads = {edit.path[0] for edit in edits}
+    if len(heads) != 1 or any(len(edit.path) < 2 for edit in edits):
+        return None
+    (head,) = heads
+    root = doc.root
+    if not isinstance(head, str) or root.flow_style or "<<" in doc.text:
+        return None
+    if "%" in doc.text[: root.start_mark.index]:
+        return None
+    keys = [key for key, _ in root.value]
+    if not all(isinstance(key, yaml.ScalarNode) and key.tag == _STR_TAG for key in keys):
+        return None
+    found = [i for i, key in enumerate(keys) if key.value == head]
+    if len(found) != 1:
+        return None
+    (i,) = found
+    key, value = root.value[i]
+    if not isinstance(value, yaml.MappingNode | yaml.SequenceNode) or value.flow_style:
+        return None
+    start = key.start_mark.index
+    if not value.value or doc.line_start(start) != start:
+        return None
+    if i + 1 == len(keys):
+        return start, len(doc.text)
+    stop = keys[i + 1].start_mark.index
+    return (start, stop) if doc.line_start(stop) == stop else None
+
+
+def _apply_in_entry(whole: _Doc, entry: tuple[int, int], edits: Sequence[Edit]) -> str:
+    """The whole document's text with ``edits`` applied to the lines of one top-level entry
+    (`_edited_entry`), checked on those lines; the data of the result is derived from the
+    original's (the rest is byte for byte the same), so nobody parses the whole text again."""
+    start, stop = entry
+    before = whole.text[start:stop]
+    after = _apply_all(_Doc(before, whole.nl, whole.style), edits)
+    if after == before:
+        return whole.text
+    _check(before, after, edits)
+    text = whole.text[:start] + after + whole.text[stop:]
+    data = load_document_text(whole.text)
+    if isinstance(data, dict):
+        head = edits[0].path[0]
+        _remember_document(text, {**data, head: load_document_text(after)[head]})
+    return text
 
 
 def _check(before: str, after: str, edits: Sequence[Edit]) -> None:
@@ -880,15 +952,42 @@ def _intended(data: Any, edit: Edit) -> Any:
     return data
 
 
-@functools.lru_cache(maxsize=1024)
+_DOCUMENTS: OrderedDict[str, Any] = OrderedDict()
+_DOCUMENTS_KEPT = 1024
+
+
 def load_document_text(text: str) -> Any:
     """The data of one document's text, memoised: the planner re-reads a document after every
     edit and the applier checks it, so each distinct text is constructed once. Callers must not
     mutate the result."""
+    try:
+        _DOCUMENTS.move_to_end(text)
+        return _DOCUMENTS[text]
+    except KeyError:
+        pass
     if "<<" in text:  # merge keys: constructing flattens the nodes in place, never share them
-        return yaml.load(text, Loader=_Loader)  # type: ignore[arg-type]  # PyYAML's stubs accept only its own Loader classes
-    node = compose_text(text)
-    return None if node is None else yaml.constructor.SafeConstructor().construct_document(node)
+        data = yaml.load(text, Loader=_Loader)  # type: ignore[arg-type]  # PyYAML's stubs accept only its own Loader classes
+    else:
+        node = compose_text(text)
+        data = None if node is None else yaml.constructor.SafeConstructor().construct_document(node)
+    _remember_document(text, data)
+    return data
+
+
+def _remember_document(text: str, data: Any) -> None:
+    """Memoise ``data`` as what `load_document_text` gives for ``text`` (the applier knows
+    the data of a text it has spliced into a document it checked)."""
+    _DOCUMENTS[text] = data
+    _DOCUMENTS.move_to_end(text)
+    if len(_DOCUMENTS) > _DOCUMENTS_KEPT:
+        _DOCUMENTS.popitem(last=False)
+
+
+def forget_documents() -> None:
+    """Drop every memoised parse (a benchmark's repeats each start as a fresh run)."""
+    _DOCUMENTS.clear()
+    compose_text.cache_clear()
+    _has_anchors.cache_clear()
 
 
 def document_span(text: str, index: int) -> tuple[int, int]:

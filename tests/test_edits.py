@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import random
 from dataclasses import dataclass, field
@@ -10,6 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from fixers import edits as edits_module
 from fixers.edits import EditError, apply_edits, load_documents, render_manifest
 from fixers.model import AppendUnique, Edit, Ensure, Remove, Set
 from tests.conftest import corpus_path
@@ -501,3 +503,75 @@ def test_written_strings_read_back_unchanged() -> None:
                 result = apply_edits(text, [Set(path, value)])
                 data = load_documents(result)[0]
                 assert (data["k"] if len(path) == 1 else data["k"][0]) == value, (value, result)
+
+
+def _whole_document(monkeypatch: pytest.MonkeyPatch, text: str, edits: list[Edit]) -> str:
+    """`apply_edits` without the one-entry shortcut: the reference it must equal."""
+    with monkeypatch.context() as patched:
+        patched.setattr(edits_module, "_edited_entry", lambda doc, edits: None)
+        return apply_edits(text, edits)
+
+
+@pytest.mark.parametrize("case", [c for c in CASES if c.document == 0], ids=lambda c: c.name)
+def test_one_entry_shortcut_equals_the_whole_document(
+    case: Case, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every named case, wrapped as the middle entry of a bigger document (the shape of a big
+    values file): the edits applied to that entry's lines alone give the same bytes, and the
+    data remembered for the result is what parsing it gives."""
+    if not case.before.strip() or case.before.startswith(("-", "%", "---", " ")):
+        pytest.skip("not a block mapping at column 0")
+    text = "# defaults\nfirst:\n  x: 1\nmiddle:\n" + _indented(case.before) + "last: [1]\n"
+    edits = [dataclasses.replace(e, path=("middle", *e.path)) for e in case.edits]
+    try:
+        expected = _whole_document(monkeypatch, text, edits)
+    except EditError:
+        with pytest.raises(EditError):
+            apply_edits(text, edits)
+        return
+    edits_module.forget_documents()
+    assert apply_edits(text, edits) == expected
+    remembered = edits_module.load_document_text(expected)
+    edits_module.forget_documents()
+    assert remembered == edits_module.load_document_text(expected)
+
+
+def _indented(text: str) -> str:
+    return "".join("  " + line if line.strip() else line for line in text.splitlines(True))
+
+
+@pytest.mark.corpus
+def test_one_entry_shortcut_on_real_values_files(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Batches of edits under one top-level key of the corpus charts' values files give the
+    bytes and data the whole-document application gives."""
+    rng = random.Random(2)
+    checked = 0
+    for path in sorted(corpus_path("charts").glob("*/values*.yaml")):
+        text = path.read_text(encoding="utf-8")
+        data = load_documents(text)[0]
+        if not isinstance(data, dict):
+            continue
+        for head in rng.sample(sorted(data), min(6, len(data))):
+            nodes = [(where, v) for where, v in _nodes(data) if where[:1] == (head,)][1:]
+            if not nodes:
+                continue
+            edits: list[Edit] = []
+            for where, value in rng.sample(nodes, min(3, len(nodes))):
+                if isinstance(value, dict):
+                    edits.append(Ensure((*where, "addedByBot", "deep"), 1))
+                elif isinstance(value, list):
+                    edits.append(AppendUnique(where, {"name": "kube-remedy"}))
+                else:
+                    edits.append(Set(where, "kube-remedy"))
+            try:
+                expected = _whole_document(monkeypatch, text, edits)
+            except EditError:
+                continue
+            edits_module.forget_documents()
+            result = apply_edits(text, edits)
+            assert result == expected, (path, edits)
+            remembered = edits_module.load_document_text(result)
+            edits_module.forget_documents()
+            assert remembered == edits_module.load_document_text(result), (path, edits)
+            checked += 1
+    assert checked > 20
