@@ -162,17 +162,16 @@ def _repo_config(repo: Path, explicit: Path | None) -> RepoConfig:
 
 
 def _plan(args: argparse.Namespace) -> tuple[Report, Plan, RepoConfig]:
-    from bot.cluster import ClusterAccess
     from bot.plan import build_plan
 
     repo = Path(args.repo)
     if not repo.is_dir():
         raise RemedyError(f"repository directory {repo} not found")
-    cluster = (
-        ClusterAccess(kubeconfig=args.kubeconfig, context=args.kube_context)
-        if args.from_cluster
-        else None
-    )
+    cluster = None
+    if args.from_cluster:
+        from bot.cluster import ClusterAccess
+
+        cluster = ClusterAccess(kubeconfig=args.kubeconfig, context=args.kube_context)
     report = _load_reports(
         [Path(p) for p in args.report or ()], cluster, args.from_cluster or (), args.namespace
     )

@@ -11,13 +11,13 @@ comes from the fixer registry (`fixers.registry`); `not_fixable_in_git` combines
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, fields
 from functools import cache
 from importlib import resources
-from typing import Literal
+from typing import Any, Literal, get_args
 
 import yaml
-from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
 from bot.errors import ConfigError
 from fixers.model import CONTROL_ID, Severity
@@ -27,13 +27,11 @@ from fixers.registry import fixer_for
 _DATA_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 UnfixableCategory = Literal["rbac", "node", "image", "cluster-config", "needs-human"]
+ControlSeverity = Literal["Low", "Medium", "High", "Critical"]
 
 
-class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class UnfixableReason(_Frozen):
+@dataclass(frozen=True, slots=True, kw_only=True)
+class UnfixableReason:
     """Why a change in cd-config cannot fix the control, and what a person should do instead
     (read only while no fixer handles the control)."""
 
@@ -41,12 +39,13 @@ class UnfixableReason(_Frozen):
     action: str
 
 
-class Control(_Frozen):
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Control:
     """One Kubescape control as the bot explains and treats it."""
 
     id: str
     name: str
-    severity: Literal["Low", "Medium", "High", "Critical"]
+    severity: ControlSeverity
     score_factor: float
     frameworks: tuple[str, ...] = ()
     cis: str | None = None
@@ -55,33 +54,91 @@ class Control(_Frozen):
     fix: str
     unfixable_reason: UnfixableReason | None = None
 
-    @field_validator("id")
-    @classmethod
-    def _canonical(cls, value: str) -> str:
-        if not CONTROL_ID.match(value):
-            raise ValueError(f"not a canonical control id: {value!r}")
-        return value
-
     @property
     def severity_level(self) -> Severity:
         return Severity.parse(self.severity)
 
 
-class _Catalog(_Frozen):
-    controls: tuple[Control, ...]
+# The catalog is shipped data read on every command: checked by hand, not with pydantic, whose
+# import alone costs `remedy explain` more than the rest of its start-up.
+def _fields(entry: object, names: Collection[str], where: str) -> dict[str, Any]:
+    """``entry``, a mapping of some of ``names`` and nothing else."""
+    if not isinstance(entry, dict):
+        raise ValueError(f"{where}: not a mapping")
+    unknown = sorted(str(k) for k in entry if k not in names)
+    if unknown:
+        raise ValueError(f"{where}: unknown fields {', '.join(unknown)}")
+    return entry
+
+
+def _choice(value: object, allowed: Any, where: str) -> Any:
+    """``value``, one of the ``Literal`` type ``allowed``."""
+    choices = get_args(allowed)
+    if value not in choices:
+        raise ValueError(f"{where}: {value!r} is not one of {', '.join(choices)}")
+    return value
+
+
+def _text(value: object, where: str) -> str:
+    if not isinstance(value, str):
+        raise ValueError(f"{where}: not a string: {value!r}")
+    return value
+
+
+def _texts(value: object, where: str) -> tuple[str, ...]:
+    if not isinstance(value, list | tuple):
+        raise ValueError(f"{where}: not a list: {value!r}")
+    return tuple(_text(v, where) for v in value)
+
+
+def _control(entry: object, n: int) -> Control:
+    raw = _fields(entry, [f.name for f in fields(Control)], f"controls[{n}]")
+    where = f"controls[{n}] ({raw.get('id')!r})"
+    missing = [k for k in ("id", "name", "severity", "score_factor", "why", "fix") if k not in raw]
+    if missing:
+        raise ValueError(f"{where}: missing {', '.join(missing)}")
+    if not isinstance(raw["id"], str) or not CONTROL_ID.match(raw["id"]):
+        raise ValueError(f"{where}: not a canonical control id")
+    score = raw["score_factor"]
+    if not isinstance(score, int | float) or isinstance(score, bool):
+        raise ValueError(f"{where}: score_factor is not a number: {score!r}")
+    reason = raw.get("unfixable_reason")
+    if reason is not None:
+        given = _fields(reason, ("category", "action"), f"{where} unfixable_reason")
+        reason = UnfixableReason(
+            category=_choice(given.get("category"), UnfixableCategory, f"{where} category"),
+            action=_text(given.get("action"), f"{where} action"),
+        )
+    cis = raw.get("cis")
+    return Control(
+        id=raw["id"],
+        name=_text(raw["name"], f"{where} name"),
+        severity=_choice(raw["severity"], ControlSeverity, f"{where} severity"),
+        score_factor=float(score),
+        frameworks=_texts(raw.get("frameworks", ()), f"{where} frameworks"),
+        cis=None if cis is None else _text(cis, f"{where} cis"),
+        aliases=_texts(raw.get("aliases", ()), f"{where} aliases"),
+        why=_text(raw["why"], f"{where} why"),
+        fix=_text(raw["fix"], f"{where} fix"),
+        unfixable_reason=reason,
+    )
 
 
 @cache
 def _load() -> tuple[Mapping[str, Control], Mapping[str, str]]:
     text = resources.files("bot").joinpath("data", "controls.yaml").read_text(encoding="utf-8")
     try:
-        catalog = _Catalog.model_validate(yaml.load(text, Loader=_DATA_LOADER))
-    except (yaml.YAMLError, ValidationError) as exc:
+        data = yaml.load(text, Loader=_DATA_LOADER)
+        entries = _fields(data, ("controls",), "the file")["controls"]
+        if not isinstance(entries, list):
+            raise ValueError("controls: not a list")
+        catalog = [_control(entry, n) for n, entry in enumerate(entries)]
+    except (yaml.YAMLError, KeyError, ValueError) as exc:
         detail = " ".join(str(exc).split())
         raise ConfigError(f"bot/data/controls.yaml is invalid: {detail}") from exc
     by_id: dict[str, Control] = {}
     aliases: dict[str, str] = {}
-    for control in catalog.controls:
+    for control in catalog:
         if control.id in by_id:
             raise ConfigError(f"bot/data/controls.yaml lists {control.id} twice")
         by_id[control.id] = control

@@ -16,11 +16,7 @@ import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-from ruamel.yaml import YAML
-from ruamel.yaml.comments import CommentedMap, CommentedSeq
-from ruamel.yaml.error import YAMLError
+from typing import TYPE_CHECKING, Any
 
 from bot import controls as catalog
 from bot.locate.base import FileOverlay
@@ -28,6 +24,9 @@ from bot.model import ChangeSet, FileChange, Unfixable
 from bot.repo_config import CONFIG_FILE
 from fixers.intent import Evidence
 from fixers.model import Finding, Risk
+
+if TYPE_CHECKING:
+    from ruamel.yaml import YAML
 
 WAIVER_KEY = "waivers/remedy-yaml"
 KYVERNO_FILE = "kube-remedy-waivers.yaml"
@@ -63,6 +62,9 @@ def _entries(waivers: Sequence[Waiver]) -> list[Waiver]:
 
 
 def _yaml() -> YAML:
+    # ruamel.yaml is imported when a waiver is written: a plan without waivers never needs it.
+    from ruamel.yaml import YAML
+
     yaml = YAML()
     yaml.preserve_quotes = True
     yaml.width = 4096
@@ -81,6 +83,8 @@ def _sequence_indent(text: str) -> tuple[int, int]:
 def remedy_yaml(before: str | None, waivers: Sequence[Waiver]) -> str | None:
     """``.remedy.yaml`` with an ignore entry per waiver (None when all are already there).
     Raises `YAMLError` / `ValueError` on a file it cannot round-trip."""
+    from ruamel.yaml.comments import CommentedMap, CommentedSeq
+
     yaml = _yaml()
     text = before or ""
     data = yaml.load(text) if text.strip() else None
@@ -249,6 +253,8 @@ def waiver_change_set(root: Path, waivers: Sequence[Waiver]) -> ChangeSet | str 
     reason why it cannot be written (an unreadable ``.remedy.yaml``)."""
     if not waivers:
         return None
+    from ruamel.yaml.error import YAMLError
+
     overlay = FileOverlay(root)
     before = overlay.read(CONFIG_FILE)
     try:

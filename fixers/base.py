@@ -4,12 +4,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from fixers.intent import declined
-from fixers.model import AlreadyCompliant, AnyEdit, Finding, Fixed, NeedsHuman, Result, Risk
-from fixers.policy import FixContext
+from fixers.model import AlreadyCompliant, AnyEdit, Fixed, NeedsHuman, Result, Risk
 from fixers.view import ContainerView, PodView, target_containers
+
+if TYPE_CHECKING:
+    from fixers.model import Finding
+    from fixers.policy import FixContext
 
 
 class Fixer:

@@ -27,12 +27,15 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cache, lru_cache
 from importlib.resources import files
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from fixers.model import Finding, NeedsHuman, YamlPath
+from fixers.model import NeedsHuman, YamlPath
 from fixers.view import ContainerView, FieldNotExposed, PodView, target_containers
+
+if TYPE_CHECKING:
+    from fixers.model import Finding
 
 # Shipped data, trusted: the C parser when PyYAML has it (start-up time of every command).
 _DATA_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)

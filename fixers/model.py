@@ -1,6 +1,7 @@
 """The contract between finding sources, fixers and the applier.
 
-- `Finding`: one failed control on one resource (and container), canonical Kubescape id.
+- `Finding`: one failed control on one resource (and container), canonical Kubescape id; it
+  and the records it holds are pydantic dataclasses in `fixers.records`, loaded on first use.
 - Edits (`Set`, `Ensure`, `Remove`, `AppendUnique`, `CreateManifest`): data, at a YAML path
   relative to the document (or values file) they apply to. Only `fixers.edits` applies them.
 - Results: `Fixed(edits, notes)`, `AlreadyCompliant()`, `NeedsHuman(reason)`.
@@ -12,15 +13,13 @@ import enum
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any
 
-from pydantic import (
-    ConfigDict,
-    ValidationInfo,
-    ValidatorFunctionWrapHandler,
-    field_validator,
-)
-from pydantic.dataclasses import dataclass as validated_dataclass
+if TYPE_CHECKING:
+    from fixers.records import Finding as Finding
+    from fixers.records import FixHint as FixHint
+    from fixers.records import ResourceRef as ResourceRef
+    from fixers.records import SourceHint as SourceHint
 
 YamlPath = tuple[str | int, ...]
 """A path into a YAML document: mapping keys (str) and sequence indices (int)."""
@@ -75,101 +74,6 @@ class Risk(enum.IntEnum):
     @property
     def label(self) -> str:
         return self.name.lower()
-
-
-_RECORD = ConfigDict(extra="forbid", defer_build=True)
-"""Config of the validated, immutable, slotted records below (the decorator is spelled out at each
-class so type checkers see a dataclass): a report holds one `Finding` per failed control and
-resource, so a finding must cost a few hundred bytes, not a pydantic model's ~1.2 KB (its
-per-instance ``__dict__`` and fields-set). Copy with `dataclasses.replace` (it re-validates);
-read JSON with ``pydantic.TypeAdapter(Finding)``. Validators are built when the first record is
-made, not at import: ``remedy explain`` and a plan of an empty report make none."""
-
-
-@validated_dataclass(frozen=True, slots=True, kw_only=True, config=_RECORD)
-class ResourceRef:
-    """A Kubernetes object as a scanner names it."""
-
-    api_version: str = ""
-    kind: str
-    namespace: str | None = None
-    name: str
-
-    @property
-    def key(self) -> str:
-        """Stable, human-readable identity: ``Kind/namespace/name`` (namespace may be empty)."""
-        return f"{self.kind}/{self.namespace or ''}/{self.name}"
-
-    def __str__(self) -> str:
-        ns = f"{self.namespace}/" if self.namespace else ""
-        return f"{self.kind} {ns}{self.name}"
-
-
-@validated_dataclass(frozen=True, slots=True, kw_only=True, config=_RECORD)
-class SourceHint:
-    """Where the scanner says the resource came from (all optional, advice for the locator)."""
-
-    path: str | None = None
-    document_index: int | None = None
-    chart_path: str | None = None
-    line: int | None = None
-
-
-@validated_dataclass(frozen=True, slots=True, kw_only=True, config=_RECORD)
-class FixHint:
-    """A scanner's own suggestion (Kubescape fixPath/failedPath/reviewPath/deletePath).
-
-    Advice only: fixers decide from the resource itself; hints help pick the container and
-    are shown to reviewers.
-    """
-
-    kind: Literal["fix", "failed", "review", "delete"]
-    path: str
-    value: str | None = None
-    placeholder: bool = False
-    """The scanner gave a placeholder (``YOUR_VALUE``), not a value: ``value`` is then None."""
-
-
-@validated_dataclass(frozen=True, slots=True, kw_only=True, config=_RECORD)
-class Finding:
-    """One failed control on one resource, in canonical Kubescape terms."""
-
-    control_id: str
-    scanner: str = "kubescape"
-    scanner_ids: tuple[str, ...] = ()
-    severity: Severity = Severity.UNKNOWN
-    resource: ResourceRef
-    container: str | None = None
-    source: SourceHint = field(default_factory=SourceHint)
-    hints: tuple[FixHint, ...] = ()
-    message: str = ""
-
-    @field_validator("control_id")
-    @classmethod
-    def _canonical(cls, value: str) -> str:
-        if CONTROL_ID.fullmatch(value):
-            return value  # the reader's string, which its findings share
-        value = value.strip().upper()
-        if not CONTROL_ID.match(value):
-            raise ValueError(f"not a canonical Kubescape control id: {value!r} (want C-NNNN)")
-        return value
-
-    @field_validator("scanner_ids", "hints", mode="wrap")
-    @classmethod
-    def _shared(
-        cls, value: Any, handler: ValidatorFunctionWrapHandler, info: ValidationInfo
-    ) -> Any:
-        """A tuple of exactly the item type is valid as it is: the finding keeps it, so equal
-        tuples a reader shares across its findings stay one (validating copies a tuple)."""
-        item = str if info.field_name == "scanner_ids" else FixHint
-        if type(value) is tuple and all(type(v) is item for v in value):
-            return value
-        return handler(value)
-
-    @property
-    def identity(self) -> tuple[str, str, str]:
-        """What makes two findings the same, whichever scanner reported them."""
-        return (self.control_id, self.resource.key, self.container or "")
 
 
 # --------------------------------------------------------------------------- edits
@@ -256,3 +160,15 @@ class NeedsHuman:
 
 
 Result = Fixed | AlreadyCompliant | NeedsHuman
+
+
+_RECORDS = frozenset({"Finding", "FixHint", "ResourceRef", "SourceHint"})
+
+
+def __getattr__(name: str) -> Any:
+    """The finding records (`fixers.records`), loaded with pydantic on first use."""
+    if name in _RECORDS:
+        from fixers import records
+
+        return getattr(records, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

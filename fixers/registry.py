@@ -12,13 +12,16 @@ import importlib
 import pkgutil
 from collections.abc import Iterable
 from functools import cache
-from importlib.metadata import entry_points
 from types import ModuleType
+from typing import TYPE_CHECKING
 
 from fixers.base import Fixer
-from fixers.model import Finding, NeedsHuman, Result, Risk
-from fixers.policy import FixContext
+from fixers.model import NeedsHuman, Result, Risk
 from fixers.view import FieldNotExposed, PodView
+
+if TYPE_CHECKING:
+    from fixers.model import Finding
+    from fixers.policy import FixContext
 
 
 class DuplicateControl(Exception):
@@ -39,6 +42,9 @@ class BadRulesPackage(Exception):
 
 def rule_packages() -> tuple[ModuleType, ...]:
     """``fixers.rules``, then each package registered under `ENTRY_POINT_GROUP` (by name)."""
+    # Package metadata is read when the fixers are discovered, not when this module is imported.
+    from importlib.metadata import entry_points
+
     import fixers.rules as builtin
 
     packages = [builtin]

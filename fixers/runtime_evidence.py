@@ -19,7 +19,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from importlib.resources import files
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
@@ -27,7 +27,6 @@ from fixers.model import (
     AlreadyCompliant,
     AnyEdit,
     AppendUnique,
-    Finding,
     Fixed,
     NeedsHuman,
     Remove,
@@ -35,6 +34,9 @@ from fixers.model import (
     Set,
 )
 from fixers.view import ContainerView, PodView, target_containers
+
+if TYPE_CHECKING:
+    from fixers.model import Finding
 
 # Shipped data, trusted: the C parser when PyYAML has it (start-up time of every command).
 _DATA_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)

@@ -11,9 +11,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from fixers.model import AnyEdit, Finding, YamlPath
+from fixers.model import AnyEdit, YamlPath
+
+if TYPE_CHECKING:
+    from fixers.model import Finding
 
 _MISSING: Any = object()
 

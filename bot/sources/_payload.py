@@ -18,9 +18,17 @@ plain type and `validated` turns pydantic's error into a one-line `ReportError` 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from functools import cache
 from typing import Annotated, Any, TypeVar
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, PlainValidator, ValidationError
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainValidator,
+    ValidationError,
+)
 
 from bot.errors import ReportError
 
@@ -97,6 +105,12 @@ items, and a value that is no list, are passed over)."""
 
 
 M = TypeVar("M", bound=BaseModel)
+
+
+def empty(model: type[Payload]) -> Any:
+    """A field's default: the empty ``model``, made on first use and then shared (payloads are
+    frozen). An instance made in the class body would build validators on import."""
+    return Field(default_factory=cache(model))
 
 
 def validated(model: type[M], data: Any, what: str) -> M:

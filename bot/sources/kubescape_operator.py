@@ -34,7 +34,16 @@ from pydantic import Field, PlainValidator
 from bot import controls
 from bot.cluster import CustomResource
 from bot.errors import ReportError
-from bot.sources._payload import ListOrEmpty, ObjectsOnly, OrEmpty, OrNone, Payload, Raw, Text
+from bot.sources._payload import (
+    ListOrEmpty,
+    ObjectsOnly,
+    OrEmpty,
+    OrNone,
+    Payload,
+    Raw,
+    Text,
+    empty,
+)
 from bot.sources.base import KNOWN_KINDS, Report, Skipped, one_or_list
 from bot.sources.kubescape import build_report, status_of
 from fixers.model import Severity
@@ -94,8 +103,8 @@ class _Annotations(Payload):
 
 class _Metadata(Payload):
     name: Trimmed = ""
-    labels: Annotated[_Labels, OrEmpty] = _Labels()
-    annotations: Annotated[_Annotations, OrEmpty] = _Annotations()
+    labels: Annotated[_Labels, OrEmpty] = empty(_Labels)
+    annotations: Annotated[_Annotations, OrEmpty] = empty(_Annotations)
 
 
 class _Path(Payload):
@@ -121,7 +130,7 @@ class _Control(Payload):
     controlID: Trimmed = ""
     name: Trimmed = ""
     status: Raw = None
-    severity: Annotated[_Severity, OrEmpty] = _Severity()
+    severity: Annotated[_Severity, OrEmpty] = empty(_Severity)
     rules: Annotated[list[Annotated[_Rule, OrEmpty]], ListOrEmpty] = []
 
 
@@ -134,8 +143,8 @@ class _Scan(Payload):
     """A WorkloadConfigurationScan or its summary (what `_is_scan` recognises)."""
 
     kind: Text = ""
-    metadata: Annotated[_Metadata, OrEmpty] = _Metadata()
-    spec: Annotated[_Spec, OrEmpty] = _Spec()
+    metadata: Annotated[_Metadata, OrEmpty] = empty(_Metadata)
+    spec: Annotated[_Spec, OrEmpty] = empty(_Spec)
 
 
 def workload_id(item: Mapping[str, Any]) -> str | None:

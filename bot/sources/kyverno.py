@@ -25,7 +25,7 @@ from bot import controls, scanner_map
 from bot.cluster import CustomResource
 from bot.errors import RemedyError, ReportError
 from bot.safe_load import load_json
-from bot.sources._payload import ListUnlessFalsy, OrEmpty, OrNone, Payload, Raw, Str, Text
+from bot.sources._payload import ListUnlessFalsy, OrEmpty, OrNone, Payload, Raw, Str, Text, empty
 from bot.sources.base import Report, Skipped, one_or_list
 from fixers.model import Finding, FixHint, ResourceRef
 
@@ -84,7 +84,7 @@ class _Metadata(Payload):
 
 class _Report(Payload):
     kind: Text = ""
-    metadata: Annotated[_Metadata, OrEmpty] = _Metadata()
+    metadata: Annotated[_Metadata, OrEmpty] = empty(_Metadata)
     scope: Annotated[_Subject | None, OrNone] = None
     results: Annotated[list[Annotated[_Result | None, OrNone]] | None, ListUnlessFalsy] = []
     """None when it is no list; an item that is no mapping is None."""

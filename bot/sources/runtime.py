@@ -49,7 +49,16 @@ from bot.cluster import (
     list_objects,
 )
 from bot.errors import ReportError
-from bot.sources._payload import ListOrEmpty, ObjectsOnly, OrEmpty, OrNone, Payload, Raw, Text
+from bot.sources._payload import (
+    ListOrEmpty,
+    ObjectsOnly,
+    OrEmpty,
+    OrNone,
+    Payload,
+    Raw,
+    Text,
+    empty,
+)
 from bot.sources.base import KNOWN_KINDS, Skipped
 from bot.sources.kubescape_operator import workload_id
 from fixers.model import ResourceRef
@@ -102,8 +111,8 @@ class _Metadata(Payload):
     name: Raw = None
     namespace: Raw = None
     creationTimestamp: Raw = None
-    annotations: Annotated[_Annotations, OrEmpty] = _Annotations()
-    labels: Annotated[_Labels, OrEmpty] = _Labels()
+    annotations: Annotated[_Annotations, OrEmpty] = empty(_Annotations)
+    labels: Annotated[_Labels, OrEmpty] = empty(_Labels)
 
 
 class _OutputFields(Payload):
@@ -119,7 +128,7 @@ class _Alert(Payload):
     rule: Text = ""
     priority: Text = ""
     time: Text = ""
-    output_fields: Annotated[_OutputFields, OrEmpty] = _OutputFields()
+    output_fields: Annotated[_OutputFields, OrEmpty] = empty(_OutputFields)
 
 
 class _Part(Payload):
@@ -271,7 +280,7 @@ class _NetworkNeighborhood(_Part):
 
 
 class _ContainerProfile(_Part):
-    spec: _ContainerProfileSpec = _ContainerProfileSpec()
+    spec: _ContainerProfileSpec = empty(_ContainerProfileSpec)
 
 
 class _GeneratedNetworkPolicy(_Part):

@@ -27,7 +27,7 @@ from bot import controls, scanner_map
 from bot.errors import RemedyError, ReportError
 from bot.safe_load import load_yaml_all
 from bot.sources import checkov, trivy
-from bot.sources._payload import FalsyEmpty, OrNone, Payload, Raw, Text, validated
+from bot.sources._payload import FalsyEmpty, OrNone, Payload, Raw, Text, empty, validated
 from bot.sources.base import Report, Skipped
 from fixers.model import CONTROL_ID, Finding, ResourceRef, Severity, SourceHint
 
@@ -52,12 +52,12 @@ class _Artifact(Payload):
 class _Region(Payload):
     startLine: Raw = None
     endLine: Raw = None
-    snippet: Annotated[_Text, FalsyEmpty] = _Text()
+    snippet: Annotated[_Text, FalsyEmpty] = empty(_Text)
 
 
 class _Physical(Payload):
-    artifactLocation: Annotated[_Artifact, FalsyEmpty] = _Artifact()
-    region: Annotated[_Region, FalsyEmpty] = _Region()
+    artifactLocation: Annotated[_Artifact, FalsyEmpty] = empty(_Artifact)
+    region: Annotated[_Region, FalsyEmpty] = empty(_Region)
 
 
 class _Location(Payload):
@@ -68,13 +68,13 @@ class _Result(Payload):
     ruleId: Raw = None
     kind: Raw = None
     level: Raw = None
-    message: Annotated[_Text, FalsyEmpty] = _Text()
+    message: Annotated[_Text, FalsyEmpty] = empty(_Text)
     locations: Raw = None
 
 
 class _Rule(Payload):
     id: Raw = None
-    shortDescription: Annotated[_Text, FalsyEmpty] = _Text()
+    shortDescription: Annotated[_Text, FalsyEmpty] = empty(_Text)
 
 
 class _Driver(Payload):
@@ -87,7 +87,7 @@ class _Tool(Payload):
 
 
 class _Run(Payload):
-    tool: Annotated[_Tool, FalsyEmpty] = _Tool()
+    tool: Annotated[_Tool, FalsyEmpty] = empty(_Tool)
     results: Raw = None
     originalUriBaseIds: Raw = None
 

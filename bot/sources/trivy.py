@@ -42,6 +42,7 @@ from bot.sources._payload import (
     Raw,
     Str,
     Text,
+    empty,
 )
 from bot.sources.base import KNOWN_KINDS, Report, Skipped
 from fixers.model import Finding, ResourceRef, SourceHint
@@ -114,7 +115,7 @@ class _Misconf(Payload):
     Title: Text = ""
     Message: Text = ""
     Severity: Raw = None
-    CauseMetadata: Annotated[_Cause, OrEmpty] = _Cause()
+    CauseMetadata: Annotated[_Cause, OrEmpty] = empty(_Cause)
 
 
 def _objects_or_none(value: Any) -> Any:
@@ -167,7 +168,7 @@ class _Owner(Payload):
 class _OperatorMeta(Payload):
     name: Raw = ""
     namespace: Raw = None
-    labels: Annotated[_Labels, OrEmpty] = _Labels()
+    labels: Annotated[_Labels, OrEmpty] = empty(_Labels)
     ownerReferences: Raw = None
 
 
@@ -184,7 +185,7 @@ class _Check(Payload):
 
 class _OperatorReport(Payload):
     kind: Text = ""
-    metadata: Annotated[_OperatorMeta, OrEmpty] = _OperatorMeta()
+    metadata: Annotated[_OperatorMeta, OrEmpty] = empty(_OperatorMeta)
     report: Raw = None
 
 

@@ -6,10 +6,15 @@ Kubernetes field: ``containers[].securityContext.allowPrivilegeEscalation``
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from fixers.base import ContainerFix, ContainerFixer
-from fixers.model import Finding, NeedsHuman, Risk, Set
-from fixers.policy import FixContext
+from fixers.model import NeedsHuman, Risk, Set
 from fixers.view import ContainerView, PodView
+
+if TYPE_CHECKING:
+    from fixers.model import Finding
+    from fixers.policy import FixContext
 
 
 class AllowPrivilegeEscalation(ContainerFixer):

@@ -7,11 +7,16 @@ Kubernetes field: ``spec.automountServiceAccountToken`` of the pod
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from fixers.base import Fixer
-from fixers.model import AlreadyCompliant, Finding, Fixed, NeedsHuman, Result, Risk, Set
-from fixers.policy import FixContext
+from fixers.model import AlreadyCompliant, Fixed, NeedsHuman, Result, Risk, Set
 from fixers.runtime_evidence import automount_check
 from fixers.view import PodView
+
+if TYPE_CHECKING:
+    from fixers.model import Finding
+    from fixers.policy import FixContext
 
 
 class AutomountServiceAccountToken(Fixer):

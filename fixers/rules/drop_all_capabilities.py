@@ -8,13 +8,16 @@ Kubernetes field: ``containers[].securityContext.capabilities.drop``
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fixers.base import ContainerFix, ContainerFixer
-from fixers.model import AnyEdit, AppendUnique, Finding, NeedsHuman, Risk
-from fixers.policy import FixContext
+from fixers.model import AnyEdit, AppendUnique, NeedsHuman, Risk
 from fixers.rules._capabilities import drop_and_add, normalise
 from fixers.view import ContainerView, PodView
+
+if TYPE_CHECKING:
+    from fixers.model import Finding
+    from fixers.policy import FixContext
 
 
 def low_ports(container: ContainerView) -> list[int]:

@@ -6,11 +6,16 @@ Kubernetes field: ``containers[].securityContext.capabilities.drop``
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from fixers.base import ContainerFix, ContainerFixer
-from fixers.model import AppendUnique, Finding, NeedsHuman, Risk
-from fixers.policy import FixContext
+from fixers.model import AppendUnique, NeedsHuman, Risk
 from fixers.rules._capabilities import drop_and_add, normalise
 from fixers.view import ContainerView, PodView
+
+if TYPE_CHECKING:
+    from fixers.model import Finding
+    from fixers.policy import FixContext
 
 
 class DropNetRaw(ContainerFixer):

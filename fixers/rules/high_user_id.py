@@ -6,12 +6,15 @@ https://kubernetes.io/docs/tasks/configure-pod-container/security-context/).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fixers.base import Fixer
-from fixers.model import AlreadyCompliant, Finding, Fixed, NeedsHuman, Result, Risk, Set
-from fixers.policy import FixContext
+from fixers.model import AlreadyCompliant, Fixed, NeedsHuman, Result, Risk, Set
 from fixers.view import PodView
+
+if TYPE_CHECKING:
+    from fixers.model import Finding
+    from fixers.policy import FixContext
 
 HIGH_UID = 10000
 

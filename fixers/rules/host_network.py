@@ -6,10 +6,15 @@ Kubernetes field: ``spec.hostNetwork`` of the pod
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from fixers.base import PodFixer
-from fixers.model import AlreadyCompliant, AnyEdit, Finding, Fixed, Remove, Result, Risk
-from fixers.policy import FixContext
+from fixers.model import AlreadyCompliant, AnyEdit, Fixed, Remove, Result, Risk
 from fixers.view import PodView
+
+if TYPE_CHECKING:
+    from fixers.model import Finding
+    from fixers.policy import FixContext
 
 
 class HostNetwork(PodFixer):

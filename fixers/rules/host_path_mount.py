@@ -6,11 +6,16 @@ Kubernetes field: ``spec.volumes[].hostPath``
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from fixers.base import PodFixer
-from fixers.model import AlreadyCompliant, Finding, NeedsHuman, Result, Risk
-from fixers.policy import FixContext
+from fixers.model import AlreadyCompliant, NeedsHuman, Result, Risk
 from fixers.rules._host_path import host_path_volumes
 from fixers.view import PodView
+
+if TYPE_CHECKING:
+    from fixers.model import Finding
+    from fixers.policy import FixContext
 
 
 class HostPathMount(PodFixer):

@@ -6,10 +6,15 @@ Kubernetes fields: ``spec.hostPID`` and ``spec.hostIPC`` of the pod
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from fixers.base import PodFixer
-from fixers.model import AlreadyCompliant, Finding, Fixed, Remove, Result, Risk
-from fixers.policy import FixContext
+from fixers.model import AlreadyCompliant, Fixed, Remove, Result, Risk
 from fixers.view import PodView
+
+if TYPE_CHECKING:
+    from fixers.model import Finding
+    from fixers.policy import FixContext
 
 
 class HostPidIpc(PodFixer):

@@ -7,11 +7,15 @@ Kubernetes field: ``containers[].ports[].hostPort``
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 from fixers.base import ContainerFix, ContainerFixer
-from fixers.model import Finding, NeedsHuman, Remove, Result, Risk
-from fixers.policy import FixContext
+from fixers.model import NeedsHuman, Remove, Result, Risk
 from fixers.view import ContainerView, PodView
+
+if TYPE_CHECKING:
+    from fixers.model import Finding
+    from fixers.policy import FixContext
 
 
 class HostPort(ContainerFixer):

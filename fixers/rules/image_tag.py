@@ -7,11 +7,16 @@ Kubernetes field: ``containers[].image``
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from fixers.base import Fixer
-from fixers.model import AlreadyCompliant, Finding, NeedsHuman, Result, Risk
-from fixers.policy import FixContext
+from fixers.model import AlreadyCompliant, NeedsHuman, Result, Risk
 from fixers.rules._images import floating_latest, literal_image
 from fixers.view import PodView, target_containers
+
+if TYPE_CHECKING:
+    from fixers.model import Finding
+    from fixers.policy import FixContext
 
 
 class ImageTag(Fixer):

@@ -6,12 +6,17 @@ Kubernetes field: ``containers[].securityContext.capabilities.add``
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from fixers.base import ContainerFix, ContainerFixer
-from fixers.model import Finding, NeedsHuman, Result, Risk
-from fixers.policy import FixContext
+from fixers.model import NeedsHuman, Result, Risk
 from fixers.rules._capabilities import INSECURE, remove_added
 from fixers.runtime_evidence import capabilities_fix
 from fixers.view import ContainerView, PodView
+
+if TYPE_CHECKING:
+    from fixers.model import Finding
+    from fixers.policy import FixContext
 
 
 class InsecureCapabilities(ContainerFixer):

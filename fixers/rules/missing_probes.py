@@ -7,11 +7,15 @@ Kubernetes fields: ``containers[].readinessProbe`` and ``containers[].livenessPr
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 from fixers.base import Fixer
-from fixers.model import AlreadyCompliant, Finding, NeedsHuman, Result, Risk
-from fixers.policy import FixContext
+from fixers.model import AlreadyCompliant, NeedsHuman, Result, Risk
 from fixers.view import PodView, target_containers
+
+if TYPE_CHECKING:
+    from fixers.model import Finding
+    from fixers.policy import FixContext
 
 PROBES = {"C-0018": "readinessProbe", "C-0056": "livenessProbe"}
 

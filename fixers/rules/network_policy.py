@@ -10,21 +10,16 @@ Kubernetes object: ``networking.k8s.io/v1`` NetworkPolicy
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fixers.base import Fixer
-from fixers.model import (
-    AlreadyCompliant,
-    CreateManifest,
-    Finding,
-    Fixed,
-    NeedsHuman,
-    Result,
-    Risk,
-)
-from fixers.policy import FixContext
+from fixers.model import AlreadyCompliant, CreateManifest, Fixed, NeedsHuman, Result, Risk
 from fixers.runtime_evidence import ObservedPolicy, observed_policy
 from fixers.view import PodView, policies_selecting
+
+if TYPE_CHECKING:
+    from fixers.model import Finding
+    from fixers.policy import FixContext
 
 
 def _declared_ports(view: PodView) -> list[dict[str, Any]]:

@@ -19,10 +19,10 @@ https://kubernetes.io/docs/tasks/configure-pod-container/security-context/).
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 from fixers.base import Fixer
-from fixers.model import AlreadyCompliant, Finding, Fixed, NeedsHuman, Result, Risk, Set
-from fixers.policy import FixContext
+from fixers.model import AlreadyCompliant, Fixed, NeedsHuman, Result, Risk, Set
 from fixers.view import PodView
 
 OWN_CONTROLS = {
@@ -43,6 +43,10 @@ OWNERS_CHOOSE = (
     "procMount",
     "capabilities",
 )
+
+if TYPE_CHECKING:
+    from fixers.model import Finding
+    from fixers.policy import FixContext
 """Parts of Kubescape's C-0211 whose values depend on the application and its volumes."""
 
 

@@ -7,11 +7,16 @@ it as privileged too, ``SYS_ADMIN`` in ``capabilities.add``
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from fixers.base import ContainerFix, ContainerFixer
-from fixers.model import AnyEdit, Finding, NeedsHuman, Risk, Set
-from fixers.policy import FixContext
+from fixers.model import AnyEdit, NeedsHuman, Risk, Set
 from fixers.rules._capabilities import remove_added
 from fixers.view import ContainerView, PodView
+
+if TYPE_CHECKING:
+    from fixers.model import Finding
+    from fixers.policy import FixContext
 
 SYS_ADMIN = frozenset({"SYS_ADMIN"})
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 from fixers.base import PodFixer
 from fixers.intent import intent_of, known_writable
@@ -17,16 +18,18 @@ from fixers.model import (
     AlreadyCompliant,
     AnyEdit,
     AppendUnique,
-    Finding,
     Fixed,
     NeedsHuman,
     Result,
     Risk,
     Set,
 )
-from fixers.policy import FixContext
 from fixers.runtime_evidence import read_only_fix
 from fixers.view import PodView, target_containers
+
+if TYPE_CHECKING:
+    from fixers.model import Finding
+    from fixers.policy import FixContext
 
 
 class ReadOnlyRootFilesystem(PodFixer):

@@ -7,13 +7,17 @@ Kubernetes fields: ``containers[].resources.requests`` and ``containers[].resour
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 from fixers.base import ContainerFix, ContainerFixer
 from fixers.intent import stateful_server
-from fixers.model import Finding, NeedsHuman, Risk, Set
-from fixers.policy import FixContext, ResourceDefaults
+from fixers.model import NeedsHuman, Risk, Set
 from fixers.rules._quantity import BadQuantity, at_least, scale
 from fixers.view import ContainerView, PodView
+
+if TYPE_CHECKING:
+    from fixers.model import Finding
+    from fixers.policy import FixContext, ResourceDefaults
 
 # Which (section, resource) fields each control requires, from Kubescape's rules.
 REQUIRED: Mapping[str, tuple[tuple[str, str], ...]] = {

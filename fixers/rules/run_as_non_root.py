@@ -7,12 +7,15 @@ container, falling back to the pod's
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fixers.base import ContainerFix, ContainerFixer
-from fixers.model import Finding, NeedsHuman, Risk, Set
-from fixers.policy import FixContext
+from fixers.model import NeedsHuman, Risk, Set
 from fixers.view import ContainerView, PodView
+
+if TYPE_CHECKING:
+    from fixers.model import Finding
+    from fixers.policy import FixContext
 
 
 def _effective(view: PodView, container: ContainerView, field: str) -> Any:

@@ -13,13 +13,16 @@ Kubernetes field: ``containers[].securityContext.seccompProfile``
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fixers.base import ContainerFix, ContainerFixer
-from fixers.model import Finding, NeedsHuman, Risk, Set
-from fixers.policy import FixContext
+from fixers.model import NeedsHuman, Risk, Set
 from fixers.runtime_evidence import seccomp_check
 from fixers.view import ContainerView, PodView
+
+if TYPE_CHECKING:
+    from fixers.model import Finding
+    from fixers.policy import FixContext
 
 
 def _profile_type(profile: Any) -> str | None:

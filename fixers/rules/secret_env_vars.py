@@ -7,12 +7,15 @@ Kubernetes fields: ``containers[].env[].valueFrom.secretKeyRef``, ``envFrom[].se
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fixers.base import Fixer
-from fixers.model import AlreadyCompliant, Finding, NeedsHuman, Result, Risk
-from fixers.policy import FixContext
+from fixers.model import AlreadyCompliant, NeedsHuman, Result, Risk
 from fixers.view import ContainerView, PodView, target_containers
+
+if TYPE_CHECKING:
+    from fixers.model import Finding
+    from fixers.policy import FixContext
 
 
 def secret_variables(container: ContainerView) -> list[str]:

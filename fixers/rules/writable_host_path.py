@@ -6,11 +6,16 @@ Kubernetes field: ``containers[].volumeMounts[].readOnly``
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from fixers.base import PodFixer
-from fixers.model import AlreadyCompliant, Finding, Fixed, Result, Risk, Set
-from fixers.policy import FixContext
+from fixers.model import AlreadyCompliant, Fixed, Result, Risk, Set
 from fixers.rules._host_path import host_path_mounts
 from fixers.view import PodView, target_containers
+
+if TYPE_CHECKING:
+    from fixers.model import Finding
+    from fixers.policy import FixContext
 
 
 class WritableHostPath(PodFixer):
