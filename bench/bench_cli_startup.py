@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import resource
 import statistics
 import subprocess
@@ -20,7 +19,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from bench.bench_compare import HERE, export
+from bench.bench_compare import HERE, child_env, export
 
 ENTRY = "import sys; from bot.cli import main; sys.exit(main(sys.argv[1:]))"
 
@@ -33,7 +32,7 @@ def _children_cpu() -> float:
 def timed(code: Path, args: list[str]) -> float:
     """CPU seconds (user + system) of one whole process: on a shared machine wall time
     measures the neighbours."""
-    env = {**os.environ, "PYTHONPATH": str(code)}
+    env = child_env(code)
     start = _children_cpu()
     # cwd: ``python -c`` puts the working directory before PYTHONPATH on sys.path, so run from
     # the side's own tree or both sides would run the code of wherever the bench started.

@@ -53,6 +53,14 @@ print(json.dumps({"wall": wall, "cpu": cpu, "digest": digest.hexdigest(),
 """
 
 
+def child_env(code_root: Path) -> dict[str, str]:
+    """The environment of a timed child running ``code_root``'s code as an installed remedy
+    runs: byte code cached (a shell's ``PYTHONDONTWRITEBYTECODE`` would charge every process the
+    compilation of every module it imports)."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    return {**env, "PYTHONPATH": str(code_root)}
+
+
 def export(rev: str, into: Path) -> Path:
     """The tree of ``rev`` (a commit of this repository) written under ``into``."""
     archive = subprocess.run(
@@ -64,7 +72,7 @@ def export(rev: str, into: Path) -> Path:
 
 
 def run_child(code_root: Path, report: Path, repo: Path) -> dict:
-    env = {**os.environ, "PYTHONPATH": str(code_root)}
+    env = child_env(code_root)
     done = subprocess.run(
         [sys.executable, "-c", CHILD, str(report), str(repo)],
         env=env,

@@ -13,13 +13,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
-from bench.bench_compare import HERE, export
+from bench.bench_compare import HERE, child_env, export
 
 CHILD = r"""
 import json, subprocess, sys, time
@@ -52,7 +51,7 @@ WINDOWS = (100, 300, 1200, 3000)
 def run(code: Path, count: int) -> list[list[float]]:
     """Wall and CPU seconds (this process, git excluded) of each recorded MR."""
     with tempfile.TemporaryDirectory() as tmp:
-        env = {**os.environ, "PYTHONPATH": str(code)}
+        env = child_env(code)
         done = subprocess.run(
             [sys.executable, "-c", CHILD, tmp, str(count)],
             env=env,

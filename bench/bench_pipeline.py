@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import difflib
 import json
-import os
 import resource
 import shutil
 import statistics
@@ -33,6 +32,8 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+
+from bench.bench_compare import child_env
 
 HERE = Path(__file__).resolve().parent.parent
 
@@ -87,7 +88,7 @@ def _children_cpu() -> float:
 
 def child(code: str, *args: str) -> tuple[float, str]:
     """CPU seconds (user + system) of one child process and its standard output."""
-    env = {**os.environ, "PYTHONPATH": str(HERE)}
+    env = child_env(HERE)
     start = _children_cpu()
     done = subprocess.run(
         [sys.executable, "-c", code, *args], env=env, capture_output=True, text=True, check=True

@@ -28,7 +28,6 @@ import argparse
 import hashlib
 import json
 import math
-import os
 import subprocess
 import sys
 import tempfile
@@ -37,6 +36,7 @@ from typing import Any
 
 import yaml
 
+from bench.bench_compare import child_env
 from bench.bench_report_memory import _object, _write, write_report
 
 HERE = Path(__file__).resolve().parent.parent
@@ -115,7 +115,7 @@ def write_inputs(root: Path, count: int) -> tuple[Path, Path]:
 def measure(report: Path, repo: Path | None, digest: bool = False) -> dict:
     """CPU seconds of reading (and planning, given ``repo``) in a fresh process, its peak RSS
     (and with ``digest``, the plan's `plan_digest`)."""
-    env = {**os.environ, "PYTHONPATH": str(HERE)}
+    env = child_env(HERE)
     done = subprocess.run(
         [sys.executable, "-c", CHILD, str(report), str(repo or ""), *(["digest"] * digest)],
         env=env,

@@ -8,10 +8,12 @@ Only the edited document of a multi-document file is parsed.
 
 Behaviour worth knowing (the tests in ``tests/test_edits.py`` pin each one):
 
-- Each edit is applied to the current text in turn (the document is re-parsed between edits).
-  Edits that all go below one top-level key of a block mapping are applied to that entry's
-  lines as a document of their own (a big values file is not re-parsed whole per edit); the
-  result is the same bytes, and any refusal there is decided again on the whole document.
+- Edits are applied in order, each to the text the ones before it wrote. Several are written
+  from one parse when none could change what another sees (unrelated paths, changes a whole
+  line apart, or new keys at the end of one mapping), and edits that all go below one
+  top-level key are parsed and checked on that entry's lines alone (a big values file is not
+  re-parsed whole per edit). The bytes are those of one edit per parse (`_apply_all`), which
+  also decides every refusal.
 - Style is detected from the document (the most common form): mapping indent width and whether
   block sequences are indented under their key (``key:\\n  - a``) or not (``key:\\n- a``);
   defaults 2 / indented.
@@ -792,19 +794,15 @@ def apply_edits(text: str, edits: Sequence[Edit], document_index: int = 0) -> st
         whole = _Doc(part, newline)
     except EditError as exc:
         raise EditError(f"document {document_index}: {exc}") from None
-    entry = _edited_entry(whole, edits)
-    if entry is not None:
-        try:
-            after = _apply_in_entry(whole, entry, edits)
-        except EditError:
-            after = None  # the whole document gives the authoritative answer and message
-        if after is not None:
-            return text[:begin] + after + text[end:]
-    after = _apply_all(whole, edits)
-    if after == part:
-        return text
-    _check(part, after, edits)
-    return text[:begin] + after + text[end:]
+    try:
+        after = _apply_batched(whole, edits)
+    except EditError:
+        after = None  # applying the edits one by one gives the authoritative answer and message
+    if after is None:
+        after = _apply_all(whole, edits)
+        if after != part:
+            _check(part, after, edits)
+    return text if after == part else text[:begin] + after + text[end:]
 
 
 def _apply_all(doc: _Doc, edits: Sequence[Edit]) -> str:
@@ -821,6 +819,171 @@ def _apply_all(doc: _Doc, edits: Sequence[Edit]) -> str:
             if number < len(edits):
                 doc = _Doc(text, doc.nl, doc.style)
     return text
+
+
+def _apply_batched(whole: _Doc, edits: Sequence[Edit]) -> str | None:
+    """`_apply_all`'s text, checked, written with fewer parses: several edits from one parse
+    (`_round`), and when every edit goes below one top-level key (`_edited_entry`) only that
+    entry's lines parsed and checked after the first round; the data of the entry before the
+    edits and of the whole result are then taken from the whole document's (everything outside
+    the entry is the same bytes). None when an edit reaches outside that entry; any refusal
+    here is decided again by `_apply_all`."""
+    text = whole.text
+    entry = _edited_entry(whole, edits)
+    data = load_document_text(text) if entry is not None else None
+    if entry is None or not isinstance(data, dict):
+        after = _in_rounds(whole, edits)
+        if after != text:
+            _check(text, after, edits)
+        return after
+    start, stop = entry
+    result = _in_rounds(whole, edits, entry)
+    stop_after = stop + len(result) - len(text)
+    if result[:start] != text[:start] or result[stop_after:] != text[stop:]:
+        return None
+    before, after = text[start:stop], result[start:stop_after]
+    if after == before:
+        return text
+    head = edits[0].path[0]
+    _remember_document(before, {head: data[head]})
+    _check(before, after, edits)
+    _remember_document(result, {**data, head: load_document_text(after)[head]})
+    return result
+
+
+def _in_rounds(doc: _Doc, edits: Sequence[Edit], window: tuple[int, int] | None = None) -> str:
+    """The text of ``doc`` with ``edits`` applied in order, a `_round` per parse. ``window``:
+    the offsets of the lines every edit stays in; after the first round only they are parsed
+    (`EditError` when an edit wrote outside them)."""
+    pending = _without_repeats(edits)
+    head = tail = ""
+    while True:
+        done, text = _round(doc, pending)
+        pending = pending[done:]
+        if not pending:
+            return head + text + tail
+        if window is not None and not (head or tail):
+            start, stop = window
+            stop += len(text) - len(doc.text)
+            head, tail = text[:start], text[stop:]
+            if head != doc.text[:start] or tail != doc.text[len(doc.text) - len(tail) :]:
+                raise EditError("an edit wrote outside its top-level entry")
+            text = text[start:stop]
+        doc = _Doc(text, doc.nl, doc.style)
+
+
+def _without_repeats(edits: Sequence[Edit]) -> list[Edit]:
+    """``edits`` without a repeat of an earlier edit that no edit in between could undo (one
+    at a related path, or any `Remove`): writing it again changes nothing."""
+    out: list[Edit] = []
+    for edit in edits:
+        for earlier in reversed(out):
+            if earlier == edit:
+                break
+            if isinstance(earlier, Remove) or _related(earlier.path, edit.path):
+                out.append(edit)
+                break
+        else:
+            out.append(edit)
+    return out
+
+
+def _related(a: YamlPath, b: YamlPath) -> bool:
+    """Whether one path is a prefix of the other (one edit could change what the other sees)."""
+    n = min(len(a), len(b))
+    return tuple(a[:n]) == tuple(b[:n])
+
+
+def _round(doc: _Doc, edits: Sequence[Edit]) -> tuple[int, str]:
+    """How many of ``edits``, from the first, are written from this one parse, and the text
+    with them written: each changes its own span of the text, computed on this parse, that no
+    edit before it in the round could have changed (paths not related, spans a whole line
+    apart, no `Remove` before it), except new keys added at the end of one existing block
+    mapping, written there in edit order. The first edit always is (`EditError` from it)."""
+    text = doc.text
+    spans: list[_Span] = []
+    paths: list[YamlPath] = []
+    done = 0
+    for edit in edits:
+        if done and (isinstance(edit, Remove) or any(_related(p, edit.path) for p in paths)):
+            break
+        try:
+            new = _apply_one(doc, edit)
+        except EditError as exc:
+            if done:
+                break
+            raise EditError(f"{type(edit).__name__} {_where(edit.path)}: {exc}") from None
+        if new is not None and new != text:
+            span = _span_of(doc, edit, new, len(spans))
+            if spans and not all(span.apart(other, text) for other in spans):
+                break
+            spans.append(span)
+        paths.append(tuple(edit.path))
+        done += 1
+        if isinstance(edit, Remove):
+            break  # later paths count sequence items after the removal
+    out: list[str] = []
+    pos = 0
+    for span in sorted(spans, key=lambda s: (s.start, s.order)):
+        out += (text[pos : span.start], span.new)
+        pos = span.end
+    out.append(text[pos:])
+    return done, "".join(out)
+
+
+@dataclass(frozen=True)
+class _Span:
+    """The text one edit changes: ``text[start:end]`` becomes ``new``."""
+
+    start: int
+    end: int
+    new: str
+    order: int
+    appends_to: int | None = None
+    """For a new key at the end of an existing block mapping: that mapping's start offset."""
+
+    def apart(self, other: _Span, text: str) -> bool:
+        """Whether both can be written from one parse: new keys of the same mapping, or spans
+        with at least one whole unchanged line between them."""
+        if self.appends_to is not None and self.appends_to == other.appends_to:
+            return self.start == other.start
+        first, second = (self, other) if self.start <= other.start else (other, self)
+        return text.count("\n", first.end, second.start) >= 2
+
+
+def _span_of(doc: _Doc, edit: Edit, new: str, order: int) -> _Span:
+    """The span ``edit`` changed in ``doc.text`` to give ``new``."""
+    text = doc.text
+    grown = len(new) - len(text)
+    if isinstance(edit, Set | Ensure) and grown > 0:
+        slots, found = doc.find(tuple(edit.path), create=False)
+        parent = slots[-1].node
+        if (
+            found == len(edit.path) - 1
+            and isinstance(parent, yaml.MappingNode)
+            and parent.value
+            and not parent.flow_style
+        ):
+            last_key, last_value = parent.value[-1]
+            at = doc.line_end(doc.end(last_value, last_key))
+            if new[:at] == text[:at] and new[at + grown :] == text[at:]:
+                return _Span(at, at, new[at : at + grown], order, parent.start_mark.index)
+    start = _common_prefix(text, new)
+    tail = _common_prefix(text[start:][::-1], new[start:][::-1])
+    return _Span(start, len(text) - tail, new[start : len(new) - tail], order)
+
+
+def _common_prefix(a: str, b: str) -> int:
+    """The length of the longest common prefix of ``a`` and ``b`` (by halving: string
+    comparisons run in C)."""
+    low, high = 0, min(len(a), len(b))
+    while low < high:
+        mid = (low + high + 1) // 2
+        if a[low:mid] == b[low:mid]:
+            low = mid
+        else:
+            high = mid - 1
+    return low
 
 
 def _edited_entry(doc: _Doc, edits: Sequence[Edit]) -> tuple[int, int] | None:
@@ -857,24 +1020,6 @@ def _edited_entry(doc: _Doc, edits: Sequence[Edit]) -> tuple[int, int] | None:
         return start, len(doc.text)
     stop = keys[i + 1].start_mark.index
     return (start, stop) if doc.line_start(stop) == stop else None
-
-
-def _apply_in_entry(whole: _Doc, entry: tuple[int, int], edits: Sequence[Edit]) -> str:
-    """The whole document's text with ``edits`` applied to the lines of one top-level entry
-    (`_edited_entry`), checked on those lines; the data of the result is derived from the
-    original's (the rest is byte for byte the same), so nobody parses the whole text again."""
-    start, stop = entry
-    before = whole.text[start:stop]
-    after = _apply_all(_Doc(before, whole.nl, whole.style), edits)
-    if after == before:
-        return whole.text
-    _check(before, after, edits)
-    text = whole.text[:start] + after + whole.text[stop:]
-    data = load_document_text(whole.text)
-    if isinstance(data, dict):
-        head = edits[0].path[0]
-        _remember_document(text, {**data, head: load_document_text(after)[head]})
-    return text
 
 
 def _check(before: str, after: str, edits: Sequence[Edit]) -> None:

@@ -505,26 +505,28 @@ def test_written_strings_read_back_unchanged() -> None:
                 assert (data["k"] if len(path) == 1 else data["k"][0]) == value, (value, result)
 
 
-def _whole_document(monkeypatch: pytest.MonkeyPatch, text: str, edits: list[Edit]) -> str:
-    """`apply_edits` without the one-entry shortcut: the reference it must equal."""
+def _one_by_one(monkeypatch: pytest.MonkeyPatch, text: str, edits: list[Edit]) -> str:
+    """`apply_edits` writing one edit per parse of the whole document: the reference the
+    batched writing (several edits per parse, one top-level entry parsed) must equal."""
     with monkeypatch.context() as patched:
-        patched.setattr(edits_module, "_edited_entry", lambda doc, edits: None)
+        patched.setattr(edits_module, "_apply_batched", lambda doc, edits: None)
         return apply_edits(text, edits)
 
 
 @pytest.mark.parametrize("case", [c for c in CASES if c.document == 0], ids=lambda c: c.name)
-def test_one_entry_shortcut_equals_the_whole_document(
+def test_batched_writing_of_every_case_in_a_bigger_document(
     case: Case, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Every named case, wrapped as the middle entry of a bigger document (the shape of a big
-    values file): the edits applied to that entry's lines alone give the same bytes, and the
-    data remembered for the result is what parsing it gives."""
+    values file): the edits written several per parse, that entry's lines alone parsed, give
+    the bytes of one edit per parse of the whole, and the data remembered for the result is
+    what parsing it gives."""
     if not case.before.strip() or case.before.startswith(("-", "%", "---", " ")):
         pytest.skip("not a block mapping at column 0")
     text = "# defaults\nfirst:\n  x: 1\nmiddle:\n" + _indented(case.before) + "last: [1]\n"
     edits = [dataclasses.replace(e, path=("middle", *e.path)) for e in case.edits]
     try:
-        expected = _whole_document(monkeypatch, text, edits)
+        expected = _one_by_one(monkeypatch, text, edits)
     except EditError:
         with pytest.raises(EditError):
             apply_edits(text, edits)
@@ -541,37 +543,59 @@ def _indented(text: str) -> str:
 
 
 @pytest.mark.corpus
-def test_one_entry_shortcut_on_real_values_files(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Batches of edits under one top-level key of the corpus charts' values files give the
-    bytes and data the whole-document application gives."""
+def test_batched_writing_on_real_files(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Batches of edits on the corpus charts' values files and manifests (new sibling keys,
+    replaced scalars, appended items, removals, repeats, the same edit in several containers):
+    the same bytes and data as one edit per parse of the whole document."""
     rng = random.Random(2)
     checked = 0
-    for path in sorted(corpus_path("charts").glob("*/values*.yaml")):
+    files = sorted(corpus_path("charts").glob("*/values*.yaml"))
+    files += sorted(corpus_path("manifests").rglob("*.yaml"))[:60]
+    for path in files:
         text = path.read_text(encoding="utf-8")
-        data = load_documents(text)[0]
-        if not isinstance(data, dict):
+        try:
+            data = load_documents(text)[0]
+        except (EditError, IndexError):
             continue
-        for head in rng.sample(sorted(data), min(6, len(data))):
-            nodes = [(where, v) for where, v in _nodes(data) if where[:1] == (head,)][1:]
-            if not nodes:
+        if not isinstance(data, dict) or not data:
+            continue
+        for _ in range(6):
+            nodes = [n for n in _nodes(data) if n[0]]
+            if rng.random() < 0.5:  # a batch below one top-level key
+                head = rng.choice(sorted(k for k in data if isinstance(k, str)))
+                nodes = [n for n in nodes if n[0][:1] == (head,)]
+            edits = _random_batch(rng, nodes)
+            if not edits:
                 continue
-            edits: list[Edit] = []
-            for where, value in rng.sample(nodes, min(3, len(nodes))):
-                if isinstance(value, dict):
-                    edits.append(Ensure((*where, "addedByBot", "deep"), 1))
-                elif isinstance(value, list):
-                    edits.append(AppendUnique(where, {"name": "kube-remedy"}))
-                else:
-                    edits.append(Set(where, "kube-remedy"))
             try:
-                expected = _whole_document(monkeypatch, text, edits)
+                expected = _one_by_one(monkeypatch, text, edits)
             except EditError:
+                with pytest.raises(EditError):
+                    apply_edits(text, edits)
                 continue
             edits_module.forget_documents()
             result = apply_edits(text, edits)
             assert result == expected, (path, edits)
-            remembered = edits_module.load_document_text(result)
+            begin, end = edits_module.document_span(result, 0)
+            remembered = edits_module.load_document_text(result[begin:end])
             edits_module.forget_documents()
-            assert remembered == edits_module.load_document_text(result), (path, edits)
+            assert remembered == load_documents(result)[0], (path, edits)
             checked += 1
-    assert checked > 20
+    assert checked > 100
+
+
+def _random_batch(rng: random.Random, nodes: list[tuple[tuple, object]]) -> list[Edit]:
+    edits: list[Edit] = []
+    for where, value in rng.sample(nodes, min(rng.randint(1, 4), len(nodes))):
+        if isinstance(value, dict):
+            edits.append(Ensure((*where, "addedByBot"), {"deep": 1}))
+            edits.append(Set((*where, "alsoAdded"), "x", "why"))
+        elif isinstance(value, list):
+            edits.append(AppendUnique(where, {"name": "kube-remedy"}))
+        elif rng.random() < 0.3:
+            edits.append(Remove(where))
+        else:
+            edits.append(Set(where, "kube-remedy"))
+    if edits and rng.random() < 0.3:
+        edits.append(edits[0])  # a repeat, as two findings of one resource plan it
+    return edits
