@@ -151,13 +151,13 @@ def _load_reports(
 
 
 def _repo_config(repo: Path, explicit: Path | None) -> RepoConfig:
-    from bot.repo_config import RepoConfig, parse_repo_config
+    from bot.repo_config import defaults, parse_repo_config
 
     path = explicit or repo / CONFIG_FILE
     if not path.is_file():
         if explicit:
             raise RemedyError(f"config file {explicit} not found")
-        return RepoConfig()
+        return defaults()
     return parse_repo_config(path.read_text(encoding="utf-8"), str(path))
 
 

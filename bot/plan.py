@@ -26,7 +26,7 @@ from bot.locate.kustomize import KustomizeIndex, locate_kustomize, overlays_note
 from bot.locate.kustomize_build import kustomization_dirs
 from bot.locate.manifest import ManifestIndex, locate_manifest
 from bot.model import ChangeSet, FileChange, PlannedFix, Unfixable
-from bot.repo_config import RepoConfig
+from bot.repo_config import RepoConfig, defaults
 from bot.sources.base import Report
 from bot.verify import verify_fix, workload_document
 from bot.waivers import Waiver, waiver_change_set
@@ -790,7 +790,7 @@ def build_plan(
     """Plan every finding of ``report`` against the repository at ``repo_root`` (see
     `Planner`); ``left_out``: controls reviewers left out of a change set, by its key;
     ``charts``: where remote charts are found (default: Helm's own cache, if any)."""
-    config = _repo_relative(config or RepoConfig(), repo_root)
+    config = _repo_relative(config or defaults(), repo_root)
     locator = locator or Locator(
         repo_root, config.default_namespace, charts or ChartCache.configured()
     )

@@ -3,6 +3,10 @@
 Like renovate.json: which controls are enabled, how fixes are grouped, limits, labels, the
 ignore list with reasons, resource policy defaults and team routing. An invalid file is a
 `ConfigError` (shown on the dashboard; nothing is changed).
+
+The models build their validators when a file is first validated, and a repository without one
+gets the declared defaults unvalidated (`defaults`): a plan of such a repository builds no
+validator (``remedy plan`` start-up, tests/test_cli_startup.py).
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ Grouping = Literal["file-family", "file", "family", "resource"]
 class IgnoreRule(BaseModel):
     """Do not fix ``control`` on resources matching ``resource`` (a glob on Kind/ns/name)."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     control: str = "*"
     resource: str = "*"
@@ -45,7 +49,7 @@ class IgnoreRule(BaseModel):
 
 
 class Limits(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     max_open: int = Field(default=10, ge=0)
     max_new_per_hour: int = Field(default=5, ge=0)
@@ -71,7 +75,7 @@ class CheckedResources(ResourceDefaults):
 class CheckedPolicy(Policy):
     """`Policy` with every value checked against what Kubernetes accepts."""
 
-    resources: CheckedResources = Field(default_factory=CheckedResources)
+    resources: CheckedResources = Field(default_factory=CheckedResources.model_construct)
     namespace_resources: Mapping[str, CheckedResources] = Field(default_factory=dict)
     run_as_user: int = Field(default=10001, gt=0, le=MAX_ID)
     run_as_group: int = Field(default=10001, gt=0, le=MAX_ID)
@@ -95,7 +99,7 @@ class CheckedPolicy(Policy):
 class RepoConfig(BaseModel):
     """The validated content of ``.remedy.yaml``."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     enabled: bool = True
     controls: list[str] = Field(default_factory=list)
@@ -109,9 +113,9 @@ class RepoConfig(BaseModel):
     """The namespace of manifests that set none and that no deployment (Argo CD, Flux,
     kustomize) gives one."""
     labels: list[str] = Field(default_factory=lambda: ["security", "kube-remedy"])
-    limits: Limits = Field(default_factory=Limits)
+    limits: Limits = Field(default_factory=Limits.model_construct)
     ignore: list[IgnoreRule] = Field(default_factory=list)
-    policy: CheckedPolicy = Field(default_factory=CheckedPolicy)
+    policy: CheckedPolicy = Field(default_factory=CheckedPolicy.model_construct)
     teams: dict[str, list[str]] = Field(default_factory=dict)
     """Path glob -> GitLab usernames, used when CODEOWNERS has no owner."""
     network_policies: bool = True
@@ -138,13 +142,19 @@ class RepoConfig(BaseModel):
         return next((rule for rule in self.ignore if rule.matches(finding)), None)
 
 
+def defaults() -> RepoConfig:
+    """The settings of a repository without ``.remedy.yaml``: equal to ``RepoConfig()``, made
+    from the declared defaults without validating them."""
+    return RepoConfig.model_construct()
+
+
 def parse_repo_config(text: str | None, origin: str = CONFIG_FILE) -> RepoConfig:
     """Parse ``.remedy.yaml`` text (None or empty = defaults); `ConfigError` when invalid."""
     if not text or not text.strip():
-        return RepoConfig()
+        return defaults()
     data = load_yaml(text, origin, max_bytes=MAX_CONFIG_BYTES, error=ConfigError)
     if data is None:
-        return RepoConfig()
+        return defaults()
     if not isinstance(data, dict):
         raise ConfigError(f"{origin} must be a mapping of settings, not {type(data).__name__}")
     if "policy" in data and isinstance(data["policy"], dict):

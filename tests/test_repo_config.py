@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from bot.errors import ConfigError
-from bot.repo_config import parse_repo_config
+from bot.repo_config import RepoConfig, defaults, parse_repo_config
 from fixers.model import Finding, ResourceRef
 
 
@@ -15,6 +15,16 @@ def test_defaults_when_absent() -> None:
     config = parse_repo_config(None)
     assert config.grouping == "file-family"
     assert config.wants("C-0016")
+
+
+def test_unvalidated_defaults_are_the_validated_ones() -> None:
+    made, checked = defaults(), RepoConfig()
+    assert made == checked and repr(made) == repr(checked)
+    assert made.model_dump() == checked.model_dump()
+    for part in (lambda c: c, lambda c: c.limits, lambda c: c.policy, lambda c: c.policy.resources):
+        assert part(made).model_fields_set == part(checked).model_fields_set == set()
+        assert type(part(made)) is type(part(checked))
+    assert parse_repo_config("") == parse_repo_config("# nothing set\n") == checked
 
 
 def test_ignore_rules_and_controls() -> None:

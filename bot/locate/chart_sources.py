@@ -11,6 +11,8 @@ repository URL.
 
 A resolved chart is read-only: it is rendered from where it lies (an archive is unpacked into a
 private temporary directory), never written; fixes go to the deployment's values.
+
+tarfile is imported where an archive is read: most plans meet none (``remedy plan`` start-up).
 """
 
 from __future__ import annotations
@@ -18,7 +20,6 @@ from __future__ import annotations
 import os
 import shlex
 import shutil
-import tarfile
 import tempfile
 import weakref
 from collections.abc import Mapping, Sequence
@@ -421,6 +422,8 @@ def _chart_dir_entry(path: Path) -> CachedChart | None:
 
 def _archive_entry(path: Path) -> CachedChart | None:
     """Name and version from the archive's ``<chart>/Chart.yaml`` (None: not a chart)."""
+    import tarfile
+
     try:
         with tarfile.open(path, "r:gz") as archive:
             for n, member in enumerate(archive):
@@ -474,6 +477,8 @@ def _read_index(index: Path, urls: Mapping[str, str]) -> IndexTable:
 def _unpack(archive_path: Path, target: Path) -> Path:
     """Unpack a chart archive into ``target``: regular files and folders under one top
     folder only (no links, devices or paths leaving it), within size bounds."""
+    import tarfile
+
     try:
         with tarfile.open(archive_path, "r:gz") as archive:
             members: list[tarfile.TarInfo] = []

@@ -11,17 +11,18 @@ else into a new strategic-merge patch of the finding's overlay (inline when the 
 its patches inline, else a file listed in its kustomization). Views
 and verification use the real engine (``kubectl kustomize``) when the machine has one, else the
 reader; every overlay whose files an edit touches must still build.
+
+subprocess and difflib are imported where an overlay is built or diffed: a plan without
+kustomizations never needs them (``remedy plan`` start-up).
 """
 
 from __future__ import annotations
 
 import copy
-import difflib
 import functools
 import hashlib
 import os
 import shutil
-import subprocess
 import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -168,6 +169,8 @@ class Engine:
 
     @staticmethod
     def _kubectl(kubectl: str, mirror: Path, folder: str, path: Path) -> list[dict[str, Any]] | str:
+        import subprocess
+
         proc = subprocess.run(
             [kubectl, "kustomize", str(path)],
             capture_output=True,
@@ -1015,6 +1018,8 @@ def _deployment_patches(deployment: DeployedFolder, text: str | None) -> dict[st
 def _rendered_diff(
     folder: str, before: list[dict[str, Any]] | str, after: list[dict[str, Any]] | str
 ) -> list[str]:
+    import difflib
+
     identity = regressions.identity
 
     def text(docs: list[dict[str, Any]] | str, keep: set[regressions.Identity]) -> list[str]:

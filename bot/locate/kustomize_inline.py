@@ -7,11 +7,12 @@ byte (comments, blank lines, trailing spaces), and so does the rest of the kusto
 result is re-parsed and must hold exactly the edited patch. Quoted, plain and folded (``>``)
 scalars are refused: their text is not the patch's lines. The module also tells which patches
 a kustomization writes inline, and which of them kube-remedy wrote.
+
+difflib is imported where a patch is edited, not on import (``remedy plan`` start-up).
 """
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -128,6 +129,8 @@ def _edit_block(text: str, key: YamlPath, edit: Callable[[str], str]) -> str:
     pad = " " * indent
     out: list[str] = []
     # lines equal after dedenting are kept as written (trailing spaces, blank-line indents)
+    import difflib
+
     matcher = difflib.SequenceMatcher(a=_dedented_each(old, indent), b=new, autojunk=False)
     for op, a1, a2, b1, b2 in matcher.get_opcodes():
         if op == "equal":

@@ -34,7 +34,7 @@ import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Annotated, Any, ClassVar, Generic, TypeVar
+from typing import Annotated, Any, ClassVar
 
 import yaml
 from pydantic import BeforeValidator, Field, PlainValidator, model_validator
@@ -253,17 +253,12 @@ class _NeighborhoodContainer(_Part):
     egress: _Peers = []
 
 
-_C = TypeVar("_C", bound=_Part)
+class _PodSpec(_Part):
+    """The ``spec`` of an ApplicationProfile or NetworkNeighborhood: an entry per container, of
+    the subclass's entry type (a subclass each, not a generic model: parametrising one builds
+    its validators on import)."""
 
-
-class _PodSpec(_Part, Generic[_C]):
-    """The ``spec`` of an ApplicationProfile or NetworkNeighborhood: an entry per container."""
-
-    containers: Annotated[list[_C], ListOrEmpty] = []
-    initContainers: Annotated[list[_C], ListOrEmpty] = []
-    ephemeralContainers: Annotated[list[_C], ListOrEmpty] = []
-
-    def entries(self) -> Iterator[tuple[str, _C]]:
+    def entries(self) -> Iterator[tuple[str, Any]]:
         """Each entry with the list it is in (``containers``, ``initContainers`` or
         ``ephemeralContainers``)."""
         for key in ("containers", "initContainers", "ephemeralContainers"):
@@ -271,12 +266,24 @@ class _PodSpec(_Part, Generic[_C]):
                 yield key, entry
 
 
+class _ProfileSpec(_PodSpec):
+    containers: Annotated[list[_Container], ListOrEmpty] = []
+    initContainers: Annotated[list[_Container], ListOrEmpty] = []
+    ephemeralContainers: Annotated[list[_Container], ListOrEmpty] = []
+
+
+class _NeighborhoodSpec(_PodSpec):
+    containers: Annotated[list[_NeighborhoodContainer], ListOrEmpty] = []
+    initContainers: Annotated[list[_NeighborhoodContainer], ListOrEmpty] = []
+    ephemeralContainers: Annotated[list[_NeighborhoodContainer], ListOrEmpty] = []
+
+
 class _ApplicationProfile(_Part):
-    spec: _PodSpec[_Container] = _PodSpec[_Container]()
+    spec: _ProfileSpec = empty(_ProfileSpec)
 
 
 class _NetworkNeighborhood(_Part):
-    spec: _PodSpec[_NeighborhoodContainer] = _PodSpec[_NeighborhoodContainer]()
+    spec: _NeighborhoodSpec = empty(_NeighborhoodSpec)
 
 
 class _ContainerProfile(_Part):
