@@ -313,34 +313,35 @@ def _charts_line(cs: ChangeSet) -> str:
 
 
 def print_chart_summary(plan: Plan) -> None:
-    """Per Helm chart: controls fixed through values, fixed by exposing a key, not fixed."""
+    """Per Helm chart: controls fixed through values, by exposing a key, by a Flux
+    post-renderer patch, not fixed."""
     from rich.table import Table
 
+    columns = {
+        "helm-values": "fixed in values",
+        "helm-template": "fixed by exposing a values key",
+        "helm-post-renderer": "fixed by a post-renderer patch",
+        "not": "not fixed",
+    }
     charts: dict[str, dict[str, set[str]]] = {}
 
     def entry(chart: str) -> dict[str, set[str]]:
-        return charts.setdefault(chart, {"values": set(), "exposed": set(), "not": set()})
+        return charts.setdefault(chart, {bucket: set() for bucket in columns})
 
     for cs in plan.change_sets:
         for fix in cs.fixes:
-            if fix.location.chart is not None:
-                bucket = "exposed" if fix.location.kind == "helm-template" else "values"
-                entry(fix.location.chart or ".")[bucket].add(fix.finding.control_id)
+            if fix.location.chart is not None and fix.location.kind in columns:
+                entry(fix.location.chart or ".")[fix.location.kind].add(fix.finding.control_id)
     for u in plan.unfixable:
         if u.finding.source.chart_path:
             entry(u.finding.source.chart_path)["not"].add(f"{u.finding.control_id} ({u.category})")
     if not charts:
         return
     table = Table(title=f"Helm charts ({len(charts)})")
-    for col in ("chart", "fixed in values", "fixed by exposing a values key", "not fixed"):
+    for col in ("chart", *columns.values()):
         table.add_column(col, overflow="fold")
     for chart, e in sorted(charts.items()):
-        table.add_row(
-            cell(chart),
-            cell(", ".join(sorted(e["values"])) or "-"),
-            cell(", ".join(sorted(e["exposed"])) or "-"),
-            cell(", ".join(sorted(e["not"])) or "-"),
-        )
+        table.add_row(cell(chart), *(cell(", ".join(sorted(e[b])) or "-") for b in columns))
     _out().print(table)
 
 

@@ -11,7 +11,7 @@ from typing import Literal
 
 from fixers.model import AnyEdit, Finding, Risk
 
-LocationKind = Literal["manifest", "helm-values", "helm-template", "new-file"]
+LocationKind = Literal["manifest", "helm-values", "helm-template", "helm-post-renderer", "new-file"]
 
 
 @dataclass(frozen=True, slots=True)

@@ -440,7 +440,7 @@ class Planner:
                 self.state.refuse(finding, found, "not-in-repo")
                 kept.append(finding)
                 continue
-            helm_target = found.location.kind in ("helm-values", "helm-template")
+            helm_target = found.location.kind.startswith("helm-")
             unused = self.locator.never_deployed(finding) if helm_target else None
             if unused is not None:
                 self.state.compliant.append(finding)

@@ -1777,9 +1777,11 @@ class HelmTarget:
             if envs:
                 whys[relpath] += "; environments changed: " + ", ".join(envs)
         first = next(iter(whys), self.location.path)
-        kind: Literal["helm-template", "helm-values"] = (
+        kind: Literal["helm-template", "helm-values", "helm-post-renderer"] = (
             "helm-template"
             if self._new_templates or any(k in used for k in self._exposures)
+            else "helm-post-renderer"
+            if post and not groups
             else "helm-values"
         )
         self.location = Location(

@@ -54,7 +54,11 @@ def _apply(repo: Path, control: str, name: str, namespace: str) -> dict[str, str
     for change in cs.files:
         (repo / change.path).write_text(change.after or "", encoding="utf-8")
     (fix,) = cs.fixes
-    return {"files": ",".join(c.path for c in cs.files), "why": fix.location.why}
+    return {
+        "files": ",".join(c.path for c in cs.files),
+        "why": fix.location.why,
+        "kind": fix.location.kind,
+    }
 
 
 def _compliant(repo: Path, control: str, name: str, namespace: str) -> None:
@@ -82,6 +86,7 @@ def test_existing_post_renderers_are_applied_when_reading(repo: Path) -> None:
 def test_a_field_with_no_values_key_is_patched_in_the_base_for_every_overlay(repo: Path) -> None:
     done = _apply(repo, "C-0016", "kvstore-kvstore", "staging")
     assert done["files"] == BASE
+    assert done["kind"] == "helm-post-renderer"  # the plan's Helm table has a column for it
     assert (repo / BASE).read_text() == (EXPECTED / "kvstore-c0016.yaml").read_text()
     assert "a Flux post-renderer patch of Deployment kvstore-kvstore" in done["why"]
     assert "because chart kvstore has no values key for them" in done["why"]
