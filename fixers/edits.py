@@ -898,14 +898,15 @@ def _round(doc: _Doc, edits: Sequence[Edit]) -> tuple[int, str]:
     """How many of ``edits``, from the first, are written from this one parse, and the text
     with them written: each changes its own span of the text, computed on this parse, that no
     edit before it in the round could have changed (paths not related, spans a whole line
-    apart, no `Remove` before it), except new keys added at the end of one existing block
-    mapping, written there in edit order. The first edit always is (`EditError` from it)."""
+    apart, no removed sequence item before it), except new keys added at the end of one
+    existing block mapping, written there in edit order. The first edit always is (`EditError`
+    from it)."""
     text = doc.text
     spans: list[_Span] = []
     paths: list[YamlPath] = []
     done = 0
     for edit in edits:
-        if done and (isinstance(edit, Remove) or any(_related(p, edit.path) for p in paths)):
+        if done and (_removes_item(edit) or any(_related(p, edit.path) for p in paths)):
             break
         try:
             new = _apply_one(doc, edit)
@@ -920,11 +921,11 @@ def _round(doc: _Doc, edits: Sequence[Edit]) -> tuple[int, str]:
             spans.append(span)
         paths.append(tuple(edit.path))
         done += 1
-        if isinstance(edit, Remove):
-            break  # later paths count sequence items after the removal
+        if _removes_item(edit):
+            break  # later paths count the sequence's items after the removal
     out: list[str] = []
     pos = 0
-    for span in sorted(spans, key=lambda s: (s.start, s.order)):
+    for span in sorted(spans, key=lambda s: s.order_key):
         out += (text[pos : span.start], span.new)
         pos = span.end
     out.append(text[pos:])
@@ -939,27 +940,37 @@ class _Span:
     end: int
     new: str
     order: int
-    appends_to: int | None = None
-    """For a new key at the end of an existing block mapping: that mapping's start offset."""
+    adds: tuple[int, str] | None = None
+    """For a new key at the end of an existing block mapping (the edit's own key or the first
+    missing parent of its path): that mapping's start offset and the key."""
 
     def apart(self, other: _Span, text: str) -> bool:
-        """Whether both can be written from one parse: new keys of the same mapping, or spans
-        with at least one whole unchanged line between them."""
-        if self.appends_to is not None and self.appends_to == other.appends_to:
-            return self.start == other.start
+        """Whether both can be written from one parse: different new keys at the end of the
+        same mapping or of nested mappings that end together (written inner first, then in
+        edit order), or spans with at least one whole unchanged line between them."""
+        if self.adds is not None and other.adds is not None and self.start == other.start:
+            return self.adds != other.adds
         first, second = (self, other) if self.start <= other.start else (other, self)
         return text.count("\n", first.end, second.start) >= 2
+
+    @property
+    def order_key(self) -> tuple[int, int, int]:
+        """Where it is written: by offset; at one offset, new keys of an inner mapping before
+        those of the mapping around it (whose end comes after them), then in edit order."""
+        return (self.start, -self.adds[0] if self.adds else 0, self.order)
 
 
 def _span_of(doc: _Doc, edit: Edit, new: str, order: int) -> _Span:
     """The span ``edit`` changed in ``doc.text`` to give ``new``."""
     text = doc.text
     grown = len(new) - len(text)
-    if isinstance(edit, Set | Ensure) and grown > 0:
-        slots, found = doc.find(tuple(edit.path), create=False)
+    path = tuple(edit.path)
+    if not isinstance(edit, Remove) and grown > 0:
+        slots, found = doc.find(path, create=False)
         parent = slots[-1].node
         if (
-            found == len(edit.path) - 1
+            found < len(path)
+            and isinstance(path[found], str)
             and isinstance(parent, yaml.MappingNode)
             and parent.value
             and not parent.flow_style
@@ -967,10 +978,16 @@ def _span_of(doc: _Doc, edit: Edit, new: str, order: int) -> _Span:
             last_key, last_value = parent.value[-1]
             at = doc.line_end(doc.end(last_value, last_key))
             if new[:at] == text[:at] and new[at + grown :] == text[at:]:
-                return _Span(at, at, new[at : at + grown], order, parent.start_mark.index)
+                key = (parent.start_mark.index, str(path[found]))
+                return _Span(at, at, new[at : at + grown], order, key)
     start = _common_prefix(text, new)
     tail = _common_prefix(text[start:][::-1], new[start:][::-1])
     return _Span(start, len(text) - tail, new[start : len(new) - tail], order)
+
+
+def _removes_item(edit: Edit) -> bool:
+    """Whether ``edit`` removes a sequence item (the items after it move up)."""
+    return isinstance(edit, Remove) and isinstance(edit.path[-1], int) if edit.path else False
 
 
 def _common_prefix(a: str, b: str) -> int:
