@@ -23,6 +23,7 @@ from typing import Any
 import yaml
 
 from bot.errors import RemedyError
+from fixers.yaml_data import constructed
 
 MAX_DEPTH = 100
 """Deepest nesting accepted: a Kubernetes object embedded in a report is 20-30 levels deep."""
@@ -148,11 +149,14 @@ def yaml_problem(exc: yaml.YAMLError) -> str:
     return f"{where}{problem}"
 
 
-def _yaml_documents(text: str) -> Iterator[Any]:
+def yaml_documents(text: str) -> Iterator[Any]:
+    """Every document of ``text`` as ``yaml.safe_load_all`` reads it (the C parser where
+    PyYAML has it; plain trees built by `fixers.yaml_data`), without bounds: for text the bot
+    made itself or a renderer it ran produced."""
     loader = _Loader(text)
     try:
-        while loader.check_data():
-            yield loader.get_data()
+        while loader.check_node():
+            yield constructed(loader.get_node(), text, loader)
     finally:
         loader.dispose()
 
@@ -171,7 +175,7 @@ def load_yaml_all(
         raise _too_big(origin, len(text), max_bytes, error)
     text = text.removeprefix("\ufeff")
     try:
-        docs = list(_yaml_documents(text))
+        docs = list(yaml_documents(text))
     except RecursionError:
         raise error(f"{origin}: nested deeper than {max_depth} levels; refusing it") from None
     except yaml.YAMLError as exc:

@@ -50,6 +50,7 @@ from typing import Any
 import yaml
 
 from fixers.model import AppendUnique, Edit, Ensure, Remove, Set, YamlPath
+from fixers.yaml_data import constructed
 
 __all__ = ["EditError", "apply_edits", "load_documents", "render_manifest"]
 
@@ -479,7 +480,7 @@ class _Doc:
         return slots, len(path)
 
     def data(self, node: yaml.Node) -> Any:
-        return yaml.constructor.SafeConstructor().construct_document(node)
+        return constructed(node, self.text)
 
     # ---- splicing: each returns the new document text
 
@@ -1131,7 +1132,7 @@ def load_document_text(text: str) -> Any:
         data = yaml.load(text, Loader=_Loader)  # type: ignore[arg-type]  # PyYAML's stubs accept only its own Loader classes
     else:
         node = compose_text(text)
-        data = None if node is None else yaml.constructor.SafeConstructor().construct_document(node)
+        data = None if node is None else constructed(node, text)
     _remember_document(text, data)
     return data
 

@@ -621,3 +621,53 @@ def _random_batch(rng: random.Random, nodes: list[tuple[tuple, object]]) -> list
     if edits and rng.random() < 0.3:
         edits.append(edits[0])  # a repeat, as two findings of one resource plan it
     return edits
+
+
+TRICKY_SCALARS = """\
+a: 2001-12-14t21:59:43.10-05:00
+b: 2002-12-14
+c: !!binary aGVsbG8=
+d: [0o14, 0x1f, 1_000, 190:20:30, -.inf, .NaN, 1e3, ~, Null, yes, off, "yes", '1']
+e: {? [1, 2] : x}
+f: !!set {a, b}
+g: !custom 1
+h: &x {k: 1}
+i: *x
+j: !!str 12
+k: ""
+"""
+
+
+@pytest.mark.parametrize("key", ["a: ", "b: ", "c: ", "d: ", "f: ", "h: ", "j: ", "k: "])
+def test_document_data_is_what_the_safe_loader_reads(key: str) -> None:
+    """The applier's own reading of a document (plain trees built directly, anything else by
+    PyYAML) gives the safe loader's data, tags and aliases included."""
+    lines = [line for line in TRICKY_SCALARS.splitlines(True) if line.startswith(key)]
+    text = "".join(lines) + ("i: *x\n" if key == "h: " else "")
+    edits_module.forget_documents()
+    assert repr(edits_module.load_document_text(text)) == repr(yaml.safe_load(text))
+
+
+@pytest.mark.parametrize("text", ["e: {? [1, 2] : x}\n", "g: !custom 1\n"])
+def test_document_data_refuses_what_the_safe_loader_refuses(text: str) -> None:
+    with pytest.raises(yaml.YAMLError) as ours:
+        edits_module.load_document_text(text)
+    with pytest.raises(yaml.YAMLError) as theirs:
+        yaml.safe_load(text)
+    assert ours.value.problem == theirs.value.problem  # type: ignore[attr-defined]
+
+
+@pytest.mark.corpus
+def test_document_data_of_real_files_is_what_the_safe_loader_reads() -> None:
+    checked = 0
+    for path in _corpus_files() + sorted(corpus_path("manifests").rglob("*.yaml")):
+        text = path.read_text(encoding="utf-8")
+        try:
+            expected = list(yaml.safe_load_all(text))
+        except yaml.YAMLError:
+            continue
+        for index, data in enumerate(expected):
+            begin, end = edits_module.document_span(text, index)
+            assert repr(edits_module.load_document_text(text[begin:end])) == repr(data), path
+            checked += 1
+    assert checked > 200

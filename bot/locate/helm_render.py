@@ -21,7 +21,7 @@ from typing import Any, Protocol
 import yaml
 
 from bot.errors import ChartError
-from bot.safe_load import load_yaml
+from bot.safe_load import load_yaml, yaml_documents
 
 MAX_VALUES_BYTES = 16 * 1024 * 1024
 
@@ -157,9 +157,6 @@ def split_template_output(text: str) -> dict[str, str]:
     return out
 
 
-_Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-
-
 def parse_rendered(
     rendered: Mapping[str, str], only: str | None = None, kind: str | None = None
 ) -> list[RenderedDoc]:
@@ -178,7 +175,7 @@ def parse_rendered(
         ):
             continue
         try:
-            loaded = list(yaml.load_all(rendered[template], Loader=_Loader))
+            loaded = list(yaml_documents(rendered[template]))
         except yaml.YAMLError as exc:
             raise ChartError(f"{template} renders invalid YAML: {_one_line(exc)}") from exc
         for index, document in enumerate(d for d in loaded if isinstance(d, Mapping)):
