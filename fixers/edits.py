@@ -875,9 +875,13 @@ def _in_rounds(doc: _Doc, edits: Sequence[Edit], window: tuple[int, int] | None 
 
 def _without_repeats(edits: Sequence[Edit]) -> list[Edit]:
     """``edits`` without a repeat of an earlier edit that no edit in between could undo (one
-    at a related path, or any `Remove`): writing it again changes nothing."""
+    at a related path, or any `Remove`): writing it again changes nothing (except removing a
+    sequence item, which is always kept)."""
     out: list[Edit] = []
     for edit in edits:
+        if _removes_item(edit):  # removing item N again removes the next one
+            out.append(edit)
+            continue
         for earlier in reversed(out):
             if earlier == edit:
                 break

@@ -671,3 +671,8 @@ def test_document_data_of_real_files_is_what_the_safe_loader_reads() -> None:
             assert repr(edits_module.load_document_text(text[begin:end])) == repr(data), path
             checked += 1
     assert checked > 200
+
+
+def test_a_repeated_removal_of_a_sequence_item_removes_two() -> None:
+    text = "a:\n- 1\n- 2\n- 3\n"
+    assert apply_edits(text, [Remove(("a", 0)), Remove(("a", 0))]) == "a:\n- 3\n"
