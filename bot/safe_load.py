@@ -23,7 +23,7 @@ from typing import Any
 import yaml
 
 from bot.errors import RemedyError
-from fixers.yaml_data import constructed
+from fixers.yaml_data import constructed, may_alias
 
 MAX_DEPTH = 100
 """Deepest nesting accepted: a Kubernetes object embedded in a report is 20-30 levels deep."""
@@ -154,9 +154,10 @@ def yaml_documents(text: str) -> Iterator[Any]:
     PyYAML has it; plain trees built by `fixers.yaml_data`), without bounds: for text the bot
     made itself or a renderer it ran produced."""
     loader = _Loader(text)
+    aliases = may_alias(text)
     try:
         while loader.check_node():
-            yield constructed(loader.get_node(), text, loader)
+            yield constructed(loader.get_node(), aliases, loader)
     finally:
         loader.dispose()
 

@@ -50,7 +50,7 @@ from typing import Any
 import yaml
 
 from fixers.model import AppendUnique, Edit, Ensure, Remove, Set, YamlPath
-from fixers.yaml_data import constructed
+from fixers.yaml_data import constructed, may_alias
 
 __all__ = ["EditError", "apply_edits", "load_documents", "render_manifest"]
 
@@ -364,6 +364,11 @@ class _Doc:
         self.root = root
         self.style = style or self._detect_style()
 
+    @functools.cached_property
+    def aliases(self) -> bool:
+        """Whether the text can hold an alias (`may_alias`), looked at once per parse."""
+        return may_alias(self.text)
+
     # ---- text positions
 
     def line_start(self, pos: int) -> int:
@@ -480,7 +485,7 @@ class _Doc:
         return slots, len(path)
 
     def data(self, node: yaml.Node) -> Any:
-        return constructed(node, self.text)
+        return constructed(node, self.aliases)
 
     # ---- splicing: each returns the new document text
 
@@ -1136,7 +1141,7 @@ def load_document_text(text: str) -> Any:
         data = yaml.load(text, Loader=_Loader)  # type: ignore[arg-type]  # PyYAML's stubs accept only its own Loader classes
     else:
         node = compose_text(text)
-        data = None if node is None else constructed(node, text)
+        data = None if node is None else constructed(node, may_alias(text))
     _remember_document(text, data)
     return data
 

@@ -31,13 +31,19 @@ class _NotPlain(Exception):
     """A node tree `_plain_data` leaves to PyYAML's constructor."""
 
 
+def may_alias(text: str) -> bool:
+    """Whether ``text`` can hold an anchor (and so aliases sharing nodes): asked once per text,
+    not per document or node of it."""
+    return "&" in text
+
+
 def constructed(
-    node: yaml.Node, text: str, constructor: yaml.constructor.SafeConstructor | None = None
+    node: yaml.Node, aliases: bool, constructor: yaml.constructor.SafeConstructor | None = None
 ) -> Any:
-    """``yaml.SafeLoader``'s data of ``node`` (composed from ``text``): built directly when
-    the text can hold no alias and the tree only plain mappings, sequences and core scalars;
-    else by ``constructor`` (a loader's own, or a new `SafeConstructor`)."""
-    if "&" not in text:
+    """``yaml.SafeLoader``'s data of ``node``: built directly when its text can hold no alias
+    (``aliases``: `may_alias` of that text) and the tree only plain mappings, sequences and
+    core scalars; else by ``constructor`` (a loader's own, or a new `SafeConstructor`)."""
+    if not aliases:
         try:
             return _plain_data(node)
         except _NotPlain:
