@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 
 from bot.codeowners import MAX_CODEOWNERS_BYTES, load_codeowners
 from bot.errors import ConfigError, ReportError
@@ -246,3 +247,20 @@ def test_helm_inline_values_are_bounded(tmp_path: Path) -> None:
     dep = Deployment(ChartInfo("charts/web", "web", False), "web", "default", ("v.yaml",), app)
     with pytest.raises(RepositoryError, match=r"^app\.yaml: more than \d+ values"):
         dep.inline(FileOverlay(tmp_path))
+
+
+def test_a_file_of_many_documents_is_looked_at_once_for_aliases(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A manifest file of thousands of documents: whether it can hold aliases is asked once
+    for the file, not once per document (that scan of the whole text per document made
+    reading such a file quadratic); the data is the safe loader's."""
+    from bot import safe_load
+
+    asked: list[int] = []
+    real = safe_load.may_alias
+    monkeypatch.setattr(safe_load, "may_alias", lambda text: asked.append(1) or real(text))
+    text = "".join(f"---\nkind: ConfigMap\nmetadata: {{name: c{i}}}\n" for i in range(5000))
+    docs = safe_load.load_yaml_all(text, "many.yaml", error=ReportError)
+    assert docs == list(yaml.safe_load_all(text))
+    assert asked == [1]
