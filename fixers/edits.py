@@ -997,7 +997,7 @@ def _span_of(doc: _Doc, edit: Edit, new: str, order: int) -> _Span:
 
 def _removes_item(edit: Edit) -> bool:
     """Whether ``edit`` removes a sequence item (the items after it move up)."""
-    return isinstance(edit, Remove) and isinstance(edit.path[-1], int) if edit.path else False
+    return isinstance(edit, Remove) and bool(edit.path) and isinstance(edit.path[-1], int)
 
 
 def _common_prefix(a: str, b: str) -> int:
