@@ -30,6 +30,8 @@ MAX_DEPTH = 100
 MIN_NODE_BUDGET = 1_000_000
 """Values a document may expand to whatever its size (aliases included)."""
 
+_SCALARS = frozenset({str, int, float, bool, type(None), bytes})
+"""Value types with no children (what parsers make most of; anything else is looked at)."""
 _TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}]', re.S)
 
 try:
@@ -62,25 +64,30 @@ def check_bounds(
     """Refuse ``data`` nested deeper than ``max_depth`` or holding more than ``max_nodes``
     values (shared objects are counted at every place they appear, as a walk would meet them).
     Iterative, and stops at the first limit crossed."""
+    # Scalars are counted where they are met, never stacked: a document is mostly scalars.
     stack: list[tuple[Any, int]] = [(data, 1)]
     seen = 0
     while stack:
         value, depth = stack.pop()
         seen += 1
+        if type(value) is dict or isinstance(value, Mapping):
+            children: Any = [*value.keys(), *value.values()]
+        elif isinstance(value, list | tuple):
+            children = value
+        else:
+            children = ()
+        if children and depth >= max_depth:
+            raise error(f"{origin}: nested deeper than {max_depth} levels{where}; refusing it")
+        for child in children:
+            if type(child) in _SCALARS:
+                seen += 1
+            else:
+                stack.append((child, depth + 1))
         if seen > max_nodes:
             raise error(
                 f"{origin}: more than {max_nodes} values{where} (YAML aliases expanding like "
                 "'billion laughs'?); refusing it"
             )
-        if isinstance(value, Mapping):
-            children: Any = [*value.keys(), *value.values()]
-        elif isinstance(value, list | tuple):
-            children = value
-        else:
-            continue
-        if depth >= max_depth and children:
-            raise error(f"{origin}: nested deeper than {max_depth} levels{where}; refusing it")
-        stack.extend((child, depth + 1) for child in children)
 
 
 def _json_deep_at(text: str, max_depth: int) -> str:
