@@ -70,11 +70,19 @@ def _syntax_error(exc: yaml.YAMLError) -> EditError:
 
 
 def load_documents(text: str) -> list[Any]:
-    """Plain Python data of every YAML document in ``text`` (None for an empty document)."""
+    """Plain Python data of every YAML document in ``text`` (None for an empty document), as
+    `yaml.safe_load_all` reads them (plain trees built by `fixers.yaml_data`)."""
+    loader = _Loader(text)
+    aliases = may_alias(text)
     try:
-        return list(yaml.load_all(text, Loader=_Loader))  # type: ignore[arg-type]  # PyYAML's stubs accept only its own Loader classes
+        docs = []
+        while loader.check_node():
+            docs.append(constructed(loader.get_node(), aliases, loader))
+        return docs
     except yaml.YAMLError as exc:
         raise _syntax_error(exc) from None
+    finally:
+        loader.dispose()
 
 
 _DOC_MARKER = re.compile(r"^(?:---|\.\.\.)(?:[ \t\r]|$)|^%", re.M)
@@ -351,6 +359,47 @@ class _Slot:
     index: int | None = None
 
 
+def _style_of(root: yaml.Node) -> _Style:
+    """The document's own habits: the most common mapping indent and sequence offset
+    (ties go to what comes first in the document)."""
+    indents: Counter[int] = Counter()
+    seqs: Counter[int] = Counter()
+    stack: list[yaml.Node] = [root]
+    while stack:
+        node = stack.pop()
+        children: list[yaml.Node] = []
+        if isinstance(node, yaml.MappingNode):
+            for k, v in node.value:
+                if isinstance(v, yaml.MappingNode | yaml.SequenceNode) and v.value:
+                    if not v.flow_style and v.start_mark.line > k.start_mark.line:
+                        delta = v.start_mark.column - k.start_mark.column
+                        if isinstance(v, yaml.MappingNode) and delta > 0:
+                            indents[delta] += 1
+                        elif isinstance(v, yaml.SequenceNode) and delta >= 0:
+                            seqs[delta] += 1
+                    children.append(v)
+        elif isinstance(node, yaml.SequenceNode):
+            children = list(node.value)
+        stack.extend(reversed(children))  # document order
+    indent = indents.most_common(1)[0][0] if indents else 2
+    seq = seqs.most_common(1)[0][0] if seqs else 2
+    return _Style(indent, seq)
+
+
+_STYLES: OrderedDict[str, _Style] = OrderedDict()
+
+
+def _detected_style(text: str, root: yaml.Node) -> _Style:
+    """`_style_of` the document ``text`` (composed as ``root``), memoised on the text: every
+    change set of a document starts from the same text."""
+    style = _STYLES.get(text)
+    if style is None:
+        style = _STYLES[text] = _style_of(root)
+        if len(_STYLES) > _DOCUMENTS_KEPT:
+            _STYLES.popitem(last=False)
+    return style
+
+
 class _Doc:
     """One parsed document and the text it was parsed from."""
 
@@ -362,7 +411,7 @@ class _Doc:
             found = "empty" if root is None else type(root).__name__.removesuffix("Node").lower()
             raise EditError(f"the document is not a mapping ({found})")
         self.root = root
-        self.style = style or self._detect_style()
+        self.style = style or _detected_style(text, root)
 
     @functools.cached_property
     def aliases(self) -> bool:
@@ -421,44 +470,21 @@ class _Doc:
     def column(self, pos: int) -> int:
         return pos - self.line_start(pos)
 
-    def _detect_style(self) -> _Style:
-        """The document's own habits: the most common mapping indent and sequence offset
-        (ties go to what comes first in the document)."""
-        indents: Counter[int] = Counter()
-        seqs: Counter[int] = Counter()
-        stack: list[yaml.Node] = [self.root]
-        while stack:
-            node = stack.pop()
-            children: list[yaml.Node] = []
-            if isinstance(node, yaml.MappingNode):
-                for k, v in node.value:
-                    if isinstance(v, yaml.MappingNode | yaml.SequenceNode) and v.value:
-                        if not v.flow_style and v.start_mark.line > k.start_mark.line:
-                            delta = v.start_mark.column - k.start_mark.column
-                            if isinstance(v, yaml.MappingNode) and delta > 0:
-                                indents[delta] += 1
-                            elif isinstance(v, yaml.SequenceNode) and delta >= 0:
-                                seqs[delta] += 1
-                        children.append(v)
-            elif isinstance(node, yaml.SequenceNode):
-                children = list(node.value)
-            stack.extend(reversed(children))  # document order
-        indent = indents.most_common(1)[0][0] if indents else 2
-        seq = seqs.most_common(1)[0][0] if seqs else 2
-        return _Style(indent, seq)
-
     # ---- navigation
 
     def find(self, path: YamlPath, *, create: bool) -> tuple[list[_Slot], int]:
         """Slots along ``path`` as far as they exist, and how many steps were found."""
         slots = [_Slot(self.root)]
+
+        def here(i: int) -> str:
+            return _where(path[:i]) if i else "the document root"
+
         for i, step in enumerate(path):
             node = slots[-1].node
-            here = _where(path[:i]) if i else "the document root"
             if isinstance(step, int) and not isinstance(step, bool):
                 if not isinstance(node, yaml.SequenceNode):
                     if create or not _is_null(node):
-                        raise EditError(f"expected a sequence at {here} for index {step}")
+                        raise EditError(f"expected a sequence at {here(i)} for index {step}")
                     return slots, i
                 if not -len(node.value) <= step < len(node.value):
                     if create:
@@ -472,16 +498,21 @@ class _Doc:
             if _is_null(node):
                 return slots, i
             if isinstance(node, yaml.ScalarNode):
-                raise EditError(f"path {_where(path)} goes through a scalar at {here}")
+                raise EditError(f"path {_where(path)} goes through a scalar at {here(i)}")
             if not isinstance(node, yaml.MappingNode):
-                raise EditError(f"expected a mapping at {here}, found a sequence")
-            found = [
-                (k, v) for k, v in node.value if isinstance(k, yaml.ScalarNode) and k.value == step
-            ]
-            if not found:
+                raise EditError(f"expected a mapping at {here(i)}, found a sequence")
+            # the last of repeated keys is what loads
+            pair = next(
+                (
+                    p
+                    for p in reversed(node.value)
+                    if type(p[0]) is yaml.ScalarNode and p[0].value == step
+                ),
+                None,
+            )
+            if pair is None:
                 return slots, i
-            key, value = found[-1]
-            slots.append(_Slot(value, node, key, None))
+            slots.append(_Slot(pair[1], node, pair[0], None))
         return slots, len(path)
 
     def data(self, node: yaml.Node) -> Any:
@@ -1158,6 +1189,7 @@ def _remember_document(text: str, data: Any) -> None:
 def forget_documents() -> None:
     """Drop every memoised parse (a benchmark's repeats each start as a fresh run)."""
     _DOCUMENTS.clear()
+    _STYLES.clear()
     compose_text.cache_clear()
     _has_anchors.cache_clear()
 
