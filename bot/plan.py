@@ -19,6 +19,7 @@ from typing import Any, Literal
 from bot import controls as catalog
 from bot.errors import ChartError, RemedyError
 from bot.evidence import workload_intent
+from bot.heap import fewer_collections
 from bot.kyverno_policies import policy_files
 from bot.locate.base import FileOverlay, Target
 from bot.locate.chart_sources import ChartCache, uncached_reason
@@ -791,13 +792,14 @@ def build_plan(
     `Planner`); ``left_out``: controls reviewers left out of a change set, by its key;
     ``charts``: where remote charts are found (default: Helm's own cache, if any)."""
     config = _repo_relative(config or defaults(), repo_root)
-    locator = locator or Locator(
-        repo_root, config.default_namespace, charts or ChartCache.configured()
-    )
-    planner = Planner(
-        repo_root, config, locator, runtime=runtime, split_risky=split_risky, left_out=left_out
-    )
-    return planner.plan(report, progress)
+    with fewer_collections():
+        locator = locator or Locator(
+            repo_root, config.default_namespace, charts or ChartCache.configured()
+        )
+        planner = Planner(
+            repo_root, config, locator, runtime=runtime, split_risky=split_risky, left_out=left_out
+        )
+        return planner.plan(report, progress)
 
 
 def _fixer(finding: Finding) -> Fixer:

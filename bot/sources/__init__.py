@@ -17,6 +17,7 @@ from typing import Any
 
 from bot.cluster import DEFAULT_PAGE_SIZE, ClusterAccess, CustomResource, api_client, list_all
 from bot.errors import ReportError
+from bot.heap import fewer_collections
 from bot.safe_load import load_json, load_yaml_all
 from bot.sources.base import Report
 
@@ -213,7 +214,11 @@ def load_report(
     Kubescape JSON reports over ``stream_above`` bytes are read item by item, so the peak
     memory stays near the size of the findings and embedded objects rather than the whole
     parsed document."""
-    path = Path(path)
+    with fewer_collections():
+        return _load_report(Path(path), max_bytes, stream_above)
+
+
+def _load_report(path: Path, max_bytes: int, stream_above: int) -> Report:
     origin = str(path)
     try:
         size = path.stat().st_size
