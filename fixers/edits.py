@@ -77,7 +77,8 @@ def load_documents(text: str) -> list[Any]:
     try:
         docs = []
         while loader.check_node():
-            docs.append(constructed(loader.get_node(), aliases, loader))
+            node = loader.get_node()
+            docs.append(None if node is None else constructed(node, aliases, loader))
         return docs
     except yaml.YAMLError as exc:
         raise _syntax_error(exc) from None
