@@ -339,6 +339,8 @@ _CONJUNCTIVE = frozenset(
 )
 _ANNOTATIONS = frozenset({"$ref", "$id", "$schema", "description"})
 _JSON_TYPES: dict[type, str] = {dict: "object", list: "array"}
+_VALID_KEPT = 4096
+"""Verdicts of single places each `_SchemaPlaces` remembers."""
 _PLAIN_NAME = re.compile(r"[A-Za-z0-9_.$-]+")  # needs no escaping in a URI's JSON pointer
 
 
@@ -382,6 +384,7 @@ class _SchemaPlaces:
         self.schema = root
         self.root = f"{root.get('$id', '')}#"
         self._resolved: dict[str, tuple[str, Mapping[str, Any] | None]] = {}
+        self._valid: dict[tuple[str, str], bool] = {}
 
     def vouch(self, uri: str, old: Any, new: Any) -> bool:
         """Whether ``new`` has no error ``old`` lacks at the place ``uri`` (same place in the
@@ -483,7 +486,16 @@ class _SchemaPlaces:
         in the kind's own schema, which the registry does not hold: in doubt)."""
         if urldefrag(uri)[0] == self.schema.get("$id"):
             return False
-        return next(_subvalidator(self.schema_dir, uri).iter_errors(value), None) is None
+        # Fixes add the same values to many objects: each is validated once per place. The
+        # repr of parsed YAML data tells its values and their types apart (True from 1).
+        key = (uri, repr(value))
+        verdict = self._valid.get(key)
+        if verdict is None:
+            verdict = next(_subvalidator(self.schema_dir, uri).iter_errors(value), None) is None
+            if len(self._valid) >= _VALID_KEPT:
+                self._valid.clear()
+            self._valid[key] = verdict
+        return verdict
 
 
 def _same(a: Any, b: Any) -> bool:
