@@ -91,22 +91,24 @@ _DOC_START = re.compile(r"^---(?:[ \t\r]|$)", re.M)
 _CONTENT = re.compile(r"^[ \t]*[^\s#]", re.M)
 
 
-def _document_starts(text: str) -> list[int]:
-    """Offsets of the line where each document begins (0 for the first).
+@functools.lru_cache(maxsize=64)
+def _document_starts(text: str) -> tuple[int, ...]:
+    """Offsets of the line where each document begins (0 for the first), memoised: a file's
+    documents are looked up many times while it is planned.
 
     In valid YAML a line starting with ``---`` and a blank is always a document start (the
     scanner ends scalars there), so a regex finds them without parsing the other documents;
     files with %-directives take the parser's word instead.
     """
     if text.startswith("%") or "\n%" in text:
-        return _document_starts_parsed(text)
+        return tuple(_document_starts_parsed(text))
     starts = [m.start() for m in _DOC_START.finditer(text)]
     first = starts[0] if starts else len(text)
     if _CONTENT.search(text, 0, first):  # an implicit first document before any `---`
         starts.insert(0, 0)
     if starts:
         starts[0] = 0
-    return starts
+    return tuple(starts)
 
 
 def _document_starts_parsed(text: str) -> list[int]:
@@ -1191,6 +1193,7 @@ def forget_documents() -> None:
     """Drop every memoised parse (a benchmark's repeats each start as a fresh run)."""
     _DOCUMENTS.clear()
     _STYLES.clear()
+    _document_starts.cache_clear()
     compose_text.cache_clear()
     _has_anchors.cache_clear()
 
