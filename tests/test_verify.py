@@ -358,3 +358,39 @@ def test_a_batch_with_an_invalid_edit_is_refused_and_the_rest_proposed(tmp_path:
     assert unfixable.finding.control_id == "C-0016"
     assert "'no' is not of type 'boolean'" in unfixable.reason
     assert [f.control_id for f in plan.fixed_findings] == ["C-0017"]
+
+
+def test_a_value_added_again_is_judged_by_its_value_and_type(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Verdicts are remembered per place and value: the same new value is validated once,
+    and a value equal in Python but of another JSON type (1 for True) is judged on its own."""
+    before = _deployment()
+    validated: list[Any] = []
+    real = verify._subvalidator
+
+    def counting(schema_dir: str, uri: str) -> Any:
+        validator = real(schema_dir, uri)
+
+        class Counted:
+            def iter_errors(self, value: Any) -> Any:
+                validated.append(value)
+                return validator.iter_errors(value)
+
+        return Counted()
+
+    monkeypatch.setattr(verify, "_subvalidator", counting)
+    verify._schema_places.cache_clear()
+    try:
+        for context, valid in [
+            ({"runAsNonRoot": True}, True),
+            ({"runAsNonRoot": 1}, False),
+            ({"runAsNonRoot": True}, True),
+            ({"runAsNonRoot": 1}, False),
+            ({"runAsNonRoot": "true"}, False),
+        ]:
+            after = _spoiled(lambda d, c=context: _container(d).update(securityContext=c))
+            assert verify.changes_validate(before, after) is valid, context
+    finally:
+        verify._schema_places.cache_clear()
+    assert validated == [{"runAsNonRoot": True}, {"runAsNonRoot": 1}, {"runAsNonRoot": "true"}]
