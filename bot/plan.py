@@ -354,6 +354,8 @@ class _PlanState:
     """Each change set's files so far (by change-set key), every verified edit stacked on."""
     originals: dict[str, str | None] = field(default_factory=dict)
     """The checkout's texts, read once for all of the overlays (`FileOverlay.originals`)."""
+    links: dict[str, bool] = field(default_factory=dict)
+    """Which paths of the checkout lie through a symlink (`FileOverlay.links`)."""
     fixes: dict[str, list[PlannedFix]] = field(default_factory=lambda: defaultdict(list))
     notes: list[str] = field(default_factory=list)
     """What the plan says beside its change sets (why a finding needs no fix, say)."""
@@ -607,7 +609,9 @@ class Planner:
         overlays build, say) and the repository as it is fails it; else already compliant."""
         prior = [fix for fix in self.state.fixes.get(key, ()) if fix.fixer == fixer.name]
         if prior:
-            unedited = FileOverlay(self.repo_root, originals=self.state.originals)
+            unedited = FileOverlay(
+                self.repo_root, originals=self.state.originals, links=self.state.links
+            )
             view = target.reread(unedited)
             if not isinstance(view, str):
                 ctx = _context(
@@ -731,7 +735,9 @@ class Planner:
     def _overlay(self, key: str) -> FileOverlay:
         overlay = self.state.overlays.get(key)
         if overlay is None:
-            overlay = FileOverlay(self.repo_root, originals=self.state.originals)
+            overlay = FileOverlay(
+                self.repo_root, originals=self.state.originals, links=self.state.links
+            )
             self.state.overlays[key] = overlay
         return overlay
 
@@ -768,7 +774,9 @@ class Planner:
             return False
         if isinstance(found, str):
             return False
-        overlay = FileOverlay(self.repo_root, originals=self.state.originals)
+        overlay = FileOverlay(
+            self.repo_root, originals=self.state.originals, links=self.state.links
+        )
         view = found.reread(overlay)
         if isinstance(view, str):
             return False

@@ -114,13 +114,24 @@ class FileOverlay:
     """The checkout's texts already read, shared by the overlays of one plan (its forks
     included): each file is read from disk once and held once, however many change sets
     touch it. None: this overlay reads for itself."""
+    links: dict[str, bool] | None = field(default=None, repr=False)
+    """Which paths lie through a symlink of the checkout (`through_link`), shared like
+    ``originals`` (the checkout does not change while a plan reads it). None: asked each time."""
+
+    def _through_link(self, relpath: str) -> bool:
+        if self.links is None:
+            return through_link(self.root, relpath)
+        verdict = self.links.get(relpath)
+        if verdict is None:
+            verdict = self.links[relpath] = through_link(self.root, relpath)
+        return verdict
 
     def read(self, relpath: str) -> str | None:
         """The file's current text (pending edits included); None when it does not exist. A
         symlink reads its target's pending edits (they are written at the target)."""
         if relpath in self._after:
             return self._pending(relpath)
-        if self._after and through_link(self.root, relpath):
+        if self._after and self._through_link(relpath):
             try:
                 real = real_relpath(self.root, relpath)
             except RepositoryError:
@@ -144,7 +155,7 @@ class FileOverlay:
 
     def write(self, relpath: str, text: str) -> None:
         safe_relpath(self.root, relpath)
-        if through_link(self.root, relpath):
+        if self._through_link(relpath):
             raise RepositoryError(
                 f"{relpath} is a symlink or lies under one; only real files are written"
             )
@@ -164,7 +175,9 @@ class FileOverlay:
 
     def fork(self) -> FileOverlay:
         """A copy to try edits on; commit it back with `adopt` when they verify."""
-        return FileOverlay(self.root, dict(self._after), dict(self._before), self.originals)
+        return FileOverlay(
+            self.root, dict(self._after), dict(self._before), self.originals, self.links
+        )
 
     def adopt(self, other: FileOverlay) -> None:
         """Take ``other``'s texts (a fork's, once its edits verify), each text that differs
