@@ -319,6 +319,8 @@ class ManifestTarget:
     ) -> ManifestTarget | str:
         """The target of ``ref``, or why its document is not a workload that can be fixed."""
         target = cls(Location("manifest", ref.path, ref.index), root)
+        if overlay is None and ref.containers is not None:
+            return target  # the index read it from the repository: a workload with a pod spec
         view = target.reread(overlay or FileOverlay(root))
         return view if isinstance(view, str) else target
 
