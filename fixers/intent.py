@@ -213,6 +213,8 @@ def _comments_of(text: str, document_index: int) -> tuple[tuple[YamlPath, Commen
     try:
         start, end = document_span(text, document_index)
         body = text[start:end]
+        if "#" not in body:
+            return ()  # no comment: nothing to compose
         root = compose_text(body)
     except (EditError, yaml.YAMLError):
         return ()
@@ -221,8 +223,10 @@ def _comments_of(text: str, document_index: int) -> tuple[tuple[YamlPath, Commen
 
     def trailing(index: int) -> str:
         eol = body.find("\n", index)
-        rest = body[index : len(body) if eol < 0 else eol]
-        match = re.match(r"\s*#\s?(.*)", rest)
+        eol = len(body) if eol < 0 else eol
+        if body.find("#", index, eol) < 0:  # most lines have no comment
+            return ""
+        match = re.match(r"\s*#\s?(.*)", body[index:eol])
         return match.group(1).strip() if match else ""
 
     def above(line: int) -> str:
