@@ -97,3 +97,31 @@ def test_text_delta_gives_back_the_text(before: str, after: str) -> None:
     assert delta.apply(before) == after
     assert FileChange("f.yaml", before, delta) == FileChange("f.yaml", before, after)
     assert len(delta.middle) < len(after) // 4 + 16  # most of it is the base's
+
+
+def test_overlays_of_a_plan_ask_once_whether_a_path_is_a_link(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from bot.errors import RepositoryError
+    from bot.locate import base
+
+    (tmp_path / "real").mkdir()
+    (tmp_path / "real" / "pod.yaml").write_text(POD)
+    (tmp_path / "linked").symlink_to("real")
+    asked: list[str] = []
+    real = base.through_link
+    monkeypatch.setattr(
+        base, "through_link", lambda root, relpath: asked.append(relpath) or real(root, relpath)
+    )
+    links: dict[str, bool] = {}
+    for _ in range(3):  # one overlay per change set, each forked for its trials
+        trial = FileOverlay(tmp_path, originals={}, links=links).fork()
+        trial.write("real/pod.yaml", POD + "# edited\n")
+        with pytest.raises(RepositoryError, match="symlink"):
+            trial.write("linked/pod.yaml", POD + "# edited\n")
+    assert asked == ["real/pod.yaml", "linked/pod.yaml"]
+    assert links == {"real/pod.yaml": False, "linked/pod.yaml": True}
+    unshared = FileOverlay(tmp_path)
+    unshared.write("real/pod.yaml", POD)
+    unshared.write("real/pod.yaml", POD)
+    assert asked[2:] == ["real/pod.yaml", "real/pod.yaml"]  # without a plan: asked each time
