@@ -122,7 +122,7 @@ def _counting(what: str, total: int) -> Iterator[Callable[[int, int], None] | No
     columns = (SpinnerColumn(), TextColumn(what), BarColumn(), MofNCompleteColumn())
     with Progress(*columns, console=_err(), transient=True) as progress:
         task = progress.add_task(what, total=total)
-        yield lambda done, _total: progress.update(task, completed=done)
+        yield lambda done, total: progress.update(task, completed=done, total=total)
 
 
 def _load_reports(

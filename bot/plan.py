@@ -50,6 +50,9 @@ from fixers.runtime_evidence import WorkloadRuntime, alert_summary
 from fixers.view import WORKLOAD_KINDS, PodView
 
 Progress = Callable[[int, int], None]
+"""Told (findings settled, findings in all) as a plan goes: a finding is settled when it is
+triaged, found not to be in the repository, or once its batch is fixed and verified (the
+long part), so the count never runs ahead of the work."""
 Intent = tuple[WorkloadIntent, Mapping[YamlPath, Comment]]
 RuntimeLookup = Callable[[ResourceRef], WorkloadRuntime | None]
 """Runtime evidence about a workload (`bot.sources.runtime.RuntimeEvidence.for_resource`)."""
@@ -411,11 +414,15 @@ class Planner:
         findings = sorted((*kept, *(f for f, _ in located)), key=_order)
         batches = self.batches(located)
         del located  # the batches hold them now
+        pending = sum(len(batch) for batch, _ in batches.values())
         # Each batch is let go once planned (what it planned holds its findings): a big
         # report's batches are not all kept until the plan's end.
         for key in list(batches):
             batch, target = batches.pop(key)
             self.fix_batch(batch, target, key[1])
+            pending -= len(batch)
+            if progress:
+                progress(len(findings) - pending, len(findings))
         for finding, target in list(self.state.deferred):
             self.fix_one(finding, target, last_try=True)
         return self.group_change_sets(findings)
@@ -432,23 +439,27 @@ class Planner:
         kept: list[Finding] = []
         targets: dict[tuple[str, int, str], Target] = {}
         located: dict[tuple[str | int, ...], tuple[Finding, Target]] = {}
-        for n, finding in enumerate(findings, 1):
+
+        def settled(finding: Finding) -> None:
+            kept.append(finding)
             if progress:
-                progress(n, len(findings))
+                progress(len(kept), len(findings))
+
+        for finding in findings:
             if self.triage(finding):
-                kept.append(finding)
+                settled(finding)
                 continue
             found = self.locate(finding)
             if isinstance(found, str):
                 self.state.refuse(finding, found, "not-in-repo")
-                kept.append(finding)
+                settled(finding)
                 continue
             helm_target = found.location.kind.startswith("helm-")
             unused = self.locator.never_deployed(finding) if helm_target else None
             if unused is not None:
                 self.state.compliant.append(finding)
                 self.state.notes.append(unused)
-                kept.append(finding)
+                settled(finding)
                 continue
             # One file deployed twice is two targets: a Kustomize base built by two overlays,
             # or a Helm template deployed by two Applications (`why` names the overlay or the
