@@ -112,17 +112,21 @@ def _original_problems(target: Target, overlay: FileOverlay) -> list[str]:
 
 
 _QUANTITY_MAPS = ("limits", "requests")
+_SCALAR_TYPES = frozenset({str, int, float, bool, type(None)})
 
 
 def quantity_problems(document: Mapping[str, Any]) -> list[str]:
     """Every resource request or limit of the object that the API server would refuse as a
     quantity, one line each (the schema types them only as string-or-number)."""
     out = []
+    # Only mappings and lists are walked (and named): most values of an object are scalars.
     stack: list[tuple[Any, str]] = [(document, "")]
     while stack:
         node, where = stack.pop()
         if isinstance(node, Mapping):
             for key, value in node.items():
+                if type(value) in _SCALAR_TYPES:
+                    continue
                 path = f"{where}.{key}" if where else str(key)
                 if key == "resources" and isinstance(value, Mapping):
                     for kind in _QUANTITY_MAPS:
@@ -135,7 +139,11 @@ def quantity_problems(document: Mapping[str, Any]) -> list[str]:
                                 out.append(f"{path}.{kind}.{name}: {problem}")
                 stack.append((value, path))
         elif isinstance(node, list):
-            stack.extend((item, f"{where}[{i}]") for i, item in enumerate(node))
+            stack.extend(
+                (item, f"{where}[{i}]")
+                for i, item in enumerate(node)
+                if type(item) not in _SCALAR_TYPES
+            )
     return sorted(out)
 
 
@@ -225,27 +233,29 @@ def _once(check: str, *documents: Mapping[str, Any]) -> Any:
 
 def object_problems(document: Mapping[str, Any]) -> tuple[str, ...]:
     """Every quantity, schema and security-context problem of one object, one line each."""
+    view = ManifestPodView.from_document(document)
     return (
         *quantity_problems(document),
         *schema_problems(document),
-        *security_context_problems(document),
-        *request_above_limit_problems(document),
+        *security_context_problems(view),
+        *request_above_limit_problems(view),
     )
 
 
 def _other_problems(document: Mapping[str, Any]) -> tuple[str, ...]:
     """`object_problems` but the schema's, in the same order."""
+    view = ManifestPodView.from_document(document)
     return (
         *quantity_problems(document),
-        *security_context_problems(document),
-        *request_above_limit_problems(document),
+        *security_context_problems(view),
+        *request_above_limit_problems(view),
     )
 
 
-def request_above_limit_problems(document: Mapping[str, Any]) -> list[str]:
+def request_above_limit_problems(view: ManifestPodView | None) -> list[str]:
     """Requests above their limit, which the API server refuses ("must be less than or equal
-    to ... limit"); quantities it cannot read are `quantity_problems`' to report."""
-    view = ManifestPodView.from_document(document)
+    to ... limit") in the containers of a workload's ``view`` (none without one); quantities
+    it cannot read are `quantity_problems`' to report."""
     out = []
     for container in _containers(view):
         requests = container.get("resources", "requests")
@@ -263,11 +273,11 @@ def request_above_limit_problems(document: Mapping[str, Any]) -> list[str]:
     return out
 
 
-def security_context_problems(document: Mapping[str, Any]) -> list[str]:
+def security_context_problems(view: ManifestPodView | None) -> list[str]:
     """Security-context combinations the schema allows but Kubernetes refuses: the API
     server's validation (allowPrivilegeEscalation false with privileged or CAP_SYS_ADMIN) and
-    the kubelet's (runAsNonRoot with user 0: the container never starts)."""
-    view = ManifestPodView.from_document(document)
+    the kubelet's (runAsNonRoot with user 0: the container never starts), in the containers of
+    a workload's ``view`` (none without one)."""
     pod = view.get("securityContext", default={}) if view is not None else {}
     pod = pod if isinstance(pod, Mapping) else {}
     out = []
