@@ -943,14 +943,27 @@ def _round(doc: _Doc, edits: Sequence[Edit]) -> tuple[int, str]:
     with them written: each changes its own span of the text, computed on this parse, that no
     edit before it in the round could have changed (paths not related, spans a whole line
     apart, no removed sequence item before it), except new keys added at the end of one
-    existing block mapping, written there in edit order. The first edit always is (`EditError`
-    from it)."""
+    existing block mapping and new items at the end of one existing block sequence, written
+    there in edit order. The first edit always is (`EditError` from it)."""
     text = doc.text
     spans: list[_Span] = []
     paths: list[YamlPath] = []
+    appended: dict[YamlPath, list[Any]] = {}  # lists only appended to in this round: items
     done = 0
     for edit in edits:
-        if done and (_removes_item(edit) or any(_related(p, edit.path) for p in paths)):
+        path = tuple(edit.path)
+        # a new item for a list only appended to so far in the round joins it, unless the
+        # one-by-one writing would find it among the items appended before it
+        joins = isinstance(edit, AppendUnique) and path in appended
+        if done and (
+            _removes_item(edit)
+            or any(_related(p, path) and not (joins and p == path) for p in paths)
+            or (
+                isinstance(edit, AppendUnique)
+                and joins
+                and any(_holds(edit, item) for item in appended[path])
+            )
+        ):
             break
         try:
             new = _apply_one(doc, edit)
@@ -963,7 +976,11 @@ def _round(doc: _Doc, edits: Sequence[Edit]) -> tuple[int, str]:
             if spans and not all(span.apart(other, text) for other in spans):
                 break
             spans.append(span)
-        paths.append(tuple(edit.path))
+        if isinstance(edit, AppendUnique) and (joins or path not in paths):
+            appended.setdefault(path, []).append(_plain(edit.value))
+        else:
+            appended.pop(path, None)
+        paths.append(path)
         done += 1
         if _removes_item(edit):
             break  # later paths count the sequence's items after the removal
@@ -984,14 +1001,17 @@ class _Span:
     end: int
     new: str
     order: int
-    adds: tuple[int, str] | None = None
+    adds: tuple[int, object] | None = None
     """For a new key at the end of an existing block mapping (the edit's own key or the first
-    missing parent of its path): that mapping's start offset and the key."""
+    missing parent of its path): that mapping's start offset and the key; for a new item at
+    the end of an existing block sequence: the sequence's start offset and the edit's order
+    (`_round` admits only items the one-by-one writing would find new)."""
 
     def apart(self, other: _Span, text: str) -> bool:
         """Whether both can be written from one parse: different new keys at the end of the
-        same mapping or of nested mappings that end together (written inner first, then in
-        edit order), or spans with at least one whole unchanged line between them."""
+        same mapping, different new items at the end of the same sequence, or either at the
+        end of nested collections that end together (written inner first, then in edit
+        order), or spans with at least one whole unchanged line between them."""
         if self.adds is not None and other.adds is not None and self.start == other.start:
             return self.adds != other.adds
         first, second = (self, other) if self.start <= other.start else (other, self)
@@ -1024,9 +1044,30 @@ def _span_of(doc: _Doc, edit: Edit, new: str, order: int) -> _Span:
             if new[:at] == text[:at] and new[at + grown :] == text[at:]:
                 key = (parent.start_mark.index, str(path[found]))
                 return _Span(at, at, new[at : at + grown], order, key)
+    if isinstance(edit, AppendUnique) and grown > 0:
+        node = doc.find(path, create=False)[0][-1].node
+        if isinstance(node, yaml.SequenceNode) and node.value and not node.flow_style:
+            at = doc.line_end(doc.end(node.value[-1]))
+            if new[:at] == text[:at] and new[at + grown :] == text[at:]:
+                item = (node.start_mark.index, ("item", order))  # `_round` saw it is new
+                return _Span(at, at, new[at : at + grown], order, item)
     start = _common_prefix(text, new)
     tail = _common_prefix(text[start:][::-1], new[start:][::-1])
     return _Span(start, len(text) - tail, new[start : len(new) - tail], order)
+
+
+def _holds(edit: AppendUnique, item: Any) -> bool:
+    """Whether ``item``, already in the list, makes ``edit`` change nothing (the comparison
+    `_apply_one` and `_intended` make, by the later edit's key)."""
+    value = _plain(edit.value)
+    if edit.key is None:
+        return bool(item == value)
+    return (
+        isinstance(item, Mapping)
+        and isinstance(value, Mapping)
+        and edit.key in item
+        and item.get(edit.key) == value.get(edit.key)
+    )
 
 
 def _removes_item(edit: Edit) -> bool:

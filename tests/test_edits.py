@@ -622,6 +622,9 @@ def _random_batch(rng: random.Random, nodes: list[tuple[tuple, object]]) -> list
                 edits.append(AppendUnique((*where, "newList"), {"name": "x"}, "name"))
         elif isinstance(value, list):
             edits.append(AppendUnique(where, {"name": "kube-remedy"}))
+            if rng.random() < 0.5:  # more items for the same list, one by key
+                edits.append(AppendUnique(where, {"name": "kube-remedy", "x": 1}, "name", "c"))
+                edits.append(AppendUnique(where, "second", None, "why"))
         elif rng.random() < 0.3:
             edits.append(Remove(where))
         else:
@@ -684,3 +687,104 @@ def test_document_data_of_real_files_is_what_the_safe_loader_reads() -> None:
 def test_a_repeated_removal_of_a_sequence_item_removes_two() -> None:
     text = "a:\n- 1\n- 2\n- 3\n"
     assert apply_edits(text, [Remove(("a", 0)), Remove(("a", 0))]) == "a:\n- 3\n"
+
+
+VOLUMES = "spec:\n  volumes:\n  - name: data\n    emptyDir: {}\n  # volumes end here\n  other: 1\n"
+TMP = {"name": "tmp", "emptyDir": {}}
+CACHE = {"name": "cache", "emptyDir": {"medium": "Memory"}}
+
+
+@pytest.mark.parametrize(
+    ("text", "edits", "rounds"),
+    [
+        # new items at the end of an existing block sequence: one parse
+        (
+            VOLUMES,
+            [
+                AppendUnique(("spec", "volumes"), TMP, "name", "why"),
+                AppendUnique(("spec", "volumes"), CACHE, "name"),
+            ],
+            1,
+        ),
+        ("v:\n- 1\n- 2", [AppendUnique(("v",), 3), AppendUnique(("v",), 4, None, "c")], 1),
+        (
+            "s:\n  v:\n  - a\n",
+            [AppendUnique(("s", "v"), "b"), Set(("s", "w"), 1), AppendUnique(("s", "v"), "c")],
+            1,
+        ),
+        ("s:\n  v:\n  - a\n", [Set(("s", "w"), 1), AppendUnique(("s", "v"), "b")], 1),
+        # an item equal to one appended earlier in the batch: the later one changes nothing
+        (
+            VOLUMES,
+            [
+                AppendUnique(("spec", "volumes"), TMP, "name"),
+                AppendUnique(("spec", "volumes"), {**TMP, "emptyDir": None}, "name"),
+            ],
+            2,
+        ),
+        # (an edit equal to an earlier one, 1 and True alike, is a repeat and not written again)
+        ("v:\n- 0\n", [AppendUnique(("v",), 1), AppendUnique(("v",), True)], 1),
+        ("v:\n- 0\n", [AppendUnique(("v",), 1.0), AppendUnique(("v",), 1)], 1),
+        (
+            "v:\n- 0\n",
+            [AppendUnique(("v",), 1, None, "a"), AppendUnique(("v",), True, None, "b")],
+            2,
+        ),
+        (
+            "v:\n- {a: 1}\n",
+            [
+                AppendUnique(("v",), {"name": None}, "name"),
+                AppendUnique(("v",), {"other": 1}, "name"),
+            ],
+            2,
+        ),
+        # found by the later edit's own comparison: by key, or by the whole item
+        (
+            "v:\n- 0\n",
+            [
+                AppendUnique(("v",), {"name": "a"}),
+                AppendUnique(("v",), {"name": "a", "x": 1}, "name"),
+            ],
+            2,
+        ),
+        (
+            "v:\n- 0\n",
+            [
+                AppendUnique(("v",), {"name": "a", "x": 1}, "name"),
+                AppendUnique(("v",), {"name": "a"}),
+            ],
+            1,
+        ),
+        # lists that are not block sequences with items yet: one parse per append
+        ("v: [1, 2]\n", [AppendUnique(("v",), 3), AppendUnique(("v",), 4)], 2),
+        ("v: []\n", [AppendUnique(("v",), 3), AppendUnique(("v",), 4)], 2),
+        ("v:\nw: 1\n", [AppendUnique(("v",), 3), AppendUnique(("v",), 4)], 2),
+        (
+            "s:\n  x: 1\n",
+            [AppendUnique(("s", "v"), TMP, "name"), AppendUnique(("s", "v"), CACHE, "name")],
+            2,
+        ),
+        # an edit inside the list between the appends
+        ("v:\n- 1\n", [AppendUnique(("v",), 2), Set(("v", 0), 5), AppendUnique(("v",), 3)], 3),
+    ],
+)
+def test_appends_to_one_list_share_a_parse_and_write_the_same_bytes(
+    text: str, edits: list[Edit], rounds: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """New items at the end of one existing block sequence are written from one parse, in
+    edit order, like new keys at the end of one mapping; the bytes are those of one edit per
+    parse, and items the one-by-one writing would find already there start a new parse."""
+    parses: list[int] = []
+    real = edits_module._round
+
+    def counted(doc: object, pending: list[Edit]) -> tuple[int, str]:
+        parses.append(len(pending))
+        return real(doc, pending)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(edits_module, "_round", counted)
+    written = _both_ways(monkeypatch, text, edits)
+    assert written is not None
+    expected, result = written
+    assert result == expected
+    assert load_documents(result) == load_documents(expected)
+    assert len(parses) == rounds, parses
