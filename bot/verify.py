@@ -350,7 +350,9 @@ _CONJUNCTIVE = frozenset(
 _ANNOTATIONS = frozenset({"$ref", "$id", "$schema", "description"})
 _JSON_TYPES: dict[type, str] = {dict: "object", list: "array"}
 _VALID_KEPT = 4096
-"""Verdicts of single places each `_SchemaPlaces` remembers."""
+_VALID_KEPT_CHARS = 2048
+"""Verdicts of single places each `_SchemaPlaces` remembers, for values whose repr is at most
+this long (at most about 8 MB per kind)."""
 _PLAIN_NAME = re.compile(r"[A-Za-z0-9_.$-]+")  # needs no escaping in a URI's JSON pointer
 
 
@@ -498,14 +500,20 @@ class _SchemaPlaces:
             return False
         # Fixes add the same values to many objects: each is validated once per place. The
         # repr of parsed YAML data tells its values and their types apart (True from 1).
-        key = (uri, repr(value))
+        text = repr(value)
+        if len(text) > _VALID_KEPT_CHARS:  # a big value is rarely added twice: not kept
+            return self._validates(uri, value)
+        key = (uri, text)
         verdict = self._valid.get(key)
         if verdict is None:
-            verdict = next(_subvalidator(self.schema_dir, uri).iter_errors(value), None) is None
+            verdict = self._validates(uri, value)
             if len(self._valid) >= _VALID_KEPT:
                 self._valid.clear()
             self._valid[key] = verdict
         return verdict
+
+    def _validates(self, uri: str, value: Any) -> bool:
+        return next(_subvalidator(self.schema_dir, uri).iter_errors(value), None) is None
 
 
 def _same(a: Any, b: Any) -> bool:
