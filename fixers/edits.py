@@ -902,8 +902,9 @@ def _in_rounds(doc: _Doc, edits: Sequence[Edit], window: tuple[int, int] | None 
         pending = pending[done:]
         if not pending:
             return head + text + tail
-        if window is not None and not (head or tail):
+        if window is not None:  # cut once, after the first round (the window may be all)
             start, stop = window
+            window = None
             stop += len(text) - len(doc.text)
             head, tail = text[:start], text[stop:]
             if head != doc.text[:start] or tail != doc.text[len(doc.text) - len(tail) :]:

@@ -788,3 +788,25 @@ def test_appends_to_one_list_share_a_parse_and_write_the_same_bytes(
     assert result == expected
     assert load_documents(result) == load_documents(expected)
     assert len(parses) == rounds, parses
+
+
+@pytest.mark.parametrize("newline", ["\n", "\r\n"])
+def test_an_entry_that_is_the_whole_document_is_cut_once(
+    newline: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The only top-level entry, edited in several parses: its window (the whole document) is
+    taken once, after the first parse. Taking it again after each parse, from the first
+    parse's offsets, cut off the key the first parse added, and the last parse wrote its keys
+    before it (the same data, other bytes than one edit per parse)."""
+    text = "a:\n  b: 1\n  c:\n    d: 2\n".replace("\n", newline)
+    edits: list[Edit] = [
+        Ensure(("a", "q", "c", "l"), "s"),
+        Remove(("a", "c")),
+        Set(("a", "c"), "two words", "why"),
+        Set(("a", "l", "c", "c"), [1, 2]),
+    ]
+    written = _both_ways(monkeypatch, text, edits)
+    assert written is not None
+    expected, result = written
+    assert result == expected
+    assert list(load_documents(result)[0]["a"]) == ["b", "q", "c", "l"]
