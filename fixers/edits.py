@@ -915,11 +915,11 @@ def _in_rounds(doc: _Doc, edits: Sequence[Edit], window: tuple[int, int] | None 
 
 def _without_repeats(edits: Sequence[Edit]) -> list[Edit]:
     """``edits`` without a repeat of an earlier edit that no edit in between could undo (one
-    at a related path, or any `Remove`): writing it again changes nothing (except removing a
-    sequence item, which is always kept)."""
+    at a related path, or any `Remove`) and that changes nothing when written again
+    (`_again_changes_nothing`)."""
     out: list[Edit] = []
     for edit in edits:
-        if _removes_item(edit):  # removing item N again removes the next one
+        if not _again_changes_nothing(edit):
             out.append(edit)
             continue
         for earlier in reversed(out):
@@ -931,6 +931,20 @@ def _without_repeats(edits: Sequence[Edit]) -> list[Edit]:
         else:
             out.append(edit)
     return out
+
+
+def _again_changes_nothing(edit: Edit) -> bool:
+    """Whether writing ``edit`` right after itself changes nothing: not so for removing a
+    sequence item (the next one goes), ensuring a null (written again, with its comment) or
+    appending an item `AppendUnique` cannot find (by a key the item lacks)."""
+    if isinstance(edit, Remove):
+        return not _removes_item(edit)
+    if isinstance(edit, Ensure):
+        return edit.value is not None
+    if isinstance(edit, AppendUnique) and edit.key is not None:
+        value = _plain(edit.value)
+        return isinstance(value, Mapping) and edit.key in value
+    return True
 
 
 def _related(a: YamlPath, b: YamlPath) -> bool:

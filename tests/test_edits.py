@@ -810,3 +810,23 @@ def test_an_entry_that_is_the_whole_document_is_cut_once(
     expected, result = written
     assert result == expected
     assert list(load_documents(result)[0]["a"]) == ["b", "q", "c", "l"]
+
+
+@pytest.mark.parametrize(
+    "edits",
+    [
+        # an item without the key it is compared by is appended again
+        [AppendUnique(("a", "n"), 1, "name"), AppendUnique(("a", "n"), 1, "name")],
+        [AppendUnique(("a", "l"), [1, 2], "name"), AppendUnique(("a", "l"), [1, 2], "name")],
+        # a null is ensured again, with its comment
+        [Ensure(("a", "l"), None, "why"), Ensure(("a", "l"), None, "why")],
+    ],
+)
+def test_a_repeat_that_writes_again_is_kept(
+    edits: list[Edit], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Only repeats that change nothing when written again are dropped before writing."""
+    written = _both_ways(monkeypatch, "a:\n  b: 1\n  l:\n  - x\n", edits)
+    assert written is not None
+    expected, result = written
+    assert result == expected
