@@ -39,6 +39,7 @@ Behaviour worth knowing (the tests in ``tests/test_edits.py`` pin each one):
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import re
@@ -988,9 +989,16 @@ def _round(doc: _Doc, edits: Sequence[Edit]) -> tuple[int, str]:
             raise EditError(f"{type(edit).__name__} {_where(edit.path)}: {exc}") from None
         if new is not None and new != text:
             span = _span_of(doc, edit, new, len(spans))
-            if spans and not all(span.apart(other, text) for other in spans):
-                break
-            spans.append(span)
+            clashes = [n for n, other in enumerate(spans) if not span.apart(other, text)]
+            if clashes:
+                # An edit below a key an earlier edit of the round creates is written into
+                # that edit's new lines, as it would be once they are there.
+                grown = _grown(doc, edit, span, spans, clashes)
+                if grown is None:
+                    break
+                spans[clashes[0]] = grown
+            else:
+                spans.append(span)
         if isinstance(edit, AppendUnique) and (joins or path not in paths):
             appended.setdefault(path, []).append(_plain(edit.value))
         else:
@@ -1021,6 +1029,9 @@ class _Span:
     missing parent of its path): that mapping's start offset and the key; for a new item at
     the end of an existing block sequence: the sequence's start offset and the edit's order
     (`_round` admits only items the one-by-one writing would find new)."""
+    depth: int = -1
+    """For a new key at the end of a mapping: its place in the edit's path (what the lines
+    written there hold starts at that key)."""
 
     def apart(self, other: _Span, text: str) -> bool:
         """Whether both can be written from one parse: different new keys at the end of the
@@ -1058,7 +1069,7 @@ def _span_of(doc: _Doc, edit: Edit, new: str, order: int) -> _Span:
             at = doc.line_end(doc.end(last_value, last_key))
             if new[:at] == text[:at] and new[at + grown :] == text[at:]:
                 key = (parent.start_mark.index, str(path[found]))
-                return _Span(at, at, new[at : at + grown], order, key)
+                return _Span(at, at, new[at : at + grown], order, key, found)
     if isinstance(edit, AppendUnique) and grown > 0:
         node = doc.find(path, create=False)[0][-1].node
         if isinstance(node, yaml.SequenceNode) and node.value and not node.flow_style:
@@ -1083,6 +1094,25 @@ def _holds(edit: AppendUnique, item: Any) -> bool:
         and edit.key in item
         and item.get(edit.key) == value.get(edit.key)
     )
+
+
+def _grown(
+    doc: _Doc, edit: Edit, span: _Span, spans: list[_Span], clashes: list[int]
+) -> _Span | None:
+    """The span that created the first missing key of ``edit``'s path in this round, with
+    ``edit`` written into its new lines (parsed on their own, the document's style kept);
+    None when ``span`` clashes with another span too, or those lines do not take the edit."""
+    if len(clashes) != 1 or span.depth < 0:
+        return None
+    host = spans[clashes[0]]
+    if host.adds != span.adds or host.depth != span.depth:
+        return None
+    inner = dataclasses.replace(edit, path=tuple(edit.path)[span.depth :])
+    try:
+        new = _apply_one(_Doc(host.new, doc.nl, doc.style), inner)
+    except EditError:
+        return None
+    return host if new is None else dataclasses.replace(host, new=new)
 
 
 def _removes_item(edit: Edit) -> bool:

@@ -620,6 +620,9 @@ def _random_batch(rng: random.Random, nodes: list[tuple[tuple, object]]) -> list
             if rng.random() < 0.5:  # new keys below a new parent, and a new list beside it
                 edits.append(Set((*where, "newParent", "child"), True))
                 edits.append(AppendUnique((*where, "newList"), {"name": "x"}, "name"))
+                if rng.random() < 0.5:  # more of each, as the resources fix writes them
+                    edits.append(Set((*where, "newParent", "other", "deep"), 2, "c"))
+                    edits.append(AppendUnique((*where, "newList"), {"name": "y"}, "name"))
         elif isinstance(value, list):
             edits.append(AppendUnique(where, {"name": "kube-remedy"}))
             if rng.random() < 0.5:  # more items for the same list, one by key
@@ -759,9 +762,14 @@ CACHE = {"name": "cache", "emptyDir": {"medium": "Memory"}}
         ("v: [1, 2]\n", [AppendUnique(("v",), 3), AppendUnique(("v",), 4)], 2),
         ("v: []\n", [AppendUnique(("v",), 3), AppendUnique(("v",), 4)], 2),
         ("v:\nw: 1\n", [AppendUnique(("v",), 3), AppendUnique(("v",), 4)], 2),
+        # a list one append creates takes the next appends into its new lines
         (
             "s:\n  x: 1\n",
-            [AppendUnique(("s", "v"), TMP, "name"), AppendUnique(("s", "v"), CACHE, "name")],
+            [
+                AppendUnique(("s", "v"), TMP, "name", "why"),
+                AppendUnique(("s", "v"), CACHE, "name", "and why"),
+                AppendUnique(("s", "v"), {**TMP, "emptyDir": None}, "name"),
+            ],
             2,
         ),
         # an edit inside the list between the appends
@@ -774,6 +782,72 @@ def test_appends_to_one_list_share_a_parse_and_write_the_same_bytes(
     """New items at the end of one existing block sequence are written from one parse, in
     edit order, like new keys at the end of one mapping; the bytes are those of one edit per
     parse, and items the one-by-one writing would find already there start a new parse."""
+    parses: list[int] = []
+    real = edits_module._round
+
+    def counted(doc: object, pending: list[Edit]) -> tuple[int, str]:
+        parses.append(len(pending))
+        return real(doc, pending)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(edits_module, "_round", counted)
+    written = _both_ways(monkeypatch, text, edits)
+    assert written is not None
+    expected, result = written
+    assert result == expected
+    assert load_documents(result) == load_documents(expected)
+    assert len(parses) == rounds, parses
+
+
+C = ("spec", "containers", 0)
+
+
+@pytest.mark.parametrize(
+    ("text", "edits", "rounds"),
+    [
+        # the resources fix: limits and requests created by their first key
+        (
+            "spec:\n  containers:\n  - name: a\n    image: x\n",
+            [
+                Set((*C, "resources", "limits", "memory"), "128Mi", "sized"),
+                Set((*C, "resources", "limits", "cpu"), "500m"),
+                Set((*C, "resources", "requests", "cpu"), "100m"),
+                Ensure((*C, "resources", "requests", "memory"), "64Mi"),
+            ],
+            1,
+        ),
+        # a new securityContext, a list below it, a key beside the list
+        (
+            "spec:\n  containers:\n  - name: a\n    image: x\n  restartPolicy: Always\n",
+            [
+                Set((*C, "securityContext", "runAsNonRoot"), True),
+                AppendUnique((*C, "securityContext", "capabilities", "drop"), "ALL", None, "c"),
+                AppendUnique((*C, "securityContext", "capabilities", "drop"), "NET_RAW"),
+                Set((*C, "securityContext", "runAsUser"), 10001),
+                Set(("spec", "automountServiceAccountToken"), False),  # a line away only
+            ],
+            2,
+        ),
+        # the same at the end of a file without a last line break, and with CRLF
+        ("a:\n  b: 1", [Set(("a", "n", "x"), 1), Set(("a", "n", "y"), [1, 2])], 1),
+        ("a:\r\n  b: 1\r\n", [Set(("a", "n", "x"), 1), Set(("a", "n", "y"), {"z": 1})], 1),
+        # an edit of what an earlier one wrote is written on the next parse
+        ("a:\n  b: 1\n", [Set(("a", "n", "x"), 1), Set(("a", "n", "x"), 2)], 2),
+        ("a:\n  b: 1\n", [Set(("a", "n"), 1), Set(("a", "n"), 2)], 2),
+        ("a:\n  b: 1\n", [Ensure(("a", "n", "x"), 1), Ensure(("a", "n", "x"), 2)], 2),
+        ("a:\n  b: 1\n", [Set(("a", "n", "x"), {"y": 1}), Set(("a", "n", "x", "z"), 2)], 2),
+        # a new parent created twice, a removal beside it
+        (
+            "a:\n  b: 1\n  c: 2\n  d: 3\n",
+            [Set(("a", "n", "x"), 1), Remove(("a", "b")), Set(("a", "n", "y"), 2)],
+            1,
+        ),
+    ],
+)
+def test_keys_below_a_parent_created_in_the_round_share_its_parse(
+    text: str, edits: list[Edit], rounds: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Edits below a key that an earlier edit of the round creates are written into that
+    edit's new lines, parsed on their own: the bytes of one edit per parse, in fewer parses."""
     parses: list[int] = []
     real = edits_module._round
 
