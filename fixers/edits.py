@@ -960,7 +960,8 @@ def _round(doc: _Doc, edits: Sequence[Edit]) -> tuple[int, str]:
     edit before it in the round could have changed (paths not related, spans a whole line
     apart, no removed sequence item before it), except new keys added at the end of one
     existing block mapping and new items at the end of one existing block sequence, written
-    there in edit order. The first edit always is (`EditError` from it)."""
+    there in edit order, and edits below a key an earlier edit of the round creates, written
+    into its new lines (`_grown`). The first edit always is (`EditError` from it)."""
     text = doc.text
     spans: list[_Span] = []
     paths: list[YamlPath] = []
