@@ -904,3 +904,70 @@ def test_a_repeat_that_writes_again_is_kept(
     assert written is not None
     expected, result = written
     assert result == expected
+
+
+SMALL_DOCUMENTS = [
+    "a:\n  b: 1\n  c:\n    d: 2\n",
+    "a:\n  b: 1\n  l:\n  - x\n  - y\n",
+    "# top\na:\n  b: 1 # trailing\n  c:\n    d: 2\n\n# tail comment\n",
+    "a:\n  b: 1\n  c:\n    d: 2",
+    "a:\n    b: 1\n    l:\n        - x\n",
+    "k: v\na:\n  b: 1\nz: last\n",
+    "a:\n  l:\n  - name: p\n    v: 1\n  m: {}\n",
+]
+SMALL_VALUES: list[object] = [
+    1,
+    "s",
+    True,
+    {"k": 1},
+    [1, 2],
+    {"name": "p"},
+    {"name": "r", "v": 2},
+    None,
+    "two words",
+]
+
+
+def test_batched_writing_of_random_batches_on_small_documents(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Batches made to collide (few key names, so edits share new parents, lists, repeats and
+    removals) on small documents, CRLF and a missing last line break included: the batched
+    writing gives the bytes of one edit per parse, refuses what it refuses, and never falls
+    back to it."""
+    rng = random.Random(7)
+    batched = edits_module._apply_batched
+    fell_back: list[list[Edit]] = []
+
+    def counted(doc: object, edits: list[Edit]) -> str | None:
+        try:
+            return batched(doc, edits)  # type: ignore[arg-type]
+        except EditError:
+            fell_back.append(edits)
+            raise
+
+    monkeypatch.setattr(edits_module, "_apply_batched", counted)
+    written = 0
+    for _ in range(1500):
+        text = rng.choice(SMALL_DOCUMENTS)
+        if rng.random() < 0.2:
+            text = text.replace("\n", "\r\n")
+        edits: list[Edit] = []
+        for _ in range(rng.randint(2, 6)):
+            path = ("a", *(rng.choice("nmclq") for _ in range(rng.randint(1, 3))))
+            value, comment, kind = rng.choice(SMALL_VALUES), rng.choice([None, "why"]), rng.random()
+            if kind < 0.35:
+                edits.append(Set(path, value, comment))
+            elif kind < 0.5:
+                edits.append(Ensure(path, value, comment))
+            elif kind < 0.85:
+                edits.append(AppendUnique(path, value, rng.choice([None, "name"]), comment))
+            else:
+                edits.append(Remove(path))
+        fell = len(fell_back)
+        both = _both_ways(monkeypatch, text, edits)
+        if both is not None:  # (a batch both refuse is refused by the batched writing too)
+            assert both[1] == both[0], (text, edits)
+            assert len(fell_back) == fell, (text, edits)
+            written += 1
+    assert written > 600
