@@ -692,6 +692,25 @@ def test_a_repeated_removal_of_a_sequence_item_removes_two() -> None:
     assert apply_edits(text, [Remove(("a", 0)), Remove(("a", 0))]) == "a:\n- 3\n"
 
 
+def _parses_when_batched(monkeypatch: pytest.MonkeyPatch, text: str, edits: list[Edit]) -> int:
+    """How many parses (`_round`s) the batched writing of ``edits`` takes, once its bytes are
+    checked to be those of one edit per parse."""
+    parses: list[int] = []
+    real = edits_module._round
+
+    def counted(doc: object, pending: list[Edit]) -> tuple[int, str]:
+        parses.append(len(pending))
+        return real(doc, pending)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(edits_module, "_round", counted)
+    written = _both_ways(monkeypatch, text, edits)
+    assert written is not None
+    expected, result = written
+    assert result == expected
+    assert load_documents(result) == load_documents(expected)
+    return len(parses)
+
+
 VOLUMES = "spec:\n  volumes:\n  - name: data\n    emptyDir: {}\n  # volumes end here\n  other: 1\n"
 TMP = {"name": "tmp", "emptyDir": {}}
 CACHE = {"name": "cache", "emptyDir": {"medium": "Memory"}}
@@ -782,20 +801,7 @@ def test_appends_to_one_list_share_a_parse_and_write_the_same_bytes(
     """New items at the end of one existing block sequence are written from one parse, in
     edit order, like new keys at the end of one mapping; the bytes are those of one edit per
     parse, and items the one-by-one writing would find already there start a new parse."""
-    parses: list[int] = []
-    real = edits_module._round
-
-    def counted(doc: object, pending: list[Edit]) -> tuple[int, str]:
-        parses.append(len(pending))
-        return real(doc, pending)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(edits_module, "_round", counted)
-    written = _both_ways(monkeypatch, text, edits)
-    assert written is not None
-    expected, result = written
-    assert result == expected
-    assert load_documents(result) == load_documents(expected)
-    assert len(parses) == rounds, parses
+    assert _parses_when_batched(monkeypatch, text, edits) == rounds
 
 
 C = ("spec", "containers", 0)
@@ -848,20 +854,7 @@ def test_keys_below_a_parent_created_in_the_round_share_its_parse(
 ) -> None:
     """Edits below a key that an earlier edit of the round creates are written into that
     edit's new lines, parsed on their own: the bytes of one edit per parse, in fewer parses."""
-    parses: list[int] = []
-    real = edits_module._round
-
-    def counted(doc: object, pending: list[Edit]) -> tuple[int, str]:
-        parses.append(len(pending))
-        return real(doc, pending)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(edits_module, "_round", counted)
-    written = _both_ways(monkeypatch, text, edits)
-    assert written is not None
-    expected, result = written
-    assert result == expected
-    assert load_documents(result) == load_documents(expected)
-    assert len(parses) == rounds, parses
+    assert _parses_when_batched(monkeypatch, text, edits) == rounds
 
 
 @pytest.mark.parametrize("newline", ["\n", "\r\n"])
