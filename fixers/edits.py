@@ -44,7 +44,7 @@ import functools
 import json
 import re
 from collections import Counter, OrderedDict
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -795,18 +795,8 @@ def _apply_one(doc: _Doc, edit: Edit) -> str | None:
         ):
             raise EditError(f"expected a sequence at {_where(path)}")
         items = [] if _is_null(node) else doc.data(node)
-        item = _plain(edit.value)
-        for existing in items:
-            if edit.key is not None:
-                if (
-                    isinstance(existing, Mapping)
-                    and isinstance(item, Mapping)
-                    and edit.key in existing
-                    and existing.get(edit.key) == item.get(edit.key)
-                ):
-                    return None
-            elif existing == item:
-                return None
+        if _holds(edit, items):
+            return None
         return doc.append_item(slot, edit.value, edit.comment)
     raise EditError(f"unknown edit {edit!r}")
 
@@ -975,11 +965,7 @@ def _round(doc: _Doc, edits: Sequence[Edit]) -> tuple[int, str]:
         if done and (
             _removes_item(edit)
             or any(_related(p, path) and not (joins and p == path) for p in paths)
-            or (
-                isinstance(edit, AppendUnique)
-                and joins
-                and any(_holds(edit, item) for item in appended[path])
-            )
+            or (isinstance(edit, AppendUnique) and joins and _holds(edit, appended[path]))
         ):
             break
         try:
@@ -1083,17 +1069,17 @@ def _span_of(doc: _Doc, edit: Edit, new: str, order: int) -> _Span:
     return _Span(start, len(text) - tail, new[start : len(new) - tail], order)
 
 
-def _holds(edit: AppendUnique, item: Any) -> bool:
-    """Whether ``item``, already in the list, makes ``edit`` change nothing (the comparison
-    `_apply_one` and `_intended` make, by the later edit's key)."""
+def _holds(edit: AppendUnique, items: Iterable[Any]) -> bool:
+    """Whether one of ``items``, already in the list, makes ``edit`` change nothing: by the
+    edit's key when it has one, else by the whole item (`_intended` models the same rule)."""
     value = _plain(edit.value)
     if edit.key is None:
-        return bool(item == value)
-    return (
-        isinstance(item, Mapping)
-        and isinstance(value, Mapping)
-        and edit.key in item
-        and item.get(edit.key) == value.get(edit.key)
+        return any(item == value for item in items)
+    if not isinstance(value, Mapping):
+        return False
+    return any(
+        isinstance(item, Mapping) and edit.key in item and item.get(edit.key) == value.get(edit.key)
+        for item in items
     )
 
 
