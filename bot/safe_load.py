@@ -30,8 +30,9 @@ MAX_DEPTH = 100
 MIN_NODE_BUDGET = 1_000_000
 """Values a document may expand to whatever its size (aliases included)."""
 
-_SCALARS = frozenset({str, int, float, bool, type(None), bytes})
-"""Value types with no children (what parsers make most of; anything else is looked at)."""
+SCALAR_TYPES = frozenset({str, int, float, bool, type(None), bytes})
+"""Value types with no children: what parsers make most of, so walks over parsed data skip
+them by their exact type before asking anything else."""
 _TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}]', re.S)
 
 try:
@@ -79,7 +80,7 @@ def check_bounds(
         if children and depth >= max_depth:
             raise error(f"{origin}: nested deeper than {max_depth} levels{where}; refusing it")
         for child in children:
-            if type(child) in _SCALARS:
+            if type(child) in SCALAR_TYPES:
                 seen += 1
             else:
                 stack.append((child, depth + 1))

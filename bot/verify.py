@@ -29,6 +29,7 @@ from urllib.parse import unquote, urldefrag, urljoin
 
 from bot.errors import ConfigError
 from bot.locate.base import FileOverlay, Target
+from bot.safe_load import SCALAR_TYPES
 from fixers.base import Fixer
 from fixers.model import AlreadyCompliant, Finding
 from fixers.policy import FixContext
@@ -112,7 +113,6 @@ def _original_problems(target: Target, overlay: FileOverlay) -> list[str]:
 
 
 _QUANTITY_MAPS = ("limits", "requests")
-_SCALAR_TYPES = frozenset({str, int, float, bool, type(None)})
 
 
 def quantity_problems(document: Mapping[str, Any]) -> list[str]:
@@ -125,7 +125,7 @@ def quantity_problems(document: Mapping[str, Any]) -> list[str]:
         node, where = stack.pop()
         if isinstance(node, Mapping):
             for key, value in node.items():
-                if type(value) in _SCALAR_TYPES:
+                if type(value) in SCALAR_TYPES:
                     continue
                 path = f"{where}.{key}" if where else str(key)
                 if key == "resources" and isinstance(value, Mapping):
@@ -142,7 +142,7 @@ def quantity_problems(document: Mapping[str, Any]) -> list[str]:
             stack.extend(
                 (item, f"{where}[{i}]")
                 for i, item in enumerate(node)
-                if type(item) not in _SCALAR_TYPES
+                if type(item) not in SCALAR_TYPES
             )
     return sorted(out)
 
