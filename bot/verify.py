@@ -37,6 +37,7 @@ from fixers.registry import run_fixer
 from fixers.rules import _quantity
 from fixers.rules._capabilities import normalise
 from fixers.view import ContainerView, ManifestPodView
+from fixers.yaml_data import same_data
 
 DEFAULT_KUBERNETES_VERSION = "1.35"
 VERSION_ENV = "REMEDY_KUBERNETES_VERSION"
@@ -415,7 +416,7 @@ class _SchemaPlaces:
                 return self.valid(uri, new)
             items = f"{uri}/items"
             for n, value in enumerate(new):
-                if n < len(old) and _same(old[n], value):
+                if n < len(old) and same_data(old[n], value):
                     continue
                 if not (
                     self.vouch(items, old[n], value) if n < len(old) else self.valid(items, value)
@@ -432,7 +433,7 @@ class _SchemaPlaces:
             ):
                 return self.valid(uri, new)
         for key, value in new.items():
-            if key in old and _same(old[key], value):
+            if key in old and same_data(old[key], value):
                 continue
             if not isinstance(key, str) or not _PLAIN_NAME.fullmatch(key):
                 return self.valid(uri, new)
@@ -514,20 +515,6 @@ class _SchemaPlaces:
 
     def _validates(self, uri: str, value: Any) -> bool:
         return next(_subvalidator(self.schema_dir, uri).iter_errors(value), None) is None
-
-
-def _same(a: Any, b: Any) -> bool:
-    """Equal as JSON Schema sees values: same types all the way down (``True`` is not ``1``,
-    ``1.0`` is not ``1``), same keys in the same order."""
-    if a is b:
-        return True
-    if type(a) is not type(b):
-        return False
-    if type(a) is dict:
-        return list(a) == list(b) and all(type(k) is str and _same(v, b[k]) for k, v in a.items())
-    if type(a) is list:
-        return len(a) == len(b) and all(map(_same, a, b))
-    return bool(a == b)
 
 
 @lru_cache(maxsize=1024)

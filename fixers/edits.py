@@ -51,7 +51,7 @@ from typing import Any
 import yaml
 
 from fixers.model import AppendUnique, Edit, Ensure, Remove, Set, YamlPath
-from fixers.yaml_data import constructed, may_alias
+from fixers.yaml_data import constructed, may_alias, same_data
 
 __all__ = ["EditError", "apply_edits", "load_documents", "render_manifest"]
 
@@ -832,7 +832,7 @@ def apply_edits(text: str, edits: Sequence[Edit], document_index: int = 0) -> st
     if after is None:
         after = _apply_all(whole, edits)
         if after != part:
-            _check(part, after, edits)
+            _remember_document(after, _check(part, after, edits))
     return text if after == part else text[:begin] + after + text[end:]
 
 
@@ -865,7 +865,7 @@ def _apply_batched(whole: _Doc, edits: Sequence[Edit]) -> str | None:
     if entry is None or not isinstance(data, dict):
         after = _in_rounds(whole, edits)
         if after != text:
-            _check(text, after, edits)
+            _remember_document(after, _check(text, after, edits))
         return after
     start, stop = entry
     result = _in_rounds(whole, edits, entry)
@@ -877,8 +877,7 @@ def _apply_batched(whole: _Doc, edits: Sequence[Edit]) -> str | None:
         return text
     head = edits[0].path[0]
     _remember_document(before, {head: data[head]})
-    _check(before, after, edits)
-    _remember_document(result, {**data, head: load_document_text(after)[head]})
+    _remember_document(result, {**data, head: _check(before, after, edits)[head]})
     return result
 
 
@@ -1156,13 +1155,17 @@ def _edited_entry(doc: _Doc, edits: Sequence[Edit]) -> tuple[int, int] | None:
     return (start, stop) if doc.line_start(stop) == stop else None
 
 
-def _check(before: str, after: str, edits: Sequence[Edit]) -> None:
+def _check(before: str, after: str, edits: Sequence[Edit]) -> Any:
     """Our own output must parse and hold exactly the intended data: a splicing bug must never
-    reach a merge request."""
+    reach a merge request. Returns the data of ``after``: the intended data, whose mappings
+    and lists off the edits' paths are ``before``'s own objects (a later check of what changed
+    stops at them), when ``after`` holds it with the same types and key order along every
+    edit's path; else ``after``'s parsed data."""
     try:
-        intended = _copied(load_document_text(before))
+        intended = load_document_text(before)
+        owned: dict[int, Any] = {}
         for edit in edits:
-            intended = _intended(intended, edit)
+            intended = _intended(intended, edit, owned)
         result = load_document_text(after)
     except (KeyError, IndexError, TypeError, AttributeError) as exc:
         raise EditError(f"internal error: cannot check the edits ({exc!r})") from None
@@ -1172,34 +1175,56 @@ def _check(before: str, after: str, edits: Sequence[Edit]) -> None:
         ) from None
     if result != intended:
         raise EditError("internal error: the edited text does not hold the intended data")
+    if all(_same_along(result, intended, edit.path) for edit in edits):
+        return intended
+    return result
 
 
-def _copied(data: Any) -> Any:
-    """A copy of loaded YAML data that `_intended` may change: its mappings and sequences are
-    new, scalars are shared (a document with anchors, whose nodes would be shared, is refused
-    before this)."""
-    if type(data) is dict:
-        return {key: _copied(value) for key, value in data.items()}
-    if type(data) is list:
-        return [_copied(item) for item in data]
-    return data
+def _same_along(result: Any, intended: Any, path: YamlPath) -> bool:
+    """Whether equal data (``==``) are the same at ``path`` and on the way there: the same
+    types (``True`` is not ``1``) and the same keys in the same order."""
+    for step in path:
+        if type(result) is not type(intended) or (
+            type(result) is dict and list(result) != list(intended)
+        ):
+            return False
+        try:
+            result, intended = result[step], intended[step]
+        except (KeyError, IndexError, TypeError):
+            return True  # absent from both: the data are equal
+    return same_data(result, intended)
 
 
-def _intended(data: Any, edit: Edit) -> Any:
-    """What the document's data must be after ``edit`` (the semantics, on plain data)."""
+def _own(value: Any, owned: dict[int, Any]) -> Any:
+    """``value`` if `_intended` made it, else a shallow copy of a mapping or list it may
+    change (recorded in ``owned``, which keeps each alive so that ids stay unique)."""
+    if id(value) in owned:
+        return value
+    if type(value) is dict:
+        copy: Any = dict(value)
+    elif type(value) is list:
+        copy = list(value)
+    else:
+        return value
+    owned[id(copy)] = copy
+    return copy
+
+
+def _intended(data: Any, edit: Edit, owned: dict[int, Any]) -> Any:
+    """What the document's data must be after ``edit`` (the semantics, on plain data):
+    ``data`` with the mappings and lists on the edit's path copied (once per check:
+    ``owned``), the rest shared; ``data`` itself is never changed."""
     *parents, last = edit.path
-    node = data
+    data = node = _own(data, owned)
     for step in parents:
         if isinstance(step, int):
             if not isinstance(node, list) or not -len(node) <= step < len(node):
                 return data  # an absent index: only Remove gets this far
-            node = node[step]
-            continue
-        if node.get(step) is None:
+        elif node.get(step) is None:
             if isinstance(edit, Remove):
                 return data
             node[step] = {}
-        node = node[step]
+        node[step] = node = _own(node[step], owned)
     if isinstance(edit, Remove):
         if isinstance(last, int):
             if isinstance(node, list) and -len(node) <= last < len(node):
@@ -1214,10 +1239,8 @@ def _intended(data: Any, edit: Edit) -> Any:
             node[last] = _plain(edit.value)
     elif isinstance(edit, AppendUnique):
         items = node[last] if isinstance(last, int) else node.get(last)
-        if items is None:
-            items = node[last] = []
         value = _plain(edit.value)
-        for item in items:
+        for item in () if items is None else items:
             if edit.key is None:
                 if item == value:
                     return data
@@ -1227,6 +1250,7 @@ def _intended(data: Any, edit: Edit) -> Any:
                 and item[edit.key] == value.get(edit.key)
             ):
                 return data
+        node[last] = items = [] if items is None else _own(items, owned)
         items.append(value)
     return data
 

@@ -71,3 +71,19 @@ def _plain_data(node: yaml.Node) -> Any:
     if kind is yaml.SequenceNode and node.tag == _SEQ_TAG:
         return [_plain_data(item) for item in node.value]
     raise _NotPlain
+
+
+def same_data(a: Any, b: Any) -> bool:
+    """Equal with the same types all the way down (``True`` is not ``1``, ``1.0`` is not
+    ``1``) and the same string keys in the same order (as JSON Schema sees values)."""
+    if a is b:
+        return True
+    if type(a) is not type(b):
+        return False
+    if type(a) is dict:
+        return list(a) == list(b) and all(
+            type(k) is str and same_data(v, b[k]) for k, v in a.items()
+        )
+    if type(a) is list:
+        return len(a) == len(b) and all(map(same_data, a, b))
+    return bool(a == b)

@@ -964,3 +964,101 @@ def test_batched_writing_of_random_batches_on_small_documents(
             assert len(fell_back) == fell, (text, edits)
             written += 1
     assert written > 600
+
+
+DEPLOYMENT_TWO = """\
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+spec:
+  replicas: 1
+  template:
+    spec:
+      containers:
+      - name: app
+        image: app:1
+        ports:
+        - containerPort: 80
+      - name: sidecar
+        image: side:1
+      volumes:
+      - name: data
+        emptyDir: {}
+"""
+
+
+def test_the_checked_data_of_an_edited_document_shares_what_the_edits_left_alone() -> None:
+    edits_module.forget_documents()
+    pod = ("spec", "template", "spec")
+    batch = (
+        Set((*pod, "containers", 0, "securityContext", "runAsNonRoot"), True),
+        Ensure((*pod, "containers", 0, "resources", "limits", "memory"), "256Mi"),
+        AppendUnique((*pod, "volumes"), {"name": "tmp", "emptyDir": {}}, key="name"),
+    )
+    after = apply_edits(DEPLOYMENT_TWO, batch)
+    before_data = edits_module.load_document_text(DEPLOYMENT_TWO)
+    after_data = edits_module.load_document_text(after)
+    # The memoised data is exactly what the text parses to, types and key order included ...
+    fresh = yaml.safe_load(after)
+    assert after_data == fresh
+    assert repr(after_data) == repr(fresh)
+    # ... and what no edit touched is the unedited document's own objects.
+    assert after_data["metadata"] is before_data["metadata"]
+    before_pod, after_pod = (
+        before_data["spec"]["template"]["spec"],
+        after_data[pod[0]][pod[1]][pod[2]],
+    )
+    assert after_pod["containers"][1] is before_pod["containers"][1]
+    assert after_pod["containers"][0]["ports"] is before_pod["containers"][0]["ports"]
+    assert after_pod["volumes"][0] is before_pod["volumes"][0]
+    assert after_pod["volumes"] is not before_pod["volumes"]
+    # The unedited document's data is unchanged.
+    assert before_data == yaml.safe_load(DEPLOYMENT_TWO)
+
+
+def test_the_intended_data_never_changes_the_data_it_starts_from() -> None:
+    import copy
+
+    start = yaml.safe_load(DEPLOYMENT_TWO)
+    snapshot = copy.deepcopy(start)
+    pod = ("spec", "template", "spec")
+    owned: dict[int, object] = {}
+    data = start
+    for edit in (
+        Set((*pod, "containers", 1, "image"), "side:2"),
+        Remove((*pod, "containers", 0, "ports")),
+        Remove((*pod, "missing", 3)),
+        Ensure((*pod, "securityContext", "runAsUser"), 1000),
+        Ensure(("spec", "replicas"), 3),  # present: unchanged
+        AppendUnique((*pod, "volumes"), {"name": "data", "emptyDir": {}}, key="name"),
+        AppendUnique((*pod, "volumes"), {"name": "tmp", "emptyDir": {}}, key="name"),
+        AppendUnique((*pod, "containers", 0, "args"), "--quiet"),
+        Remove((*pod, "volumes", 0)),
+    ):
+        data = edits_module._intended(data, edit, owned)
+    assert start == snapshot
+    pod_data = data["spec"]["template"]["spec"]
+    assert pod_data["containers"][1]["image"] == "side:2"
+    assert "ports" not in pod_data["containers"][0]
+    assert pod_data["containers"][0]["args"] == ["--quiet"]
+    assert pod_data["securityContext"] == {"runAsUser": 1000}
+    assert data["spec"]["replicas"] == 1
+    assert pod_data["volumes"] == [{"name": "tmp", "emptyDir": {}}]
+
+
+@pytest.mark.parametrize(
+    ("result", "intended", "path", "same"),
+    [
+        ({"a": {"b": 1}}, {"a": {"b": 1}}, ("a", "b"), True),
+        ({"a": {"b": True}}, {"a": {"b": 1}}, ("a", "b"), False),  # equal, not the same
+        ({"a": {"b": 1.0}}, {"a": {"b": 1}}, ("a",), False),
+        ({"a": {"x": 1, "b": 2}}, {"a": {"b": 2, "x": 1}}, ("a", "b"), False),  # key order
+        ({"a": [{"k": 1}]}, {"a": [{"k": 1}]}, ("a", 0, "k"), True),
+        ({"a": {}}, {"a": {}}, ("a", "gone"), True),  # removed from both
+    ],
+)
+def test_checked_data_is_the_same_along_an_edits_path_only_with_the_same_types_and_order(
+    result: object, intended: object, path: tuple[str | int, ...], same: bool
+) -> None:
+    assert edits_module._same_along(result, intended, path) is same
