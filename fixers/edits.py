@@ -92,15 +92,37 @@ _DOC_START = re.compile(r"^---(?:[ \t\r]|$)", re.M)
 _CONTENT = re.compile(r"^[ \t]*[^\s#]", re.M)
 
 
-@functools.lru_cache(maxsize=64)
-def _document_starts(text: str) -> tuple[int, ...]:
-    """Offsets of the line where each document begins (0 for the first), memoised: a file's
-    documents are looked up many times while it is planned.
+_STARTS: OrderedDict[str, tuple[int, ...] | None] = OrderedDict()
+_STARTS_KEPT = 64
+
+
+def _document_starts(text: str) -> tuple[int, ...] | None:
+    """Offsets of the line where each document begins (0 for the first), None for a text
+    without a document marker (one document); memoised: a file's documents are looked up many
+    times while it is planned, and the applier knows the starts of the text it writes.
 
     In valid YAML a line starting with ``---`` and a blank is always a document start (the
     scanner ends scalars there), so a regex finds them without parsing the other documents;
     files with %-directives take the parser's word instead.
     """
+    try:
+        _STARTS.move_to_end(text)
+        return _STARTS[text]
+    except KeyError:
+        pass
+    starts = _starts_in(text) if _DOC_MARKER.search(text) else None
+    _remember_starts(text, starts)
+    return starts
+
+
+def _remember_starts(text: str, starts: tuple[int, ...] | None) -> None:
+    _STARTS[text] = starts
+    _STARTS.move_to_end(text)
+    if len(_STARTS) > _STARTS_KEPT:
+        _STARTS.popitem(last=False)
+
+
+def _starts_in(text: str) -> tuple[int, ...]:
     if text.startswith("%") or "\n%" in text:
         return tuple(_document_starts_parsed(text))
     starts = [m.start() for m in _DOC_START.finditer(text)]
@@ -134,11 +156,11 @@ def _document_span(text: str, index: int) -> tuple[int, int]:
     for the first) up to the next document's ``---`` line."""
     if index < 0:
         raise EditError(f"document index {index} is negative")
-    if not _DOC_MARKER.search(text):
+    starts = _document_starts(text)
+    if starts is None:
         if index != 0:
             raise EditError(f"document index {index} out of range (the file has 1 document)")
         return 0, len(text)
-    starts = _document_starts(text)
     if index >= len(starts):
         raise EditError(f"document index {index} out of range (the file has {len(starts)})")
     end = len(text) if index + 1 >= len(starts) else starts[index + 1]
@@ -833,7 +855,29 @@ def apply_edits(text: str, edits: Sequence[Edit], document_index: int = 0) -> st
         after = _apply_all(whole, edits)
         if after != part:
             _remember_document(after, _check(part, after, edits))
-    return text if after == part else text[:begin] + after + text[end:]
+    if after == part:
+        return text
+    edited = text[:begin] + after + text[end:]
+    _remember_starts_after_edit(text, edited, document_index, part, after)
+    return edited
+
+
+def _remember_starts_after_edit(text: str, edited: str, index: int, part: str, after: str) -> None:
+    """Memoise the document starts of ``edited`` (``text`` with document ``index``, ``part``,
+    written as ``after``): the later documents' shifted by the change in length, when
+    ``after`` has the same first line marker and no other marker line (the applier writes
+    none; otherwise they are found again when asked)."""
+    if (
+        bool(_DOC_MARKER.match(after)) != bool(_DOC_MARKER.match(part))
+        or after.startswith("---") != part.startswith("---")
+        or any(marker in after for marker in ("\n---", "\n...", "\n%"))
+    ):
+        return
+    starts = _document_starts(text)
+    if starts is not None:
+        delta = len(after) - len(part)
+        starts = (*starts[: index + 1], *(start + delta for start in starts[index + 1 :]))
+    _remember_starts(edited, starts)
 
 
 def _apply_all(doc: _Doc, edits: Sequence[Edit]) -> str:
@@ -1290,7 +1334,7 @@ def forget_documents() -> None:
     """Drop every memoised parse (a benchmark's repeats each start as a fresh run)."""
     _DOCUMENTS.clear()
     _STYLES.clear()
-    _document_starts.cache_clear()
+    _STARTS.clear()
     compose_text.cache_clear()
     _has_anchors.cache_clear()
 

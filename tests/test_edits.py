@@ -1062,3 +1062,81 @@ def test_checked_data_is_the_same_along_an_edits_path_only_with_the_same_types_a
     result: object, intended: object, path: tuple[str | int, ...], same: bool
 ) -> None:
     assert edits_module._same_along(result, intended, path) is same
+
+
+MULTI = """\
+# leading comment
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: a
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: b
+spec:
+  containers:
+  - name: app
+    image: app:1
+...
+--- # third
+apiVersion: v1
+kind: Service
+metadata:
+  name: c
+"""
+
+
+def _fresh_starts(text: str) -> tuple[int, ...] | None:
+    return edits_module._starts_in(text) if edits_module._DOC_MARKER.search(text) else None
+
+
+@pytest.mark.parametrize("newline", ["\n", "\r\n"])
+@pytest.mark.parametrize("index", [0, 1, 2])
+def test_the_document_starts_the_applier_remembers_for_its_output_are_the_real_ones(
+    index: int, newline: str
+) -> None:
+    text = MULTI.replace("\n", newline)
+    for edits in (
+        [Set(("metadata", "labels", "team"), "web"), Set(("metadata", "name"), "longer-name")],
+        [Remove(("metadata", "name"))],
+        [Set(("data",), {"script": "line one\n---\n...\n%x\n"})],  # markers in a value
+    ):
+        edits_module.forget_documents()
+        result = apply_edits(text, edits, index)
+        assert result != text
+        # Remembered by the applier, not found again; document 1 holds a `...` line, which
+        # the applier leaves to be found again.
+        assert (result in edits_module._STARTS) is (index != 1)
+        assert edits_module._document_starts(result) == _fresh_starts(result)
+    # One document without markers stays one.
+    edits_module.forget_documents()
+    single = apply_edits("a: 1\n", [Set(("b",), "c")])
+    assert single in edits_module._STARTS
+    assert edits_module._document_starts(single) is None
+
+
+@pytest.mark.corpus
+def test_the_document_starts_remembered_after_edits_of_real_files_are_the_real_ones() -> None:
+    rng = random.Random(5)
+    checked = 0
+    for path in sorted(corpus_path("manifests").rglob("*.yaml")):
+        text = path.read_text(encoding="utf-8")
+        try:
+            documents = load_documents(text)
+        except EditError:
+            continue
+        for index, data in enumerate(documents):
+            if not isinstance(data, dict) or not data:
+                continue
+            edits = _random_batch(rng, [n for n in _nodes(data) if n[0]])
+            edits_module.forget_documents()
+            try:
+                result = apply_edits(text, edits, index)
+            except EditError:
+                continue
+            remembered = result in edits_module._STARTS
+            assert edits_module._document_starts(result) == _fresh_starts(result), path
+            checked += remembered
+    assert checked > 50
