@@ -60,6 +60,22 @@ def test_manifest_target_reads_its_view_when_asked(tmp_path: Path) -> None:
     assert [c.name for c in target.view.containers] == ["app"]  # the repository as it is
 
 
+def test_manifest_target_rereads_one_view_per_text(tmp_path: Path) -> None:
+    (tmp_path / "pod.yaml").write_text(POD)
+    index = ManifestIndex.build(tmp_path)
+    target = index.target(index.documents[0])
+    assert isinstance(target, ManifestTarget)
+    overlay = FileOverlay(tmp_path)
+    first = target.reread(overlay)
+    assert target.reread(overlay.fork()) is first  # the same text: the same view
+    overlay.write("pod.yaml", POD.replace("nginx:1.25", "nginx:1.27"))
+    edited = target.reread(overlay)
+    assert not isinstance(edited, str) and edited is not first
+    assert edited.containers[0].get("image") == "nginx:1.27"
+    overlay.write("pod.yaml", "kind: ConfigMap\nmetadata:\n  name: web\n")
+    assert "is not a workload" in str(target.reread(overlay))
+
+
 def test_adopted_texts_are_held_as_deltas_against_the_checkout(tmp_path: Path) -> None:
     (tmp_path / "pod.yaml").write_text(POD)
     (tmp_path / "same.yaml").write_text("a: 1\n")

@@ -55,6 +55,13 @@ def parsed_document(text: str, index: int) -> Any:
         raise EditError(f"document {index} does not parse") from None
 
 
+@lru_cache(maxsize=512)
+def parsed_view(text: str, index: int) -> ManifestPodView | None:
+    """The workload view of `parsed_document` (None when it is not a workload with a pod
+    spec), built once per text: the planner re-reads a target for every finding it verifies."""
+    return ManifestPodView.from_document(parsed_document(text, index))
+
+
 def iter_yaml_files(root: Path) -> Iterator[str]:
     """Repository-relative POSIX paths of YAML files outside Helm chart directories."""
     for dirpath, dirnames, filenames in os.walk(root):
@@ -366,10 +373,9 @@ class ManifestTarget:
         if text is None:
             return f"{self.location.path} does not exist"
         try:
-            document = parsed_document(text, self.location.document_index)
+            view = parsed_view(text, self.location.document_index)
         except EditError as exc:
             return f"{self.location.path} no longer parses: {exc}"
-        view = ManifestPodView.from_document(document)
         if view is None:
             return f"{self.location.path}#{self.location.document_index} is not a workload with a pod spec"
         return view
