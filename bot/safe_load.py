@@ -23,7 +23,7 @@ from typing import Any
 import yaml
 
 from bot.errors import RemedyError
-from fixers.yaml_data import constructed, may_alias
+from fixers.yaml_data import FastLoader, constructed, may_alias
 
 MAX_DEPTH = 100
 """Deepest nesting accepted: a Kubernetes object embedded in a report is 20-30 levels deep."""
@@ -34,11 +34,6 @@ SCALAR_TYPES = frozenset({str, int, float, bool, type(None), bytes})
 """Value types with no children: what parsers make most of, so walks over parsed data skip
 them by their exact type before asking anything else."""
 _TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}]', re.S)
-
-try:
-    _Loader: type[Any] = yaml.CSafeLoader
-except AttributeError:  # pragma: no cover - PyYAML built without libyaml
-    _Loader = yaml.SafeLoader
 
 
 def node_budget(size: int) -> int:
@@ -161,11 +156,12 @@ def yaml_documents(text: str) -> Iterator[Any]:
     """Every document of ``text`` as ``yaml.safe_load_all`` reads it (the C parser where
     PyYAML has it; plain trees built by `fixers.yaml_data`), without bounds: for text the bot
     made itself or a renderer it ran produced."""
-    loader = _Loader(text)
+    loader = FastLoader(text)
     aliases = may_alias(text)
     try:
         while loader.check_node():
-            yield constructed(loader.get_node(), aliases, loader)
+            node = loader.get_node()
+            yield None if node is None else constructed(node, aliases, loader)
     finally:
         loader.dispose()
 

@@ -51,7 +51,14 @@ from typing import Any
 import yaml
 
 from fixers.model import AppendUnique, Edit, Ensure, Remove, Set, YamlPath
-from fixers.yaml_data import constructed, may_alias, same_data
+from fixers.yaml_data import (
+    FastComposer,
+    FastLoader,
+    constructed,
+    may_alias,
+    plain_tag,
+    same_data,
+)
 
 __all__ = ["EditError", "apply_edits", "load_documents", "render_manifest"]
 
@@ -73,7 +80,7 @@ def _syntax_error(exc: yaml.YAMLError) -> EditError:
 def load_documents(text: str) -> list[Any]:
     """Plain Python data of every YAML document in ``text`` (None for an empty document), as
     `yaml.safe_load_all` reads them (plain trees built by `fixers.yaml_data`)."""
-    loader = _Loader(text)
+    loader = FastLoader(text)
     aliases = may_alias(text)
     try:
         docs = []
@@ -136,7 +143,7 @@ def _starts_in(text: str) -> tuple[int, ...]:
 
 def _document_starts_parsed(text: str) -> list[int]:
     starts: list[int] = []
-    loader = _Loader(text)
+    loader = FastLoader(text)
     try:
         while loader.check_event():
             event = loader.get_event()
@@ -171,65 +178,6 @@ _NULL_TAG = "tag:yaml.org,2002:null"
 _STR_TAG = "tag:yaml.org,2002:str"
 _MAP_TAG = "tag:yaml.org,2002:map"
 _SEQ_TAG = "tag:yaml.org,2002:seq"
-_resolver = yaml.resolver.Resolver()
-
-
-@functools.lru_cache(maxsize=16384)
-def _plain_tag(value: str) -> str:
-    return _resolver.resolve(yaml.ScalarNode, value, (True, False))  # type: ignore[no-untyped-call,no-any-return]  # untyped in PyYAML's stubs
-
-
-class _FastResolver:
-    """PyYAML's resolver with its answers for plain scalars memoised: it costs more than the
-    C parser itself, and manifests repeat the same few values. Same tags as `SafeLoader`
-    (no path resolvers are registered there)."""
-
-    def resolve(self, kind: type, value: Any, implicit: tuple[bool, bool]) -> str:
-        if kind is yaml.ScalarNode:
-            return _plain_tag(value) if implicit[0] else _STR_TAG
-        return _MAP_TAG if kind is yaml.MappingNode else _SEQ_TAG
-
-    def descend_resolver(self, current_node: Any, current_index: Any) -> None:
-        return None
-
-    def ascend_resolver(self) -> None:
-        return None
-
-
-try:
-    from yaml.cyaml import CParser as _CParser  # type: ignore[attr-defined]  # re-exported from yaml._yaml
-except ImportError:  # pragma: no cover - PyYAML built without libyaml
-    _CParser = None  # type: ignore[assignment,misc]  # PyYAML built without libyaml
-
-if _CParser is not None:
-
-    class _Composer(_FastResolver, _CParser):
-        pass
-
-    class _Loader(_FastResolver, _CParser, yaml.constructor.SafeConstructor):
-        def __init__(self, stream: str) -> None:
-            _CParser.__init__(self, stream)
-            yaml.constructor.SafeConstructor.__init__(self)
-
-else:  # pragma: no cover - PyYAML built without libyaml
-
-    class _Composer(  # type: ignore[no-redef]
-        _FastResolver,
-        yaml.reader.Reader,
-        yaml.scanner.Scanner,
-        yaml.parser.Parser,
-        yaml.composer.Composer,
-    ):
-        def __init__(self, stream: str) -> None:
-            yaml.reader.Reader.__init__(self, stream)
-            yaml.scanner.Scanner.__init__(self)
-            yaml.parser.Parser.__init__(self)
-            yaml.composer.Composer.__init__(self)
-
-    class _Loader(_Composer, yaml.constructor.SafeConstructor):  # type: ignore[no-redef]
-        def __init__(self, stream: str) -> None:
-            _Composer.__init__(self, stream)
-            yaml.constructor.SafeConstructor.__init__(self)
 
 
 @functools.lru_cache(maxsize=16)
@@ -238,7 +186,7 @@ def compose_text(text: str) -> yaml.Node | None:
     same nodes and marks as `yaml.SafeLoader`'s), memoised: the applier composes the text the
     planner has just loaded (`load_document_text`), and every change set of a big values file
     starts from the same text. Raises `yaml.YAMLError`; callers must not change nodes."""
-    return yaml.compose(text, Loader=_Composer)  # type: ignore[arg-type]  # PyYAML's stubs accept only its own Loader classes
+    return yaml.compose(text, Loader=FastComposer)  # type: ignore[arg-type]  # PyYAML's stubs accept only its own Loader classes
 
 
 def _compose(text: str) -> yaml.Node | None:
@@ -253,7 +201,7 @@ def _has_anchors(text: str) -> bool:
     if "&" not in text and "*" not in text:
         return False
     try:
-        for event in yaml.parse(text, Loader=_Loader):  # type: ignore[arg-type]  # PyYAML's stubs accept only its own Loader classes
+        for event in yaml.parse(text, Loader=FastLoader):  # type: ignore[arg-type]  # PyYAML's stubs accept only its own Loader classes
             if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
                 return True
     except yaml.YAMLError as exc:
@@ -274,7 +222,7 @@ def _plain_ok(value: str) -> bool:
         return False
     if ": " in value or value.endswith(":") or value.startswith(("- ", "? ")) or value == "-":
         return False
-    return _plain_tag(value) == _STR_TAG
+    return plain_tag(value) == _STR_TAG
 
 
 def _scalar(value: Any, quote: str | None = None) -> str:
@@ -1313,7 +1261,7 @@ def load_document_text(text: str) -> Any:
     except KeyError:
         pass
     if "<<" in text:  # merge keys: constructing flattens the nodes in place, never share them
-        data = yaml.load(text, Loader=_Loader)  # type: ignore[arg-type]  # PyYAML's stubs accept only its own Loader classes
+        data = yaml.load(text, Loader=FastLoader)  # type: ignore[arg-type]  # PyYAML's stubs accept only its own Loader classes
     else:
         node = compose_text(text)
         data = None if node is None else constructed(node, may_alias(text))

@@ -11,6 +11,7 @@ scalars, tags, aliases and unhashable keys).
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import yaml
@@ -19,6 +20,70 @@ _STR_TAG = "tag:yaml.org,2002:str"
 _MAP_TAG = "tag:yaml.org,2002:map"
 _SEQ_TAG = "tag:yaml.org,2002:seq"
 _SAFE = yaml.constructor.SafeConstructor()
+
+_resolver = yaml.resolver.Resolver()
+
+
+@functools.lru_cache(maxsize=16384)
+def plain_tag(value: str) -> str:
+    """The tag `yaml.SafeLoader` resolves a plain scalar's text to, memoised."""
+    return _resolver.resolve(yaml.ScalarNode, value, (True, False))  # type: ignore[no-untyped-call,no-any-return]  # untyped in PyYAML's stubs
+
+
+class FastResolver:
+    """PyYAML's resolver with its answers for plain scalars memoised: it costs more than the
+    C parser itself, and manifests repeat the same few values. Same tags as `SafeLoader`
+    (no path resolvers are registered there). `FastComposer` composes with it, `FastLoader`
+    also constructs like `yaml.SafeLoader` (the C parser where PyYAML has libyaml)."""
+
+    def resolve(self, kind: type, value: Any, implicit: tuple[bool, bool]) -> str:
+        if kind is yaml.ScalarNode:
+            return plain_tag(value) if implicit[0] else _STR_TAG
+        return _MAP_TAG if kind is yaml.MappingNode else _SEQ_TAG
+
+    def descend_resolver(self, current_node: Any, current_index: Any) -> None:
+        return None
+
+    def ascend_resolver(self) -> None:
+        return None
+
+
+try:
+    from yaml.cyaml import CParser as _CParser  # type: ignore[attr-defined]  # re-exported from yaml._yaml
+except ImportError:  # pragma: no cover - PyYAML built without libyaml
+    _CParser = None  # type: ignore[assignment,misc]  # PyYAML built without libyaml
+
+if _CParser is not None:
+
+    class FastComposer(FastResolver, _CParser):
+        pass
+
+    class FastLoader(FastResolver, _CParser, yaml.constructor.SafeConstructor):
+        def __init__(self, stream: str) -> None:
+            _CParser.__init__(self, stream)
+            yaml.constructor.SafeConstructor.__init__(self)
+
+else:  # pragma: no cover - PyYAML built without libyaml
+
+    class FastComposer(  # type: ignore[no-redef]
+        FastResolver,
+        yaml.reader.Reader,
+        yaml.scanner.Scanner,
+        yaml.parser.Parser,
+        yaml.composer.Composer,
+    ):
+        def __init__(self, stream: str) -> None:
+            yaml.reader.Reader.__init__(self, stream)
+            yaml.scanner.Scanner.__init__(self)
+            yaml.parser.Parser.__init__(self)
+            yaml.composer.Composer.__init__(self)
+
+    class FastLoader(FastComposer, yaml.constructor.SafeConstructor):  # type: ignore[no-redef]
+        def __init__(self, stream: str) -> None:
+            FastComposer.__init__(self, stream)
+            yaml.constructor.SafeConstructor.__init__(self)
+
+
 _SCALARS = {
     f"tag:yaml.org,2002:{name}": yaml.constructor.SafeConstructor.yaml_constructors[
         f"tag:yaml.org,2002:{name}"

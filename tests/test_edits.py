@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from bot.safe_load import yaml_documents
 from fixers import edits as edits_module
 from fixers.edits import EditError, apply_edits, load_documents, render_manifest
 from fixers.model import AppendUnique, Edit, Ensure, Remove, Set
@@ -660,6 +661,17 @@ def test_document_data_is_what_the_safe_loader_reads(key: str) -> None:
     text = "".join(lines) + ("i: *x\n" if key == "h: " else "")
     edits_module.forget_documents()
     assert repr(edits_module.load_document_text(text)) == repr(yaml.safe_load(text))
+
+
+def test_every_reader_of_yaml_documents_gives_the_safe_loaders_data() -> None:
+    """The bounded reader (values files, rendered templates) shares the applier's loader."""
+    text = "".join(
+        line for line in TRICKY_SCALARS.splitlines(True) if not line.startswith(("e: ", "g: "))
+    )
+    text = f"{text}---\n---\nlast: [yes, no, on, 0x10, 1.5e3]\n"
+    expected = list(yaml.safe_load_all(text))
+    assert repr(list(yaml_documents(text))) == repr(expected)
+    assert repr(load_documents(text)) == repr(expected)
 
 
 @pytest.mark.parametrize("text", ["e: {? [1, 2] : x}\n", "g: !custom 1\n"])
