@@ -21,8 +21,10 @@ Pure: no I/O beyond reading the packaged data file once.
 from __future__ import annotations
 
 import fnmatch
+import hashlib
 import re
 import shlex
+from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cache, lru_cache
@@ -204,19 +206,45 @@ def comments_of(text: str, document_index: int = 0) -> dict[YamlPath, Comment]:
     return dict(_comments_of(text, document_index))
 
 
+_Comments = tuple[tuple[YamlPath, Comment], ...]
+_BY_DIGEST: OrderedDict[bytes, _Comments] = OrderedDict()
+_BY_DIGEST_KEPT = 16_384
+"""Comments of the documents met lately, by a digest of their text (a few hundred bytes
+each, not the text): a big plan asks about each file again for every change set."""
+
+
 @lru_cache(maxsize=256)
-def _comments_of(text: str, document_index: int) -> tuple[tuple[YamlPath, Comment], ...]:
+def _comments_of(text: str, document_index: int) -> _Comments:
     """`comments_of`, memoised on the text: the planner asks again for every batch of a file,
-    mostly about a text it has already read. Composed by the C parser (same nodes and marks)."""
-    from fixers.edits import EditError, compose_text, document_span
+    mostly about a text it has already read; and on the document's digest, for a file whose
+    change sets are planned far apart."""
+    from fixers.edits import EditError, document_span
 
     try:
         start, end = document_span(text, document_index)
-        body = text[start:end]
-        if "#" not in body:
-            return ()  # no comment: nothing to compose
+    except EditError:
+        return ()
+    body = text[start:end]
+    if "#" not in body:
+        return ()  # no comment: nothing to compose
+    digest = hashlib.blake2b(body.encode("utf-8", "surrogatepass"), digest_size=16).digest()
+    found = _BY_DIGEST.get(digest)
+    if found is None:
+        found = _BY_DIGEST[digest] = _comments_in(body)
+        if len(_BY_DIGEST) > _BY_DIGEST_KEPT:
+            _BY_DIGEST.popitem(last=False)
+    else:
+        _BY_DIGEST.move_to_end(digest)
+    return found
+
+
+def _comments_in(body: str) -> _Comments:
+    """The comments of one document's text, composed by the C parser (same nodes and marks)."""
+    from fixers.edits import compose_text
+
+    try:
         root = compose_text(body)
-    except (EditError, yaml.YAMLError):
+    except yaml.YAMLError:
         return ()
     lines = body.splitlines()
     out: dict[YamlPath, Comment] = {}

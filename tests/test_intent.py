@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from bot.plan import build_plan
 from bot.sources.base import Report
 from bot.waivers import Waiver, remedy_yaml
@@ -136,3 +138,29 @@ def test_waiver_keeps_remedy_yaml_comments_and_order() -> None:
     assert after is not None and after.startswith(before)
     assert "  - control: C-0041\n    resource: DaemonSet/monitoring/agent\n" in after
     assert remedy_yaml(after, [Waiver(finding, "again")]) is None
+
+
+def test_the_comments_of_a_document_are_read_once_wherever_its_text_is_met_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from fixers import intent
+
+    read: list[str] = []
+    real = intent._comments_in
+    monkeypatch.setattr(intent, "_comments_in", lambda body: read.append(body) or real(body))
+    document = "---\nkind: Pod\nspec:\n  containers:\n  - name: a  # the web server\n"
+    text = f"kind: ConfigMap\n{document}"
+    first = comments_of(text, 1)
+    intent._comments_of.cache_clear()  # as when many files were planned in between
+    assert comments_of(text, 1) == first
+    # The other document of the file edited: this one's comments are not read again.
+    assert (
+        comments_of(f"kind: ConfigMap\ndata: {{}}\n{document}", 1)
+        == first
+        == {("spec", "containers", 0, "name"): intent.Comment("", "the web server")}
+    )
+    assert len(read) == 1
+    # A document without comments is never composed; another text is read anew.
+    comments_of("kind: Pod\n")
+    comments_of(text.replace("web server", "proxy"), 1)
+    assert len(read) == 2
