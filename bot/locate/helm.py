@@ -260,8 +260,13 @@ class HelmIndex:
             effective = deep_merge(defaults, user, drop_null=True)
             # The first overlay probed for these templates (the deployment's own) seeds the
             # later ones (the same values with fixes applied): where a key lands is the
-            # templates' doing, and every fix is verified on the real render anyway.
+            # templates' doing, and every fix is verified on the real render anyway. A copy
+            # whose changes no other template sees (a new NetworkPolicy) has the same
+            # templates: the chart's own seed serves it.
             seed = self._seeds.setdefault((str(chart_dir), dep.release, dep.namespace), key)
+            origin = self.copies.unseen_by_others(chart_dir) if seed == key else None
+            if origin is not None:
+                seed = self._seeds.get((str(origin), dep.release, dep.namespace), key)
             base = None if seed == key else self._probes[seed]
             self._probes[key] = Probes(
                 self.cache,

@@ -23,10 +23,27 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from fixers.view import WORKLOAD_KINDS
+
 LIMIT_ABOVE_BYTES = 64 * 1024
 """Template text above which a probe renders a limited copy (a copy costs a few renders of a
 small chart)."""
 _DEFINE = re.compile(r"\{\{-?\s*define\s")
+
+
+_KIND_LINE = re.compile(r"^\s*-?\s*kind:\s*(.*?)\s*$", re.M)
+_RENDERS_OTHERS = re.compile(r"\b(?:include|template|tpl)\b")
+
+
+def _renders_no_workload(text: str) -> bool:
+    """Whether a template's text can render no workload: every ``kind:`` it writes is a
+    literal other kind, and it names no other template (no include, template or tpl)."""
+    if _RENDERS_OTHERS.search(text):
+        return False
+    return all(
+        kind.strip("'\"") not in WORKLOAD_KINDS and "{{" not in kind
+        for kind in _KIND_LINE.findall(text)
+    )
 
 
 def _templates_dir(relpath: str) -> str | None:
@@ -51,6 +68,7 @@ class ChartCopies:
     _templates: dict[Path, dict[str, str]] = field(default_factory=dict)
     _private: dict[Path, Path] = field(default_factory=dict)
     _ours: set[Path] = field(default_factory=set)
+    _made_from: dict[Path, tuple[Path, frozenset[str]]] = field(default_factory=dict)
 
     def _new_dir(self, name: str) -> Path:
         if self._tmp is None:
@@ -77,7 +95,35 @@ class ChartCopies:
                 file.write_text(text, encoding="utf-8")
             self._ours.add(target)
             self._changed[key] = target
+            self._made_from[target] = (chart_dir, frozenset(changed))
         return self._changed[key]
+
+    def unseen_by_others(self, chart_dir: Path) -> Path | None:
+        """The chart directory ``chart_dir`` is a copy of, when the copy's changes cannot
+        alter what any of that chart's templates renders: every changed file is a new
+        template of the chart itself that is no partial, defines no named template, names
+        no workload kind and is included by path by no other template (a fix's new
+        NetworkPolicy, say). None otherwise, and for a directory that is not a copy."""
+        made = self._made_from.get(chart_dir)
+        if made is None:
+            return None
+        base, changed = made
+        before = self.template_files(base)
+        after = self.template_files(chart_dir)
+        for rel in changed:
+            text = after.get(rel)
+            name = PurePosixPath(rel)
+            if (
+                text is None
+                or rel in before
+                or _templates_dir(rel) != "templates"
+                or name.name.startswith("_")
+                or _DEFINE.search(text)
+                or not _renders_no_workload(text)
+                or any(rel[len("templates/") :] in other for other in before.values())
+            ):
+                return None
+        return base
 
     def _writable_source(self, chart_dir: Path) -> Path:
         """What a copy to be written to links to: one of the run's own copies, or a private
@@ -113,10 +159,7 @@ class ChartCopies:
         template file of the directory (a subchart packed as an archive, say), when the copy
         would keep every template anyway, or when the chart is small enough that rendering it
         whole costs less than a copy (unless ``small``: the copy serves many renders)."""
-        if (
-            not small
-            and sum(map(len, self._template_files(chart_dir).values())) < LIMIT_ABOVE_BYTES
-        ):
+        if not small and sum(map(len, self.template_files(chart_dir).values())) < LIMIT_ABOVE_BYTES:
             return None
         key = (chart_dir, frozenset(templates))
         if key not in self._limited:
@@ -124,7 +167,7 @@ class ChartCopies:
         return self._limited[key]
 
     def _make_limited(self, chart_dir: Path, wanted: frozenset[str]) -> Path | None:
-        files = self._template_files(chart_dir)
+        files = self.template_files(chart_dir)
         keep: set[str] = set()
         for name in wanted:
             rel = name.split("/", 1)[1] if "/" in name else ""
@@ -157,7 +200,7 @@ class ChartCopies:
         # Read only (nothing writes to a limited copy): its files may link to the chart's.
         return self._link_copy(chart_dir, ignore)
 
-    def _template_files(self, chart_dir: Path) -> dict[str, str]:
+    def template_files(self, chart_dir: Path) -> dict[str, str]:
         """Every template file of the chart and its vendored subcharts (chart-relative path ->
         text), read once per directory."""
         if chart_dir not in self._templates:

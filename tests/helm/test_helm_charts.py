@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
+from bot.locate.helm import Deployment, HelmIndex
 from bot.locate.helm_charts import ChartCopies
 from bot.locate.helm_render import SdkRenderer
 
@@ -80,3 +83,70 @@ def test_a_copy_with_changes_never_writes_through_to_the_chart(tmp_path: Path) -
     other = copies.with_changes(chart, {"templates/new.yaml": "# new\n"})
     assert "fail" in (other / "templates" / "service.yaml").read_text()
     assert (other / "templates" / "new.yaml").read_text() == "# new\n"
+
+
+NETWORK_POLICY = """\
+{{- if .Values.networkPolicy }}
+# Proposed for Deployment web: it denies all traffic but the declared ports.
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata:
+  name: {{ .Release.Name }}-web
+spec:
+  podSelector: {}
+{{- end }}
+"""
+
+
+def test_a_copy_that_only_adds_a_template_no_other_sees_stands_for_its_chart(
+    tmp_path: Path,
+) -> None:
+    chart = _chart(tmp_path)
+    copies = ChartCopies()
+    added = copies.with_changes(chart, {"templates/web-networkpolicy.yaml": NETWORK_POLICY})
+    assert copies.unseen_by_others(added) == chart
+    assert copies.unseen_by_others(chart) is None  # not a copy
+
+
+@pytest.mark.parametrize(
+    ("path", "text"),
+    [
+        ("templates/deployment.yaml", DEPLOYMENT.replace("web:1", "web:2")),  # an edit
+        ("templates/_more.tpl", "# a partial\n"),
+        ("templates/extra.yaml", '{{- define "web.more" -}}x{{- end }}\n'),
+        ("templates/worker.yaml", "kind: Deployment\nmetadata:\n  name: w\n"),
+        ("templates/any.yaml", "kind: {{ .Values.kind }}\nmetadata:\n  name: a\n"),
+        ("templates/wrapped.yaml", '{{ include "web.name" . }}\nkind: ConfigMap\n'),
+        ("templates/fromtext.yaml", "{{ tpl .Values.extra . }}\n"),
+        ("templates/configmap-2.yaml", "kind: ConfigMap\n"),  # included by path below
+        ("files/app.conf", "a = 1\n"),
+        ("charts/sub/templates/cm.yaml", "kind: ConfigMap\n"),
+    ],
+)
+def test_a_copy_whose_change_a_template_may_see_or_render_from_is_its_own(
+    tmp_path: Path, path: str, text: str
+) -> None:
+    chart = _chart(tmp_path)
+    (chart / "templates" / "deployment.yaml").write_text(
+        DEPLOYMENT + '  # {{ include (print $.Template.BasePath "/configmap-2.yaml") . }}\n'
+    )
+    copies = ChartCopies()
+    assert copies.unseen_by_others(copies.with_changes(chart, {path: text})) is None
+    both = {path: text, "templates/web-networkpolicy.yaml": NETWORK_POLICY}
+    assert copies.unseen_by_others(copies.with_changes(chart, both)) is None
+
+
+def test_probes_of_a_copy_no_template_sees_the_change_of_are_seeded_by_the_charts(
+    tmp_path: Path,
+) -> None:
+    chart = _chart(tmp_path)
+    (chart / "templates" / "service.yaml").unlink()  # the failing one: let the chart render
+    index = HelmIndex.build(tmp_path)
+    (info,) = index.charts.values()
+    dep = Deployment(info, "web", "default", ("web/values.yaml",))
+    defaults = index.defaults(info, index.pristine(tmp_path))
+    first = index.probes(dep, chart, {}, defaults)
+    added = index.copies.with_changes(chart, {"templates/web-networkpolicy.yaml": NETWORK_POLICY})
+    assert index.probes(dep, added, {"networkPolicy": True}, defaults).seed is first
+    edited = index.copies.with_changes(chart, {"templates/configmap.yaml": "kind: ConfigMap\n"})
+    assert index.probes(dep, edited, {}, defaults).seed is None
