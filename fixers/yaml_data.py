@@ -24,10 +24,24 @@ _SAFE = yaml.constructor.SafeConstructor()
 _resolver = yaml.resolver.Resolver()
 
 
-@functools.lru_cache(maxsize=16384)
+_MEMO_SCALARS_UP_TO = 256
+"""Plain scalars longer than this are resolved each time, never held by the memo: the texts
+read are untrusted and a scalar may be megabytes long."""
+
+
 def plain_tag(value: str) -> str:
-    """The tag `yaml.SafeLoader` resolves a plain scalar's text to, memoised."""
+    """The tag `yaml.SafeLoader` resolves a plain scalar's text to (memoised for short ones,
+    which are nearly all of them)."""
+    if len(value) > _MEMO_SCALARS_UP_TO:
+        return _resolved(value)
+    return _memo_tag(value)
+
+
+def _resolved(value: str) -> str:
     return _resolver.resolve(yaml.ScalarNode, value, (True, False))  # type: ignore[no-untyped-call,no-any-return]  # untyped in PyYAML's stubs
+
+
+_memo_tag = functools.lru_cache(maxsize=16384)(_resolved)
 
 
 class FastResolver:

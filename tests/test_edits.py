@@ -1152,3 +1152,17 @@ def test_the_document_starts_remembered_after_edits_of_real_files_are_the_real_o
             assert edits_module._document_starts(result) == _fresh_starts(result), path
             checked += remembered
     assert checked > 50
+
+
+def test_the_scalar_resolver_memoises_only_short_scalars() -> None:
+    from fixers import yaml_data
+
+    held = yaml_data._memo_tag.cache_info().currsize
+    long_number, long_word = "1" * 1000, "x" * 1000
+    assert yaml_data.plain_tag(long_number) == "tag:yaml.org,2002:int"
+    assert yaml_data.plain_tag(long_word) == "tag:yaml.org,2002:str"
+    assert yaml_data._memo_tag.cache_info().currsize == held  # untrusted texts are not kept
+    assert yaml_data.plain_tag("true") == "tag:yaml.org,2002:bool"
+    assert repr(load_documents(f"a: {long_number}\nb: {long_word}\n")) == repr(
+        [yaml.safe_load(f"a: {long_number}\nb: {long_word}\n")]
+    )
