@@ -32,12 +32,13 @@ _DEFINE = re.compile(r"\{\{-?\s*define\s")
 
 
 _KIND_LINE = re.compile(r"^\s*-?\s*kind:\s*(.*?)\s*$", re.M)
-_RENDERS_OTHERS = re.compile(r"\b(?:include|template|tpl)\b")
+_RENDERS_OTHERS = re.compile(r"\b(?:include|template|tpl|block)\b")
 
 
 def _renders_no_workload(text: str) -> bool:
     """Whether a template's text can render no workload: every ``kind:`` it writes is a
-    literal other kind, and it names no other template (no include, template or tpl)."""
+    literal other kind, and it names no other template (no include, template, tpl or block,
+    which also defines one)."""
     if _RENDERS_OTHERS.search(text):
         return False
     return all(

@@ -118,6 +118,7 @@ def test_a_copy_that_only_adds_a_template_no_other_sees_stands_for_its_chart(
         ("templates/any.yaml", "kind: {{ .Values.kind }}\nmetadata:\n  name: a\n"),
         ("templates/wrapped.yaml", '{{ include "web.name" . }}\nkind: ConfigMap\n'),
         ("templates/fromtext.yaml", "{{ tpl .Values.extra . }}\n"),
+        ("templates/block.yaml", '{{ block "web.name" . }}other{{ end }}\nkind: ConfigMap\n'),
         ("templates/configmap-2.yaml", "kind: ConfigMap\n"),  # included by path below
         ("files/app.conf", "a = 1\n"),
         ("charts/sub/templates/cm.yaml", "kind: ConfigMap\n"),
