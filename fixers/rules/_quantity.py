@@ -20,6 +20,9 @@ _DECIMAL = {
     "E": Decimal("1e18"),
 }
 
+_SUFFIXES = tuple(s for s in sorted([*_BINARY, *_DECIMAL], key=len, reverse=True) if s)
+"""Every unit suffix, the longest first (``Mi`` before ``M``)."""
+
 
 class BadQuantity(ValueError):
     """A value that is not a Kubernetes quantity."""
@@ -30,8 +33,8 @@ def split(value: object) -> tuple[Decimal, str]:
     if isinstance(value, bool) or value is None:
         raise BadQuantity(f"not a quantity: {value!r}")
     text = str(value).strip()
-    for suffix in sorted([*_BINARY, *_DECIMAL], key=len, reverse=True):
-        if suffix and text.endswith(suffix):
+    for suffix in _SUFFIXES:
+        if text.endswith(suffix):
             number = text[: -len(suffix)]
             break
     else:
