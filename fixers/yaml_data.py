@@ -52,7 +52,10 @@ class FastResolver:
 
     def resolve(self, kind: type, value: Any, implicit: tuple[bool, bool]) -> str:
         if kind is yaml.ScalarNode:
-            return plain_tag(value) if implicit[0] else _STR_TAG
+            if not implicit[0]:
+                return _STR_TAG
+            # `plain_tag`, inline: this runs for every scalar of every text read
+            return _memo_tag(value) if len(value) <= _MEMO_SCALARS_UP_TO else _resolved(value)
         return _MAP_TAG if kind is yaml.MappingNode else _SEQ_TAG
 
     def descend_resolver(self, current_node: Any, current_index: Any) -> None:
