@@ -53,7 +53,8 @@ def lookup(data: Any, path: Sequence[str | int], default: Any = None) -> Any:
                 return default
             node = node[step]
         else:
-            if not isinstance(node, Mapping) or step not in node:
+            # plain dicts first: the ABC check is slow, and parsed data is plain dicts
+            if not (type(node) is dict or isinstance(node, Mapping)) or step not in node:
                 return default
             node = node[step]
     return node
