@@ -124,7 +124,7 @@ def quantity_problems(document: Mapping[str, Any]) -> list[str]:
     stack: list[tuple[Any, str]] = [(document, "")]
     while stack:
         node, where = stack.pop()
-        if isinstance(node, Mapping):
+        if type(node) is dict or isinstance(node, Mapping):  # the ABC check is slow
             for key, value in node.items():
                 if type(value) in SCALAR_TYPES:
                     continue
