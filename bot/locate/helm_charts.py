@@ -69,7 +69,8 @@ class ChartCopies:
     _templates: dict[Path, dict[str, str]] = field(default_factory=dict)
     _private: dict[Path, Path] = field(default_factory=dict)
     _ours: set[Path] = field(default_factory=set)
-    _made_from: dict[Path, tuple[Path, frozenset[str]]] = field(default_factory=dict)
+    _made_from: dict[Path, tuple[Path, dict[str, str]]] = field(default_factory=dict)
+    """Each copy with changes: the directory it copies and the files it changes."""
 
     def _new_dir(self, name: str) -> Path:
         if self._tmp is None:
@@ -96,7 +97,7 @@ class ChartCopies:
                 file.write_text(text, encoding="utf-8")
             self._ours.add(target)
             self._changed[key] = target
-            self._made_from[target] = (chart_dir, frozenset(changed))
+            self._made_from[target] = (chart_dir, dict(changed))
         return self._changed[key]
 
     def unseen_by_others(self, chart_dir: Path) -> Path | None:
@@ -110,13 +111,10 @@ class ChartCopies:
             return None
         base, changed = made
         before = self.template_files(base)
-        after = self.template_files(chart_dir)
-        for rel in changed:
-            text = after.get(rel)
+        for rel, text in changed.items():
             name = PurePosixPath(rel)
             if (
-                text is None
-                or rel in before
+                rel in before
                 or _templates_dir(rel) != "templates"
                 or name.name.startswith("_")
                 or _DEFINE.search(text)
