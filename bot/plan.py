@@ -620,9 +620,7 @@ class Planner:
         overlays build, say) and the repository as it is fails it; else already compliant."""
         prior = [fix for fix in self.state.fixes.get(key, ()) if fix.fixer == fixer.name]
         if prior:
-            unedited = FileOverlay(
-                self.repo_root, originals=self.state.originals, links=self.state.links
-            )
+            unedited = self._checkout()
             view = target.reread(unedited)
             if not isinstance(view, str):
                 ctx = _context(
@@ -746,11 +744,12 @@ class Planner:
     def _overlay(self, key: str) -> FileOverlay:
         overlay = self.state.overlays.get(key)
         if overlay is None:
-            overlay = FileOverlay(
-                self.repo_root, originals=self.state.originals, links=self.state.links
-            )
-            self.state.overlays[key] = overlay
+            overlay = self.state.overlays[key] = self._checkout()
         return overlay
+
+    def _checkout(self) -> FileOverlay:
+        """The repository without edits, reading through the plan's shared texts and links."""
+        return FileOverlay(self.repo_root, originals=self.state.originals, links=self.state.links)
 
     def _observed(self, resource: ResourceRef) -> WorkloadRuntime | None:
         return self.runtime(resource) if self.runtime else None
@@ -785,9 +784,7 @@ class Planner:
             return False
         if isinstance(found, str):
             return False
-        overlay = FileOverlay(
-            self.repo_root, originals=self.state.originals, links=self.state.links
-        )
+        overlay = self._checkout()
         view = found.reread(overlay)
         if isinstance(view, str):
             return False
