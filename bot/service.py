@@ -25,7 +25,6 @@ import shutil
 import tempfile
 import threading
 import zlib
-from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
@@ -67,6 +66,7 @@ from bot.sources.runtime import (
     read_cluster,
 )
 from fixers.intent import WAIVE_PREFIX
+from fixers.memo import Memo
 
 DASHBOARD_TITLE = "kube-remedy dashboard"
 DASHBOARD_DONE = 20
@@ -502,10 +502,9 @@ def inputs_id(inputs: Mapping[str, Any]) -> str:
     return f"{(inputs.get('reads') or {}).get('head', '')}-{digest[:16]}"
 
 
-_PLANS: OrderedDict[tuple[str, str], ProjectPlan] = OrderedDict()
+_PLANS: Memo[tuple[str, str], ProjectPlan] = Memo(4)
+"""Plans kept in this process: a worker's threads share the plan of their run."""
 _PLANS_LOCK = threading.Lock()
-_PLANS_KEPT = 4
-"""Plans kept in this process, newest last: a worker's threads share the plan of their run."""
 
 
 def _remember(project: str, key: str, pp: ProjectPlan | None = None) -> ProjectPlan | None:
@@ -514,13 +513,8 @@ def _remember(project: str, key: str, pp: ProjectPlan | None = None) -> ProjectP
     process, not once per task."""
     with _PLANS_LOCK:
         if pp is not None:
-            _PLANS[(project, key)] = pp
-            while len(_PLANS) > _PLANS_KEPT:
-                _PLANS.popitem(last=False)
-        found = _PLANS.get((project, key))
-        if found is not None:
-            _PLANS.move_to_end((project, key))
-        return found
+            _PLANS.put((project, key), pp)
+        return _PLANS.get((project, key))
 
 
 def plan_run(settings: Settings, project: ProjectConfig) -> RunPlan:

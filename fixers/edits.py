@@ -43,13 +43,14 @@ import dataclasses
 import functools
 import json
 import re
-from collections import Counter, OrderedDict
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import yaml
 
+from fixers.memo import Memo
 from fixers.model import AppendUnique, Edit, Ensure, Remove, Set, YamlPath
 from fixers.yaml_data import (
     FastComposer,
@@ -99,8 +100,9 @@ _DOC_START = re.compile(r"^---(?:[ \t\r]|$)", re.M)
 _CONTENT = re.compile(r"^[ \t]*[^\s#]", re.M)
 
 
-_STARTS: OrderedDict[str, tuple[int, ...] | None] = OrderedDict()
-_STARTS_KEPT = 64
+_DOCUMENTS_KEPT = 1024
+"""Documents whose data and style are remembered (the texts being planned at a time)."""
+_STARTS: Memo[str, tuple[int, ...] | None] = Memo(64)
 
 
 def _document_starts(text: str) -> tuple[int, ...] | None:
@@ -112,21 +114,9 @@ def _document_starts(text: str) -> tuple[int, ...] | None:
     scanner ends scalars there), so a regex finds them without parsing the other documents;
     files with %-directives take the parser's word instead.
     """
-    try:
-        _STARTS.move_to_end(text)
-        return _STARTS[text]
-    except KeyError:
-        pass
-    starts = _starts_in(text) if _DOC_MARKER.search(text) else None
-    _remember_starts(text, starts)
-    return starts
-
-
-def _remember_starts(text: str, starts: tuple[int, ...] | None) -> None:
-    _STARTS[text] = starts
-    _STARTS.move_to_end(text)
-    if len(_STARTS) > _STARTS_KEPT:
-        _STARTS.popitem(last=False)
+    if text in _STARTS:
+        return _STARTS.get(text)
+    return _STARTS.put(text, _starts_in(text) if _DOC_MARKER.search(text) else None)
 
 
 def _starts_in(text: str) -> tuple[int, ...]:
@@ -360,18 +350,14 @@ def _style_of(root: yaml.Node) -> _Style:
     return _Style(indent, seq)
 
 
-_STYLES: OrderedDict[str, _Style] = OrderedDict()
+_STYLES: Memo[str, _Style] = Memo(_DOCUMENTS_KEPT)
 
 
 def _detected_style(text: str, root: yaml.Node) -> _Style:
     """`_style_of` the document ``text`` (composed as ``root``), memoised on the text: every
     change set of a document starts from the same text."""
     style = _STYLES.get(text)
-    if style is None:
-        style = _STYLES[text] = _style_of(root)
-        if len(_STYLES) > _DOCUMENTS_KEPT:
-            _STYLES.popitem(last=False)
-    return style
+    return _STYLES.put(text, _style_of(root)) if style is None else style
 
 
 class _Doc:
@@ -802,7 +788,7 @@ def apply_edits(text: str, edits: Sequence[Edit], document_index: int = 0) -> st
     if after is None:
         after = _apply_all(whole, edits)
         if after != part:
-            _remember_document(after, _check(part, after, edits))
+            _DOCUMENTS.put(after, _check(part, after, edits))
     if after == part:
         return text
     edited = text[:begin] + after + text[end:]
@@ -825,7 +811,7 @@ def _remember_starts_after_edit(text: str, edited: str, index: int, part: str, a
     if starts is not None:
         delta = len(after) - len(part)
         starts = (*starts[: index + 1], *(start + delta for start in starts[index + 1 :]))
-    _remember_starts(edited, starts)
+    _STARTS.put(edited, starts)
 
 
 def _apply_all(doc: _Doc, edits: Sequence[Edit]) -> str:
@@ -857,7 +843,7 @@ def _apply_batched(whole: _Doc, edits: Sequence[Edit]) -> str | None:
     if entry is None or not isinstance(data, dict):
         after = _in_rounds(whole, edits)
         if after != text:
-            _remember_document(after, _check(text, after, edits))
+            _DOCUMENTS.put(after, _check(text, after, edits))
         return after
     start, stop = entry
     result = _in_rounds(whole, edits, entry)
@@ -868,8 +854,8 @@ def _apply_batched(whole: _Doc, edits: Sequence[Edit]) -> str | None:
     if after == before:
         return text
     head = edits[0].path[0]
-    _remember_document(before, {head: data[head]})
-    _remember_document(result, {**data, head: _check(before, after, edits)[head]})
+    _DOCUMENTS.put(before, {head: data[head]})
+    _DOCUMENTS.put(result, {**data, head: _check(before, after, edits)[head]})
     return result
 
 
@@ -1247,35 +1233,23 @@ def _intended(data: Any, edit: Edit, owned: dict[int, Any]) -> Any:
     return data
 
 
-_DOCUMENTS: OrderedDict[str, Any] = OrderedDict()
-_DOCUMENTS_KEPT = 1024
+_DOCUMENTS: Memo[str, Any] = Memo(_DOCUMENTS_KEPT)
+"""The data of each document text met lately; the applier also tells it the data of a text
+it has spliced into a document it checked."""
 
 
 def load_document_text(text: str) -> Any:
     """The data of one document's text, memoised: the planner re-reads a document after every
     edit and the applier checks it, so each distinct text is constructed once. Callers must not
     mutate the result."""
-    try:
-        _DOCUMENTS.move_to_end(text)
-        return _DOCUMENTS[text]
-    except KeyError:
-        pass
+    if text in _DOCUMENTS:
+        return _DOCUMENTS.get(text)
     if "<<" in text:  # merge keys: constructing flattens the nodes in place, never share them
         data = yaml.load(text, Loader=FastLoader)  # type: ignore[arg-type]  # PyYAML's stubs accept only its own Loader classes
     else:
         node = compose_text(text)
         data = None if node is None else constructed(node, may_alias(text))
-    _remember_document(text, data)
-    return data
-
-
-def _remember_document(text: str, data: Any) -> None:
-    """Memoise ``data`` as what `load_document_text` gives for ``text`` (the applier knows
-    the data of a text it has spliced into a document it checked)."""
-    _DOCUMENTS[text] = data
-    _DOCUMENTS.move_to_end(text)
-    if len(_DOCUMENTS) > _DOCUMENTS_KEPT:
-        _DOCUMENTS.popitem(last=False)
+    return _DOCUMENTS.put(text, data)
 
 
 def forget_documents() -> None:

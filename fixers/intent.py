@@ -24,7 +24,6 @@ import fnmatch
 import hashlib
 import re
 import shlex
-from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cache, lru_cache
@@ -33,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from fixers.memo import Memo
 from fixers.model import NeedsHuman, YamlPath
 from fixers.view import ContainerView, FieldNotExposed, PodView, target_containers
 
@@ -207,8 +207,7 @@ def comments_of(text: str, document_index: int = 0) -> dict[YamlPath, Comment]:
 
 
 _Comments = tuple[tuple[YamlPath, Comment], ...]
-_BY_DIGEST: OrderedDict[bytes, _Comments] = OrderedDict()
-_BY_DIGEST_KEPT = 16_384
+_BY_DIGEST: Memo[bytes, _Comments] = Memo(16_384)
 """Comments of the documents met lately, by a digest of their text (a few hundred bytes
 each, not the text): a big plan asks about each file again for every change set."""
 
@@ -229,13 +228,7 @@ def _comments_of(text: str, document_index: int) -> _Comments:
         return ()  # no comment: nothing to compose
     digest = hashlib.blake2b(body.encode("utf-8", "surrogatepass"), digest_size=16).digest()
     found = _BY_DIGEST.get(digest)
-    if found is None:
-        found = _BY_DIGEST[digest] = _comments_in(body)
-        if len(_BY_DIGEST) > _BY_DIGEST_KEPT:
-            _BY_DIGEST.popitem(last=False)
-    else:
-        _BY_DIGEST.move_to_end(digest)
-    return found
+    return _BY_DIGEST.put(digest, _comments_in(body)) if found is None else found
 
 
 def _comments_in(body: str) -> _Comments:
