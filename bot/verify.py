@@ -150,7 +150,13 @@ def quantity_problems(document: Mapping[str, Any]) -> list[str]:
 
 def kubernetes_version() -> str:
     """The configured target Kubernetes version (``major.minor``)."""
-    value = os.environ.get(VERSION_ENV, "").strip().removeprefix("v") or DEFAULT_KUBERNETES_VERSION
+    return _version_of(os.environ.get(VERSION_ENV, ""))
+
+
+@lru_cache(maxsize=8)
+def _version_of(setting: str) -> str:
+    # Read once per setting: verification asks for every document it checks.
+    value = setting.strip().removeprefix("v") or DEFAULT_KUBERNETES_VERSION
     if not re.fullmatch(r"\d+\.\d+(\.\d+)?", value):
         raise ConfigError(f"{VERSION_ENV}={value!r} is not a Kubernetes version like 1.33")
     return ".".join(value.split(".")[:2])
@@ -497,7 +503,7 @@ class _SchemaPlaces:
     def valid(self, uri: str, value: Any) -> bool:
         """Whether ``value`` has no error against the subschema at ``uri`` (False for a place
         in the kind's own schema, which the registry does not hold: in doubt)."""
-        if urldefrag(uri)[0] == self.schema.get("$id"):
+        if _without_fragment(uri) == self.schema.get("$id"):
             return False
         # Fixes add the same values to many objects: each is validated once per place. The
         # repr of parsed YAML data tells its values and their types apart (True from 1).
@@ -515,6 +521,11 @@ class _SchemaPlaces:
 
     def _validates(self, uri: str, value: Any) -> bool:
         return next(_subvalidator(self.schema_dir, uri).iter_errors(value), None) is None
+
+
+@lru_cache(maxsize=1024)
+def _without_fragment(uri: str) -> str:
+    return urldefrag(uri)[0]
 
 
 @lru_cache(maxsize=1024)
