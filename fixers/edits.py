@@ -461,16 +461,10 @@ class _Doc:
                 raise EditError(f"path {_where(path)} goes through a scalar at {here(i)}")
             if not isinstance(node, yaml.MappingNode):
                 raise EditError(f"expected a mapping at {here(i)}, found a sequence")
-            # the last of repeated keys is what loads
-            pair = next(
-                (
-                    p
-                    for p in reversed(node.value)
-                    if type(p[0]) is yaml.ScalarNode and p[0].value == step
-                ),
-                None,
-            )
-            if pair is None:
+            for pair in reversed(node.value):  # the last of repeated keys is what loads
+                if type(pair[0]) is yaml.ScalarNode and pair[0].value == step:
+                    break
+            else:
                 return slots, i
             slots.append(_Slot(pair[1], node, pair[0], None))
         return slots, len(path)

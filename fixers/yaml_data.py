@@ -133,25 +133,38 @@ def constructed(
     return (constructor or yaml.constructor.SafeConstructor()).construct_document(node)
 
 
+_Scalar = yaml.ScalarNode
+
+
 def _plain_data(node: yaml.Node) -> Any:
     kind = type(node)
-    if kind is yaml.ScalarNode:
+    if kind is _Scalar:
         if node.tag == _STR_TAG:
             return node.value
         construct = _SCALARS.get(node.tag)
         if construct is None:
             raise _NotPlain
         return construct(_SAFE, node)
+    # Strings, most keys and values, are taken here rather than by a call each.
     if kind is yaml.MappingNode and node.tag == _MAP_TAG:
         out = {}
         for key_node, value_node in node.value:
-            key = _plain_data(key_node)
-            if isinstance(key, dict | list):
-                raise _NotPlain  # PyYAML refuses it in its own words
-            out[key] = _plain_data(value_node)
+            if type(key_node) is _Scalar and key_node.tag == _STR_TAG:
+                key = key_node.value
+            else:
+                key = _plain_data(key_node)
+                if isinstance(key, dict | list):
+                    raise _NotPlain  # PyYAML refuses it in its own words
+            if type(value_node) is _Scalar and value_node.tag == _STR_TAG:
+                out[key] = value_node.value
+            else:
+                out[key] = _plain_data(value_node)
         return out
     if kind is yaml.SequenceNode and node.tag == _SEQ_TAG:
-        return [_plain_data(item) for item in node.value]
+        return [
+            item.value if type(item) is _Scalar and item.tag == _STR_TAG else _plain_data(item)
+            for item in node.value
+        ]
     raise _NotPlain
 
 
