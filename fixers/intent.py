@@ -34,7 +34,13 @@ import yaml
 
 from fixers.memo import Memo
 from fixers.model import NeedsHuman, YamlPath
-from fixers.view import ContainerView, FieldNotExposed, PodView, target_containers
+from fixers.view import (
+    ContainerView,
+    FieldNotExposed,
+    ManifestPodView,
+    PodView,
+    target_containers,
+)
 
 if TYPE_CHECKING:
     from fixers.model import Finding
@@ -642,7 +648,21 @@ def decline(intent: WorkloadIntent, view: PodView, finding: Finding) -> Decline 
 
 def intent_of(view: PodView, given: WorkloadIntent | None) -> WorkloadIntent:
     """The intent the caller gathered (with comments), else what the view alone shows."""
-    return given if given is not None else classify(view)
+    if given is not None:
+        return given
+    if type(view) is not ManifestPodView:
+        return classify(view)
+    # A manifest's view is immutable and memoised per text: verification asks for the
+    # intent of the same re-read view once per finding it checks.
+    hit = _ALONE.get(id(view))
+    if hit is not None and hit[0] is view:
+        return hit[1]
+    return _ALONE.put(id(view), (view, classify(view)))[1]
+
+
+_ALONE: Memo[int, tuple[ManifestPodView, WorkloadIntent]] = Memo(1024)
+"""`classify` of a manifest view alone, by the view's identity (the entry holds the view, so
+its id is not reused while it is kept)."""
 
 
 def stale_comments(
