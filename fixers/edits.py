@@ -44,7 +44,7 @@ import functools
 import json
 import re
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -96,7 +96,6 @@ def load_documents(text: str) -> list[Any]:
 
 
 _DOC_MARKER = re.compile(r"^(?:---|\.\.\.)(?:[ \t\r]|$)|^%", re.M)
-_DOC_START = re.compile(r"^---(?:[ \t\r]|$)", re.M)
 _CONTENT = re.compile(r"^[ \t]*[^\s#]", re.M)
 
 
@@ -116,13 +115,47 @@ def _document_starts(text: str) -> tuple[int, ...] | None:
     """
     if text in _STARTS:
         return _STARTS.get(text)
-    return _STARTS.put(text, _starts_in(text) if _DOC_MARKER.search(text) else None)
+    return _STARTS.put(text, _starts_in(text) if _has_marker(text) else None)
+
+
+def _lines_starting(text: str, prefix: str) -> Iterator[int]:
+    """Offsets of the lines of ``text`` that start with ``prefix`` (``str.find``: a regex
+    anchored at line starts tries every offset of the text)."""
+    if text.startswith(prefix):
+        yield 0
+    needle = "\n" + prefix
+    found = text.find(needle)
+    while found >= 0:
+        yield found + 1
+        found = text.find(needle, found + 1)
+
+
+_MARKER_ENDS = ("", " ", "\t", "\r", "\n")
+"""What may follow ``---`` or ``...`` for the line to be a document marker."""
+
+
+def _marker_lines(text: str, marker: str) -> Iterator[int]:
+    """The lines of ``text`` that are a document start (``---``) or end (``...``) marker:
+    the marker, then a blank or the line's end."""
+    return (at for at in _lines_starting(text, marker) if text[at + 3 : at + 4] in _MARKER_ENDS)
+
+
+def _has_marker(text: str) -> bool:
+    """Whether a line of ``text`` is a document marker or a directive (`_DOC_MARKER`)."""
+    return any(
+        next(lines, None) is not None  # an offset, maybe 0
+        for lines in (
+            _lines_starting(text, "%"),
+            _marker_lines(text, "---"),
+            _marker_lines(text, "..."),
+        )
+    )
 
 
 def _starts_in(text: str) -> tuple[int, ...]:
     if text.startswith("%") or "\n%" in text:
         return tuple(_document_starts_parsed(text))
-    starts = [m.start() for m in _DOC_START.finditer(text)]
+    starts = list(_marker_lines(text, "---"))
     first = starts[0] if starts else len(text)
     if _CONTENT.search(text, 0, first):  # an implicit first document before any `---`
         starts.insert(0, 0)

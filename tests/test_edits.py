@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import random
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -1166,3 +1167,37 @@ def test_the_scalar_resolver_memoises_only_short_scalars() -> None:
     assert repr(load_documents(f"a: {long_number}\nb: {long_word}\n")) == repr(
         [yaml.safe_load(f"a: {long_number}\nb: {long_word}\n")]
     )
+
+
+def test_marker_lines_are_the_lines_the_marker_regexes_find() -> None:
+    """The ``str.find`` scan of document markers agrees with the anchored regexes it
+    replaced, on crafted edge cases and on random texts of marker-like pieces."""
+    start = re.compile(r"^---(?:[ \t\r]|$)", re.M)
+    end = re.compile(r"^\.\.\.(?:[ \t\r]|$)", re.M)
+    pieces = ["---", "...", "--", "-", ".", "%", "\n", "\r\n", "\r", " ", "\t", "a", "#", "'"]
+    rng = random.Random(7)
+    texts = [
+        "",
+        "---",
+        "---\n",
+        "----",
+        "--- a",
+        "a\n---",
+        "a\n---\r\n",
+        "a\n ---\n",
+        "...",
+        "a\n...x\n",
+        "%YAML 1.1\n---\n",
+        "a: b\n%",
+        "a\r---\n",
+    ] + ["".join(rng.choice(pieces) for _ in range(rng.randint(1, 24))) for _ in range(3000)]
+    for text in texts:
+        assert list(edits_module._marker_lines(text, "---")) == [
+            m.start() for m in start.finditer(text)
+        ], repr(text)
+        assert list(edits_module._marker_lines(text, "...")) == [
+            m.start() for m in end.finditer(text)
+        ], repr(text)
+        assert edits_module._has_marker(text) == bool(edits_module._DOC_MARKER.search(text)), repr(
+            text
+        )
