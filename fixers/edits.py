@@ -474,6 +474,14 @@ class _Doc:
 
         for i, step in enumerate(path):
             node = slots[-1].node
+            if type(step) is str and type(node) is yaml.MappingNode:  # most steps
+                for pair in reversed(node.value):  # the last of repeated keys is what loads
+                    if type(pair[0]) is yaml.ScalarNode and pair[0].value == step:
+                        break
+                else:
+                    return slots, i
+                slots.append(_Slot(pair[1], node, pair[0], None))
+                continue
             if isinstance(step, int) and not isinstance(step, bool):
                 if not isinstance(node, yaml.SequenceNode):
                     if create or not _is_null(node):

@@ -48,16 +48,22 @@ def lookup(data: Any, path: Sequence[str | int], default: Any = None) -> Any:
     """Read ``path`` from nested mappings/sequences; ``default`` when any step is missing."""
     node = data
     for step in path:
-        if isinstance(step, int):
+        if type(node) is dict and type(step) is str:  # parsed data: no ABC check, one lookup
+            node = node.get(step, _MISSING)
+            if node is _MISSING:
+                return default
+        elif isinstance(step, int):
             if not isinstance(node, list) or not -len(node) <= step < len(node):
                 return default
             node = node[step]
         else:
-            # plain dicts first: the ABC check is slow, and parsed data is plain dicts
-            if not (type(node) is dict or isinstance(node, Mapping)) or step not in node:
+            if not isinstance(node, Mapping) or step not in node:
                 return default
             node = node[step]
     return node
+
+
+_MISSING = object()
 
 
 class ContainerView(Protocol):
