@@ -15,9 +15,11 @@ import gc
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-BULK_GEN0_THRESHOLD = 20_000
+BULK_GEN0_THRESHOLD = 100_000
 """Container allocations between young-generation passes during bulk work (CPython's default
-is 700)."""
+is 700). At 20,000 a 2,000-manifest plan still spent 0.34 s in 78 young and 7 middle passes;
+at 100,000, 0.15 s in 5 young passes, with the same peak memory: most of what a pass would
+scan has been freed by then."""
 
 
 @contextmanager
