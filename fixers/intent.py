@@ -20,6 +20,7 @@ Pure: no I/O beyond reading the packaged data file once.
 
 from __future__ import annotations
 
+import bisect
 import fnmatch
 import hashlib
 import re
@@ -237,8 +238,14 @@ def _comments_of(text: str, document_index: int) -> _Comments:
     return _BY_DIGEST.put(digest, _comments_in(body)) if found is None else found
 
 
-def _comments_in(body: str) -> _Comments:
-    """The comments of one document's text, composed by the C parser (same nodes and marks)."""
+_OTHER_BREAKS = "\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"
+"""Characters other than CR and LF that `str.splitlines` (and for the last three, YAML) break
+lines at."""
+
+
+def _comments_in(body: str, *, prune: bool = True) -> _Comments:
+    """The comments of one document's text, composed by the C parser (same nodes and marks).
+    ``prune``: skip the collections whose lines hold no '#' (False: walk every node)."""
     from fixers.edits import compose_text
 
     try:
@@ -264,7 +271,23 @@ def _comments_in(body: str) -> _Comments:
             n -= 1
         return " ".join(t for t in found if t)
 
+    # Lines holding a '#' (comments, and some values). A key reads its own line, the lines
+    # above it and the line its scalar ends on, all within its collection's lines and the one
+    # above them: a collection without a '#' there has no comment to find. (Only where YAML,
+    # `splitlines` and `trailing` break lines at the same places: at line feeds alone.)
+    hashes = [n for n, line in enumerate(lines) if "#" in line]
+    lone_cr = body.count("\r") != body.count("\r\n")
+    prune = prune and not lone_cr and not any(c in body for c in _OTHER_BREAKS)
+
+    def may_comment(node: yaml.Node) -> bool:
+        if not prune:
+            return True
+        at = bisect.bisect_left(hashes, node.start_mark.line - 1)
+        return at < len(hashes) and hashes[at] <= node.end_mark.line
+
     def walk(node: yaml.Node, path: YamlPath) -> None:
+        if not may_comment(node):
+            return
         if isinstance(node, yaml.MappingNode):
             for key, value in node.value:
                 if not isinstance(key, yaml.ScalarNode):

@@ -14,6 +14,7 @@ from fixers.edits import load_documents
 from fixers.intent import classify, comments_of, decline, written_paths
 from fixers.model import Finding, ResourceRef, SourceHint
 from fixers.view import ManifestPodView
+from tests.conftest import corpus_path
 
 KUBE_BENCH = """\
 apiVersion: batch/v1
@@ -164,3 +165,69 @@ def test_the_comments_of_a_document_are_read_once_wherever_its_text_is_met_again
     comments_of("kind: Pod\n")
     comments_of(text.replace("web server", "proxy"), 1)
     assert len(read) == 2
+
+
+_COMMENTED = """\
+# header
+apiVersion: apps/v1   # trailing on the first key
+kind: Deployment
+metadata:
+  name: web
+  labels: {app: web}  # flow value
+spec:
+  template:
+    spec:
+      containers:
+      - name: app
+        image: "registry/app#1"
+        command:
+        - sh
+        # why it writes
+        - -c
+        securityContext:
+          # the agent writes its own state
+          readOnlyRootFilesystem: false
+        args: |
+          echo hi
+        env: []
+      - name: side   # a sidecar
+        image: side:1
+"""
+
+
+def _variants(text: str) -> list[str]:
+    """``text`` with its comment lines moved, dropped and its line ends changed."""
+    lines = text.splitlines(keepends=True)
+    out = [text, text.replace("\n", "\r\n"), text.replace("\n", "\r"), text.replace("#", "")]
+    for n in range(len(lines)):
+        out.append("".join([*lines[:n], "# moved here\n", *lines[n:]]))
+        out.append("".join(line for i, line in enumerate(lines) if i != n))
+    out.append(text.replace("image: side:1", "image: side:1\f"))
+    return out
+
+
+def _pruned_walk_agrees(texts: list[str]) -> int:
+    """How many of the documents of ``texts`` have comments; asserts that the pruned walk
+    finds the same ones as the walk of every node."""
+    from fixers.intent import _comments_in
+
+    found = 0
+    for text in texts:
+        for body in text.split("\n---"):
+            whole = _comments_in(body, prune=False)
+            assert _comments_in(body) == whole, body[:200]
+            found += bool(whole)
+    return found
+
+
+def test_comments_found_by_the_pruned_walk_are_those_of_the_whole_walk() -> None:
+    """Skipping collections with no '#' on their lines finds exactly the comments a walk of
+    every node finds: a commented workload with a comment put on every line, each line
+    dropped, CRLF, CR, form-feed and comment-free variants."""
+    assert _pruned_walk_agrees(_variants(_COMMENTED)) > 40
+
+
+def test_the_pruned_walk_agrees_on_every_corpus_manifest() -> None:
+    corpus = corpus_path("manifests")
+    texts = [p.read_text(errors="replace") for p in sorted(corpus.rglob("*.y*ml"))]
+    assert _pruned_walk_agrees(texts) > 20
