@@ -9,6 +9,11 @@ unfixable finding and its reason; every compliant finding). The sides must agree
 a speed-up that changes the output is a failure (exit 1).
 
     .venv/bin/python -m bench.bench_compare --base HEAD --manifests 600 --repeats 3
+
+``--instructions`` runs each side once under valgrind's callgrind and compares the
+instructions they execute instead (steady where CPU time drifts; see `bench.instructions`):
+
+    .venv/bin/python -m bench.bench_compare --base HEAD --manifests 200 --instructions
 """
 
 from __future__ import annotations
@@ -71,6 +76,16 @@ def export(rev: str, into: Path) -> Path:
     return into
 
 
+def compile_code(code_root: Path) -> None:
+    """Byte-compile ``code_root``'s packages, so that no side's count includes compiling."""
+    subprocess.run(
+        [sys.executable, "-m", "compileall", "-q", "bot", "fixers"],
+        env=child_env(code_root),
+        cwd=code_root,
+        check=True,
+    )
+
+
 def run_child(code_root: Path, report: Path, repo: Path) -> dict:
     env = child_env(code_root)
     done = subprocess.run(
@@ -91,9 +106,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--findings", type=int, default=0, help="default 5 per manifest")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--instructions", action="store_true", help="count instructions (callgrind), once a side"
+    )
     args = parser.parse_args(argv)
     sys.path.insert(0, str(HERE))
     from bench.synth import REPORT_NAME, build_cd_config
+
+    if args.instructions:
+        return _compare_instructions(args)
 
     findings = args.findings or 5 * args.manifests
     with tempfile.TemporaryDirectory() as tmp:
@@ -123,6 +144,32 @@ def main(argv: list[str] | None = None) -> int:
     )
     digests = {r["digest"] for r in b} | {r["digest"] for r in h}
     same = len(digests) == 1
+    print("plan outputs: identical" if same else "plan outputs: DIFFER")
+    return 0 if same else 1
+
+
+def _compare_instructions(args: argparse.Namespace) -> int:
+    from bench.instructions import instructions
+    from bench.synth import REPORT_NAME, build_cd_config
+
+    findings = args.findings or 5 * args.manifests
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        base = export(args.base, root / "base")
+        repo = build_cd_config(root / "input", args.manifests, findings, args.seed)
+        report = root / "input" / REPORT_NAME
+        counted = {}
+        for side, code in (("base", base), ("head", HERE)):
+            compile_code(code)
+            argv = [sys.executable, "-c", CHILD, str(report), str(repo)]
+            ir, stdout = instructions(argv, child_env(code), cwd=code)
+            counted[side] = (ir, json.loads(stdout.strip().splitlines()[-1]))
+    print(f"{args.manifests} manifests, {findings} failed control results, base {args.base}")
+    for side, (ir, result) in counted.items():
+        print(f"{side:<5} {ir:>16,} instructions  digest {result['digest'][:12]}")
+    (b, base_result), (h, head_result) = counted["base"], counted["head"]
+    print(f"head/base: instructions {h / b:.3f}")
+    same = base_result["digest"] == head_result["digest"]
     print("plan outputs: identical" if same else "plan outputs: DIFFER")
     return 0 if same else 1
 
