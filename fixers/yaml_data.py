@@ -176,9 +176,20 @@ def same_data(a: Any, b: Any) -> bool:
     if type(a) is not type(b):
         return False
     if type(a) is dict:
-        return list(a) == list(b) and all(
-            type(k) is str and same_data(v, b[k]) for k, v in a.items()
-        )
+        if len(a) != len(b):
+            return False
+        # One pass over both in order; strings, most values, compared without a call.
+        for (key, value), (other_key, other) in zip(a.items(), b.items(), strict=True):
+            if type(key) is not str or key != other_key:
+                return False
+            if value is other:
+                continue
+            if type(value) is str:
+                if type(other) is not str or value != other:
+                    return False
+            elif not same_data(value, other):
+                return False
+        return True
     if type(a) is list:
         return len(a) == len(b) and all(map(same_data, a, b))
     return bool(a == b)

@@ -1201,3 +1201,57 @@ def test_marker_lines_are_the_lines_the_marker_regexes_find() -> None:
         assert edits_module._has_marker(text) == bool(edits_module._DOC_MARKER.search(text)), repr(
             text
         )
+
+
+def _same_data_reference(a: object, b: object) -> bool:
+    """`same_data` as first written: the definition the fast one must agree with."""
+    if a is b:
+        return True
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, dict) and isinstance(b, dict):
+        return list(a) == list(b) and all(
+            type(k) is str and _same_data_reference(v, b[k]) for k, v in a.items()
+        )
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(map(_same_data_reference, a, b))
+    return bool(a == b)
+
+
+def test_same_data_agrees_with_its_definition_on_random_data() -> None:
+    from fixers.yaml_data import same_data
+
+    rng = random.Random(3)
+    scalars: list[object] = ["a", "b", "1", 1, 1.0, True, False, 0, None, ""]
+
+    def value(depth: int) -> object:
+        roll = rng.random()
+        if depth > 2 or roll < 0.5:
+            return rng.choice(scalars)
+        if roll < 0.75:
+            return [value(depth + 1) for _ in range(rng.randint(0, 3))]
+        keys = rng.sample(["a", "b", "c", 1, True], rng.randint(0, 3))
+        return {k: value(depth + 1) for k in keys}
+
+    def variant(v: object) -> object:
+        """``v`` or a near copy of it: a scalar swapped, keys reordered, an item dropped."""
+        if isinstance(v, dict):
+            items = [(k, variant(x)) for k, x in v.items()]
+            if items and rng.random() < 0.2:
+                items.reverse()
+            return dict(items)
+        if isinstance(v, list):
+            out = [variant(x) for x in v]
+            if out and rng.random() < 0.1:
+                out.pop()
+            return out
+        return rng.choice(scalars) if rng.random() < 0.1 else v
+
+    agreed = 0
+    for _ in range(4000):
+        a = value(0)
+        b = variant(a)
+        assert same_data(a, b) == _same_data_reference(a, b), (a, b)
+        assert same_data(a, a) and same_data(b, b)
+        agreed += same_data(a, b)
+    assert 0 < agreed < 4000
