@@ -3,6 +3,7 @@ them into surprises (``128Mi`` x 2 stays ``256Mi``)."""
 
 from __future__ import annotations
 
+import functools
 import re
 from decimal import ROUND_CEILING, Decimal, InvalidOperation
 
@@ -50,9 +51,26 @@ def split(value: object) -> tuple[Decimal, str]:
 
 def to_base(value: object) -> Decimal:
     """The quantity in base units (cores or bytes)."""
+    if _memoised(value):
+        return _to_base_memo(value)
+    return _to_base(value)
+
+
+def _to_base(value: object) -> Decimal:
     amount, suffix = split(value)
     factor = Decimal(_BINARY[suffix]) if suffix in _BINARY else _DECIMAL[suffix]
     return amount * factor
+
+
+# Verification reads the same few quantities (500m, 256Mi) in every workload it checks. By
+# type too: 1 and 1.0 and "1" are different values for the checks' messages.
+_to_base_memo = functools.lru_cache(maxsize=4096, typed=True)(_to_base)
+
+
+def _memoised(value: object) -> bool:
+    """Whether answers about ``value`` are memoised: a number, or a short string."""
+    kind = type(value)
+    return kind is int or kind is float or (kind is str and len(value) <= 64)  # type: ignore[arg-type]
 
 
 def scale(value: object, ratio: float, *, fractions: bool = True) -> str:
@@ -96,6 +114,12 @@ def problem(value: object, *, positive: bool = False) -> str | None:
     """Why ``value`` is not a Kubernetes resource quantity the API server accepts for requests
     and limits (None when it is one): a string in Kubernetes' grammar or a plain number, never
     negative (``positive``: never zero either)."""
+    if _memoised(value):
+        return _problem_memo(value, positive)
+    return _problem(value, positive)
+
+
+def _problem(value: object, positive: bool) -> str | None:
     if isinstance(value, bool) or not isinstance(value, str | int | float):
         return f"{value!r} is not a Kubernetes quantity (like 500m, 2, 256Mi)"
     match = _GRAMMAR.fullmatch(str(value))
@@ -107,3 +131,6 @@ def problem(value: object, *, positive: bool = False) -> str | None:
     if positive and zero:
         return f"{value!r} is zero"
     return None
+
+
+_problem_memo = functools.lru_cache(maxsize=4096, typed=True)(_problem)

@@ -42,3 +42,27 @@ def test_to_base_and_comparison() -> None:
 def test_bad_quantities_are_refused(value: object) -> None:
     with pytest.raises(BadQuantity):
         to_base(value)
+
+
+def test_memoised_answers_are_the_computed_ones_by_type() -> None:
+    """`problem` and `to_base` remember answers per value and type: 1, 1.0, "1" and True
+    are told apart, and a second asking gives what a fresh computation gives."""
+    from fixers.rules import _quantity
+
+    values: list[object] = [1, 1.0, "1", True, "250m", "-1", "0", 0, 0.0, "1.5Gi", "x", None]
+    for _ in range(2):
+        for value in values:
+            for positive in (False, True):
+                assert _quantity.problem(value, positive=positive) == _quantity._problem(
+                    value, positive
+                )
+            try:
+                fresh = _quantity._to_base(value)
+            except BadQuantity:
+                with pytest.raises(BadQuantity):
+                    to_base(value)
+            else:
+                assert to_base(value) == fresh
+                assert type(to_base(value)) is type(fresh)
+    assert "True" in (_quantity.problem(True) or "")
+    assert _quantity.problem(1) is None
