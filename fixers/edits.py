@@ -474,34 +474,30 @@ class _Doc:
 
         for i, step in enumerate(path):
             node = slots[-1].node
-            if type(step) is str and type(node) is yaml.MappingNode:  # most steps
-                for pair in reversed(node.value):  # the last of repeated keys is what loads
-                    if type(pair[0]) is yaml.ScalarNode and pair[0].value == step:
-                        break
-                else:
+            # A string step into a mapping (most steps) goes straight to the key search.
+            if not (type(step) is str and type(node) is yaml.MappingNode):
+                if isinstance(step, int) and not isinstance(step, bool):
+                    if not isinstance(node, yaml.SequenceNode):
+                        if create or not _is_null(node):
+                            raise EditError(f"expected a sequence at {here(i)} for index {step}")
+                        return slots, i
+                    if not -len(node.value) <= step < len(node.value):
+                        if create:
+                            raise EditError(f"index {step} out of range at {_where(path[: i + 1])}")
+                        return slots, i
+                    idx = step % len(node.value)
+                    slots.append(_Slot(node.value[idx], node, None, idx))
+                    continue
+                if not isinstance(step, str):
+                    raise EditError(
+                        f"path steps must be str or int, got {step!r} in {_where(path)}"
+                    )
+                if _is_null(node):
                     return slots, i
-                slots.append(_Slot(pair[1], node, pair[0], None))
-                continue
-            if isinstance(step, int) and not isinstance(step, bool):
-                if not isinstance(node, yaml.SequenceNode):
-                    if create or not _is_null(node):
-                        raise EditError(f"expected a sequence at {here(i)} for index {step}")
-                    return slots, i
-                if not -len(node.value) <= step < len(node.value):
-                    if create:
-                        raise EditError(f"index {step} out of range at {_where(path[: i + 1])}")
-                    return slots, i
-                idx = step % len(node.value)
-                slots.append(_Slot(node.value[idx], node, None, idx))
-                continue
-            if not isinstance(step, str):
-                raise EditError(f"path steps must be str or int, got {step!r} in {_where(path)}")
-            if _is_null(node):
-                return slots, i
-            if isinstance(node, yaml.ScalarNode):
-                raise EditError(f"path {_where(path)} goes through a scalar at {here(i)}")
-            if not isinstance(node, yaml.MappingNode):
-                raise EditError(f"expected a mapping at {here(i)}, found a sequence")
+                if isinstance(node, yaml.ScalarNode):
+                    raise EditError(f"path {_where(path)} goes through a scalar at {here(i)}")
+                if not isinstance(node, yaml.MappingNode):
+                    raise EditError(f"expected a mapping at {here(i)}, found a sequence")
             for pair in reversed(node.value):  # the last of repeated keys is what loads
                 if type(pair[0]) is yaml.ScalarNode and pair[0].value == step:
                     break
