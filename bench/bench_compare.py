@@ -113,20 +113,24 @@ def main(argv: list[str] | None = None) -> int:
     sys.path.insert(0, str(HERE))
     from bench.synth import REPORT_NAME, build_cd_config
 
-    if args.instructions:
-        return _compare_instructions(args)
-
     findings = args.findings or 5 * args.manifests
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         base = export(args.base, root / "base")
         repo = build_cd_config(root / "input", args.manifests, findings, args.seed)
         report = root / "input" / REPORT_NAME
-        runs: dict[str, list[dict]] = {"base": [], "head": []}
-        for _ in range(args.repeats):
-            runs["base"].append(run_child(base, report, repo))
-            runs["head"].append(run_child(HERE, report, repo))
-    print(f"{args.manifests} manifests, {findings} failed control results, base {args.base}")
+        print(f"{args.manifests} manifests, {findings} failed control results, base {args.base}")
+        for code in (base, HERE):
+            compile_code(code)
+        compare = _compare_instructions if args.instructions else _compare_times
+        return compare(base, report, repo, args.repeats)
+
+
+def _compare_times(base: Path, report: Path, repo: Path, repeats: int) -> int:
+    runs: dict[str, list[dict]] = {"base": [], "head": []}
+    for _ in range(repeats):
+        runs["base"].append(run_child(base, report, repo))
+        runs["head"].append(run_child(HERE, report, repo))
     print(f"{'side':<5} {'wall min':>9} {'wall med':>9} {'cpu min':>8} {'cpu med':>8}  digest")
     for side, results in runs.items():
         wall = [r["wall"] for r in results]
@@ -142,34 +146,26 @@ def main(argv: list[str] | None = None) -> int:
         f"cpu min {min(r['cpu'] for r in h) / min(r['cpu'] for r in b):.2f}; "
         f"{b[0]['change_sets']} change sets, {b[0]['unfixable']} unfixable"
     )
-    digests = {r["digest"] for r in b} | {r["digest"] for r in h}
-    same = len(digests) == 1
-    print("plan outputs: identical" if same else "plan outputs: DIFFER")
-    return 0 if same else 1
+    return _report_digests({r["digest"] for r in b} | {r["digest"] for r in h})
 
 
-def _compare_instructions(args: argparse.Namespace) -> int:
+def _compare_instructions(base: Path, report: Path, repo: Path, repeats: int) -> int:
+    """Each side once (the count repeats itself): instructions, and the plans' digests."""
     from bench.instructions import instructions
-    from bench.synth import REPORT_NAME, build_cd_config
 
-    findings = args.findings or 5 * args.manifests
-    with tempfile.TemporaryDirectory() as tmp:
-        root = Path(tmp)
-        base = export(args.base, root / "base")
-        repo = build_cd_config(root / "input", args.manifests, findings, args.seed)
-        report = root / "input" / REPORT_NAME
-        counted = {}
-        for side, code in (("base", base), ("head", HERE)):
-            compile_code(code)
-            argv = [sys.executable, "-c", CHILD, str(report), str(repo)]
-            ir, stdout = instructions(argv, child_env(code), cwd=code)
-            counted[side] = (ir, json.loads(stdout.strip().splitlines()[-1]))
-    print(f"{args.manifests} manifests, {findings} failed control results, base {args.base}")
+    counted = {}
+    for side, code in (("base", base), ("head", HERE)):
+        argv = [sys.executable, "-c", CHILD, str(report), str(repo)]
+        ir, stdout = instructions(argv, child_env(code), cwd=code)
+        counted[side] = (ir, json.loads(stdout.strip().splitlines()[-1]))
     for side, (ir, result) in counted.items():
         print(f"{side:<5} {ir:>16,} instructions  digest {result['digest'][:12]}")
-    (b, base_result), (h, head_result) = counted["base"], counted["head"]
-    print(f"head/base: instructions {h / b:.3f}")
-    same = base_result["digest"] == head_result["digest"]
+    print(f"head/base: instructions {counted['head'][0] / counted['base'][0]:.3f}")
+    return _report_digests({result["digest"] for _, result in counted.values()})
+
+
+def _report_digests(digests: set[str]) -> int:
+    same = len(digests) == 1
     print("plan outputs: identical" if same else "plan outputs: DIFFER")
     return 0 if same else 1
 
