@@ -10,7 +10,7 @@ import pytest
 from bot.errors import ReportError
 from bot.sources import kubescape, load_report, parse_report
 from bot.sources.base import Report
-from fixers.model import Finding, Severity
+from fixers.model import Finding, FixHint, Severity
 from tests.conftest import corpus_path
 
 
@@ -298,3 +298,19 @@ def test_malformed_structure_is_a_report_error(tmp_path: Path) -> None:
         ReportError, match=r"malformed Kubescape report at results\[0\]\.resourceID"
     ):
         load_report(path)
+
+
+def test_hints_are_shared_when_short_and_never_kept_when_long() -> None:
+    """The reader validates each short hint once and hands out the same one (hints are
+    frozen); a long path or value (a hostile report's) is made afresh and not remembered."""
+    path = "spec.template.spec.containers[0].securityContext.privileged"
+    first, again = kubescape._hint("fix", path, False), kubescape._hint("fix", path, False)
+    assert first is again
+    assert first == FixHint(kind="fix", path=path, value="False")
+    assert kubescape._hint("fix", path, "YOUR_VALUE").placeholder
+    assert kubescape._hint("failed", path) == FixHint(kind="failed", path=path)
+    kept = kubescape._shared_hint.cache_info().currsize
+    long = "spec." + "x" * 5000
+    assert kubescape._hint("failed", long) == FixHint(kind="failed", path=long)
+    assert kubescape._hint("fix", path, "v" * 5000).value == "v" * 5000
+    assert kubescape._shared_hint.cache_info().currsize == kept
