@@ -241,12 +241,22 @@ def _spec_skeleton(node: Any) -> dict[str, Any] | None:
 
 def _container_of(path: str, obj: Mapping[str, Any] | None) -> str | None:
     """The name of the container a path points into, '' for a pod/resource-level path."""
-    match = _CONTAINER.match(path)
-    if match is None:
+    into = _container_path(path) if len(path) <= _SHARED_UP_TO else _container_path_of(path)
+    if into is None:
         return ""
-    container = _walk(obj, match.group(0)) if obj is not None else None
+    container = _walk(obj, into) if obj is not None else None
     name = container.get("name") if isinstance(container, Mapping) else None
     return name if isinstance(name, str) else None
+
+
+def _container_path_of(path: str) -> str | None:
+    """The part of ``path`` that leads to a container (``spec.containers[0]``), if any."""
+    match = _CONTAINER.match(path)
+    return None if match is None else match.group(0)
+
+
+# Every resource repeats the same few paths, and the pattern backtracks over each of them.
+_container_path = lru_cache(maxsize=4096)(_container_path_of)
 
 
 def _hint(kind: str, path: str, value: Any = None) -> FixHint:
