@@ -61,24 +61,31 @@ def check_bounds(
     values (shared objects are counted at every place they appear, as a walk would meet them).
     Iterative, and stops at the first limit crossed."""
     # Scalars are counted where they are met, never stacked: a document is mostly scalars.
+    # Plain dicts and lists (what parsers make) are told by their exact type first: the ABC
+    # check is a slow call, and a list is no Mapping.
     stack: list[tuple[Any, int]] = [(data, 1)]
     seen = 0
+    scalar = SCALAR_TYPES
     while stack:
         value, depth = stack.pop()
         seen += 1
-        if type(value) is dict or isinstance(value, Mapping):
-            children: Any = [*value.keys(), *value.values()]
+        kind = type(value)
+        if kind is list or kind is dict:
+            parts: Any = (value, value.values()) if kind is dict else (value,)
+        elif isinstance(value, Mapping):
+            parts = (value.keys(), value.values())
         elif isinstance(value, list | tuple):
-            children = value
+            parts = (value,)
         else:
-            children = ()
-        if children and depth >= max_depth:
+            parts = ()
+        if parts and value and depth >= max_depth:
             raise error(f"{origin}: nested deeper than {max_depth} levels{where}; refusing it")
-        for child in children:
-            if type(child) in SCALAR_TYPES:
-                seen += 1
-            else:
-                stack.append((child, depth + 1))
+        for children in parts:  # a mapping's keys, then its values
+            for child in children:
+                if type(child) in scalar:
+                    seen += 1
+                else:
+                    stack.append((child, depth + 1))
         if seen > max_nodes:
             raise error(
                 f"{origin}: more than {max_nodes} values{where} (YAML aliases expanding like "

@@ -264,3 +264,74 @@ def test_a_file_of_many_documents_is_looked_at_once_for_aliases(
     docs = safe_load.load_yaml_all(text, "many.yaml", error=ReportError)
     assert docs == list(yaml.safe_load_all(text))
     assert asked == [1]
+
+
+def _bounds_reference(data: object, max_depth: int, max_nodes: int) -> str | None:
+    """`check_bounds` as first written (the fast one must refuse exactly the same data with
+    the same words); the refusal's message, or None."""
+    from collections.abc import Mapping
+
+    from bot.safe_load import SCALAR_TYPES
+
+    stack: list[tuple[object, int]] = [(data, 1)]
+    seen = 0
+    while stack:
+        value, depth = stack.pop()
+        seen += 1
+        if isinstance(value, Mapping):
+            children: object = [*value.keys(), *value.values()]
+        elif isinstance(value, list | tuple):
+            children = value
+        else:
+            children = ()
+        if children and depth >= max_depth:
+            return f"x: nested deeper than {max_depth} levels; refusing it"
+        for child in children:  # type: ignore[attr-defined]
+            if type(child) in SCALAR_TYPES:
+                seen += 1
+            else:
+                stack.append((child, depth + 1))
+        if seen > max_nodes:
+            return (
+                f"x: more than {max_nodes} values (YAML aliases expanding like "
+                "'billion laughs'?); refusing it"
+            )
+    return None
+
+
+def test_check_bounds_refuses_what_its_definition_refuses() -> None:
+    """Random nests of dicts, lists, tuples, a non-dict Mapping and non-core scalars (dates),
+    against random limits: refused or not, and with which words, as the definition says."""
+    import datetime
+    import random
+    from types import MappingProxyType
+
+    from bot.errors import RemedyError
+    from bot.safe_load import check_bounds
+
+    rng = random.Random(11)
+
+    def value(depth: int) -> object:
+        roll = rng.random()
+        if depth > 6 or roll < 0.4:
+            return rng.choice(["a", 1, None, 2.5, True, datetime.date(2020, 1, 1)])
+        items = [value(depth + 1) for _ in range(rng.randint(0, 4))]
+        if roll < 0.6:
+            return items
+        if roll < 0.7:
+            return tuple(items)
+        mapping = {f"k{n}": item for n, item in enumerate(items)}
+        return MappingProxyType(mapping) if roll < 0.75 else mapping
+
+    outcomes = set()
+    for _ in range(3000):
+        data, depth, nodes = value(0), rng.randint(1, 8), rng.randint(1, 60)
+        expected = _bounds_reference(data, depth, nodes)
+        try:
+            check_bounds(data, "x", max_depth=depth, max_nodes=nodes)
+            got = None
+        except RemedyError as exc:
+            got = str(exc)
+        assert got == expected, (data, depth, nodes)
+        outcomes.add(None if got is None else "deeper" in got)
+    assert len(outcomes) == 3  # accepted, too deep and too many all happen
