@@ -41,6 +41,9 @@ _CONTAINER = re.compile(
 )
 _DOC_INDEX = re.compile(r"^(?P<path>.*):(?P<index>\d+)$")
 _PATH_SEGMENT = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
+_SHARED_UP_TO = 256
+"""Paths and values up to this long are memoised as a report is read (every resource repeats
+the same few); longer ones (a hostile report's) are never kept once it is read."""
 
 
 # --------------------------------------------------------------------------- raw payload
@@ -193,16 +196,24 @@ def _source_hint(resource: _Resource | None) -> SourceHint:
 def _walk(obj: Any, path: str) -> Any:
     """Follow a Kubescape path (``spec.template.spec.containers[0]``) into an object."""
     node = obj
-    for key, index in _PATH_SEGMENT.findall(path):
+    for key, index in _segments(path) if len(path) <= _SHARED_UP_TO else _segments_of(path):
         if key:
-            if not isinstance(node, Mapping) or key not in node:
+            if not (type(node) is dict or isinstance(node, Mapping)) or key not in node:
                 return None
             node = node[key]
         else:
-            if not isinstance(node, list) or int(index) >= len(node):
+            if not isinstance(node, list) or index >= len(node):
                 return None
-            node = node[int(index)]
+            node = node[index]
     return node
+
+
+def _segments_of(path: str) -> tuple[tuple[str, int], ...]:
+    """A Kubescape path's keys (index 0) and indexes (key '')."""
+    return tuple((key, int(index) if index else 0) for key, index in _PATH_SEGMENT.findall(path))
+
+
+_segments = lru_cache(maxsize=4096)(_segments_of)
 
 
 _POD_SPEC_KEYS = frozenset({"spec", "template", "jobTemplate"})
@@ -280,8 +291,6 @@ def _new_hint(kind: str, path: str, value: str | None, placeholder: bool) -> Fix
     return FixHint(kind=kind, path=path, value=value, placeholder=placeholder)  # type: ignore[arg-type]
 
 
-_SHARED_UP_TO = 256
-"""Longer paths and values (a hostile report's) are never kept once the report is read."""
 _shared_hint = lru_cache(maxsize=4096)(_new_hint)
 
 
