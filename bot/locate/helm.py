@@ -124,7 +124,7 @@ CONFIRM_LEAVES: tuple[YamlPath, ...] = (
     ("runAsUser",),
     ("runAsGroup",),
     ("privileged",),
-    ("seccompProfile", "type"),
+    ("seccompProfile",),
     ("capabilities", "drop"),
     ("limits", "cpu"),
     ("limits", "memory"),
@@ -276,6 +276,7 @@ class HelmIndex:
                 user,
                 effective,
                 confirmations={} if base is None else base.confirmations,
+                confirmed_together=set() if base is None else base.confirmed_together,
                 seed=base,
                 copies=self.copies,
             )
@@ -570,6 +571,12 @@ def _fixer_named(path: YamlPath) -> bool:
     return any("securitycontext" in str(s).lower() or "resources" in str(s).lower() for s in path)
 
 
+def _nested(one: YamlPath, other: YamlPath) -> bool:
+    """Whether one of two values paths holds the other (or they are the same)."""
+    n = min(len(one), len(other))
+    return one[:n] == other[:n]
+
+
 def _set_in(values: dict[str, Any], path: YamlPath, extra: Mapping[Any, Any]) -> None:
     node: dict[Any, Any] = values
     for step in path:
@@ -633,6 +640,8 @@ class Probes:
     _found: dict[DocId, dict[YamlPath, YamlPath]] | None = None
     switches: set[YamlPath] = field(default_factory=set)
     confirmations: dict[tuple[Any, ...], bool] = field(default_factory=dict)
+    confirmed_together: set[DocId] = field(default_factory=set)
+    """Resources whose mappings were confirmed in one render (`ValuesMap._confirm_together`)."""
     _refs: list[YamlPath] | None = None
     _rest: list[YamlPath] = field(default_factory=list)
     seed: Probes | None = None
@@ -904,6 +913,11 @@ class ValuesMap:
 
         if key(suffix) in answers:
             return answers[key(suffix)]
+        if ident not in self.probes.confirmed_together:
+            self.probes.confirmed_together.add(ident)
+            self._confirm_together()
+            if key(suffix) in answers:
+                return answers[key(suffix)]
         n = len(suffix)
         batch = [
             suffix,
@@ -925,6 +939,50 @@ class ValuesMap:
             for n, leaf in enumerate(batch):
                 answers[key(leaf)] = lookup(document, (*where, *leaf)) == f"{PROBE}confirm{n}"
         return answers[key(suffix)]
+
+    def _confirm_together(self) -> None:
+        """The fields fixers set under every securityContext or resources mapping of the
+        resource confirmed in one render, each with a marker of its own (a pod with several
+        containers otherwise costs a render per mapping). Only the markers that land are
+        answers: one that does not may have lost to another mapping's (a template merging
+        two), so its mapping's own batch asks again."""
+        ident = self.doc.ident
+        answers = self.probes.confirmations
+        pairs = sorted(
+            (where, base)
+            for where, base in self.probes.found(ident).items()
+            if base and _fixer_named(base)
+        )
+        if len(pairs) < 2:
+            return  # one mapping: its own batch is the same render
+        markers: dict[YamlPath, str] = {}
+        checks: list[tuple[tuple[Any, ...], YamlPath, str]] = []
+        for where, base in pairs:
+            for leaf in CONFIRM_LEAVES:
+                question = (ident, where, base, leaf)
+                path = (*base, *leaf)
+                if question in answers:
+                    continue
+                if path not in markers:
+                    if any(_nested(path, other) for other in markers):
+                        continue  # one value cannot be a marker and hold one
+                    markers[path] = f"{PROBE}together{len(markers)}"
+                checks.append((question, (*where, *leaf), markers[path]))
+        values = copy.deepcopy(self.user)
+        for path, marker in markers.items():
+            _set_in(values, path[:-1], {path[-1]: marker})
+        for _, base in pairs:
+            for switch in self.switches_for(base):
+                _set_in(values, switch, {"enabled": True})
+        document = self._render_doc(values)
+        if document is None:
+            return
+        for question, rendered, marker in checks:
+            if lookup(document, rendered) == marker:
+                answers[question] = True
+                if question[3] == ("capabilities", "drop"):
+                    # A map set there reaches the rendered map (the drop list fixers write).
+                    answers[(*question[:3], ("capabilities",))] = True
 
     def _confirmed(self, values_path: YamlPath, rendered: YamlPath) -> bool:
         """Render with a marker at ``values_path``: False when the chart renders but the marker

@@ -1,0 +1,124 @@
+"""Helm probes that answer several questions per render: the answers are those of asking one
+question per render, with fewer renders."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from bot.locate import helm_render
+from bot.locate.helm import ValuesMap
+from tests.helm.helpers import finding_for, locate
+
+POD = ("spec", "template", "spec")
+FIELDS = (
+    ("securityContext", "runAsNonRoot"),
+    ("securityContext", "allowPrivilegeEscalation"),
+    ("securityContext", "seccompProfile"),
+    ("securityContext", "capabilities"),
+    ("securityContext", "capabilities", "drop"),
+    ("resources", "limits", "memory"),
+    ("resources", "requests", "cpu"),
+)
+
+
+@pytest.fixture
+def renders(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[int]]:
+    """A count of the chart renders made while the test runs."""
+    count = [0]
+    real = helm_render.SdkRenderer.render
+
+    def counted(self: helm_render.SdkRenderer, *args: object) -> dict[str, str]:
+        count[0] += 1
+        return real(self, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(helm_render.SdkRenderer, "render", counted)
+    yield count
+
+
+def _chart(root: Path, name: str, values: str, pod: str) -> Path:
+    chart = root / name
+    (chart / "templates").mkdir(parents=True)
+    (chart / "Chart.yaml").write_text(f"apiVersion: v2\nname: {name}\nversion: 0.1.0\n")
+    (chart / "values.yaml").write_text(values)
+    (chart / "templates" / "deployment.yaml").write_text(
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: {{ .Release.Name }}\n"
+        "spec:\n  template:\n    spec:\n" + pod
+    )
+    return chart
+
+
+def _two_containers(root: Path, merged: bool = False) -> Path:
+    """A pod whose two containers each have their own securityContext and resources keys;
+    ``merged``: the sidecar's securityContext is the app's merged over its own."""
+    sidecar_context = (
+        "merge (deepCopy .Values.app.securityContext) .Values.sidecar.securityContext"
+        if merged
+        else ".Values.sidecar.securityContext"
+    )
+    return _chart(
+        root,
+        "pair",
+        "podSecurityContext: {}\n"
+        "app:\n  securityContext: {runAsUser: 1000}\n  resources: {}\n"
+        "sidecar:\n  securityContext: {}\n  resources: {}\n",
+        "      securityContext: {{- toYaml .Values.podSecurityContext | nindent 8 }}\n"
+        "      containers:\n"
+        "        - name: app\n          image: app:1\n"
+        "          securityContext: {{- toYaml .Values.app.securityContext | nindent 12 }}\n"
+        "          resources: {{- toYaml .Values.app.resources | nindent 12 }}\n"
+        "        - name: sidecar\n          image: sidecar:1\n"
+        f"          securityContext: {{{{- toYaml ({sidecar_context}) | nindent 12 }}}}\n"
+        "          resources: {{- toYaml .Values.sidecar.resources | nindent 12 }}\n",
+    )
+
+
+def _answers(repo: Path) -> dict[tuple[object, ...], object]:
+    """Where every field of every container (and the pod's seccompProfile) is set."""
+    view = locate(repo, finding_for("C-0016", "Deployment", "pair", None, "pair")).view
+    out: dict[tuple[object, ...], object] = {}
+    for n, container in enumerate(view.containers):
+        for fields in FIELDS:
+            out[(n, *fields)] = container.path(*fields)
+    out[("pod", "seccompProfile")] = view.path("securityContext", "seccompProfile")
+    return out
+
+
+def _one_mapping_at_a_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(ValuesMap, "_confirm_together", lambda self: None)
+
+
+@pytest.mark.parametrize("merged", [False, True], ids=["own-keys", "merged-keys"])
+def test_every_mapping_of_a_pod_is_confirmed_in_one_render(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, renders: list[int], merged: bool
+) -> None:
+    """Five mappings (the pod's, two per container) cost one confirming render, not five; a
+    template merging two mappings makes one marker lose to the other, and that mapping is
+    asked again on its own: the answers are those of one render per mapping either way."""
+    _two_containers(tmp_path / "together", merged)
+    _two_containers(tmp_path / "apart", merged)
+    start = renders[0]
+    together = _answers(tmp_path / "together")
+    together_renders = renders[0] - start
+    _one_mapping_at_a_time(monkeypatch)
+    start = renders[0]
+    apart = _answers(tmp_path / "apart")
+    apart_renders = renders[0] - start
+    assert together == apart
+    assert together[(0, "securityContext", "runAsNonRoot")] == (
+        "app",
+        "securityContext",
+        "runAsNonRoot",
+    )
+    assert together[(1, "resources", "limits", "memory")] == (
+        "sidecar",
+        "resources",
+        "limits",
+        "memory",
+    )
+    assert together[("pod", "seccompProfile")] == ("podSecurityContext", "seccompProfile")
+    assert together_renders < apart_renders
+    if not merged:
+        assert apart_renders - together_renders >= 3
