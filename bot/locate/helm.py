@@ -1042,12 +1042,36 @@ class ValuesMap:
                     return paths[flips.index(landed)] if landed in flips else None
                 if landed != (not current):
                     return None
+        if boolean:
+            return self._first_flipping(paths, rendered, current)
         for path in paths:
-            flipped: Any = (not current) if boolean else f"{PROBE}scalar"
+            flipped: Any = f"{PROBE}scalar"
             document = self._render_doc(self._with_each([path], [flipped]))
             if document is not None and lookup(document, rendered) == flipped:
                 return path
         return None
+
+    def _first_flipping(
+        self, paths: Sequence[YamlPath], rendered: YamlPath, current: bool
+    ) -> YamlPath | None:
+        """The first of ``paths`` that flips the boolean at ``rendered`` when flipped alone,
+        found by halves: a half whose keys, flipped together, leave the field as it is holds
+        none (a field one key flips, flips with more keys flipped too). A half that does not
+        render is searched all the same."""
+        flipped = not current
+        if len(paths) <= 1:
+            for path in paths:
+                document = self._render_doc(self._with_each([path], [flipped]))
+                if document is not None and lookup(document, rendered) == flipped:
+                    return path
+            return None
+        left = paths[: len(paths) // 2]
+        document = self._render_doc(self._with_each(left, [flipped] * len(left)))
+        if document is None or lookup(document, rendered) == flipped:
+            found = self._first_flipping(left, rendered, current)
+            if found is not None:
+                return found
+        return self._first_flipping(paths[len(left) :], rendered, current)
 
     def switches_for(self, values_path: YamlPath) -> list[YamlPath]:
         return [p for p in self.probes.switches if values_path[: len(p)] == p]

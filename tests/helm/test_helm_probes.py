@@ -3,12 +3,12 @@ question per render, with fewer renders."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-from bot.locate import helm_render
+from bot.locate import helm, helm_render
 from bot.locate.helm import ValuesMap
 from tests.helm.helpers import finding_for, locate
 
@@ -122,3 +122,80 @@ def test_every_mapping_of_a_pod_is_confirmed_in_one_render(
     assert together_renders < apart_renders
     if not merged:
         assert apart_renders - together_renders >= 3
+
+
+def _components(root: Path, template: str) -> Path:
+    """Nine components with an ``automountServiceAccountToken`` key each (all true); the
+    deployment's field is rendered by ``template``."""
+    values = "".join(f"c{n}:\n  automountServiceAccountToken: true\n" for n in range(9))
+    return _chart(
+        root,
+        "pair",
+        values,
+        f"      automountServiceAccountToken: {template}\n"
+        "      containers:\n        - name: app\n          image: app:1\n",
+    )
+
+
+def _sequential(vmap: ValuesMap, paths: list, rendered: tuple, current: bool) -> object:
+    """The reference: each candidate flipped alone, in order."""
+    for path in paths:
+        document = vmap._render_doc(vmap._with_each([path], [not current]))
+        if document is not None and helm.lookup(document, rendered) == (not current):
+            return path
+    return None
+
+
+@pytest.mark.parametrize(
+    ("template", "expected"),
+    [
+        ("{{ .Values.c7.automountServiceAccountToken }}", ("c7", "automountServiceAccountToken")),
+        ("{{ .Values.c0.automountServiceAccountToken }}", ("c0", "automountServiceAccountToken")),
+        (
+            "{{ and .Values.c5.automountServiceAccountToken .Values.c2.automountServiceAccountToken }}",
+            ("c2", "automountServiceAccountToken"),
+        ),
+        (
+            "{{ or .Values.c5.automountServiceAccountToken .Values.c2.automountServiceAccountToken }}",
+            # No key flips it alone; a string marker shows the key it reads first.
+            ("c5", "automountServiceAccountToken"),
+        ),
+    ],
+    ids=["one-key", "the-first-key", "and-of-two", "or-of-two"],
+)
+def test_a_boolean_key_is_found_by_halves(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    renders: list[int],
+    template: str,
+    expected: tuple[str, ...] | None,
+) -> None:
+    """Of nine same-named boolean keys, the one that flips the field alone is found by
+    flipping halves (a few renders, not one per key), and it is the first one that does, as
+    flipping them one by one in order finds."""
+    _components(tmp_path / "halves", template)
+    _components(tmp_path / "one-by-one", template)
+    rendered = (*POD, "automountServiceAccountToken")
+    start = renders[0]
+    view = locate(tmp_path / "halves", finding_for("C-0034", "Deployment", "pair", None, "pair"))
+    after_locate = renders[0]
+    halves = view.view.mapping.values_path(rendered)
+    by_halves = renders[0] - after_locate
+    assert after_locate > start
+
+    def sequential(self: ValuesMap, paths: list, field: tuple, current: bool) -> object:
+        return _sequential(self, paths, field, current)
+
+    flipping: Callable[..., object] = sequential
+    monkeypatch.setattr(ValuesMap, "_first_flipping", flipping)
+    other = locate(
+        tmp_path / "one-by-one", finding_for("C-0034", "Deployment", "pair", None, "pair")
+    )
+    after_locate = renders[0]
+    one_by_one = other.view.mapping.values_path(rendered)
+    assert halves == one_by_one == expected
+    if not template.startswith("{{ or"):
+        # Halving costs about log2(9) renders wherever the key is; one by one, its position.
+        assert by_halves <= 5
+    if expected == ("c7", "automountServiceAccountToken"):
+        assert by_halves < renders[0] - after_locate
