@@ -730,26 +730,38 @@ class Probes:
         return self._found.get(doc, {})
 
     def _probe(self, paths: list[YamlPath], enable: bool) -> None:
+        """Markers under ``paths`` in one render: maps (templates ranging over maps of maps);
+        where one breaks a template, text (templates printing each value of a map of
+        strings); where that breaks one too, halves of ``paths`` with maps."""
+        if not self._probe_with(paths, enable, {}) and not self._probe_with(paths, enable, PROBE):
+            self._probe_halves(paths, enable)
+
+    def _probe_halves(self, paths: list[YamlPath], enable: bool) -> None:
+        # (A batch that broke a render is remembered failed by the cache, not rendered again.)
+        if not self._probe_with(paths, enable, {}) and len(paths) > 1:
+            half = len(paths) // 2
+            self._probe_halves(paths[:half], enable)
+            self._probe_halves(paths[half:], enable)
+
+    def _probe_with(self, paths: list[YamlPath], enable: bool, held: Any) -> bool:
+        """One render with a marker key holding ``held`` under each of ``paths``, its markers
+        recorded; False when the chart does not render with them."""
         if not paths:
-            return
+            return True
         assert self._found is not None
         values = copy.deepcopy(self.user)
         markers: dict[str, YamlPath] = {}
         for n, path in enumerate(paths):
             marker = f"{PROBE}{n}"
             markers[marker] = path
-            extra: dict[str, Any] = {marker: {}}  # a map: templates ranging over maps of maps
+            extra: dict[str, Any] = {marker: copy.copy(held)}
             if enable:
                 extra["enabled"] = True
             _set_in(values, path, extra)
         try:
             chart_dir, rendered = self._rendered(self._workload_copy(), values)
         except ChartError:
-            if len(paths) > 1:  # some key's type broke a template: split and retry
-                half = len(paths) // 2
-                self._probe(paths[:half], enable)
-                self._probe(paths[half:], enable)
-            return
+            return False
         for template in sorted(t for t, text in rendered.items() if PROBE in text):
             try:
                 docs = self.cache.docs(
@@ -769,6 +781,7 @@ class Probes:
                             found[place] = values_path
                             if enable:
                                 self.switches.add(values_path)
+        return True
 
     def references(self) -> list[YamlPath]:
         """Every ``.Values.a.b`` key path the chart's own templates read (static analysis)."""

@@ -199,3 +199,53 @@ def test_a_boolean_key_is_found_by_halves(
         assert by_halves <= 5
     if expected == ("c7", "automountServiceAccountToken"):
         assert by_halves < renders[0] - after_locate
+
+
+def _printed_maps(root: Path, name: str) -> Path:
+    """A chart that prints every value of two maps of strings through ``tpl`` (a map there
+    breaks the render) beside maps it renders whole."""
+    return _chart(
+        root,
+        name,
+        "podAnnotations: {}\npodLabels: {}\nnodeSelector: {}\naffinity: {}\n"
+        "tolerations: []\nsecurityContext: {}\nresources: {}\nextra:\n  a: {}\n  b: {}\n",
+        "      nodeSelector: {{- toYaml .Values.nodeSelector | nindent 8 }}\n"
+        "      affinity: {{- toYaml .Values.affinity | nindent 8 }}\n"
+        "      containers:\n        - name: app\n          image: app:1\n"
+        "          securityContext: {{- toYaml .Values.securityContext | nindent 12 }}\n"
+        "          resources: {{- toYaml .Values.resources | nindent 12 }}\n"
+        "          env:\n"
+        "            {{- range $k, $v := .Values.podAnnotations }}\n"
+        "            - name: {{ $k }}\n              value: {{ tpl $v $ | quote }}\n"
+        "            {{- end }}\n"
+        "            {{- range $k, $v := .Values.podLabels }}\n"
+        "            - name: {{ $k }}\n              value: {{ tpl $v $ | quote }}\n"
+        "            {{- end }}\n",
+    )
+
+
+def test_maps_a_template_prints_as_text_are_probed_with_text_markers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, renders: list[int]
+) -> None:
+    """Map markers break a template that prints each value of a map as text: the same
+    markers holding text render, in one more render instead of a split down to each key;
+    what is found is what the split finds."""
+
+    def found(name: str) -> tuple[dict, int]:
+        _printed_maps(tmp_path, name)
+        target = locate(tmp_path, finding_for("C-0016", "Deployment", name, None, name))
+        probes = target.view.mapping.probes
+        start = renders[0]
+        return dict(probes.found(target.view.mapping.doc.ident, everything=True)), (
+            renders[0] - start
+        )
+
+    with_text, text_renders = found("text")
+    monkeypatch.setattr(
+        helm.Probes, "_probe", lambda self, paths, enable: self._probe_halves(paths, enable)
+    )
+    halves, halves_renders = found("halves")
+    assert with_text == halves
+    assert with_text[(*POD, "nodeSelector")] == ("nodeSelector",)
+    assert with_text[(*POD, "containers", 0, "securityContext")] == ("securityContext",)
+    assert text_renders < halves_renders
