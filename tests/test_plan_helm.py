@@ -76,3 +76,28 @@ def test_chart_summary_in_remedy_plan(tmp_path: Path, capsys) -> None:  # type: 
     assert "C-0016" in row  # through values.yaml
     assert "C-0034" in row  # by exposing automountServiceAccountToken in the template
     assert "C-0260" in row  # by a new NetworkPolicy template behind networkPolicy.enabled
+
+
+def test_a_policy_template_travels_only_in_its_own_change_set(tmp_path: Path) -> None:
+    """The network-policy fix of a resource adds a template to the chart; the resource's other
+    change sets (planned on the same target afterwards) carry neither that template nor its
+    explanation: a merge request for image pulls must not add a NetworkPolicy."""
+    import helm_python
+
+    (tmp_path / "charts").mkdir()
+    helm_python.Chart.create("demo", str(tmp_path / "charts"))
+    ref = ResourceRef(api_version="apps/v1", kind="Deployment", namespace="default", name="demo")
+    findings = tuple(
+        Finding(control_id=control, resource=ref, source=SourceHint(chart_path="charts/demo"))
+        for control in ("C-0260", "C-0030", "C-0034", "C-9004", "C-0016", "C-0004")
+    )
+    plan = build_plan(Report("kubescape", "test", findings), tmp_path)
+    by_key = {cs.key: cs for cs in plan.change_sets}
+    policy = "charts/demo/templates/deployment-networkpolicy.yaml"
+    assert policy in {c.path for c in by_key["network-policy/charts-demo"].files}
+    others = [cs for key, cs in by_key.items() if not key.startswith("network-policy/")]
+    assert len(others) >= 3
+    for cs in others:
+        assert policy not in {c.path for c in cs.files}, cs.key
+        for fix in cs.fixes:
+            assert "NetworkPolicy" not in fix.location.why, (cs.key, fix.location.why)

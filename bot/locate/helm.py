@@ -1791,6 +1791,10 @@ class HelmTarget:
         return app.place(path, overlay, best[0], vendored, _depth)
 
     def _write(self, edits: Sequence[AnyEdit], overlay: FileOverlay) -> None:
+        # What a write adds besides values (a policy template, a switch turned on) is this
+        # write's own: the target serves every change set of its resource.
+        self._new_templates = {}
+        self._switch_why = ""
         groups: dict[tuple[str, int], list[Edit]] = {}
         post: list[Edit] = []
         whys: dict[str, str] = {}
