@@ -10,8 +10,8 @@ each in the same process, repeated:
   (a fresh locator each time: chart index, load, renders, probes, fixes, re-render, verify;
   values files parsed afresh, not taken from an earlier repeat's memo).
 
-Prints min / median of each side and the ratio of the minima (target: plan <= 10x one render,
-the helm-create demo chart's plan under 50 ms).
+Prints min / median of each side, the ratio of the minima (target: plan <= 10x one render,
+the helm-create demo chart's plan under 50 ms) and how many renders one plan makes.
 
 Run: ``.venv/bin/python -m bench.bench_helm [--repeats 5] [CHART ...]``
 """
@@ -24,6 +24,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from bot.locate.helm_render import parse_rendered
 from bot.plan import build_plan
@@ -85,6 +86,27 @@ def plan_once(chart: Path, findings: tuple[Finding, ...]) -> tuple[int, int]:
     return len(plan.fixed_findings), len(plan.unfixable)
 
 
+def renders_of_plan(chart: Path, findings: tuple[Finding, ...]) -> int:
+    """How many times one plan of ``chart`` runs Helm's engine (a count that does not drift
+    with the machine's load, unlike the times)."""
+    from bot.locate import helm_render
+
+    real = helm_render.SdkRenderer.render
+    count = 0
+
+    def counted(self: helm_render.SdkRenderer, *args: Any) -> dict[str, str]:
+        nonlocal count
+        count += 1
+        return real(self, *args)
+
+    helm_render.SdkRenderer.render = counted  # type: ignore[method-assign,assignment]
+    try:
+        plan_once(chart, findings)
+    finally:
+        helm_render.SdkRenderer.render = real  # type: ignore[method-assign]
+    return count
+
+
 def timed(fn: Callable[[], object]) -> float:
     start = time.perf_counter()
     fn()
@@ -103,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"load average at start: {load_average()}")
     print(
         f"{'chart':<22} {'findings':>8} {'fixed':>5} {'render min/med ms':>18} "
-        f"{'plan min/med ms':>18} {'ratio':>6}"
+        f"{'plan min/med ms':>18} {'ratio':>6} {'renders':>7}"
     )
     for name in names:
         chart = CORPUS / name
@@ -120,7 +142,8 @@ def main(argv: list[str] | None = None) -> int:
         p_min, p_med = min(plans) * 1e3, statistics.median(plans) * 1e3
         print(
             f"{name:<22} {len(findings):>8} {fixed[0]:>5} {r_min:>8.0f} / {r_med:<8.0f} "
-            f"{p_min:>8.0f} / {p_med:<8.0f} {p_min / r_min:>6.1f}x",
+            f"{p_min:>8.0f} / {p_med:<8.0f} {p_min / r_min:>6.1f}x "
+            f"{renders_of_plan(chart, findings):>7}",
             flush=True,
         )
     print(f"load average at end: {load_average()}")
