@@ -47,7 +47,7 @@ from fixers.model import (
 from fixers.policy import FixContext
 from fixers.registry import all_fixers, fixer_for, run_fixer
 from fixers.runtime_evidence import WorkloadRuntime, alert_summary
-from fixers.view import WORKLOAD_KINDS, PodView
+from fixers.view import WORKLOAD_KINDS, Pods, PodView
 
 Progress = Callable[[int, int], None]
 """Told (findings settled, findings in all) as a plan goes: a finding is settled when it is
@@ -924,6 +924,7 @@ def _context(
         policy=config.policy,
         location_kind=target.location.kind,
         network_policies=_network_policies(target, overlay, locator) if policies else (),
+        workloads=_workloads(target, overlay, locator) if policies else (),
         location_path=target.location.path,
         intent=intent,
         runtime=runtime,
@@ -944,6 +945,20 @@ def _network_policies(
                 continue
             found += [d for d in docs if isinstance(d, dict) and d.get("kind") == "NetworkPolicy"]
     rendered = getattr(target, "network_policies", None)  # a chart's own NetworkPolicies
+    if callable(rendered):
+        found += rendered(overlay)
+    return tuple(found)
+
+
+def _workloads(target: Target, overlay: FileOverlay, locator: Locator) -> tuple[Pods, ...]:
+    """The pods of the repository's workloads and of those the target's kustomize overlay
+    renders: what a NetworkPolicy written as a fixer proposes it may select. None for a
+    chart, which gets its policy its own way (its switch, or a template whose selector
+    `HelmTarget` checks against the chart's workloads)."""
+    if target.location.kind.startswith("helm"):
+        return ()
+    found = list(locator.manifests.workloads)
+    rendered = getattr(target, "workloads", None)
     if callable(rendered):
         found += rendered(overlay)
     return tuple(found)

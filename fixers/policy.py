@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from fixers.intent import WorkloadIntent
 from fixers.runtime_evidence import WorkloadRuntime
+from fixers.view import Pods
 
 BUILT_IN = "built-in default"
 """The source named for a value nobody configured."""
@@ -69,6 +70,10 @@ class FixContext(BaseModel):
     """'manifest' or 'helm-values': fixers word their notes accordingly."""
     network_policies: tuple[Mapping[str, Any], ...] = ()
     """NetworkPolicy documents that exist (or are being added) in the workload's namespace."""
+    workloads: tuple[Pods, ...] = ()
+    """The pods of the workloads a new NetworkPolicy written as proposed could select besides
+    the target's (gathered with ``network_policies``; none where the location writes
+    policies its own way, as a chart does)."""
     location_path: str = ""
     """Repository-relative file the edits go to: values derived from the workload name it."""
     intent: WorkloadIntent | None = None

@@ -273,6 +273,56 @@ def label_selector_matches(selector: Any, labels: Mapping[str, str]) -> bool:
     return True
 
 
+@dataclass(frozen=True)
+class Pods:
+    """The pods one workload runs, as a NetworkPolicy's podSelector sees them."""
+
+    kind: str
+    name: str
+    namespace: str | None
+    labels: tuple[tuple[str, str], ...]
+
+    @classmethod
+    def of(cls, document: Mapping[str, Any], namespace: str | None = None) -> Pods | None:
+        """The pods of a workload ``document`` (None for another kind); ``namespace``: where
+        it is deployed when the document names none."""
+        kind = document.get("kind")
+        if not isinstance(kind, str) or kind not in POD_SPEC_PATHS:
+            return None
+        path = POD_SPEC_PATHS[kind]
+        meta = document.get("metadata")
+        meta = meta if isinstance(meta, Mapping) else {}
+        labels = lookup(document, (*path[:-1], "metadata", "labels"), {})
+        labels = labels if isinstance(labels, Mapping) else {}
+        return cls(
+            kind,
+            str(meta.get("name", "")),
+            str(meta["namespace"]) if meta.get("namespace") else namespace,
+            tuple(sorted((str(k), str(v)) for k, v in labels.items())),
+        )
+
+
+def other_pods_selected(
+    selector: Mapping[str, str],
+    namespace: str | None,
+    pods: Sequence[Pods],
+    kind: str,
+    name: str,
+) -> list[str]:
+    """The workloads other than ``kind``/``name`` in ``namespace`` (unset: ``default``) whose
+    pods a podSelector of ``selector`` (matchLabels) selects, as ``Kind/name``."""
+    wanted = selector.items()
+    return sorted(
+        {
+            f"{p.kind}/{p.name}"
+            for p in pods
+            if (p.kind, p.name) != (kind, name)
+            and (p.namespace or "default") == (namespace or "default")
+            and wanted <= dict(p.labels).items()
+        }
+    )
+
+
 def policies_selecting(
     policies: Sequence[Mapping[str, Any]], labels: Mapping[str, str], namespace: str | None
 ) -> list[str]:

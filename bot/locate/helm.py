@@ -88,8 +88,10 @@ from fixers.view import (
     WORKLOAD_KINDS,
     FieldNotExposed,
     ManifestPodView,
+    Pods,
     PodView,
     lookup,
+    other_pods_selected,
     policies_selecting,
 )
 
@@ -1445,6 +1447,22 @@ class HelmTarget:
                 out.append({**doc.document, "metadata": meta})
         return out
 
+    def workloads(self, overlay: FileOverlay) -> list[Pods]:
+        """The pods of the workloads the deployment renders with the overlay, but its chart's
+        tests (``helm test`` runs them for a moment; a policy selecting them too breaks no
+        workload)."""
+        try:
+            docs = self.render_all(overlay)
+        except RemedyError:
+            return []
+        return [
+            pods
+            for doc in docs
+            if doc.kind in WORKLOAD_KINDS
+            and not is_test_hook(doc)
+            and (pods := Pods.of(doc.document, self.deployment.namespace)) is not None
+        ]
+
     def _switch_for(self, edit: CreateManifest, overlay: FileOverlay) -> Edit:
         """A chart cannot take a new manifest through values; an existing switch that renders
         one selecting this pod (``networkPolicy.enabled``, ``networkPolicies.create`` ...) can.
@@ -1615,6 +1633,19 @@ class HelmTarget:
         if self.doc.kind != "Pod" and isinstance(selector, Mapping) and selector:
             # The controller's own selector: stable across upgrades (no chart version label).
             spec["podSelector"] = {"matchLabels": dict(selector)}
+        others = other_pods_selected(
+            spec["podSelector"].get("matchLabels") or {},
+            self.view.namespace,
+            self.workloads(overlay),
+            self.doc.kind,
+            self.doc.name,
+        )
+        if others:
+            raise ChartError(
+                f"a new manifest ({edit.name}) would select the pods of {', '.join(others)} "
+                "too (they share its labels) and cut their traffic; give this workload's pods "
+                "a label of their own first"
+            )
         release, token = dep.release, "__kr_release__"
         labels = dict(spec["podSelector"].get("matchLabels") or {})
         moved, renamed = self._release_dependent(labels, overlay)

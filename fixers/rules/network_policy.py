@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from fixers.base import Fixer
 from fixers.model import AlreadyCompliant, CreateManifest, Fixed, NeedsHuman, Result, Risk
 from fixers.runtime_evidence import ObservedPolicy, observed_policy
-from fixers.view import PodView, policies_selecting
+from fixers.view import PodView, other_pods_selected, policies_selecting
 
 if TYPE_CHECKING:
     from fixers.model import Finding
@@ -104,6 +104,15 @@ class NetworkPolicy(Fixer):
         if view.get("hostNetwork") is True:
             return NeedsHuman(
                 "the pod uses hostNetwork, which NetworkPolicies do not apply to; fix C-0041 first"
+            )
+        others = other_pods_selected(
+            view.labels, view.namespace, ctx.workloads, view.kind, view.name
+        )
+        if others:
+            return NeedsHuman(
+                f"a NetworkPolicy selecting this pod's labels would also select the pods of "
+                f"{', '.join(others)} and cut their traffic too; give this pod a label of its "
+                "own first"
             )
         observed = observed_policy(ctx.runtime) if ctx.runtime is not None else None
         if observed is not None:

@@ -1,0 +1,134 @@
+"""A new NetworkPolicy must not select another workload's pods: its deny-by-default rules
+would cut that workload's traffic, whose owners never asked for it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from bot.plan import build_plan
+from bot.sources.base import Report
+from fixers.edits import load_documents
+from fixers.model import Finding, ResourceRef, SourceHint
+from fixers.view import Pods, other_pods_selected
+
+
+def _deployment(name: str, labels: dict[str, str], namespace: str | None = None) -> str:
+    meta = f"  name: {name}\n" + (f"  namespace: {namespace}\n" if namespace else "")
+    label_lines = "".join(f"        {k}: {v}\n" for k, v in labels.items())
+    return (
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n"
+        + meta
+        + "spec:\n  selector:\n    matchLabels:\n      app: web\n  template:\n    metadata:\n"
+        "      labels:\n" + label_lines + "    spec:\n      containers:\n"
+        f"        - name: {name}\n          image: nginx:1.27\n"
+        "          ports:\n            - containerPort: 8080\n"
+    )
+
+
+def _policy_finding(name: str, namespace: str | None = None) -> Finding:
+    return Finding(
+        control_id="C-0260",
+        resource=ResourceRef(
+            api_version="apps/v1", kind="Deployment", name=name, namespace=namespace
+        ),
+    )
+
+
+def test_a_policy_that_would_select_another_workloads_pods_is_declined(tmp_path: Path) -> None:
+    """``web``'s pods are labelled app=web; so are ``web-canary``'s (with track=canary too).
+    A policy for web would select the canary's pods as well: declined, naming them. The
+    canary's own labels select only its pods: its policy is proposed."""
+    (tmp_path / "web.yaml").write_text(_deployment("web", {"app": "web"}))
+    (tmp_path / "canary.yaml").write_text(
+        _deployment("web-canary", {"app": "web", "track": "canary"})
+    )
+    findings = (_policy_finding("web"), _policy_finding("web-canary"))
+    plan = build_plan(Report("kubescape", "test", findings), tmp_path)
+    (refused,) = [u for u in plan.unfixable if u.finding.resource.name == "web"]
+    assert "Deployment/web-canary" in refused.reason
+    assert refused.category == "needs-human"
+    (policy,) = [cs for cs in plan.change_sets if cs.key.startswith("network-policy/")]
+    document = load_documents(policy.files[0].after)[0]
+    assert document["spec"]["podSelector"] == {"matchLabels": {"app": "web", "track": "canary"}}
+
+
+def test_workloads_in_other_namespaces_are_not_in_the_way(tmp_path: Path) -> None:
+    (tmp_path / "web.yaml").write_text(_deployment("web", {"app": "web"}, "shop"))
+    (tmp_path / "other.yaml").write_text(_deployment("web", {"app": "web"}, "blog"))
+    plan = build_plan(Report("kubescape", "test", (_policy_finding("web", "shop"),)), tmp_path)
+    assert [cs.key for cs in plan.change_sets if cs.key.startswith("network-policy/")]
+    assert not plan.unfixable
+
+
+def test_a_chart_test_pod_sharing_the_apps_labels_gets_no_policy(tmp_path: Path) -> None:
+    """``helm create``'s test pod carries the chart's full labels, as the Deployment's pods
+    do: a policy for the test pod (ingress closed, egress DNS only) would cut the app's
+    traffic. The Deployment's own policy may select the test pod: a test runs for a moment
+    under ``helm test`` and is no workload."""
+    import helm_python
+
+    (tmp_path / "charts").mkdir()
+    helm_python.Chart.create("demo", str(tmp_path / "charts"))
+    source = SourceHint(chart_path="charts/demo")
+    findings = (
+        Finding(
+            control_id="C-0260",
+            resource=ResourceRef(kind="Pod", name="demo-test-connection", namespace="default"),
+            source=source,
+        ),
+        Finding(
+            control_id="C-0260",
+            resource=ResourceRef(kind="Deployment", name="demo", namespace="default"),
+            source=source,
+        ),
+    )
+    test_pod, deployment = findings
+    plan = build_plan(Report("kubescape", "test", (test_pod,)), tmp_path)
+    (refused,) = plan.unfixable
+    assert "Deployment/demo" in refused.reason
+    assert not plan.change_sets
+    plan = build_plan(Report("kubescape", "test", (deployment,)), tmp_path)
+    (policy,) = plan.change_sets
+    assert "charts/demo/templates/deployment-networkpolicy.yaml" in {c.path for c in policy.files}
+    # Planned together, the Deployment's policy selects the test pod as well: one change set.
+    plan = build_plan(Report("kubescape", "test", findings), tmp_path)
+    (policy,) = plan.change_sets
+    assert {f.finding.resource.kind for f in policy.fixes} == {"Deployment", "Pod"}
+
+
+def test_other_pods_selected() -> None:
+    web = Pods.of(
+        {
+            "kind": "Deployment",
+            "metadata": {"name": "web"},
+            "spec": {"template": {"metadata": {"labels": {"app": "web"}}}},
+        }
+    )
+    job = Pods.of(
+        {
+            "kind": "CronJob",
+            "metadata": {"name": "report", "namespace": "default"},
+            "spec": {
+                "jobTemplate": {
+                    "spec": {"template": {"metadata": {"labels": {"app": "web", "job": "1"}}}}
+                }
+            },
+        }
+    )
+    assert web is not None and job is not None
+    assert Pods.of({"kind": "Service", "metadata": {"name": "web"}}) is None
+    assert job.labels == (("app", "web"), ("job", "1"))
+    pods = [web, job]
+    # A namespace left unset is the default one; the workload itself is never in the way.
+    assert other_pods_selected({"app": "web"}, None, pods, "Deployment", "web") == [
+        "CronJob/report"
+    ]
+    assert other_pods_selected({"app": "web"}, "default", pods, "CronJob", "report") == [
+        "Deployment/web"
+    ]
+    assert other_pods_selected({"app": "web", "job": "1"}, None, pods, "Deployment", "x") == [
+        "CronJob/report"
+    ]
+    assert other_pods_selected({"app": "web"}, "shop", pods, "Deployment", "x") == []
+    # An empty selector selects every pod of the namespace.
+    assert other_pods_selected({}, None, pods, "Pod", "x") == ["CronJob/report", "Deployment/web"]
