@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from bot.plan import build_plan
 from bot.sources.base import Report
 from fixers.edits import load_documents
@@ -132,3 +134,28 @@ def test_other_pods_selected() -> None:
     assert other_pods_selected({"app": "web"}, "shop", pods, "Deployment", "x") == []
     # An empty selector selects every pod of the namespace.
     assert other_pods_selected({}, None, pods, "Pod", "x") == ["CronJob/report", "Deployment/web"]
+
+
+def test_an_overlays_other_workloads_are_in_the_way(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A kustomize overlay puts the base's two Deployments in its namespace: the one whose
+    labels the other's pods share gets no policy there."""
+    monkeypatch.setenv("REMEDY_KUSTOMIZE_ENGINE", "reader")
+    base, overlay = tmp_path / "base", tmp_path / "overlays" / "staging"
+    base.mkdir()
+    overlay.mkdir(parents=True)
+    (base / "web.yaml").write_text(_deployment("web", {"app": "web"}))
+    (base / "canary.yaml").write_text(_deployment("web-canary", {"app": "web", "track": "b"}))
+    (base / "kustomization.yaml").write_text("resources: [web.yaml, canary.yaml]\n")
+    (overlay / "kustomization.yaml").write_text("namespace: staging\nresources: [../../base]\n")
+    finding = Finding(
+        control_id="C-0260",
+        resource=ResourceRef(
+            api_version="apps/v1", kind="Deployment", name="web", namespace="staging"
+        ),
+        source=SourceHint(path="overlays/staging"),
+    )
+    plan = build_plan(Report("checkov", "test", (finding,)), tmp_path)
+    (refused,) = plan.unfixable
+    assert "Deployment/web-canary" in refused.reason, refused.reason
