@@ -643,7 +643,7 @@ def decline(intent: WorkloadIntent, view: PodView, finding: Finding) -> Decline 
                     tuple(dict.fromkeys(found)),
                 )
         return None
-    if control == "C-0013":
+    if control in ("C-0013", "C-9003"):  # a user id of 10000 or more is no root either
         chosen = [c for c in containers if _runs_as_root(view, c)]
         found = _needs(intent, "root", chosen) if chosen else []
         if found:

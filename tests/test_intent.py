@@ -84,6 +84,45 @@ def test_kube_bench_keeps_host_pid_and_root() -> None:
         assert any(e.reference.startswith("https://") for e in found.evidence)
 
 
+FLUENT_BIT = """\
+apiVersion: apps/v1
+kind: DaemonSet
+metadata:
+  name: fluent-bit
+spec:
+  template:
+    spec:
+      containers:
+        - name: fluent-bit
+          image: cr.fluentbit.io/fluent/fluent-bit:3.2.2
+          volumeMounts:
+            - {name: varlog, mountPath: /var/log}
+      volumes:
+        - name: varlog
+          hostPath: {path: /var/log}
+"""
+
+
+def test_a_log_shipper_that_tails_the_nodes_logs_keeps_root() -> None:
+    """Fluent Bit reads the root-owned files of /var/log/pods and keeps its tail database
+    in /var/log: neither the non-root fix nor a high user id (no root either) is proposed."""
+    view = _view(FLUENT_BIT)
+    intent = classify(view)
+    for control in ("C-0013", "C-9003"):
+        found = decline(intent, view, _finding(control, "DaemonSet", "fluent-bit", "fb.yaml"))
+        assert found is not None and "must run as root" in found.reason, control
+        assert "fluent/fluent-bit#3056" in found.reason
+    # A high user id for a container that already runs as another user is no root matter.
+    other = _view(
+        FLUENT_BIT.replace(
+            "      containers:", "      securityContext: {runAsUser: 1000}\n      containers:"
+        )
+    )
+    assert (
+        decline(classify(other), other, _finding("C-9003", "DaemonSet", "fluent-bit", "x")) is None
+    )
+
+
 def test_reason_comment_and_written_paths() -> None:
     view = _view(REPORT_JOB)
     comments = comments_of(REPORT_JOB)
