@@ -47,7 +47,7 @@ from fixers.model import (
 from fixers.policy import FixContext
 from fixers.registry import all_fixers, fixer_for, run_fixer
 from fixers.runtime_evidence import WorkloadRuntime, alert_summary
-from fixers.view import WORKLOAD_KINDS, Pods, PodView
+from fixers.view import WORKLOAD_KINDS, Pods, PodView, bound_service_accounts
 
 Progress = Callable[[int, int], None]
 """Told (findings settled, findings in all) as a plan goes: a finding is settled when it is
@@ -924,7 +924,7 @@ def _context(
         policy=config.policy,
         location_kind=target.location.kind,
         network_policies=_network_policies(target, overlay, locator) if policies else (),
-        workloads=_workloads(target, overlay, locator) if policies else (),
+        **(_neighbourhood(target, overlay, locator) if policies else {}),
         location_path=target.location.path,
         intent=intent,
         runtime=runtime,
@@ -950,18 +950,23 @@ def _network_policies(
     return tuple(found)
 
 
-def _workloads(target: Target, overlay: FileOverlay, locator: Locator) -> tuple[Pods, ...]:
-    """The pods of the repository's workloads and of those the target's kustomize overlay
-    renders: what a NetworkPolicy written as a fixer proposes it may select. None for a
-    chart, which gets its policy its own way (its switch, or a template whose selector
-    `HelmTarget` checks against the chart's workloads)."""
+def _neighbourhood(target: Target, overlay: FileOverlay, locator: Locator) -> dict[str, Any]:
+    """What a NetworkPolicy written as a fixer proposes meets besides its workload (the
+    `FixContext` fields ``workloads`` and ``api_accounts``): the pods of the repository's
+    workloads and the ServiceAccounts its RBAC bindings name, and those of the target's
+    kustomize overlay as built. Nothing for a chart, which gets its policy its own way (its
+    switch, or a template `HelmTarget` checks against the chart's own render)."""
     if target.location.kind.startswith("helm"):
-        return ()
-    found = list(locator.manifests.workloads)
-    rendered = getattr(target, "workloads", None)
-    if callable(rendered):
-        found += rendered(overlay)
-    return tuple(found)
+        return {}
+    workloads = list(locator.manifests.workloads)
+    accounts = list(locator.manifests.api_accounts)
+    deployed = getattr(target, "neighbours", None)
+    for document in deployed(overlay) if callable(deployed) else ():
+        pods = Pods.of(document)
+        if pods is not None:
+            workloads.append(pods)
+        accounts += bound_service_accounts(document)
+    return {"workloads": tuple(workloads), "api_accounts": tuple(accounts)}
 
 
 def _catalog_unfixable(finding: Finding, reason: Unfixable) -> bool:

@@ -70,6 +70,10 @@ class FixContext(BaseModel):
     """'manifest' or 'helm-values': fixers word their notes accordingly."""
     network_policies: tuple[Mapping[str, Any], ...] = ()
     """NetworkPolicy documents that exist (or are being added) in the workload's namespace."""
+    api_accounts: tuple[tuple[str | None, str], ...] = ()
+    """(namespace, name) of the ServiceAccounts RoleBindings and ClusterRoleBindings grant API
+    access to, gathered with ``workloads`` (none where the location writes policies its own
+    way)."""
     workloads: tuple[Pods, ...] = ()
     """The pods of the workloads a new NetworkPolicy written as proposed could select besides
     the target's (gathered with ``network_policies``; none where the location writes

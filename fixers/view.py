@@ -9,7 +9,7 @@ registry turns into a `NeedsHuman` answer.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -321,6 +321,37 @@ def other_pods_selected(
             and wanted <= dict(p.labels).items()
         }
     )
+
+
+BINDING_KINDS = frozenset({"RoleBinding", "ClusterRoleBinding"})
+
+
+def bound_service_accounts(document: Mapping[str, Any]) -> list[tuple[str | None, str]]:
+    """(namespace, name) of every ServiceAccount a RoleBinding or ClusterRoleBinding
+    ``document`` grants API access to (a subject's namespace defaults to the binding's)."""
+    if document.get("kind") not in BINDING_KINDS:
+        return []
+    meta = document.get("metadata")
+    own = meta.get("namespace") if isinstance(meta, Mapping) else None
+    subjects = document.get("subjects")
+    return [
+        (str(s.get("namespace") or own) if (s.get("namespace") or own) else None, str(s["name"]))
+        for s in (subjects if isinstance(subjects, list) else [])
+        if isinstance(s, Mapping) and s.get("kind") == "ServiceAccount" and s.get("name")
+    ]
+
+
+def calls_the_api(view: PodView, bound: Collection[tuple[str | None, str]]) -> str | None:
+    """The pod's service account when a binding of ``bound`` gives it API access and its
+    token is mounted (the pod talks to the API server), else None."""
+    if view.get("automountServiceAccountToken") is False:
+        return None
+    account = view.get("serviceAccountName") or view.get("serviceAccount") or "default"
+    namespace = view.namespace or "default"
+    for ns, name in bound:
+        if name == account and (ns or "default") == namespace:
+            return str(account)
+    return None
 
 
 def policies_selecting(

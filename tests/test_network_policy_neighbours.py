@@ -11,7 +11,7 @@ from bot.plan import build_plan
 from bot.sources.base import Report
 from fixers.edits import load_documents
 from fixers.model import Finding, ResourceRef, SourceHint
-from fixers.view import Pods, other_pods_selected
+from fixers.view import Pods, bound_service_accounts, other_pods_selected
 
 
 def _deployment(name: str, labels: dict[str, str], namespace: str | None = None) -> str:
@@ -159,3 +159,84 @@ def test_an_overlays_other_workloads_are_in_the_way(
     plan = build_plan(Report("checkov", "test", (finding,)), tmp_path)
     (refused,) = plan.unfixable
     assert "Deployment/web-canary" in refused.reason, refused.reason
+
+
+BINDING = """\
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata:
+  name: controller
+  namespace: shop
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: Role, name: controller}
+subjects:
+  - kind: ServiceAccount
+    name: controller
+"""
+
+
+def _controller(automount: bool | None = None) -> str:
+    text = _deployment("controller", {"app": "controller"}, "shop")
+    extra = "      serviceAccountName: controller\n"
+    if automount is not None:
+        extra += f"      automountServiceAccountToken: {str(automount).lower()}\n"
+    return text.replace("    spec:\n      containers:", "    spec:\n" + extra + "      containers:")
+
+
+@pytest.mark.parametrize("automount", [None, False], ids=["token-mounted", "no-token"])
+def test_a_pod_that_calls_the_api_gets_no_dns_only_policy(
+    tmp_path: Path, automount: bool | None
+) -> None:
+    """A RoleBinding gives the pod's service account API access: a policy allowing only DNS
+    would cut it off from the API server, whose addresses the repository does not hold. A
+    pod without the token cannot call the API: it gets its policy."""
+    (tmp_path / "controller.yaml").write_text(_controller(automount) + "---\n" + BINDING)
+    plan = build_plan(
+        Report("kubescape", "test", (_policy_finding("controller", "shop"),)), tmp_path
+    )
+    if automount is None:
+        (refused,) = plan.unfixable
+        assert "service account controller is bound to RBAC roles" in refused.reason
+        assert not plan.change_sets
+    else:
+        assert not plan.unfixable
+        assert [cs.key for cs in plan.change_sets] == ["network-policy/controller"]
+
+
+def test_bound_service_accounts() -> None:
+    binding = load_documents(BINDING)[0]
+    assert bound_service_accounts(binding) == [("shop", "controller")]
+    cluster = {
+        "kind": "ClusterRoleBinding",
+        "metadata": {"name": "x"},
+        "subjects": [
+            {"kind": "ServiceAccount", "name": "agent", "namespace": "monitoring"},
+            {"kind": "User", "name": "alice"},
+            {"kind": "Group", "name": "ops"},
+        ],
+    }
+    assert bound_service_accounts(cluster) == [("monitoring", "agent")]
+    assert bound_service_accounts({"kind": "Role", "metadata": {"name": "x"}}) == []
+
+
+def test_a_chart_workload_that_calls_the_api_gets_no_policy_template(tmp_path: Path) -> None:
+    import helm_python
+
+    (tmp_path / "charts").mkdir()
+    helm_python.Chart.create("demo", str(tmp_path / "charts"))
+    (tmp_path / "charts" / "demo" / "templates" / "rolebinding.yaml").write_text(
+        "apiVersion: rbac.authorization.k8s.io/v1\nkind: RoleBinding\nmetadata:\n"
+        '  name: {{ include "demo.fullname" . }}\n'
+        "roleRef: {apiGroup: rbac.authorization.k8s.io, kind: Role, name: reader}\n"
+        "subjects:\n  - kind: ServiceAccount\n"
+        '    name: {{ include "demo.serviceAccountName" . }}\n'
+        "    namespace: {{ .Release.Namespace }}\n"
+    )
+    finding = Finding(
+        control_id="C-0260",
+        resource=ResourceRef(kind="Deployment", name="demo", namespace="default"),
+        source=SourceHint(chart_path="charts/demo"),
+    )
+    plan = build_plan(Report("kubescape", "test", (finding,)), tmp_path)
+    (refused,) = plan.unfixable
+    assert "Kubernetes API" in refused.reason and "demo" in refused.reason
+    assert not plan.change_sets

@@ -90,6 +90,8 @@ from fixers.view import (
     ManifestPodView,
     Pods,
     PodView,
+    bound_service_accounts,
+    calls_the_api,
     lookup,
     other_pods_selected,
     policies_selecting,
@@ -1447,21 +1449,27 @@ class HelmTarget:
                 out.append({**doc.document, "metadata": meta})
         return out
 
-    def workloads(self, overlay: FileOverlay) -> list[Pods]:
+    def _neighbours(self, overlay: FileOverlay) -> tuple[list[Pods], list[tuple[str | None, str]]]:
         """The pods of the workloads the deployment renders with the overlay, but its chart's
         tests (``helm test`` runs them for a moment; a policy selecting them too breaks no
-        workload)."""
+        workload), and the ServiceAccounts its RBAC bindings grant API access to."""
         try:
             docs = self.render_all(overlay)
         except RemedyError:
-            return []
-        return [
-            pods
+            return [], []
+        pods = [
+            found
             for doc in docs
             if doc.kind in WORKLOAD_KINDS
             and not is_test_hook(doc)
-            and (pods := Pods.of(doc.document, self.deployment.namespace)) is not None
+            and (found := Pods.of(doc.document, self.deployment.namespace)) is not None
         ]
+        accounts: list[tuple[str | None, str]] = [
+            (namespace or self.deployment.namespace, name)
+            for doc in docs
+            for namespace, name in bound_service_accounts(doc.document)
+        ]
+        return pods, accounts
 
     def _switch_for(self, edit: CreateManifest, overlay: FileOverlay) -> Edit:
         """A chart cannot take a new manifest through values; an existing switch that renders
@@ -1633,10 +1641,11 @@ class HelmTarget:
         if self.doc.kind != "Pod" and isinstance(selector, Mapping) and selector:
             # The controller's own selector: stable across upgrades (no chart version label).
             spec["podSelector"] = {"matchLabels": dict(selector)}
+        pods, accounts = self._neighbours(overlay)
         others = other_pods_selected(
             spec["podSelector"].get("matchLabels") or {},
             self.view.namespace,
-            self.workloads(overlay),
+            pods,
             self.doc.kind,
             self.doc.name,
         )
@@ -1645,6 +1654,14 @@ class HelmTarget:
                 f"a new manifest ({edit.name}) would select the pods of {', '.join(others)} "
                 "too (they share its labels) and cut their traffic; give this workload's pods "
                 "a label of their own first"
+            )
+        account = calls_the_api(self.view, accounts)
+        if account is not None:
+            raise ChartError(
+                f"a new manifest ({edit.name}) would cut {self.doc.kind} {self.doc.name} off "
+                f"from the Kubernetes API, which its service account {account} is bound to "
+                "call (the chart's RBAC bindings): the API server's addresses (an ipBlock "
+                "egress rule) are not in the repository; write the policy by hand"
             )
         release, token = dep.release, "__kr_release__"
         labels = dict(spec["podSelector"].get("matchLabels") or {})

@@ -78,7 +78,7 @@ from fixers.model import (
     Set,
     YamlPath,
 )
-from fixers.view import POD_SPEC_PATHS, ManifestPodView, Pods, PodView, lookup
+from fixers.view import POD_SPEC_PATHS, ManifestPodView, PodView, lookup
 
 ENGINE_ENV = "REMEDY_KUSTOMIZE_ENGINE"
 """``reader`` forces the built-in reader even where ``kubectl`` is installed."""
@@ -814,12 +814,10 @@ class KustomizeTarget:
             return []
         return [d for d in built if d.get("kind") == "NetworkPolicy"]
 
-    def workloads(self, overlay: FileOverlay) -> list[Pods]:
-        """The pods of the workloads the overlay renders."""
+    def neighbours(self, overlay: FileOverlay) -> list[Mapping[str, Any]]:
+        """Every document the overlay renders (the workload's neighbours as deployed)."""
         built = self.index.render(self.overlay_dir, overlay)
-        if isinstance(built, str):
-            return []
-        return [pods for d in built if (pods := Pods.of(d)) is not None]
+        return [] if isinstance(built, str) else list(built)
 
 
 def _patch_value(edit: Edit) -> Any:

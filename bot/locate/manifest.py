@@ -26,7 +26,14 @@ from fixers.edits import (
     render_manifest,
 )
 from fixers.model import AnyEdit, CreateManifest, Finding
-from fixers.view import POD_SPEC_PATHS, ManifestPodView, Pods, PodView, lookup
+from fixers.view import (
+    POD_SPEC_PATHS,
+    ManifestPodView,
+    Pods,
+    PodView,
+    bound_service_accounts,
+    lookup,
+)
 
 YAML_SUFFIXES = (".yaml", ".yml")
 SKIP_DIRS = frozenset({".git", "node_modules", ".venv", "__pycache__"})
@@ -111,6 +118,8 @@ class ManifestIndex:
     network_policies: list[Mapping[str, Any]] = field(default_factory=list)
     workloads: list[Pods] = field(default_factory=list)
     """The pods of every workload (what a new NetworkPolicy may select besides its own)."""
+    api_accounts: list[tuple[str | None, str]] = field(default_factory=list)
+    """(namespace, name) of the ServiceAccounts the RBAC bindings grant API access to."""
     namespaces: Namespaces = field(default_factory=Namespaces)
     """The namespaces deployments give manifests that set none (Argo CD, Flux, kustomize)."""
     _by_name: dict[tuple[str, str], list[DocumentRef]] = field(default_factory=dict, repr=False)
@@ -178,9 +187,11 @@ class ManifestIndex:
         for i, doc in enumerate(docs):
             if isinstance(doc, Mapping) and doc.get("kind") == "NetworkPolicy":
                 self.network_policies.append(doc)
-            pods = Pods.of(doc) if isinstance(doc, Mapping) else None
-            if pods is not None:
-                self.workloads.append(pods)
+            if isinstance(doc, Mapping):
+                pods = Pods.of(doc)
+                if pods is not None:
+                    self.workloads.append(pods)
+                self.api_accounts += bound_service_accounts(doc)
             if isinstance(doc, Mapping) and "kind" in doc:
                 meta = doc.get("metadata") or {}
                 if isinstance(meta, Mapping) and meta.get("name"):

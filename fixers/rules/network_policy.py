@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from fixers.base import Fixer
 from fixers.model import AlreadyCompliant, CreateManifest, Fixed, NeedsHuman, Result, Risk
 from fixers.runtime_evidence import ObservedPolicy, observed_policy
-from fixers.view import PodView, other_pods_selected, policies_selecting
+from fixers.view import PodView, calls_the_api, other_pods_selected, policies_selecting
 
 if TYPE_CHECKING:
     from fixers.model import Finding
@@ -117,6 +117,14 @@ class NetworkPolicy(Fixer):
         observed = observed_policy(ctx.runtime) if ctx.runtime is not None else None
         if observed is not None:
             return _from_evidence(view, observed)
+        account = calls_the_api(view, ctx.api_accounts)
+        if account is not None:
+            return NeedsHuman(
+                f"service account {account} is bound to RBAC roles, so the pod calls the "
+                "Kubernetes API: a policy that allows only DNS would cut it off from the API "
+                "server, whose addresses (an ipBlock egress rule) the repository does not "
+                "hold; write the policy with that rule by hand"
+            )
         ports = _declared_ports(view)
         ingress: list[dict[str, Any]] = [{"ports": ports}] if ports else []
         dns_peer = {
