@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from fixers.intent import WorkloadIntent
 from fixers.runtime_evidence import WorkloadRuntime
-from fixers.view import Pods
+from fixers.view import Pods, ServicePorts
 
 BUILT_IN = "built-in default"
 """The source named for a value nobody configured."""
@@ -74,6 +74,8 @@ class FixContext(BaseModel):
     """(namespace, name) of the ServiceAccounts RoleBindings and ClusterRoleBindings grant API
     access to, gathered with ``workloads`` (none where the location writes policies its own
     way)."""
+    services: tuple[ServicePorts, ...] = ()
+    """The Services a NetworkPolicy's egress may name (gathered with ``workloads``)."""
     workloads: tuple[Pods, ...] = ()
     """The pods of the workloads a new NetworkPolicy written as proposed could select besides
     the target's (gathered with ``network_policies``; none where the location writes

@@ -302,6 +302,51 @@ class Pods:
         )
 
 
+@dataclass(frozen=True)
+class ServicePorts:
+    """A Service as an egress rule reaches it: the pods it selects, and the protocol and pod
+    port each of its ports forwards to (``(port, protocol, targetPort)``)."""
+
+    name: str
+    namespace: str | None
+    selector: tuple[tuple[str, str], ...]
+    ports: tuple[tuple[int, str, int | str], ...]
+
+    @classmethod
+    def of(cls, document: Mapping[str, Any], namespace: str | None = None) -> ServicePorts | None:
+        """A Service ``document`` that selects pods (None otherwise); ``namespace``: where it
+        is deployed when the document names none."""
+        if document.get("kind") != "Service":
+            return None
+        meta = document.get("metadata")
+        spec = document.get("spec")
+        if not isinstance(meta, Mapping) or not isinstance(spec, Mapping):
+            return None
+        selector = spec.get("selector")
+        if not isinstance(selector, Mapping) or not selector or not meta.get("name"):
+            return None
+        ports = []
+        for entry in spec.get("ports") or ():
+            port = entry.get("port") if isinstance(entry, Mapping) else None
+            if isinstance(port, int) and not isinstance(port, bool):
+                target = entry.get("targetPort", port)
+                target = target if isinstance(target, int | str) else port
+                ports.append((port, str(entry.get("protocol") or "TCP"), target))
+        return cls(
+            str(meta["name"]),
+            str(meta["namespace"]) if meta.get("namespace") else namespace,
+            tuple(sorted((str(k), str(v)) for k, v in selector.items())),
+            tuple(ports),
+        )
+
+    def target(self, port: int) -> tuple[str, int | str] | None:
+        """(protocol, pod port) the Service's ``port`` forwards to; None when it has none."""
+        for own, protocol, target in self.ports:
+            if own == port:
+                return protocol, target
+        return None
+
+
 def other_pods_selected(
     selector: Mapping[str, str],
     namespace: str | None,

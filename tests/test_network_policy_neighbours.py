@@ -240,3 +240,74 @@ def test_a_chart_workload_that_calls_the_api_gets_no_policy_template(tmp_path: P
     (refused,) = plan.unfixable
     assert "Kubernetes API" in refused.reason and "demo" in refused.reason
     assert not plan.change_sets
+
+
+SERVICES = """\
+apiVersion: v1
+kind: Service
+metadata:
+  name: api
+  namespace: shop
+spec:
+  selector: {app: api}
+  ports:
+    - {port: 80, targetPort: http}
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: cache
+  namespace: data
+spec:
+  selector: {app: cache}
+  ports:
+    - {port: 6379}
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: external-db
+  namespace: shop
+spec:
+  type: ExternalName
+  externalName: db.example.com
+"""
+
+
+def test_egress_to_the_services_the_environment_names(tmp_path: Path) -> None:
+    """A URL to a Service of the same namespace (by its full name, a named target port), a
+    host:port of another namespace's Service in a list, a Service without a selector and an
+    address outside the repository: only the first two become egress rules."""
+    web = _deployment("web", {"app": "web"}, "shop").replace(
+        "          ports:\n",
+        "          env:\n"
+        "            - {name: API_URL, value: 'http://api.shop.svc.cluster.local:80/v1'}\n"
+        "            - {name: CACHES, value: 'cache.data:6379, cache.other:6379'}\n"
+        "            - {name: DB, value: 'postgres://u@external-db:5432/app'}\n"
+        "            - {name: PAYMENTS, value: 'https://pay.example.com:443'}\n"
+        "            - {name: GREETING, value: 'hello: world'}\n"
+        "          ports:\n",
+    )
+    (tmp_path / "web.yaml").write_text(web)
+    (tmp_path / "services.yaml").write_text(SERVICES)
+    plan = build_plan(Report("kubescape", "test", (_policy_finding("web", "shop"),)), tmp_path)
+    (policy,) = plan.change_sets
+    egress = load_documents(policy.files[0].after)[0]["spec"]["egress"]
+    assert egress[1:] == [
+        {
+            "to": [{"podSelector": {"matchLabels": {"app": "api"}}}],
+            "ports": [{"protocol": "TCP", "port": "http"}],
+        },
+        {
+            "to": [
+                {
+                    "podSelector": {"matchLabels": {"app": "cache"}},
+                    "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "data"}},
+                }
+            ],
+            "ports": [{"protocol": "TCP", "port": 6379}],
+        },
+    ]
+    (fix,) = policy.fixes
+    assert any("Service api (http/TCP), named by API_URL of web" in n for n in fix.notes)
+    assert "the Services its environment names" in policy.files[0].after

@@ -31,6 +31,7 @@ from fixers.view import (
     ManifestPodView,
     Pods,
     PodView,
+    ServicePorts,
     bound_service_accounts,
     lookup,
 )
@@ -120,6 +121,8 @@ class ManifestIndex:
     """The pods of every workload (what a new NetworkPolicy may select besides its own)."""
     api_accounts: list[tuple[str | None, str]] = field(default_factory=list)
     """(namespace, name) of the ServiceAccounts the RBAC bindings grant API access to."""
+    services: list[ServicePorts] = field(default_factory=list)
+    """The Services that select pods (what a NetworkPolicy's egress may name)."""
     namespaces: Namespaces = field(default_factory=Namespaces)
     """The namespaces deployments give manifests that set none (Argo CD, Flux, kustomize)."""
     _by_name: dict[tuple[str, str], list[DocumentRef]] = field(default_factory=dict, repr=False)
@@ -192,6 +195,9 @@ class ManifestIndex:
                 if pods is not None:
                     self.workloads.append(pods)
                 self.api_accounts += bound_service_accounts(doc)
+                service = ServicePorts.of(doc)
+                if service is not None:
+                    self.services.append(service)
             if isinstance(doc, Mapping) and "kind" in doc:
                 meta = doc.get("metadata") or {}
                 if isinstance(meta, Mapping) and meta.get("name"):

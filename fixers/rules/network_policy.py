@@ -1,7 +1,10 @@
 """Create a NetworkPolicy that denies all traffic the pod does not declare (C-0260, C-0030;
-Checkov CKV2_K8S_6 maps to C-0260). With runtime evidence (a Kubescape NetworkNeighborhood whose
-learning completed, or its GeneratedNetworkPolicy) the policy allows exactly the observed peers
-and ports instead (`fixers.runtime_evidence.observed_policy`).
+Checkov CKV2_K8S_6 maps to C-0260): ingress to its containerPorts, egress to DNS and to the
+repository's Services its environment values address (`fixers.rules._egress`). With runtime
+evidence (a Kubescape NetworkNeighborhood whose learning completed, or its
+GeneratedNetworkPolicy) the policy allows exactly the observed peers and ports instead
+(`fixers.runtime_evidence.observed_policy`). Declined where the policy would select another
+workload's pods, or cut a pod that calls the Kubernetes API off from it.
 
 Kubernetes object: ``networking.k8s.io/v1`` NetworkPolicy
 (https://kubernetes.io/docs/concepts/services-networking/network-policies/).
@@ -14,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from fixers.base import Fixer
 from fixers.model import AlreadyCompliant, CreateManifest, Fixed, NeedsHuman, Result, Risk
+from fixers.rules._egress import named_egress
 from fixers.runtime_evidence import ObservedPolicy, observed_policy
 from fixers.view import PodView, calls_the_api, other_pods_selected, policies_selecting
 
@@ -131,11 +135,13 @@ class NetworkPolicy(Fixer):
             "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}},
             "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}},
         }
+        named, named_notes = named_egress(view, ctx.services)
         egress = [
             {
                 "to": [dns_peer],
                 "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}],
-            }
+            },
+            *named,
         ]
         name = f"{view.name}-networkpolicy"
         document = _policy(view, name, ingress, egress)
@@ -151,8 +157,10 @@ class NetworkPolicy(Fixer):
                     document=document,
                     comment=(
                         f"Proposed by kube-remedy for {view.kind} {view.name}: it denies all "
-                        "traffic except the declared ports and DNS.\nAdd the egress this "
-                        "workload needs (databases, APIs) before merging."
+                        "traffic except the declared ports"
+                        + (", DNS and the Services its environment names" if named else " and DNS")
+                        + ".\nAdd the egress this workload needs (databases, APIs) before "
+                        "merging."
                     ),
                 ),
             ),
@@ -160,8 +168,16 @@ class NetworkPolicy(Fixer):
                 f"new NetworkPolicy {name} selects pods labelled "
                 + ", ".join(f"{k}={v}" for k, v in sorted(view.labels.items())),
                 ingress_note,
-                "egress allowed only to kube-dns (UDP/TCP 53); add rules for the databases, "
-                "APIs and external services this workload calls, or it loses them",
+                *named_notes,
+                (
+                    "egress allowed otherwise only to kube-dns (UDP/TCP 53); add rules for the "
+                    "databases, APIs and external services this workload calls that its "
+                    "environment does not name, or it loses them"
+                    if named
+                    else "egress allowed only to kube-dns (UDP/TCP 53); add rules for the "
+                    "databases, APIs and external services this workload calls, or it loses "
+                    "them"
+                ),
                 "the policy is enforced only when the cluster's CNI supports NetworkPolicy",
             ),
             values_used=("DNS peer: k8s-app=kube-dns in kube-system (the kubeadm/EKS/GKE label)",),
