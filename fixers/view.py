@@ -280,7 +280,7 @@ class Pods:
     kind: str
     name: str
     namespace: str | None
-    labels: tuple[tuple[str, str], ...]
+    labels: frozenset[tuple[str, str]]
 
     @classmethod
     def of(cls, document: Mapping[str, Any], namespace: str | None = None) -> Pods | None:
@@ -298,7 +298,7 @@ class Pods:
             kind,
             str(meta.get("name", "")),
             str(meta["namespace"]) if meta.get("namespace") else namespace,
-            tuple(sorted((str(k), str(v)) for k, v in labels.items())),
+            frozenset((str(k), str(v)) for k, v in labels.items()),
         )
 
 
@@ -356,14 +356,15 @@ def other_pods_selected(
 ) -> list[str]:
     """The workloads other than ``kind``/``name`` in ``namespace`` (unset: ``default``) whose
     pods a podSelector of ``selector`` (matchLabels) selects, as ``Kind/name``."""
-    wanted = selector.items()
+    wanted = frozenset((str(k), str(v)) for k, v in selector.items())
+    namespace = namespace or "default"
     return sorted(
         {
             f"{p.kind}/{p.name}"
             for p in pods
-            if (p.kind, p.name) != (kind, name)
-            and (p.namespace or "default") == (namespace or "default")
-            and wanted <= dict(p.labels).items()
+            if (p.namespace or "default") == namespace
+            and wanted <= p.labels
+            and (p.kind, p.name) != (kind, name)
         }
     )
 

@@ -119,7 +119,7 @@ def test_other_pods_selected() -> None:
     )
     assert web is not None and job is not None
     assert Pods.of({"kind": "Service", "metadata": {"name": "web"}}) is None
-    assert job.labels == (("app", "web"), ("job", "1"))
+    assert job.labels == {("app", "web"), ("job", "1")}
     pods = [web, job]
     # A namespace left unset is the default one; the workload itself is never in the way.
     assert other_pods_selected({"app": "web"}, None, pods, "Deployment", "web") == [
