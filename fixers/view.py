@@ -369,6 +369,25 @@ def other_pods_selected(
     )
 
 
+def persistent_mounts(view: PodView, container: ContainerView) -> list[str]:
+    """Where ``container`` mounts persistent storage: a PersistentVolumeClaim volume or, in a
+    StatefulSet, a volumeClaimTemplate (a mount no pod volume names). Its files outlive the
+    pod, owned by the user that wrote them."""
+    volumes = {
+        v.get("name"): v for v in view.get("volumes", default=[]) or [] if isinstance(v, Mapping)
+    }
+    out = []
+    for mount in container.get("volumeMounts", default=[]) or []:
+        if not isinstance(mount, Mapping):
+            continue
+        volume = volumes.get(mount.get("name"))
+        if (volume is None and view.kind == "StatefulSet") or (
+            isinstance(volume, Mapping) and "persistentVolumeClaim" in volume
+        ):
+            out.append(str(mount.get("mountPath")))
+    return out
+
+
 BINDING_KINDS = frozenset({"RoleBinding", "ClusterRoleBinding"})
 
 

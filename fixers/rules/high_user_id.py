@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from fixers.base import Fixer
 from fixers.model import AlreadyCompliant, Fixed, NeedsHuman, Result, Risk, Set
-from fixers.view import PodView
+from fixers.view import PodView, persistent_mounts
 
 if TYPE_CHECKING:
     from fixers.model import Finding
@@ -26,7 +26,9 @@ def _uid(value: Any) -> int | None:
 class HighUserId(Fixer):
     """Where neither the pod nor any container sets ``runAsUser``, set the pod's to the
     repository's ``run_as_user`` policy (the same id the non-root fix uses). A low id someone
-    set on purpose (file ownership in the image, volumes) is never changed: declined."""
+    set on purpose (file ownership in the image, volumes) is never changed: declined, as is
+    a pod that keeps data on persistent volumes (its files belong to the user that wrote
+    them)."""
 
     controls = ("C-9003",)
     risk = Risk.HIGH  # files in the image or on volumes may be owned by another user
@@ -49,6 +51,13 @@ class HighUserId(Fixer):
                 f"user; choose an id of {HIGH_UID} or more the image supports, or waive"
             )
         policy = ctx.policy
+        kept = [path for c in containers for path in persistent_mounts(view, c)]
+        if kept:
+            return NeedsHuman(
+                f"the pod keeps data on persistent volumes ({', '.join(kept)}) that its "
+                f"current user wrote; a new user id ({policy.run_as_user}) could not write it: "
+                "set runAsUser to the id that owns the data (with fsGroup), or waive the finding"
+            )
         if policy.run_as_user < HIGH_UID:
             return NeedsHuman(
                 f"the run_as_user policy ({policy.run_as_user}, {policy.source}) is below "

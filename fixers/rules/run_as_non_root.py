@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from fixers.base import ContainerFix, ContainerFixer
 from fixers.model import NeedsHuman, Risk, Set
-from fixers.view import ContainerView, PodView
+from fixers.view import ContainerView, PodView, persistent_mounts
 
 if TYPE_CHECKING:
     from fixers.model import Finding
@@ -33,7 +33,9 @@ def _positive(value: Any) -> bool:
 class RunAsNonRoot(ContainerFixer):
     """Make each container run as non-root: where no non-zero user is set (and runAsNonRoot
     does not already vouch for the image), ``runAsNonRoot: true`` with ``runAsUser`` from the
-    policy; ``runAsGroup`` from the policy where none (or 0) is set. Non-zero ids are kept."""
+    policy; ``runAsGroup`` from the policy where none (or 0) is set. Non-zero ids are kept.
+    A container that keeps data on persistent volumes is left to a person: a new user id
+    could not write what the old one wrote there."""
 
     controls = ("C-0013",)
     risk = Risk.HIGH
@@ -59,6 +61,14 @@ class RunAsNonRoot(ContainerFixer):
         # own non-root USER is then trusted and checked by the kubelet).
         user_ok = _positive(user) or (declared_non_root and user is None)
         if not user_ok:
+            kept = persistent_mounts(view, container)
+            if kept:
+                return NeedsHuman(
+                    f"{container.name} keeps data on persistent volumes ({', '.join(kept)}) "
+                    f"that its current user wrote; a new user id ({policy.run_as_user}) could "
+                    "not write it: set runAsUser to the id that owns the data (with fsGroup), "
+                    "or waive the finding"
+                )
             if not declared_non_root:
                 edits.append(Set(container.path("securityContext", "runAsNonRoot"), True))
                 changed.append("runAsNonRoot: true")
