@@ -47,7 +47,7 @@ from fixers.model import (
 from fixers.policy import FixContext
 from fixers.registry import all_fixers, fixer_for, run_fixer
 from fixers.runtime_evidence import WorkloadRuntime, alert_summary
-from fixers.view import WORKLOAD_KINDS, Pods, PodView, ServicePorts, bound_service_accounts
+from fixers.view import WORKLOAD_KINDS, PodView
 
 Progress = Callable[[int, int], None]
 """Told (findings settled, findings in all) as a plan goes: a finding is settled when it is
@@ -952,28 +952,20 @@ def _network_policies(
 
 def _neighbourhood(target: Target, overlay: FileOverlay, locator: Locator) -> dict[str, Any]:
     """What a NetworkPolicy written as a fixer proposes meets besides its workload (the
-    `FixContext` fields ``workloads``, ``api_accounts`` and ``services``): the pods of the
-    repository's workloads, the ServiceAccounts its RBAC bindings name and its Services, and
-    those of the target's kustomize overlay as built. Nothing for a chart, which gets its policy its own way (its
-    switch, or a template `HelmTarget` checks against the chart's own render)."""
+    `FixContext` fields ``workloads``, ``api_accounts`` and ``services``): the repository's
+    `Neighbourhood`, and that of the target's kustomize overlay as built. Nothing for a
+    chart, which gets its policy its own way (its switch, or a template `HelmTarget` checks
+    against the chart's own render)."""
     if target.location.kind.startswith("helm"):
         return {}
-    workloads = list(locator.manifests.workloads)
-    accounts = list(locator.manifests.api_accounts)
-    services = list(locator.manifests.services)
+    found = locator.manifests.neighbourhood.copy()
     deployed = getattr(target, "neighbours", None)
     for document in deployed(overlay) if callable(deployed) else ():
-        pods = Pods.of(document)
-        if pods is not None:
-            workloads.append(pods)
-        accounts += bound_service_accounts(document)
-        service = ServicePorts.of(document)
-        if service is not None:
-            services.append(service)
+        found.add(document)
     return {
-        "workloads": tuple(workloads),
-        "api_accounts": tuple(accounts),
-        "services": tuple(services),
+        "workloads": tuple(found.workloads),
+        "api_accounts": tuple(found.api_accounts),
+        "services": tuple(found.services),
     }
 
 

@@ -406,6 +406,33 @@ def bound_service_accounts(document: Mapping[str, Any]) -> list[tuple[str | None
     ]
 
 
+@dataclass
+class Neighbourhood:
+    """What a new NetworkPolicy meets besides its own workload, gathered document by
+    document: the pods of the workloads (which its selector may match too), the
+    ServiceAccounts RBAC bindings grant API access to (pods that must reach the API server)
+    and the Services that select pods (egress its environment may name)."""
+
+    workloads: list[Pods] = field(default_factory=list)
+    api_accounts: list[tuple[str | None, str]] = field(default_factory=list)
+    services: list[ServicePorts] = field(default_factory=list)
+
+    def add(self, document: Mapping[str, Any], namespace: str | None = None) -> None:
+        """Take in one document; ``namespace``: where it is deployed when it names none."""
+        pods = Pods.of(document, namespace)
+        if pods is not None:
+            self.workloads.append(pods)
+        self.api_accounts += [
+            (ns or namespace, name) for ns, name in bound_service_accounts(document)
+        ]
+        service = ServicePorts.of(document, namespace)
+        if service is not None:
+            self.services.append(service)
+
+    def copy(self) -> Neighbourhood:
+        return Neighbourhood(list(self.workloads), list(self.api_accounts), list(self.services))
+
+
 def calls_the_api(view: PodView, bound: Collection[tuple[str | None, str]]) -> str | None:
     """The pod's service account when a binding of ``bound`` gives it API access and its
     token is mounted (the pod talks to the API server), else None."""

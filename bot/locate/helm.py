@@ -88,9 +88,8 @@ from fixers.view import (
     WORKLOAD_KINDS,
     FieldNotExposed,
     ManifestPodView,
-    Pods,
+    Neighbourhood,
     PodView,
-    bound_service_accounts,
     calls_the_api,
     lookup,
     other_pods_selected,
@@ -1449,27 +1448,19 @@ class HelmTarget:
                 out.append({**doc.document, "metadata": meta})
         return out
 
-    def _neighbours(self, overlay: FileOverlay) -> tuple[list[Pods], list[tuple[str | None, str]]]:
-        """The pods of the workloads the deployment renders with the overlay, but its chart's
-        tests (``helm test`` runs them for a moment; a policy selecting them too breaks no
-        workload), and the ServiceAccounts its RBAC bindings grant API access to."""
+    def _neighbours(self, overlay: FileOverlay) -> Neighbourhood:
+        """The `Neighbourhood` the deployment renders with the overlay, but its chart's tests
+        (``helm test`` runs them for a moment; a policy selecting them too breaks no
+        workload)."""
+        found = Neighbourhood()
         try:
             docs = self.render_all(overlay)
         except RemedyError:
-            return [], []
-        pods = [
-            found
-            for doc in docs
-            if doc.kind in WORKLOAD_KINDS
-            and not is_test_hook(doc)
-            and (found := Pods.of(doc.document, self.deployment.namespace)) is not None
-        ]
-        accounts: list[tuple[str | None, str]] = [
-            (namespace or self.deployment.namespace, name)
-            for doc in docs
-            for namespace, name in bound_service_accounts(doc.document)
-        ]
-        return pods, accounts
+            return found
+        for doc in docs:
+            if not is_test_hook(doc):
+                found.add(doc.document, self.deployment.namespace)
+        return found
 
     def _switch_for(self, edit: CreateManifest, overlay: FileOverlay) -> Edit:
         """A chart cannot take a new manifest through values; an existing switch that renders
@@ -1641,11 +1632,11 @@ class HelmTarget:
         if self.doc.kind != "Pod" and isinstance(selector, Mapping) and selector:
             # The controller's own selector: stable across upgrades (no chart version label).
             spec["podSelector"] = {"matchLabels": dict(selector)}
-        pods, accounts = self._neighbours(overlay)
+        neighbourhood = self._neighbours(overlay)
         others = other_pods_selected(
             spec["podSelector"].get("matchLabels") or {},
             self.view.namespace,
-            pods,
+            neighbourhood.workloads,
             self.doc.kind,
             self.doc.name,
         )
@@ -1655,7 +1646,7 @@ class HelmTarget:
                 "too (they share its labels) and cut their traffic; give this workload's pods "
                 "a label of their own first"
             )
-        account = calls_the_api(self.view, accounts)
+        account = calls_the_api(self.view, neighbourhood.api_accounts)
         if account is not None:
             raise ChartError(
                 f"a new manifest ({edit.name}) would cut {self.doc.kind} {self.doc.name} off "

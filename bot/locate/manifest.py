@@ -26,15 +26,7 @@ from fixers.edits import (
     render_manifest,
 )
 from fixers.model import AnyEdit, CreateManifest, Finding
-from fixers.view import (
-    POD_SPEC_PATHS,
-    ManifestPodView,
-    Pods,
-    PodView,
-    ServicePorts,
-    bound_service_accounts,
-    lookup,
-)
+from fixers.view import POD_SPEC_PATHS, ManifestPodView, Neighbourhood, PodView, lookup
 
 YAML_SUFFIXES = (".yaml", ".yml")
 SKIP_DIRS = frozenset({".git", "node_modules", ".venv", "__pycache__"})
@@ -117,12 +109,8 @@ class ManifestIndex:
     links: dict[str, str] = field(default_factory=dict)
     """symlink path -> the repository file it points at (documents are indexed there)."""
     network_policies: list[Mapping[str, Any]] = field(default_factory=list)
-    workloads: list[Pods] = field(default_factory=list)
-    """The pods of every workload (what a new NetworkPolicy may select besides its own)."""
-    api_accounts: list[tuple[str | None, str]] = field(default_factory=list)
-    """(namespace, name) of the ServiceAccounts the RBAC bindings grant API access to."""
-    services: list[ServicePorts] = field(default_factory=list)
-    """The Services that select pods (what a NetworkPolicy's egress may name)."""
+    neighbourhood: Neighbourhood = field(default_factory=Neighbourhood)
+    """The workloads, RBAC-bound ServiceAccounts and Services a new NetworkPolicy meets."""
     namespaces: Namespaces = field(default_factory=Namespaces)
     """The namespaces deployments give manifests that set none (Argo CD, Flux, kustomize)."""
     _by_name: dict[tuple[str, str], list[DocumentRef]] = field(default_factory=dict, repr=False)
@@ -191,13 +179,7 @@ class ManifestIndex:
             if isinstance(doc, Mapping) and doc.get("kind") == "NetworkPolicy":
                 self.network_policies.append(doc)
             if isinstance(doc, Mapping):
-                pods = Pods.of(doc)
-                if pods is not None:
-                    self.workloads.append(pods)
-                self.api_accounts += bound_service_accounts(doc)
-                service = ServicePorts.of(doc)
-                if service is not None:
-                    self.services.append(service)
+                self.neighbourhood.add(doc)
             if isinstance(doc, Mapping) and "kind" in doc:
                 meta = doc.get("metadata") or {}
                 if isinstance(meta, Mapping) and meta.get("name"):
