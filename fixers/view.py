@@ -326,7 +326,7 @@ class ServicePorts:
         if not isinstance(selector, Mapping) or not selector or not meta.get("name"):
             return None
         ports = []
-        for entry in spec.get("ports") or ():
+        for entry in _items(spec.get("ports")):
             port = entry.get("port") if isinstance(entry, Mapping) else None
             if isinstance(port, int) and not isinstance(port, bool):
                 target = entry.get("targetPort", port)
@@ -369,15 +369,18 @@ def other_pods_selected(
     )
 
 
+def _items(value: Any) -> list[Any]:
+    """``value`` when it is a list (what a malformed document holds instead is no list)."""
+    return value if isinstance(value, list) else []
+
+
 def persistent_mounts(view: PodView, container: ContainerView) -> list[str]:
     """Where ``container`` mounts persistent storage: a PersistentVolumeClaim volume or, in a
     StatefulSet, a volumeClaimTemplate (a mount no pod volume names). Its files outlive the
     pod, owned by the user that wrote them."""
-    volumes = {
-        v.get("name"): v for v in view.get("volumes", default=[]) or [] if isinstance(v, Mapping)
-    }
+    volumes = {v.get("name"): v for v in _items(view.get("volumes")) if isinstance(v, Mapping)}
     out = []
-    for mount in container.get("volumeMounts", default=[]) or []:
+    for mount in _items(container.get("volumeMounts")):
         if not isinstance(mount, Mapping):
             continue
         volume = volumes.get(mount.get("name"))

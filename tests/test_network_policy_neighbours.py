@@ -3,6 +3,7 @@ would cut that workload's traffic, whose owners never asked for it."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -11,7 +12,16 @@ from bot.plan import build_plan
 from bot.sources.base import Report
 from fixers.edits import load_documents
 from fixers.model import Finding, ResourceRef, SourceHint
-from fixers.view import Pods, bound_service_accounts, other_pods_selected
+from fixers.rules._egress import named_egress
+from fixers.view import (
+    ManifestPodView,
+    Pods,
+    ServicePorts,
+    bound_service_accounts,
+    other_pods_selected,
+    persistent_mounts,
+)
+from tests.conftest import corpus_path
 
 
 def _deployment(name: str, labels: dict[str, str], namespace: str | None = None) -> str:
@@ -311,3 +321,97 @@ def test_egress_to_the_services_the_environment_names(tmp_path: Path) -> None:
     (fix,) = policy.fixes
     assert any("Service api (http/TCP), named by API_URL of web" in n for n in fix.notes)
     assert "the Services its environment names" in policy.files[0].after
+
+
+def test_malformed_documents_are_no_neighbours_and_break_nothing() -> None:
+    """Lists that are not lists, ports that are not numbers, subjects that are not mappings:
+    read as nothing, never an error."""
+    assert ServicePorts.of({"kind": "Service", "metadata": {"name": "s"}, "spec": 5}) is None
+    odd = ServicePorts.of(
+        {
+            "kind": "Service",
+            "metadata": {"name": "s"},
+            "spec": {"selector": {"app": "s"}, "ports": 80},
+        }
+    )
+    assert odd is not None and odd.ports == ()
+    mixed = ServicePorts.of(
+        {
+            "kind": "Service",
+            "metadata": {"name": "s"},
+            "spec": {
+                "selector": {"app": "s"},
+                "ports": ["80", {"port": True}, {"port": "http"}, {"port": 81, "targetPort": []}],
+            },
+        }
+    )
+    assert mixed is not None and mixed.ports == ((81, "TCP", 81),)
+    assert bound_service_accounts({"kind": "RoleBinding", "subjects": "everyone"}) == []
+    assert bound_service_accounts({"kind": "RoleBinding", "subjects": [1, None]}) == []
+    assert Pods.of({"kind": "Deployment", "spec": {"template": {"metadata": {"labels": 7}}}})
+    view = ManifestPodView.from_document(
+        {
+            "apiVersion": "apps/v1",
+            "kind": "StatefulSet",
+            "metadata": {"name": "odd"},
+            "spec": {
+                "template": {
+                    "spec": {
+                        "volumes": 3,
+                        "containers": [
+                            {"name": "c", "image": "c:1", "volumeMounts": "data", "env": 4}
+                        ],
+                    }
+                }
+            },
+        }
+    )
+    assert view is not None
+    assert persistent_mounts(view, view.containers[0]) == []
+    assert named_egress(view, ()) == ([], [])
+
+
+def test_a_huge_environment_value_is_read_in_linear_time() -> None:
+    """A megabyte of near-addresses (a hostile manifest) is scanned once, quickly."""
+    value = (
+        "a" * 200_000 + ":" + "9" * 200_000 + " " + "x://" + "@" * 300_000 + " " + "b:" * 100_000
+    )
+    document = load_documents(_deployment("web", {"app": "web"}))[0]
+    container = document["spec"]["template"]["spec"]["containers"][0]
+    container["env"] = [{"name": "HOSTILE", "value": value}]
+    view = ManifestPodView.from_document(document)
+    assert view is not None
+    service = ServicePorts.of(load_documents(SERVICES)[0])
+    assert service is not None
+    start = time.perf_counter()
+    assert named_egress(view, (service,)) == ([], [])
+    assert time.perf_counter() - start < 5
+
+
+def test_real_manifests_keep_their_workloads_whole(tmp_path: Path) -> None:
+    """The corpus's online-boutique frontend may reach its backends (named in its env); the
+    CSI hostpath plugin, whose sidecars call the API, gets no DNS-only policy."""
+    import shutil
+
+    from bot.sources import load_report
+
+    repo = tmp_path / "boutique"
+    shutil.copytree(corpus_path("manifests", "kubescape-online-boutique"), repo)
+    report = load_report(corpus_path("scans", "kubescape", "defectdojo__many_findings.json"))
+    plan = build_plan(report, repo)
+    (frontend,) = [cs for cs in plan.change_sets if cs.key == "network-policy/frontend"]
+    egress = load_documents(frontend.files[0].after)[0]["spec"]["egress"]
+    peers = {rule["to"][0]["podSelector"]["matchLabels"]["app"] for rule in egress[1:]}
+    assert {"productcatalogservice", "cartservice", "checkoutservice"} <= peers
+
+    csi = tmp_path / "csi"
+    shutil.copytree(corpus_path("manifests", "csi-driver-host-path"), csi, symlinks=True)
+    plugin = next(csi.rglob("csi-hostpath-plugin.yaml"))
+    finding = Finding(
+        control_id="C-0260",
+        resource=ResourceRef(kind="StatefulSet", name="csi-hostpathplugin", namespace="default"),
+        source=SourceHint(path=plugin.relative_to(csi).as_posix()),
+    )
+    plan = build_plan(Report("kubescape", "test", (finding,)), csi)
+    (refused,) = plan.unfixable
+    assert "csi-hostpathplugin-sa is bound to RBAC roles" in refused.reason

@@ -56,7 +56,8 @@ def named_egress(
     for container in view.containers:
         if container.ephemeral:
             continue
-        for variable in container.get("env", default=[]) or []:
+        env = container.get("env")
+        for variable in env if isinstance(env, list) else []:
             if not isinstance(variable, Mapping) or not isinstance(variable.get("value"), str):
                 continue
             for host, port in _addresses(variable["value"]):
