@@ -270,3 +270,21 @@ def test_the_pruned_walk_agrees_on_every_corpus_manifest() -> None:
     corpus = corpus_path("manifests")
     texts = [p.read_text(errors="replace") for p in sorted(corpus.rglob("*.y*ml"))]
     assert _pruned_walk_agrees(texts) > 20
+
+
+def test_the_fluent_bit_chart_keeps_root_with_a_waiver(tmp_path: Path) -> None:
+    """The corpus's fluent-bit chart: its DaemonSet tails the node's logs, so running as
+    non-root and a high user id are waived with the upstream reasons, not fixed."""
+    import shutil
+
+    shutil.copytree(corpus_path("charts", "fluent-bit"), tmp_path / "fluent-bit")
+    ref = ResourceRef(kind="DaemonSet", namespace="default", name="fluent-bit")
+    findings = tuple(
+        Finding(control_id=c, resource=ref, source=SourceHint(chart_path="fluent-bit"))
+        for c in ("C-0013", "C-9003")
+    )
+    plan = build_plan(Report("kubescape", "t", findings), tmp_path)
+    (waiver,) = [cs for cs in plan.change_sets if cs.meta.get("kind") == "waiver"]
+    assert sorted(u.finding.control_id for u in waiver.unresolved) == ["C-0013", "C-9003"]
+    assert all("fluent/fluent-bit#3446" in u.reason for u in plan.unfixable)
+    assert not [cs for cs in plan.change_sets if cs is not waiver]
