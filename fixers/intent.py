@@ -7,7 +7,8 @@ purpose needs what a rule forbids, the fix would break the workload, so the answ
 Evidence, each an `Evidence` record naming its source:
 
 - the manifest itself: a DaemonSet (or a node-inspecting Job/Pod) with host mounts of /proc,
-  /sys, /dev, /var/lib/kubelet, /etc/kubernetes or a container-runtime socket;
+  /sys, /dev, /var/lib/kubelet, /etc/kubernetes or a container-runtime socket; a container
+  that adds SETUID or SETGID, which starts as root and switches user itself;
 - well-known agents, drivers and shippers by image (``fixers/data/workload_intent.yaml``, each
   entry with the source that says why);
 - explicit settings with a comment giving the reason (``runAsUser: 0  # legacy: writes to
@@ -460,7 +461,8 @@ def classify(
     if inspects_node:
         needs = ["hostPath"]
         if any(p.startswith(_WRITE_NEEDED) or _SOCKET.match(p) for p in node_mounts):
-            needs.append("hostPath:write")
+            # the kubelet's directories, device nodes and runtime sockets belong to root
+            needs += ["hostPath:write", "root"]
         needs += [f for f in _EXPLICIT_POD if view.get(f) is True]
         privileged = [
             c.name for c in view.containers if c.get("securityContext", "privileged") is True
@@ -511,6 +513,18 @@ def classify(
                         paths=paths,
                     )
                 )
+        switching = _user_switching(container)
+        if switching:
+            evidence.append(
+                Evidence(
+                    "manifest",
+                    f"{container.name} adds the {' and '.join(switching)} "
+                    f"capabilit{'ies' if len(switching) > 1 else 'y'}: it starts as root and "
+                    "switches to its own user itself (as gosu or su-exec do)",
+                    ("root",),
+                    container.name,
+                )
+            )
         writes = written_paths(container)
         if writes:
             evidence.append(
@@ -525,6 +539,20 @@ def classify(
 
     evidence.extend(extra)
     return WorkloadIntent(purposes[0] if purposes else None, tuple(evidence))
+
+
+_USER_SWITCHING = ("SETUID", "SETGID")
+
+
+def _user_switching(container: ContainerView) -> list[str]:
+    """The user-switching capabilities (SETUID, SETGID) a container's securityContext adds:
+    its author says it changes user at start-up. Added capabilities reach only a root
+    process (Kubernetes sets no ambient capabilities), so under another user they are gone."""
+    added = container.get("securityContext", "capabilities", "add", default=[]) or []
+    if not isinstance(added, list):
+        return []
+    names = {str(cap).upper().removeprefix("CAP_") for cap in added}
+    return [cap for cap in _USER_SWITCHING if cap in names]
 
 
 # --------------------------------------------------------------------------- decide
@@ -647,7 +675,7 @@ def decline(intent: WorkloadIntent, view: PodView, finding: Finding) -> Decline 
         chosen = [c for c in containers if _runs_as_root(view, c)]
         found = _needs(intent, "root", chosen) if chosen else []
         if found:
-            names = ", ".join(c.name for c in chosen)
+            names = ", ".join(c.name for c in chosen if intent.supporting("root", c.name))
             return Decline(
                 control,
                 f"{names} must run as root: {_cite(found)}; a non-root user would break it",

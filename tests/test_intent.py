@@ -123,6 +123,93 @@ def test_a_log_shipper_that_tails_the_nodes_logs_keeps_root() -> None:
     )
 
 
+SESSION_DB = """\
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: session-db
+spec:
+  template:
+    spec:
+      containers:
+        - name: session-db
+          image: redis:alpine
+          securityContext:
+            capabilities:
+              drop: [all]
+              add: [CHOWN, CAP_SETGID, setuid]
+        - name: exporter
+          image: oliver006/redis_exporter:v1.62.0
+"""
+
+
+def test_a_container_that_adds_setuid_switches_user_itself_and_keeps_root() -> None:
+    """SETUID and SETGID work only for a root process: a container that adds them starts as
+    root and steps down itself (gosu, su-exec), so neither non-root fix is proposed; the
+    reason names that container only. Once it runs as another user, it is no root matter."""
+    view = _view(SESSION_DB)
+    intent = classify(view)
+    for control in ("C-0013", "C-9003"):
+        found = decline(intent, view, _finding(control, "Deployment", "session-db", "db.yaml"))
+        assert found is not None, control
+        assert found.reason.startswith(
+            "session-db must run as root: session-db adds the SETUID and SETGID capabilities"
+        ), found.reason
+    only_exporter = _finding("C-0013", "Deployment", "session-db", "db.yaml")
+    only_exporter = Finding(
+        control_id="C-0013", resource=only_exporter.resource, container="exporter"
+    )
+    assert decline(intent, view, only_exporter) is None
+    stepped_down = _view(
+        SESSION_DB.replace(
+            "          securityContext:\n",
+            "          securityContext:\n            runAsUser: 999\n",
+            1,
+        )
+    )
+    assert (
+        decline(
+            classify(stepped_down),
+            stepped_down,
+            _finding("C-0013", "Deployment", "session-db", "x"),
+        )
+        is None
+    )
+
+
+DEVICE_PLUGIN = """\
+apiVersion: apps/v1
+kind: DaemonSet
+metadata:
+  name: gpu-device-plugin
+spec:
+  template:
+    spec:
+      containers:
+        - name: plugin
+          image: registry.example.com/gpu/device-plugin:0.17.0
+          securityContext: {}
+          volumeMounts:
+            - {name: device-plugin, mountPath: /var/lib/kubelet/device-plugins}
+      volumes:
+        - name: device-plugin
+          hostPath: {path: /var/lib/kubelet/device-plugins}
+"""
+
+
+def test_a_node_agent_that_writes_the_kubelets_directory_keeps_root() -> None:
+    """A device plugin creates its socket in the kubelet's root-owned directory: as another
+    user it could not, so it keeps root (whatever its image) with a waiver."""
+    view = _view(DEVICE_PLUGIN)
+    intent = classify(view)
+    for control in ("C-0013", "C-9003"):
+        found = decline(intent, view, _finding(control, "DaemonSet", "gpu-device-plugin", "x"))
+        assert found is not None and "/var/lib/kubelet/device-plugins" in found.reason, control
+    read_only = _view(DEVICE_PLUGIN.replace("/var/lib/kubelet/device-plugins", "/proc"))
+    found = decline(classify(read_only), read_only, _finding("C-0013", "DaemonSet", "g", "x"))
+    assert found is None
+
+
 def test_reason_comment_and_written_paths() -> None:
     view = _view(REPORT_JOB)
     comments = comments_of(REPORT_JOB)
