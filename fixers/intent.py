@@ -127,6 +127,8 @@ class _Entry:
     needs: tuple[str, ...] = ()
     paths: tuple[str, ...] = ()
     recommendation: str = ""
+    serves: Mapping[str, Any] | None = None
+    """How a container of another image is recognised as this server (see the data file)."""
 
 
 @cache
@@ -145,6 +147,7 @@ def _data() -> dict[str, tuple[_Entry, ...]]:
                 needs=tuple(item.get("needs", ())),
                 paths=tuple(item.get("paths", ())),
                 recommendation=str(item.get("recommendation", "")),
+                serves=item.get("serves"),
             )
             for item in raw.get(section) or ()
         )
@@ -191,6 +194,51 @@ def well_known_agent(image: Any) -> _Entry | None:
 def stateful_server(image: Any) -> _Entry | None:
     """The data entry of a database or stateful server image (name, recommendation, source)."""
     return _match("stateful", image)
+
+
+def serves_stateful(container: ContainerView) -> tuple[_Entry, str] | None:
+    """The database or stateful server a container runs, and how that is known: by its image,
+    or (any image, a team's own build of one) by the server's port among its containerPorts
+    together with a sign of which server it is: the port's name, an environment variable of
+    the server's official image, or a volume mounted where the server keeps its data."""
+    entry = stateful_server(container.get("image"))
+    if entry is not None:
+        return entry, f"image {image_name(container.get('image'))}"
+    if container.init or container.ephemeral:
+        return None
+    ports = _listed(container.get("ports"))
+    if not ports:
+        return None
+    env = [str(e.get("name", "")) for e in _listed(container.get("env"))]
+    mounts = [
+        str(m.get("mountPath", "")).rstrip("/") for m in _listed(container.get("volumeMounts"))
+    ]
+    for entry in _data()["stateful"]:
+        serves = entry.serves or {}
+        port = serves.get("port")
+        for declared in ports:
+            if declared.get("containerPort") != port or port is None:
+                continue
+            name = str(declared.get("name", "")).lower()
+            if any(token in name for token in serves.get("names", ())):
+                return entry, f"containerPort {port} named {name}"
+            var = next((v for v in env if v.startswith(tuple(serves.get("env", ())))), None)
+            if var is not None:
+                return entry, f"containerPort {port} and the environment variable {var}"
+            data = [
+                m
+                for m in mounts
+                for p in serves.get("paths", ())
+                if m == p or m.startswith(p + "/")
+            ]
+            if data:
+                return entry, f"containerPort {port} and a volume at {data[0]}"
+    return None
+
+
+def _listed(value: Any) -> list[Mapping[str, Any]]:
+    """The mappings of a manifest list field (none when it is not a list)."""
+    return [item for item in value if isinstance(item, Mapping)] if isinstance(value, list) else []
 
 
 def known_writable(image: Any) -> tuple[tuple[str, ...], str]:

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from fixers.base import ContainerFix, ContainerFixer
-from fixers.intent import stateful_server
+from fixers.intent import serves_stateful
 from fixers.model import NeedsHuman, Risk, Set
 from fixers.rules._quantity import BadQuantity, at_least, scale
 from fixers.view import ContainerView, PodView
@@ -75,9 +75,11 @@ class ResourceLimits(ContainerFixer):
 def _stateful(view: PodView, container: ContainerView) -> str | None:
     """Why a container is a database or stateful server (with a sizing recommendation), or
     None."""
-    entry = stateful_server(container.get("image"))
-    if entry is not None:
-        return f"runs {entry.name}; recommendation: {entry.recommendation} ({entry.source})"
+    found = serves_stateful(container)
+    if found is not None:
+        entry, how = found
+        known = "" if how.startswith("image ") else f" ({how})"
+        return f"runs {entry.name}{known}; recommendation: {entry.recommendation} ({entry.source})"
     if view.kind == "StatefulSet" and not container.init:
         return (
             "belongs to a StatefulSet; recommendation: size it from its usage over a busy week "
