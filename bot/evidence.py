@@ -8,13 +8,13 @@ read ``runAsUser: 0  # legacy: writes to /var/reports`` as a reason.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 
 from bot.locate.base import FileOverlay, Target
 from fixers.intent import Comment, Evidence, WorkloadIntent, classify, comments_of
 from fixers.model import YamlPath
 from fixers.runtime_evidence import WorkloadRuntime
-from fixers.view import PodView
+from fixers.view import PodView, calls_the_api
 
 
 def location_comments(target: Target, overlay: FileOverlay) -> dict[YamlPath, Comment]:
@@ -41,9 +41,22 @@ def workload_intent(
     overlay: FileOverlay,
     view: PodView,
     runtime: WorkloadRuntime | None = None,
+    api_accounts: Collection[tuple[str | None, str]] = (),
 ) -> tuple[WorkloadIntent, Mapping[YamlPath, Comment]]:
-    """The workload's intent from the view, its file's comments and, when given, what it was
-    observed doing at runtime; and those comments."""
+    """The workload's intent from the view, its file's comments, when given what it was
+    observed doing at runtime, and whether its service account is one of ``api_accounts``
+    (those RBAC bindings of the repository grant API access: the pod uses its token); and
+    those comments."""
     comments = location_comments(target, overlay)
     extra = [Evidence(**fields) for fields in runtime.intent_evidence()] if runtime else []
+    account = calls_the_api(view, api_accounts)
+    if account is not None:
+        extra.append(
+            Evidence(
+                "repository",
+                f"its service account {account} is bound to RBAC roles in the repository, so "
+                "the pod calls the Kubernetes API with the mounted token",
+                ("serviceAccountToken",),
+            )
+        )
     return classify(view, comments, extra), comments

@@ -33,7 +33,14 @@ from bot.verify import verify_fix, workload_document
 from bot.waivers import Waiver, waiver_change_set
 from fixers.base import Fixer
 from fixers.edits import EditError, load_documents
-from fixers.intent import WAIVE_PREFIX, Comment, WorkloadIntent, decline, stale_comments
+from fixers.intent import (
+    TOKEN_CONTROLS,
+    WAIVE_PREFIX,
+    Comment,
+    WorkloadIntent,
+    decline,
+    stale_comments,
+)
 from fixers.model import (
     AlreadyCompliant,
     AnyEdit,
@@ -47,7 +54,7 @@ from fixers.model import (
 from fixers.policy import FixContext
 from fixers.registry import all_fixers, fixer_for, run_fixer
 from fixers.runtime_evidence import WorkloadRuntime, alert_summary
-from fixers.view import WORKLOAD_KINDS, PodView
+from fixers.view import WORKLOAD_KINDS, Neighbourhood, PodView
 
 Progress = Callable[[int, int], None]
 """Told (findings settled, findings in all) as a plan goes: a finding is settled when it is
@@ -524,7 +531,8 @@ class Planner:
                 self.fix_one(finding, target, last_try=False)
             return
         observed = self._observed(batch[0].resource)  # one resource per target
-        intent = workload_intent(target, overlay, view, observed)
+        accounts = self._api_accounts(target, overlay, batch)
+        intent = workload_intent(target, overlay, view, observed, accounts)
         ctx = _context(
             self.config, target, overlay, self.locator, intent[0], observed, _reads_policies(batch)
         )
@@ -571,7 +579,8 @@ class Planner:
             self.state.refuse(finding, view, "verify-failed")
             return
         observed = self._observed(finding.resource)
-        intent = workload_intent(target, overlay, view, observed)
+        accounts = self._api_accounts(target, overlay, [finding])
+        intent = workload_intent(target, overlay, view, observed, accounts)
         if self._declined(finding, view, intent):
             return
         ctx = _context(
@@ -751,6 +760,26 @@ class Planner:
         """The repository without edits, reading through the plan's shared texts and links."""
         return FileOverlay(self.repo_root, originals=self.state.originals, links=self.state.links)
 
+    def _api_accounts(
+        self, target: Target, overlay: FileOverlay, findings: Sequence[Finding]
+    ) -> tuple[tuple[str | None, str], ...]:
+        """The ServiceAccounts RBAC bindings grant API access where ``target`` is deployed (the
+        repository's, its kustomize overlay's or its chart's), when a finding would turn the
+        token off (gathering them may build or render)."""
+        if not any(f.control_id in TOKEN_CONTROLS for f in findings):
+            return ()
+        found = list(self.locator.manifests.neighbourhood.api_accounts)
+        rendered = getattr(target, "api_accounts", None)  # a chart's own bindings
+        deployed = getattr(target, "neighbours", None)  # a kustomize overlay's, as built
+        if callable(rendered):
+            found += rendered(overlay)
+        elif callable(deployed):
+            built = Neighbourhood()
+            for document in deployed(overlay):
+                built.add(document)
+            found += built.api_accounts
+        return tuple(dict.fromkeys(found))
+
     def _observed(self, resource: ResourceRef) -> WorkloadRuntime | None:
         return self.runtime(resource) if self.runtime else None
 
@@ -789,7 +818,9 @@ class Planner:
         if isinstance(view, str):
             return False
         observed = self._observed(finding.resource)
-        return self._declined(finding, view, workload_intent(found, overlay, view, observed))
+        accounts = self._api_accounts(found, overlay, [finding])
+        intent = workload_intent(found, overlay, view, observed, accounts)
+        return self._declined(finding, view, intent)
 
 
 def build_plan(

@@ -58,7 +58,8 @@ class Evidence:
     """One observation that says what the workload needs.
 
     ``needs`` are tokens: hostNetwork, hostPID, hostIPC, privileged, hostPath, hostPath:write,
-    root, writableRoot, capability:<NAME>. ``container`` None means the whole pod.
+    root, writableRoot, capability:<NAME>, serviceAccountToken. ``container`` None means the
+    whole pod.
     """
 
     source: str
@@ -670,6 +671,16 @@ def decline(intent: WorkloadIntent, view: PodView, finding: Finding) -> Decline 
         return _pod_decline(intent, view, control, ("hostNetwork",))
     if control == "C-0038":
         return _pod_decline(intent, view, control, ("hostPID", "hostIPC"))
+    if control in TOKEN_CONTROLS:
+        found = _needs(intent, "serviceAccountToken", [])
+        if found and view.get("automountServiceAccountToken") is not False:
+            return Decline(
+                control,
+                f"the pod needs its service account token: {_cite(found)}; without it those "
+                "calls fail",
+                tuple(found),
+            )
+        return None
     containers = [c for c in target_containers(view, finding) if not c.ephemeral]
     if control in ("C-0057", "C-0016"):
         chosen = [c for c in containers if _privileged(c)]
@@ -793,3 +804,7 @@ def declined(view: PodView, finding: Finding, given: WorkloadIntent | None) -> N
 
 
 WAIVE_PREFIX = "not fixed, a waiver is proposed instead: "
+
+TOKEN_CONTROLS = ("C-0034", "C-0190")
+"""The controls that turn the service account token off (`serviceAccountToken` evidence
+declines them)."""

@@ -415,3 +415,51 @@ def test_real_manifests_keep_their_workloads_whole(tmp_path: Path) -> None:
     plan = build_plan(Report("kubescape", "test", (finding,)), csi)
     (refused,) = plan.unfixable
     assert "csi-hostpathplugin-sa is bound to RBAC roles" in refused.reason
+
+
+@pytest.mark.parametrize("control", ["C-0034", "C-0190"])
+def test_a_pod_that_calls_the_api_keeps_its_token_with_a_waiver(
+    tmp_path: Path, control: str
+) -> None:
+    """A RoleBinding of the repository gives the pod's service account API access: turning
+    the token off would break its API calls, so a waiver is proposed instead. A pod whose
+    account nothing binds gets the fix."""
+    (tmp_path / "controller.yaml").write_text(_controller() + "---\n" + BINDING)
+    (tmp_path / "web.yaml").write_text(_deployment("web", {"app": "web"}, "shop"))
+    findings = tuple(
+        Finding(
+            control_id=control, resource=ResourceRef(kind="Deployment", name=n, namespace="shop")
+        )
+        for n in ("controller", "web")
+    )
+    plan = build_plan(Report("kubescape", "test", findings), tmp_path)
+    (refused,) = plan.unfixable
+    assert refused.finding.resource.name == "controller"
+    assert refused.reason.startswith("not fixed, a waiver is proposed instead: the pod needs")
+    assert "service account controller is bound to RBAC roles" in refused.reason
+    keys = sorted(cs.key for cs in plan.change_sets)
+    assert keys == ["service-account/web", "waivers/remedy-yaml"], keys
+
+
+def test_a_chart_workload_bound_by_the_charts_rbac_keeps_its_token(tmp_path: Path) -> None:
+    import helm_python
+
+    (tmp_path / "charts").mkdir()
+    helm_python.Chart.create("demo", str(tmp_path / "charts"))
+    (tmp_path / "charts" / "demo" / "templates" / "rolebinding.yaml").write_text(
+        "apiVersion: rbac.authorization.k8s.io/v1\nkind: RoleBinding\nmetadata:\n"
+        '  name: {{ include "demo.fullname" . }}\n'
+        "roleRef: {apiGroup: rbac.authorization.k8s.io, kind: Role, name: reader}\n"
+        "subjects:\n  - kind: ServiceAccount\n"
+        '    name: {{ include "demo.serviceAccountName" . }}\n'
+        "    namespace: {{ .Release.Namespace }}\n"
+    )
+    finding = Finding(
+        control_id="C-0034",
+        resource=ResourceRef(kind="Deployment", name="demo", namespace="default"),
+        source=SourceHint(chart_path="charts/demo"),
+    )
+    plan = build_plan(Report("kubescape", "test", (finding,)), tmp_path)
+    (refused,) = plan.unfixable
+    assert "the pod needs its service account token" in refused.reason, refused.reason
+    assert [cs.key for cs in plan.change_sets] == ["waivers/remedy-yaml"]

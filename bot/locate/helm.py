@@ -1448,6 +1448,10 @@ class HelmTarget:
                 out.append({**doc.document, "metadata": meta})
         return out
 
+    def api_accounts(self, overlay: FileOverlay) -> list[tuple[str | None, str]]:
+        """The ServiceAccounts the chart's own RBAC bindings grant API access, as rendered."""
+        return self._neighbours(overlay).api_accounts
+
     def _neighbours(self, overlay: FileOverlay) -> Neighbourhood:
         """The `Neighbourhood` the deployment renders with the overlay, but its chart's tests
         (``helm test`` runs them for a moment; a policy selecting them too breaks no
