@@ -12,7 +12,7 @@ import json
 import re
 import subprocess
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -157,6 +157,20 @@ def split_template_output(text: str) -> dict[str, str]:
     return out
 
 
+_HELM_SEPARATOR = re.compile(r"(?:^|\s*\n)---\s*")
+"""Where Helm splits a rendered template into manifests (``releaseutil.SplitManifests``): a
+line that starts with ``---``, whatever follows it (``---# a comment`` is a separator to Helm
+and to Trivy, not to a YAML parser)."""
+
+
+def helm_documents(text: str) -> Iterator[Any]:
+    """The documents of one rendered template, split where Helm splits them, then each read
+    as YAML (empty ones skipped, as Helm skips them)."""
+    for part in _HELM_SEPARATOR.split(text.strip()):
+        if part.strip():
+            yield from yaml_documents(part)
+
+
 def parse_rendered(
     rendered: Mapping[str, str], only: str | None = None, kind: str | None = None
 ) -> list[RenderedDoc]:
@@ -175,7 +189,7 @@ def parse_rendered(
         ):
             continue
         try:
-            loaded = list(yaml_documents(rendered[template]))
+            loaded = list(helm_documents(rendered[template]))
         except yaml.YAMLError as exc:
             raise ChartError(f"{template} renders invalid YAML: {_one_line(exc)}") from exc
         for index, document in enumerate(d for d in loaded if isinstance(d, Mapping)):
