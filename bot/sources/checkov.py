@@ -86,11 +86,30 @@ def _is_run(item: Any) -> bool:
     )
 
 
+_NOTHING_SCANNED = frozenset(
+    {"passed", "failed", "skipped", "parsing_errors", "resource_count", "checkov_version"}
+)
+
+
+def _nothing_scanned(data: Any) -> bool:
+    """Checkov's output when no framework found a resource to check: its summary alone
+    (``{"passed": 0, "failed": 0, ..., "resource_count": 0, "checkov_version": ...}``)."""
+    return (
+        isinstance(data, Mapping)
+        and set(data) == _NOTHING_SCANNED
+        and isinstance(data["checkov_version"], str)
+        and all(type(data[k]) is int for k in _NOTHING_SCANNED - {"checkov_version"})
+        and data["failed"] == 0
+        and data["resource_count"] == 0
+    )
+
+
 def sniff(data: Any) -> bool:
-    """Checkov ``-o json`` output: one framework's results or a list of them."""
+    """Checkov ``-o json`` output: one framework's results, a list of them, or the summary it
+    prints when it scanned nothing."""
     if isinstance(data, list):
         return bool(data) and all(_is_run(i) for i in data)
-    return _is_run(data)
+    return _is_run(data) or _nothing_scanned(data)
 
 
 def _document(check: _Check) -> Mapping[str, Any] | None:
@@ -186,10 +205,26 @@ def _passed(checks: Any) -> set[tuple[str, str]]:
     return out
 
 
+def _empty(summary: Mapping[str, Any], origin: str) -> Report:
+    """The report of a scan that found no resource: no finding to fix, and the files Checkov
+    could not parse named rather than passed over."""
+    errors = summary["parsing_errors"]
+    unread = Skipped(f"{errors} file(s) Checkov could not parse", "not scanned by Checkov")
+    return Report(
+        scanner=FORMAT,
+        origin=origin,
+        findings=(),
+        skipped=(unread,) if errors else (),
+        summary={"": dict(summary)},
+    )
+
+
 def parse(data: Any, origin: str) -> Report:
     """Turn Checkov JSON output into findings (failed checks; passed ones as evidence)."""
     if not sniff(data):
         raise ReportError(f"{origin}: not a Checkov JSON report (no 'check_type' and 'results')")
+    if _nothing_scanned(data):
+        return _empty(data, origin)
     runs = data if isinstance(data, list) else [data]
     findings: list[Finding] = []
     skipped: list[Skipped] = []

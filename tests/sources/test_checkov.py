@@ -238,3 +238,28 @@ def test_a_file_repeating_an_object_is_fixed_where_checkov_points(tmp_path: Path
     assert any(fix.finding.control_id == "C-0016" for fix in fixes)
     assert {(fix.location.path, fix.location.document_index) for fix in fixes} == {("pod.yaml", 3)}
     assert not [u for u in plan.unfixable if "several places" in u.reason]
+
+
+def test_a_scan_that_found_nothing_is_an_empty_report(tmp_path: Path) -> None:
+    """Checkov prints only its summary when no framework found a resource (a chart directory
+    without a helm binary, say): that is a scan with nothing to fix, not a malformed input
+    that fails a CI gate. Files it could not parse are named; a summary that claims failures
+    without results stays refused."""
+    summary = {
+        "passed": 0,
+        "failed": 0,
+        "skipped": 0,
+        "parsing_errors": 0,
+        "resource_count": 0,
+        "checkov_version": "3.3.30",
+    }
+    path = tmp_path / "checkov.json"
+    path.write_text(json.dumps(summary))
+    report = load_report(path)
+    assert report.scanner == "checkov" and report.findings == () and report.skipped == ()
+    path.write_text(json.dumps({**summary, "parsing_errors": 2}))
+    (unread,) = load_report(path).skipped
+    assert "2 file(s) Checkov could not parse" in unread.what
+    path.write_text(json.dumps({**summary, "failed": 3}))
+    with pytest.raises(ReportError):
+        load_report(path)
