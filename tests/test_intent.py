@@ -210,6 +210,32 @@ def test_a_node_agent_that_writes_the_kubelets_directory_keeps_root() -> None:
     assert found is None
 
 
+INGRESS_CONTROLLER = """\
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: ingress-nginx-controller
+spec:
+  template:
+    spec:
+      containers:
+        - name: controller
+          image: registry.k8s.io/ingress-nginx/controller:v1.11.2@sha256:d5f8217feeac4887cb1ed21f27c2674e58be06bd8f5184cacea2a69abaf78dce
+          securityContext:
+            readOnlyRootFilesystem: false
+            runAsUser: 101
+"""
+
+
+def test_the_ingress_nginx_controller_keeps_a_writable_root_filesystem() -> None:
+    """The controller writes the nginx.conf it generates and the certificates of Ingress
+    secrets into its own filesystem (kubernetes/ingress-nginx#7050): no read-only root."""
+    view = _view(INGRESS_CONTROLLER)
+    finding = _finding("C-0017", "Deployment", "ingress-nginx-controller", "deploy.yaml")
+    found = decline(classify(view), view, finding)
+    assert found is not None and "ingress-nginx/issues/7050" in found.reason, found
+
+
 def test_reason_comment_and_written_paths() -> None:
     view = _view(REPORT_JOB)
     comments = comments_of(REPORT_JOB)
