@@ -91,6 +91,7 @@ from fixers.view import (
     Neighbourhood,
     PodView,
     calls_the_api,
+    label_selector_matches,
     lookup,
     other_pods_selected,
     policies_selecting,
@@ -578,6 +579,43 @@ def _nested(one: YamlPath, other: YamlPath) -> bool:
     """Whether one of two values paths holds the other (or they are the same)."""
     n = min(len(one), len(other))
     return one[:n] == other[:n]
+
+
+def _named(document: Mapping[str, Any]) -> tuple[str, str]:
+    """(namespace, name) of a rendered document."""
+    meta = document.get("metadata")
+    meta = meta if isinstance(meta, Mapping) else {}
+    return str(meta.get("namespace") or "default"), str(meta.get("name", ""))
+
+
+def _allows_all(rules: Any) -> bool:
+    """Whether a policy's list of rules has one that allows all traffic (``{}``, or a rule
+    naming neither peers nor ports)."""
+    return isinstance(rules, list) and any(
+        isinstance(r, Mapping) and not r.get("to") and not r.get("from") and not r.get("ports")
+        for r in rules
+    )
+
+
+def _rules_in_words(rules: Any, restricted: bool, direction: str) -> str:
+    """A policy's ingress or egress in a few words."""
+    if not restricted:
+        return f"{direction} not restricted"
+    if not isinstance(rules, list) or not rules:
+        return f"all {direction} denied" + (" (DNS too)" if direction == "egress" else "")
+    if _allows_all(rules):
+        return f"all {direction} allowed"
+    ports = sorted(
+        {
+            f"{p.get('port', 'any')}/{p.get('protocol', 'TCP')}"
+            for r in rules
+            if isinstance(r, Mapping)
+            for p in (r.get("ports") or [])
+            if isinstance(p, Mapping)
+        }
+    )
+    on = f" on {', '.join(ports)}" if ports else ""
+    return f"{direction} only by its {len(rules)} rule(s){on}"
 
 
 def _set_in(values: dict[str, Any], path: YamlPath, extra: Mapping[Any, Any]) -> None:
@@ -1484,9 +1522,9 @@ class HelmTarget:
         dep = self.deployment
         chart_dir = self.index.chart_dir_for(dep.chart, overlay)
 
-        def selects(paths: Sequence[YamlPath]) -> bool | None:
-            """Whether the chart renders a policy selecting this pod with ``paths`` all on
-            (None when it does not render so)."""
+        def rendered(paths: Sequence[YamlPath]) -> list[dict[str, Any]] | None:
+            """The ``kind`` documents the chart renders with ``paths`` all on (None when it
+            does not render so), each in its namespace."""
             values = copy.deepcopy(dep.render_values(overlay))
             for path in paths:
                 _set_in(values, path[:-1], {path[-1]: True})
@@ -1494,7 +1532,7 @@ class HelmTarget:
                 docs = self.index.deployed(dep, chart_dir, values, overlay, kind=kind).docs
             except RemedyError:
                 return None
-            policies = [
+            return [
                 {
                     **d.document,
                     "metadata": {"namespace": dep.namespace, **(d.document.get("metadata") or {})},
@@ -1502,6 +1540,13 @@ class HelmTarget:
                 for d in docs
                 if d.kind == kind
             ]
+
+        def selects(paths: Sequence[YamlPath]) -> bool | None:
+            """Whether the chart renders a policy selecting this pod with ``paths`` all on
+            (None when it does not render so)."""
+            policies = rendered(paths)
+            if policies is None:
+                return None
             return kind == "NetworkPolicy" and bool(
                 policies_selecting(policies, view.labels, view.namespace)
             )
@@ -1510,9 +1555,13 @@ class HelmTarget:
             candidates = []  # every switch on at once renders none: none of them does alone
         for path in candidates:
             if selects([path]):
+                before = {_named(d) for d in rendered([]) or []}
+                added = [d for d in rendered([path]) or [] if _named(d) not in before]
+                described = self._check_switched_policies(added, path, overlay)
                 self._switch_why = (
                     f"chart {dep.chart.name} already renders a NetworkPolicy for this pod when "
-                    f"{'.'.join(path)} is true: the existing switch is turned on"
+                    f"{'.'.join(path)} is true: the existing switch is turned on. The chart's "
+                    f"policy decides the traffic, not kube-remedy's: {described}"
                 )
                 return Set(path, True, edit.comment)
         if (
@@ -1525,6 +1574,65 @@ class HelmTarget:
             f"a new manifest ({edit.name}) cannot be added through chart values and chart "
             f"{dep.chart.name} has no switch that renders one; add it to the chart's templates"
         )
+
+    def _check_switched_policies(
+        self, added: Sequence[Mapping[str, Any]], path: YamlPath, overlay: FileOverlay
+    ) -> str:
+        """What the NetworkPolicies a chart's switch adds do, in words (also those for the
+        chart's other workloads: the switch turns them on too); `ChartError` when one selects
+        a whole namespace (``podSelector: {}``), selects this pod together with another
+        workload's, or restricts the egress of this pod while it calls the Kubernetes API
+        (the chart cannot know the API server's addresses)."""
+        neighbourhood = self._neighbours(overlay)
+        chart, switch = self.deployment.chart.name, ".".join(map(str, path))
+        api = calls_the_api(self.view, neighbourhood.api_accounts)
+        said = []
+        for policy in added:
+            namespace, name = _named(policy)
+            found = policy.get("spec")
+            spec: Mapping[str, Any] = found if isinstance(found, Mapping) else {}
+            selector = spec.get("podSelector")
+            if not isinstance(selector, Mapping) or not any(selector.values()):
+                raise ChartError(
+                    f"chart {chart}'s NetworkPolicy {name}, which {switch} turns on, selects "
+                    f"every pod of namespace {namespace}, whatever else runs there, not only "
+                    f"{self.doc.kind} {self.doc.name}'s; turn it on by hand after checking them"
+                )
+            others = sorted(
+                f"{p.kind}/{p.name}"
+                for p in neighbourhood.workloads
+                if (p.namespace or "default") == namespace
+                and (p.kind, p.name) != (self.doc.kind, self.doc.name)
+                and label_selector_matches(selector, dict(p.labels))
+            )
+            mine = label_selector_matches(selector, self.view.labels)
+            if mine and others:
+                raise ChartError(
+                    f"chart {chart}'s NetworkPolicy {name}, which {switch} turns on, also "
+                    f"selects the pods of {', '.join(others)} and would restrict their traffic "
+                    "too; turn it on by hand after checking them"
+                )
+            types = spec.get("policyTypes") or [
+                "Ingress",
+                *(["Egress"] if "egress" in spec else []),
+            ]
+            ingress = _rules_in_words(spec.get("ingress"), "Ingress" in types, "ingress")
+            egress = _rules_in_words(spec.get("egress"), "Egress" in types, "egress")
+            if (
+                mine
+                and api is not None
+                and "Egress" in types
+                and not _allows_all(spec.get("egress"))
+            ):
+                raise ChartError(
+                    f"chart {chart}'s NetworkPolicy {name}, which {switch} turns on, restricts "
+                    f"the egress of {self.doc.kind} {self.doc.name}, whose service account "
+                    f"{api} is bound to call the Kubernetes API: the policy cannot know the API "
+                    "server's addresses; turn it on by hand with an egress rule for them"
+                )
+            whose = "" if mine else f" (for {', '.join(others) or 'no workload rendered'})"
+            said.append(f"{name}{whose}: {ingress}; {egress}")
+        return "; ".join(said) or "it renders no new policy"
 
     def _manifest_beside_release(
         self, edit: CreateManifest, overlay: FileOverlay

@@ -179,6 +179,15 @@ class NetworkPolicy(Fixer):
                     "them"
                 ),
                 "the policy is enforced only when the cluster's CNI supports NetworkPolicy",
+                *(
+                    (
+                        "through a chart, a NetworkPolicy switch the chart already has is "
+                        "turned on instead when it selects this pod: the chart's own policy "
+                        "then decides the traffic, and the file list says what it allows",
+                    )
+                    if ctx.location_kind.startswith("helm")
+                    else ()
+                ),
             ),
             values_used=("DNS peer: k8s-app=kube-dns in kube-system (the kubeadm/EKS/GKE label)",),
         )

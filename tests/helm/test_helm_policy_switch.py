@@ -1,0 +1,101 @@
+"""A chart's own NetworkPolicy switch is turned on only when what it renders is safe, and the
+merge request says what that policy allows."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bot.plan import Plan, build_plan
+from bot.sources.base import Report
+from fixers.model import Finding, ResourceRef, SourceHint
+
+DEPLOYMENT = """\
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: app
+spec:
+  selector: {matchLabels: {app: app}}
+  template:
+    metadata: {labels: {app: app}}
+    spec:
+      serviceAccountName: app
+      containers:
+        - name: app
+          image: registry.example.com/app:1.0.0
+          ports: [{containerPort: 8080}]
+"""
+
+POLICY = """\
+{{- if .Values.networkPolicy.enabled }}
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata:
+  name: app
+spec:
+  podSelector: %s
+  policyTypes: [Ingress, Egress]
+  ingress:
+    - ports: [{port: 8080}]
+  egress: %s
+{{- end }}
+"""
+
+BINDING = """\
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata:
+  name: app
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: Role, name: app}
+subjects: [{kind: ServiceAccount, name: app, namespace: "{{ .Release.Namespace }}"}]
+"""
+
+
+def _plan(root: Path, selector: str, egress: str, binding: bool = False) -> Plan:
+    chart = root / "charts" / "app"
+    (chart / "templates").mkdir(parents=True)
+    (chart / "Chart.yaml").write_text("apiVersion: v2\nname: app\nversion: 0.1.0\n")
+    (chart / "values.yaml").write_text("networkPolicy:\n  enabled: false\n")
+    (chart / "templates" / "deployment.yaml").write_text(DEPLOYMENT)
+    (chart / "templates" / "networkpolicy.yaml").write_text(POLICY % (selector, egress))
+    if binding:
+        (chart / "templates" / "rolebinding.yaml").write_text(BINDING)
+    finding = Finding(
+        control_id="C-0260",
+        resource=ResourceRef(kind="Deployment", name="app", namespace="default"),
+        source=SourceHint(chart_path="charts/app"),
+    )
+    return build_plan(Report("kubescape", "test", (finding,)), root)
+
+
+def test_a_switch_whose_policy_is_safe_is_turned_on_and_described(tmp_path: Path) -> None:
+    plan = _plan(tmp_path, "{matchLabels: {app: app}}", "[{ports: [{port: 53, protocol: UDP}]}]")
+    (change_set,) = plan.change_sets
+    (values,) = change_set.files
+    assert "enabled: true" in values.after
+    (fix,) = change_set.fixes
+    why = fix.location.why
+    assert "networkPolicy.enabled is true: the existing switch is turned on" in why
+    assert "app: ingress only by its 1 rule(s) on 8080/TCP; egress only by its 1 rule(s)" in why
+
+
+@pytest.mark.parametrize("selector", ["{}", "{matchLabels: {}}"])
+def test_a_switch_whose_policy_selects_the_whole_namespace_is_left_alone(
+    tmp_path: Path, selector: str
+) -> None:
+    plan = _plan(tmp_path, selector, "[{}]")
+    assert not plan.change_sets
+    (refused,) = plan.unfixable
+    assert "selects every pod of namespace default" in refused.reason, refused.reason
+
+
+def test_a_switch_that_cuts_an_api_caller_off_is_left_alone(tmp_path: Path) -> None:
+    plan = _plan(tmp_path, "{matchLabels: {app: app}}", "[]", binding=True)
+    assert not plan.change_sets
+    (refused,) = plan.unfixable
+    assert "bound to call the Kubernetes API" in refused.reason, refused.reason
+    # an egress rule that allows everything keeps the API reachable
+    other = tmp_path / "other"
+    assert _plan(other, "{matchLabels: {app: app}}", "[{}]", binding=True).change_sets
