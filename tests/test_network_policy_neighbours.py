@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.plan import build_plan
+from bot.plan import Plan, build_plan
 from bot.sources.base import Report
 from fixers.edits import load_documents
 from fixers.model import Finding, ResourceRef, SourceHint
@@ -228,12 +228,14 @@ def test_bound_service_accounts() -> None:
     assert bound_service_accounts({"kind": "Role", "metadata": {"name": "x"}}) == []
 
 
-def test_a_chart_workload_that_calls_the_api_gets_no_policy_template(tmp_path: Path) -> None:
+def _plan_bound_chart(root: Path, control: str) -> Plan:
+    """The plan of ``control`` on a ``helm create`` chart whose RoleBinding gives the
+    Deployment's service account API access."""
     import helm_python
 
-    (tmp_path / "charts").mkdir()
-    helm_python.Chart.create("demo", str(tmp_path / "charts"))
-    (tmp_path / "charts" / "demo" / "templates" / "rolebinding.yaml").write_text(
+    (root / "charts").mkdir()
+    helm_python.Chart.create("demo", str(root / "charts"))
+    (root / "charts" / "demo" / "templates" / "rolebinding.yaml").write_text(
         "apiVersion: rbac.authorization.k8s.io/v1\nkind: RoleBinding\nmetadata:\n"
         '  name: {{ include "demo.fullname" . }}\n'
         "roleRef: {apiGroup: rbac.authorization.k8s.io, kind: Role, name: reader}\n"
@@ -242,11 +244,15 @@ def test_a_chart_workload_that_calls_the_api_gets_no_policy_template(tmp_path: P
         "    namespace: {{ .Release.Namespace }}\n"
     )
     finding = Finding(
-        control_id="C-0260",
+        control_id=control,
         resource=ResourceRef(kind="Deployment", name="demo", namespace="default"),
         source=SourceHint(chart_path="charts/demo"),
     )
-    plan = build_plan(Report("kubescape", "test", (finding,)), tmp_path)
+    return build_plan(Report("kubescape", "test", (finding,)), root)
+
+
+def test_a_chart_workload_that_calls_the_api_gets_no_policy_template(tmp_path: Path) -> None:
+    plan = _plan_bound_chart(tmp_path, "C-0260")
     (refused,) = plan.unfixable
     assert "Kubernetes API" in refused.reason and "demo" in refused.reason
     assert not plan.change_sets
@@ -442,24 +448,7 @@ def test_a_pod_that_calls_the_api_keeps_its_token_with_a_waiver(
 
 
 def test_a_chart_workload_bound_by_the_charts_rbac_keeps_its_token(tmp_path: Path) -> None:
-    import helm_python
-
-    (tmp_path / "charts").mkdir()
-    helm_python.Chart.create("demo", str(tmp_path / "charts"))
-    (tmp_path / "charts" / "demo" / "templates" / "rolebinding.yaml").write_text(
-        "apiVersion: rbac.authorization.k8s.io/v1\nkind: RoleBinding\nmetadata:\n"
-        '  name: {{ include "demo.fullname" . }}\n'
-        "roleRef: {apiGroup: rbac.authorization.k8s.io, kind: Role, name: reader}\n"
-        "subjects:\n  - kind: ServiceAccount\n"
-        '    name: {{ include "demo.serviceAccountName" . }}\n'
-        "    namespace: {{ .Release.Namespace }}\n"
-    )
-    finding = Finding(
-        control_id="C-0034",
-        resource=ResourceRef(kind="Deployment", name="demo", namespace="default"),
-        source=SourceHint(chart_path="charts/demo"),
-    )
-    plan = build_plan(Report("kubescape", "test", (finding,)), tmp_path)
+    plan = _plan_bound_chart(tmp_path, "C-0034")
     (refused,) = plan.unfixable
     assert "the pod needs its service account token" in refused.reason, refused.reason
     assert [cs.key for cs in plan.change_sets] == ["waivers/remedy-yaml"]
