@@ -200,6 +200,17 @@ def _is_operator_cr(item: Any) -> bool:
     )
 
 
+def _nothing_scanned(data: Mapping[str, Any]) -> bool:
+    """``trivy config -f json`` of a directory with nothing it could scan: the report's head
+    (schema version, Trivy's version, the artifact) and no ``Results`` at all."""
+    return (
+        "Results" not in data
+        and isinstance(data.get("SchemaVersion"), int)
+        and isinstance(data.get("Trivy"), Mapping)
+        and isinstance(data.get("ArtifactName"), str)
+    )
+
+
 def sniff(data: Any) -> bool:
     """A Trivy JSON report (config/fs/k8s) or Trivy-Operator report CRs (one or a List)."""
     if not isinstance(data, Mapping):
@@ -207,6 +218,8 @@ def sniff(data: Any) -> bool:
     if isinstance(data.get("Results"), list) and (
         "SchemaVersion" in data or "ArtifactName" in data
     ):
+        return True
+    if _nothing_scanned(data):
         return True
     if "ClusterName" in data and any(
         isinstance(data.get(k), list) for k in ("Resources", "Misconfigurations", "Vulnerabilities")
@@ -610,6 +623,8 @@ def parse(data: Any, origin: str) -> Report:
     if not sniff(data):
         raise ReportError(f"{origin}: not a Trivy JSON report or Trivy-Operator report")
     builder = _Builder(origin)
+    if _nothing_scanned(data):
+        return builder.report()  # a scan that found nothing to check: no finding
     if isinstance(data.get("Results"), list):
         _parse_config(_ConfigReport.model_validate(data), builder)
     elif "ClusterName" in data:

@@ -235,3 +235,19 @@ def test_every_mapped_title_is_trivys_title() -> None:
     assert len(checked) >= 15
     for check_id in checked:
         assert table[check_id]["title"] == seen[check_id], check_id
+
+
+def test_a_scan_that_found_nothing_is_an_empty_report(tmp_path: Path) -> None:
+    """``trivy config`` of a directory with nothing it can scan writes the report's head and
+    no Results: a scan with nothing to fix, not an input error that fails a CI gate."""
+    head = {
+        "SchemaVersion": 2,
+        "Trivy": {"Version": "0.76.0"},
+        "ArtifactName": ".",
+        "ArtifactType": "repository",
+        "Metadata": {"Branch": "main"},
+    }
+    path = tmp_path / "trivy.json"
+    path.write_text(json.dumps(head))
+    report = load_report(path)
+    assert report.scanner == "trivy" and report.findings == () and report.skipped == ()
