@@ -8,7 +8,8 @@ Evidence, each an `Evidence` record naming its source:
 
 - the manifest itself: a DaemonSet (or a node-inspecting Job/Pod) with host mounts of /proc,
   /sys, /dev, /var/lib/kubelet, /etc/kubernetes or a container-runtime socket; a container
-  that adds SETUID or SETGID, which starts as root and switches user itself;
+  that adds capabilities (they reach only root; SETUID and SETGID say it switches user
+  itself); a host-network pod whose containers add NET_ADMIN or NET_RAW;
 - well-known agents, drivers and shippers by image (``fixers/data/workload_intent.yaml``, each
   entry with the source that says why);
 - explicit settings with a comment giving the reason (``runAsUser: 0  # legacy: writes to
@@ -79,7 +80,7 @@ class WorkloadIntent:
     """What the evidence says about one workload."""
 
     purpose: str | None = None
-    """e.g. 'node agent', 'Falco (runtime security agent ...)'."""
+    """e.g. 'a node agent', 'Falco, a runtime security agent (...)'."""
     evidence: tuple[Evidence, ...] = ()
 
     def supporting(self, token: str, container: str | None = None) -> list[Evidence]:
@@ -535,6 +536,25 @@ def classify(
         )
         purposes.append("node agent")
 
+    if view.get("hostNetwork") is True:
+        on_node = {
+            c.name: [cap for cap in _added_capabilities(c) if cap in _NODE_NETWORK]
+            for c in view.containers
+            if not c.ephemeral
+        }
+        on_node = {name: caps for name, caps in on_node.items() if caps}
+        if on_node:
+            said = "; ".join(f"{name} adds {', '.join(caps)}" for name, caps in on_node.items())
+            evidence.append(
+                Evidence(
+                    "manifest",
+                    f"{said} on the host network: it works on the node's own network "
+                    "interfaces (ARP, routes, BGP or packet filtering), which only the host "
+                    "network namespace has",
+                    ("hostNetwork",),
+                )
+            )
+
     for field_name, bad in _EXPLICIT_POD.items():
         if view.get(field_name) == bad:
             reason = _reason_comment(_comment_at(comments, view, field_name))
@@ -562,14 +582,21 @@ def classify(
                         paths=paths,
                     )
                 )
-        switching = _user_switching(container)
-        if switching:
+        kept = _root_only_capabilities(container)
+        switching = [cap for cap in _USER_SWITCHING if cap in kept]
+        if kept:
+            shown = switching or kept
+            what = f"the {' and '.join(shown)} capabilit{'ies' if len(shown) > 1 else 'y'}"
             evidence.append(
                 Evidence(
                     "manifest",
-                    f"{container.name} adds the {' and '.join(switching)} "
-                    f"capabilit{'ies' if len(switching) > 1 else 'y'}: it starts as root and "
-                    "switches to its own user itself (as gosu or su-exec do)",
+                    f"{container.name} adds {what}: it starts as root and switches to its own "
+                    "user itself (as gosu or su-exec do)"
+                    if switching
+                    else f"{container.name} adds {what}, which "
+                    f"{'reach' if len(shown) > 1 else 'reaches'} only a root process "
+                    "(Kubernetes gives another user no ambient capabilities): as another user "
+                    f"it would lose {'them' if len(shown) > 1 else 'it'}",
                     ("root",),
                     container.name,
                 )
@@ -591,17 +618,25 @@ def classify(
 
 
 _USER_SWITCHING = ("SETUID", "SETGID")
+_NODE_NETWORK = ("NET_ADMIN", "NET_RAW", "NET_BROADCAST")
 
 
-def _user_switching(container: ContainerView) -> list[str]:
-    """The user-switching capabilities (SETUID, SETGID) a container's securityContext adds:
-    its author says it changes user at start-up. Added capabilities reach only a root
-    process (Kubernetes sets no ambient capabilities), so under another user they are gone."""
+def _added_capabilities(container: ContainerView) -> list[str]:
+    """The capabilities a container's securityContext adds, normalised (``CAP_`` dropped,
+    upper case), in its order."""
     added = container.get("securityContext", "capabilities", "add", default=[]) or []
     if not isinstance(added, list):
         return []
-    names = {str(cap).upper().removeprefix("CAP_") for cap in added}
-    return [cap for cap in _USER_SWITCHING if cap in names]
+    return list(dict.fromkeys(str(cap).upper().removeprefix("CAP_") for cap in added))
+
+
+def _root_only_capabilities(container: ContainerView) -> list[str]:
+    """The capabilities a container adds that it would lose as another user: added
+    capabilities reach only a root process (Kubernetes sets no ambient capabilities). All but
+    NET_BIND_SERVICE, which images also grant their binary as a file capability to run
+    unprivileged (CoreDNS, ingress-nginx). SETUID and SETGID say the container switches user
+    at start-up itself."""
+    return [cap for cap in _added_capabilities(container) if cap != "NET_BIND_SERVICE"]
 
 
 # --------------------------------------------------------------------------- decide
@@ -738,6 +773,19 @@ def decline(intent: WorkloadIntent, view: PodView, finding: Finding) -> Decline 
             return Decline(
                 control,
                 f"{names} must run as root: {_cite(found)}; a non-root user would break it",
+                tuple(found),
+            )
+        return None
+    if control in ("C-9001", "C-9002"):  # dropping capabilities
+        chosen = [c for c in containers if c.get("securityContext", "privileged") is True]
+        found = _needs(intent, "privileged", chosen) if chosen else []
+        if found:
+            names = ", ".join(c.name for c in chosen)
+            return Decline(
+                control,
+                f"{names} must run privileged: {_cite(found)}; a privileged container has "
+                "every capability whatever it drops, so the change would only claim a "
+                "protection it does not give",
                 tuple(found),
             )
         return None

@@ -236,6 +236,68 @@ def test_the_ingress_nginx_controller_keeps_a_writable_root_filesystem() -> None
     assert found is not None and "ingress-nginx/issues/7050" in found.reason, found
 
 
+SPEAKER = """\
+apiVersion: apps/v1
+kind: DaemonSet
+metadata:
+  name: speaker
+spec:
+  template:
+    spec:
+      hostNetwork: true
+      containers:
+        - name: speaker
+          image: registry.example.com/lb/speaker:0.14.9
+          securityContext:
+            capabilities:
+              drop: [ALL]
+              add: [NET_RAW]
+"""
+
+
+def test_a_host_network_pod_that_works_on_the_nodes_network_keeps_it_and_root() -> None:
+    """A load-balancer speaker answers ARP from the node's interfaces (NET_RAW on the host
+    network): neither hostNetwork nor root is taken away, whatever its image."""
+    view = _view(SPEAKER)
+    intent = classify(view)
+    for control, words in (("C-0041", "hostNetwork: true is needed"), ("C-0013", "NET_RAW")):
+        found = decline(intent, view, _finding(control, "DaemonSet", "speaker", "lb.yaml"))
+        assert found is not None and words in found.reason, (control, found)
+    plain = _view(SPEAKER.replace("              add: [NET_RAW]\n", ""))
+    assert decline(classify(plain), plain, _finding("C-0041", "DaemonSet", "speaker", "x")) is None
+
+
+CALICO_NODE = """\
+apiVersion: apps/v1
+kind: DaemonSet
+metadata:
+  name: calico-node
+spec:
+  template:
+    spec:
+      hostNetwork: true
+      containers:
+        - name: calico-node
+          image: docker.io/calico/node:v3.28.0
+          securityContext:
+            privileged: true
+"""
+
+
+def test_a_privileged_cni_agent_keeps_its_root_filesystem_and_gets_no_pointless_drop() -> None:
+    """calico-node writes BIRD's configuration in its own filesystem, and a privileged
+    container has every capability whatever it drops: both are waived, not "fixed"."""
+    view = _view(CALICO_NODE)
+    intent = classify(view)
+    for control, words in (
+        ("C-0017", "calico/issues/5237"),
+        ("C-9001", "every capability whatever it drops"),
+        ("C-9002", "every capability whatever it drops"),
+    ):
+        found = decline(intent, view, _finding(control, "DaemonSet", "calico-node", "c.yaml"))
+        assert found is not None and words in found.reason, (control, found)
+
+
 def test_reason_comment_and_written_paths() -> None:
     view = _view(REPORT_JOB)
     comments = comments_of(REPORT_JOB)
