@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from fixers.base import ContainerFix, ContainerFixer
-from fixers.intent import serves_stateful
+from fixers.intent import intent_of, serves_stateful
 from fixers.model import NeedsHuman, Risk, Set
 from fixers.rules._quantity import BadQuantity, at_least, scale
 from fixers.view import ContainerView, PodView
@@ -55,7 +55,7 @@ class ResourceLimits(ContainerFixer):
         guessed = [
             f"{s}.{r}" for s, r, _, why in planned if why.startswith(("default ", "capped at"))
         ]
-        if guessed and (stateful := _stateful(view, container)) is not None:
+        if guessed and (stateful := _stateful(view, container, ctx)) is not None:
             return NeedsHuman(
                 f"container {container.name} {stateful}: a generic default for "
                 f"{', '.join(guessed)} would starve or kill it; set requests from its measured "
@@ -72,14 +72,22 @@ class ResourceLimits(ContainerFixer):
         )
 
 
-def _stateful(view: PodView, container: ContainerView) -> str | None:
-    """Why a container is a database or stateful server (with a sizing recommendation), or
-    None."""
+def _stateful(view: PodView, container: ContainerView, ctx: FixContext) -> str | None:
+    """Why a container is a database, a stateful server or a workload whose purpose the
+    evidence names (a node agent, a CNI plugin: killed for memory, it stops its work on every
+    node), with a sizing recommendation; or None."""
     found = serves_stateful(container)
     if found is not None:
         entry, how = found
         known = "" if how.startswith("image ") else f" ({how})"
         return f"runs {entry.name}{known}; recommendation: {entry.recommendation} ({entry.source})"
+    purpose = intent_of(view, ctx.intent).purpose
+    if purpose and not container.init:
+        return (
+            f"belongs to {purpose}; recommendation: size it from its usage on the busiest "
+            "node (kubectl top pod) before limiting it: killed for memory or throttled, it "
+            "stops doing its work there"
+        )
     if view.kind == "StatefulSet" and not container.init:
         return (
             "belongs to a StatefulSet; recommendation: size it from its usage over a busy week "
