@@ -226,10 +226,14 @@ class Locator:
     ) -> None:
         self.root = root
         self.charts = charts
-        self.manifests = ManifestIndex.build(root, default_namespace=default_namespace)
+        self.kustomize = KustomizeIndex.build(root) if kustomization_dirs(root) else None
+        # A kustomize patch file is a fragment of an object, never a manifest of its own.
+        patches = self.kustomize.patches if self.kustomize is not None else {}
+        self.manifests = ManifestIndex.build(
+            root, default_namespace=default_namespace, skip=frozenset(patches)
+        )
         self._helm: Callable[[Finding], Target | str] | Literal[False] | None = None
         self._index: Any = None  # the HelmIndex, once built
-        self.kustomize = KustomizeIndex.build(root) if kustomization_dirs(root) else None
 
     def locate(self, finding: Finding) -> Target | str:
         if self.kustomize is not None:  # an overlay's resource: never a same-named base file

@@ -258,6 +258,9 @@ class KustomizeIndex:
     """Overlays an Argo CD Application or Flux Kustomization deploys -> how it deploys them."""
     adds: set[str] = field(default_factory=set)
     """Overlays whose deployment adds patches or images that apply: they are built with them."""
+    patches: dict[str, str] = field(default_factory=dict)
+    """A file a kustomization applies as a patch -> that kustomization's folder: a fragment,
+    never an object of its own."""
 
     @classmethod
     def build(cls, root: Path) -> KustomizeIndex:
@@ -266,6 +269,8 @@ class KustomizeIndex:
         for folder in kustomization_dirs(root):
             try:
                 _, kust = reader.kustomization(folder)
+                for patch in sorted(reader.patch_files(folder, kust)):
+                    index.patches.setdefault(patch, folder)
                 if kust.get("kind") == "Component":
                     continue
                 index.overlays.append(folder)
@@ -318,6 +323,16 @@ class KustomizeIndex:
         if folder in self.adds:
             return f"{folder or '.'} (as the {self.deployed[folder].what} deploys it)"
         return folder or "."
+
+    def patch_of(self, hint: str) -> str | None:
+        """The folder whose kustomization applies the scanner's path as a patch, or None
+        (the path may be relative to wherever the scanner ran)."""
+        parts = [p for p in PurePosixPath(hint.replace("\\", "/")).parts if p not in ("/", ".")]
+        for start in range(len(parts)):
+            folder = self.patches.get("/".join(parts[start:]))
+            if folder is not None:
+                return folder
+        return None
 
     def overlay_of(self, hint: str) -> str | None:
         """The deepest overlay directory holding the scanner's path (run from anywhere)."""
@@ -377,6 +392,14 @@ def _matches(res: Rendered, finding: Finding, deployment: DeployedFolder | None 
 def locate_kustomize(finding: Finding, index: KustomizeIndex) -> KustomizeTarget | str | None:
     """The target for a finding on a resource an overlay renders; None when no overlay
     renders it (another locator may know the resource), or the reason it cannot be fixed."""
+    patched = index.patch_of(finding.source.path) if finding.source.path else None
+    if patched is not None:
+        return (
+            f"{finding.source.path} is a kustomize patch that {patched or '.'} applies to "
+            f"{finding.resource.kind} {finding.resource.name}, not an object of its own: the "
+            "scanner read the fragment alone; scan what the overlay builds (kubectl kustomize "
+            f"{patched or '.'}) to check the {finding.resource.kind} as deployed"
+        )
     if finding.source.path:
         folder = index.overlay_of(finding.source.path)
         if folder is None:

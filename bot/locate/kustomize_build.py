@@ -258,11 +258,11 @@ class KustomizeReader:
                 out |= self.files(target, _depth + 1)
             else:
                 out.add(target)
-        for key in ("patchesStrategicMerge", "patches", "patchesJson6902", "replacements"):
-            for item in kust.get(key) or []:
-                patch_file = item.get("path") if isinstance(item, Mapping) else item
-                if isinstance(patch_file, str) and "\n" not in patch_file:
-                    out.add(_join(folder, patch_file))
+        out |= self.patch_files(folder, kust)
+        for item in kust.get("replacements") or []:
+            replacement = item.get("path") if isinstance(item, Mapping) else item
+            if isinstance(replacement, str) and "\n" not in replacement:
+                out.add(_join(folder, replacement))
         for key in ("configMapGenerator", "secretGenerator"):  # ``files: [key=]path``
             for gen in kust.get(key) or []:
                 for item in (gen.get("files") or []) if isinstance(gen, Mapping) else []:
@@ -270,6 +270,19 @@ class KustomizeReader:
                         out.add(_join(folder, str(item).rpartition("=")[2]))
                     except KustomizeError:
                         continue  # outside the repository: kube-remedy never reads it
+        return out
+
+    def patch_files(self, folder: str, kust: Mapping[str, Any] | None = None) -> set[str]:
+        """The files ``folder``'s own kustomization applies as patches (not resources)."""
+        if kust is None:
+            kust = self.kustomization(folder)[1]
+        out = set()
+        for key in ("patchesStrategicMerge", "patches", "patchesJson6902"):
+            items = kust.get(key) or []
+            for item in items if isinstance(items, list) else []:
+                patch_file = item.get("path") if isinstance(item, Mapping) else item
+                if isinstance(patch_file, str) and "\n" not in patch_file:
+                    out.add(_join(folder, patch_file))
         return out
 
     def build(self, folder: str) -> list[Rendered]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path, PurePosixPath
@@ -119,11 +120,18 @@ class ManifestIndex:
 
     @classmethod
     def build(
-        cls, root: Path, paths: Sequence[str] | None = None, default_namespace: str = "default"
+        cls,
+        root: Path,
+        paths: Sequence[str] | None = None,
+        default_namespace: str = "default",
+        skip: AbstractSet[str] = frozenset(),
     ) -> ManifestIndex:
+        """The index of ``paths`` (default: every YAML file outside charts) but ``skip``
+        (files that are no manifests: kustomize patches)."""
         index = cls(root=root, namespaces=deployed_namespaces(root, default_namespace))
         for relpath in paths if paths is not None else iter_yaml_files(root):
-            index.add_file(relpath)
+            if relpath not in skip:
+                index.add_file(relpath)
         return index
 
     def real_path(self, relpath: str) -> str | None:

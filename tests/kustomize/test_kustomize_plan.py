@@ -282,3 +282,25 @@ def test_cluster_finding_names_what_argo_cds_kustomize_options_deploy(repo: Path
         ),
     )
     assert not plan_of(repo, plain).change_sets
+
+
+def test_a_scan_of_a_patch_file_alone_is_refused_with_the_overlay_to_scan(repo: Path) -> None:
+    """A file scanner (Trivy, Checkov's kubernetes framework) reads an overlay's patch as a
+    Deployment of its own and reports what the fragment lacks. The patch is no object: the
+    finding is refused with the overlay to scan instead, and the patch is never edited as if
+    it were a whole Deployment (it once was: its limits 'fixed' to the default)."""
+    scanned = Finding(
+        control_id="C-0017",
+        scanner="trivy",
+        severity=Severity.HIGH,
+        resource=ResourceRef(api_version="apps/v1", kind="Deployment", name="web"),
+        container="app",
+        source=SourceHint(path="overlays/production/debug.yaml"),
+    )
+    plan = plan_of(repo, scanned)
+    assert not plan.change_sets
+    (refused,) = plan.unfixable
+    assert "overlays/production/debug.yaml is a kustomize patch that overlays/production" in (
+        refused.reason
+    )
+    assert "kubectl kustomize overlays/production" in refused.reason
