@@ -78,7 +78,7 @@ from fixers.model import (
     Set,
     YamlPath,
 )
-from fixers.view import POD_SPEC_PATHS, ManifestPodView, PodView, lookup
+from fixers.view import POD_SPEC_PATHS, ManifestPodView, PodView, lookup, policies_selecting
 
 ENGINE_ENV = "REMEDY_KUSTOMIZE_ENGINE"
 """``reader`` forces the built-in reader even where ``kubectl`` is installed."""
@@ -628,7 +628,10 @@ class KustomizeTarget:
         base_dir = _listing_kustomization(KustomizeReader(overlay), rendered.origin)
         labels = _template_labels(rendered.original)
         spec = document.get("spec")
-        if base_dir is not None and labels and isinstance(spec, dict):
+        # Policies add up: in an overlay that already selects these pods with a stricter
+        # policy, one more from the base would widen it. Then only this overlay gets it.
+        shared = not self._policed_elsewhere(rendered)
+        if base_dir is not None and labels and isinstance(spec, dict) and shared:
             folder = base_dir
             seen, original = self.resource[1], rendered.names[0]
             meta["name"] = str(meta.get("name", "")).replace(seen, original, 1)
@@ -660,6 +663,24 @@ class KustomizeTarget:
             overlay.write(kust, apply_edits(text, [AppendUnique(("resources",), file_name)]))
         except EditError as exc:
             raise KustomizeError(f"{kust}: {exc}") from None
+
+    def _policed_elsewhere(self, rendered: Rendered) -> list[str]:
+        """The other overlays that build this workload's document and already render a
+        NetworkPolicy selecting its pods there."""
+        out = []
+        for folder, resources in self.index.built.items():
+            if folder == self.overlay_dir:
+                continue
+            same = [
+                r for r in resources if (r.origin, r.index) == (rendered.origin, rendered.index)
+            ]
+            if not same:
+                continue
+            policies = [r.doc for r in resources if r.kind == "NetworkPolicy"]
+            labels = _template_labels(same[0].doc)
+            if policies and policies_selecting(policies, labels, same[0].namespace):
+                out.append(folder)
+        return out
 
     def _built(self, overlay: FileOverlay) -> list[Rendered]:
         """The overlay's resources as the reader builds and the deployment changes them."""

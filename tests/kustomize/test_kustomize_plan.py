@@ -135,6 +135,33 @@ def test_network_policy_is_a_new_resource_beside_the_base(repo: Path) -> None:
     assert cs.meta[OVERLAYS_META] == "base, overlays/production, overlays/staging"
 
 
+def test_a_policy_another_overlay_already_has_stays_in_the_findings_overlay(
+    repo: Path,
+) -> None:
+    """NetworkPolicies add up: production already lets only its frontend reach web, so a
+    policy in the shared base (ingress from anywhere to the declared port) would widen it
+    there. The new policy goes to the finding's overlay alone."""
+    production = repo / "overlays" / "production"
+    (production / "web-only-from-frontend.yaml").write_text(
+        "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata:\n"
+        "  name: web-only-from-frontend\nspec:\n  podSelector: {matchLabels: {app: web}}\n"
+        "  ingress:\n    - from: [{podSelector: {matchLabels: {app: frontend}}}]\n"
+    )
+    kustomization = production / "kustomization.yaml"
+    kustomization.write_text(
+        kustomization.read_text().replace(
+            "  - ../../base\n", "  - ../../base\n  - web-only-from-frontend.yaml\n"
+        )
+    )
+    cs = only_change_set(plan_of(repo, finding("C-0260", "staging", "staging-web", None)))
+    paths = sorted(f.path for f in cs.files)
+    assert paths == [
+        "overlays/staging/kustomization.yaml",
+        "overlays/staging/staging-web-networkpolicy.yaml",
+    ]
+    assert cs.meta[OVERLAYS_META] == "overlays/staging"
+
+
 def test_cluster_finding_goes_to_the_overlay_flux_deploys(repo: Path) -> None:
     """A finding read from the cluster names no file: the overlay a Flux Kustomization deploys
     renders it (the base renders a same-named Deployment too, but nothing deploys the base)."""
