@@ -22,8 +22,10 @@ import copy
 import functools
 import hashlib
 import os
+import re
 import shutil
 import tempfile
+import threading
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
@@ -68,6 +70,7 @@ from bot.locate.kustomize_inline import (
 )
 from bot.model import Location
 from fixers.edits import EditError, apply_edits, load_documents, render_manifest
+from fixers.memo import Memo
 from fixers.model import (
     AnyEdit,
     AppendUnique,
@@ -86,6 +89,33 @@ BUILD_TIMEOUT = 60
 PATCH_PREFIX = "remedy-patch-"
 MAX_REPLACEMENT_HOPS = 8
 """How many replacements a field may be copied through before it is left to a person."""
+
+
+_OUTPUT_SEPARATOR = re.compile(r"^---[ \t]*\n", re.M)
+_OUTPUT_DOCUMENTS: Memo[str, list[Any]] = Memo(4096)
+_OUTPUT_LOCK = threading.Lock()
+"""The data of each document text kubectl kustomize printed lately: every build after an edit
+prints the overlay's other documents (CRDs of hundreds of kilobytes) unchanged."""
+
+
+def _output_documents(text: str) -> list[Any]:
+    """The documents of ``kubectl kustomize``'s output, each parsed once per distinct text
+    (kustomize prints one document after each ``---`` line, with no directive, anchor or
+    document end). The data are shared between builds: callers never change them."""
+    if "\n..." in text or text.startswith(("%", "...")) or "&" in text:
+        return load_documents(text)  # not kustomize's plain form: parse it whole
+    out: list[Any] = []
+    for part in _OUTPUT_SEPARATOR.split(text):
+        if not part.strip():
+            continue
+        with _OUTPUT_LOCK:
+            docs = _OUTPUT_DOCUMENTS.get(part)
+        if docs is None:
+            docs = load_documents(part)
+            with _OUTPUT_LOCK:
+                _OUTPUT_DOCUMENTS.put(part, docs)
+        out += docs
+    return out
 
 
 class Engine:
@@ -183,7 +213,7 @@ class Engine:
             error = proc.stderr.strip().replace(str(mirror) + "/", "").splitlines()
             return f"{folder or '.'} does not build: {(error or ['kubectl failed'])[-1]}"
         try:
-            docs = load_documents(proc.stdout)
+            docs = _output_documents(proc.stdout)
         except EditError as exc:
             return f"{folder or '.'}: kubectl kustomize printed YAML that does not parse: {exc}"
         return [d for d in docs if isinstance(d, dict)]

@@ -175,3 +175,27 @@ def test_json6902_patches_apply_after_names_and_patches_as_in_kustomize(tmp_path
             timeout=60,
         )
         assert load_documents(proc.stdout) == [web.doc]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\n---\napiVersion: v1\nkind: Secret\n",
+        "kind: ConfigMap\ndata:\n  script: |\n    ---\n    echo hi\n---\nkind: Service\n",
+        "---\nkind: A\n---\n---\nkind: B\n",
+        "kind: A\n...\n---\nkind: B\n",
+        "kind: A\nx: &a 1\ny: *a\n---\nkind: B\n",
+        "",
+    ],
+    ids=["two", "indented-marker", "empty-documents", "end-marker", "anchor", "empty"],
+)
+def test_kubectl_output_is_read_per_document_as_a_whole_parse_reads_it(text: str) -> None:
+    """``kubectl kustomize`` prints every document again after each edit; each distinct
+    document text is parsed once, with the same objects as parsing the whole output."""
+    from bot.locate.kustomize import _output_documents
+
+    def objects(docs: list[Any]) -> list[Any]:
+        return [d for d in docs if isinstance(d, dict)]  # what the engine keeps
+
+    assert objects(_output_documents(text)) == objects(load_documents(text))
+    assert objects(_output_documents(text)) == objects(load_documents(text))  # from the memo
