@@ -717,11 +717,17 @@ def test_a_merged_bot_mr_regenerates_its_siblings_on_the_same_file_at_once(
     settings = _gitlab_settings(redis_server, gitlab_emulator, tmp_path)
     tasks.run_once(settings, PROJECT)
     forge = GitLabForge(gitlab_emulator.url, gitlab_emulator.token, PROJECT)
-    by_file: dict[str, list[int]] = {}
-    for mr in _bot_mrs(gitlab_emulator, pid):
-        for path in _files_of(forge, mr["iid"]):
-            by_file.setdefault(path, []).append(mr["iid"])
-    path, (merged, *siblings) = next((p, sorted(i)) for p, i in by_file.items() if len(i) > 1)
+    # The frontend's security-context MR and its siblings that split off (run as non-root,
+    # read-only root) each add the container's securityContext block: merging one makes the
+    # others conflict.
+    path = "apps/shop/frontend.yaml"
+    on_file = {
+        mr["source_branch"]: mr["iid"]
+        for mr in _bot_mrs(gitlab_emulator, pid)
+        if path in _files_of(forge, mr["iid"])
+    }
+    merged = on_file.pop("remedy/security-context/apps-shop-frontend")
+    siblings = sorted(on_file.values())
     gitlab_emulator.add_user("alice")
     gitlab_emulator.merge(pid, merged, by="alice")
 
