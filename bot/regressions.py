@@ -13,11 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from bot.verify import object_problems
-from fixers.model import AlreadyCompliant, Finding, ResourceRef
-from fixers.policy import FixContext
-from fixers.registry import all_fixers, run_fixer
-from fixers.view import ManifestPodView
+from bot.verify import failing_controls, object_problems
 
 Identity = tuple[str, str, str]
 
@@ -28,27 +24,6 @@ def identity(document: Mapping[str, Any]) -> Identity:
     if not isinstance(meta, Mapping):
         meta = {}
     return (str(document.get("kind", "")), str(meta.get("namespace") or ""), str(meta.get("name")))
-
-
-def failing_controls(document: Mapping[str, Any]) -> frozenset[str]:
-    """Controls the bot's fixers find failing on one workload object (empty for other kinds)."""
-    view = ManifestPodView.from_document(document)
-    if view is None:
-        return frozenset()
-    resource = ResourceRef(
-        api_version=str(document.get("apiVersion", "")),
-        kind=view.kind,
-        namespace=view.namespace or None,
-        name=view.name,
-    )
-    ctx = FixContext()
-    failing = set()
-    for fixer in all_fixers():
-        for control in fixer.controls:
-            finding = Finding(control_id=control, resource=resource)
-            if not isinstance(run_fixer(fixer, view, finding, ctx), AlreadyCompliant):
-                failing.add(control)
-    return frozenset(failing)
 
 
 def new_failures(

@@ -33,7 +33,7 @@ from bot.safe_load import SCALAR_TYPES
 from fixers.base import Fixer
 from fixers.model import AlreadyCompliant, Finding, ResourceRef
 from fixers.policy import FixContext
-from fixers.registry import fixable_controls, fixer_for, run_fixer
+from fixers.registry import all_fixers, run_fixer
 from fixers.rules import _quantity
 from fixers.rules._capabilities import normalise
 from fixers.view import ContainerView, ManifestPodView
@@ -66,7 +66,7 @@ def verify_fix(
         if new:
             return f"the edited {finding.resource} is not a valid Kubernetes object: {new[0]}"
     if document is not None and before is not None and target.location.kind != "manifest":
-        worse = [c for c in _once("regressions", before, document) if c != finding.control_id]
+        worse = [c for c in newly_failing(before, document) if c != finding.control_id]
         if worse:
             return (
                 f"the edit would make {', '.join(worse)} fail on the deployed "
@@ -545,31 +545,38 @@ def _subvalidator(schema_dir: str, uri: str) -> Any:
     return Draft202012Validator({"$ref": uri}, registry=_registry(schema_dir))
 
 
+def failing_controls(document: Mapping[str, Any]) -> frozenset[str]:
+    """Controls the bot's fixers find failing on one workload object (empty for other kinds)."""
+    view = ManifestPodView.from_document(document)
+    if view is None:
+        return frozenset()
+    resource = ResourceRef(
+        api_version=str(document.get("apiVersion", "")),
+        kind=view.kind,
+        namespace=view.namespace or None,
+        name=view.name,
+    )
+    ctx = FixContext()
+    failing = set()
+    for fixer in all_fixers():
+        for control in fixer.controls:
+            finding = Finding(control_id=control, resource=resource)
+            if not isinstance(run_fixer(fixer, view, finding, ctx), AlreadyCompliant):
+                failing.add(control)
+    return frozenset(failing)
+
+
 def newly_failing(before: Mapping[str, Any], after: Mapping[str, Any]) -> tuple[str, ...]:
-    """The controls a fixer checks on the object alone that ``before`` passes and ``after``
-    fails. A plain manifest's edits set only what they name; a chart or an overlay renders
-    them, and may render less than before (defaults a template writes only while the key a
-    fix fills is empty, a list a patch replaces): such a fix is no fix."""
-    old, new = ManifestPodView.from_document(before), ManifestPodView.from_document(after)
-    if old is None or new is None:
-        return ()
-    resource = ResourceRef(kind=new.kind, name=new.name, namespace=new.namespace)
-    ctx = FixContext(location_kind="manifest")
-    out = []
-    for control in fixable_controls():
-        fixer = fixer_for(control)
-        if fixer is None or fixer.reads_network_policies:
-            continue  # a policy is another object: the object alone cannot say
-        finding = Finding(control_id=control, resource=resource)
-        if isinstance(run_fixer(fixer, old, finding, ctx), AlreadyCompliant) and not isinstance(
-            run_fixer(fixer, new, finding, ctx), AlreadyCompliant
-        ):
-            out.append(control)
-    return tuple(out)
+    """The controls `failing_controls` finds on ``after`` and not on ``before``, sorted. A
+    plain manifest's edits set only what they name; a chart or an overlay renders them, and
+    may render less than before (defaults a template writes only while the key a fix fills
+    is empty, a list a patch replaces): such a fix is no fix. Each document is checked once
+    (the one a batch's edits were written on is compared with every change set's)."""
+    return tuple(sorted(_once("failing", after) - _once("failing", before)))
 
 
 _CHECKS: dict[str, Callable[..., Any]] = {
-    "regressions": newly_failing,
+    "failing": failing_controls,
     "all": object_problems,
     "other": _other_problems,
     "changes": changes_validate,
