@@ -37,6 +37,7 @@ import yaml
 
 from fixers.memo import Memo
 from fixers.model import NeedsHuman, YamlPath
+from fixers.rules._capabilities import INSECURE, normalise
 from fixers.view import (
     ContainerView,
     FieldNotExposed,
@@ -199,13 +200,14 @@ def stateful_server(image: Any) -> _Entry | None:
 
 
 def serves_stateful(container: ContainerView) -> tuple[_Entry, str] | None:
-    """The database or stateful server a container runs, and how that is known: by its image,
-    or (any image, a team's own build of one) by the server's port among its containerPorts
-    together with a sign of which server it is: the port's name, an environment variable of
-    the server's official image, or a volume mounted where the server keeps its data."""
+    """The database or stateful server a container runs, and how that is known: by its image
+    ("", nothing more to say), or (any image, a team's own build of one) by the server's port
+    among its containerPorts together with a sign of which server it is: the port's name, an
+    environment variable of the server's official image, or a volume mounted where the server
+    keeps its data."""
     entry = stateful_server(container.get("image"))
     if entry is not None:
-        return entry, f"image {image_name(container.get('image'))}"
+        return entry, ""
     if container.init or container.ephemeral:
         return None
     ports = _listed(container.get("ports"))
@@ -519,11 +521,7 @@ def classify(
         ]
         if privileged:
             needs += ["privileged", "root"]
-        added = {
-            str(cap).upper().removeprefix("CAP_")
-            for c in view.containers
-            for cap in (c.get("securityContext", "capabilities", "add", default=[]) or [])
-        }
+        added = {cap for c in view.containers for cap in _added_capabilities(c)}
         if added:
             needs += [f"capability:{cap}" for cap in sorted(added)] + ["root"]
         what = "DaemonSet" if view.kind == "DaemonSet" else f"{view.kind} with host namespaces"
@@ -622,12 +620,11 @@ _NODE_NETWORK = ("NET_ADMIN", "NET_RAW", "NET_BROADCAST")
 
 
 def _added_capabilities(container: ContainerView) -> list[str]:
-    """The capabilities a container's securityContext adds, normalised (``CAP_`` dropped,
-    upper case), in its order."""
+    """The capabilities a container's securityContext adds, `normalise`d, in its order."""
     added = container.get("securityContext", "capabilities", "add", default=[]) or []
     if not isinstance(added, list):
         return []
-    return list(dict.fromkeys(str(cap).upper().removeprefix("CAP_") for cap in added))
+    return list(dict.fromkeys(map(normalise, added)))
 
 
 def _root_only_capabilities(container: ContainerView) -> list[str]:
@@ -653,10 +650,7 @@ def _cite(found: Sequence[Evidence]) -> str:
 def _privileged(container: ContainerView) -> bool:
     if container.get("securityContext", "privileged") is True:
         return True
-    added = container.get("securityContext", "capabilities", "add", default=[]) or []
-    return isinstance(added, list) and any(
-        str(c).upper().removeprefix("CAP_") == "SYS_ADMIN" for c in added
-    )
+    return "SYS_ADMIN" in _added_capabilities(container)
 
 
 def _runs_as_root(view: PodView, container: ContainerView) -> bool:
@@ -750,8 +744,6 @@ def decline(intent: WorkloadIntent, view: PodView, finding: Finding) -> Decline 
             )
         return None
     if control == "C-0046":
-        from fixers.rules._capabilities import INSECURE, normalise
-
         for container in containers:
             added = container.get("securityContext", "capabilities", "add", default=[]) or []
             insecure = [normalise(c) for c in added if normalise(c) in INSECURE]

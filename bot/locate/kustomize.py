@@ -93,9 +93,9 @@ MAX_REPLACEMENT_HOPS = 8
 
 _OUTPUT_SEPARATOR = re.compile(r"^---[ \t]*\n", re.M)
 _OUTPUT_DOCUMENTS: Memo[str, list[Any]] = Memo(4096)
-_OUTPUT_LOCK = threading.Lock()
 """The data of each document text kubectl kustomize printed lately: every build after an edit
 prints the overlay's other documents (CRDs of hundreds of kilobytes) unchanged."""
+_OUTPUT_LOCK = threading.Lock()
 
 
 def _output_documents(text: str) -> list[Any]:

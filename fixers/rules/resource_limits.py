@@ -79,7 +79,7 @@ def _stateful(view: PodView, container: ContainerView, ctx: FixContext) -> str |
     found = serves_stateful(container)
     if found is not None:
         entry, how = found
-        known = "" if how.startswith("image ") else f" ({how})"
+        known = f" ({how})" if how else ""
         return f"runs {entry.name}{known}; recommendation: {entry.recommendation} ({entry.source})"
     purpose = intent_of(view, ctx.intent).purpose
     if purpose and not container.init:
