@@ -353,11 +353,15 @@ def other_pods_selected(
     pods: Sequence[Pods],
     kind: str,
     name: str,
+    *,
+    expressions: Sequence[Any] = (),
 ) -> list[str]:
     """The workloads other than ``kind``/``name`` in ``namespace`` (unset: ``default``) whose
-    pods a podSelector of ``selector`` (matchLabels) selects, as ``Kind/name``."""
+    pods a podSelector of ``selector`` (matchLabels) and ``expressions`` (its
+    matchExpressions, if any) selects, as ``Kind/name``."""
     wanted = frozenset((str(k), str(v)) for k, v in selector.items())
     namespace = namespace or "default"
+    matched = {"matchExpressions": list(expressions)}
     return sorted(
         {
             f"{p.kind}/{p.name}"
@@ -365,6 +369,7 @@ def other_pods_selected(
             if (p.namespace or "default") == namespace
             and wanted <= p.labels
             and (p.kind, p.name) != (kind, name)
+            and (not expressions or label_selector_matches(matched, dict(p.labels)))
         }
     )
 

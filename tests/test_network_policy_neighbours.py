@@ -144,6 +144,13 @@ def test_other_pods_selected() -> None:
     assert other_pods_selected({"app": "web"}, "shop", pods, "Deployment", "x") == []
     # An empty selector selects every pod of the namespace.
     assert other_pods_selected({}, None, pods, "Pod", "x") == ["CronJob/report", "Deployment/web"]
+    # matchExpressions narrow what matchLabels select (a chart's rendered policy).
+    no_job = [{"key": "job", "operator": "DoesNotExist"}]
+    assert other_pods_selected({}, None, pods, "Pod", "x", expressions=no_job) == ["Deployment/web"]
+    only_jobs = [{"key": "job", "operator": "In", "values": ["1", "2"]}]
+    assert other_pods_selected({"app": "web"}, None, pods, "Pod", "x", expressions=only_jobs) == [
+        "CronJob/report"
+    ]
 
 
 def test_an_overlays_other_workloads_are_in_the_way(

@@ -1541,22 +1541,20 @@ class HelmTarget:
                 if d.kind == kind
             ]
 
-        def selects(paths: Sequence[YamlPath]) -> bool | None:
-            """Whether the chart renders a policy selecting this pod with ``paths`` all on
-            (None when it does not render so)."""
-            policies = rendered(paths)
-            if policies is None:
-                return None
+        def selecting(policies: Sequence[Mapping[str, Any]]) -> bool:
+            """Whether one of ``policies`` is a NetworkPolicy selecting this pod."""
             return kind == "NetworkPolicy" and bool(
                 policies_selecting(policies, view.labels, view.namespace)
             )
 
-        if len(candidates) > 1 and selects(candidates) is False:
+        together = rendered(candidates) if len(candidates) > 1 else None
+        if together is not None and not selecting(together):
             candidates = []  # every switch on at once renders none: none of them does alone
         for path in candidates:
-            if selects([path]):
+            switched = rendered([path])
+            if switched is not None and selecting(switched):
                 before = {_named(d) for d in rendered([]) or []}
-                added = [d for d in rendered([path]) or [] if _named(d) not in before]
+                added = [d for d in switched if _named(d) not in before]
                 described = self._check_switched_policies(added, path, overlay)
                 self._switch_why = (
                     f"chart {dep.chart.name} already renders a NetworkPolicy for this pod when "
@@ -1591,21 +1589,29 @@ class HelmTarget:
             namespace, name = _named(policy)
             found = policy.get("spec")
             spec: Mapping[str, Any] = found if isinstance(found, Mapping) else {}
-            selector = spec.get("podSelector")
-            if not isinstance(selector, Mapping) or not any(selector.values()):
+            found = spec.get("podSelector")
+            selector: Mapping[str, Any] = found if isinstance(found, Mapping) else {}
+            labels = selector.get("matchLabels")
+            labels = labels if isinstance(labels, Mapping) else {}
+            expressions = selector.get("matchExpressions")
+            expressions = expressions if isinstance(expressions, list) else []
+            if not labels and not expressions:
                 raise ChartError(
                     f"chart {chart}'s NetworkPolicy {name}, which {switch} turns on, selects "
                     f"every pod of namespace {namespace}, whatever else runs there, not only "
                     f"{self.doc.kind} {self.doc.name}'s; turn it on by hand after checking them"
                 )
-            others = sorted(
-                f"{p.kind}/{p.name}"
-                for p in neighbourhood.workloads
-                if (p.namespace or "default") == namespace
-                and (p.kind, p.name) != (self.doc.kind, self.doc.name)
-                and label_selector_matches(selector, dict(p.labels))
+            others = other_pods_selected(
+                labels,
+                namespace,
+                neighbourhood.workloads,
+                self.doc.kind,
+                self.doc.name,
+                expressions=expressions,
             )
-            mine = label_selector_matches(selector, self.view.labels)
+            mine = label_selector_matches(
+                {"matchLabels": labels, "matchExpressions": expressions}, self.view.labels
+            )
             if mine and others:
                 raise ChartError(
                     f"chart {chart}'s NetworkPolicy {name}, which {switch} turns on, also "
