@@ -299,8 +299,7 @@ class KustomizeIndex:
         for folder in kustomization_dirs(root):
             try:
                 _, kust = reader.kustomization(folder)
-                for patch in sorted(reader.patch_files(folder, kust)):
-                    index.patches.setdefault(patch, folder)
+                index._note_patches(reader, folder, kust)
                 if kust.get("kind") == "Component":
                     continue
                 index.overlays.append(folder)
@@ -309,6 +308,16 @@ class KustomizeIndex:
             except RepositoryError as exc:
                 index.unreadable[folder] = str(exc)
         return index
+
+    def _note_patches(self, reader: KustomizeReader, folder: str, kust: Mapping[str, Any]) -> None:
+        """Remember the files ``folder`` applies as patches; a patch path that leaves the
+        repository or is remote names no file here (its build reports it)."""
+        try:
+            patches = reader.patch_files(folder, kust)
+        except RepositoryError:
+            return
+        for patch in sorted(patches):
+            self.patches.setdefault(patch, folder)
 
     def _as_deployed(self, reader: KustomizeReader, folder: str) -> list[Rendered]:
         """``folder``'s resources with the patches and images its Argo CD Application or Flux

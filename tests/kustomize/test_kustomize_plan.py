@@ -331,3 +331,23 @@ def test_a_scan_of_a_patch_file_alone_is_refused_with_the_overlay_to_scan(repo: 
         refused.reason
     )
     assert "kubectl kustomize overlays/production" in refused.reason
+
+
+def test_a_patch_path_that_leaves_the_repository_names_no_patch_file(repo: Path) -> None:
+    """A Component (never built alone) whose patch path escapes the repository, or is
+    remote, marks no file as a patch and makes nothing unreadable: the overlays' findings
+    are planned as before."""
+    component = repo / "components" / "evil"
+    component.mkdir(parents=True)
+    (component / "kustomization.yaml").write_text(
+        "apiVersion: kustomize.config.k8s.io/v1alpha1\nkind: Component\npatches:\n"
+        "  - path: ../../../../etc/passwd\n  - path: https://example.com/patch.yaml\n"
+    )
+    from bot.locate.kustomize import KustomizeIndex
+
+    index = KustomizeIndex.build(repo)
+    assert "components/evil" not in index.unreadable
+    assert not any(p.startswith(("..", "/", "https:")) for p in index.patches)
+    assert "overlays/production/debug.yaml" in index.patches
+    cs = only_change_set(plan_of(repo, finding("C-0260", "staging", "staging-web", None)))
+    assert cs.files
