@@ -23,6 +23,14 @@ def require_checkov() -> Path:
 
 def checkov_kubernetes(directory: Path) -> list[dict[str, Any]]:
     """Checkov's kubernetes results for ``directory``: one dict per run, with its results."""
+    output = checkov_json(directory)
+    data = json.loads(output) if output.strip() else []
+    runs = data if isinstance(data, list) else [data]
+    return [run for run in runs if isinstance(run, dict) and isinstance(run.get("results"), dict)]
+
+
+def checkov_json(directory: Path) -> str:
+    """What ``checkov -d directory --framework kubernetes -o json`` prints, as it prints it."""
     proc = subprocess.run(
         [
             str(require_checkov()),
@@ -40,6 +48,4 @@ def checkov_kubernetes(directory: Path) -> list[dict[str, Any]]:
         timeout=600,
     )
     assert proc.returncode in (0, 1), proc.stderr[-2000:]
-    data = json.loads(proc.stdout) if proc.stdout.strip() else []
-    runs = data if isinstance(data, list) else [data]
-    return [run for run in runs if isinstance(run, dict) and isinstance(run.get("results"), dict)]
+    return proc.stdout
