@@ -37,7 +37,7 @@ import yaml
 
 from fixers.memo import Memo
 from fixers.model import NeedsHuman, YamlPath
-from fixers.rules._capabilities import INSECURE, normalise
+from fixers.rules._capabilities import INSECURE, low_ports, normalise
 from fixers.view import (
     ContainerView,
     FieldNotExposed,
@@ -91,6 +91,17 @@ class WorkloadIntent:
             for e in self.evidence
             if token in e.needs and (e.container is None or e.container == container)
         ]
+
+    def capabilities(self, container: str) -> tuple[str, ...]:
+        """The capabilities the evidence says ``container`` (or the whole pod) uses."""
+        found: list[str] = []
+        for e in self.evidence:
+            if e.container is None or e.container == container:
+                for token in e.needs:
+                    cap = token.removeprefix("capability:")
+                    if cap != token and cap not in found:
+                        found.append(cap)
+        return tuple(found)
 
     def writes(self, container: str) -> tuple[str, ...]:
         """Paths ``container`` is known to write (commands, reason comments)."""
@@ -434,6 +445,56 @@ def written_paths(container: ContainerView) -> tuple[str, ...]:
     return tuple(found)
 
 
+_SEPARATORS = frozenset({";", "&&", "||", "|", "then", "do", "else", "exec", "-exec", "xargs"})
+
+# Commands that only root can run to effect, and the default capabilities they use.
+_ROOT_COMMANDS: Mapping[str, tuple[str, tuple[str, ...]]] = {
+    **dict.fromkeys(
+        ("chown", "chgrp"),
+        (
+            "changes the owner of files, which needs root: CHOWN, and DAC_OVERRIDE and FOWNER "
+            "for files and directories another user owns",
+            ("CHOWN", "DAC_OVERRIDE", "FOWNER"),
+        ),
+    ),
+    **dict.fromkeys(
+        ("su", "su-exec", "gosu", "runuser", "setpriv", "setuidgid", "s6-setuidgid", "chpst"),
+        (
+            "starts as root and switches to another user itself, which needs SETUID and SETGID",
+            ("SETUID", "SETGID"),
+        ),
+    ),
+}
+
+
+def _commands(container: ContainerView) -> list[str]:
+    """The programs a container's command and args run (by name, each once): the first word
+    of each item and each line, and the word after a shell separator."""
+    found: list[str] = []
+    for key in ("command", "args"):
+        value = container.get(key, default=[]) or []
+        for item in [value] if isinstance(value, str) else value if isinstance(value, list) else []:
+            for line in str(item).splitlines():
+                try:
+                    words = shlex.split(line.replace(";", " ; "), posix=True)
+                except ValueError:
+                    words = line.split()
+                for i, word in enumerate(words):
+                    if i == 0 or words[i - 1] in _SEPARATORS:
+                        name = word.rsplit("/", 1)[-1]
+                        if name and name not in found:
+                            found.append(name)
+    return found
+
+
+def root_commands(container: ContainerView) -> list[tuple[str, str, tuple[str, ...]]]:
+    """(program, why it needs root, the capabilities it uses) for each program of the
+    container's command that only root can run to effect (chown, gosu, su)."""
+    return [
+        (name, *_ROOT_COMMANDS[name]) for name in _commands(container) if name in _ROOT_COMMANDS
+    ]
+
+
 # --------------------------------------------------------------------------- classify
 
 NODE_PATHS = ("/proc", "/sys", "/dev", "/var/lib/kubelet", "/etc/kubernetes", "/boot")
@@ -599,6 +660,41 @@ def classify(
                     container.name,
                 )
             )
+        for name, why, caps in root_commands(container):
+            evidence.append(
+                Evidence(
+                    "init command" if container.init else "command",
+                    f"{container.name} runs {name}: it {why}",
+                    ("root", *(f"capability:{cap}" for cap in caps)),
+                    container.name,
+                )
+            )
+        ports = low_ports(container)
+        if (
+            ports
+            and not container.ephemeral
+            and runs_as_root(view, container)
+            and "NET_BIND_SERVICE" not in _added_capabilities(container)
+        ):
+            listed = ", ".join(map(str, ports))
+            evidence.append(
+                Evidence(
+                    "manifest",
+                    f"{container.name} listens on port {listed}, below 1024, as root: a server "
+                    "that binds such a port as root (as Apache httpd and nginx do) then hands its "
+                    "workers to another user and gives them its directories (SETUID, SETGID, "
+                    "CHOWN); as another user it cannot bind the port unless its image grants "
+                    "NET_BIND_SERVICE to its binary",
+                    (
+                        "root",
+                        "capability:NET_BIND_SERVICE",
+                        "capability:SETUID",
+                        "capability:SETGID",
+                        "capability:CHOWN",
+                    ),
+                    container.name,
+                )
+            )
         writes = written_paths(container)
         if writes:
             evidence.append(
@@ -639,7 +735,8 @@ def _root_only_capabilities(container: ContainerView) -> list[str]:
 # --------------------------------------------------------------------------- decide
 
 
-def _cite(found: Sequence[Evidence]) -> str:
+def cite(found: Sequence[Evidence]) -> str:
+    """The evidence in words, each with the reference that backs it."""
     parts = []
     for e in found:
         ref = f" ({e.reference})" if e.reference else ""
@@ -653,7 +750,8 @@ def _privileged(container: ContainerView) -> bool:
     return "SYS_ADMIN" in _added_capabilities(container)
 
 
-def _runs_as_root(view: PodView, container: ContainerView) -> bool:
+def runs_as_root(view: PodView, container: ContainerView) -> bool:
+    """Whether the container may run as root: user 0, or no user and no runAsNonRoot."""
     user = container.get("securityContext", "runAsUser")
     if user is None:
         user = view.get("securityContext", "runAsUser")
@@ -686,7 +784,7 @@ def _pod_decline(
         if found:
             return Decline(
                 control,
-                f"{field_name}: true is needed by this workload's purpose: {_cite(found)}; "
+                f"{field_name}: true is needed by this workload's purpose: {cite(found)}; "
                 f"removing it would break it",
                 tuple(found),
             )
@@ -705,7 +803,7 @@ def decline(intent: WorkloadIntent, view: PodView, finding: Finding) -> Decline 
         if found and view.get("automountServiceAccountToken") is not False:
             return Decline(
                 control,
-                f"the pod needs its service account token: {_cite(found)}; without it those "
+                f"the pod needs its service account token: {cite(found)}; without it those "
                 "calls fail",
                 tuple(found),
             )
@@ -724,7 +822,7 @@ def decline(intent: WorkloadIntent, view: PodView, finding: Finding) -> Decline 
             )
             return Decline(
                 control,
-                f"{names} needs {what}: {_cite(found)}; taking it away would break the workload",
+                f"{names} needs {what}: {cite(found)}; taking it away would break the workload",
                 tuple(found),
             )
         return None
@@ -739,7 +837,7 @@ def decline(intent: WorkloadIntent, view: PodView, finding: Finding) -> Decline 
             what = "its hostPath volumes" if control == "C-0048" else "writable hostPath mounts"
             return Decline(
                 control,
-                f"the workload needs {what} ({paths}): {_cite(found)}",
+                f"the workload needs {what} ({paths}): {cite(found)}",
                 tuple(found),
             )
         return None
@@ -753,18 +851,18 @@ def decline(intent: WorkloadIntent, view: PodView, finding: Finding) -> Decline 
             if found:
                 return Decline(
                     control,
-                    f"{container.name} needs {', '.join(insecure)}: {_cite(found)}",
+                    f"{container.name} needs {', '.join(insecure)}: {cite(found)}",
                     tuple(dict.fromkeys(found)),
                 )
         return None
     if control in ("C-0013", "C-9003"):  # a user id of 10000 or more is no root either
-        chosen = [c for c in containers if _runs_as_root(view, c)]
+        chosen = [c for c in containers if runs_as_root(view, c)]
         found = _needs(intent, "root", chosen) if chosen else []
         if found:
             names = ", ".join(c.name for c in chosen if intent.supporting("root", c.name))
             return Decline(
                 control,
-                f"{names} must run as root: {_cite(found)}; a non-root user would break it",
+                f"{names} must run as root: {cite(found)}; a non-root user would break it",
                 tuple(found),
             )
         return None
@@ -775,7 +873,7 @@ def decline(intent: WorkloadIntent, view: PodView, finding: Finding) -> Decline 
             names = ", ".join(c.name for c in chosen)
             return Decline(
                 control,
-                f"{names} must run privileged: {_cite(found)}; a privileged container has "
+                f"{names} must run privileged: {cite(found)}; a privileged container has "
                 "every capability whatever it drops, so the change would only claim a "
                 "protection it does not give",
                 tuple(found),
@@ -790,7 +888,7 @@ def decline(intent: WorkloadIntent, view: PodView, finding: Finding) -> Decline 
             names = ", ".join(c.name for c in chosen)
             return Decline(
                 control,
-                f"{names} needs a writable root filesystem: {_cite(found)}",
+                f"{names} needs a writable root filesystem: {cite(found)}",
                 tuple(found),
             )
     return None

@@ -12,7 +12,7 @@ from bot.sources.base import Report
 from bot.waivers import Waiver, remedy_yaml
 from fixers.edits import load_documents
 from fixers.intent import classify, comments_of, decline, written_paths
-from fixers.model import Finding, ResourceRef, SourceHint
+from fixers.model import AppendUnique, Finding, Fixed, ResourceRef, SourceHint
 from fixers.view import ManifestPodView
 from tests.conftest import corpus_path
 
@@ -463,3 +463,103 @@ def test_the_fluent_bit_chart_keeps_root_with_a_waiver(tmp_path: Path) -> None:
     assert sorted(u.finding.control_id for u in waiver.unresolved) == ["C-0013", "C-9003"]
     assert all("fluent/fluent-bit#3446" in u.reason for u in plan.unfixable)
     assert not [cs for cs in plan.change_sets if cs is not waiver]
+
+
+CASSANDRA = """\
+apiVersion: apps/v1
+kind: StatefulSet
+metadata:
+  name: cassandra
+spec:
+  serviceName: cassandra
+  template:
+    spec:
+      containers:
+        - name: cassandra
+          image: gcr.io/google-samples/cassandra:v13
+          ports:
+            - {containerPort: 9042, name: cql}
+          securityContext:
+            capabilities:
+              add: [IPC_LOCK]
+"""
+
+
+def test_cassandra_keeps_root_and_a_writable_root_and_gets_back_what_its_entrypoint_uses() -> None:
+    """Cassandra's entrypoint rewrites cassandra.yaml under /etc/cassandra, chowns its
+    directories and steps down with su/gosu: a read-only root or a non-root user is waived,
+    and dropping ALL keeps the capabilities that start-up uses."""
+    from fixers.policy import FixContext
+    from fixers.rules.drop_all_capabilities import DropAllCapabilities
+
+    view = _view(CASSANDRA)
+    intent = classify(view)
+    for control in ("C-0017", "C-0013"):
+        found = decline(intent, view, _finding(control, "StatefulSet", "cassandra", "x"))
+        assert found is not None and "/etc/cassandra" in found.reason, control
+    result = DropAllCapabilities().plan(
+        view, _finding("C-9001", "StatefulSet", "cassandra", "x"), FixContext(intent=intent)
+    )
+    assert isinstance(result, Fixed), result
+    added = [e.value for e in result.edits if isinstance(e, AppendUnique) and e.path[-1] == "add"]
+    assert added == ["CHOWN", "DAC_OVERRIDE", "FOWNER", "SETUID", "SETGID"]
+    assert "cassandra.yaml" in " ".join(result.notes)
+
+
+NFS_PROVISIONER = """\
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: nfs-client-provisioner
+spec:
+  template:
+    spec:
+      serviceAccountName: nfs-client-provisioner
+      containers:
+        - name: nfs-client-provisioner
+          image: registry.k8s.io/sig-storage/nfs-subdir-external-provisioner:v4.0.2
+          volumeMounts:
+            - {name: nfs-client-root, mountPath: /persistentvolumes}
+      volumes:
+        - name: nfs-client-root
+          nfs: {server: 10.3.243.101, path: /ifs/kubernetes}
+"""
+
+
+def test_the_nfs_provisioner_keeps_root() -> None:
+    """It creates and deletes every volume's directory on a root-owned export."""
+    view = _view(NFS_PROVISIONER)
+    found = decline(classify(view), view, _finding("C-0013", "Deployment", "n", "x"))
+    assert found is not None and "export" in found.reason
+
+
+WEB_ON_PORT_80 = """\
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: frontend
+spec:
+  template:
+    spec:
+      containers:
+        - name: php-redis
+          image: gcr.io/google-samples/gb-frontend:v5
+          ports:
+            - containerPort: 80
+"""
+
+
+def test_a_server_that_binds_a_low_port_as_root_keeps_root() -> None:
+    """A root container listening below 1024 binds the port as root and hands its workers to
+    another user (Apache, nginx): no non-root user. Not so when it adds NET_BIND_SERVICE (its
+    image grants the capability to its binary, as CoreDNS's does) or already runs as another
+    user."""
+    view = _view(WEB_ON_PORT_80)
+    found = decline(classify(view), view, _finding("C-0013", "Deployment", "frontend", "x"))
+    assert found is not None and "port 80" in found.reason
+    for variant in (
+        "          securityContext:\n            capabilities: {add: [NET_BIND_SERVICE]}\n",
+        "          securityContext:\n            runAsUser: 33\n",
+    ):
+        other = _view(WEB_ON_PORT_80 + variant)
+        assert decline(classify(other), other, _finding("C-0013", "Deployment", "f", "x")) is None

@@ -28,6 +28,40 @@ INSECURE = frozenset(
 )
 
 
+# What a container runtime grants a container that adds and drops nothing (containerd's and
+# Docker's default set): the only capabilities a fix may add back after dropping ALL, since
+# the container had them before.
+RUNTIME_DEFAULT = frozenset(
+    {
+        "AUDIT_WRITE",
+        "CHOWN",
+        "DAC_OVERRIDE",
+        "FOWNER",
+        "FSETID",
+        "KILL",
+        "MKNOD",
+        "NET_BIND_SERVICE",
+        "NET_RAW",
+        "SETFCAP",
+        "SETGID",
+        "SETPCAP",
+        "SETUID",
+        "SYS_CHROOT",
+    }
+)
+
+
+def low_ports(container: ContainerView) -> list[int]:
+    """The container ports below 1024 (binding them needs NET_BIND_SERVICE)."""
+    ports: Any = container.get("ports", default=[]) or []
+    found = []
+    for port in ports if isinstance(ports, list) else []:
+        number = port.get("containerPort") if isinstance(port, Mapping) else None
+        if isinstance(number, int) and not isinstance(number, bool) and 0 < number < 1024:
+            found.append(number)
+    return found
+
+
 def normalise(capability: Any) -> str:
     """``cap_sys_admin`` and ``SYS_ADMIN`` name the same capability."""
     text = str(capability).strip().upper()

@@ -74,6 +74,29 @@ def test_helm_create_chart_created_at_test_time(tmp_path: Path) -> None:
     )
 
 
+def _with_service_port(charts: Path, name: str, tmp_path: Path, port: int = 8080) -> Path:
+    """A copy of ``charts`` whose chart ``name`` serves (and listens) on ``port``."""
+    repo = tmp_path / "charts"
+    shutil.copytree(charts / name, repo / name)
+    values = repo / name / "values.yaml"
+    text = values.read_text()
+    assert "\n  port: 80\n" in text
+    values.write_text(text.replace("\n  port: 80\n", f"\n  port: {port}\n", 1))
+    return repo
+
+
+def test_helm_create_nginx_on_port_80_keeps_root_with_a_waiver(corpus_index: HelmIndex) -> None:
+    """helm create's nginx listens on port 80 as root and switches its workers to the nginx
+    user: as user 10001 it could bind neither the port nor create its cache, so no fix."""
+    name = "helm-create-demo"
+    target = locate(_corpus_repo(), finding_for("C-0013", "Deployment", name, None, name))
+    result = run_fixer(
+        fixer_for("C-0013"), target.view, finding_for("C-0013", "Deployment", name), CTX
+    )
+    assert fixer_for("C-0013") is not None
+    assert isinstance(result, NeedsHuman) and "listens on port 80" in result.reason, result
+
+
 @pytest.mark.parametrize(
     ("control", "keys"),
     [
@@ -85,15 +108,19 @@ def test_helm_create_chart_created_at_test_time(tmp_path: Path) -> None:
         ("C-0017", ["  readOnlyRootFilesystem: true", "volumes:", "volumeMounts:"]),
     ],
 )
-def test_helm_create_demo_controls(corpus_index: HelmIndex, control: str, keys: list[str]) -> None:
+def test_helm_create_demo_controls(
+    corpus_index: HelmIndex, control: str, keys: list[str], tmp_path: Path
+) -> None:
     repo = _corpus_repo()
     name = "helm-create-demo"
+    index: HelmIndex | None = corpus_index
+    if control == "C-0013":  # nginx on port 80 keeps root (see the test below): use 8080
+        repo = _with_service_port(repo, name, tmp_path)
+        index = None
     docs = render_chart_findings(repo / name, release=name)
     deployment = next(d for d in docs if d["kind"] == "Deployment")
     assert control in failing_controls(deployment)
-    outcome = fix_and_verify(
-        repo, finding_for(control, "Deployment", name, None, name), corpus_index
-    )
+    outcome = fix_and_verify(repo, finding_for(control, "Deployment", name, None, name), index)
     diffs = outcome.diffs()
     assert list(diffs) == [f"{name}/values.yaml"]
     removed, added = diffs[f"{name}/values.yaml"]
@@ -420,6 +447,11 @@ def test_trivy_override_file_sets_root(tmp_path: Path) -> None:
     """The override values file sets runAsUser: 0; the fix lands in that file, which wins."""
     repo = tmp_path / "cd-config"
     shutil.copytree(_corpus_repo() / "trivy-helm-testchart", repo / "testchart")
+    # listening on 8080: on port 80 as root it would keep root (a waiver, not this fix)
+    template = repo / "testchart" / "templates" / "deployment.yaml"
+    text = template.read_text()
+    assert "containerPort: 80\n" in text
+    template.write_text(text.replace("containerPort: 80\n", "containerPort: 8080\n"))
     shutil.copy(
         _corpus_repo() / "_overrides" / "trivy-helm-testchart__helm_values.yaml",
         repo / "testchart" / "values-overridden.yaml",
