@@ -14,6 +14,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from bot.verify import failing_controls, object_problems
+from fixers.view import POD_SPEC_PATHS, lookup
 
 Identity = tuple[str, str, str]
 
@@ -46,6 +47,85 @@ def new_failures(
             lines.append(f"{name} now fails {control}")
         had = set(object_problems(old)) if old is not None else set()
         lines.extend(f"{name}: {p}" for p in object_problems(doc) if p not in had)
+    return lines
+
+
+_INHERITED = (
+    "runAsUser",
+    "runAsGroup",
+    "runAsNonRoot",
+    "seLinuxOptions",
+    "seccompProfile",
+    "appArmorProfile",
+    "windowsOptions",
+)
+"""Pod securityContext fields a container's own securityContext overrides."""
+
+
+def settings(document: Mapping[str, Any]) -> dict[str, Any]:
+    """Every setting of a workload's pod spec as the kubelet resolves it, by a stable name:
+    containers by their name, and each container's securityContext with the fields it
+    inherits from the pod's. Empty for other kinds."""
+    spec = lookup(document, POD_SPEC_PATHS.get(str(document.get("kind")), ("-",)))
+    if not isinstance(spec, Mapping):
+        return {}
+    out: dict[str, Any] = {}
+    pod_context = spec.get("securityContext")
+    pod_context = pod_context if isinstance(pod_context, Mapping) else {}
+    for key, value in spec.items():
+        if key in ("containers", "initContainers") and isinstance(value, list):
+            for container in value:
+                if not isinstance(container, Mapping):
+                    continue
+                name = f"{key}[{container.get('name')}]"
+                own = container.get("securityContext")
+                own = own if isinstance(own, Mapping) else {}
+                inherited = {k: pod_context[k] for k in _INHERITED if k in pod_context}
+                _leaves(out, name, {**container, "securityContext": {**inherited, **own}})
+        else:
+            _leaves(out, key, value)
+    return out
+
+
+def _leaves(out: dict[str, Any], prefix: str, value: Any) -> None:
+    if isinstance(value, Mapping) and value:
+        for key, item in value.items():
+            _leaves(out, f"{prefix}.{key}", item)
+    elif isinstance(value, list) and value:
+        for i, item in enumerate(value):
+            _leaves(out, f"{prefix}[{i}]", item)
+    else:
+        out[prefix] = value
+
+
+def overridden(
+    before: Iterable[Mapping[str, Any]],
+    after: Iterable[Mapping[str, Any]],
+    reference: Mapping[str, Any],
+) -> list[str]:
+    """One line per setting the edits change in a workload of ``after`` whose value in
+    ``before`` is that output's own: set, and not what ``reference`` (the same workload as
+    the finding's output renders it, before the edits) has. A fix of the finding's output
+    may fill what another output leaves unset or change what both share, never override a
+    choice the other output made (an overlay's own user id)."""
+    mine = settings(reference)
+    previous = {identity(doc): doc for doc in before}
+    lines: list[str] = []
+    for doc in after:
+        key = identity(doc)
+        old = previous.get(key)
+        if old is None or old == doc:
+            continue
+        was, now = settings(old), settings(doc)
+        for name, value in was.items():
+            if value in (None, {}, []):  # an empty map or list sets nothing
+                continue
+            if now.get(name) != value and mine.get(name) != value:
+                what = f"{key[0]} {key[1] + '/' if key[1] else ''}{key[2]}"
+                lines.append(
+                    f"{what} sets {name} to {value!r} itself, which the edit would change to "
+                    f"{now.get(name)!r}"
+                )
     return lines
 
 

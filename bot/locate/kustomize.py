@@ -640,9 +640,11 @@ class KustomizeTarget:
 
     def _worse_elsewhere(self, overlay: FileOverlay) -> str | None:
         """Why the edits make another overlay's output worse (a control or schema failure its
-        rendering did not have), or None. The finding's own output is `bot.verify`'s job."""
+        rendering did not have, or a setting of its own changed: see
+        `regressions.overridden`), or None. The finding's own output is `bot.verify`'s job."""
         changed = [c.path for c in overlay.changes()]
         unedited = FileOverlay(self.index.root)
+        mine = self._document(unedited)
         for folder in self.index.affected(changed):
             if folder == self.overlay_dir:
                 continue
@@ -650,7 +652,10 @@ class KustomizeTarget:
             before = self.index.render(folder, unedited)
             if isinstance(after, str):
                 return after
-            failures = regressions.new_failures([] if isinstance(before, str) else before, after)
+            previous = [] if isinstance(before, str) else before
+            failures = regressions.new_failures(previous, after)
+            if isinstance(mine, dict):
+                failures += regressions.overridden(previous, after, mine)
             if failures:
                 return regressions.describe(f"overlay {folder or '.'}", failures)
         return None

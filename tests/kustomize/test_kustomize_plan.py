@@ -351,3 +351,49 @@ def test_a_patch_path_that_leaves_the_repository_names_no_patch_file(repo: Path)
     assert "overlays/production/debug.yaml" in index.patches
     cs = only_change_set(plan_of(repo, finding("C-0260", "staging", "staging-web", None)))
     assert cs.files
+
+
+def _own_user_overlay(repo: Path) -> None:
+    """overlays/hardened runs the base's pods as user 100 (pod level), its own choice."""
+    hardened = repo / "overlays" / "hardened"
+    hardened.mkdir()
+    (hardened / "kustomization.yaml").write_text(
+        "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\n"
+        "namespace: hardened\nresources:\n  - ../../base\npatches:\n  - path: user.yaml\n"
+    )
+    (hardened / "user.yaml").write_text(
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  template:\n"
+        "    spec:\n      securityContext:\n        runAsNonRoot: true\n        runAsUser: 100\n"
+        "        runAsGroup: 100\n"
+    )
+
+
+def test_a_base_fix_never_overrides_a_setting_another_overlay_chose(repo: Path) -> None:
+    """A container-level user id in the base would override the pod-level user 100 that
+    overlays/hardened sets: staging's fix goes to a patch in staging, and a fix of the base's
+    own build is refused with the setting it would change. Without that overlay, the user id
+    goes to the base every overlay shares."""
+    shutil.rmtree(repo / "overlays" / "production")  # it patches the container's context
+    (repo / "clusters" / "production.yaml").unlink()
+    cs = only_change_set(plan_of(repo, finding("C-0013", "staging", "staging-web")))
+    assert [c.path for c in cs.files] == ["base/deployment.yaml"]
+
+    _own_user_overlay(repo)
+    cs = only_change_set(plan_of(repo, finding("C-0013", "staging", "staging-web")))
+    assert [c.path for c in cs.files] == [
+        "overlays/staging/kustomization.yaml",
+        "overlays/staging/remedy-patch-deployment-web.yaml",
+    ]
+    base = Finding(
+        control_id="C-0013",
+        scanner="checkov",
+        resource=ResourceRef(api_version="apps/v1", kind="Deployment", name="web"),
+        container="app",
+        source=SourceHint(path="base/deployment.yaml"),
+    )
+    plan = plan_of(repo, base)
+    assert not plan.change_sets
+    (refused,) = plan.unfixable
+    assert "hardened/web sets containers[app].securityContext.runAsUser to 100 itself" in (
+        refused.reason
+    ), refused.reason
