@@ -7,6 +7,7 @@ container, falling back to the pod's
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, Any
 
 from fixers.base import ContainerFix, ContainerFixer
@@ -30,10 +31,21 @@ def _positive(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value > 0
 
 
+_FLAG_ONLY = re.compile(r"^(?:AVD-)?KSV-?0*12$|^require-run-as-nonroot(?:/|$)", re.IGNORECASE)
+"""Checks that pass on ``runAsNonRoot: true`` alone, whatever the user id: Trivy's KSV012 and
+Kyverno's require-run-as-nonroot (Kubescape and Checkov accept a non-zero runAsUser)."""
+
+
+def _flag_check(finding: Finding) -> str | None:
+    """The finding's check id that passes on ``runAsNonRoot: true`` alone, if any."""
+    return next((str(i) for i in finding.scanner_ids if _FLAG_ONLY.match(str(i))), None)
+
+
 class RunAsNonRoot(ContainerFixer):
     """Make each container run as non-root: where no non-zero user is set (and runAsNonRoot
     does not already vouch for the image), ``runAsNonRoot: true`` with ``runAsUser`` from the
-    policy; ``runAsGroup`` from the policy where none (or 0) is set. Non-zero ids are kept.
+    policy; ``runAsGroup`` from the policy where none (or 0) is set. Non-zero ids are kept;
+    for a scanner that checks the flag alone, a non-root user also gets ``runAsNonRoot: true``.
     A container that keeps data on persistent volumes is left to a person: a new user id
     could not write what the old one wrote there."""
 
@@ -60,6 +72,11 @@ class RunAsNonRoot(ContainerFixer):
         # Kubescape's rule: a non-zero user, or runAsNonRoot with no user id (the image's
         # own non-root USER is then trusted and checked by the kubelet).
         user_ok = _positive(user) or (declared_non_root and user is None)
+        check = _flag_check(finding)
+        if user_ok and not declared_non_root and check:
+            # the user id already is no root: the flag only has the kubelet check it
+            edits.append(Set(container.path("securityContext", "runAsNonRoot"), True))
+            changed.append(f"runAsNonRoot: true (it runs as user {user}; {check} checks the flag)")
         if not user_ok:
             kept = persistent_mounts(view, container)
             if kept:
