@@ -720,6 +720,7 @@ class Planner:
             # Opt-in extra files of the change set (Kyverno policies guarding the fixed controls).
             files = _with_extra_files(files, policy_files(self.config, group, overlay))
             resources = {f.finding.resource.key for f in group}
+            own = {c.path for c in files} | {f.location.path for f in group}
             change_sets.append(
                 ChangeSet(
                     key=key,
@@ -731,6 +732,7 @@ class Planner:
                     unresolved=tuple(
                         unfixable[n]
                         for n in sorted(n for r in resources for n in unfixable_of.get(r, ()))
+                        if _about(unfixable[n].finding, own)
                     ),
                     meta=overlays_note(self.locator.kustomize, overlay),
                 )
@@ -825,6 +827,16 @@ class Planner:
         accounts = self._api_accounts(found, overlay, [finding])
         intent = workload_intent(found, overlay, view, observed, accounts)
         return self._declined(finding, view, intent)
+
+
+def _about(finding: Finding, paths: set[str]) -> bool:
+    """Whether an unfixable finding on a change set's resource is about the files it changes:
+    one a scanner read from another YAML file (a same-named object elsewhere, a kustomize
+    patch fragment) belongs on the dashboard, not in that merge request."""
+    hint = (finding.source.path or "").replace("\\", "/").lstrip("./")
+    if not hint.endswith((".yaml", ".yml")):
+        return True  # an overlay folder, a chart, a cluster object: the resource as deployed
+    return any(hint == p or hint.endswith("/" + p) for p in paths)
 
 
 def build_plan(

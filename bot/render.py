@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import difflib
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from functools import cache
 from importlib import resources
 from typing import Any
@@ -253,6 +253,20 @@ def _unfixable(u: Unfixable) -> dict[str, Any]:
     return {"finding": _finding(u.finding), "reason": u.reason, "category": u.category}
 
 
+def _unresolved(items: Iterable[Unfixable]) -> list[dict[str, Any]]:
+    """One entry per resource, container and reason, with every control it holds for (two
+    scanners, or seven controls refused for one cause, make one line)."""
+    grouped: dict[tuple[str, str | None, str], dict[str, Any]] = {}
+    for u in items:
+        key = (str(u.finding.resource), u.finding.container, u.reason)
+        entry = grouped.get(key)
+        if entry is None:
+            entry = grouped[key] = {**_unfixable(u), "controls": []}
+        if u.finding.control_id not in entry["controls"]:
+            entry["controls"].append(u.finding.control_id)
+    return list(grouped.values())
+
+
 def _fixer_explanations(change_set: ChangeSet) -> list[dict[str, Any]]:
     from fixers.registry import by_control
 
@@ -327,7 +341,7 @@ def change_set_context(
         "diffs": [
             {"path": c.path, "new": c.is_new, "diff": unified_diff(c)} for c in change_set.files
         ],
-        "unresolved": [_unfixable(u) for u in change_set.unresolved],
+        "unresolved": _unresolved(change_set.unresolved),
         "commands": [list(c) for c in merge_request_commands()],
         "bot": bot_username,
         "scores": {fw: list(pair) for fw, pair in (scores or {}).items()},

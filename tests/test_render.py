@@ -125,3 +125,48 @@ def test_merge_request_help_is_generated_from_the_command_classes() -> None:
         assert line == f"- `@remedy-bot {command.usage}` — {command.summary}"
         assert f"`@remedy-bot {command.usage}`: {command.summary}" in help_text("mr", "remedy-bot")
     assert any("retry" in line for line in listed)
+
+
+def test_not_fixed_here_lists_one_line_per_cause_and_only_this_files_findings(
+    tmp_path: Path,
+) -> None:
+    """A merge request's "Not fixed here" names the findings of the resource it changes: one
+    line per cause with every control it holds for (two scanners' copies of one finding make
+    one line); a finding a scanner read from another file (a kustomize patch fragment of the
+    same Deployment) is left to the dashboard."""
+    import dataclasses
+    import shutil
+
+    from bot.plan import build_plan
+    from bot.render import describe_change_set
+    from bot.sources import load_report
+
+    examples = Path(__file__).resolve().parent.parent / "examples"
+    shutil.copytree(examples / "cd-config", tmp_path / "repo")
+    report = load_report(examples / "kubescape-report.json")
+    first = build_plan(report, tmp_path / "repo")
+    fix = next(f for c in first.change_sets if not c.is_waiver for f in c.fixes)
+    path = fix.location.path
+
+    def on(control: str, where: str) -> Finding:
+        return dataclasses.replace(
+            fix.finding,
+            control_id=control,
+            container=None,
+            source=dataclasses.replace(fix.finding.source, path=where),
+        )
+
+    extra = (
+        on("C-0061", path),
+        on("C-0061", f"cd-config/{path}"),
+        on("C-0270", "overlays/staging/patch.yaml"),
+    )
+    plan = build_plan(
+        dataclasses.replace(report, findings=(*report.findings, *extra)), tmp_path / "repo"
+    )
+    cs = next(c for c in plan.change_sets if any(f.finding == fix.finding for f in c.fixes))
+    text = describe_change_set(cs, marker="m").split("### Not fixed here", 1)[1]
+    lines = [line for line in text.split("###")[0].splitlines() if line.startswith("- ")]
+    assert len([line for line in lines if "C-0061" in line]) == 1, lines
+    assert not [line for line in lines if "C-0270" in line and "patch.yaml" in line], lines
+    assert any(u.finding.source.path == "overlays/staging/patch.yaml" for u in plan.unfixable)
