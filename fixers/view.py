@@ -311,6 +311,9 @@ class ServicePorts:
     namespace: str | None
     selector: tuple[tuple[str, str], ...]
     ports: tuple[tuple[int, str, int | str], ...]
+    headless: bool = False
+    """``clusterIP: None``: each selected pod gets a DNS name of its own (a StatefulSet's
+    members address each other by it)."""
 
     @classmethod
     def of(cls, document: Mapping[str, Any], namespace: str | None = None) -> ServicePorts | None:
@@ -337,6 +340,13 @@ class ServicePorts:
             str(meta["namespace"]) if meta.get("namespace") else namespace,
             tuple(sorted((str(k), str(v)) for k, v in selector.items())),
             tuple(ports),
+            spec.get("clusterIP") == "None",
+        )
+
+    def selects(self, labels: Mapping[str, str], namespace: str | None) -> bool:
+        """Whether the Service sends its traffic to pods labelled ``labels`` in ``namespace``."""
+        return (self.namespace or "default") == (namespace or "default") and all(
+            labels.get(k) == v for k, v in self.selector
         )
 
     def target(self, port: int) -> tuple[str, int | str] | None:
@@ -452,6 +462,24 @@ def calls_the_api(view: PodView, bound: Collection[tuple[str | None, str]]) -> s
         if name == account and (ns or "default") == namespace:
             return str(account)
     return None
+
+
+def reselected(spec: Mapping[str, Any], selector: Mapping[str, Any]) -> dict[str, Any]:
+    """A NetworkPolicy ``spec`` selecting ``selector`` instead, in its podSelector and in each
+    rule's peer that named its own pods (the old podSelector, with no namespaceSelector)."""
+    own, moved = {"podSelector": spec.get("podSelector")}, {"podSelector": dict(selector)}
+    out = {**spec, "podSelector": dict(selector)}
+    for direction, side in (("ingress", "from"), ("egress", "to")):
+        rules = out.get(direction)
+        if not isinstance(rules, list):
+            continue
+        out[direction] = [
+            {**rule, side: [moved if peer == own else peer for peer in rule[side]]}
+            if isinstance(rule, Mapping) and isinstance(rule.get(side), list)
+            else rule
+            for rule in rules
+        ]
+    return out
 
 
 def policies_selecting(

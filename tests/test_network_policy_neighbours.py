@@ -200,23 +200,35 @@ def _controller(automount: bool | None = None) -> str:
 
 
 @pytest.mark.parametrize("automount", [None, False], ids=["token-mounted", "no-token"])
-def test_a_pod_that_calls_the_api_gets_no_dns_only_policy(
+def test_a_pod_that_calls_the_api_keeps_its_egress_open(
     tmp_path: Path, automount: bool | None
 ) -> None:
-    """A RoleBinding gives the pod's service account API access: a policy allowing only DNS
-    would cut it off from the API server, whose addresses the repository does not hold. A
-    pod without the token cannot call the API: it gets its policy."""
-    (tmp_path / "controller.yaml").write_text(_controller(automount) + "---\n" + BINDING)
+    """A RoleBinding gives the pod's service account API access: its environment naming a
+    Service is not all it calls, and the API server's addresses are not in the repository,
+    so its policy restricts ingress only. A pod without the token cannot call the API: its
+    egress goes to DNS and the Service."""
+    controller = _controller(automount).replace(
+        "          ports:\n",
+        "          env:\n            - {name: API_URL, value: 'http://api:80'}\n          ports:\n",
+    )
+    (tmp_path / "controller.yaml").write_text(controller + "---\n" + BINDING)
+    (tmp_path / "services.yaml").write_text(SERVICES)
     plan = build_plan(
         Report("kubescape", "test", (_policy_finding("controller", "shop"),)), tmp_path
     )
+    assert not plan.unfixable
+    (policy,) = plan.change_sets
+    spec = load_documents(policy.files[0].after)[0]["spec"]
+    (fix,) = policy.fixes
     if automount is None:
-        (refused,) = plan.unfixable
-        assert "service account controller is bound to RBAC roles" in refused.reason
-        assert not plan.change_sets
+        assert spec["policyTypes"] == ["Ingress"] and "egress" not in spec
+        assert any("service account controller is bound to RBAC roles" in n for n in fix.notes)
     else:
-        assert not plan.unfixable
-        assert [cs.key for cs in plan.change_sets] == ["network-policy/controller"]
+        assert spec["policyTypes"] == ["Ingress", "Egress"]
+        assert [rule["to"][0]["podSelector"] for rule in spec["egress"]] == [
+            {"matchLabels": {"k8s-app": "kube-dns"}},
+            {"matchLabels": {"app": "api"}},
+        ]
 
 
 def test_bound_service_accounts() -> None:
@@ -258,11 +270,17 @@ def _plan_bound_chart(root: Path, control: str) -> Plan:
     return build_plan(Report("kubescape", "test", (finding,)), root)
 
 
-def test_a_chart_workload_that_calls_the_api_gets_no_policy_template(tmp_path: Path) -> None:
+def test_a_chart_workload_that_calls_the_api_gets_an_ingress_policy_template(
+    tmp_path: Path,
+) -> None:
+    """Nothing in the chart says what the Deployment calls (the API among others): its
+    template restricts ingress only."""
     plan = _plan_bound_chart(tmp_path, "C-0260")
-    (refused,) = plan.unfixable
-    assert "Kubernetes API" in refused.reason and "demo" in refused.reason
-    assert not plan.change_sets
+    assert not plan.unfixable
+    (policy,) = plan.change_sets
+    (template,) = [f for f in policy.files if f.path.endswith("-networkpolicy.yaml")]
+    assert "  policyTypes:\n  - Ingress\n  ingress:\n" in template.after
+    assert "Egress" not in template.after
 
 
 SERVICES = """\
@@ -297,26 +315,40 @@ spec:
 """
 
 
-def test_egress_to_the_services_the_environment_names(tmp_path: Path) -> None:
-    """A URL to a Service of the same namespace (by its full name, a named target port), a
-    host:port of another namespace's Service in a list, a Service without a selector and an
-    address outside the repository: only the first two become egress rules."""
-    web = _deployment("web", {"app": "web"}, "shop").replace(
-        "          ports:\n",
+@pytest.mark.parametrize("outside", [False, True], ids=["services-only", "also-outside"])
+def test_egress_to_the_services_the_environment_names(tmp_path: Path, outside: bool) -> None:
+    """A URL to a Service of the same namespace (by its full name, a named target port) and a
+    host:port of another namespace's Service in a list become egress rules beside DNS. With
+    a Service without a selector and an address outside the repository named too, what the
+    pod calls is not all known: egress stays open, and the notes say which values."""
+    env = (
         "          env:\n"
         "            - {name: API_URL, value: 'http://api.shop.svc.cluster.local:80/v1'}\n"
-        "            - {name: CACHES, value: 'cache.data:6379, cache.other:6379'}\n"
-        "            - {name: DB, value: 'postgres://u@external-db:5432/app'}\n"
-        "            - {name: PAYMENTS, value: 'https://pay.example.com:443'}\n"
+        "            - {name: CACHES, value: 'cache.data:6379'}\n"
         "            - {name: GREETING, value: 'hello: world'}\n"
-        "          ports:\n",
+    )
+    if outside:
+        env += (
+            "            - {name: DB, value: 'postgres://u@external-db:5432/app'}\n"
+            "            - {name: PAYMENTS, value: 'https://pay.example.com:443'}\n"
+        )
+    web = _deployment("web", {"app": "web"}, "shop").replace(
+        "          ports:\n", env + "          ports:\n"
     )
     (tmp_path / "web.yaml").write_text(web)
     (tmp_path / "services.yaml").write_text(SERVICES)
     plan = build_plan(Report("kubescape", "test", (_policy_finding("web", "shop"),)), tmp_path)
     (policy,) = plan.change_sets
-    egress = load_documents(policy.files[0].after)[0]["spec"]["egress"]
-    assert egress[1:] == [
+    spec = load_documents(policy.files[0].after)[0]["spec"]
+    (fix,) = policy.fixes
+    if outside:
+        assert spec["policyTypes"] == ["Ingress"] and "egress" not in spec
+        (said,) = [n for n in fix.notes if n.startswith("egress is not restricted")]
+        assert "DB of web (external-db:5432)" in said
+        assert "PAYMENTS of web (pay.example.com:443)" in said
+        assert "egress is left open" in policy.files[0].after
+        return
+    assert spec["egress"][1:] == [
         {
             "to": [{"podSelector": {"matchLabels": {"app": "api"}}}],
             "ports": [{"protocol": "TCP", "port": "http"}],
@@ -331,7 +363,6 @@ def test_egress_to_the_services_the_environment_names(tmp_path: Path) -> None:
             "ports": [{"protocol": "TCP", "port": 6379}],
         },
     ]
-    (fix,) = policy.fixes
     assert any("Service api (http/TCP), named by API_URL of web" in n for n in fix.notes)
     assert "the Services its environment names" in policy.files[0].after
 
@@ -403,7 +434,7 @@ def test_a_huge_environment_value_is_read_in_linear_time() -> None:
 
 def test_real_manifests_keep_their_workloads_whole(tmp_path: Path) -> None:
     """The corpus's online-boutique frontend may reach its backends (named in its env); the
-    CSI hostpath plugin, whose sidecars call the API, gets no DNS-only policy."""
+    CSI hostpath plugin, whose sidecars call the API, keeps its egress open."""
     import shutil
 
     from bot.sources import load_report
@@ -426,8 +457,8 @@ def test_real_manifests_keep_their_workloads_whole(tmp_path: Path) -> None:
         source=SourceHint(path=plugin.relative_to(csi).as_posix()),
     )
     plan = build_plan(Report("kubescape", "test", (finding,)), csi)
-    (refused,) = plan.unfixable
-    assert "csi-hostpathplugin-sa is bound to RBAC roles" in refused.reason
+    (policy,) = plan.change_sets
+    assert load_documents(policy.files[0].after)[0]["spec"]["policyTypes"] == ["Ingress"]
 
 
 @pytest.mark.parametrize("control", ["C-0034", "C-0190"])
@@ -459,3 +490,37 @@ def test_a_chart_workload_bound_by_the_charts_rbac_keeps_its_token(tmp_path: Pat
     (refused,) = plan.unfixable
     assert "the pod needs its service account token" in refused.reason, refused.reason
     assert [cs.key for cs in plan.change_sets] == ["waivers/remedy-yaml"]
+
+
+def test_kubernetes_examples_keep_their_peers_and_backends(tmp_path: Path) -> None:
+    """The corpus's Cassandra ring (members on the port named intra-node, seeds naming
+    cassandra-0) may talk among its pods; the guestbook frontend, which calls redis-master
+    by a name its environment does not hold, keeps its egress open."""
+    import shutil
+
+    repo = tmp_path / "examples"
+    repo.mkdir()
+    for name in (
+        "databases_cassandra_cassandra-statefulset",
+        "web_guestbook_all-in-one_guestbook-all-in-one",
+    ):
+        shutil.copy(corpus_path("manifests", "kubernetes-examples", f"{name}.yaml"), repo)
+    findings = (
+        Finding(control_id="C-0260", resource=ResourceRef(kind="StatefulSet", name="cassandra")),
+        _policy_finding("frontend"),
+    )
+    plan = build_plan(Report("kubescape", "test", findings), repo)
+    assert not plan.unfixable
+    specs = {
+        fix.finding.resource.name: load_documents(change.after)[0]["spec"]
+        for cs in plan.change_sets
+        for fix in cs.fixes
+        for change in cs.files
+        if change.path.endswith(f"{fix.finding.resource.name}-networkpolicy.yaml")
+    }
+    assert specs["cassandra"]["policyTypes"] == ["Ingress"]
+    assert {"from": [{"podSelector": {"matchLabels": {"app": "cassandra"}}}]} in specs["cassandra"][
+        "ingress"
+    ]
+    assert specs["frontend"]["policyTypes"] == ["Ingress"]
+    assert "egress" not in specs["frontend"]

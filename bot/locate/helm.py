@@ -95,6 +95,7 @@ from fixers.view import (
     lookup,
     other_pods_selected,
     policies_selecting,
+    reselected,
 )
 
 PROBE = "__kr_probe_"
@@ -1663,8 +1664,9 @@ class HelmTarget:
         spec = dict(document.get("spec") or {})
         selector = lookup(self.doc.document, ("spec", "selector", "matchLabels"))
         if self.doc.kind != "Pod" and isinstance(selector, Mapping) and selector:
-            # the controller's own selector: stable across upgrades (no chart version label)
-            spec["podSelector"] = {"matchLabels": self._shared_labels(dict(selector), overlay)}
+            # the controller's own selector: stable across upgrades (no chart version label),
+            # also where a rule names the pod's own pods
+            spec = reselected(spec, {"matchLabels": self._shared_labels(dict(selector), overlay)})
         document["spec"] = spec
         meta = {**dict(document.get("metadata") or {}), "namespace": dep.namespace}
         said_ns = f"in its namespace {dep.namespace}"
@@ -1748,8 +1750,9 @@ class HelmTarget:
         spec = dict(edit.document.get("spec") or {})
         selector = lookup(self.doc.document, ("spec", "selector", "matchLabels"))
         if self.doc.kind != "Pod" and isinstance(selector, Mapping) and selector:
-            # The controller's own selector: stable across upgrades (no chart version label).
-            spec["podSelector"] = {"matchLabels": dict(selector)}
+            # The controller's own selector: stable across upgrades (no chart version label),
+            # also where a rule names the pod's own pods (members talking to each other).
+            spec = reselected(spec, {"matchLabels": dict(selector)})
         neighbourhood = self._neighbours(overlay)
         others = other_pods_selected(
             spec["podSelector"].get("matchLabels") or {},
@@ -1765,7 +1768,7 @@ class HelmTarget:
                 "a label of their own first"
             )
         account = calls_the_api(self.view, neighbourhood.api_accounts)
-        if account is not None:
+        if account is not None and "Egress" in (spec.get("policyTypes") or ()):
             raise ChartError(
                 f"a new manifest ({edit.name}) would cut {self.doc.kind} {self.doc.name} off "
                 f"from the Kubernetes API, which its service account {account} is bound to "

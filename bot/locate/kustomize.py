@@ -81,7 +81,14 @@ from fixers.model import (
     Set,
     YamlPath,
 )
-from fixers.view import POD_SPEC_PATHS, ManifestPodView, PodView, lookup, policies_selecting
+from fixers.view import (
+    POD_SPEC_PATHS,
+    ManifestPodView,
+    PodView,
+    lookup,
+    policies_selecting,
+    reselected,
+)
 
 ENGINE_ENV = "REMEDY_KUSTOMIZE_ENGINE"
 """``reader`` forces the built-in reader even where ``kubectl`` is installed."""
@@ -685,7 +692,7 @@ class KustomizeTarget:
                 meta["namespace"] = namespace
             else:
                 meta.pop("namespace", None)
-            document["spec"] = {**spec, "podSelector": {"matchLabels": labels}}
+            document["spec"] = reselected(spec, {"matchLabels": labels})
         else:
             folder = self.overlay_dir
             prefix = str(KustomizeReader(overlay).kustomization(folder)[1].get("namePrefix") or "")

@@ -2,8 +2,8 @@
 the repository (``CART_SERVICE_ADDR: cartservice:7070``, ``REDIS_URL: redis://redis-cart:6379``)
 becomes an egress rule to the pods that Service selects, on the port it forwards to.
 
-Allowing more than DNS can only keep traffic a DNS-only policy would cut; a value that names
-no Service of the repository (an external database) stays for the reviewer to add.
+A value that names no Service of the repository (an external database) has no rule to become:
+`unnamed_addresses` lists them, and the policy then leaves egress open.
 """
 
 from __future__ import annotations
@@ -46,13 +46,12 @@ def _service_of(host: str, namespace: str, services: Sequence[ServicePorts]) -> 
     return None
 
 
-def named_egress(
+def _addressed(
     view: PodView, services: Sequence[ServicePorts]
-) -> tuple[list[dict[str, Any]], list[str]]:
-    """Egress rules to the repository's Services the pod's environment values address, one
-    per Service, and a note for each."""
+) -> Iterator[tuple[str, str, int, ServicePorts | None]]:
+    """(where, host, port, the Service it names or None) of every address in the pod's
+    environment values; ``where`` is ``VARIABLE of container``."""
     namespace = view.namespace or "default"
-    wanted: dict[ServicePorts, dict[tuple[str, int | str], list[str]]] = {}
     for container in view.containers:
         if container.ephemeral:
             continue
@@ -61,12 +60,33 @@ def named_egress(
             if not isinstance(variable, Mapping) or not isinstance(variable.get("value"), str):
                 continue
             for host, port in _addresses(variable["value"]):
-                service = _service_of(host, namespace, services)
-                target = service.target(port) if service is not None else None
-                if service is None or target is None:
-                    continue
                 where = f"{variable.get('name')} of {container.name}"
-                wanted.setdefault(service, {}).setdefault(target, []).append(where)
+                yield where, host, port, _service_of(host, namespace, services)
+
+
+def unnamed_addresses(view: PodView, services: Sequence[ServicePorts]) -> list[str]:
+    """The addresses in the pod's environment values that reach no pod of a repository
+    Service (an external database, an ExternalName Service), as ``VARIABLE of container
+    (host:port)``: egress the repository cannot name a rule for."""
+    return [
+        f"{where} ({host}:{port})"
+        for where, host, port, service in _addressed(view, services)
+        if service is None or service.target(port) is None
+    ]
+
+
+def named_egress(
+    view: PodView, services: Sequence[ServicePorts]
+) -> tuple[list[dict[str, Any]], list[str]]:
+    """Egress rules to the repository's Services the pod's environment values address, one
+    per Service, and a note for each."""
+    namespace = view.namespace or "default"
+    wanted: dict[ServicePorts, dict[tuple[str, int | str], list[str]]] = {}
+    for where, _, port, service in _addressed(view, services):
+        target = service.target(port) if service is not None else None
+        if service is None or target is None:
+            continue
+        wanted.setdefault(service, {}).setdefault(target, []).append(where)
     rules: list[dict[str, Any]] = []
     notes: list[str] = []
     for service, targets in wanted.items():

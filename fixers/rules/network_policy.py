@@ -1,10 +1,17 @@
-"""Create a NetworkPolicy that denies all traffic the pod does not declare (C-0260, C-0030;
-Checkov CKV2_K8S_6 maps to C-0260): ingress to its containerPorts, egress to DNS and to the
-repository's Services its environment values address (`fixers.rules._egress`). With runtime
-evidence (a Kubescape NetworkNeighborhood whose learning completed, or its
-GeneratedNetworkPolicy) the policy allows exactly the observed peers and ports instead
-(`fixers.runtime_evidence.observed_policy`). Declined where the policy would select another
-workload's pods, or cut a pod that calls the Kubernetes API off from it.
+"""Create a NetworkPolicy for a pod no policy selects (C-0260, C-0030; Checkov CKV2_K8S_6 maps
+to C-0260). Ingress is allowed to the ports the pod serves (its containerPorts and the ports
+the repository's Services forward to it) and, when its pods talk to each other
+(`fixers.rules._peers`), among them on any port.
+
+Egress is restricted only where evidence says what the pod calls: a Kubescape
+NetworkNeighborhood whose learning completed, or its GeneratedNetworkPolicy, gives exactly the
+observed peers and ports (`fixers.runtime_evidence.observed_policy`); environment values that
+address only the repository's Services give DNS plus those Services (`fixers.rules._egress`).
+Without such evidence the policy has ``policyTypes: [Ingress]`` and egress stays open: a
+DNS-only guess cuts the workload off from its databases and peers, which is worse than no
+fix. Kubescape (C-0260, C-0030: a policy of either type selecting the pod) and Checkov
+(CKV2_K8S_6: a policy selecting the pod) count either as fixed. Declined where the policy
+would select another workload's pods.
 
 Kubernetes object: ``networking.k8s.io/v1`` NetworkPolicy
 (https://kubernetes.io/docs/concepts/services-networking/network-policies/).
@@ -12,23 +19,42 @@ Kubernetes object: ``networking.k8s.io/v1`` NetworkPolicy
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from fixers.base import Fixer
 from fixers.model import AlreadyCompliant, CreateManifest, Fixed, NeedsHuman, Result, Risk
-from fixers.rules._egress import named_egress
+from fixers.rules._egress import named_egress, unnamed_addresses
+from fixers.rules._peers import peers_why
 from fixers.runtime_evidence import ObservedPolicy, observed_policy
-from fixers.view import PodView, calls_the_api, other_pods_selected, policies_selecting
+from fixers.view import (
+    PodView,
+    ServicePorts,
+    calls_the_api,
+    other_pods_selected,
+    policies_selecting,
+)
 
 if TYPE_CHECKING:
     from fixers.model import Finding
     from fixers.policy import FixContext
 
+_DNS_RULE = {
+    "to": [
+        {
+            "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}},
+            "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}},
+        }
+    ],
+    "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}],
+}
 
-def _declared_ports(view: PodView) -> list[dict[str, Any]]:
-    """The regular containers' containerPorts, de-duplicated, in declaration order."""
+
+def _served_ports(view: PodView, services: Sequence[ServicePorts]) -> list[dict[str, Any]]:
+    """The regular containers' containerPorts, then the pod ports the repository's Services
+    selecting the pod forward to that no containerPort declares, de-duplicated, in order."""
     seen: list[dict[str, Any]] = []
+    names: set[str] = set()
     for container in view.containers:
         if container.init or container.ephemeral:
             continue
@@ -36,25 +62,38 @@ def _declared_ports(view: PodView) -> list[dict[str, Any]]:
             if not isinstance(port, Mapping) or port.get("containerPort") is None:
                 continue
             entry = {"protocol": str(port.get("protocol", "TCP")), "port": port["containerPort"]}
+            names.add(str(port.get("name", "")))
             if entry not in seen:
+                seen.append(entry)
+    for service in services:
+        if not service.selects(view.labels, view.namespace):
+            continue
+        for _, protocol, target in service.ports:
+            entry = {"protocol": protocol, "port": target}
+            if entry not in seen and not (isinstance(target, str) and target in names):
                 seen.append(entry)
     return seen
 
 
-def _policy(view: PodView, name: str, ingress: list[Any], egress: list[Any]) -> dict[str, Any]:
+def _policy(
+    view: PodView, name: str, ingress: list[Any], egress: list[Any] | None
+) -> dict[str, Any]:
+    """The policy selecting the pod by its labels; ``egress`` None: egress not restricted."""
     metadata: dict[str, Any] = {"name": name}
     if view.namespace:
         metadata["namespace"] = view.namespace
+    spec: dict[str, Any] = {
+        "podSelector": {"matchLabels": dict(sorted(view.labels.items()))},
+        "policyTypes": ["Ingress"] if egress is None else ["Ingress", "Egress"],
+        "ingress": ingress,
+    }
+    if egress is not None:
+        spec["egress"] = egress
     return {
         "apiVersion": "networking.k8s.io/v1",
         "kind": "NetworkPolicy",
         "metadata": metadata,
-        "spec": {
-            "podSelector": {"matchLabels": dict(sorted(view.labels.items()))},
-            "policyTypes": ["Ingress", "Egress"],
-            "ingress": ingress,
-            "egress": egress,
-        },
+        "spec": spec,
     }
 
 
@@ -87,9 +126,32 @@ def _from_evidence(view: PodView, observed: ObservedPolicy) -> Fixed:
     )
 
 
+def _egress_open_why(view: PodView, ctx: FixContext, named: list[Any]) -> str | None:
+    """Why the pod's egress cannot be restricted from what the repository says (None: its
+    environment names every place it calls, all Services of the repository)."""
+    if not named:
+        return (
+            "nothing in the repository says what it calls (no Kubescape NetworkNeighborhood "
+            "evidence, no environment value addressing a Service of the repository)"
+        )
+    unnamed = unnamed_addresses(view, ctx.services)
+    if unnamed:
+        return (
+            f"its environment also addresses {', '.join(unnamed[:5])}, which no Service of "
+            "the repository serves"
+        )
+    account = calls_the_api(view, ctx.api_accounts)
+    if account is not None:
+        return (
+            f"service account {account} is bound to RBAC roles, so it calls the Kubernetes "
+            "API, whose addresses the repository does not hold"
+        )
+    return None
+
+
 class NetworkPolicy(Fixer):
-    """A policy selecting the pod by its template labels, with both policy types: ingress only
-    to declared containerPorts, egress only to cluster DNS."""
+    """A policy selecting the pod by its template labels: ingress to the ports it serves (and
+    among its own pods when they talk to each other); egress restricted only from evidence."""
 
     controls = ("C-0260", "C-0030")
     risk = Risk.HIGH
@@ -121,73 +183,72 @@ class NetworkPolicy(Fixer):
         observed = observed_policy(ctx.runtime) if ctx.runtime is not None else None
         if observed is not None:
             return _from_evidence(view, observed)
-        account = calls_the_api(view, ctx.api_accounts)
-        if account is not None:
-            return NeedsHuman(
-                f"service account {account} is bound to RBAC roles, so the pod calls the "
-                "Kubernetes API: a policy that allows only DNS would cut it off from the API "
-                "server, whose addresses (an ipBlock egress rule) the repository does not "
-                "hold; write the policy with that rule by hand"
-            )
-        ports = _declared_ports(view)
-        ingress: list[dict[str, Any]] = [{"ports": ports}] if ports else []
-        dns_peer = {
-            "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}},
-            "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}},
-        }
-        named, named_notes = named_egress(view, ctx.services)
-        egress = [
-            {
-                "to": [dns_peer],
-                "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}],
-            },
-            *named,
-        ]
-        name = f"{view.name}-networkpolicy"
-        document = _policy(view, name, ingress, egress)
-        if ports:
-            opened = ", ".join(f"{p['port']}/{p['protocol']}" for p in ports)
-            ingress_note = f"ingress allowed from anywhere to the declared ports {opened}"
-        else:
-            ingress_note = "no containerPort is declared, so all ingress is denied"
-        return Fixed(
-            (
-                CreateManifest(
-                    name=name,
-                    document=document,
-                    comment=(
-                        f"Proposed by kube-remedy for {view.kind} {view.name}: it denies all "
-                        "traffic except the declared ports"
-                        + (", DNS and the Services its environment names" if named else " and DNS")
-                        + ".\nAdd the egress this workload needs (databases, APIs) before "
-                        "merging."
-                    ),
-                ),
-            ),
-            notes=(
-                f"new NetworkPolicy {name} selects pods labelled "
-                + ", ".join(f"{k}={v}" for k, v in sorted(view.labels.items())),
-                ingress_note,
-                *named_notes,
-                (
-                    "egress allowed otherwise only to kube-dns (UDP/TCP 53); add rules for the "
-                    "databases, APIs and external services this workload calls that its "
-                    "environment does not name, or it loses them"
-                    if named
-                    else "egress allowed only to kube-dns (UDP/TCP 53); add rules for the "
-                    "databases, APIs and external services this workload calls, or it loses "
-                    "them"
-                ),
-                "the policy is enforced only when the cluster's CNI supports NetworkPolicy",
-                *(
-                    (
-                        "through a chart, a NetworkPolicy switch the chart already has is "
-                        "turned on instead when it selects this pod: the chart's own policy "
-                        "then decides the traffic, and the file list says what it allows",
-                    )
-                    if ctx.location_kind.startswith("helm")
-                    else ()
-                ),
-            ),
-            values_used=("DNS peer: k8s-app=kube-dns in kube-system (the kubeadm/EKS/GKE label)",),
+        return _from_repository(view, ctx)
+
+
+def _from_repository(view: PodView, ctx: FixContext) -> Fixed:
+    """The policy of what the repository says: served ports, peers, named Services."""
+    name = f"{view.name}-networkpolicy"
+    own = {"podSelector": {"matchLabels": dict(sorted(view.labels.items()))}}
+    ports = _served_ports(view, ctx.services)
+    peers = peers_why(view, ctx.services)
+    ingress: list[dict[str, Any]] = [{"ports": ports}] if ports else []
+    notes = [
+        f"new NetworkPolicy {name} selects pods labelled "
+        + ", ".join(f"{k}={v}" for k, v in sorted(view.labels.items())),
+        (
+            "ingress allowed from any pod or address to the ports it serves "
+            + ", ".join(f"{p['port']}/{p['protocol']}" for p in ports)
+            if ports
+            else "it declares no containerPort and no Service forwards to it: ingress from "
+            "other pods is denied"
+        ),
+    ]
+    if peers:
+        ingress.append({"from": [own]})
+        notes.append(f"its own pods may reach each other on any port: {peers}")
+    named, named_notes = named_egress(view, ctx.services)
+    open_why = _egress_open_why(view, ctx, named)
+    egress = None if open_why else [_DNS_RULE, *named, *([{"to": [own]}] if peers else [])]
+    if open_why:
+        notes.append(
+            f"egress is not restricted (policyTypes: Ingress only): {open_why}; a guess "
+            "would cut the workload off from its databases and peers. Restrict it once its "
+            "traffic is known (Kubescape's NetworkNeighborhood gives it)"
         )
+        said = "egress is left open: the repository does not say all it calls"
+    else:
+        notes += named_notes
+        notes.append(
+            "egress allowed otherwise only to kube-dns (UDP/TCP 53)"
+            + (" and its own pods" if peers else "")
+            + ": add rules for what it calls that its environment does not name, or it loses "
+            "them"
+        )
+        said = "egress only to DNS and the Services its environment names"
+    notes.append("the policy is enforced only when the cluster's CNI supports NetworkPolicy")
+    if ctx.location_kind.startswith("helm"):
+        notes.append(
+            "through a chart, a NetworkPolicy switch the chart already has is turned on "
+            "instead when it selects this pod: the chart's own policy then decides the "
+            "traffic, and the file list says what it allows"
+        )
+    comment = (
+        f"Proposed by kube-remedy for {view.kind} {view.name}: "
+        + ("ingress only to the ports it serves" if ports else "no ingress (it serves no port)")
+        + (", and among its own pods" if peers else "")
+        + f"; {said}."
+    )
+    return Fixed(
+        (
+            CreateManifest(
+                name=name, document=_policy(view, name, ingress, egress), comment=comment
+            ),
+        ),
+        notes=tuple(notes),
+        values_used=(
+            ()
+            if open_why
+            else ("DNS peer: k8s-app=kube-dns in kube-system (the kubeadm/EKS/GKE label)",)
+        ),
+    )
