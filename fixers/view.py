@@ -464,6 +464,31 @@ def calls_the_api(view: PodView, bound: Collection[tuple[str | None, str]]) -> s
     return None
 
 
+def served_ports(view: PodView, services: Sequence[ServicePorts]) -> list[dict[str, Any]]:
+    """The regular containers' containerPorts, then the pod ports the repository's Services
+    selecting the pod forward to that no containerPort declares, de-duplicated, in order."""
+    seen: list[dict[str, Any]] = []
+    names: set[str] = set()
+    for container in view.containers:
+        if container.init or container.ephemeral:
+            continue
+        for port in container.get("ports", default=[]) or []:
+            if not isinstance(port, Mapping) or port.get("containerPort") is None:
+                continue
+            entry = {"protocol": str(port.get("protocol", "TCP")), "port": port["containerPort"]}
+            names.add(str(port.get("name", "")))
+            if entry not in seen:
+                seen.append(entry)
+    for service in services:
+        if not service.selects(view.labels, view.namespace):
+            continue
+        for _, protocol, target in service.ports:
+            entry = {"protocol": protocol, "port": target}
+            if entry not in seen and not (isinstance(target, str) and target in names):
+                seen.append(entry)
+    return seen
+
+
 def reselected(spec: Mapping[str, Any], selector: Mapping[str, Any]) -> dict[str, Any]:
     """A NetworkPolicy ``spec`` selecting ``selector`` instead, in its podSelector and in each
     rule's peer that named its own pods (the old podSelector, with no namespaceSelector)."""

@@ -96,6 +96,7 @@ from fixers.view import (
     other_pods_selected,
     policies_selecting,
     reselected,
+    served_ports,
 )
 
 PROBE = "__kr_probe_"
@@ -598,25 +599,77 @@ def _allows_all(rules: Any) -> bool:
     )
 
 
-def _rules_in_words(rules: Any, restricted: bool, direction: str) -> str:
-    """A policy's ingress or egress in a few words."""
+def _selector_in_words(selector: Any) -> str:
+    """A LabelSelector in a few words: ``labelled a=b`` (or ``matching a selector``)."""
+    if not isinstance(selector, Mapping) or not selector:
+        return ""
+    labels = selector.get("matchLabels")
+    if isinstance(labels, Mapping) and labels and not selector.get("matchExpressions"):
+        return " labelled " + ", ".join(f"{k}={v}" for k, v in labels.items())
+    return " matching a selector"
+
+
+def _peer_in_words(peer: Any, own: Any) -> str:
+    """Who one ``from``/``to`` entry of a rule names; ``own``: the policy's podSelector."""
+    if not isinstance(peer, Mapping):
+        return "an unreadable peer"
+    block = peer.get("ipBlock")
+    if isinstance(block, Mapping):
+        return f"addresses {block.get('cidr', '?')}" + (
+            " (with exceptions)" if block.get("except") else ""
+        )
+    pods, namespaces = peer.get("podSelector"), peer.get("namespaceSelector")
+    if namespaces is None:
+        if pods == own:
+            return "its own pods"
+        return f"pods{_selector_in_words(pods)} of its namespace"
+    who = f"pods{_selector_in_words(pods)}" if pods else "any pod"
+    return f"{who} of namespaces{_selector_in_words(namespaces) or ' (any)'}"
+
+
+def _rules_in_words(rules: Any, restricted: bool, direction: str, own: Any = None) -> str:
+    """A policy's ingress or egress in a few words: who each rule admits, on which ports."""
     if not restricted:
         return f"{direction} not restricted"
     if not isinstance(rules, list) or not rules:
         return f"all {direction} denied" + (" (DNS too)" if direction == "egress" else "")
     if _allows_all(rules):
         return f"all {direction} allowed"
-    ports = sorted(
-        {
+    side, anyone = ("from", "any source") if direction == "ingress" else ("to", "anywhere")
+    said = []
+    for rule in rules:
+        if not isinstance(rule, Mapping):
+            continue
+        peers = rule.get(side)
+        who = " or ".join(_peer_in_words(p, own) for p in peers) if peers else anyone
+        ports = [
             f"{p.get('port', 'any')}/{p.get('protocol', 'TCP')}"
-            for r in rules
-            if isinstance(r, Mapping)
-            for p in (r.get("ports") or [])
+            for p in rule.get("ports") or []
             if isinstance(p, Mapping)
-        }
-    )
-    on = f" on {', '.join(ports)}" if ports else ""
-    return f"{direction} only by its {len(rules)} rule(s){on}"
+        ]
+        said.append(f"{side} {who} on " + (", ".join(ports) if ports else "any port"))
+    return f"{direction} only " + "; or ".join(said)
+
+
+def _allows_dns(rules: Any) -> bool:
+    """Whether egress ``rules`` let a pod reach the cluster DNS: a rule on port 53 (or on any
+    port) to anywhere, or to peers that name namespaces or addresses (kube-dns runs in
+    kube-system, outside the chart's namespace)."""
+    for rule in rules if isinstance(rules, list) else []:
+        if not isinstance(rule, Mapping):
+            continue
+        ports = rule.get("ports") or []
+        on_53 = not ports or any(
+            isinstance(p, Mapping) and str(p.get("port", "53")) in ("53", "dns", "dns-tcp")
+            for p in ports
+        )
+        peers = rule.get("to") or []
+        beyond = not peers or any(
+            isinstance(p, Mapping) and ("namespaceSelector" in p or "ipBlock" in p) for p in peers
+        )
+        if on_53 and beyond:
+            return True
+    return False
 
 
 def _set_in(values: dict[str, Any], path: YamlPath, extra: Mapping[Any, Any]) -> None:
@@ -1623,8 +1676,12 @@ class HelmTarget:
                 "Ingress",
                 *(["Egress"] if "egress" in spec else []),
             ]
-            ingress = _rules_in_words(spec.get("ingress"), "Ingress" in types, "ingress")
-            egress = _rules_in_words(spec.get("egress"), "Egress" in types, "egress")
+            ingress = _rules_in_words(
+                spec.get("ingress"), "Ingress" in types, "ingress", spec.get("podSelector")
+            )
+            egress = _rules_in_words(
+                spec.get("egress"), "Egress" in types, "egress", spec.get("podSelector")
+            )
             if (
                 mine
                 and api is not None
@@ -1637,9 +1694,92 @@ class HelmTarget:
                     f"{api} is bound to call the Kubernetes API: the policy cannot know the API "
                     "server's addresses; turn it on by hand with an egress rule for them"
                 )
+            selected = ([f"{self.doc.kind}/{self.doc.name}"] if mine else []) + others
+            egress_rules = spec.get("egress")
+            if (
+                selected
+                and "Egress" in types
+                and not _allows_all(egress_rules)
+                and not _allows_dns(egress_rules)
+            ):
+                raise ChartError(
+                    f"chart {chart}'s NetworkPolicy {name}, which {switch} turns on, restricts "
+                    f"the egress of {', '.join(selected)} without allowing DNS (port 53): "
+                    f"{'it' if len(selected) == 1 else 'they'} could no longer resolve "
+                    f"Service names ({egress}); turn it on by "
+                    "hand with a DNS egress rule"
+                )
+            serving = self._served_by_outsiders(spec, namespace, neighbourhood, mine, others)
+            if serving and "Ingress" in types:
+                raise ChartError(
+                    f"chart {chart}'s NetworkPolicy {name}, which {switch} turns on, admits "
+                    f"ingress to {serving} only from the pods it selects ({ingress}): clients "
+                    "and ingress controllers outside the chart could no longer reach it; add "
+                    "their sources to the chart's policy values and turn it on by hand"
+                )
             whose = "" if mine else f" (for {', '.join(others) or 'no workload rendered'})"
             said.append(f"{name}{whose}: {ingress}; {egress}")
         return "; ".join(said) or "it renders no new policy"
+
+    def _served_by_outsiders(
+        self,
+        spec: Mapping[str, Any],
+        namespace: str,
+        neighbourhood: Neighbourhood,
+        mine: bool,
+        others: Sequence[str],
+    ) -> str:
+        """The workload a policy selects that serves (declares ports, or a Service forwards
+        to it) while every ingress rule admits only pods the policy itself selects, with its
+        ports (``Kind name (8080/TCP)``); empty when there is none."""
+        rules = spec.get("ingress")
+        for rule in rules if isinstance(rules, list) else []:
+            peers = rule.get("from") if isinstance(rule, Mapping) else None
+            if not isinstance(peers, list) or not peers:
+                return ""  # from anywhere
+            for peer in peers:
+                if (
+                    not isinstance(peer, Mapping)
+                    or "namespaceSelector" in peer
+                    or "ipBlock" in peer
+                ):
+                    return ""
+                found = peer.get("podSelector")
+                selector: Mapping[str, Any] = found if isinstance(found, Mapping) else {}
+                labels = selector.get("matchLabels")
+                admitted = other_pods_selected(
+                    labels if isinstance(labels, Mapping) else {},
+                    namespace,
+                    neighbourhood.workloads,
+                    self.doc.kind,
+                    self.doc.name,
+                    expressions=selector.get("matchExpressions") or (),
+                )
+                admits_mine = label_selector_matches(selector, self.view.labels)
+                if (
+                    not set(admitted) <= set(others)
+                    or (admits_mine and not mine)
+                    or not (admitted or admits_mine)
+                ):
+                    return ""  # pods of another workload (or of none rendered) are admitted
+        serving: list[tuple[str, list[dict[str, Any]]]] = []
+        if mine:
+            mine_ports = served_ports(self.view, neighbourhood.services)
+            serving.append((f"{self.doc.kind} {self.doc.name}", mine_ports))
+        for pods in neighbourhood.workloads:
+            if f"{pods.kind}/{pods.name}" in others:
+                ports = [
+                    {"protocol": protocol, "port": target}
+                    for service in neighbourhood.services
+                    if service.selects(dict(pods.labels), namespace)
+                    for _, protocol, target in service.ports
+                ]
+                serving.append((f"{pods.kind} {pods.name}", ports))
+        for who, ports in serving:
+            if ports:
+                opened = ", ".join(f"{p['port']}/{p['protocol']}" for p in ports)
+                return f"{who} ({opened})"
+        return ""
 
     def _manifest_beside_release(
         self, edit: CreateManifest, overlay: FileOverlay

@@ -19,7 +19,6 @@ Kubernetes object: ``networking.k8s.io/v1`` NetworkPolicy
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from fixers.base import Fixer
@@ -29,10 +28,10 @@ from fixers.rules._peers import peers_why
 from fixers.runtime_evidence import ObservedPolicy, observed_policy
 from fixers.view import (
     PodView,
-    ServicePorts,
     calls_the_api,
     other_pods_selected,
     policies_selecting,
+    served_ports,
 )
 
 if TYPE_CHECKING:
@@ -48,31 +47,6 @@ _DNS_RULE = {
     ],
     "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}],
 }
-
-
-def _served_ports(view: PodView, services: Sequence[ServicePorts]) -> list[dict[str, Any]]:
-    """The regular containers' containerPorts, then the pod ports the repository's Services
-    selecting the pod forward to that no containerPort declares, de-duplicated, in order."""
-    seen: list[dict[str, Any]] = []
-    names: set[str] = set()
-    for container in view.containers:
-        if container.init or container.ephemeral:
-            continue
-        for port in container.get("ports", default=[]) or []:
-            if not isinstance(port, Mapping) or port.get("containerPort") is None:
-                continue
-            entry = {"protocol": str(port.get("protocol", "TCP")), "port": port["containerPort"]}
-            names.add(str(port.get("name", "")))
-            if entry not in seen:
-                seen.append(entry)
-    for service in services:
-        if not service.selects(view.labels, view.namespace):
-            continue
-        for _, protocol, target in service.ports:
-            entry = {"protocol": protocol, "port": target}
-            if entry not in seen and not (isinstance(target, str) and target in names):
-                seen.append(entry)
-    return seen
 
 
 def _policy(
@@ -190,7 +164,7 @@ def _from_repository(view: PodView, ctx: FixContext) -> Fixed:
     """The policy of what the repository says: served ports, peers, named Services."""
     name = f"{view.name}-networkpolicy"
     own = {"podSelector": {"matchLabels": dict(sorted(view.labels.items()))}}
-    ports = _served_ports(view, ctx.services)
+    ports = served_ports(view, ctx.services)
     peers = peers_why(view, ctx.services)
     ingress: list[dict[str, Any]] = [{"ports": ports}] if ports else []
     notes = [

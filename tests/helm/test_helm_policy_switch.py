@@ -37,8 +37,7 @@ metadata:
 spec:
   podSelector: %s
   policyTypes: [Ingress, Egress]
-  ingress:
-    - ports: [{port: 8080}]
+  ingress: %s
   egress: %s
 {{- end }}
 """
@@ -53,13 +52,19 @@ subjects: [{kind: ServiceAccount, name: app, namespace: "{{ .Release.Namespace }
 """
 
 
-def _plan(root: Path, selector: str, egress: str, binding: bool = False) -> Plan:
+OPEN_INGRESS = "[{ports: [{port: 8080}]}]"
+DNS = "[{ports: [{port: 53, protocol: UDP}]}]"
+
+
+def _plan(
+    root: Path, selector: str, egress: str, binding: bool = False, ingress: str = OPEN_INGRESS
+) -> Plan:
     chart = root / "charts" / "app"
     (chart / "templates").mkdir(parents=True)
     (chart / "Chart.yaml").write_text("apiVersion: v2\nname: app\nversion: 0.1.0\n")
     (chart / "values.yaml").write_text("networkPolicy:\n  enabled: false\n")
     (chart / "templates" / "deployment.yaml").write_text(DEPLOYMENT)
-    (chart / "templates" / "networkpolicy.yaml").write_text(POLICY % (selector, egress))
+    (chart / "templates" / "networkpolicy.yaml").write_text(POLICY % (selector, ingress, egress))
     if binding:
         (chart / "templates" / "rolebinding.yaml").write_text(BINDING)
     finding = Finding(
@@ -71,14 +76,14 @@ def _plan(root: Path, selector: str, egress: str, binding: bool = False) -> Plan
 
 
 def test_a_switch_whose_policy_is_safe_is_turned_on_and_described(tmp_path: Path) -> None:
-    plan = _plan(tmp_path, "{matchLabels: {app: app}}", "[{ports: [{port: 53, protocol: UDP}]}]")
+    plan = _plan(tmp_path, "{matchLabels: {app: app}}", DNS)
     (change_set,) = plan.change_sets
     (values,) = change_set.files
     assert "enabled: true" in values.after
     (fix,) = change_set.fixes
     why = fix.location.why
     assert "networkPolicy.enabled is true: the existing switch is turned on" in why
-    assert "app: ingress only by its 1 rule(s) on 8080/TCP; egress only by its 1 rule(s)" in why
+    assert "app: ingress only from any source on 8080/TCP; egress only to anywhere on 53/UDP" in why
 
 
 @pytest.mark.parametrize("selector", ["{}", "{matchLabels: {}}"])
@@ -99,3 +104,46 @@ def test_a_switch_that_cuts_an_api_caller_off_is_left_alone(tmp_path: Path) -> N
     # an egress rule that allows everything keeps the API reachable
     other = tmp_path / "other"
     assert _plan(other, "{matchLabels: {app: app}}", "[{}]", binding=True).change_sets
+
+
+SELF_ONLY = "[{from: [{podSelector: {matchLabels: {app: app}}}], ports: [{port: 8080}]}]"
+
+
+def test_a_switch_that_admits_a_server_only_its_own_pods_is_left_alone(tmp_path: Path) -> None:
+    """The chart's policy admits ingress only from the app's own pods (keycloakx with no
+    extraFrom): clients outside the chart would lose it. A rule admitting a namespace too
+    keeps it reachable: the switch is turned on, each rule described."""
+    plan = _plan(tmp_path, "{matchLabels: {app: app}}", DNS, ingress=SELF_ONLY)
+    assert not plan.change_sets
+    (refused,) = plan.unfixable
+    assert "admits ingress to Deployment app (8080/TCP) only from the pods it selects" in (
+        refused.reason
+    )
+    assert "ingress only from its own pods on 8080/TCP" in refused.reason
+    wider = SELF_ONLY.replace("}}}]", "}}}, {namespaceSelector: {matchLabels: {edge: 'yes'}}}]")
+    (change_set,) = _plan(
+        tmp_path / "wider", "{matchLabels: {app: app}}", DNS, ingress=wider
+    ).change_sets
+    (fix,) = change_set.fixes
+    assert (
+        "ingress only from its own pods or any pod of namespaces labelled edge=yes on 8080/TCP"
+        in fix.location.why
+    )
+
+
+@pytest.mark.parametrize(
+    "egress",
+    [
+        "[{ports: [{port: 9000}]}]",
+        "[{to: [{podSelector: {matchLabels: {app: dns}}}], ports: [{port: 53, protocol: UDP}]}]",
+        "[]",
+    ],
+    ids=["other-ports-only", "port-53-in-own-namespace-only", "all-denied"],
+)
+def test_a_switch_whose_policy_cuts_dns_is_left_alone(tmp_path: Path, egress: str) -> None:
+    """minio's post-job policy allows egress only to 9000/9001: the job calls the server by
+    its Service name and could not resolve it."""
+    plan = _plan(tmp_path, "{matchLabels: {app: app}}", egress)
+    assert not plan.change_sets
+    (refused,) = plan.unfixable
+    assert "without allowing DNS (port 53)" in refused.reason, refused.reason
