@@ -334,6 +334,9 @@ def planned_fix(
 ) -> PlannedFix:
     """The fix of ``finding``; with ``shared``, holding the values other fixes hold already."""
     shared = shared or Shared()
+    as_written = getattr(target, "as_written", None)  # a chart's switch for a new manifest
+    if callable(as_written):
+        result = as_written(result)
     return PlannedFix(
         finding,
         target.location,

@@ -80,6 +80,7 @@ from fixers.model import (
     CreateManifest,
     Edit,
     Finding,
+    Fixed,
     Remove,
     Set,
     YamlPath,
@@ -1335,6 +1336,9 @@ class HelmTarget:
     _exposures: dict[str, Exposure] = field(default_factory=dict)
     _views: dict[tuple[str, str], PodView | str] = field(default_factory=dict, repr=False)
     _switch_why: str = ""
+    _switch_notes: tuple[str, ...] = ()
+    """What the chart's policies a switch turned on by the last write do, for the MR (in
+    place of the fixer's notes on a policy of its own, which is then never written)."""
     _inputs: dict[tuple[Any, ...], tuple[Path, dict[str, Any], str] | RemedyError] = field(
         default_factory=dict, repr=False
     )
@@ -1523,6 +1527,13 @@ class HelmTarget:
             "override it in; add one (never edit the vendored chart)"
         )
 
+    def as_written(self, result: Fixed) -> Fixed:
+        """``result`` as the last write realised it: where a switch of the chart stood in for
+        the new NetworkPolicy, notes on the chart's policies instead of the fixer's own."""
+        if not self._switch_notes or not any(isinstance(e, CreateManifest) for e in result.edits):
+            return result
+        return dataclasses.replace(result, notes=self._switch_notes, values_used=())
+
     def network_policies(self, overlay: FileOverlay) -> list[Mapping[str, Any]]:
         """The NetworkPolicies the deployment renders with the overlay (namespace as deployed),
         and those the kustomize overlay building its HelmRelease adds."""
@@ -1610,12 +1621,24 @@ class HelmTarget:
                 before = {_named(d) for d in rendered([]) or []}
                 added = [d for d in switched if _named(d) not in before]
                 described = self._check_switched_policies(added, path, overlay)
+                said = "; ".join(described) or "it renders no new policy"
                 self._switch_why = (
                     f"chart {dep.chart.name} already renders a NetworkPolicy for this pod when "
                     f"{'.'.join(path)} is true: the existing switch is turned on. The chart's "
-                    f"policy decides the traffic, not kube-remedy's: {described}"
+                    f"policy decides the traffic, not kube-remedy's: {said}"
                 )
-                return Set(path, True, edit.comment)
+                self._switch_notes = (
+                    f"no NetworkPolicy of kube-remedy's: chart {dep.chart.name}'s own switch "
+                    f"{'.'.join(path)} is turned on, and the chart's policies decide the traffic",
+                    *(f"chart {dep.chart.name}'s NetworkPolicy {d}" for d in described),
+                    "the policy is enforced only when the cluster's CNI supports NetworkPolicy",
+                )
+                comment = (
+                    f"Turned on by kube-remedy for {self.doc.kind} {self.doc.name}: chart "
+                    f"{dep.chart.name}'s own NetworkPolicies then apply. "
+                    + "\n".join(f"{d}." for d in described)
+                )
+                return Set(path, True, comment)
         if (
             kind == "NetworkPolicy"
             and not dep.chart.third_party
@@ -1629,8 +1652,8 @@ class HelmTarget:
 
     def _check_switched_policies(
         self, added: Sequence[Mapping[str, Any]], path: YamlPath, overlay: FileOverlay
-    ) -> str:
-        """What the NetworkPolicies a chart's switch adds do, in words (also those for the
+    ) -> list[str]:
+        """What each NetworkPolicy a chart's switch adds does, in words (also those for the
         chart's other workloads: the switch turns them on too); `ChartError` when one selects
         a whole namespace (``podSelector: {}``), selects this pod together with another
         workload's, or restricts the egress of this pod while it calls the Kubernetes API
@@ -1719,7 +1742,7 @@ class HelmTarget:
                 )
             whose = "" if mine else f" (for {', '.join(others) or 'no workload rendered'})"
             said.append(f"{name}{whose}: {ingress}; {egress}")
-        return "; ".join(said) or "it renders no new policy"
+        return said
 
     def _served_by_outsiders(
         self,
@@ -2095,6 +2118,7 @@ class HelmTarget:
         # write's own: the target serves every change set of its resource.
         self._new_templates = {}
         self._switch_why = ""
+        self._switch_notes = ()
         groups: dict[tuple[str, int], list[Edit]] = {}
         post: list[Edit] = []
         whys: dict[str, str] = {}

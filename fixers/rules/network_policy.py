@@ -201,12 +201,6 @@ def _from_repository(view: PodView, ctx: FixContext) -> Fixed:
         )
         said = "egress only to DNS and the Services its environment names"
     notes.append("the policy is enforced only when the cluster's CNI supports NetworkPolicy")
-    if ctx.location_kind.startswith("helm"):
-        notes.append(
-            "through a chart, a NetworkPolicy switch the chart already has is turned on "
-            "instead when it selects this pod: the chart's own policy then decides the "
-            "traffic, and the file list says what it allows"
-        )
     comment = (
         f"Proposed by kube-remedy for {view.kind} {view.name}: "
         + ("ingress only to the ports it serves" if ports else "no ingress (it serves no port)")

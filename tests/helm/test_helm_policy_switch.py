@@ -84,6 +84,19 @@ def test_a_switch_whose_policy_is_safe_is_turned_on_and_described(tmp_path: Path
     why = fix.location.why
     assert "networkPolicy.enabled is true: the existing switch is turned on" in why
     assert "app: ingress only from any source on 8080/TCP; egress only to anywhere on 53/UDP" in why
+    # The values comment and the notes speak of the chart's policy, not one of kube-remedy's.
+    assert "Turned on by kube-remedy for Deployment app: chart app's own NetworkPolicies" in (
+        values.after
+    )
+    assert "DNS" not in values.after and "-networkpolicy" not in values.after
+    assert fix.notes == (
+        "no NetworkPolicy of kube-remedy's: chart app's own switch networkPolicy.enabled is "
+        "turned on, and the chart's policies decide the traffic",
+        "chart app's NetworkPolicy app: ingress only from any source on 8080/TCP; egress only "
+        "to anywhere on 53/UDP",
+        "the policy is enforced only when the cluster's CNI supports NetworkPolicy",
+    )
+    assert not fix.values_used
 
 
 @pytest.mark.parametrize("selector", ["{}", "{matchLabels: {}}"])
