@@ -73,7 +73,13 @@ from bot.locate.kustomize_build import (
 from bot.locate.manifest import _container_names
 from bot.model import Location
 from bot.safe_load import load_yaml, load_yaml_all
-from fixers.edits import EditError, apply_edits, load_document_text, render_manifest
+from fixers.edits import (
+    EditError,
+    apply_edits,
+    load_document_text,
+    load_documents,
+    render_manifest,
+)
 from fixers.model import (
     AnyEdit,
     AppendUnique,
@@ -1108,12 +1114,14 @@ class ValuesMap:
         return document is None or lookup(document, rendered) == marker
 
     def _list(self, rendered: YamlPath) -> YamlPath | None:
-        """Probe same-named list keys by appending a marker item and seeing where it lands."""
+        """Probe list keys named for the field (``volumeMounts``, ``extraVolumeMounts``) by
+        appending a marker item and seeing where it lands: a key the template appends after
+        the chart's own items is found too, and an item appended to it is appended there."""
         effective = self.effective
         last = str(rendered[-1]).lower()
         for path in self.probes.leaf_paths():
             value = lookup(effective, path)
-            if not last.endswith(path[-1].lower()) or not isinstance(value, list | None):
+            if not path[-1].lower().endswith(last) or not isinstance(value, list | None):
                 continue
             values = copy.deepcopy(self.user)
             _set_in(values, path[:-1], {path[-1]: [*(value or []), {PROBE + "list": "probe"}]})
@@ -2159,6 +2167,8 @@ class HelmTarget:
             relpath = real_relpath(self.index.root, link)  # a link is fixed at its target
             if relpath != link:
                 why, linked[relpath] = f"{why} (through the symlink {link})", link
+            if isinstance(edit, AppendUnique):
+                edit = self._append_in(edit, overlay.read(relpath), where, doc_index, overlay)
             moved = dataclasses.replace(edit, path=where)
             groups.setdefault((relpath, doc_index), []).append(moved)
             whys.setdefault(relpath, why)
@@ -2220,6 +2230,40 @@ class HelmTarget:
             "; ".join(f"{p}: {w}" for p, w in whys.items()) or self.location.why,
             chart_source=self.location.chart_source,
         )
+
+    def _append_in(
+        self,
+        edit: AppendUnique,
+        text: str | None,
+        where: YamlPath,
+        doc_index: int,
+        overlay: FileOverlay,
+    ) -> Edit:
+        """``edit`` for a values file that may not hold the list: Helm replaces a list a later
+        file sets, so a file without it gets the whole list as it is merged so far, with the
+        item appended (the items of the chart and of earlier files stay)."""
+        try:
+            held = lookup(load_documents(text or "")[doc_index], where)
+        except (EditError, IndexError, yaml.YAMLError):
+            return edit
+        if isinstance(held, list):
+            return edit
+        merged = deep_merge(
+            self.index.defaults(self.deployment.chart, overlay),
+            self.deployment.render_values(overlay),
+            drop_null=True,
+        )
+        items = lookup(merged, edit.path)
+        if not isinstance(items, list) or not items:
+            return edit
+        if edit.key is not None and isinstance(edit.value, Mapping):
+            present = any(
+                isinstance(i, Mapping) and i.get(edit.key) == edit.value.get(edit.key)
+                for i in items
+            )
+        else:
+            present = edit.value in items
+        return Set(edit.path, items if present else [*items, edit.value], edit.comment)
 
     def _write_post_render(self, edits: Sequence[Edit], overlay: FileOverlay) -> tuple[str, str]:
         """Write fields no values key feeds as a strategic-merge patch of the resource in its
@@ -2358,8 +2402,6 @@ class HelmTarget:
         text: str, document: int, at: YamlPath, touch: Touch, logical: tuple[str, ...]
     ) -> YamlPath:
         """Where ``logical`` lies below the value ``touch``'s patch writes."""
-        from fixers.edits import load_documents
-
         source = touch.source
         key = (*at, *source.key[len(POST_RENDERERS) :])
         holder = load_documents(text)[document]
