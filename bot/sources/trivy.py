@@ -66,6 +66,9 @@ _UNQUOTED = re.compile(
     r"namespace"
 )
 _NAMESPACE = re.compile(r"\bin ['\"]?(?P<ns>[a-z0-9-]+)['\"]? namespace\b")
+UNSPECIFIED_NAMESPACES = frozenset({"default", "null"})
+"""What a file scan says for a resource that sets no namespace: Trivy fills in "default" for
+manifests (so does Checkov) and prints "null" for the templates of a chart it renders."""
 _POD_TEMPLATE_HASH = re.compile(r"^(?P<owner>.+)-[bcdfghjklmnpqrstvwxz2456789]{5,10}$")
 """A ReplicaSet a Deployment made: ``<deployment>-<pod-template-hash>`` (safe alphabet)."""
 
@@ -413,8 +416,7 @@ def _ref(named: Named, *, file_scan: bool) -> ResourceRef | None:
     if not named.kind or not named.name:
         return None
     namespace = named.namespace
-    if file_scan and namespace == "default":
-        # Trivy fills in "default" for manifests that set no namespace; so does Checkov.
+    if file_scan and namespace in UNSPECIFIED_NAMESPACES:
         namespace = None
     return ResourceRef(kind=named.kind, namespace=namespace, name=named.name)
 
@@ -442,8 +444,7 @@ def _parse_config(data: _ConfigReport, builder: _Builder) -> None:
                 named = Named(said.kind, said.name, said.namespace, said.container)
             else:
                 named = Named(named.kind, named.name, named.namespace, said.container)
-            if named.namespace == "default":
-                # Trivy says "default" for manifests that set no namespace (so does Checkov).
+            if named.namespace in UNSPECIFIED_NAMESPACES:
                 named = Named(named.kind, named.name, None, named.container)
             parsed.append((misconf, named, *_lines(misconf)))
         # Older checks omit the namespace that newer ones name: one resource, one namespace.

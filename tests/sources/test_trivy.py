@@ -196,6 +196,10 @@ def test_operator_list_and_vulnerability_report() -> None:
             trivy.Named("Deployment", "web", "default", None),
         ),
         (
+            "Container 'keycloak' of 'statefulset' 'keycloakx' in 'null' namespace should set x",
+            trivy.Named("StatefulSet", "keycloakx", "null", "keycloak"),
+        ),
+        (
             "Container agent in daemonset node-agent (namespace: monitoring) uses an image",
             trivy.Named("DaemonSet", "node-agent", "monitoring", "agent"),
         ),
@@ -251,3 +255,50 @@ def test_a_scan_that_found_nothing_is_an_empty_report(tmp_path: Path) -> None:
     path.write_text(json.dumps(head))
     report = load_report(path)
     assert report.scanner == "trivy" and report.findings == () and report.skipped == ()
+
+
+def _misconfig(check: str, message: str) -> dict[str, object]:
+    return {
+        "ID": check,
+        "Message": message,
+        "Severity": "MEDIUM",
+        "Status": "FAIL",
+        "CauseMetadata": {"StartLine": 33, "EndLine": 93},
+    }
+
+
+def test_a_chart_rendered_without_a_namespace_names_none() -> None:
+    """Trivy renders a chart's templates with no namespace and says "in 'null' namespace"
+    (some of its checks): like its "default" for manifests, that is no namespace, and the
+    checks that name none do not borrow it."""
+    report = parse_report(
+        {
+            "SchemaVersion": 2,
+            "ArtifactName": ".",
+            "ArtifactType": "repository",
+            "Results": [
+                {
+                    "Target": "charts/keycloakx/templates/statefulset.yaml",
+                    "Class": "config",
+                    "Type": "helm",
+                    "Misconfigurations": [
+                        _misconfig(
+                            "KSV-0104",
+                            'container "keycloak" of statefulset "keycloakx" in "null" '
+                            "namespace should specify a seccomp profile",
+                        ),
+                        _misconfig(
+                            "KSV-0001",
+                            "Container 'keycloak' of StatefulSet 'keycloakx' should set "
+                            "'securityContext.allowPrivilegeEscalation' to false",
+                        ),
+                    ],
+                }
+            ],
+        },
+        "trivy.json",
+    )
+    assert {(f.control_id, f.resource.key, f.container) for f in report.findings} == {
+        ("C-0210", "StatefulSet//keycloakx", "keycloak"),
+        ("C-0016", "StatefulSet//keycloakx", "keycloak"),
+    }
