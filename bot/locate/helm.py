@@ -1354,6 +1354,9 @@ class HelmTarget:
     """Templates this target adds to an in-house chart (repository path -> text)."""
     post_touches: tuple[Touch, ...] = ()
     """Fields of the resource a Flux post-renderer patch sets (a fix goes there too)."""
+    deployed_as: str = ""
+    """How the deployment names the resource when the scanner named it otherwise (it rendered
+    the chart itself, with its own release name and no namespace), for the merge request."""
 
     def attach(self, mapping: ValuesMap, rendered: ManifestPodView) -> None:
         self.view = HelmPodView(rendered, mapping, self)
@@ -2204,6 +2207,9 @@ class HelmTarget:
         if self._switch_why:
             for relpath in whys:
                 whys[relpath] += f"; {self._switch_why}"
+        if self.deployed_as and whys:
+            first_file = next(iter(whys))
+            whys[first_file] += f"; {self.deployed_as}"
         external, app = self.deployment.chart.external, self.deployment.app
         if external:  # the MR names the chart version rendered and where it came from
             said = external.describe(app.remote.version if app and app.remote else "")
@@ -2604,6 +2610,7 @@ def locate_helm(finding: Finding, repo_root: Path, index: HelmIndex) -> HelmTarg
             )
             target = HelmTarget(index, dep, doc, location)
             target.post_touches = tuple(deployed.touches.get(doc.ident, ()))
+            target.deployed_as = _deployed_as(finding, dep, doc)
             target.attach(mapping, rendered)
             return target
     if near:
@@ -2715,6 +2722,19 @@ def never_deployed(finding: Finding, repo_root: Path, index: HelmIndex) -> str |
         f"{finding.resource} is a Helm test hook (helm.sh/hook: test) that "
         f"{', '.join(dict.fromkeys(deployers))} never creates (Flux runs a chart's tests only "
         "with spec.test.enable: true, Argo CD never): compliant as deployed"
+    )
+
+
+def _deployed_as(finding: Finding, dep: Deployment, doc: RenderedDoc) -> str:
+    """'' when the finding names the resource as deployed; else what the deployment names it."""
+    res = finding.resource
+    namespace = str((doc.document.get("metadata") or {}).get("namespace") or dep.namespace)
+    if (doc.name, namespace) == (res.name, res.namespace or namespace):
+        return ""
+    by = f"{dep.app.kind} {dep.app.name}" if dep.app else f"release {dep.release}"
+    return (
+        f"the scanner's {res.kind} {res.name} is {doc.kind} {doc.name} in namespace "
+        f"{namespace} as {by} deploys it (the same template)"
     )
 
 

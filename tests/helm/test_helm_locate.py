@@ -744,3 +744,37 @@ def test_flux_values_from_are_overridden_in_the_inline_values(
     outcome = fix_and_verify(repo, finding_for("C-0034", "Deployment", "shop-worker", "shop"))
     assert list(outcome.diffs()) == ["clusters/prod/worker.yaml"]
     assert f"{source} (valuesFrom" in outcome.target.location.why
+
+
+def test_a_chart_scanned_alone_is_its_deployment_and_the_mr_says_so(tmp_path: Path) -> None:
+    """Trivy renders a chart with the chart's name as release and no namespace: its
+    StatefulSet store is the Application's shop-store in namespace iam (the same template);
+    the fix goes to the Application's values file and its why names the resource as deployed."""
+    chart = tmp_path / "charts" / "store"
+    (chart / "templates").mkdir(parents=True)
+    (chart / "Chart.yaml").write_text(
+        "apiVersion: v2\nname: store\nversion: 0.1.0\nsources: [https://github.com/example/store]\n"
+    )
+    (chart / "values.yaml").write_text("securityContext:\n  allowPrivilegeEscalation: true\n")
+    (chart / "values-prod.yaml").write_text("replicas: 1\n")
+    (chart / "templates" / "statefulset.yaml").write_text(
+        "apiVersion: apps/v1\nkind: StatefulSet\nmetadata:\n"
+        "  name: {{ if contains .Chart.Name .Release.Name }}{{ .Release.Name }}"
+        "{{ else }}{{ .Release.Name }}-{{ .Chart.Name }}{{ end }}\n"
+        "spec:\n  template:\n    spec:\n      containers:\n        - name: store\n"
+        "          image: store:1\n"
+        "          securityContext: {{- toYaml .Values.securityContext | nindent 12 }}\n"
+    )
+    (tmp_path / "app.yaml").write_text(
+        "apiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata:\n  name: shop\n"
+        "spec:\n  destination:\n    namespace: iam\n  source:\n    path: charts/store\n"
+        "    helm:\n      valueFiles: [values-prod.yaml]\n"
+    )
+    finding = finding_for("C-0016", "StatefulSet", "store", None, "charts/store")
+    outcome = fix_and_verify(tmp_path, finding)
+    assert outcome.target.doc.name == "shop-store"
+    assert list(outcome.diffs()) == ["charts/store/values-prod.yaml"]
+    assert (
+        "the scanner's StatefulSet store is StatefulSet shop-store in namespace iam as "
+        "Application shop deploys it" in outcome.target.location.why
+    )
