@@ -19,7 +19,7 @@ import jinja2
 
 from bot import controls as catalog
 from bot.markdown import Md, clean, escape, guard, markdown_environment
-from bot.model import ChangeSet, FileChange, Unfixable
+from bot.model import ChangeSet, FileChange, Location, Unfixable
 from bot.template_sandbox import plain, render_untrusted, unplain
 from fixers.base import Fixer
 from fixers.model import Finding
@@ -234,6 +234,15 @@ def _how_to_test(change_set: ChangeSet) -> dict[str, Any]:
     return {"commands": commands, "advice": list(advice.values())}
 
 
+def _why(location: Location) -> str:
+    """A location's why as the merge request puts it after the location's path: the path's
+    own part does not name the path again (``values.yaml: values.yaml sets x`` reads
+    ``it sets x``); the parts of other files keep their names."""
+    path, why = location.path, location.why
+    why = why.removeprefix(f"{path}: ")
+    return f"it{why[len(path) :]}" if why.startswith(f"{path} ") else why
+
+
 def _finding(finding: Finding) -> dict[str, Any]:
     return {
         "control_id": finding.control_id,
@@ -317,7 +326,7 @@ def change_set_context(
         loc = fix.location
         locations.setdefault(
             (loc.path, loc.why),
-            {"kind": loc.kind, "path": loc.path, "chart": loc.chart, "why": loc.why},
+            {"kind": loc.kind, "path": loc.path, "chart": loc.chart, "why": _why(loc)},
         )
     cs = {
         "key": change_set.key,

@@ -170,3 +170,20 @@ def test_not_fixed_here_lists_one_line_per_cause_and_only_this_files_findings(
     assert len([line for line in lines if "C-0061" in line]) == 1, lines
     assert not [line for line in lines if "C-0270" in line and "patch.yaml" in line], lines
     assert any(u.finding.source.path == "overlays/staging/patch.yaml" for u in plan.unfixable)
+
+
+def test_where_names_the_location_once() -> None:
+    """The merge request's "Where:" puts the location's path first: its why does not repeat
+    it; the other files of the change keep their names."""
+    from bot.model import Location
+    from bot.render import _why
+
+    why = (
+        "charts/a/values.yaml: charts/a/values.yaml sets x (the chart default) and is the last "
+        "values file that does; charts/a/templates/np.yaml: new template"
+    )
+    location = Location("helm-values", "charts/a/values.yaml", 0, "charts/a", why)
+    assert _why(location) == (
+        "it sets x (the chart default) and is the last values file that does; "
+        "charts/a/templates/np.yaml: new template"
+    )
