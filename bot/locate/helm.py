@@ -35,6 +35,7 @@ from bot.locate.gitops import (
     scan_gitops_full,
 )
 from bot.locate.helm_charts import ChartCopies
+from bot.locate.helm_collateral import changes, collateral, described, pod_specs, refused
 from bot.locate.helm_overlays import (
     OverlayRelease,
     apply_values_edits,
@@ -740,7 +741,10 @@ class Probes:
     user: dict[str, Any]
     effective: dict[str, Any]
     _found: dict[DocId, dict[YamlPath, YamlPath]] | None = None
-    switches: set[YamlPath] = field(default_factory=set)
+    switches: dict[YamlPath, YamlPath] = field(default_factory=dict)
+    """Probed values mapping -> the mapping whose ``enabled`` must be on for it to render
+    (itself for a Bitnami-style ``securityContext.enabled``, a sibling for a key the template
+    reads only under another's switch)."""
     confirmations: dict[tuple[Any, ...], bool] = field(default_factory=dict)
     confirmed_together: set[DocId] = field(default_factory=set)
     """Resources whose mappings were confirmed in one render (`ValuesMap._confirm_together`)."""
@@ -811,13 +815,13 @@ class Probes:
             base.found(doc, everything)
             assert base._found is not None
             self._found = {d: dict(found) for d, found in base._found.items()}
-            self.switches = set(base.switches)
+            self.switches = dict(base.switches)
             self._rest = list(base._rest)
         if self._found is None:
             self._found = {}
             maps = list(_map_paths(self.effective))
             self._rest = [p for p in maps if not _fixer_named(p)]
-            self._probe([p for p in maps if _fixer_named(p)], False)
+            self._probe([p for p in maps if _fixer_named(p)])
             disabled = [
                 p
                 for p in maps
@@ -825,29 +829,72 @@ class Probes:
                 and str(p[-1]).lower().endswith("securitycontext")
                 and lookup(self.effective, (*p, "enabled")) is False
             ]
-            self._probe(disabled, True)
+            self._probe(disabled, {p: p for p in disabled})
+            self._probe_absent()
         if everything and self._rest:
             rest, self._rest = self._rest, []
-            self._probe(rest, False)
+            self._probe(rest)
         return self._found.get(doc, {})
 
-    def _probe(self, paths: list[YamlPath], enable: bool) -> None:
-        """Markers under ``paths`` in one render: maps (templates ranging over maps of maps);
-        where one breaks a template, text (templates printing each value of a map of
-        strings); where that breaks one too, halves of ``paths`` with maps."""
+    def _probe(
+        self, paths: list[YamlPath], enable: Mapping[YamlPath, YamlPath] | None = None
+    ) -> None:
+        """Markers under ``paths`` in one render (``enable``: the switch each needs on):
+        maps (templates ranging over maps of maps); where one breaks a template, text
+        (templates printing each value of a map of strings); where that breaks one too,
+        halves of ``paths`` with maps."""
+        enable = enable or {}
         if not self._probe_with(paths, enable, {}) and not self._probe_with(paths, enable, PROBE):
             self._probe_halves(paths, enable)
 
-    def _probe_halves(self, paths: list[YamlPath], enable: bool) -> None:
+    def _probe_halves(self, paths: list[YamlPath], enable: Mapping[YamlPath, YamlPath]) -> None:
         # (A batch that broke a render is remembered failed by the cache, not rendered again.)
         if not self._probe_with(paths, enable, {}) and len(paths) > 1:
             half = len(paths) // 2
             self._probe_halves(paths[:half], enable)
             self._probe_halves(paths[half:], enable)
 
-    def _probe_with(self, paths: list[YamlPath], enable: bool, held: Any) -> bool:
-        """One render with a marker key holding ``held`` under each of ``paths``, its markers
-        recorded; False when the chart does not render with them."""
+    def _probe_absent(self) -> None:
+        """Keys the templates read that the values lack, named for what fixers set under a
+        mapping the values have (``makeUserJob.containerSecurityContext``): probed as they
+        are, then, those that landed nowhere, with their one disabled sibling
+        ``*securityContext.enabled`` switch on (the template reads the key only under it)."""
+        absent = []
+        for ref in self.references():
+            parent = lookup(self.effective, ref[:-1]) if len(ref) > 1 else None
+            if (
+                isinstance(parent, Mapping)
+                and ref[-1] not in parent
+                and str(ref[-1]).lower().endswith(("securitycontext", "resources"))
+            ):
+                absent.append(ref)
+        if not absent:
+            return
+        self._probe(absent)
+        assert self._found is not None
+        landed = {v for found in self._found.values() for v in found.values()}
+        gated: dict[YamlPath, YamlPath] = {}
+        for ref in absent:
+            if ref in landed:
+                continue
+            parent = lookup(self.effective, ref[:-1])
+            siblings = [
+                (*ref[:-1], key)
+                for key, value in parent.items()
+                if str(key).lower().endswith("securitycontext")
+                and isinstance(value, Mapping)
+                and value.get("enabled") is False
+            ]
+            if len(siblings) == 1:
+                gated[ref] = siblings[0]
+        self._probe(list(gated), gated)
+
+    def _probe_with(
+        self, paths: list[YamlPath], enable: Mapping[YamlPath, YamlPath], held: Any
+    ) -> bool:
+        """One render with a marker key holding ``held`` under each of ``paths`` (and the
+        switch each needs on), its markers recorded; False when the chart does not render
+        with them."""
         if not paths:
             return True
         assert self._found is not None
@@ -856,10 +903,9 @@ class Probes:
         for n, path in enumerate(paths):
             marker = f"{PROBE}{n}"
             markers[marker] = path
-            extra: dict[str, Any] = {marker: copy.copy(held)}
-            if enable:
-                extra["enabled"] = True
-            _set_in(values, path, extra)
+            _set_in(values, path, {marker: copy.copy(held)})
+            if path in enable:
+                _set_in(values, enable[path], {"enabled": True})
         try:
             chart_dir, rendered = self._rendered(self._workload_copy(), values)
         except ChartError:
@@ -881,8 +927,8 @@ class Probes:
                         # The most specific key wins (global.x merged into x lands there too).
                         if place not in found or len(values_path) > len(found[place]):
                             found[place] = values_path
-                            if enable:
-                                self.switches.add(values_path)
+                            if values_path in enable:
+                                self.switches[values_path] = enable[values_path]
         return True
 
     def references(self) -> list[YamlPath]:
@@ -1191,7 +1237,11 @@ class ValuesMap:
         return self._first_flipping(paths[len(left) :], rendered, current)
 
     def switches_for(self, values_path: YamlPath) -> list[YamlPath]:
-        return [p for p in self.probes.switches if values_path[: len(p)] == p]
+        return [
+            switch
+            for mapping, switch in self.probes.switches.items()
+            if values_path[: len(mapping)] == mapping
+        ]
 
     def switch_for_field(self, rendered: YamlPath) -> YamlPath | None:
         """An existing boolean switch (``seccompProfile.enable: false``) that makes the chart
@@ -1289,6 +1339,11 @@ class HelmPodView:
         return self.values_path_for((*self.rendered.base, *field_path), None)
 
     def values_path_for(self, rendered: YamlPath, container: HelmContainerView | None) -> YamlPath:
+        found = self._values_path_for(rendered, container)
+        self.target.asked.setdefault(found, set()).add(rendered)
+        return found
+
+    def _values_path_for(self, rendered: YamlPath, container: HelmContainerView | None) -> YamlPath:
         if self.target.post_rendered(rendered):
             return (POST_RENDER, *rendered)
         found = self.mapping.values_path(rendered)
@@ -1310,6 +1365,7 @@ class HelmPodView:
             if isinstance(edit, CreateManifest):
                 continue
             for switch in self.mapping.switches_for(edit.path):
+                self.target.switched.add((*switch, "enabled"))
                 candidate = Set((*switch, "enabled"), True, comment=None)
                 if candidate not in extra:
                     extra.append(candidate)
@@ -1354,6 +1410,11 @@ class HelmTarget:
     """Templates this target adds to an in-house chart (repository path -> text)."""
     post_touches: tuple[Touch, ...] = ()
     """Fields of the resource a Flux post-renderer patch sets (a fix goes there too)."""
+    asked: dict[YamlPath, set[YamlPath]] = field(default_factory=dict, repr=False)
+    """values key -> the rendered fields of the resource fixers asked it for (what a fix of
+    that key names; `helm_collateral` tells the rest of what the key changes)."""
+    switched: set[YamlPath] = field(default_factory=set, repr=False)
+    """The ``enabled`` keys of chart switches a fix of the resource turns on (named)."""
     deployed_as: str = ""
     """How the deployment names the resource when the scanner named it otherwise (it rendered
     the chart itself, with its own release name and no namespace), for the merge request."""
@@ -2130,6 +2191,10 @@ class HelmTarget:
         self._new_templates = {}
         self._switch_why = ""
         self._switch_notes = ()
+        try:
+            before: dict[tuple[Any, ...], RenderedDoc] | None = pod_specs(self.render_all(overlay))
+        except RemedyError:
+            before = None  # a chart that does not render now: verification says so
         groups: dict[tuple[str, int], list[Edit]] = {}
         post: list[Edit] = []
         whys: dict[str, str] = {}
@@ -2157,6 +2222,11 @@ class HelmTarget:
                 self._switch_why = (
                     f"chart {self.deployment.chart.name} renders the field when its existing "
                     f"switch {'.'.join(map(str, switch_path))} is on: it is turned on"
+                )
+            elif isinstance(edit, Set) and edit.value is True and edit.path in self.switched:
+                self._switch_why = (
+                    f"chart {self.deployment.chart.name} renders these keys only when its "
+                    f"existing switch {'.'.join(map(str, edit.path))} is on: it is turned on"
                 )
             if edit.path and edit.path[0] == POST_RENDER:
                 post.append(edit)
@@ -2210,6 +2280,16 @@ class HelmTarget:
         if self.deployed_as and whys:
             first_file = next(iter(whys))
             whys[first_file] += f"; {self.deployed_as}"
+        if before is not None and whys:
+            turned = [
+                ".".join(map(str, e.path))
+                for e in values_edits
+                if isinstance(e, Set) and e.value is True and e.path in self.switched
+            ]
+            also = self._collateral(edits, before, bool(post), overlay, turned)
+            if also:
+                first_file = next(iter(whys))
+                whys[first_file] += f"; {also}"
         external, app = self.deployment.chart.external, self.deployment.app
         if external:  # the MR names the chart version rendered and where it came from
             said = external.describe(app.remote.version if app and app.remote else "")
@@ -2236,6 +2316,45 @@ class HelmTarget:
             "; ".join(f"{p}: {w}" for p, w in whys.items()) or self.location.why,
             chart_source=self.location.chart_source,
         )
+
+    def _collateral(
+        self,
+        edits: Sequence[AnyEdit],
+        before: dict[tuple[Any, ...], RenderedDoc],
+        post: bool,
+        overlay: FileOverlay,
+        turned: Sequence[str] = (),
+    ) -> str:
+        """What the written edits change in the render besides the fields their fixes named
+        ('' when nothing); `ChartError` when that is a risk the fixes do not carry, or a
+        workload a post-renderer patch of this resource does not reach."""
+        try:
+            after = pod_specs(self.render_all(overlay))
+        except RemedyError:
+            return ""  # verification re-renders and says why
+        # A fixer writes at the key it asked for or below it (``capabilities`` + ``drop``).
+        named = [
+            rendered
+            for edit in edits
+            if not isinstance(edit, CreateManifest)
+            for asked, fields in self.asked.items()
+            if edit.path[: len(asked)] == asked
+            for rendered in fields
+        ]
+        own, other = collateral(changes(before, after), self.doc.ident, named)
+        if not other:
+            return ""
+        problem = refused(own, other, turned)
+        if problem is None and post:
+            elsewhere = [c for c in other if c.ident != self.doc.ident]
+            if elsewhere:
+                problem = (
+                    f"the values edit also changes {described(elsewhere)}, which the "
+                    f"post-renderer patch of {self.doc.kind} {self.doc.name} does not reach"
+                )
+        if problem is not None:
+            raise ChartError(problem)
+        return f"the same values also change {described(other)}"
 
     def _append_in(
         self,

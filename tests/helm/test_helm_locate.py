@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from bot.errors import ChartError
 from bot.locate.base import FileOverlay
 from bot.locate.helm import HelmIndex, locate_helm
 from bot.locate.helm_render import render_chart_findings
@@ -257,8 +258,15 @@ def test_bitnami_disabled_switch_is_a_prerequisite(tmp_path: Path) -> None:
     assert target.view.prerequisites([edit]) == (
         Set(("containerSecurityContext", "enabled"), True),
     )
-    outcome = fix_and_verify(repo, finding)
-    assert "  enabled: true" in outcome.overlay.read("nginx/values.yaml")
+    # The switch also renders the chart's runAsUser 1001 and read-only root: not hidden in a
+    # privilege-escalation fix (see tests/helm/test_helm_collateral.py).
+    overlay = FileOverlay(repo)
+    with pytest.raises(ChartError) as refused:
+        target.write((*target.view.prerequisites([edit]), edit), overlay)
+    assert str(refused.value).startswith(
+        "turning on containerSecurityContext.enabled also changes Deployment nginx: "
+    )
+    assert "securityContext.runAsUser 1001" in str(refused.value)
 
 
 def test_argo_cd_component_resources(corpus_index: HelmIndex) -> None:

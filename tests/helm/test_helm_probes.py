@@ -242,7 +242,9 @@ def test_maps_a_template_prints_as_text_are_probed_with_text_markers(
 
     with_text, text_renders = found("text")
     monkeypatch.setattr(
-        helm.Probes, "_probe", lambda self, paths, enable: self._probe_halves(paths, enable)
+        helm.Probes,
+        "_probe",
+        lambda self, paths, enable=None: self._probe_halves(paths, enable or {}),
     )
     halves, halves_renders = found("halves")
     assert with_text == halves
