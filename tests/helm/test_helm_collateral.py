@@ -139,3 +139,61 @@ def test_a_key_two_containers_share_is_named_for_both(tmp_path: Path) -> None:
         "the same values also change Deployment reloader: container reload: "
         "resources.limits.memory 256Mi" in outcome.target.location.why
     )
+
+
+_PAIR = """\
+{{- range $role := list "primary" "replica" }}
+---
+apiVersion: apps/v1
+kind: StatefulSet
+metadata:
+  name: {{ $.Release.Name }}-{{ $role }}
+spec:
+  template:
+    spec:
+      initContainers:
+        - name: perms
+          image: shell:1
+          securityContext: {{- toYaml $.Values.perms.securityContext | nindent 12 }}
+      containers:
+        - name: db
+          image: db:1
+          securityContext:
+            readOnlyRootFilesystem: true
+{{- end }}
+"""
+
+
+def test_a_post_renderer_patch_must_reach_every_workload_the_values_change(
+    tmp_path: Path,
+) -> None:
+    """One values key hardens the init container of both StatefulSets; the /tmp emptyDir the
+    chart has no key for would be patched into the primary only: refused, not half-done."""
+    _chart(tmp_path / "charts", "pair", "perms:\n  securityContext:\n    runAsUser: 0\n", _PAIR)
+    (tmp_path / "charts" / "pair" / "Chart.yaml").write_text(
+        "apiVersion: v2\nname: pair\nversion: 0.1.0\nsources: [https://github.com/example/pair]\n"
+    )
+    (tmp_path / "release.yaml").write_text(
+        "apiVersion: helm.toolkit.fluxcd.io/v2\nkind: HelmRelease\nmetadata:\n  name: cache\n"
+        "  namespace: shop\nspec:\n  releaseName: cache\n  chart:\n    spec:\n"
+        "      chart: ./charts/pair\n      sourceRef:\n        kind: GitRepository\n"
+        "        name: flux-system\n  values:\n    replicas: 1\n"
+    )
+    finding = dataclasses.replace(
+        finding_for("C-0017", "StatefulSet", "cache-primary", "shop", "charts/pair"),
+        container="perms",
+    )
+    target = locate(tmp_path, finding)
+    fixer = fixer_for("C-0017")
+    assert fixer is not None
+    result = run_fixer(fixer, target.view, finding, CTX)
+    assert isinstance(result, Fixed), result
+    with pytest.raises(ChartError) as refused:
+        target.write(
+            (*target.view.prerequisites(result.edits), *result.edits), FileOverlay(tmp_path)
+        )
+    assert str(refused.value) == (
+        "the values edit also changes StatefulSet cache-replica: container perms: "
+        "securityContext.readOnlyRootFilesystem True, which the post-renderer patch of "
+        "StatefulSet cache-primary does not reach"
+    )
