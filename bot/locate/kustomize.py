@@ -109,8 +109,9 @@ def _output_documents(text: str) -> list[Any]:
     """The documents of ``kubectl kustomize``'s output, each parsed once per distinct text
     (kustomize prints one document after each ``---`` line, with no directive, anchor or
     document end). The data are shared between builds: callers never change them."""
-    if "\n..." in text or text.startswith(("%", "...")) or "&" in text:
+    if "\n..." in text or text.startswith(("%", "...")):
         return load_documents(text)  # not kustomize's plain form: parse it whole
+    # (anchors and aliases never cross documents: each document parses alone alike)
     out: list[Any] = []
     for part in _OUTPUT_SEPARATOR.split(text):
         if not part.strip():
@@ -147,6 +148,43 @@ class Engine:
         as Argo CD or Flux add them to its kustomization), or the one-line reason it does not
         build. Builds are remembered by the pending edits of the files the kustomization
         reads, so re-reading a workload after each edit builds each state once."""
+        key = self._key(folder, overlay, deployment)
+        if isinstance(key, str):
+            return key
+        if key not in self._builds:
+            self._builds[key] = self._build(folder, overlay, deployment)
+        return self._builds[key]
+
+    def build_many(
+        self, folders: Sequence[tuple[str, DeployedFolder | None]], overlay: FileOverlay
+    ) -> None:
+        """Build the (folder, deployment) pairs not built yet with the overlay's edits, the
+        kubectl processes side by side (each edit of a shared base rebuilds every overlay
+        that reads it); `build` then answers from what they built."""
+        todo: list[tuple[str, DeployedFolder | None, tuple[str, str]]] = []
+        for folder, deployment in folders:
+            key = self._key(folder, overlay, deployment)
+            if (
+                isinstance(key, tuple)
+                and key not in self._builds
+                and key not in (k for *_, k in todo)
+            ):
+                todo.append((folder, deployment, key))
+        if self.kubectl is None or len(todo) < 2:
+            return
+        self._sync(overlay)
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=min(len(todo), os.cpu_count() or 1, 8)) as pool:
+            built = list(pool.map(lambda item: self._build(item[0], overlay, item[1]), todo))
+        for (_, _, key), result in zip(todo, built, strict=True):
+            self._builds[key] = result
+
+    def _key(
+        self, folder: str, overlay: FileOverlay, deployment: DeployedFolder | None
+    ) -> tuple[str, str] | str:
+        """A build's memo key (its folder and the pending edits of the files it reads), or
+        why the folder's files cannot be listed."""
         if folder not in self._files:
             try:
                 self._files[folder] = frozenset(
@@ -164,10 +202,7 @@ class Engine:
                 digest.update(f"{change.path}\0{change.after}\0".encode())
         if deployment is not None:
             digest.update(repr((deployment.patches, deployment.images)).encode())
-        key = (folder, digest.hexdigest())
-        if key not in self._builds:
-            self._builds[key] = self._build(folder, overlay, deployment)
-        return self._builds[key]
+        return (folder, digest.hexdigest())
 
     def _build(
         self, folder: str, overlay: FileOverlay, deployment: DeployedFolder | None
@@ -355,6 +390,17 @@ class KustomizeIndex:
             raise KustomizeError(f"{deployment.manifest} no longer declares the deployment")
         return again
 
+    def render_many(self, folders: Sequence[str], overlay: FileOverlay) -> None:
+        """Build ``folders`` with the overlay's edits side by side (see `Engine.build_many`);
+        `render` then answers from those builds."""
+        wanted: list[tuple[str, DeployedFolder | None]] = []
+        for folder in folders:
+            try:
+                wanted.append((folder, self.deployment(folder, overlay)))
+            except RepositoryError:
+                continue  # `render` says why
+        self.engine.build_many(wanted, overlay)
+
     def render(self, folder: str, overlay: FileOverlay) -> list[dict[str, Any]] | str:
         """``folder``'s objects as the cluster gets them (with its deployment's additions),
         the overlay's edits applied; or why they cannot be built."""
@@ -408,9 +454,12 @@ class KustomizeIndex:
         """Overlays whose rendered output differs once the overlay's edits are applied."""
         changed = [c.path for c in overlay.changes()]
         base = FileOverlay(self.root)
+        folders = self.affected(changed)
+        self.render_many(folders, overlay)
+        self.render_many(folders, base)
         return [
             folder
-            for folder in self.affected(changed)
+            for folder in folders
             if self.render(folder, overlay) != self.render(folder, base)
         ]
 
@@ -640,7 +689,9 @@ class KustomizeTarget:
     def _check_builds(self, overlay: FileOverlay) -> None:
         """Every overlay reading an edited file still builds (else the edit is refused)."""
         changed = [c.path for c in overlay.changes()]
-        for folder in self.index.affected(changed):
+        folders = self.index.affected(changed)
+        self.index.render_many(folders, overlay)
+        for folder in folders:
             built = self.index.render(folder, overlay)
             if isinstance(built, str):
                 raise KustomizeError(built)
@@ -652,9 +703,10 @@ class KustomizeTarget:
         changed = [c.path for c in overlay.changes()]
         unedited = FileOverlay(self.index.root)
         mine = self._document(unedited)
-        for folder in self.index.affected(changed):
-            if folder == self.overlay_dir:
-                continue
+        folders = [f for f in self.index.affected(changed) if f != self.overlay_dir]
+        self.index.render_many(folders, overlay)
+        self.index.render_many(folders, unedited)
+        for folder in folders:
             after = self.index.render(folder, overlay)
             before = self.index.render(folder, unedited)
             if isinstance(after, str):

@@ -185,9 +185,20 @@ def test_json6902_patches_apply_after_names_and_patches_as_in_kustomize(tmp_path
         "---\nkind: A\n---\n---\nkind: B\n",
         "kind: A\n...\n---\nkind: B\n",
         "kind: A\nx: &a 1\ny: *a\n---\nkind: B\n",
+        "kind: A\nx: &a {k: v}\n---\nkind: B\ny: &a [1]\nz: *a\n",
+        "kind: Pod\ncommand: [sh, -c, 'cp a b && ln -s b c']\n---\nkind: B\n",
         "",
     ],
-    ids=["two", "indented-marker", "empty-documents", "end-marker", "anchor", "empty"],
+    ids=[
+        "two",
+        "indented-marker",
+        "empty-documents",
+        "end-marker",
+        "anchor",
+        "anchor-named-again",
+        "ampersand",
+        "empty",
+    ],
 )
 def test_kubectl_output_is_read_per_document_as_a_whole_parse_reads_it(text: str) -> None:
     """``kubectl kustomize`` prints every document again after each edit; each distinct
