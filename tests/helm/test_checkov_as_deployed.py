@@ -78,12 +78,15 @@ HANDLED = {
     "intent": re.compile(
         r"(runs as \d+, set on purpose: |a generic default for \S+(, \S+)* would starve or kill it)"
     ),
+    "collateral": re.compile(r"also changes .*, which changes .*: "),
 }
 """Why a finding still failing after the fixes is handled, not missed: the field needs a new
 template key in a chart the repository does not own (the next upgrade would lose it; the MR
 says so), or the bot's own waiver (workload intent: a node agent's host access, a database's
 user) is proposed instead of a fix, or the fixer declines on the workload's intent (a user id
-the chart sets on purpose; generic limits for a database or a StatefulSet)."""
+the chart sets on purpose; generic limits for a database or a StatefulSet), or the values edit
+would change riskier fields than the fix names (a key exposed in a test pod's template that the
+main container's whole securityContext feeds: `bot.locate.helm_collateral`)."""
 
 NETWORK_POLICY_TEMPLATE = re.compile(r"a new manifest \(.*\) cannot be added through chart values")
 """A NetworkPolicy needs a new template: handled when the chart is not the repository's own."""
