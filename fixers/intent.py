@@ -445,7 +445,11 @@ def written_paths(container: ContainerView) -> tuple[str, ...]:
     return tuple(found)
 
 
-_SEPARATORS = frozenset({";", "&&", "||", "|", "then", "do", "else", "exec", "-exec", "xargs"})
+_SEPARATORS = frozenset({";", "&&", "||", "|", "then", "do", "else", "-exec", "-execdir"})
+_WRAPPERS = frozenset(
+    {"exec", "xargs", "env", "nice", "nohup", "sudo", "timeout", "tini", "dumb-init", "--"}
+)
+"""Programs that run the program named after their own options (``xargs -r chown``)."""
 
 # Commands that only root can run to effect, and the default capabilities they use.
 _ROOT_COMMANDS: Mapping[str, tuple[str, tuple[str, ...]]] = {
@@ -469,21 +473,37 @@ _ROOT_COMMANDS: Mapping[str, tuple[str, tuple[str, ...]]] = {
 
 def _commands(container: ContainerView) -> list[str]:
     """The programs a container's command and args run (by name, each once): the first word
-    of each item and each line, and the word after a shell separator."""
-    found: list[str] = []
+    of the command, of each line of a script item (``sh -c "..."``) and the word after a shell
+    separator or after a wrapper's options (``xargs -r``, ``env A=1``, ``timeout 10``)."""
+    words: list[str] = []
     for key in ("command", "args"):
         value = container.get(key, default=[]) or []
         for item in [value] if isinstance(value, str) else value if isinstance(value, list) else []:
-            for line in str(item).splitlines():
+            text = str(item)
+            if not any(c.isspace() for c in text):
+                words.append(text)
+                continue
+            for line in text.splitlines():  # a script: each line starts a command
                 try:
-                    words = shlex.split(line.replace(";", " ; "), posix=True)
+                    words += [";", *shlex.split(line.replace(";", " ; "), posix=True)]
                 except ValueError:
-                    words = line.split()
-                for i, word in enumerate(words):
-                    if i == 0 or words[i - 1] in _SEPARATORS:
-                        name = word.rsplit("/", 1)[-1]
-                        if name and name not in found:
-                            found.append(name)
+                    words += [";", *line.split()]
+    found: list[str] = []
+    expecting = True
+    for word in words:
+        if word in _SEPARATORS:
+            expecting = True
+            continue
+        if not expecting:
+            continue
+        name = word.rsplit("/", 1)[-1]
+        if name in _WRAPPERS:
+            continue
+        if word.startswith("-") or word.isdigit() or "=" in word.split("/", 1)[0]:
+            continue  # a wrapper's option or an environment assignment
+        if name and name not in found:
+            found.append(name)
+        expecting = False
     return found
 
 

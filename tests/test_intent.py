@@ -563,3 +563,29 @@ def test_a_server_that_binds_a_low_port_as_root_keeps_root() -> None:
     ):
         other = _view(WEB_ON_PORT_80 + variant)
         assert decline(classify(other), other, _finding("C-0013", "Deployment", "f", "x")) is None
+
+
+@pytest.mark.parametrize(
+    ("command", "args", "found"),
+    [
+        (["/bin/bash", "-ec"], ["find /data -mindepth 1 | xargs -r chown -R 1001:1001"], "chown"),
+        (["/bin/bash", "-ec"], ["mkdir -p /data\nchown -R 1001:1001 /data"], "chown"),
+        (["sh", "-c", "find /data -exec chown 1001 {} +"], None, "chown"),
+        (["tini", "--", "gosu", "app", "/server"], None, "gosu"),
+        (["sh", "-c", "env HOME=/app timeout 5 su-exec app /server"], None, "su-exec"),
+        (["chown", "-R", "1001:1001", "/data"], None, "chown"),
+        (["sh", "-c", "echo chown is not run; ls"], None, None),
+        (["/app/server", "--user", "su"], None, None),
+    ],
+)
+def test_root_commands_are_found_where_a_shell_would_run_them(
+    command: list[str], args: list[str] | None, found: str | None
+) -> None:
+    from fixers.intent import root_commands
+
+    container = {"name": "c", "image": "x", "command": command, **({"args": args} if args else {})}
+    view = ManifestPodView.from_document(
+        {"kind": "Pod", "metadata": {"name": "p"}, "spec": {"containers": [container]}}
+    )
+    assert view is not None
+    assert [name for name, *_ in root_commands(view.containers[0])] == ([found] if found else [])
