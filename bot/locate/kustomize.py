@@ -495,8 +495,11 @@ def locate_kustomize(finding: Finding, index: KustomizeIndex) -> KustomizeTarget
             "scanner read the fragment alone; scan what the overlay builds (kubectl kustomize "
             f"{patched or '.'}) to check the {finding.resource.kind} as deployed"
         )
-    if finding.source.path:
-        folder = index.overlay_of(finding.source.path)
+    folder = index.overlay_of(finding.source.path) if finding.source.path else None
+    # Checkov's kustomize framework names the kustomization file of the folder it built,
+    # relative to wherever it ran: no folder of this repository then, but one of its overlays.
+    built_somewhere = PurePosixPath(finding.source.path or "").name in KUSTOMIZATION_FILES
+    if finding.source.path and (folder is not None or not built_somewhere):
         if folder is None:
             return None
         if folder in index.unreadable:

@@ -60,6 +60,7 @@ class _Check(Payload):
     check_name: Text = ""
     resource: Text = ""
     file_path: Raw = None
+    repo_file_path: Raw = None
     file_line_range: Raw = None
     severity: Raw = None
     code_block: Raw = None
@@ -181,6 +182,11 @@ def _ref(check: _Check, doc: Mapping[str, Any] | None) -> ResourceRef | None:
 
 def _source(check: _Check, check_type: str) -> SourceHint:
     path = str(check.file_path or "").lstrip("/") or None
+    fuller = str(check.repo_file_path or "").lstrip("/")
+    if check_type == "kustomize" and path and fuller.endswith("/" + path):
+        # the kustomize framework names the built folder's kustomization relative to that
+        # folder when run inside it; the path from the repository's root says which overlay
+        path = fuller
     lines = check.file_line_range
     line = lines[0] if isinstance(lines, list) and lines and isinstance(lines[0], int) else None
     chart = None

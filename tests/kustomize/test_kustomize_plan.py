@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 from pathlib import Path
 
@@ -397,3 +398,15 @@ def test_a_base_fix_never_overrides_a_setting_another_overlay_chose(repo: Path) 
     assert "hardened/web sets containers[app].securityContext.runAsUser to 100 itself" in (
         refused.reason
     ), refused.reason
+
+
+def test_a_bare_kustomization_path_is_the_overlay_that_renders_the_resource(repo: Path) -> None:
+    """A kustomize scan run inside an overlay names only "kustomization.yaml": the overlay is
+    the one rendering the resource, so the base edit is checked against every other overlay
+    (before, the base document was edited as a plain manifest, unchecked)."""
+    scanned = finding("C-0034", "staging", "staging-web", None)
+    bare = dataclasses.replace(scanned, source=SourceHint(path="kustomization.yaml"))
+    cs = only_change_set(plan_of(repo, bare))
+    assert [c.path for c in cs.files] == ["base/deployment.yaml"]
+    assert cs.meta[OVERLAYS_META] == "base, overlays/production, overlays/staging"
+    assert "kustomize overlay overlays/staging" in cs.fixes[0].location.why

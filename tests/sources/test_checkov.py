@@ -278,3 +278,22 @@ def test_real_checkov_on_a_directory_with_nothing_to_scan_plans_nothing(tmp_path
     assert report.scanner == "checkov" and report.findings == ()
     plan = build_plan(report, tmp_path / "repo")
     assert not plan.change_sets and not plan.unfixable
+
+
+def test_a_kustomize_scan_run_inside_an_overlay_names_the_overlay_from_the_repository() -> None:
+    """`checkov -d overlays/prod --framework kustomize` names the built folder's
+    kustomization as "/kustomization.yaml"; the path from the repository's root says which
+    overlay it was (a bare kustomization file could be any of them)."""
+    check = {
+        "check_id": "CKV_K8S_20",
+        "check_name": "Containers should not run with allowPrivilegeEscalation",
+        "resource": "overlay:prod:Deployment.shop.web",
+        "file_path": "/kustomization.yaml",
+        "repo_file_path": "/cd-config/overlays/prod/kustomization.yaml",
+    }
+    raw = {"check_type": "kustomize", "results": {"failed_checks": [check]}}
+    (finding,) = parse_report(raw, "checkov kustomize").findings
+    assert finding.source.path == "cd-config/overlays/prod/kustomization.yaml"
+    as_kubernetes = {"check_type": "kubernetes", "results": {"failed_checks": [check]}}
+    (finding,) = parse_report(as_kubernetes, "checkov").findings
+    assert finding.source.path == "kustomization.yaml"
