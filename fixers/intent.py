@@ -143,6 +143,8 @@ class _Entry:
     recommendation: str = ""
     serves: Mapping[str, Any] | None = None
     """How a container of another image is recognised as this server (see the data file)."""
+    steps_down: str = ""
+    """Why its official image, started as root, chowns its data and steps down (a source)."""
 
 
 @cache
@@ -162,6 +164,7 @@ def _data() -> dict[str, tuple[_Entry, ...]]:
                 paths=tuple(item.get("paths", ())),
                 recommendation=str(item.get("recommendation", "")),
                 serves=item.get("serves"),
+                steps_down=str(item.get("steps_down", "")),
             )
             for item in raw.get(section) or ()
         )
@@ -260,6 +263,25 @@ def known_writable(image: Any) -> tuple[tuple[str, ...], str]:
     """Paths a well-known image writes at run time, and the source that says so."""
     entry = _match("writable", image)
     return (entry.paths, entry.source) if entry else ((), "")
+
+
+def container_writable(container: ContainerView) -> tuple[tuple[str, ...], str]:
+    """`known_writable` of the container's image, else of the server `serves_stateful`
+    recognises it as (a team's own build of PostgreSQL writes where PostgreSQL does)."""
+    paths, source = known_writable(container.get("image"))
+    if paths:
+        return paths, source
+    found = serves_stateful(container)
+    if found is None:
+        return (), ""
+    entry, how = found
+    same = next((e for e in _data()["writable"] if e.name == entry.name), None)
+    if same is None:
+        return (), ""
+    return same.paths, f"it runs {entry.name}{f' ({how})' if how else ''}: {same.source}"
+
+
+_STEP_DOWN = ("CHOWN", "DAC_OVERRIDE", "FOWNER", "SETUID", "SETGID")
 
 
 # --------------------------------------------------------------------------- comments
@@ -713,6 +735,20 @@ def classify(
                         "capability:CHOWN",
                     ),
                     container.name,
+                )
+            )
+        server = serves_stateful(container) if not container.init else None
+        if server is not None and server[0].steps_down and runs_as_root(view, container):
+            entry, how = server
+            evidence.append(
+                Evidence(
+                    "well-known workloads",
+                    f"{container.name} runs {entry.name}{f' ({how})' if how else ''}, whose "
+                    "official image, started as root, gives its data to its own user and "
+                    "re-runs itself as that user",
+                    tuple(f"capability:{cap}" for cap in _STEP_DOWN),
+                    container.name,
+                    entry.steps_down,
                 )
             )
         writes = written_paths(container)

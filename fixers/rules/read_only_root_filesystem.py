@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from fixers.base import PodFixer
-from fixers.intent import intent_of, known_writable
+from fixers.intent import container_writable, intent_of
 from fixers.model import (
     AlreadyCompliant,
     AnyEdit,
@@ -61,7 +61,7 @@ class ReadOnlyRootFilesystem(PodFixer):
         for container in target_containers(view, finding):
             if container.get("securityContext", "readOnlyRootFilesystem") is True:
                 continue
-            image_paths, image_source = known_writable(container.get("image"))
+            image_paths, image_source = container_writable(container)
             wanted = [(policy.tmp_mount_path, policy.source_of("tmp_mount_path"))]
             wanted += [(p, image_source) for p in image_paths]
             wanted += [(p, f"{container.name} writes it") for p in intent.writes(container.name)]

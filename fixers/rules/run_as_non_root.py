@@ -8,9 +8,11 @@ container, falling back to the pod's
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from fixers.base import ContainerFix, ContainerFixer
+from fixers.intent import serves_stateful
 from fixers.model import NeedsHuman, Risk, Set
 from fixers.view import ContainerView, PodView, persistent_mounts
 
@@ -39,6 +41,31 @@ Kyverno's require-run-as-nonroot (Kubescape and Checkov accept a non-zero runAsU
 def _flag_check(finding: Finding) -> str | None:
     """The finding's check id that passes on ``runAsNonRoot: true`` alone, if any."""
     return next((str(i) for i in finding.scanner_ids if _FLAG_ONLY.match(str(i))), None)
+
+
+def _server_data(container: ContainerView) -> str | None:
+    """Why a database's data volume stops a new user id: its official image, started as
+    root, gives the data directory to its own user; as another user it can neither own nor
+    initialise it (PostgreSQL refuses a data directory another user owns)."""
+    found = serves_stateful(container)
+    if found is None or not found[0].steps_down:
+        return None
+    entry, _ = found
+    paths = tuple((entry.serves or {}).get("paths", ()))
+    mounts = [
+        str(m.get("mountPath", "")).rstrip("/")
+        for m in container.get("volumeMounts", default=[]) or []
+        if isinstance(m, Mapping)
+    ]
+    data = [m for m in mounts for p in paths if m == p or m.startswith(p + "/")]
+    if not data:
+        return None
+    return (
+        f"{container.name} runs {entry.name} with its data on a volume at {data[0]}: its image, "
+        "started as root, gives that directory to its own user; as another user id it could "
+        "neither own nor initialise it: run it as the image's own user (with fsGroup), or "
+        f"waive the finding ({entry.steps_down})"
+    )
 
 
 class RunAsNonRoot(ContainerFixer):
@@ -86,6 +113,9 @@ class RunAsNonRoot(ContainerFixer):
                     "not write it: set runAsUser to the id that owns the data (with fsGroup), "
                     "or waive the finding"
                 )
+            data = _server_data(container)
+            if data:
+                return NeedsHuman(data)
             if not declared_non_root:
                 edits.append(Set(container.path("securityContext", "runAsNonRoot"), True))
                 changed.append("runAsNonRoot: true")
