@@ -1804,8 +1804,18 @@ class HelmTarget:
                     f"Service names ({egress}); turn it on by "
                     "hand with a DNS egress rule"
                 )
-            serving = self._served_by_outsiders(spec, namespace, neighbourhood, mine, others)
+            serving, labelled = self._served_by_outsiders(
+                spec, namespace, neighbourhood, mine, others
+            )
             if serving and "Ingress" in types:
+                if labelled:
+                    raise ChartError(
+                        f"chart {chart}'s NetworkPolicy {name}, which {switch} turns on, admits "
+                        f"ingress to {serving} only from its own pods and pods labelled "
+                        f"{' or '.join(labelled)}, which no pod of the chart carries ({ingress}): "
+                        "every client would need that label first; label them, then turn it "
+                        "on by hand"
+                    )
                 raise ChartError(
                     f"chart {chart}'s NetworkPolicy {name}, which {switch} turns on, admits "
                     f"ingress to {serving} only from the pods it selects ({ingress}): clients "
@@ -1823,22 +1833,24 @@ class HelmTarget:
         neighbourhood: Neighbourhood,
         mine: bool,
         others: Sequence[str],
-    ) -> str:
+    ) -> tuple[str, list[str]]:
         """The workload a policy selects that serves (declares ports, or a Service forwards
-        to it) while every ingress rule admits only pods the policy itself selects, with its
-        ports (``Kind name (8080/TCP)``); empty when there is none."""
+        to it) while every ingress rule admits only pods the policy itself selects or pods by
+        labels no pod of the chart carries (clients must be labelled first), with its ports
+        (``Kind name (8080/TCP)``), and those labels; empty when there is none."""
         rules = spec.get("ingress")
+        labelled: list[str] = []
         for rule in rules if isinstance(rules, list) else []:
             peers = rule.get("from") if isinstance(rule, Mapping) else None
             if not isinstance(peers, list) or not peers:
-                return ""  # from anywhere
+                return "", []  # from anywhere
             for peer in peers:
                 if (
                     not isinstance(peer, Mapping)
                     or "namespaceSelector" in peer
                     or "ipBlock" in peer
                 ):
-                    return ""
+                    return "", []
                 found = peer.get("podSelector")
                 selector: Mapping[str, Any] = found if isinstance(found, Mapping) else {}
                 labels = selector.get("matchLabels")
@@ -1851,12 +1863,12 @@ class HelmTarget:
                     expressions=selector.get("matchExpressions") or (),
                 )
                 admits_mine = label_selector_matches(selector, self.view.labels)
-                if (
-                    not set(admitted) <= set(others)
-                    or (admits_mine and not mine)
-                    or not (admitted or admits_mine)
-                ):
-                    return ""  # pods of another workload (or of none rendered) are admitted
+                if not set(admitted) <= set(others) or (admits_mine and not mine):
+                    return "", []  # pods of another workload are admitted
+                if not (admitted or admits_mine):
+                    if not isinstance(labels, Mapping) or not labels:
+                        return "", []  # an expression: who it admits is not known here
+                    labelled.append(",".join(f"{k}={v}" for k, v in labels.items()))
         serving: list[tuple[str, list[dict[str, Any]]]] = []
         if mine:
             mine_ports = served_ports(self.view, neighbourhood.services)
@@ -1873,8 +1885,8 @@ class HelmTarget:
         for who, ports in serving:
             if ports:
                 opened = ", ".join(f"{p['port']}/{p['protocol']}" for p in ports)
-                return f"{who} ({opened})"
-        return ""
+                return f"{who} ({opened})", labelled
+        return "", []
 
     def _manifest_beside_release(
         self, edit: CreateManifest, overlay: FileOverlay

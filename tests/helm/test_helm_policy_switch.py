@@ -144,6 +144,20 @@ def test_a_switch_that_admits_a_server_only_its_own_pods_is_left_alone(tmp_path:
     )
 
 
+def test_a_switch_that_admits_only_clients_labelled_as_no_pod_is_left_alone(
+    tmp_path: Path,
+) -> None:
+    """zookeeper with allowExternal false admits its port only from its own pods and pods
+    labelled zk-client=true: every existing client would need that label first."""
+    labelled = SELF_ONLY.replace("}}}]", "}}}, {podSelector: {matchLabels: {zk-client: 'true'}}}]")
+    plan = _plan(tmp_path, "{matchLabels: {app: app}}", DNS, ingress=labelled)
+    assert not plan.change_sets
+    (refused,) = plan.unfixable
+    assert "only from its own pods and pods labelled zk-client=true" in refused.reason, (
+        refused.reason
+    )
+
+
 @pytest.mark.parametrize(
     "egress",
     [
