@@ -81,6 +81,7 @@ from fixers.edits import (
     load_documents,
     render_manifest,
 )
+from fixers.intent import comments_of, stale_comments
 from fixers.model import (
     AnyEdit,
     AppendUnique,
@@ -1388,6 +1389,23 @@ def _depth(data: Any, path: YamlPath) -> int:
     return len(path) + 1
 
 
+def _refuse_stale_comments(relpath: str, text: str, doc_index: int, edits: Sequence[Edit]) -> None:
+    """`ChartError` when an edit changes a value whose comment says why it is set so
+    (``enabled: false  # disabled while migrating to Cilium``): the comment would stay
+    behind, false, and the reason is the team's to weigh."""
+    try:
+        comments = comments_of(text, doc_index)
+    except EditError:
+        return  # the edit itself reports a values file it cannot read
+    stale = next(stale_comments(edits, comments), None)
+    if stale is not None:
+        where = ".".join(map(str, stale[0]))
+        raise ChartError(
+            f"the fix would change {where} in {relpath}, whose comment ({stale[1]!r}) says why "
+            "it is set this way; decide by hand"
+        )
+
+
 @dataclass
 class HelmTarget:
     """A chart resource to fix through values (and, for in-house charts, a template)."""
@@ -2261,6 +2279,7 @@ class HelmTarget:
             text = overlay.read(relpath)
             if text is None:
                 raise RepositoryError(f"values file {relpath} does not exist")
+            _refuse_stale_comments(relpath, text, doc_index, file_edits)
             try:
                 overlay.write(relpath, apply_values_edits(text, file_edits, doc_index))
             except EditError as exc:

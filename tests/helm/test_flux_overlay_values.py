@@ -334,14 +334,12 @@ def test_a_scalar_json6902_operation_is_edited_in_place(tmp_path: Path) -> None:
     ops = repo / "apps/production/shop-security.yaml"
     ops.write_text(
         ops.read_text()
-        + "- op: replace\n  path: /spec/values/serviceAccount/automountToken\n"
-        + "  value: true  # set by the release team\n"
+        + "- op: replace\n  # the release team's operation\n"
+        + "  path: /spec/values/serviceAccount/automountToken\n  value: true\n"
     )
     cs, before, after = _fix(repo, "C-0034", "shop-worker", "production")
     assert [f.path for f in cs.files] == ["apps/production/shop-security.yaml"]
-    assert cs.files[0].after == ops.read_text().replace(
-        "value: true  # set by", "value: false  # set by"
-    )
+    assert cs.files[0].after == ops.read_text().replace("  value: true\n", "  value: false\n")
     _check_overlays(before, after, "apps/production:shop", "C-0034")
 
 

@@ -174,3 +174,30 @@ def test_a_switch_whose_policy_cuts_dns_is_left_alone(tmp_path: Path, egress: st
     assert not plan.change_sets
     (refused,) = plan.unfixable
     assert "without allowing DNS (port 53)" in refused.reason, refused.reason
+
+
+def test_a_switch_whose_comment_says_why_it_is_off_is_left_alone(tmp_path: Path) -> None:
+    """``enabled: false  # disabled while migrating to Cilium`` is the team's reason: the
+    switch is not turned on under a comment it would make false."""
+    values = tmp_path / "charts" / "app" / "values.yaml"
+    assert _plan(tmp_path, "{matchLabels: {app: app}}", DNS).change_sets  # without the comment
+    values.write_text("networkPolicy:\n  enabled: false  # disabled while migrating to Cilium\n")
+    plan = build_plan(
+        Report(
+            "kubescape",
+            "test",
+            (
+                Finding(
+                    control_id="C-0260",
+                    resource=ResourceRef(kind="Deployment", name="app", namespace="default"),
+                    source=SourceHint(chart_path="charts/app"),
+                ),
+            ),
+        ),
+        tmp_path,
+    )
+    assert not plan.change_sets
+    (refused,) = plan.unfixable
+    assert "whose comment ('disabled while migrating to Cilium') says why" in refused.reason, (
+        refused.reason
+    )
