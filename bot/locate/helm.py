@@ -2433,7 +2433,8 @@ class HelmTarget:
                 f"{dep.chart.name} (a random suffix): a post-renderer patch cannot target it "
                 "by name"
             )
-        fields: list[tuple[tuple[str, ...], Any]] = []
+        # one entry per field: the patch sets each once, with what every edit made of it
+        fields: dict[tuple[str, ...], Any] = {}
         for edit in edits:
             physical = edit.path[1:]
             said = ".".join(map(str, physical))
@@ -2449,27 +2450,32 @@ class HelmTarget:
             if isinstance(edit, Remove) and not logical:
                 raise ChartError(f"{said} cannot be removed by a post-renderer patch")
             if isinstance(edit, Remove) and logical[-1].startswith("["):
-                fields.append(((*logical, "$patch"), "delete"))  # an item of a merge-keyed list
+                fields[(*logical, "$patch")] = "delete"  # an item of a merge-keyed list
                 continue
             if isinstance(edit, AppendUnique):
                 key = MERGE_KEYS.get(str(physical[-1])) if physical else None
                 item = edit.value
                 if key is not None and isinstance(item, Mapping) and key in item:
                     step = f"[{key}={item[key]}]"
-                    fields += [((*logical, step, str(k)), v) for k, v in item.items() if k != key]
+                    fields.update(
+                        ((*logical, step, str(k)), v) for k, v in item.items() if k != key
+                    )
                     continue
-                listed = lookup(current, physical)
+                # A strategic merge replaces a list without a merge key (capabilities.add):
+                # the patch carries the whole list, what an earlier edit of this patch made
+                # of it, else what the resource holds, with the item appended.
+                listed = _pending(fields, logical, lookup(current, physical))
                 items = list(listed) if isinstance(listed, list) else []
-                fields.append((logical, items if item in items else [*items, item]))
+                fields[logical] = items if item in items else [*items, item]
                 continue
             # a null in a strategic-merge patch deletes the field
-            fields.append((logical, None if isinstance(edit, Remove) else edit.value))
+            fields[logical] = None if isinstance(edit, Remove) else edit.value
         relpath, at, doc_index, where = self._post_render_place(overlay)
         chart = dep.chart.name
         comment = f"kube-remedy: chart {chart} has no values key for these fields"
         new: list[tuple[tuple[str, ...], Any]] = []
         try:
-            for logical, value in fields:
+            for logical, value in fields.items():
                 # the patch that sets the field already would win over a new one: edit it
                 touch = next(
                     (t for t in reversed(touches) if logical[: len(t.path)] == t.path), None
@@ -2501,7 +2507,7 @@ class HelmTarget:
                 f"a Flux post-renderer patch of {said} in HelmRelease {app.name} sets {listed}, "
                 f"because chart {chart} has no values key for {'them' if len(new) > 1 else 'it'}"
             )
-        routed = [label(f) for f, v in fields if (f, v) not in new]
+        routed = [label(f) for f, v in fields.items() if (f, v) not in new]
         if routed:
             parts.append(
                 f"HelmRelease {app.name}'s post-renderer patch that sets {', '.join(routed)} on "
@@ -2629,6 +2635,23 @@ class HelmTarget:
                     )
                     return HelmPodView(rendered, mapping, self)
         return f"{self.doc.kind} {self.doc.name} is no longer rendered by {dep.chart.name}"
+
+
+def _pending(fields: Mapping[tuple[str, ...], Any], logical: tuple[str, ...], held: Any) -> Any:
+    """What a strategic-merge patch with ``fields`` leaves at ``logical``: the value a field
+    sets at it or at a mapping above it (mappings merge), else ``held``, the resource's."""
+    for path in reversed(list(fields)):
+        if logical[: len(path)] != path:
+            continue
+        node = fields[path]
+        for step in logical[len(path) :]:
+            if node is None:  # a null deletes the field and everything below it
+                return None
+            if step.startswith("[") or not isinstance(node, Mapping) or step not in node:
+                return held
+            node = node[step]
+        return node
+    return held
 
 
 def _camel(name: str) -> str:

@@ -21,7 +21,7 @@ from bot.locate.helm_postrender import post_render, write_patch
 from bot.locate.helm_render import RenderedDoc
 from bot.plan import build_plan
 from bot.sources.base import Report
-from fixers.model import AlreadyCompliant, Remove
+from fixers.model import AlreadyCompliant, AppendUnique, Remove, Set
 from fixers.registry import fixer_for, run_fixer
 from tests.helm.helpers import CTX, finding_for
 
@@ -256,6 +256,72 @@ def test_removing_an_item_of_a_merge_keyed_list_is_a_patch_delete(repo: Path) ->
     view = target.reread(overlay)
     assert not isinstance(view, str), view
     assert [c.name for c in view.containers] == ["kvstore"]
+
+
+def test_several_items_appended_to_one_list_are_all_in_the_patch(repo: Path) -> None:
+    """A strategic merge replaces ``capabilities.add`` (no merge key): the patch carries the
+    capability the chart already adds and every one the edits add back, once each."""
+    template = repo / "charts/kvstore/templates/deployment.yaml"
+    template.write_text(
+        template.read_text()
+        + "          securityContext:\n"
+        + "            capabilities:\n"
+        + "              add: [NET_BIND_SERVICE]\n"
+    )
+    finding = finding_for("C-0046", "Deployment", "kvstore-kvstore", "staging")
+    target = locate_helm(finding, repo, HelmIndex.build(repo))
+    assert not isinstance(target, str), target
+    caps = (POST_RENDER, "spec", "template", "spec", "containers", 1, "securityContext")
+    caps += ("capabilities",)
+    edits = [AppendUnique((*caps, "drop"), "ALL")]
+    edits += [AppendUnique((*caps, "add"), c) for c in ("CHOWN", "DAC_OVERRIDE", "FOWNER")]
+    overlay = FileOverlay(repo)
+    target.write(edits, overlay)
+    assert (overlay.read(BASE) or "").endswith(
+        "                      - name: exporter\n"
+        "                        securityContext:\n"
+        "                          capabilities:\n"
+        "                            drop:\n"
+        "                              - ALL\n"
+        "                            add:\n"
+        "                              - NET_BIND_SERVICE\n"
+        "                              - CHOWN\n"
+        "                              - DAC_OVERRIDE\n"
+        "                              - FOWNER\n"
+    )
+    assert (
+        "sets containers[exporter].securityContext.capabilities.drop, containers[exporter]"
+        ".securityContext.capabilities.add, because" in target.location.why
+    )
+    view = target.reread(overlay)
+    assert not isinstance(view, str), view
+    assert view.containers[1].get("securityContext") == {
+        "capabilities": {
+            "drop": ["ALL"],
+            "add": ["NET_BIND_SERVICE", "CHOWN", "DAC_OVERRIDE", "FOWNER"],
+        }
+    }
+
+
+def test_an_item_appended_after_a_set_joins_the_list_the_set_wrote(repo: Path) -> None:
+    finding = finding_for("C-0046", "Deployment", "kvstore-kvstore", "staging")
+    target = locate_helm(finding, repo, HelmIndex.build(repo))
+    assert not isinstance(target, str), target
+    context = (POST_RENDER, "spec", "template", "spec", "containers", 0, "securityContext")
+    overlay = FileOverlay(repo)
+    target.write(
+        [
+            Set(context, {"capabilities": {"drop": ["ALL"], "add": ["SYS_TIME"]}}),
+            AppendUnique((*context, "capabilities", "add"), "NET_BIND_SERVICE"),
+            AppendUnique((*context, "capabilities", "drop"), "ALL"),
+        ],
+        overlay,
+    )
+    view = target.reread(overlay)
+    assert not isinstance(view, str), view
+    assert view.containers[0].get("securityContext") == {
+        "capabilities": {"drop": ["ALL"], "add": ["SYS_TIME", "NET_BIND_SERVICE"]}
+    }
 
 
 def test_deprecated_post_renderer_lists_are_applied_in_kustomize_order() -> None:
