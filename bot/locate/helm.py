@@ -773,19 +773,16 @@ class Probes:
         self, limited: Path | None, values: Mapping[str, Any]
     ) -> tuple[Path, dict[str, str]]:
         """(chart directory, rendered templates) of ``values``: the limited copy when there is
-        one, the whole chart when it was rendered with these values already or when the copy
-        lacks a template included by a computed name."""
-        if limited is not None and not self.cache.has(
-            self.chart_dir, values, self.release, self.namespace
-        ):
+        one, the whole chart (without its schema) when it was rendered with these values
+        already or when the copy lacks a template included by a computed name."""
+        whole = self.copies.unvalidated(self.chart_dir)
+        if limited is not None and not self.cache.has(whole, values, self.release, self.namespace):
             try:
                 return limited, self.cache.rendered(limited, values, self.release, self.namespace)
             except ChartError as exc:
                 if _MISSING_TEMPLATE not in str(exc):
                     raise
-        return self.chart_dir, self.cache.rendered(
-            self.chart_dir, values, self.release, self.namespace
-        )
+        return whole, self.cache.rendered(whole, values, self.release, self.namespace)
 
     def _workload_copy(self) -> Path | None:
         """The chart limited to the templates that render workloads with the deployment's

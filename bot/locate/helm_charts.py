@@ -6,7 +6,11 @@ limited to them and to what they need: every file that defines named templates a
 template they include by path (``include (print $.Template.BasePath "/cm.yaml")``). Helm executes
 each template on its own with the same values and the same named templates, so a kept template
 renders exactly as in the whole chart; a big chart's probe then costs a few templates, not
-hundreds of CRD lines. Copies are plain directories (Helm applies ``.helmignore`` as it loads
+hundreds of CRD lines. A probe renders without the charts' ``values.schema.json`` files
+(`ChartCopies.unvalidated`, and limited copies leave them out): a marker value no schema
+allows would fail the render and hide the key it probes, as ``helm template
+--skip-schema-validation`` renders it; the fix itself is rendered from the chart as it is, its
+values validated as the user's Helm validates them. Copies are plain directories (Helm applies ``.helmignore`` as it loads
 them) under one temporary directory, removed with the `ChartCopies`.
 """
 
@@ -29,6 +33,7 @@ LIMIT_ABOVE_BYTES = 64 * 1024
 """Template text above which a probe renders a limited copy (a copy costs a few renders of a
 small chart)."""
 _DEFINE = re.compile(r"\{\{-?\s*define\s")
+SCHEMA = "values.schema.json"
 
 
 _KIND_LINE = re.compile(r"^\s*-?\s*kind:\s*(.*?)\s*$", re.M)
@@ -66,6 +71,7 @@ class ChartCopies:
     _tmp: Path | None = None
     _changed: dict[str, Path] = field(default_factory=dict)
     _limited: dict[tuple[Path, frozenset[str]], Path | None] = field(default_factory=dict)
+    _unvalidated: dict[Path, Path] = field(default_factory=dict)
     _templates: dict[Path, dict[str, str]] = field(default_factory=dict)
     _private: dict[Path, Path] = field(default_factory=dict)
     _ours: set[Path] = field(default_factory=set)
@@ -150,11 +156,23 @@ class ChartCopies:
             shutil.copytree(source, target, ignore=ignore)
         return target
 
+    def unvalidated(self, chart_dir: Path) -> Path:
+        """``chart_dir`` without the ``values.schema.json`` of the chart and of its vendored
+        subcharts (the directory itself when it has none): what a probe renders whole. A
+        subchart packed as an archive keeps its schema."""
+        if chart_dir not in self._unvalidated:
+            schemas = any(chart_dir.rglob(SCHEMA)) if chart_dir.is_dir() else False
+            self._unvalidated[chart_dir] = (
+                self._link_copy(chart_dir, shutil.ignore_patterns(SCHEMA)) if schemas else chart_dir
+            )
+        return self._unvalidated[chart_dir]
+
     def limited(
         self, chart_dir: Path, templates: Collection[str], *, small: bool = False
     ) -> Path | None:
         """A copy of ``chart_dir`` that renders only ``templates`` (Helm's names, such as
-        ``demo/templates/deployment.yaml``) and what they need; None when one of them is not a
+        ``demo/templates/deployment.yaml``) and what they need, for probes (no
+        ``values.schema.json``); None when one of them is not a
         template file of the directory (a subchart packed as an archive, say), when the copy
         would keep every template anyway, or when the chart is small enough that rendering it
         whole costs less than a copy (unless ``small``: the copy serves many renders)."""
@@ -194,7 +212,7 @@ class ChartCopies:
         def ignore(directory: str, names: list[str]) -> list[str]:
             rel_dir = os.path.relpath(directory, chart_dir)
             prefix = "" if rel_dir == "." else Path(rel_dir).as_posix() + "/"
-            return [n for n in names if prefix + n in drop]
+            return [n for n in names if prefix + n in drop or n == SCHEMA]
 
         # Read only (nothing writes to a limited copy): its files may link to the chart's.
         return self._link_copy(chart_dir, ignore)

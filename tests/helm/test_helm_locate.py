@@ -12,6 +12,8 @@ from bot.errors import ChartError
 from bot.locate.base import FileOverlay
 from bot.locate.helm import HelmIndex, locate_helm
 from bot.locate.helm_render import render_chart_findings
+from bot.plan import build_plan
+from bot.sources.base import Report
 from fixers.model import Fixed, NeedsHuman, Set
 from fixers.registry import fixer_for, run_fixer
 from fixers.view import FieldNotExposed
@@ -786,3 +788,89 @@ def test_a_chart_scanned_alone_is_its_deployment_and_the_mr_says_so(tmp_path: Pa
         "the scanner's StatefulSet store is StatefulSet shop-store in namespace iam as "
         "Application shop deploys it" in outcome.target.location.why
     )
+
+
+# --------------------------------------------------------------------------- values.schema.json
+
+STRICT_SCHEMA = """{
+  "type": "object",
+  "additionalProperties": false,
+  "properties": {
+    "image": {
+      "type": "object",
+      "additionalProperties": false,
+      "properties": {
+        "repository": {"type": "string"},
+        "tag": {"type": "string"},
+        "pullPolicy": {"enum": [%s]}
+      }
+    },
+    "resources": {
+      "type": "object",
+      "additionalProperties": false,
+      "properties": {
+        "limits": {"$ref": "#/$defs/quantities"},
+        "requests": {"$ref": "#/$defs/quantities"}
+      }
+    }
+  },
+  "$defs": {
+    "quantities": {
+      "type": "object",
+      "additionalProperties": false,
+      "properties": {"cpu": {"type": "string"}, "memory": {"type": "string"}}
+    }
+  }
+}
+"""
+
+
+def _strict_chart(root: Path, policies: str = '"Always", "IfNotPresent", "Never"') -> Path:
+    """A chart whose values.schema.json allows no unknown key and only ``policies`` as the
+    image's pullPolicy (the opentelemetry-collector and alertmanager charts' shape)."""
+    chart = root / "strict"
+    (chart / "templates").mkdir(parents=True)
+    (chart / "Chart.yaml").write_text("apiVersion: v2\nname: strict\nversion: 0.1.0\n")
+    (chart / "values.yaml").write_text(
+        "image:\n  repository: registry.example.com/strict\n  tag: '1.0'\n"
+        "  pullPolicy: IfNotPresent\nresources: {}\n"
+    )
+    (chart / "values.schema.json").write_text(STRICT_SCHEMA % policies)
+    (chart / "templates" / "deployment.yaml").write_text(
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: {{ .Release.Name }}\n"
+        "spec:\n  template:\n    spec:\n      containers:\n        - name: strict\n"
+        '          image: "{{ .Values.image.repository }}:{{ .Values.image.tag }}"\n'
+        "          imagePullPolicy: {{ .Values.image.pullPolicy }}\n"
+        "          resources: {{- toYaml .Values.resources | nindent 12 }}\n"
+    )
+    return chart
+
+
+@pytest.mark.parametrize(
+    ("control", "key"),
+    [("C-9004", "  pullPolicy: Always"), ("C-0050", "  limits:")],
+    ids=["pull-policy-enum", "resources-closed"],
+)
+def test_a_values_schema_does_not_hide_the_keys_probes_find(
+    tmp_path: Path, control: str, key: str
+) -> None:
+    """Probe markers are values no schema allows (an unknown key, a string outside an enum):
+    probes render without the schema, so the keys are found; the fix is rendered with it."""
+    _strict_chart(tmp_path)
+    outcome = fix_and_verify(tmp_path, finding_for(control, "Deployment", "strict", None, "strict"))
+    ((path, (_, added)),) = outcome.diffs().items()
+    assert path == "strict/values.yaml"
+    assert key in added
+    assert (outcome.target.chart_dir / "values.schema.json").is_file()
+
+
+def test_a_fix_the_values_schema_rejects_is_refused_with_its_reason(tmp_path: Path) -> None:
+    """The schema allows no ``Always``: the probes find the key, the fix's own render is
+    validated as the user's Helm validates it, and fails."""
+    _strict_chart(tmp_path, '"IfNotPresent", "Never"')
+    finding = finding_for("C-9004", "Deployment", "strict", None, "strict")
+    plan = build_plan(Report("kubescape", "cluster", (finding,)), tmp_path)
+    assert not plan.change_sets
+    (unfixable,) = plan.unfixable
+    assert "the chart no longer renders with the fix" in unfixable.reason
+    assert "value must be one of 'IfNotPresent', 'Never'" in unfixable.reason
