@@ -524,3 +524,55 @@ def test_kubernetes_examples_keep_their_peers_and_backends(tmp_path: Path) -> No
     ]
     assert specs["frontend"]["policyTypes"] == ["Ingress"]
     assert "egress" not in specs["frontend"]
+
+
+CLUSTER_BINDING = """\
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata:
+  name: controller
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: controller}
+subjects:
+  - kind: ServiceAccount
+    name: controller
+    namespace: shop
+"""
+
+
+def _scanned_file(control: str, path: str) -> Finding:
+    """A file scanner's finding: the namespace the file writes (none), the file scanned."""
+    return Finding(
+        control_id=control,
+        resource=ResourceRef(kind="Deployment", name="controller"),
+        source=SourceHint(path=path),
+    )
+
+
+def test_a_namespace_only_the_kustomization_gives_still_binds_the_pods_account(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The Deployment names no namespace; its kustomization puts it in ``shop``, where a
+    ClusterRoleBinding grants its account API access (the flagger base). A scan of the file
+    says namespace none: the pod is still the bound one, so it keeps its token (a waiver),
+    and its new policy is listed in the kustomization beside it."""
+    monkeypatch.setenv("REMEDY_KUSTOMIZE_ENGINE", "reader")
+    base = tmp_path / "base"
+    base.mkdir()
+    controller = _controller().replace("  namespace: shop\n", "", 1)
+    (base / "deployment.yaml").write_text(controller)
+    (base / "rbac.yaml").write_text(CLUSTER_BINDING)
+    (base / "kustomization.yaml").write_text(
+        "namespace: shop\nresources: [rbac.yaml, deployment.yaml]\n"
+    )
+    findings = tuple(_scanned_file(c, "scan/base/deployment.yaml") for c in ("C-0034", "C-0260"))
+    plan = build_plan(Report("checkov", "test", findings), tmp_path)
+    (refused,) = plan.unfixable
+    assert refused.finding.control_id == "C-0034"
+    assert "service account controller is bound to RBAC roles" in refused.reason
+    (policy,) = [cs for cs in plan.change_sets if cs.key.startswith("network-policy/")]
+    files = {f.path: f.after for f in policy.files}
+    assert sorted(files) == ["base/controller-networkpolicy.yaml", "base/kustomization.yaml"]
+    assert (
+        "controller-networkpolicy.yaml"
+        in load_documents(files["base/kustomization.yaml"])[0]["resources"]
+    )

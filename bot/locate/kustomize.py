@@ -477,10 +477,29 @@ def _matches(res: Rendered, finding: Finding, deployment: DeployedFolder | None 
         name = deployment.name(str(name))
         namespace = (namespace and deployment.forced_namespace) or namespace
         namespace = namespace or deployment.namespace
-    if res.kind != wanted.kind or name != wanted.name:
+    if res.kind != wanted.kind:
+        return False
+    if _scanned_as_written(res, finding):
+        return True
+    if name != wanted.name:
         return False
     return (wanted.namespace or "default") == (namespace or "default") or (
         namespace is None and finding.source.path is None
+    )
+
+
+def _scanned_as_written(res: Rendered, finding: Finding) -> bool:
+    """Whether a scan of ``res``'s own file names it as that file writes it: a file scanner
+    reports the namespace the document sets (none: ``default``), not the one the
+    kustomization gives it, and the document is still this resource."""
+    hint = (finding.source.path or "").replace("\\", "/")
+    if not hint or not (hint == res.origin or hint.endswith("/" + res.origin)):
+        return False
+    meta = res.original.get("metadata") or {}
+    wanted = finding.resource
+    return res.original.get("kind") == wanted.kind and (
+        str(meta.get("name")) == wanted.name
+        and (wanted.namespace or "default") == str(meta.get("namespace") or "default")
     )
 
 
