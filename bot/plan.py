@@ -787,7 +787,7 @@ class Planner:
             for document in deployed(overlay):
                 built.add(document)
             found += built.api_accounts
-        return tuple(dict.fromkeys(found))
+        return _deployed_accounts(target, overlay, self.locator, found)
 
     def _observed(self, resource: ResourceRef) -> WorkloadRuntime | None:
         return self.runtime(resource) if self.runtime else None
@@ -1014,9 +1014,25 @@ def _neighbourhood(target: Target, overlay: FileOverlay, locator: Locator) -> di
         found.add(document)
     return {
         "workloads": tuple(found.workloads),
-        "api_accounts": tuple(found.api_accounts),
+        "api_accounts": _deployed_accounts(target, overlay, locator, found.api_accounts),
         "services": tuple(found.services),
     }
+
+
+def _deployed_accounts(
+    target: Target,
+    overlay: FileOverlay,
+    locator: Locator,
+    accounts: Sequence[tuple[str | None, str]],
+) -> tuple[tuple[str | None, str], ...]:
+    """``accounts``, with those bound where a plain manifest's deployment (Argo CD, Flux,
+    kustomize) puts its workload counted in the namespace the document writes (its view's)."""
+    if target.location.kind != "manifest":
+        return tuple(dict.fromkeys(accounts))
+    view = target.reread(overlay)
+    if isinstance(view, str):
+        return tuple(dict.fromkeys(accounts))
+    return locator.manifests.deployed_accounts(target.location.path, view.namespace, accounts)
 
 
 def _catalog_unfixable(finding: Finding, reason: Unfixable) -> bool:

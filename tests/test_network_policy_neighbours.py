@@ -576,3 +576,46 @@ def test_a_namespace_only_the_kustomization_gives_still_binds_the_pods_account(
         "controller-networkpolicy.yaml"
         in load_documents(files["base/kustomization.yaml"])[0]["resources"]
     )
+
+
+def test_a_namespace_only_argo_cd_gives_still_binds_the_pods_account(tmp_path: Path) -> None:
+    """Plain manifests without a namespace, deployed by an Argo CD Application into ``shop``
+    where a ClusterRoleBinding grants the pod's account API access: it keeps its token."""
+    apps = tmp_path / "apps" / "controller"
+    apps.mkdir(parents=True)
+    (apps / "deployment.yaml").write_text(_controller().replace("  namespace: shop\n", "", 1))
+    (tmp_path / "rbac.yaml").write_text(CLUSTER_BINDING)
+    (tmp_path / "app.yaml").write_text(
+        "apiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata: {name: controller}\n"
+        "spec:\n  destination: {namespace: shop}\n  source: {path: apps/controller}\n"
+    )
+    finding = _scanned_file("C-0034", "apps/controller/deployment.yaml")
+    plan = build_plan(Report("checkov", "test", (finding,)), tmp_path)
+    (refused,) = plan.unfixable
+    assert "service account controller is bound to RBAC roles" in refused.reason, refused.reason
+
+
+def test_a_new_policy_is_listed_by_the_kustomization_listing_its_workload(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A kustomization the bot does not build (it pulls a remote base) lists the Deployment's
+    file: the plain file is fixed, and the NetworkPolicy written beside it is listed there
+    too, or it would never be deployed."""
+    monkeypatch.setenv("REMEDY_KUSTOMIZE_ENGINE", "reader")
+    (tmp_path / "web.yaml").write_text(_deployment("web", {"app": "web"}))
+    (tmp_path / "kustomization.yaml").write_text(
+        "resources:\n  - ./web.yaml\n  - https://github.com/example/base//deploy?ref=v1\n"
+    )
+    finding = Finding(
+        control_id="C-0260",
+        resource=ResourceRef(kind="Deployment", name="web"),
+        source=SourceHint(path="web.yaml"),
+    )
+    plan = build_plan(Report("checkov", "test", (finding,)), tmp_path)
+    assert not plan.unfixable, plan.unfixable
+    (policy,) = plan.change_sets
+    files = {f.path: f.after for f in policy.files}
+    assert sorted(files) == ["kustomization.yaml", "web-networkpolicy.yaml"]
+    assert load_documents(files["kustomization.yaml"])[0]["resources"][-1] == (
+        "web-networkpolicy.yaml"
+    )

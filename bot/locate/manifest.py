@@ -15,7 +15,7 @@ import yaml
 
 from bot.errors import RepositoryError, YamlEditError
 from bot.locate.base import FileOverlay, read_exact, real_relpath, safe_relpath
-from bot.locate.gitops import Namespaces, deployed_namespaces
+from bot.locate.gitops import KUSTOMIZATION_FILES, Namespaces, deployed_namespaces
 from bot.model import Location
 from bot.safe_load import check_bounds, node_budget
 from fixers.edits import (
@@ -26,8 +26,15 @@ from fixers.edits import (
     load_documents,
     render_manifest,
 )
-from fixers.model import AnyEdit, CreateManifest, Finding
-from fixers.view import POD_SPEC_PATHS, ManifestPodView, Neighbourhood, PodView, lookup
+from fixers.model import AnyEdit, AppendUnique, CreateManifest, Finding
+from fixers.view import (
+    POD_SPEC_PATHS,
+    ManifestPodView,
+    Neighbourhood,
+    PodView,
+    bound_service_accounts,
+    lookup,
+)
 
 YAML_SUFFIXES = (".yaml", ".yml")
 SKIP_DIRS = frozenset({".git", "node_modules", ".venv", "__pycache__"})
@@ -188,6 +195,7 @@ class ManifestIndex:
                 self.network_policies.append(doc)
             if isinstance(doc, Mapping):
                 self.neighbourhood.add(doc)
+                self._bind_where_deployed(relpath, doc)
             if isinstance(doc, Mapping) and "kind" in doc:
                 meta = doc.get("metadata") or {}
                 if isinstance(meta, Mapping) and meta.get("name"):
@@ -196,6 +204,33 @@ class ManifestIndex:
                     ref = DocumentRef(relpath, i, kind, name, namespace, _container_names(doc))
                     self.documents.append(ref)
                     self._by_name.setdefault((ref.kind, ref.name), []).append(ref)
+
+    def _bind_where_deployed(self, relpath: str, doc: Mapping[str, Any]) -> None:
+        """A binding's subjects without a namespace of their own are in the namespace its
+        deployment gives it (Argo CD, Flux, kustomize), which may not be the one it writes."""
+        meta = doc.get("metadata")
+        own = meta.get("namespace") if isinstance(meta, Mapping) else None
+        bound = [name for ns, name in bound_service_accounts(doc) if ns == own]
+        if bound:
+            self.neighbourhood.api_accounts += [
+                (ns, name)
+                for ns in sorted(self.namespaces.of(relpath, str(own) if own else None))
+                for name in bound
+            ]
+
+    def deployed_accounts(
+        self, relpath: str, namespace: str | None, accounts: Sequence[tuple[str | None, str]]
+    ) -> tuple[tuple[str | None, str], ...]:
+        """``accounts`` and, for a document at ``relpath`` writing ``namespace``, those bound
+        in a namespace its deployment gives it, as if in ``namespace``: the pod's view keeps
+        the namespace it writes (`fixers.view.calls_the_api` compares with it)."""
+        deployed = self.namespaces.of(relpath, namespace)
+        extra = [
+            (namespace, name)
+            for ns, name in accounts
+            if ns in deployed and (ns or "default") != (namespace or "default")
+        ]
+        return tuple(dict.fromkeys([*accounts, *extra]))
 
     def find(self, finding: Finding) -> list[DocumentRef]:
         """Documents that are the finding's resource: same kind and name, same namespace
@@ -379,6 +414,29 @@ class ManifestTarget:
                 f"{relpath} already exists with other content; not overwriting it"
             )
         overlay.write(relpath, content)
+        self._list_beside(relpath, overlay)
+
+    def _list_beside(self, relpath: str, overlay: FileOverlay) -> None:
+        """List the new file ``relpath`` in the kustomization beside it when that lists the
+        workload's own file: unlisted, it would never be deployed (refused when it cannot)."""
+        folder = PurePosixPath(relpath).parent.as_posix()
+        own, name = PurePosixPath(self.location.path).name, PurePosixPath(relpath).name
+        for kust_name in KUSTOMIZATION_FILES:
+            kust = kust_name if folder == "." else f"{folder}/{kust_name}"
+            text = overlay.read(kust)
+            if text is None:
+                continue
+            try:
+                docs = load_documents(text)
+                listed = docs[0].get("resources") if docs and isinstance(docs[0], dict) else None
+                entries = [os.path.normpath(str(e)) for e in _listed(listed)]
+                if own in entries:
+                    overlay.write(kust, apply_edits(text, [AppendUnique(("resources",), name)]))
+            except EditError as exc:
+                raise RepositoryError(
+                    f"{kust} may list {own}, but {name} cannot be listed beside it ({exc}); "
+                    "refusing to add a file it would not deploy"
+                ) from None
 
     def reread(self, overlay: FileOverlay) -> PodView | str:
         text = overlay.read(self.location.path)
@@ -391,6 +449,10 @@ class ManifestTarget:
         if view is None:
             return f"{self.location.path}#{self.location.document_index} is not a workload with a pod spec"
         return view
+
+
+def _listed(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
 
 
 def document_at(overlay: FileOverlay, path: str, index: int) -> Any:
