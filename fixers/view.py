@@ -108,6 +108,11 @@ class PodView(Protocol):
         """The pod template's labels (what a NetworkPolicy selects on)."""
         ...
 
+    @property
+    def annotations(self) -> Mapping[str, str]:
+        """The pod template's annotations (e.g. ``prometheus.io/port``)."""
+        ...
+
     def get(self, *field_path: str | int, default: Any = None) -> Any:
         """A pod-spec field, e.g. ``get("securityContext", "runAsNonRoot")``."""
         ...
@@ -151,6 +156,7 @@ class ManifestPodView:
     labels: Mapping[str, str]
     document: Mapping[str, Any] = field(repr=False)
     containers: tuple[ManifestContainer, ...] = ()
+    annotations: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
     def from_document(cls, document: Any) -> ManifestPodView | None:
@@ -165,10 +171,11 @@ class ManifestPodView:
         if not isinstance(spec, Mapping):
             return None
         metadata = document.get("metadata") or {}
-        if kind == "Pod":
-            labels = metadata.get("labels") or {}
-        else:
-            labels = lookup(document, (*base[:-1], "metadata", "labels"), {}) or {}
+        template = metadata if kind == "Pod" else lookup(document, (*base[:-1], "metadata"), {})
+        template = template if isinstance(template, Mapping) else {}
+        labels = template.get("labels") or {}
+        annotations = template.get("annotations")
+        annotations = annotations if isinstance(annotations, Mapping) else {}
         containers: list[ManifestContainer] = []
         for key, init, ephemeral in (
             ("initContainers", True, False),
@@ -198,6 +205,7 @@ class ManifestPodView:
             labels={str(k): str(v) for k, v in dict(labels).items()},
             document=document,
             containers=tuple(containers),
+            annotations={str(k): str(v) for k, v in annotations.items()},
         )
 
     def get(self, *field_path: str | int, default: Any = None) -> Any:
@@ -464,9 +472,23 @@ def calls_the_api(view: PodView, bound: Collection[tuple[str | None, str]]) -> s
     return None
 
 
+SCRAPE_PORT = "prometheus.io/port"
+
+
+def scrape_port(view: PodView) -> int | None:
+    """The port the pod template's ``prometheus.io/port`` annotation tells Prometheus to
+    scrape (the convention of the common ``kubernetes-pods`` job; Istio's sidecar sets 15020),
+    or None. With ``prometheus.io/scrape`` alone, Prometheus scrapes the declared ports."""
+    value = str(view.annotations.get(SCRAPE_PORT, "")).strip()
+    if not value.isdigit() or not 0 < int(value) < 65536:
+        return None
+    return int(value)
+
+
 def served_ports(view: PodView, services: Sequence[ServicePorts]) -> list[dict[str, Any]]:
     """The regular containers' containerPorts, then the pod ports the repository's Services
-    selecting the pod forward to that no containerPort declares, de-duplicated, in order."""
+    selecting the pod forward to that no containerPort declares, then the annotated scrape
+    port (`scrape_port`), de-duplicated, in order."""
     seen: list[dict[str, Any]] = []
     names: set[str] = set()
     for container in view.containers:
@@ -486,6 +508,9 @@ def served_ports(view: PodView, services: Sequence[ServicePorts]) -> list[dict[s
             entry = {"protocol": protocol, "port": target}
             if entry not in seen and not (isinstance(target, str) and target in names):
                 seen.append(entry)
+    scraped = scrape_port(view)
+    if scraped is not None and {"protocol": "TCP", "port": scraped} not in seen:
+        seen.append({"protocol": "TCP", "port": scraped})
     return seen
 
 

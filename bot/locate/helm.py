@@ -1330,6 +1330,10 @@ class HelmPodView:
     def labels(self) -> Mapping[str, str]:
         return self.rendered.labels
 
+    @property
+    def annotations(self) -> Mapping[str, str]:
+        return self.rendered.annotations
+
     def get(self, *field_path: str | int, default: Any = None) -> Any:
         return self.rendered.get(*field_path, default=default)
 

@@ -1,6 +1,7 @@
 """Create a NetworkPolicy for a pod no policy selects (C-0260, C-0030; Checkov CKV2_K8S_6 maps
-to C-0260). Ingress is allowed to the ports the pod serves (its containerPorts and the ports
-the repository's Services forward to it) and, when its pods talk to each other
+to C-0260). Ingress is allowed to the ports the pod serves (its containerPorts, the ports
+the repository's Services forward to it and the port its ``prometheus.io/port`` annotation
+has Prometheus scrape) and, when its pods talk to each other
 (`fixers.rules._peers`), among them on any port.
 
 Egress is restricted only where evidence says what the pod calls: a Kubescape
@@ -27,10 +28,12 @@ from fixers.rules._egress import named_egress, unnamed_addresses
 from fixers.rules._peers import peers_why
 from fixers.runtime_evidence import ObservedPolicy, observed_policy
 from fixers.view import (
+    SCRAPE_PORT,
     PodView,
     calls_the_api,
     other_pods_selected,
     policies_selecting,
+    scrape_port,
     served_ports,
 )
 
@@ -178,6 +181,12 @@ def _from_repository(view: PodView, ctx: FixContext) -> Fixed:
             "other pods is denied"
         ),
     ]
+    scraped = scrape_port(view)
+    if scraped is not None:
+        notes.append(
+            f"port {scraped}/TCP is open because the pod template's {SCRAPE_PORT} annotation "
+            "has Prometheus scrape it there"
+        )
     if peers:
         ingress.append({"from": [own]})
         notes.append(f"its own pods may reach each other on any port: {peers}")
