@@ -145,6 +145,8 @@ class _Entry:
     """How a container of another image is recognised as this server (see the data file)."""
     steps_down: str = ""
     """Why its official image, started as root, chowns its data and steps down (a source)."""
+    owns_data: str = ""
+    """Why the server refuses a data directory another user owns (a source)."""
 
 
 @cache
@@ -165,6 +167,7 @@ def _data() -> dict[str, tuple[_Entry, ...]]:
                 recommendation=str(item.get("recommendation", "")),
                 serves=item.get("serves"),
                 steps_down=str(item.get("steps_down", "")),
+                owns_data=str(item.get("owns_data", "")),
             )
             for item in raw.get(section) or ()
         )

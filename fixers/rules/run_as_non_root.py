@@ -45,10 +45,10 @@ def _flag_check(finding: Finding) -> str | None:
 
 def _server_data(container: ContainerView) -> str | None:
     """Why a database's data volume stops a new user id: its official image, started as
-    root, gives the data directory to its own user; as another user it can neither own nor
-    initialise it (PostgreSQL refuses a data directory another user owns)."""
+    root, gives the data directory to its own user, and the server refuses one another user
+    owns (PostgreSQL)."""
     found = serves_stateful(container)
-    if found is None or not found[0].steps_down:
+    if found is None or not found[0].owns_data:
         return None
     entry, _ = found
     paths = tuple((entry.serves or {}).get("paths", ()))
@@ -64,7 +64,7 @@ def _server_data(container: ContainerView) -> str | None:
         f"{container.name} runs {entry.name} with its data on a volume at {data[0]}: its image, "
         "started as root, gives that directory to its own user; as another user id it could "
         "neither own nor initialise it: run it as the image's own user (with fsGroup), or "
-        f"waive the finding ({entry.steps_down})"
+        f"waive the finding ({entry.owns_data})"
     )
 
 
