@@ -113,6 +113,11 @@ class PodView(Protocol):
         """The pod template's annotations (e.g. ``prometheus.io/port``)."""
         ...
 
+    @property
+    def selector(self) -> Mapping[str, Any] | None:
+        """The workload's own ``spec.selector`` (a LabelSelector), None when it has none."""
+        ...
+
     def get(self, *field_path: str | int, default: Any = None) -> Any:
         """A pod-spec field, e.g. ``get("securityContext", "runAsNonRoot")``."""
         ...
@@ -157,6 +162,7 @@ class ManifestPodView:
     document: Mapping[str, Any] = field(repr=False)
     containers: tuple[ManifestContainer, ...] = ()
     annotations: Mapping[str, str] = field(default_factory=dict)
+    selector: Mapping[str, Any] | None = None
 
     @classmethod
     def from_document(cls, document: Any) -> ManifestPodView | None:
@@ -176,6 +182,7 @@ class ManifestPodView:
         labels = template.get("labels") or {}
         annotations = template.get("annotations")
         annotations = annotations if isinstance(annotations, Mapping) else {}
+        selector = None if kind == "Pod" else lookup(document, ("spec", "selector"))
         containers: list[ManifestContainer] = []
         for key, init, ephemeral in (
             ("initContainers", True, False),
@@ -206,6 +213,7 @@ class ManifestPodView:
             document=document,
             containers=tuple(containers),
             annotations={str(k): str(v) for k, v in annotations.items()},
+            selector=selector if isinstance(selector, Mapping) else None,
         )
 
     def get(self, *field_path: str | int, default: Any = None) -> Any:
@@ -530,6 +538,63 @@ def reselected(spec: Mapping[str, Any], selector: Mapping[str, Any]) -> dict[str
             for rule in rules
         ]
     return out
+
+
+SELECTOR_KINDS = frozenset({"Deployment", "StatefulSet", "DaemonSet", "ReplicaSet"})
+"""Kinds whose ``spec.selector`` is a LabelSelector Kubernetes forbids changing (a Job's is
+generated per run, a ReplicationController's is a plain map)."""
+
+VOLATILE_LABELS = frozenset(
+    {
+        "app.kubernetes.io/version",
+        "helm.sh/chart",
+        "chart",
+        "version",
+        "pod-template-hash",
+        "controller-uid",
+        "batch.kubernetes.io/controller-uid",
+        "job-name",
+        "batch.kubernetes.io/job-name",
+    }
+)
+"""Pod-template label keys an upgrade (or each run of a Job) changes the value of."""
+
+VOLATILE_SUFFIXES = ("/version", "/release")
+"""Prefixed label keys naming a version too (``pipeline.tekton.dev/release: devel``)."""
+
+
+def _volatile(key: str) -> bool:
+    return key in VOLATILE_LABELS or key.endswith(VOLATILE_SUFFIXES)
+
+
+def policy_selector(view: PodView, others: Sequence[Pods] = ()) -> dict[str, str]:
+    """The labels a new NetworkPolicy selects the pod by, stable across upgrades: the
+    workload's ``spec.selector.matchLabels`` (Deployment, StatefulSet, DaemonSet, ReplicaSet:
+    Kubernetes forbids changing it) when it has no matchExpressions and its template carries
+    every entry; else the template labels without version, chart and hash-like keys
+    (`VOLATILE_LABELS`, `VOLATILE_SUFFIXES`); all of them when that leaves none. Where a
+    choice would also select the pods of another workload of ``others`` (two Deployments
+    sharing a selector, told apart by a ``track`` label), the next that does not; the first
+    when all do. Empty only for a pod without labels."""
+    labels = {str(k): str(v) for k, v in view.labels.items()}
+    candidates: list[dict[str, str]] = []
+    selector = view.selector
+    if view.kind in SELECTOR_KINDS and isinstance(selector, Mapping):
+        match = selector.get("matchLabels")
+        if (
+            isinstance(match, Mapping)
+            and match
+            and not selector.get("matchExpressions")
+            and all(labels.get(str(k)) == str(v) for k, v in match.items())
+        ):
+            candidates.append(dict(sorted((str(k), str(v)) for k, v in match.items())))
+    kept = {k: v for k, v in labels.items() if not _volatile(k)}
+    candidates += [dict(sorted(kept.items())), dict(sorted(labels.items()))]
+    candidates = [c for c in candidates if c] or [{}]
+    for candidate in candidates:
+        if not other_pods_selected(candidate, view.namespace, others, view.kind, view.name):
+            return candidate
+    return candidates[0]
 
 
 def policies_selecting(

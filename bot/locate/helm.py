@@ -1334,6 +1334,10 @@ class HelmPodView:
     def annotations(self) -> Mapping[str, str]:
         return self.rendered.annotations
 
+    @property
+    def selector(self) -> Mapping[str, Any] | None:
+        return self.rendered.selector
+
     def get(self, *field_path: str | int, default: Any = None) -> Any:
         return self.rendered.get(*field_path, default=default)
 

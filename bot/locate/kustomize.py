@@ -87,6 +87,7 @@ from fixers.view import (
     PodView,
     lookup,
     policies_selecting,
+    policy_selector,
     reselected,
 )
 
@@ -751,7 +752,15 @@ class KustomizeTarget:
         meta = dict(document.get("metadata") or {})
         file_name = f"{edit.name}.yaml"
         base_dir = _listing_kustomization(KustomizeReader(overlay), rendered.origin)
-        labels = _template_labels(rendered.original)
+        # The keys the fixer chose (`policy_selector`), with the base document's values (an
+        # overlay may add labels or change values of its own); the same rule on the base
+        # document when it has none of them.
+        chosen = lookup(document, ("spec", "podSelector", "matchLabels"))
+        chosen = chosen if isinstance(chosen, Mapping) else {}
+        labels = {k: v for k, v in _template_labels(rendered.original).items() if k in chosen}
+        base_view = ManifestPodView.from_document(rendered.original)
+        if not labels and base_view is not None:
+            labels = policy_selector(base_view)
         spec = document.get("spec")
         # Policies add up: in an overlay that already selects these pods with a stricter
         # policy, one more from the base would widen it. Then only this overlay gets it.

@@ -33,6 +33,7 @@ from fixers.view import (
     calls_the_api,
     other_pods_selected,
     policies_selecting,
+    policy_selector,
     scrape_port,
     served_ports,
 )
@@ -53,14 +54,19 @@ _DNS_RULE = {
 
 
 def _policy(
-    view: PodView, name: str, ingress: list[Any], egress: list[Any] | None
+    view: PodView,
+    selector: dict[str, str],
+    name: str,
+    ingress: list[Any],
+    egress: list[Any] | None,
 ) -> dict[str, Any]:
-    """The policy selecting the pod by its labels; ``egress`` None: egress not restricted."""
+    """The policy selecting the pod by ``selector`` (`policy_selector`); ``egress`` None:
+    egress not restricted."""
     metadata: dict[str, Any] = {"name": name}
     if view.namespace:
         metadata["namespace"] = view.namespace
     spec: dict[str, Any] = {
-        "podSelector": {"matchLabels": dict(sorted(view.labels.items()))},
+        "podSelector": {"matchLabels": selector},
         "policyTypes": ["Ingress"] if egress is None else ["Ingress", "Egress"],
         "ingress": ingress,
     }
@@ -74,13 +80,17 @@ def _policy(
     }
 
 
-def _from_evidence(view: PodView, observed: ObservedPolicy) -> Fixed:
+def _from_evidence(view: PodView, selector: dict[str, str], observed: ObservedPolicy) -> Fixed:
     """The policy of the observed traffic, selecting the pod by its labels in the repository."""
     name = f"{view.name}-networkpolicy"
     document = _policy(
-        view, name, [dict(r) for r in observed.ingress], [dict(r) for r in observed.egress]
+        view,
+        selector,
+        name,
+        [dict(r) for r in observed.ingress],
+        [dict(r) for r in observed.egress],
     )
-    selects = ", ".join(f"{k}={v}" for k, v in sorted(view.labels.items()))
+    selects = ", ".join(f"{k}={v}" for k, v in selector.items())
     return Fixed(
         (
             CreateManifest(
@@ -127,7 +137,7 @@ def _egress_open_why(view: PodView, ctx: FixContext, named: list[Any]) -> str | 
 
 
 class NetworkPolicy(Fixer):
-    """A policy selecting the pod by its template labels: ingress to the ports it serves (and
+    """A policy selecting the pod by its stable labels: ingress to the ports it serves (and
     among its own pods when they talk to each other); egress restricted only from evidence."""
 
     controls = ("C-0260", "C-0030")
@@ -148,31 +158,30 @@ class NetworkPolicy(Fixer):
             return NeedsHuman(
                 "the pod uses hostNetwork, which NetworkPolicies do not apply to; fix C-0041 first"
             )
-        others = other_pods_selected(
-            view.labels, view.namespace, ctx.workloads, view.kind, view.name
-        )
+        selector = policy_selector(view, ctx.workloads)
+        others = other_pods_selected(selector, view.namespace, ctx.workloads, view.kind, view.name)
         if others:
             return NeedsHuman(
-                f"a NetworkPolicy selecting this pod's labels would also select the pods of "
+                f"a NetworkPolicy selecting this pod's stable labels would also select the pods of "
                 f"{', '.join(others)} and cut their traffic too; give this pod a label of its "
                 "own first"
             )
         observed = observed_policy(ctx.runtime) if ctx.runtime is not None else None
         if observed is not None:
-            return _from_evidence(view, observed)
-        return _from_repository(view, ctx)
+            return _from_evidence(view, selector, observed)
+        return _from_repository(view, selector, ctx)
 
 
-def _from_repository(view: PodView, ctx: FixContext) -> Fixed:
+def _from_repository(view: PodView, selector: dict[str, str], ctx: FixContext) -> Fixed:
     """The policy of what the repository says: served ports, peers, named Services."""
     name = f"{view.name}-networkpolicy"
-    own = {"podSelector": {"matchLabels": dict(sorted(view.labels.items()))}}
+    own = {"podSelector": {"matchLabels": selector}}
     ports = served_ports(view, ctx.services)
     peers = peers_why(view, ctx.services)
     ingress: list[dict[str, Any]] = [{"ports": ports}] if ports else []
     notes = [
         f"new NetworkPolicy {name} selects pods labelled "
-        + ", ".join(f"{k}={v}" for k, v in sorted(view.labels.items())),
+        + ", ".join(f"{k}={v}" for k, v in selector.items()),
         (
             "ingress allowed from any pod or address to the ports it serves "
             + ", ".join(f"{p['port']}/{p['protocol']}" for p in ports)
@@ -219,7 +228,7 @@ def _from_repository(view: PodView, ctx: FixContext) -> Fixed:
     return Fixed(
         (
             CreateManifest(
-                name=name, document=_policy(view, name, ingress, egress), comment=comment
+                name=name, document=_policy(view, selector, name, ingress, egress), comment=comment
             ),
         ),
         notes=tuple(notes),

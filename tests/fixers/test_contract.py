@@ -78,6 +78,14 @@ class _ClosedPod:
     def labels(self) -> Any:
         return self.inner.labels
 
+    @property
+    def annotations(self) -> Any:
+        return self.inner.annotations
+
+    @property
+    def selector(self) -> Any:
+        return self.inner.selector
+
     def get(self, *field_path: str | int, default: Any = None) -> Any:
         return self.inner.get(*field_path, default=default)
 
