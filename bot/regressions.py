@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from bot.verify import failing_controls, object_problems
-from fixers.view import POD_SPEC_PATHS, lookup
+from fixers.view import POD_SPEC_PATHS, dotted, leaves, lookup
 
 Identity = tuple[str, str, str]
 
@@ -62,40 +62,29 @@ _INHERITED = (
 """Pod securityContext fields a container's own securityContext overrides."""
 
 
-def settings(document: Mapping[str, Any]) -> dict[str, Any]:
-    """Every setting of a workload's pod spec as the kubelet resolves it, by a stable name:
+def settings(document: Mapping[str, Any]) -> dict[tuple[Any, ...], Any]:
+    """Every setting of a workload's pod spec as the kubelet resolves it, by a stable path:
     containers by their name, and each container's securityContext with the fields it
     inherits from the pod's. Empty for other kinds."""
     spec = lookup(document, POD_SPEC_PATHS.get(str(document.get("kind")), ("-",)))
     if not isinstance(spec, Mapping):
         return {}
-    out: dict[str, Any] = {}
+    out: dict[tuple[Any, ...], Any] = {}
     pod_context = spec.get("securityContext")
     pod_context = pod_context if isinstance(pod_context, Mapping) else {}
+    inherited = {k: pod_context[k] for k in _INHERITED if k in pod_context}
     for key, value in spec.items():
         if key in ("containers", "initContainers") and isinstance(value, list):
             for container in value:
                 if not isinstance(container, Mapping):
                     continue
-                name = f"{key}[{container.get('name')}]"
                 own = container.get("securityContext")
                 own = own if isinstance(own, Mapping) else {}
-                inherited = {k: pod_context[k] for k in _INHERITED if k in pod_context}
-                _leaves(out, name, {**container, "securityContext": {**inherited, **own}})
+                resolved = {**container, "securityContext": {**inherited, **own}}
+                out.update(leaves(resolved, (f"{key}[{container.get('name')}]",)))
         else:
-            _leaves(out, key, value)
+            out.update(leaves(value, (key,)))
     return out
-
-
-def _leaves(out: dict[str, Any], prefix: str, value: Any) -> None:
-    if isinstance(value, Mapping) and value:
-        for key, item in value.items():
-            _leaves(out, f"{prefix}.{key}", item)
-    elif isinstance(value, list) and value:
-        for i, item in enumerate(value):
-            _leaves(out, f"{prefix}[{i}]", item)
-    else:
-        out[prefix] = value
 
 
 def overridden(
@@ -117,14 +106,12 @@ def overridden(
         if old is None or old == doc:
             continue
         was, now = settings(old), settings(doc)
-        for name, value in was.items():
-            if value in (None, {}, []):  # an empty map or list sets nothing
-                continue
-            if now.get(name) != value and mine.get(name) != value:
+        for path, value in was.items():
+            if value is not None and now.get(path) != value and mine.get(path) != value:
                 what = f"{key[0]} {key[1] + '/' if key[1] else ''}{key[2]}"
                 lines.append(
-                    f"{what} sets {name} to {value!r} itself, which the edit would change to "
-                    f"{now.get(name)!r}"
+                    f"{what} sets {dotted(path)} to {value!r} itself, which the edit would "
+                    f"change to {now.get(path)!r}"
                 )
     return lines
 

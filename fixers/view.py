@@ -66,6 +66,24 @@ def lookup(data: Any, path: Sequence[str | int], default: Any = None) -> Any:
 _MISSING = object()
 
 
+def leaves(node: Any, prefix: tuple[Any, ...] = ()) -> Iterator[tuple[tuple[Any, ...], Any]]:
+    """The scalars under ``node`` by path (an empty mapping or list holds none: filling
+    ``resources: {}`` changes the fields it gets, not ``resources`` itself)."""
+    if isinstance(node, Mapping):
+        for key, value in node.items():
+            yield from leaves(value, (*prefix, key))
+    elif isinstance(node, list):
+        for index, value in enumerate(node):
+            yield from leaves(value, (*prefix, index))
+    else:
+        yield prefix, node
+
+
+def dotted(path: Sequence[Any]) -> str:
+    """A path as a person reads it: ``containers[0].securityContext.runAsUser``."""
+    return ".".join(f"[{s}]" if isinstance(s, int) else str(s) for s in path).replace(".[", "[")
+
+
 class ContainerView(Protocol):
     """One container (or init container) of a pod spec (read-only: views are frozen)."""
 

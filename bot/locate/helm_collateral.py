@@ -11,13 +11,13 @@ rest is listed in the merge request.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from bot.locate.helm_render import RenderedDoc
 from fixers.model import YamlPath
-from fixers.view import ManifestPodView
+from fixers.view import ManifestPodView, dotted, leaves, lookup
 
 RISK_CLASSES: Mapping[str, str] = {
     "runAsUser": "the user or group it runs as",
@@ -80,8 +80,8 @@ def changes(
         if old is None or view is None:
             continue
         base = view.base
-        was = dict(_leaves(_at(old.document, base), base))
-        now = dict(_leaves(_at(new.document, base), base))
+        was = dict(leaves(lookup(old.document, base), base))
+        now = dict(leaves(lookup(new.document, base), base))
         for path in sorted(was.keys() | now.keys(), key=repr):
             if was.get(path, ...) != now.get(path, ...):
                 value = now.get(path, "removed")
@@ -129,39 +129,11 @@ def described(found: list[Change], most: int = 12) -> str:
     return text + (f" and {len(found) - most} more fields" if len(found) > most else "")
 
 
-def _at(document: Any, path: YamlPath) -> Any:
-    for step in path:
-        if isinstance(document, Mapping):
-            document = document.get(step)
-        elif isinstance(document, list) and isinstance(step, int) and step < len(document):
-            document = document[step]
-        else:
-            return None
-    return document
-
-
-def _leaves(node: Any, prefix: YamlPath) -> Iterator[tuple[YamlPath, Any]]:
-    """The scalars under ``node`` by path (an empty mapping or list holds none: filling
-    ``resources: {}`` changes the fields it gets, not ``resources`` itself)."""
-    if isinstance(node, Mapping):
-        for key, value in node.items():
-            yield from _leaves(value, (*prefix, key))
-    elif isinstance(node, list):
-        for index, value in enumerate(node):
-            yield from _leaves(value, (*prefix, index))
-    else:
-        yield prefix, node
-
-
 def _label(doc: RenderedDoc, base: YamlPath, path: YamlPath) -> str:
     rest = path[len(base) :]
     if len(rest) >= 2 and rest[0] in ("containers", "initContainers") and isinstance(rest[1], int):
-        items = _at(doc.document, (*base, rest[0]))
+        items = lookup(doc.document, (*base, rest[0]))
         item = items[rest[1]] if isinstance(items, list) and rest[1] < len(items) else {}
         name = item.get("name") if isinstance(item, Mapping) else None
-        return f"container {name}: {_dotted(rest[2:])}"
-    return _dotted(rest)
-
-
-def _dotted(path: YamlPath) -> str:
-    return ".".join(f"[{s}]" if isinstance(s, int) else str(s) for s in path).replace(".[", "[")
+        return f"container {name}: {dotted(rest[2:])}"
+    return dotted(rest)
