@@ -231,9 +231,6 @@ def serves_stateful(container: ContainerView) -> tuple[_Entry, str] | None:
     if not ports:
         return None
     env = [str(e.get("name", "")) for e in _listed(container.get("env"))]
-    mounts = [
-        str(m.get("mountPath", "")).rstrip("/") for m in _listed(container.get("volumeMounts"))
-    ]
     for entry in _data()["stateful"]:
         serves = entry.serves or {}
         port = serves.get("port")
@@ -246,15 +243,19 @@ def serves_stateful(container: ContainerView) -> tuple[_Entry, str] | None:
             var = next((v for v in env if v.startswith(tuple(serves.get("env", ())))), None)
             if var is not None:
                 return entry, f"containerPort {port} and the environment variable {var}"
-            data = [
-                m
-                for m in mounts
-                for p in serves.get("paths", ())
-                if m == p or m.startswith(p + "/")
-            ]
+            data = data_mounts(container, entry)
             if data:
                 return entry, f"containerPort {port} and a volume at {data[0]}"
     return None
+
+
+def data_mounts(container: ContainerView, entry: _Entry) -> list[str]:
+    """The container's volume mounts at or below where ``entry``'s server keeps its data."""
+    paths = tuple((entry.serves or {}).get("paths", ()))
+    mounts = [
+        str(m.get("mountPath", "")).rstrip("/") for m in _listed(container.get("volumeMounts"))
+    ]
+    return [m for m in mounts for p in paths if m == p or m.startswith(p + "/")]
 
 
 def _listed(value: Any) -> list[Mapping[str, Any]]:

@@ -8,11 +8,10 @@ container, falling back to the pod's
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from fixers.base import ContainerFix, ContainerFixer
-from fixers.intent import serves_stateful
+from fixers.intent import data_mounts, serves_stateful
 from fixers.model import NeedsHuman, Risk, Set
 from fixers.view import ContainerView, PodView, persistent_mounts
 
@@ -51,13 +50,7 @@ def _server_data(container: ContainerView) -> str | None:
     if found is None or not found[0].owns_data:
         return None
     entry, _ = found
-    paths = tuple((entry.serves or {}).get("paths", ()))
-    mounts = [
-        str(m.get("mountPath", "")).rstrip("/")
-        for m in container.get("volumeMounts", default=[]) or []
-        if isinstance(m, Mapping)
-    ]
-    data = [m for m in mounts for p in paths if m == p or m.startswith(p + "/")]
+    data = data_mounts(container, entry)
     if not data:
         return None
     return (
