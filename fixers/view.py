@@ -363,7 +363,7 @@ class ServicePorts:
         if not isinstance(selector, Mapping) or not selector or not meta.get("name"):
             return None
         ports = []
-        for entry in _items(spec.get("ports")):
+        for entry in list_items(spec.get("ports")):
             port = entry.get("port") if isinstance(entry, Mapping) else None
             if isinstance(port, int) and not isinstance(port, bool):
                 target = entry.get("targetPort", port)
@@ -418,7 +418,7 @@ def other_pods_selected(
     )
 
 
-def _items(value: Any) -> list[Any]:
+def list_items(value: Any) -> list[Any]:
     """``value`` when it is a list (what a malformed document holds instead is no list)."""
     return value if isinstance(value, list) else []
 
@@ -427,9 +427,9 @@ def persistent_mounts(view: PodView, container: ContainerView) -> list[str]:
     """Where ``container`` mounts persistent storage: a PersistentVolumeClaim volume or, in a
     StatefulSet, a volumeClaimTemplate (a mount no pod volume names). Its files outlive the
     pod, owned by the user that wrote them."""
-    volumes = {v.get("name"): v for v in _items(view.get("volumes")) if isinstance(v, Mapping)}
+    volumes = {v.get("name"): v for v in list_items(view.get("volumes")) if isinstance(v, Mapping)}
     out = []
-    for mount in _items(container.get("volumeMounts")):
+    for mount in list_items(container.get("volumeMounts")):
         if not isinstance(mount, Mapping):
             continue
         volume = volumes.get(mount.get("name"))

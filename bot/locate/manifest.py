@@ -15,7 +15,8 @@ import yaml
 
 from bot.errors import RepositoryError, YamlEditError
 from bot.locate.base import FileOverlay, read_exact, real_relpath, safe_relpath
-from bot.locate.gitops import KUSTOMIZATION_FILES, Namespaces, deployed_namespaces
+from bot.locate.gitops import Namespaces, deployed_namespaces
+from bot.locate.kustomize_build import find_kustomization
 from bot.model import Location
 from bot.safe_load import check_bounds, node_budget
 from fixers.edits import (
@@ -33,6 +34,7 @@ from fixers.view import (
     Neighbourhood,
     PodView,
     bound_service_accounts,
+    list_items,
     lookup,
 )
 
@@ -421,22 +423,21 @@ class ManifestTarget:
         workload's own file: unlisted, it would never be deployed (refused when it cannot)."""
         folder = PurePosixPath(relpath).parent.as_posix()
         own, name = PurePosixPath(self.location.path).name, PurePosixPath(relpath).name
-        for kust_name in KUSTOMIZATION_FILES:
-            kust = kust_name if folder == "." else f"{folder}/{kust_name}"
-            text = overlay.read(kust)
-            if text is None:
-                continue
-            try:
-                docs = load_documents(text)
-                listed = docs[0].get("resources") if docs and isinstance(docs[0], dict) else None
-                entries = [os.path.normpath(str(e)) for e in _listed(listed)]
-                if own in entries:
-                    overlay.write(kust, apply_edits(text, [AppendUnique(("resources",), name)]))
-            except EditError as exc:
-                raise RepositoryError(
-                    f"{kust} may list {own}, but {name} cannot be listed beside it ({exc}); "
-                    "refusing to add a file it would not deploy"
-                ) from None
+        kust = find_kustomization(overlay.root, "" if folder == "." else folder, overlay)
+        text = overlay.read(kust) if kust is not None else None
+        if kust is None or text is None:
+            return
+        try:
+            docs = load_documents(text)
+            listed = docs[0].get("resources") if docs and isinstance(docs[0], dict) else None
+            entries = [os.path.normpath(str(e)) for e in list_items(listed)]
+            if own in entries:
+                overlay.write(kust, apply_edits(text, [AppendUnique(("resources",), name)]))
+        except EditError as exc:
+            raise RepositoryError(
+                f"{kust} may list {own}, but {name} cannot be listed beside it ({exc}); "
+                "refusing to add a file it would not deploy"
+            ) from None
 
     def reread(self, overlay: FileOverlay) -> PodView | str:
         text = overlay.read(self.location.path)
@@ -449,10 +450,6 @@ class ManifestTarget:
         if view is None:
             return f"{self.location.path}#{self.location.document_index} is not a workload with a pod spec"
         return view
-
-
-def _listed(value: Any) -> list[Any]:
-    return value if isinstance(value, list) else []
 
 
 def document_at(overlay: FileOverlay, path: str, index: int) -> Any:
