@@ -29,15 +29,16 @@ def checkov_kubernetes(directory: Path) -> list[dict[str, Any]]:
     return [run for run in runs if isinstance(run, dict) and isinstance(run.get("results"), dict)]
 
 
-def checkov_json(directory: Path) -> str:
-    """What ``checkov -d directory --framework kubernetes -o json`` prints, as it prints it."""
+def checkov_json(directory: Path, framework: str = "kubernetes", cwd: Path | None = None) -> str:
+    """What ``checkov -d directory --framework FRAMEWORK -o json`` prints (run in ``cwd``), as
+    it prints it."""
     proc = subprocess.run(
         [
             str(require_checkov()),
             "-d",
             str(directory),
             "--framework",
-            "kubernetes",
+            framework,
             "-o",
             "json",
             "--skip-download",
@@ -46,6 +47,7 @@ def checkov_json(directory: Path) -> str:
         text=True,
         check=False,
         timeout=600,
+        cwd=cwd,
     )
     assert proc.returncode in (0, 1), proc.stderr[-2000:]
     return proc.stdout

@@ -410,3 +410,33 @@ def test_a_bare_kustomization_path_is_the_overlay_that_renders_the_resource(repo
     assert [c.path for c in cs.files] == ["base/deployment.yaml"]
     assert cs.meta[OVERLAYS_META] == "base, overlays/production, overlays/staging"
     assert "kustomize overlay overlays/staging" in cs.fixes[0].location.why
+
+
+@pytest.mark.slow
+def test_real_checkov_kustomize_scan_run_inside_an_overlay_is_planned_in_that_overlay(
+    tmp_path: Path,
+) -> None:
+    """Real Checkov, its kustomize framework run on overlays/staging alone: its file path
+    is "/kustomization.yaml", its repo_file_path names the overlay, and every finding is
+    planned through overlays/staging (never the base document as a plain manifest)."""
+    import json
+
+    from bot.sources import parse_report
+    from tests.scanners import checkov_json
+
+    if shutil.which("kubectl") is None:
+        pytest.skip("kubectl is not installed (Checkov's kustomize framework runs it)")
+    repo = tmp_path / "repo"
+    shutil.copytree(SHOP, repo)
+    output = checkov_json(repo / "overlays" / "staging", "kustomize", cwd=tmp_path)
+    report = parse_report(json.loads(output), "checkov kustomize")
+    assert report.findings
+    # (graph checks give the path from the filesystem's root: it ends the same way)
+    paths = {f.source.path or "" for f in report.findings}
+    assert "repo/overlays/staging/kustomization.yaml" in paths
+    assert all(p.endswith("repo/overlays/staging/kustomization.yaml") for p in paths), paths
+    plan = plan_of(repo, *report.findings)
+    assert plan.change_sets
+    for change_set in plan.change_sets:
+        for fix in change_set.fixes:
+            assert "kustomize overlay overlays/staging" in fix.location.why, fix.location.why
