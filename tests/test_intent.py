@@ -576,6 +576,8 @@ def test_a_server_that_binds_a_low_port_as_root_keeps_root() -> None:
         (["chown", "-R", "1001:1001", "/data"], None, "chown"),
         (["sh", "-c", "echo chown is not run; ls"], None, None),
         (["/app/server", "--user", "su"], None, None),
+        (["sh", "-c", "chown -R 1001 '/data"], None, "chown"),  # unbalanced quote: split plainly
+        (["sh", "-c", "x" * 100_000 + "; gosu app /server"], None, "gosu"),
     ],
 )
 def test_root_commands_are_found_where_a_shell_would_run_them(
