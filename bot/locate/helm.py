@@ -226,6 +226,9 @@ class HelmIndex:
     """Deployments of remote charts that no chart cache holds."""
     named_anew: dict[tuple[str, str, str, int, str], bool] = field(default_factory=dict, repr=False)
     """Documents whose name a template draws at random (see `HelmTarget._named_anew`)."""
+    guessed_release: dict[str, str] = field(default_factory=dict, repr=False)
+    """Charts no GitOps deployment names: the release name that located their first resource
+    (their other resources are tried under it first: one release per chart, one render)."""
 
     def pristine(self, repo_root: Path) -> FileOverlay:
         """The checkout at ``repo_root`` without edits, shared by the run's lookups (a file is
@@ -2701,7 +2704,11 @@ def _deployments(finding: Finding, index: HelmIndex) -> list[Deployment]:
                 )
             )
         if not apps:
-            for release in _release_guesses(finding.resource.name, chart.name):
+            guesses = _release_guesses(finding.resource.name, chart.name)
+            known = index.guessed_release.get(chart.path)
+            if known in guesses:
+                guesses.insert(0, guesses.pop(guesses.index(known)))
+            for release in guesses:
                 out.append(Deployment(chart, release, ns or "default", (base_values,)))
     return out
 
@@ -2790,6 +2797,8 @@ def locate_helm(finding: Finding, repo_root: Path, index: HelmIndex) -> HelmTarg
             target.post_touches = tuple(deployed.touches.get(doc.ident, ()))
             target.deployed_as = _deployed_as(finding, dep, doc)
             target.attach(mapping, rendered)
+            if dep.app is None:
+                index.guessed_release.setdefault(dep.chart.path, dep.release)
             return target
     if near:
         return f"not in this repository: {'; '.join(dict.fromkeys(near))}"
