@@ -1037,6 +1037,10 @@ class ValuesMap:
         field_name = str(rendered[-1]).lower()
         current = lookup(self.doc.document, rendered)
         refs = [r for r in self.probes.references() if str(r[-1]).lower() == field_name]
+        if isinstance(current, list) or (current is None and str(rendered[-1]) in LIST_FIELDS):
+            # A list key of the values was probed with a list item already (`_list`).
+            listed = set(self._list_keys(rendered))
+            refs = [r for r in refs if r not in listed]
         if len(refs) > 1:
             markers = {f"{PROBE}ref{n}": ref for n, ref in enumerate(refs)}
             document = self._render_doc(self._with_each(refs, list(markers)))
@@ -1160,24 +1164,56 @@ class ValuesMap:
         # A template that needs another type here cannot be probed this way: trust the map probe.
         return document is None or lookup(document, rendered) == marker
 
+    def _list_keys(self, rendered: YamlPath) -> list[YamlPath]:
+        """The list keys of the values named for the field at ``rendered`` (``volumeMounts``,
+        ``extraVolumeMounts``): what `_list` probes."""
+        effective = self.effective
+        last = str(rendered[-1]).lower()
+        return [
+            path
+            for path in self.probes.leaf_paths()
+            if path[-1].lower().endswith(last) and isinstance(lookup(effective, path), list | None)
+        ]
+
     def _list(self, rendered: YamlPath) -> YamlPath | None:
         """Probe list keys named for the field (``volumeMounts``, ``extraVolumeMounts``) by
         appending a marker item and seeing where it lands: a key the template appends after
-        the chart's own items is found too, and an item appended to it is appended there."""
-        effective = self.effective
-        last = str(rendered[-1]).lower()
-        for path in self.probes.leaf_paths():
-            value = lookup(effective, path)
-            if not path[-1].lower().endswith(last) or not isinstance(value, list | None):
-                continue
-            values = copy.deepcopy(self.user)
-            _set_in(values, path[:-1], {path[-1]: [*(value or []), {PROBE + "list": "probe"}]})
-            document = self._render_doc(values)
-            where: dict[str, list[YamlPath]] = {}
-            _find_markers(document, (), where)
-            if any(p[:-1] == rendered for p in where.get(PROBE + "list", [])):
+        the chart's own items is found too, and an item appended to it is appended there.
+        Every key gets a marker of its own in one render first (the first key, in order, whose
+        marker lands is the answer); one key at a time only when that render fails."""
+        paths = self._list_keys(rendered)
+        if len(paths) > 1:
+            document = self._render_doc(self._with_list_markers(paths))
+            if document is not None:
+                landed = self._landed_items(document, rendered)
+                return next((path for n, path in enumerate(paths) if n in landed), None)
+        for path in paths:
+            document = self._render_doc(self._with_list_markers([path]))
+            if 0 in self._landed_items(document, rendered):
                 return path
         return None
+
+    def _with_list_markers(self, paths: Sequence[YamlPath]) -> dict[str, Any]:
+        """The user values with a marker item (``__kr_probe_list<n>``) appended to each list."""
+        values = copy.deepcopy(self.user)
+        for n, path in enumerate(paths):
+            items = lookup(self.effective, path) or []
+            _set_in(values, path[:-1], {path[-1]: [*items, {f"{PROBE}list{n}": "probe"}]})
+        return values
+
+    @staticmethod
+    def _landed_items(document: Mapping[str, Any] | None, rendered: YamlPath) -> set[int]:
+        """The numbers of the list markers that landed as items of the list at ``rendered``."""
+        where: dict[str, list[YamlPath]] = {}
+        _find_markers(document, (), where)
+        prefix = f"{PROBE}list"
+        return {
+            int(marker[len(prefix) :])
+            for marker, places in where.items()
+            if marker.startswith(prefix)
+            and marker[len(prefix) :].isdigit()
+            and any(p[:-1] == rendered for p in places)
+        }
 
     def _scalar(self, rendered: YamlPath) -> YamlPath | None:
         current = lookup(self.doc.document, rendered)

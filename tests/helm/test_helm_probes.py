@@ -10,6 +10,7 @@ import pytest
 
 from bot.locate import helm, helm_render
 from bot.locate.helm import ValuesMap
+from fixers.view import FieldNotExposed
 from tests.helm.helpers import finding_for, locate
 
 POD = ("spec", "template", "spec")
@@ -251,3 +252,98 @@ def test_maps_a_template_prints_as_text_are_probed_with_text_markers(
     assert with_text[(*POD, "nodeSelector")] == ("nodeSelector",)
     assert with_text[(*POD, "containers", 0, "securityContext")] == ("securityContext",)
     assert text_renders < halves_renders
+
+
+_MOUNTS_POD = """\
+      containers:
+        - name: app
+          image: app:1
+          securityContext: {{- toYaml .Values.securityContext | nindent 12 }}
+          volumeMounts:
+            - name: data
+              mountPath: /data
+            {{- with .Values.sidecar.volumeMounts }}{{ end }}
+            {{- with .Values.extraVolumeMounts }}
+              {{- toYaml . | nindent 12 }}
+            {{- end }}
+            {{- with .Values.volumeMounts }}
+              {{- toYaml . | nindent 12 }}
+            {{- end }}
+      volumes:
+        - name: data
+          emptyDir: {}
+"""
+
+
+@pytest.mark.parametrize(
+    ("values", "expected", "saved"),
+    [
+        # The key that feeds the list is the second of two candidates.
+        ("sidecar:\n  volumeMounts: []\nextraVolumeMounts: []\n", ("extraVolumeMounts",), 1),
+        # Two keys feed it: the first in the values' order is the answer, as one at a time.
+        ("sidecar: {}\nvolumeMounts: []\nextraVolumeMounts: []\n", ("volumeMounts",), 0),
+        # None of them does.
+        ("sidecar:\n  volumeMounts: []\nother:\n  extraVolumeMounts: []\n", None, 1),
+    ],
+)
+def test_list_keys_are_probed_together_with_the_answer_of_one_at_a_time(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    renders: list[int],
+    values: str,
+    expected: tuple[str, ...] | None,
+    saved: int,
+) -> None:
+    """Every list key named for the field gets its own marker item in one render; the answer
+    is the one probing each key in a render of its own gives, with a render saved per key
+    that one at a time probes before the answer."""
+    values = "securityContext:\n  readOnlyRootFilesystem: false\n" + values
+    finding = finding_for("C-0017", "Deployment", "store", None, "store")
+    answers: dict[str, tuple[str | int, ...] | None] = {}
+    costs: dict[str, int] = {}
+    real = ValuesMap._render_doc
+
+    def one_key_per_render(self: ValuesMap, v: dict) -> object:
+        markers = [k for k in str(v).split("'") if k.startswith(f"{helm.PROBE}list")]
+        return None if len(markers) > 1 else real(self, v)
+
+    for mode in ("together", "apart"):
+        if mode == "apart":
+            monkeypatch.setattr(ValuesMap, "_render_doc", one_key_per_render)
+        _chart(tmp_path / mode, "store", values, _MOUNTS_POD)
+        target = locate(tmp_path / mode, finding)
+        start = renders[0]
+        try:
+            answers[mode] = target.view.containers[0].path("volumeMounts")
+        except FieldNotExposed:
+            answers[mode] = None
+        costs[mode] = renders[0] - start
+    assert answers["together"] == answers["apart"]
+    assert answers["together"] == expected
+    assert costs["apart"] - costs["together"] == saved
+
+
+def test_a_list_key_probed_with_an_item_is_not_probed_again_with_text(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A list key of the values whose marker item lands nowhere is not asked again with a
+    text marker or ``true`` (`ValuesMap._referenced`): a key the templates read but the values
+    lack still is."""
+    probed: list[str] = []
+    real = ValuesMap._render_doc
+
+    def recorded(self: ValuesMap, values: dict) -> object:
+        probed.append(repr(values))
+        return real(self, values)
+
+    monkeypatch.setattr(ValuesMap, "_render_doc", recorded)
+    values = "securityContext:\n  readOnlyRootFilesystem: false\nsidecar:\n  volumeMounts: []\n"
+    _chart(tmp_path, "store", values, _MOUNTS_POD)
+    target = locate(tmp_path, finding_for("C-0017", "Deployment", "store", None, "store"))
+    with pytest.raises(FieldNotExposed):
+        target.view.containers[0].path("volumeMounts")
+    sidecar = [p for p in probed if "'sidecar': {'volumeMounts': [{" in p]
+    assert len(sidecar) == 1  # its item, once
+    assert not any("'sidecar': {'volumeMounts': '__kr_probe_ref" in p for p in probed)
+    assert not any("'sidecar': {'volumeMounts': True" in p for p in probed)
+    assert any("'volumeMounts': '__kr_probe_ref" in p for p in probed)  # the absent key
