@@ -83,3 +83,25 @@ def test_change_records_round_trip(repo: Path) -> None:
 def test_not_a_repository(tmp_path: Path) -> None:
     with pytest.raises(RepositoryError, match="not the top of a git repository"):
         LocalForge(tmp_path)
+
+
+def test_a_closed_branch_opens_again_and_other_writers_are_seen(repo: Path) -> None:
+    """The open branches and the next MR id follow every record: one closed frees its branch
+    for a new MR (the next id); a second forge's records are seen by the first."""
+    first, second = LocalForge(repo), LocalForge(repo)
+    for branch in ("remedy/x", "remedy/y"):
+        first.commit_files(branch, {"x.yaml": "a: 1\n"}, "m", start_branch="main")
+    change = first.open_change("remedy/x", "Fix x", "", [])
+    with pytest.raises(ForgeConflictError):
+        second.open_change("remedy/x", "Fix x again", "", [])  # written by the first
+    first.close_change(change, "gone")
+    again = second.open_change("remedy/x", "Fix x again", "", [])
+    assert again.id == 2
+    with pytest.raises(ForgeConflictError):
+        first.open_change("remedy/x", "a third", "", [])  # written by the second
+    assert first.open_change("remedy/y", "Fix y", "", []).id == 3
+    assert [(c.id, c.state) for c in second.find_changes()] == [
+        (1, "closed"),
+        (2, "opened"),
+        (3, "opened"),
+    ]

@@ -9,7 +9,7 @@ same protocol grown by the calls the commands people give in merge requests and 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Container, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Literal, Protocol
 
@@ -52,10 +52,10 @@ class ChangeRequest:
     extra: Mapping[str, str] = field(default_factory=dict)
 
 
-def refuse_second_open(states: Iterable[tuple[str, str]], branch: str) -> None:
+def refuse_second_open(open_branches: Container[str], branch: str) -> None:
     """A branch has at most one open change request (GitLab answers 409 for a second);
-    ``states``: (branch, state) of every change request."""
-    if (branch, "opened") in set(states):
+    ``open_branches``: the branches that have an open one."""
+    if branch in open_branches:
         raise ForgeConflictError(f"an open change request already exists for {branch}")
 
 

@@ -64,7 +64,7 @@ class InMemoryForge:
         labels: Sequence[str],
         reviewers: Sequence[str] = (),
     ) -> ChangeRequest:
-        refuse_second_open(((c.branch, c.state) for c in self.changes), branch)
+        refuse_second_open({c.branch for c in self.changes if c.state == "opened"}, branch)
         self.writes.append(f"open {branch}")
         created = (self.clock or datetime.now(UTC)).isoformat()
         return self._put(

@@ -48,6 +48,10 @@ class LocalForge:
         self.protected = set(protected)
         self._cache: dict[int, dict[str, object]] | None = None
         self._cache_stamp: int | None = None
+        self._open_branches: set[str] = set()
+        """Branches with an open MR, and the highest MR id: kept with the records, so that
+        recording one more MR costs the same with 3 or 3,000 recorded."""
+        self._last_id = 0
 
     # ------------------------------------------------------------------ git plumbing
 
@@ -201,6 +205,8 @@ class LocalForge:
                 record = json.loads(path.read_text(encoding="utf-8"))
                 records[int(record["id"])] = record
         self._cache, self._cache_stamp = records, stamp
+        self._open_branches = {str(r["branch"]) for r in records.values() if r["state"] == "opened"}
+        self._last_id = max(records, default=0)
         return records
 
     def _save(self, record: dict[str, object]) -> None:
@@ -211,7 +217,14 @@ class LocalForge:
         tmp = path.with_suffix(".tmp")
         tmp.write_text(json.dumps(record, indent=2, sort_keys=True), encoding="utf-8")
         tmp.replace(path)  # atomic: a crash leaves the old record, never half of one
-        records[int(record["id"])] = record  # type: ignore[call-overload]
+        number = int(record["id"])  # type: ignore[call-overload]
+        before = records.get(number)
+        if before is not None and before["state"] == "opened":
+            self._open_branches.discard(str(before["branch"]))
+        if record["state"] == "opened":
+            self._open_branches.add(str(record["branch"]))
+        records[number] = record
+        self._last_id = max(self._last_id, number)
         self._cache, self._cache_stamp = records, folder.stat().st_mtime_ns
 
     def description_path(self, change: ChangeRequest) -> Path:
@@ -245,10 +258,10 @@ class LocalForge:
         labels: Sequence[str],
         reviewers: Sequence[str] = (),
     ) -> ChangeRequest:
-        records = self._records()
-        refuse_second_open(((str(r["branch"]), str(r["state"])) for r in records.values()), branch)
+        self._records()  # read again if another writer recorded an MR since
+        refuse_second_open(self._open_branches, branch)
         change = opened_change(
-            max(records, default=0) + 1,
+            self._last_id + 1,
             branch,
             title,
             description,
