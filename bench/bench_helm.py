@@ -51,7 +51,7 @@ def findings_of(chart: Path) -> tuple[Finding, ...]:
     out: list[Finding] = []
     ctx = FixContext(location_kind="manifest")
     for document in render_once(chart):
-        view = ManifestPodView.from_document(document)  # type: ignore[arg-type]
+        view = ManifestPodView.from_document(document)
         if view is None:
             continue
         for control in sorted(fixable_controls()):
