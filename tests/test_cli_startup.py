@@ -114,6 +114,10 @@ def test_empty_plan_imports_no_cluster_queue_helm_or_live_display(tmp_path: Path
     # default .remedy.yaml is not validated, reader payloads are built on first use. No chart
     # archive is read, no kustomization built or diffed.
     assert not {"importlib.metadata", "tarfile", "subprocess", "difflib"} & modules
+    # The report's format is found without importing the readers after Kubescape's.
+    assert "bot.sources.kubescape" in modules
+    readers = {"kubescape_operator", "kyverno", "runtime", "sarif", "trivy"}
+    assert not {f"bot.sources.{name}" for name in readers} & modules
 
 
 def test_declared_names_match_their_owners() -> None:

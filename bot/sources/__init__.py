@@ -7,9 +7,10 @@ adds one module and edits no list.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import pkgutil
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -78,24 +79,42 @@ def _is_source(module: ModuleType) -> bool:
     )
 
 
+def _source_names() -> list[str]:
+    """The modules of `bot.sources` that may be sources, in name order (none imported)."""
+    return sorted(
+        info.name
+        for info in pkgutil.iter_modules(__path__)
+        if not info.name.startswith("_") and info.name != "base"
+    )
+
+
+@functools.cache
+def _source(name: str) -> Source | None:
+    """The source module ``name``, imported on first use (None when it is no source)."""
+    module = importlib.import_module(f"{__name__}.{name}")
+    if not _is_source(module):
+        return None
+    return Source(
+        module.FORMAT,
+        _guard_sniff(module.sniff),
+        _guard_parse(module.FORMAT, module.parse),
+        tuple(getattr(module, "CLUSTER_RESOURCES", ())),
+        getattr(module, "read_objects", None),
+    )
+
+
+def _each_source() -> Iterator[Source]:
+    """Every source module in module-name order, each imported only when it is reached (a
+    report's format is found without importing the readers after it)."""
+    for name in _source_names():
+        source = _source(name)
+        if source is not None:
+            yield source
+
+
 def sources() -> tuple[Source, ...]:
     """Every source module in `bot.sources`, in module-name order."""
-    found = []
-    for info in sorted(pkgutil.iter_modules(__path__), key=lambda i: i.name):
-        if info.name.startswith("_") or info.name == "base":
-            continue
-        module = importlib.import_module(f"{__name__}.{info.name}")
-        if _is_source(module):
-            found.append(
-                Source(
-                    module.FORMAT,
-                    _guard_sniff(module.sniff),
-                    _guard_parse(module.FORMAT, module.parse),
-                    tuple(getattr(module, "CLUSTER_RESOURCES", ())),
-                    getattr(module, "read_objects", None),
-                )
-            )
-    return tuple(found)
+    return tuple(_each_source())
 
 
 def cluster_formats() -> tuple[str, ...]:
@@ -148,10 +167,10 @@ def _describe(data: Any) -> str:
 
 def parse_report(data: Any, origin: str) -> Report:
     """Detect the format of a parsed document and turn it into a `Report`."""
-    available = sources()
-    for source in available:
+    for source in _each_source():
         if source.sniff(data):
             return source.parse(data, origin)
+    available = sources()
     # Kubescape first: the scanner the bot is built around, then the others by name.
     ordered = sorted(available, key=lambda s: (s.format != "kubescape", s.format))
     names = "/".join(s.format.capitalize() for s in ordered) or "known"
