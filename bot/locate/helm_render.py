@@ -71,10 +71,14 @@ def _one_line(message: object) -> str:
 
 
 class SdkRenderer:
-    """helm-python-sdk: Helm v4's Go SDK in-process; charts are cached per directory."""
+    """helm-python-sdk: Helm v4's Go SDK in-process; charts are cached per directory.
+
+    A render drops the subcharts its values disable from the loaded chart (Helm processes
+    dependency conditions on the chart itself), so a chart that lost subcharts is loaded
+    afresh for the next render: values enabling one then render it."""
 
     def __init__(self) -> None:
-        self._charts: dict[Path, Any] = {}
+        self._charts: dict[Path, tuple[Any, int]] = {}
 
     def _chart(self, chart_dir: Path) -> Any:
         import helm_python
@@ -83,10 +87,11 @@ class SdkRenderer:
         if key not in self._charts:
             try:
                 helm_python.disable_logging()
-                self._charts[key] = helm_python.Chart.load(str(key))
+                chart = helm_python.Chart.load(str(key))
             except helm_python.HelmError as exc:
                 raise ChartError(f"cannot load chart {chart_dir}: {_one_line(exc)}") from exc
-        return self._charts[key]
+            self._charts[key] = (chart, len(chart.dependencies))
+        return self._charts[key][0]
 
     def render(
         self, chart_dir: Path, values: Mapping[str, Any], release: str, namespace: str
@@ -98,6 +103,12 @@ class SdkRenderer:
             return dict(chart.render(dict(values), name=release, namespace=namespace))
         except helm_python.HelmError as exc:
             raise ChartError(f"chart {chart_dir.name} does not render: {_one_line(exc)}") from exc
+        finally:
+            key = chart_dir.resolve()
+            loaded = self._charts[key][1]
+            if loaded and len(chart.dependencies) < loaded:
+                del self._charts[key]
+                chart.close()
 
 
 @dataclass

@@ -9,6 +9,7 @@ import pytest
 from bot.locate.helm import Deployment, HelmIndex
 from bot.locate.helm_charts import ChartCopies
 from bot.locate.helm_render import SdkRenderer
+from tests.helm.helpers import finding_for, locate
 
 DEPLOYMENT = """\
 apiVersion: apps/v1
@@ -151,3 +152,58 @@ def test_probes_of_a_copy_no_template_sees_the_change_of_are_seeded_by_the_chart
     assert index.probes(dep, added, {"networkPolicy": True}, defaults).seed is first
     edited = index.copies.with_changes(chart, {"templates/configmap.yaml": "kind: ConfigMap\n"})
     assert index.probes(dep, edited, {}, defaults).seed is None
+
+
+def _with_optional_subchart(root: Path) -> Path:
+    """A chart whose vendored subchart ``extra`` renders only with ``extra.enabled``."""
+    chart = root / "app"
+    (chart / "templates").mkdir(parents=True)
+    (chart / "Chart.yaml").write_text(
+        "apiVersion: v2\nname: app\nversion: 0.1.0\ndependencies:\n"
+        "  - name: extra\n    version: 0.1.0\n    condition: extra.enabled\n"
+    )
+    (chart / "values.yaml").write_text("extra:\n  enabled: false\n")
+    sub = chart / "charts" / "extra"
+    (sub / "templates").mkdir(parents=True)
+    (sub / "Chart.yaml").write_text("apiVersion: v2\nname: extra\nversion: 0.1.0\n")
+    for where, name in ((chart, "app"), (sub, "extra")):
+        (where / "templates" / "deploy.yaml").write_text(
+            f"apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: {name}\nspec:\n"
+            f"  template:\n    spec:\n      containers:\n        - name: {name}\n"
+            f"          image: {name}:1\n"
+        )
+    return chart
+
+
+def test_a_subchart_one_render_disables_renders_when_the_next_enables_it(tmp_path: Path) -> None:
+    """Helm drops the subcharts a render's values disable from the loaded chart: the renderer
+    loads it afresh, so one chart deployed twice (the subchart off, then on) renders both."""
+    chart = _with_optional_subchart(tmp_path)
+    renderer = SdkRenderer()
+    off = renderer.render(chart, {}, "r", "ns")
+    on = renderer.render(chart, {"extra": {"enabled": True}}, "r", "ns")
+    again = renderer.render(chart, {}, "r", "ns")
+    assert sorted(off) == sorted(again) == ["app/templates/deploy.yaml"]
+    assert sorted(on) == ["app/charts/extra/templates/deploy.yaml", "app/templates/deploy.yaml"]
+
+
+def test_a_subchart_one_deployment_enables_is_located_after_one_that_disables_it(
+    tmp_path: Path,
+) -> None:
+    """One vendored chart, two Argo CD applications: staging leaves the subchart off,
+    production turns it on. Production's subchart workload is found after staging's was
+    rendered (the run's one render cache and renderer serve both)."""
+    _with_optional_subchart(tmp_path / "charts")
+    (tmp_path / "charts" / "app" / "values-prod.yaml").write_text("extra:\n  enabled: true\n")
+    for env, files in (("staging", "[]"), ("prod", "[values-prod.yaml]")):
+        (tmp_path / f"{env}.yaml").write_text(
+            f"apiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata:\n  name: {env}\n"
+            f"spec:\n  destination:\n    namespace: {env}\n  source:\n    path: charts/app\n"
+            f"    helm:\n      valueFiles: {files}\n"
+        )
+    index = HelmIndex.build(tmp_path)
+    staging = locate(tmp_path, finding_for("C-0017", "Deployment", "app", "staging"), index)
+    assert staging.deployment.release == "staging"
+    prod = locate(tmp_path, finding_for("C-0017", "Deployment", "extra", "prod"), index)
+    assert prod.deployment.release == "prod"
+    assert prod.doc.template == "app/charts/extra/templates/deploy.yaml"
