@@ -70,45 +70,114 @@ def _one_line(message: object) -> str:
     return text if len(text) <= 400 else text[:397] + "..."
 
 
+@dataclass
+class _LoadedChart:
+    """A chart loaded by `SdkRenderer`, with what tells whether it still renders every
+    subchart a render's values enable."""
+
+    chart: Any
+    subcharts: int
+    """Subcharts loaded (a render drops those its values disable)."""
+    declared: list[dict[str, Any]]
+    """The dependencies Chart.yaml declares."""
+    defaults: dict[str, Any]
+    """The chart's own default values, as loaded."""
+    pruned: bool = False
+    """Whether a render dropped subcharts from it."""
+
+
+_UNKNOWN = object()
+"""A dependency condition this module does not decide (Helm may enable the subchart)."""
+
+
+def _condition_value(path: str, values: Mapping[str, Any], defaults: Mapping[str, Any]) -> Any:
+    """The value Helm reads for one condition path: the user's (over the chart's defaults),
+    None where neither has it, `_UNKNOWN` where the user's values replace a mapping on the
+    way (a null deleting a default, a scalar) or the value is no boolean."""
+    keys = path.split(".")
+    node: Any = values
+    for key in keys:
+        if not isinstance(node, Mapping):
+            return _UNKNOWN
+        if key not in node:
+            break
+        node = node[key]
+    else:
+        return node if isinstance(node, bool) else _UNKNOWN
+    node = defaults
+    for key in keys:
+        if not isinstance(node, Mapping) or key not in node:
+            return None
+        node = node[key]
+    return node if isinstance(node, bool) or node is None else _UNKNOWN
+
+
+def _stays_disabled(loaded: _LoadedChart, values: Mapping[str, Any]) -> bool:
+    """Whether ``values`` disable every dependency a render may have dropped: each has a
+    condition (no tags) whose first boolean path is false (conservative: anything else, and
+    the chart is loaded afresh)."""
+    for dep in loaded.declared:
+        condition = str(dep.get("condition") or "")
+        if dep.get("tags"):
+            return False
+        if not condition:
+            continue  # enabled always: never dropped
+        decided: Any = None
+        for path in (p.strip() for p in condition.split(",")):
+            decided = _condition_value(path, values, loaded.defaults) if path else None
+            if decided is not None:
+                break
+        if decided is not False:
+            return False
+    return True
+
+
 class SdkRenderer:
     """helm-python-sdk: Helm v4's Go SDK in-process; charts are cached per directory.
 
     A render drops the subcharts its values disable from the loaded chart (Helm processes
-    dependency conditions on the chart itself), so a chart that lost subcharts is loaded
-    afresh for the next render: values enabling one then render it."""
+    dependency conditions on the chart itself). A chart that lost subcharts renders the next
+    values as it is only when they disable every subchart it may have lost; otherwise it is
+    loaded afresh, so values enabling a subchart render it."""
 
     def __init__(self) -> None:
-        self._charts: dict[Path, tuple[Any, int]] = {}
+        self._charts: dict[Path, _LoadedChart] = {}
 
-    def _chart(self, chart_dir: Path) -> Any:
+    def _load(self, key: Path) -> _LoadedChart:
         import helm_python
 
+        try:
+            helm_python.disable_logging()
+            chart = helm_python.Chart.load(str(key))
+        except helm_python.HelmError as exc:
+            raise ChartError(f"cannot load chart {key}: {_one_line(exc)}") from exc
+        subcharts = len(chart.dependencies)
+        declared = list(chart.metadata.get("dependencies") or ()) if subcharts else []
+        return _LoadedChart(chart, subcharts, declared, chart.values if subcharts else {})
+
+    def _chart(self, chart_dir: Path, values: Mapping[str, Any]) -> _LoadedChart:
         key = chart_dir.resolve()
-        if key not in self._charts:
-            try:
-                helm_python.disable_logging()
-                chart = helm_python.Chart.load(str(key))
-            except helm_python.HelmError as exc:
-                raise ChartError(f"cannot load chart {chart_dir}: {_one_line(exc)}") from exc
-            self._charts[key] = (chart, len(chart.dependencies))
-        return self._charts[key][0]
+        loaded = self._charts.get(key)
+        if loaded is not None and loaded.pruned and not _stays_disabled(loaded, values):
+            loaded.chart.close()
+            loaded = None
+        if loaded is None:
+            loaded = self._charts[key] = self._load(key)
+        return loaded
 
     def render(
         self, chart_dir: Path, values: Mapping[str, Any], release: str, namespace: str
     ) -> dict[str, str]:
         import helm_python
 
-        chart = self._chart(chart_dir)
+        loaded = self._chart(chart_dir, values)
         try:
-            return dict(chart.render(dict(values), name=release, namespace=namespace))
+            return dict(loaded.chart.render(dict(values), name=release, namespace=namespace))
         except helm_python.HelmError as exc:
             raise ChartError(f"chart {chart_dir.name} does not render: {_one_line(exc)}") from exc
         finally:
-            key = chart_dir.resolve()
-            loaded = self._charts[key][1]
-            if loaded and len(chart.dependencies) < loaded:
-                del self._charts[key]
-                chart.close()
+            if loaded.subcharts and len(loaded.chart.dependencies) < loaded.subcharts:
+                loaded.pruned = True
 
 
 @dataclass

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from bot.errors import ChartError
 from bot.locate.helm import Deployment, HelmIndex
 from bot.locate.helm_charts import ChartCopies
 from bot.locate.helm_render import SdkRenderer
@@ -207,3 +208,46 @@ def test_a_subchart_one_deployment_enables_is_located_after_one_that_disables_it
     prod = locate(tmp_path, finding_for("C-0017", "Deployment", "extra", "prod"), index)
     assert prod.deployment.release == "prod"
     assert prod.doc.template == "app/charts/extra/templates/deploy.yaml"
+
+
+@pytest.mark.parametrize("condition", ["extra.enabled", "extra.enabled,global.extra"])
+def test_a_cached_chart_renders_every_values_as_a_freshly_loaded_one(
+    tmp_path: Path, condition: str
+) -> None:
+    """Values after values, in every order that matters (off, on, a null deleting the
+    default, a scalar over the mapping, a non-boolean, the second condition path): the
+    renderer's output is always that of the chart loaded afresh for the render."""
+    import helm_python
+
+    chart = _with_optional_subchart(tmp_path)
+    text = (chart / "Chart.yaml").read_text().replace("extra.enabled\n", f"{condition}\n")
+    (chart / "Chart.yaml").write_text(text)
+    sequence: list[dict[str, object]] = [
+        {},
+        {"other": 1},
+        {"extra": {"enabled": True}},
+        {},
+        {"extra": None},
+        {},
+        {"extra": "off"},
+        {},
+        {"extra": {"enabled": "yes"}},
+        {},
+        {"global": {"extra": True}},
+        {"extra": {"enabled": False}, "global": {"extra": True}},
+        {},
+    ]
+    renderer = SdkRenderer()
+    for values in sequence:
+        fresh = helm_python.Chart.load(str(chart))
+        try:
+            expected = fresh.render(dict(values), name="r", namespace="ns")
+        except helm_python.HelmError:
+            expected = None
+        finally:
+            fresh.close()
+        try:
+            got: dict[str, str] | None = renderer.render(chart, values, "r", "ns")
+        except ChartError:
+            got = None
+        assert got == expected, values
