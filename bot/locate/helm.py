@@ -849,11 +849,21 @@ class Probes:
             self._probe_halves(paths, enable)
 
     def _probe_halves(self, paths: list[YamlPath], enable: Mapping[YamlPath, YamlPath]) -> None:
-        # (A batch that broke a render is remembered failed by the cache, not rendered again.)
-        if not self._probe_with(paths, enable, {}) and len(paths) > 1:
-            half = len(paths) // 2
-            self._probe_halves(paths[:half], enable)
-            self._probe_halves(paths[half:], enable)
+        """Markers under ``paths`` (with maps) where together they break a render: the first
+        path whose marker breaks it is found by halving the prefix that renders (that prefix's
+        markers are recorded), left out, and the paths after it probed the same way (a render
+        per halving, not per half of every half). A batch that broke a render is remembered
+        failed by the cache, not rendered again."""
+        remaining = list(paths)
+        while remaining and not self._probe_with(remaining, enable, {}):
+            renders, breaks = 0, len(remaining)  # a prefix this long renders / breaks
+            while breaks - renders > 1:
+                middle = (renders + breaks) // 2
+                if self._probe_with(remaining[:middle], enable, {}):
+                    renders = middle
+                else:
+                    breaks = middle
+            remaining = remaining[breaks:]
 
     def _probe_absent(self) -> None:
         """Keys the templates read that the values lack, named for what fixers set under a

@@ -254,6 +254,47 @@ def test_maps_a_template_prints_as_text_are_probed_with_text_markers(
     assert text_renders < halves_renders
 
 
+def test_markers_that_break_a_render_are_left_out_one_at_a_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, renders: list[int]
+) -> None:
+    """Maps whose marker breaks the render with a map (values printed as text) and with text
+    (values read as maps): each such key is found by halving the prefix that renders and left
+    out, the rest probed together; what is found is what probing every key alone finds."""
+
+    def found(name: str) -> tuple[dict, int]:
+        chart = _printed_maps(tmp_path, name)
+        values = chart / "values.yaml"  # maps no template reads: their markers land nowhere
+        values.write_text(
+            values.read_text() + "more:\n" + "".join(f"  k{n}: {{}}\n" for n in range(40))
+        )
+        deployment = chart / "templates" / "deployment.yaml"
+        deployment.write_text(
+            deployment.read_text()
+            + "            {{- range $k, $v := .Values.extra }}\n"
+            + "            - name: {{ $k }}\n              value: {{ $v.value | quote }}\n"
+            + "            {{- end }}\n"
+        )
+        target = locate(tmp_path, finding_for("C-0016", "Deployment", name, None, name))
+        probes = target.view.mapping.probes
+        start = renders[0]
+        return dict(probes.found(target.view.mapping.doc.ident, everything=True)), (
+            renders[0] - start
+        )
+
+    together, together_renders = found("together")
+
+    def alone(self: helm.Probes, paths: list, enable: dict | None = None) -> None:
+        for path in paths:
+            self._probe_with([path], enable or {}, {})
+
+    monkeypatch.setattr(helm.Probes, "_probe", alone)
+    one_by_one, alone_renders = found("alone")
+    assert together == one_by_one
+    assert together[(*POD, "nodeSelector")] == ("nodeSelector",)
+    assert ("podAnnotations",) not in together.values()
+    assert together_renders < alone_renders / 2
+
+
 _MOUNTS_POD = """\
       containers:
         - name: app
