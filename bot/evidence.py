@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping
 
 from bot.locate.base import FileOverlay, Target
-from fixers.intent import Comment, Evidence, WorkloadIntent, classify, comments_of
+from fixers.intent import Comment, Evidence, WorkloadIntent, classified, comments_of
 from fixers.model import YamlPath
 from fixers.runtime_evidence import WorkloadRuntime
 from fixers.view import PodView, calls_the_api
@@ -59,4 +59,4 @@ def workload_intent(
                 ("serviceAccountToken",),
             )
         )
-    return classify(view, comments, extra), comments
+    return classified(view, comments, extra), comments

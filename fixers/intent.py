@@ -958,19 +958,33 @@ def intent_of(view: PodView, given: WorkloadIntent | None) -> WorkloadIntent:
     """The intent the caller gathered (with comments), else what the view alone shows."""
     if given is not None:
         return given
+    return classified(view)
+
+
+def classified(
+    view: PodView,
+    comments: Mapping[YamlPath, Comment] | None = None,
+    extra: Iterable[Evidence] = (),
+) -> WorkloadIntent:
+    """`classify`, memoised for a manifest's view: it is immutable and memoised per text, and
+    the planner asks for the intent of the same view (with the same comments) for every batch
+    and finding of a document, verification once per finding it checks."""
     if type(view) is not ManifestPodView:
-        return classify(view)
-    # A manifest's view is immutable and memoised per text: verification asks for the
-    # intent of the same re-read view once per finding it checks.
-    hit = _ALONE.get(id(view))
+        return classify(view, comments, extra)
+    extra = tuple(extra)
+    key = (id(view), tuple(comments.items()) if comments else (), extra)
+    try:
+        hit = _CLASSIFIED.get(key)
+    except TypeError:  # evidence holding a list: not hashable, never memoised
+        return classify(view, comments, extra)
     if hit is not None and hit[0] is view:
         return hit[1]
-    return _ALONE.put(id(view), (view, classify(view)))[1]
+    return _CLASSIFIED.put(key, (view, classify(view, comments, extra)))[1]
 
 
-_ALONE: Memo[int, tuple[ManifestPodView, WorkloadIntent]] = Memo(1024)
-"""`classify` of a manifest view alone, by the view's identity (the entry holds the view, so
-its id is not reused while it is kept)."""
+_CLASSIFIED: Memo[tuple[Any, ...], tuple[ManifestPodView, WorkloadIntent]] = Memo(1024)
+"""`classify` of a manifest view, by the view's identity, its comments and the extra evidence
+(the entry holds the view, so its id is not reused while it is kept)."""
 
 
 def stale_comments(

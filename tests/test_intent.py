@@ -11,7 +11,7 @@ from bot.plan import build_plan
 from bot.sources.base import Report
 from bot.waivers import Waiver, remedy_yaml
 from fixers.edits import load_documents
-from fixers.intent import classify, comments_of, decline, written_paths
+from fixers.intent import Evidence, classified, classify, comments_of, decline, written_paths
 from fixers.model import AppendUnique, Finding, Fixed, ResourceRef, SourceHint
 from fixers.view import ManifestPodView
 from tests.conftest import corpus_path
@@ -311,6 +311,19 @@ def test_reason_comment_and_written_paths() -> None:
     assert intent.writes("report") == ("/var/reports",)
     found = decline(intent, view, _finding("C-0013", "CronJob", "nightly-report", "j.yaml"))
     assert found is not None and "legacy: writes to /var/reports" in found.reason
+
+
+def test_the_memoised_intent_of_a_view_is_that_of_its_comments_and_evidence() -> None:
+    view = _view(REPORT_JOB)
+    comments = comments_of(REPORT_JOB)
+    extra = [Evidence("runtime", "observed writing /tmp", ("writableRoot",), "report")]
+    for given, more in ((None, ()), (comments, ()), (comments, extra), (None, extra)):
+        assert classified(view, given, more) == classify(view, given, more)
+        assert classified(view, given, more) == classify(view, given, more)  # memoised
+    assert classified(view, comments).writes("report") == ("/var/reports",)
+    assert classified(view).writes("report") == ()
+    other = _view(REPORT_JOB.replace("runAsUser: 0", "runAsUser: 1000"))
+    assert classified(other) == classify(other)
 
 
 def test_plan_waives_root_and_mounts_what_the_job_writes(tmp_path: Path) -> None:
