@@ -12,7 +12,7 @@ import re
 from collections import defaultdict
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import cache
+from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
@@ -156,7 +156,9 @@ class _ResourceKeys:
         return (self[finding.resource], finding.control_id, finding.container or "")
 
 
+@lru_cache(maxsize=8192)
 def _slug(text: str) -> str:
+    # memoised: every finding's change-set key is made several times while it is planned
     text = re.sub(r"\.(ya?ml)$", "", text.lower())
     text = re.sub(r"[^a-z0-9]+", "-", text).strip("-")
     return text[:80] or "root"
