@@ -62,7 +62,7 @@ def verify_fix(
         return f"the edited file does not verify: {view}"
     document = workload_document(view)
     if document is not None:
-        new = _new_problems(target, overlay, document, before)
+        new = _new_problems(target, overlay, document, before, view)
         if new:
             return f"the edited {finding.resource} is not a valid Kubernetes object: {new[0]}"
     if document is not None and before is not None and target.location.kind != "manifest":
@@ -94,15 +94,16 @@ def _new_problems(
     overlay: FileOverlay,
     document: Mapping[str, Any],
     before: Mapping[str, Any] | None,
+    view: object = None,
 ) -> list[str]:
     """The problems of the edited ``document`` that the unedited repository's object lacks,
-    in `object_problems` order.
+    in `object_problems` order; ``view``: the one ``document`` was read into, if any.
 
     With ``before`` (see `verify_fix`) and no new schema error in what the edits changed
     (`changes_validate`), no schema error can be new: only the other problems are looked at,
     and the repository's object only when ``document`` has one that ``before`` lacks."""
     if before is not None and _once("changes", before, document):
-        problems = _once("other", document)
+        problems = _once("other", document, view=view)
         if not problems or set(problems) <= set(_once("other", before)):
             return []
     else:
@@ -232,15 +233,19 @@ def _validator(schema_dir: str, kind: str, api_version: str) -> Any | None:
 _checked: dict[tuple[Any, ...], tuple[tuple[Mapping[str, Any], ...], Any]] = {}
 
 
-def _once(check: str, *documents: Mapping[str, Any]) -> Any:
+def _once(check: str, *documents: Mapping[str, Any], view: object = None) -> Any:
     """A check of `_CHECKS` once per parsed document object (or pair of them): every finding
     of a batch is verified against the same (memoised, never mutated) document, so it is
-    validated once, after the batch's last edit, against the schema of its kind."""
+    validated once, after the batch's last edit, against the schema of its kind. ``view``:
+    a manifest's view of the one document, which the "other" check then need not build."""
     key = (check, kubernetes_version(), *map(id, documents))
     hit = _checked.get(key)
     if hit is not None and all(a is b for a, b in zip(hit[0], documents, strict=True)):
         return hit[1]
-    result = _CHECKS[check](*documents)
+    if check == "other" and type(view) is ManifestPodView and view.document is documents[0]:
+        result = _other_problems(documents[0], view)
+    else:
+        result = _CHECKS[check](*documents)
     if len(_checked) > 1024:
         _checked.clear()
     _checked[key] = (documents, result)  # holding the documents keeps their ids unique
@@ -258,9 +263,13 @@ def object_problems(document: Mapping[str, Any]) -> tuple[str, ...]:
     )
 
 
-def _other_problems(document: Mapping[str, Any]) -> tuple[str, ...]:
-    """`object_problems` but the schema's, in the same order."""
-    view = ManifestPodView.from_document(document)
+def _other_problems(
+    document: Mapping[str, Any], view: ManifestPodView | None = None
+) -> tuple[str, ...]:
+    """`object_problems` but the schema's, in the same order; ``view``: the document's own
+    (`ManifestPodView.from_document` of it), when the caller has it."""
+    if view is None:
+        view = ManifestPodView.from_document(document)
     return (
         *quantity_problems(document),
         *security_context_problems(view),
