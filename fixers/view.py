@@ -348,6 +348,9 @@ class ServicePorts:
     headless: bool = False
     """``clusterIP: None``: each selected pod gets a DNS name of its own (a StatefulSet's
     members address each other by it)."""
+    outside: str = ""
+    """How clients that are not pods reach the selected pods through it (``type
+    LoadBalancer``, ``type NodePort``, ``externalIPs``); empty when only pods do."""
 
     @classmethod
     def of(cls, document: Mapping[str, Any], namespace: str | None = None) -> ServicePorts | None:
@@ -375,6 +378,7 @@ class ServicePorts:
             tuple(sorted((str(k), str(v)) for k, v in selector.items())),
             tuple(ports),
             spec.get("clusterIP") == "None",
+            _reached_from_outside(spec),
         )
 
     def selects(self, labels: Mapping[str, str], namespace: str | None) -> bool:
@@ -389,6 +393,55 @@ class ServicePorts:
             if own == port:
                 return protocol, target
         return None
+
+
+def _reached_from_outside(spec: Mapping[str, Any]) -> str:
+    """How a Service ``spec`` lets clients that are not pods in (see `ServicePorts.outside`)."""
+    kind = spec.get("type")
+    if kind in ("LoadBalancer", "NodePort"):
+        return f"type {kind}"
+    if list_items(spec.get("externalIPs")):
+        return "externalIPs"
+    return ""
+
+
+WEBHOOK_KINDS = frozenset({"ValidatingWebhookConfiguration", "MutatingWebhookConfiguration"})
+
+
+def api_server_calls(document: Mapping[str, Any]) -> list[tuple[str | None, str, int, str]]:
+    """(namespace, Service name, Service port, who) of every Service the Kubernetes API server
+    itself calls as ``document`` configures it: an admission webhook, an aggregated APIService,
+    a CustomResourceDefinition's conversion webhook. The API server is not a pod: a
+    NetworkPolicy admitting only pods (pod or namespace selectors) shuts it out."""
+    kind, meta = document.get("kind"), document.get("metadata")
+    name = meta.get("name", "") if isinstance(meta, Mapping) else ""
+    configs: list[Any] = []
+    if kind in WEBHOOK_KINDS:
+        configs = [
+            w.get("clientConfig")
+            for w in list_items(document.get("webhooks"))
+            if isinstance(w, Mapping)
+        ]
+    elif kind == "APIService":
+        spec = document.get("spec")
+        configs = [spec] if isinstance(spec, Mapping) else []
+    elif kind == "CustomResourceDefinition":
+        configs = [lookup(document, ("spec", "conversion", "webhook", "clientConfig"))]
+    found = []
+    for config in configs:
+        service = config.get("service") if isinstance(config, Mapping) else None
+        if not isinstance(service, Mapping) or not service.get("name"):
+            continue
+        port = service.get("port", 443)
+        found.append(
+            (
+                str(service["namespace"]) if service.get("namespace") else None,
+                str(service["name"]),
+                port if isinstance(port, int) and not isinstance(port, bool) else 443,
+                f"{kind} {name}",
+            )
+        )
+    return found
 
 
 def other_pods_selected(
@@ -468,6 +521,8 @@ class Neighbourhood:
     workloads: list[Pods] = field(default_factory=list)
     api_accounts: list[tuple[str | None, str]] = field(default_factory=list)
     services: list[ServicePorts] = field(default_factory=list)
+    api_server_calls: list[tuple[str | None, str, int, str]] = field(default_factory=list)
+    """(namespace, Service, port, who) the API server calls (`api_server_calls`)."""
 
     def add(self, document: Mapping[str, Any], namespace: str | None = None) -> None:
         """Take in one document; ``namespace``: where it is deployed when it names none."""
@@ -480,9 +535,38 @@ class Neighbourhood:
         service = ServicePorts.of(document, namespace)
         if service is not None:
             self.services.append(service)
+        self.api_server_calls += [
+            (ns or namespace, name, port, who) for ns, name, port, who in api_server_calls(document)
+        ]
 
     def copy(self) -> Neighbourhood:
-        return Neighbourhood(list(self.workloads), list(self.api_accounts), list(self.services))
+        return Neighbourhood(
+            list(self.workloads),
+            list(self.api_accounts),
+            list(self.services),
+            list(self.api_server_calls),
+        )
+
+    def outside_callers(self, view: PodView) -> list[tuple[str, int | str]]:
+        """(who, pod port) of each caller that is not a pod and reaches ``view``'s pods
+        through a Service selecting them: the Service's own external exposure (`ServicePorts.
+        outside`) and the API server calling it (`api_server_calls`)."""
+        found: list[tuple[str, int | str]] = []
+        for service in self.services:
+            if not service.selects(view.labels, view.namespace):
+                continue
+            if service.outside:
+                who = f"clients outside the cluster through Service {service.name}"
+                found += [(f"{who} ({service.outside})", t) for _, _, t in service.ports]
+            for ns, name, port, who in self.api_server_calls:
+                if name != service.name or (ns or "default") != (service.namespace or "default"):
+                    continue
+                target = service.target(port)
+                if target is not None:
+                    found.append(
+                        (f"the Kubernetes API server through Service {name} ({who})", target[1])
+                    )
+        return found
 
 
 def calls_the_api(view: PodView, bound: Collection[tuple[str | None, str]]) -> str | None:

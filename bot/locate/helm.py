@@ -663,6 +663,45 @@ def _rules_in_words(rules: Any, restricted: bool, direction: str, own: Any = Non
     return f"{direction} only " + "; or ".join(said)
 
 
+def _port_names(view: PodView) -> dict[str, int]:
+    """containerPort of each named port of the pod's regular containers."""
+    names: dict[str, int] = {}
+    for container in view.containers:
+        for port in container.get("ports", default=[]) or []:
+            if isinstance(port, Mapping) and port.get("name") and port.get("containerPort"):
+                names.setdefault(str(port["name"]), port["containerPort"])
+    return names
+
+
+def _admits_non_pods(rules: Any, port: int | str, names: Mapping[str, int]) -> bool:
+    """Whether ingress ``rules`` admit sources that are not pods (a rule with no ``from``, or
+    an ``ipBlock`` peer) on pod ``port`` (a number or a container port's name)."""
+    wanted = names.get(port, port) if isinstance(port, str) else port
+    for rule in rules if isinstance(rules, list) else []:
+        if not isinstance(rule, Mapping):
+            continue
+        peers = rule.get("from")
+        if peers and not any(isinstance(p, Mapping) and "ipBlock" in p for p in peers):
+            continue
+        ports = rule.get("ports")
+        if not ports:
+            return True
+        for entry in ports if isinstance(ports, list) else []:
+            if not isinstance(entry, Mapping) or entry.get("port") is None:
+                return True
+            given = entry["port"]
+            given = names.get(given, given) if isinstance(given, str) else given
+            end = entry.get("endPort")
+            if given == wanted or (
+                isinstance(end, int)
+                and isinstance(given, int)
+                and isinstance(wanted, int)
+                and given <= wanted <= end
+            ):
+                return True
+    return False
+
+
 def _allows_dns(rules: Any) -> bool:
     """Whether egress ``rules`` let a pod reach the cluster DNS: a rule on port 53 (or on any
     port) to anywhere, or to peers that name namespaces or addresses (kube-dns runs in
@@ -1876,6 +1915,21 @@ class HelmTarget:
                     f"Service names ({egress}); turn it on by "
                     "hand with a DNS egress rule"
                 )
+            if mine and "Ingress" in types:
+                shut_out = [
+                    f"{who} on port {port}"
+                    for who, port in neighbourhood.outside_callers(self.view)
+                    if not _admits_non_pods(spec.get("ingress"), port, _port_names(self.view))
+                ]
+                if shut_out:
+                    raise ChartError(
+                        f"chart {chart}'s NetworkPolicy {name}, which {switch} turns on, admits "
+                        f"ingress to {self.doc.kind} {self.doc.name} only from pods ({ingress}), "
+                        "but callers that are not pods reach it and would be cut off: "
+                        f"{'; '.join(dict.fromkeys(shut_out))}; add an ipBlock (or an "
+                        "any-source rule) for them to the chart's policy values and turn it "
+                        "on by hand"
+                    )
             serving, labelled = self._served_by_outsiders(
                 spec, namespace, neighbourhood, mine, others
             )

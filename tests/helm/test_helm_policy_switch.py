@@ -57,7 +57,12 @@ DNS = "[{ports: [{port: 53, protocol: UDP}]}]"
 
 
 def _plan(
-    root: Path, selector: str, egress: str, binding: bool = False, ingress: str = OPEN_INGRESS
+    root: Path,
+    selector: str,
+    egress: str,
+    binding: bool = False,
+    ingress: str = OPEN_INGRESS,
+    extra: dict[str, str] | None = None,
 ) -> Plan:
     chart = root / "charts" / "app"
     (chart / "templates").mkdir(parents=True)
@@ -67,6 +72,8 @@ def _plan(
     (chart / "templates" / "networkpolicy.yaml").write_text(POLICY % (selector, ingress, egress))
     if binding:
         (chart / "templates" / "rolebinding.yaml").write_text(BINDING)
+    for name, text in (extra or {}).items():
+        (chart / "templates" / name).write_text(text)
     finding = Finding(
         control_id="C-0260",
         resource=ResourceRef(kind="Deployment", name="app", namespace="default"),
@@ -156,6 +163,78 @@ def test_a_switch_that_admits_only_clients_labelled_as_no_pod_is_left_alone(
     assert "only from its own pods and pods labelled zk-client=true" in refused.reason, (
         refused.reason
     )
+
+
+SERVICE = """\
+apiVersion: v1
+kind: Service
+metadata:
+  name: app
+spec:
+  type: %s
+  selector: {app: app}
+  ports: [{port: 443, targetPort: 8080}]
+"""
+
+WEBHOOK = """\
+apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingWebhookConfiguration
+metadata:
+  name: app
+webhooks:
+  - name: app.example.com
+    clientConfig:
+      service: {name: app, namespace: "{{ .Release.Namespace }}", path: /validate}
+"""
+
+ANY_POD = "[{from: [{namespaceSelector: {}}], ports: [{port: 8080}]}]"
+
+
+@pytest.mark.parametrize(
+    ("extra", "cut_off"),
+    [
+        (
+            {"service.yaml": SERVICE % "LoadBalancer"},
+            "clients outside the cluster through Service app (type LoadBalancer) on port 8080",
+        ),
+        (
+            {"service.yaml": SERVICE % "NodePort"},
+            "clients outside the cluster through Service app (type NodePort) on port 8080",
+        ),
+        (
+            {"service.yaml": SERVICE % "ClusterIP", "webhook.yaml": WEBHOOK},
+            "the Kubernetes API server through Service app (ValidatingWebhookConfiguration "
+            "app) on port 8080",
+        ),
+    ],
+    ids=["load-balancer", "node-port", "admission-webhook"],
+)
+def test_a_switch_that_admits_only_pods_to_a_pod_reached_from_outside_is_left_alone(
+    tmp_path: Path, extra: dict[str, str], cut_off: str
+) -> None:
+    """vault's server policy admits 8200 from every pod of every namespace (namespaceSelector:
+    {}); with ui.serviceType LoadBalancer its clients outside the cluster are not pods, nor is
+    the API server calling an admission webhook or an APIService: the policy would cut them
+    off. A rule that admits any source (or an ipBlock) on that port keeps them: turned on."""
+    plan = _plan(tmp_path, "{matchLabels: {app: app}}", DNS, ingress=ANY_POD, extra=extra)
+    assert not plan.change_sets
+    (refused,) = plan.unfixable
+    assert "only from pods (ingress only from any pod of namespaces (any) on 8080/TCP)" in (
+        refused.reason
+    )
+    assert cut_off in refused.reason, refused.reason
+    open_too = ANY_POD[:-1] + ", {from: [{ipBlock: {cidr: 0.0.0.0/0}}], ports: [{port: 8080}]}]"
+    assert _plan(
+        tmp_path / "open", "{matchLabels: {app: app}}", DNS, ingress=open_too, extra=extra
+    ).change_sets
+    # a Service only pods reach: the namespace-wide rule is enough
+    assert _plan(
+        tmp_path / "cluster-ip",
+        "{matchLabels: {app: app}}",
+        DNS,
+        ingress=ANY_POD,
+        extra={"service.yaml": SERVICE % "ClusterIP"},
+    ).change_sets
 
 
 @pytest.mark.parametrize(
