@@ -8,6 +8,7 @@ stacked per change-set group on a `FileOverlay`; nothing touches the repository 
 from __future__ import annotations
 
 import dataclasses
+import fnmatch
 import re
 from collections import defaultdict
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
@@ -27,7 +28,7 @@ from bot.locate.kustomize import KustomizeIndex, locate_kustomize, overlays_note
 from bot.locate.kustomize_build import kustomization_dirs
 from bot.locate.manifest import ManifestIndex, locate_manifest
 from bot.model import ChangeSet, FileChange, PlannedFix, Unfixable
-from bot.repo_config import RepoConfig, defaults
+from bot.repo_config import IgnoreRule, RepoConfig, defaults
 from bot.sources.base import Report
 from bot.verify import verify_fix, workload_document
 from bot.waivers import Waiver, waiver_change_set
@@ -454,7 +455,7 @@ class Planner:
         """
         kept: list[Finding] = []
         targets: dict[tuple[str, int, str], Target] = {}
-        located: dict[tuple[str | int, ...], tuple[Finding, Target]] = {}
+        placed: list[tuple[Finding, Target, tuple[str, int, str]]] = []
 
         def settled(finding: Finding) -> None:
             kept.append(finding)
@@ -481,12 +482,50 @@ class Planner:
             # or a Helm template deployed by two Applications (`why` names the overlay or the
             # deployment; it is empty for plain manifests).
             place = (found.location.path, found.location.document_index, found.location.why)
-            target = targets.setdefault(place, found)
+            placed.append((finding, targets.setdefault(place, found), place))
+        # A scanner that cannot tell "default" from unset (Trivy) names no namespace where
+        # another (Checkov) names one: located in the same document, the resource takes the
+        # one namespace the others name, and their findings of a control are one. A waiver
+        # naming the namespace the document itself names covers the finding that names none.
+        spellings: dict[tuple[str | int, ...], set[str]] = {}
+        for finding, _, place in placed:
+            ref = finding.resource
+            if ref.namespace is not None:
+                spellings.setdefault((ref.kind, ref.name, *place), set()).add(ref.namespace)
+        located: dict[tuple[str | int, ...], tuple[Finding, Target]] = {}
+        for finding, target, place in placed:
+            ref = finding.resource
+            if ref.namespace is None:
+                others = spellings.get((ref.kind, ref.name, *place), set())
+                other = next(iter(others)) if len(others) == 1 else None
+                rule = self._waived_in(finding, target, other)
+                if rule is not None:
+                    reason = f"ignored by .remedy.yaml: {rule.reason}"
+                    self.state.unfixable.append(Unfixable(finding, reason, "ignored"))
+                    settled(finding)
+                    continue
+                if other is not None:
+                    named = dataclasses.replace(ref, namespace=other)
+                    finding = dataclasses.replace(finding, resource=named)
             where = (*finding.identity, *place)
             if where in located:
                 finding = _merged(located[where][0], finding)
             located[where] = (finding, target)
         return kept, list(located.values())
+
+    def _waived_in(self, finding: Finding, target: Target, other: str | None) -> IgnoreRule | None:
+        """The `.remedy.yaml` rule that ignores ``finding`` (which names no namespace) as if it
+        named the namespace its document names, or ``other`` (the one another scanner names
+        for it); the document is read only when a rule names the finding's control."""
+        if not any(fnmatch.fnmatchcase(finding.control_id, r.control) for r in self.config.ignore):
+            return None
+        for namespace in (_document_namespace(target, finding.resource), other):
+            if namespace is not None:
+                named = dataclasses.replace(finding.resource, namespace=namespace)
+                rule = self.config.ignored(dataclasses.replace(finding, resource=named))
+                if rule is not None:
+                    return rule
+        return None
 
     def triage(self, finding: Finding) -> bool:
         """Whether ``finding`` is settled before any fixer runs (recorded as compliant,
@@ -1047,6 +1086,20 @@ def _catalog_unfixable(finding: Finding, reason: Unfixable) -> bool:
         and control.unfixable_reason is not None
         and finding.resource.kind in WORKLOAD_KINDS
     )
+
+
+def _document_namespace(target: Target, ref: ResourceRef) -> str | None:
+    """The namespace the document ``target`` located for ``ref`` names itself (a chart's
+    rendered document, not its release's namespace), or None."""
+    try:
+        view = target.view
+    except RemedyError:
+        return None
+    document = getattr(view, "rendered", view)
+    if (document.kind, document.name) != (ref.kind, ref.name):
+        return None
+    namespace = document.namespace
+    return namespace if isinstance(namespace, str) and namespace else None
 
 
 def _triage(finding: Finding, config: RepoConfig) -> Unfixable | None:
