@@ -83,10 +83,18 @@ def _stateful(view: PodView, container: ContainerView, ctx: FixContext) -> str |
         return f"runs {entry.name}{known}; recommendation: {entry.recommendation} ({entry.source})"
     purpose = intent_of(view, ctx.intent).purpose
     if purpose and not container.init:
+        if view.kind == "DaemonSet":
+            return (
+                f"belongs to {purpose}; recommendation: size it from its usage on the busiest "
+                "node (kubectl top pod) before limiting it: killed for memory or throttled, it "
+                "stops doing its work there"
+            )
+        # a controller Deployment of a node agent (a CSI driver's provisioner): one per
+        # cluster, not per node
         return (
-            f"belongs to {purpose}; recommendation: size it from its usage on the busiest "
-            "node (kubectl top pod) before limiting it: killed for memory or throttled, it "
-            "stops doing its work there"
+            f"belongs to {purpose}; recommendation: size it from its usage under a busy "
+            "cluster's load (kubectl top pod) before limiting it: killed for memory or "
+            "throttled, it stops doing its work for the whole cluster"
         )
     if view.kind == "StatefulSet" and not container.init:
         return (
