@@ -155,7 +155,7 @@ def _data() -> dict[str, tuple[_Entry, ...]]:
         files("fixers").joinpath("data", "workload_intent.yaml").read_text(), Loader=_DATA_LOADER
     )
     out: dict[str, tuple[_Entry, ...]] = {}
-    for section in ("agents", "writable", "stateful"):
+    for section in ("agents", "writable", "stateful", "scales"):
         out[section] = tuple(
             _Entry(
                 name=str(item["name"]),
@@ -214,6 +214,12 @@ def well_known_agent(image: Any) -> _Entry | None:
 def stateful_server(image: Any) -> _Entry | None:
     """The data entry of a database or stateful server image (name, recommendation, source)."""
     return _match("stateful", image)
+
+
+def scales_with_cluster(image: Any) -> _Entry | None:
+    """The data entry of a cluster-wide component whose usage grows with the cluster (its
+    objects or its traffic) rather than with its requests: an ingress proxy, kube-state-metrics."""
+    return _match("scales", image)
 
 
 def serves_stateful(container: ContainerView) -> tuple[_Entry, str] | None:

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from fixers.base import ContainerFix, ContainerFixer
-from fixers.intent import intent_of, serves_stateful
+from fixers.intent import intent_of, scales_with_cluster, serves_stateful
 from fixers.model import NeedsHuman, Risk, Set
 from fixers.rules._quantity import BadQuantity, at_least, scale
 from fixers.view import ContainerView, PodView
@@ -52,6 +52,15 @@ class ResourceLimits(ContainerFixer):
             )
         except BadQuantity as exc:
             return NeedsHuman(f"container {container.name}: {exc}; fix the value by hand")
+        scales = scales_with_cluster(container.get("image"))
+        limits = [f"{s}.{r}" for s, r, _, _ in planned if s == "limits"]
+        if scales is not None and limits and not container.init:
+            return NeedsHuman(
+                f"container {container.name} runs {scales.name}, whose usage grows with the "
+                f"cluster, not with its requests: a limit derived for {', '.join(limits)} would "
+                f"throttle or kill it under load; recommendation: {scales.recommendation} "
+                f"({scales.source})"
+            )
         guessed = [
             f"{s}.{r}" for s, r, _, why in planned if why.startswith(("default ", "capped at"))
         ]
