@@ -28,7 +28,7 @@ from typing import Any, ClassVar, Literal, Protocol
 from bot import controls
 from bot.errors import RemedyError
 from bot.forge.base import CommandForge, MergeRequestInfo
-from bot.lifecycle import RECREATE_LABEL, marker_controls
+from bot.lifecycle import IGNORED_LABEL, RECREATE_LABEL, marker_controls
 from bot.markdown import escape as escape_markdown
 from bot.observability import log_event
 from bot.settings import Settings
@@ -245,6 +245,10 @@ class Ignore(Command):
             )
         if info.state != "opened":
             return Reply(f"This merge request is already {info.state}.", ok=False)
+        # The bot's token closes it, so GitLab's state events name the bot: the label is what
+        # tells the next run that a person asked for this close (labelled first, so that a
+        # failed close leaves an open MR, never an unlabelled closed one that is proposed again).
+        ctx.forge(project).set_labels(iid, add=[IGNORED_LABEL])
         ctx.forge(project).set_state(iid, "close")
         return Reply(
             f"Closed as ignored, as {who} asked.{because} The bot will not reopen it until the "
@@ -260,7 +264,11 @@ class Unignore(Command):
 
     def run(self, ctx: Context, args: dict[str, Any]) -> Reply:
         project, iid, info = _mr(ctx)
-        ignored = [label for label in info.labels if label.startswith(IGNORE_LABEL_PREFIX)]
+        ignored = [
+            label
+            for label in info.labels
+            if label.startswith(IGNORE_LABEL_PREFIX) or label == IGNORED_LABEL
+        ]
         if info.state == "merged":
             return Reply("This merge request is merged; there is nothing to unignore.", ok=False)
         if info.state != "closed" and not ignored:

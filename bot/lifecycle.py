@@ -538,6 +538,12 @@ def _close_resolved(run: _Run, key: str, change: ChangeRequest, proven: bool) ->
 
 
 def _update(run: _Run, cs: ChangeSet, change: ChangeRequest, branch: str, default: str) -> None:
+    if IGNORED_LABEL in change.labels:
+        # open again (reopened by a person, or `unignore`): no longer ignored, so that a later
+        # close by the bot (findings resolved) is not taken for a person's ignore
+        change = run.forge.update_change(
+            change, labels=[label for label in change.labels if label != IGNORED_LABEL]
+        )
     if RECREATE_LABEL in change.labels:
         # a person asked for it: one commit request rewrites the branch from the default branch
         run.commit(cs, branch, default)

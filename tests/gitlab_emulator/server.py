@@ -381,6 +381,16 @@ class GitLabEmulator:
             self.api.record_state(mr, user, "closed")
             self.api.mr_event(project, mr, user, "close")
 
+    def reopen_as(self, project_id: int, mr_iid: int, *, by: str) -> None:
+        """Reopen a closed MR as a human would."""
+        with self._lock:
+            user = self._user(by)
+            project = self._project(project_id)
+            mr = self.api.mr(project, str(mr_iid))
+            mr.state, mr.closed_at, mr.closed_by, mr.updated_at = "opened", None, None, now()
+            self.api.record_state(mr, user, "reopened")
+            self.api.mr_event(project, mr, user, "reopen")
+
     def _project(self, project_id: int) -> Project:
         project = self.state.projects.get(project_id)
         if project is None:

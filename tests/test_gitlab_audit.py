@@ -1,0 +1,89 @@
+"""Audit of the GitLab lifecycle against GitLab's documented behaviour (emulator end to end)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bot.commands import Actor, Context, dispatch
+from bot.forge.gitlab import GitLabForge
+from bot.settings import Settings
+from bot.web_settings import WebSettings
+from tests.gitlab_emulator import DEVELOPER, GitLabEmulator
+from tests.test_gitlab_lifecycle import FRONTEND, _mr, _project
+from tests.test_gitlab_run import PROJECT, example_files, run
+
+
+class _Runs:
+    def __init__(self) -> None:
+        self.queued: list[str] = []
+
+    def run_project(self, project: str) -> None:
+        self.queued.append(project)
+
+
+def _command(emulator: GitLabEmulator, user: str, iid: int, text: str) -> str:
+    uid = emulator.state.user_named(user)
+    assert uid is not None
+    port = GitLabForge(emulator.url, emulator.token, PROJECT, max_retries=0)
+    ctx = Context(
+        settings=Settings(projects=[{"id": PROJECT}]),
+        web=WebSettings(),
+        actor=Actor("gitlab", str(uid.id), user),
+        channel="mr",
+        gitlab=lambda _: port,
+        scheduler=_Runs(),
+        project=PROJECT,
+        mr_iid=iid,
+    )
+    reply = dispatch(text, ctx)
+    assert reply.ok, reply.text
+    return reply.text
+
+
+@pytest.fixture
+def project(
+    gitlab_emulator: GitLabEmulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> int:
+    return _project(gitlab_emulator, example_files(), tmp_path, monkeypatch)
+
+
+def test_ignore_command_is_an_ignore_the_next_run_honours(
+    gitlab_emulator: GitLabEmulator, project: int, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run(gitlab_emulator, capsys)
+    mr = _mr(gitlab_emulator, project, FRONTEND)
+    alice = gitlab_emulator.add_user("alice")
+    gitlab_emulator.add_member(project, alice, DEVELOPER)
+    _command(gitlab_emulator, "alice", mr["iid"], "ignore not for this app")
+    assert _mr(gitlab_emulator, project, FRONTEND)["state"] == "closed"
+    out = run(gitlab_emulator, capsys)
+    assert f"ignored          {FRONTEND}" in out
+    states = [
+        m["state"]
+        for m in gitlab_emulator.merge_requests(project)
+        if m["source_branch"] == FRONTEND
+    ]
+    assert states == ["closed"]
+
+    # unignore reopens it and the bot keeps it up to date again, without the ignore label
+    _command(gitlab_emulator, "alice", mr["iid"], "unignore")
+    out = run(gitlab_emulator, capsys)
+    assert f"unchanged        {FRONTEND}" in out
+    after = _mr(gitlab_emulator, project, FRONTEND)
+    assert after["state"] == "opened" and "kube-remedy::ignored" not in after["labels"]
+
+
+def test_a_reopened_ignored_mr_closed_later_by_the_bot_is_no_ignore(
+    gitlab_emulator: GitLabEmulator, project: int, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run(gitlab_emulator, capsys)
+    mr = _mr(gitlab_emulator, project, FRONTEND)
+    gitlab_emulator.add_user("alice")
+    gitlab_emulator.close_as(project, mr["iid"], by="alice")
+    assert f"ignored          {FRONTEND}" in run(gitlab_emulator, capsys)
+    assert "kube-remedy::ignored" in _mr(gitlab_emulator, project, FRONTEND)["labels"]
+    gitlab_emulator.reopen_as(project, mr["iid"], by="alice")
+    run(gitlab_emulator, capsys)
+    assert "kube-remedy::ignored" not in _mr(gitlab_emulator, project, FRONTEND)["labels"]
