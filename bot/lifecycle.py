@@ -562,7 +562,11 @@ def _update(run: _Run, cs: ChangeSet, change: ChangeRequest, branch: str, defaul
         return
     parsed = parse_marker(change.description)
     if parsed == (cs.key, cs.findings_hash):
-        if change.has_conflicts and not run.forge.has_foreign_commits(change):
+        if (
+            change.has_conflicts
+            and HOLD_LABEL not in change.labels
+            and not run.forge.has_foreign_commits(change)
+        ):
             run.commit(cs, branch, default)
             run.decide("rebased", cs.key, branch, "conflicted with the default branch", change)
         else:

@@ -11,7 +11,14 @@ from bot.forge.gitlab import GitLabForge
 from bot.settings import Settings
 from bot.web_settings import WebSettings
 from tests.gitlab_emulator import DEVELOPER, GitLabEmulator
-from tests.test_gitlab_lifecycle import FRONTEND, _mr, _project
+from tests.test_gitlab_lifecycle import (
+    FRONTEND,
+    FRONTEND_FILE,
+    _mr,
+    _new_pipeline,
+    _project,
+    _report_without,
+)
 from tests.test_gitlab_run import PROJECT, example_files, run
 
 
@@ -87,3 +94,20 @@ def test_a_reopened_ignored_mr_closed_later_by_the_bot_is_no_ignore(
     gitlab_emulator.reopen_as(project, mr["iid"], by="alice")
     run(gitlab_emulator, capsys)
     assert "kube-remedy::ignored" not in _mr(gitlab_emulator, project, FRONTEND)["labels"]
+
+
+def test_a_persons_amend_of_the_bots_commit_is_never_force_pushed_over(
+    gitlab_emulator: GitLabEmulator, project: int, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`git commit --amend` keeps the bot as the author; the committer is the person."""
+    run(gitlab_emulator, capsys)
+    gitlab_emulator.add_user("alice")
+    text = gitlab_emulator.file_at(project, FRONTEND, FRONTEND_FILE) or ""
+    amended = gitlab_emulator.amend_as(
+        project, FRONTEND, {FRONTEND_FILE: text + "# alice: tuned for our image\n"}, by="alice"
+    )
+    _new_pipeline(gitlab_emulator, project, _report_without("C-0055", "/Deployment/frontend"))
+    out = run(gitlab_emulator, capsys)
+    assert f"foreign-commits  {FRONTEND}" in out
+    assert gitlab_emulator.branches(project)[FRONTEND] == amended
+    assert "is not updating this branch" in _mr(gitlab_emulator, project, FRONTEND)["description"]

@@ -694,3 +694,33 @@ def test_webhooks_are_delivered_in_order(
     assert note["user"]["username"] == "dana"  # type: ignore[index]
     assert received[2][2]["object_attributes"]["action"] == "close"  # type: ignore[index]
     assert [d.status for d in gitlab_emulator.hook_deliveries] == [200, 200, 200]
+
+
+def test_api_commits_are_committed_by_the_tokens_user_with_its_commit_email(
+    gitlab_emulator: GitLabEmulator, gitlab_client: gitlab.Gitlab, project: Project
+) -> None:
+    """Like GitLab: ``GET /user`` names the user's ``commit_email``, the committer of the
+    commits it makes through the API whatever author it passes; an amend by a person keeps
+    the author and makes the person the committer."""
+    gitlab_client.auth()
+    me = gitlab_client.user.attributes  # type: ignore[union-attr]
+    sha = project.commits.create(
+        {
+            "branch": "remedy/x",
+            "start_branch": "main",
+            "commit_message": "fix",
+            "author_email": "bot@noreply.example",
+            "author_name": "bot",
+            "actions": [{"action": "update", "file_path": "README.md", "content": "# x\n"}],
+        }
+    ).id
+    commit = project.commits.get(sha)
+    assert (commit.author_email, commit.committer_email) == (
+        "bot@noreply.example",
+        me["commit_email"],
+    )
+    gitlab_emulator.add_user("alice")
+    amended = gitlab_emulator.amend_as(project.id, "remedy/x", {"README.md": "# y\n"}, by="alice")
+    again = project.commits.get(amended)
+    assert again.author_email == "bot@noreply.example"
+    assert again.committer_email == "alice@example.com" and again.parent_ids == commit.parent_ids

@@ -166,3 +166,18 @@ def test_hold_label_stops_rewrites_and_people_labels_survive_updates() -> None:
     }
     assert "commit remedy/sc/a" not in forge.writes[writes:]
     assert {"team::web", "kube-remedy-ignore:C-0017", "security"} <= set(forge.changes[1].labels)
+
+
+def test_a_conflicting_mr_on_hold_is_not_rewritten() -> None:
+    from dataclasses import replace
+
+    from bot.lifecycle import HOLD_LABEL
+
+    forge = InMemoryForge({"sc/a.yaml": "fixed: false\n"})
+    sync(forge, [change_set("sc/a")])
+    (mr,) = forge.changes
+    forge._put(replace(mr, has_conflicts=True, labels=(*mr.labels, HOLD_LABEL)))
+    forge.writes.clear()
+    result = sync(forge, [change_set("sc/a")])
+    assert [d.action for d in result.decisions] == ["unchanged"]
+    assert forge.writes == []

@@ -240,6 +240,28 @@ class GitLabForge:
             self._gl.auth()
             return int(self._gl.user.id)  # type: ignore[union-attr]
 
+    @cached_property
+    def bot_committers(self) -> frozenset[str]:
+        """The e-mails GitLab writes as the committer of the bot's commits (``GET /user``'s
+        ``commit_email``, else ``email``; empty when GitLab shows neither). A commit on the
+        bot's branch is the bot's only when the bot authored *and* committed it: a person's
+        ``git commit --amend`` or rebase keeps the bot as author, with the person as committer."""
+        with self._call("read the bot's own user"):
+            if getattr(self._gl, "user", None) is None:
+                self._gl.auth()
+            user = self._gl.user.attributes  # type: ignore[union-attr]
+        return frozenset(
+            str(user[key]).lower() for key in ("commit_email", "email") if user.get(key)
+        )
+
+    def is_bot_commit(self, commit: Mapping[str, Any]) -> bool:
+        """Was ``commit`` (GitLab's commit JSON) written by the bot: its author e-mail, and its
+        committer e-mail when GitLab tells the bot's?"""
+        if str(commit.get("author_email") or "").lower() != self.bot_email.lower():
+            return False
+        committers = self.bot_committers
+        return not committers or str(commit.get("committer_email") or "").lower() in committers
+
     @property
     def identity(self) -> BotIdentity:
         """The bot (`bot.identity`, the one definition): its username and its user id."""
@@ -263,6 +285,7 @@ class GitLabForge:
         return {
             "default_branch": self.default_branch(),
             "bot_user_id": self.bot_user_id,
+            "bot_committers": sorted(self.bot_committers),
             "trees": {ref: list(paths) for ref, paths in self._trees.items()},
             "links": {ref: sorted(paths) for ref, paths in self._links.items()},
         }
@@ -275,6 +298,8 @@ class GitLabForge:
             self.__dict__["_project"] = self._gl.projects.get(self.project_ref, lazy=True)
         if known.get("bot_user_id") is not None:
             self.__dict__["bot_user_id"] = int(known["bot_user_id"])
+        if known.get("bot_committers") is not None:
+            self.__dict__["bot_committers"] = frozenset(str(e) for e in known["bot_committers"])
         for ref, paths in (known.get("trees") or {}).items():
             self._trees[str(ref)] = tuple(str(p) for p in paths)
             self._links[str(ref)] = frozenset(
@@ -402,9 +427,20 @@ class GitLabForge:
         default branch) was not written by the bot."""
         if branch not in self._bot_branches(prefix):
             return None
-        with self._call(f"compare {branch} with the default branch"):
-            data = self._project.repository_compare(self.default_branch(), branch)
-        return any(c.get("author_email") != self.bot_email for c in data.get("commits") or ())
+        return self._foreign_on(branch)
+
+    def _foreign_on(self, branch: str) -> bool:
+        """Does ``branch``, as it is now (not as the MR's last diff saw it: GitLab refreshes an
+        MR's commits asynchronously after a push), carry a commit beyond the default branch
+        that the bot did not write? A branch that is gone carries none."""
+        try:
+            with self._call(f"compare {branch} with the default branch"):
+                data = self._project.repository_compare(self.default_branch(), branch)
+        except ForgePermissionError as exc:
+            if _status(exc) == 404:
+                return False
+            raise
+        return not all(self.is_bot_commit(c) for c in data.get("commits") or ())
 
     def delete_branch(self, branch: str) -> None:
         """Delete a branch of the bot (already gone is fine)."""
@@ -478,10 +514,7 @@ class GitLabForge:
 
     def has_foreign_commits(self, change: ChangeRequest) -> bool:
         """Does the MR's branch carry a commit the bot did not write?"""
-        with self._call(f"list commits of !{change.id}"):
-            mr = self._project.mergerequests.get(change.id, lazy=True)
-            commits = list(mr.commits())
-        return any(getattr(c, "author_email", None) != self.bot_email for c in commits)
+        return self._foreign_on(change.branch)
 
     def _user_ids(self, usernames: Sequence[str]) -> list[int]:
         """GitLab user ids of reviewers; each name is looked up once per forge (per run)."""

@@ -289,6 +289,8 @@ class Api:
             {
                 **self.user_json(user),
                 "email": user.email,
+                "commit_email": user.email,
+                "public_email": None,
                 "bot": user.bot,
                 "is_admin": False,
                 "can_create_project": True,

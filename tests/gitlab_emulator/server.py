@@ -219,6 +219,35 @@ class GitLabEmulator:
             self.api.push_event(project, branch, before, sha, user or self._guest(author))
             return sha
 
+    def amend_as(self, project_id: int, branch: str, files: Mapping[str, str], *, by: str) -> str:
+        """``git commit --amend`` of the head of ``branch`` by ``by`` (a known username) and a
+        force push: the author (name, e-mail) and message stay, the committer is ``by``."""
+        with self._lock:
+            project = self._project(project_id)
+            user = self._user(by)
+            repo = project.repo
+            before = repo.branch_sha(branch)
+            head = repo.commit(before) if before else None
+            if head is None or not head.parents:
+                raise ValueError(f"nothing to amend on {branch!r}")
+            parent = head.parents[0]
+            changed: dict[str, bytes | None] = {
+                path: data
+                for path in repo.files(head.sha)
+                if (data := repo.read(head.sha, path)) != repo.read(parent, path)
+            }
+            changed.update({path: text.encode() for path, text in files.items()})
+            sha = repo.write_commit(
+                parent,
+                changed,
+                head.message,
+                author=Person(head.author_name, head.author_email),
+                committer=Person(user.name, user.email),
+            )
+            repo.set_branch(branch, sha)
+            self.api.push_event(project, branch, before, sha, user)
+            return sha
+
     def add_pipeline(
         self,
         project_id: int,
