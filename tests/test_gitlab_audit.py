@@ -7,10 +7,11 @@ from pathlib import Path
 import pytest
 
 from bot.commands import Actor, Context, dispatch
+from bot.errors import ForgeConflictError
 from bot.forge.gitlab import GitLabForge
 from bot.settings import Settings
 from bot.web_settings import WebSettings
-from tests.gitlab_emulator import DEVELOPER, GitLabEmulator
+from tests.gitlab_emulator import DEVELOPER, MAINTAINER, GitLabEmulator
 from tests.test_gitlab_lifecycle import (
     FRONTEND,
     FRONTEND_FILE,
@@ -111,3 +112,19 @@ def test_a_persons_amend_of_the_bots_commit_is_never_force_pushed_over(
     assert f"foreign-commits  {FRONTEND}" in out
     assert gitlab_emulator.branches(project)[FRONTEND] == amended
     assert "is not updating this branch" in _mr(gitlab_emulator, project, FRONTEND)["description"]
+
+
+def test_a_branch_a_wildcard_rule_protects_is_never_pushed_to(
+    gitlab_emulator: GitLabEmulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """GitLab protects by exact name or by wildcard (``remedy/*``, ``*-stable``); a bot with
+    Maintainer access may push there, so the bot itself must match the rule."""
+    pid = _project(gitlab_emulator, example_files(), tmp_path, monkeypatch)
+    gitlab_emulator.state.projects[pid].protected.append("remedy/security-*")
+    gitlab_emulator.add_member(pid, gitlab_emulator.bot_user_id, MAINTAINER)
+    forge = GitLabForge(gitlab_emulator.url, gitlab_emulator.token, PROJECT, max_retries=0)
+    with pytest.raises(ForgeConflictError, match="protected"):
+        forge.commit_files(FRONTEND, {"x.yaml": "a: 1\n"}, "fix", start_branch="main")
+    assert FRONTEND not in gitlab_emulator.branches(pid)
+    forge.commit_files("remedy/network-policy/x", {"x.yaml": "a: 1\n"}, "fix", start_branch="main")
+    assert "remedy/network-policy/x" in gitlab_emulator.branches(pid)

@@ -17,6 +17,7 @@ Every transient answer is logged (``gitlab-transient``), so retries are visible 
 from __future__ import annotations
 
 import contextlib
+import re
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime
@@ -307,9 +308,19 @@ class GitLabForge:
             )
 
     @cached_property
-    def _protected(self) -> set[str]:
+    def _protected(self) -> tuple[re.Pattern[str], ...]:
+        """The project's protection rules as GitLab matches them: an exact name, or a wildcard
+        where ``*`` stands for any run of characters, ``/`` included (``release/*``,
+        ``*-stable``); nothing else in a rule is special."""
         with self._call("list protected branches"):
-            return {b.name for b in self._project.protectedbranches.list(get_all=True)}
+            names = [str(b.name) for b in self._project.protectedbranches.list(get_all=True)]
+        return tuple(
+            re.compile(".*".join(re.escape(part) for part in name.split("*"))) for name in names
+        )
+
+    def is_protected(self, branch: str) -> bool:
+        """Does a protection rule of the project (exact or wildcard) cover ``branch``?"""
+        return any(rule.fullmatch(branch) for rule in self._protected)
 
     def read_file(self, path: str, ref: str | None = None) -> str | None:
         try:
@@ -374,7 +385,7 @@ class GitLabForge:
     def commit_files(
         self, branch: str, files: Mapping[str, str], message: str, *, start_branch: str
     ) -> str:
-        if branch == self.default_branch() or branch in self._protected:
+        if branch == self.default_branch() or self.is_protected(branch):
             raise ForgeConflictError(
                 f"refusing to push to {branch} of {self.project_ref}: default or protected branch"
             )
