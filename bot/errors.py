@@ -55,9 +55,13 @@ class ForgeConflictError(ForgeError):
 class ForgeTransientError(ForgeError):
     """429, 5xx or a network error: safe to retry with backoff."""
 
-    def __init__(self, message: str, retry_after: float | None = None) -> None:
+    def __init__(
+        self, message: str, retry_after: float | None = None, *, rate_limited: bool = False
+    ) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+        self.rate_limited = rate_limited
+        """GitLab answered 429: every request fails until Retry-After, so a run stops asking."""
 
 
 class ChartError(RemedyError):

@@ -236,6 +236,27 @@ class _Run:
     reviewers: Callable[[ChangeSet], Sequence[str]]
     now: datetime
     decisions: list[SyncDecision] = field(default_factory=list)
+    rate_limited: ForgeTransientError | None = None
+    """Set by GitLab's first 429 that outlasted the retries: the run asks GitLab nothing more
+    (each later change set fails transiently, to be retried), rather than hammer it."""
+
+    def failed(
+        self, key: str, branch: str, exc: RemedyError, change: ChangeRequest | None = None
+    ) -> None:
+        """Record one change set's failure; a 429 stops the run's requests to GitLab."""
+        if isinstance(exc, ForgeTransientError) and exc.rate_limited:
+            self.rate_limited = self.rate_limited or exc
+        self.decide("failed", key, branch, str(exc), change, error=exc)
+
+    def held_by_rate_limit(
+        self, key: str, branch: str, change: ChangeRequest | None = None
+    ) -> bool:
+        """After a 429: record ``key`` as failed (transient) without asking GitLab."""
+        if self.rate_limited is None:
+            return False
+        reason = f"not tried: GitLab is rate limiting the bot ({self.rate_limited})"
+        self.decide("failed", key, branch, reason, change, error=self.rate_limited)
+        return True
 
     def decide(
         self,
@@ -332,13 +353,15 @@ def _propose(
         if only is not None and cs.key not in only:
             continue
         branch = run.settings.branch_prefix + cs.key
+        if run.held_by_rate_limit(cs.key, branch):
+            continue
         try:
             _sync_one(
                 run, cs, existing.get(cs.key, []), branch, default, counts, window_open, requested
             )
         except RemedyError as exc:
             log.warning("change set %s failed: %s", cs.key, exc)
-            run.decide("failed", cs.key, branch, str(exc), error=exc)
+            run.failed(cs.key, branch, exc)
 
 
 def _close_gone(
@@ -367,10 +390,12 @@ def _close_gone(
                     change,
                 )
                 continue
+            if run.held_by_rate_limit(key, change.branch, change):
+                continue
             try:
                 _close_resolved(run, key, change, proven=resolved is not None)
             except RemedyError as exc:
-                run.decide("failed", key, change.branch, str(exc), change, error=exc)
+                run.failed(key, change.branch, exc, change)
 
 
 @dataclass

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from bot.cli import main
 from bot.commands import Actor, Context, dispatch
 from bot.errors import ForgeConflictError
 from bot.forge.gitlab import GitLabForge
@@ -128,3 +129,30 @@ def test_a_branch_a_wildcard_rule_protects_is_never_pushed_to(
     assert FRONTEND not in gitlab_emulator.branches(pid)
     forge.commit_files("remedy/network-policy/x", {"x.yaml": "a: 1\n"}, "fix", start_branch="main")
     assert "remedy/network-policy/x" in gitlab_emulator.branches(pid)
+
+
+def test_rate_limited_mid_run_stops_writing_and_the_next_run_finishes(
+    gitlab_emulator: GitLabEmulator, project: int, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A 429 that outlasts python-gitlab's retries ends the run's requests: every later
+    change set is recorded as failed (transient) without asking GitLab; the branch committed
+    before the 429 is reused by the next run, with no duplicate MR."""
+    gitlab_emulator.inject(
+        status=429, times=1000, retry_after=0, method="POST", path_contains="/merge_requests"
+    )
+    argv = ["run", "--gitlab-url", gitlab_emulator.url, "--project", PROJECT]
+    code = main([*argv, "--token", gitlab_emulator.token])
+    out = capsys.readouterr().out
+    assert code == 3  # transient: try again later
+    posts = [r for r in gitlab_emulator.requests if r[0] == "POST"]
+    mr_posts = [p for _, p in posts if p.endswith("/merge_requests")]
+    commits = [p for _, p in posts if p.endswith("/repository/commits")]
+    assert len(commits) == 1 and mr_posts, posts
+    assert len(mr_posts) <= 6  # one request and python-gitlab's retries, for one change set
+    flat = " ".join(out.split())
+    assert flat.count("GitLab is rate limiting") == flat.count("failed ") - 1 > 0
+    gitlab_emulator._faults.clear()
+    out = run(gitlab_emulator, capsys)
+    assert "failed" not in out
+    branches = [m["source_branch"] for m in gitlab_emulator.merge_requests(project)]
+    assert len(branches) == len(set(branches)) > 1

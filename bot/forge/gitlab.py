@@ -75,7 +75,9 @@ def translate_errors(operation: str, where: str, need: str = "read") -> Iterator
             raise ForgeConflictError(f"{operation} on {where} refused ({code}): {message}") from exc
         if code == 429 or code >= 500:
             raise ForgeTransientError(
-                f"{operation} on {where}: GitLab answered {code}", retry_after=_retry_after(exc)
+                f"{operation} on {where}: GitLab answered {code}",
+                retry_after=_retry_after(exc),
+                rate_limited=code == 429,
             ) from exc
         raise ForgeError(f"{operation} on {where} failed ({code}): {message}") from exc
     except (requests.ConnectionError, requests.Timeout) as exc:
