@@ -519,6 +519,14 @@ def _closed_by_person(run: _Run, change: ChangeRequest) -> bool:
     return not (by_bot is not None and by_bot(change))
 
 
+def _recreate_commanded(run: _Run, change: ChangeRequest) -> bool:
+    """Did the ``recreate`` command (authorized, run with the bot's token) set the recreate
+    label? Anyone who may edit labels can add it by hand, and a recreate drops people's
+    commits: a label the bot did not add is not obeyed."""
+    check = getattr(run.forge, "label_added_by_bot", None)
+    return check is None or bool(check(change, RECREATE_LABEL))
+
+
 def _branch_foreign(run: _Run, branch: str) -> bool:
     check = getattr(run.forge, "branch_has_foreign_commits", None)
     return bool(check is not None and check(branch, run.settings.branch_prefix))
@@ -569,7 +577,7 @@ def _update(run: _Run, cs: ChangeSet, change: ChangeRequest, branch: str, defaul
         change = run.forge.update_change(
             change, labels=[label for label in change.labels if label != IGNORED_LABEL]
         )
-    if RECREATE_LABEL in change.labels:
+    if RECREATE_LABEL in change.labels and _recreate_commanded(run, change):
         # a person asked for it: one commit request rewrites the branch from the default branch
         run.commit(cs, branch, default)
         kept = [

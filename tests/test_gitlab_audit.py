@@ -16,6 +16,7 @@ from tests.gitlab_emulator import DEVELOPER, MAINTAINER, GitLabEmulator
 from tests.test_gitlab_lifecycle import (
     FRONTEND,
     FRONTEND_FILE,
+    _alice_pushes_to_frontend,
     _mr,
     _new_pipeline,
     _project,
@@ -156,3 +157,18 @@ def test_rate_limited_mid_run_stops_writing_and_the_next_run_finishes(
     assert "failed" not in out
     branches = [m["source_branch"] for m in gitlab_emulator.merge_requests(project)]
     assert len(branches) == len(set(branches)) > 1
+
+
+def test_a_recreate_label_a_person_added_by_hand_does_not_drop_commits(
+    gitlab_emulator: GitLabEmulator, project: int, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The label is the `recreate` command's (Developer access, checked); a person who can
+    only edit labels (Reporter) adding it by hand must not make the bot force-push."""
+    run(gitlab_emulator, capsys)
+    mr = _mr(gitlab_emulator, project, FRONTEND)
+    gitlab_emulator.add_user("alice")
+    human = _alice_pushes_to_frontend(gitlab_emulator, project)
+    gitlab_emulator.label_as(project, mr["iid"], add=["kube-remedy::recreate"], by="alice")
+    out = run(gitlab_emulator, capsys)
+    assert f"recreated        {FRONTEND}" not in out
+    assert gitlab_emulator.branches(project)[FRONTEND] == human

@@ -724,3 +724,26 @@ def test_api_commits_are_committed_by_the_tokens_user_with_its_commit_email(
     again = project.commits.get(amended)
     assert again.author_email == "bot@noreply.example"
     assert again.committer_email == "alice@example.com" and again.parent_ids == commit.parent_ids
+
+
+def test_resource_label_events_name_who_added_and_removed_a_label(
+    gitlab_emulator: GitLabEmulator, gitlab_client: gitlab.Gitlab, project: Project
+) -> None:
+    project.branches.create({"branch": "feature", "ref": "main"})
+    _commit(project, "feature", {"README.md": "# f\n"})
+    mr = project.mergerequests.create(
+        {"source_branch": "feature", "target_branch": "main", "title": "t", "labels": "a"}
+    )
+    project.mergerequests.update(mr.iid, {"add_labels": "b", "remove_labels": "a"})
+    gitlab_emulator.add_user("alice")
+    gitlab_emulator.label_as(project.id, mr.iid, add=["c"], by="alice")
+    events = [
+        (e.action, e.label["name"], e.user["username"])
+        for e in project.mergerequests.get(mr.iid, lazy=True).resourcelabelevents.list(get_all=True)
+    ]
+    assert events == [
+        ("add", "a", "kube-remedy"),
+        ("add", "b", "kube-remedy"),
+        ("remove", "a", "kube-remedy"),
+        ("add", "c", "alice"),
+    ]

@@ -525,6 +525,20 @@ class GitLabForge:
         closed_by = change.extra.get("closed_by_id") if change.extra else ""
         return bool(closed_by) and closed_by == str(self.bot_user_id)
 
+    def label_added_by_bot(self, change: ChangeRequest, label: str) -> bool:
+        """Was ``label``'s latest addition to the MR made by the bot (as an authorized command
+        does), not by a person who can edit labels but may not command the bot? Asks GitLab's
+        resource label events, which name who added it."""
+        with self._call(f"read the label events of !{change.id}"):
+            mr = self._project.mergerequests.get(change.id, lazy=True)
+            events = [e.attributes for e in mr.resourcelabelevents.list(iterator=True)]
+        adds = [
+            e
+            for e in events
+            if e.get("action") == "add" and (e.get("label") or {}).get("name") == label
+        ]
+        return bool(adds) and self.identity.is_bot_user(adds[-1].get("user"))
+
     def has_foreign_commits(self, change: ChangeRequest) -> bool:
         """Does the MR's branch carry a commit the bot did not write?"""
         return self._foreign_on(change.branch)

@@ -24,6 +24,7 @@ from .state import (
     AwardEmoji,
     Counter,
     Issue,
+    LabelEvent,
     MergeRequest,
     Note,
     Pipeline,
@@ -891,6 +892,7 @@ class Api:
         )
         p.next_mr_iid += 1
         p.merge_requests[mr.iid] = mr
+        self.record_labels(mr, req.user, [], mr.labels)
         self.mr_event(p, mr, req.user, "open")
         return Response(201, self.mr_json(p, mr))
 
@@ -946,7 +948,9 @@ class Api:
             mr.title = str(params["title"])
         if "description" in params:
             mr.description = str(params["description"] or "")
-        mr.labels = _updated_labels(mr.labels, params)
+        labels = _updated_labels(mr.labels, params)
+        self.record_labels(mr, req.user, mr.labels, labels)
+        mr.labels = labels
         if "assignee_ids" in params:
             mr.assignees = self._users(params["assignee_ids"])
         if "reviewer_ids" in params:
@@ -1015,6 +1019,36 @@ class Api:
             p.repo.delete_branch(mr.source_branch)
         self.push_event(p, mr.target_branch, target, merged, user)
         self.mr_event(p, mr, user, "merge")
+
+    def record_labels(
+        self, mr: MergeRequest, user: User, before: Sequence[str], after: Sequence[str]
+    ) -> None:
+        """Remember label changes for ``resource_label_events``."""
+        for action, names in (
+            ("add", set(after) - set(before)),
+            ("remove", set(before) - set(after)),
+        ):
+            for name in sorted(names):
+                mr.label_events.append(LabelEvent(self.state.ids.next(), user, action, name, now()))
+
+    @route("GET", r"/projects/{id}/merge_requests/(?P<iid>\d+)/resource_label_events")
+    def mr_label_events(self, req: Request, project: str, iid: str) -> Response:
+        """GitLab's resource label events of a merge request, oldest first."""
+        p = self.project(req, project)
+        mr = self.mr(p, iid)
+        events = [
+            {
+                "id": e.id,
+                "user": self.user_json(e.user),
+                "created_at": e.created_at,
+                "resource_type": "MergeRequest",
+                "resource_id": mr.id,
+                "label": {"id": 0, "name": e.label, "color": "#428BCA", "description": None},
+                "action": e.action,
+            }
+            for e in mr.label_events
+        ]
+        return self.page(req, events)
 
     def record_state(self, mr: MergeRequest, user: User, state: str) -> None:
         """Remember a state change for ``resource_state_events``."""

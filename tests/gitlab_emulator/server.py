@@ -410,6 +410,17 @@ class GitLabEmulator:
             self.api.record_state(mr, user, "closed")
             self.api.mr_event(project, mr, user, "close")
 
+    def label_as(self, project_id: int, mr_iid: int, *, by: str, add: Sequence[str] = ()) -> None:
+        """Add labels to an MR as a human would (a Reporter may)."""
+        with self._lock:
+            user = self._user(by)
+            project = self._project(project_id)
+            mr = self.api.mr(project, str(mr_iid))
+            labels = sorted(set(mr.labels) | set(add))
+            self.api.record_labels(mr, user, mr.labels, labels)
+            mr.labels, mr.updated_at = labels, now()
+            self.api.mr_event(project, mr, user, "update")
+
     def reopen_as(self, project_id: int, mr_iid: int, *, by: str) -> None:
         """Reopen a closed MR as a human would."""
         with self._lock:

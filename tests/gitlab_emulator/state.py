@@ -67,6 +67,18 @@ class Note:
 
 
 @dataclass
+class LabelEvent:
+    """One entry of GitLab's resource label events: who added or removed a label, when."""
+
+    id: int
+    user: User
+    action: str
+    """add | remove"""
+    label: str
+    created_at: str
+
+
+@dataclass
 class StateEvent:
     """One entry of GitLab's resource state events: who closed, reopened or merged it, when."""
 
@@ -104,6 +116,7 @@ class MergeRequest:
     notes: list[Note] = field(default_factory=list)
     awards: list[AwardEmoji] = field(default_factory=list)
     state_events: list[StateEvent] = field(default_factory=list)
+    label_events: list[LabelEvent] = field(default_factory=list)
 
 
 @dataclass
