@@ -25,6 +25,13 @@ if TYPE_CHECKING:
     from fixers.policy import FixContext
 
 
+PRIVILEGED = (
+    "{} is privileged: Kubernetes runs a privileged container Unconfined whatever profile "
+    "it names (https://kubernetes.io/docs/reference/node/seccomp/), so RuntimeDefault takes "
+    "effect only once privileged is dropped"
+)
+
+
 def _profile_type(profile: Any) -> str | None:
     if isinstance(profile, Mapping):
         kind = profile.get("type")
@@ -66,6 +73,10 @@ class SeccompProfile(ContainerFixer):
         if effective is not None:
             return None
         path = container.path("securityContext", "seccompProfile")
+        if container.get("securityContext", "privileged") is True:
+            return ContainerFix(
+                (Set(path, {"type": "RuntimeDefault"}),), notes=(PRIVILEGED.format(container.name),)
+            )
         return ContainerFix((Set(path, {"type": "RuntimeDefault"}),))
 
     def closing_notes(
