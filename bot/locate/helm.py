@@ -2369,29 +2369,19 @@ class HelmTarget:
             if edit.path and edit.path[0] == POST_RENDER:
                 post.append(edit)
                 continue
-            placed = self._release_place(edit.path, overlay)
-            if placed is None:
-                link, prefix, doc_index, why = self._file_for(edit.path, overlay)
-                where = (*prefix, *edit.path)
-            else:
-                link, where, doc_index, why = placed
-            relpath = real_relpath(self.index.root, link)  # a link is fixed at its target
-            if relpath != link:
-                why, linked[relpath] = f"{why} (through the symlink {link})", link
-            if isinstance(edit, AppendUnique):
-                edit = self._append_in(edit, overlay.read(relpath), where, doc_index, overlay)
-            moved = dataclasses.replace(edit, path=where)
-            groups.setdefault((relpath, doc_index), []).append(moved)
-            whys.setdefault(relpath, why)
-        for (relpath, doc_index), file_edits in groups.items():
-            text = overlay.read(relpath)
-            if text is None:
-                raise RepositoryError(f"values file {relpath} does not exist")
-            _refuse_stale_comments(relpath, text, doc_index, file_edits)
-            try:
-                overlay.write(relpath, apply_values_edits(text, file_edits, doc_index))
-            except EditError as exc:
-                raise RepositoryError(f"cannot edit {relpath}: {exc}") from exc
+            self._group(edit, overlay, groups, whys, linked)
+        originals = self._write_groups(groups, overlay, {})
+        kept = self._kept_beside(values_edits, before, overlay)
+        if kept:
+            for edit in kept:
+                self._group(edit, overlay, groups, whys, linked)
+            self._write_groups(groups, overlay, originals)
+            said = ", ".join(".".join(map(str, e.path)) for e in kept)
+            first_file = next(iter(whys))
+            whys[first_file] += (
+                f"; kept what the chart rendered there before ({said}): it renders its own "
+                "defaults for that mapping only while the values key is empty"
+            )
         if post:
             relpath, why = self._write_post_render(post, overlay)
             whys[relpath] = f"{whys[relpath]}; {why}" if relpath in whys else why
@@ -2455,6 +2445,99 @@ class HelmTarget:
             "; ".join(f"{p}: {w}" for p, w in whys.items()) or self.location.why,
             chart_source=self.location.chart_source,
         )
+
+    def _group(
+        self,
+        edit: Edit,
+        overlay: FileOverlay,
+        groups: dict[tuple[str, int], list[Edit]],
+        whys: dict[str, str],
+        linked: dict[str, str],
+    ) -> None:
+        """Place a values edit in the file and document it lands in (``groups``), with why."""
+        placed = self._release_place(edit.path, overlay)
+        if placed is None:
+            link, prefix, doc_index, why = self._file_for(edit.path, overlay)
+            where = (*prefix, *edit.path)
+        else:
+            link, where, doc_index, why = placed
+        relpath = real_relpath(self.index.root, link)  # a link is fixed at its target
+        if relpath != link:
+            why, linked[relpath] = f"{why} (through the symlink {link})", link
+        if isinstance(edit, AppendUnique):
+            edit = self._append_in(edit, overlay.read(relpath), where, doc_index, overlay)
+        moved = dataclasses.replace(edit, path=where)
+        groups.setdefault((relpath, doc_index), []).append(moved)
+        whys.setdefault(relpath, why)
+
+    def _write_groups(
+        self,
+        groups: Mapping[tuple[str, int], list[Edit]],
+        overlay: FileOverlay,
+        originals: Mapping[str, str],
+    ) -> dict[str, str]:
+        """Write each group's edits into its values file (from ``originals``' text where it
+        has the file: a second write starts again from the first's); the texts written on."""
+        texts: dict[str, str] = {}
+        for (relpath, doc_index), file_edits in groups.items():
+            text = originals.get(relpath) if relpath in originals else overlay.read(relpath)
+            if relpath in texts:
+                text = overlay.read(relpath)  # a second document of the same file
+            if text is None:
+                raise RepositoryError(f"values file {relpath} does not exist")
+            texts.setdefault(relpath, text)
+            _refuse_stale_comments(relpath, text, doc_index, file_edits)
+            try:
+                overlay.write(relpath, apply_values_edits(text, file_edits, doc_index))
+            except EditError as exc:
+                raise RepositoryError(f"cannot edit {relpath}: {exc}") from exc
+        return texts
+
+    def _kept_beside(
+        self,
+        edits: Sequence[Edit],
+        before: Mapping[tuple[Any, ...], RenderedDoc] | None,
+        overlay: FileOverlay,
+    ) -> list[Set]:
+        """Values edits that keep what this resource rendered beside a written key and lost
+        with the write: a template that renders its own defaults for a mapping only while the
+        values key feeding it is empty (``{{ if .Values.x }}{{ toYaml .Values.x }}{{ else }}
+        defaults{{ end }}``) renders one key alone once a fix writes it; each key the mapping
+        had is written with it, as rendered before."""
+        old = before.get(self.doc.ident) if before is not None else None
+        if old is None:
+            return []
+        try:
+            new = pod_specs(self.render_all(overlay)).get(self.doc.ident)
+        except RemedyError:
+            return []  # verification re-renders and says why
+        if new is None:
+            return []
+        written = [e.path for e in edits if isinstance(e, Set | Remove)]
+        kept: dict[YamlPath, Set] = {}
+        for edit in edits:
+            if not isinstance(edit, Set) or not edit.path or edit.path[0] == POST_RENDER:
+                continue
+            for asked, fields in self.asked.items():
+                if edit.path[: len(asked)] != asked:
+                    continue
+                for rendered in fields:
+                    # The deepest mapping both paths end in the same keys below.
+                    if not asked or not rendered or asked[-1] != rendered[-1]:
+                        continue
+                    key, mapping = asked[:-1], rendered[:-1]
+                    had, has = lookup(old.document, mapping), lookup(new.document, mapping)
+                    if not key or not isinstance(had, Mapping):
+                        continue
+                    has = has if isinstance(has, Mapping) else {}
+                    for name, value in had.items():
+                        path = (*key, str(name))
+                        if name in has or any(
+                            w[: len(path)] == path or path[: len(w)] == w for w in written
+                        ):
+                            continue
+                        kept.setdefault(path, Set(path, copy.deepcopy(value)))
+        return list(kept.values())
 
     def _collateral(
         self,

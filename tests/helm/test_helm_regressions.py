@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import yaml
+
 from bot.plan import build_plan
 from bot.sources.base import Report
 from bot.verify import newly_failing
@@ -33,14 +35,14 @@ spec:
 """
 
 
-def _chart(root: Path) -> None:
+def _chart(root: Path, template: str = DEPLOYMENT) -> None:
     chart = root / "charts" / "plugin"
     (chart / "templates").mkdir(parents=True)
     (chart / "Chart.yaml").write_text("apiVersion: v2\nname: plugin\nversion: 0.1.0\n")
     (chart / "values.yaml").write_text(
         "# the template renders safe defaults while empty\nsecurityContext: {}\n"
     )
-    (chart / "templates" / "deployment.yaml").write_text(DEPLOYMENT)
+    (chart / "templates" / "deployment.yaml").write_text(template)
 
 
 def _finding(control: str) -> Finding:
@@ -51,11 +53,34 @@ def _finding(control: str) -> Finding:
     )
 
 
-def test_a_fix_that_empties_the_charts_own_defaults_is_refused(tmp_path: Path) -> None:
+def test_a_fix_under_a_key_the_chart_renders_defaults_for_keeps_them(tmp_path: Path) -> None:
     """The NVIDIA device plugin's and Vault's charts render allowPrivilegeEscalation: false
-    and drop ALL only while their securityContext value is empty: a seccomp fix that fills
-    it would drop both. It is refused with the controls it would break."""
+    and drop ALL only while their securityContext value is empty: a seccomp fix that fills it
+    writes those two beside it, as the chart rendered them, and says why."""
     _chart(tmp_path)
+    plan = build_plan(Report("kubescape", "test", (_finding("C-0210"),)), tmp_path)
+    assert not plan.unfixable
+    (change_set,) = plan.change_sets
+    (values,) = change_set.files
+    written = yaml.safe_load(values.after)["securityContext"]
+    assert written == {
+        "seccompProfile": {"type": "RuntimeDefault"},
+        "allowPrivilegeEscalation": False,
+        "capabilities": {"drop": ["ALL"]},
+    }
+    (fix,) = change_set.fixes
+    assert "kept what the chart rendered there before" in fix.location.why
+    assert "securityContext.allowPrivilegeEscalation" in fix.location.why
+
+
+def test_a_fix_that_empties_the_charts_own_defaults_is_refused(tmp_path: Path) -> None:
+    """A template that, once the key is set, renders only the part it picks from it cannot
+    keep its defaults through values: the fix is refused with the controls it would break."""
+    picks = DEPLOYMENT.replace(
+        "{{- toYaml .Values.securityContext | nindent 12 }}",
+        "seccompProfile: {{- toYaml .Values.securityContext.seccompProfile | nindent 14 }}",
+    )
+    _chart(tmp_path, picks)
     plan = build_plan(Report("kubescape", "test", (_finding("C-0210"),)), tmp_path)
     assert not plan.change_sets
     (refused,) = plan.unfixable
