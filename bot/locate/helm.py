@@ -2371,17 +2371,6 @@ class HelmTarget:
                 continue
             self._group(edit, overlay, groups, whys, linked)
         originals = self._write_groups(groups, overlay, {})
-        kept = self._kept_beside(values_edits, before, overlay)
-        if kept:
-            for edit in kept:
-                self._group(edit, overlay, groups, whys, linked)
-            self._write_groups(groups, overlay, originals)
-            said = ", ".join(".".join(map(str, e.path)) for e in kept)
-            first_file = next(iter(whys))
-            whys[first_file] += (
-                f"; kept what the chart rendered there before ({said}): it renders its own "
-                "defaults for that mapping only while the values key is empty"
-            )
         if post:
             relpath, why = self._write_post_render(post, overlay)
             whys[relpath] = f"{whys[relpath]}; {why}" if relpath in whys else why
@@ -2402,6 +2391,18 @@ class HelmTarget:
             whys[exposure.template] = (
                 f"chart {self.deployment.chart.name} lives in this repository and had no values "
                 f"key for {exposure.field}; the template now reads .Values.{key}"
+            )
+        # Once everything is written: the render it takes is the one `_collateral` compares.
+        kept = self._kept_beside(values_edits, before, overlay)
+        if kept:
+            for edit in kept:
+                self._group(edit, overlay, groups, whys, linked)
+            self._write_groups(groups, overlay, originals)
+            said = ", ".join(".".join(map(str, e.path)) for e in kept)
+            first_file = next(iter(whys))
+            whys[first_file] += (
+                f"; kept what the chart rendered there before ({said}): it renders its own "
+                "defaults for that mapping only while the values key is empty"
             )
         if self._switch_why:
             for relpath in whys:
